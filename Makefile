@@ -1,0 +1,112 @@
+# Shoal: a plain GNU Makefile. `make` builds bin/shoal-router, bin/shoal-node
+# and bin/shoalctl; `make test` installs what is missing, builds and runs
+# every test; `make asan` builds with AddressSanitizer + UBSan into
+# build-asan/ and runs the unit tests there; `make run` starts a demo cluster.
+
+CC       ?= cc
+BUILD    ?= build
+BINDIR   ?= bin
+PKGS     := lmdb libzmq libprotobuf-c libcares openssl libevent \
+            libevent_openssl libconfig libsystemd
+CPPFLAGS += -I. -I$(BUILD) -D_GNU_SOURCE
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter \
+            -fno-strict-aliasing -MMD -MP
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcrypt -lpthread
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+PROTOS     := $(wildcard proto/*.proto)
+PROTO_C    := $(PROTOS:%.proto=$(BUILD)/%.pb-c.c)
+PROTO_H    := $(PROTOS:%.proto=$(BUILD)/%.pb-c.h)
+
+LIB_SRC    := $(wildcard lib/*.c) $(PROTO_C)
+ROUTER_SRC := $(filter-out router/main.c,$(wildcard router/*.c))
+NODE_SRC   := $(filter-out node/main.c,$(wildcard node/*.c))
+CLI_SRC    := $(filter-out cli/main.c,$(wildcard cli/*.c))
+
+LIB_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(LIB_SRC)))
+ROUTER_OBJ := $(ROUTER_SRC:%.c=$(BUILD)/%.o)
+NODE_OBJ   := $(NODE_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+BINS := $(BINDIR)/shoal-router $(BINDIR)/shoal-node $(BINDIR)/shoalctl
+
+.PHONY: all deps test unit e2e asan run clean fuzz format
+all: $(BINS) $(UNIT_BIN)
+
+deps:
+	@bash deploy/install-deps.sh
+
+# Generated protobuf-c code lives in $(BUILD)/proto, never in the tree.
+$(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
+	@mkdir -p $(BUILD)/proto
+	protoc-c -I. --c_out=$(BUILD) $<
+
+# Every object may include generated headers.
+$(BUILD)/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+# protobuf-c's generated code is not ours to make -Wextra clean.
+$(BUILD)/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c
+	$(CC) $(CPPFLAGS) $(filter-out -Werror,$(CFLAGS)) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libshoal.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/librouter.a: $(ROUTER_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/libnode.a: $(NODE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/libcli.a: $(CLI_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BINDIR)/shoal-router: $(BUILD)/router/main.o $(BUILD)/librouter.a $(BUILD)/libshoal.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BINDIR)/shoal-node: $(BUILD)/node/main.o $(BUILD)/libnode.a $(BUILD)/libshoal.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+$(BINDIR)/shoalctl: $(BUILD)/cli/main.o $(BUILD)/libcli.a $(BUILD)/libshoal.a
+	@mkdir -p $(BINDIR)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Unit tests link every library; each test_x.c holds one Check suite.
+$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/check_helpers.h \
+		$(BUILD)/librouter.a $(BUILD)/libnode.a $(BUILD)/libcli.a $(BUILD)/libshoal.a | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -o $@ $< \
+		$(BUILD)/librouter.a $(BUILD)/libnode.a $(BUILD)/libcli.a $(BUILD)/libshoal.a \
+		$(PKG_LIBS) $(CHECK_LIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/run.sh
+
+unit: all
+	@bash tests/run.sh unit
+
+e2e: all
+	@bash tests/run.sh e2e
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan BINDIR=build-asan/bin \
+		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" all
+	@SHOAL_BUILD=build-asan SHOAL_BIN=build-asan/bin bash tests/run.sh unit
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@bash deploy/local/cluster.sh run
+
+format:
+	clang-format -i $(wildcard lib/*.[ch] router/*.[ch] node/*.[ch] cli/*.[ch] tests/unit/*.[ch])
+
+clean:
+	rm -rf build build-asan bin
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,159 @@
+/* The cluster configuration (libconfig syntax), as ../shared/DESIGN.md
+ * defines it. One file describes the whole cluster; every program reads it.
+ *
+ * Keys are declared in a table (name, type, default, min, max) in config.c.
+ * An unknown key, a wrong type or a value out of range is an error naming the
+ * file, the line and the full key path. Every key has a default except
+ * `nodes`. Durations are whole seconds unless the key ends in _ms.
+ * Handles untrusted input: the file may be anything. */
+#ifndef SHOAL_CONFIG_H
+#define SHOAL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum cfg_tls {
+	CFG_TLS_DEFAULT = 0,   /* listener: STARTTLS iff tls_cert is set */
+	CFG_TLS_NONE,          /* "none" */
+	CFG_TLS_STARTTLS,      /* "starttls" */
+	CFG_TLS_IMPLICIT,      /* "implicit" (listeners only) */
+	CFG_TLS_REQUIRED,      /* "required" (delivery routes and limits) */
+	CFG_TLS_OPPORTUNISTIC, /* "opportunistic" (delivery, the default) */
+};
+
+enum cfg_auth {
+	CFG_AUTH_OPTIONAL = 0, /* "optional" */
+	CFG_AUTH_REQUIRED,     /* "required" */
+	CFG_AUTH_NONE,         /* "none": AUTH not offered */
+};
+
+enum cfg_bare_lf {
+	CFG_BARE_LF_REJECT = 0, /* "reject" */
+	CFG_BARE_LF_NORMALIZE,  /* "normalize" */
+};
+
+enum cfg_repl_mode {
+	CFG_REPL_SYNC = 0, /* "sync" */
+	CFG_REPL_ASYNC,    /* "async" */
+	CFG_REPL_NONE,     /* "none" */
+};
+
+enum cfg_log_format {
+	CFG_LOG_LOGFMT = 0, /* "logfmt" */
+	CFG_LOG_JSON,       /* "json" */
+};
+
+struct cfg_node {
+	char *id;           /* required, unique */
+	char *endpoint;     /* required, ZeroMQ endpoint, e.g. tcp://127.0.0.1:7101 */
+	char *peer;         /* id of another node, or NULL for none */
+	char *data_dir;     /* required */
+	char *metrics;      /* host:port or NULL */
+	uint64_t map_size;  /* LMDB map size in bytes, default 16 GiB */
+};
+
+struct cfg_listen {
+	char *address;      /* required, "host:port" or "[v6]:port" */
+	enum cfg_tls tls;
+	enum cfg_auth auth;
+	bool proxy_protocol;
+};
+
+struct cfg_dkim {
+	char *domain;
+	char *selector;
+	char *key_file;
+};
+
+struct cfg_route {
+	char *domain;       /* required */
+	char *host;         /* required, host:port */
+	enum cfg_tls tls;   /* default opportunistic */
+};
+
+struct cfg_limit {
+	char *domain;              /* "*" for the default */
+	uint32_t max_connections;  /* default 20 */
+	uint32_t max_msgs_per_conn; /* default 100 */
+	double max_msgs_per_sec;   /* 0 = unlimited */
+	enum cfg_tls tls;          /* default opportunistic */
+};
+
+struct config {
+	char *path;
+
+	struct {
+		char *name;          /* default "shoal" */
+		uint32_t shards;     /* default 256, 1..65536 */
+	} cluster;
+
+	struct cfg_node *nodes;
+	size_t n_nodes;
+
+	struct {
+		char *hostname;       /* default: gethostname() */
+		struct cfg_listen *listen;
+		size_t n_listen;      /* default: one listener on 127.0.0.1:2525 */
+		char *tls_cert, *tls_key;
+		char **relay_networks; /* default 127.0.0.0/8, ::1/128 */
+		size_t n_relay_networks;
+		char *users_file;
+		uint64_t max_message_size; /* default 52428800 */
+		uint32_t max_recipients;   /* default 1000 */
+		char *metrics;
+		struct cfg_dkim *dkim;
+		size_t n_dkim;
+		enum cfg_bare_lf bare_lf;  /* default reject */
+		uint32_t max_sessions;     /* default 10000 */
+		uint32_t max_errors;       /* default 20 per session */
+		uint32_t idle_timeout;     /* seconds, default 300 (RFC 5321 4.5.3.2.7) */
+		uint32_t session_timeout;  /* seconds, default 3600 */
+		uint32_t node_timeout_ms;  /* default 10000 */
+	} router;
+
+	struct {
+		char *helo_name;           /* default: router.hostname */
+		char **dns_servers;
+		size_t n_dns_servers;
+		uint32_t smtp_port;        /* default 25 */
+		uint32_t *retry_schedule;  /* seconds */
+		size_t n_retry_schedule;   /* default 60,300,900,1800,3600,7200,14400 */
+		uint32_t max_queue_lifetime; /* seconds, default 432000 */
+		struct cfg_route *routes;
+		size_t n_routes;
+		struct cfg_limit *limits;
+		size_t n_limits;           /* default: one "*" entry */
+	} delivery;
+
+	struct {
+		enum cfg_repl_mode mode;   /* default sync */
+		uint32_t heartbeat_ms;     /* default 500 */
+		uint32_t failover_after_ms; /* default 3000 */
+		uint32_t peer_timeout_ms;  /* default 2000 */
+		bool require_peer;         /* default false */
+	} replication;
+
+	struct {
+		char *level;               /* default "info" */
+		enum cfg_log_format format; /* default logfmt */
+		char *debug;               /* subsystems, default "" */
+	} log;
+};
+
+/* Read and check a config file. Returns 0 and sets *out (free it with
+ * config_free()), or SHOAL_E_CONFIG / -errno with a message such as
+ * "shoal.conf:12: router.max_recipients: expected an integer" written to
+ * err (always NUL-terminated). Cross-checks: node ids unique, peers name
+ * existing nodes, a peer's peer is the node itself. */
+int config_load(const char *path, struct config **out, char *err,
+		size_t errlen);
+
+/* config_free(NULL) does nothing. */
+void config_free(struct config *cfg);
+
+/* The node with this id, or NULL. Valid while cfg lives. */
+const struct cfg_node *config_find_node(const struct config *cfg,
+					const char *id);
+
+#endif

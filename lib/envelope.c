@@ -1,0 +1,65 @@
+/* Envelope checks for data received from another process. */
+#include "lib/envelope.h"
+
+#include <errno.h>
+#include <string.h>
+
+static int
+envelope_str_ok(const char *s, size_t max)
+{
+	return s != NULL && strnlen(s, max + 1) <= max;
+}
+
+int
+envelope_validate(const Shoal__Envelope *env, const char **why)
+{
+	if (env == NULL) {
+		*why = "no envelope";
+		return -EPROTO;
+	}
+	if (!envelope_str_ok(env->mail_from, ENVELOPE_ADDR_MAX)) {
+		*why = "sender too long";
+		return -EPROTO;
+	}
+	if (env->n_rcpts == 0 || env->n_rcpts > ENVELOPE_RCPTS_MAX) {
+		*why = "recipient count out of range";
+		return -EPROTO;
+	}
+	for (size_t i = 0; i < env->n_rcpts; i++) {
+		const Shoal__Recipient *r = env->rcpts[i];
+
+		if (r->address[0] == '\0' ||
+		    !envelope_str_ok(r->address, ENVELOPE_ADDR_MAX) ||
+		    !envelope_str_ok(r->orcpt, ENVELOPE_TEXT_MAX) ||
+		    !envelope_str_ok(r->last_reply, ENVELOPE_TEXT_MAX) ||
+		    r->notify > 15) {
+			*why = "bad recipient";
+			return -EPROTO;
+		}
+		if ((unsigned)r->state > SHOAL__RCPT_STATE__RCPT_BOUNCED) {
+			*why = "bad recipient state";
+			return -EPROTO;
+		}
+	}
+	if ((unsigned)env->ret > SHOAL__RET__RET_HDRS ||
+	    (unsigned)env->body > SHOAL__BODY_TYPE__BODY_BINARYMIME) {
+		*why = "bad enum value";
+		return -EPROTO;
+	}
+	if (!envelope_str_ok(env->envid, 100) ||
+	    !envelope_str_ok(env->client_addr, ENVELOPE_TEXT_MAX) ||
+	    !envelope_str_ok(env->helo, ENVELOPE_TEXT_MAX) ||
+	    !envelope_str_ok(env->auth_user, ENVELOPE_TEXT_MAX)) {
+		*why = "field too long";
+		return -EPROTO;
+	}
+	return 0;
+}
+
+const char *
+envelope_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : "";
+}

@@ -1,0 +1,22 @@
+/* Checks on envelopes that cross a process boundary (proto/queue.proto
+ * Envelope). A node runs every envelope it receives through
+ * envelope_validate() before storing it; nothing else trusts the peer. */
+#ifndef SHOAL_ENVELOPE_H
+#define SHOAL_ENVELOPE_H
+
+#include <stddef.h>
+
+#include "proto/queue.pb-c.h"
+
+#define ENVELOPE_RCPTS_MAX 100000  /* far above any max_recipients */
+#define ENVELOPE_ADDR_MAX 320      /* RFC 5321 4.5.3.1: 64 + 1 + 255 */
+#define ENVELOPE_TEXT_MAX 1024     /* helo, client, orcpt, replies */
+
+/* Returns 0, or -EPROTO with a static reason in *why. */
+int envelope_validate(const Shoal__Envelope *env, const char **why);
+
+/* The domain of a mailbox (after the last '@'), or "" when it has none.
+ * Points into addr. */
+const char *envelope_domain(const char *addr);
+
+#endif

@@ -1,0 +1,41 @@
+/* The shard map: for each virtual shard its primary node and replica, with
+ * an epoch that only grows. Helpers shared by routers, nodes and shoalctl.
+ * Maps are protobuf-c messages (proto/queue.proto ShardMap); every map
+ * these functions return is freed with shardmap_free(). */
+#ifndef SHOAL_SHARDMAP_H
+#define SHOAL_SHARDMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/config.h"
+#include "proto/queue.pb-c.h"
+
+/* The first map of a cluster, from the config: epoch 1, nodes in config
+ * order, shard s owned by nodes[s % n] with that node's peer as replica.
+ * Caller frees with shardmap_free(). */
+Shoal__ShardMap *shardmap_derive(const struct config *cfg);
+
+/* Unpack and check a map received from a peer or read from disk. Returns
+ * the map (caller frees with shardmap_free()) or NULL when it is malformed:
+ * epoch 0, shard count not equal to `shards`, a primary or replica that is
+ * not among its nodes, over-long strings. */
+Shoal__ShardMap *shardmap_unpack(const void *data, size_t len,
+				 uint32_t shards);
+
+/* Pack into a new buffer (caller frees with free()). */
+void *shardmap_pack(const Shoal__ShardMap *m, size_t *len);
+
+/* A deep copy (caller frees with shardmap_free()). */
+Shoal__ShardMap *shardmap_dup(const Shoal__ShardMap *m);
+
+/* shardmap_free(NULL) does nothing. */
+void shardmap_free(Shoal__ShardMap *m);
+
+/* The node entry with this id, or NULL. Valid while m lives. */
+const Shoal__NodeInfo *shardmap_node(const Shoal__ShardMap *m, const char *id);
+
+/* The primary's id for a shard, or NULL when shard is out of range. */
+const char *shardmap_primary(const Shoal__ShardMap *m, uint32_t shard);
+
+#endif

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Run the test suites and print, as the very last line, "N passed, N failed"
+# over all of them. `tests/run.sh` runs unit then e2e; `tests/run.sh unit`
+# or `tests/run.sh e2e` runs one kind. SHOAL_BUILD / SHOAL_BIN pick the
+# build (the asan build sets them).
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${SHOAL_BUILD:-build}
+export SHOAL_BIN=${SHOAL_BIN:-bin}
+what=${1:-all}
+passed=0
+failed=0
+
+run_unit() {
+	local t out line checks fails errs
+	for t in "$BUILD"/tests/test_*; do
+		[ -x "$t" ] || continue
+		out=$("$t" 2>&1)
+		echo "$out" | grep -E '^[0-9]+%: Checks|:[EF]:' || true
+		line=$(echo "$out" | grep -E '^[0-9]+%: Checks:' | tail -n 1)
+		if [ -z "$line" ]; then
+			echo "unit: $(basename "$t"): no result (crashed?)"
+			echo "$out" | tail -n 20
+			failed=$((failed + 1))
+			continue
+		fi
+		checks=$(echo "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
+		fails=$(echo "$line" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
+		errs=$(echo "$line" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
+		passed=$((passed + checks - fails - errs))
+		failed=$((failed + fails + errs))
+	done
+}
+
+run_e2e() {
+	local out line
+	out=$(mktemp)
+	python3 tests/e2e/runner.py 2>&1 | tee "$out"
+	line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	if [ -z "$line" ]; then
+		echo "e2e: runner produced no result"
+		failed=$((failed + 1))
+	else
+		passed=$((passed + $(echo "$line" | sed -E 's/e2e: ([0-9]+) passed.*/\1/')))
+		failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')))
+	fi
+	rm -f "$out"
+}
+
+case "$what" in
+unit) run_unit ;;
+e2e) run_e2e ;;
+all) run_unit; run_e2e ;;
+*) echo "usage: tests/run.sh [unit|e2e|all]" >&2; exit 2 ;;
+esac
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
