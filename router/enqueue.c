@@ -1,0 +1,493 @@
+/* Router-to-node client. One DEALER socket per node (ZMQ_IMMEDIATE, so a
+ * message is never queued for a node that is not connected: the session
+ * gets a 4xx at once instead of a late, duplicate delivery). Bodies are
+ * sent zero-copy: libzmq holds a reference until its I/O thread is done.
+ * Handles untrusted input: replies are validated before use. */
+#include "router/enqueue.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/err.h"
+#include "lib/idmap.h"
+#include "lib/log.h"
+#include "lib/qid.h"
+#include "lib/shardmap.h"
+#include "lib/wire.h"
+#include "lib/xmalloc.h"
+#include "lib/zsock.h"
+#include "proto/router_node.pb-c.h"
+
+#define ENQ_REDIRECTS_MAX 3       /* wrong-epoch / not-owner resends */
+#define ENQ_MAP_RETRY_MS 100      /* map fetch retry while we have none */
+
+/* A body shared between us and libzmq's I/O thread. */
+struct enq_body {
+	atomic_int refs;
+	char *data;
+	size_t len;
+};
+
+struct enq_conn {
+	char *id;
+	char *endpoint;
+	struct zsock *zs;
+	struct enqueue *e;
+};
+
+struct enq_req {
+	struct enqueue *e;
+	uint64_t id;
+	char qid[QID_LEN + 1];
+	uint32_t shard;
+	void *env;                /* packed Envelope */
+	size_t env_len;
+	struct enq_body *body;
+	enqueue_done_fn done;
+	void *arg;
+	int redirects;
+	int result;               /* set before a deferred completion */
+	struct event timer;
+};
+
+struct enqueue {
+	struct event_base *base;
+	const struct config *cfg;
+	void *zctx;
+	struct enq_conn *conns;
+	size_t n_conns;
+	Shoal__ShardMap *map;
+	struct idmap *pending;
+	uint64_t next_id;
+	char router_id[96];
+	enqueue_ready_fn ready;
+	void *ready_arg;
+	struct event *map_timer;
+	uint64_t map_request_id;
+};
+
+static void
+enq_body_unref(struct enq_body *b)
+{
+	if (atomic_fetch_sub(&b->refs, 1) == 1) {
+		free(b->data);
+		free(b);
+	}
+}
+
+/* libzmq's free callback, run on its I/O thread. */
+static void
+enq_body_zmq_free(void *data, void *hint)
+{
+	(void)data;
+	enq_body_unref(hint);
+}
+
+static void
+enq_req_free(struct enq_req *r)
+{
+	event_del(&r->timer);
+	free(r->env);
+	if (r->body)
+		enq_body_unref(r->body);
+	free(r);
+}
+
+/* Finish a request: out of the table, callback, gone. */
+static void
+enq_req_finish(struct enq_req *r, int result)
+{
+	idmap_del(r->e->pending, r->id);
+	r->done(result, r->arg);
+	enq_req_free(r);
+}
+
+static void
+enq_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct enq_req *r = arg;
+
+	(void)fd;
+	(void)what;
+	if (r->result == 0) {
+		log_warn("qid=%s event=node_timeout shard=%u timeout_ms=%u",
+			 r->qid, r->shard, r->e->cfg->router.node_timeout_ms);
+		r->result = -ETIMEDOUT;
+	}
+	enq_req_finish(r, r->result);
+}
+
+/* Complete from the loop, not from inside the caller's stack. */
+static void
+enq_req_fail_soon(struct enq_req *r, int result)
+{
+	struct timeval now = { 0, 0 };
+
+	r->result = result;
+	event_del(&r->timer);
+	event_add(&r->timer, &now);
+}
+
+static struct enq_conn *
+enq_conn_find(struct enqueue *e, const char *id)
+{
+	for (size_t i = 0; i < e->n_conns; i++)
+		if (strcmp(e->conns[i].id, id) == 0)
+			return &e->conns[i];
+	return NULL;
+}
+
+static void enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes,
+		       void *arg);
+
+static struct enq_conn *
+enq_conn_add(struct enqueue *e, const char *id, const char *endpoint)
+{
+	int64_t max = WIRE_META_MAX;
+	int one = 1;
+	struct enq_conn *c;
+
+	e->conns = xrealloc(e->conns, (e->n_conns + 1) * sizeof(*e->conns));
+	c = &e->conns[e->n_conns];
+	c->id = xstrdup(id);
+	c->endpoint = xstrdup(endpoint);
+	c->e = e;
+	c->zs = zsock_new(e->base, e->zctx, ZMQ_DEALER, max, enq_on_msg, NULL,
+			  e);
+	if (c->zs == NULL) {
+		free(c->id);
+		free(c->endpoint);
+		return NULL;
+	}
+	zmq_setsockopt(zsock_raw(c->zs), ZMQ_IMMEDIATE, &one, sizeof(one));
+	if (zsock_connect(c->zs, endpoint) != 0) {
+		zsock_free(c->zs);
+		free(c->id);
+		free(c->endpoint);
+		return NULL;
+	}
+	e->n_conns++;
+	/* conns moved: the zsock callbacks carry e, not c, so that is fine */
+	return c;
+}
+
+/* The connection for a node of the current map, made on first use. */
+static struct enq_conn *
+enq_conn_for(struct enqueue *e, const char *id)
+{
+	struct enq_conn *c = enq_conn_find(e, id);
+	const Shoal__NodeInfo *ni;
+
+	if (c)
+		return c;
+	ni = e->map ? shardmap_node(e->map, id) : NULL;
+	if (ni == NULL)
+		return NULL;
+	return enq_conn_add(e, ni->id, ni->endpoint);
+}
+
+static int
+enq_send(struct enqueue *e, struct enq_req *r)
+{
+	Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
+	Shoal__EnqueueRequest eq = SHOAL__ENQUEUE_REQUEST__INIT;
+	Shoal__Envelope *env;
+	struct enq_conn *c;
+	const char *owner;
+	unsigned char *packed;
+	size_t len;
+	zmq_msg_t body;
+	int rc;
+
+	owner = shardmap_primary(e->map, r->shard);
+	c = owner ? enq_conn_for(e, owner) : NULL;
+	if (c == NULL)
+		return -EAGAIN;
+	env = shoal__envelope__unpack(NULL, r->env_len, r->env);
+	if (env == NULL)
+		return -EIO;
+	eq.qid = r->qid;
+	eq.shard = r->shard;
+	eq.envelope = env;
+	req.request_id = r->id;
+	req.epoch = e->map->epoch;
+	req.router_id = e->router_id;
+	req.body_case = SHOAL__ROUTER_REQUEST__BODY_ENQUEUE;
+	req.enqueue = &eq;
+	len = shoal__router_request__get_packed_size(&req);
+	packed = xmalloc(len);
+	shoal__router_request__pack(&req, packed);
+	shoal__envelope__free_unpacked(env, NULL);
+
+	atomic_fetch_add(&r->body->refs, 1);
+	zmq_msg_init_data(&body, r->body->data, r->body->len,
+			  enq_body_zmq_free, r->body);
+	{
+		const void *bufs[3] = { WIRE_TAG_ROUTER, packed, NULL };
+		size_t lens[3] = { WIRE_TAG_LEN, len, 0 };
+
+		rc = zsock_send(c->zs, bufs, lens, 3, &body);
+	}
+	free(packed);
+	if (rc != 0)
+		log_warn("qid=%s event=node_unreachable node=%s error=\"%s\"",
+			 r->qid, c->id, shoal_strerror(rc));
+	return rc;
+}
+
+uint64_t
+enqueue_submit(struct enqueue *e, const char *qid, const Shoal__Envelope *env,
+	       char *body, size_t body_len, enqueue_done_fn done, void *arg)
+{
+	struct enq_req *r = xcalloc(1, sizeof(*r));
+	struct timeval tv = {
+		.tv_sec = e->cfg->router.node_timeout_ms / 1000,
+		.tv_usec = (e->cfg->router.node_timeout_ms % 1000) * 1000,
+	};
+	int rc;
+
+	r->e = e;
+	r->id = ++e->next_id;
+	snprintf(r->qid, sizeof(r->qid), "%s", qid);
+	r->shard = shard_of(qid, e->cfg->cluster.shards);
+	r->env_len = shoal__envelope__get_packed_size(env);
+	r->env = xmalloc(r->env_len ? r->env_len : 1);
+	shoal__envelope__pack(env, r->env);
+	r->body = xmalloc(sizeof(*r->body));
+	atomic_init(&r->body->refs, 1);
+	r->body->data = body;
+	r->body->len = body_len;
+	r->done = done;
+	r->arg = arg;
+	event_assign(&r->timer, e->base, -1, 0, enq_on_timer, r);
+	idmap_put(e->pending, r->id, r);
+	rc = e->map ? enq_send(e, r) : -EAGAIN;
+	if (rc != 0)
+		enq_req_fail_soon(r, rc == -EAGAIN || rc == -EHOSTUNREACH ?
+					     -EAGAIN :
+					     -EIO);
+	else
+		event_add(&r->timer, &tv);
+	return r->id;
+}
+
+void
+enqueue_cancel(struct enqueue *e, uint64_t request_id)
+{
+	struct enq_req *r = idmap_del(e->pending, request_id);
+
+	if (r)
+		enq_req_free(r);
+}
+
+size_t
+enqueue_pending(const struct enqueue *e)
+{
+	return idmap_count(e->pending);
+}
+
+uint32_t
+enqueue_shards(const struct enqueue *e)
+{
+	return e->cfg->cluster.shards;
+}
+
+/* Adopt a map from a node if it is newer than ours. */
+static void
+enq_adopt_map(struct enqueue *e, const Shoal__ShardMap *m)
+{
+	Shoal__ShardMap *copy;
+	bool first = e->map == NULL;
+
+	if (e->map && m->epoch <= e->map->epoch)
+		return;
+	copy = shardmap_dup(m);
+	if (copy == NULL)
+		return;
+	shardmap_free(e->map);
+	e->map = copy;
+	log_info("router event=shard_map epoch=%llu",
+		 (unsigned long long)m->epoch);
+	if (first) {
+		event_del(e->map_timer);
+		if (e->ready)
+			e->ready(e->ready_arg);
+	}
+}
+
+static void
+enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
+{
+	struct enq_req *r;
+	Shoal__ShardMap *m = NULL;
+
+	if (rep->map) {
+		/* the map arrived nested; re-check it as if packed alone */
+		size_t len = shoal__shard_map__get_packed_size(rep->map);
+		void *p = xmalloc(len ? len : 1);
+
+		shoal__shard_map__pack(rep->map, p);
+		m = shardmap_unpack(p, len, e->cfg->cluster.shards);
+		free(p);
+		if (m == NULL)
+			log_warn("node=%.64s event=bad_reply reason=\"bad map\"",
+				 rep->node_id);
+		else
+			enq_adopt_map(e, m);
+	}
+	if (rep->request_id == e->map_request_id) {
+		shardmap_free(m);
+		return;
+	}
+	r = idmap_get(e->pending, rep->request_id);
+	if (r == NULL) {
+		log_debug(LOG_SUB_ZMQ, "zmq event=late_reply request_id=%llu",
+			  (unsigned long long)rep->request_id);
+		shardmap_free(m);
+		return;
+	}
+	switch (rep->status) {
+	case SHOAL__STATUS__STATUS_OK:
+		enq_req_finish(r, 0);
+		break;
+	case SHOAL__STATUS__STATUS_WRONG_EPOCH:
+	case SHOAL__STATUS__STATUS_NOT_OWNER:
+		if (m && r->redirects++ < ENQ_REDIRECTS_MAX) {
+			int rc = enq_send(e, r);
+
+			if (rc != 0)
+				enq_req_fail_soon(r, -EAGAIN);
+		} else {
+			enq_req_finish(r, SHOAL_E_WRONG_EPOCH);
+		}
+		break;
+	case SHOAL__STATUS__STATUS_STORAGE_FULL:
+		enq_req_finish(r, SHOAL_E_STORAGE_FULL);
+		break;
+	case SHOAL__STATUS__STATUS_NOT_DURABLE:
+		enq_req_finish(r, SHOAL_E_NOT_DURABLE);
+		break;
+	default:
+		log_warn("qid=%s event=node_error node=%.64s text=\"%.200s\"",
+			 r->qid, rep->node_id, rep->message);
+		enq_req_finish(r, -EIO);
+		break;
+	}
+	shardmap_free(m);
+}
+
+static void
+enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
+{
+	struct enqueue *e = arg;
+	Shoal__NodeReply *rep;
+
+	(void)zs;
+	if (nframes != 1) {
+		log_warn("zmq event=bad_reply reason=\"%zu frames\"", nframes);
+		return;
+	}
+	rep = shoal__node_reply__unpack(NULL, zmq_msg_size(&frames[0]),
+					zmq_msg_data(&frames[0]));
+	if (rep == NULL) {
+		log_warn("zmq event=bad_reply reason=\"undecodable\"");
+		return;
+	}
+	enq_on_reply(e, rep);
+	shoal__node_reply__free_unpacked(rep, NULL);
+}
+
+/* Ask every configured node for the map until one answers. */
+static void
+enq_fetch_map(evutil_socket_t fd, short what, void *arg)
+{
+	struct enqueue *e = arg;
+	Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
+	Shoal__MapRequest mr = SHOAL__MAP_REQUEST__INIT;
+	struct timeval tv = { 0, ENQ_MAP_RETRY_MS * 1000 };
+	unsigned char buf[256];
+	size_t len;
+
+	(void)fd;
+	(void)what;
+	if (e->map)
+		return;
+	e->map_request_id = ++e->next_id;
+	req.request_id = e->map_request_id;
+	req.router_id = e->router_id;
+	req.body_case = SHOAL__ROUTER_REQUEST__BODY_MAP;
+	req.map = &mr;
+	len = shoal__router_request__pack(&req, buf);
+	for (size_t i = 0; i < e->n_conns; i++) {
+		const void *bufs[2] = { WIRE_TAG_ROUTER, buf };
+		size_t lens[2] = { WIRE_TAG_LEN, len };
+
+		zsock_send(e->conns[i].zs, bufs, lens, 2, NULL);
+	}
+	event_add(e->map_timer, &tv);
+}
+
+struct enqueue *
+enqueue_new(struct event_base *base, const struct config *cfg,
+	    enqueue_ready_fn ready, void *arg)
+{
+	struct enqueue *e = xcalloc(1, sizeof(*e));
+	char host[64] = "router";
+
+	e->base = base;
+	e->cfg = cfg;
+	e->ready = ready;
+	e->ready_arg = arg;
+	e->pending = idmap_new();
+	gethostname(host, sizeof(host) - 1);
+	snprintf(e->router_id, sizeof(e->router_id), "%s:%d", host,
+		 (int)getpid());
+	e->zctx = zmq_ctx_new();
+	for (size_t i = 0; i < cfg->n_nodes; i++)
+		if (enq_conn_add(e, cfg->nodes[i].id, cfg->nodes[i].endpoint) ==
+		    NULL)
+			goto fail;
+	e->map_timer = event_new(base, -1, 0, enq_fetch_map, e);
+	event_active(e->map_timer, 0, 0);
+	return e;
+fail:
+	enqueue_free(e);
+	return NULL;
+}
+
+static void
+enq_drop_one(uint64_t id, void *value, void *arg)
+{
+	(void)id;
+	(void)arg;
+	enq_req_free(value);
+}
+
+void
+enqueue_free(struct enqueue *e)
+{
+	if (e == NULL)
+		return;
+	if (e->pending) {
+		idmap_foreach(e->pending, enq_drop_one, NULL);
+		idmap_free(e->pending);
+	}
+	if (e->map_timer)
+		event_free(e->map_timer);
+	for (size_t i = 0; i < e->n_conns; i++) {
+		zsock_free(e->conns[i].zs);
+		free(e->conns[i].id);
+		free(e->conns[i].endpoint);
+	}
+	free(e->conns);
+	shardmap_free(e->map);
+	if (e->zctx)
+		zmq_ctx_term(e->zctx);
+	free(e);
+}

@@ -1,0 +1,53 @@
+/* The router's side of the router-to-node link (proto/router_node.proto):
+ * keeps the shard map (fetched from any node at start, refetched on a
+ * wrong-epoch or not-owner reply), sends each message to its shard's
+ * primary and reports the node's durable answer. Requests wait in a table
+ * under their request id; a reply whose id is unknown (the session left or
+ * timed out) is dropped. */
+#ifndef SHOAL_ROUTER_ENQUEUE_H
+#define SHOAL_ROUTER_ENQUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/config.h"
+#include "proto/queue.pb-c.h"
+
+struct event_base;
+struct enqueue;
+
+/* The outcome: 0 (durable), SHOAL_E_STORAGE_FULL, SHOAL_E_NOT_DURABLE,
+ * -ETIMEDOUT (no answer within router.node_timeout_ms), -EAGAIN (no map
+ * yet, or the node is not connected), -EIO (anything else). */
+typedef void (*enqueue_done_fn)(int result, void *arg);
+
+/* Called once, when the first shard map has arrived. */
+typedef void (*enqueue_ready_fn)(void *arg);
+
+struct enqueue *enqueue_new(struct event_base *base, const struct config *cfg,
+			    enqueue_ready_fn ready, void *arg);
+
+/* Drops every waiting request without calling its callback.
+ * enqueue_free(NULL) does nothing. */
+void enqueue_free(struct enqueue *e);
+
+/* The number of shards (from the config). */
+uint32_t enqueue_shards(const struct enqueue *e);
+
+/* Send a message to the primary of shard_of(qid). Takes ownership of body
+ * (freed with free(), even on error). env is packed at once and not kept.
+ * Returns the request id (never 0) for enqueue_cancel(). done is called
+ * exactly once, never before enqueue_submit() returns, unless the request
+ * is cancelled. */
+uint64_t enqueue_submit(struct enqueue *e, const char *qid,
+			const Shoal__Envelope *env, char *body,
+			size_t body_len, enqueue_done_fn done, void *arg);
+
+/* Forget a waiting request: its callback will not be called. */
+void enqueue_cancel(struct enqueue *e, uint64_t request_id);
+
+/* Number of requests waiting for a node. */
+size_t enqueue_pending(const struct enqueue *e);
+
+#endif

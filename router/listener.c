@@ -1,0 +1,148 @@
+/* Listening sockets: parse "host:port" / "[v6]:port", bind with libevent's
+ * evconnlistener, and hand accepted sockets to sessions. When accept()
+ * fails for lack of descriptors the listener pauses briefly instead of
+ * spinning. */
+#include "router/listener.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "router/session.h"
+
+#define LISTENER_BACKLOG 1024
+#define LISTENER_PAUSE_MS 100  /* after EMFILE/ENFILE */
+
+struct listener_one {
+	struct listener *l;
+	const struct cfg_listen *cfg;
+	struct evconnlistener *evl;
+};
+
+struct listener {
+	struct session_env *env;
+	struct listener_one *ones;
+	size_t n;
+	struct event *resume;
+};
+
+static void
+listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
+		   struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener_one *one = arg;
+	struct session_env *env = one->l->env;
+	static const char busy[] = "421 4.7.0 Too many connections, try "
+				   "again later\r\n";
+
+	(void)evl;
+	if (env->sessions >= env->cfg->router.max_sessions) {
+		/* best effort: the socket is fresh, its buffer is empty */
+		if (write(fd, busy, sizeof(busy) - 1) < 0) {
+			/* the client is gone already */
+		}
+		evutil_closesocket(fd);
+		log_warn("listener event=refused reason=max_sessions "
+			 "sessions=%u",
+			 env->sessions);
+		return;
+	}
+	session_start(env, one->cfg, fd, sa, salen);
+}
+
+static void
+listener_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < l->n; i++)
+		evconnlistener_enable(l->ones[i].evl);
+}
+
+static void
+listener_on_error(struct evconnlistener *evl, void *arg)
+{
+	struct listener_one *one = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = { 0, LISTENER_PAUSE_MS * 1000 };
+
+	(void)evl;
+	log_warn("listener address=%s event=accept_error error=\"%s\"",
+		 one->cfg->address, evutil_socket_error_to_string(err));
+	for (size_t i = 0; i < one->l->n; i++)
+		evconnlistener_disable(one->l->ones[i].evl);
+	event_add(one->l->resume, &tv);
+}
+
+struct listener *
+listener_new(struct session_env *env)
+{
+	const struct config *cfg = env->cfg;
+	struct listener *l = xcalloc(1, sizeof(*l));
+
+	l->env = env;
+	l->ones = xcalloc(cfg->router.n_listen, sizeof(*l->ones));
+	l->resume = evtimer_new(env->base, listener_on_resume, l);
+	for (size_t i = 0; i < cfg->router.n_listen; i++) {
+		const struct cfg_listen *ls = &cfg->router.listen[i];
+		struct listener_one *one = &l->ones[i];
+		struct sockaddr_storage ss;
+		int sslen = sizeof(ss);
+
+		if (evutil_parse_sockaddr_port(ls->address,
+					       (struct sockaddr *)&ss,
+					       &sslen) != 0) {
+			log_error("listener address=%s error=\"cannot parse "
+				  "address\"",
+				  ls->address);
+			goto fail;
+		}
+		one->l = l;
+		one->cfg = ls;
+		one->evl = evconnlistener_new_bind(
+			env->base, listener_on_accept, one,
+			LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
+				LEV_OPT_CLOSE_ON_EXEC,
+			LISTENER_BACKLOG, (struct sockaddr *)&ss, sslen);
+		if (one->evl == NULL) {
+			log_error_errno("listener address=%s event=bind_failed",
+					ls->address);
+			goto fail;
+		}
+		evconnlistener_set_error_cb(one->evl, listener_on_error);
+		l->n++;
+		log_info("listener address=%s event=listening", ls->address);
+	}
+	return l;
+fail:
+	listener_free(l);
+	return NULL;
+}
+
+void
+listener_stop(struct listener *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		evconnlistener_disable(l->ones[i].evl);
+}
+
+void
+listener_free(struct listener *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < l->n; i++)
+		evconnlistener_free(l->ones[i].evl);
+	if (l->resume)
+		event_free(l->resume);
+	free(l->ones);
+	free(l);
+}

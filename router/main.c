@@ -1,0 +1,206 @@
+/* shoal-router -c FILE: reads flags and config, builds the node client and
+ * the listeners, runs the loop. Logs to stderr; runs in the foreground.
+ * SIGTERM/SIGINT: stop accepting, let sessions finish (up to
+ * ROUTER_DRAIN_S), then exit. */
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <systemd/sd-daemon.h>
+
+#include "lib/cidr.h"
+#include "lib/config.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+#include "lib/xmalloc.h"
+#include "router/enqueue.h"
+#include "router/listener.h"
+#include "router/session.h"
+
+#define ROUTER_DRAIN_S 30
+
+struct router {
+	struct session_env env;
+	struct listener *listener;
+	struct event *sig_term, *sig_int, *drain_timer;
+	bool stopping;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: shoal-router -c FILE [-d SUBSYSTEMS]\n"
+		   "  -c FILE    cluster config (libconfig syntax)\n"
+		   "  -d LIST    debug subsystems: main,smtp,zmq,all\n"
+		   "  -h         this help\n");
+}
+
+static void
+router_on_ready(void *arg)
+{
+	struct router *r = arg;
+
+	log_info("router event=ready listeners=%zu shards=%u",
+		 r->env.cfg->router.n_listen, r->env.cfg->cluster.shards);
+	sd_notify(0, "READY=1");
+}
+
+static void
+router_on_session_close(void *arg)
+{
+	struct router *r = arg;
+
+	if (r->stopping && r->env.sessions == 0)
+		event_base_loopbreak(r->env.base);
+}
+
+static void
+router_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct router *r = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("router event=drain_timeout sessions=%u", r->env.sessions);
+	event_base_loopbreak(r->env.base);
+}
+
+static void
+router_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct router *r = arg;
+	struct timeval tv = { ROUTER_DRAIN_S, 0 };
+
+	(void)what;
+	if (r->stopping) {
+		event_base_loopbreak(r->env.base);
+		return;
+	}
+	r->stopping = true;
+	sd_notify(0, "STOPPING=1");
+	log_info("router event=stopping signal=%d sessions=%u", (int)sig,
+		 r->env.sessions);
+	listener_stop(r->listener);
+	if (r->env.sessions == 0) {
+		event_base_loopbreak(r->env.base);
+		return;
+	}
+	r->drain_timer = evtimer_new(r->env.base, router_on_drain_timeout, r);
+	evtimer_add(r->drain_timer, &tv);
+}
+
+static int
+router_parse_relay(struct router *r, char *err, size_t errlen)
+{
+	const struct config *cfg = r->env.cfg;
+
+	r->env.relay_nets = xcalloc(cfg->router.n_relay_networks + 1,
+				    sizeof(*r->env.relay_nets));
+	for (size_t i = 0; i < cfg->router.n_relay_networks; i++) {
+		if (cidr_parse(cfg->router.relay_networks[i],
+			       &r->env.relay_nets[i]) != 0) {
+			snprintf(err, errlen,
+				 "%s: router.relay_networks: bad network "
+				 "\"%s\"",
+				 cfg->path, cfg->router.relay_networks[i]);
+			return -1;
+		}
+	}
+	r->env.n_relay_nets = cfg->router.n_relay_networks;
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf = NULL, *debug = NULL;
+	struct config *cfg = NULL;
+	struct router r;
+	enum log_level level;
+	char err[1024];
+	int c, status = 1;
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while ((c = getopt_long(argc, argv, "c:d:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': conf = optarg; break;
+		case 'd': debug = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (conf == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("shoal-router", LOG_LVL_INFO);
+	if (config_load(conf, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shoal-router: %s\n", err);
+		return 1;
+	}
+	if (log_parse_level(cfg->log.level, &level) == 0)
+		log_init("shoal-router", level);
+	if ((debug && log_set_debug(debug) != 0) ||
+	    (!debug && cfg->log.debug[0] && log_set_debug(cfg->log.debug) != 0)) {
+		fprintf(stderr, "shoal-router: bad debug subsystem list\n");
+		config_free(cfg);
+		return 2;
+	}
+	memset(&r, 0, sizeof(r));
+	r.env.cfg = cfg;
+	if (router_parse_relay(&r, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shoal-router: %s\n", err);
+		goto out;
+	}
+	if (qid_gen_init(&r.env.qids) != 0) {
+		fprintf(stderr, "shoal-router: cannot seed queue ids\n");
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (proc_raise_nofile() < 0)
+		log_warn("router event=rlimit error=\"cannot raise the open files limit\"");
+	r.env.base = event_base_new();
+	r.env.on_close = router_on_session_close;
+	r.env.on_close_arg = &r;
+	r.env.enq = enqueue_new(r.env.base, cfg, router_on_ready, &r);
+	if (r.env.enq == NULL) {
+		fprintf(stderr, "shoal-router: cannot reach the nodes\n");
+		goto out;
+	}
+	r.listener = listener_new(&r.env);
+	if (r.listener == NULL) {
+		fprintf(stderr, "shoal-router: cannot listen (see log)\n");
+		goto out;
+	}
+	r.sig_term = evsignal_new(r.env.base, SIGTERM, router_on_signal, &r);
+	r.sig_int = evsignal_new(r.env.base, SIGINT, router_on_signal, &r);
+	event_add(r.sig_term, NULL);
+	event_add(r.sig_int, NULL);
+	event_base_dispatch(r.env.base);
+	log_info("router event=stopped accepted=%llu",
+		 (unsigned long long)r.env.accepted);
+	status = 0;
+out:
+	listener_free(r.listener);
+	enqueue_free(r.env.enq);
+	if (r.sig_term)
+		event_free(r.sig_term);
+	if (r.sig_int)
+		event_free(r.sig_int);
+	if (r.drain_timer)
+		event_free(r.drain_timer);
+	if (r.env.base)
+		event_base_free(r.env.base);
+	free(r.env.relay_nets);
+	config_free(cfg);
+	return status;
+}

@@ -1,0 +1,923 @@
+/* SMTP server sessions: the command table, the state machine, and the
+ * hand-off of a finished message to its node. Untrusted input throughout:
+ * every line and chunk is bounded, every error has its own reply.
+ *
+ * A session reads into one bufferevent input buffer with a high watermark;
+ * while it waits for a node to make a message durable it stops parsing
+ * (reading stops at the watermark) and resumes when the answer comes.
+ * A session is freed only on the way out of a libevent callback, never in
+ * the middle of processing. */
+#include "router/session.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/smtp_cmd.h"
+#include "lib/smtp_data.h"
+#include "lib/wire.h"
+#include "lib/xmalloc.h"
+#include "router/enqueue.h"
+
+#define SESSION_INPUT_MAX (256 * 1024) /* read watermark per connection */
+#define SESSION_HELO_MAX 255           /* RFC 5321 4.5.3.1.2 domain */
+#define SESSION_OUTPUT_MAX (64 * 1024) /* replies queued before we stop reading */
+
+enum session_state {
+	SESSION_ST_GREET = 1 << 0,   /* before HELO/EHLO */
+	SESSION_ST_HELO = 1 << 1,    /* no transaction */
+	SESSION_ST_MAIL = 1 << 2,    /* MAIL accepted */
+	SESSION_ST_RCPT = 1 << 3,    /* at least one RCPT accepted */
+	SESSION_ST_DATA = 1 << 4,    /* reading DATA */
+	SESSION_ST_BDAT = 1 << 5,    /* between or inside BDAT chunks */
+	SESSION_ST_WAIT = 1 << 6,    /* waiting for the node */
+	SESSION_ST_CLOSING = 1 << 7, /* flushing the last reply */
+};
+
+#define SESSION_ST_ANY                                                       \
+	(SESSION_ST_GREET | SESSION_ST_HELO | SESSION_ST_MAIL |             \
+	 SESSION_ST_RCPT | SESSION_ST_BDAT)
+
+/* RFC 2920 3.1: which commands may stand anywhere in a pipelined group. */
+enum session_cmd_flag {
+	CMD_PIPELINED = 1 << 0,
+	CMD_LAST_IN_GROUP = 1 << 1,
+};
+
+struct session_rcpt {
+	char *addr;
+	unsigned notify;
+	char *orcpt;
+};
+
+struct session {
+	struct session_env *env;
+	const struct cfg_listen *ls;
+	struct bufferevent *bev;
+	struct event *lifetime;
+	enum session_state state;
+	char client[64];             /* printable client address */
+	bool is_relay_client;
+	bool is_esmtp;
+	char helo[SESSION_HELO_MAX + 1];
+	unsigned errors;
+	bool skipping_line;          /* discarding the rest of a long line */
+	int in_callback;
+	bool want_free;
+
+	/* the transaction */
+	struct smtp_mail mail;
+	struct session_rcpt *rcpts;
+	size_t n_rcpts, cap_rcpts;
+	char qid[QID_LEN + 1];
+	struct buf body;
+	size_t header_len;           /* our Received header, not counted */
+	struct smtp_data data;
+	uint64_t bdat_remaining;     /* octets of the current chunk still due */
+	bool bdat_last;
+	bool in_chunk;                /* a BDAT chunk is being read */
+	bool bdat_discard;           /* consume the chunk, keep nothing */
+	bool bdat_too_big;
+	uint64_t request_id;         /* enqueue waiting, 0 if none */
+	size_t msg_size;             /* octets handed to the node */
+};
+
+struct session_cmd {
+	enum smtp_verb verb;
+	unsigned states;
+	unsigned flags;
+	void (*fn)(struct session *s, const struct smtp_cmd *cmd);
+};
+
+static const char *const session_state_names[] = {
+	"greet", "helo", "mail", "rcpt", "data", "bdat", "wait", "closing",
+};
+
+static void session_process(struct session *s);
+
+static const char *
+session_state_name(enum session_state st)
+{
+	for (unsigned i = 0; i < 8; i++)
+		if (st == (1u << i))
+			return session_state_names[i];
+	return "?";
+}
+
+static void
+session_set_state(struct session *s, enum session_state st)
+{
+	log_debug(LOG_SUB_SMTP, "client=%s state=%s next=%s", s->client,
+		  session_state_name(s->state), session_state_name(st));
+	s->state = st;
+}
+
+static void
+session_reply(struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+session_reply(struct session *s, const char *fmt, ...)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	va_list ap;
+
+	va_start(ap, fmt);
+	evbuffer_add_vprintf(out, fmt, ap);
+	va_end(ap);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Close after the pending output is written. */
+static void
+session_close_after_reply(struct session *s)
+{
+	session_set_state(s, SESSION_ST_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		s->want_free = true;
+}
+
+/* A reply for a client mistake; too many of them end the session. */
+static void
+session_reply_error(struct session *s, const char *line)
+{
+	session_reply(s, "%s", line);
+	if (++s->errors >= s->env->cfg->router.max_errors) {
+		session_reply(s, "421 4.7.0 %s Error: too many errors",
+			      s->env->cfg->router.hostname);
+		log_warn("client=%s event=disconnect reason=too_many_errors",
+			 s->client);
+		session_close_after_reply(s);
+	}
+}
+
+static void
+session_reset_txn(struct session *s)
+{
+	for (size_t i = 0; i < s->n_rcpts; i++) {
+		free(s->rcpts[i].addr);
+		free(s->rcpts[i].orcpt);
+	}
+	s->n_rcpts = 0;
+	buf_free(&s->body);
+	s->qid[0] = '\0';
+	s->header_len = 0;
+	s->bdat_remaining = 0;
+	s->bdat_last = false;
+	s->in_chunk = false;
+	s->bdat_discard = false;
+	s->bdat_too_big = false;
+	memset(&s->mail, 0, sizeof(s->mail));
+}
+
+static void
+session_free(struct session *s)
+{
+	if (s->request_id)
+		enqueue_cancel(s->env->enq, s->request_id);
+	session_reset_txn(s);
+	free(s->rcpts);
+	if (s->lifetime)
+		event_free(s->lifetime);
+	bufferevent_free(s->bev);
+	s->env->sessions--;
+	log_debug(LOG_SUB_SMTP, "client=%s event=disconnect", s->client);
+	if (s->env->on_close)
+		s->env->on_close(s->env->on_close_arg);
+	free(s);
+}
+
+/* Leave a libevent callback: free the session if it asked for it. */
+static void
+session_leave(struct session *s)
+{
+	if (--s->in_callback == 0 && s->want_free)
+		session_free(s);
+}
+
+/* ---- the Received header ------------------------------------------- */
+
+static void
+session_add_received(struct session *s)
+{
+	const struct config *cfg = s->env->cfg;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	const char *proto;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if (s->mail.smtputf8)
+		proto = "UTF8SMTP";
+	else
+		proto = s->is_esmtp ? "ESMTP" : "SMTP";
+	buf_printf(&s->body, "Received: from %s ([%s])\r\n\tby %s (Shoal) "
+			     "with %s id %s",
+		   s->helo, s->client, cfg->router.hostname, proto, s->qid);
+	if (s->n_rcpts == 1)
+		buf_printf(&s->body, "\r\n\tfor <%s>", s->rcpts[0].addr);
+	buf_printf(&s->body, "; %s\r\n", date);
+	s->header_len = s->body.len;
+}
+
+static void
+session_begin_body(struct session *s)
+{
+	const struct config *cfg = s->env->cfg;
+
+	qid_next(&s->env->qids, s->qid);
+	buf_init(&s->body, cfg->router.max_message_size + WIRE_BODY_SLACK);
+	session_add_received(s);
+}
+
+/* ---- hand-off to the node ------------------------------------------ */
+
+static void
+session_on_durable(int result, void *arg)
+{
+	struct session *s = arg;
+
+	s->in_callback++;
+	s->request_id = 0;
+	if (result == 0) {
+		s->env->accepted++;
+		log_info("qid=%s event=accepted client=%s from=<%s> nrcpt=%zu "
+			 "size=%zu",
+			 s->qid, s->client, s->mail.from.mailbox, s->n_rcpts,
+			 s->msg_size);
+		session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	} else {
+		s->env->rejected++;
+		log_warn("qid=%s event=not_queued client=%s error=\"%s\"",
+			 s->qid, s->client, shoal_strerror(result));
+		if (result == SHOAL_E_STORAGE_FULL)
+			session_reply(s, "452 4.3.1 Insufficient system "
+					 "storage, try again later");
+		else
+			session_reply(s, "451 4.3.0 Message not stored, try "
+					 "again later");
+	}
+	session_reset_txn(s);
+	session_set_state(s, SESSION_ST_HELO);
+	session_process(s);
+	session_leave(s);
+}
+
+static void
+session_submit(struct session *s, bool has_8bit)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Recipient *rs = xcalloc(s->n_rcpts, sizeof(*rs));
+	Shoal__Recipient **rp = xcalloc(s->n_rcpts, sizeof(*rp));
+	size_t len;
+	char *body;
+
+	for (size_t i = 0; i < s->n_rcpts; i++) {
+		shoal__recipient__init(&rs[i]);
+		rs[i].address = s->rcpts[i].addr;
+		rs[i].notify = s->rcpts[i].notify;
+		rs[i].orcpt = s->rcpts[i].orcpt ? s->rcpts[i].orcpt : "";
+		rp[i] = &rs[i];
+	}
+	env.mail_from = s->mail.from.mailbox;
+	env.n_rcpts = s->n_rcpts;
+	env.rcpts = rp;
+	env.ret = (Shoal__Ret)s->mail.ret;
+	env.envid = s->mail.envid;
+	env.smtputf8 = s->mail.smtputf8;
+	env.body = (Shoal__BodyType)s->mail.body;
+	/* 8-bit data sent without BODY=8BITMIME is accepted (as Postfix
+	 * does) but recorded as 8-bit so delivery treats it right */
+	if (has_8bit && env.body == SHOAL__BODY_TYPE__BODY_7BIT)
+		env.body = SHOAL__BODY_TYPE__BODY_8BITMIME;
+	env.arrival_time = (uint64_t)time(NULL);
+	env.client_addr = s->client;
+	env.helo = s->helo;
+	env.auth_user = "";
+	body = buf_steal(&s->body, &len);
+	s->msg_size = len;
+	session_set_state(s, SESSION_ST_WAIT);
+	s->request_id = enqueue_submit(s->env->enq, s->qid, &env, body, len,
+				       session_on_durable, s);
+	free(rs);
+	free(rp);
+}
+
+/* ---- commands ------------------------------------------------------- */
+
+/* RFC 5321 4.3.2: the 503 for a command out of sequence. */
+static const char *
+session_sequence_error(const struct session *s, enum smtp_verb verb)
+{
+	if (s->state == SESSION_ST_GREET)
+		return "503 5.5.1 Error: send HELO/EHLO first";
+	switch (verb) {
+	case SMTP_VERB_MAIL:
+		return s->state == SESSION_ST_BDAT ?
+			       "503 5.5.1 Error: BDAT transfer in progress" :
+			       "503 5.5.1 Error: nested MAIL command";
+	case SMTP_VERB_RCPT:
+		return s->state == SESSION_ST_BDAT ?
+			       "503 5.5.1 Error: BDAT transfer in progress" :
+			       "503 5.5.1 Error: need MAIL command";
+	case SMTP_VERB_DATA:
+		if (s->state == SESSION_ST_BDAT)
+			return "503 5.5.1 Error: DATA not allowed during BDAT "
+			       "transfer";
+		return s->state == SESSION_ST_MAIL ?
+			       "503 5.5.1 Error: need RCPT command" :
+			       "503 5.5.1 Error: need MAIL command";
+	default:
+		return "503 5.5.1 Error: bad sequence of commands";
+	}
+}
+
+
+static void
+session_helo(struct session *s, const struct smtp_cmd *cmd, bool esmtp)
+{
+	const struct config *cfg = s->env->cfg;
+	size_t n = strcspn(cmd->arg, " ");
+
+	if (n > cmd->arg_len)
+		n = cmd->arg_len;
+	if (n > SESSION_HELO_MAX) {
+		session_reply_error(s, "501 5.5.4 Syntax: HELO/EHLO hostname "
+				       "(hostname too long)");
+		return;
+	}
+	/* the name goes into our Received: header: keep it to the
+	 * characters of a domain or address literal */
+	for (size_t i = 0; i < n; i++) {
+		char c = cmd->arg[i];
+
+		s->helo[i] = (isalnum((unsigned char)c) || strchr(".-_:[]", c)) ?
+				     c :
+				     '_';
+	}
+	s->helo[n] = '\0';
+	s->is_esmtp = esmtp;
+	session_reset_txn(s);
+	session_set_state(s, SESSION_ST_HELO);
+	if (!esmtp) {
+		session_reply(s, "250 %s", cfg->router.hostname);
+		return;
+	}
+	session_reply(s, "250-%s", cfg->router.hostname);
+	session_reply(s, "250-PIPELINING");
+	session_reply(s, "250-SIZE %llu",
+		      (unsigned long long)cfg->router.max_message_size);
+	session_reply(s, "250-8BITMIME");
+	session_reply(s, "250-SMTPUTF8");
+	session_reply(s, "250-ENHANCEDSTATUSCODES");
+	session_reply(s, "250-CHUNKING");
+	session_reply(s, "250 DSN");
+}
+
+static void
+session_cmd_helo(struct session *s, const struct smtp_cmd *cmd)
+{
+	session_helo(s, cmd, false);
+}
+
+static void
+session_cmd_ehlo(struct session *s, const struct smtp_cmd *cmd)
+{
+	session_helo(s, cmd, true);
+}
+
+static void
+session_cmd_mail(struct session *s, const struct smtp_cmd *cmd)
+{
+	const struct config *cfg = s->env->cfg;
+	int rc = smtp_mail_parse(cmd->arg, cmd->arg_len, &s->mail);
+
+	if (rc != 0) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		session_reply_error(s, smtp_cmd_strerror(rc, SMTP_VERB_MAIL));
+		return;
+	}
+	if (!s->is_esmtp && (s->mail.has_size || s->mail.smtputf8 ||
+			     s->mail.body != SMTP_BODY_7BIT ||
+			     s->mail.ret != SMTP_RET_DEFAULT ||
+			     s->mail.envid[0])) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		session_reply_error(s, "555 5.5.4 MAIL parameters need EHLO");
+		return;
+	}
+	if (s->mail.body == SMTP_BODY_BINARYMIME) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		session_reply_error(s, "555 5.5.4 BODY=BINARYMIME is not "
+				       "supported");
+		return;
+	}
+	if (s->mail.has_size && s->mail.size > cfg->router.max_message_size) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		session_reply_error(s, "552 5.3.4 Message size exceeds fixed "
+				       "limit");
+		return;
+	}
+	session_set_state(s, SESSION_ST_MAIL);
+	session_reply(s, "250 2.1.0 Ok");
+}
+
+static void
+session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
+{
+	const struct config *cfg = s->env->cfg;
+	struct smtp_rcpt r;
+	struct session_rcpt *sr;
+	int rc;
+
+	rc = smtp_rcpt_parse(cmd->arg, cmd->arg_len, s->mail.smtputf8, &r);
+	if (rc != 0) {
+		session_reply_error(s, smtp_cmd_strerror(rc, SMTP_VERB_RCPT));
+		return;
+	}
+	if (!s->is_relay_client) {
+		char q[LOG_QUOTE_BUF];
+
+		log_info("client=%s event=relay_denied rcpt=%s", s->client,
+			 log_quote(q, sizeof(q), r.to.mailbox,
+				   strlen(r.to.mailbox)));
+		session_reply_error(s, "554 5.7.1 Relay access denied");
+		return;
+	}
+	if (r.to.mailbox[0] == '\0' || r.to.domain[0] == '\0') {
+		session_reply_error(s, "550 5.1.1 No local mailboxes here: "
+				       "recipient needs a domain");
+		return;
+	}
+	if (s->n_rcpts >= cfg->router.max_recipients) {
+		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
+		session_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (s->n_rcpts == s->cap_rcpts) {
+		s->cap_rcpts = s->cap_rcpts ? s->cap_rcpts * 2 : 4;
+		s->rcpts = xrealloc(s->rcpts, s->cap_rcpts * sizeof(*s->rcpts));
+	}
+	sr = &s->rcpts[s->n_rcpts++];
+	sr->addr = xstrdup(r.to.mailbox);
+	sr->notify = r.notify;
+	sr->orcpt = r.orcpt[0] ? xstrdup(r.orcpt) : NULL;
+	session_set_state(s, SESSION_ST_RCPT);
+	session_reply(s, "250 2.1.5 Ok");
+}
+
+static void
+session_cmd_data(struct session *s, const struct smtp_cmd *cmd)
+{
+	const struct config *cfg = s->env->cfg;
+	unsigned flags = 0;
+
+	(void)cmd;
+	if (cfg->router.bare_lf == CFG_BARE_LF_NORMALIZE)
+		flags |= SMTP_DATA_NORMALIZE_LF;
+	session_begin_body(s);
+	smtp_data_init(&s->data, &s->body, cfg->router.max_message_size,
+		       flags);
+	session_set_state(s, SESSION_ST_DATA);
+	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+session_data_done(struct session *s)
+{
+	if (s->data.error != SMTP_DATA_OK) {
+		char q[64];
+
+		log_info("client=%s event=data_refused reason=%s", s->client,
+			 log_quote(q, sizeof(q),
+				   smtp_data_strerror(s->data.error), 9));
+		session_reply_error(s, smtp_data_strerror(s->data.error));
+		session_reset_txn(s);
+		if (s->state != SESSION_ST_CLOSING)
+			session_set_state(s, SESSION_ST_HELO);
+		return;
+	}
+	session_submit(s, s->data.has_8bit);
+}
+
+static void
+session_cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
+{
+	uint64_t size;
+	bool last;
+
+	if (smtp_bdat_parse(cmd->arg, cmd->arg_len, &size, &last) != 0) {
+		/* the chunk length is unknown: the session cannot stay in
+		 * step with the client, so it ends here */
+		session_reply(s, "%s", smtp_cmd_strerror(SMTP_CMD_E_SYNTAX,
+							 SMTP_VERB_BDAT));
+		session_reply(s, "421 4.5.0 %s Error: lost BDAT framing",
+			      s->env->cfg->router.hostname);
+		session_close_after_reply(s);
+		return;
+	}
+	s->bdat_remaining = size;
+	s->bdat_last = last;
+	s->in_chunk = true;
+	if (!(s->state & (SESSION_ST_RCPT | SESSION_ST_BDAT))) {
+		/* RFC 3030 3: the chunk is read and thrown away */
+		s->bdat_discard = true;
+		return;
+	}
+	if (s->state == SESSION_ST_RCPT)
+		session_begin_body(s);
+	session_set_state(s, SESSION_ST_BDAT);
+}
+
+/* A whole BDAT chunk has been read. */
+static void
+session_bdat_chunk_done(struct session *s)
+{
+	s->in_chunk = false;
+	if (s->bdat_discard) {
+		s->bdat_discard = false;
+		if (s->state == SESSION_ST_BDAT && s->bdat_too_big) {
+			/* the rest of a refused message: stay quiet until
+			 * LAST, which gets the one error reply */
+			if (s->bdat_last) {
+				session_reset_txn(s);
+				session_set_state(s, SESSION_ST_HELO);
+				session_reply_error(s, "552 5.3.4 Message size "
+						       "exceeds fixed limit");
+			} else {
+				session_reply(s, "250 2.0.0 Chunk discarded");
+			}
+			return;
+		}
+		session_reply_error(s, session_sequence_error(s, SMTP_VERB_DATA));
+		return;
+	}
+	if (!s->bdat_last) {
+		session_reply(s, "250 2.0.0 %zu octets received",
+			      s->body.len - s->header_len);
+		return;
+	}
+	session_submit(s, false);
+}
+
+static void
+session_cmd_rset(struct session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reset_txn(s);
+	if (s->state != SESSION_ST_GREET)
+		session_set_state(s, SESSION_ST_HELO);
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+session_cmd_noop(struct session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+session_cmd_quit(struct session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reply(s, "221 2.0.0 Bye");
+	session_close_after_reply(s);
+}
+
+static void
+session_cmd_vrfy(struct session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	/* RFC 5321 3.5.3: we cannot verify, but will try delivery */
+	session_reply(s, "252 2.0.0 Cannot VRFY user, but will accept "
+			 "message and attempt delivery");
+}
+
+static void
+session_cmd_expn(struct session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reply_error(s, "502 5.5.1 Error: EXPN is disabled");
+}
+
+static void
+session_cmd_help(struct session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reply(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT");
+	session_reply(s, "214-2.0.0 RSET NOOP QUIT VRFY HELP");
+	session_reply(s, "214 2.0.0 See RFC 5321");
+}
+
+static void
+session_cmd_not_offered(struct session *s, const struct smtp_cmd *cmd)
+{
+	(void)cmd;
+	session_reply_error(s, "502 5.5.1 Error: command not implemented");
+}
+
+static const struct session_cmd session_cmds[] = {
+	{ SMTP_VERB_HELO, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_helo },
+	{ SMTP_VERB_EHLO, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_ehlo },
+	{ SMTP_VERB_MAIL, SESSION_ST_HELO, CMD_PIPELINED, session_cmd_mail },
+	{ SMTP_VERB_RCPT, SESSION_ST_MAIL | SESSION_ST_RCPT, CMD_PIPELINED,
+	  session_cmd_rcpt },
+	{ SMTP_VERB_DATA, SESSION_ST_RCPT, CMD_LAST_IN_GROUP, session_cmd_data },
+	{ SMTP_VERB_BDAT, SESSION_ST_ANY, CMD_PIPELINED, session_cmd_bdat },
+	{ SMTP_VERB_RSET, SESSION_ST_ANY, CMD_PIPELINED, session_cmd_rset },
+	{ SMTP_VERB_NOOP, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_noop },
+	{ SMTP_VERB_QUIT, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_quit },
+	{ SMTP_VERB_VRFY, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_vrfy },
+	{ SMTP_VERB_EXPN, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_expn },
+	{ SMTP_VERB_HELP, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_help },
+	{ SMTP_VERB_STARTTLS, SESSION_ST_ANY, CMD_LAST_IN_GROUP,
+	  session_cmd_not_offered },
+	{ SMTP_VERB_AUTH, SESSION_ST_ANY, CMD_LAST_IN_GROUP,
+	  session_cmd_not_offered },
+};
+
+static void
+session_dispatch(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmd cmd;
+	int rc = smtp_cmd_parse(line, len, &cmd);
+	const struct session_cmd *c = NULL;
+
+	if (rc != 0) {
+		/* a BDAT we cannot parse loses framing: handled there */
+		if (cmd.verb == SMTP_VERB_BDAT && rc != SMTP_CMD_E_NUL &&
+		    rc != SMTP_CMD_E_8BIT) {
+			cmd.arg = "";
+			cmd.arg_len = 0;
+			session_cmd_bdat(s, &cmd);
+			return;
+		}
+		session_reply_error(s, smtp_cmd_strerror(rc, cmd.verb));
+		return;
+	}
+	for (size_t i = 0; i < sizeof(session_cmds) / sizeof(*session_cmds); i++)
+		if (session_cmds[i].verb == cmd.verb)
+			c = &session_cmds[i];
+	if (c == NULL) {
+		session_reply_error(s, smtp_cmd_strerror(SMTP_CMD_E_UNKNOWN,
+							 cmd.verb));
+		return;
+	}
+	/* BDAT in the wrong state still has a chunk to swallow */
+	if (!(s->state & c->states) ||
+	    (cmd.verb == SMTP_VERB_BDAT && s->state == SESSION_ST_BDAT &&
+	     s->bdat_too_big)) {
+		if (cmd.verb == SMTP_VERB_BDAT) {
+			session_cmd_bdat(s, &cmd);
+			s->bdat_discard = true;
+			return;
+		}
+		if (s->state == SESSION_ST_BDAT &&
+		    (cmd.verb == SMTP_VERB_HELO || cmd.verb == SMTP_VERB_EHLO)) {
+			session_reply_error(s, "503 5.5.1 Error: BDAT transfer "
+					       "in progress");
+			return;
+		}
+		session_reply_error(s, session_sequence_error(s, cmd.verb));
+		return;
+	}
+	c->fn(s, &cmd);
+}
+
+/* ---- input ---------------------------------------------------------- */
+
+/* Feed buffered DATA to the stream parser. Returns true when the message
+ * ended (the session moved on), false when more input is needed. */
+static bool
+session_read_data(struct session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec vec[8];
+	int n = evbuffer_peek(in, -1, NULL, vec, 8);
+
+	for (int i = 0; i < n && i < 8; i++) {
+		size_t used = 0;
+		int st = smtp_data_feed(&s->data, vec[i].iov_base,
+					vec[i].iov_len, &used);
+
+		evbuffer_drain(in, used);
+		if (st == SMTP_DATA_DONE) {
+			session_data_done(s);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Take up to the rest of the current BDAT chunk. Returns true when the
+ * chunk is complete. */
+static bool
+session_read_chunk(struct session *s, struct evbuffer *in)
+{
+	const struct config *cfg = s->env->cfg;
+
+	while (s->bdat_remaining > 0) {
+		struct evbuffer_iovec vec;
+		size_t take;
+
+		if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0)
+			return false;
+		take = vec.iov_len < s->bdat_remaining ? vec.iov_len :
+							  (size_t)s->bdat_remaining;
+		if (!s->bdat_discard) {
+			if (s->body.len - s->header_len + take >
+			    cfg->router.max_message_size) {
+				s->bdat_discard = true;
+				s->bdat_too_big = true;
+				buf_free(&s->body);
+			} else {
+				buf_append(&s->body, vec.iov_base, take);
+			}
+		}
+		evbuffer_drain(in, take);
+		s->bdat_remaining -= take;
+	}
+	return true;
+}
+
+/* Take one command line. Returns true when a line was handled, false when
+ * a whole line is not there yet. */
+static bool
+session_read_command(struct session *s, struct evbuffer *in)
+{
+	char line[SMTP_CMD_MAX + 1];
+	struct evbuffer_ptr lf;
+	size_t avail = evbuffer_get_length(in);
+	size_t len;
+
+	lf = evbuffer_search(in, "\n", 1, NULL);
+	if (lf.pos < 0 || (size_t)lf.pos >= SMTP_CMD_MAX) {
+		if (lf.pos < 0 && avail < SMTP_CMD_MAX)
+			return false;
+		/* over-long line: say so once, then skip to its end */
+		if (!s->skipping_line)
+			session_reply_error(s, "500 5.5.2 Error: line too long");
+		s->skipping_line = lf.pos < 0;
+		evbuffer_drain(in, lf.pos < 0 ? avail : (size_t)lf.pos + 1);
+		return true;
+	}
+	len = (size_t)lf.pos + 1;
+	evbuffer_remove(in, line, len);
+	if (s->skipping_line) {
+		s->skipping_line = false;
+		return true;
+	}
+	if (len < 2 || line[len - 2] != '\r') {
+		session_reply_error(s, "500 5.5.2 Error: bare LF in command "
+				       "(use CRLF)");
+		return true;
+	}
+	len -= 2;
+	if (memchr(line, '\r', len)) {
+		session_reply_error(s, "500 5.5.2 Error: bare CR in command");
+		return true;
+	}
+	line[len] = '\0';
+	session_dispatch(s, line, len);
+	return true;
+}
+
+static void
+session_process(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	while (!s->want_free) {
+		if (s->state & (SESSION_ST_WAIT | SESSION_ST_CLOSING))
+			break;
+		/* a client that does not read its replies waits for us */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+		    SESSION_OUTPUT_MAX)
+			break;
+		if (s->state == SESSION_ST_DATA) {
+			if (!session_read_data(s, in))
+				break;
+			continue;
+		}
+		if (s->in_chunk) {
+			if (!session_read_chunk(s, in))
+				break;
+			session_bdat_chunk_done(s);
+			continue;
+		}
+		if (!session_read_command(s, in))
+			break;
+	}
+}
+
+static void
+session_on_read(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	s->in_callback++;
+	session_process(s);
+	session_leave(s);
+}
+
+static void
+session_on_write(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	s->in_callback++;
+	if (s->state == SESSION_ST_CLOSING)
+		s->want_free = true;
+	else
+		session_process(s);
+	session_leave(s);
+}
+
+static void
+session_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	s->in_callback++;
+	if ((what & BEV_EVENT_TIMEOUT) &&
+	    ((what & BEV_EVENT_WRITING) || s->state == SESSION_ST_CLOSING)) {
+		/* the client does not read: nothing more can be said */
+		log_info("client=%s event=timeout state=%s writing=1",
+			 s->client, session_state_name(s->state));
+		s->want_free = true;
+	} else if (what & BEV_EVENT_TIMEOUT) {
+		log_info("client=%s event=timeout state=%s", s->client,
+			 session_state_name(s->state));
+		session_reply(s, "421 4.4.2 %s Error: timeout exceeded",
+			      s->env->cfg->router.hostname);
+		session_close_after_reply(s);
+	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (s->state & (SESSION_ST_DATA | SESSION_ST_BDAT | SESSION_ST_WAIT))
+			log_info("client=%s event=lost_connection state=%s",
+				 s->client, session_state_name(s->state));
+		s->want_free = true;
+	}
+	session_leave(s);
+}
+
+static void
+session_on_lifetime(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)what;
+	s->in_callback++;
+	if (s->state != SESSION_ST_CLOSING) {
+		log_info("client=%s event=session_timeout", s->client);
+		session_reply(s, "421 4.4.2 %s Error: session too long",
+			      s->env->cfg->router.hostname);
+		session_close_after_reply(s);
+	}
+	session_leave(s);
+}
+
+void
+session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
+	      const struct sockaddr *peer, int peer_len)
+{
+	const struct config *cfg = env->cfg;
+	struct session *s = xcalloc(1, sizeof(*s));
+	struct timeval idle = { cfg->router.idle_timeout, 0 };
+	struct timeval life = { cfg->router.session_timeout, 0 };
+
+	(void)peer_len;
+	s->env = env;
+	s->ls = ls;
+	s->state = SESSION_ST_GREET;
+	cidr_addr_str(peer, s->client, sizeof(s->client));
+	s->is_relay_client = cidr_match(env->relay_nets, env->n_relay_nets, peer);
+	snprintf(s->helo, sizeof(s->helo), "unknown");
+	s->bev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	SHOAL_ASSERT(s->bev != NULL);
+	env->sessions++;
+	bufferevent_setcb(s->bev, session_on_read, session_on_write,
+			  session_on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
+	bufferevent_set_timeouts(s->bev, &idle, &idle);
+	s->lifetime = evtimer_new(env->base, session_on_lifetime, s);
+	evtimer_add(s->lifetime, &life);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	log_debug(LOG_SUB_SMTP, "client=%s event=connect", s->client);
+	session_reply(s, "220 %s ESMTP Shoal", cfg->router.hostname);
+}

@@ -1,0 +1,37 @@
+/* One SMTP server session (RFC 5321, with PIPELINING RFC 2920, SIZE RFC
+ * 1870, 8BITMIME RFC 6152, SMTPUTF8 RFC 6531, ENHANCEDSTATUSCODES RFC 2034,
+ * CHUNKING RFC 3030, DSN RFC 3461). Handles untrusted input. */
+#ifndef SHOAL_ROUTER_SESSION_H
+#define SHOAL_ROUTER_SESSION_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "lib/cidr.h"
+#include "lib/config.h"
+#include "lib/qid.h"
+
+struct event_base;
+struct enqueue;
+struct session;
+
+/* What every session of a router shares; owned by the router's main. */
+struct session_env {
+	struct event_base *base;
+	const struct config *cfg;
+	struct enqueue *enq;
+	struct qid_gen qids;
+	struct cidr *relay_nets;
+	size_t n_relay_nets;
+	uint32_t sessions;        /* open now */
+	uint64_t accepted, rejected;
+	void (*on_close)(void *arg);  /* a session ended */
+	void *on_close_arg;
+};
+
+/* Start a session on an accepted socket (non-blocking); sends the greeting.
+ * The session frees itself when it ends. */
+void session_start(struct session_env *env, const struct cfg_listen *ls,
+		   int fd, const struct sockaddr *peer, int peer_len);
+
+#endif
