@@ -1,0 +1,221 @@
+/* Shared plumbing of shoalctl's commands: config loading, peers, error
+ * output and enum names. No command logic here. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "cli/client.h"
+#include "lib/xmalloc.h"
+
+int
+cli_load(struct cli *c)
+{
+	char err[1024];
+
+	if (config_load(c->config_path, &c->cfg, err, sizeof(err)) != 0) {
+		cli_error("%s", err);
+		return -1;
+	}
+	c->zctx = zmq_ctx_new();
+	if (c->zctx == NULL) {
+		cli_error("cannot start ZeroMQ: %s", zmq_strerror(errno));
+		config_free(c->cfg);
+		c->cfg = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+void
+cli_unload(struct cli *c)
+{
+	if (c->zctx != NULL)
+		zmq_ctx_term(c->zctx);
+	c->zctx = NULL;
+	config_free(c->cfg);
+	c->cfg = NULL;
+}
+
+static void
+cli_verror(const char *fmt, va_list ap)
+{
+	fputs("shoalctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void
+cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cli_verror(fmt, ap);
+	va_end(ap);
+}
+
+int
+cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	cli_verror(fmt, ap);
+	va_end(ap);
+	fputs("Try 'shoalctl --help'.\n", stderr);
+	return CLI_EXIT_USAGE;
+}
+
+int
+cli_not_available(const char *command)
+{
+	cli_error("%s is not available in this version", command);
+	return CLI_EXIT_FAIL;
+}
+
+int
+cli_peers_open(struct cli *c, const char *only, struct cli_peer **out,
+	       size_t *n)
+{
+	const struct config *cfg = c->cfg;
+	struct cli_peer *p;
+	size_t k = 0;
+
+	if (only != NULL && config_find_node(cfg, only) == NULL) {
+		cli_error("no node \"%s\" in %s", only, c->config_path);
+		return -1;
+	}
+	p = xcalloc(cfg->n_nodes ? cfg->n_nodes : 1, sizeof(*p));
+	for (size_t i = 0; i < cfg->n_nodes; i++) {
+		const struct cfg_node *nd = &cfg->nodes[i];
+
+		if (only != NULL && strcmp(nd->id, only) != 0)
+			continue;
+		p[k].node = nd;
+		p[k].err = client_new(c->zctx, nd->endpoint, c->timeout_ms,
+				      &p[k].cl);
+		k++;
+	}
+	*out = p;
+	*n = k;
+	return 0;
+}
+
+void
+cli_peers_free(struct cli_peer *p, size_t n)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		client_free(p[i].cl);
+	free(p);
+}
+
+int
+cli_peer_call(struct cli_peer *p, Shoal__AdminRequest *req,
+	      Shoal__AdminReply **out)
+{
+	if (p->err != 0)
+		return p->err;
+	p->err = client_call(p->cl, req, out);
+	return p->err;
+}
+
+void
+cli_peers_call_all(struct cli_peer *p, size_t n,
+		   Shoal__AdminRequest *const *reqs,
+		   Shoal__AdminReply **replies)
+{
+	struct client **cs = xcalloc(n ? n : 1, sizeof(*cs));
+	Shoal__AdminRequest **rq = xcalloc(n ? n : 1, sizeof(*rq));
+	Shoal__AdminReply **rs = xcalloc(n ? n : 1, sizeof(*rs));
+	int *errs = xcalloc(n ? n : 1, sizeof(*errs));
+	size_t *idx = xcalloc(n ? n : 1, sizeof(*idx));
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		replies[i] = NULL;
+		if (p[i].err != 0)
+			continue;
+		cs[k] = p[i].cl;
+		rq[k] = reqs[i];
+		idx[k++] = i;
+	}
+	client_exchange(cs, rq, k, rs, errs);
+	for (size_t x = 0; x < k; x++) {
+		replies[idx[x]] = rs[x];
+		p[idx[x]].err = errs[x];
+	}
+	free(cs);
+	free(rq);
+	free(rs);
+	free(errs);
+	free(idx);
+}
+
+const char *
+cli_peer_strerror(int err)
+{
+	return client_strerror(err);
+}
+
+const char *
+cli_rcpt_state_name(int state)
+{
+	switch (state) {
+	case SHOAL__RCPT_STATE__RCPT_QUEUED: return "queued";
+	case SHOAL__RCPT_STATE__RCPT_DEFERRED: return "deferred";
+	case SHOAL__RCPT_STATE__RCPT_DELIVERED: return "delivered";
+	case SHOAL__RCPT_STATE__RCPT_BOUNCED: return "bounced";
+	}
+	return "unknown";
+}
+
+const char *
+cli_body_name(int body)
+{
+	switch (body) {
+	case SHOAL__BODY_TYPE__BODY_7BIT: return "7bit";
+	case SHOAL__BODY_TYPE__BODY_8BITMIME: return "8bitmime";
+	case SHOAL__BODY_TYPE__BODY_BINARYMIME: return "binarymime";
+	}
+	return "unknown";
+}
+
+const char *
+cli_ret_name(int ret)
+{
+	switch (ret) {
+	case SHOAL__RET__RET_DEFAULT: return "";
+	case SHOAL__RET__RET_FULL: return "full";
+	case SHOAL__RET__RET_HDRS: return "hdrs";
+	}
+	return "unknown";
+}
+
+const char *
+cli_status_name(int status)
+{
+	switch (status) {
+	case SHOAL__STATUS__STATUS_OK: return "ok";
+	case SHOAL__STATUS__STATUS_WRONG_EPOCH: return "wrong epoch";
+	case SHOAL__STATUS__STATUS_NOT_OWNER: return "not owner";
+	case SHOAL__STATUS__STATUS_STORAGE_FULL: return "storage full";
+	case SHOAL__STATUS__STATUS_NOT_DURABLE: return "not durable";
+	case SHOAL__STATUS__STATUS_BAD_REQUEST: return "bad request";
+	case SHOAL__STATUS__STATUS_INTERNAL: return "internal error";
+	}
+	return "unknown";
+}
+
+uint64_t
+cli_now(void)
+{
+	return (uint64_t)time(NULL);
+}

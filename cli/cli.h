@@ -1,0 +1,104 @@
+/* What shoalctl's command groups share: the parsed global options, the
+ * loaded config, the connections to nodes, error printing and the names
+ * of protocol enums. main.c parses; status.c, queue.c, shard.c and node.c
+ * run commands and return an exit status. */
+#ifndef SHOAL_CLI_CLI_H
+#define SHOAL_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/config.h"
+#include "proto/cli_node.pb-c.h"
+
+/* Exit statuses (DESIGN.md "Command lines"). */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+#define CLI_CONFIG_DEFAULT "/etc/shoal/shoal.conf"
+#define CLI_TIMEOUT_MAX_MS 3600000   /* --timeout bound: one hour */
+#define CLI_DOMAIN_MAX 255           /* RFC 1035 2.3.4 */
+
+/* Command options, given anywhere on the line; each command says which
+ * it takes (CLI_OPT_* bits) and main.c refuses the others. */
+enum cli_opt {
+	CLI_OPT_NODE = 1 << 0,   /* --node ID */
+	CLI_OPT_DOMAIN = 1 << 1, /* --domain D */
+	CLI_OPT_STATE = 1 << 2,  /* --state S */
+	CLI_OPT_TO = 1 << 3,     /* --to NODE */
+};
+
+struct cli {
+	const char *config_path;
+	bool is_json;
+	int timeout_ms;
+	const char *opt_node, *opt_domain, *opt_state, *opt_to;
+	unsigned opts_given;     /* CLI_OPT_* */
+	struct config *cfg;      /* set by cli_load() */
+	void *zctx;              /* set by cli_load() */
+};
+
+/* One node being asked. */
+struct cli_peer {
+	const struct cfg_node *node;
+	struct client *cl;       /* NULL when err says why */
+	int err;                 /* 0, or why the node cannot be asked */
+};
+
+/* Load the config and start ZeroMQ. Returns 0, or prints why on stderr
+ * and returns -1. */
+int cli_load(struct cli *c);
+
+/* Release what cli_load() made. */
+void cli_unload(struct cli *c);
+
+/* Print "shoalctl: MESSAGE" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print "shoalctl: MESSAGE" and a pointer to --help on stderr; returns
+ * CLI_EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/* "shoalctl: COMMAND is not available in this version"; CLI_EXIT_FAIL. */
+int cli_not_available(const char *command);
+
+/* Open one peer per node of the config, or only the node named only (when
+ * not NULL). Returns 0 and sets *out (free with cli_peers_free()) and *n,
+ * or prints "no node ..." and returns -1. A node whose endpoint cannot be
+ * used gets a peer with err set, not a failure. */
+int cli_peers_open(struct cli *c, const char *only, struct cli_peer **out,
+		   size_t *n);
+void cli_peers_free(struct cli_peer *p, size_t n);
+
+/* Ask peer p: returns 0 with *out set, or an error (also kept in p->err
+ * once the link is unusable). A reply whose status is not OK is returned
+ * as a reply; callers check it. */
+int cli_peer_call(struct cli_peer *p, Shoal__AdminRequest *req,
+		  Shoal__AdminReply **out);
+
+/* Ask every usable peer at once, reqs[i] to p[i] (one request may serve
+ * all: it is packed as it is sent), waiting one timeout in all. Sets
+ * replies[i] (caller frees with shoal__admin_reply__free_unpacked()) or
+ * leaves it NULL with p[i].err saying why. */
+void cli_peers_call_all(struct cli_peer *p, size_t n,
+			Shoal__AdminRequest *const *reqs,
+			Shoal__AdminReply **replies);
+
+/* Why a node did not answer: "timeout", "malformed reply", ZeroMQ's word
+ * for a bad endpoint. Static. */
+const char *cli_peer_strerror(int err);
+
+/* Enum names as shoalctl shows them ("queued", "8bitmime", "hdrs"). Out of
+ * range values from a newer node read "unknown". Static. */
+const char *cli_rcpt_state_name(int state);
+const char *cli_body_name(int body);
+const char *cli_ret_name(int ret);    /* "" for RET_DEFAULT */
+const char *cli_status_name(int status);
+
+/* Unix seconds now. */
+uint64_t cli_now(void);
+
+#endif

@@ -1,0 +1,219 @@
+/* shoalctl [-c FILE] [--json] [--timeout MS] COMMAND [ARGS]: reads the
+ * flags, finds the command in a table and runs it. Options may come
+ * before or after the command words. Commands load the config themselves,
+ * so usage errors (exit 2) never depend on the config file. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/client.h"
+#include "cli/node.h"
+#include "cli/queue.h"
+#include "cli/shard.h"
+#include "cli/status.h"
+#include "lib/log.h"
+
+typedef int (*main_run_fn)(struct cli *c, int argc, char **argv);
+typedef int (*main_run_verb_fn)(struct cli *c, const char *verb, int argc,
+				char **argv);
+
+struct main_cmd {
+	const char *group;        /* first word */
+	const char *verb;         /* second word, NULL for one-word commands */
+	unsigned opts;            /* CLI_OPT_* the command takes */
+	main_run_fn run;          /* or: */
+	main_run_verb_fn run_verb;
+};
+
+static const struct main_cmd main_cmds[] = {
+	{ "status", NULL, 0, status_run, NULL },
+	{ "queue", "list", CLI_OPT_NODE | CLI_OPT_DOMAIN | CLI_OPT_STATE,
+	  queue_list_run, NULL },
+	{ "queue", "show", 0, queue_show_run, NULL },
+	{ "queue", "flush", CLI_OPT_DOMAIN, queue_flush_run, NULL },
+	{ "queue", "hold", 0, NULL, queue_action_run },
+	{ "queue", "release", 0, NULL, queue_action_run },
+	{ "queue", "delete", 0, NULL, queue_action_run },
+	{ "queue", "bounce", 0, NULL, queue_action_run },
+	{ "shard", "list", 0, shard_list_run, NULL },
+	{ "shard", "move", CLI_OPT_TO, shard_move_run, NULL },
+	{ "node", "drain", 0, NULL, node_cmd_run },
+	{ "node", "failover", 0, NULL, node_cmd_run },
+};
+
+#define MAIN_N_CMDS (sizeof(main_cmds) / sizeof(*main_cmds))
+
+static void
+main_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shoalctl [-c FILE] [--json] [--timeout MS] COMMAND "
+		"[ARGS]\n"
+		"\n"
+		"  -c, --config FILE   cluster config (default %s)\n"
+		"      --json          print one JSON document on stdout\n"
+		"      --timeout MS    wait this long for a node (default %d)\n"
+		"  -h, --help          this help\n"
+		"\n"
+		"commands:\n"
+		"  status                      nodes, epoch, queue depth, "
+		"shards\n"
+		"  queue list [--node ID] [--domain D] "
+		"[--state queued|deferred|held]\n"
+		"  queue show QID\n"
+		"  queue flush [--domain D]    retry now (not yet available)\n"
+		"  queue hold|release|delete|bounce QID...  (not yet "
+		"available)\n"
+		"  shard list                  (not yet available)\n"
+		"  shard move SHARD --to NODE  (not yet available)\n"
+		"  node drain NODE_ID          (not yet available)\n"
+		"  node failover NODE_ID       (not yet available)\n"
+		"\n"
+		"exit status: 0 ok, 1 failure (message on stderr), 2 usage "
+		"error\n",
+		CLI_CONFIG_DEFAULT, CLIENT_TIMEOUT_MS);
+}
+
+static const char *const main_opt_names[] = { "--node", "--domain",
+					      "--state", "--to" };
+
+/* Parse every option on the line. Returns -1 to go on, or an exit
+ * status. */
+static int
+main_parse_opts(struct cli *c, int argc, char **argv)
+{
+	enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_NODE, OPT_DOMAIN, OPT_STATE,
+	       OPT_TO };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ "help", no_argument, NULL, 'h' },
+		{ "node", required_argument, NULL, OPT_NODE },
+		{ "domain", required_argument, NULL, OPT_DOMAIN },
+		{ "state", required_argument, NULL, OPT_STATE },
+		{ "to", required_argument, NULL, OPT_TO },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long v;
+	char *end;
+	int ch;
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			c->config_path = optarg;
+			break;
+		case OPT_JSON:
+			c->is_json = true;
+			break;
+		case OPT_TIMEOUT:
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' ||
+			    *end != '\0' || errno != 0 || v == 0 ||
+			    v > CLI_TIMEOUT_MAX_MS)
+				return cli_usage_error(
+					"--timeout needs milliseconds, 1 to %d",
+					CLI_TIMEOUT_MAX_MS);
+			c->timeout_ms = (int)v;
+			break;
+		case 'h':
+			main_usage(stdout);
+			return CLI_EXIT_OK;
+		case OPT_NODE:
+			c->opt_node = optarg;
+			c->opts_given |= CLI_OPT_NODE;
+			break;
+		case OPT_DOMAIN:
+			c->opt_domain = optarg;
+			c->opts_given |= CLI_OPT_DOMAIN;
+			break;
+		case OPT_STATE:
+			c->opt_state = optarg;
+			c->opts_given |= CLI_OPT_STATE;
+			break;
+		case OPT_TO:
+			c->opt_to = optarg;
+			c->opts_given |= CLI_OPT_TO;
+			break;
+		case ':':
+			return cli_usage_error("%s needs a value",
+					       argv[optind - 1]);
+		default:
+			if (optopt != 0)
+				return cli_usage_error("unknown option -%c",
+						       optopt);
+			return cli_usage_error("unknown option %s",
+					       argv[optind - 1]);
+		}
+	}
+	return -1;
+}
+
+/* The command named by words[0] (and words[1]), or NULL. */
+static const struct main_cmd *
+main_find(int nwords, char **words, bool *is_group)
+{
+	*is_group = false;
+	for (size_t i = 0; i < MAIN_N_CMDS; i++) {
+		const struct main_cmd *m = &main_cmds[i];
+
+		if (strcmp(m->group, words[0]) != 0)
+			continue;
+		if (m->verb == NULL)
+			return m;
+		*is_group = true;
+		if (nwords > 1 && strcmp(m->verb, words[1]) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cli c;
+	const struct main_cmd *m;
+	bool is_group;
+	unsigned extra;
+	int rc, nwords;
+	char **words;
+
+	memset(&c, 0, sizeof(c));
+	c.config_path = CLI_CONFIG_DEFAULT;
+	c.timeout_ms = CLIENT_TIMEOUT_MS;
+	log_init("shoalctl", LOG_LVL_WARN);
+	rc = main_parse_opts(&c, argc, argv);
+	if (rc >= 0)
+		return rc;
+	words = argv + optind;
+	nwords = argc - optind;
+	if (nwords == 0) {
+		main_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	m = main_find(nwords, words, &is_group);
+	if (m == NULL && is_group && nwords == 1)
+		return cli_usage_error("%s needs a command", words[0]);
+	if (m == NULL) {
+		main_usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	extra = c.opts_given & ~m->opts;
+	for (size_t i = 0; extra != 0 && i < 4; i++)
+		if (extra & (1u << i))
+			return cli_usage_error("%s does not apply to %s%s%s",
+					       main_opt_names[i], m->group,
+					       m->verb ? " " : "",
+					       m->verb ? m->verb : "");
+	if (m->verb == NULL)
+		return m->run(&c, nwords - 1, words + 1);
+	if (m->run != NULL)
+		return m->run(&c, nwords - 2, words + 2);
+	return m->run_verb(&c, m->verb, nwords - 2, words + 2);
+}

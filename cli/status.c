@@ -1,0 +1,216 @@
+/* shoalctl status: asks every node of the config at once for a
+ * StatusReply and shows one row per node. Replication lag and roles come
+ * with replication. Handles untrusted input: replies are checked before
+ * use and their strings escaped before they are shown. */
+#include "cli/status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "lib/json.h"
+#include "cli/text.h"
+#include "lib/xmalloc.h"
+
+#define STATUS_WHY_MAX 512
+
+/* One node's answer, or why there is none. */
+struct status_row {
+	const char *id;
+	const Shoal__StatusReply *st;   /* NULL when why is set */
+	bool is_reachable;
+	char why[STATUS_WHY_MAX];
+};
+
+/* Check a reply and fill the row. */
+static void
+status_check(struct status_row *row, const struct cli_peer *p,
+	     const Shoal__AdminReply *r)
+{
+	char q[TEXT_CLEAN_BUF(200)];
+
+	row->id = p->node->id;
+	if (r == NULL) {
+		snprintf(row->why, sizeof(row->why), "%s",
+			 cli_peer_strerror(p->err));
+		return;
+	}
+	row->is_reachable = true;
+	if (r->status != SHOAL__STATUS__STATUS_OK) {
+		snprintf(row->why, sizeof(row->why), "%s: %s",
+			 cli_status_name(r->status),
+			 text_clean(q, sizeof(q), r->message,
+				    strnlen(r->message, 200)));
+		return;
+	}
+	if (r->body_case != SHOAL__ADMIN_REPLY__BODY_STATUS_REPLY) {
+		snprintf(row->why, sizeof(row->why), "malformed reply");
+		return;
+	}
+	if (strcmp(r->status_reply->node_id, p->node->id) != 0) {
+		/* two config entries pointing at one process, say */
+		snprintf(row->why, sizeof(row->why), "answered as node %s",
+			 text_clean(q, sizeof(q), r->status_reply->node_id,
+				    strnlen(r->status_reply->node_id, 200)));
+		return;
+	}
+	row->st = r->status_reply;
+}
+
+static void
+status_json_shards(struct json *j, const char *key, const uint32_t *v,
+		   size_t n)
+{
+	json_key(j, key);
+	json_array_begin(j);
+	for (size_t i = 0; i < n; i++)
+		json_u64(j, v[i]);
+	json_array_end(j);
+}
+
+static int
+status_print_json(const struct cli *c, const struct status_row *rows,
+		  size_t n, uint64_t epoch)
+{
+	struct json j;
+
+	json_init(&j, stdout);
+	json_object_begin(&j);
+	json_kv_u64(&j, "epoch", epoch);
+	json_kv_u64(&j, "shards", c->cfg->cluster.shards);
+	json_key(&j, "nodes");
+	json_array_begin(&j);
+	for (size_t i = 0; i < n; i++) {
+		const Shoal__StatusReply *st = rows[i].st;
+
+		json_object_begin(&j);
+		json_kv_str(&j, "id", rows[i].id);
+		json_kv_bool(&j, "reachable", rows[i].is_reachable);
+		if (st == NULL) {
+			json_kv_str(&j, "error", rows[i].why);
+			json_object_end(&j);
+			continue;
+		}
+		json_kv_u64(&j, "epoch", st->epoch);
+		json_kv_u64(&j, "messages", st->messages);
+		json_kv_u64(&j, "rcpts_queued", st->rcpts_queued);
+		json_kv_u64(&j, "rcpts_deferred", st->rcpts_deferred);
+		json_kv_u64(&j, "held", st->msgs_held);
+		json_kv_u64(&j, "oldest_arrival", st->oldest_arrival);
+		status_json_shards(&j, "primary_shards", st->primary_shards,
+				   st->n_primary_shards);
+		status_json_shards(&j, "replica_shards", st->replica_shards,
+				   st->n_replica_shards);
+		json_kv_u64(&j, "uptime_s", st->uptime_s);
+		json_object_end(&j);
+	}
+	json_array_end(&j);
+	json_object_end(&j);
+	return json_end(&j);
+}
+
+static void
+status_print_table(const struct cli *c, const struct status_row *rows,
+		   size_t n, uint64_t epoch)
+{
+	char id[TEXT_CLEAN_BUF(64)], age[24], name[TEXT_CLEAN_BUF(64)];
+	uint64_t now = cli_now();
+	int w = 4;
+
+	for (size_t i = 0; i < n; i++) {
+		int len = (int)strlen(text_clean(id, sizeof(id), rows[i].id,
+						 strlen(rows[i].id)));
+
+		if (len > w)
+			w = len;
+	}
+	printf("cluster %s: %u shards, epoch %llu\n",
+	       text_clean(name, sizeof(name), c->cfg->cluster.name,
+			  strlen(c->cfg->cluster.name)),
+	       (unsigned)c->cfg->cluster.shards, (unsigned long long)epoch);
+	printf("%-*s  %-9s  %5s  %8s  %8s  %8s  %6s  %7s  %7s  %7s\n", w,
+	       "NODE", "REACHABLE", "EPOCH", "MESSAGES", "QUEUED",
+	       "DEFERRED", "HELD", "OLDEST", "PRIMARY", "REPLICA");
+	for (size_t i = 0; i < n; i++) {
+		const Shoal__StatusReply *st = rows[i].st;
+
+		text_clean(id, sizeof(id), rows[i].id, strlen(rows[i].id));
+		if (st == NULL) {
+			printf("%-*s  %-9s  (%s)\n", w, id,
+			       rows[i].is_reachable ? "yes" : "no",
+			       rows[i].why);
+			continue;
+		}
+		printf("%-*s  %-9s  %5llu  %8llu  %8llu  %8llu  %6llu  %7s  "
+		       "%7zu  %7zu\n",
+		       w, id, "yes", (unsigned long long)st->epoch,
+		       (unsigned long long)st->messages,
+		       (unsigned long long)st->rcpts_queued,
+		       (unsigned long long)st->rcpts_deferred,
+		       (unsigned long long)st->msgs_held,
+		       text_age(age, st->oldest_arrival, now),
+		       st->n_primary_shards, st->n_replica_shards);
+	}
+}
+
+int
+status_run(struct cli *c, int argc, char **argv)
+{
+	Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+	Shoal__StatusRequest sr = SHOAL__STATUS_REQUEST__INIT;
+	Shoal__AdminRequest **reqs = NULL;
+	Shoal__AdminReply **replies = NULL;
+	struct status_row *rows = NULL;
+	struct cli_peer *peers = NULL;
+	size_t n = 0, answered = 0;
+	uint64_t epoch = 0;
+	int rc = CLI_EXIT_FAIL;
+
+	(void)argv;
+	if (argc != 0)
+		return cli_usage_error("status takes no arguments");
+	if (cli_load(c) != 0)
+		return CLI_EXIT_FAIL;
+	if (cli_peers_open(c, NULL, &peers, &n) != 0)
+		goto done;
+	req.body_case = SHOAL__ADMIN_REQUEST__BODY_STATUS;
+	req.status = &sr;
+	reqs = xcalloc(n ? n : 1, sizeof(*reqs));
+	replies = xcalloc(n ? n : 1, sizeof(*replies));
+	rows = xcalloc(n ? n : 1, sizeof(*rows));
+	for (size_t i = 0; i < n; i++)
+		reqs[i] = &req;
+	cli_peers_call_all(peers, n, reqs, replies);
+	for (size_t i = 0; i < n; i++) {
+		status_check(&rows[i], &peers[i], replies[i]);
+		if (rows[i].st == NULL)
+			continue;
+		answered++;
+		if (rows[i].st->epoch > epoch)
+			epoch = rows[i].st->epoch;
+	}
+	if (c->is_json) {
+		if (status_print_json(c, rows, n, epoch) != 0) {
+			cli_error("cannot write output");
+			goto done;
+		}
+	} else {
+		status_print_table(c, rows, n, epoch);
+	}
+	if (answered == 0) {
+		cli_error("no node answered");
+		goto done;
+	}
+	rc = CLI_EXIT_OK;
+done:
+	for (size_t i = 0; replies != NULL && i < n; i++)
+		if (replies[i] != NULL)
+			shoal__admin_reply__free_unpacked(replies[i], NULL);
+	free(replies);
+	free(reqs);
+	free(rows);
+	cli_peers_free(peers, n);
+	cli_unload(c);
+	return rc;
+}
