@@ -242,6 +242,32 @@ smtp_xtext_decode(const char *s, size_t len, char *out, size_t outlen)
 	return (int)o;
 }
 
+int
+smtp_xtext_encode(const char *s, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		bool plain = c >= 33 && c <= 126 && c != '+' && c != '=';
+
+		if (o + (plain ? 1 : 3) >= outlen)
+			return -1;
+		if (plain) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '+';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	if (o >= outlen || o > INT_MAX)
+		return -1;
+	out[o] = '\0';
+	return (int)o;
+}
+
 /* RFC 3461 4.2 and 4.4: ORCPT (rfc822) and ENVID must decode to printable
  * US-ASCII. Besides the RFC, a decoded CR or LF would let the client
  * write header lines into our DSNs. */

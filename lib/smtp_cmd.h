@@ -125,6 +125,11 @@ int smtp_bdat_parse(const char *arg, size_t len, uint64_t *size, bool *last);
  * bad xtext or output too small. */
 int smtp_xtext_decode(const char *s, size_t len, char *out, size_t outlen);
 
+/* Encode s as xtext (RFC 3461 4: '+', '=' and bytes outside 33..126 become
+ * "+HH") into out, NUL-terminated. Returns the encoded length, or -1 when
+ * out is too small. */
+int smtp_xtext_encode(const char *s, char *out, size_t outlen);
+
 /* The reply line (without CRLF) for a parse error, e.g.
  * "501 5.5.4 Syntax: MAIL FROM:<address>". verb gives context. Static. */
 const char *smtp_cmd_strerror(int err, enum smtp_verb verb);
