@@ -1,0 +1,58 @@
+/* The admin link on a node (proto/cli_node.proto): status, queue listing
+ * and queue inspection for shoalctl. A pure handler: bytes in, bytes out,
+ * no sockets; node.c does the framing (lib/wire.h WIRE_TAG_ADMIN).
+ *
+ * Handles untrusted input: every request is unpacked and checked (qid
+ * syntax, string lengths, enum ranges) before use. A bad request gets a
+ * reply with STATUS_BAD_REQUEST and a reason, and a warning in the log;
+ * it never stops the node. */
+#ifndef SHOAL_NODE_ADMIN_H
+#define SHOAL_NODE_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/queue.pb-c.h"
+
+struct store;
+
+/* Requests larger than this are refused unread: the biggest real one is a
+ * QueueListRequest of a few hundred bytes. */
+#define ADMIN_REQUEST_MAX (64u * 1024)
+
+/* Entries in one QueueListReply: a request's limit is capped here, and
+ * limit 0 means this many. */
+#define ADMIN_LIST_MAX 1000
+
+/* Bytes of packed entries in one QueueListReply before it stops early and
+ * sets `more`; keeps replies well under the client's WIRE_META_MAX even
+ * for messages with thousands of recipients. */
+#define ADMIN_LIST_BYTES_MAX (4u * 1024 * 1024)
+
+/* Longest recipient domain a list filter may name (RFC 1035 2.3.4). */
+#define ADMIN_DOMAIN_MAX 255
+
+/* The header section a QueueShowReply carries is cut to this size. */
+#define ADMIN_HEADERS_MAX (64u * 1024)
+
+
+struct admin_ctx {
+	struct store *store;        /* node/store.h */
+	const char *node_id;
+	const Shoal__ShardMap *map; /* current shard map */
+	uint64_t started_at;        /* unix seconds */
+};
+
+/* Handle one packed AdminRequest of len bytes. Always produces a reply:
+ * errors become a reply with status BAD_REQUEST (the request is wrong,
+ * including an unknown qid) or INTERNAL (the store failed) and a message.
+ * A request that cannot be unpacked at all (or is over ADMIN_REQUEST_MAX)
+ * gets request_id 0 and BAD_REQUEST. Sets *out to the packed AdminReply
+ * (caller frees with free()) and *out_len to its size.
+ *
+ * Each request runs in one read-only store transaction. Status and list
+ * walk the whole store (see admin.c for the cost). */
+void admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
+		  void **out, size_t *out_len);
+
+#endif

@@ -1,0 +1,52 @@
+/* Delivery status notifications (RFC 3464 multipart/report, RFC 3461
+ * semantics): failure bounces, delay warnings and success notices, sent to
+ * the original envelope sender from the null sender. Builds the message
+ * text only; queuing it is the caller's job. Never called for a message
+ * whose sender is <> (RFC 3461 6.2, RFC 5321 6.1). */
+#ifndef SHOAL_NODE_BOUNCE_H
+#define SHOAL_NODE_BOUNCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+
+enum bounce_action {
+	BOUNCE_FAILED = 0,
+	BOUNCE_DELAYED,
+	BOUNCE_DELIVERED,  /* NOTIFY=SUCCESS to a server without DSN: "relayed" */
+};
+
+struct bounce_rcpt {
+	const char *address;      /* final recipient */
+	const char *orcpt;        /* "rfc822;..." as given, or "" */
+	enum bounce_action action;
+	const char *status;       /* "5.1.1" */
+	const char *remote_mta;   /* MX host name, or "" */
+	int code;                 /* remote reply code, 0 for a local reason */
+	const char *text;         /* remote reply text or local reason (untrusted) */
+};
+
+struct bounce_info {
+	const char *reporting_mta; /* our name (delivery.helo_name) */
+	const char *qid;
+	const char *sender;        /* original MAIL FROM, the DSN's recipient */
+	const char *envid;         /* "" for none */
+	int ret;                   /* 0 default (headers), 1 FULL, 2 HDRS */
+	uint64_t arrival;          /* unix seconds */
+	uint64_t now;
+	const struct bounce_rcpt *rcpts;
+	size_t n_rcpts;
+	const char *orig;          /* the original message as queued */
+	size_t orig_len;
+};
+
+/* Append the DSN message (headers and body, CRLF line ends) to out.
+ * Returns 0 or -EMSGSIZE when out's bound is too small. */
+int bounce_build(const struct bounce_info *bi, struct buf *out);
+
+/* The length of the header section of msg (up to and including the empty
+ * line), or len when there is no body. */
+size_t bounce_header_len(const char *msg, size_t len);
+
+#endif

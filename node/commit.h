@@ -1,0 +1,38 @@
+/* Group commit: work that arrives together shares one LMDB write
+ * transaction and one fsync. Each item's done callback runs only after its
+ * own writes are durable (or have failed).
+ *
+ * Items are queued with commit_add(); the batch runs from the event loop
+ * right after the current callbacks (so everything read in one pass of a
+ * socket lands in one transaction). While an fsync runs, new requests queue
+ * up in ZeroMQ and form the next batch. */
+#ifndef SHOAL_NODE_COMMIT_H
+#define SHOAL_NODE_COMMIT_H
+
+#include <stddef.h>
+
+struct event_base;
+struct store;
+struct store_txn;
+struct commit;
+
+/* Perform an item's writes in t. Returns 0 or an error (store codes). */
+typedef int (*commit_apply_fn)(struct store_txn *t, void *arg);
+
+/* The item's outcome: 0 when durable, else SHOAL_E_STORAGE_FULL, -errno or
+ * the apply function's error. Called exactly once per item. */
+typedef void (*commit_done_fn)(int result, void *arg);
+
+struct commit *commit_new(struct event_base *base, struct store *st);
+
+/* Runs pending batches first. commit_free(NULL) does nothing. */
+void commit_free(struct commit *c);
+
+/* Queue an item for the next batch. */
+void commit_add(struct commit *c, commit_apply_fn apply, commit_done_fn done,
+		void *arg);
+
+/* Run the pending batch now (shutdown, tests). */
+void commit_flush(struct commit *c);
+
+#endif

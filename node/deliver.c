@@ -1,0 +1,882 @@
+/* Delivery: destinations, connection pools, MX fallback and results.
+ *
+ * A destination is the sorted set of MX host names a domain resolves to
+ * (or "route:HOST:PORT" for a delivery.routes relay). Each holds a FIFO of
+ * jobs, its shaping state, and its connections. A connection attempt walks
+ * the destination's addresses in MX order, skipping those marked down in
+ * the last DELIVER_DOWN_S seconds, and moves to the next one whenever
+ * outcome_try_next_host() says so; when every address failed, the jobs
+ * still queued are deferred with the last error (unless another connection
+ * to the destination is alive and can take them).
+ *
+ * Handles untrusted input indirectly: DNS answers and SMTP replies have
+ * been bounded by node/dns.c and node/smtpc.c. */
+#include "node/deliver.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "node/dns.h"
+#include "node/job.h"
+#include "node/node.h"
+#include "node/outcome.h"
+#include "node/scheduler.h"
+#include "node/shaping.h"
+#include "node/smtpc.h"
+
+#define DELIVER_ADDRS_MAX (DNS_HOSTS_MAX * DNS_ADDRS_MAX)
+#define DELIVER_IDLE_MS 5000      /* keep an idle connection this long */
+#define DELIVER_DOWN_S 60         /* skip an address that just failed */
+#define DELIVER_KEY_MAX 1024
+
+struct dest_addr {
+	struct sockaddr_storage sa;
+	char mx[DNS_NAME_MAX + 1];
+	uint64_t down_until;      /* unix seconds */
+};
+
+struct dconn;
+
+struct dest {
+	struct deliver *d;
+	char key[DELIVER_KEY_MAX];
+	struct dest_addr addrs[DELIVER_ADDRS_MAX];
+	size_t n_addrs;
+	struct shaping shape;
+	enum smtpc_tls tls;
+	struct job *head, *tail;  /* waiting jobs */
+	size_t queued;
+	struct dconn *conns;      /* all connections */
+	uint32_t n_conns, n_connecting;
+	struct event *wake;       /* rate limit timer */
+	struct dest *next;
+};
+
+enum dconn_state {
+	DCONN_CONNECTING,
+	DCONN_IDLE,
+	DCONN_BUSY,
+};
+
+/* One message being sent: smtpc borrows these arrays until done. */
+struct dsend {
+	struct job *job;
+	const char **rcpts;
+	unsigned *notify;
+	const char **orcpt;
+};
+
+struct dconn {
+	struct dest *dest;
+	struct smtpc *c;
+	enum dconn_state state;
+	size_t addr_idx;          /* which address this attempt uses */
+	size_t tried;             /* addresses tried by this connection */
+	bool tls_off;             /* retrying this address without TLS */
+	uint32_t msgs;
+	struct dsend send;
+	struct event *idle;
+	struct dconn *next;
+};
+
+struct deliver {
+	struct node *n;
+	struct dns *dns;
+	SSL_CTX *ssl;
+	struct dest *dests;
+	struct dwait *waits;      /* jobs waiting for DNS */
+	uint32_t n_conns;
+	double share;             /* of the cluster's limits */
+};
+
+/* A job waiting for its DNS answer. */
+struct dwait {
+	struct deliver *d;
+	struct job *job;
+	uint64_t lookup;          /* for dns_cancel() */
+	struct dwait *prev, *next;
+	char route_key[DELIVER_KEY_MAX];
+	uint16_t route_port;
+	enum cfg_tls route_tls;
+};
+
+static void dest_pump(struct dest *ds);
+
+static uint64_t
+deliver_now(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+static uint64_t
+deliver_now_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+/* ---- results -------------------------------------------------------- */
+
+/* Give every recipient of a job the same result and hand it back. */
+static void
+deliver_finish_all(struct job *j, enum outcome oc, enum outcome_category cat,
+		   int code, const char *status, const char *text,
+		   const char *mx)
+{
+	for (size_t k = 0; k < j->n; k++) {
+		struct job_result *r = &j->res[k];
+
+		memset(r, 0, sizeof(*r));
+		r->outcome = oc;
+		r->category = cat;
+		r->reply.code = code;
+		snprintf(r->reply.enhanced, sizeof(r->reply.enhanced), "%s",
+			 status);
+		snprintf(r->reply.text, sizeof(r->reply.text), "%s", text);
+		snprintf(r->status, sizeof(r->status), "%s", status);
+		snprintf(r->mx, sizeof(r->mx), "%s", mx ? mx : "");
+	}
+	scheduler_job_done(j->sched, j);
+}
+
+static void
+deliver_finish_reply(struct job *j, const struct smtpc_reply *reply,
+		     enum smtpc_phase phase, const char *mx)
+{
+	char status[16];
+	enum outcome oc = outcome_of_reply(reply);
+
+	/* a connection-level failure never delivers nor bounces by itself */
+	if (oc == OUTCOME_DELIVERED || phase <= SMTPC_PH_TLS)
+		oc = OUTCOME_DEFERRED;
+	outcome_status(reply, status);
+	if (oc == OUTCOME_DEFERRED && status[0] != '4')
+		status[0] = '4';
+	deliver_finish_all(j, oc, outcome_categorize(reply, phase), reply->code,
+			   status, reply->text, mx);
+}
+
+/* ---- destinations ---------------------------------------------------- */
+
+static struct dest *
+dest_find(struct deliver *d, const char *key)
+{
+	for (struct dest *ds = d->dests; ds; ds = ds->next)
+		if (strcmp(ds->key, key) == 0)
+			return ds;
+	return NULL;
+}
+
+static void
+dest_on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dest_pump(arg);
+}
+
+static struct dest *
+dest_new(struct deliver *d, const char *key, const char *domain)
+{
+	struct dest *ds = xcalloc(1, sizeof(*ds));
+
+	ds->d = d;
+	snprintf(ds->key, sizeof(ds->key), "%s", key);
+	shaping_for_domain(d->n->cfg, domain, d->share, &ds->shape);
+	ds->wake = evtimer_new(d->n->base, dest_on_wake, ds);
+	ds->next = d->dests;
+	d->dests = ds;
+	log_debug(LOG_SUB_SMTP, "dest=%s event=created max_conns=%u", key,
+		  ds->shape.max_connections);
+	return ds;
+}
+
+/* Free a destination with nothing left to do. */
+static void
+dest_maybe_free(struct dest *ds)
+{
+	struct deliver *d = ds->d;
+	struct dest **pp;
+
+	if (ds->queued || ds->n_conns)
+		return;
+	for (pp = &d->dests; *pp; pp = &(*pp)->next) {
+		if (*pp == ds) {
+			*pp = ds->next;
+			break;
+		}
+	}
+	event_free(ds->wake);
+	free(ds);
+}
+
+static enum smtpc_tls
+deliver_tls_mode(enum cfg_tls t)
+{
+	switch (t) {
+	case CFG_TLS_REQUIRED:
+		return SMTPC_TLS_REQUIRED;
+	case CFG_TLS_NONE:
+		return SMTPC_TLS_NONE;
+	default:
+		return SMTPC_TLS_OPPORTUNISTIC;
+	}
+}
+
+static void
+dest_enqueue(struct dest *ds, struct job *j)
+{
+	struct shaping s;
+
+	/* a limit naming this domain applies to its whole destination */
+	shaping_for_domain(ds->d->n->cfg, j->domain, ds->d->share, &s);
+	if (s.is_specific && !ds->shape.is_specific) {
+		s.tokens = ds->shape.tokens;
+		s.refilled_us = ds->shape.refilled_us;
+		ds->shape = s;
+		ds->tls = deliver_tls_mode(s.tls);
+	}
+	j->next = NULL;
+	if (ds->tail)
+		ds->tail->next = j;
+	else
+		ds->head = j;
+	ds->tail = j;
+	ds->queued++;
+	dest_pump(ds);
+}
+
+static struct job *
+dest_pop(struct dest *ds)
+{
+	struct job *j = ds->head;
+
+	if (j == NULL)
+		return NULL;
+	ds->head = j->next;
+	if (ds->head == NULL)
+		ds->tail = NULL;
+	j->next = NULL;
+	ds->queued--;
+	return j;
+}
+
+/* ---- connections ----------------------------------------------------- */
+
+static void dconn_open(struct dconn *dc);
+
+static void
+dconn_free(struct dconn *dc)
+{
+	struct dest *ds = dc->dest;
+	struct dconn **pp;
+
+	for (pp = &ds->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == dc) {
+			*pp = dc->next;
+			break;
+		}
+	}
+	if (dc->state == DCONN_CONNECTING)
+		ds->n_connecting--;
+	ds->n_conns--;
+	ds->d->n_conns--;
+	smtpc_close(dc->c);
+	if (dc->idle)
+		event_free(dc->idle);
+	free(dc->send.rcpts);
+	free(dc->send.notify);
+	free(dc->send.orcpt);
+	free(dc);
+}
+
+static void
+dconn_on_idle(evutil_socket_t fd, short what, void *arg)
+{
+	struct dconn *dc = arg;
+	struct dest *ds = dc->dest;
+
+	(void)fd;
+	(void)what;
+	log_debug(LOG_SUB_SMTP, "dest=%s event=idle_close msgs=%u", ds->key,
+		  dc->msgs);
+	dconn_free(dc);
+	dest_maybe_free(ds);
+}
+
+static void
+dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
+{
+	struct dconn *dc = arg;
+	struct dest *ds = dc->dest;
+	struct job *j = dc->send.job;
+	const struct smtpc_info *info = smtpc_info(c);
+	const char *mx = ds->addrs[dc->addr_idx].mx;
+
+	dc->send.job = NULL;
+	dc->msgs++;
+	for (size_t k = 0; k < j->n; k++) {
+		struct job_result *r = &j->res[k];
+		const struct smtpc_reply *rep =
+			k < res->n_rcpts ? &res->rcpt[k] : &res->msg_reply;
+
+		memset(r, 0, sizeof(*r));
+		r->reply = *rep;
+		r->outcome = outcome_of_reply(rep);
+		r->category = outcome_categorize(rep, res->failed_phase);
+		outcome_status(rep, r->status);
+		snprintf(r->mx, sizeof(r->mx), "%s", mx);
+		snprintf(r->ip, sizeof(r->ip), "%s", info->peer_ip);
+		if (info->tls_active)
+			snprintf(r->tls, sizeof(r->tls), "%s %s",
+				 info->tls_version, info->tls_cipher);
+		r->relayed_no_dsn = r->outcome == OUTCOME_DELIVERED && !info->dsn;
+		log_info("qid=%s rcpt=<%s> mx=%s ip=%s result=%s code=%d "
+			 "status=%s",
+			 j->msg->qid,
+			 j->msg->sm->envelope->rcpts[j->rcpt[k]]->address, mx,
+			 info->peer_ip,
+			 r->outcome == OUTCOME_DELIVERED ? "delivered" :
+			 r->outcome == OUTCOME_BOUNCED	 ? "bounced" :
+							   "deferred",
+			 rep->code, r->status);
+	}
+	scheduler_job_done(j->sched, j);
+	if (res->conn_lost || !smtpc_is_usable(c) ||
+	    dc->msgs >= ds->shape.max_msgs_per_conn) {
+		dconn_free(dc);
+	} else {
+		struct timeval tv = { DELIVER_IDLE_MS / 1000,
+				      (DELIVER_IDLE_MS % 1000) * 1000 };
+
+		dc->state = DCONN_IDLE;
+		evtimer_add(dc->idle, &tv);
+	}
+	dest_pump(ds);
+	dest_maybe_free(ds);
+}
+
+static void
+dconn_send(struct dconn *dc, struct job *j)
+{
+	const Shoal__Envelope *env = j->msg->sm->envelope;
+	struct smtpc_msg m = { 0 };
+
+	evtimer_del(dc->idle);
+	dc->state = DCONN_BUSY;
+	dc->send.job = j;
+	dc->send.rcpts = xrealloc(dc->send.rcpts, j->n * sizeof(char *));
+	dc->send.notify = xrealloc(dc->send.notify, j->n * sizeof(unsigned));
+	dc->send.orcpt = xrealloc(dc->send.orcpt, j->n * sizeof(char *));
+	for (size_t k = 0; k < j->n; k++) {
+		const Shoal__Recipient *r = env->rcpts[j->rcpt[k]];
+
+		dc->send.rcpts[k] = r->address;
+		dc->send.notify[k] = r->notify;
+		dc->send.orcpt[k] = r->orcpt;
+	}
+	m.mail_from = env->mail_from;
+	m.n_rcpts = j->n;
+	m.rcpts = dc->send.rcpts;
+	m.notify = dc->send.notify;
+	m.orcpt = dc->send.orcpt;
+	m.ret = env->ret;
+	m.envid = env->envid;
+	m.smtputf8 = env->smtputf8;
+	m.body_8bit = env->body != SHOAL__BODY_TYPE__BODY_7BIT;
+	m.body = j->msg->body;
+	m.body_len = j->msg->body_len;
+	if (smtpc_send(dc->c, &m, dconn_on_sent, dc) != 0) {
+		struct dest *ds = dc->dest;
+
+		/* the connection went bad while idle: the job goes back to
+		 * the head of the line and another connection takes it */
+		dc->send.job = NULL;
+		dconn_free(dc);
+		j->next = ds->head;
+		ds->head = j;
+		if (ds->tail == NULL)
+			ds->tail = j;
+		ds->queued++;
+	}
+}
+
+/* The next address to try for a connection: the first not marked down,
+ * in MX order, starting after those this connection already tried. */
+static bool
+dconn_next_addr(struct dconn *dc)
+{
+	struct dest *ds = dc->dest;
+	uint64_t now = deliver_now();
+
+	for (size_t i = dc->tried; i < ds->n_addrs; i++) {
+		if (ds->addrs[i].down_until <= now || i + 1 == ds->n_addrs) {
+			dc->addr_idx = i;
+			dc->tried = i + 1;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Every address failed: defer what waits, unless a connection lives. */
+static void
+dest_fail(struct dest *ds, enum smtpc_phase phase,
+	  const struct smtpc_reply *reply, const char *mx)
+{
+	struct job *j;
+
+	if (ds->n_conns > ds->n_connecting)
+		return; /* a live connection will take them */
+	log_info("dest=%s event=all_hosts_failed queued=%zu error=\"%.200s\"",
+		 ds->key, ds->queued, reply->text);
+	while ((j = dest_pop(ds)) != NULL)
+		deliver_finish_reply(j, reply, phase, mx);
+}
+
+static void
+dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
+	       const struct smtpc_reply *reply, void *arg)
+{
+	struct dconn *dc = arg;
+	struct dest *ds = dc->dest;
+	struct dest_addr *a = &ds->addrs[dc->addr_idx];
+
+	(void)c;
+	if (ok) {
+		ds->n_connecting--;
+		dc->state = DCONN_IDLE;
+		a->down_until = 0;
+		log_debug(LOG_SUB_SMTP, "dest=%s mx=%s event=connected",
+			  ds->key, a->mx);
+		dest_pump(ds);
+		dest_maybe_free(ds);
+		return;
+	}
+	log_info("dest=%s mx=%s event=connect_failed phase=%d code=%d "
+		 "error=\"%.200s\"",
+		 ds->key, a->mx, (int)phase, reply->code, reply->text);
+	smtpc_close(dc->c);
+	dc->c = NULL;
+	/* opportunistic TLS that failed: this host again, in plain text */
+	if (phase == SMTPC_PH_TLS && ds->tls == SMTPC_TLS_OPPORTUNISTIC &&
+	    !dc->tls_off) {
+		dc->tls_off = true;
+		dconn_open(dc);
+		return;
+	}
+	if (phase <= SMTPC_PH_GREETING)
+		a->down_until = deliver_now() + DELIVER_DOWN_S;
+	dc->tls_off = false;
+	if (outcome_try_next_host(phase, reply) && dconn_next_addr(dc)) {
+		dconn_open(dc);
+		return;
+	}
+	{
+		struct smtpc_reply last = *reply;
+		char mx[DNS_NAME_MAX + 1];
+
+		snprintf(mx, sizeof(mx), "%s", a->mx);
+		dconn_free(dc);
+		dest_fail(ds, phase, &last, mx);
+		dest_maybe_free(ds);
+	}
+}
+
+static void
+dconn_open(struct dconn *dc)
+{
+	struct dest *ds = dc->dest;
+	struct deliver *d = ds->d;
+	const struct config *cfg = d->n->cfg;
+	struct dest_addr *a = &ds->addrs[dc->addr_idx];
+	struct smtpc_opts o = { 0 };
+
+	o.helo_name = cfg->delivery.helo_name;
+	o.mx_name = a->mx;
+	o.tls = dc->tls_off ? SMTPC_TLS_NONE : ds->tls;
+	o.ssl_ctx = d->ssl;
+	o.addr = (const struct sockaddr *)&a->sa;
+	o.timeout_scale_pct = 100;
+	dc->c = smtpc_open(d->n->base, &o, dconn_on_ready, dc);
+	if (dc->c == NULL) {
+		struct smtpc_reply r = { 0 };
+
+		snprintf(r.text, sizeof(r.text), "cannot create socket");
+		dconn_free(dc);
+		dest_fail(ds, SMTPC_PH_CONNECT, &r, a->mx);
+	}
+}
+
+static void
+dest_connect(struct dest *ds)
+{
+	struct dconn *dc = xcalloc(1, sizeof(*dc));
+
+	dc->dest = ds;
+	dc->state = DCONN_CONNECTING;
+	dc->idle = evtimer_new(ds->d->n->base, dconn_on_idle, dc);
+	dc->next = ds->conns;
+	ds->conns = dc;
+	ds->n_conns++;
+	ds->n_connecting++;
+	ds->d->n_conns++;
+	if (!dconn_next_addr(dc)) {
+		struct smtpc_reply r = { 0 };
+
+		snprintf(r.text, sizeof(r.text), "no usable address");
+		dconn_free(dc);
+		dest_fail(ds, SMTPC_PH_CONNECT, &r, "");
+		return;
+	}
+	dconn_open(dc);
+}
+
+static void
+dest_pump(struct dest *ds)
+{
+	while (ds->head) {
+		struct dconn *idle = NULL;
+		uint64_t wait;
+
+		for (struct dconn *dc = ds->conns; dc; dc = dc->next)
+			if (dc->state == DCONN_IDLE) {
+				idle = dc;
+				break;
+			}
+		if (idle == NULL) {
+			/* one new connection per waiting job, within limits */
+			while (ds->n_conns < ds->shape.max_connections &&
+			       ds->n_connecting < ds->queued)
+				dest_connect(ds);
+			return;
+		}
+		wait = shaping_take(&ds->shape, deliver_now_us());
+		if (wait) {
+			struct timeval tv = { (time_t)(wait / 1000000),
+					      (suseconds_t)(wait % 1000000) };
+
+			if (!evtimer_pending(ds->wake, NULL))
+				evtimer_add(ds->wake, &tv);
+			return;
+		}
+		dconn_send(idle, dest_pop(ds));
+	}
+}
+
+/* ---- resolution ------------------------------------------------------ */
+
+static int
+deliver_cmp_names(const void *a, const void *b)
+{
+	return strcasecmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The destination key of a DNS answer: its MX host names, sorted. */
+static void
+deliver_key(const struct dns_result *r, char *key, size_t keylen)
+{
+	const char *names[DNS_HOSTS_MAX];
+	size_t n = 0, o = 0;
+
+	for (size_t i = 0; i < r->n_hosts; i++)
+		names[n++] = r->hosts[i].name;
+	qsort(names, n, sizeof(*names), deliver_cmp_names);
+	key[0] = '\0';
+	for (size_t i = 0; i < n && o + 2 < keylen; i++) {
+		int w = snprintf(key + o, keylen - o, "%s%s", i ? "," : "",
+				 names[i]);
+
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+	for (char *p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+}
+
+static void
+dest_set_addrs(struct dest *ds, const struct dns_result *r, uint16_t port)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n_hosts; i++) {
+		const struct dns_host *h = &r->hosts[i];
+
+		for (size_t k = 0; k < h->n_addrs && n < DELIVER_ADDRS_MAX; k++) {
+			struct dest_addr *a = &ds->addrs[n];
+			uint64_t down = 0;
+
+			/* keep the down mark of an address we know */
+			for (size_t m = 0; m < ds->n_addrs; m++)
+				if (memcmp(&ds->addrs[m].sa, &h->addrs[k],
+					   sizeof(h->addrs[k])) == 0)
+					down = ds->addrs[m].down_until;
+			memcpy(&a->sa, &h->addrs[k], sizeof(a->sa));
+			if (a->sa.ss_family == AF_INET)
+				((struct sockaddr_in *)&a->sa)->sin_port = htons(port);
+			else
+				((struct sockaddr_in6 *)&a->sa)->sin6_port = htons(port);
+			snprintf(a->mx, sizeof(a->mx), "%s", h->name);
+			a->down_until = down;
+			n++;
+		}
+	}
+	ds->n_addrs = n;
+}
+
+static void
+dwait_unlink(struct dwait *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		w->d->waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+}
+
+static void
+deliver_on_dns(const struct dns_result *r, void *arg)
+{
+	struct dwait *w = arg;
+	struct deliver *d = w->d;
+	struct job *j = w->job;
+	char key[DELIVER_KEY_MAX];
+	struct dest *ds;
+	uint16_t port = w->route_key[0] ? w->route_port :
+					  (uint16_t)d->n->cfg->delivery.smtp_port;
+
+	dwait_unlink(w);
+
+	switch (r->status) {
+	case DNS_OK:
+		break;
+	case DNS_NULL_MX:
+		deliver_finish_all(j, OUTCOME_BOUNCED, OUTCOME_CAT_DNS, 0,
+				   "5.1.10", r->error, "");
+		free(w);
+		return;
+	case DNS_NXDOMAIN:
+	case DNS_NO_HOSTS:
+		deliver_finish_all(j, OUTCOME_BOUNCED, OUTCOME_CAT_DNS, 0,
+				   "5.1.2", r->error, "");
+		free(w);
+		return;
+	default:
+		deliver_finish_all(j, OUTCOME_DEFERRED, OUTCOME_CAT_DNS, 0,
+				   "4.4.3", r->error, "");
+		free(w);
+		return;
+	}
+	if (w->route_key[0])
+		snprintf(key, sizeof(key), "%s", w->route_key);
+	else
+		deliver_key(r, key, sizeof(key));
+	ds = dest_find(d, key);
+	if (ds == NULL) {
+		ds = dest_new(d, key, j->domain);
+		ds->tls = deliver_tls_mode(w->route_key[0] ? w->route_tls :
+							     ds->shape.tls);
+	}
+	dest_set_addrs(ds, r, port);
+	free(w);
+	dest_enqueue(ds, j);
+}
+
+static const struct cfg_route *
+deliver_route(const struct config *cfg, const char *domain)
+{
+	for (size_t i = 0; i < cfg->delivery.n_routes; i++)
+		if (strcasecmp(cfg->delivery.routes[i].domain, domain) == 0)
+			return &cfg->delivery.routes[i];
+	return NULL;
+}
+
+/* Split "host:port" / "[v6]:port" / "host" of a route. */
+static int
+deliver_split_hostport(const char *s, char *host, size_t hostlen,
+		       uint16_t *port, uint16_t dflt)
+{
+	const char *colon = strrchr(s, ':');
+	const char *h = s;
+	size_t hl;
+
+	*port = dflt;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL)
+			return -EINVAL;
+		h = s + 1;
+		hl = (size_t)(close - h);
+		colon = close[1] == ':' ? close + 1 : NULL;
+	} else if (colon && strchr(s, ':') != colon) {
+		colon = NULL; /* a bare IPv6 address */
+		hl = strlen(s);
+	} else {
+		hl = colon ? (size_t)(colon - s) : strlen(s);
+	}
+	if (colon) {
+		char *end;
+		unsigned long p = strtoul(colon + 1, &end, 10);
+
+		if (*end || p == 0 || p > 65535)
+			return -EINVAL;
+		*port = (uint16_t)p;
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -EINVAL;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	return 0;
+}
+
+static void
+deliver_wait(struct deliver *d, struct dwait *w)
+{
+	w->prev = NULL;
+	w->next = d->waits;
+	if (d->waits)
+		d->waits->prev = w;
+	d->waits = w;
+}
+
+void
+deliver_submit(struct deliver *d, struct job *j)
+{
+	const struct config *cfg = d->n->cfg;
+	const struct cfg_route *rt = deliver_route(cfg, j->domain);
+	struct dwait *w = xcalloc(1, sizeof(*w));
+
+	w->d = d;
+	w->job = j;
+	if (rt) {
+		char host[DNS_NAME_MAX + 1];
+
+		if (deliver_split_hostport(rt->host, host, sizeof(host),
+					   &w->route_port,
+					   (uint16_t)cfg->delivery.smtp_port) != 0) {
+			free(w);
+			deliver_finish_all(j, OUTCOME_DEFERRED, OUTCOME_CAT_OTHER,
+					   0, "4.3.5", "bad route host", "");
+			return;
+		}
+		snprintf(w->route_key, sizeof(w->route_key), "route:%s",
+			 rt->host);
+		w->route_tls = rt->tls;
+		deliver_wait(d, w);
+		w->lookup = dns_resolve_host(d->dns, host, deliver_on_dns, w);
+		return;
+	}
+	if (j->domain[0] == '\0') {
+		free(w);
+		deliver_finish_all(j, OUTCOME_BOUNCED, OUTCOME_CAT_INVALID_RECIPIENT,
+				   0, "5.1.3", "recipient has no domain", "");
+		return;
+	}
+	/* an address literal [1.2.3.4] is its own host */
+	if (j->domain[0] == '[') {
+		char host[DNS_NAME_MAX + 1];
+		size_t l = strlen(j->domain);
+		const char *h = j->domain + 1;
+
+		if (strncasecmp(h, "ipv6:", 5) == 0)
+			h += 5;
+		l = strlen(h);
+		if (l < 2 || l >= sizeof(host) || h[l - 1] != ']') {
+			free(w);
+			deliver_finish_all(j, OUTCOME_BOUNCED,
+					   OUTCOME_CAT_INVALID_RECIPIENT, 0,
+					   "5.1.2", "bad address literal", "");
+			return;
+		}
+		memcpy(host, h, l - 1);
+		host[l - 1] = '\0';
+		deliver_wait(d, w);
+		w->lookup = dns_resolve_host(d->dns, host, deliver_on_dns, w);
+		return;
+	}
+	deliver_wait(d, w);
+	w->lookup = dns_resolve_mx(d->dns, j->domain, deliver_on_dns, w);
+}
+
+uint32_t
+deliver_connections(const struct deliver *d)
+{
+	return d->n_conns;
+}
+
+struct deliver *
+deliver_new(struct node *n)
+{
+	struct deliver *d = xcalloc(1, sizeof(*d));
+	uint32_t mine = 0;
+
+	d->n = n;
+	if (dns_new(n->base, n->cfg, &d->dns) != 0)
+		goto fail;
+	d->ssl = smtpc_ssl_ctx_new();
+	for (size_t s = 0; s < n->map->n_shards; s++)
+		if (strcmp(n->map->shards[s]->primary, n->me->id) == 0)
+			mine++;
+	d->share = n->map->n_shards ? (double)mine / (double)n->map->n_shards :
+				      1;
+	if (d->share <= 0)
+		d->share = 1.0 / (double)(n->map->n_shards ? n->map->n_shards : 1);
+	return d;
+fail:
+	deliver_free(d);
+	return NULL;
+}
+
+void
+deliver_free(struct deliver *d)
+{
+	if (d == NULL)
+		return;
+	while (d->dests) {
+		struct dest *ds = d->dests;
+		struct job *j;
+
+		while ((j = dest_pop(ds)) != NULL)
+			job_free(j);
+		while (ds->conns) {
+			struct job *busy = ds->conns->send.job;
+
+			ds->conns->send.job = NULL;
+			dconn_free(ds->conns);
+			job_free(busy);
+		}
+		d->dests = ds->next;
+		event_free(ds->wake);
+		free(ds);
+	}
+	while (d->waits) {
+		struct dwait *w = d->waits;
+
+		d->waits = w->next;
+		dns_cancel(d->dns, w->lookup);
+		job_free(w->job);
+		free(w);
+	}
+	dns_free(d->dns);
+	if (d->ssl)
+		SSL_CTX_free(d->ssl);
+	free(d);
+}

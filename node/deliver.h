@@ -1,0 +1,31 @@
+/* Delivery: turns jobs into SMTP transactions. Resolves each job's domain
+ * (or takes its delivery.routes relay), groups jobs by destination (the
+ * set of MX hosts, so every domain of one provider shares a queue and its
+ * limits: MX rollup), keeps a pool of connections per destination within
+ * the traffic-shaping limits (node/shaping.c), tries MX hosts in order and
+ * moves to the next on connection trouble (backup MX), reuses connections
+ * for several messages, and hands every job back to the scheduler with one
+ * result per recipient. */
+#ifndef SHOAL_NODE_DELIVER_H
+#define SHOAL_NODE_DELIVER_H
+
+#include <stdint.h>
+
+struct node;
+struct job;
+struct deliver;
+
+/* Returns NULL (logged) when DNS or TLS cannot be set up. */
+struct deliver *deliver_new(struct node *n);
+
+/* Closes connections and drops jobs without results (they are due again
+ * at the next start). deliver_free(NULL) does nothing. */
+void deliver_free(struct deliver *d);
+
+/* Take a job; its results go to scheduler_job_done(). */
+void deliver_submit(struct deliver *d, struct job *j);
+
+/* Open connections now (all destinations). */
+uint32_t deliver_connections(const struct deliver *d);
+
+#endif

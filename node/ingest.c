@@ -1,0 +1,270 @@
+/* The router link on a node: answers shard map requests and stores
+ * enqueued messages through group commit, replying once each is durable.
+ * Handles untrusted input: a malformed request gets BAD_REQUEST and a
+ * warning naming the router; it never stops the node. */
+#include "node/ingest.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/envelope.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/qid.h"
+#include "lib/shardmap.h"
+#include "lib/wire.h"
+#include "lib/xmalloc.h"
+#include "node/commit.h"
+#include "node/node.h"
+#include "node/scheduler.h"
+#include "node/store.h"
+#include "proto/router_node.pb-c.h"
+
+#define INGEST_ID_MAX 255   /* ZeroMQ routing ids are at most 255 bytes */
+
+struct ingest {
+	struct node *n;
+	uint64_t stored, refused;
+};
+
+/* One enqueue waiting for its commit. */
+struct ingest_item {
+	struct ingest *in;
+	unsigned char id[INGEST_ID_MAX];
+	size_t id_len;
+	uint64_t request_id;
+	char qid[QID_MAX];
+	uint32_t shard;
+	uint32_t n_rcpts;
+	uint64_t now;
+	void *meta;
+	size_t meta_len;
+	zmq_msg_t body;
+};
+
+static void
+ingest_reply(struct ingest *in, const void *id, size_t id_len,
+	     uint64_t request_id, Shoal__Status status, const char *text,
+	     bool with_map)
+{
+	Shoal__NodeReply r = SHOAL__NODE_REPLY__INIT;
+	unsigned char small[512];
+	unsigned char *p = small;
+	size_t len;
+
+	r.request_id = request_id;
+	r.status = status;
+	r.message = (char *)(text ? text : "");
+	r.node_id = in->n->me->id;
+	if (with_map)
+		r.map = in->n->map;
+	len = shoal__node_reply__get_packed_size(&r);
+	if (len > sizeof(small))
+		p = xmalloc(len);
+	shoal__node_reply__pack(&r, p);
+	node_reply(in->n, id, id_len, p, len);
+	if (p != small)
+		free(p);
+}
+
+static int
+ingest_apply(struct store_txn *t, void *arg)
+{
+	struct ingest_item *it = arg;
+	int rc;
+
+	rc = store_msg_put(t, it->qid, it->shard, it->meta, it->meta_len,
+			   zmq_msg_data(&it->body), zmq_msg_size(&it->body));
+	if (rc == 0)
+		rc = store_due_add(t, it->now, it->qid);
+	return rc;
+}
+
+static void
+ingest_done(int result, void *arg)
+{
+	struct ingest_item *it = arg;
+	struct ingest *in = it->in;
+	Shoal__Status status = SHOAL__STATUS__STATUS_OK;
+	const char *text = "";
+
+	if (result == 0) {
+		in->stored++;
+		scheduler_kick(in->n->sched);
+		log_info("qid=%s event=stored shard=%u size=%zu rcpts=%u",
+			 it->qid, it->shard, zmq_msg_size(&it->body),
+			 it->n_rcpts);
+	} else {
+		in->refused++;
+		status = result == SHOAL_E_STORAGE_FULL ?
+				 SHOAL__STATUS__STATUS_STORAGE_FULL :
+				 SHOAL__STATUS__STATUS_INTERNAL;
+		text = shoal_strerror(result);
+		log_warn("qid=%s event=refused shard=%u size=%zu error=\"%s\"",
+			 it->qid, it->shard, zmq_msg_size(&it->body), text);
+	}
+	ingest_reply(in, it->id, it->id_len, it->request_id, status, text,
+		     false);
+	zmq_msg_close(&it->body);
+	free(it->meta);
+	free(it);
+}
+
+/* Build the stored record: the router's envelope with each recipient
+ * queued and due now. */
+static void *
+ingest_pack_meta(const char *qid, uint32_t shard, Shoal__Envelope *env,
+		 uint64_t now, size_t body_len, size_t *len)
+{
+	Shoal__StoredMessage sm = SHOAL__STORED_MESSAGE__INIT;
+	void *p;
+
+	for (size_t i = 0; i < env->n_rcpts; i++) {
+		env->rcpts[i]->state = SHOAL__RCPT_STATE__RCPT_QUEUED;
+		env->rcpts[i]->attempts = 0;
+		env->rcpts[i]->next_try = now;
+	}
+	env->size = body_len;
+	if (env->arrival_time == 0)
+		env->arrival_time = now;
+	sm.qid = (char *)qid;
+	sm.shard = shard;
+	sm.envelope = env;
+	sm.due = now;
+	*len = shoal__stored_message__get_packed_size(&sm);
+	p = xmalloc(*len ? *len : 1);
+	shoal__stored_message__pack(&sm, p);
+	return p;
+}
+
+static void
+ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
+	       const Shoal__RouterRequest *req)
+{
+	struct node *n = in->n;
+	const Shoal__EnqueueRequest *eq = req->enqueue;
+	const void *id = zmq_msg_data(&frames[0]);
+	size_t id_len = zmq_msg_size(&frames[0]);
+	const char *why = NULL;
+	struct ingest_item *it;
+	const char *owner;
+	size_t body_len;
+
+	if (req->epoch != n->map->epoch) {
+		ingest_reply(in, id, id_len, req->request_id,
+			     SHOAL__STATUS__STATUS_WRONG_EPOCH, "wrong epoch",
+			     true);
+		return;
+	}
+	if (nframes != 4) {
+		why = "missing body frame";
+		goto bad;
+	}
+	body_len = zmq_msg_size(&frames[3]);
+	if (!qid_valid(eq->qid, strlen(eq->qid)))
+		why = "bad qid";
+	else if (eq->shard >= n->cfg->cluster.shards ||
+		 eq->shard != shard_of(eq->qid, n->cfg->cluster.shards))
+		why = "shard does not match qid";
+	else if (envelope_validate(eq->envelope, &why) != 0)
+		;
+	else if (body_len == 0 ||
+		 body_len > n->cfg->router.max_message_size + WIRE_BODY_SLACK)
+		why = "body size out of range";
+	if (why)
+		goto bad;
+	owner = shardmap_primary(n->map, eq->shard);
+	if (owner == NULL || strcmp(owner, n->me->id) != 0) {
+		ingest_reply(in, id, id_len, req->request_id,
+			     SHOAL__STATUS__STATUS_NOT_OWNER, "not owner",
+			     true);
+		return;
+	}
+
+	it = xcalloc(1, sizeof(*it));
+	it->in = in;
+	memcpy(it->id, id, id_len);
+	it->id_len = id_len;
+	it->request_id = req->request_id;
+	snprintf(it->qid, sizeof(it->qid), "%s", eq->qid);
+	it->shard = eq->shard;
+	it->n_rcpts = (uint32_t)eq->envelope->n_rcpts;
+	it->now = (uint64_t)time(NULL);
+	it->meta = ingest_pack_meta(eq->qid, eq->shard, eq->envelope, it->now,
+				    body_len, &it->meta_len);
+	zmq_msg_init(&it->body);
+	zmq_msg_move(&it->body, &frames[3]);
+	commit_add(n->commit, ingest_apply, ingest_done, it);
+	return;
+bad:
+	{
+		char q[LOG_QUOTE_BUF];
+
+		log_warn("router=%s event=bad_request reason=\"%s\"",
+			 log_quote(q, sizeof(q), req->router_id,
+				   strlen(req->router_id)),
+			 why);
+	}
+	ingest_reply(in, id, id_len, req->request_id,
+		     SHOAL__STATUS__STATUS_BAD_REQUEST, why, false);
+}
+
+void
+ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes)
+{
+	Shoal__RouterRequest *req;
+	size_t id_len = zmq_msg_size(&frames[0]);
+
+	if (id_len == 0 || id_len > INGEST_ID_MAX || nframes < 3 ||
+	    zmq_msg_size(&frames[2]) > WIRE_META_MAX)
+		goto bad;
+	req = shoal__router_request__unpack(NULL, zmq_msg_size(&frames[2]),
+					    zmq_msg_data(&frames[2]));
+	if (req == NULL)
+		goto bad;
+	if (strnlen(req->router_id, 256) > 255) {
+		shoal__router_request__free_unpacked(req, NULL);
+		goto bad;
+	}
+	switch (req->body_case) {
+	case SHOAL__ROUTER_REQUEST__BODY_MAP:
+		ingest_reply(in, zmq_msg_data(&frames[0]), id_len,
+			     req->request_id, SHOAL__STATUS__STATUS_OK, "",
+			     true);
+		break;
+	case SHOAL__ROUTER_REQUEST__BODY_ENQUEUE:
+		ingest_enqueue(in, frames, nframes, req);
+		break;
+	default:
+		ingest_reply(in, zmq_msg_data(&frames[0]), id_len,
+			     req->request_id,
+			     SHOAL__STATUS__STATUS_BAD_REQUEST,
+			     "unknown request", false);
+		break;
+	}
+	shoal__router_request__free_unpacked(req, NULL);
+	return;
+bad:
+	log_warn("router=? event=bad_request reason=\"undecodable request\"");
+	if (id_len > 0 && id_len <= INGEST_ID_MAX)
+		ingest_reply(in, zmq_msg_data(&frames[0]), id_len, 0,
+			     SHOAL__STATUS__STATUS_BAD_REQUEST,
+			     "undecodable request", false);
+}
+
+struct ingest *
+ingest_new(struct node *n)
+{
+	struct ingest *in = xcalloc(1, sizeof(*in));
+
+	in->n = n;
+	return in;
+}
+
+void
+ingest_free(struct ingest *in)
+{
+	free(in);
+}

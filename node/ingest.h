@@ -1,0 +1,25 @@
+/* The router link on a node (proto/router_node.proto): shard map requests
+ * and enqueues. An enqueue is checked (epoch, ownership, qid, envelope),
+ * queued for group commit, and answered only once it is durable.
+ * Handles untrusted input: every frame is validated. */
+#ifndef SHOAL_NODE_INGEST_H
+#define SHOAL_NODE_INGEST_H
+
+#include <stddef.h>
+#include <zmq.h>
+
+struct node;
+struct ingest;
+
+struct ingest *ingest_new(struct node *n);
+
+/* ingest_free(NULL) does nothing. Requests still waiting for their commit
+ * are answered by the commit flush that node_free() runs first. */
+void ingest_free(struct ingest *in);
+
+/* Handle one router-link message: frames[0] is the peer identity, frames[1]
+ * the tag, frames[2] the RouterRequest, frames[3] the body (enqueue only).
+ * May take (zmq_msg_move) the body frame. */
+void ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes);
+
+#endif

@@ -1,0 +1,107 @@
+/* shoal-node -c FILE -n NODE_ID: reads flags and config, builds the node,
+ * runs the loop. Logs to stderr; runs in the foreground. */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "lib/config.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/proc.h"
+#include "lib/shardmap.h"
+#include "node/node.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: shoal-node -c FILE -n NODE_ID [-d SUBSYSTEMS]\n"
+		   "  -c FILE    cluster config (libconfig syntax)\n"
+		   "  -n ID      which node of the config this process is\n"
+		   "  -d LIST    debug subsystems: main,smtp,zmq,store,dns,repl,all\n"
+		   "  -h         this help\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf = NULL, *id = NULL, *debug = NULL;
+	struct config *cfg = NULL;
+	struct event_base *base = NULL;
+	struct node *n = NULL;
+	const struct cfg_node *me;
+	enum log_level level;
+	char err[1024];
+	int c, rc, shards = 0;
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "debug", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+
+	while ((c = getopt_long(argc, argv, "c:n:d:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': conf = optarg; break;
+		case 'n': id = optarg; break;
+		case 'd': debug = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (conf == NULL || id == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("shoal-node", LOG_LVL_INFO);
+	if (config_load(conf, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shoal-node: %s\n", err);
+		return 1;
+	}
+	if (log_parse_level(cfg->log.level, &level) == 0)
+		log_init("shoal-node", level);
+	if ((debug && log_set_debug(debug) != 0) ||
+	    (!debug && cfg->log.debug[0] && log_set_debug(cfg->log.debug) != 0)) {
+		fprintf(stderr, "shoal-node: bad debug subsystem list\n");
+		config_free(cfg);
+		return 2;
+	}
+	me = config_find_node(cfg, id);
+	if (me == NULL) {
+		fprintf(stderr, "shoal-node: %s: no node with id \"%s\"\n",
+			conf, id);
+		config_free(cfg);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (proc_raise_nofile() < 0)
+		log_warn("node event=rlimit error=\"cannot raise the open files limit\"");
+	base = event_base_new();
+	rc = node_new(cfg, me, base, &n);
+	if (rc != 0) {
+		fprintf(stderr, "shoal-node: cannot start node %s: %s\n", id,
+			shoal_strerror(rc));
+		event_base_free(base);
+		config_free(cfg);
+		return 1;
+	}
+	for (size_t s = 0; s < n->map->n_shards; s++)
+		if (strcmp(n->map->shards[s]->primary, id) == 0)
+			shards++;
+	log_info("node id=%s event=ready endpoint=%s epoch=%llu "
+		 "primary_shards=%d",
+		 id, me->endpoint, (unsigned long long)n->map->epoch, shards);
+	sd_notify(0, "READY=1");
+	event_base_dispatch(base);
+	sd_notify(0, "STOPPING=1");
+	node_free(n);
+	event_base_free(base);
+	log_info("node id=%s event=stopped", id);
+	config_free(cfg);
+	return 0;
+}

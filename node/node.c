@@ -1,0 +1,234 @@
+/* The node process: store, shard map and the front socket where routers
+ * and shoalctl reach it. Routes each incoming message by its link tag. */
+#include "node/node.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/shardmap.h"
+#include "lib/wire.h"
+#include "lib/xmalloc.h"
+#include "lib/zsock.h"
+#include "node/admin.h"
+#include "node/commit.h"
+#include "node/deliver.h"
+#include "node/dlog.h"
+#include "node/ingest.h"
+#include "node/scheduler.h"
+#include "node/store.h"
+
+#define NODE_META_MAP "shard_map"
+#define NODE_META_ID "node_id"
+
+int
+node_reply(struct node *n, const void *id, size_t id_len, const void *payload,
+	   size_t len)
+{
+	const void *bufs[2] = { id, payload };
+	size_t lens[2] = { id_len, len };
+	int rc = zsock_send(n->front, bufs, lens, 2, NULL);
+
+	if (rc != 0)
+		log_debug(LOG_SUB_ZMQ, "zmq event=reply_dropped error=\"%s\"",
+			  shoal_strerror(rc));
+	return rc;
+}
+
+static void
+node_on_admin(struct node *n, zmq_msg_t *frames, size_t nframes)
+{
+	struct admin_ctx ctx = {
+		.store = n->store,
+		.node_id = n->me->id,
+		.map = n->map,
+		.started_at = n->started_at,
+	};
+	void *out = NULL;
+	size_t out_len = 0;
+
+	if (nframes != 3) {
+		log_warn("admin event=bad_request reason=\"%zu frames\"",
+			 nframes);
+		return;
+	}
+	admin_handle(&ctx, zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]),
+		     &out, &out_len);
+	if (out) {
+		node_reply(n, zmq_msg_data(&frames[0]),
+			   zmq_msg_size(&frames[0]), out, out_len);
+		free(out);
+	}
+}
+
+static void
+node_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
+{
+	struct node *n = arg;
+	const char *tag;
+
+	(void)zs;
+	if (nframes < 3 || zmq_msg_size(&frames[1]) != WIRE_TAG_LEN) {
+		log_warn("zmq event=bad_message reason=\"no link tag\" frames=%zu",
+			 nframes);
+		return;
+	}
+	tag = zmq_msg_data(&frames[1]);
+	if (memcmp(tag, WIRE_TAG_ROUTER, WIRE_TAG_LEN) == 0)
+		ingest_handle(n->ingest, frames, nframes);
+	else if (memcmp(tag, WIRE_TAG_ADMIN, WIRE_TAG_LEN) == 0)
+		node_on_admin(n, frames, nframes);
+	else
+		log_warn("zmq event=bad_message reason=\"unknown link tag\"");
+}
+
+/* Load the stored map, or store the config-derived first map. */
+static int
+node_load_map(struct node *n)
+{
+	struct store_txn *t;
+	const void *p;
+	size_t len;
+	int rc;
+
+	rc = store_txn_begin(n->store, false, &t);
+	if (rc != 0)
+		return rc;
+	rc = store_meta_get(t, NODE_META_ID, &p, &len);
+	if (rc == 0 && (len != strlen(n->me->id) || memcmp(p, n->me->id, len))) {
+		log_error("node id=%s event=start error=\"data_dir %s belongs "
+			  "to node %.*s\"",
+			  n->me->id, n->me->data_dir, (int)len, (const char *)p);
+		rc = SHOAL_E_CONFIG;
+		goto fail;
+	}
+	if (rc == -ENOENT)
+		rc = store_meta_put(t, NODE_META_ID, n->me->id,
+				    strlen(n->me->id));
+	if (rc != 0)
+		goto fail;
+	rc = store_meta_get(t, NODE_META_MAP, &p, &len);
+	if (rc == 0) {
+		n->map = shardmap_unpack(p, len, n->cfg->cluster.shards);
+		if (n->map == NULL) {
+			log_error("node id=%s event=start error=\"stored shard "
+				  "map unreadable or cluster.shards changed\"",
+				  n->me->id);
+			rc = SHOAL_E_CONFIG;
+			goto fail;
+		}
+		store_txn_abort(t);
+		return 0;
+	}
+	if (rc != -ENOENT)
+		goto fail;
+	n->map = shardmap_derive(n->cfg);
+	{
+		void *packed = shardmap_pack(n->map, &len);
+
+		rc = store_meta_put(t, NODE_META_MAP, packed, len);
+		free(packed);
+	}
+	if (rc != 0)
+		goto fail;
+	return store_txn_commit(t);
+fail:
+	store_txn_abort(t);
+	return rc;
+}
+
+static void
+node_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct node *n = arg;
+
+	(void)what;
+	log_info("node id=%s event=stopping signal=%d", n->me->id, (int)sig);
+	event_base_loopbreak(n->base);
+}
+
+int
+node_new(const struct config *cfg, const struct cfg_node *me,
+	 struct event_base *base, struct node **out)
+{
+	struct node *n = xcalloc(1, sizeof(*n));
+	int64_t max_msg = (int64_t)cfg->router.max_message_size +
+			  WIRE_BODY_SLACK + WIRE_META_MAX;
+	int rc;
+
+	n->cfg = cfg;
+	n->me = me;
+	n->base = base;
+	n->started_at = (uint64_t)time(NULL);
+	if (mkdir(me->data_dir, 0700) != 0 && errno != EEXIST) {
+		rc = -errno;
+		log_error_errno("node id=%s event=start data_dir=%s", me->id,
+				me->data_dir);
+		goto fail;
+	}
+	rc = store_open(me->data_dir, me->map_size, &n->store);
+	if (rc != 0)
+		goto fail;
+	rc = node_load_map(n);
+	if (rc != 0)
+		goto fail;
+	n->commit = commit_new(base, n->store);
+	n->ingest = ingest_new(n);
+	n->dlog = dlog_open(me->data_dir);
+	n->deliver = deliver_new(n);
+	if (n->deliver == NULL) {
+		rc = SHOAL_E_CONFIG;
+		goto fail;
+	}
+	n->sched = scheduler_new(n);
+	n->zctx = zmq_ctx_new();
+	n->front = zsock_new(base, n->zctx, ZMQ_ROUTER, max_msg, node_on_msg,
+			     NULL, n);
+	if (n->front == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = zsock_bind(n->front, me->endpoint);
+	if (rc != 0)
+		goto fail;
+	n->sig_term = evsignal_new(base, SIGTERM, node_on_signal, n);
+	n->sig_int = evsignal_new(base, SIGINT, node_on_signal, n);
+	event_add(n->sig_term, NULL);
+	event_add(n->sig_int, NULL);
+	*out = n;
+	return 0;
+fail:
+	node_free(n);
+	return rc;
+}
+
+void
+node_free(struct node *n)
+{
+	if (n == NULL)
+		return;
+	/* delivery first: it holds the jobs in flight */
+	deliver_free(n->deliver);
+	if (n->commit)
+		commit_flush(n->commit);
+	scheduler_free(n->sched);
+	dlog_close(n->dlog);
+	if (n->sig_term)
+		event_free(n->sig_term);
+	if (n->sig_int)
+		event_free(n->sig_int);
+	zsock_free(n->front);
+	if (n->zctx)
+		zmq_ctx_term(n->zctx);
+	ingest_free(n->ingest);
+	commit_free(n->commit);
+	shardmap_free(n->map);
+	store_close(n->store);
+	free(n);
+}

@@ -1,0 +1,53 @@
+/* One shoal-node process: its config, store, shard map and the ZeroMQ
+ * socket on which routers, shoalctl and (later) its peer reach it. The
+ * struct is shared by the node's modules; nothing outside node/ sees it. */
+#ifndef SHOAL_NODE_NODE_H
+#define SHOAL_NODE_NODE_H
+
+#include <stdint.h>
+#include <zmq.h>
+
+#include "lib/config.h"
+#include "proto/queue.pb-c.h"
+
+struct event_base;
+struct store;
+struct commit;
+struct zsock;
+struct ingest;
+struct scheduler;
+struct deliver;
+struct dlog;
+
+struct node {
+	const struct config *cfg;
+	const struct cfg_node *me;
+	struct event_base *base;
+	void *zctx;
+	struct store *store;
+	struct commit *commit;
+	struct zsock *front;       /* ROUTER at me->endpoint */
+	struct ingest *ingest;
+	struct scheduler *sched;
+	struct deliver *deliver;
+	struct dlog *dlog;         /* delivery log, may be NULL */
+	Shoal__ShardMap *map;      /* current map, owned */
+	uint64_t started_at;       /* unix seconds */
+	struct event *sig_term, *sig_int;
+};
+
+/* Open the store, load (or create) the shard map, bind the endpoint.
+ * Returns 0 and sets *out, or an error (logged). */
+int node_new(const struct config *cfg, const struct cfg_node *me,
+	     struct event_base *base, struct node **out);
+
+/* Flush pending commits and release everything. node_free(NULL) does
+ * nothing. */
+void node_free(struct node *n);
+
+/* Reply on the front socket to the peer whose identity frame is id. The
+ * payload is copied. Returns 0 or -errno (peer gone: logged at debug). */
+int node_reply(struct node *n, const void *id, size_t id_len,
+	       const void *payload, size_t len);
+
+#endif

@@ -1,0 +1,68 @@
+/* Delivery-error policy, in one place (as Postfix keeps it in
+ * smtp_trouble.c): what a reply or a failure means for a recipient
+ * (delivered, deferred, bounced), whether a connection failure moves on to
+ * the next MX host, when a deferred recipient is tried again, and which
+ * category a failure belongs to (for the delivery log and DSNs). The SMTP
+ * client reports; this module decides. */
+#ifndef SHOAL_NODE_OUTCOME_H
+#define SHOAL_NODE_OUTCOME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node/smtpc.h"
+
+enum outcome {
+	OUTCOME_DELIVERED = 0,
+	OUTCOME_DEFERRED,
+	OUTCOME_BOUNCED,
+};
+
+/* Failure categories (issue: bounce classification). */
+enum outcome_category {
+	OUTCOME_CAT_NONE = 0,          /* delivered */
+	OUTCOME_CAT_INVALID_RECIPIENT,
+	OUTCOME_CAT_MAILBOX_FULL,
+	OUTCOME_CAT_POLICY,            /* policy or spam block */
+	OUTCOME_CAT_DNS,
+	OUTCOME_CAT_TLS,
+	OUTCOME_CAT_RATE_LIMITED,
+	OUTCOME_CAT_TOO_LARGE,
+	OUTCOME_CAT_OTHER,
+};
+
+/* What a recipient's final reply means. Code 0 (a local failure: lost
+ * connection, timeout) defers; 2xx delivers; 4xx defers; 5xx bounces. */
+enum outcome outcome_of_reply(const struct smtpc_reply *r);
+
+/* Whether a failure to set up a connection (connect, greeting, EHLO, TLS)
+ * should move on to the next MX host. Always true today: RFC 5321 5.1 asks
+ * the client to try the next host on any connection-level trouble, and a
+ * 5xx greeting says only that this host will not talk to us. Kept as a
+ * decision so that it is made here. */
+bool outcome_try_next_host(enum smtpc_phase phase, const struct smtpc_reply *r);
+
+/* The next try for a recipient deferred for the attempts-th time
+ * (attempts >= 1), from delivery.retry_schedule (the last slot repeats),
+ * with +-10% jitter so that deferred mail does not return in a herd. */
+uint64_t outcome_next_try(uint64_t now, uint32_t attempts,
+			  const uint32_t *schedule, size_t n_schedule);
+
+/* Whether a message that arrived at `arrival` has been queued too long. */
+bool outcome_is_expired(uint64_t now, uint64_t arrival,
+			uint32_t max_queue_lifetime);
+
+/* The DSN status (RFC 3463) for a reply: its enhanced code when it has
+ * one whose class matches, else derived from the basic code ("5.0.0",
+ * "4.0.0", "2.0.0"); for code 0, "4.4.1" (no answer from host) or, with
+ * the DNS flag, "4.4.3". Writes at most 16 bytes into out. */
+void outcome_status(const struct smtpc_reply *r, char out[16]);
+
+/* Classify a failure from its enhanced code, basic code and text. */
+enum outcome_category outcome_categorize(const struct smtpc_reply *r,
+					 enum smtpc_phase phase);
+
+/* "invalid_recipient", "mailbox_full", ..., "" for NONE. Static. */
+const char *outcome_category_name(enum outcome_category c);
+
+#endif

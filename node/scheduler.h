@@ -1,0 +1,34 @@
+/* The retry scheduler: takes due messages from the due-time index (cost
+ * O(due), never O(queue)), splits their pending recipients into jobs by
+ * domain, hands the jobs to delivery, and applies the results: delivered,
+ * deferred to the next retry slot, bounced (with a DSN to the sender), or
+ * expired. A message is deleted once every recipient is done.
+ *
+ * Timers, not polling: it sleeps until the earliest due time or until it
+ * is kicked (new mail, a finished job). An attempt in flight when the node
+ * dies is simply due again at restart (at-least-once). */
+#ifndef SHOAL_NODE_SCHEDULER_H
+#define SHOAL_NODE_SCHEDULER_H
+
+#include <stdint.h>
+
+struct node;
+struct job;
+struct scheduler;
+
+struct scheduler *scheduler_new(struct node *n);
+
+/* scheduler_free(NULL) does nothing. Jobs in flight are abandoned (they
+ * are due again at the next start). */
+void scheduler_free(struct scheduler *s);
+
+/* Look for due work soon (after the current callbacks). */
+void scheduler_kick(struct scheduler *s);
+
+/* Delivery finished a job (every res[] filled). Takes the job. */
+void scheduler_job_done(struct scheduler *s, struct job *j);
+
+/* Messages in flight now. */
+uint64_t scheduler_in_flight(const struct scheduler *s);
+
+#endif

@@ -1,0 +1,65 @@
+/* Destination limits and the per-destination token bucket. */
+#include "node/shaping.h"
+
+#include <math.h>
+#include <strings.h>
+
+void
+shaping_for_domain(const struct config *cfg, const char *domain, double share,
+		   struct shaping *out)
+{
+	const struct cfg_limit *def = NULL, *spec = NULL, *l;
+	double conns;
+
+	for (size_t i = 0; i < cfg->delivery.n_limits; i++) {
+		const struct cfg_limit *c = &cfg->delivery.limits[i];
+
+		if (c->domain[0] == '*' && c->domain[1] == '\0')
+			def = def ? def : c;
+		else if (strcasecmp(c->domain, domain) == 0)
+			spec = spec ? spec : c;
+	}
+	l = spec ? spec : def;
+	if (share <= 0 || share > 1)
+		share = 1;
+	out->is_specific = spec != NULL;
+	if (l == NULL) {
+		out->max_connections = 20;
+		out->max_msgs_per_conn = 100;
+		out->max_msgs_per_sec = 0;
+		out->tls = CFG_TLS_OPPORTUNISTIC;
+	} else {
+		out->max_connections = l->max_connections;
+		out->max_msgs_per_conn = l->max_msgs_per_conn;
+		out->max_msgs_per_sec = l->max_msgs_per_sec;
+		out->tls = l->tls;
+	}
+	conns = floor((double)out->max_connections * share);
+	out->max_connections = conns < 1 ? 1 : (uint32_t)conns;
+	if (out->max_msgs_per_conn == 0)
+		out->max_msgs_per_conn = 1;
+	out->max_msgs_per_sec *= share;
+	out->tokens = out->max_msgs_per_sec > 1 ? out->max_msgs_per_sec : 1;
+	out->refilled_us = 0;
+}
+
+uint64_t
+shaping_take(struct shaping *s, uint64_t now_us)
+{
+	double cap = s->max_msgs_per_sec > 1 ? s->max_msgs_per_sec : 1;
+
+	if (s->max_msgs_per_sec <= 0)
+		return 0;
+	if (s->refilled_us == 0)
+		s->refilled_us = now_us;
+	s->tokens += (double)(now_us - s->refilled_us) / 1e6 *
+		     s->max_msgs_per_sec;
+	if (s->tokens > cap)
+		s->tokens = cap;
+	s->refilled_us = now_us;
+	if (s->tokens >= 1) {
+		s->tokens -= 1;
+		return 0;
+	}
+	return (uint64_t)((1 - s->tokens) / s->max_msgs_per_sec * 1e6) + 1;
+}

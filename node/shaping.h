@@ -1,0 +1,37 @@
+/* Traffic shaping per destination (delivery.limits): concurrent
+ * connections, messages per connection and messages per second, with the
+ * cluster-wide budget split between nodes by the share of shards each is
+ * primary for. A limit that names a domain applies to the destination
+ * that domain resolves to (the provider's whole site); "*" is the default.
+ *
+ * The split rounds down and gives every node at least one connection, so
+ * the cluster-wide limit holds whenever it is at least the number of nodes
+ * that own shards. */
+#ifndef SHOAL_NODE_SHAPING_H
+#define SHOAL_NODE_SHAPING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/config.h"
+
+struct shaping {
+	uint32_t max_connections;    /* this node's share */
+	uint32_t max_msgs_per_conn;
+	double max_msgs_per_sec;     /* this node's share, 0 = unlimited */
+	enum cfg_tls tls;
+	bool is_specific;            /* from a limit naming a domain */
+	/* token bucket for the rate */
+	double tokens;
+	uint64_t refilled_us;
+};
+
+/* The limits that apply to jobs of `domain`, scaled by share (0..1]. */
+void shaping_for_domain(const struct config *cfg, const char *domain,
+			double share, struct shaping *out);
+
+/* Take one message token. Returns 0 when a message may go now, else the
+ * microseconds to wait. */
+uint64_t shaping_take(struct shaping *s, uint64_t now_us);
+
+#endif

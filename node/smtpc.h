@@ -1,0 +1,142 @@
+/* The SMTP client for delivery: one connection to one MX address, able to
+ * carry several messages in turn (connection reuse). RFC 5321 client side
+ * with EHLO (HELO fallback), STARTTLS (RFC 3207, OpenSSL), PIPELINING (RFC
+ * 2920), SIZE (RFC 1870), 8BITMIME, SMTPUTF8 (RFC 6531), DSN (RFC 3461),
+ * and the timeouts of RFC 5321 4.5.3.2.
+ *
+ * It reports what the server said; it decides nothing about retries or
+ * bounces (node/outcome.c does). One state per expected reply; per-state
+ * timeouts live in a table. Handles untrusted input: replies are bounded
+ * (line length, line count) and parsed strictly. */
+#ifndef SHOAL_NODE_SMTPC_H
+#define SHOAL_NODE_SMTPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct event_base;
+struct smtpc;
+typedef struct ssl_ctx_st SSL_CTX;
+
+#define SMTPC_REPLY_TEXT_MAX 512   /* kept of a reply (lines joined) */
+#define SMTPC_REPLY_LINES_MAX 100  /* more lines: protocol error */
+
+enum smtpc_tls {
+	SMTPC_TLS_OPPORTUNISTIC = 0, /* STARTTLS when offered, else plain */
+	SMTPC_TLS_REQUIRED,          /* no STARTTLS or a failed handshake: fail */
+	SMTPC_TLS_NONE,              /* never */
+};
+
+/* Where a connection-level failure happened. */
+enum smtpc_phase {
+	SMTPC_PH_CONNECT = 0,  /* TCP connect refused / unreachable / timeout */
+	SMTPC_PH_GREETING,     /* no, or a non-2xx, banner */
+	SMTPC_PH_EHLO,         /* EHLO and HELO refused */
+	SMTPC_PH_TLS,          /* STARTTLS refused / handshake failed / required but not offered */
+	SMTPC_PH_MAIL,
+	SMTPC_PH_RCPT,
+	SMTPC_PH_DATA,         /* the DATA command */
+	SMTPC_PH_DOT,          /* the reply after the final "." */
+	SMTPC_PH_QUIT,
+};
+
+/* One reply, or a local failure (code 0). */
+struct smtpc_reply {
+	int code;                     /* 250, 451, ...; 0 = no reply (see text) */
+	char enhanced[16];            /* "5.1.1" or "" */
+	char text[SMTPC_REPLY_TEXT_MAX]; /* reply text (lines joined by a space),
+					     or the local reason: "connection refused",
+					     "timeout after DATA", ... */
+};
+
+/* A message to send. Everything is borrowed until its done callback. */
+struct smtpc_msg {
+	const char *mail_from;        /* "" for the null sender */
+	size_t n_rcpts;
+	const char *const *rcpts;     /* mailboxes without <> */
+	const unsigned *notify;       /* RFC 3461 bits per rcpt (queue.proto Notify), may be NULL */
+	const char *const *orcpt;     /* "rfc822;..." or "" per rcpt, may be NULL */
+	int ret;                      /* 0 none, 1 FULL, 2 HDRS */
+	const char *envid;            /* "" for none (sent xtext-encoded) */
+	bool smtputf8;                /* the envelope needs SMTPUTF8 */
+	bool body_8bit;               /* send BODY=8BITMIME */
+	const char *body;             /* the message, CRLF line ends, not dot-stuffed */
+	size_t body_len;
+};
+
+/* The result of one message: one reply per recipient (RCPT's, or for
+ * recipients accepted at RCPT, the reply after the final dot), plus the
+ * phase that ended the attempt early when it did. */
+struct smtpc_result {
+	enum smtpc_phase failed_phase; /* SMTPC_PH_QUIT when all phases ran */
+	struct smtpc_reply msg_reply;  /* MAIL / DATA / final-dot reply */
+	struct smtpc_reply *rcpt;      /* n_rcpts entries */
+	size_t n_rcpts;
+	bool conn_lost;                /* the connection is no longer usable */
+};
+
+/* What the server offered, once the session is ready. */
+struct smtpc_info {
+	bool esmtp, pipelining, starttls, size, eightbit, smtputf8, dsn;
+	uint64_t max_size;            /* SIZE value, 0 = none given */
+	bool tls_active;
+	char tls_version[32];         /* "TLSv1.3" or "" */
+	char tls_cipher[64];
+	char peer_ip[64];
+	char mx_name[256];
+	struct smtpc_reply greeting;
+};
+
+/* The connection is ready for messages (ok) or failed before that. On
+ * failure, reply says why and phase where; the connection is finished and
+ * must be freed with smtpc_free(). */
+typedef void (*smtpc_ready_fn)(struct smtpc *c, bool ok,
+			       enum smtpc_phase phase,
+			       const struct smtpc_reply *reply, void *arg);
+
+/* A message finished (whatever the outcome); res lives during the call. */
+typedef void (*smtpc_done_fn)(struct smtpc *c, const struct smtpc_result *res,
+			      void *arg);
+
+struct smtpc_opts {
+	const char *helo_name;
+	const char *mx_name;          /* for SNI and logs */
+	enum smtpc_tls tls;
+	SSL_CTX *ssl_ctx;             /* client context; NULL = no TLS at all */
+	const struct sockaddr *addr;  /* with port set */
+	const struct sockaddr *source; /* bind address (IP pools) or NULL */
+	uint32_t timeout_scale_pct;   /* 100 = RFC 5321 4.5.3.2 values (tests shrink them) */
+};
+
+/* Connect and run greeting, EHLO/HELO and STARTTLS. ready is called once,
+ * never before smtpc_open() returns. Returns NULL only on a local error
+ * (no socket), logged. */
+struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_opts *o,
+			 smtpc_ready_fn ready, void *arg);
+
+/* Send one message on a ready, idle connection. done is called once, never
+ * before smtpc_send() returns. Returns 0, or -EBUSY if a message is in
+ * progress, -ENOTCONN if the connection is not ready. The message
+ * is sent with RSET first when it is not the connection's first one. */
+int smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_done_fn done,
+	       void *arg);
+
+/* What the server offered (valid after a successful ready). */
+const struct smtpc_info *smtpc_info(const struct smtpc *c);
+
+/* Whether the connection can take another message. */
+bool smtpc_is_usable(const struct smtpc *c);
+
+/* Send QUIT (if usable) and free the connection when done or after a short
+ * timeout; no callbacks are called afterwards. Safe to call from inside
+ * this connection's callbacks. smtpc_close(NULL) does nothing. */
+void smtpc_close(struct smtpc *c);
+
+/* Build a client SSL_CTX: TLS 1.2+ with OpenSSL's defaults, no
+ * certificate verification (opportunistic, RFC 7435). Returns NULL and
+ * logs on failure. */
+SSL_CTX *smtpc_ssl_ctx_new(void);
+
+#endif

@@ -1,0 +1,718 @@
+/* The node's durable queue on LMDB: one environment, five named databases,
+ * the key layout, and the mapping of LMDB errors onto Shoal's. Group commit
+ * belongs to node/commit.c; meta is an opaque packed protobuf here. Qids
+ * come from peers through callers that validated them; we bound length.
+ *
+ * Layout. Every qid in a key keeps its NUL, so walkers hand out the key
+ * itself as a C string living as long as the transaction:
+ *   msg   qid\0                -> be32(shard) || meta
+ *   body  qid\0                -> body
+ *   due   be64(due) || qid\0   -> empty
+ *   shard be32(shard) || qid\0 -> empty
+ *   meta  name                 -> value
+ * The shard in front of meta lets replace and delete find the shard index
+ * entry without unpacking meta, and the walkers report it.
+ *
+ * Durability: no MDB_NOSYNC or MDB_NOMETASYNC, so each commit fsyncs; no
+ * MDB_WRITEMAP, so a full disk is ENOSPC from commit, never SIGBUS. */
+#include "node/store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/qid.h"
+#include "lib/xmalloc.h"
+
+#define STORE_NAME_MAX 128		/* meta names are our constants */
+#define STORE_KEY_MAX (8 + QID_MAX)	/* be64 + qid + NUL */
+#define STORE_SHARD_LEN 4		/* be32 shard in front of meta */
+/* MDB_NOTLS gives every read txn its own slot and deliveries may hold one
+ * while sending a body: more than LMDB's default of 126. */
+#define STORE_READERS_MAX 1024
+
+enum store_db {
+	STORE_DB_MSG,
+	STORE_DB_BODY,
+	STORE_DB_DUE,
+	STORE_DB_SHARD,
+	STORE_DB_META,
+	STORE_DB_COUNT,
+};
+
+static const char *const store_db_names[STORE_DB_COUNT] = {
+	"msg", "body", "due", "shard", "meta",
+};
+
+struct store {
+	MDB_env *env;
+	MDB_dbi dbi[STORE_DB_COUNT];
+	char *dir;
+	atomic_uint n_txns;	/* checked at close; readers may be on
+				 * other threads (MDB_NOTLS) */
+	bool has_writer;
+	bool is_full;		/* a write hit MDB_MAP_FULL or ENOSPC */
+};
+
+struct store_txn {
+	struct store *st;
+	MDB_txn *txn;
+	bool is_read_only;
+	int err;	/* first failed write; then only abort is possible */
+};
+
+/* LMDB's result (0, MDB_* < 0, errno > 0) as ours. */
+static int
+store_code(int rc)
+{
+	if (rc == 0)
+		return 0;
+	if (rc == MDB_NOTFOUND)
+		return -ENOENT;
+	if (rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT)
+		return SHOAL_E_STORAGE_FULL;
+	return rc < 0 ? -EIO : -rc;
+}
+
+/* Map and log. Full is logged when it starts, not once per message;
+ * MDB_NOTFOUND is an answer, not a failure. */
+static int
+store_err(struct store *st, int rc, const char *op, const char *db)
+{
+	int err = store_code(rc);
+
+	if (err == SHOAL_E_STORAGE_FULL && !st->is_full)
+		log_warn("store dir=%s event=full op=%s db=%s error=\"%s\"",
+			 st->dir, op, db, mdb_strerror(rc));
+	else if (err != SHOAL_E_STORAGE_FULL && err != -ENOENT)
+		log_error("store dir=%s op=%s db=%s error=\"%s\"", st->dir, op,
+			  db, mdb_strerror(rc));
+	if (err == SHOAL_E_STORAGE_FULL)
+		st->is_full = true;
+	return err;
+}
+
+/* A write failed and LMDB's txn is spoilt: later calls and the commit
+ * return this error, so no half of the txn is ever committed. */
+static int
+store_fail(struct store_txn *t, int err)
+{
+	if (t->err == 0)
+		t->err = err;
+	return err;
+}
+
+static int
+store_corrupt(struct store *st, const char *db, const MDB_val *key)
+{
+	log_error("store dir=%s event=corrupt db=%s key_len=%zu", st->dir, db,
+		  key->mv_size);
+	return -EIO;
+}
+
+static void
+store_put_be(unsigned char *p, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
+}
+
+static uint64_t
+store_get_be(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++)
+		v = (v << 8) | b[i];
+	return v;
+}
+
+/* Key of qid: be(prefix) in prefix_len bytes (0, 4 or 8), then qid and its
+ * NUL. With no prefix the key points at qid itself. */
+static int
+store_key(unsigned char buf[STORE_KEY_MAX], uint64_t prefix,
+	  size_t prefix_len, const char *qid, MDB_val *key)
+{
+	size_t n = qid == NULL ? 0 : strnlen(qid, QID_MAX);
+
+	if (n == 0 || n == QID_MAX)
+		return -EINVAL;
+	if (prefix_len == 0) {
+		key->mv_data = (void *)qid;
+	} else {
+		store_put_be(buf, prefix, prefix_len);
+		memcpy(buf + prefix_len, qid, n + 1);
+		key->mv_data = buf;
+	}
+	key->mv_size = prefix_len + n + 1;
+	return 0;
+}
+
+/* A stored qid is non-empty and ends at its only NUL. */
+static bool
+store_is_qid(const void *p, size_t len)
+{
+	return len >= 2 && len <= QID_MAX &&
+	       memchr(p, '\0', len) == (const char *)p + len - 1;
+}
+
+static int
+store_writable(const struct store_txn *t)
+{
+	return t->is_read_only ? -EACCES : t->err;
+}
+
+static int
+store_put(struct store_txn *t, enum store_db db, MDB_val *key, MDB_val *val,
+	  unsigned flags)
+{
+	int rc = mdb_put(t->txn, t->st->dbi[db], key, val, flags);
+
+	if (rc == 0)
+		return 0;
+	return store_fail(t, store_err(t->st, rc, "put", store_db_names[db]));
+}
+
+/* Delete; a missing key is not an error. */
+static int
+store_del(struct store_txn *t, enum store_db db, MDB_val *key)
+{
+	int rc = mdb_del(t->txn, t->st->dbi[db], key, NULL);
+
+	if (rc == 0 || rc == MDB_NOTFOUND)
+		return 0;
+	return store_fail(t, store_err(t->st, rc, "del", store_db_names[db]));
+}
+
+/* Borrow the value under key. */
+static int
+store_get(struct store_txn *t, enum store_db db, MDB_val *key, MDB_val *val)
+{
+	int rc;
+
+	if (t->err != 0)
+		return t->err;
+	rc = mdb_get(t->txn, t->st->dbi[db], key, val);
+	return rc ? store_err(t->st, rc, "get", store_db_names[db]) : 0;
+}
+
+/* Borrow the value under key into *p, *len. */
+static int
+store_borrow(struct store_txn *t, enum store_db db, MDB_val *key,
+	     const void **p, size_t *len)
+{
+	MDB_val val;
+	int rc = store_get(t, db, key, &val);
+
+	if (rc != 0)
+		return rc;
+	*p = val.mv_data;
+	*len = val.mv_size;
+	return 0;
+}
+
+int
+store_open(const char *dir, uint64_t map_size, struct store **out)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+	MDB_txn *txn = NULL;
+	const char *op = "env_create";
+	int dead = 0;
+	int rc;
+
+	st->dir = xstrdup(dir);
+	rc = mdb_env_create(&st->env);
+	if (rc != 0) {
+		st->env = NULL;
+		goto fail;
+	}
+	op = "env_set";
+	rc = mdb_env_set_mapsize(st->env, (size_t)map_size);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(st->env, STORE_DB_COUNT);
+	if (rc == 0)
+		rc = mdb_env_set_maxreaders(st->env, STORE_READERS_MAX);
+	if (rc != 0)
+		goto fail;
+	/* MDB_NOTLS: the one loop thread may hold several read txns at once,
+	 * e.g. a delivery's body and an admin listing */
+	op = "env_open";
+	rc = mdb_env_open(st->env, dir, MDB_NOTLS, 0600);
+	if (rc != 0)
+		goto fail;
+	/* slots left by a killed process would pin old pages for ever */
+	op = "reader_check";
+	rc = mdb_reader_check(st->env, &dead);
+	if (rc != 0)
+		goto fail;
+	if (dead > 0)
+		log_info("store dir=%s event=stale_readers_cleared count=%d",
+			 dir, dead);
+	op = "open_dbs";
+	rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+	for (int i = 0; rc == 0 && i < STORE_DB_COUNT; i++)
+		rc = mdb_dbi_open(txn, store_db_names[i], MDB_CREATE,
+				  &st->dbi[i]);
+	if (rc != 0)
+		goto fail;
+	rc = mdb_txn_commit(txn);
+	txn = NULL;	/* freed whatever the result */
+	if (rc != 0)
+		goto fail;
+	log_info("store dir=%s event=open map_size=%llu", dir,
+		 (unsigned long long)map_size);
+	*out = st;
+	return 0;
+fail:
+	log_error("store dir=%s event=open_failed op=%s error=\"%s\"", dir, op,
+		  mdb_strerror(rc));
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	if (st->env != NULL)
+		mdb_env_close(st->env);	/* needed even after a failed open */
+	free(st->dir);
+	free(st);
+	return store_code(rc);
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	SHOAL_ASSERT(atomic_load(&st->n_txns) == 0);
+	mdb_env_close(st->env);
+	free(st->dir);
+	free(st);
+}
+
+int
+store_txn_begin(struct store *st, bool read_only, struct store_txn **out)
+{
+	struct store_txn *t;
+	MDB_txn *txn;
+	int rc;
+
+	/* a second writer on this thread would wait on LMDB's lock for ever */
+	SHOAL_ASSERT(read_only || !st->has_writer);
+	rc = mdb_txn_begin(st->env, NULL, read_only ? MDB_RDONLY : 0, &txn);
+	if (rc != 0)
+		return store_err(st, rc, "txn_begin", "-");
+	t = xcalloc(1, sizeof(*t));
+	t->st = st;
+	t->txn = txn;
+	t->is_read_only = read_only;
+	atomic_fetch_add(&st->n_txns, 1);
+	if (!read_only)
+		st->has_writer = true;
+	*out = t;
+	return 0;
+}
+
+static void
+store_txn_free(struct store_txn *t)
+{
+	atomic_fetch_sub(&t->st->n_txns, 1);
+	if (!t->is_read_only)
+		t->st->has_writer = false;
+	free(t);
+}
+
+int
+store_txn_commit(struct store_txn *t)
+{
+	struct store *st = t->st;
+	bool is_write = !t->is_read_only;
+	int rc = t->err;
+
+	if (rc != 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	rc = mdb_txn_commit(t->txn);
+	store_txn_free(t);
+	if (rc != 0)
+		return store_err(st, rc, "txn_commit", "-");
+	if (is_write && st->is_full) {
+		log_info("store dir=%s event=not_full", st->dir);
+		st->is_full = false;
+	}
+	return 0;
+}
+
+void
+store_txn_abort(struct store_txn *t)
+{
+	if (t == NULL)
+		return;
+	mdb_txn_abort(t->txn);
+	store_txn_free(t);
+}
+
+/* The shard stored in front of qid's meta. */
+static int
+store_msg_shard(struct store_txn *t, MDB_val *key, uint32_t *shard)
+{
+	MDB_val val;
+	int rc = store_get(t, STORE_DB_MSG, key, &val);
+
+	if (rc != 0)
+		return rc;
+	if (val.mv_size < STORE_SHARD_LEN)
+		return store_corrupt(t->st, "msg", key);
+	*shard = (uint32_t)store_get_be(val.mv_data, STORE_SHARD_LEN);
+	return 0;
+}
+
+/* Write be32(shard) || meta in place (MDB_RESERVE: no staging copy). */
+static int
+store_msg_write(struct store_txn *t, MDB_val *key, uint32_t shard,
+		const void *meta, size_t meta_len)
+{
+	MDB_val val = { STORE_SHARD_LEN + meta_len, NULL };
+	int rc = store_put(t, STORE_DB_MSG, key, &val, MDB_RESERVE);
+
+	if (rc != 0)
+		return rc;
+	store_put_be(val.mv_data, shard, STORE_SHARD_LEN);
+	if (meta_len > 0)
+		memcpy((char *)val.mv_data + STORE_SHARD_LEN, meta, meta_len);
+	return 0;
+}
+
+int
+store_msg_put(struct store_txn *t, const char *qid, uint32_t shard,
+	      const void *meta, size_t meta_len, const void *body,
+	      size_t body_len)
+{
+	unsigned char buf[STORE_KEY_MAX];
+	MDB_val key, ikey, val = { body_len, (void *)body }, none = { 0, NULL };
+	uint32_t old;
+	int rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_key(NULL, 0, 0, qid, &key)) != 0)
+		return rc;
+	rc = store_msg_shard(t, &key, &old);
+	if (rc == 0 && old != shard) {
+		store_key(buf, old, 4, qid, &ikey);
+		rc = store_del(t, STORE_DB_SHARD, &ikey);
+	} else if (rc == -ENOENT) {
+		rc = 0;
+	}
+	/* LMDB copies the body straight into its overflow pages */
+	if (rc == 0)
+		rc = store_msg_write(t, &key, shard, meta, meta_len);
+	if (rc == 0)
+		rc = store_put(t, STORE_DB_BODY, &key, &val, 0);
+	if (rc == 0) {
+		store_key(buf, shard, 4, qid, &ikey);
+		rc = store_put(t, STORE_DB_SHARD, &ikey, &none, 0);
+	}
+	/* a read error too: half a message must not be committed */
+	return rc ? store_fail(t, rc) : 0;
+}
+
+int
+store_msg_set_meta(struct store_txn *t, const char *qid, const void *meta,
+		   size_t meta_len)
+{
+	MDB_val key;
+	uint32_t shard;
+	int rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_key(NULL, 0, 0, qid, &key)) != 0 ||
+	    (rc = store_msg_shard(t, &key, &shard)) != 0)
+		return rc;
+	return store_msg_write(t, &key, shard, meta, meta_len);
+}
+
+int
+store_msg_get_meta(struct store_txn *t, const char *qid, const void **p,
+		   size_t *len)
+{
+	MDB_val key, val;
+	int rc;
+
+	if ((rc = store_key(NULL, 0, 0, qid, &key)) != 0 ||
+	    (rc = store_get(t, STORE_DB_MSG, &key, &val)) != 0)
+		return rc;
+	if (val.mv_size < STORE_SHARD_LEN)
+		return store_corrupt(t->st, "msg", &key);
+	*p = (const char *)val.mv_data + STORE_SHARD_LEN;
+	*len = val.mv_size - STORE_SHARD_LEN;
+	return 0;
+}
+
+int
+store_msg_get_body(struct store_txn *t, const char *qid, const void **p,
+		   size_t *len)
+{
+	MDB_val key;
+	int rc = store_key(NULL, 0, 0, qid, &key);
+
+	return rc ? rc : store_borrow(t, STORE_DB_BODY, &key, p, len);
+}
+
+int
+store_msg_del(struct store_txn *t, const char *qid, uint32_t shard)
+{
+	unsigned char buf[STORE_KEY_MAX];
+	MDB_val key, ikey;
+	uint32_t stored;
+	int rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_key(NULL, 0, 0, qid, &key)) != 0 ||
+	    (rc = store_msg_shard(t, &key, &stored)) != 0)
+		return rc;
+	/* the record names the index entry that exists */
+	if (stored != shard)
+		log_warn("qid=%s event=store_del shard=%u stored_shard=%u", qid,
+			 shard, stored);
+	store_key(buf, stored, 4, qid, &ikey);
+	if ((rc = store_del(t, STORE_DB_MSG, &key)) != 0 ||
+	    (rc = store_del(t, STORE_DB_BODY, &key)) != 0)
+		return rc;
+	return store_del(t, STORE_DB_SHARD, &ikey);
+}
+
+/* Call fn for the msg record under a qid key. */
+static int
+store_msg_visit(struct store_txn *t, const MDB_val *key, const MDB_val *val,
+		store_msg_fn fn, void *arg)
+{
+	if (!store_is_qid(key->mv_data, key->mv_size) ||
+	    val->mv_size < STORE_SHARD_LEN)
+		return store_corrupt(t->st, "msg", key);
+	return fn(key->mv_data,
+		  (uint32_t)store_get_be(val->mv_data, STORE_SHARD_LEN),
+		  (const char *)val->mv_data + STORE_SHARD_LEN,
+		  val->mv_size - STORE_SHARD_LEN, arg);
+}
+
+static int
+store_cursor_open(struct store_txn *t, enum store_db db, MDB_cursor **cur)
+{
+	int rc;
+
+	if (t->err != 0)
+		return t->err;
+	rc = mdb_cursor_open(t->txn, t->st->dbi[db], cur);
+	return rc ? store_err(t->st, rc, "cursor_open", store_db_names[db]) : 0;
+}
+
+/* Move a cursor. Returns 0, with key->mv_data NULL past the last entry,
+ * or an error. */
+static int
+store_cursor_get(struct store_txn *t, MDB_cursor *cur, MDB_val *key,
+		 MDB_val *val, MDB_cursor_op op)
+{
+	int rc = mdb_cursor_get(cur, key, val, op);
+
+	if (rc == MDB_NOTFOUND)
+		key->mv_data = NULL;
+	else if (rc != 0)
+		return store_err(t->st, rc, "cursor_get", "-");
+	return 0;
+}
+
+int
+store_msg_foreach(struct store_txn *t, store_msg_fn fn, void *arg)
+{
+	return store_msg_foreach_after(t, "", fn, arg);
+}
+
+int
+store_msg_foreach_after(struct store_txn *t, const char *after,
+			store_msg_fn fn, void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	MDB_cursor_op op = MDB_FIRST;
+	int rc;
+
+	if ((rc = store_cursor_open(t, STORE_DB_MSG, &cur)) != 0)
+		return rc;
+	if (after[0]) {
+		/* keys are qids with their NUL: position at the first key
+		 * >= after, and step over `after` itself */
+		key.mv_data = (void *)after;
+		key.mv_size = strlen(after) + 1;
+		op = MDB_SET_RANGE;
+	}
+	while ((rc = store_cursor_get(t, cur, &key, &val, op)) == 0 &&
+	       key.mv_data != NULL) {
+		op = MDB_NEXT;
+		if (after[0] && key.mv_size == strlen(after) + 1 &&
+		    memcmp(key.mv_data, after, key.mv_size) == 0)
+			continue;
+		if ((rc = store_msg_visit(t, &key, &val, fn, arg)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+store_shard_foreach(struct store_txn *t, uint32_t shard, store_msg_fn fn,
+		    void *arg)
+{
+	unsigned char buf[STORE_SHARD_LEN];
+	MDB_cursor *cur;
+	MDB_val ikey = { sizeof(buf), buf }, key, val;
+	MDB_cursor_op op = MDB_SET_RANGE;	/* be32(shard) sorts first */
+	int rc;
+
+	if ((rc = store_cursor_open(t, STORE_DB_SHARD, &cur)) != 0)
+		return rc;
+	store_put_be(buf, shard, sizeof(buf));
+	while ((rc = store_cursor_get(t, cur, &ikey, &val, op)) == 0 &&
+	       ikey.mv_data != NULL && ikey.mv_size > sizeof(buf) &&
+	       store_get_be(ikey.mv_data, sizeof(buf)) == shard) {
+		op = MDB_NEXT;
+		key.mv_data = (char *)ikey.mv_data + sizeof(buf);
+		key.mv_size = ikey.mv_size - sizeof(buf);
+		rc = store_get(t, STORE_DB_MSG, &key, &val);
+		if (rc == -ENOENT)	/* the index names a missing message */
+			rc = store_corrupt(t->st, "shard", &ikey);
+		if (rc != 0 ||
+		    (rc = store_msg_visit(t, &key, &val, fn, arg)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+uint64_t
+store_msg_count(struct store_txn *t)
+{
+	MDB_stat ms;
+	int rc;
+
+	if (t->err != 0)
+		return 0;
+	rc = mdb_stat(t->txn, t->st->dbi[STORE_DB_MSG], &ms);
+	if (rc != 0) {
+		store_err(t->st, rc, "stat", "msg");
+		return 0;
+	}
+	return ms.ms_entries;
+}
+
+int
+store_due_add(struct store_txn *t, uint64_t due, const char *qid)
+{
+	unsigned char buf[STORE_KEY_MAX];
+	MDB_val key, none = { 0, NULL };
+	int rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_key(buf, due, 8, qid, &key)) != 0)
+		return rc;
+	return store_put(t, STORE_DB_DUE, &key, &none, 0);
+}
+
+int
+store_due_del(struct store_txn *t, uint64_t due, const char *qid)
+{
+	unsigned char buf[STORE_KEY_MAX];
+	MDB_val key;
+	int rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_key(buf, due, 8, qid, &key)) != 0)
+		return rc;
+	return store_del(t, STORE_DB_DUE, &key);
+}
+
+int
+store_due_foreach(struct store_txn *t, uint64_t now, size_t max,
+		  store_due_fn fn, void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	MDB_cursor_op op = MDB_FIRST;
+	uint64_t due;
+	int rc;
+
+	if ((rc = store_cursor_open(t, STORE_DB_DUE, &cur)) != 0)
+		return rc;
+	for (size_t n = 0; n < max; n++, op = MDB_NEXT) {
+		rc = store_cursor_get(t, cur, &key, &val, op);
+		if (rc != 0 || key.mv_data == NULL)
+			break;
+		if (key.mv_size <= 8 ||
+		    !store_is_qid((char *)key.mv_data + 8, key.mv_size - 8)) {
+			rc = store_corrupt(t->st, "due", &key);
+			break;
+		}
+		due = store_get_be(key.mv_data, 8);
+		if (due > now ||
+		    (rc = fn(due, (const char *)key.mv_data + 8, arg)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+store_due_first(struct store_txn *t, uint64_t *due)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	if ((rc = store_cursor_open(t, STORE_DB_DUE, &cur)) != 0)
+		return rc;
+	rc = store_cursor_get(t, cur, &key, &val, MDB_FIRST);
+	if (rc == 0 && key.mv_data == NULL)
+		rc = -ENOENT;
+	else if (rc == 0 && key.mv_size <= 8)
+		rc = store_corrupt(t->st, "due", &key);
+	else if (rc == 0)
+		*due = store_get_be(key.mv_data, 8);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+static int
+store_name_key(const char *name, MDB_val *key)
+{
+	size_t n = name == NULL ? 0 : strnlen(name, STORE_NAME_MAX + 1);
+
+	if (n == 0 || n > STORE_NAME_MAX)
+		return -EINVAL;
+	key->mv_data = (void *)name;
+	key->mv_size = n;
+	return 0;
+}
+
+int
+store_meta_get(struct store_txn *t, const char *name, const void **p,
+	       size_t *len)
+{
+	MDB_val key;
+	int rc = store_name_key(name, &key);
+
+	return rc ? rc : store_borrow(t, STORE_DB_META, &key, p, len);
+}
+
+int
+store_meta_put(struct store_txn *t, const char *name, const void *p,
+	       size_t len)
+{
+	MDB_val key, val = { len, (void *)p };
+	int rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_name_key(name, &key)) != 0)
+		return rc;
+	return store_put(t, STORE_DB_META, &key, &val, 0);
+}

@@ -1,0 +1,120 @@
+/* The node's queue in LMDB: messages (meta + body), the due-time index and
+ * node metadata (node id, shard map). Every write happens inside a
+ * transaction; a commit is one fsync, so callers batch (group commit).
+ *
+ * Databases in the environment:
+ *   msg   qid -> be32(shard) || packed shoal.StoredMessage
+ *   body  qid -> message body as it will be delivered
+ *   due   be64(unix seconds) || qid -> empty   (finding due work is O(due))
+ *   shard be32(shard) || qid -> empty          (shard moves, listings)
+ *   meta  name -> value                        (node id, shard map, ...)
+ *
+ * Memory: values handed out by a transaction are LMDB's and live only until
+ * that transaction ends (in a write transaction: until its next write).
+ * Keys store each qid with its NUL, so qids handed out are C strings. Nothing is cached in RAM: the queue can be larger
+ * than memory. */
+#ifndef SHOAL_NODE_STORE_H
+#define SHOAL_NODE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct store_txn;
+
+/* Open (creating if needed) the environment in dir, which must exist, with
+ * the given map size in bytes. Returns 0 and sets *out, or -errno (logged).
+ * Opened with MDB_NOTLS (several read transactions may overlap on one
+ * thread); one write transaction at a time. Returns SHOAL_E_STORAGE_FULL
+ * when the map cannot even hold the databases. */
+int store_open(const char *dir, uint64_t map_size, struct store **out);
+
+/* Close the environment. store_close(NULL) does nothing. No transaction may
+ * be open. */
+void store_close(struct store *st);
+
+/* Begin a transaction. Returns 0 and sets *out, or -errno. */
+int store_txn_begin(struct store *st, bool read_only, struct store_txn **out);
+
+/* Commit and fsync. The transaction is gone afterwards whatever the result.
+ * Returns 0, SHOAL_E_STORAGE_FULL (MDB_MAP_FULL or ENOSPC: nothing of the
+ * transaction was kept), or -errno. */
+int store_txn_commit(struct store_txn *t);
+
+/* Throw a transaction away. store_txn_abort(NULL) does nothing. */
+void store_txn_abort(struct store_txn *t);
+
+/* Put a new message, or replace an existing one with the same qid
+ * (idempotent for replication). Adds the shard index entry. Does not touch
+ * the due index. Returns 0, SHOAL_E_STORAGE_FULL, -EINVAL (empty or
+ * over-long qid), -EACCES (read-only txn), or -errno. After
+ * SHOAL_E_STORAGE_FULL the transaction must be aborted. */
+int store_msg_put(struct store_txn *t, const char *qid, uint32_t shard,
+		  const void *meta, size_t meta_len, const void *body,
+		  size_t body_len);
+
+/* Replace only the meta record of an existing message. Returns 0, -ENOENT,
+ * SHOAL_E_STORAGE_FULL or -errno. */
+int store_msg_set_meta(struct store_txn *t, const char *qid, const void *meta,
+		       size_t meta_len);
+
+/* Borrow the meta or body of a message; *p stays valid until the
+ * transaction ends. Returns 0, -ENOENT, or -errno. */
+int store_msg_get_meta(struct store_txn *t, const char *qid, const void **p,
+		       size_t *len);
+int store_msg_get_body(struct store_txn *t, const char *qid, const void **p,
+		       size_t *len);
+
+/* Remove a message (meta, body and its shard index entry; the caller removes
+ * its due entries). Returns 0, -ENOENT or -errno. */
+int store_msg_del(struct store_txn *t, const char *qid, uint32_t shard);
+
+/* Called for each message; return 0 to go on, anything else stops the walk
+ * and is returned by the walker. qid and meta live until the txn ends. */
+typedef int (*store_msg_fn)(const char *qid, uint32_t shard, const void *meta,
+			    size_t meta_len, void *arg);
+
+/* Walk every message in qid order. Returns 0, the callback's stop value, or
+ * -errno. */
+int store_msg_foreach(struct store_txn *t, store_msg_fn fn, void *arg);
+
+/* Walk the messages whose qid sorts after `after` ("" for all), in qid
+ * order: a page of a listing costs O(page), not O(queue). Same returns. */
+int store_msg_foreach_after(struct store_txn *t, const char *after,
+			    store_msg_fn fn, void *arg);
+
+/* Walk the messages of one shard in qid order. Same returns. */
+int store_shard_foreach(struct store_txn *t, uint32_t shard, store_msg_fn fn,
+			void *arg);
+
+/* Number of messages held. */
+uint64_t store_msg_count(struct store_txn *t);
+
+/* Add or remove a due-index entry: qid is due at time `due` (unix seconds).
+ * Adding an existing entry and removing a missing one are not errors. */
+int store_due_add(struct store_txn *t, uint64_t due, const char *qid);
+int store_due_del(struct store_txn *t, uint64_t due, const char *qid);
+
+/* Called for each due entry in time order; same stop rule as store_msg_fn. */
+typedef int (*store_due_fn)(uint64_t due, const char *qid, void *arg);
+
+/* Walk due entries with time <= now, at most max of them, oldest first.
+ * Cost is O(entries visited). Returns 0, the callback's stop value, or
+ * -errno. The callback must not modify the due index through t. */
+int store_due_foreach(struct store_txn *t, uint64_t now, size_t max,
+		      store_due_fn fn, void *arg);
+
+/* The earliest due time in the index. Returns 0 and sets *due, or -ENOENT
+ * when the index is empty. */
+int store_due_first(struct store_txn *t, uint64_t *due);
+
+/* Node metadata by name (e.g. "node_id", "shard_map"). get borrows until
+ * the txn ends; returns 0, -ENOENT or -errno. put returns 0,
+ * SHOAL_E_STORAGE_FULL or -errno. */
+int store_meta_get(struct store_txn *t, const char *name, const void **p,
+		   size_t *len);
+int store_meta_put(struct store_txn *t, const char *name, const void *p,
+		   size_t len);
+
+#endif

@@ -1,0 +1,747 @@
+/* Check suite for node/store.c: the LMDB queue. Each test gets a fresh
+ * mkdtemp() directory, removed in teardown. The durability test forks a
+ * writer and kills it with SIGKILL right after its commits return. */
+#include "node/store.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/qid.h"
+#include "tests/unit/check_helpers.h"
+
+#define T_MAP_SIZE (64ull << 20)
+#define T_SEEN_MAX 16
+
+static char t_dir[64];
+static struct store *t_st;
+
+/* What a walk saw, in order. */
+struct t_seen {
+	size_t n;
+	int stop_after;		/* return 7 after this many; 0: never */
+	char qid[T_SEEN_MAX][QID_MAX];
+	uint32_t shard[T_SEEN_MAX];
+	uint64_t due[T_SEEN_MAX];
+	char meta[T_SEEN_MAX][32];
+};
+
+static void
+t_setup(void)
+{
+	log_init("test_store", LOG_LVL_WARN);
+	snprintf(t_dir, sizeof(t_dir), "/tmp/shoal-test-store-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(t_dir));
+	t_st = NULL;
+}
+
+static int
+t_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void
+t_teardown(void)
+{
+	store_close(t_st);
+	t_st = NULL;
+	nftw(t_dir, t_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+t_open(uint64_t map_size)
+{
+	ck_assert_int_eq(store_open(t_dir, map_size, &t_st), 0);
+}
+
+static void
+t_reopen(void)
+{
+	store_close(t_st);
+	t_st = NULL;
+	t_open(T_MAP_SIZE);
+}
+
+/* Put one message (meta and body are strings) in its own transaction. */
+static void
+t_put(const char *qid, uint32_t shard, const char *meta, const char *body)
+{
+	struct store_txn *t;
+
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_msg_put(t, qid, shard, meta, strlen(meta), body,
+				       strlen(body)),
+			 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+}
+
+static int
+t_see_msg(const char *qid, uint32_t shard, const void *meta, size_t meta_len,
+	  void *arg)
+{
+	struct t_seen *s = arg;
+
+	ck_assert_uint_lt(s->n, T_SEEN_MAX);
+	ck_assert_uint_lt(meta_len, sizeof(s->meta[0]));
+	snprintf(s->qid[s->n], QID_MAX, "%s", qid);
+	s->shard[s->n] = shard;
+	memcpy(s->meta[s->n], meta, meta_len);
+	s->meta[s->n][meta_len] = '\0';
+	s->n++;
+	return s->stop_after != 0 && (int)s->n == s->stop_after ? 7 : 0;
+}
+
+static int
+t_see_due(uint64_t due, const char *qid, void *arg)
+{
+	struct t_seen *s = arg;
+
+	ck_assert_uint_lt(s->n, T_SEEN_MAX);
+	snprintf(s->qid[s->n], QID_MAX, "%s", qid);
+	s->due[s->n] = due;
+	s->n++;
+	return s->stop_after != 0 && (int)s->n == s->stop_after ? 7 : 0;
+}
+
+/* Walk messages (shard < 0: all, else that shard) in a read txn. */
+static int
+t_walk(long shard, struct t_seen *s)
+{
+	struct store_txn *t;
+	int rc;
+
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	rc = shard < 0 ? store_msg_foreach(t, t_see_msg, s) :
+			 store_shard_foreach(t, (uint32_t)shard, t_see_msg, s);
+	store_txn_abort(t);
+	return rc;
+}
+
+static int
+t_walk_due(uint64_t now, size_t max, struct t_seen *s)
+{
+	struct store_txn *t;
+	int rc;
+
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	rc = store_due_foreach(t, now, max, t_see_due, s);
+	store_txn_abort(t);
+	return rc;
+}
+
+/* Assert qid's meta and body (strings) in a read txn. */
+static void
+t_expect(const char *qid, const char *meta, const char *body)
+{
+	struct store_txn *t;
+	const void *p;
+	size_t len;
+
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	ck_assert_int_eq(store_msg_get_meta(t, qid, &p, &len), 0);
+	ck_assert_uint_eq(len, strlen(meta));
+	ck_assert_mem_eq(p, meta, len);
+	ck_assert_int_eq(store_msg_get_body(t, qid, &p, &len), 0);
+	ck_assert_uint_eq(len, strlen(body));
+	ck_assert_mem_eq(p, body, len);
+	store_txn_abort(t);
+}
+
+static void
+t_expect_missing(const char *qid)
+{
+	struct store_txn *t;
+	const void *p = NULL;
+	size_t len = 99;
+
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	ck_assert_int_eq(store_msg_get_meta(t, qid, &p, &len), -ENOENT);
+	ck_assert_int_eq(store_msg_get_body(t, qid, &p, &len), -ENOENT);
+	ck_assert_ptr_null(p);	/* out-parameters untouched on failure */
+	ck_assert_uint_eq(len, 99);
+	store_txn_abort(t);
+}
+
+static uint64_t
+t_count(void)
+{
+	struct store_txn *t;
+	uint64_t n;
+
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	n = store_msg_count(t);
+	store_txn_abort(t);
+	return n;
+}
+
+START_TEST(test_put_then_get_returns_meta_and_body)
+{
+	t_open(T_MAP_SIZE);
+	t_put("0A", 3, "meta-a", "body-a");
+	t_expect("0A", "meta-a", "body-a");
+	ck_assert_uint_eq(t_count(), 1);
+}
+END_TEST
+
+START_TEST(test_put_empty_meta_and_body)
+{
+	t_open(T_MAP_SIZE);
+	t_put("0A", 0, "", "");
+	t_expect("0A", "", "");
+}
+END_TEST
+
+START_TEST(test_put_twice_replaces)
+{
+	struct t_seen s = { 0 };
+
+	t_open(T_MAP_SIZE);
+	t_put("0A", 3, "meta-1", "body-1");
+	t_put("0A", 3, "meta-2", "body-2");
+	t_put("0A", 3, "meta-2", "body-2");
+	t_expect("0A", "meta-2", "body-2");
+	ck_assert_uint_eq(t_count(), 1);
+	ck_assert_int_eq(t_walk(3, &s), 0);
+	ck_assert_uint_eq(s.n, 1);
+}
+END_TEST
+
+START_TEST(test_del_removes_msg_body_and_shard_entry)
+{
+	struct store_txn *t;
+	struct t_seen s = { 0 };
+
+	t_open(T_MAP_SIZE);
+	t_put("0A", 3, "m", "b");
+	t_put("0B", 3, "m", "b");
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_msg_del(t, "0A", 3), 0);
+	ck_assert_int_eq(store_msg_del(t, "0A", 3), -ENOENT);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	t_expect_missing("0A");
+	t_expect("0B", "m", "b");
+	ck_assert_uint_eq(t_count(), 1);
+	ck_assert_int_eq(t_walk(3, &s), 0);
+	ck_assert_uint_eq(s.n, 1);
+	ck_assert_str_eq(s.qid[0], "0B");
+}
+END_TEST
+
+START_TEST(test_msg_foreach_walks_in_qid_order)
+{
+	struct t_seen s = { 0 };
+
+	t_open(T_MAP_SIZE);
+	t_put("0C", 1, "mc", "c");
+	t_put("0A", 2, "ma", "a");
+	t_put("0B", 3, "mb", "b");
+	ck_assert_int_eq(t_walk(-1, &s), 0);
+	ck_assert_uint_eq(s.n, 3);
+	ck_assert_str_eq(s.qid[0], "0A");
+	ck_assert_str_eq(s.qid[1], "0B");
+	ck_assert_str_eq(s.qid[2], "0C");
+	ck_assert_uint_eq(s.shard[0], 2);
+	ck_assert_uint_eq(s.shard[2], 1);
+	ck_assert_str_eq(s.meta[1], "mb");
+}
+END_TEST
+
+START_TEST(test_msg_foreach_returns_callback_stop_value)
+{
+	struct t_seen s = { .stop_after = 2 };
+
+	t_open(T_MAP_SIZE);
+	t_put("0A", 1, "m", "b");
+	t_put("0B", 1, "m", "b");
+	t_put("0C", 1, "m", "b");
+	ck_assert_int_eq(t_walk(-1, &s), 7);
+	ck_assert_uint_eq(s.n, 2);
+}
+END_TEST
+
+START_TEST(test_walks_of_empty_store_see_nothing)
+{
+	struct t_seen s = { 0 };
+
+	t_open(T_MAP_SIZE);
+	ck_assert_int_eq(t_walk(-1, &s), 0);
+	ck_assert_int_eq(t_walk(0, &s), 0);
+	ck_assert_int_eq(t_walk_due(UINT64_MAX, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 0);
+	ck_assert_uint_eq(t_count(), 0);
+}
+END_TEST
+
+START_TEST(test_shard_foreach_sees_only_its_shard)
+{
+	struct t_seen s = { 0 };
+
+	t_open(T_MAP_SIZE);
+	/* neighbours whose big-endian bytes share a prefix with shard 1 */
+	t_put("0A", 0, "m", "b");
+	t_put("0B", 1, "m", "b");
+	t_put("0C", 256, "m", "b");
+	t_put("0D", 1, "m", "b");
+	t_put("0E", 0x01000000, "m", "b");
+	t_put("0F", 2, "m", "b");
+	ck_assert_int_eq(t_walk(1, &s), 0);
+	ck_assert_uint_eq(s.n, 2);
+	ck_assert_str_eq(s.qid[0], "0B");
+	ck_assert_str_eq(s.qid[1], "0D");
+	ck_assert_uint_eq(s.shard[1], 1);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk(7, &s), 0);
+	ck_assert_uint_eq(s.n, 0);
+	ck_assert_int_eq(t_walk(0xffffffffu, &s), 0);
+	ck_assert_uint_eq(s.n, 0);
+}
+END_TEST
+
+START_TEST(test_put_with_new_shard_moves_index_entry)
+{
+	struct store_txn *t;
+	struct t_seen s = { 0 };
+
+	t_open(T_MAP_SIZE);
+	t_put("0A", 1, "m", "b");
+	t_put("0A", 2, "m2", "b2");
+	ck_assert_int_eq(t_walk(1, &s), 0);
+	ck_assert_uint_eq(s.n, 0);
+	ck_assert_int_eq(t_walk(2, &s), 0);
+	ck_assert_uint_eq(s.n, 1);
+	ck_assert_uint_eq(s.shard[0], 2);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk(-1, &s), 0);
+	ck_assert_uint_eq(s.shard[0], 2);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_msg_del(t, "0A", 2), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk(2, &s), 0);
+	ck_assert_uint_eq(s.n, 0);
+}
+END_TEST
+
+START_TEST(test_set_meta_keeps_body_and_shard)
+{
+	struct store_txn *t;
+	struct t_seen s = { 0 };
+
+	t_open(T_MAP_SIZE);
+	t_put("0A", 5, "old", "body");
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_msg_set_meta(t, "0A", "newer", 5), 0);
+	ck_assert_int_eq(store_msg_set_meta(t, "0Z", "x", 1), -ENOENT);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	t_expect("0A", "newer", "body");
+	ck_assert_int_eq(t_walk(5, &s), 0);
+	ck_assert_uint_eq(s.n, 1);
+	ck_assert_str_eq(s.meta[0], "newer");
+}
+END_TEST
+
+START_TEST(test_due_foreach_order_cutoff_and_max)
+{
+	struct store_txn *t;
+	struct t_seen s = { 0 };
+
+	t_open(T_MAP_SIZE);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_due_add(t, 300, "0A"), 0);
+	ck_assert_int_eq(store_due_add(t, 100, "0B"), 0);
+	ck_assert_int_eq(store_due_add(t, 256, "0C"), 0);
+	ck_assert_int_eq(store_due_add(t, 100, "0A"), 0);
+	ck_assert_int_eq(store_due_add(t, 100, "0A"), 0); /* again: no-op */
+	ck_assert_int_eq(store_due_add(t, 1ull << 40, "0D"), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+
+	ck_assert_int_eq(t_walk_due(299, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 3);
+	ck_assert_uint_eq(s.due[0], 100);
+	ck_assert_str_eq(s.qid[0], "0A");
+	ck_assert_uint_eq(s.due[1], 100);
+	ck_assert_str_eq(s.qid[1], "0B");
+	ck_assert_uint_eq(s.due[2], 256);
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk_due(UINT64_MAX, 2, &s), 0);
+	ck_assert_uint_eq(s.n, 2);
+
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk_due(UINT64_MAX, 0, &s), 0);
+	ck_assert_int_eq(t_walk_due(99, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 0);
+
+	ck_assert_int_eq(t_walk_due(UINT64_MAX, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 5);
+	ck_assert_uint_eq(s.due[4], 1ull << 40);
+
+	memset(&s, 0, sizeof(s));
+	s.stop_after = 1;
+	ck_assert_int_eq(t_walk_due(UINT64_MAX, 10, &s), 7);
+	ck_assert_uint_eq(s.n, 1);
+}
+END_TEST
+
+START_TEST(test_due_del_removes_entry_and_ignores_missing)
+{
+	struct store_txn *t;
+	struct t_seen s = { 0 };
+
+	t_open(T_MAP_SIZE);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_due_add(t, 10, "0A"), 0);
+	ck_assert_int_eq(store_due_add(t, 20, "0A"), 0);
+	ck_assert_int_eq(store_due_del(t, 10, "0A"), 0);
+	ck_assert_int_eq(store_due_del(t, 10, "0A"), 0);
+	ck_assert_int_eq(store_due_del(t, 99, "0Z"), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	ck_assert_int_eq(t_walk_due(UINT64_MAX, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 1);
+	ck_assert_uint_eq(s.due[0], 20);
+}
+END_TEST
+
+START_TEST(test_due_first_empty_is_enoent)
+{
+	struct store_txn *t;
+	uint64_t due = 42;
+
+	t_open(T_MAP_SIZE);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_due_first(t, &due), -ENOENT);
+	ck_assert_uint_eq(due, 42);
+	ck_assert_int_eq(store_due_add(t, 500, "0A"), 0);
+	ck_assert_int_eq(store_due_add(t, 70000, "0B"), 0);
+	ck_assert_int_eq(store_due_add(t, 600, "00"), 0);
+	ck_assert_int_eq(store_due_first(t, &due), 0);
+	ck_assert_uint_eq(due, 500);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+}
+END_TEST
+
+START_TEST(test_meta_put_get_and_missing)
+{
+	struct store_txn *t;
+	const void *p;
+	size_t len;
+
+	t_open(T_MAP_SIZE);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_meta_get(t, "node_id", &p, &len), -ENOENT);
+	ck_assert_int_eq(store_meta_put(t, "node_id", "n1", 2), 0);
+	ck_assert_int_eq(store_meta_put(t, "node_id", "node-2", 6), 0);
+	ck_assert_int_eq(store_meta_put(t, "shard_map", "\0\1\2", 3), 0);
+	ck_assert_int_eq(store_meta_put(t, "", "x", 1), -EINVAL);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	t_reopen();
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	ck_assert_int_eq(store_meta_get(t, "node_id", &p, &len), 0);
+	ck_assert_uint_eq(len, 6);
+	ck_assert_mem_eq(p, "node-2", 6);
+	ck_assert_int_eq(store_meta_get(t, "shard_map", &p, &len), 0);
+	ck_assert_uint_eq(len, 3);
+	ck_assert_mem_eq(p, "\0\1\2", 3);
+	store_txn_abort(t);
+}
+END_TEST
+
+START_TEST(test_abort_discards_writes)
+{
+	struct store_txn *t;
+	uint64_t due;
+
+	t_open(T_MAP_SIZE);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_msg_put(t, "0A", 1, "m", 1, "b", 1), 0);
+	ck_assert_int_eq(store_due_add(t, 5, "0A"), 0);
+	ck_assert_uint_eq(store_msg_count(t), 1);
+	store_txn_abort(t);
+	store_txn_abort(NULL);
+	t_expect_missing("0A");
+	ck_assert_uint_eq(t_count(), 0);
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	ck_assert_int_eq(store_due_first(t, &due), -ENOENT);
+	store_txn_abort(t);
+}
+END_TEST
+
+START_TEST(test_data_survives_close_and_reopen)
+{
+	struct store_txn *t;
+	uint64_t due;
+
+	t_open(T_MAP_SIZE);
+	t_put("0A", 9, "meta", "body");
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_due_add(t, 1234, "0A"), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	t_reopen();
+	t_expect("0A", "meta", "body");
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	ck_assert_int_eq(store_due_first(t, &due), 0);
+	ck_assert_uint_eq(due, 1234);
+	store_txn_abort(t);
+	store_close(NULL);
+}
+END_TEST
+
+START_TEST(test_open_missing_dir_fails)
+{
+	struct store *st = NULL;
+	char path[96];
+
+	snprintf(path, sizeof(path), "%s/nope", t_dir);
+	ck_assert_int_eq(store_open(path, T_MAP_SIZE, &st), -ENOENT);
+	ck_assert_ptr_null(st);
+}
+END_TEST
+
+#define T_KILL_MSGS 100
+
+/* The child: commit T_KILL_MSGS messages one txn each, keep a read txn
+ * open (a stale reader for the next open to clear), say "ok", wait. */
+static void
+t_child_commit(int fd)
+{
+	struct store *st;
+	struct store_txn *t;
+	char qid[QID_MAX], meta[32];
+
+	if (store_open(t_dir, T_MAP_SIZE, &st) != 0)
+		_exit(1);
+	for (int i = 0; i < T_KILL_MSGS; i++) {
+		snprintf(qid, sizeof(qid), "Q%04d", i);
+		snprintf(meta, sizeof(meta), "meta-%d", i);
+		if (store_txn_begin(st, false, &t) != 0 ||
+		    store_msg_put(t, qid, (uint32_t)i % 4, meta, strlen(meta),
+				  "body", 4) != 0 ||
+		    store_due_add(t, (uint64_t)i, qid) != 0 ||
+		    store_txn_commit(t) != 0)
+			_exit(1);
+	}
+	if (store_txn_begin(st, true, &t) != 0 || write(fd, "ok", 2) != 2)
+		_exit(1);
+	for (;;)
+		pause();
+}
+
+START_TEST(test_commit_survives_sigkill_after_return)
+{
+	char buf[2] = { 0 }, qid[QID_MAX], meta[32];
+	int fds[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(fds[0]);
+		t_child_commit(fds[1]);
+	}
+	close(fds[1]);
+	n = read(fds[0], buf, sizeof(buf));
+	kill(pid, SIGKILL);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	close(fds[0]);
+	ck_assert_int_eq(n, 2);
+	ck_assert_mem_eq(buf, "ok", 2);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+	t_open(T_MAP_SIZE);
+	ck_assert_uint_eq(t_count(), T_KILL_MSGS);
+	for (int i = 0; i < T_KILL_MSGS; i++) {
+		snprintf(qid, sizeof(qid), "Q%04d", i);
+		snprintf(meta, sizeof(meta), "meta-%d", i);
+		t_expect(qid, meta, "body");
+	}
+	/* and the store still takes writes after the killed writer */
+	t_put("R0000", 1, "m", "b");
+	ck_assert_uint_eq(t_count(), T_KILL_MSGS + 1);
+}
+END_TEST
+
+START_TEST(test_map_full_is_storage_full_and_store_stays_usable)
+{
+	size_t big = 2u << 20;
+	char *body = calloc(1, big);
+	struct store_txn *t;
+
+	ck_assert_ptr_nonnull(body);
+	t_open(1u << 20);
+	t_put("0A", 1, "meta-a", "body-a");
+
+	/* the failed put spoils the txn: later calls and commit say so */
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_msg_put(t, "0B", 1, "m", 1, "small", 5), 0);
+	ck_assert_int_eq(store_msg_put(t, "0C", 1, "m", 1, body, big),
+			 SHOAL_E_STORAGE_FULL);
+	ck_assert_int_eq(store_due_add(t, 1, "0D"), SHOAL_E_STORAGE_FULL);
+	ck_assert_int_eq(store_txn_commit(t), SHOAL_E_STORAGE_FULL);
+	t_expect_missing("0B");
+
+	/* the same, aborted as the header asks */
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_msg_put(t, "0C", 1, "m", 1, body, big),
+			 SHOAL_E_STORAGE_FULL);
+	store_txn_abort(t);
+
+	t_expect("0A", "meta-a", "body-a");
+	ck_assert_uint_eq(t_count(), 1);
+	t_put("0E", 1, "meta-e", "body-e");
+	t_expect("0E", "meta-e", "body-e");
+	free(body);
+}
+END_TEST
+
+START_TEST(test_10mb_body_round_trips)
+{
+	size_t big = 10u << 20;
+	unsigned char *body = malloc(big);
+	struct store_txn *t;
+	const void *p;
+	size_t len;
+
+	ck_assert_ptr_nonnull(body);
+	for (size_t i = 0; i < big; i++)
+		body[i] = (unsigned char)(i * 31 + (i >> 13));
+	t_open(T_MAP_SIZE);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_msg_put(t, "0A", 1, "m", 1, body, big), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	t_reopen();
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	ck_assert_int_eq(store_msg_get_body(t, "0A", &p, &len), 0);
+	ck_assert_uint_eq(len, big);
+	ck_assert(memcmp(p, body, big) == 0);
+	store_txn_abort(t);
+	free(body);
+}
+END_TEST
+
+START_TEST(test_invalid_qid_is_einval)
+{
+	char longest[QID_MAX], too_long[QID_MAX + 1];
+	struct store_txn *t;
+	const void *p;
+	size_t len;
+
+	memset(longest, 'A', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	memset(too_long, 'A', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = '\0';
+	t_open(T_MAP_SIZE);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_msg_put(t, "", 1, "m", 1, "b", 1), -EINVAL);
+	ck_assert_int_eq(store_msg_put(t, NULL, 1, "m", 1, "b", 1), -EINVAL);
+	ck_assert_int_eq(store_msg_put(t, too_long, 1, "m", 1, "b", 1),
+			 -EINVAL);
+	ck_assert_int_eq(store_msg_get_meta(t, too_long, &p, &len), -EINVAL);
+	ck_assert_int_eq(store_msg_get_body(t, "", &p, &len), -EINVAL);
+	ck_assert_int_eq(store_msg_set_meta(t, "", "m", 1), -EINVAL);
+	ck_assert_int_eq(store_msg_del(t, too_long, 1), -EINVAL);
+	ck_assert_int_eq(store_due_add(t, 1, too_long), -EINVAL);
+	ck_assert_int_eq(store_due_del(t, 1, ""), -EINVAL);
+	/* a rejected argument does not spoil the txn */
+	ck_assert_int_eq(store_msg_put(t, longest, 1, "m", 1, "b", 1), 0);
+	ck_assert_int_eq(store_due_add(t, 1, longest), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	t_expect(longest, "m", "b");
+}
+END_TEST
+
+START_TEST(test_read_only_txn_cannot_write)
+{
+	struct store_txn *t;
+
+	t_open(T_MAP_SIZE);
+	t_put("0A", 1, "m", "b");
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	ck_assert_int_eq(store_msg_put(t, "0B", 1, "m", 1, "b", 1), -EACCES);
+	ck_assert_int_eq(store_msg_set_meta(t, "0A", "x", 1), -EACCES);
+	ck_assert_int_eq(store_msg_del(t, "0A", 1), -EACCES);
+	ck_assert_int_eq(store_due_add(t, 1, "0A"), -EACCES);
+	ck_assert_int_eq(store_due_del(t, 1, "0A"), -EACCES);
+	ck_assert_int_eq(store_meta_put(t, "k", "v", 1), -EACCES);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	t_expect("0A", "m", "b");
+	t_expect_missing("0B");
+}
+END_TEST
+
+START_TEST(test_read_txns_overlap_each_other_and_the_writer)
+{
+	struct store_txn *r1, *r2, *w;
+	const void *p;
+	size_t len;
+
+	t_open(T_MAP_SIZE);
+	t_put("0A", 1, "m1", "b");
+	ck_assert_int_eq(store_txn_begin(t_st, true, &r1), 0);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &w), 0);
+	ck_assert_int_eq(store_msg_set_meta(w, "0A", "m2", 2), 0);
+	ck_assert_int_eq(store_txn_commit(w), 0);
+	ck_assert_int_eq(store_txn_begin(t_st, true, &r2), 0);
+	/* r1 still sees its snapshot, r2 the commit */
+	ck_assert_int_eq(store_msg_get_meta(r1, "0A", &p, &len), 0);
+	ck_assert_mem_eq(p, "m1", 2);
+	ck_assert_int_eq(store_msg_get_meta(r2, "0A", &p, &len), 0);
+	ck_assert_mem_eq(p, "m2", 2);
+	store_txn_abort(r2);
+	store_txn_abort(r1);
+}
+END_TEST
+
+static Suite *
+store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("queue");
+	TCase *tc_slow = tcase_create("durability");
+
+	tcase_add_checked_fixture(tc, t_setup, t_teardown);
+	tcase_add_test(tc, test_put_then_get_returns_meta_and_body);
+	tcase_add_test(tc, test_put_empty_meta_and_body);
+	tcase_add_test(tc, test_put_twice_replaces);
+	tcase_add_test(tc, test_del_removes_msg_body_and_shard_entry);
+	tcase_add_test(tc, test_msg_foreach_walks_in_qid_order);
+	tcase_add_test(tc, test_msg_foreach_returns_callback_stop_value);
+	tcase_add_test(tc, test_walks_of_empty_store_see_nothing);
+	tcase_add_test(tc, test_shard_foreach_sees_only_its_shard);
+	tcase_add_test(tc, test_put_with_new_shard_moves_index_entry);
+	tcase_add_test(tc, test_set_meta_keeps_body_and_shard);
+	tcase_add_test(tc, test_due_foreach_order_cutoff_and_max);
+	tcase_add_test(tc, test_due_del_removes_entry_and_ignores_missing);
+	tcase_add_test(tc, test_due_first_empty_is_enoent);
+	tcase_add_test(tc, test_meta_put_get_and_missing);
+	tcase_add_test(tc, test_abort_discards_writes);
+	tcase_add_test(tc, test_data_survives_close_and_reopen);
+	tcase_add_test(tc, test_open_missing_dir_fails);
+	tcase_add_test(tc, test_invalid_qid_is_einval);
+	tcase_add_test(tc, test_read_only_txn_cannot_write);
+	tcase_add_test(tc, test_read_txns_overlap_each_other_and_the_writer);
+	suite_add_tcase(s, tc);
+
+	/* fsync per commit and 10 MB bodies: slower disks need time */
+	tcase_add_checked_fixture(tc_slow, t_setup, t_teardown);
+	tcase_set_timeout(tc_slow, 60);
+	tcase_add_test(tc_slow, test_commit_survives_sigkill_after_return);
+	tcase_add_test(tc_slow,
+		       test_map_full_is_storage_full_and_store_stays_usable);
+	tcase_add_test(tc_slow, test_10mb_body_round_trips);
+	suite_add_tcase(s, tc_slow);
+	return s;
+}
+
+CHECK_MAIN(store_suite)
