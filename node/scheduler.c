@@ -435,13 +435,6 @@ sched_apply(struct store_txn *t, void *arg)
 		if (r->last_reply != protobuf_c_empty_string)
 			free(r->last_reply);
 		r->last_reply = xstrdup(texts[k]);
-		if (oc == OUTCOME_DEFERRED &&
-		    outcome_is_expired(now, env->arrival_time,
-				       cfg->delivery.max_queue_lifetime)) {
-			oc = OUTCOME_BOUNCED;
-			log_info("qid=%s rcpt=<%s> event=expired attempts=%u",
-				 sm->qid, r->address, r->attempts);
-		}
 		switch (oc) {
 		case OUTCOME_DELIVERED:
 			r->state = SHOAL__RCPT_STATE__RCPT_DELIVERED;
@@ -541,8 +534,20 @@ void
 scheduler_job_done(struct scheduler *s, struct job *j)
 {
 	Shoal__Envelope *env = j->msg->sm->envelope;
+	bool expired = outcome_is_expired(sched_now(), env->arrival_time,
+					  s->n->cfg->delivery.max_queue_lifetime);
 
 	for (size_t k = 0; k < j->n; k++) {
+		/* past max_queue_lifetime, a deferral ends the recipient: it
+		 * bounces with this attempt's error, and the log says so */
+		if (expired && j->res[k].outcome == OUTCOME_DEFERRED) {
+			j->res[k].outcome = OUTCOME_BOUNCED;
+			log_info("qid=%s rcpt=<%s> event=expired",
+				 j->msg->qid,
+				 j->rcpt[k] < env->n_rcpts ?
+					 env->rcpts[j->rcpt[k]]->address :
+					 "");
+		}
 		if (j->rcpt[k] < env->n_rcpts)
 			dlog_attempt(s->n->dlog, j->msg, j,
 				     env->rcpts[j->rcpt[k]], &j->res[k]);

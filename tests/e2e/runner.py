@@ -1,0 +1,183 @@
+"""Run Shoal's end-to-end tests: every tests/e2e/test_*.py (unittest).
+
+    python3 tests/e2e/runner.py [FILTER...]
+
+A FILTER keeps the tests whose id (module.Class.test_name) contains it.
+Prints each test and its result as it goes; the harness (shoaltest.py)
+prints the logs of every process a failed test started. The last line is
+exactly `e2e: N passed, N failed` (skips are reported on the line before
+and counted in neither). Re-executes itself under Debian's /usr/bin/python3,
+which has aiosmtpd and dkim. Env: SHOAL_BIN (binaries, default "bin" under
+the repo root), SHOAL_E2E_TIMEOUT (seconds per test, default 300),
+SHOAL_E2E_KEEP=1 keeps temp dirs, SHOAL_E2E_LOGS=1 prints logs always.
+"""
+
+import os
+import signal
+import sys
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def _reexec():
+    if os.environ.get("SHOAL_E2E_REEXEC") or not os.path.exists(
+            SYSTEM_PYTHON):
+        return
+    if os.path.realpath(sys.executable) == os.path.realpath(SYSTEM_PYTHON):
+        return
+    os.environ["SHOAL_E2E_REEXEC"] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON, "-u", os.path.abspath(__file__)]
+             + sys.argv[1:])
+
+
+_reexec()
+
+import time        # noqa: E402  (after the re-exec on purpose)
+import traceback   # noqa: E402
+import unittest    # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+
+class TestTimeout(AssertionError):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise TestTimeout("test exceeded SHOAL_E2E_TIMEOUT "
+                      f"({os.environ.get('SHOAL_E2E_TIMEOUT', '300')}s)")
+
+
+def _on_term(signum, frame):
+    # turn SIGTERM/SIGHUP into an exception so cleanups kill our children
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+class Result(unittest.TestResult):
+    """Prints each test as it ends and counts outcomes per test."""
+
+    def __init__(self, timeout):
+        super().__init__()
+        self.timeout = timeout
+        self.n_pass = self.n_fail = self.n_skip = 0
+        self.current = None
+        self.status = None
+        self.t0 = 0.0
+
+    def _out(self, text):
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def startTest(self, test):
+        super().startTest(test)
+        self.current = test
+        self.status = "ok"
+        self.detail = ""
+        self.t0 = time.monotonic()
+        self._out(f"{test.id()} ...")
+        signal.alarm(self.timeout)
+
+    def stopTest(self, test):
+        signal.alarm(0)
+        super().stopTest(test)
+        dt = time.monotonic() - self.t0
+        if self.status == "ok":
+            self.n_pass += 1
+        elif self.status == "skipped":
+            self.n_skip += 1
+        else:
+            self.n_fail += 1
+        extra = f": {self.detail}" if self.detail else ""
+        self._out(f"{test.id()} ... {self.status} ({dt:.1f}s){extra}")
+        self.current = None
+
+    def _failed(self, test, err, kind):
+        text = self._exc_info_to_string(err, test)
+        self._out(f"---- {kind}: {test.id()} ----\n{text.rstrip()}\n----")
+        if self.current is None:
+            # a class or module fixture failed outside any test
+            self.n_fail += 1
+            self._out(f"{test.id()} ... {kind}")
+        elif self.status in ("ok", "skipped"):
+            self.status = kind
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._failed(test, err, "FAIL")
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._failed(test, err, "ERROR")
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            kind = "FAIL" if issubclass(err[0], test.failureException) \
+                else "ERROR"
+            self._failed(subtest, err, kind)
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        if self.current is None:
+            self.n_skip += 1
+            self._out(f"{test.id()} ... skipped: {reason}")
+        elif self.status == "ok":
+            self.status = "skipped"
+            self.detail = reason
+
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self.status = "FAIL"
+        self.detail = "unexpected success"
+
+
+def _flatten(suite):
+    for t in suite:
+        if isinstance(t, unittest.TestSuite):
+            yield from _flatten(t)
+        else:
+            yield t
+
+
+def main(argv):
+    os.chdir(REPO)
+    sys.path.insert(0, HERE)
+    filters = [a for a in argv if not a.startswith("-")]
+    timeout = int(os.environ.get("SHOAL_E2E_TIMEOUT", "300"))
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGHUP, _on_term)
+
+    loader = unittest.TestLoader()
+    suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+    tests = [t for t in _flatten(suite)
+             if not filters or any(f in t.id() for f in filters)]
+    result = Result(timeout)
+    interrupted = False
+    try:
+        # one suite keeps setUpClass/setUpModule semantics
+        unittest.TestSuite(tests).run(result)
+    except KeyboardInterrupt as e:
+        interrupted = True
+        result._out(f"e2e: interrupted ({e}); stopping")
+        if result.current is not None:
+            result.n_fail += 1
+    except Exception:
+        traceback.print_exc()
+        result.n_fail += 1
+    if not tests:
+        result._out(f"e2e: no tests matched {filters!r}")
+    if result.n_skip:
+        result._out(f"e2e: {result.n_skip} skipped")
+    result._out(f"e2e: {result.n_pass} passed, {result.n_fail} failed")
+    return 1 if (result.n_fail or interrupted) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
