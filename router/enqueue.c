@@ -1,6 +1,7 @@
 /* Router-to-node client. One DEALER socket per node (ZMQ_IMMEDIATE, so a
- * message is never queued for a node that is not connected: the session
- * gets a 4xx at once instead of a late, duplicate delivery). Bodies are
+ * message is never queued inside libzmq for a node that is not connected:
+ * we hold it and try again until node_timeout_ms, then the session gets
+ * a 4xx, instead of a late, duplicate delivery). Bodies are
  * sent zero-copy: libzmq holds a reference until its I/O thread is done.
  * Handles untrusted input: replies are validated before use. */
 #include "router/enqueue.h"
@@ -9,6 +10,8 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +56,8 @@ struct enq_req {
 	void *arg;
 	int redirects;
 	int result;               /* set before a deferred completion */
+	bool unsent;              /* waiting for a map or a connected owner */
+	uint64_t deadline_ms;     /* monotonic: node_timeout_ms after submit */
 	struct event timer;
 };
 
@@ -108,6 +113,52 @@ enq_req_finish(struct enq_req *r, int result)
 	enq_req_free(r);
 }
 
+static uint64_t
+enq_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int enq_send(struct enqueue *e, struct enq_req *r);
+
+/* Send now, or, while there is no map or the owner is not connected
+ * (a router just started, a node reconnecting), try again every
+ * ENQ_MAP_RETRY_MS until the request's deadline. */
+static void
+enq_try_send(struct enq_req *r)
+{
+	uint64_t now = enq_now_ms();
+	int rc = r->e->map ? enq_send(r->e, r) : -EAGAIN;
+	struct timeval tv;
+
+	if (rc == 0) {
+		uint64_t left = r->deadline_ms > now ? r->deadline_ms - now : 1;
+
+		r->unsent = false;
+		tv.tv_sec = (time_t)(left / 1000);
+		tv.tv_usec = (suseconds_t)(left % 1000) * 1000;
+		event_add(&r->timer, &tv);
+		return;
+	}
+	if (rc != -EAGAIN && rc != -EHOSTUNREACH) {
+		r->result = -EIO;
+	} else if (now + ENQ_MAP_RETRY_MS < r->deadline_ms) {
+		r->unsent = true;
+		tv.tv_sec = 0;
+		tv.tv_usec = ENQ_MAP_RETRY_MS * 1000;
+		event_add(&r->timer, &tv);
+		return;
+	} else {
+		r->result = -EAGAIN;
+	}
+	tv.tv_sec = 0;
+	tv.tv_usec = 0;
+	event_add(&r->timer, &tv);
+}
+
 static void
 enq_on_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -115,6 +166,10 @@ enq_on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (r->result == 0 && r->unsent) {
+		enq_try_send(r);
+		return;
+	}
 	if (r->result == 0) {
 		log_warn("qid=%s event=node_timeout shard=%u timeout_ms=%u",
 			 r->qid, r->shard, r->e->cfg->router.node_timeout_ms);
@@ -246,11 +301,6 @@ enqueue_submit(struct enqueue *e, const char *qid, const Shoal__Envelope *env,
 	       char *body, size_t body_len, enqueue_done_fn done, void *arg)
 {
 	struct enq_req *r = xcalloc(1, sizeof(*r));
-	struct timeval tv = {
-		.tv_sec = e->cfg->router.node_timeout_ms / 1000,
-		.tv_usec = (e->cfg->router.node_timeout_ms % 1000) * 1000,
-	};
-	int rc;
 
 	r->e = e;
 	r->id = ++e->next_id;
@@ -266,14 +316,9 @@ enqueue_submit(struct enqueue *e, const char *qid, const Shoal__Envelope *env,
 	r->done = done;
 	r->arg = arg;
 	event_assign(&r->timer, e->base, -1, 0, enq_on_timer, r);
+	r->deadline_ms = enq_now_ms() + e->cfg->router.node_timeout_ms;
 	idmap_put(e->pending, r->id, r);
-	rc = e->map ? enq_send(e, r) : -EAGAIN;
-	if (rc != 0)
-		enq_req_fail_soon(r, rc == -EAGAIN || rc == -EHOSTUNREACH ?
-					     -EAGAIN :
-					     -EIO);
-	else
-		event_add(&r->timer, &tv);
+	enq_try_send(r);
 	return r->id;
 }
 
