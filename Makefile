@@ -1,7 +1,7 @@
 # Shoal: a plain GNU Makefile. `make` builds bin/shoal-router, bin/shoal-node
 # and bin/shoalctl; `make test` installs what is missing, builds and runs
 # every test; `make asan` builds with AddressSanitizer + UBSan into
-# build-asan/ and runs the unit tests there; `make run` starts a demo cluster.
+# build-asan/ and runs every test against that build; `make run` starts a demo cluster.
 
 CC       ?= cc
 BUILD    ?= build
@@ -10,6 +10,9 @@ PKGS     := lmdb libzmq libprotobuf-c libcares openssl libevent \
             libevent_openssl libconfig libsystemd
 CPPFLAGS += -I. -I$(BUILD) -D_GNU_SOURCE
 CFLAGS   ?= -O2 -g
+# SAN: extra flags for compiling and linking (the asan build sets them)
+CFLAGS   += $(SAN)
+LDFLAGS  += $(SAN)
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter \
             -fno-strict-aliasing -MMD -MP
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -95,9 +98,9 @@ e2e: all
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan BINDIR=build-asan/bin \
-		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-		LDFLAGS="-fsanitize=address,undefined" all
-	@SHOAL_BUILD=build-asan SHOAL_BIN=build-asan/bin bash tests/run.sh unit
+		CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+	@SHOAL_BUILD=build-asan SHOAL_BIN=build-asan/bin bash tests/run.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all
