@@ -74,6 +74,7 @@ static const struct {
 enum plan_cmd { PLAN_RSET, PLAN_MAIL, PLAN_RCPT, PLAN_DATA };
 
 struct smtpc {
+	struct smtpc *qnext, **qprev; /* on smtpc_quitting while saying QUIT */
 	struct event_base *base;
 	struct bufferevent *bev;
 	struct event *timer;     /* the current state's timeout */
@@ -114,6 +115,10 @@ struct smtpc {
 	size_t n_accepted;       /* recipients accepted at RCPT */
 	bool *rcpt_ok;
 };
+
+/* Closed connections still waiting for the reply to QUIT: nobody else
+ * points at them, so smtpc_shutdown() finds them here. */
+static struct smtpc *smtpc_quitting;
 
 static void smtpc_on_read(struct bufferevent *bev, void *arg);
 static void smtpc_on_write(struct bufferevent *bev, void *arg);
@@ -599,20 +604,23 @@ smtpc_on_session_reply(struct smtpc *c)
 		return smtpc_fail_local(c, "reply in an unexpected state");
 	}
 	/* EHLO or HELO accepted */
-	if (c->tls_wanted && !c->tls_tried && !c->info.tls_active) {
-		if (c->info.starttls) {
-			c->tls_tried = true;
-			smtpc_write(c, "STARTTLS");
-			smtpc_enter(c, ST_STARTTLS);
-			return true;
-		}
-		if (c->tls == SMTPC_TLS_REQUIRED) {
-			struct smtpc_reply l;
+	if (c->tls_wanted && !c->tls_tried && !c->info.tls_active &&
+	    c->info.starttls) {
+		c->tls_tried = true;
+		smtpc_write(c, "STARTTLS");
+		smtpc_enter(c, ST_STARTTLS);
+		return true;
+	}
+	if (c->tls == SMTPC_TLS_REQUIRED && !c->info.tls_active) {
+		/* without a client context TLS cannot happen: never fall
+		 * back to plain text for a destination that requires it */
+		struct smtpc_reply l;
 
-			smtpc_local(&l, 0, "4.7.10", "%s",
-				    "TLS required but STARTTLS not offered");
-			return smtpc_fail(c, SMTPC_PH_TLS, &l);
-		}
+		smtpc_local(&l, 0, "4.7.10", "%s",
+			    c->ssl_ctx ?
+				    "TLS required but STARTTLS not offered" :
+				    "TLS required but no TLS context");
+		return smtpc_fail(c, SMTPC_PH_TLS, &l);
 	}
 	return smtpc_session_ready(c);
 }
@@ -835,11 +843,14 @@ smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_done_fn done,
 
 	if (m->n_rcpts == 0)
 		return smtpc_finish_soon(c, 0, "4.3.0", "no recipients");
-	if (!smtpc_safe(m->mail_from[0] ? m->mail_from : "x"))
+	/* the length bound keeps MAIL and RCPT within SMTPC_CMD_MAX */
+	if (!smtpc_safe(m->mail_from[0] ? m->mail_from : "x") ||
+	    strlen(m->mail_from) > SMTP_MAILBOX_MAX)
 		return smtpc_finish_soon(c, 553, "5.1.7",
 					 "malformed sender address in queue");
 	for (size_t k = 0; k < m->n_rcpts; k++)
-		if (!smtpc_safe(m->rcpts[k]) || m->rcpts[k][0] == '\0')
+		if (!smtpc_safe(m->rcpts[k]) || m->rcpts[k][0] == '\0' ||
+		    strlen(m->rcpts[k]) > SMTP_MAILBOX_MAX)
 			return smtpc_finish_soon(
 				c, 553, "5.1.3",
 				"malformed recipient address in queue");
@@ -1015,6 +1026,18 @@ smtpc_on_dot_reply(struct smtpc *c)
 	struct smtpc_reply *r = &c->cur;
 
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+		/* a reply before the whole body went out: stop writing it
+		 * (it is borrowed only until done()) and never reuse the
+		 * link; a 2xx for part of a message is no delivery */
+		if (r->code / 100 == 2)
+			return smtpc_fail_local(c, "reply before end of data");
+		c->res.conn_lost = true;
+		c->state = ST_DEAD;
+		evtimer_del(c->timer);
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		return smtpc_msg_end(c, SMTPC_PH_DOT, r);
+	}
 	if (c->n_accepted == 0) /* the recovery dot of RFC 2920 3.1 */
 		return smtpc_call_done(c);
 	return smtpc_msg_end(c, r->code / 100 == 2 ? SMTPC_PH_QUIT :
@@ -1205,6 +1228,11 @@ smtpc_is_usable(const struct smtpc *c)
 static void
 smtpc_free(struct smtpc *c)
 {
+	if (c->qprev) {
+		*c->qprev = c->qnext;
+		if (c->qnext)
+			c->qnext->qprev = c->qprev;
+	}
 	if (c->bev)
 		bufferevent_free(c->bev);
 	if (c->timer)
@@ -1230,6 +1258,11 @@ smtpc_close(struct smtpc *c)
 		/* polite QUIT; freed on its reply, on EOF or after a while */
 		smtpc_write(c, "QUIT");
 		smtpc_enter(c, ST_QUIT);
+		c->qnext = smtpc_quitting;
+		if (c->qnext)
+			c->qnext->qprev = &c->qnext;
+		c->qprev = &smtpc_quitting;
+		smtpc_quitting = c;
 		return;
 	}
 	if (c->in_cb > 0) {
@@ -1256,4 +1289,11 @@ smtpc_ssl_ctx_new(void)
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	return ctx;
+}
+
+void
+smtpc_shutdown(void)
+{
+	while (smtpc_quitting)
+		smtpc_free(smtpc_quitting);
 }

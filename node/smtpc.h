@@ -134,6 +134,10 @@ bool smtpc_is_usable(const struct smtpc *c);
  * this connection's callbacks. smtpc_close(NULL) does nothing. */
 void smtpc_close(struct smtpc *c);
 
+/* Free every closed connection still waiting for its QUIT reply; for
+ * shutdown, when the event loop will not run again. */
+void smtpc_shutdown(void);
+
 /* Build a client SSL_CTX: TLS 1.2+ with OpenSSL's defaults, no
  * certificate verification (opportunistic, RFC 7435). Returns NULL and
  * logs on failure. */

@@ -1,0 +1,2148 @@
+/* Check suite for node/smtpc.c against a scripted SMTP server in this
+ * process: a thread that accepts one connection on 127.0.0.1 (a port the
+ * kernel picked) and plays a script of steps (send these reply lines,
+ * expect this command, read n lines, read a DATA body, stay quiet, do a
+ * TLS handshake, close). Everything the client sends is recorded (after
+ * TLS, in clear), so tests compare the exact bytes on the wire.
+ *
+ * The client runs in the test's own event loop; the server thread never
+ * calls Check (it records its first error, the test asserts on it after
+ * joining). Timeouts use timeout_scale_pct = 1 (1% of RFC 5321 values). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "lib/log.h"
+#include "node/smtpc.h"
+#include "tests/unit/check_helpers.h"
+
+#define RUN_MS 8000      /* deadline for one run_until() */
+#define STEP_MS 5000     /* deadline for one server step */
+#define MAX_RCPTS 4
+#define MAX_DONE 4
+#define SRV_BUF 65536    /* server's line buffer */
+#define BIG_BODY (8u << 20) /* more than loopback socket buffers hold */
+
+/* ---- the scripted server ------------------------------------------------ */
+
+enum op {
+	OP_END = 0,
+	OP_SEND,     /* write text as is */
+	OP_EXPECT,   /* read one line, must equal text (without CRLF) */
+	OP_LINES,    /* read n lines, whatever they are */
+	OP_DATA,     /* read lines up to and including "." */
+	OP_QUIET,    /* nothing may arrive for n ms */
+	OP_TLS,      /* server side of a TLS handshake */
+	OP_GARBAGE,  /* read some (TLS) bytes, answer with non-TLS, close */
+	OP_CLOSE,    /* close the connection */
+	OP_EOF,      /* read until the client closes */
+};
+
+struct step {
+	enum op op;
+	const char *text;
+	int n;
+};
+
+#define SEND(s) { OP_SEND, (s), 0 }
+#define EXPECT(s) { OP_EXPECT, (s), 0 }
+#define LINES(k) { OP_LINES, NULL, (k) }
+#define DATA { OP_DATA, NULL, 0 }
+#define QUIET(ms) { OP_QUIET, NULL, (ms) }
+#define TLS_ACCEPT { OP_TLS, NULL, 0 }
+#define GARBAGE { OP_GARBAGE, NULL, 0 }
+#define CLOSE { OP_CLOSE, NULL, 0 }
+#define WAIT_EOF { OP_EOF, NULL, 0 }
+#define END { OP_END, NULL, 0 }
+
+/* the usual opening and closing */
+#define GREET SEND("220 mx.test ESMTP ready\r\n"), EXPECT("EHLO client.test")
+#define QUIT_END EXPECT("QUIT"), SEND("221 2.0.0 bye\r\n"), WAIT_EOF, END
+
+static struct {
+	int lfd, fd, port;
+	SSL_CTX *ctx;            /* server TLS context, for OP_TLS */
+	SSL *ssl;
+	const struct step *script;
+	pthread_t thread;
+	bool running;
+	int finished;            /* set by the thread, read atomically */
+	int steps;               /* steps done, read atomically */
+	char rbuf[SRV_BUF];      /* received, not yet taken as lines */
+	size_t rlen;
+	char line[SRV_BUF];
+	char *got;               /* everything the client sent, in clear */
+	size_t got_len, got_cap;
+	char sni[256];
+	char err[512];
+	int rcvbuf;              /* SO_RCVBUF, 0 = default */
+} srv;
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void __attribute__((format(printf, 1, 2)))
+srv_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (srv.err[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(srv.err, sizeof(srv.err), fmt, ap);
+	va_end(ap);
+}
+
+static void
+srv_record(const char *p, size_t n)
+{
+	if (srv.got_len + n + 1 > srv.got_cap) {
+		srv.got_cap = (srv.got_len + n + 1) * 2;
+		srv.got = realloc(srv.got, srv.got_cap);
+		if (srv.got == NULL)
+			abort();
+	}
+	memcpy(srv.got + srv.got_len, p, n);
+	srv.got_len += n;
+	srv.got[srv.got_len] = '\0';
+}
+
+/* Wait for the socket; false on timeout. */
+static bool
+srv_wait(short events, uint64_t deadline)
+{
+	struct pollfd p = { .fd = srv.fd, .events = events };
+	uint64_t now = now_ms();
+
+	if (now >= deadline)
+		return false;
+	return poll(&p, 1, (int)(deadline - now)) > 0 || errno == EINTR;
+}
+
+/* Read what is there. Returns the byte count, 0 at EOF (a reset counts),
+ * -1 on error, -2 on timeout. Received bytes are recorded when record. */
+static ssize_t
+srv_recv(char *buf, size_t len, uint64_t deadline, bool record)
+{
+	for (;;) {
+		short ev = POLLIN;
+		ssize_t n;
+
+		if (srv.ssl) {
+			int r = SSL_read(srv.ssl, buf, (int)len);
+
+			if (r > 0) {
+				n = r;
+			} else {
+				switch (SSL_get_error(srv.ssl, r)) {
+				case SSL_ERROR_WANT_READ:
+					n = -3;
+					break;
+				case SSL_ERROR_WANT_WRITE:
+					n = -3;
+					ev = POLLOUT;
+					break;
+				case SSL_ERROR_ZERO_RETURN:
+					return 0;
+				case SSL_ERROR_SYSCALL: /* EOF or reset */
+					if (errno == 0 || errno == ECONNRESET)
+						return 0;
+					return -1;
+				default:
+					return -1;
+				}
+			}
+		} else {
+			n = recv(srv.fd, buf, len, 0);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				n = -3;
+			else if (n < 0 && errno == ECONNRESET)
+				return 0;
+		}
+		if (n > 0 && record)
+			srv_record(buf, (size_t)n);
+		if (n != -3)
+			return n;
+		if (!srv_wait(ev, deadline))
+			return -2;
+	}
+}
+
+static bool
+srv_send(const char *p, size_t len)
+{
+	uint64_t deadline = now_ms() + STEP_MS;
+
+	while (len > 0) {
+		short ev = POLLOUT;
+		ssize_t n;
+
+		if (srv.ssl) {
+			int r = SSL_write(srv.ssl, p, (int)len);
+
+			n = r;
+			if (r <= 0) {
+				int e = SSL_get_error(srv.ssl, r);
+
+				if (e != SSL_ERROR_WANT_READ &&
+				    e != SSL_ERROR_WANT_WRITE)
+					return false;
+				if (e == SSL_ERROR_WANT_READ)
+					ev = POLLIN;
+				n = -3;
+			}
+		} else {
+			n = send(srv.fd, p, len, MSG_NOSIGNAL);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				return false;
+			if (n < 0)
+				n = -3;
+		}
+		if (n > 0) {
+			p += n;
+			len -= (size_t)n;
+		} else if (!srv_wait(ev, deadline)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The next line without its CRLF, or NULL (error recorded). */
+static const char *
+srv_getline(uint64_t deadline)
+{
+	for (;;) {
+		char *nl = memchr(srv.rbuf, '\n', srv.rlen);
+		ssize_t n;
+
+		if (nl) {
+			size_t len = (size_t)(nl - srv.rbuf) + 1;
+
+			memcpy(srv.line, srv.rbuf, len);
+			memmove(srv.rbuf, srv.rbuf + len, srv.rlen - len);
+			srv.rlen -= len;
+			if (len < 2 || srv.line[len - 2] != '\r') {
+				srv_fail("client sent a bare LF");
+				return NULL;
+			}
+			srv.line[len - 2] = '\0';
+			return srv.line;
+		}
+		if (srv.rlen == sizeof(srv.rbuf)) {
+			srv_fail("client line over %d bytes", SRV_BUF);
+			return NULL;
+		}
+		n = srv_recv(srv.rbuf + srv.rlen, sizeof(srv.rbuf) - srv.rlen,
+			     deadline, true);
+		if (n <= 0) {
+			srv_fail("%s while waiting for a line",
+				 n == 0 ? "EOF" : n == -2 ? "timeout" : "err");
+			return NULL;
+		}
+		srv.rlen += (size_t)n;
+	}
+}
+
+static bool
+srv_tls(uint64_t deadline)
+{
+	const char *sni;
+
+	if (srv.rlen > 0) {
+		srv_fail("client sent data behind STARTTLS");
+		return false;
+	}
+	srv.ssl = SSL_new(srv.ctx);
+	SSL_set_fd(srv.ssl, srv.fd);
+	for (;;) {
+		int r = SSL_accept(srv.ssl);
+		int e;
+
+		if (r == 1)
+			break;
+		e = SSL_get_error(srv.ssl, r);
+		if ((e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) ||
+		    !srv_wait(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
+			      deadline)) {
+			srv_fail("TLS handshake failed (%d)", e);
+			return false;
+		}
+	}
+	sni = SSL_get_servername(srv.ssl, TLSEXT_NAMETYPE_host_name);
+	snprintf(srv.sni, sizeof(srv.sni), "%s", sni ? sni : "");
+	return true;
+}
+
+/* Run one step; false ends the script. */
+static bool
+srv_step(const struct step *s)
+{
+	uint64_t deadline = now_ms() + STEP_MS;
+	const char *l;
+	char buf[4096];
+	ssize_t n;
+
+	switch (s->op) {
+	case OP_END:
+		return false;
+	case OP_SEND:
+		if (!srv_send(s->text, strlen(s->text))) {
+			srv_fail("cannot send \"%.40s\"", s->text);
+			return false;
+		}
+		return true;
+	case OP_EXPECT:
+		if ((l = srv_getline(deadline)) == NULL)
+			return false;
+		if (strcmp(l, s->text) != 0) {
+			srv_fail("expected \"%s\", got \"%.200s\"", s->text, l);
+			return false;
+		}
+		return true;
+	case OP_LINES:
+		for (int i = 0; i < s->n; i++)
+			if (srv_getline(deadline) == NULL)
+				return false;
+		return true;
+	case OP_DATA:
+		do {
+			if ((l = srv_getline(deadline)) == NULL)
+				return false;
+		} while (strcmp(l, ".") != 0);
+		return true;
+	case OP_QUIET:
+		if (srv.rlen == 0) {
+			n = srv_recv(buf, sizeof(buf),
+				     now_ms() + (uint64_t)s->n, true);
+			if (n == -2)
+				return true;
+		}
+		srv_fail("client did not wait for the reply");
+		return false;
+	case OP_TLS:
+		return srv_tls(deadline);
+	case OP_GARBAGE:
+		n = srv_recv(buf, sizeof(buf), deadline, false);
+		if (n <= 0) {
+			srv_fail("no TLS ClientHello");
+			return false;
+		}
+		srv_send("HTTP/1.0 400 not TLS at all\r\n\r\n", 32);
+		return false;
+	case OP_CLOSE:
+		return false;
+	case OP_EOF:
+		while ((n = srv_recv(buf, sizeof(buf), deadline, true)) > 0)
+			;
+		if (n < 0)
+			srv_fail("client did not close (%zd)", n);
+		return false;
+	}
+	return false;
+}
+
+static void *
+srv_main(void *arg)
+{
+	struct pollfd p = { .fd = srv.lfd, .events = POLLIN };
+
+	(void)arg;
+	if (poll(&p, 1, STEP_MS) != 1) {
+		srv_fail("no connection");
+		goto out;
+	}
+	srv.fd = accept4(srv.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (srv.fd < 0) {
+		srv_fail("accept: %s", strerror(errno));
+		goto out;
+	}
+	for (const struct step *s = srv.script; srv_step(s); s++)
+		__atomic_add_fetch(&srv.steps, 1, __ATOMIC_RELEASE);
+	if (srv.ssl)
+		SSL_free(srv.ssl);
+	srv.ssl = NULL;
+	close(srv.fd);
+	srv.fd = -1;
+out:
+	__atomic_store_n(&srv.finished, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* A listening socket on 127.0.0.1 at a port the kernel picked. */
+static int
+listen_any(int backlog, int *port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	if (srv.rcvbuf)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &srv.rcvbuf,
+			   sizeof(srv.rcvbuf));
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	ck_assert_int_eq(listen(fd, backlog), 0);
+	*port = ntohs(a.sin_port);
+	return fd;
+}
+
+static void
+srv_start(const struct step *script)
+{
+	srv.script = script;
+	srv.lfd = listen_any(8, &srv.port);
+	ck_assert_int_eq(pthread_create(&srv.thread, NULL, srv_main, NULL), 0);
+	srv.running = true;
+}
+
+/* A self-signed P-256 certificate for mx.test. */
+static SSL_CTX *
+srv_tls_ctx(void)
+{
+	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509 *x = X509_new();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	X509_NAME *name;
+
+	ck_assert_ptr_nonnull(key);
+	ck_assert_ptr_nonnull(x);
+	ck_assert_ptr_nonnull(ctx);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, key);
+	name = X509_get_subject_name(x);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+				   (const unsigned char *)"mx.test", -1, -1, 0);
+	X509_set_issuer_name(x, name);
+	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
+	ck_assert_int_eq(SSL_CTX_use_certificate(ctx, x), 1);
+	ck_assert_int_eq(SSL_CTX_use_PrivateKey(ctx, key), 1);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	X509_free(x);
+	EVP_PKEY_free(key);
+	return ctx;
+}
+
+/* ---- the client side ---------------------------------------------------- */
+
+enum action { ACT_NONE, ACT_CLOSE, ACT_SEND_NEXT, ACT_FREE_BODY };
+
+struct got_done {
+	struct smtpc_result res;       /* res.rcpt is NULL: see rcpt */
+	struct smtpc_reply rcpt[MAX_RCPTS];
+	bool usable;                   /* smtpc_is_usable() in the callback */
+};
+
+static struct {
+	struct event_base *base;
+	struct smtpc *c;
+	SSL_CTX *client_ctx;
+	bool in_api;                   /* inside smtpc_open() / smtpc_send() */
+	int early;                     /* callbacks run inside them */
+	/* ready */
+	int n_ready;
+	bool ready_ok;
+	enum smtpc_phase ready_phase;
+	struct smtpc_reply ready_reply;
+	struct smtpc_info info;        /* copied in ready(true) */
+	enum action ready_action;
+	/* done */
+	int n_done;
+	struct got_done done[MAX_DONE];
+	enum action done_action;
+	struct smtpc_msg next;         /* ACT_SEND_NEXT sends this */
+	int next_rc;
+	char *heap_body;               /* ACT_FREE_BODY frees this */
+	/* connect timeout */
+	int fillers[3];
+} fx;
+
+static const char *const RCPTS[MAX_RCPTS] = { "b@y.test", "c@y.test",
+					      "d@y.test", "e@y.test" };
+
+static void
+on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
+	 const struct smtpc_reply *r, void *arg)
+{
+	(void)arg;
+	if (fx.in_api)
+		fx.early++;
+	fx.n_ready++;
+	fx.ready_ok = ok;
+	fx.ready_phase = phase;
+	fx.ready_reply = *r;
+	if (ok)
+		fx.info = *smtpc_info(c);
+	if (fx.ready_action == ACT_CLOSE) {
+		smtpc_close(c);
+		fx.c = NULL;
+	}
+}
+
+static void
+on_done(struct smtpc *c, const struct smtpc_result *res, void *arg)
+{
+	struct got_done *d;
+	enum action act = fx.done_action;
+
+	(void)arg;
+	if (fx.in_api)
+		fx.early++;
+	ck_assert_int_lt(fx.n_done, MAX_DONE);
+	ck_assert_uint_le(res->n_rcpts, MAX_RCPTS);
+	d = &fx.done[fx.n_done++];
+	d->res = *res;
+	d->res.rcpt = NULL;
+	memcpy(d->rcpt, res->rcpt, res->n_rcpts * sizeof(*res->rcpt));
+	d->usable = smtpc_is_usable(c);
+	fx.done_action = ACT_NONE;
+	switch (act) {
+	case ACT_NONE:
+		break;
+	case ACT_CLOSE:
+		smtpc_close(c);
+		fx.c = NULL;
+		break;
+	case ACT_SEND_NEXT:
+		fx.next_rc = smtpc_send(c, &fx.next, on_done, NULL);
+		break;
+	case ACT_FREE_BODY:
+		/* the body is borrowed only until done: poison, then free */
+		memset(fx.heap_body, 'Z', BIG_BODY);
+		free(fx.heap_body);
+		fx.heap_body = NULL;
+		break;
+	}
+}
+
+static void
+run_until(const int *counter, int want)
+{
+	uint64_t deadline = now_ms() + RUN_MS;
+
+	while (__atomic_load_n(counter, __ATOMIC_ACQUIRE) < want) {
+		struct timeval tv = { 0, 5000 };
+
+		ck_assert_msg(now_ms() < deadline,
+			      "deadline passed (ready %d, done %d, server %s)",
+			      fx.n_ready, fx.n_done,
+			      srv.err[0] ? srv.err : "no error");
+		event_base_loopexit(fx.base, &tv);
+		event_base_dispatch(fx.base);
+	}
+}
+
+static void
+client_open_at(int port, enum smtpc_tls tls, SSL_CTX *ctx, uint32_t scale,
+	       const struct sockaddr *source)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct smtpc_opts o = {
+		.helo_name = "client.test",
+		.mx_name = "mx.test",
+		.tls = tls,
+		.ssl_ctx = ctx,
+		.addr = (const struct sockaddr *)&a,
+		.source = source,
+		.timeout_scale_pct = scale,
+	};
+
+	fx.in_api = true;
+	fx.c = smtpc_open(fx.base, &o, on_ready, NULL);
+	fx.in_api = false;
+	ck_assert_ptr_nonnull(fx.c);
+}
+
+/* Start the server on script, connect, and wait for ready(). */
+static void
+session(const struct step *script, enum smtpc_tls tls, SSL_CTX *ctx,
+	uint32_t scale)
+{
+	srv_start(script);
+	client_open_at(srv.port, tls, ctx, scale, NULL);
+	run_until(&fx.n_ready, 1);
+	ck_assert_int_eq(fx.n_ready, 1);
+}
+
+static void
+session_ok(const struct step *script)
+{
+	session(script, SMTPC_TLS_NONE, NULL, 100);
+	ck_assert_msg(fx.ready_ok, "ready(false): phase %d code %d \"%s\"",
+		      fx.ready_phase, fx.ready_reply.code,
+		      fx.ready_reply.text);
+}
+
+static void
+send_msg(const struct smtpc_msg *m)
+{
+	int want = fx.n_done + 1;
+
+	fx.in_api = true;
+	ck_assert_int_eq(smtpc_send(fx.c, m, on_done, NULL), 0);
+	fx.in_api = false;
+	run_until(&fx.n_done, want);
+}
+
+/* Close the client, let the server finish its script, check it had no
+ * complaint. */
+static void
+finish(void)
+{
+	smtpc_close(fx.c);
+	fx.c = NULL;
+	if (srv.running) {
+		run_until(&srv.finished, 1);
+		pthread_join(srv.thread, NULL);
+		srv.running = false;
+		ck_assert_msg(srv.err[0] == '\0', "server: %s", srv.err);
+	}
+	ck_assert_int_eq(fx.early, 0);
+}
+
+static const char *
+wire(void)
+{
+	return srv.got ? srv.got : "";
+}
+
+static struct smtpc_msg
+msg(size_t n_rcpts, const char *body)
+{
+	struct smtpc_msg m = {
+		.mail_from = "a@x.test",
+		.n_rcpts = n_rcpts,
+		.rcpts = RCPTS,
+		.envid = "",
+		.body = body,
+		.body_len = strlen(body),
+	};
+
+	return m;
+}
+
+static void
+assert_reply(const struct smtpc_reply *r, int code, const char *enhanced,
+	     const char *text)
+{
+	ck_assert_int_eq(r->code, code);
+	ck_assert_str_eq(r->enhanced, enhanced);
+	if (text)
+		ck_assert_str_eq(r->text, text);
+}
+
+static void
+setup(void)
+{
+	memset(&srv, 0, sizeof(srv));
+	memset(&fx, 0, sizeof(fx));
+	srv.lfd = srv.fd = -1;
+	for (size_t i = 0; i < 3; i++)
+		fx.fillers[i] = -1;
+	signal(SIGPIPE, SIG_IGN);
+	/* TEST_SMTPC_DEBUG=1 shows node/smtpc.c's debug lines */
+	log_init("test_smtpc", getenv("TEST_SMTPC_DEBUG") ? LOG_LVL_DEBUG :
+							  LOG_LVL_ERROR);
+	if (getenv("TEST_SMTPC_DEBUG"))
+		log_set_debug("smtp");
+	fx.base = event_base_new();
+	ck_assert_ptr_nonnull(fx.base);
+}
+
+static void
+teardown(void)
+{
+	smtpc_close(fx.c);
+	if (srv.running)
+		pthread_join(srv.thread, NULL);
+	if (srv.lfd >= 0)
+		close(srv.lfd);
+	for (size_t i = 0; i < 3; i++)
+		if (fx.fillers[i] >= 0)
+			close(fx.fillers[i]);
+	free(srv.got);
+	free(fx.heap_body);
+	SSL_CTX_free(srv.ctx);
+	SSL_CTX_free(fx.client_ctx);
+	event_base_free(fx.base);
+}
+
+/* ---- sessions and the bytes on the wire --------------------------------- */
+
+/* RFC 5321 4.5.2: a leading dot is doubled; the body gets a final CRLF
+ * when it lacks one; ".\r\n" ends it. */
+static const struct {
+	const char *body, *wire;
+} bodies[] = {
+	{ "Subject: t\r\n\r\nhello\r\n", "Subject: t\r\n\r\nhello\r\n.\r\n" },
+	{ "no final line end", "no final line end\r\n.\r\n" },
+	{ ".lead\r\nmid.dle\r\n..two\r\n.\r\nend\r\n",
+	  "..lead\r\nmid.dle\r\n...two\r\n..\r\nend\r\n.\r\n" },
+	{ "", ".\r\n" },
+	{ ".", "..\r\n.\r\n" },
+	{ "a\r\n.\r\n", "a\r\n..\r\n.\r\n" },
+	{ "x\r\n.", "x\r\n..\r\n.\r\n" },
+	{ "\r\n.\r\n\r\n", "\r\n..\r\n\r\n.\r\n" },
+};
+
+START_TEST(test_plain_session_sends_exact_bytes)
+{
+	/* no extensions: SIZE, BODY, SMTPUTF8 and the DSN parameters stay
+	 * off however the message asks, and each command waits its reply */
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		QUIET(30),
+		SEND("250 2.1.0 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		QUIET(30),
+		SEND("250 2.1.5 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go ahead\r\n"),
+		DATA,
+		SEND("250 2.0.0 queued as X1\r\n"),
+		QUIT_END,
+	};
+	static const unsigned notify[] = { 2 | 4 };
+	static const char *const orcpt[] = { "rfc822;b@y.test" };
+	struct smtpc_msg m = msg(1, bodies[_i].body);
+	char expect[512];
+
+	m.body_8bit = true;
+	m.notify = notify;
+	m.orcpt = orcpt;
+	m.ret = 1;
+	m.envid = "env-1";
+	session_ok(script);
+	ck_assert(fx.info.esmtp);
+	ck_assert(!fx.info.pipelining && !fx.info.size && !fx.info.dsn);
+	ck_assert(!fx.info.eightbit && !fx.info.smtputf8);
+	ck_assert(!fx.info.tls_active);
+	ck_assert_str_eq(fx.info.peer_ip, "127.0.0.1");
+	ck_assert_str_eq(fx.info.mx_name, "mx.test");
+	assert_reply(&fx.info.greeting, 220, "", "mx.test ESMTP ready");
+	send_msg(&m);
+	ck_assert_int_eq(fx.done[0].res.failed_phase, SMTPC_PH_QUIT);
+	ck_assert(!fx.done[0].res.conn_lost);
+	ck_assert(fx.done[0].usable);
+	ck_assert_uint_eq(fx.done[0].res.n_rcpts, 1);
+	assert_reply(&fx.done[0].rcpt[0], 250, "2.0.0", "queued as X1");
+	assert_reply(&fx.done[0].res.msg_reply, 250, "2.0.0", "queued as X1");
+	finish();
+	snprintf(expect, sizeof(expect),
+		 "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\n"
+		 "RCPT TO:<b@y.test>\r\nDATA\r\n%sQUIT\r\n",
+		 bodies[_i].wire);
+	ck_assert_str_eq(wire(), expect);
+}
+END_TEST
+
+START_TEST(test_extensions_add_size_body_utf8_and_dsn)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test greets you\r\n250-PIPELINING\r\n"
+		     "250-size 1000000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
+		     "250-DSN\r\n250 ENHANCEDSTATUSCODES\r\n"),
+		LINES(5),
+		SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n"
+		     "250 2.1.5 ok\r\n354 go\r\n"),
+		DATA,
+		SEND("250 2.0.0 ok\r\n"),
+		QUIT_END,
+	};
+	/* RFC 3461 bits: 1 NEVER, 2 SUCCESS, 4 FAILURE, 8 DELAY */
+	static const unsigned notify[] = { 2 | 4 | 8, 1, 0 };
+	static const char *const orcpt[] = { "rfc822;b@y.test", "",
+					     "rfc822;bad addr" };
+	struct smtpc_msg m = msg(3, "hi\r\n");
+
+	m.body_8bit = true;
+	m.smtputf8 = true;
+	m.notify = notify;
+	m.orcpt = orcpt;
+	m.ret = 2;
+	m.envid = "id+1=2 x";
+	session_ok(script);
+	ck_assert(fx.info.esmtp && fx.info.pipelining && fx.info.size);
+	ck_assert_uint_eq(fx.info.max_size, 1000000);
+	ck_assert(fx.info.eightbit && fx.info.smtputf8 && fx.info.dsn);
+	ck_assert(!fx.info.starttls);
+	send_msg(&m);
+	ck_assert_int_eq(fx.done[0].res.failed_phase, SMTPC_PH_QUIT);
+	for (size_t k = 0; k < 3; k++)
+		assert_reply(&fx.done[0].rcpt[k], 250, "2.0.0", "ok");
+	finish();
+	ck_assert_str_eq(wire(),
+			 "EHLO client.test\r\n"
+			 "MAIL FROM:<a@x.test> SIZE=4 BODY=8BITMIME SMTPUTF8 "
+			 "RET=HDRS ENVID=id+2B1+3D2+20x\r\n"
+			 "RCPT TO:<b@y.test> NOTIFY=SUCCESS,FAILURE,DELAY "
+			 "ORCPT=rfc822;b@y.test\r\n"
+			 "RCPT TO:<c@y.test> NOTIFY=NEVER\r\n"
+			 "RCPT TO:<d@y.test>\r\n"
+			 "DATA\r\nhi\r\n.\r\nQUIT\r\n");
+}
+END_TEST
+
+START_TEST(test_null_sender_and_7bit_body_sends_no_body)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test\r\n250-8BITMIME\r\n250-DSN\r\n250 SIZE\r\n"),
+		EXPECT("MAIL FROM:<> SIZE=3"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n"),
+		DATA,
+		SEND("250 ok\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	m.mail_from = "";
+	session_ok(script);
+	ck_assert(fx.info.size);
+	ck_assert_uint_eq(fx.info.max_size, 0); /* SIZE with no limit */
+	send_msg(&m);
+	assert_reply(&fx.done[0].rcpt[0], 250, "", "ok");
+	finish();
+}
+END_TEST
+
+START_TEST(test_ehlo_refused_falls_back_to_helo)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("502 5.5.1 what is EHLO\r\n"),
+		EXPECT("HELO client.test"),
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n"),
+		DATA,
+		SEND("250 ok\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	m.body_8bit = true;
+	session_ok(script);
+	ck_assert(!fx.info.esmtp);
+	ck_assert(!fx.info.pipelining && !fx.info.eightbit);
+	send_msg(&m);
+	ck_assert_int_eq(fx.done[0].rcpt[0].code, 250);
+	finish();
+}
+END_TEST
+
+START_TEST(test_ehlo_421_fails_without_helo)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("421 4.3.2 shutting down\r\n"),
+		WAIT_EOF,
+		END,
+	};
+
+	session(script, SMTPC_TLS_NONE, NULL, 100);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_EHLO);
+	assert_reply(&fx.ready_reply, 421, "4.3.2", "shutting down");
+	finish();
+	ck_assert_str_eq(wire(), "EHLO client.test\r\n");
+}
+END_TEST
+
+START_TEST(test_helo_refused_fails_in_ehlo_phase)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("500 no\r\n"),
+		EXPECT("HELO client.test"),
+		SEND("550 5.7.1 go away\r\n"),
+		WAIT_EOF,
+		END,
+	};
+
+	session(script, SMTPC_TLS_NONE, NULL, 100);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_EHLO);
+	assert_reply(&fx.ready_reply, 550, "5.7.1", "go away");
+	finish();
+}
+END_TEST
+
+START_TEST(test_pipelining_sends_one_batch)
+{
+	/* the server reads MAIL, both RCPTs and DATA before it answers */
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 PIPELINING\r\n"),
+		LINES(4),
+		SEND("250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n"
+		     "354 go\r\n"),
+		DATA,
+		SEND("250 2.0.0 done\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(2, "x\r\n");
+
+	session_ok(script);
+	ck_assert(fx.info.pipelining);
+	send_msg(&m);
+	assert_reply(&fx.done[0].rcpt[0], 250, "2.0.0", "done");
+	assert_reply(&fx.done[0].rcpt[1], 250, "2.0.0", "done");
+	finish();
+	ck_assert_str_eq(wire(), "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\n"
+				 "RCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\n"
+				 "DATA\r\nx\r\n.\r\nQUIT\r\n");
+}
+END_TEST
+
+/* _i = 0 pipelined, 1 one by one */
+START_TEST(test_mixed_rcpt_results_one_reply_each)
+{
+	static const struct step piped[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 PIPELINING\r\n"),
+		LINES(5),
+		SEND("250 2.1.0 sender ok\r\n250 2.1.5 ok\r\n"
+		     "550 5.1.1 no such user\r\n451 4.3.0 try later\r\n"
+		     "354 go\r\n"),
+		DATA,
+		SEND("250 2.0.0 queued\r\n"),
+		QUIT_END,
+	};
+	static const struct step stepped[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 2.1.0 sender ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 2.1.5 ok\r\n"),
+		EXPECT("RCPT TO:<c@y.test>"),
+		SEND("550 5.1.1 no such user\r\n"),
+		EXPECT("RCPT TO:<d@y.test>"),
+		SEND("451 4.3.0 try later\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n"),
+		DATA,
+		SEND("250 2.0.0 queued\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(3, "x\r\n");
+	const struct got_done *d = &fx.done[0];
+
+	session_ok(_i == 0 ? piped : stepped);
+	send_msg(&m);
+	ck_assert_uint_eq(d->res.n_rcpts, 3);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_QUIT);
+	ck_assert(!d->res.conn_lost && d->usable);
+	assert_reply(&d->rcpt[0], 250, "2.0.0", "queued");
+	assert_reply(&d->rcpt[1], 550, "5.1.1", "no such user");
+	assert_reply(&d->rcpt[2], 451, "4.3.0", "try later");
+	finish();
+}
+END_TEST
+
+/* _i = 0: DATA gets 554; 1: DATA gets 354 and a lone "." recovers */
+START_TEST(test_all_rcpts_refused_with_pipelined_data)
+{
+	static const struct step data554[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 PIPELINING\r\n"),
+		LINES(4),
+		SEND("250 ok\r\n550 5.1.1 no b\r\n550 5.1.1 no c\r\n"
+		     "554 5.5.1 no valid recipients\r\n"),
+		QUIT_END,
+	};
+	static const struct step data354[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 PIPELINING\r\n"),
+		LINES(4),
+		SEND("250 ok\r\n550 5.1.1 no b\r\n550 5.1.1 no c\r\n"
+		     "354 go\r\n"),
+		EXPECT("."),
+		SEND("554 5.5.1 empty message\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(2, "secret body\r\n");
+	const struct got_done *d = &fx.done[0];
+
+	session_ok(_i == 0 ? data554 : data354);
+	send_msg(&m);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_RCPT);
+	ck_assert(!d->res.conn_lost && d->usable);
+	assert_reply(&d->rcpt[0], 550, "5.1.1", "no b");
+	assert_reply(&d->rcpt[1], 550, "5.1.1", "no c");
+	if (_i == 0)
+		assert_reply(&d->res.msg_reply, 550, "5.1.1", "no c");
+	finish();
+	/* the body never goes out */
+	ck_assert_str_eq(wire(), _i == 0 ? "EHLO client.test\r\n"
+					   "MAIL FROM:<a@x.test>\r\n"
+					   "RCPT TO:<b@y.test>\r\n"
+					   "RCPT TO:<c@y.test>\r\n"
+					   "DATA\r\nQUIT\r\n" :
+					   "EHLO client.test\r\n"
+					   "MAIL FROM:<a@x.test>\r\n"
+					   "RCPT TO:<b@y.test>\r\n"
+					   "RCPT TO:<c@y.test>\r\n"
+					   "DATA\r\n.\r\nQUIT\r\n");
+}
+END_TEST
+
+START_TEST(test_all_rcpts_refused_unpipelined_skips_data)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("550 5.1.1 no b\r\n"),
+		EXPECT("RCPT TO:<c@y.test>"),
+		SEND("450 4.2.1 c busy\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(2, "x\r\n");
+	const struct got_done *d = &fx.done[0];
+
+	session_ok(script);
+	send_msg(&m);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_RCPT);
+	ck_assert(d->usable);
+	assert_reply(&d->rcpt[0], 550, "5.1.1", "no b");
+	assert_reply(&d->rcpt[1], 450, "4.2.1", "c busy");
+	assert_reply(&d->res.msg_reply, 450, "4.2.1", "c busy");
+	finish();
+}
+END_TEST
+
+START_TEST(test_mail_refused_answers_every_rcpt)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("550 5.7.1 sender blocked\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(2, "x\r\n");
+	const struct got_done *d = &fx.done[0];
+
+	session_ok(script);
+	send_msg(&m);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_MAIL);
+	ck_assert(!d->res.conn_lost && d->usable);
+	assert_reply(&d->res.msg_reply, 550, "5.7.1", "sender blocked");
+	assert_reply(&d->rcpt[0], 550, "5.7.1", "sender blocked");
+	assert_reply(&d->rcpt[1], 550, "5.7.1", "sender blocked");
+	finish();
+	ck_assert_str_eq(wire(), "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\n"
+				 "QUIT\r\n");
+}
+END_TEST
+
+START_TEST(test_mail_refused_pipelined_keeps_mail_reply)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 PIPELINING\r\n"),
+		LINES(4),
+		SEND("451 4.3.0 sender check failed\r\n503 5.5.1 need MAIL\r\n"
+		     "503 5.5.1 need MAIL\r\n503 5.5.1 need RCPT\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(2, "x\r\n");
+	const struct got_done *d = &fx.done[0];
+
+	session_ok(script);
+	send_msg(&m);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_MAIL);
+	ck_assert(d->usable);
+	for (size_t k = 0; k < 2; k++)
+		assert_reply(&d->rcpt[k], 451, "4.3.0", "sender check failed");
+	assert_reply(&d->res.msg_reply, 451, "4.3.0", "sender check failed");
+	finish();
+}
+END_TEST
+
+/* _i = 0: 451 after the dot; 1: 554 */
+START_TEST(test_dot_refused_answers_accepted_rcpts)
+{
+	static const struct step s451[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 PIPELINING\r\n"),
+		LINES(4),
+		SEND("250 ok\r\n250 ok\r\n550 5.1.1 no c\r\n354 go\r\n"),
+		DATA,
+		SEND("451 4.7.1 greylisted\r\n"),
+		QUIT_END,
+	};
+	static const struct step s554[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 PIPELINING\r\n"),
+		LINES(4),
+		SEND("250 ok\r\n250 ok\r\n550 5.1.1 no c\r\n354 go\r\n"),
+		DATA,
+		SEND("554 5.7.1 spam\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(2, "x\r\n");
+	const struct got_done *d = &fx.done[0];
+
+	session_ok(_i == 0 ? s451 : s554);
+	send_msg(&m);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_DOT);
+	ck_assert(!d->res.conn_lost && d->usable);
+	if (_i == 0)
+		assert_reply(&d->rcpt[0], 451, "4.7.1", "greylisted");
+	else
+		assert_reply(&d->rcpt[0], 554, "5.7.1", "spam");
+	assert_reply(&d->rcpt[1], 550, "5.1.1", "no c");
+	ck_assert_int_eq(d->res.msg_reply.code, _i == 0 ? 451 : 554);
+	finish();
+}
+END_TEST
+
+START_TEST(test_data_refused_answers_accepted_rcpts)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("452 4.3.1 out of space\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+	const struct got_done *d = &fx.done[0];
+
+	session_ok(script);
+	send_msg(&m);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_DATA);
+	ck_assert(d->usable);
+	assert_reply(&d->rcpt[0], 452, "4.3.1", "out of space");
+	finish();
+}
+END_TEST
+
+START_TEST(test_multiline_replies_are_joined)
+{
+	static const struct step script[] = {
+		SEND("220-mx.test first\r\n220-second\r\n220 third\r\n"),
+		EXPECT("EHLO client.test"),
+		SEND("250-mx.test\r\n250 PIPELINING\r\n"),
+		LINES(3),
+		SEND("250 ok\r\n250 ok\r\n354 go\r\n"),
+		DATA,
+		/* an enhanced code on each line is taken once, dropped
+		 * from each; a control byte is shown as '?' */
+		SEND("250-2.0.0 queued\r\n250-2.0.0 as\r\n250 2.0.0 X\tY\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	session_ok(script);
+	assert_reply(&fx.info.greeting, 220, "",
+		     "mx.test first second third");
+	send_msg(&m);
+	assert_reply(&fx.done[0].rcpt[0], 250, "2.0.0", "queued as X?Y");
+	finish();
+}
+END_TEST
+
+START_TEST(test_enhanced_code_of_other_class_stays_in_text)
+{
+	/* RFC 3463: the class must match the reply's; the detail has at
+	 * most 3 digits. Anything else is text. */
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("550 4.1.1 odd\r\n"),
+		EXPECT("RSET"),
+		SEND("250 ok\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("550 5.1.1234 long detail\r\n"),
+		EXPECT("RSET"),
+		SEND("250 ok\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("550\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	session_ok(script);
+	for (int i = 0; i < 3; i++)
+		send_msg(&m);
+	assert_reply(&fx.done[0].rcpt[0], 550, "", "4.1.1 odd");
+	assert_reply(&fx.done[1].rcpt[0], 550, "", "5.1.1234 long detail");
+	assert_reply(&fx.done[2].rcpt[0], 550, "", "");
+	finish();
+}
+END_TEST
+
+START_TEST(test_hundred_line_reply_is_accepted)
+{
+	static char ehlo[100 * 16];
+	struct step script[] = {
+		GREET, SEND(ehlo), QUIT_END,
+	};
+	size_t o = 0;
+
+	o += (size_t)snprintf(ehlo + o, sizeof(ehlo) - o, "250-mx.test\r\n");
+	for (int i = 0; i < 98; i++)
+		o += (size_t)snprintf(ehlo + o, sizeof(ehlo) - o,
+				      "250-X-K%02d\r\n", i);
+	snprintf(ehlo + o, sizeof(ehlo) - o, "250 pipelining\r\n");
+	session_ok(script);
+	ck_assert(fx.info.pipelining);
+	finish();
+}
+END_TEST
+
+/* Each greeting is refused as malformed: ready(false) in GREETING with a
+ * local reason, and the client sends nothing. */
+enum bad_kind { BAD_TEXT, BAD_101_LINES, BAD_LONG_LINE, BAD_LONG_NO_CRLF };
+
+static const struct {
+	enum bad_kind kind;
+	const char *text;
+	const char *why;
+} bad_greetings[] = {
+	{ BAD_TEXT, "2x0 hello\r\n", "malformed reply" },
+	{ BAD_TEXT, "22\r\n", "malformed reply" },
+	{ BAD_TEXT, "220x hello\r\n", "malformed reply" },
+	{ BAD_TEXT, "120 too low\r\n", "malformed reply" },
+	{ BAD_TEXT, "620 too high\r\n", "malformed reply" },
+	{ BAD_TEXT, "hello\r\n", "malformed reply" },
+	{ BAD_TEXT, "220-first\r\n221 second\r\n", "malformed reply" },
+	{ BAD_TEXT, "220-first\r\n220x\r\n", "malformed reply" },
+	{ BAD_101_LINES, NULL, "malformed reply" },
+	{ BAD_LONG_LINE, NULL, "reply line too long" },
+	{ BAD_LONG_NO_CRLF, NULL, "reply line too long" },
+};
+
+START_TEST(test_malformed_greeting_fails)
+{
+	static char buf[4096];
+	struct step script[] = { SEND(buf), WAIT_EOF, END };
+	size_t o = 0;
+
+	switch (bad_greetings[_i].kind) {
+	case BAD_TEXT:
+		snprintf(buf, sizeof(buf), "%s", bad_greetings[_i].text);
+		break;
+	case BAD_101_LINES:
+		for (int i = 0; i < 100; i++)
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+					      "220-line %d\r\n", i);
+		snprintf(buf + o, sizeof(buf) - o, "220 last\r\n");
+		break;
+	case BAD_LONG_LINE:
+	case BAD_LONG_NO_CRLF:
+		memset(buf, 'x', 3000);
+		memcpy(buf, "220 ", 4);
+		buf[3000] = '\0';
+		if (bad_greetings[_i].kind == BAD_LONG_LINE)
+			memcpy(buf + 3000, "\r\n", 3);
+		break;
+	}
+	session(script, SMTPC_TLS_NONE, NULL, 100);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_GREETING);
+	ck_assert_int_eq(fx.ready_reply.code, 0);
+	ck_assert_str_eq(fx.ready_reply.text, bad_greetings[_i].why);
+	finish();
+	ck_assert_str_eq(wire(), "");
+}
+END_TEST
+
+START_TEST(test_malformed_rcpt_reply_loses_connection)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("25O ok\r\n"),
+		WAIT_EOF,
+		END,
+	};
+	struct smtpc_msg m = msg(2, "x\r\n");
+	const struct got_done *d = &fx.done[0];
+
+	session_ok(script);
+	send_msg(&m);
+	ck_assert(d->res.conn_lost && !d->usable);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_RCPT);
+	assert_reply(&d->rcpt[0], 0, "4.4.2", "malformed reply");
+	assert_reply(&d->rcpt[1], 0, "4.4.2", "malformed reply");
+	finish();
+}
+END_TEST
+
+/* _i = 0: 421; 1: 554 */
+START_TEST(test_greeting_refused)
+{
+	static const struct step s421[] = {
+		SEND("421 4.3.2 too busy\r\n"), WAIT_EOF, END,
+	};
+	static const struct step s554[] = {
+		SEND("554-no service\r\n554 for you\r\n"), WAIT_EOF, END,
+	};
+
+	session(_i == 0 ? s421 : s554, SMTPC_TLS_NONE, NULL, 100);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_GREETING);
+	if (_i == 0)
+		assert_reply(&fx.ready_reply, 421, "4.3.2", "too busy");
+	else
+		assert_reply(&fx.ready_reply, 554, "", "no service for you");
+	ck_assert(!smtpc_is_usable(fx.c));
+	finish();
+	ck_assert_str_eq(wire(), "");
+}
+END_TEST
+
+START_TEST(test_connection_refused)
+{
+	int port, fd = listen_any(1, &port);
+
+	close(fd); /* nothing listens there now */
+	client_open_at(port, SMTPC_TLS_NONE, NULL, 100, NULL);
+	run_until(&fx.n_ready, 1);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_CONNECT);
+	ck_assert_int_eq(fx.ready_reply.code, 0);
+	ck_assert_str_eq(fx.ready_reply.enhanced, "4.4.1");
+	ck_assert_msg(strstr(fx.ready_reply.text, "refused") != NULL, "%s",
+		      fx.ready_reply.text);
+	finish();
+}
+END_TEST
+
+START_TEST(test_bind_failure_is_connect_phase)
+{
+	struct sockaddr_in src = { .sin_family = AF_INET };
+
+	inet_pton(AF_INET, "192.0.2.1", &src.sin_addr); /* not ours */
+	client_open_at(25, SMTPC_TLS_NONE, NULL, 100,
+		       (const struct sockaddr *)&src);
+	run_until(&fx.n_ready, 1);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_CONNECT);
+	ck_assert_msg(strncmp(fx.ready_reply.text, "bind source", 11) == 0,
+		      "%s", fx.ready_reply.text);
+	finish();
+}
+END_TEST
+
+START_TEST(test_connect_timeout)
+{
+	int port;
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	uint64_t t0;
+
+	/* a listener that never accepts, its queue full: SYNs are dropped */
+	srv.lfd = listen_any(0, &port);
+	a.sin_port = htons((uint16_t)port);
+	for (size_t i = 0; i < 3; i++) {
+		fx.fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		connect(fx.fillers[i], (struct sockaddr *)&a, sizeof(a));
+	}
+	t0 = now_ms();
+	client_open_at(port, SMTPC_TLS_NONE, NULL, 1, NULL);
+	run_until(&fx.n_ready, 1);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_CONNECT);
+	assert_reply(&fx.ready_reply, 0, "4.4.1", "connection timed out");
+	/* 1% of 30 s */
+	ck_assert_uint_ge(now_ms() - t0, 250);
+	ck_assert_uint_lt(now_ms() - t0, 2000);
+	finish();
+}
+END_TEST
+
+START_TEST(test_server_closes_mid_data)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 PIPELINING\r\n"),
+		LINES(4),
+		SEND("250 ok\r\n550 5.1.1 no b\r\n250 ok\r\n354 go\r\n"),
+		LINES(1),
+		CLOSE,
+		END,
+	};
+	static char body[64 * 1024];
+	struct smtpc_msg m = msg(2, "");
+	const struct got_done *d = &fx.done[0];
+
+	for (size_t i = 0; i + 1 < sizeof(body); i++)
+		body[i] = i % 64 == 63 ? '\n' : i % 64 == 62 ? '\r' : 'b';
+	m.body = body;
+	m.body_len = strlen(body);
+	session_ok(script);
+	send_msg(&m);
+	ck_assert(d->res.conn_lost && !d->usable);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_DOT);
+	/* the accepted one has no answer; the refused one keeps its own */
+	ck_assert_int_eq(d->rcpt[1].code, 0);
+	ck_assert_str_eq(d->rcpt[1].enhanced, "4.4.2");
+	assert_reply(&d->rcpt[0], 550, "5.1.1", "no b");
+	ck_assert_int_eq(d->res.msg_reply.code, 0);
+	finish();
+}
+END_TEST
+
+START_TEST(test_server_closes_before_dot_reply)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n"),
+		DATA,
+		CLOSE,
+		END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+	const struct got_done *d = &fx.done[0];
+
+	session_ok(script);
+	send_msg(&m);
+	ck_assert(d->res.conn_lost && !d->usable);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_DOT);
+	ck_assert_int_eq(d->rcpt[0].code, 0);
+	ck_assert_msg(strstr(d->rcpt[0].text, "closed") != NULL, "%s",
+		      d->rcpt[0].text);
+	finish();
+}
+END_TEST
+
+START_TEST(test_silent_server_times_out_in_greeting)
+{
+	static const struct step script[] = { WAIT_EOF, END };
+	uint64_t t0 = now_ms();
+
+	session(script, SMTPC_TLS_NONE, NULL, 1);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_GREETING);
+	assert_reply(&fx.ready_reply, 0, "4.4.2", "timeout after greeting");
+	/* 1% of 5 minutes */
+	ck_assert_uint_ge(now_ms() - t0, 2900);
+	finish();
+}
+END_TEST
+
+START_TEST(test_silent_data_reply_times_out)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		WAIT_EOF,
+		END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+	const struct got_done *d = &fx.done[0];
+	uint64_t t0;
+
+	session(script, SMTPC_TLS_NONE, NULL, 1);
+	ck_assert(fx.ready_ok);
+	t0 = now_ms();
+	send_msg(&m);
+	/* 1% of the 2 minutes for the DATA reply */
+	ck_assert_uint_ge(now_ms() - t0, 1100);
+	ck_assert_uint_lt(now_ms() - t0, 2500);
+	ck_assert(d->res.conn_lost && !d->usable);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_DATA);
+	ck_assert_int_eq(d->rcpt[0].code, 0);
+	ck_assert_msg(strncmp(d->rcpt[0].text, "timeout", 7) == 0, "%s",
+		      d->rcpt[0].text);
+	finish();
+}
+END_TEST
+
+START_TEST(test_smtputf8_needs_server_support)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 8BITMIME\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(2, "x\r\n");
+	const struct got_done *d = &fx.done[0];
+
+	m.smtputf8 = true;
+	session_ok(script);
+	send_msg(&m);
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_MAIL);
+	ck_assert(d->usable && !d->res.conn_lost);
+	for (size_t k = 0; k < 2; k++) {
+		ck_assert_int_eq(d->rcpt[k].code, 554);
+		ck_assert_str_eq(d->rcpt[k].enhanced, "5.6.7");
+	}
+	finish();
+	ck_assert_str_eq(wire(), "EHLO client.test\r\nQUIT\r\n");
+}
+END_TEST
+
+START_TEST(test_message_over_server_size_is_refused_locally)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 SIZE 10\r\n"),
+		EXPECT("MAIL FROM:<a@x.test> SIZE=10"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n"),
+		DATA,
+		SEND("250 ok\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg big = msg(1, "0123456789a");
+	struct smtpc_msg fits = msg(1, "01234567\r\n");
+	const struct got_done *d = &fx.done[0];
+
+	session_ok(script);
+	ck_assert_uint_eq(fx.info.max_size, 10);
+	send_msg(&big);
+	ck_assert_int_eq(d->rcpt[0].code, 552);
+	ck_assert_str_eq(d->rcpt[0].enhanced, "5.3.4");
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_MAIL);
+	ck_assert(d->usable);
+	/* nothing went out for it: the next message is the first, no RSET */
+	send_msg(&fits);
+	ck_assert_int_eq(fx.done[1].rcpt[0].code, 250);
+	finish();
+}
+END_TEST
+
+START_TEST(test_reuse_sends_rset_before_second_message)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 PIPELINING\r\n"),
+		LINES(3),
+		SEND("250 ok\r\n250 ok\r\n354 go\r\n"),
+		DATA,
+		SEND("250 2.0.0 first\r\n"),
+		LINES(4),
+		SEND("250 2.0.0 reset\r\n250 ok\r\n250 ok\r\n354 go\r\n"),
+		DATA,
+		SEND("250 2.0.0 second\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m1 = msg(1, "one\r\n");
+	struct smtpc_msg m2 = msg(1, "two\r\n");
+
+	m2.mail_from = "f@x.test";
+	m2.rcpts = RCPTS + 1;
+	session_ok(script);
+	send_msg(&m1);
+	ck_assert(fx.done[0].usable);
+	ck_assert(smtpc_is_usable(fx.c));
+	send_msg(&m2);
+	assert_reply(&fx.done[0].rcpt[0], 250, "2.0.0", "first");
+	assert_reply(&fx.done[1].rcpt[0], 250, "2.0.0", "second");
+	finish();
+	ck_assert_str_eq(wire(),
+			 "EHLO client.test\r\n"
+			 "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@y.test>\r\n"
+			 "DATA\r\none\r\n.\r\n"
+			 "RSET\r\nMAIL FROM:<f@x.test>\r\n"
+			 "RCPT TO:<c@y.test>\r\n"
+			 "DATA\r\ntwo\r\n.\r\nQUIT\r\n");
+}
+END_TEST
+
+START_TEST(test_send_next_from_done_callback)
+{
+	/* no pipelining: RSET waits for its reply before MAIL */
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n"),
+		DATA,
+		SEND("250 first\r\n"),
+		EXPECT("RSET"),
+		QUIET(30),
+		SEND("250 reset\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n"),
+		DATA,
+		SEND("250 second\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	session_ok(script);
+	fx.next = m;
+	fx.done_action = ACT_SEND_NEXT;
+	send_msg(&m);
+	ck_assert_int_eq(fx.next_rc, 0);
+	run_until(&fx.n_done, 2);
+	assert_reply(&fx.done[0].rcpt[0], 250, "", "first");
+	assert_reply(&fx.done[1].rcpt[0], 250, "", "second");
+	finish();
+}
+END_TEST
+
+START_TEST(test_send_when_busy_or_not_ready)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n"),
+		DATA,
+		SEND("250 ok\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	srv_start(script);
+	client_open_at(srv.port, SMTPC_TLS_NONE, NULL, 100, NULL);
+	ck_assert_int_eq(smtpc_send(fx.c, &m, on_done, NULL), -ENOTCONN);
+	run_until(&fx.n_ready, 1);
+	ck_assert(fx.ready_ok);
+	ck_assert_int_eq(smtpc_send(fx.c, &m, on_done, NULL), 0);
+	ck_assert_int_eq(smtpc_send(fx.c, &m, on_done, NULL), -EBUSY);
+	ck_assert(!smtpc_is_usable(fx.c));
+	run_until(&fx.n_done, 1);
+	ck_assert_int_eq(fx.done[0].rcpt[0].code, 250);
+	finish();
+}
+END_TEST
+
+START_TEST(test_reply_while_idle_makes_connection_unusable)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		QUIET(50),
+		SEND("421 4.3.2 going down\r\n"),
+		WAIT_EOF,
+		END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	session_ok(script);
+	ck_assert(smtpc_is_usable(fx.c));
+	while (smtpc_is_usable(fx.c)) {
+		struct timeval tv = { 0, 5000 };
+
+		event_base_loopexit(fx.base, &tv);
+		event_base_dispatch(fx.base);
+	}
+	ck_assert_int_eq(smtpc_send(fx.c, &m, on_done, NULL), -ENOTCONN);
+	finish();
+	ck_assert_int_eq(fx.n_done, 0);
+}
+END_TEST
+
+/* ---- closing from callbacks ------------------------------------------ */
+
+START_TEST(test_close_inside_done_callback_sends_quit)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n"),
+		DATA,
+		/* the QUIT reply comes in the same read as the dot's */
+		SEND("250 ok\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	session_ok(script);
+	fx.done_action = ACT_CLOSE;
+	send_msg(&m);
+	ck_assert_ptr_null(fx.c);
+	ck_assert_int_eq(fx.done[0].rcpt[0].code, 250);
+	finish();
+	ck_assert_int_eq(fx.n_done, 1);
+}
+END_TEST
+
+START_TEST(test_close_inside_done_callback_after_failure)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n"),
+		DATA,
+		CLOSE,
+		END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	session_ok(script);
+	fx.done_action = ACT_CLOSE;
+	send_msg(&m);
+	ck_assert_ptr_null(fx.c);
+	ck_assert(fx.done[0].res.conn_lost);
+	finish();
+	ck_assert_int_eq(fx.n_done, 1);
+}
+END_TEST
+
+START_TEST(test_close_inside_ready_callback)
+{
+	static const struct step ok[] = {
+		GREET, SEND("250 mx.test\r\n"), QUIT_END,
+	};
+	static const struct step refused[] = {
+		SEND("554 5.7.1 no\r\n"), WAIT_EOF, END,
+	};
+
+	fx.ready_action = ACT_CLOSE;
+	session(_i == 0 ? ok : refused, SMTPC_TLS_NONE, NULL, 100);
+	ck_assert(fx.ready_ok == (_i == 0));
+	ck_assert_ptr_null(fx.c);
+	finish();
+}
+END_TEST
+
+START_TEST(test_close_during_message_calls_nothing)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		WAIT_EOF,
+		END,
+	};
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	session_ok(script);
+	ck_assert_int_eq(smtpc_send(fx.c, &m, on_done, NULL), 0);
+	run_until(&srv.steps, 4); /* the server has read MAIL */
+	finish(); /* runs the loop until the server saw the close */
+	ck_assert_int_eq(fx.n_done, 0);
+}
+END_TEST
+
+/* ---- input the client must refuse ---------------------------------------- */
+
+/* _i = 0: the reply to the final dot is 554, 1: 250; either way it comes
+ * while most of the body is still unsent. */
+START_TEST(test_reply_before_end_of_data_stops_the_body)
+{
+	static const struct step s554[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n554 5.3.4 too big, go away\r\n"),
+		WAIT_EOF,
+		END,
+	};
+	static const struct step s250[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go\r\n250 2.0.0 sure\r\n"),
+		WAIT_EOF,
+		END,
+	};
+	struct smtpc_msg m;
+	const struct got_done *d = &fx.done[0];
+
+	fx.heap_body = malloc(BIG_BODY + 1);
+	ck_assert_ptr_nonnull(fx.heap_body);
+	for (size_t i = 0; i < BIG_BODY; i++)
+		fx.heap_body[i] = i % 80 == 79 ? '\n' :
+				  i % 80 == 78 ? '\r' : 'b';
+	fx.heap_body[BIG_BODY] = '\0';
+	m = msg(1, "");
+	m.body = fx.heap_body;
+	m.body_len = BIG_BODY;
+	srv.rcvbuf = 4096;
+	session_ok(_i == 0 ? s554 : s250);
+	fx.done_action = ACT_FREE_BODY;
+	send_msg(&m);
+	ck_assert(d->res.conn_lost && !d->usable);
+	ck_assert(!smtpc_is_usable(fx.c));
+	ck_assert_int_eq(d->res.failed_phase, SMTPC_PH_DOT);
+	if (_i == 0)
+		assert_reply(&d->rcpt[0], 554, "5.3.4", "too big, go away");
+	else
+		ck_assert_int_eq(d->rcpt[0].code, 0); /* no delivery */
+	/* the loop runs on with the body freed: nothing may touch it */
+	finish();
+	ck_assert_uint_lt(srv.got_len, BIG_BODY);
+}
+END_TEST
+
+START_TEST(test_overlong_addresses_are_refused_locally)
+{
+	static const struct step script[] = {
+		GREET, SEND("250-mx.test\r\n250 SIZE 100000\r\n"), QUIT_END,
+	};
+	static char longaddr[3100];
+	const char *rcpts[2] = { "b@y.test", longaddr };
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	memset(longaddr, 'a', sizeof(longaddr) - 1);
+	memcpy(longaddr + sizeof(longaddr) - 8, "@x.test", 8);
+	session_ok(script);
+	m.mail_from = longaddr;
+	send_msg(&m);
+	assert_reply(&fx.done[0].rcpt[0], 553, "5.1.7", NULL);
+	m.mail_from = "a@x.test";
+	m.rcpts = rcpts;
+	m.n_rcpts = 2;
+	send_msg(&m);
+	assert_reply(&fx.done[1].rcpt[0], 553, "5.1.3", NULL);
+	assert_reply(&fx.done[1].rcpt[1], 553, "5.1.3", NULL);
+	ck_assert(fx.done[1].usable);
+	finish();
+	ck_assert_str_eq(wire(), "EHLO client.test\r\nQUIT\r\n");
+}
+END_TEST
+
+START_TEST(test_unsafe_addresses_are_refused_locally)
+{
+	static const struct step script[] = {
+		GREET, SEND("250 mx.test\r\n"), QUIT_END,
+	};
+	const char *bad_rcpts[] = { "b@y.test>\r\nRSET" };
+	struct smtpc_msg m = msg(1, "x\r\n");
+
+	session_ok(script);
+	m.mail_from = "a b@x.test";
+	send_msg(&m);
+	assert_reply(&fx.done[0].rcpt[0], 553, "5.1.7", NULL);
+	m.mail_from = "a@x.test";
+	m.rcpts = bad_rcpts;
+	send_msg(&m);
+	assert_reply(&fx.done[1].rcpt[0], 553, "5.1.3", NULL);
+	m.n_rcpts = 0;
+	send_msg(&m);
+	ck_assert_int_eq(fx.done[2].res.msg_reply.code, 0);
+	ck_assert_int_eq(fx.done[2].res.n_rcpts, 0);
+	finish();
+	ck_assert_str_eq(wire(), "EHLO client.test\r\nQUIT\r\n");
+}
+END_TEST
+
+/* ---- STARTTLS ------------------------------------------------------------ */
+
+START_TEST(test_starttls_upgrades_and_repeats_ehlo)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test\r\n250-STARTTLS\r\n250-SIZE 5000\r\n"
+		     "250 DSN\r\n"),
+		EXPECT("STARTTLS"),
+		SEND("220 2.0.0 go ahead\r\n"),
+		TLS_ACCEPT,
+		EXPECT("EHLO client.test"),
+		SEND("250-mx.test\r\n250 PIPELINING\r\n"),
+		LINES(3),
+		SEND("250 ok\r\n250 ok\r\n354 go\r\n"),
+		DATA,
+		SEND("250 2.0.0 over TLS\r\n"),
+		QUIT_END,
+	};
+	struct smtpc_msg m = msg(1, ".secret\r\n");
+
+	srv.ctx = srv_tls_ctx();
+	fx.client_ctx = smtpc_ssl_ctx_new();
+	ck_assert_ptr_nonnull(fx.client_ctx);
+	session(script, SMTPC_TLS_OPPORTUNISTIC, fx.client_ctx, 100);
+	ck_assert(fx.ready_ok);
+	ck_assert(fx.info.tls_active);
+	ck_assert_msg(strncmp(fx.info.tls_version, "TLSv1.", 6) == 0, "%s",
+		      fx.info.tls_version);
+	ck_assert_str_ne(fx.info.tls_version, "TLSv1.1");
+	ck_assert_str_ne(fx.info.tls_cipher, "");
+	/* what the server said before TLS is forgotten */
+	ck_assert(fx.info.pipelining);
+	ck_assert(!fx.info.starttls && !fx.info.size && !fx.info.dsn);
+	send_msg(&m);
+	assert_reply(&fx.done[0].rcpt[0], 250, "2.0.0", "over TLS");
+	finish();
+	ck_assert_str_eq(srv.sni, "mx.test");
+	ck_assert_str_eq(wire(), "EHLO client.test\r\nSTARTTLS\r\n"
+				 "EHLO client.test\r\nMAIL FROM:<a@x.test>\r\n"
+				 "RCPT TO:<b@y.test>\r\nDATA\r\n"
+				 "..secret\r\n.\r\nQUIT\r\n");
+}
+END_TEST
+
+START_TEST(test_starttls_ignores_plaintext_after_220)
+{
+	/* RFC 3207 / CVE-2011-0411: a line injected behind the 220 must
+	 * not be taken as a reply over TLS */
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 STARTTLS\r\n"),
+		EXPECT("STARTTLS"),
+		SEND("220 2.0.0 go ahead\r\n250 injected\r\n"),
+		TLS_ACCEPT,
+		EXPECT("EHLO client.test"),
+		SEND("250 mx.test\r\n"),
+		QUIT_END,
+	};
+
+	srv.ctx = srv_tls_ctx();
+	fx.client_ctx = smtpc_ssl_ctx_new();
+	session(script, SMTPC_TLS_REQUIRED, fx.client_ctx, 100);
+	ck_assert_msg(fx.ready_ok, "phase %d: %s", fx.ready_phase,
+		      fx.ready_reply.text);
+	ck_assert(fx.info.tls_active);
+	finish();
+}
+END_TEST
+
+START_TEST(test_tls_required_but_not_offered)
+{
+	static const struct step script[] = {
+		GREET, SEND("250-mx.test\r\n250 PIPELINING\r\n"), WAIT_EOF, END,
+	};
+
+	fx.client_ctx = smtpc_ssl_ctx_new();
+	session(script, SMTPC_TLS_REQUIRED, fx.client_ctx, 100);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_TLS);
+	ck_assert_int_eq(fx.ready_reply.code, 0);
+	ck_assert_str_eq(fx.ready_reply.enhanced, "4.7.10");
+	finish();
+	ck_assert_str_eq(wire(), "EHLO client.test\r\n");
+}
+END_TEST
+
+START_TEST(test_tls_required_without_context_never_goes_plain)
+{
+	static const struct step script[] = {
+		GREET, SEND("250-mx.test\r\n250 STARTTLS\r\n"), WAIT_EOF, END,
+	};
+
+	session(script, SMTPC_TLS_REQUIRED, NULL, 100);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_TLS);
+	ck_assert_int_eq(fx.ready_reply.code, 0);
+	ck_assert_str_eq(fx.ready_reply.enhanced, "4.7.10");
+	finish();
+	ck_assert_str_eq(wire(), "EHLO client.test\r\n");
+}
+END_TEST
+
+START_TEST(test_opportunistic_handshake_failure)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 STARTTLS\r\n"),
+		EXPECT("STARTTLS"),
+		SEND("220 go ahead\r\n"),
+		GARBAGE,
+		END,
+	};
+
+	fx.client_ctx = smtpc_ssl_ctx_new();
+	session(script, SMTPC_TLS_OPPORTUNISTIC, fx.client_ctx, 100);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_TLS);
+	ck_assert_int_eq(fx.ready_reply.code, 0);
+	ck_assert_msg(strncmp(fx.ready_reply.text, "TLS", 3) == 0, "%s",
+		      fx.ready_reply.text);
+	finish();
+}
+END_TEST
+
+START_TEST(test_starttls_refused)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250-mx.test\r\n250 STARTTLS\r\n"),
+		EXPECT("STARTTLS"),
+		SEND("454 4.7.0 TLS not available\r\n"),
+		WAIT_EOF,
+		END,
+	};
+
+	fx.client_ctx = smtpc_ssl_ctx_new();
+	session(script, SMTPC_TLS_OPPORTUNISTIC, fx.client_ctx, 100);
+	ck_assert(!fx.ready_ok);
+	ck_assert_int_eq(fx.ready_phase, SMTPC_PH_TLS);
+	assert_reply(&fx.ready_reply, 454, "4.7.0", "TLS not available");
+	finish();
+}
+END_TEST
+
+/* _i = 0: TLS_NONE with a context; 1: opportunistic without one */
+START_TEST(test_no_starttls_when_tls_is_off)
+{
+	static const struct step script[] = {
+		GREET, SEND("250-mx.test\r\n250 STARTTLS\r\n"), QUIT_END,
+	};
+
+	fx.client_ctx = smtpc_ssl_ctx_new();
+	session(script, _i == 0 ? SMTPC_TLS_NONE : SMTPC_TLS_OPPORTUNISTIC,
+		_i == 0 ? fx.client_ctx : NULL, 100);
+	ck_assert(fx.ready_ok);
+	ck_assert(fx.info.starttls && !fx.info.tls_active);
+	ck_assert_str_eq(fx.info.tls_version, "");
+	finish();
+	ck_assert_str_eq(wire(), "EHLO client.test\r\nQUIT\r\n");
+}
+END_TEST
+
+static Suite *
+smtpc_suite(void)
+{
+	Suite *s = suite_create("smtpc");
+	TCase *tc = tcase_create("session");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_loop_test(tc, test_plain_session_sends_exact_bytes, 0,
+			    (int)(sizeof(bodies) / sizeof(*bodies)));
+	tcase_add_test(tc, test_extensions_add_size_body_utf8_and_dsn);
+	tcase_add_test(tc, test_null_sender_and_7bit_body_sends_no_body);
+	tcase_add_test(tc, test_ehlo_refused_falls_back_to_helo);
+	tcase_add_test(tc, test_ehlo_421_fails_without_helo);
+	tcase_add_test(tc, test_helo_refused_fails_in_ehlo_phase);
+	tcase_add_test(tc, test_pipelining_sends_one_batch);
+	tcase_add_loop_test(tc, test_mixed_rcpt_results_one_reply_each, 0, 2);
+	tcase_add_loop_test(tc, test_all_rcpts_refused_with_pipelined_data, 0,
+			    2);
+	tcase_add_test(tc, test_all_rcpts_refused_unpipelined_skips_data);
+	tcase_add_test(tc, test_mail_refused_answers_every_rcpt);
+	tcase_add_test(tc, test_mail_refused_pipelined_keeps_mail_reply);
+	tcase_add_loop_test(tc, test_dot_refused_answers_accepted_rcpts, 0, 2);
+	tcase_add_test(tc, test_data_refused_answers_accepted_rcpts);
+	tcase_add_test(tc, test_multiline_replies_are_joined);
+	tcase_add_test(tc, test_enhanced_code_of_other_class_stays_in_text);
+	tcase_add_test(tc, test_hundred_line_reply_is_accepted);
+	tcase_add_loop_test(tc, test_malformed_greeting_fails, 0,
+			    (int)(sizeof(bad_greetings) /
+				  sizeof(*bad_greetings)));
+	tcase_add_test(tc, test_malformed_rcpt_reply_loses_connection);
+	tcase_add_loop_test(tc, test_greeting_refused, 0, 2);
+	tcase_add_test(tc, test_connection_refused);
+	tcase_add_test(tc, test_bind_failure_is_connect_phase);
+	tcase_add_test(tc, test_connect_timeout);
+	tcase_add_test(tc, test_server_closes_mid_data);
+	tcase_add_test(tc, test_server_closes_before_dot_reply);
+	tcase_add_test(tc, test_silent_server_times_out_in_greeting);
+	tcase_add_test(tc, test_silent_data_reply_times_out);
+	tcase_add_test(tc, test_smtputf8_needs_server_support);
+	tcase_add_test(tc, test_message_over_server_size_is_refused_locally);
+	tcase_add_test(tc, test_reuse_sends_rset_before_second_message);
+	tcase_add_test(tc, test_send_next_from_done_callback);
+	tcase_add_test(tc, test_send_when_busy_or_not_ready);
+	tcase_add_test(tc, test_reply_while_idle_makes_connection_unusable);
+	tcase_add_test(tc, test_close_inside_done_callback_sends_quit);
+	tcase_add_test(tc, test_close_inside_done_callback_after_failure);
+	tcase_add_loop_test(tc, test_close_inside_ready_callback, 0, 2);
+	tcase_add_test(tc, test_close_during_message_calls_nothing);
+	tcase_add_loop_test(tc, test_reply_before_end_of_data_stops_the_body,
+			    0, 2);
+	tcase_add_test(tc, test_overlong_addresses_are_refused_locally);
+	tcase_add_test(tc, test_unsafe_addresses_are_refused_locally);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("tls");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_starttls_upgrades_and_repeats_ehlo);
+	tcase_add_test(tc, test_starttls_ignores_plaintext_after_220);
+	tcase_add_test(tc, test_tls_required_but_not_offered);
+	tcase_add_test(tc, test_tls_required_without_context_never_goes_plain);
+	tcase_add_test(tc, test_opportunistic_handshake_failure);
+	tcase_add_test(tc, test_starttls_refused);
+	tcase_add_loop_test(tc, test_no_starttls_when_tls_is_off, 0, 2);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(smtpc_suite)
