@@ -875,6 +875,7 @@ deliver_free(struct deliver *d)
 		job_free(w->job);
 		free(w);
 	}
+	smtpc_shutdown();
 	dns_free(d->dns);
 	if (d->ssl)
 		SSL_CTX_free(d->ssl);

@@ -100,6 +100,9 @@ main(int argc, char **argv)
 	event_base_dispatch(base);
 	sd_notify(0, "STOPPING=1");
 	node_free(n);
+	/* once more, without blocking: libevent finishes freeing buffer
+	 * events (TLS ones free their socket below them) in callbacks */
+	event_base_loop(base, EVLOOP_NONBLOCK);
 	event_base_free(base);
 	log_info("node id=%s event=stopped", id);
 	config_free(cfg);

@@ -129,6 +129,9 @@ _ADDR_IN_USE = re.compile(r"address already in use|eaddrinuse|"
                           r"address in use", re.I)
 
 
+SANITIZER_RE = re.compile(r"ERROR: (Address|Leak)Sanitizer|runtime error: ")
+
+
 class Proc:
     """One child process with its output in one log file. The log is
     appended to across restarts, with a marker line per start."""
@@ -596,15 +599,22 @@ class Cluster:
         log("======== end of logs ========\n")
 
     def _cleanup(self):
+        bad = []
         try:
             self.stop_all()
+            # a sanitizer report in any daemon's log fails the test, even
+            # when the report came at exit (leaks) after the checks passed
+            bad = [name for name, text in self.logs().items()
+                   if SANITIZER_RE.search(text)]
         finally:
-            if self.test.failed() or os.environ.get("SHOAL_E2E_LOGS"):
+            if bad or self.test.failed() or os.environ.get("SHOAL_E2E_LOGS"):
                 self.dump_logs()
             if os.environ.get("SHOAL_E2E_KEEP"):
                 log(f"harness: kept {self.dir}")
             else:
                 shutil.rmtree(self.dir, ignore_errors=True)
+        if bad:
+            raise AssertionError(f"sanitizer report in the log of: {bad}")
 
     # -- shoalctl --
 
