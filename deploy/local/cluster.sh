@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# A local Shoal cluster on loopback: two node pairs and two routers.
+# A local Shoal cluster on loopback: two node pairs, two routers, and a
+# local MX: dnsmasq answers for demo.example (MX -> 127.0.0.1) and Postfix's
+# smtp-sink takes the mail on port 2625. The cluster resolves only through
+# that dnsmasq, which knows no other domain: mail never leaves the machine.
 #   deploy/local/cluster.sh up       start in the background
 #   deploy/local/cluster.sh down     stop everything started by `up`
 #   deploy/local/cluster.sh status   shoalctl status
 #   deploy/local/cluster.sh run      start, wait for Ctrl-C, stop (make run)
 # State (config, data, logs, pids) lives in $SHOAL_DEMO_DIR (default
-# ./run/demo). Ports: routers 2525/2526, nodes 7101-7104.
+# ./run/demo). Ports: routers 2525/2526, nodes 7101-7104, DNS 5354 (udp),
+# MX sink 2625.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -28,8 +32,29 @@ router: {
   listen = ( { address = "127.0.0.1:2525"; } );
   relay_networks = [ "127.0.0.0/8", "::1/128" ];
 };
-delivery: { helo_name = "mta.demo.example"; };
+delivery: {
+  helo_name = "mta.demo.example";
+  dns_servers = [ "127.0.0.1:5354" ];
+  smtp_port = 2625;
+};
 CONF
+}
+
+start_mx() {
+	local sbin=/usr/sbin user=()
+	[ "$(id -u)" -eq 0 ] && user=(-u nobody)
+	"$sbin/dnsmasq" --no-daemon --port=5354 --listen-address=127.0.0.1 \
+		--bind-interfaces --no-resolv --no-hosts --conf-file=/dev/null \
+		--pid-file --log-facility=- --log-queries \
+		--local=/demo.example/ \
+		--mx-host=demo.example,mx.demo.example,10 \
+		--host-record=mx.demo.example,127.0.0.1 \
+		</dev/null >"$DIR/logs/dnsmasq.log" 2>&1 &
+	echo $! >"$DIR/dnsmasq.pid"
+	"$sbin/smtp-sink" "${user[@]}" -c -h mx.demo.example 127.0.0.1:2625 64 \
+		</dev/null >"$DIR/logs/mx-sink.log" 2>&1 &
+	echo $! >"$DIR/mx-sink.pid"
+	echo "started dnsmasq (pid $(cat "$DIR/dnsmasq.pid")) and the MX sink (pid $(cat "$DIR/mx-sink.pid"))"
 }
 
 wait_ready() { # logfile pid
@@ -44,7 +69,7 @@ wait_ready() { # logfile pid
 
 start() { # name, command...
 	local name=$1; shift
-	"$@" 2>"$DIR/logs/$name.log" &
+	"$@" </dev/null >"$DIR/logs/$name.log" 2>&1 &
 	echo $! >"$DIR/$name.pid"
 	wait_ready "$DIR/logs/$name.log" "$!"
 	echo "started $name (pid $(cat "$DIR/$name.pid"))"
@@ -53,6 +78,7 @@ start() { # name, command...
 up() {
 	[ -x "$BIN/shoal-node" ] || { echo "build first: make"; exit 1; }
 	write_config
+	start_mx
 	for n in n1 n2 n3 n4; do start "$n" "$BIN/shoal-node" -c "$CONF" -n "$n"; done
 	start router1 "$BIN/shoal-router" -c "$CONF"
 	sed 's/127.0.0.1:2525/127.0.0.1:2526/' "$CONF" >"$DIR/shoal-r2.conf"
@@ -61,9 +87,13 @@ up() {
 
 Shoal demo cluster is up: routers on 127.0.0.1:2525 and 127.0.0.1:2526,
 nodes n1..n4 (two pairs). Config: $CONF, logs: $DIR/logs/.
+Mail to any address @demo.example is delivered to the local MX sink
+(127.0.0.1:2625); other domains are deferred, never sent off this machine.
 
 Send a test mail:
-  swaks --server 127.0.0.1:2525 --from you@demo.example --to friend@example.net
+  swaks --server 127.0.0.1:2525 --from you@demo.example --to friend@demo.example
+See its delivery:
+  cat $DIR/n*/delivery.log
 Follow it:
   $BIN/shoalctl -c $CONF queue list
   $BIN/shoalctl -c $CONF queue show QID
