@@ -50,6 +50,10 @@ $(BUILD)/proto/%.pb-c.c $(BUILD)/proto/%.pb-c.h: proto/%.proto
 	@mkdir -p $(BUILD)/proto
 	protoc-c -I. --c_out=$(BUILD) $<
 
+# Generated sources are kept between builds, not removed as intermediates
+# (that made every second build regenerate them and recompile everything).
+.SECONDARY: $(PROTO_C) $(PROTO_H)
+
 # Every object may include generated headers.
 $(BUILD)/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)

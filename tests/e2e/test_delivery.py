@@ -971,6 +971,29 @@ class DeliveryTest(ShoalTestCase):
         self.wait_queue_empty(c, what="after the restarted node delivered")
         self.assertEqual(len(cap.to(rcpt)), 1, "delivered exactly once")
 
+    # ---- 13 ----
+
+    def test_13_attempt_in_flight_at_kill_is_tried_again(self):
+        # the MX holds its reply to the final dot; the node dies meanwhile
+        c, p = self.setup(lambda p: p.capture(hold_ms=2500))
+        cap = p.captures[0]
+        rcpt = f"inflight@{DEST}"
+        qid = self.send(c, [rcpt], make_message("in flight at kill -9",
+                                                sender=SENDER, rcpt=rcpt))
+        owner = c.owner_of(qid)
+        wait_for(lambda: cap.stats()["connections"] >= 1, 10,
+                 "the node connected to the MX", interval=POLL)
+        time.sleep(0.5)  # MAIL, RCPT, DATA and the body are out by now
+        self.assertEqual(self.dlog(c, qid), [], "no result before the kill")
+        c.kill_node(owner, signal.SIGKILL)
+        c.start_node(owner)
+        done = self.dlog_final(c, qid, rcpt, "delivered", timeout=20)
+        self.assertEqual(done["code"], 250, done)
+        self.wait_queue_empty(c, what="after the retried attempt")
+        # at-least-once: the MX may have kept the first copy too
+        got = cap.to(rcpt)
+        self.assertIn(len(got), (1, 2), f"one or two copies: {got}")
+
 
 if __name__ == "__main__":
     import unittest
