@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const uint8_t cidr_mapped[12] = { 0, 0, 0, 0, 0, 0,
+					 0, 0, 0, 0, 0xff, 0xff };
+
 int
 cidr_parse(const char *s, struct cidr *out)
 {
@@ -42,6 +45,15 @@ cidr_parse(const char *s, struct cidr *out)
 			return -EINVAL;
 		c.prefix = (unsigned)p;
 	}
+	/* ::ffff:192.0.2.0/120 names 192.0.2.0/24; cidr_match() unmaps peers
+	 * the same way, so as IPv6 it would match nothing (RFC 4291 2.5.5.2) */
+	if (c.family == AF_INET6 && c.prefix >= 96 &&
+	    memcmp(c.addr, cidr_mapped, 12) == 0) {
+		c.family = AF_INET;
+		c.prefix -= 96;
+		memmove(c.addr, c.addr + 12, 4);
+		memset(c.addr + 4, 0, 12);
+	}
 	*out = c;
 	return 0;
 }
@@ -62,9 +74,6 @@ cidr_prefix_eq(const uint8_t *a, const uint8_t *b, unsigned bits)
 static int
 cidr_from_sockaddr(const struct sockaddr *sa, uint8_t *addr)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0,
-					    0, 0, 0, 0, 0xff, 0xff };
-
 	if (sa->sa_family == AF_INET) {
 		memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
 		return AF_INET;
@@ -73,7 +82,7 @@ cidr_from_sockaddr(const struct sockaddr *sa, uint8_t *addr)
 		const uint8_t *a6 =
 			((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
 
-		if (memcmp(a6, mapped, 12) == 0) {
+		if (memcmp(a6, cidr_mapped, 12) == 0) {
 			memcpy(addr, a6 + 12, 4);
 			return AF_INET;
 		}

@@ -15,8 +15,10 @@ struct cidr {
 	unsigned prefix;     /* bits */
 };
 
-/* Parse one network. Returns 0, or -EINVAL (bad address, prefix too long,
- * host bits set beyond the prefix are allowed and ignored). */
+/* Parse one network. An IPv4-mapped network (::ffff:192.0.2.0/120, prefix
+ * at least 96) becomes the IPv4 network it names (192.0.2.0/24). Returns 0,
+ * or -EINVAL (bad address, prefix too long; host bits set beyond the prefix
+ * are allowed and ignored). */
 int cidr_parse(const char *s, struct cidr *out);
 
 /* Whether sa falls in any of the n networks. */

@@ -2,12 +2,26 @@
 #include "lib/envelope.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 static int
 envelope_str_ok(const char *s, size_t max)
 {
 	return s != NULL && strnlen(s, max + 1) <= max;
+}
+
+/* No CR, LF or other control character (0x00-0x1f, 0x7f): node/bounce.c
+ * copies addresses, ORCPT and ENVID into DSN header fields, where one
+ * would start a new field. A NUL sent on the wire ends the C string that
+ * protobuf-c hands us, so it never gets past this point. */
+static bool
+envelope_str_is_clean(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
 }
 
 int
@@ -19,6 +33,10 @@ envelope_validate(const Shoal__Envelope *env, const char **why)
 	}
 	if (!envelope_str_ok(env->mail_from, ENVELOPE_ADDR_MAX)) {
 		*why = "sender too long";
+		return -EPROTO;
+	}
+	if (!envelope_str_is_clean(env->mail_from)) {
+		*why = "control character in sender";
 		return -EPROTO;
 	}
 	if (env->n_rcpts == 0 || env->n_rcpts > ENVELOPE_RCPTS_MAX) {
@@ -36,6 +54,11 @@ envelope_validate(const Shoal__Envelope *env, const char **why)
 			*why = "bad recipient";
 			return -EPROTO;
 		}
+		if (!envelope_str_is_clean(r->address) ||
+		    !envelope_str_is_clean(r->orcpt)) {
+			*why = "control character in recipient or orcpt";
+			return -EPROTO;
+		}
 		if ((unsigned)r->state > SHOAL__RCPT_STATE__RCPT_BOUNCED) {
 			*why = "bad recipient state";
 			return -EPROTO;
@@ -51,6 +74,10 @@ envelope_validate(const Shoal__Envelope *env, const char **why)
 	    !envelope_str_ok(env->helo, ENVELOPE_TEXT_MAX) ||
 	    !envelope_str_ok(env->auth_user, ENVELOPE_TEXT_MAX)) {
 		*why = "field too long";
+		return -EPROTO;
+	}
+	if (!envelope_str_is_clean(env->envid)) {
+		*why = "control character in envid";
 		return -EPROTO;
 	}
 	return 0;

@@ -12,7 +12,10 @@
 #define ENVELOPE_ADDR_MAX 320      /* RFC 5321 4.5.3.1: 64 + 1 + 255 */
 #define ENVELOPE_TEXT_MAX 1024     /* helo, client, orcpt, replies */
 
-/* Returns 0, or -EPROTO with a static reason in *why. */
+/* Checks counts, string bounds and enum ranges, and that the sender, each
+ * recipient address and ORCPT, and the ENVID hold no control character
+ * (CR, LF, 0x00-0x1f, 0x7f). Returns 0, or -EPROTO with a static reason in
+ * *why. */
 int envelope_validate(const Shoal__Envelope *env, const char **why);
 
 /* The domain of a mailbox (after the last '@'), or "" when it has none.

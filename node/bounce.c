@@ -39,6 +39,10 @@ bounce_clean(const char *in, char *out, size_t outlen)
 size_t
 bounce_header_len(const char *msg, size_t len)
 {
+	/* RFC 5322 2.1: the header section may be empty, so the message
+	 * starts with the empty line itself */
+	if (len >= 2 && msg[0] == '\r' && msg[1] == '\n')
+		return 2;
 	for (size_t i = 0; i + 3 < len; i++)
 		if (msg[i] == '\r' && msg[i + 1] == '\n' && msg[i + 2] == '\r' &&
 		    msg[i + 3] == '\n')

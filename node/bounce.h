@@ -46,7 +46,8 @@ struct bounce_info {
 int bounce_build(const struct bounce_info *bi, struct buf *out);
 
 /* The length of the header section of msg (up to and including the empty
- * line), or len when there is no body. */
+ * line): 2 when msg starts with the empty line (no header fields), len when
+ * it has no empty line (headers only). */
 size_t bounce_header_len(const char *msg, size_t len);
 
 #endif

@@ -124,10 +124,10 @@ deliver_now(void)
 static uint64_t
 deliver_now_us(void)
 {
-	struct timeval tv;
+	struct timespec ts;
 
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* for shaping: never steps */
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* ---- results -------------------------------------------------------- */

@@ -86,8 +86,11 @@ outcome_enhanced_ok(const char *s, char c)
 void
 outcome_status(const struct smtpc_reply *r, char out[16])
 {
-	char cls = r->code >= 200 && r->code < 600 ? (char)('0' + r->code / 100) :
-						    '4';
+	/* RFC 3463 2: the classes are 2, 4 and 5 only; any other reply
+	 * (354 where a final reply was due, 1xx, out of range) is a deferral */
+	char cls = r->code >= 200 && r->code < 300 ? '2' :
+		   r->code >= 500 && r->code < 600 ? '5' :
+						     '4';
 
 	if (r->code != 0 && outcome_enhanced_ok(r->enhanced, cls)) {
 		snprintf(out, 16, "%s", r->enhanced);
@@ -97,7 +100,7 @@ outcome_status(const struct smtpc_reply *r, char out[16])
 		snprintf(out, 16, "%s", r->enhanced[0] ? r->enhanced : "4.4.1");
 		return;
 	}
-	snprintf(out, 16, "%c.0.0", cls == '3' ? '4' : cls);
+	snprintf(out, 16, "%c.0.0", cls);
 }
 
 static bool
@@ -106,6 +109,22 @@ outcome_text_has(const char *text, const char *const *words)
 	for (; *words; words++)
 		if (strcasestr(text, *words))
 			return true;
+	return false;
+}
+
+/* Whether text holds one of words as a whole word, in any case: "DNS" is
+ * not found in "DNSBL" (a blocklist, which is policy). */
+static bool
+outcome_text_has_word(const char *text, const char *const *words)
+{
+	for (; *words; words++) {
+		size_t n = strlen(*words);
+
+		for (const char *p = text; (p = strcasestr(p, *words)); p++)
+			if ((p == text || !isalnum((unsigned char)p[-1])) &&
+			    !isalnum((unsigned char)p[n]))
+				return true;
+	}
 	return false;
 }
 
@@ -125,17 +144,20 @@ outcome_categorize(const struct smtpc_reply *r, enum smtpc_phase phase)
 		"try again later", "throttl", "slow down", NULL };
 	static const char *const size[] = { "too large", "too big",
 		"size limit", "exceeds", NULL };
+	static const char *const tls[] = { "TLS", "STARTTLS", NULL };
+	static const char *const dns[] = { "DNS", "NXDOMAIN", NULL };
 	const char *e = r->enhanced;
 	/* the subject and detail of the enhanced code: ".1.1" of "5.1.1" */
 	const char *sub = e[0] ? e + 1 : "";
 
 	if (outcome_of_reply(r) == OUTCOME_DELIVERED)
 		return OUTCOME_CAT_NONE;
-	if (phase == SMTPC_PH_TLS || strcmp(sub, ".7.10") == 0 ||
-	    strstr(r->text, "TLS"))
+	if (phase == SMTPC_PH_TLS)
 		return OUTCOME_CAT_TLS;
-	if (strcmp(sub, ".1.10") == 0 || strcmp(sub, ".4.3") == 0 ||
-	    strstr(r->text, "DNS") || strstr(r->text, "NXDOMAIN"))
+	/* a specific enhanced code decides, whatever the text mentions */
+	if (strcmp(sub, ".7.10") == 0)
+		return OUTCOME_CAT_TLS;
+	if (strcmp(sub, ".1.10") == 0 || strcmp(sub, ".4.3") == 0)
 		return OUTCOME_CAT_DNS;
 	if (strcmp(sub, ".1.1") == 0 || strcmp(sub, ".1.2") == 0 ||
 	    strcmp(sub, ".1.3") == 0 || strcmp(sub, ".1.6") == 0)
@@ -150,8 +172,16 @@ outcome_categorize(const struct smtpc_reply *r, enum smtpc_phase phase)
 		if (outcome_text_has(r->text, rate))
 			return OUTCOME_CAT_RATE_LIMITED;
 	}
+	/* X.7.0 says only "security or policy": a reply naming TLS says which */
+	if (strcmp(sub, ".7.0") == 0 && outcome_text_has_word(r->text, tls))
+		return OUTCOME_CAT_TLS;
 	if (strncmp(sub, ".7.", 3) == 0)
 		return OUTCOME_CAT_POLICY;
+	/* no enhanced code, or one that says little (X.0.0): the text */
+	if (outcome_text_has_word(r->text, tls))
+		return OUTCOME_CAT_TLS;
+	if (outcome_text_has_word(r->text, dns))
+		return OUTCOME_CAT_DNS;
 	if (outcome_text_has(r->text, invalid))
 		return OUTCOME_CAT_INVALID_RECIPIENT;
 	if (outcome_text_has(r->text, full))

@@ -54,11 +54,14 @@ bool outcome_is_expired(uint64_t now, uint64_t arrival,
 
 /* The DSN status (RFC 3463) for a reply: its enhanced code when it has
  * one whose class matches, else derived from the basic code ("5.0.0",
- * "4.0.0", "2.0.0"); for code 0, "4.4.1" (no answer from host) or, with
+ * "4.0.0", "2.0.0"). A code other than 2xx or 5xx (354, 1xx) has class 4:
+ * RFC 3463 has no other. For code 0, "4.4.1" (no answer from host) or, with
  * the DNS flag, "4.4.3". Writes at most 16 bytes into out. */
 void outcome_status(const struct smtpc_reply *r, char out[16]);
 
-/* Classify a failure from its enhanced code, basic code and text. */
+/* Classify a failure from its enhanced code, basic code and text. A
+ * specific enhanced code decides; the text (whole words or phrases, in any
+ * case) decides only when there is none or it says little (X.0.0). */
 enum outcome_category outcome_categorize(const struct smtpc_reply *r,
 					 enum smtpc_phase phase);
 

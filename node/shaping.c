@@ -50,7 +50,8 @@ shaping_take(struct shaping *s, uint64_t now_us)
 
 	if (s->max_msgs_per_sec <= 0)
 		return 0;
-	if (s->refilled_us == 0)
+	/* a clock that stepped back means no time passed, not ~2^64 us */
+	if (s->refilled_us == 0 || now_us < s->refilled_us)
 		s->refilled_us = now_us;
 	s->tokens += (double)(now_us - s->refilled_us) / 1e6 *
 		     s->max_msgs_per_sec;

@@ -30,8 +30,9 @@ struct shaping {
 void shaping_for_domain(const struct config *cfg, const char *domain,
 			double share, struct shaping *out);
 
-/* Take one message token. Returns 0 when a message may go now, else the
- * microseconds to wait. */
+/* Take one message token at now_us (a monotonic clock's reading; should
+ * it go back, no time has passed). Returns 0 when a message may go now,
+ * else the microseconds to wait. */
 uint64_t shaping_take(struct shaping *s, uint64_t now_us);
 
 #endif

@@ -879,6 +879,27 @@ START_TEST(test_bounce_ret_hdrs_without_body)
 }
 END_TEST
 
+/* A message with no header fields: RET=HDRS returns only the empty line,
+ * not the body. */
+START_TEST(test_bounce_ret_hdrs_empty_header_section)
+{
+	static const char msg[] = "\r\nBODY-LINE-1 no headers at all\r\n";
+	struct bounce_rcpt r = rcpt_failed();
+	struct bounce_info bi = info(&r, 1, 2);
+	struct dsn d;
+	const struct part *p;
+
+	bi.orig = msg;
+	bi.orig_len = sizeof(msg) - 1;
+	dsn_parse(&d, &bi);
+	p = &d.parts[2];
+	ck_assert_uint_eq(p->body_len, 2);
+	ck_assert_mem_eq(p->body, "\r\n", 2);
+	ck_assert_ptr_null(memfind(d.text, d.len, "BODY-LINE"));
+	dsn_free(&d);
+}
+END_TEST
+
 START_TEST(test_bounce_empty_original)
 {
 	struct bounce_rcpt r = rcpt_failed();
@@ -1008,7 +1029,12 @@ static const struct hl_case hl_cases[] = {
 	{ "empty message", "", SIZE_MAX },
 	{ "LF only is not an empty line", "A: 1\n\nbody", SIZE_MAX },
 	{ "CRLF CR is not an empty line", "A: 1\r\n\rbody", SIZE_MAX },
-	{ "three octets", "\r\n\r", SIZE_MAX },
+	{ "three octets", "A\r\n\r", SIZE_MAX },
+	/* RFC 5322 2.1: an empty header section, then the empty line */
+	{ "empty header section", "\r\nbody", 2 },
+	{ "empty header section, body has one", "\r\nbody\r\n\r\nmore", 2 },
+	{ "empty header section, no body", "\r\n", 2 },
+	{ "starts with CRLF CR", "\r\n\r", 2 },
 };
 
 START_TEST(test_bounce_header_len_table)
@@ -1076,6 +1102,7 @@ bounce_suite(void)
 	tcase_add_test(tc, test_bounce_ret_full_returns_whole_message);
 	tcase_add_test(tc, test_bounce_ret_full_adds_final_crlf);
 	tcase_add_test(tc, test_bounce_ret_hdrs_without_body);
+	tcase_add_test(tc, test_bounce_ret_hdrs_empty_header_section);
 	tcase_add_test(tc, test_bounce_empty_original);
 	suite_add_tcase(s, tc);
 

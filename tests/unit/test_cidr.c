@@ -77,8 +77,17 @@ static const struct parse_ok_case parse_ok_cases[] = {
 	{ "2001:db8::/33", AF_INET6, "2001:db8::", 33 },
 	{ "fe80::/10", AF_INET6, "fe80::", 10 },
 	{ "2001:DB8:0:0:0:0:0:1/64", AF_INET6, "2001:db8::1", 64 },
-	{ "::ffff:192.0.2.1", AF_INET6, "::ffff:192.0.2.1", 128 },
-	{ "::ffff:0:0/96", AF_INET6, "::ffff:0.0.0.0", 96 },
+	/* IPv4-mapped networks are the IPv4 networks they name */
+	{ "::ffff:192.0.2.1", AF_INET, "192.0.2.1", 32 },
+	{ "::ffff:192.0.2.0/120", AF_INET, "192.0.2.0", 24 },
+	{ "::FFFF:c000:0200/120", AF_INET, "192.0.2.0", 24 },
+	{ "::ffff:10.0.0.0/104", AF_INET, "10.0.0.0", 8 },
+	{ "::ffff:0:0/96", AF_INET, "0.0.0.0", 0 },
+	/* shorter than /96 it is wider than the mapped range: stays IPv6 */
+	{ "::ffff:0:0/95", AF_INET6, "::ffff:0.0.0.0", 95 },
+	/* not mapped: the compatible form and NAT64 stay IPv6 */
+	{ "::192.0.2.0/120", AF_INET6, "::192.0.2.0", 120 },
+	{ "64:ff9b::192.0.2.0/120", AF_INET6, "64:ff9b::192.0.2.0", 120 },
 };
 
 START_TEST(test_cidr_parse_accepts)
@@ -277,6 +286,23 @@ START_TEST(test_cidr_match_mapped_ipv4_matches_ipv4_networks)
 }
 END_TEST
 
+/* A network written as IPv4-mapped IPv6 matches the IPv4 peers it names,
+ * whether they arrive as IPv4 or mapped. */
+START_TEST(test_cidr_match_mapped_network_matches_ipv4_peers)
+{
+	ck_assert(in_net("::ffff:192.0.2.0/120", "192.0.2.1"));
+	ck_assert(in_net("::ffff:192.0.2.0/120", "::ffff:192.0.2.200"));
+	ck_assert(!in_net("::ffff:192.0.2.0/120", "192.0.3.1"));
+	ck_assert(!in_net("::ffff:192.0.2.0/120", "::ffff:192.0.3.1"));
+	ck_assert(in_net("::ffff:127.0.0.1", "127.0.0.1"));
+	ck_assert(!in_net("::ffff:127.0.0.1", "127.0.0.2"));
+	ck_assert(in_net("::ffff:0:0/96", "198.51.100.1"));
+	/* it is an IPv4 network now: no IPv6 peer is in it */
+	ck_assert(!in_net("::ffff:0:0/96", "::1"));
+	ck_assert(!in_net("::ffff:192.0.2.0/120", "::192.0.2.1"));
+}
+END_TEST
+
 START_TEST(test_cidr_match_any_of_list)
 {
 	struct cidr nets[3];
@@ -432,6 +458,7 @@ cidr_suite(void)
 	tcase_add_test(tc, test_cidr_match_ipv6);
 	tcase_add_test(tc, test_cidr_match_ipv6_slash0_is_every_ipv6);
 	tcase_add_test(tc, test_cidr_match_mapped_ipv4_matches_ipv4_networks);
+	tcase_add_test(tc, test_cidr_match_mapped_network_matches_ipv4_peers);
 	tcase_add_test(tc, test_cidr_match_any_of_list);
 	tcase_add_test(tc, test_cidr_match_empty_list_is_false);
 	tcase_add_test(tc, test_cidr_match_ignores_port);

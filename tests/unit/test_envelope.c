@@ -338,6 +338,60 @@ START_TEST(test_envelope_text_fields_bound_1024)
 }
 END_TEST
 
+/* node/bounce.c copies the sender, each recipient address and ORCPT, and
+ * the ENVID into DSN header fields: a CR, LF or any other control character
+ * in one of them could add a header field, so it is refused. */
+static const char *const ctl_strings[] = {
+	"a@b.example\r\nBcc: x@evil.example",
+	"a@b.example\n",
+	"a\r@b.example",
+	"a\t@b.example",
+	"\x01" "a@b.example",
+	"a@b.example\x1f",
+	"a@b.example\x7f",
+};
+
+START_TEST(test_envelope_control_characters_rejected)
+{
+	char *bad = strdup(ctl_strings[_i]);
+	struct fx f;
+
+	ck_assert_ptr_nonnull(bad);
+	fx_init(&f);
+	f.env.mail_from = bad;
+	assert_rejected(&f.env, "control character in sender");
+
+	fx_init(&f);
+	f.r[2].address = bad;
+	assert_rejected(&f.env, "control character in recipient or orcpt");
+
+	fx_init(&f);
+	f.r[1].orcpt = bad;
+	assert_rejected(&f.env, "control character in recipient or orcpt");
+
+	fx_init(&f);
+	f.env.envid = bad;
+	assert_rejected(&f.env, "control character in envid");
+	free(bad);
+}
+END_TEST
+
+/* Printable ASCII at the edges, and UTF-8 (SMTPUTF8), still pass. */
+START_TEST(test_envelope_printable_and_utf8_pass)
+{
+	static char edges[] = " ~@b.example";
+	static char utf8[] = "us\xc3\xa9r@\xc3\xa9xample.test";
+	struct fx f;
+
+	fx_init(&f);
+	f.env.mail_from = edges;
+	f.r[0].address = utf8;
+	f.r[0].orcpt = edges;
+	f.env.envid = edges;
+	assert_valid(&f.env);
+}
+END_TEST
+
 /* What arrives off the wire: protobuf-c keeps unknown enum numbers as
  * they are, so validation is what stops them. */
 static Shoal__Envelope *
@@ -403,6 +457,21 @@ START_TEST(test_envelope_from_wire_no_recipients)
 	env.mail_from = fx_from;
 	w = wire_roundtrip(&env);
 	assert_rejected(w, "recipient count out of range");
+	shoal__envelope__free_unpacked(w, NULL);
+}
+END_TEST
+
+/* A control character off the wire is refused the same way. */
+START_TEST(test_envelope_from_wire_control_character_rejected)
+{
+	static char crlf[] = "two@b.example\r\nX-Injected: yes";
+	struct fx f;
+	Shoal__Envelope *w;
+
+	fx_init(&f);
+	f.r[1].address = crlf;
+	w = wire_roundtrip(&f.env);
+	assert_rejected(w, "control character in recipient or orcpt");
 	shoal__envelope__free_unpacked(w, NULL);
 }
 END_TEST
@@ -493,12 +562,16 @@ envelope_suite(void)
 	tcase_add_test(tc, test_envelope_envid_bound_100);
 	tcase_add_test(tc, test_envelope_text_fields_bound_1024);
 	tcase_add_test(tc, test_envelope_first_failure_is_reported);
+	tcase_add_loop_test(tc, test_envelope_control_characters_rejected, 0,
+			    sizeof(ctl_strings) / sizeof(ctl_strings[0]));
+	tcase_add_test(tc, test_envelope_printable_and_utf8_pass);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("wire");
 	tcase_add_test(tc, test_envelope_from_wire_valid);
 	tcase_add_test(tc, test_envelope_from_wire_bad_enums);
 	tcase_add_test(tc, test_envelope_from_wire_no_recipients);
+	tcase_add_test(tc, test_envelope_from_wire_control_character_rejected);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("domain");

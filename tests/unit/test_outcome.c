@@ -303,6 +303,10 @@ static const struct status_case status_cases[] = {
 	{ 0, "4.4.3", "4.4.3" },
 	/* no 3xx class in RFC 3463; odd codes are temporary */
 	{ 354, "", "4.0.0" },
+	{ 354, "3.0.0", "4.0.0" },
+	{ 354, "3.7.1", "4.0.0" },
+	{ 199, "1.0.0", "4.0.0" },
+	{ 600, "6.0.0", "4.0.0" },
 	{ 199, "", "4.0.0" },
 	{ 600, "", "4.0.0" },
 };
@@ -405,6 +409,30 @@ static const struct cat_case cat_cases[] = {
 	  OUTCOME_CAT_POLICY },
 	{ 550, "", "DMARC policy says reject", SMTPC_PH_DOT,
 	  OUTCOME_CAT_POLICY },
+	/* a specific enhanced code decides before the text */
+	{ 550, "5.7.25",
+	  "The IP address sending this message does not have a PTR record; "
+	  "its forward DNS entry does not point to the sending IP",
+	  SMTPC_PH_RCPT, OUTCOME_CAT_POLICY },
+	{ 554, "5.7.1",
+	  "Service unavailable; Client host [192.0.2.1] blocked using DNSBL",
+	  SMTPC_PH_RCPT, OUTCOME_CAT_POLICY },
+	{ 550, "5.1.1",
+	  "User unknown; this domain requires TLS for all mail",
+	  SMTPC_PH_RCPT, OUTCOME_CAT_INVALID_RECIPIENT },
+	{ 552, "5.2.2", "Mailbox full; DNS is fine", SMTPC_PH_RCPT,
+	  OUTCOME_CAT_MAILBOX_FULL },
+	{ 554, "5.7.1", "Relay access denied (use TLS)", SMTPC_PH_RCPT,
+	  OUTCOME_CAT_POLICY },
+	/* the text as fallback: whole words, any case */
+	{ 554, "", "Client host blocked using DNSBL zen.example",
+	  SMTPC_PH_GREETING, OUTCOME_CAT_POLICY },
+	{ 554, "", "listed on dnsbl.example", SMTPC_PH_GREETING,
+	  OUTCOME_CAT_OTHER },
+	{ 0, "", "dns lookup failed", SMTPC_PH_CONNECT, OUTCOME_CAT_DNS },
+	{ 0, "", "nxdomain", SMTPC_PH_CONNECT, OUTCOME_CAT_DNS },
+	{ 550, "5.0.0", "tls required", SMTPC_PH_MAIL, OUTCOME_CAT_TLS },
+	{ 550, "", "Mutls rejected", SMTPC_PH_MAIL, OUTCOME_CAT_OTHER },
 	/* anything else */
 	{ 0, "", "connection refused", SMTPC_PH_CONNECT, OUTCOME_CAT_OTHER },
 	{ 0, "", "timeout after DATA", SMTPC_PH_DATA, OUTCOME_CAT_OTHER },

@@ -12,7 +12,7 @@
 #include "node/shaping.h"
 #include "tests/unit/check_helpers.h"
 
-#define T0 1700000000000000ull /* a wall-clock time in microseconds */
+#define T0 1700000000000000ull /* a clock reading in microseconds */
 
 static char d_star[] = "*";
 static char d_example[] = "example.com";
@@ -370,6 +370,27 @@ START_TEST(test_shaping_take_idle_refill_is_capped)
 }
 END_TEST
 
+/* A clock that steps back counts as no time passed: the bucket does not
+ * refill (an unsigned now - then would wrap and fill it to the cap), and
+ * time is measured again from the earlier reading. */
+START_TEST(test_shaping_take_clock_step_back_refills_nothing)
+{
+	struct shaping s = bucket(2);
+	uint64_t back = T0 - 3600ull * 1000000, w;
+
+	ck_assert_uint_eq(shaping_take(&s, T0), 0);
+	ck_assert_uint_eq(shaping_take(&s, T0), 0);
+	ck_assert_uint_gt(shaping_take(&s, T0), 0);
+	w = shaping_take(&s, back);
+	ck_assert_uint_ge(w, 500000);
+	ck_assert_uint_le(w, 500001);
+	ck_assert_uint_gt(shaping_take(&s, back + 1), 0);
+	/* half a second after the step back, one token is there again */
+	ck_assert_uint_eq(shaping_take(&s, back + 500001), 0);
+	ck_assert_uint_gt(shaping_take(&s, back + 500001), 0);
+}
+END_TEST
+
 /* Taking at exactly the pace of the rate never waits. */
 START_TEST(test_shaping_take_steady_pace_never_waits)
 {
@@ -466,6 +487,7 @@ shaping_suite(void)
 	tcase_add_test(tc, test_shaping_take_burst_then_wait);
 	tcase_add_test(tc, test_shaping_take_below_one_per_second);
 	tcase_add_test(tc, test_shaping_take_idle_refill_is_capped);
+	tcase_add_test(tc, test_shaping_take_clock_step_back_refills_nothing);
 	tcase_add_test(tc, test_shaping_take_steady_pace_never_waits);
 	tcase_add_test(tc, test_shaping_take_wait_is_sufficient);
 	tcase_add_test(tc, test_shaping_take_long_run_rate);
