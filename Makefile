@@ -9,9 +9,11 @@ BINDIR   ?= bin
 PKGS     := lmdb libzmq libprotobuf-c libcares openssl libevent \
             libevent_openssl libconfig libsystemd
 CPPFLAGS += -I. -I$(BUILD) -D_GNU_SOURCE
-CFLAGS   ?= -O2 -g
-# SAN: extra flags for compiling and linking (the asan build sets them)
-CFLAGS   += $(SAN)
+# OPT: optimization and debug flags; SAN: sanitizer flags for compiling and
+# linking. The asan build sets both on the command line; CFLAGS itself is
+# never set there, since that would drop the warning flags below.
+OPT      ?= -O2 -g
+CFLAGS   += $(OPT) $(SAN)
 LDFLAGS  += $(SAN)
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter \
             -fno-strict-aliasing -MMD -MP
@@ -102,7 +104,7 @@ e2e: all
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan BINDIR=build-asan/bin \
-		CFLAGS="-O1 -g -fno-omit-frame-pointer" \
+		OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
 	@SHOAL_BUILD=build-asan SHOAL_BIN=build-asan/bin bash tests/run.sh
 
