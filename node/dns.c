@@ -1,9 +1,10 @@
 /* MX resolution for delivery: c-ares driven from the node's libevent loop.
  *
- * Owns the c-ares channel, the answer cache and the coalescing of lookups
- * for one name; leaves the retry policy to node/outcome.c. Implements
- * RFC 5321 5.1 (MX order, equal preferences shuffled, implicit MX),
- * RFC 7505 (null MX) and RFC 2308 (negative answers, capped at 60 s).
+ * Owns the c-ares channel and the coalescing of lookups for one name;
+ * leaves the answer cache to node/dns_cache.c and the retry policy to
+ * node/outcome.c. Implements RFC 5321 5.1 (MX order, equal preferences
+ * shuffled, implicit MX), RFC 7505 (null MX) and RFC 2308 (negative
+ * answers, capped at 60 s).
  * Handles untrusted input: every DNS answer, bounded to DNS_HOSTS_MAX
  * hosts of DNS_ADDRS_MAX addresses. Callbacks always run from their own
  * event, never inside c-ares or inside dns_resolve_*(). */
@@ -19,13 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
-#include <time.h>
 
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "node/dns_cache.h"
 
 #define DNS_TRIES 3
 #define DNS_NEG_TTL_MAX (DNS_TTL_MIN * 12) /* NXDOMAIN / NODATA */
@@ -43,53 +43,6 @@ static const char DNS_ERR_MALFORMED[] =
 	"DNS temporary failure: malformed answer";
 static const char *const DNS_STATUS_NAMES[] = { "ok", "nxdomain", "no_hosts",
 						"null_mx", "tempfail" };
-
-enum dns_kind { DNS_KIND_MX, DNS_KIND_HOST };
-
-struct dns_addr {
-	uint8_t family; /* AF_INET or AF_INET6 */
-	uint8_t ip[16];
-};
-
-/* A host as cached: about 160 bytes instead of a struct dns_host. */
-struct dns_ahost {
-	char *name;
-	uint16_t preference;
-	size_t n_addrs;
-	struct dns_addr addrs[DNS_ADDRS_MAX];
-};
-
-/* Refcounted: one ref for the cache entry, one per lookup it answers. */
-struct dns_answer {
-	int refs;
-	enum dns_status status;
-	const char *error;
-	int implicit_mx;
-	uint32_t ttl;
-	size_t n_hosts;
-	struct dns_ahost *hosts; /* by preference; cut to n_hosts when done */
-};
-
-struct dns_hnode {
-	struct dns_hnode *next;
-	uint64_t hash;
-};
-
-struct dns_htab {
-	struct dns_hnode **b;
-	size_t nb, n; /* nb: 0 or a power of two */
-};
-
-/* A cached answer (ans), or a name being resolved (f). */
-struct dns_entry {
-	struct dns_hnode hn; /* first: the table holds &hn */
-	enum dns_kind kind;
-	char *name;
-	struct dns_flight *f;
-	struct dns_answer *ans;
-	uint64_t expire_ms;
-	size_t heap_i;
-};
 
 /* One dns_resolve_*() call, until its callback runs or it is cancelled. */
 struct dns_req {
@@ -141,23 +94,13 @@ struct dns {
 	int timeout_ms;
 	struct event *timer;
 	struct dns_sock *socks;
-	struct dns_htab entries, reqs;
-	struct dns_entry **heap;  /* cached answers, soonest expiry first */
-	size_t n_heap, cap_heap;
-	uint64_t next_id, rng, hash_seed;
+	struct dns_cache cache;
+	struct dns_htab reqs;     /* struct dns_req by id */
+	uint64_t next_id, rng;
 	uint64_t warn_next_ms, warn_folded;
 };
 
 static void dns_flight_hosts(struct dns_flight *f);
-
-static uint64_t
-dns_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* splitmix64, seeded once from getrandom() in dns_new() */
 static uint64_t
@@ -201,7 +144,7 @@ dns_shuffle_runs(struct dns *d, const struct dns_ahost *h, size_t *order,
 static bool
 dns_warn_ok(struct dns *d, uint64_t *folded)
 {
-	uint64_t now = dns_now_ms();
+	uint64_t now = dns_cache_now_ms();
 
 	if (now < d->warn_next_ms) {
 		d->warn_folded++;
@@ -211,187 +154,6 @@ dns_warn_ok(struct dns *d, uint64_t *folded)
 	d->warn_folded = 0;
 	d->warn_next_ms = now + DNS_WARN_EVERY_MS;
 	return true;
-}
-
-/* FNV-1a, seeded: the names come from mail senders and DNS */
-static uint64_t
-dns_hash_name(const struct dns *d, enum dns_kind kind, const char *name)
-{
-	uint64_t h = d->hash_seed ^ (uint64_t)kind;
-
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)(*p | 0x20)) * 0x100000001b3ULL;
-	return h;
-}
-
-static void
-dns_htab_add(struct dns_htab *t, struct dns_hnode *n)
-{
-	struct dns_hnode **slot;
-
-	if (t->n >= t->nb) {
-		size_t nb = t->nb ? t->nb * 2 : 64;
-		struct dns_hnode **b = xcalloc(nb, sizeof(*b));
-
-		for (size_t i = 0; i < t->nb; i++) {
-			while (t->b[i]) {
-				struct dns_hnode *m = t->b[i];
-
-				t->b[i] = m->next;
-				m->next = b[m->hash & (nb - 1)];
-				b[m->hash & (nb - 1)] = m;
-			}
-		}
-		free(t->b);
-		t->b = b;
-		t->nb = nb;
-	}
-	slot = &t->b[n->hash & (t->nb - 1)];
-	n->next = *slot;
-	*slot = n;
-	t->n++;
-}
-
-static void
-dns_htab_del(struct dns_htab *t, struct dns_hnode *n)
-{
-	for (struct dns_hnode **p = &t->b[n->hash & (t->nb - 1)]; *p;
-	     p = &(*p)->next) {
-		if (*p == n) {
-			*p = n->next;
-			t->n--;
-			return;
-		}
-	}
-	SHOAL_ASSERT(!"node not in table");
-}
-
-static struct dns_hnode *
-dns_htab_first(const struct dns_htab *t, uint64_t hash)
-{
-	return t->nb ? t->b[hash & (t->nb - 1)] : NULL;
-}
-
-static struct dns_answer *
-dns_answer_new(enum dns_status status, const char *error)
-{
-	struct dns_answer *a = xcalloc(1, sizeof(*a));
-
-	a->refs = 1;
-	a->status = status;
-	a->error = error;
-	a->hosts = xcalloc(DNS_HOSTS_MAX, sizeof(*a->hosts));
-	return a;
-}
-
-static void
-dns_answer_unref(struct dns_answer *a)
-{
-	if (a == NULL || --a->refs > 0)
-		return;
-	for (size_t i = 0; i < a->n_hosts; i++)
-		free(a->hosts[i].name);
-	free(a->hosts);
-	free(a);
-}
-
-/* ---- cache: a table by name, and a heap by expiry for eviction ------- */
-
-static bool
-dns_heap_less(const struct dns *d, size_t a, size_t b)
-{
-	return d->heap[a]->expire_ms < d->heap[b]->expire_ms;
-}
-
-static void
-dns_heap_swap(struct dns *d, size_t a, size_t b)
-{
-	struct dns_entry *t = d->heap[a];
-
-	d->heap[a] = d->heap[b];
-	d->heap[b] = t;
-	d->heap[a]->heap_i = a;
-	d->heap[b]->heap_i = b;
-}
-
-static void
-dns_heap_fix(struct dns *d, size_t i)
-{
-	while (i > 0 && dns_heap_less(d, i, (i - 1) / 2)) {
-		dns_heap_swap(d, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= d->n_heap)
-			break;
-		if (c + 1 < d->n_heap && dns_heap_less(d, c + 1, c))
-			c++;
-		if (!dns_heap_less(d, c, i))
-			break;
-		dns_heap_swap(d, i, c);
-		i = c;
-	}
-}
-
-static void
-dns_entry_free(struct dns *d, struct dns_entry *e)
-{
-	dns_htab_del(&d->entries, &e->hn);
-	if (e->ans) {
-		size_t i = e->heap_i;
-
-		d->heap[i] = d->heap[--d->n_heap];
-		d->heap[i]->heap_i = i;
-		if (i < d->n_heap)
-			dns_heap_fix(d, i);
-		dns_answer_unref(e->ans);
-	}
-	free(e->name);
-	free(e);
-}
-
-static void
-dns_cache_put(struct dns *d, struct dns_entry *e, struct dns_answer *a)
-{
-	uint64_t now = dns_now_ms();
-
-	e->ans = a;
-	a->refs++; /* released in dns_entry_free() */
-	e->expire_ms = now + (uint64_t)a->ttl * 1000;
-	if (d->n_heap == d->cap_heap) {
-		d->cap_heap = d->cap_heap ? d->cap_heap * 2 : 64;
-		d->heap = xrealloc(d->heap, d->cap_heap * sizeof(*d->heap));
-	}
-	e->heap_i = d->n_heap;
-	d->heap[d->n_heap++] = e;
-	dns_heap_fix(d, e->heap_i);
-	/* expired answers go first; when none, the one expiring soonest */
-	while (d->n_heap > 0 &&
-	       (d->heap[0]->expire_ms <= now || d->n_heap > DNS_CACHE_MAX))
-		dns_entry_free(d, d->heap[0]);
-}
-
-static struct dns_entry *
-dns_cache_find(struct dns *d, enum dns_kind kind, const char *name)
-{
-	uint64_t h = dns_hash_name(d, kind, name);
-
-	for (struct dns_hnode *n = dns_htab_first(&d->entries, h); n;
-	     n = n->next) {
-		struct dns_entry *e = (struct dns_entry *)n;
-
-		if (n->hash != h || e->kind != kind ||
-		    strcasecmp(e->name, name) != 0)
-			continue;
-		if (e->ans && e->expire_ms <= dns_now_ms()) {
-			dns_entry_free(d, e);
-			return NULL;
-		}
-		return e;
-	}
-	return NULL;
 }
 
 /* ---- c-ares on libevent ---------------------------------------------- */
@@ -628,9 +390,9 @@ dns_flight_finish(struct dns_flight *f)
 	}
 	e->f = NULL;
 	if (a->status == DNS_TEMPFAIL)
-		dns_entry_free(d, e); /* never cached */
+		dns_cache_del(&d->cache, e); /* never cached */
 	else
-		dns_cache_put(d, e, a);
+		dns_cache_put(&d->cache, e, a);
 	while (f->waiters) {
 		struct dns_req *r = f->waiters;
 
@@ -642,7 +404,7 @@ dns_flight_finish(struct dns_flight *f)
 		r->ttl = a->ttl;
 		event_active(r->ev, 0, 0);
 	}
-	dns_answer_unref(a); /* taken in dns_answer_new() by the flight */
+	dns_cache_answer_unref(a); /* the flight's, from dns_flight_new() */
 	free(f);
 }
 
@@ -654,8 +416,8 @@ dns_flight_done(struct dns_flight *f)
 		return;
 	if (f->d->is_closing) {
 		f->e->f = NULL;
-		dns_entry_free(f->d, f->e);
-		dns_answer_unref(f->ans);
+		dns_cache_del(&f->d->cache, f->e);
+		dns_cache_answer_unref(f->ans);
 		free(f);
 		return;
 	}
@@ -842,7 +604,7 @@ dns_flight_new(struct dns *d, struct dns_entry *e)
 
 	f->d = d;
 	f->e = e;
-	f->ans = dns_answer_new(DNS_TEMPFAIL, "");
+	f->ans = dns_cache_answer_new(DNS_TEMPFAIL, "");
 	f->ttl = DNS_TTL_MAX;
 	f->neg_ttl = DNS_NEG_TTL_MAX;
 	e->f = f;
@@ -867,7 +629,7 @@ dns_flight_start(struct dns_flight *f)
 static void
 dns_req_free(struct dns *d, struct dns_req *r)
 {
-	dns_htab_del(&d->reqs, &r->hn);
+	dns_cache_htab_del(&d->reqs, &r->hn);
 	if (r->f) {
 		if (r->prev)
 			r->prev->next = r->next;
@@ -877,7 +639,7 @@ dns_req_free(struct dns *d, struct dns_req *r)
 			r->next->prev = r->prev;
 	}
 	event_free(r->ev);
-	dns_answer_unref(r->ans); /* taken when r became ready */
+	dns_cache_answer_unref(r->ans); /* taken when r became ready */
 	free(r);
 }
 
@@ -943,7 +705,7 @@ dns_resolve(struct dns *d, enum dns_kind kind, const char *name, dns_mx_fn fn,
 	r->hn.hash = r->id * 0x9e3779b97f4a7c15ULL;
 	r->ev = event_new(d->base, -1, 0, dns_req_fire, r);
 	SHOAL_ASSERT(r->ev != NULL);
-	dns_htab_add(&d->reqs, &r->hn);
+	dns_cache_htab_add(&d->reqs, &r->hn);
 	if (log_enabled(LOG_LVL_DEBUG, LOG_SUB_DNS)) {
 		char q[LOG_QUOTE_BUF];
 
@@ -956,28 +718,26 @@ dns_resolve(struct dns *d, enum dns_kind kind, const char *name, dns_mx_fn fn,
 	    (inet_pton(AF_INET, name, lit.ip) == 1 ||
 	     inet_pton(AF_INET6, name, lit.ip) == 1)) {
 		lit.family = strchr(name, ':') ? AF_INET6 : AF_INET;
-		r->ans = dns_answer_new(DNS_OK, "");
+		r->ans = dns_cache_answer_new(DNS_OK, "");
 		r->ans->hosts[0].name = xstrdup(name);
 		r->ans->hosts[0].addrs[0] = lit;
 		r->ans->hosts[0].n_addrs = 1;
 		r->ans->n_hosts = 1;
 		r->ttl = r->ans->ttl = DNS_TTL_MAX;
 	} else if (len == 0 || len > DNS_NAME_MAX) {
-		r->ans = dns_answer_new(DNS_NXDOMAIN, DNS_ERR_BAD_NAME);
+		r->ans = dns_cache_answer_new(DNS_NXDOMAIN, DNS_ERR_BAD_NAME);
 		r->ttl = r->ans->ttl = DNS_TTL_MIN;
-	} else if ((e = dns_cache_find(d, kind, name)) != NULL && e->ans) {
+	} else if ((e = dns_cache_find(&d->cache, kind, name)) != NULL &&
+		   e->ans) {
 		r->ans = e->ans;
 		r->ans->refs++; /* released in dns_req_free() */
-		r->ttl = (uint32_t)((e->expire_ms - dns_now_ms() + 999) / 1000);
+		r->ttl = (uint32_t)((e->expire_ms - dns_cache_now_ms() + 999) /
+				    1000);
 	} else {
 		bool is_new = e == NULL;
 
 		if (is_new) {
-			e = xcalloc(1, sizeof(*e));
-			e->kind = kind;
-			e->name = xstrdup(name);
-			e->hn.hash = dns_hash_name(d, kind, name);
-			dns_htab_add(&d->entries, &e->hn);
+			e = dns_cache_add(&d->cache, kind, name);
 			dns_flight_new(d, e);
 		}
 		/* a waiter before the start: it may end inside ares_query() */
@@ -1012,7 +772,7 @@ dns_cancel(struct dns *d, uint64_t id)
 {
 	uint64_t h = id * 0x9e3779b97f4a7c15ULL;
 
-	for (struct dns_hnode *n = dns_htab_first(&d->reqs, h); n;
+	for (struct dns_hnode *n = dns_cache_htab_first(&d->reqs, h); n;
 	     n = n->next) {
 		struct dns_req *r = (struct dns_req *)n;
 
@@ -1117,8 +877,8 @@ dns_new(struct event_base *base, const struct config *cfg, struct dns **out)
 	d->timeout_ms = DNS_TIMEOUT_MS;
 	if (getrandom(&d->rng, sizeof(d->rng), GRND_NONBLOCK) !=
 	    (ssize_t)sizeof(d->rng))
-		d->rng = dns_now_ms() ^ (uint64_t)(uintptr_t)d;
-	d->hash_seed = dns_rand(d);
+		d->rng = dns_cache_now_ms() ^ (uint64_t)(uintptr_t)d;
+	dns_cache_init(&d->cache, dns_rand(d));
 	d->n_servers = n;
 	if (n > 0) {
 		d->servers = xcalloc(n, DNS_SERVER_MAX + 1);
@@ -1183,9 +943,7 @@ dns_free(struct dns *d)
 		ares_destroy(d->ch); /* flights end in dns_flight_done() */
 	if (d->has_lib)
 		ares_library_cleanup();
-	for (size_t i = 0; i < d->entries.nb; i++)
-		while (d->entries.b[i])
-			dns_entry_free(d, (struct dns_entry *)d->entries.b[i]);
+	dns_cache_free(&d->cache);
 	while (d->socks) {
 		struct dns_sock *s = d->socks;
 
@@ -1196,9 +954,7 @@ dns_free(struct dns *d)
 	}
 	if (d->timer)
 		event_free(d->timer);
-	free(d->entries.b);
 	free(d->reqs.b);
-	free(d->heap);
 	free(d->servers);
 	free(d);
 }

@@ -1,0 +1,264 @@
+/* Checks on the loaded config that the key table cannot express: the
+ * syntax of addresses, ZeroMQ endpoints and networks, log.level, unique
+ * node ids and peers that name each other. Also the one way every check in
+ * lib/config*.c reports a failure, with file, line and key path. Leaves
+ * types, ranges and defaults to lib/config.c. Handles untrusted input:
+ * every string checked comes from the file. */
+#include "lib/config_check.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/cidr.h"
+#include "lib/err.h"
+
+int
+config_check_fail(struct cfg_ctx *cx, const config_setting_t *s,
+		  const char *path, const char *fmt, ...)
+{
+	const char *file = s ? config_setting_source_file(s) : NULL;
+	int line = s ? (int)config_setting_source_line(s) : 0;
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (file == NULL)
+		file = cx->file;
+	if (line > 0)
+		snprintf(cx->err, cx->errlen, "%s:%d: %s: %s", file, line, path,
+			 what);
+	else
+		snprintf(cx->err, cx->errlen, "%s: %s: %s", file, path, what);
+	return SHOAL_E_CONFIG;
+}
+
+/* The setting root.group.key[idx].member (group, member NULL and idx < 0
+ * skip that step), or NULL, for the line of an error found after parsing. */
+static const config_setting_t *
+cfg_at(const config_setting_t *root, const char *group, const char *key,
+       int idx, const char *member)
+{
+	const config_setting_t *s = root;
+
+	if (group && s)
+		s = config_setting_get_member(s, group);
+	if (s)
+		s = config_setting_get_member(s, key);
+	if (idx >= 0 && s)
+		s = config_setting_get_elem(s, (unsigned)idx);
+	if (member && s)
+		s = config_setting_get_member(s, member);
+	return s;
+}
+
+/* A host name (letters, digits, '-', '_', dots between labels) or an IPv4
+ * literal, which has that shape too. */
+static bool
+cfg_is_hostname(const char *h)
+{
+	size_t n = strlen(h);
+
+	if (n == 0 || n > 253 || h[0] == '.' || strstr(h, ".."))
+		return false;
+	for (const char *p = h; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' &&
+		    *p != '.')
+			return false;
+	return true;
+}
+
+/* What cfg_is_hostport() takes besides an IPv4 literal or [IPv6]. */
+enum cfg_host {
+	CFG_HOST_NAME = 1 << 0,	   /* a host name */
+	CFG_HOST_PORT = 1 << 1,	   /* the port is required */
+	CFG_HOST_BARE_V6 = 1 << 2, /* "2001:db8::1" without brackets, no port */
+};
+
+/* Check "host:port", "[v6]:port", "host" or a bare IPv6 address against
+ * flags. A port is 1..65535. Returns true when s fits. */
+static bool
+cfg_is_hostport(const char *s, unsigned flags)
+{
+	char host[256];
+	const char *h = s, *port = NULL, *c;
+	unsigned char bin[16];
+	bool is_v6 = false;
+	size_t hl;
+
+	if (s[0] == '[') {
+		if ((c = strchr(s, ']')) == NULL || (c[1] && c[1] != ':'))
+			return false;
+		h = s + 1;
+		hl = (size_t)(c - h);
+		port = c[1] ? c + 2 : NULL;
+		is_v6 = true;
+	} else if ((c = strchr(s, ':')) != NULL && strchr(c + 1, ':')) {
+		if (!(flags & CFG_HOST_BARE_V6))
+			return false;
+		hl = strlen(s);
+		is_v6 = true;
+	} else if (c != NULL) {
+		hl = (size_t)(c - s);
+		port = c + 1;
+	} else {
+		hl = strlen(s);
+	}
+	if (hl == 0 || hl >= sizeof(host))
+		return false;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (port) {
+		char *end;
+		unsigned long p;
+
+		if (*port < '0' || *port > '9' || strlen(port) > 5)
+			return false;
+		p = strtoul(port, &end, 10);
+		if (*end || p < 1 || p > 65535)
+			return false;
+	} else if (flags & CFG_HOST_PORT) {
+		return false;
+	}
+	if (is_v6)
+		return inet_pton(AF_INET6, host, bin) == 1;
+	if (inet_pton(AF_INET, host, bin) == 1)
+		return true;
+	return (flags & CFG_HOST_NAME) && cfg_is_hostname(host);
+}
+
+/* A ZeroMQ endpoint both binds (the node) and connects (routers, shoalctl):
+ * tcp://host:port or ipc://path. */
+static bool
+cfg_is_endpoint(const char *s)
+{
+	if (strncmp(s, "tcp://", 6) == 0)
+		return cfg_is_hostport(s + 6, CFG_HOST_NAME | CFG_HOST_PORT);
+	return strncmp(s, "ipc://", 6) == 0 && s[6] != '\0';
+}
+
+/* Addresses are checked here, with the line, rather than when a program
+ * first binds or connects to them. */
+static int
+cfg_check_addrs(struct cfg_ctx *cx, const struct config *c,
+		const config_setting_t *root)
+{
+	static const char want_hostport[] = "expected host:port or [IPv6]:port";
+	const unsigned hostport = CFG_HOST_NAME | CFG_HOST_PORT;
+	char path[CFG_PATH_MAX];
+	struct cidr net;
+
+	for (size_t i = 0; i < c->n_nodes; i++) {
+		const struct cfg_node *nd = &c->nodes[i];
+
+		if (!cfg_is_endpoint(nd->endpoint)) {
+			snprintf(path, sizeof(path), "nodes[%zu].endpoint", i);
+			return config_check_fail(
+				cx,
+				cfg_at(root, NULL, "nodes", (int)i, "endpoint"),
+				path, "expected tcp://host:port or ipc://path");
+		}
+		if (nd->metrics && !cfg_is_hostport(nd->metrics, hostport)) {
+			snprintf(path, sizeof(path), "nodes[%zu].metrics", i);
+			return config_check_fail(
+				cx,
+				cfg_at(root, NULL, "nodes", (int)i, "metrics"),
+				path, "%s", want_hostport);
+		}
+	}
+	/* router.listen is filled with a valid default when absent */
+	for (size_t i = 0; i < c->router.n_listen; i++) {
+		if (cfg_is_hostport(c->router.listen[i].address, CFG_HOST_PORT))
+			continue;
+		snprintf(path, sizeof(path), "router.listen[%zu].address", i);
+		return config_check_fail(
+			cx, cfg_at(root, "router", "listen", (int)i, "address"),
+			path, "expected IPv4:port or [IPv6]:port");
+	}
+	for (size_t i = 0; i < c->router.n_relay_networks; i++) {
+		if (cidr_parse(c->router.relay_networks[i], &net) == 0)
+			continue;
+		snprintf(path, sizeof(path), "router.relay_networks[%zu]", i);
+		return config_check_fail(
+			cx,
+			cfg_at(root, "router", "relay_networks", (int)i, NULL),
+			path,
+			"expected a network such as 192.0.2.0/24 or "
+			"2001:db8::/32");
+	}
+	if (c->router.metrics && !cfg_is_hostport(c->router.metrics, hostport))
+		return config_check_fail(
+			cx, cfg_at(root, "router", "metrics", -1, NULL),
+			"router.metrics", "%s", want_hostport);
+	for (size_t i = 0; i < c->delivery.n_dns_servers; i++) {
+		if (cfg_is_hostport(c->delivery.dns_servers[i],
+				    CFG_HOST_BARE_V6))
+			continue;
+		snprintf(path, sizeof(path), "delivery.dns_servers[%zu]", i);
+		return config_check_fail(
+			cx,
+			cfg_at(root, "delivery", "dns_servers", (int)i, NULL),
+			path, "expected an IP address, IP:port or [IPv6]:port");
+	}
+	for (size_t i = 0; i < c->delivery.n_routes; i++) {
+		if (cfg_is_hostport(c->delivery.routes[i].host,
+				    CFG_HOST_NAME | CFG_HOST_BARE_V6))
+			continue;
+		snprintf(path, sizeof(path), "delivery.routes[%zu].host", i);
+		return config_check_fail(
+			cx, cfg_at(root, "delivery", "routes", (int)i, "host"),
+			path, "expected host, host:port or [IPv6]:port");
+	}
+	return 0;
+}
+
+int
+config_check_all(struct cfg_ctx *cx, const struct config *c,
+		 const config_setting_t *root)
+{
+	if (strcmp(c->log.level, "error") && strcmp(c->log.level, "warn") &&
+	    strcmp(c->log.level, "info") && strcmp(c->log.level, "debug"))
+		return config_check_fail(
+			cx, cfg_at(root, "log", "level", -1, NULL), "log.level",
+			"expected error, warn, info or debug");
+	for (size_t i = 0; i < c->n_nodes; i++) {
+		const struct cfg_node *a = &c->nodes[i];
+		char path[CFG_PATH_MAX];
+
+		snprintf(path, sizeof(path), "nodes[%zu].id", i);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c->nodes[j].id, a->id) == 0)
+				return config_check_fail(
+					cx,
+					cfg_at(root, NULL, "nodes", (int)i,
+					       "id"),
+					path, "duplicate node id \"%s\"",
+					a->id);
+		snprintf(path, sizeof(path), "nodes[%zu].peer", i);
+		if (a->peer) {
+			const struct cfg_node *p = config_find_node(c, a->peer);
+			const config_setting_t *at =
+				cfg_at(root, NULL, "nodes", (int)i, "peer");
+
+			if (p == NULL || p == a)
+				return config_check_fail(
+					cx, at, path,
+					"peer \"%s\" is not another "
+					"node",
+					a->peer);
+			if (p->peer == NULL || strcmp(p->peer, a->id) != 0)
+				return config_check_fail(
+					cx, at, path,
+					"peer \"%s\" does not name "
+					"\"%s\" as its peer",
+					a->peer, a->id);
+		}
+	}
+	return cfg_check_addrs(cx, c, root);
+}
