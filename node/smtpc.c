@@ -10,7 +10,6 @@
 #include "node/smtpc.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -26,11 +25,10 @@
 #include <openssl/ssl.h>
 
 #include "lib/log.h"
-#include "lib/smtp_cmd.h"
 #include "lib/xmalloc.h"
+#include "node/smtpc_proto.h"
 
 #define SMTPC_LINE_MAX 2048       /* a longer reply line: protocol error */
-#define SMTPC_CMD_MAX 2048        /* MAIL/RCPT with parameters */
 #define SMTPC_QUIT_WAIT_S 10      /* after smtpc_close(): wait for 221 */
 
 enum smtpc_state {
@@ -98,10 +96,7 @@ struct smtpc {
 	enum smtpc_phase fail_phase;
 	struct smtpc_reply fail_reply;
 
-	/* the reply being read */
-	struct smtpc_reply cur;
-	unsigned cur_lines;
-	size_t cur_textlen;
+	struct smtpc_reply_reader cur; /* the reply being read */
 
 	/* the message being sent */
 	struct smtpc_msg msg;
@@ -335,113 +330,9 @@ smtpc_write(struct smtpc *c, const char *line)
 	evbuffer_add_printf(bufferevent_get_output(c->bev), "%s\r\n", line);
 }
 
-/* The body, dot-stuffed, without copying it: runs of lines are added by
- * reference and a "." is inserted before each line that starts with one. */
-static void
-smtpc_write_body(struct smtpc *c)
-{
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	const char *p = c->msg.body;
-	const char *end = p + c->msg.body_len;
-	const char *run = p;
-
-	while (p < end) {
-		if (*p == '.') {
-			evbuffer_add_reference(out, run, (size_t)(p - run), NULL,
-					       NULL);
-			evbuffer_add(out, ".", 1);
-			run = p;
-		}
-		p = memchr(p, '\n', (size_t)(end - p));
-		if (p == NULL)
-			break;
-		p++;
-	}
-	evbuffer_add_reference(out, run, (size_t)(end - run), NULL, NULL);
-	if (c->msg.body_len > 0 && end[-1] != '\n')
-		evbuffer_add(out, "\r\n", 2);
-	evbuffer_add(out, ".\r\n", 3);
-}
-
 /* --- reading replies ---------------------------------------------------- */
 
-/* Take an enhanced code of the reply's class off the front of text. */
-static size_t
-smtpc_take_enhanced(struct smtpc_reply *r, const char *t, size_t n)
-{
-	size_t i = 0;
-	int parts = 0;
-
-	if (n < 5 || t[0] != (char)('0' + r->code / 100) || t[1] != '.')
-		return 0;
-	i = 2;
-	for (parts = 0; parts < 2; parts++) {
-		size_t d = 0;
-
-		while (i < n && isdigit((unsigned char)t[i]) && d < 3) {
-			i++;
-			d++;
-		}
-		if (d == 0)
-			return 0;
-		if (parts == 0) {
-			if (i >= n || t[i] != '.')
-				return 0;
-			i++;
-		}
-	}
-	if (i < n && t[i] != ' ')
-		return 0;
-	if (r->enhanced[0] == '\0' && i < sizeof(r->enhanced))
-		snprintf(r->enhanced, sizeof(r->enhanced), "%.*s", (int)i, t);
-	while (i < n && t[i] == ' ')
-		i++;
-	return i;
-}
-
-/* Add one reply line to c->cur. Returns 0, or -1 for a malformed reply
- * (not "DDD", "DDD text" or "DDD-text", or a code that changes). */
-static int
-smtpc_reply_line(struct smtpc *c, const char *line, size_t n)
-{
-	struct smtpc_reply *r = &c->cur;
-	int code;
-	size_t skip;
-
-	if (n < 3 || !isdigit((unsigned char)line[0]) ||
-	    !isdigit((unsigned char)line[1]) ||
-	    !isdigit((unsigned char)line[2]) || line[0] < '2' ||
-	    line[0] > '5' || (n > 3 && line[3] != ' ' && line[3] != '-'))
-		return -1;
-	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	if (c->cur_lines == 0) {
-		memset(r, 0, sizeof(*r));
-		r->code = code;
-		c->cur_textlen = 0;
-	} else if (code != r->code) {
-		return -1;
-	}
-	if (++c->cur_lines > SMTPC_REPLY_LINES_MAX)
-		return -1;
-	line += n > 3 ? 4 : 3;
-	n -= n > 3 ? 4 : 3;
-	skip = smtpc_take_enhanced(r, line, n);
-	line += skip;
-	n -= skip;
-	/* join lines with a space; keep printable ASCII only */
-	if (c->cur_textlen > 0 && c->cur_textlen + 1 < sizeof(r->text))
-		r->text[c->cur_textlen++] = ' ';
-	for (size_t i = 0; i < n && c->cur_textlen + 1 < sizeof(r->text); i++) {
-		unsigned char ch = (unsigned char)line[i];
-
-		r->text[c->cur_textlen++] = ch >= 32 && ch < 127 ? (char)ch : '?';
-	}
-	r->text[c->cur_textlen] = '\0';
-	return 0;
-}
-
 static bool smtpc_on_reply(struct smtpc *c);
-static void smtpc_ehlo_keyword(struct smtpc *c, const char *kw, size_t n);
 
 static void
 smtpc_on_read(struct bufferevent *bev, void *arg)
@@ -452,7 +343,6 @@ smtpc_on_read(struct bufferevent *bev, void *arg)
 	while (c->state != ST_DEAD) {
 		size_t n;
 		char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-		bool more;
 		int rc;
 
 		if (line == NULL) {
@@ -473,18 +363,16 @@ smtpc_on_read(struct bufferevent *bev, void *arg)
 			smtpc_fail_local(c, "unexpected reply while idle");
 			return;
 		}
-		more = n > 3 && line[3] == '-';
-		if (c->state == ST_EHLO && c->cur_lines > 0 && n > 4)
-			smtpc_ehlo_keyword(c, line + 4, n - 4);
-		rc = smtpc_reply_line(c, line, n);
+		if (c->state == ST_EHLO && c->cur.lines > 0 && n > 4)
+			smtpc_proto_ehlo_keyword(&c->info, line + 4, n - 4);
+		rc = smtpc_proto_reply_line(&c->cur, line, n);
 		free(line);
 		if (rc < 0) {
 			smtpc_fail_local(c, "malformed reply");
 			return;
 		}
-		if (more)
+		if (rc > 0)
 			continue;
-		c->cur_lines = 0;
 		if (!smtpc_on_reply(c))
 			return;
 	}
@@ -523,51 +411,10 @@ smtpc_send_ehlo(struct smtpc *c)
 	c->info.max_size = 0;
 }
 
-/* One line of an EHLO reply after the first: an extension keyword and
- * its parameters (RFC 5321 4.1.1.1). */
-static void
-smtpc_ehlo_keyword(struct smtpc *c, const char *kw, size_t n)
-{
-	char word[32];
-	size_t w = 0;
-
-	while (w < n && w + 1 < sizeof(word) && kw[w] != ' ' && kw[w] != '=') {
-		word[w] = (char)toupper((unsigned char)kw[w]);
-		w++;
-	}
-	word[w] = '\0';
-	if (strcmp(word, "PIPELINING") == 0) {
-		c->info.pipelining = true;
-	} else if (strcmp(word, "STARTTLS") == 0) {
-		c->info.starttls = true;
-	} else if (strcmp(word, "8BITMIME") == 0) {
-		c->info.eightbit = true;
-	} else if (strcmp(word, "SMTPUTF8") == 0) {
-		c->info.smtputf8 = true;
-	} else if (strcmp(word, "DSN") == 0) {
-		c->info.dsn = true;
-	} else if (strcmp(word, "SIZE") == 0) {
-		uint64_t v = 0;
-		size_t i = w;
-
-		c->info.size = true;
-		while (i < n && kw[i] == ' ')
-			i++;
-		for (; i < n && isdigit((unsigned char)kw[i]); i++) {
-			if (v > (UINT64_MAX - 9) / 10) {
-				v = 0;
-				break;
-			}
-			v = v * 10 + (uint64_t)(kw[i] - '0');
-		}
-		c->info.max_size = v;
-	}
-}
-
 static bool
 smtpc_on_session_reply(struct smtpc *c)
 {
-	struct smtpc_reply *r = &c->cur;
+	struct smtpc_reply *r = &c->cur.reply;
 	int cls = r->code / 100;
 
 	switch (c->state) {
@@ -634,7 +481,7 @@ smtpc_session_ready(struct smtpc *c)
 		  c->info.mx_name, c->info.peer_ip, c->info.esmtp,
 		  c->info.pipelining,
 		  c->info.tls_active ? c->info.tls_version : "none");
-	return smtpc_call_ready(c, true, SMTPC_PH_QUIT, &c->cur);
+	return smtpc_call_ready(c, true, SMTPC_PH_QUIT, &c->cur.reply);
 }
 
 /* 220 to STARTTLS: anything the server sent after it is plaintext that
@@ -696,90 +543,34 @@ smtpc_plan_add(struct smtpc *c, enum plan_cmd cmd)
 	c->plan[c->plan_len++] = cmd;
 }
 
-static bool
-smtpc_safe(const char *s)
+/* The index of the recipient for plan entry i. */
+static size_t
+smtpc_rcpt_index(const struct smtpc *c, size_t i)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s <= ' ' || *s == '<' || *s == '>' ||
-		    *s == 0x7f)
-			return false;
-	return true;
+	size_t k = 0;
+
+	for (size_t j = 0; j < i; j++)
+		k += c->plan[j] == PLAN_RCPT;
+	return k;
 }
 
 /* Write the command for plan entry i. */
 static void
 smtpc_write_cmd(struct smtpc *c, size_t i)
 {
-	const struct smtpc_msg *m = &c->msg;
 	char line[SMTPC_CMD_MAX];
-	size_t k, o = 0;
 
 	switch (c->plan[i]) {
 	case PLAN_RSET:
 		smtpc_write(c, "RSET");
 		return;
 	case PLAN_MAIL:
-		o = (size_t)snprintf(line, sizeof(line), "MAIL FROM:<%s>",
-				     m->mail_from);
-		if (c->info.size)
-			o += (size_t)snprintf(line + o, sizeof(line) - o,
-					      " SIZE=%zu", m->body_len);
-		if (m->body_8bit && c->info.eightbit)
-			o += (size_t)snprintf(line + o, sizeof(line) - o,
-					      " BODY=8BITMIME");
-		if (m->smtputf8)
-			o += (size_t)snprintf(line + o, sizeof(line) - o,
-					      " SMTPUTF8");
-		if (c->info.dsn && m->ret >= 1 && m->ret <= 2)
-			o += (size_t)snprintf(line + o, sizeof(line) - o,
-					      " RET=%s",
-					      m->ret == 1 ? "FULL" : "HDRS");
-		if (c->info.dsn && m->envid && m->envid[0]) {
-			char x[400];
-
-			if (smtp_xtext_encode(m->envid, x, sizeof(x)) > 0)
-				snprintf(line + o, sizeof(line) - o,
-					 " ENVID=%s", x);
-		}
+		smtpc_proto_format_mail(line, sizeof(line), &c->msg, &c->info);
 		smtpc_write(c, line);
 		return;
 	case PLAN_RCPT:
-		k = 0;
-		for (size_t j = 0; j < i; j++)
-			k += c->plan[j] == PLAN_RCPT;
-		o = (size_t)snprintf(line, sizeof(line), "RCPT TO:<%s>",
-				     m->rcpts[k]);
-		if (c->info.dsn && m->notify && m->notify[k]) {
-			static const struct {
-				unsigned bit;
-				const char *name;
-			} bits[] = { { 2, "SUCCESS" },
-				     { 4, "FAILURE" },
-				     { 8, "DELAY" } };
-			const char *sep = "=";
-
-			o += (size_t)snprintf(line + o, sizeof(line) - o,
-					      " NOTIFY");
-			if (m->notify[k] & 1) {
-				o += (size_t)snprintf(line + o,
-						      sizeof(line) - o,
-						      "=NEVER");
-			} else {
-				for (size_t b = 0; b < 3; b++) {
-					if (!(m->notify[k] & bits[b].bit))
-						continue;
-					o += (size_t)snprintf(line + o,
-							      sizeof(line) - o,
-							      "%s%s", sep,
-							      bits[b].name);
-					sep = ",";
-				}
-			}
-		}
-		if (c->info.dsn && m->orcpt && m->orcpt[k] && m->orcpt[k][0] &&
-		    smtpc_safe(m->orcpt[k]) && o < sizeof(line))
-			snprintf(line + o, sizeof(line) - o, " ORCPT=%s",
-				 m->orcpt[k]);
+		smtpc_proto_format_rcpt(line, sizeof(line), &c->msg,
+					smtpc_rcpt_index(c, i), &c->info);
 		smtpc_write(c, line);
 		return;
 	case PLAN_DATA:
@@ -823,6 +614,8 @@ smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_done_fn done,
 	   void *arg)
 {
 	char why[160];
+	const char *enh;
+	int code;
 
 	if (c->done != NULL || c->done_pending)
 		return -EBUSY;
@@ -843,33 +636,9 @@ smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_done_fn done,
 
 	if (m->n_rcpts == 0)
 		return smtpc_finish_soon(c, 0, "4.3.0", "no recipients");
-	/* the length bound keeps MAIL and RCPT within SMTPC_CMD_MAX */
-	if (!smtpc_safe(m->mail_from[0] ? m->mail_from : "x") ||
-	    strlen(m->mail_from) > SMTP_MAILBOX_MAX)
-		return smtpc_finish_soon(c, 553, "5.1.7",
-					 "malformed sender address in queue");
-	for (size_t k = 0; k < m->n_rcpts; k++)
-		if (!smtpc_safe(m->rcpts[k]) || m->rcpts[k][0] == '\0' ||
-		    strlen(m->rcpts[k]) > SMTP_MAILBOX_MAX)
-			return smtpc_finish_soon(
-				c, 553, "5.1.3",
-				"malformed recipient address in queue");
-	if (m->smtputf8 && !c->info.smtputf8) {
-		snprintf(why, sizeof(why),
-			 "the message needs SMTPUTF8 and %.100s does not "
-			 "offer it",
-			 c->info.mx_name[0] ? c->info.mx_name : c->info.peer_ip);
-		return smtpc_finish_soon(c, 554, "5.6.7", why);
-	}
-	if (c->info.size && c->info.max_size > 0 &&
-	    m->body_len > c->info.max_size) {
-		snprintf(why, sizeof(why),
-			 "message size %zu exceeds the %llu bytes %.60s "
-			 "accepts",
-			 m->body_len, (unsigned long long)c->info.max_size,
-			 c->info.mx_name);
-		return smtpc_finish_soon(c, 552, "5.3.4", why);
-	}
+	code = smtpc_proto_check_msg(m, &c->info, &enh, why, sizeof(why));
+	if (code != 0)
+		return smtpc_finish_soon(c, code, enh, why);
 	if (c->first_msg_sent)
 		smtpc_plan_add(c, PLAN_RSET);
 	c->first_msg_sent = true;
@@ -880,17 +649,6 @@ smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_done_fn done,
 	smtpc_enter(c, ST_PLAN);
 	smtpc_plan_flush(c);
 	return 0;
-}
-
-/* The index of the recipient for plan entry i. */
-static size_t
-smtpc_rcpt_index(const struct smtpc *c, size_t i)
-{
-	size_t k = 0;
-
-	for (size_t j = 0; j < i; j++)
-		k += c->plan[j] == PLAN_RCPT;
-	return k;
 }
 
 /* Every recipient not refused at RCPT gets r; the message is over. */
@@ -917,7 +675,7 @@ smtpc_msg_end(struct smtpc *c, enum smtpc_phase phase,
 static bool
 smtpc_on_plan_reply(struct smtpc *c)
 {
-	struct smtpc_reply *r = &c->cur;
+	struct smtpc_reply *r = &c->cur.reply;
 	int cls = r->code / 100;
 	enum plan_cmd cmd = c->plan[c->plan_pos];
 	size_t k;
@@ -988,7 +746,8 @@ smtpc_on_plan_reply(struct smtpc *c)
 			/* while the body goes out, each write must progress
 			 * within the data-block timeout; the 10 minutes for
 			 * the final reply start once it is all sent */
-			smtpc_write_body(c);
+			smtpc_proto_add_body(bufferevent_get_output(c->bev),
+					     c->msg.body, c->msg.body_len);
 			bufferevent_set_timeouts(c->bev, NULL, &wtv);
 			c->plan_pos++;
 			c->state = ST_DOT;
@@ -1023,7 +782,7 @@ smtpc_on_plan_reply(struct smtpc *c)
 static bool
 smtpc_on_dot_reply(struct smtpc *c)
 {
-	struct smtpc_reply *r = &c->cur;
+	struct smtpc_reply *r = &c->cur.reply;
 
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
@@ -1054,7 +813,7 @@ smtpc_on_reply(struct smtpc *c)
 	case ST_EHLO:
 	case ST_HELO:
 	case ST_STARTTLS:
-		if (c->state == ST_EHLO && c->cur.code / 100 == 2)
+		if (c->state == ST_EHLO && c->cur.reply.code / 100 == 2)
 			c->info.esmtp = true;
 		return smtpc_on_session_reply(c);
 	case ST_PLAN:

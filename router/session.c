@@ -1,5 +1,7 @@
-/* SMTP server sessions: the command table, the state machine, and the
- * hand-off of a finished message to its node. Untrusted input throughout:
+/* SMTP server sessions: the command table, the state machine, replies and
+ * the session's life cycle. The message itself (DATA, BDAT, the Received:
+ * header, the hand-off to its node) is router/transfer.c's; struct session,
+ * which both use, is in router/session_int.h. Untrusted input throughout:
  * every line and chunk is bounded, every error has its own reply.
  *
  * A session reads into one bufferevent input buffer with a high watermark;
@@ -19,31 +21,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lib/buf.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/smtp_cmd.h"
-#include "lib/smtp_data.h"
-#include "lib/wire.h"
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
+#include "router/session_int.h"
+#include "router/transfer.h"
 
 #define SESSION_INPUT_MAX (256 * 1024) /* read watermark per connection */
-#define SESSION_HELO_MAX 255           /* RFC 5321 4.5.3.1.2 domain */
 #define SESSION_OUTPUT_MAX (64 * 1024) /* replies queued before we stop reading */
-
-enum session_state {
-	SESSION_ST_GREET = 1 << 0,   /* before HELO/EHLO */
-	SESSION_ST_HELO = 1 << 1,    /* no transaction */
-	SESSION_ST_MAIL = 1 << 2,    /* MAIL accepted */
-	SESSION_ST_RCPT = 1 << 3,    /* at least one RCPT accepted */
-	SESSION_ST_DATA = 1 << 4,    /* reading DATA */
-	SESSION_ST_BDAT = 1 << 5,    /* between or inside BDAT chunks */
-	SESSION_ST_WAIT = 1 << 6,    /* waiting for the node */
-	SESSION_ST_CLOSING = 1 << 7, /* flushing the last reply */
-};
 
 #define SESSION_ST_ANY                                                       \
 	(SESSION_ST_GREET | SESSION_ST_HELO | SESSION_ST_MAIL |             \
@@ -53,44 +42,6 @@ enum session_state {
 enum session_cmd_flag {
 	CMD_PIPELINED = 1 << 0,
 	CMD_LAST_IN_GROUP = 1 << 1,
-};
-
-struct session_rcpt {
-	char *addr;
-	unsigned notify;
-	char *orcpt;
-};
-
-struct session {
-	struct session_env *env;
-	const struct cfg_listen *ls;
-	struct bufferevent *bev;
-	struct event *lifetime;
-	enum session_state state;
-	char client[64];             /* printable client address */
-	bool is_relay_client;
-	bool is_esmtp;
-	char helo[SESSION_HELO_MAX + 1];
-	unsigned errors;
-	bool skipping_line;          /* discarding the rest of a long line */
-	int in_callback;
-	bool want_free;
-
-	/* the transaction */
-	struct smtp_mail mail;
-	struct session_rcpt *rcpts;
-	size_t n_rcpts, cap_rcpts;
-	char qid[QID_LEN + 1];
-	struct buf body;
-	size_t header_len;           /* our Received header, not counted */
-	struct smtp_data data;
-	uint64_t bdat_remaining;     /* octets of the current chunk still due */
-	bool bdat_last;
-	bool in_chunk;                /* a BDAT chunk is being read */
-	bool bdat_discard;           /* consume the chunk, keep nothing */
-	bool bdat_too_big;
-	uint64_t request_id;         /* enqueue waiting, 0 if none */
-	size_t msg_size;             /* octets handed to the node */
 };
 
 struct session_cmd {
@@ -104,8 +55,6 @@ static const char *const session_state_names[] = {
 	"greet", "helo", "mail", "rcpt", "data", "bdat", "wait", "closing",
 };
 
-static void session_process(struct session *s);
-
 static const char *
 session_state_name(enum session_state st)
 {
@@ -115,7 +64,7 @@ session_state_name(enum session_state st)
 	return "?";
 }
 
-static void
+void
 session_set_state(struct session *s, enum session_state st)
 {
 	log_debug(LOG_SUB_SMTP, "client=%s state=%s next=%s", s->client,
@@ -123,11 +72,7 @@ session_set_state(struct session *s, enum session_state st)
 	s->state = st;
 }
 
-static void
-session_reply(struct session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
+void
 session_reply(struct session *s, const char *fmt, ...)
 {
 	struct evbuffer *out = bufferevent_get_output(s->bev);
@@ -140,7 +85,7 @@ session_reply(struct session *s, const char *fmt, ...)
 }
 
 /* Close after the pending output is written. */
-static void
+void
 session_close_after_reply(struct session *s)
 {
 	session_set_state(s, SESSION_ST_CLOSING);
@@ -150,7 +95,7 @@ session_close_after_reply(struct session *s)
 }
 
 /* A reply for a client mistake; too many of them end the session. */
-static void
+void
 session_reply_error(struct session *s, const char *line)
 {
 	session_reply(s, "%s", line);
@@ -163,7 +108,7 @@ session_reply_error(struct session *s, const char *line)
 	}
 }
 
-static void
+void
 session_reset_txn(struct session *s)
 {
 	for (size_t i = 0; i < s->n_rcpts; i++) {
@@ -200,126 +145,17 @@ session_free(struct session *s)
 }
 
 /* Leave a libevent callback: free the session if it asked for it. */
-static void
+void
 session_leave(struct session *s)
 {
 	if (--s->in_callback == 0 && s->want_free)
 		session_free(s);
 }
 
-/* ---- the Received header ------------------------------------------- */
-
-static void
-session_add_received(struct session *s)
-{
-	const struct config *cfg = s->env->cfg;
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
-	const char *proto;
-
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	if (s->mail.smtputf8)
-		proto = "UTF8SMTP";
-	else
-		proto = s->is_esmtp ? "ESMTP" : "SMTP";
-	buf_printf(&s->body, "Received: from %s ([%s])\r\n\tby %s (Shoal) "
-			     "with %s id %s",
-		   s->helo, s->client, cfg->router.hostname, proto, s->qid);
-	if (s->n_rcpts == 1)
-		buf_printf(&s->body, "\r\n\tfor <%s>", s->rcpts[0].addr);
-	buf_printf(&s->body, "; %s\r\n", date);
-	s->header_len = s->body.len;
-}
-
-static void
-session_begin_body(struct session *s)
-{
-	const struct config *cfg = s->env->cfg;
-
-	qid_next(&s->env->qids, s->qid);
-	buf_init(&s->body, cfg->router.max_message_size + WIRE_BODY_SLACK);
-	session_add_received(s);
-}
-
-/* ---- hand-off to the node ------------------------------------------ */
-
-static void
-session_on_durable(int result, void *arg)
-{
-	struct session *s = arg;
-
-	s->in_callback++;
-	s->request_id = 0;
-	if (result == 0) {
-		s->env->accepted++;
-		log_info("qid=%s event=accepted client=%s from=<%s> nrcpt=%zu "
-			 "size=%zu",
-			 s->qid, s->client, s->mail.from.mailbox, s->n_rcpts,
-			 s->msg_size);
-		session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
-	} else {
-		s->env->rejected++;
-		log_warn("qid=%s event=not_queued client=%s error=\"%s\"",
-			 s->qid, s->client, shoal_strerror(result));
-		if (result == SHOAL_E_STORAGE_FULL)
-			session_reply(s, "452 4.3.1 Insufficient system "
-					 "storage, try again later");
-		else
-			session_reply(s, "451 4.3.0 Message not stored, try "
-					 "again later");
-	}
-	session_reset_txn(s);
-	session_set_state(s, SESSION_ST_HELO);
-	session_process(s);
-	session_leave(s);
-}
-
-static void
-session_submit(struct session *s, bool has_8bit)
-{
-	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
-	Shoal__Recipient *rs = xcalloc(s->n_rcpts, sizeof(*rs));
-	Shoal__Recipient **rp = xcalloc(s->n_rcpts, sizeof(*rp));
-	size_t len;
-	char *body;
-
-	for (size_t i = 0; i < s->n_rcpts; i++) {
-		shoal__recipient__init(&rs[i]);
-		rs[i].address = s->rcpts[i].addr;
-		rs[i].notify = s->rcpts[i].notify;
-		rs[i].orcpt = s->rcpts[i].orcpt ? s->rcpts[i].orcpt : "";
-		rp[i] = &rs[i];
-	}
-	env.mail_from = s->mail.from.mailbox;
-	env.n_rcpts = s->n_rcpts;
-	env.rcpts = rp;
-	env.ret = (Shoal__Ret)s->mail.ret;
-	env.envid = s->mail.envid;
-	env.smtputf8 = s->mail.smtputf8;
-	env.body = (Shoal__BodyType)s->mail.body;
-	/* 8-bit data sent without BODY=8BITMIME is accepted (as Postfix
-	 * does) but recorded as 8-bit so delivery treats it right */
-	if (has_8bit && env.body == SHOAL__BODY_TYPE__BODY_7BIT)
-		env.body = SHOAL__BODY_TYPE__BODY_8BITMIME;
-	env.arrival_time = (uint64_t)time(NULL);
-	env.client_addr = s->client;
-	env.helo = s->helo;
-	env.auth_user = "";
-	body = buf_steal(&s->body, &len);
-	s->msg_size = len;
-	session_set_state(s, SESSION_ST_WAIT);
-	s->request_id = enqueue_submit(s->env->enq, s->qid, &env, body, len,
-				       session_on_durable, s);
-	free(rs);
-	free(rp);
-}
-
 /* ---- commands ------------------------------------------------------- */
 
 /* RFC 5321 4.3.2: the 503 for a command out of sequence. */
-static const char *
+const char *
 session_sequence_error(const struct session *s, enum smtp_verb verb)
 {
 	if (s->state == SESSION_ST_GREET)
@@ -479,100 +315,6 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 }
 
 static void
-session_cmd_data(struct session *s, const struct smtp_cmd *cmd)
-{
-	const struct config *cfg = s->env->cfg;
-	unsigned flags = 0;
-
-	(void)cmd;
-	if (cfg->router.bare_lf == CFG_BARE_LF_NORMALIZE)
-		flags |= SMTP_DATA_NORMALIZE_LF;
-	session_begin_body(s);
-	smtp_data_init(&s->data, &s->body, cfg->router.max_message_size,
-		       flags);
-	session_set_state(s, SESSION_ST_DATA);
-	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
-}
-
-static void
-session_data_done(struct session *s)
-{
-	if (s->data.error != SMTP_DATA_OK) {
-		char q[64];
-
-		log_info("client=%s event=data_refused reason=%s", s->client,
-			 log_quote(q, sizeof(q),
-				   smtp_data_strerror(s->data.error), 9));
-		session_reply_error(s, smtp_data_strerror(s->data.error));
-		session_reset_txn(s);
-		if (s->state != SESSION_ST_CLOSING)
-			session_set_state(s, SESSION_ST_HELO);
-		return;
-	}
-	session_submit(s, s->data.has_8bit);
-}
-
-static void
-session_cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
-{
-	uint64_t size;
-	bool last;
-
-	if (smtp_bdat_parse(cmd->arg, cmd->arg_len, &size, &last) != 0) {
-		/* the chunk length is unknown: the session cannot stay in
-		 * step with the client, so it ends here */
-		session_reply(s, "%s", smtp_cmd_strerror(SMTP_CMD_E_SYNTAX,
-							 SMTP_VERB_BDAT));
-		session_reply(s, "421 4.5.0 %s Error: lost BDAT framing",
-			      s->env->cfg->router.hostname);
-		session_close_after_reply(s);
-		return;
-	}
-	s->bdat_remaining = size;
-	s->bdat_last = last;
-	s->in_chunk = true;
-	if (!(s->state & (SESSION_ST_RCPT | SESSION_ST_BDAT))) {
-		/* RFC 3030 3: the chunk is read and thrown away */
-		s->bdat_discard = true;
-		return;
-	}
-	if (s->state == SESSION_ST_RCPT)
-		session_begin_body(s);
-	session_set_state(s, SESSION_ST_BDAT);
-}
-
-/* A whole BDAT chunk has been read. */
-static void
-session_bdat_chunk_done(struct session *s)
-{
-	s->in_chunk = false;
-	if (s->bdat_discard) {
-		s->bdat_discard = false;
-		if (s->state == SESSION_ST_BDAT && s->bdat_too_big) {
-			/* the rest of a refused message: stay quiet until
-			 * LAST, which gets the one error reply */
-			if (s->bdat_last) {
-				session_reset_txn(s);
-				session_set_state(s, SESSION_ST_HELO);
-				session_reply_error(s, "552 5.3.4 Message size "
-						       "exceeds fixed limit");
-			} else {
-				session_reply(s, "250 2.0.0 Chunk discarded");
-			}
-			return;
-		}
-		session_reply_error(s, session_sequence_error(s, SMTP_VERB_DATA));
-		return;
-	}
-	if (!s->bdat_last) {
-		session_reply(s, "250 2.0.0 %zu octets received",
-			      s->body.len - s->header_len);
-		return;
-	}
-	session_submit(s, false);
-}
-
-static void
 session_cmd_rset(struct session *s, const struct smtp_cmd *cmd)
 {
 	(void)cmd;
@@ -635,8 +377,8 @@ static const struct session_cmd session_cmds[] = {
 	{ SMTP_VERB_MAIL, SESSION_ST_HELO, CMD_PIPELINED, session_cmd_mail },
 	{ SMTP_VERB_RCPT, SESSION_ST_MAIL | SESSION_ST_RCPT, CMD_PIPELINED,
 	  session_cmd_rcpt },
-	{ SMTP_VERB_DATA, SESSION_ST_RCPT, CMD_LAST_IN_GROUP, session_cmd_data },
-	{ SMTP_VERB_BDAT, SESSION_ST_ANY, CMD_PIPELINED, session_cmd_bdat },
+	{ SMTP_VERB_DATA, SESSION_ST_RCPT, CMD_LAST_IN_GROUP, transfer_cmd_data },
+	{ SMTP_VERB_BDAT, SESSION_ST_ANY, CMD_PIPELINED, transfer_cmd_bdat },
 	{ SMTP_VERB_RSET, SESSION_ST_ANY, CMD_PIPELINED, session_cmd_rset },
 	{ SMTP_VERB_NOOP, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_noop },
 	{ SMTP_VERB_QUIT, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_quit },
@@ -662,7 +404,7 @@ session_dispatch(struct session *s, const char *line, size_t len)
 		    rc != SMTP_CMD_E_8BIT) {
 			cmd.arg = "";
 			cmd.arg_len = 0;
-			session_cmd_bdat(s, &cmd);
+			transfer_cmd_bdat(s, &cmd);
 			return;
 		}
 		session_reply_error(s, smtp_cmd_strerror(rc, cmd.verb));
@@ -681,7 +423,7 @@ session_dispatch(struct session *s, const char *line, size_t len)
 	    (cmd.verb == SMTP_VERB_BDAT && s->state == SESSION_ST_BDAT &&
 	     s->bdat_too_big)) {
 		if (cmd.verb == SMTP_VERB_BDAT) {
-			session_cmd_bdat(s, &cmd);
+			transfer_cmd_bdat(s, &cmd);
 			s->bdat_discard = true;
 			return;
 		}
@@ -698,59 +440,6 @@ session_dispatch(struct session *s, const char *line, size_t len)
 }
 
 /* ---- input ---------------------------------------------------------- */
-
-/* Feed buffered DATA to the stream parser. Returns true when the message
- * ended (the session moved on), false when more input is needed. */
-static bool
-session_read_data(struct session *s, struct evbuffer *in)
-{
-	struct evbuffer_iovec vec[8];
-	int n = evbuffer_peek(in, -1, NULL, vec, 8);
-
-	for (int i = 0; i < n && i < 8; i++) {
-		size_t used = 0;
-		int st = smtp_data_feed(&s->data, vec[i].iov_base,
-					vec[i].iov_len, &used);
-
-		evbuffer_drain(in, used);
-		if (st == SMTP_DATA_DONE) {
-			session_data_done(s);
-			return true;
-		}
-	}
-	return false;
-}
-
-/* Take up to the rest of the current BDAT chunk. Returns true when the
- * chunk is complete. */
-static bool
-session_read_chunk(struct session *s, struct evbuffer *in)
-{
-	const struct config *cfg = s->env->cfg;
-
-	while (s->bdat_remaining > 0) {
-		struct evbuffer_iovec vec;
-		size_t take;
-
-		if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0)
-			return false;
-		take = vec.iov_len < s->bdat_remaining ? vec.iov_len :
-							  (size_t)s->bdat_remaining;
-		if (!s->bdat_discard) {
-			if (s->body.len - s->header_len + take >
-			    cfg->router.max_message_size) {
-				s->bdat_discard = true;
-				s->bdat_too_big = true;
-				buf_free(&s->body);
-			} else {
-				buf_append(&s->body, vec.iov_base, take);
-			}
-		}
-		evbuffer_drain(in, take);
-		s->bdat_remaining -= take;
-	}
-	return true;
-}
 
 /* Take one command line. Returns true when a line was handled, false when
  * a whole line is not there yet. */
@@ -794,7 +483,7 @@ session_read_command(struct session *s, struct evbuffer *in)
 	return true;
 }
 
-static void
+void
 session_process(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -807,14 +496,13 @@ session_process(struct session *s)
 		    SESSION_OUTPUT_MAX)
 			break;
 		if (s->state == SESSION_ST_DATA) {
-			if (!session_read_data(s, in))
+			if (!transfer_read_data(s, in))
 				break;
 			continue;
 		}
 		if (s->in_chunk) {
-			if (!session_read_chunk(s, in))
+			if (!transfer_read_chunk(s, in))
 				break;
-			session_bdat_chunk_done(s);
 			continue;
 		}
 		if (!session_read_command(s, in))

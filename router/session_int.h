@@ -1,0 +1,100 @@
+/* The SMTP server session as router/session.c and router/transfer.c both
+ * see it; internal to the two (everyone else uses router/session.h).
+ *
+ * Owns struct session, its states, and the calls session.c lends to
+ * transfer.c: replies, state changes, the transaction reset and resuming
+ * input. session.c owns the commands, the state machine and the life
+ * cycle; transfer.c the message itself (DATA, BDAT, the hand-off). */
+#ifndef SHOAL_ROUTER_SESSION_INT_H
+#define SHOAL_ROUTER_SESSION_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/qid.h"
+#include "lib/smtp_cmd.h"
+#include "lib/smtp_data.h"
+#include "router/session.h"
+
+#define SESSION_HELO_MAX 255           /* RFC 5321 4.5.3.1.2 domain */
+
+enum session_state {
+	SESSION_ST_GREET = 1 << 0,   /* before HELO/EHLO */
+	SESSION_ST_HELO = 1 << 1,    /* no transaction */
+	SESSION_ST_MAIL = 1 << 2,    /* MAIL accepted */
+	SESSION_ST_RCPT = 1 << 3,    /* at least one RCPT accepted */
+	SESSION_ST_DATA = 1 << 4,    /* reading DATA */
+	SESSION_ST_BDAT = 1 << 5,    /* between or inside BDAT chunks */
+	SESSION_ST_WAIT = 1 << 6,    /* waiting for the node */
+	SESSION_ST_CLOSING = 1 << 7, /* flushing the last reply */
+};
+
+struct session_rcpt {
+	char *addr;
+	unsigned notify;
+	char *orcpt;
+};
+
+struct session {
+	struct session_env *env;
+	const struct cfg_listen *ls;
+	struct bufferevent *bev;
+	struct event *lifetime;
+	enum session_state state;
+	char client[64];             /* printable client address */
+	bool is_relay_client;
+	bool is_esmtp;
+	char helo[SESSION_HELO_MAX + 1];
+	unsigned errors;
+	bool skipping_line;          /* discarding the rest of a long line */
+	int in_callback;
+	bool want_free;
+
+	/* the transaction */
+	struct smtp_mail mail;
+	struct session_rcpt *rcpts;
+	size_t n_rcpts, cap_rcpts;
+	char qid[QID_LEN + 1];
+	struct buf body;
+	size_t header_len;           /* our Received header, not counted */
+	struct smtp_data data;
+	uint64_t bdat_remaining;     /* octets of the current chunk still due */
+	bool bdat_last;
+	bool in_chunk;                /* a BDAT chunk is being read */
+	bool bdat_discard;           /* consume the chunk, keep nothing */
+	bool bdat_too_big;
+	uint64_t request_id;         /* enqueue waiting, 0 if none */
+	size_t msg_size;             /* octets handed to the node */
+};
+
+/* Move to st; logs old and new at debug. */
+void session_set_state(struct session *s, enum session_state st);
+
+/* Queue one reply line; CRLF is added. */
+void session_reply(struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A reply for a client mistake; too many of them end the session. */
+void session_reply_error(struct session *s, const char *line);
+
+/* Close after the pending output is written. */
+void session_close_after_reply(struct session *s);
+
+/* Forget the transaction: recipients, body, qid, BDAT progress, MAIL. */
+void session_reset_txn(struct session *s);
+
+/* RFC 5321 4.3.2: the 503 for verb out of sequence in the current state.
+ * Returns a static string. */
+const char *session_sequence_error(const struct session *s,
+				   enum smtp_verb verb);
+
+/* Handle what is buffered from the client, as far as the state allows. */
+void session_process(struct session *s);
+
+/* Leave a libevent callback (balances s->in_callback++): free the session
+ * if it asked for it. s may be gone afterwards. */
+void session_leave(struct session *s);
+
+#endif

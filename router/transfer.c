@@ -1,0 +1,297 @@
+/* The message transfer of an SMTP server session (see transfer.h): DATA
+ * (RFC 5321 4.1.1.4, 4.5.2) and BDAT (RFC 3030) read into the body
+ * buffer behind our Received: header (RFC 5321 4.4), and the finished
+ * message handed to its node through router/enqueue.c. Leaves commands,
+ * states and the session's life to router/session.c, the dot and line
+ * rules of DATA to lib/smtp_data.c. Untrusted input: every octet counts
+ * against router.max_message_size; over it, the rest is read and dropped
+ * and the message refused with 552. */
+#include "router/transfer.h"
+
+#include <event2/buffer.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "lib/buf.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/qid.h"
+#include "lib/smtp_cmd.h"
+#include "lib/smtp_data.h"
+#include "lib/wire.h"
+#include "lib/xmalloc.h"
+#include "router/enqueue.h"
+#include "router/session_int.h"
+
+/* ---- the Received header ------------------------------------------- */
+
+static void
+transfer_add_received(struct session *s)
+{
+	const struct config *cfg = s->env->cfg;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	const char *proto;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if (s->mail.smtputf8)
+		proto = "UTF8SMTP";
+	else
+		proto = s->is_esmtp ? "ESMTP" : "SMTP";
+	buf_printf(&s->body,
+		   "Received: from %s ([%s])\r\n\tby %s (Shoal) "
+		   "with %s id %s",
+		   s->helo, s->client, cfg->router.hostname, proto, s->qid);
+	if (s->n_rcpts == 1)
+		buf_printf(&s->body, "\r\n\tfor <%s>", s->rcpts[0].addr);
+	buf_printf(&s->body, "; %s\r\n", date);
+	s->header_len = s->body.len;
+}
+
+static void
+transfer_begin_body(struct session *s)
+{
+	const struct config *cfg = s->env->cfg;
+
+	qid_next(&s->env->qids, s->qid);
+	buf_init(&s->body, cfg->router.max_message_size + WIRE_BODY_SLACK);
+	transfer_add_received(s);
+}
+
+/* ---- hand-off to the node ------------------------------------------ */
+
+static void
+transfer_on_durable(int result, void *arg)
+{
+	struct session *s = arg;
+
+	s->in_callback++;
+	s->request_id = 0;
+	if (result == 0) {
+		s->env->accepted++;
+		log_info("qid=%s event=accepted client=%s from=<%s> nrcpt=%zu "
+			 "size=%zu",
+			 s->qid, s->client, s->mail.from.mailbox, s->n_rcpts,
+			 s->msg_size);
+		session_reply(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	} else {
+		s->env->rejected++;
+		log_warn("qid=%s event=not_queued client=%s error=\"%s\"",
+			 s->qid, s->client, shoal_strerror(result));
+		if (result == SHOAL_E_STORAGE_FULL)
+			session_reply(s, "452 4.3.1 Insufficient system "
+					 "storage, try again later");
+		else
+			session_reply(s, "451 4.3.0 Message not stored, try "
+					 "again later");
+	}
+	session_reset_txn(s);
+	session_set_state(s, SESSION_ST_HELO);
+	session_process(s);
+	session_leave(s);
+}
+
+static void
+transfer_submit(struct session *s, bool has_8bit)
+{
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__Recipient *rs = xcalloc(s->n_rcpts, sizeof(*rs));
+	Shoal__Recipient **rp = xcalloc(s->n_rcpts, sizeof(*rp));
+	size_t len;
+	char *body;
+
+	for (size_t i = 0; i < s->n_rcpts; i++) {
+		shoal__recipient__init(&rs[i]);
+		rs[i].address = s->rcpts[i].addr;
+		rs[i].notify = s->rcpts[i].notify;
+		rs[i].orcpt = s->rcpts[i].orcpt ? s->rcpts[i].orcpt : "";
+		rp[i] = &rs[i];
+	}
+	env.mail_from = s->mail.from.mailbox;
+	env.n_rcpts = s->n_rcpts;
+	env.rcpts = rp;
+	env.ret = (Shoal__Ret)s->mail.ret;
+	env.envid = s->mail.envid;
+	env.smtputf8 = s->mail.smtputf8;
+	env.body = (Shoal__BodyType)s->mail.body;
+	/* 8-bit data sent without BODY=8BITMIME is accepted (as Postfix
+	 * does) but recorded as 8-bit so delivery treats it right */
+	if (has_8bit && env.body == SHOAL__BODY_TYPE__BODY_7BIT)
+		env.body = SHOAL__BODY_TYPE__BODY_8BITMIME;
+	env.arrival_time = (uint64_t)time(NULL);
+	env.client_addr = s->client;
+	env.helo = s->helo;
+	env.auth_user = "";
+	body = buf_steal(&s->body, &len);
+	s->msg_size = len;
+	session_set_state(s, SESSION_ST_WAIT);
+	s->request_id = enqueue_submit(s->env->enq, s->qid, &env, body, len,
+				       transfer_on_durable, s);
+	free(rs);
+	free(rp);
+}
+
+/* ---- DATA ----------------------------------------------------------- */
+
+void
+transfer_cmd_data(struct session *s, const struct smtp_cmd *cmd)
+{
+	const struct config *cfg = s->env->cfg;
+	unsigned flags = 0;
+
+	(void)cmd;
+	if (cfg->router.bare_lf == CFG_BARE_LF_NORMALIZE)
+		flags |= SMTP_DATA_NORMALIZE_LF;
+	transfer_begin_body(s);
+	smtp_data_init(&s->data, &s->body, cfg->router.max_message_size, flags);
+	session_set_state(s, SESSION_ST_DATA);
+	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+transfer_data_done(struct session *s)
+{
+	if (s->data.error != SMTP_DATA_OK) {
+		char q[64];
+
+		log_info("client=%s event=data_refused reason=%s", s->client,
+			 log_quote(q, sizeof(q),
+				   smtp_data_strerror(s->data.error), 9));
+		session_reply_error(s, smtp_data_strerror(s->data.error));
+		session_reset_txn(s);
+		if (s->state != SESSION_ST_CLOSING)
+			session_set_state(s, SESSION_ST_HELO);
+		return;
+	}
+	transfer_submit(s, s->data.has_8bit);
+}
+
+bool
+transfer_read_data(struct session *s, struct evbuffer *in)
+{
+	struct evbuffer_iovec vec[8];
+	int n = evbuffer_peek(in, -1, NULL, vec, 8);
+
+	for (int i = 0; i < n && i < 8; i++) {
+		size_t used = 0;
+		int st = smtp_data_feed(&s->data, vec[i].iov_base,
+					vec[i].iov_len, &used);
+
+		evbuffer_drain(in, used);
+		if (st == SMTP_DATA_DONE) {
+			transfer_data_done(s);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- BDAT ----------------------------------------------------------- */
+
+void
+transfer_cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
+{
+	uint64_t size;
+	bool last;
+
+	if (smtp_bdat_parse(cmd->arg, cmd->arg_len, &size, &last) != 0) {
+		/* the chunk length is unknown: the session cannot stay in
+		 * step with the client, so it ends here */
+		session_reply(
+			s, "%s",
+			smtp_cmd_strerror(SMTP_CMD_E_SYNTAX, SMTP_VERB_BDAT));
+		session_reply(s, "421 4.5.0 %s Error: lost BDAT framing",
+			      s->env->cfg->router.hostname);
+		session_close_after_reply(s);
+		return;
+	}
+	s->bdat_remaining = size;
+	s->bdat_last = last;
+	s->in_chunk = true;
+	if (!(s->state & (SESSION_ST_RCPT | SESSION_ST_BDAT))) {
+		/* RFC 3030 3: the chunk is read and thrown away */
+		s->bdat_discard = true;
+		return;
+	}
+	if (s->state == SESSION_ST_RCPT)
+		transfer_begin_body(s);
+	session_set_state(s, SESSION_ST_BDAT);
+}
+
+/* A whole BDAT chunk has been read. */
+static void
+transfer_chunk_done(struct session *s)
+{
+	s->in_chunk = false;
+	if (s->bdat_discard) {
+		s->bdat_discard = false;
+		if (s->state == SESSION_ST_BDAT && s->bdat_too_big) {
+			/* the rest of a refused message: stay quiet until
+			 * LAST, which gets the one error reply */
+			if (s->bdat_last) {
+				session_reset_txn(s);
+				session_set_state(s, SESSION_ST_HELO);
+				session_reply_error(s, "552 5.3.4 Message size "
+						       "exceeds fixed limit");
+			} else {
+				session_reply(s, "250 2.0.0 Chunk discarded");
+			}
+			return;
+		}
+		session_reply_error(s,
+				    session_sequence_error(s, SMTP_VERB_DATA));
+		return;
+	}
+	if (!s->bdat_last) {
+		session_reply(s, "250 2.0.0 %zu octets received",
+			      s->body.len - s->header_len);
+		return;
+	}
+	transfer_submit(s, false);
+}
+
+/* Take up to the rest of the current BDAT chunk. Returns true when the
+ * chunk is complete. */
+static bool
+transfer_take_chunk(struct session *s, struct evbuffer *in)
+{
+	const struct config *cfg = s->env->cfg;
+
+	while (s->bdat_remaining > 0) {
+		struct evbuffer_iovec vec;
+		size_t take;
+
+		if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 ||
+		    vec.iov_len == 0)
+			return false;
+		take = vec.iov_len < s->bdat_remaining ?
+			       vec.iov_len :
+			       (size_t)s->bdat_remaining;
+		if (!s->bdat_discard) {
+			if (s->body.len - s->header_len + take >
+			    cfg->router.max_message_size) {
+				s->bdat_discard = true;
+				s->bdat_too_big = true;
+				buf_free(&s->body);
+			} else {
+				buf_append(&s->body, vec.iov_base, take);
+			}
+		}
+		evbuffer_drain(in, take);
+		s->bdat_remaining -= take;
+	}
+	return true;
+}
+
+bool
+transfer_read_chunk(struct session *s, struct evbuffer *in)
+{
+	if (!transfer_take_chunk(s, in))
+		return false;
+	transfer_chunk_done(s);
+	return true;
+}
