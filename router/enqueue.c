@@ -290,7 +290,11 @@ enq_send(struct enqueue *e, struct enq_req *r)
 		rc = zsock_send(c->zs, bufs, lens, 3, &body);
 	}
 	free(packed);
-	if (rc != 0)
+	/* not connected yet: enq_try_send() tries again until the deadline */
+	if (rc == -EAGAIN)
+		log_debug(LOG_SUB_ZMQ, "qid=%s event=node_not_connected node=%s",
+			  r->qid, c->id);
+	else if (rc != 0)
 		log_warn("qid=%s event=node_unreachable node=%s error=\"%s\"",
 			 r->qid, c->id, shoal_strerror(rc));
 	return rc;
