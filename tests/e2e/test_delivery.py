@@ -994,6 +994,34 @@ class DeliveryTest(ShoalTestCase):
         got = cap.to(rcpt)
         self.assertIn(len(got), (1, 2), f"one or two copies: {got}")
 
+    # ---- 14 ----
+
+    def test_14_tls_required_skips_a_plaintext_mx(self):
+        def peers(p):
+            p.mx += [("tlsreq.test", "mx1.tlsreq.test", 10),
+                     ("tlsreq.test", "mx2.tlsreq.test", 20)]
+            p.hosts += [("mx1.tlsreq.test", "127.0.0.7"),
+                        ("mx2.tlsreq.test", "127.0.0.8")]
+            p.capture(name="plain", ips=("127.0.0.7",))
+            p.capture(name="tls", ips=("127.0.0.8",), tls=True)
+        c, p = self.setup(peers, limits=(
+            '{ domain = "*"; max_connections = 20; max_msgs_per_conn = 100;'
+            ' tls = "required"; }'))
+        plain, tls = p.captures
+        rcpt = "dana@tlsreq.test"
+        qid = self.send(c, [rcpt], make_message("TLS or nothing",
+                                                sender=SENDER, rcpt=rcpt))
+        line = self.dlog_final(c, qid, rcpt, "delivered")
+        self.assertEqual(line["mx"], "mx2.tlsreq.test", line)
+        self.assertTrue(line.get("tls", "").startswith("TLS"), line)
+        got, = self.wait_captured(tls, lambda m: rcpt in m["rcpt_tos"], 1,
+                                  10, "the message at the TLS MX")
+        self.assertIsNotNone(got["tls"], got)
+        self.assertEqual(plain.messages(), [],
+                         "nothing went to the MX without STARTTLS")
+        self.assertGreaterEqual(plain.stats()["connections"], 1,
+                                "the preferred MX was tried first")
+
 
 if __name__ == "__main__":
     import unittest
