@@ -364,6 +364,9 @@ session_cmd_help(struct session *s, const struct smtp_cmd *cmd)
 	session_reply(s, "214 2.0.0 See RFC 5321");
 }
 
+/* STARTTLS and AUTH: not advertised in EHLO until the router has TLS and
+ * a users file (issue 6), so a client that sends them anyway gets the
+ * RFC 5321 4.2.4 reply for a command we do not implement. */
 static void
 session_cmd_not_offered(struct session *s, const struct smtp_cmd *cmd)
 {
