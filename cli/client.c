@@ -11,6 +11,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "lib/clock.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 
@@ -27,10 +28,7 @@ struct client {
 static int64_t
 client_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)clock_mono_ms();
 }
 
 int

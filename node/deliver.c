@@ -27,6 +27,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "node/dns.h"
@@ -124,10 +125,7 @@ deliver_now(void)
 static uint64_t
 deliver_now_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* for shaping: never steps */
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return clock_mono_us(); /* for shaping: never steps */
 }
 
 /* ---- results -------------------------------------------------------- */

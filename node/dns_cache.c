@@ -13,16 +13,14 @@
 #include <strings.h>
 #include <time.h>
 
+#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/xmalloc.h"
 
 uint64_t
 dns_cache_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 struct dns_answer *
