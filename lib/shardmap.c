@@ -90,6 +90,8 @@ shardmap_unpack(const void *data, size_t len, uint32_t shards)
 	m = shardmap_unpack_raw(data, len);
 	if (m == NULL)
 		return NULL;
+	if (!shardmap_str_ok(m->author, 1))
+		goto bad;
 	if (m->epoch == 0 || m->n_shards != shards || m->n_nodes == 0 ||
 	    m->n_nodes > SHARDMAP_NODES_MAX)
 		goto bad;
@@ -146,4 +148,40 @@ shardmap_primary(const Shoal__ShardMap *m, uint32_t shard)
 	if (shard >= m->n_shards)
 		return NULL;
 	return m->shards[shard]->primary;
+}
+
+bool
+shardmap_newer(const Shoal__ShardMap *m, const Shoal__ShardMap *cur)
+{
+	if (cur == NULL || m->epoch > cur->epoch)
+		return true;
+	if (m->epoch < cur->epoch)
+		return false;
+	return strcmp(m->author, cur->author) < 0;
+}
+
+Shoal__ShardMap *
+shardmap_swap(const Shoal__ShardMap *m, const char *from, const char *to,
+	      const char *author, size_t *moved)
+{
+	Shoal__ShardMap *out = shardmap_dup(m);
+	Shoal__ShardAssignment *a;
+	char *tmp;
+
+	*moved = 0;
+	for (size_t s = 0; s < out->n_shards; s++) {
+		a = out->shards[s];
+		if (strcmp(a->primary, from) != 0 || strcmp(a->replica, to) != 0)
+			continue;
+		tmp = a->primary;
+		a->primary = a->replica;
+		a->replica = tmp;
+		(*moved)++;
+	}
+	/* strings of an unpacked map belong to protobuf-c's free */
+	if (out->author != protobuf_c_empty_string)
+		free(out->author);
+	out->author = xstrdup(author);
+	out->epoch = m->epoch + 1;
+	return out;
 }

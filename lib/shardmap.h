@@ -5,6 +5,7 @@
 #ifndef SHOAL_SHARDMAP_H
 #define SHOAL_SHARDMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,18 @@ void shardmap_free(Shoal__ShardMap *m);
 
 /* The node entry with this id, or NULL. Valid while m lives. */
 const Shoal__NodeInfo *shardmap_node(const Shoal__ShardMap *m, const char *id);
+
+/* Whether map m should replace cur: a higher epoch, or the same epoch made
+ * by a node whose id sorts first (two nodes that made an epoch each while
+ * cut off from each other agree on one of them). cur may be NULL. */
+bool shardmap_newer(const Shoal__ShardMap *m, const Shoal__ShardMap *cur);
+
+/* A copy of m at epoch + 1 by author, in which every shard whose primary
+ * is `from` and whose replica is `to` has them swapped. *moved counts those
+ * shards. Caller frees with shardmap_free(). */
+Shoal__ShardMap *shardmap_swap(const Shoal__ShardMap *m, const char *from,
+			       const char *to, const char *author,
+			       size_t *moved);
 
 /* The primary's id for a shard, or NULL when shard is out of range. */
 const char *shardmap_primary(const Shoal__ShardMap *m, uint32_t shard);

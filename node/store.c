@@ -10,6 +10,12 @@
  *   due   be64(due) || qid\0   -> empty
  *   shard be32(shard) || qid\0 -> empty
  *   meta  name                 -> value
+ *   jseq  be64(seq)            -> flags(1) || qid\0
+ *   jqid  qid\0                -> be64(seq) || flags(1)
+ * jseq/jqid are the replication journal: one entry per message changed in
+ * a shard this node is primary for and not yet acknowledged by its peer,
+ * the newest change only (jqid finds and replaces the older entry), so the
+ * journal of a peer that is down for a day is bounded by the queue.
  * The shard in front of meta lets replace and delete find the shard index
  * entry without unpacking meta, and the walkers report it.
  *
@@ -22,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/err.h"
 #include "lib/log.h"
@@ -41,12 +48,16 @@ enum store_db {
 	STORE_DB_DUE,
 	STORE_DB_SHARD,
 	STORE_DB_META,
+	STORE_DB_JSEQ,
+	STORE_DB_JQID,
 	STORE_DB_COUNT,
 };
 
 static const char *const store_db_names[STORE_DB_COUNT] = {
-	"msg", "body", "due", "shard", "meta",
+	"msg", "body", "due", "shard", "meta", "jseq", "jqid",
 };
+
+#define STORE_META_JSEQ "journal_seq"	/* highest seq ever given out */
 
 struct store {
 	MDB_env *env;
@@ -56,6 +67,9 @@ struct store {
 				 * other threads (MDB_NOTLS) */
 	bool has_writer;
 	bool is_full;		/* a write hit MDB_MAP_FULL or ENOSPC */
+	uint8_t *journaled;	/* per shard: 1 = changes are journaled */
+	uint32_t n_journaled;
+	uint64_t journal_seq;	/* last seq given out */
 };
 
 struct store_txn {
@@ -63,6 +77,7 @@ struct store_txn {
 	MDB_txn *txn;
 	bool is_read_only;
 	int err;	/* first failed write; then only abort is possible */
+	uint64_t journal_seq;	/* last seq this txn gave out, 0 = none */
 };
 
 /* LMDB's result (0, MDB_* < 0, errno > 0) as ours. */
@@ -260,6 +275,17 @@ store_open(const char *dir, uint64_t map_size, struct store **out)
 				  &st->dbi[i]);
 	if (rc != 0)
 		goto fail;
+	if (rc == 0) {
+		MDB_val key = { strlen(STORE_META_JSEQ), STORE_META_JSEQ }, val;
+
+		rc = mdb_get(txn, st->dbi[STORE_DB_META], &key, &val);
+		if (rc == 0 && val.mv_size == 8)
+			st->journal_seq = store_get_be(val.mv_data, 8);
+		if (rc == MDB_NOTFOUND || rc == 0)
+			rc = 0;
+	}
+	if (rc != 0)
+		goto fail;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;	/* freed whatever the result */
 	if (rc != 0)
@@ -287,6 +313,7 @@ store_close(struct store *st)
 		return;
 	SHOAL_ASSERT(atomic_load(&st->n_txns) == 0);
 	mdb_env_close(st->env);
+	free(st->journaled);
 	free(st->dir);
 	free(st);
 }
@@ -354,6 +381,89 @@ store_txn_abort(struct store_txn *t)
 	store_txn_free(t);
 }
 
+/* ---- replication journal ---------------------------------------------- */
+
+#define STORE_J_BODY 0x01	/* the record must carry the body */
+#define STORE_J_HDR 9		/* flags(1) || be64(time) in front of a jseq qid */
+
+/* Note that the message under qkey changed, when its shard is journaled:
+ * a new seq replaces the message's older entry, keeping its body flag. */
+static int
+store_journal_mark(struct store_txn *t, MDB_val *qkey, uint32_t shard,
+		   bool body)
+{
+	struct store *st = t->st;
+	unsigned char sk[8], qv[9], jv[8];
+	MDB_val key = { 8, sk }, val;
+	uint8_t flags = body ? STORE_J_BODY : 0;
+	uint64_t seq;
+	int rc;
+
+	if (shard >= st->n_journaled || !st->journaled[shard])
+		return 0;
+	rc = mdb_get(t->txn, st->dbi[STORE_DB_JQID], qkey, &val);
+	if (rc == 0 && val.mv_size == sizeof(qv)) {
+		flags |= ((const unsigned char *)val.mv_data)[8];
+		memcpy(sk, val.mv_data, 8);
+		if ((rc = store_del(t, STORE_DB_JSEQ, &key)) != 0)
+			return rc;
+	} else if (rc != 0 && rc != MDB_NOTFOUND) {
+		return store_fail(t, store_err(st, rc, "get", "jqid"));
+	}
+	seq = ++st->journal_seq;
+	t->journal_seq = seq;
+	store_put_be(sk, seq, 8);
+	val.mv_size = STORE_J_HDR + qkey->mv_size;
+	val.mv_data = NULL;
+	if ((rc = store_put(t, STORE_DB_JSEQ, &key, &val, MDB_RESERVE)) != 0)
+		return rc;
+	((unsigned char *)val.mv_data)[0] = flags;
+	store_put_be((unsigned char *)val.mv_data + 1, (uint64_t)time(NULL), 8);
+	memcpy((unsigned char *)val.mv_data + STORE_J_HDR, qkey->mv_data,
+	       qkey->mv_size);
+	store_put_be(qv, seq, 8);
+	qv[8] = flags;
+	val.mv_size = sizeof(qv);
+	val.mv_data = qv;
+	if ((rc = store_put(t, STORE_DB_JQID, qkey, &val, 0)) != 0)
+		return rc;
+	store_put_be(jv, seq, 8);
+	key.mv_size = strlen(STORE_META_JSEQ);
+	key.mv_data = STORE_META_JSEQ;
+	val.mv_size = sizeof(jv);
+	val.mv_data = jv;
+	return store_put(t, STORE_DB_META, &key, &val, 0);
+}
+
+void
+store_journal_shards(struct store *st, const uint8_t *on, uint32_t n)
+{
+	free(st->journaled);
+	st->journaled = xmalloc(n ? n : 1);
+	memcpy(st->journaled, on, n);
+	st->n_journaled = n;
+}
+
+uint64_t
+store_txn_journal_seq(const struct store_txn *t)
+{
+	return t->journal_seq;
+}
+
+int
+store_journal_touch(struct store_txn *t, const char *qid, uint32_t shard)
+{
+	MDB_val key;
+	int rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_key(NULL, 0, 0, qid, &key)) != 0)
+		return rc;
+	rc = store_journal_mark(t, &key, shard, true);
+	return rc ? store_fail(t, rc) : 0;
+}
+
+
 /* The shard stored in front of qid's meta. */
 static int
 store_msg_shard(struct store_txn *t, MDB_val *key, uint32_t *shard)
@@ -414,6 +524,8 @@ store_msg_put(struct store_txn *t, const char *qid, uint32_t shard,
 		store_key(buf, shard, 4, qid, &ikey);
 		rc = store_put(t, STORE_DB_SHARD, &ikey, &none, 0);
 	}
+	if (rc == 0)
+		rc = store_journal_mark(t, &key, shard, true);
 	/* a read error too: half a message must not be committed */
 	return rc ? store_fail(t, rc) : 0;
 }
@@ -428,9 +540,10 @@ store_msg_set_meta(struct store_txn *t, const char *qid, const void *meta,
 
 	if ((rc = store_writable(t)) != 0 ||
 	    (rc = store_key(NULL, 0, 0, qid, &key)) != 0 ||
-	    (rc = store_msg_shard(t, &key, &shard)) != 0)
+	    (rc = store_msg_shard(t, &key, &shard)) != 0 ||
+	    (rc = store_msg_write(t, &key, shard, meta, meta_len)) != 0)
 		return rc;
-	return store_msg_write(t, &key, shard, meta, meta_len);
+	return store_journal_mark(t, &key, shard, false);
 }
 
 int
@@ -478,9 +591,10 @@ store_msg_del(struct store_txn *t, const char *qid, uint32_t shard)
 			 shard, stored);
 	store_key(buf, stored, 4, qid, &ikey);
 	if ((rc = store_del(t, STORE_DB_MSG, &key)) != 0 ||
-	    (rc = store_del(t, STORE_DB_BODY, &key)) != 0)
+	    (rc = store_del(t, STORE_DB_BODY, &key)) != 0 ||
+	    (rc = store_del(t, STORE_DB_SHARD, &ikey)) != 0)
 		return rc;
-	return store_del(t, STORE_DB_SHARD, &ikey);
+	return store_journal_mark(t, &key, stored, false);
 }
 
 /* Call fn for the msg record under a qid key. */
@@ -715,4 +829,114 @@ store_meta_put(struct store_txn *t, const char *name, const void *p,
 	    (rc = store_name_key(name, &key)) != 0)
 		return rc;
 	return store_put(t, STORE_DB_META, &key, &val, 0);
+}
+
+int
+store_journal_foreach(struct store_txn *t, uint64_t after, size_t max,
+		      store_journal_fn fn, void *arg)
+{
+	unsigned char sk[8];
+	MDB_cursor *cur;
+	MDB_val key = { 8, sk }, val;
+	MDB_cursor_op op = MDB_SET_RANGE;
+	int rc;
+
+	if ((rc = store_cursor_open(t, STORE_DB_JSEQ, &cur)) != 0)
+		return rc;
+	store_put_be(sk, after + 1, 8);
+	for (size_t n = 0; n < max; n++, op = MDB_NEXT) {
+		const unsigned char *v;
+
+		rc = store_cursor_get(t, cur, &key, &val, op);
+		if (rc != 0 || key.mv_data == NULL)
+			break;
+		v = val.mv_data;
+		if (key.mv_size != 8 || val.mv_size <= STORE_J_HDR ||
+		    !store_is_qid(v + STORE_J_HDR, val.mv_size - STORE_J_HDR)) {
+			rc = store_corrupt(t->st, "jseq", &key);
+			break;
+		}
+		rc = fn(store_get_be(key.mv_data, 8),
+			(const char *)v + STORE_J_HDR, (v[0] & STORE_J_BODY) != 0,
+			store_get_be(v + 1, 8), arg);
+		if (rc != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
+store_journal_trim(struct store_txn *t, uint64_t upto, size_t max)
+{
+	MDB_cursor *cur;
+	MDB_val key, val, qkey;
+	size_t n = 0;
+	int rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_cursor_open(t, STORE_DB_JSEQ, &cur)) != 0)
+		return rc;
+	while (n < max &&
+	       (rc = store_cursor_get(t, cur, &key, &val, MDB_FIRST)) == 0 &&
+	       key.mv_data != NULL && key.mv_size == 8 &&
+	       store_get_be(key.mv_data, 8) <= upto) {
+		MDB_val qval;
+
+		if (val.mv_size > STORE_J_HDR) {
+			qkey.mv_data = (char *)val.mv_data + STORE_J_HDR;
+			qkey.mv_size = val.mv_size - STORE_J_HDR;
+			/* the qid's entry names this seq unless replaced */
+			if (mdb_get(t->txn, t->st->dbi[STORE_DB_JQID], &qkey,
+				    &qval) == 0 &&
+			    qval.mv_size == 9 &&
+			    memcmp(qval.mv_data, key.mv_data, 8) == 0 &&
+			    (rc = store_del(t, STORE_DB_JQID, &qkey)) != 0)
+				break;
+		}
+		rc = mdb_cursor_del(cur, 0);
+		if (rc != 0) {
+			rc = store_fail(t, store_err(t->st, rc, "del", "jseq"));
+			break;
+		}
+		n++;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+uint64_t
+store_journal_count(struct store_txn *t)
+{
+	MDB_stat ms;
+
+	if (t->err != 0 || mdb_stat(t->txn, t->st->dbi[STORE_DB_JSEQ], &ms))
+		return 0;
+	return ms.ms_entries;
+}
+
+int
+store_journal_last(struct store_txn *t, uint64_t *seq)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	if ((rc = store_cursor_open(t, STORE_DB_JSEQ, &cur)) != 0)
+		return rc;
+	rc = store_cursor_get(t, cur, &key, &val, MDB_LAST);
+	if (rc == 0 && key.mv_data == NULL)
+		rc = -ENOENT;
+	else if (rc == 0 && key.mv_size != 8)
+		rc = store_corrupt(t->st, "jseq", &key);
+	else if (rc == 0)
+		*seq = store_get_be(key.mv_data, 8);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+uint64_t
+store_journal_seq(const struct store *st)
+{
+	return st->journal_seq;
 }

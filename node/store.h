@@ -117,4 +117,39 @@ int store_meta_get(struct store_txn *t, const char *name, const void **p,
 int store_meta_put(struct store_txn *t, const char *name, const void *p,
 		   size_t len);
 
+/* ---- replication journal (see store.c for the layout) ----
+ * Changes to messages in journaled shards (those this node is primary
+ * for) are noted in the same transaction: put, set_meta and del each give
+ * the message a new sequence number, replacing its older entry. */
+
+/* Which shards are journaled from now on: on[s] != 0. Copied. */
+void store_journal_shards(struct store *st, const uint8_t *on, uint32_t n);
+
+/* The highest seq this transaction gave out, 0 when none. */
+uint64_t store_txn_journal_seq(const struct store_txn *t);
+
+/* The highest seq given out since the store was opened (committed or not). */
+uint64_t store_journal_seq(const struct store *st);
+
+/* Journal a message as changed, body included (a full resync). */
+int store_journal_touch(struct store_txn *t, const char *qid, uint32_t shard);
+
+/* Called for each entry in seq order: the message's qid, whether its body
+ * must travel, and when it was noted (unix seconds). Same stop rule as
+ * store_msg_fn. */
+typedef int (*store_journal_fn)(uint64_t seq, const char *qid, bool body,
+				uint64_t noted, void *arg);
+
+/* Walk at most max entries with seq > after. Returns 0, the callback's
+ * stop value, or -errno. */
+int store_journal_foreach(struct store_txn *t, uint64_t after, size_t max,
+			  store_journal_fn fn, void *arg);
+
+/* Drop at most max entries with seq <= upto (the peer has them). */
+int store_journal_trim(struct store_txn *t, uint64_t upto, size_t max);
+
+/* Entries held, and the newest seq (-ENOENT when empty). */
+uint64_t store_journal_count(struct store_txn *t);
+int store_journal_last(struct store_txn *t, uint64_t *seq);
+
 #endif

@@ -4,6 +4,8 @@
 #define SHOAL_CHECK_HELPERS_H
 
 #include <check.h>
+#include <ftw.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #define CHECK_MAIN(suite_fn)                                                 \
@@ -16,5 +18,30 @@
 		srunner_free(sr);                                            \
 		return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;            \
 	}
+
+/* A new empty directory /tmp/shoal-test-NAME-XXXXXX, its path in buf. */
+static inline void
+check_mkdtemp(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "/tmp/shoal-test-%s-XXXXXX", name);
+	ck_assert_ptr_nonnull(mkdtemp(buf));
+}
+
+static inline int
+check_rm_one(const char *path, const struct stat *sb, int flag,
+	     struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* Remove dir and everything under it. */
+static inline void
+check_rmtree(const char *dir)
+{
+	nftw(dir, check_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
 
 #endif

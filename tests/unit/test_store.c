@@ -4,7 +4,6 @@
 #include "node/store.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,18 +35,8 @@ static void
 t_setup(void)
 {
 	log_init("test_store", LOG_LVL_WARN);
-	snprintf(t_dir, sizeof(t_dir), "/tmp/shoal-test-store-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(t_dir));
+	check_mkdtemp(t_dir, sizeof(t_dir), "store");
 	t_st = NULL;
-}
-
-static int
-t_rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
 }
 
 static void
@@ -55,7 +44,7 @@ t_teardown(void)
 {
 	store_close(t_st);
 	t_st = NULL;
-	nftw(t_dir, t_rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	check_rmtree(t_dir);
 }
 
 static void
