@@ -1,6 +1,6 @@
 /* shoalctl status: asks every node of the config at once for a
- * StatusReply and shows one row per node. Replication lag and roles come
- * with replication. Handles untrusted input: replies are checked before
+ * StatusReply and shows one row per node: queue depth, shards it is
+ * primary and replica for, and its side of the pair (state, lag). Handles untrusted input: replies are checked before
  * use and their strings escaped before they are shown. */
 #include "cli/status.h"
 
@@ -69,6 +69,33 @@ status_json_shards(struct json *j, const char *key, const uint32_t *v,
 	json_array_end(j);
 }
 
+static void
+status_json_repl(struct json *j, const Shoal__Replication *r)
+{
+	json_key(j, "replication");
+	json_object_begin(j);
+	json_kv_str(j, "mode", r->mode);
+	json_kv_str(j, "peer", r->peer);
+	json_kv_str(j, "state", r->state);
+	json_kv_u64(j, "lag_ops", r->lag_ops);
+	json_kv_u64(j, "lag_s", r->lag_s);
+	json_kv_u64(j, "head_seq", r->head_seq);
+	json_kv_u64(j, "acked_seq", r->acked_seq);
+	json_kv_u64(j, "peer_seen_ms", r->peer_seen_ms);
+	json_kv_bool(j, "may_deliver", r->may_deliver);
+	json_kv_u64(j, "replica_messages", r->replica_messages);
+	json_object_end(j);
+}
+
+/* A node whose pair is not healthy (a lone node is "off", not degraded). */
+static bool
+status_is_degraded(const Shoal__StatusReply *st)
+{
+	return st != NULL && st->replication != NULL &&
+	       strcmp(st->replication->state, "healthy") != 0 &&
+	       strcmp(st->replication->state, "off") != 0;
+}
+
 static int
 status_print_json(const struct cli *c, const struct status_row *rows,
 		  size_t n, uint64_t epoch)
@@ -79,6 +106,12 @@ status_print_json(const struct cli *c, const struct status_row *rows,
 	json_object_begin(&j);
 	json_kv_u64(&j, "epoch", epoch);
 	json_kv_u64(&j, "shards", c->cfg->cluster.shards);
+	json_key(&j, "degraded");
+	json_array_begin(&j);
+	for (size_t i = 0; i < n; i++)
+		if (status_is_degraded(rows[i].st))
+			json_str(&j, rows[i].id);
+	json_array_end(&j);
 	json_key(&j, "nodes");
 	json_array_begin(&j);
 	for (size_t i = 0; i < n; i++) {
@@ -103,6 +136,8 @@ status_print_json(const struct cli *c, const struct status_row *rows,
 		status_json_shards(&j, "replica_shards", st->replica_shards,
 				   st->n_replica_shards);
 		json_kv_u64(&j, "uptime_s", st->uptime_s);
+		if (st->replication)
+			status_json_repl(&j, st->replication);
 		json_object_end(&j);
 	}
 	json_array_end(&j);
@@ -115,6 +150,7 @@ status_print_table(const struct cli *c, const struct status_row *rows,
 		   size_t n, uint64_t epoch)
 {
 	char id[TEXT_CLEAN_BUF(64)], age[24], name[TEXT_CLEAN_BUF(64)];
+	char pair[TEXT_CLEAN_BUF(32)], lag[48];
 	uint64_t now = cli_now();
 	int w = 4;
 
@@ -129,9 +165,11 @@ status_print_table(const struct cli *c, const struct status_row *rows,
 	       text_clean(name, sizeof(name), c->cfg->cluster.name,
 			  strlen(c->cfg->cluster.name)),
 	       (unsigned)c->cfg->cluster.shards, (unsigned long long)epoch);
-	printf("%-*s  %-9s  %5s  %8s  %8s  %8s  %6s  %7s  %7s  %7s\n", w,
-	       "NODE", "REACHABLE", "EPOCH", "MESSAGES", "QUEUED",
-	       "DEFERRED", "HELD", "OLDEST", "PRIMARY", "REPLICA");
+	printf("%-*s  %-9s  %5s  %8s  %8s  %8s  %6s  %7s  %7s  %7s  %-11s  "
+	       "%7s\n",
+	       w, "NODE", "REACHABLE", "EPOCH", "MESSAGES", "QUEUED",
+	       "DEFERRED", "HELD", "OLDEST", "PRIMARY", "REPLICA", "PAIR",
+	       "LAG");
 	for (size_t i = 0; i < n; i++) {
 		const Shoal__StatusReply *st = rows[i].st;
 
@@ -142,15 +180,27 @@ status_print_table(const struct cli *c, const struct status_row *rows,
 			       rows[i].why);
 			continue;
 		}
+		if (st->replication)
+			snprintf(lag, sizeof(lag), "%llu/%llus",
+				 (unsigned long long)st->replication->lag_ops,
+				 (unsigned long long)st->replication->lag_s);
+		else
+			snprintf(lag, sizeof(lag), "-");
 		printf("%-*s  %-9s  %5llu  %8llu  %8llu  %8llu  %6llu  %7s  "
-		       "%7zu  %7zu\n",
+		       "%7zu  %7zu  %-11s  %7s\n",
 		       w, id, "yes", (unsigned long long)st->epoch,
 		       (unsigned long long)st->messages,
 		       (unsigned long long)st->rcpts_queued,
 		       (unsigned long long)st->rcpts_deferred,
 		       (unsigned long long)st->msgs_held,
 		       text_age(age, st->oldest_arrival, now),
-		       st->n_primary_shards, st->n_replica_shards);
+		       st->n_primary_shards, st->n_replica_shards,
+		       st->replication ?
+			       text_clean(pair, sizeof(pair),
+					  st->replication->state,
+					  strnlen(st->replication->state, 32)) :
+			       "-",
+		       lag);
 	}
 }
 

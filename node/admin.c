@@ -26,8 +26,10 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/qid.h"
+#include "lib/shardmap.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
+#include "node/repl.h"
 #include "node/store.h"
 #include "proto/cli_node.pb-c.h"
 
@@ -130,7 +132,17 @@ admin_log_unreadable(uint64_t request_id, uint64_t n, const char *first)
 
 /* ---- status ---------------------------------------------------------- */
 
+/* Whether the message is ours to report (not a replica copy). */
+static bool
+admin_is_primary(const struct admin_ctx *ctx, uint32_t shard)
+{
+	const char *p = shardmap_primary(ctx->map, shard);
+
+	return p != NULL && strcmp(p, ctx->node_id) == 0;
+}
+
 struct admin_count {
+	const struct admin_ctx *ctx;
 	uint64_t messages;
 	uint64_t queued, deferred, held;
 	uint64_t oldest;               /* arrival, 0 while none seen */
@@ -146,7 +158,8 @@ admin_count_one(const char *qid, uint32_t shard, const void *meta,
 	Shoal__StoredMessage *sm;
 	const Shoal__Envelope *env;
 
-	(void)shard;
+	if (!admin_is_primary(c->ctx, shard))
+		return 0;
 	c->messages++;
 	sm = admin_meta_unpack(meta, meta_len);
 	if (sm == NULL) {
@@ -206,12 +219,14 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 	     size_t *out_len)
 {
 	Shoal__StatusReply sr = SHOAL__STATUS_REPLY__INIT;
+	Shoal__Replication repl = SHOAL__REPLICATION__INIT;
 	struct admin_count c;
 	struct store_txn *t;
 	uint64_t now = (uint64_t)time(NULL);
 	int rc;
 
 	memset(&c, 0, sizeof(c));
+	c.ctx = ctx;
 	rc = store_txn_begin(ctx->store, true, &t);
 	if (rc != 0) {
 		admin_internal(r, "txn_begin", rc, out, out_len);
@@ -237,6 +252,10 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 					      &sr.replica_shards);
 	sr.uptime_s = now > ctx->started_at ? now - ctx->started_at : 0;
 	sr.map = (Shoal__ShardMap *)ctx->map;
+	if (ctx->repl) {
+		repl_status(ctx->repl, &repl);
+		sr.replication = &repl;
+	}
 	r->body_case = SHOAL__ADMIN_REPLY__BODY_STATUS_REPLY;
 	r->status_reply = &sr;
 	admin_pack_checked(r, out, out_len);
@@ -253,6 +272,7 @@ struct admin_list_item {
 };
 
 struct admin_list {
+	const struct admin_ctx *ctx;
 	const Shoal__QueueListRequest *req;
 	size_t limit;
 	struct admin_list_item *items; /* limit of them */
@@ -321,6 +341,8 @@ admin_list_one(const char *qid, uint32_t shard, const void *meta,
 
 	/* the walk starts at the first qid: paging is O(queue) per page */
 	if (req->after_qid[0] != '\0' && strcmp(qid, req->after_qid) <= 0)
+		return 0;
+	if (!admin_is_primary(l->ctx, shard))
 		return 0;
 	sm = admin_meta_unpack(meta, meta_len);
 	if (sm == NULL) {
@@ -395,6 +417,7 @@ admin_list(const struct admin_ctx *ctx, const Shoal__QueueListRequest *req,
 		return;
 	}
 	memset(&l, 0, sizeof(l));
+	l.ctx = ctx;
 	l.req = req;
 	l.limit = req->limit == 0 || req->limit > ADMIN_LIST_MAX ?
 			  ADMIN_LIST_MAX :
@@ -484,6 +507,12 @@ admin_show(const struct admin_ctx *ctx, const Shoal__QueueShowRequest *req,
 		goto done;
 	}
 	sm = admin_meta_unpack(p, len);
+	if (sm != NULL && !admin_is_primary(ctx, sm->shard)) {
+		/* a replica copy: the primary answers for it */
+		admin_fail(r, SHOAL__STATUS__STATUS_BAD_REQUEST,
+			   WIRE_MSG_UNKNOWN_QID, out, out_len);
+		goto done;
+	}
 	if (sm == NULL) {
 		admin_log_unreadable(r->request_id, 1, req->qid);
 		admin_internal(r, "unpack_meta", SHOAL_E_PROTO, out, out_len);

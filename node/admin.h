@@ -15,6 +15,7 @@
 #include "proto/queue.pb-c.h"
 
 struct store;
+struct repl;
 
 /* Requests larger than this are refused unread: the biggest real one is a
  * QueueListRequest of a few hundred bytes. */
@@ -41,6 +42,7 @@ struct admin_ctx {
 	const char *node_id;
 	const Shoal__ShardMap *map; /* current shard map */
 	uint64_t started_at;        /* unix seconds */
+	struct repl *repl;          /* node/repl.h, for status; may be NULL */
 };
 
 /* Handle one packed AdminRequest of len bytes. Always produces a reply:
@@ -50,6 +52,8 @@ struct admin_ctx {
  * gets request_id 0 and BAD_REQUEST. Sets *out to the packed AdminReply
  * (caller frees with free()) and *out_len to its size.
  *
+ * Only messages of shards this node is primary for are counted, listed or
+ * shown: the copies it holds as a replica belong to its peer's answers.
  * Each request runs in one read-only store transaction. Status and list
  * walk the whole store (see admin.c for the cost). */
 void admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,

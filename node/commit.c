@@ -24,6 +24,8 @@ struct commit {
 	struct commit_item *items;
 	size_t n, cap;
 	uint64_t batches, batched_items;
+	void (*hook)(void *);
+	void *hook_arg;
 };
 
 static int
@@ -60,6 +62,8 @@ commit_run(struct commit *c)
 	rc = commit_run_items(c, items, n);
 	c->batches++;
 	c->batched_items += n;
+	if (c->hook)
+		c->hook(c->hook_arg);
 	log_debug(LOG_SUB_STORE, "commit items=%zu result=%s", n,
 		  shoal_strerror(rc));
 	if (rc != 0 && n > 1) {
@@ -118,6 +122,13 @@ commit_add(struct commit *c, commit_apply_fn apply, commit_done_fn done,
 	c->items[c->n++] = (struct commit_item){ apply, done, arg };
 	if (c->n == 1)
 		event_active(c->ev, 0, 0);
+}
+
+void
+commit_set_hook(struct commit *c, void (*fn)(void *), void *arg)
+{
+	c->hook = fn;
+	c->hook_arg = arg;
 }
 
 void

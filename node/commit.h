@@ -32,6 +32,10 @@ void commit_free(struct commit *c);
 void commit_add(struct commit *c, commit_apply_fn apply, commit_done_fn done,
 		void *arg);
 
+/* Call fn(arg) after every batch's commit (before the items' done
+ * callbacks), e.g. to ship the journal. One hook; NULL removes it. */
+void commit_set_hook(struct commit *c, void (*fn)(void *), void *arg);
+
 /* Run the pending batch now (shutdown, tests). */
 void commit_flush(struct commit *c);
 

@@ -18,6 +18,8 @@
 #include "lib/xmalloc.h"
 #include "node/commit.h"
 #include "node/node.h"
+#include "node/owner.h"
+#include "node/repl.h"
 #include "node/scheduler.h"
 #include "node/store.h"
 #include "proto/router_node.pb-c.h"
@@ -39,6 +41,8 @@ struct ingest_item {
 	uint32_t shard;
 	uint32_t n_rcpts;
 	uint64_t now;
+	uint64_t seq;        /* journal seq of the put, 0 = none */
+	bool known;          /* the qid was stored already (a resend) */
 	void *meta;
 	size_t meta_len;
 	zmq_msg_t body;
@@ -58,6 +62,7 @@ ingest_reply(struct ingest *in, const void *id, size_t id_len,
 	r.status = status;
 	r.message = (char *)(text ? text : "");
 	r.node_id = in->n->me->id;
+	r.epoch = in->n->map->epoch;
 	if (with_map)
 		r.map = in->n->map;
 	len = shoal__node_reply__get_packed_size(&r);
@@ -73,13 +78,79 @@ static int
 ingest_apply(struct store_txn *t, void *arg)
 {
 	struct ingest_item *it = arg;
+	const void *p;
+	size_t len;
 	int rc;
 
+	/* a router resends after a failover or a lost reply: the first
+	 * copy stands, with whatever delivery state it has now */
+	rc = store_msg_get_meta(t, it->qid, &p, &len);
+	if (rc == 0) {
+		it->known = true;
+		return 0;
+	}
+	if (rc != -ENOENT)
+		return rc;
 	rc = store_msg_put(t, it->qid, it->shard, it->meta, it->meta_len,
 			   zmq_msg_data(&it->body), zmq_msg_size(&it->body));
+	it->seq = store_txn_journal_seq(t);
 	if (rc == 0)
 		rc = store_due_add(t, it->now, it->qid);
 	return rc;
+}
+
+static void
+ingest_item_free(struct ingest_item *it)
+{
+	zmq_msg_close(&it->body);
+	free(it->meta);
+	free(it);
+}
+
+/* Undo a message the peer never confirmed (require_peer): the client got
+ * a 4xx and sends it again, so keeping this copy would deliver it twice. */
+static int
+ingest_undo_apply(struct store_txn *t, void *arg)
+{
+	struct ingest_item *it = arg;
+	int rc = store_due_del(t, it->now, it->qid);
+
+	if (rc == 0)
+		rc = store_msg_del(t, it->qid, it->shard);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+static void
+ingest_undo_done(int result, void *arg)
+{
+	struct ingest_item *it = arg;
+
+	log_info("qid=%s event=withdrawn reason=\"peer did not confirm\" "
+		 "result=%s", it->qid, shoal_strerror(result));
+	ingest_item_free(it);
+}
+
+/* The peer has it too (or need not): answer the router. */
+static void
+ingest_durable(bool durable, void *arg)
+{
+	struct ingest_item *it = arg;
+	struct ingest *in = it->in;
+
+	if (durable) {
+		ingest_reply(in, it->id, it->id_len, it->request_id,
+			     SHOAL__STATUS__STATUS_OK, "", false);
+		ingest_item_free(it);
+		return;
+	}
+	in->refused++;
+	log_warn("qid=%s event=refused shard=%u error=\"not durable: peer "
+		 "unavailable and replication.require_peer is set\"",
+		 it->qid, it->shard);
+	ingest_reply(in, it->id, it->id_len, it->request_id,
+		     SHOAL__STATUS__STATUS_NOT_DURABLE, "peer unavailable",
+		     false);
+	commit_add(in->n->commit, ingest_undo_apply, ingest_undo_done, it);
 }
 
 static void
@@ -90,12 +161,20 @@ ingest_done(int result, void *arg)
 	Shoal__Status status = SHOAL__STATUS__STATUS_OK;
 	const char *text = "";
 
+	if (result == 0 && it->known) {
+		log_info("qid=%s event=stored_already shard=%u", it->qid,
+			 it->shard);
+		ingest_durable(true, it);
+		return;
+	}
 	if (result == 0) {
 		in->stored++;
 		scheduler_kick(in->n->sched);
 		log_info("qid=%s event=stored shard=%u size=%zu rcpts=%u",
 			 it->qid, it->shard, zmq_msg_size(&it->body),
 			 it->n_rcpts);
+		repl_wait(in->n->repl, it->seq, ingest_durable, it);
+		return;
 	} else {
 		in->refused++;
 		status = result == SHOAL_E_STORAGE_FULL ?
@@ -107,9 +186,7 @@ ingest_done(int result, void *arg)
 	}
 	ingest_reply(in, it->id, it->id_len, it->request_id, status, text,
 		     false);
-	zmq_msg_close(&it->body);
-	free(it->meta);
-	free(it);
+	ingest_item_free(it);
 }
 
 /* Build the stored record: the router's envelope with each recipient
@@ -211,6 +288,33 @@ bad:
 		     SHOAL__STATUS__STATUS_BAD_REQUEST, why, false);
 }
 
+#define INGEST_SEEN_MAX 1024   /* node ids in one router heartbeat */
+
+/* A router's heartbeat: remember it (fencing, failover votes) and trade
+ * maps with it. */
+static void
+ingest_heartbeat(struct ingest *in, zmq_msg_t *frames,
+		 const Shoal__RouterRequest *req)
+{
+	const Shoal__RouterHeartbeat *hb = req->heartbeat;
+	const char *peer = in->n->me->peer;
+	bool sees_peer = false;
+
+	if (hb->n_seen > INGEST_SEEN_MAX || req->router_id[0] == '\0') {
+		log_warn("router=? event=bad_request reason=\"bad heartbeat\"");
+		return;
+	}
+	for (size_t i = 0; peer && i < hb->n_seen; i++)
+		if (strcmp(hb->seen[i], peer) == 0)
+			sees_peer = true;
+	owner_heard_router(in->n->owner, req->router_id, sees_peer);
+	if (hb->map)
+		owner_offer(in->n->owner, hb->map);
+	ingest_reply(in, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),
+		     req->request_id, SHOAL__STATUS__STATUS_OK, "",
+		     req->epoch != in->n->map->epoch);
+}
+
 void
 ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes)
 {
@@ -236,6 +340,9 @@ ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes)
 		break;
 	case SHOAL__ROUTER_REQUEST__BODY_ENQUEUE:
 		ingest_enqueue(in, frames, nframes, req);
+		break;
+	case SHOAL__ROUTER_REQUEST__BODY_HEARTBEAT:
+		ingest_heartbeat(in, frames, req);
 		break;
 	default:
 		ingest_reply(in, zmq_msg_data(&frames[0]), id_len,

@@ -21,6 +21,8 @@
 #include "node/deliver.h"
 #include "node/dlog.h"
 #include "node/ingest.h"
+#include "node/owner.h"
+#include "node/repl.h"
 #include "node/scheduler.h"
 #include "node/store.h"
 
@@ -49,6 +51,7 @@ node_on_admin(struct node *n, zmq_msg_t *frames, size_t nframes)
 		.node_id = n->me->id,
 		.map = n->map,
 		.started_at = n->started_at,
+		.repl = n->repl,
 	};
 	void *out = NULL;
 	size_t out_len = 0;
@@ -84,6 +87,8 @@ node_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 		ingest_handle(n->ingest, frames, nframes);
 	else if (memcmp(tag, WIRE_TAG_ADMIN, WIRE_TAG_LEN) == 0)
 		node_on_admin(n, frames, nframes);
+	else if (memcmp(tag, WIRE_TAG_NODE, WIRE_TAG_LEN) == 0)
+		repl_handle(n->repl, frames, nframes);
 	else
 		log_warn("zmq event=bad_message reason=\"unknown link tag\"");
 }
@@ -143,6 +148,13 @@ fail:
 	return rc;
 }
 
+/* After each group commit: ship the journal to the peer. */
+static void
+node_commit_hook(void *arg)
+{
+	repl_kick(arg);
+}
+
 static void
 node_on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -179,6 +191,8 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	if (rc != 0)
 		goto fail;
 	n->commit = commit_new(base, n->store);
+	n->owner = owner_new(n);
+	owner_init_journal(n->owner);
 	n->ingest = ingest_new(n);
 	n->dlog = dlog_open(me->data_dir);
 	n->deliver = deliver_new(n);
@@ -188,6 +202,12 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	}
 	n->sched = scheduler_new(n);
 	n->zctx = zmq_ctx_new();
+	n->repl = repl_new(n);
+	if (n->repl == NULL) {
+		rc = -EIO;
+		goto fail;
+	}
+	commit_set_hook(n->commit, node_commit_hook, n->repl);
 	n->front = zsock_new(base, n->zctx, ZMQ_ROUTER, max_msg, node_on_msg,
 			     NULL, n);
 	if (n->front == NULL) {
@@ -217,6 +237,11 @@ node_free(struct node *n)
 	deliver_free(n->deliver);
 	if (n->commit)
 		commit_flush(n->commit);
+	/* answers what still waits for the peer */
+	if (n->commit)
+		commit_set_hook(n->commit, NULL, NULL);
+	repl_free(n->repl);
+	n->repl = NULL;
 	scheduler_free(n->sched);
 	dlog_close(n->dlog);
 	if (n->sig_term)
@@ -224,10 +249,12 @@ node_free(struct node *n)
 	if (n->sig_int)
 		event_free(n->sig_int);
 	zsock_free(n->front);
+	repl_free(n->repl);
 	if (n->zctx)
 		zmq_ctx_term(n->zctx);
 	ingest_free(n->ingest);
 	commit_free(n->commit);
+	owner_free(n->owner);
 	shardmap_free(n->map);
 	store_close(n->store);
 	free(n);

@@ -1,5 +1,5 @@
 /* One shoal-node process: its config, store, shard map and the ZeroMQ
- * socket on which routers, shoalctl and (later) its peer reach it. The
+ * socket on which routers, shoalctl and its peer reach it. The
  * struct is shared by the node's modules; nothing outside node/ sees it. */
 #ifndef SHOAL_NODE_NODE_H
 #define SHOAL_NODE_NODE_H
@@ -18,6 +18,8 @@ struct ingest;
 struct scheduler;
 struct deliver;
 struct dlog;
+struct owner;
+struct repl;
 
 struct node {
 	const struct config *cfg;
@@ -31,6 +33,8 @@ struct node {
 	struct scheduler *sched;
 	struct deliver *deliver;
 	struct dlog *dlog;         /* delivery log, may be NULL */
+	struct owner *owner;       /* shard ownership, failover, fencing */
+	struct repl *repl;         /* the peer link */
 	Shoal__ShardMap *map;      /* current map, owned */
 	uint64_t started_at;       /* unix seconds */
 	struct event *sig_term, *sig_int;

@@ -30,6 +30,7 @@
 #include "node/dlog.h"
 #include "node/job.h"
 #include "node/node.h"
+#include "node/owner.h"
 #include "node/store.h"
 
 #define SCHED_SCAN_MAX 1000              /* due entries looked at per pass */
@@ -65,9 +66,7 @@ sched_now(void)
 static bool
 sched_is_mine(const struct scheduler *s, uint32_t shard)
 {
-	const char *p = shardmap_primary(s->n->map, shard);
-
-	return p && strcmp(p, s->n->me->id) == 0;
+	return owner_is_primary(s->n, shard);
 }
 
 static int
@@ -237,6 +236,13 @@ sched_run(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (!owner_may_deliver(s->n->owner)) {
+		/* fenced: owner kicks us when that ends; look again anyway */
+		struct timeval tv = { 1, 0 };
+
+		evtimer_add(s->timer, &tv);
+		return;
+	}
 	if (store_txn_begin(s->n->store, true, &t) != 0)
 		return;
 	sc.max = SCHED_SCAN_MAX + idmap_count(s->inflight);
@@ -475,6 +481,13 @@ sched_apply(struct store_txn *t, void *arg)
 			due = env->rcpts[i]->next_try;
 		pending = true;
 	}
+	if (!sched_is_mine(s, sm->shard)) {
+		/* the shard moved away while this attempt ran (failover):
+		 * keep its result, leave the due index to the new owner's
+		 * copy; the attempt itself may be repeated there */
+		log_warn("qid=%s event=result_after_ownership_loss shard=%u",
+			 sm->qid, sm->shard);
+	}
 	if (rc == 0 && !pending) {
 		rc = store_due_del(t, sm->due, sm->qid);
 		if (rc == 0)
@@ -482,7 +495,7 @@ sched_apply(struct store_txn *t, void *arg)
 		if (rc == 0)
 			log_info("qid=%s event=removed", sm->qid);
 	} else if (rc == 0) {
-		if (due != sm->due) {
+		if (due != sm->due && sched_is_mine(s, sm->shard)) {
 			rc = store_due_del(t, sm->due, sm->qid);
 			if (rc == 0)
 				rc = store_due_add(t, due, sm->qid);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/idmap.h"
 #include "lib/log.h"
@@ -29,6 +30,7 @@
 
 #define ENQ_REDIRECTS_MAX 3       /* wrong-epoch / not-owner resends */
 #define ENQ_MAP_RETRY_MS 100      /* map fetch retry while we have none */
+#define ENQ_HB_BIT (1ull << 63)   /* request ids of heartbeats */
 
 /* A body shared between us and libzmq's I/O thread. */
 struct enq_body {
@@ -42,6 +44,8 @@ struct enq_conn {
 	char *endpoint;
 	struct zsock *zs;
 	struct enqueue *e;
+	uint64_t heard_ms;        /* monotonic, last reply; 0 = never */
+	uint64_t epoch;           /* the node's epoch in that reply */
 };
 
 struct enq_req {
@@ -57,6 +61,7 @@ struct enq_req {
 	int redirects;
 	int result;               /* set before a deferred completion */
 	bool unsent;              /* waiting for a map or a connected owner */
+	const char *sent_to;      /* node id (owned by its conn), or NULL */
 	uint64_t deadline_ms;     /* monotonic: node_timeout_ms after submit */
 	struct event timer;
 };
@@ -75,6 +80,8 @@ struct enqueue {
 	void *ready_arg;
 	struct event *map_timer;
 	uint64_t map_request_id;
+	struct event *hb_timer;
+	uint64_t hb_seq;
 };
 
 static void
@@ -116,13 +123,22 @@ enq_req_finish(struct enq_req *r, int result)
 static uint64_t
 enq_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_mono_ms();
 }
 
 static int enq_send(struct enqueue *e, struct enq_req *r);
+
+/* Pack a request into a new buffer (caller frees). */
+static unsigned char *
+enq_pack(const Shoal__RouterRequest *req, size_t *len)
+{
+	unsigned char *p;
+
+	*len = shoal__router_request__get_packed_size(req);
+	p = xmalloc(*len ? *len : 1);
+	shoal__router_request__pack(req, p);
+	return p;
+}
 
 /* Send now, or, while there is no map or the owner is not connected
  * (a router just started, a node reconnecting), try again every
@@ -275,9 +291,7 @@ enq_send(struct enqueue *e, struct enq_req *r)
 	req.router_id = e->router_id;
 	req.body_case = SHOAL__ROUTER_REQUEST__BODY_ENQUEUE;
 	req.enqueue = &eq;
-	len = shoal__router_request__get_packed_size(&req);
-	packed = xmalloc(len);
-	shoal__router_request__pack(&req, packed);
+	packed = enq_pack(&req, &len);
 	shoal__envelope__free_unpacked(env, NULL);
 
 	atomic_fetch_add(&r->body->refs, 1);
@@ -290,6 +304,8 @@ enq_send(struct enqueue *e, struct enq_req *r)
 		rc = zsock_send(c->zs, bufs, lens, 3, &body);
 	}
 	free(packed);
+	if (rc == 0)
+		r->sent_to = c->id;
 	/* not connected yet: enq_try_send() tries again until the deadline */
 	if (rc == -EAGAIN)
 		log_debug(LOG_SUB_ZMQ, "qid=%s event=node_not_connected node=%s",
@@ -347,6 +363,31 @@ enqueue_shards(const struct enqueue *e)
 	return e->cfg->cluster.shards;
 }
 
+/* After a new map: a request sent to a node that no longer owns its shard
+ * (a failover) goes to the new owner now rather than wait out its timeout.
+ * The node that had it may have stored it too: nodes take a qid they hold
+ * already as done, and delivery is at-least-once. */
+static void
+enq_resend_moved(uint64_t id, void *value, void *arg)
+{
+	struct enq_req *r = value;
+	struct enqueue *e = arg;
+	const char *owner = shardmap_primary(e->map, r->shard);
+
+	(void)id;
+	if (r->result != 0 || r->unsent || r->sent_to == NULL ||
+	    owner == NULL || strcmp(owner, r->sent_to) == 0)
+		return;
+	log_info("qid=%s event=resend_after_map from=%s to=%s", r->qid,
+		 r->sent_to, owner);
+	if (enq_send(e, r) != 0) {
+		/* the new owner is not connected yet: retry until the end */
+		r->unsent = true;
+		event_del(&r->timer);
+		enq_try_send(r);
+	}
+}
+
 /* Adopt a map from a node if it is newer than ours. */
 static void
 enq_adopt_map(struct enqueue *e, const Shoal__ShardMap *m)
@@ -354,19 +395,22 @@ enq_adopt_map(struct enqueue *e, const Shoal__ShardMap *m)
 	Shoal__ShardMap *copy;
 	bool first = e->map == NULL;
 
-	if (e->map && m->epoch <= e->map->epoch)
+	if (!shardmap_newer(m, e->map))
 		return;
 	copy = shardmap_dup(m);
 	if (copy == NULL)
 		return;
 	shardmap_free(e->map);
 	e->map = copy;
-	log_info("router event=shard_map epoch=%llu",
-		 (unsigned long long)m->epoch);
+	log_info("router event=shard_map epoch=%llu author=%s",
+		 (unsigned long long)m->epoch,
+		 m->author[0] ? m->author : "config");
 	if (first) {
 		event_del(e->map_timer);
 		if (e->ready)
 			e->ready(e->ready_arg);
+	} else {
+		idmap_foreach(e->pending, enq_resend_moved, e);
 	}
 }
 
@@ -390,7 +434,8 @@ enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
 		else
 			enq_adopt_map(e, m);
 	}
-	if (rep->request_id == e->map_request_id) {
+	if (rep->request_id == e->map_request_id ||
+	    (rep->request_id & ENQ_HB_BIT)) {
 		shardmap_free(m);
 		return;
 	}
@@ -407,7 +452,15 @@ enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
 		break;
 	case SHOAL__STATUS__STATUS_WRONG_EPOCH:
 	case SHOAL__STATUS__STATUS_NOT_OWNER:
-		if (m && r->redirects++ < ENQ_REDIRECTS_MAX) {
+		if (e->map && rep->epoch < e->map->epoch) {
+			/* the node is behind: our next heartbeat brings it
+			 * our map; try again shortly, until the deadline */
+			struct timeval tv = { 0, ENQ_MAP_RETRY_MS * 1000 };
+
+			r->unsent = true;
+			event_del(&r->timer);
+			event_add(&r->timer, &tv);
+		} else if (m && r->redirects++ < ENQ_REDIRECTS_MAX) {
 			int rc = enq_send(e, r);
 
 			if (rc != 0)
@@ -437,7 +490,6 @@ enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 	struct enqueue *e = arg;
 	Shoal__NodeReply *rep;
 
-	(void)zs;
 	if (nframes != 1) {
 		log_warn("zmq event=bad_reply reason=\"%zu frames\"", nframes);
 		return;
@@ -447,6 +499,12 @@ enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 	if (rep == NULL) {
 		log_warn("zmq event=bad_reply reason=\"undecodable\"");
 		return;
+	}
+	for (size_t i = 0; i < e->n_conns; i++) {
+		if (e->conns[i].zs == zs) {
+			e->conns[i].heard_ms = enq_now_ms();
+			e->conns[i].epoch = rep->epoch;
+		}
 	}
 	enq_on_reply(e, rep);
 	shoal__node_reply__free_unpacked(rep, NULL);
@@ -482,6 +540,52 @@ enq_fetch_map(evutil_socket_t fd, short what, void *arg)
 	event_add(e->map_timer, &tv);
 }
 
+/* Every heartbeat_ms, to every node: which nodes we hear (the failover
+ * vote, see node/owner.c), and our map to a node whose epoch is older. The
+ * replies keep our map current. */
+static void
+enq_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+	struct enqueue *e = arg;
+	uint64_t now = enq_now_ms();
+	uint64_t window = e->cfg->replication.failover_after_ms;
+	const char **seen = xcalloc(e->n_conns ? e->n_conns : 1, sizeof(*seen));
+	size_t n_seen = 0;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < e->n_conns; i++)
+		if (e->conns[i].heard_ms && now - e->conns[i].heard_ms <= window)
+			seen[n_seen++] = e->conns[i].id;
+	e->hb_seq++;
+	for (size_t i = 0; i < e->n_conns; i++) {
+		struct enq_conn *c = &e->conns[i];
+		Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
+		Shoal__RouterHeartbeat hb = SHOAL__ROUTER_HEARTBEAT__INIT;
+		unsigned char *packed;
+		size_t len;
+
+		hb.n_seen = n_seen;
+		hb.seen = (char **)seen;
+		if (e->map && c->heard_ms && c->epoch < e->map->epoch)
+			hb.map = e->map;
+		req.request_id = ENQ_HB_BIT | e->hb_seq;
+		req.epoch = e->map ? e->map->epoch : 0;
+		req.router_id = e->router_id;
+		req.body_case = SHOAL__ROUTER_REQUEST__BODY_HEARTBEAT;
+		req.heartbeat = &hb;
+		packed = enq_pack(&req, &len);
+		{
+			const void *bufs[2] = { WIRE_TAG_ROUTER, packed };
+			size_t lens[2] = { WIRE_TAG_LEN, len };
+
+			zsock_send(c->zs, bufs, lens, 2, NULL);
+		}
+		free(packed);
+	}
+	free(seen);
+}
+
 struct enqueue *
 enqueue_new(struct event_base *base, const struct config *cfg,
 	    enqueue_ready_fn ready, void *arg)
@@ -504,6 +608,14 @@ enqueue_new(struct event_base *base, const struct config *cfg,
 			goto fail;
 	e->map_timer = event_new(base, -1, 0, enq_fetch_map, e);
 	event_active(e->map_timer, 0, 0);
+	e->hb_timer = event_new(base, -1, EV_PERSIST, enq_heartbeat, e);
+	{
+		uint32_t ms = cfg->replication.heartbeat_ms;
+		struct timeval tv = { (time_t)(ms / 1000),
+				      (suseconds_t)(ms % 1000) * 1000 };
+
+		event_add(e->hb_timer, &tv);
+	}
 	return e;
 fail:
 	enqueue_free(e);
@@ -529,6 +641,8 @@ enqueue_free(struct enqueue *e)
 	}
 	if (e->map_timer)
 		event_free(e->map_timer);
+	if (e->hb_timer)
+		event_free(e->hb_timer);
 	for (size_t i = 0; i < e->n_conns; i++) {
 		zsock_free(e->conns[i].zs);
 		free(e->conns[i].id);

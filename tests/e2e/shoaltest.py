@@ -359,6 +359,18 @@ def _cfg_str(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class Loopback:
+    """Where each part of a cluster runs: here, everything on 127.0.0.1.
+    tests/e2e/netns.py has the same interface with one network namespace
+    per part."""
+
+    def host(self, role):
+        return "127.0.0.1"
+
+    def wrap(self, role, argv):
+        return list(argv)
+
+
 class Cluster:
     """A Shoal cluster on loopback in a temp dir of its own.
 
@@ -367,14 +379,18 @@ class Cluster:
     router_extra / extra: raw libconfig text inside router: { } / at the top
     level. delivery / replication: raw text for the body of that group
     (delivery defaults to routes and DNS that point at closed local ports, so
-    nothing ever leaves 127.0.0.1 and queued mail stays queued)."""
+    nothing ever leaves 127.0.0.1 and queued mail stays queued). net: where
+    each node, the router ("router") and shoalctl ("ctl") run (Loopback by
+    default)."""
 
     def __init__(self, test, nodes=2, shards=16, name="e2e", map_size=None,
                  relay_networks=("127.0.0.0/8",), max_message_size=None,
                  max_recipients=None, node_timeout_ms=None, bare_lf=None,
                  router_extra="", extra="", delivery=None, replication=None,
-                 router_preexec=None, node_preexec=None, hostname=None):
+                 router_preexec=None, node_preexec=None, hostname=None,
+                 net=None):
         self.test = test
+        self.net = net or Loopback()
         self.shards = shards
         self.name = name
         self.node_ids = [f"n{i + 1}" for i in range(nodes)]
@@ -407,6 +423,10 @@ class Cluster:
         j = i + 1 if i % 2 == 0 else i - 1
         return self.node_ids[j] if j < len(self.node_ids) else None
 
+    @property
+    def router_host(self):
+        return self.net.host("router")
+
     def data_dir(self, nid):
         return os.path.join(self.dir, nid)
 
@@ -422,8 +442,8 @@ class Cluster:
         rows = []
         for n in self.node_ids:
             os.makedirs(self.data_dir(n), exist_ok=True)
-            row = (f"  {{ id = {_cfg_str(n)}; endpoint = "
-                   f"{_cfg_str(f'tcp://127.0.0.1:{self.node_port[n]}')};")
+            ep = f"tcp://{self.net.host(n)}:{self.node_port[n]}"
+            row = f"  {{ id = {_cfg_str(n)}; endpoint = {_cfg_str(ep)};"
             peer = self.peer_of(n)
             if peer:
                 row += f" peer = {_cfg_str(peer)};"
@@ -438,7 +458,7 @@ class Cluster:
         out += [");", "", "router: {",
                 f"  hostname = {_cfg_str(self.hostname)};",
                 f"  listen = ( {{ address = "
-                f"{_cfg_str(f'127.0.0.1:{self.port}')}; }} );"]
+                f"{_cfg_str(f'{self.router_host}:{self.port}')}; }} );"]
         if self.relay_networks is not None:
             nets = ", ".join(_cfg_str(n) for n in self.relay_networks)
             out.append(f"  relay_networks = [ {nets} ];")
@@ -525,8 +545,9 @@ class Cluster:
         keeps the node's port; a collision there is retried for a while."""
         if not os.path.exists(self.conf):
             self.write_config()
-        p = self._proc(nid, [bin_path("shoal-node"), "-c", self.conf,
-                             "-n", nid], self.node_preexec)
+        p = self._proc(nid, self.net.wrap(nid, [
+            bin_path("shoal-node"), "-c", self.conf, "-n", nid]),
+            self.node_preexec)
         if p.running():
             raise StartError(f"{nid} is already running (pid {p.pid})")
         return self._start_retrying(p, p.starts > 0, timeout)
@@ -534,8 +555,8 @@ class Cluster:
     def start_router(self, timeout=READY_TIMEOUT):
         if not os.path.exists(self.conf):
             self.write_config()
-        p = self._proc("router", [bin_path("shoal-router"), "-c", self.conf],
-                       self.router_preexec)
+        p = self._proc("router", self.net.wrap("router", [
+            bin_path("shoal-router"), "-c", self.conf]), self.router_preexec)
         if p.running():
             raise StartError(f"router is already running (pid {p.pid})")
         return self._start_retrying(p, p.starts > 0, timeout)
@@ -560,11 +581,12 @@ class Cluster:
     def kill_router(self, sig=signal.SIGKILL):
         return self.procs["router"].kill(sig)
 
-    def spawn(self, name, argv, preexec=None, ready_port=None):
+    def spawn(self, name, argv, preexec=None, ready_port=None,
+              ready_re=None):
         """Start a helper program (smtp-source, smtp-sink...) whose output
         goes to a log of its own; it is stopped with the cluster."""
         p = self._proc(name, argv, preexec)
-        p.start(ready_port=ready_port)
+        p.start(ready_port=ready_port, ready_re=ready_re)
         return p
 
     def stop_all(self):
@@ -621,8 +643,8 @@ class Cluster:
     def shoalctl(self, *args, timeout=30):
         """Run shoalctl -c CONF --json ARGS. Returns (exit status, parsed
         JSON or None, stderr text). Every call is kept in the shoalctl log."""
-        argv = [bin_path("shoalctl"), "-c", self.conf, "--json"] + \
-            [str(a) for a in args]
+        argv = self.net.wrap("ctl", [bin_path("shoalctl"), "-c", self.conf,
+                                     "--json"] + [str(a) for a in args])
         t0 = time.monotonic()
         try:
             r = subprocess.run(argv, stdin=subprocess.DEVNULL,
@@ -642,7 +664,7 @@ class Cluster:
         with open(self.ctl_log, "a", encoding="utf-8") as f:
             out_cut = out_s if len(out_s) < 4000 else \
                 out_s[:4000] + f"... ({len(out_s)} chars)"
-            f.write(f"$ shoalctl {' '.join(argv[4:])}  "
+            f.write(f"$ shoalctl {' '.join(str(a) for a in args)}  "
                     f"[exit {rc}, {time.monotonic() - t0:.2f}s]\n"
                     f"stdout: {out_cut.rstrip()}\nstderr: {err_s.rstrip()}\n")
         return rc, doc, err_s
@@ -665,10 +687,15 @@ class Cluster:
         return self.ctl_ok("queue", "show", qid)
 
     def owners(self, status=None):
-        """{shard: node id} from status' primary_shards."""
+        """{shard: node id} from status' primary_shards, as the nodes at
+        the newest epoch say (a restarted node may still hold an older
+        map for a moment)."""
         st = status or self.status()
+        top = max([n.get("epoch", 0) for n in st.get("nodes", [])] or [0])
         m = {}
         for n in st.get("nodes", []):
+            if n.get("epoch", 0) != top:
+                continue
             for s in n.get("primary_shards", []):
                 m[int(s)] = n["id"]
         return m

@@ -1,7 +1,6 @@
 /* node/admin.c against a real store in a fresh directory: status counts,
  * list filters and paging, show, unknown qids and undecodable requests. */
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,22 +27,12 @@ static Shoal__ShardAssignment t_shards[T_SHARDS];
 static Shoal__ShardAssignment *t_shard_ptrs[T_SHARDS];
 static struct admin_ctx t_ctx;
 
-static int
-t_rm(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* Two nodes; n1 is primary of the even shards and replica of the odd. */
 static void
 t_setup(void)
 {
 	log_init("test_admin", LOG_LVL_ERROR);
-	snprintf(t_dir, sizeof(t_dir), "/tmp/shoal-test-admin-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(t_dir));
+	check_mkdtemp(t_dir, sizeof(t_dir), "admin");
 	ck_assert_int_eq(store_open(t_dir, T_MAP_SIZE, &t_store), 0);
 	shoal__shard_map__init(&t_map);
 	for (int i = 0; i < 2; i++) {
@@ -76,7 +65,7 @@ t_teardown(void)
 {
 	store_close(t_store);
 	t_store = NULL;
-	nftw(t_dir, t_rm, 8, FTW_DEPTH | FTW_PHYS);
+	check_rmtree(t_dir);
 }
 
 static const char t_b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -149,7 +138,8 @@ t_put(unsigned n, const char *sender, const struct t_rcpt *rcpts, bool held,
 	char qid[QID_LEN + 1];
 
 	t_qid(qid, n);
-	t_put_raw(qid, n % T_SHARDS, sender, rcpts, held, arrival, body,
+	/* n1's primary shards (the even ones): replica copies are hidden */
+	t_put_raw(qid, (n % 2) * 2, sender, rcpts, held, arrival, body,
 		  sizeof(body) - 1);
 }
 
@@ -339,7 +329,7 @@ START_TEST(test_status_counts_unreadable_record_as_message)
 	t_put_mix();
 	t_qid(qid, 9);
 	ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
-	ck_assert_int_eq(store_msg_put(t, qid, 1, "\xff\xff\xff", 3, "x", 1),
+	ck_assert_int_eq(store_msg_put(t, qid, 0, "\xff\xff\xff", 3, "x", 1),
 			 0);
 	ck_assert_int_eq(store_txn_commit(t), 0);
 	r = t_status();
@@ -363,7 +353,7 @@ START_TEST(test_list_all_in_qid_order)
 	ck_assert_str_eq(t_list_ids(r), "1,2,3,4,5");
 	ck_assert(!r->list->more);
 	e = r->list->entries[0];
-	ck_assert_uint_eq(e->shard, 1);
+	ck_assert_uint_eq(e->shard, 2);
 	ck_assert_str_eq(e->sender, "s1@example.org");
 	ck_assert_uint_eq(e->n_rcpts, 3);
 	ck_assert_str_eq(e->rcpts[1]->address, "y@other.example");
@@ -535,6 +525,38 @@ START_TEST(test_list_rejects_bad_fields)
 }
 END_TEST
 
+/* A node holds its peer's messages as a replica: they are the peer's to
+ * report, so shoalctl sees each message once, from its primary. */
+START_TEST(test_replica_copies_are_not_reported)
+{
+	static const struct t_rcpt rc[] = {
+		{ "a@example.net", SHOAL__RCPT_STATE__RCPT_QUEUED },
+		{ NULL, 0 },
+	};
+	Shoal__AdminReply *r;
+	char mine[QID_LEN + 1], copy[QID_LEN + 1];
+
+	t_qid(mine, 1);
+	t_qid(copy, 2);
+	t_put_raw(mine, 0, "s@example.org", rc, false, 1, "X: y\r\n", 6);
+	t_put_raw(copy, 1, "s@example.org", rc, false, 1, "X: y\r\n", 6);
+	r = t_status();
+	ck_assert_uint_eq(r->status_reply->messages, 1);
+	ck_assert_uint_eq(r->status_reply->rcpts_queued, 1);
+	shoal__admin_reply__free_unpacked(r, NULL);
+	r = t_list("", SHOAL__STATE_FILTER__FILTER_ANY, "", 0);
+	ck_assert_str_eq(t_list_ids(r), "1");
+	shoal__admin_reply__free_unpacked(r, NULL);
+	r = t_show(copy);
+	ck_assert_int_eq(r->status, SHOAL__STATUS__STATUS_BAD_REQUEST);
+	ck_assert_str_eq(r->message, WIRE_MSG_UNKNOWN_QID);
+	shoal__admin_reply__free_unpacked(r, NULL);
+	r = t_show(mine);
+	ck_assert_int_eq(r->status, SHOAL__STATUS__STATUS_OK);
+	shoal__admin_reply__free_unpacked(r, NULL);
+}
+END_TEST
+
 START_TEST(test_show_returns_message_and_header_section)
 {
 	Shoal__AdminReply *r;
@@ -548,7 +570,7 @@ START_TEST(test_show_returns_message_and_header_section)
 	ck_assert_int_eq(r->body_case, SHOAL__ADMIN_REPLY__BODY_SHOW);
 	sm = r->show->msg;
 	ck_assert_str_eq(sm->qid, qid);
-	ck_assert_uint_eq(sm->shard, 3);
+	ck_assert_uint_eq(sm->shard, 2);
 	ck_assert_str_eq(sm->envelope->mail_from, "s3@example.org");
 	ck_assert_str_eq(sm->envelope->helo, "client.example");
 	ck_assert_uint_eq(sm->envelope->n_rcpts, 2);
@@ -722,6 +744,7 @@ admin_suite(void)
 	tcase_add_test(tc, test_list_more_is_false_when_page_is_exactly_full);
 	tcase_add_test(tc, test_list_caps_limit_at_1000);
 	tcase_add_test(tc, test_list_rejects_bad_fields);
+	tcase_add_test(tc, test_replica_copies_are_not_reported);
 	tcase_add_test(tc, test_show_returns_message_and_header_section);
 	tcase_add_test(tc, test_show_cuts_headers_at_64k);
 	tcase_add_test(tc, test_show_unknown_qid);

@@ -1,0 +1,350 @@
+/* Shard ownership: which map the node acts on, failover and fencing.
+ *
+ * Failover rule (the replica's side): take the peer's shards when the peer
+ * has been silent for failover_after_ms, at least one router was heard in
+ * that time, and every router heard in that time says it no longer hears
+ * the peer either. A link cut between the two nodes alone therefore never
+ * makes two primaries: the routers still reach both.
+ *
+ * Fencing rule (everyone's side): a node starts deliveries only while it
+ * has heard its peer or a router within failover_after_ms / 2, and, after a
+ * start, only once it has heard its peer's map or failover_after_ms has
+ * passed. A node cut off from everything stops delivering before its peer
+ * may take over; a restarted node learns a newer epoch before it delivers.
+ * Nodes without a peer, or with replication.mode = "none", are never
+ * fenced and never fail over. */
+#include "node/owner.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/shardmap.h"
+#include "lib/xmalloc.h"
+#include "node/node.h"
+#include "node/scheduler.h"
+#include "node/store.h"
+
+#define OWNER_META_MAP "shard_map"
+
+struct owner_router {
+	char id[256];
+	uint64_t heard_ms;
+	bool sees_peer;
+};
+
+struct owner {
+	struct node *n;
+	const char *peer;             /* peer id, NULL when none */
+	bool active;                  /* a peer and replication on */
+	uint64_t started_ms;
+	uint64_t peer_heard_ms;       /* 0 = not since start */
+	struct owner_router routers[OWNER_ROUTERS_MAX];
+	size_t n_routers;
+	bool fenced;                  /* last answer of owner_may_deliver */
+};
+
+bool
+owner_is_primary(const struct node *n, uint32_t shard)
+{
+	const char *p = shardmap_primary(n->map, shard);
+
+	return p != NULL && strcmp(p, n->me->id) == 0;
+}
+
+static void
+owner_set_journal(struct node *n)
+{
+	uint8_t *on = xcalloc(n->map->n_shards ? n->map->n_shards : 1, 1);
+
+	for (uint32_t s = 0; s < n->map->n_shards; s++)
+		on[s] = owner_is_primary(n, s);
+	store_journal_shards(n->store, on, (uint32_t)n->map->n_shards);
+	free(on);
+}
+
+void
+owner_init_journal(struct owner *o)
+{
+	owner_set_journal(o->n);
+}
+
+/* ---- changing the map ------------------------------------------------ */
+
+struct owner_due {
+	struct store_txn *t;
+	bool add;
+	uint64_t n;
+};
+
+/* Add or drop the due entry a message's record names. */
+static int
+owner_due_one(const char *qid, uint32_t shard, const void *meta,
+	      size_t meta_len, void *arg)
+{
+	struct owner_due *d = arg;
+	Shoal__StoredMessage *sm =
+		shoal__stored_message__unpack(NULL, meta_len, meta);
+	int rc = 0;
+
+	(void)shard;
+	if (sm == NULL) {
+		log_error("qid=%s event=corrupt_record op=ownership", qid);
+		return 0;
+	}
+	if (!sm->held && sm->due != 0) {
+		rc = d->add ? store_due_add(d->t, sm->due, qid) :
+			      store_due_del(d->t, sm->due, qid);
+		d->n++;
+	}
+	shoal__stored_message__free_unpacked(sm, NULL);
+	return rc;
+}
+
+/* Store m and move due entries: one transaction, so a crash leaves the old
+ * map with the old index or the new map with the new one. */
+static int
+owner_store_map(struct node *n, const Shoal__ShardMap *m, uint64_t *gained,
+		uint64_t *lost)
+{
+	struct owner_due d = { 0 };
+	struct store_txn *t;
+	size_t len;
+	void *packed;
+	int rc;
+
+	*gained = *lost = 0;
+	rc = store_txn_begin(n->store, false, &t);
+	if (rc != 0)
+		return rc;
+	d.t = t;
+	for (uint32_t s = 0; rc == 0 && s < m->n_shards; s++) {
+		bool was = owner_is_primary(n, s);
+		bool will = strcmp(m->shards[s]->primary, n->me->id) == 0;
+
+		if (was == will)
+			continue;
+		d.add = will;
+		d.n = 0;
+		rc = store_shard_foreach(t, s, owner_due_one, &d);
+		if (will)
+			*gained += d.n;
+		else
+			*lost += d.n;
+	}
+	if (rc == 0) {
+		packed = shardmap_pack(m, &len);
+		rc = store_meta_put(t, OWNER_META_MAP, packed, len);
+		free(packed);
+	}
+	if (rc != 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	return store_txn_commit(t);
+}
+
+static int
+owner_adopt(struct owner *o, Shoal__ShardMap *m, const char *why)
+{
+	struct node *n = o->n;
+	uint64_t gained, lost;
+	uint64_t old_epoch = n->map->epoch;
+	int rc = owner_store_map(n, m, &gained, &lost);
+
+	if (rc != 0) {
+		log_error("node id=%s event=map_not_stored epoch=%llu "
+			  "error=\"%s\"",
+			  n->me->id, (unsigned long long)m->epoch,
+			  shoal_strerror(rc));
+		shardmap_free(m);
+		return rc;
+	}
+	shardmap_free(n->map);
+	n->map = m;
+	owner_set_journal(n);
+	log_info("node id=%s event=shard_map epoch=%llu old_epoch=%llu "
+		 "author=%s why=\"%s\" due_gained=%llu due_dropped=%llu",
+		 n->me->id, (unsigned long long)m->epoch,
+		 (unsigned long long)old_epoch, m->author[0] ? m->author : "config",
+		 why, (unsigned long long)gained, (unsigned long long)lost);
+	scheduler_kick(n->sched);
+	return 0;
+}
+
+bool
+owner_offer(struct owner *o, const Shoal__ShardMap *m)
+{
+	struct node *n = o->n;
+	Shoal__ShardMap *copy;
+	size_t len;
+	void *packed;
+
+	if (m == NULL || !shardmap_newer(m, n->map))
+		return false;
+	/* nested maps skipped shardmap_unpack()'s checks: run them */
+	packed = shardmap_pack(m, &len);
+	copy = shardmap_unpack(packed, len, n->cfg->cluster.shards);
+	free(packed);
+	if (copy == NULL) {
+		log_warn("node id=%s event=bad_map reason=\"malformed map offered\"",
+			 n->me->id);
+		return false;
+	}
+	if (shardmap_node(copy, n->me->id) == NULL) {
+		log_warn("node id=%s event=bad_map reason=\"map without this "
+			 "node\" epoch=%llu",
+			 n->me->id, (unsigned long long)copy->epoch);
+		shardmap_free(copy);
+		return false;
+	}
+	return owner_adopt(o, copy, "newer map") == 0;
+}
+
+int
+owner_take_over(struct owner *o, const char *why)
+{
+	struct node *n = o->n;
+	Shoal__ShardMap *m;
+	size_t moved;
+	int rc;
+
+	if (o->peer == NULL)
+		return -EINVAL;
+	m = shardmap_swap(n->map, o->peer, n->me->id, n->me->id, &moved);
+	if (moved == 0) {
+		shardmap_free(m);
+		return 0;
+	}
+	log_warn("node id=%s event=takeover peer=%s shards=%zu why=\"%s\"",
+		 n->me->id, o->peer, moved, why);
+	rc = owner_adopt(o, m, why);
+	return rc ? rc : (int)moved;
+}
+
+/* ---- what the node hears --------------------------------------------- */
+
+void
+owner_heard_router(struct owner *o, const char *router_id, bool sees_peer)
+{
+	uint64_t now = clock_mono_ms();
+	struct owner_router *r = NULL, *oldest = NULL;
+
+	for (size_t i = 0; i < o->n_routers; i++) {
+		if (strcmp(o->routers[i].id, router_id) == 0) {
+			r = &o->routers[i];
+			break;
+		}
+		if (oldest == NULL || o->routers[i].heard_ms < oldest->heard_ms)
+			oldest = &o->routers[i];
+	}
+	if (r == NULL && o->n_routers < OWNER_ROUTERS_MAX)
+		r = &o->routers[o->n_routers++];
+	else if (r == NULL &&
+		 now - oldest->heard_ms > o->n->cfg->replication.failover_after_ms)
+		r = oldest;	/* a quiet one makes room */
+	if (r == NULL)
+		return;
+	snprintf(r->id, sizeof(r->id), "%s", router_id);
+	r->heard_ms = now;
+	r->sees_peer = sees_peer;
+}
+
+void
+owner_heard_peer(struct owner *o)
+{
+	o->peer_heard_ms = clock_mono_ms();
+}
+
+uint64_t
+owner_peer_heard_ms(const struct owner *o)
+{
+	return o->peer_heard_ms;
+}
+
+/* Routers heard within ms: how many, and how many still see the peer. */
+static void
+owner_router_votes(const struct owner *o, uint64_t now, uint64_t ms,
+		   size_t *heard, size_t *see_peer)
+{
+	*heard = *see_peer = 0;
+	for (size_t i = 0; i < o->n_routers; i++) {
+		if (now - o->routers[i].heard_ms > ms)
+			continue;
+		(*heard)++;
+		if (o->routers[i].sees_peer)
+			(*see_peer)++;
+	}
+}
+
+bool
+owner_may_deliver(struct owner *o)
+{
+	const struct config *cfg = o->n->cfg;
+	uint64_t now = clock_mono_ms(), lease = cfg->replication.failover_after_ms / 2;
+	uint64_t contact = o->peer_heard_ms;
+	bool ok;
+
+	if (!o->active)
+		return true;
+	for (size_t i = 0; i < o->n_routers; i++)
+		if (o->routers[i].heard_ms > contact)
+			contact = o->routers[i].heard_ms;
+	ok = contact != 0 && now - contact <= lease &&
+	     (o->peer_heard_ms != 0 ||
+	      now - o->started_ms >= cfg->replication.failover_after_ms);
+	if (ok == o->fenced) {
+		o->fenced = !ok;
+		if (ok) {
+			log_info("node id=%s event=unfenced", o->n->me->id);
+			scheduler_kick(o->n->sched);
+		} else {
+			log_warn("node id=%s event=fenced reason=\"%s\"",
+				 o->n->me->id,
+				 contact == 0 || now - contact > lease ?
+					 "neither peer nor router heard" :
+					 "waiting for the peer's map");
+		}
+	}
+	return ok;
+}
+
+void
+owner_tick(struct owner *o)
+{
+	const struct config *cfg = o->n->cfg;
+	uint64_t now = clock_mono_ms(), after = cfg->replication.failover_after_ms;
+	uint64_t last = o->peer_heard_ms ? o->peer_heard_ms : o->started_ms;
+	size_t heard, see_peer;
+
+	owner_may_deliver(o);	/* logs fencing transitions */
+	if (!o->active || now - last < after)
+		return;
+	owner_router_votes(o, now, after, &heard, &see_peer);
+	if (heard == 0 || see_peer > 0)
+		return;
+	owner_take_over(o, "peer silent and no router hears it");
+}
+
+struct owner *
+owner_new(struct node *n)
+{
+	struct owner *o = xcalloc(1, sizeof(*o));
+
+	o->n = n;
+	o->peer = n->me->peer;
+	o->active = o->peer != NULL &&
+		    n->cfg->replication.mode != CFG_REPL_NONE;
+	o->started_ms = clock_mono_ms();
+	o->fenced = o->active;
+	return o;
+}
+
+void
+owner_free(struct owner *o)
+{
+	free(o);
+}

@@ -1,0 +1,65 @@
+/* Shard ownership on a node: the shard map it acts on, adopting newer maps
+ * (from its peer, routers, or its own failover), taking over its peer's
+ * shards when the peer is gone, and the fencing rule that says whether it
+ * may deliver at all. docs/replication.md explains the rules and why they
+ * keep delivery at-least-once with rare duplicates.
+ *
+ * Changing the map is one write transaction: the map is stored, and the
+ * due index gains entries for the shards gained (a replica holds no due
+ * entries) and loses those of the shards lost. Then the store journals
+ * exactly the shards this node is primary for. */
+#ifndef SHOAL_NODE_OWNER_H
+#define SHOAL_NODE_OWNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/queue.pb-c.h"
+
+struct node;
+struct owner;
+
+/* Routers remembered for fencing and failover decisions; more are
+ * ignored until one goes quiet. */
+#define OWNER_ROUTERS_MAX 256
+
+struct owner *owner_new(struct node *n);
+
+/* owner_free(NULL) does nothing. */
+void owner_free(struct owner *o);
+
+/* Set the journaled shards from the current map (at start). */
+void owner_init_journal(struct owner *o);
+
+/* Whether this node is the primary of shard by its map. */
+bool owner_is_primary(const struct node *n, uint32_t shard);
+
+/* Adopt m if it is newer than the current map (lib/shardmap.h rule). m
+ * is untrusted: it is re-checked. Returns true when adopted. */
+bool owner_offer(struct owner *o, const Shoal__ShardMap *m);
+
+/* A router's heartbeat arrived: its id and whether it still hears from
+ * this node's peer. */
+void owner_heard_router(struct owner *o, const char *router_id,
+			bool sees_peer);
+
+/* The peer was heard (any message on the peer link). */
+void owner_heard_peer(struct owner *o);
+
+/* Monotonic ms of the last message from the peer, 0 = never. */
+uint64_t owner_peer_heard_ms(const struct owner *o);
+
+/* Whether this node may start deliveries now (not fenced). */
+bool owner_may_deliver(struct owner *o);
+
+/* Take the peer's shards now: a planned failover (admin) or the failover
+ * rule below. Returns the number of shards taken, or -errno. */
+int owner_take_over(struct owner *o, const char *why);
+
+/* Periodic work (each replication.heartbeat_ms): the failover rule (the
+ * peer silent for failover_after_ms and every router heard within that
+ * time agreeing it is gone) and fencing transitions. */
+void owner_tick(struct owner *o);
+
+#endif

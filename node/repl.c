@@ -1,0 +1,990 @@
+/* Replication to and from the peer: the journal shipped in batches, acks,
+ * the replica's apply, and the durability waits of enqueues. The protocol
+ * and its invariants are in node/repl.h; ownership rules in node/owner.c.
+ *
+ * Pair health, as status shows it:
+ *   healthy      the peer acknowledges; sync enqueues wait for it
+ *   degraded     the peer is silent (or an ack took peer_timeout_ms):
+ *                enqueues are acknowledged on our fsync alone, or refused
+ *                with require_peer
+ *   catching_up  the peer is back and receiving what it missed; healthy
+ *                again once it has everything journaled when it returned
+ *   off          no peer, or replication.mode = "none" */
+#include "node/repl.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/qid.h"
+#include "lib/shardmap.h"
+#include "lib/wire.h"
+#include "lib/xmalloc.h"
+#include "lib/zsock.h"
+#include "node/commit.h"
+#include "node/node.h"
+#include "node/owner.h"
+#include "node/scheduler.h"
+#include "node/store.h"
+#include "proto/node_node.pb-c.h"
+
+#define REPL_META_STREAM "repl_stream"  /* be64: our stream id */
+#define REPL_META_ACKED "repl_acked"    /* be64: highest ack of our stream */
+#define REPL_META_PEER "repl_peer"      /* be64 stream || be64 applied */
+#define REPL_TRIM_MAX 100000            /* journal entries per trim */
+#define REPL_RESEND_ASK_MS 200          /* between two resend requests */
+
+enum repl_state {
+	REPL_OFF,
+	REPL_DEGRADED,
+	REPL_CATCHING_UP,
+	REPL_HEALTHY,
+};
+
+static const char *const repl_state_names[] = {
+	"off", "degraded", "catching_up", "healthy",
+};
+
+struct repl_waiter {
+	uint64_t seq;
+	uint64_t deadline_ms;
+	repl_wait_fn fn;
+	void *arg;
+};
+
+struct repl_flight {
+	uint64_t last;
+	size_t bytes;
+};
+
+struct repl {
+	struct node *n;
+	const struct cfg_node *peer;
+	bool on;
+	struct zsock *link;           /* DEALER to the peer */
+	enum repl_state state;
+	uint64_t catchup_target;
+
+	/* our stream */
+	uint64_t stream;
+	uint64_t sent, acked;
+	uint64_t progress_ms;         /* last ack progress or first send */
+	struct repl_flight fl[REPL_WINDOW];
+	size_t n_fl;
+	bool trim_busy, resync_busy;
+	uint64_t trimmed;
+
+	/* enqueues waiting for the peer, in seq order (a ring) */
+	struct repl_waiter *w;
+	size_t w_head, w_n, w_cap;
+
+	/* the peer's stream */
+	uint64_t peer_stream;
+	uint64_t applied, accepted;
+	uint64_t resend_asked_ms;
+	bool want_resend;
+
+	struct event *timer, *kick_ev, *ack_ev;
+	uint64_t batches_sent, batches_applied, records_applied;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void
+repl_be64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+static uint64_t
+repl_get64(const void *p)
+{
+	const unsigned char *b = p;
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | b[i];
+	return v;
+}
+
+static void
+repl_set_state(struct repl *r, enum repl_state s, const char *why)
+{
+	if (r->state == s)
+		return;
+	if (s == REPL_DEGRADED)
+		log_warn("repl node=%s peer=%s event=state state=%s "
+			 "reason=\"%s\"",
+			 r->n->me->id, r->peer->id, repl_state_names[s], why);
+	else
+		log_info("repl node=%s peer=%s event=state state=%s "
+			 "reason=\"%s\"",
+			 r->n->me->id, r->peer->id, repl_state_names[s], why);
+	r->state = s;
+}
+
+static bool
+repl_peer_alive(const struct repl *r, uint64_t now)
+{
+	uint64_t heard = owner_peer_heard_ms(r->n->owner);
+
+	return heard != 0 &&
+	       now - heard <= r->n->cfg->replication.peer_timeout_ms;
+}
+
+/* ---- waits ---------------------------------------------------------- */
+
+static void
+repl_waiter_push(struct repl *r, const struct repl_waiter *w)
+{
+	if (r->w_n == r->w_cap) {
+		size_t cap = r->w_cap ? r->w_cap * 2 : 256;
+		struct repl_waiter *v = xcalloc(cap, sizeof(*v));
+
+		for (size_t i = 0; i < r->w_n; i++)
+			v[i] = r->w[(r->w_head + i) % r->w_cap];
+		free(r->w);
+		r->w = v;
+		r->w_cap = cap;
+		r->w_head = 0;
+	}
+	r->w[(r->w_head + r->w_n) % r->w_cap] = *w;
+	r->w_n++;
+}
+
+/* Answer waiters: those at or below seq durable, or all with `all`. */
+static void
+repl_release(struct repl *r, uint64_t seq, bool all, bool durable)
+{
+	while (r->w_n > 0) {
+		struct repl_waiter w = r->w[r->w_head];
+
+		if (!all && w.seq > seq)
+			break;
+		r->w_head = (r->w_head + 1) % r->w_cap;
+		r->w_n--;
+		w.fn(all ? durable : true, w.arg);
+	}
+}
+
+void
+repl_wait(struct repl *r, uint64_t seq, repl_wait_fn fn, void *arg)
+{
+	const struct config *cfg = r->n->cfg;
+	uint64_t now = clock_mono_ms();
+	struct repl_waiter w = { seq, now + cfg->replication.peer_timeout_ms,
+				 fn, arg };
+
+	if (!r->on || cfg->replication.mode != CFG_REPL_SYNC || seq == 0 ||
+	    seq <= r->acked) {
+		fn(true, arg);
+		return;
+	}
+	if (r->state != REPL_HEALTHY) {
+		if (!cfg->replication.require_peer) {
+			fn(true, arg);	/* degraded: our fsync alone */
+			return;
+		}
+		if (!repl_peer_alive(r, now)) {
+			fn(false, arg);
+			return;
+		}
+	}
+	repl_waiter_push(r, &w);
+}
+
+/* ---- sending our stream ------------------------------------------------ */
+
+/* libzmq's free callback for a packed message (its I/O thread). */
+static void
+repl_zfree(void *data, void *hint)
+{
+	(void)hint;
+	free(data);
+}
+
+/* Nothing comes back on our DEALER: the peer talks on its own. */
+static void
+repl_on_link_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes,
+		 void *arg)
+{
+	(void)zs;
+	(void)frames;
+	(void)arg;
+	log_debug(LOG_SUB_REPL, "repl event=unexpected_reply frames=%zu",
+		  nframes);
+}
+
+static void
+repl_send_msg(struct repl *r, Shoal__PeerMessage *pm)
+{
+	size_t len = shoal__peer_message__get_packed_size(pm);
+	void *p = xmalloc(len ? len : 1);
+	const void *bufs[2] = { WIRE_TAG_NODE, NULL };
+	size_t lens[2] = { WIRE_TAG_LEN, 0 };
+	zmq_msg_t msg;
+	int rc;
+
+	shoal__peer_message__pack(pm, p);
+	zmq_msg_init_data(&msg, p, len, repl_zfree, NULL);
+	rc = zsock_send(r->link, bufs, lens, 2, &msg);
+	if (pm->body_case == SHOAL__PEER_MESSAGE__BODY_BATCH && rc == 0)
+		r->batches_sent++;
+	if (rc != 0)
+		log_debug(LOG_SUB_REPL, "repl event=send_failed error=\"%s\"",
+			  shoal_strerror(rc));
+}
+
+/* The header every message carries: who we are, our map, our ack. */
+static void
+repl_header(struct repl *r, Shoal__PeerMessage *pm)
+{
+	pm->from = r->n->me->id;
+	pm->stream = r->stream;
+	pm->head_seq = store_journal_seq(r->n->store);
+	pm->map = r->n->map;
+	pm->acked_stream = r->peer_stream;
+	pm->acked_seq = r->applied;
+	pm->resend = r->want_resend;
+}
+
+static void
+repl_send_heartbeat(struct repl *r)
+{
+	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
+	Shoal__PeerHeartbeat hb = SHOAL__PEER_HEARTBEAT__INIT;
+
+	repl_header(r, &pm);
+	pm.body_case = SHOAL__PEER_MESSAGE__BODY_HEARTBEAT;
+	pm.heartbeat = &hb;
+	repl_send_msg(r, &pm);
+	r->want_resend = false;
+}
+
+struct repl_build {
+	struct repl *r;
+	struct store_txn *t;
+	Shoal__ReplRecord *recs;
+	Shoal__ReplRecord **ptrs;
+	size_t n;
+	size_t bytes;
+	uint64_t last;
+};
+
+static int
+repl_collect(uint64_t seq, const char *qid, bool body, uint64_t noted,
+	     void *arg)
+{
+	struct repl_build *b = arg;
+	Shoal__ReplRecord *rec;
+	const void *p;
+	size_t len;
+
+	(void)noted;
+	if (b->n == REPL_BATCH_RECORDS ||
+	    (b->n > 0 && b->bytes >= REPL_BATCH_BYTES))
+		return 1;
+	rec = &b->recs[b->n];
+	shoal__repl_record__init(rec);
+	rec->seq = seq;
+	rec->qid = (char *)qid;
+	rec->shard = shard_of(qid, b->r->n->cfg->cluster.shards);
+	if (store_msg_get_meta(b->t, qid, &p, &len) != 0) {
+		rec->deleted = true;
+	} else {
+		rec->meta.data = (uint8_t *)p;
+		rec->meta.len = len;
+		b->bytes += len;
+		if (body && store_msg_get_body(b->t, qid, &p, &len) == 0) {
+			rec->has_body = true;
+			rec->body.data = (uint8_t *)p;
+			rec->body.len = len;
+			b->bytes += len;
+		}
+	}
+	b->bytes += strlen(qid) + 16;
+	b->ptrs[b->n++] = rec;
+	b->last = seq;
+	return 0;
+}
+
+/* Send one batch from r->sent on. Returns true when one was sent. */
+static bool
+repl_send_batch(struct repl *r)
+{
+	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
+	Shoal__ReplBatch batch = SHOAL__REPL_BATCH__INIT;
+	struct repl_build b = { .r = r };
+	int rc;
+
+	if (store_txn_begin(r->n->store, true, &b.t) != 0)
+		return false;
+	b.recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.recs));
+	b.ptrs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.ptrs));
+	rc = store_journal_foreach(b.t, r->sent, REPL_BATCH_RECORDS, repl_collect,
+				   &b);
+	if ((rc == 0 || rc == 1) && b.n > 0) {
+		repl_header(r, &pm);
+		batch.prev_seq = r->sent;
+		batch.last_seq = b.last;
+		batch.n_records = b.n;
+		batch.records = b.ptrs;
+		pm.body_case = SHOAL__PEER_MESSAGE__BODY_BATCH;
+		pm.batch = &batch;
+		/* packed while the transaction still lends meta and bodies */
+		repl_send_msg(r, &pm);
+		r->want_resend = false;
+		if (r->sent == r->acked)
+			r->progress_ms = clock_mono_ms();
+		r->fl[r->n_fl++] = (struct repl_flight){ b.last, b.bytes };
+		r->sent = b.last;
+		log_debug(LOG_SUB_REPL, "repl event=batch_sent prev=%llu "
+			  "last=%llu records=%zu bytes=%zu",
+			  (unsigned long long)batch.prev_seq,
+			  (unsigned long long)b.last, b.n, b.bytes);
+	}
+	store_txn_abort(b.t);
+	free(b.recs);
+	free(b.ptrs);
+	return b.n > 0;
+}
+
+/* Ship what the window allows. A peer that is not connected makes the send
+ * fail with EAGAIN inside zsock; the go-back timer sends again. */
+static void
+repl_pump(struct repl *r)
+{
+	if (!r->on)
+		return;
+	while (r->n_fl < REPL_WINDOW && repl_send_batch(r))
+		;
+}
+
+static void
+repl_on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	repl_pump(arg);
+}
+
+void
+repl_kick(struct repl *r)
+{
+	if (r != NULL && r->on)
+		event_active(r->kick_ev, 0, 0);
+}
+
+/* Start over from `from`: the peer said so, or acks stalled. */
+static void
+repl_rewind(struct repl *r, uint64_t from)
+{
+	r->sent = from;
+	r->n_fl = 0;
+	r->progress_ms = clock_mono_ms();
+}
+
+/* ---- trimming and full resync (through group commit) ------------------- */
+
+struct repl_trim {
+	struct repl *r;
+	uint64_t upto;
+};
+
+static int
+repl_trim_apply(struct store_txn *t, void *arg)
+{
+	struct repl_trim *tr = arg;
+	unsigned char v[8];
+	int rc = store_journal_trim(t, tr->upto, REPL_TRIM_MAX);
+
+	repl_be64(v, tr->upto);
+	return rc ? rc : store_meta_put(t, REPL_META_ACKED, v, sizeof(v));
+}
+
+static void
+repl_trim_done(int result, void *arg)
+{
+	struct repl_trim *tr = arg;
+
+	tr->r->trim_busy = false;
+	if (result == 0)
+		tr->r->trimmed = tr->upto;
+	free(tr);
+}
+
+static void
+repl_maybe_trim(struct repl *r)
+{
+	struct repl_trim *tr;
+
+	if (r->trim_busy || r->acked <= r->trimmed)
+		return;
+	tr = xmalloc(sizeof(*tr));
+	tr->r = r;
+	tr->upto = r->acked;
+	r->trim_busy = true;
+	commit_add(r->n->commit, repl_trim_apply, repl_trim_done, tr);
+}
+
+struct repl_resync {
+	struct repl *r;
+	struct store_txn *t;
+	uint64_t n;
+};
+
+static int
+repl_resync_one(const char *qid, uint32_t shard, const void *meta,
+		size_t meta_len, void *arg)
+{
+	struct repl_resync *rs = arg;
+
+	(void)meta;
+	(void)meta_len;
+	if (!owner_is_primary(rs->r->n, shard))
+		return 0;
+	rs->n++;
+	return store_journal_touch(rs->t, qid, shard);
+}
+
+static int
+repl_resync_apply(struct store_txn *t, void *arg)
+{
+	struct repl_resync *rs = arg;
+
+	rs->t = t;
+	rs->n = 0;
+	return store_msg_foreach(t, repl_resync_one, rs);
+}
+
+static void
+repl_resync_done(int result, void *arg)
+{
+	struct repl_resync *rs = arg;
+	struct repl *r = rs->r;
+
+	r->resync_busy = false;
+	log_info("repl node=%s peer=%s event=resync messages=%llu result=%s",
+		 r->n->me->id, r->peer->id, (unsigned long long)rs->n,
+		 shoal_strerror(result));
+	free(rs);
+	repl_kick(r);
+}
+
+/* The peer has less of our stream than it once acknowledged (its data
+ * was lost or replaced): journal every message of ours again. */
+static void
+repl_resync(struct repl *r, uint64_t peer_has)
+{
+	struct repl_resync *rs;
+
+	log_warn("repl node=%s peer=%s event=peer_lost_data acked=%llu "
+		 "peer_has=%llu",
+		 r->n->me->id, r->peer->id, (unsigned long long)r->acked,
+		 (unsigned long long)peer_has);
+	r->acked = peer_has;
+	r->trimmed = peer_has;
+	repl_rewind(r, peer_has);
+	if (r->resync_busy)
+		return;
+	rs = xcalloc(1, sizeof(*rs));
+	rs->r = r;
+	r->resync_busy = true;
+	commit_add(r->n->commit, repl_resync_apply, repl_resync_done, rs);
+}
+
+/* ---- acks of our stream ------------------------------------------------ */
+
+static void
+repl_on_ack(struct repl *r, uint64_t seq, bool resend)
+{
+	if (seq < r->acked) {
+		repl_resync(r, seq);
+		return;
+	}
+	if (seq > r->acked) {
+		r->acked = seq;
+		r->progress_ms = clock_mono_ms();
+		while (r->n_fl > 0 && r->fl[0].last <= seq) {
+			memmove(&r->fl[0], &r->fl[1],
+				(r->n_fl - 1) * sizeof(r->fl[0]));
+			r->n_fl--;
+		}
+		if (r->sent < seq)
+			r->sent = seq;
+		repl_release(r, seq, false, true);
+		repl_maybe_trim(r);
+		if (r->state == REPL_CATCHING_UP && seq >= r->catchup_target)
+			repl_set_state(r, REPL_HEALTHY, "peer caught up");
+	}
+	if (resend && r->sent > seq)
+		repl_rewind(r, seq);
+	repl_pump(r);
+}
+
+/* ---- applying the peer's stream ---------------------------------------- */
+
+struct repl_apply {
+	struct repl *r;
+	Shoal__PeerMessage *pm;
+	uint64_t stream;
+	bool adopted;                 /* a handback added due work */
+};
+
+/* A record for a shard we are primary for: the peer owned it before a
+ * failover and is handing back what we did not get from it. New messages
+ * are adopted, deletions (it delivered them) applied; any other state of
+ * ours wins over its older one. */
+static int
+repl_apply_handback(struct repl_apply *a, struct store_txn *t,
+		    const Shoal__ReplRecord *rec)
+{
+	Shoal__StoredMessage *sm;
+	const void *p;
+	size_t len;
+	uint64_t due = 0;
+	bool held = false;
+	int rc = store_msg_get_meta(t, rec->qid, &p, &len);
+
+	if (rc != 0 && rc != -ENOENT)
+		return rc;
+	if (rec->deleted && rc == 0) {
+		sm = shoal__stored_message__unpack(NULL, len, p);
+		if (sm != NULL) {
+			due = sm->due;
+			shoal__stored_message__free_unpacked(sm, NULL);
+		}
+		if (due != 0 && (rc = store_due_del(t, due, rec->qid)) != 0)
+			return rc;
+		log_info("qid=%s event=handback action=deleted peer=%s",
+			 rec->qid, a->r->peer->id);
+		return store_msg_del(t, rec->qid, rec->shard);
+	}
+	if (rec->deleted || rc == 0 || !rec->has_body)
+		return 0;
+	sm = shoal__stored_message__unpack(NULL, rec->meta.len, rec->meta.data);
+	if (sm == NULL || sm->envelope == NULL) {
+		if (sm)
+			shoal__stored_message__free_unpacked(sm, NULL);
+		log_warn("qid=%s event=handback action=skipped reason=\"bad "
+			 "record\"", rec->qid);
+		return 0;
+	}
+	due = sm->due;
+	held = sm->held;
+	shoal__stored_message__free_unpacked(sm, NULL);
+	rc = store_msg_put(t, rec->qid, rec->shard, rec->meta.data,
+			   rec->meta.len, rec->body.data, rec->body.len);
+	if (rc == 0 && !held)
+		rc = store_due_add(t, due ? due : (uint64_t)time(NULL),
+				   rec->qid);
+	if (rc == 0) {
+		a->adopted = true;
+		log_info("qid=%s event=handback action=adopted peer=%s",
+			 rec->qid, a->r->peer->id);
+	}
+	return rc;
+}
+
+/* A replica copy: the record as it is, without due entries. */
+static int
+repl_apply_copy(struct store_txn *t, const Shoal__ReplRecord *rec)
+{
+	int rc;
+
+	if (rec->deleted) {
+		rc = store_msg_del(t, rec->qid, rec->shard);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	if (rec->has_body)
+		return store_msg_put(t, rec->qid, rec->shard, rec->meta.data,
+				     rec->meta.len, rec->body.data,
+				     rec->body.len);
+	rc = store_msg_set_meta(t, rec->qid, rec->meta.data, rec->meta.len);
+	if (rc == -ENOENT) {
+		log_warn("qid=%s event=replica_gap reason=\"update of a "
+			 "message never received\"", rec->qid);
+		rc = 0;
+	}
+	return rc;
+}
+
+static int
+repl_apply(struct store_txn *t, void *arg)
+{
+	struct repl_apply *a = arg;
+	const Shoal__ReplBatch *b = a->pm->batch;
+	unsigned char v[16];
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < b->n_records; i++) {
+		const Shoal__ReplRecord *rec = b->records[i];
+
+		if (owner_is_primary(a->r->n, rec->shard))
+			rc = repl_apply_handback(a, t, rec);
+		else
+			rc = repl_apply_copy(t, rec);
+	}
+	repl_be64(v, a->stream);
+	repl_be64(v + 8, b->last_seq);
+	return rc ? rc : store_meta_put(t, REPL_META_PEER, v, sizeof(v));
+}
+
+static void
+repl_applied(int result, void *arg)
+{
+	struct repl_apply *a = arg;
+	struct repl *r = a->r;
+	const Shoal__ReplBatch *b = a->pm->batch;
+
+	if (result == 0 && a->stream == r->peer_stream) {
+		if (b->last_seq > r->applied)
+			r->applied = b->last_seq;
+		r->batches_applied++;
+		r->records_applied += b->n_records;
+		event_active(r->ack_ev, 0, 0);
+		if (a->adopted)
+			scheduler_kick(r->n->sched);
+	} else if (result != 0) {
+		log_error("repl node=%s peer=%s event=apply_failed last=%llu "
+			  "error=\"%s\"",
+			  r->n->me->id, r->peer->id,
+			  (unsigned long long)b->last_seq,
+			  shoal_strerror(result));
+		/* later batches will not follow: the peer resends */
+		r->accepted = r->applied;
+	}
+	shoal__peer_message__free_unpacked(a->pm, NULL);
+	free(a);
+}
+
+static void
+repl_on_ack_event(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	repl_send_heartbeat(arg);
+}
+
+static bool
+repl_batch_ok(const struct repl *r, const Shoal__ReplBatch *b)
+{
+	if (b->last_seq < b->prev_seq)
+		return false;
+	for (size_t i = 0; i < b->n_records; i++) {
+		const Shoal__ReplRecord *rec = b->records[i];
+		size_t ql = strnlen(rec->qid, QID_MAX);
+
+		if (!qid_valid(rec->qid, ql) ||
+		    rec->shard != shard_of(rec->qid, r->n->cfg->cluster.shards) ||
+		    rec->seq <= b->prev_seq || rec->seq > b->last_seq ||
+		    (!rec->deleted && rec->meta.len == 0) ||
+		    (rec->has_body && rec->body.len == 0))
+			return false;
+	}
+	return true;
+}
+
+/* Takes pm. */
+static void
+repl_on_batch(struct repl *r, Shoal__PeerMessage *pm)
+{
+	const Shoal__ReplBatch *b = pm->batch;
+	uint64_t now = clock_mono_ms();
+	struct repl_apply *a;
+
+	if (!repl_batch_ok(r, b)) {
+		log_warn("repl node=%s peer=%s event=bad_batch", r->n->me->id,
+			 r->peer->id);
+		shoal__peer_message__free_unpacked(pm, NULL);
+		return;
+	}
+	if (pm->stream != r->peer_stream) {
+		/* a new stream (the peer's data dir is new): from its start */
+		log_info("repl node=%s peer=%s event=new_stream stream=%llx",
+			 r->n->me->id, r->peer->id,
+			 (unsigned long long)pm->stream);
+		r->peer_stream = pm->stream;
+		r->applied = r->accepted = 0;
+	}
+	if (b->prev_seq > r->accepted) {
+		if (now - r->resend_asked_ms >= REPL_RESEND_ASK_MS) {
+			r->resend_asked_ms = now;
+			r->want_resend = true;
+			log_debug(LOG_SUB_REPL, "repl event=gap prev=%llu "
+				  "have=%llu",
+				  (unsigned long long)b->prev_seq,
+				  (unsigned long long)r->applied);
+			repl_send_heartbeat(r);
+		}
+		shoal__peer_message__free_unpacked(pm, NULL);
+		return;
+	}
+	if (b->last_seq > r->accepted)
+		r->accepted = b->last_seq;
+	a = xcalloc(1, sizeof(*a));
+	a->r = r;
+	a->pm = pm;
+	a->stream = pm->stream;
+	commit_add(r->n->commit, repl_apply, repl_applied, a);
+}
+
+void
+repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
+{
+	Shoal__PeerMessage *pm;
+	uint64_t now = clock_mono_ms();
+	bool was_alive;
+
+	if (nframes != 3 || !r->on) {
+		log_warn("repl event=bad_message reason=\"%s\"",
+			 r->on ? "frames" : "no peer configured");
+		return;
+	}
+	pm = shoal__peer_message__unpack(NULL, zmq_msg_size(&frames[2]),
+					 zmq_msg_data(&frames[2]));
+	if (pm == NULL) {
+		log_warn("repl event=bad_message reason=\"undecodable\"");
+		return;
+	}
+	if (strcmp(pm->from, r->peer->id) != 0) {
+		log_warn("repl event=bad_message reason=\"not from our peer\" "
+			 "from=%.64s", pm->from);
+		shoal__peer_message__free_unpacked(pm, NULL);
+		return;
+	}
+	was_alive = repl_peer_alive(r, now);
+	owner_heard_peer(r->n->owner);
+	if (!was_alive)
+		log_info("repl node=%s peer=%s event=peer_heard", r->n->me->id,
+			 r->peer->id);
+	if (r->state == REPL_DEGRADED) {
+		r->catchup_target = store_journal_seq(r->n->store);
+		repl_set_state(r, REPL_CATCHING_UP, "peer heard");
+	}
+	if (pm->map)
+		owner_offer(r->n->owner, pm->map);
+	if (pm->acked_stream == r->stream)
+		repl_on_ack(r, pm->acked_seq, pm->resend);
+	else if (r->acked > 0)
+		repl_on_ack(r, 0, true);  /* it acked ours, now has none */
+	if (r->state == REPL_CATCHING_UP && r->acked >= r->catchup_target)
+		repl_set_state(r, REPL_HEALTHY, "peer caught up");
+	if (pm->body_case == SHOAL__PEER_MESSAGE__BODY_BATCH) {
+		repl_on_batch(r, pm);
+		return;
+	}
+	shoal__peer_message__free_unpacked(pm, NULL);
+}
+
+/* ---- the heartbeat timer --------------------------------------------- */
+
+static void
+repl_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct repl *r = arg;
+	const struct config *cfg = r->n->cfg;
+	uint64_t now = clock_mono_ms();
+	uint64_t resend_ms = 2 * (uint64_t)cfg->replication.heartbeat_ms;
+
+	(void)fd;
+	(void)what;
+	if (resend_ms < 1000)
+		resend_ms = 1000;
+	if (!repl_peer_alive(r, now) && r->state != REPL_DEGRADED) {
+		repl_set_state(r, REPL_DEGRADED, "peer silent");
+		repl_release(r, 0, true, !cfg->replication.require_peer);
+	} else if (r->w_n > 0 && r->w[r->w_head].deadline_ms <= now) {
+		if (r->state == REPL_HEALTHY)
+			repl_set_state(r, REPL_DEGRADED, "ack too late");
+		repl_release(r, 0, true, !cfg->replication.require_peer);
+	}
+	if (r->sent > r->acked && now - r->progress_ms >= resend_ms) {
+		log_debug(LOG_SUB_REPL, "repl event=rewind from=%llu to=%llu",
+			  (unsigned long long)r->sent,
+			  (unsigned long long)r->acked);
+		repl_rewind(r, r->acked);
+	}
+	repl_send_heartbeat(r);
+	repl_pump(r);
+	owner_tick(r->n->owner);
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+struct repl_lag {
+	uint64_t n, oldest;
+};
+
+static int
+repl_count_lag(uint64_t seq, const char *qid, bool body, uint64_t noted,
+	       void *arg)
+{
+	struct repl_lag *l = arg;
+
+	(void)seq;
+	(void)qid;
+	(void)body;
+	if (l->n++ == 0)
+		l->oldest = noted;
+	return 0;
+}
+
+struct repl_replica {
+	const struct node *n;
+	uint64_t count;
+};
+
+static int
+repl_count_replica(const char *qid, uint32_t shard, const void *meta,
+		   size_t meta_len, void *arg)
+{
+	struct repl_replica *rc = arg;
+
+	(void)qid;
+	(void)meta;
+	(void)meta_len;
+	if (!owner_is_primary(rc->n, shard))
+		rc->count++;
+	return 0;
+}
+
+void
+repl_status(struct repl *r, Shoal__Replication *out)
+{
+	static const char *const modes[] = { "sync", "async", "none" };
+	struct repl_lag lag = { 0, 0 };
+	struct store_txn *t;
+	uint64_t now = clock_mono_ms(), heard = owner_peer_heard_ms(r->n->owner);
+	struct repl_replica replica = { r->n, 0 };
+
+	out->mode = (char *)modes[r->n->cfg->replication.mode];
+	out->peer = r->peer ? r->peer->id : "";
+	out->state = (char *)repl_state_names[r->state];
+	out->head_seq = store_journal_seq(r->n->store);
+	out->acked_seq = r->acked;
+	out->peer_seen_ms = heard ? now - heard : 0;
+	out->may_deliver = owner_may_deliver(r->n->owner);
+	if (store_txn_begin(r->n->store, true, &t) == 0) {
+		store_journal_foreach(t, r->acked, UINT64_MAX >> 1,
+				      repl_count_lag, &lag);
+		store_msg_foreach(t, repl_count_replica, &replica);
+		store_txn_abort(t);
+	}
+	out->lag_ops = r->on ? lag.n : 0;
+	out->lag_s = r->on && lag.n ? (uint64_t)time(NULL) - lag.oldest : 0;
+	out->replica_messages = replica.count;
+}
+
+/* ---- life cycle -------------------------------------------------------- */
+
+/* Our stream id and acked seq, the peer's stream and applied seq. */
+static int
+repl_load(struct repl *r)
+{
+	struct store_txn *t;
+	const void *p;
+	size_t len;
+	unsigned char v[8];
+	int rc = store_txn_begin(r->n->store, false, &t);
+
+	if (rc != 0)
+		return rc;
+	if (store_meta_get(t, REPL_META_STREAM, &p, &len) == 0 && len == 8) {
+		r->stream = repl_get64(p);
+	} else {
+		while (r->stream == 0)
+			if (getrandom(&r->stream, sizeof(r->stream), 0) !=
+			    sizeof(r->stream))
+				r->stream = ((uint64_t)time(NULL) << 20) ^
+					    (uint64_t)clock_mono_us();
+		repl_be64(v, r->stream);
+		rc = store_meta_put(t, REPL_META_STREAM, v, sizeof(v));
+	}
+	if (rc == 0 && store_meta_get(t, REPL_META_ACKED, &p, &len) == 0 &&
+	    len == 8)
+		r->acked = r->sent = r->trimmed = repl_get64(p);
+	if (rc == 0 && store_meta_get(t, REPL_META_PEER, &p, &len) == 0 &&
+	    len == 16) {
+		r->peer_stream = repl_get64(p);
+		r->applied = r->accepted = repl_get64((const char *)p + 8);
+	}
+	if (rc != 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	return store_txn_commit(t);
+}
+
+struct repl *
+repl_new(struct node *n)
+{
+	struct repl *r = xcalloc(1, sizeof(*r));
+	const struct config *cfg = n->cfg;
+	int64_t max_msg = (int64_t)cfg->router.max_message_size +
+			  WIRE_BODY_SLACK + WIRE_META_MAX;
+	struct timeval tv = { (time_t)(cfg->replication.heartbeat_ms / 1000),
+			      (suseconds_t)(cfg->replication.heartbeat_ms % 1000) *
+				      1000 };
+	int one = 1;
+
+	r->n = n;
+	r->peer = n->me->peer ? config_find_node(cfg, n->me->peer) : NULL;
+	r->on = r->peer != NULL && cfg->replication.mode != CFG_REPL_NONE;
+	r->state = r->on ? REPL_DEGRADED : REPL_OFF;
+	if (repl_load(r) != 0) {
+		repl_free(r);
+		return NULL;
+	}
+	r->kick_ev = event_new(n->base, -1, 0, repl_on_kick, r);
+	r->ack_ev = event_new(n->base, -1, 0, repl_on_ack_event, r);
+	r->timer = event_new(n->base, -1, EV_PERSIST, repl_on_timer, r);
+	if (!r->on)
+		return r;
+	r->link = zsock_new(n->base, n->zctx, ZMQ_DEALER, max_msg,
+			    repl_on_link_msg, NULL, r);
+	if (r->link == NULL) {
+		repl_free(r);
+		return NULL;
+	}
+	zmq_setsockopt(zsock_raw(r->link), ZMQ_IMMEDIATE, &one, sizeof(one));
+	if (zsock_connect(r->link, r->peer->endpoint) != 0) {
+		repl_free(r);
+		return NULL;
+	}
+	event_add(r->timer, &tv);
+	log_info("repl node=%s peer=%s event=start mode=%s stream=%llx "
+		 "acked=%llu peer_applied=%llu",
+		 n->me->id, r->peer->id,
+		 cfg->replication.mode == CFG_REPL_SYNC ? "sync" : "async",
+		 (unsigned long long)r->stream, (unsigned long long)r->acked,
+		 (unsigned long long)r->applied);
+	return r;
+}
+
+void
+repl_free(struct repl *r)
+{
+	if (r == NULL)
+		return;
+	/* what still waits was committed here: answer as a silent peer
+	 * would have it answered */
+	if (r->w_n > 0)
+		repl_release(r, 0, true, !r->n->cfg->replication.require_peer);
+	if (r->timer)
+		event_free(r->timer);
+	if (r->kick_ev)
+		event_free(r->kick_ev);
+	if (r->ack_ev)
+		event_free(r->ack_ev);
+	zsock_free(r->link);
+	free(r->w);
+	free(r);
+}

@@ -1,0 +1,63 @@
+/* Replication between the two nodes of a pair (proto/node_node.proto).
+ *
+ * Sending: the store journals every change to the shards this node is
+ * primary for (node/store.h). After each commit the journal is read from
+ * the last seq sent and shipped in batches holding each message's state
+ * now (full record and body, meta only, or deleted). The peer acknowledges
+ * the highest seq it has made durable; the journal is trimmed up to it.
+ * A stalled or refused stream goes back to the acknowledged seq (go-back-N);
+ * a peer that lost acknowledged data gets every message again.
+ *
+ * Receiving: batches of the peer's stream are applied in order through
+ * group commit; the applied seq is stored in the same transaction, then
+ * acknowledged. Records for shards this node is not primary for are kept as
+ * a replica copy (no due entries: a replica delivers nothing); records for
+ * shards it now owns (the peer owned them before a failover) are adopted
+ * only when new to it, and deletions applied: see docs/replication.md.
+ *
+ * Durability of enqueues: repl_wait() holds an enqueue's reply until the
+ * peer has its seq (mode "sync" with a healthy peer), or answers at once
+ * (async, none, degraded), or refuses it (require_peer without a peer). */
+#ifndef SHOAL_NODE_REPL_H
+#define SHOAL_NODE_REPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "proto/cli_node.pb-c.h"
+
+struct node;
+struct repl;
+
+/* Records per batch, and bytes per batch (one bigger message may exceed
+ * it alone), and batches sent but not yet acknowledged. */
+#define REPL_BATCH_RECORDS 512
+#define REPL_BATCH_BYTES (4u << 20)
+#define REPL_WINDOW 8
+
+struct repl *repl_new(struct node *n);
+
+/* repl_free(NULL) does nothing. Enqueues still waiting are answered as a
+ * silent peer would have them answered (durable unless require_peer). */
+void repl_free(struct repl *r);
+
+/* A message on the node's front socket with the peer-link tag: frames[0]
+ * identity, [1] tag, [2] PeerMessage. Untrusted. */
+void repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes);
+
+/* The journal grew (a commit with journaled changes): ship it soon. */
+void repl_kick(struct repl *r);
+
+/* Outcome of a wait: durable as asked, or not (require_peer). */
+typedef void (*repl_wait_fn)(bool durable, void *arg);
+
+/* Call fn once the change with journal seq `seq` (just committed locally)
+ * is as durable as the mode asks; maybe at once, from inside this call. */
+void repl_wait(struct repl *r, uint64_t seq, repl_wait_fn fn, void *arg);
+
+/* Fill a status message (strings point into static storage or r). */
+void repl_status(struct repl *r, Shoal__Replication *out);
+
+#endif

@@ -1,0 +1,196 @@
+"""Replication on a node pair (docs/replication.md), on loopback: copies on
+the replica, the pair's state in shoalctl status, catch-up from the
+journal after the peer was down, require_peer, async mode, and hostile
+frames on the peer link. The fault tests (test_faults.py) cover the
+failures under load; these check each mechanism on its own.
+
+Delivery points at closed ports (the harness default), so accepted mail
+stays queued and can be counted with shoalctl.
+"""
+
+import signal
+import socket
+import unittest
+
+from shoaltest import (SMTPConn, ShoalTestCase, make_message, shard_of,
+                       wait_for)
+
+FAST = ('heartbeat_ms = 200; failover_after_ms = 1500; '
+        'peer_timeout_ms = 800;')
+SENDER = "sender@example.org"
+RCPT = "rcpt@example.net"
+
+
+def send(c, n, tag="m"):
+    """n messages over one session; returns the 250 replies' qids and the
+    other replies."""
+    qids, other = [], []
+    with SMTPConn(c.port, host=c.router_host) as s:
+        s.ehlo()
+        for i in range(n):
+            r = s.mail(SENDER, [RCPT], make_message(f"{tag} {i}"))
+            if r.code == 250 and r.qid:
+                qids.append(r.qid)
+            else:
+                other.append(r)
+                s.cmd("RSET")
+    return qids, other
+
+
+def node_status(c, nid):
+    for n in c.status()["nodes"]:
+        if n["id"] == nid:
+            return n
+    raise AssertionError(f"no {nid} in status")
+
+
+def repl(c, nid):
+    return node_status(c, nid).get("replication", {})
+
+
+class ReplicationTest(ShoalTestCase):
+
+    def test_1_replica_holds_a_copy_and_lists_show_it_once(self):
+        c = self.cluster(replication=f'mode = "sync"; {FAST}')
+        wait_for(lambda: repl(c, "n1").get("state") == "healthy", 10,
+                 "n1's pair healthy")
+        qids, other = send(c, 40)
+        self.assertEqual((len(qids), other), (40, []))
+        st = c.status()
+        mine = {n["id"]: n for n in st["nodes"]}
+        on_n1 = [q for q in qids if c.owner_of(q, st) == "n1"]
+        on_n2 = [q for q in qids if c.owner_of(q, st) == "n2"]
+        self.assertEqual(mine["n1"]["messages"], len(on_n1))
+        self.assertEqual(mine["n2"]["messages"], len(on_n2))
+        # sync: each 250 came after the peer's fsync, so the copies are
+        # there already
+        self.assertEqual(
+            mine["n1"]["replication"]["replica_messages"], len(on_n2))
+        self.assertEqual(
+            mine["n2"]["replication"]["replica_messages"], len(on_n1))
+        for nid in ("n1", "n2"):
+            r = mine[nid]["replication"]
+            self.assertEqual(r["mode"], "sync")
+            self.assertEqual(r["state"], "healthy")
+            self.assertTrue(r["may_deliver"])
+        self.assertEqual(st["degraded"], [])
+        listing = c.queue_list()["messages"]
+        self.assertEqual(sorted(m["qid"] for m in listing), sorted(qids),
+                         "each message listed once, by its primary")
+
+    def test_2_replica_down_degrades_then_catches_up_from_the_journal(self):
+        c = self.cluster(replication=f'mode = "sync"; {FAST}')
+        wait_for(lambda: repl(c, "n1").get("state") == "healthy", 10,
+                 "n1's pair healthy")
+        before, _ = send(c, 10, "before")
+        c.kill_node("n2", signal.SIGKILL)
+        wait_for(lambda: repl(c, "n1").get("state") == "degraded", 10,
+                 "n1 degraded without its peer")
+        # n1 takes n2's shards (the router no longer hears n2) and
+        # acknowledges alone: everything journaled for n2
+        wait_for(lambda: set(c.owners().values()) == {"n1"}, 15,
+                 "n1 owning every shard")
+        during, other = send(c, 30, "during")
+        self.assertEqual((len(during), other), (30, []))
+        r = repl(c, "n1")
+        self.assertGreaterEqual(r["lag_ops"], 30, "changes waiting for n2")
+        self.assertIn("n1", c.status()["degraded"])
+        c.start_node("n2")
+        wait_for(lambda: repl(c, "n1").get("state") == "healthy", 20,
+                 "n1's pair healthy again")
+        wait_for(lambda: repl(c, "n1").get("lag_ops") == 0, 10,
+                 "the journal acknowledged")
+        self.assertEqual(repl(c, "n2")["replica_messages"], 40,
+                         "n2 caught up with all 40 messages")
+        # the copies are good: n2 takes over and holds every message
+        c.kill_node("n1", signal.SIGKILL)
+        wait_for(lambda: set(c.owners().values()) == {"n2"}, 15,
+                 "n2 owning every shard")
+        listed = {m["qid"] for m in c.queue_list()["messages"]}
+        self.assertEqual(listed, set(before) | set(during))
+
+    def test_3_require_peer_refuses_without_the_peer(self):
+        c = self.cluster(replication=f'mode = "sync"; require_peer = true; '
+                         f'{FAST}', node_timeout_ms=5000)
+        wait_for(lambda: repl(c, "n1").get("state") == "healthy", 10,
+                 "n1's pair healthy")
+        ok, _ = send(c, 4, "ok")
+        self.assertEqual(len(ok), 4)
+        c.kill_node("n2", signal.SIGKILL)
+        wait_for(lambda: repl(c, "n1").get("state") == "degraded", 10,
+                 "n1 degraded")
+        qids, other = send(c, 6, "refused")
+        self.assertEqual(qids, [], "nothing acknowledged without a peer")
+        self.assertEqual({r.code for r in other}, {451})
+        self.assertTrue(all("4.3.0" in r.text for r in other), other)
+        # refused messages were withdrawn: only the first four remain
+        listed = {m["qid"] for m in c.queue_list()["messages"]}
+        self.assertEqual(listed, set(ok))
+
+    def test_4_async_mode_replicates_after_the_reply(self):
+        c = self.cluster(replication=f'mode = "async"; {FAST}')
+        qids, other = send(c, 20)
+        self.assertEqual((len(qids), other), (20, []))
+        st = c.status()
+        on_n1 = [q for q in qids if c.owner_of(q, st) == "n1"]
+        wait_for(lambda: repl(c, "n2")["replica_messages"] == len(on_n1),
+                 10, "n2 holding copies of n1's messages")
+        self.assertEqual(repl(c, "n1")["mode"], "async")
+
+    def test_5_mode_none_keeps_no_copies(self):
+        c = self.cluster(replication=f'mode = "none"; {FAST}')
+        qids, _ = send(c, 10)
+        self.assertEqual(len(qids), 10)
+        for nid in ("n1", "n2"):
+            r = repl(c, nid)
+            self.assertEqual((r["state"], r["replica_messages"]),
+                             ("off", 0))
+        self.assertEqual(c.status()["degraded"], [])
+
+    def test_6_hostile_peer_frames_are_dropped(self):
+        c = self.cluster(replication=f'mode = "sync"; {FAST}')
+        port = c.node_port["n1"]
+        frames = [
+            b"N1",                                  # tag, nothing else
+            b"N1" + b"\xff" * 64,                   # undecodable
+            # a well-formed PeerMessage from a node that is not the peer
+            b"N1" + b"\x0a\x05evil!",
+        ]
+        for f in frames:
+            zmtp_send(port, [f[:2], f[2:]] if len(f) > 2 else [f])
+        wait_for(lambda: "repl event=bad_message" in c.node("n1").log_text(),
+                 10, "n1 logging the bad peer frames")
+        self.assertTrue(c.node("n1").running(), "n1 survived")
+        qids, _ = send(c, 2)
+        self.assertEqual(len(qids), 2, "n1 still works")
+        self.assertIn('reason="not from our peer"', c.node("n1").log_text())
+
+
+def zmtp_send(port, frames, host="127.0.0.1"):
+    """Speak just enough ZMTP 3.0 (NULL mechanism, DEALER) to deliver one
+    multipart message with an empty delimiter-less layout to a ROUTER."""
+    greeting = (b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" +
+                b"NULL".ljust(20, b"\x00") + b"\x00" + b"\x00" * 31)
+    with socket.create_connection((host, port), timeout=5) as s:
+        s.sendall(greeting)
+        got = b""
+        while len(got) < 64:
+            chunk = s.recv(64 - len(got))
+            if not chunk:
+                return
+            got += chunk
+        props = b"\x0bSocket-Type" + (6).to_bytes(4, "big") + b"DEALER"
+        body = b"\x05READY" + props
+        s.sendall(b"\x04" + bytes([len(body)]) + body)
+        for i, f in enumerate(frames):
+            flag = 0x01 if i + 1 < len(frames) else 0x00
+            s.sendall(bytes([flag, len(f)]) + f)
+        s.settimeout(1.0)
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    unittest.main()
