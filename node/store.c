@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "lib/err.h"
@@ -350,6 +351,20 @@ store_txn_free(struct store_txn *t)
 	free(t);
 }
 
+/* Less than 1 MiB plus 1% of the file system free. */
+static bool
+store_disk_nearly_full(const struct store *st)
+{
+	struct statvfs sv;
+	uint64_t avail, total;
+
+	if (statvfs(st->dir, &sv) != 0)
+		return false;
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	total = (uint64_t)sv.f_blocks * sv.f_frsize;
+	return avail < (1u << 20) + total / 100;
+}
+
 int
 store_txn_commit(struct store_txn *t)
 {
@@ -363,6 +378,10 @@ store_txn_commit(struct store_txn *t)
 	}
 	rc = mdb_txn_commit(t->txn);
 	store_txn_free(t);
+	/* LMDB reports a short write as EIO: on a disk that is (nearly)
+	 * full that is the disk being full */
+	if (rc == EIO && store_disk_nearly_full(st))
+		rc = ENOSPC;
 	if (rc != 0)
 		return store_err(st, rc, "txn_commit", "-");
 	if (is_write && st->is_full) {
