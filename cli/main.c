@@ -42,6 +42,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "shard", "move", CLI_OPT_TO, shard_move_run, NULL },
 	{ "node", "drain", 0, NULL, node_cmd_run },
 	{ "node", "failover", 0, NULL, node_cmd_run },
+	{ "node", "failback", 0, NULL, node_cmd_run },
 };
 
 #define MAIN_N_CMDS (sizeof(main_cmds) / sizeof(*main_cmds))
@@ -60,7 +61,7 @@ main_usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  status                      nodes, epoch, queue depth, "
-		"shards\n"
+		"shards, pairs\n"
 		"  queue list [--node ID] [--domain D] "
 		"[--state queued|deferred|held]\n"
 		"  queue show QID\n"
@@ -70,7 +71,10 @@ main_usage(FILE *f)
 		"  shard list                  (not yet available)\n"
 		"  shard move SHARD --to NODE  (not yet available)\n"
 		"  node drain NODE_ID          (not yet available)\n"
-		"  node failover NODE_ID       (not yet available)\n"
+		"  node failover NODE_ID       NODE_ID's shards to its peer "
+		"(planned)\n"
+		"  node failback NODE_ID       NODE_ID's first shards back "
+		"from its peer\n"
 		"\n"
 		"exit status: 0 ok, 1 failure (message on stderr), 2 usage "
 		"error\n",

@@ -162,7 +162,7 @@ shardmap_newer(const Shoal__ShardMap *m, const Shoal__ShardMap *cur)
 
 Shoal__ShardMap *
 shardmap_swap(const Shoal__ShardMap *m, const char *from, const char *to,
-	      const char *author, size_t *moved)
+	      const char *author, const Shoal__ShardMap *home, size_t *moved)
 {
 	Shoal__ShardMap *out = shardmap_dup(m);
 	Shoal__ShardAssignment *a;
@@ -172,6 +172,9 @@ shardmap_swap(const Shoal__ShardMap *m, const char *from, const char *to,
 	for (size_t s = 0; s < out->n_shards; s++) {
 		a = out->shards[s];
 		if (strcmp(a->primary, from) != 0 || strcmp(a->replica, to) != 0)
+			continue;
+		if (home && (s >= home->n_shards ||
+			     strcmp(home->shards[s]->primary, to) != 0))
 			continue;
 		tmp = a->primary;
 		a->primary = a->replica;

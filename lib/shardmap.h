@@ -42,11 +42,13 @@ const Shoal__NodeInfo *shardmap_node(const Shoal__ShardMap *m, const char *id);
 bool shardmap_newer(const Shoal__ShardMap *m, const Shoal__ShardMap *cur);
 
 /* A copy of m at epoch + 1 by author, in which every shard whose primary
- * is `from` and whose replica is `to` has them swapped. *moved counts those
- * shards. Caller frees with shardmap_free(). */
+ * is `from` and whose replica is `to` has them swapped; with home (e.g. the
+ * cluster's first map), only those whose primary in home is `to` (a
+ * failback). *moved counts those shards. Caller frees with
+ * shardmap_free(). */
 Shoal__ShardMap *shardmap_swap(const Shoal__ShardMap *m, const char *from,
 			       const char *to, const char *author,
-			       size_t *moved);
+			       const Shoal__ShardMap *home, size_t *moved);
 
 /* The primary's id for a shard, or NULL when shard is out of range. */
 const char *shardmap_primary(const Shoal__ShardMap *m, uint32_t shard);

@@ -44,6 +44,7 @@ static const char *const admin_kind_names[] = {
 	[SHOAL__ADMIN_REQUEST__BODY_STATUS] = "status",
 	[SHOAL__ADMIN_REQUEST__BODY_LIST] = "list",
 	[SHOAL__ADMIN_REQUEST__BODY_SHOW] = "show",
+	[SHOAL__ADMIN_REQUEST__BODY_FAILOVER] = "failover",
 };
 
 /* Pack r into a new buffer for the caller. */
@@ -562,7 +563,8 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 	r.request_id = rq->request_id;
 	if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_STATUS ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_LIST ||
-	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHOW)
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHOW ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FAILOVER)
 		log_debug(LOG_SUB_MAIN, "admin request_id=%llu event=request "
 			  "kind=%s",
 			  (unsigned long long)rq->request_id,
@@ -577,9 +579,38 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 	case SHOAL__ADMIN_REQUEST__BODY_SHOW:
 		admin_show(ctx, rq->show, &r, out, out_len);
 		break;
+	case SHOAL__ADMIN_REQUEST__BODY_FAILOVER:
+		if (ctx->failover == NULL)
+			admin_bad(&r, "failover not possible here", out,
+				  out_len);
+		else if (strnlen(rq->failover->node_id, 256) > 255)
+			admin_bad(&r, "node id too long", out, out_len);
+		else
+			ctx->failover(ctx->failover_arg, ctx->reply_to,
+				      ctx->reply_to_len, rq->request_id,
+				      rq->failover);
+		break;
 	default:
 		admin_bad(&r, "unknown request", out, out_len);
 		break;
 	}
 	shoal__admin_request__free_unpacked(rq, NULL);
+}
+
+void
+admin_failover_reply(const char *node_id, uint64_t request_id,
+		     Shoal__Status status, const char *message,
+		     Shoal__FailoverReply *fr, void **out, size_t *out_len)
+{
+	Shoal__AdminReply r = SHOAL__ADMIN_REPLY__INIT;
+
+	r.node_id = (char *)node_id;
+	r.request_id = request_id;
+	r.status = status;
+	r.message = (char *)(message ? message : "");
+	if (fr != NULL) {
+		r.body_case = SHOAL__ADMIN_REPLY__BODY_FAILOVER;
+		r.failover = fr;
+	}
+	admin_pack(&r, out, out_len);
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/cli_node.pb-c.h"
 #include "proto/queue.pb-c.h"
 
 struct store;
@@ -37,12 +38,22 @@ struct repl;
 #define ADMIN_HEADERS_MAX (64u * 1024)
 
 
+/* A planned failover is answered later, by node/owner.c: the handler gets
+ * the requester's routing id to reply to. */
+typedef void (*admin_failover_fn)(void *arg, const void *reply_to,
+				  size_t reply_to_len, uint64_t request_id,
+				  const Shoal__FailoverRequest *req);
+
 struct admin_ctx {
 	struct store *store;        /* node/store.h */
 	const char *node_id;
 	const Shoal__ShardMap *map; /* current shard map */
 	uint64_t started_at;        /* unix seconds */
 	struct repl *repl;          /* node/repl.h, for status; may be NULL */
+	admin_failover_fn failover; /* may be NULL: failover refused */
+	void *failover_arg;
+	const void *reply_to;       /* the requester's routing id */
+	size_t reply_to_len;
 };
 
 /* Handle one packed AdminRequest of len bytes. Always produces a reply:
@@ -54,9 +65,18 @@ struct admin_ctx {
  *
  * Only messages of shards this node is primary for are counted, listed or
  * shown: the copies it holds as a replica belong to its peer's answers.
+ * A failover request is handed to ctx->failover and *out stays NULL: the
+ * reply comes when the failover is done (admin_failover_reply()).
  * Each request runs in one read-only store transaction. Status and list
  * walk the whole store (see admin.c for the cost). */
 void admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 		  void **out, size_t *out_len);
+
+/* Pack the reply to a failover request: status OK with fr, or another
+ * status with a message (fr NULL). Caller frees *out. */
+void admin_failover_reply(const char *node_id, uint64_t request_id,
+			  Shoal__Status status, const char *message,
+			  Shoal__FailoverReply *fr, void **out,
+			  size_t *out_len);
 
 #endif

@@ -52,6 +52,10 @@ node_on_admin(struct node *n, zmq_msg_t *frames, size_t nframes)
 		.map = n->map,
 		.started_at = n->started_at,
 		.repl = n->repl,
+		.failover = owner_failover,
+		.failover_arg = n->owner,
+		.reply_to = zmq_msg_data(&frames[0]),
+		.reply_to_len = zmq_msg_size(&frames[0]),
 	};
 	void *out = NULL;
 	size_t out_len = 0;

@@ -24,16 +24,31 @@
 #include "lib/log.h"
 #include "lib/shardmap.h"
 #include "lib/xmalloc.h"
+#include "node/admin.h"
 #include "node/node.h"
+#include "node/repl.h"
 #include "node/scheduler.h"
 #include "node/store.h"
 
 #define OWNER_META_MAP "shard_map"
+#define OWNER_HANDOVER_MAX_MS 30000   /* deliveries in flight may finish */
+#define OWNER_LAG_WAIT_MS 5000        /* then the handback carries the rest */
 
 struct owner_router {
 	char id[256];
 	uint64_t heard_ms;
 	bool sees_peer;
+};
+
+/* A planned failover in progress: deliveries paused until those in
+ * flight are done, then the shards go to the peer. */
+struct owner_handover {
+	bool active;
+	bool back;                    /* failback: only the peer's first shards */
+	unsigned char reply_to[256];
+	size_t reply_to_len;
+	uint64_t request_id;
+	uint64_t started_ms;
 };
 
 struct owner {
@@ -45,6 +60,7 @@ struct owner {
 	struct owner_router routers[OWNER_ROUTERS_MAX];
 	size_t n_routers;
 	bool fenced;                  /* last answer of owner_may_deliver */
+	struct owner_handover ho;
 };
 
 bool
@@ -204,25 +220,176 @@ owner_offer(struct owner *o, const Shoal__ShardMap *m)
 	return owner_adopt(o, copy, "newer map") == 0;
 }
 
-int
-owner_take_over(struct owner *o, const char *why)
+/* A new epoch by this node in which the shards with primary `from` and
+ * replica `to` change places; with back, only those `to` had in the
+ * cluster's first map. Returns the shards moved or -errno. */
+static int
+owner_swap(struct owner *o, const char *from, const char *to, bool back,
+	   const char *why)
 {
 	struct node *n = o->n;
-	Shoal__ShardMap *m;
+	Shoal__ShardMap *first = back ? shardmap_derive(n->cfg) : NULL;
 	size_t moved;
+	Shoal__ShardMap *m = shardmap_swap(n->map, from, to, n->me->id, first,
+					   &moved);
 	int rc;
 
-	if (o->peer == NULL)
-		return -EINVAL;
-	m = shardmap_swap(n->map, o->peer, n->me->id, n->me->id, &moved);
+	shardmap_free(first);
 	if (moved == 0) {
 		shardmap_free(m);
 		return 0;
 	}
-	log_warn("node id=%s event=takeover peer=%s shards=%zu why=\"%s\"",
-		 n->me->id, o->peer, moved, why);
+	log_warn("node id=%s event=shards_moved from=%s to=%s shards=%zu "
+		 "why=\"%s\"",
+		 n->me->id, from, to, moved, why);
 	rc = owner_adopt(o, m, why);
+	repl_heartbeat_now(n->repl);	/* the peer learns it first */
 	return rc ? rc : (int)moved;
+}
+
+int
+owner_take_over(struct owner *o, const char *why)
+{
+	if (o->peer == NULL)
+		return -EINVAL;
+	log_warn("node id=%s event=takeover peer=%s why=\"%s\"", o->n->me->id,
+		 o->peer, why);
+	return owner_swap(o, o->peer, o->n->me->id, false, why);
+}
+
+/* ---- planned failover ------------------------------------------------ */
+
+static void
+owner_failover_answer(struct owner *o, const void *to, size_t to_len,
+		      uint64_t request_id, Shoal__Status status,
+		      const char *message, int moved, bool forced)
+{
+	Shoal__FailoverReply fr = SHOAL__FAILOVER_REPLY__INIT;
+	void *out;
+	size_t len;
+
+	fr.epoch = o->n->map->epoch;
+	fr.primary = (char *)(o->peer && !forced ? o->peer : o->n->me->id);
+	fr.shards = moved > 0 ? (uint32_t)moved : 0;
+	fr.forced = forced;
+	admin_failover_reply(o->n->me->id, request_id, status, message,
+			     status == SHOAL__STATUS__STATUS_OK ? &fr : NULL,
+			     &out, &len);
+	node_reply(o->n, to, to_len, out, len);
+	free(out);
+}
+
+/* Hand the shards over once nothing of theirs is in flight. */
+static void
+owner_handover_step(struct owner *o)
+{
+	struct owner_handover *ho = &o->ho;
+	struct node *n = o->n;
+	uint64_t waited = clock_mono_ms() - ho->started_ms;
+	int moved;
+
+	if (!ho->active)
+		return;
+	if (waited >= OWNER_HANDOVER_MAX_MS) {
+		ho->active = false;
+		log_warn("node id=%s event=failover_abandoned in_flight=%llu",
+			 n->me->id,
+			 (unsigned long long)scheduler_in_flight(n->sched));
+		owner_failover_answer(o, ho->reply_to, ho->reply_to_len,
+				      ho->request_id,
+				      SHOAL__STATUS__STATUS_INTERNAL,
+				      "deliveries still in flight after 30 s; "
+				      "nothing moved", 0, false);
+		scheduler_kick(n->sched);
+		return;
+	}
+	if (scheduler_in_flight(n->sched) > 0 ||
+	    (!repl_caught_up(n->repl) && waited < OWNER_LAG_WAIT_MS))
+		return;
+	ho->active = false;
+	moved = owner_swap(o, n->me->id, o->peer, ho->back,
+			   ho->back ? "planned failback" : "planned failover");
+	if (moved < 0)
+		owner_failover_answer(o, ho->reply_to, ho->reply_to_len,
+				      ho->request_id,
+				      SHOAL__STATUS__STATUS_INTERNAL,
+				      shoal_strerror(moved), 0, false);
+	else
+		owner_failover_answer(o, ho->reply_to, ho->reply_to_len,
+				      ho->request_id, SHOAL__STATUS__STATUS_OK,
+				      "", moved, false);
+	scheduler_kick(n->sched);
+}
+
+void
+owner_failover(void *owner, const void *reply_to, size_t reply_to_len,
+	       uint64_t request_id, const Shoal__FailoverRequest *req)
+{
+	struct owner *o = owner;
+	struct node *n = o->n;
+	const char *me = n->me->id, *id = req->node_id;
+	bool is_me = strcmp(id, me) == 0;
+	bool is_peer = o->peer && strcmp(id, o->peer) == 0;
+	Shoal__Status bad = SHOAL__STATUS__STATUS_BAD_REQUEST;
+	int moved;
+
+	log_info("node id=%s event=failover_request node=%.64s force=%d "
+		 "back=%d",
+		 me, id, (int)req->force, (int)req->back);
+	if (!o->active) {
+		owner_failover_answer(o, reply_to, reply_to_len, request_id,
+				      bad, "no peer to fail over to (or "
+				      "replication.mode = none)", 0, false);
+		return;
+	}
+	if (!is_me && !is_peer) {
+		owner_failover_answer(o, reply_to, reply_to_len, request_id,
+				      bad, "not this node or its peer", 0,
+				      false);
+		return;
+	}
+	/* forced: the other node is down, take its shards (or, back, ours)
+	 * now; "me" gives up nothing here */
+	if (req->force) {
+		if (req->back ? !is_me : !is_peer) {
+			owner_failover_answer(o, reply_to, reply_to_len,
+					      request_id, bad,
+					      "force goes to the node that "
+					      "takes the shards", 0, false);
+			return;
+		}
+		moved = owner_swap(o, o->peer, me, req->back,
+				   req->back ? "forced failback" :
+					       "forced failover");
+		owner_failover_answer(o, reply_to, reply_to_len, request_id,
+				      moved < 0 ? SHOAL__STATUS__STATUS_INTERNAL :
+						  SHOAL__STATUS__STATUS_OK,
+				      moved < 0 ? shoal_strerror(moved) : "",
+				      moved, true);
+		return;
+	}
+	if (req->back ? !is_peer : !is_me) {
+		owner_failover_answer(o, reply_to, reply_to_len, request_id,
+				      bad, "send it to the node that gives "
+				      "the shards up", 0, false);
+		return;
+	}
+	if (o->ho.active || reply_to_len > sizeof(o->ho.reply_to)) {
+		owner_failover_answer(o, reply_to, reply_to_len, request_id,
+				      bad, "a failover is in progress", 0,
+				      false);
+		return;
+	}
+	o->ho.active = true;
+	o->ho.back = req->back;
+	memcpy(o->ho.reply_to, reply_to, reply_to_len);
+	o->ho.reply_to_len = reply_to_len;
+	o->ho.request_id = request_id;
+	o->ho.started_ms = clock_mono_ms();
+	log_info("node id=%s event=handover_start to=%s back=%d in_flight=%llu",
+		 me, o->peer, (int)req->back,
+		 (unsigned long long)scheduler_in_flight(n->sched));
+	owner_handover_step(o);
 }
 
 /* ---- what the node hears --------------------------------------------- */
@@ -290,6 +457,8 @@ owner_may_deliver(struct owner *o)
 
 	if (!o->active)
 		return true;
+	if (o->ho.active)
+		return false;	/* a planned failover drains deliveries */
 	for (size_t i = 0; i < o->n_routers; i++)
 		if (o->routers[i].heard_ms > contact)
 			contact = o->routers[i].heard_ms;
@@ -320,6 +489,7 @@ owner_tick(struct owner *o)
 	uint64_t last = o->peer_heard_ms ? o->peer_heard_ms : o->started_ms;
 	size_t heard, see_peer;
 
+	owner_handover_step(o);
 	owner_may_deliver(o);	/* logs fencing transitions */
 	if (!o->active || now - last < after)
 		return;

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/cli_node.pb-c.h"
 #include "proto/queue.pb-c.h"
 
 struct node;
@@ -56,6 +57,11 @@ bool owner_may_deliver(struct owner *o);
 /* Take the peer's shards now: a planned failover (admin) or the failover
  * rule below. Returns the number of shards taken, or -errno. */
 int owner_take_over(struct owner *o, const char *why);
+
+/* Planned failover and failback (proto/cli_node.proto FailoverRequest),
+ * answered on the admin link once done. An admin_failover_fn. */
+void owner_failover(void *owner, const void *reply_to, size_t reply_to_len,
+		    uint64_t request_id, const Shoal__FailoverRequest *req);
 
 /* Periodic work (each replication.heartbeat_ms): the failover rule (the
  * peer silent for failover_after_ms and every router heard within that

@@ -817,6 +817,19 @@ repl_on_timer(evutil_socket_t fd, short what, void *arg)
 	owner_tick(r->n->owner);
 }
 
+bool
+repl_caught_up(const struct repl *r)
+{
+	return !r->on || r->acked >= store_journal_seq(r->n->store);
+}
+
+void
+repl_heartbeat_now(struct repl *r)
+{
+	if (r->on)
+		repl_send_heartbeat(r);
+}
+
 /* ---- status ------------------------------------------------------------ */
 
 struct repl_lag {

@@ -57,6 +57,13 @@ typedef void (*repl_wait_fn)(bool durable, void *arg);
  * is as durable as the mode asks; maybe at once, from inside this call. */
 void repl_wait(struct repl *r, uint64_t seq, repl_wait_fn fn, void *arg);
 
+/* Whether the peer has acknowledged every change journaled so far (always
+ * true without replication). */
+bool repl_caught_up(const struct repl *r);
+
+/* Send a heartbeat (with our map) to the peer now. */
+void repl_heartbeat_now(struct repl *r);
+
 /* Fill a status message (strings point into static storage or r). */
 void repl_status(struct repl *r, Shoal__Replication *out);
 

@@ -165,6 +165,51 @@ class ReplicationTest(ShoalTestCase):
         self.assertEqual(len(qids), 2, "n1 still works")
         self.assertIn('reason="not from our peer"', c.node("n1").log_text())
 
+    def test_7_planned_failover_and_failback(self):
+        c = self.cluster(replication=f'mode = "sync"; {FAST}')
+        wait_for(lambda: repl(c, "n1").get("state") == "healthy", 10,
+                 "n1's pair healthy")
+        first, _ = send(c, 20, "first")
+        self.assertEqual(len(first), 20)
+        initial = c.owners()
+        doc = c.ctl_ok("node", "failover", "n1")
+        self.assertEqual((doc["primary"], doc["shards"], doc["forced"],
+                          doc["asked"]), ("n2", c.shards // 2, False, "n1"))
+        st = c.status()
+        self.assertEqual(st["epoch"], doc["epoch"])
+        self.assertEqual(set(c.owners(st).values()), {"n2"})
+        # n1 is n2's replica now and delivers nothing of its old shards
+        wait_for(lambda: repl(c, "n1")["replica_messages"] == 20, 10,
+                 "n1 holding copies of all 20")
+        self.assertEqual(node_status(c, "n1")["primary_shards"], [])
+        more, other = send(c, 10, "after failover")
+        self.assertEqual((len(more), other), (10, []))
+        doc = c.ctl_ok("node", "failback", "n1")
+        self.assertEqual((doc["primary"], doc["shards"], doc["asked"]),
+                         ("n1", c.shards // 2, "n2"))
+        self.assertEqual(c.owners(), initial, "n1's first shards back")
+        listed = sorted(m["qid"] for m in c.queue_list()["messages"])
+        self.assertEqual(listed, sorted(first + more))
+        # n1 down: its peer takes the shards at once
+        c.kill_node("n1", signal.SIGKILL)
+        rc, doc, err = c.shoalctl("--timeout", "1000", "node", "failover",
+                                  "n1")
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(doc["forced"])
+        self.assertIn("n1 does not answer", err)
+        self.assertEqual(set(c.owners().values()), {"n2"})
+
+    def test_8_failover_bad_input(self):
+        c = self.cluster(replication=f'mode = "sync"; {FAST}')
+        rc, _, err = c.shoalctl("node", "failover", "nope")
+        self.assertEqual(rc, 1)
+        self.assertIn('no node "nope"', err)
+        rc, _, err = c.shoalctl("node", "failover")
+        self.assertEqual(rc, 2)
+        rc, _, err = c.shoalctl("node", "failover", "n1", "n2")
+        self.assertEqual(rc, 2)
+        self.assertEqual(c.status()["epoch"], 1, "nothing moved")
+
 
 def zmtp_send(port, frames, host="127.0.0.1"):
     """Speak just enough ZMTP 3.0 (NULL mechanism, DEALER) to deliver one

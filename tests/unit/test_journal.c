@@ -516,9 +516,9 @@ START_TEST(test_shardmap_newer_epoch_and_author)
 {
 	Shoal__ShardMap *m = t_map();
 	size_t moved;
-	Shoal__ShardMap *by_n1 = shardmap_swap(m, "n1", "n2", "n1", &moved);
-	Shoal__ShardMap *by_n2 = shardmap_swap(m, "n1", "n2", "n2", &moved);
-	Shoal__ShardMap *e3 = shardmap_swap(by_n1, "n2", "n1", "n3", &moved);
+	Shoal__ShardMap *by_n1 = shardmap_swap(m, "n1", "n2", "n1", NULL, &moved);
+	Shoal__ShardMap *by_n2 = shardmap_swap(m, "n1", "n2", "n2", NULL, &moved);
+	Shoal__ShardMap *e3 = shardmap_swap(by_n1, "n2", "n1", "n3", NULL, &moved);
 
 	ck_assert_uint_eq(by_n1->epoch, 2);
 	ck_assert_uint_eq(by_n2->epoch, 2);
@@ -546,7 +546,7 @@ START_TEST(test_shardmap_swap_moves_matching_shards)
 	size_t moved = 99, len = 0;
 	void *p;
 
-	w = shardmap_swap(m, "n1", "n2", "n2", &moved);
+	w = shardmap_swap(m, "n1", "n2", "n2", NULL, &moved);
 	ck_assert_ptr_nonnull(w);
 	ck_assert_uint_eq(moved, 3);
 	ck_assert_uint_eq(w->epoch, 2);
@@ -576,7 +576,7 @@ START_TEST(test_shardmap_swap_moves_matching_shards)
 	shardmap_free(back);
 
 	/* now all six n1/n2 shards are n2 -> n1: all move back */
-	w2 = shardmap_swap(w, "n2", "n1", "n1", &moved);
+	w2 = shardmap_swap(w, "n2", "n1", "n1", NULL, &moved);
 	ck_assert_uint_eq(moved, 6);
 	ck_assert_uint_eq(w2->epoch, 3);
 	ck_assert_str_eq(w2->author, "n1");
@@ -598,7 +598,7 @@ START_TEST(test_shardmap_swap_without_match)
 	Shoal__ShardMap *w;
 	size_t moved = 99;
 
-	w = shardmap_swap(m, "n1", "n3", "n3", &moved);
+	w = shardmap_swap(m, "n1", "n3", "n3", NULL, &moved);
 	ck_assert_uint_eq(moved, 0);
 	ck_assert_uint_eq(w->epoch, 2);
 	ck_assert_str_eq(w->author, "n3");
