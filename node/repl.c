@@ -968,6 +968,17 @@ repl_new(struct node *n)
 		return NULL;
 	}
 	zmq_setsockopt(zsock_raw(r->link), ZMQ_IMMEDIATE, &one, sizeof(one));
+	{
+		/* ZMTP pings: a connection through a cut link is dropped and
+		 * made again, instead of waiting for TCP's retransmissions */
+		int ivl = (int)cfg->replication.heartbeat_ms;
+		int tmo = (int)cfg->replication.peer_timeout_ms;
+
+		zmq_setsockopt(zsock_raw(r->link), ZMQ_HEARTBEAT_IVL, &ivl,
+			       sizeof(ivl));
+		zmq_setsockopt(zsock_raw(r->link), ZMQ_HEARTBEAT_TIMEOUT, &tmo,
+			       sizeof(tmo));
+	}
 	if (zsock_connect(r->link, r->peer->endpoint) != 0) {
 		repl_free(r);
 		return NULL;

@@ -237,6 +237,16 @@ enq_conn_add(struct enqueue *e, const char *id, const char *endpoint)
 		return NULL;
 	}
 	zmq_setsockopt(zsock_raw(c->zs), ZMQ_IMMEDIATE, &one, sizeof(one));
+	{
+		/* a node behind a cut link is noticed by ZMTP pings */
+		int ivl = (int)e->cfg->replication.heartbeat_ms;
+		int tmo = (int)e->cfg->replication.failover_after_ms;
+
+		zmq_setsockopt(zsock_raw(c->zs), ZMQ_HEARTBEAT_IVL, &ivl,
+			       sizeof(ivl));
+		zmq_setsockopt(zsock_raw(c->zs), ZMQ_HEARTBEAT_TIMEOUT, &tmo,
+			       sizeof(tmo));
+	}
 	if (zsock_connect(c->zs, endpoint) != 0) {
 		zsock_free(c->zs);
 		free(c->id);
