@@ -63,6 +63,7 @@ ingest_reply(struct ingest *in, const void *id, size_t id_len,
 	r.message = (char *)(text ? text : "");
 	r.node_id = in->n->me->id;
 	r.epoch = in->n->map->epoch;
+	r.author = in->n->map->author;
 	if (with_map)
 		r.map = in->n->map;
 	len = shoal__node_reply__get_packed_size(&r);
@@ -308,11 +309,12 @@ ingest_heartbeat(struct ingest *in, zmq_msg_t *frames,
 		if (strcmp(hb->seen[i], peer) == 0)
 			sees_peer = true;
 	owner_heard_router(in->n->owner, req->router_id, sees_peer);
-	if (hb->map)
-		owner_offer(in->n->owner, hb->map);
+	/* a map the router sent us that we do not take (ours wins) goes
+	 * back with the reply, so that both end up with the same one */
 	ingest_reply(in, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),
 		     req->request_id, SHOAL__STATUS__STATUS_OK, "",
-		     req->epoch != in->n->map->epoch);
+		     (hb->map && !owner_offer(in->n->owner, hb->map)) ||
+			     req->epoch != in->n->map->epoch);
 }
 
 void

@@ -250,11 +250,16 @@ owner_swap(struct owner *o, const char *from, const char *to, bool back,
 int
 owner_take_over(struct owner *o, const char *why)
 {
+	int moved;
+
 	if (o->peer == NULL)
 		return -EINVAL;
-	log_warn("node id=%s event=takeover peer=%s why=\"%s\"", o->n->me->id,
-		 o->peer, why);
-	return owner_swap(o, o->peer, o->n->me->id, false, why);
+	moved = owner_swap(o, o->peer, o->n->me->id, false, why);
+	if (moved > 0)
+		log_warn("node id=%s event=takeover peer=%s shards=%d "
+			 "why=\"%s\"",
+			 o->n->me->id, o->peer, moved, why);
+	return moved;
 }
 
 /* ---- planned failover ------------------------------------------------ */

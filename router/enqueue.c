@@ -46,6 +46,7 @@ struct enq_conn {
 	struct enqueue *e;
 	uint64_t heard_ms;        /* monotonic, last reply; 0 = never */
 	uint64_t epoch;           /* the node's epoch in that reply */
+	char author[64];          /* and its author */
 };
 
 struct enq_req {
@@ -514,6 +515,9 @@ enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 		if (e->conns[i].zs == zs) {
 			e->conns[i].heard_ms = enq_now_ms();
 			e->conns[i].epoch = rep->epoch;
+			snprintf(e->conns[i].author,
+				 sizeof(e->conns[i].author), "%s",
+				 rep->author);
 		}
 	}
 	enq_on_reply(e, rep);
@@ -577,7 +581,13 @@ enq_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 		hb.n_seen = n_seen;
 		hb.seen = (char **)seen;
-		if (e->map && c->heard_ms && c->epoch < e->map->epoch)
+		/* a node behind us, or at our epoch made by another node
+		 * (two pairs failed over at once): it gets our map */
+		if (e->map && c->heard_ms &&
+		    (c->epoch < e->map->epoch ||
+		     (c->epoch == e->map->epoch &&
+		      strncmp(c->author, e->map->author,
+			      sizeof(c->author) - 1) != 0)))
 			hb.map = e->map;
 		req.request_id = ENQ_HB_BIT | e->hb_seq;
 		req.epoch = e->map ? e->map->epoch : 0;

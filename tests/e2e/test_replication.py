@@ -210,6 +210,30 @@ class ReplicationTest(ShoalTestCase):
         self.assertEqual(rc, 2)
         self.assertEqual(c.status()["epoch"], 1, "nothing moved")
 
+    def test_9_two_pairs_fail_over_at_once(self):
+        # n1<->n2 and n3<->n4: n2 and n4 die together; n1 and n3 each make
+        # an epoch; routers and nodes settle on one map with both moves
+        c = self.cluster(nodes=4, replication=f'mode = "sync"; {FAST}')
+        wait_for(lambda: all(n["replication"]["state"] == "healthy"
+                             for n in c.status()["nodes"]), 10,
+                 "both pairs healthy")
+        before, _ = send(c, 20, "before")
+        c.kill_node("n2", signal.SIGKILL)
+        c.kill_node("n4", signal.SIGKILL)
+
+        def settled():
+            st = c.status()
+            live = [n for n in st["nodes"] if n.get("reachable")]
+            return (len({n["epoch"] for n in live}) == 1 and
+                    set(c.owners(st).values()) == {"n1", "n3"} and
+                    len(c.owners(st)) == c.shards)
+        wait_for(settled, 20, "one map: n1 and n3 own every shard",
+                 interval=0.3)
+        after, other = send(c, 20, "after")
+        self.assertEqual((len(after), other), (20, []))
+        listed = {m["qid"] for m in c.queue_list()["messages"]}
+        self.assertEqual(listed, set(before) | set(after))
+
 
 def zmtp_send(port, frames, host="127.0.0.1"):
     """Speak just enough ZMTP 3.0 (NULL mechanism, DEALER) to deliver one
