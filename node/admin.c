@@ -254,7 +254,7 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 	sr.uptime_s = now > ctx->started_at ? now - ctx->started_at : 0;
 	sr.map = (Shoal__ShardMap *)ctx->map;
 	if (ctx->repl) {
-		repl_status(ctx->repl, &repl);
+		repl_status(ctx->repl, &repl, true);
 		sr.replication = &repl;
 	}
 	r->body_case = SHOAL__ADMIN_REPLY__BODY_STATUS_REPLY;

@@ -377,3 +377,10 @@ ingest_free(struct ingest *in)
 {
 	free(in);
 }
+
+void
+ingest_counts(const struct ingest *in, uint64_t *stored, uint64_t *refused)
+{
+	*stored = in->stored;
+	*refused = in->refused;
+}

@@ -6,6 +6,7 @@
 #define SHOAL_NODE_INGEST_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <zmq.h>
 
 struct node;
@@ -21,5 +22,9 @@ void ingest_free(struct ingest *in);
  * the tag, frames[2] the RouterRequest, frames[3] the body (enqueue only).
  * May take (zmq_msg_move) the body frame. */
 void ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes);
+
+/* Messages stored and refused since the start (metrics). */
+void ingest_counts(const struct ingest *in, uint64_t *stored,
+		   uint64_t *refused);
 
 #endif

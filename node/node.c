@@ -21,6 +21,7 @@
 #include "node/deliver.h"
 #include "node/dlog.h"
 #include "node/ingest.h"
+#include "node/metrics.h"
 #include "node/owner.h"
 #include "node/repl.h"
 #include "node/scheduler.h"
@@ -212,6 +213,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 		goto fail;
 	}
 	commit_set_hook(n->commit, node_commit_hook, n->repl);
+	n->metrics = metrics_new(n);
 	n->front = zsock_new(base, n->zctx, ZMQ_ROUTER, max_msg, node_on_msg,
 			     NULL, n);
 	if (n->front == NULL) {
@@ -237,6 +239,7 @@ node_free(struct node *n)
 {
 	if (n == NULL)
 		return;
+	metrics_free(n->metrics);
 	/* delivery first: it holds the jobs in flight */
 	deliver_free(n->deliver);
 	if (n->commit)

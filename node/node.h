@@ -20,6 +20,7 @@ struct deliver;
 struct dlog;
 struct owner;
 struct repl;
+struct metrics;
 
 struct node {
 	const struct config *cfg;
@@ -35,6 +36,7 @@ struct node {
 	struct dlog *dlog;         /* delivery log, may be NULL */
 	struct owner *owner;       /* shard ownership, failover, fencing */
 	struct repl *repl;         /* the peer link */
+	struct metrics *metrics;   /* GET /metrics, may be NULL */
 	Shoal__ShardMap *map;      /* current map, owned */
 	uint64_t started_at;       /* unix seconds */
 	struct event *sig_term, *sig_int;

@@ -832,21 +832,15 @@ repl_heartbeat_now(struct repl *r)
 
 /* ---- status ------------------------------------------------------------ */
 
-struct repl_lag {
-	uint64_t n, oldest;
-};
-
+/* When the oldest change the peer does not have was journaled. */
 static int
-repl_count_lag(uint64_t seq, const char *qid, bool body, uint64_t noted,
-	       void *arg)
+repl_oldest(uint64_t seq, const char *qid, bool body, uint64_t noted,
+	    void *arg)
 {
-	struct repl_lag *l = arg;
-
 	(void)seq;
 	(void)qid;
 	(void)body;
-	if (l->n++ == 0)
-		l->oldest = noted;
+	*(uint64_t *)arg = noted;
 	return 0;
 }
 
@@ -870,10 +864,10 @@ repl_count_replica(const char *qid, uint32_t shard, const void *meta,
 }
 
 void
-repl_status(struct repl *r, Shoal__Replication *out)
+repl_status(struct repl *r, Shoal__Replication *out, bool count_copies)
 {
 	static const char *const modes[] = { "sync", "async", "none" };
-	struct repl_lag lag = { 0, 0 };
+	uint64_t lag = 0, oldest = 0;
 	struct store_txn *t;
 	uint64_t now = clock_mono_ms(), heard = owner_peer_heard_ms(r->n->owner);
 	struct repl_replica replica = { r->n, 0 };
@@ -885,14 +879,17 @@ repl_status(struct repl *r, Shoal__Replication *out)
 	out->acked_seq = r->acked;
 	out->peer_seen_ms = heard ? now - heard : 0;
 	out->may_deliver = owner_may_deliver(r->n->owner);
+	/* O(1): entries up to the ack are trimmed right after it */
 	if (store_txn_begin(r->n->store, true, &t) == 0) {
-		store_journal_foreach(t, r->acked, UINT64_MAX >> 1,
-				      repl_count_lag, &lag);
-		store_msg_foreach(t, repl_count_replica, &replica);
+		lag = store_journal_count(t);
+		store_journal_foreach(t, r->acked, 1, repl_oldest, &oldest);
+		if (count_copies)
+			store_msg_foreach(t, repl_count_replica, &replica);
 		store_txn_abort(t);
 	}
-	out->lag_ops = r->on ? lag.n : 0;
-	out->lag_s = r->on && lag.n ? (uint64_t)time(NULL) - lag.oldest : 0;
+	out->lag_ops = r->on ? lag : 0;
+	out->lag_s = r->on && oldest && (uint64_t)time(NULL) > oldest ?
+			     (uint64_t)time(NULL) - oldest : 0;
 	out->replica_messages = replica.count;
 }
 

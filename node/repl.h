@@ -64,7 +64,9 @@ bool repl_caught_up(const struct repl *r);
 /* Send a heartbeat (with our map) to the peer now. */
 void repl_heartbeat_now(struct repl *r);
 
-/* Fill a status message (strings point into static storage or r). */
-void repl_status(struct repl *r, Shoal__Replication *out);
+/* Fill a status message (strings point into static storage or r). The
+ * lag is O(1); counting the replica copies walks the store, so only when
+ * count_copies. */
+void repl_status(struct repl *r, Shoal__Replication *out, bool count_copies);
 
 #endif

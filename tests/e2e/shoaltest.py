@@ -379,7 +379,8 @@ class Cluster:
     router_extra / extra: raw libconfig text inside router: { } / at the top
     level. delivery / replication: raw text for the body of that group
     (delivery defaults to routes and DNS that point at closed local ports, so
-    nothing ever leaves 127.0.0.1 and queued mail stays queued). net: where
+    nothing ever leaves 127.0.0.1 and queued mail stays queued).
+    node_metrics: give each node a /metrics address (metrics_port). net: where
     each node, the router ("router") and shoalctl ("ctl") run (Loopback by
     default)."""
 
@@ -388,9 +389,10 @@ class Cluster:
                  max_recipients=None, node_timeout_ms=None, bare_lf=None,
                  router_extra="", extra="", delivery=None, replication=None,
                  router_preexec=None, node_preexec=None, hostname=None,
-                 net=None):
+                 net=None, node_metrics=False):
         self.test = test
         self.net = net or Loopback()
+        self.node_metrics = node_metrics
         self.shards = shards
         self.name = name
         self.node_ids = [f"n{i + 1}" for i in range(nodes)]
@@ -432,6 +434,7 @@ class Cluster:
 
     def _pick_ports(self):
         self.node_port = {n: free_port() for n in self.node_ids}
+        self.metrics_port = {n: free_port() for n in self.node_ids}
         self.port = free_port()                  # the router's SMTP port
         self.dead_port = free_port()             # nothing listens here
         self.dead_dns_port = free_port(socket.SOCK_DGRAM)
@@ -448,6 +451,9 @@ class Cluster:
             if peer:
                 row += f" peer = {_cfg_str(peer)};"
             row += f" data_dir = {_cfg_str(self.data_dir(n))};"
+            if self.node_metrics:
+                addr = f"{self.net.host(n)}:{self.metrics_port[n]}"
+                row += f" metrics = {_cfg_str(addr)};"
             ms = self.map_size
             if isinstance(ms, dict):
                 ms = ms.get(n)

@@ -8,9 +8,12 @@ Delivery points at closed ports (the harness default), so accepted mail
 stays queued and can be counted with shoalctl.
 """
 
+import re
 import signal
 import socket
 import unittest
+import urllib.error
+import urllib.request
 
 from shoaltest import (SMTPConn, ShoalTestCase, make_message, shard_of,
                        wait_for)
@@ -233,6 +236,58 @@ class ReplicationTest(ShoalTestCase):
         self.assertEqual((len(after), other), (20, []))
         listed = {m["qid"] for m in c.queue_list()["messages"]}
         self.assertEqual(listed, set(before) | set(after))
+
+    def test_10_metrics_show_the_pair(self):
+        c = self.cluster(replication=f'mode = "sync"; {FAST}',
+                         node_metrics=True)
+        wait_for(lambda: scrape(c, "n1")[
+            'shoal_replication_state{state="healthy"}'] == 1, 10,
+            "n1 healthy in its metrics")
+        m = scrape(c, "n1")
+        self.assertEqual(m['shoal_node_info{node="n1",peer="n2",'
+                           'mode="sync"}'], 1)
+        self.assertEqual(m["shoal_replication_degraded"], 0)
+        self.assertEqual(m["shoal_shard_map_epoch"], 1)
+        self.assertEqual(m["shoal_node_primary_shards"], c.shards // 2)
+        self.assertEqual(m["shoal_node_may_deliver"], 1)
+        qids, _ = send(c, 10)
+        on_n1 = [q for q in qids if c.owner_of(q) == "n1"]
+        m = scrape(c, "n1")
+        self.assertEqual(m["shoal_messages_stored_total"], len(on_n1))
+        self.assertEqual(m["shoal_store_messages"], 10, "own and copies")
+        c.kill_node("n2", signal.SIGKILL)
+        wait_for(lambda: scrape(c, "n1")["shoal_replication_degraded"] == 1,
+                 10, "n1's metrics showing the pair degraded")
+        send(c, 5, "degraded")
+        m = scrape(c, "n1")
+        self.assertGreaterEqual(m["shoal_replication_lag_ops"], 5)
+        self.assertEqual(m['shoal_replication_state{state="degraded"}'], 1)
+        with self.assertRaises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(
+                f"http://127.0.0.1:{c.metrics_port['n1']}/other", timeout=5)
+        self.assertEqual(e.exception.code, 404)
+
+
+METRIC_LINE = re.compile(r'^([a-z_]+)(\{[a-z_]+="[^"\\]*"'
+                         r'(,[a-z_]+="[^"\\]*")*\})? (\d+(\.\d+)?)$')
+
+
+def scrape(c, nid):
+    """{series: value} of a node's /metrics; every line must parse as
+    Prometheus text (a comment or `name{labels} value`)."""
+    url = f"http://127.0.0.1:{c.metrics_port[nid]}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        assert r.headers["Content-Type"].startswith("text/plain")
+        text = r.read().decode("ascii")
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            continue
+        m = METRIC_LINE.match(line)
+        if not m:
+            raise AssertionError(f"not a metrics line: {line!r}")
+        out[m.group(1) + (m.group(2) or "")] = float(m.group(4))
+    return out
 
 
 def zmtp_send(port, frames, host="127.0.0.1"):
