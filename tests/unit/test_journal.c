@@ -590,6 +590,39 @@ START_TEST(test_shardmap_swap_moves_matching_shards)
 }
 END_TEST
 
+/* Failback: with the first map as home, only the shards that were n1's
+ * there go back to n1, not those n2 had of its own. */
+START_TEST(test_shardmap_swap_home_filters_failback)
+{
+	Shoal__ShardMap *m = t_map();
+	Shoal__ShardMap *all_n2, *home_n2, *back;
+	size_t moved = 99;
+
+	/* n2 takes n1's shards (0,3,6): with its own (1,4,7), every n1/n2
+	 * shard now reads n2 -> n1 */
+	all_n2 = shardmap_swap(m, "n1", "n2", "n2", NULL, &moved);
+	ck_assert_uint_eq(moved, 3);
+	home_n2 = shardmap_swap(all_n2, "n2", "n1", "n2", m, &moved);
+	/* home says 0,3,6 belong to n1: exactly those return */
+	ck_assert_uint_eq(moved, 3);
+	for (uint32_t s = 0; s < 8; s++) {
+		if (s % 3 == 0)
+			t_shard_is(home_n2, s, "n1", "n2");
+		else if (s % 3 == 1)
+			t_shard_is(home_n2, s, "n2", "n1");
+		else
+			t_shard_is(home_n2, s, "n3", "");
+	}
+	/* nothing of n2's own goes to n1 with home */
+	back = shardmap_swap(home_n2, "n2", "n1", "n1", m, &moved);
+	ck_assert_uint_eq(moved, 0);
+	shardmap_free(back);
+	shardmap_free(home_n2);
+	shardmap_free(all_n2);
+	shardmap_free(m);
+}
+END_TEST
+
 /* No shard has that primary/replica pair: nothing moves, but it is still
  * a new epoch by the author. */
 START_TEST(test_shardmap_swap_without_match)
@@ -635,6 +668,7 @@ journal_suite(void)
 	tc = tcase_create("shardmap");
 	tcase_add_test(tc, test_shardmap_newer_epoch_and_author);
 	tcase_add_test(tc, test_shardmap_swap_moves_matching_shards);
+	tcase_add_test(tc, test_shardmap_swap_home_filters_failback);
 	tcase_add_test(tc, test_shardmap_swap_without_match);
 	suite_add_tcase(s, tc);
 	return s;
