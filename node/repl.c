@@ -1,6 +1,7 @@
-/* Replication to and from the peer: the journal shipped in batches, acks,
- * the replica's apply, and the durability waits of enqueues. The protocol
- * and its invariants are in node/repl.h; ownership rules in node/owner.c.
+/* Replication to and from the peer: the link, our journal shipped in
+ * batches, the peer's acks, and the durability waits of enqueues. Applying
+ * the peer's stream is node/repl_apply.c. The protocol and its invariants
+ * are in node/repl.h; ownership rules in node/owner.c.
  *
  * Pair health, as status shows it:
  *   healthy      the peer acknowledges; sync enqueues wait for it
@@ -11,6 +12,7 @@
  *                again once it has everything journaled when it returned
  *   off          no peer, or replication.mode = "none" */
 #include "node/repl.h"
+#include "node/repl_int.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -36,67 +38,16 @@
 
 #define REPL_META_STREAM "repl_stream"  /* be64: our stream id */
 #define REPL_META_ACKED "repl_acked"    /* be64: highest ack of our stream */
-#define REPL_META_PEER "repl_peer"      /* be64 stream || be64 applied */
 #define REPL_TRIM_MAX 100000            /* journal entries per trim */
-#define REPL_RESEND_ASK_MS 200          /* between two resend requests */
-
-enum repl_state {
-	REPL_OFF,
-	REPL_DEGRADED,
-	REPL_CATCHING_UP,
-	REPL_HEALTHY,
-};
 
 static const char *const repl_state_names[] = {
 	"off", "degraded", "catching_up", "healthy",
 };
 
-struct repl_waiter {
-	uint64_t seq;
-	uint64_t deadline_ms;
-	repl_wait_fn fn;
-	void *arg;
-};
-
-struct repl_flight {
-	uint64_t last;
-	size_t bytes;
-};
-
-struct repl {
-	struct node *n;
-	const struct cfg_node *peer;
-	bool on;
-	struct zsock *link;           /* DEALER to the peer */
-	enum repl_state state;
-	uint64_t catchup_target;
-
-	/* our stream */
-	uint64_t stream;
-	uint64_t sent, acked;
-	uint64_t progress_ms;         /* last ack progress or first send */
-	struct repl_flight fl[REPL_WINDOW];
-	size_t n_fl;
-	bool trim_busy, resync_busy;
-	uint64_t trimmed;
-
-	/* enqueues waiting for the peer, in seq order (a ring) */
-	struct repl_waiter *w;
-	size_t w_head, w_n, w_cap;
-
-	/* the peer's stream */
-	uint64_t peer_stream;
-	uint64_t applied, accepted;
-	uint64_t resend_asked_ms;
-	bool want_resend;
-
-	struct event *timer, *kick_ev, *ack_ev;
-	uint64_t batches_sent, batches_applied, records_applied;
-};
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void
+void
 repl_be64(unsigned char *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
@@ -255,7 +206,7 @@ repl_header(struct repl *r, Shoal__PeerMessage *pm)
 	pm->resend = r->want_resend;
 }
 
-static void
+void
 repl_send_heartbeat(struct repl *r)
 {
 	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
@@ -529,211 +480,12 @@ repl_on_ack(struct repl *r, uint64_t seq, bool resend)
 	repl_pump(r);
 }
 
-/* ---- applying the peer's stream ---------------------------------------- */
-
-struct repl_apply {
-	struct repl *r;
-	Shoal__PeerMessage *pm;
-	uint64_t stream;
-	bool adopted;                 /* a handback added due work */
-};
-
-/* A record for a shard we are primary for: the peer owned it before a
- * failover and is handing back what we did not get from it. New messages
- * are adopted, deletions (it delivered them) applied; any other state of
- * ours wins over its older one. */
-static int
-repl_apply_handback(struct repl_apply *a, struct store_txn *t,
-		    const Shoal__ReplRecord *rec)
-{
-	Shoal__StoredMessage *sm;
-	const void *p;
-	size_t len;
-	uint64_t due = 0;
-	bool held = false;
-	int rc = store_msg_get_meta(t, rec->qid, &p, &len);
-
-	if (rc != 0 && rc != -ENOENT)
-		return rc;
-	if (rec->deleted && rc == 0) {
-		sm = shoal__stored_message__unpack(NULL, len, p);
-		if (sm != NULL) {
-			due = sm->due;
-			shoal__stored_message__free_unpacked(sm, NULL);
-		}
-		if (due != 0 && (rc = store_due_del(t, due, rec->qid)) != 0)
-			return rc;
-		log_info("qid=%s event=handback action=deleted peer=%s",
-			 rec->qid, a->r->peer->id);
-		return store_msg_del(t, rec->qid, rec->shard);
-	}
-	if (rec->deleted || rc == 0 || !rec->has_body)
-		return 0;
-	sm = shoal__stored_message__unpack(NULL, rec->meta.len, rec->meta.data);
-	if (sm == NULL || sm->envelope == NULL) {
-		if (sm)
-			shoal__stored_message__free_unpacked(sm, NULL);
-		log_warn("qid=%s event=handback action=skipped reason=\"bad "
-			 "record\"", rec->qid);
-		return 0;
-	}
-	due = sm->due;
-	held = sm->held;
-	shoal__stored_message__free_unpacked(sm, NULL);
-	rc = store_msg_put(t, rec->qid, rec->shard, rec->meta.data,
-			   rec->meta.len, rec->body.data, rec->body.len);
-	if (rc == 0 && !held)
-		rc = store_due_add(t, due ? due : (uint64_t)time(NULL),
-				   rec->qid);
-	if (rc == 0) {
-		a->adopted = true;
-		log_info("qid=%s event=handback action=adopted peer=%s",
-			 rec->qid, a->r->peer->id);
-	}
-	return rc;
-}
-
-/* A replica copy: the record as it is, without due entries. */
-static int
-repl_apply_copy(struct store_txn *t, const Shoal__ReplRecord *rec)
-{
-	int rc;
-
-	if (rec->deleted) {
-		rc = store_msg_del(t, rec->qid, rec->shard);
-		return rc == -ENOENT ? 0 : rc;
-	}
-	if (rec->has_body)
-		return store_msg_put(t, rec->qid, rec->shard, rec->meta.data,
-				     rec->meta.len, rec->body.data,
-				     rec->body.len);
-	rc = store_msg_set_meta(t, rec->qid, rec->meta.data, rec->meta.len);
-	if (rc == -ENOENT) {
-		log_warn("qid=%s event=replica_gap reason=\"update of a "
-			 "message never received\"", rec->qid);
-		rc = 0;
-	}
-	return rc;
-}
-
-static int
-repl_apply(struct store_txn *t, void *arg)
-{
-	struct repl_apply *a = arg;
-	const Shoal__ReplBatch *b = a->pm->batch;
-	unsigned char v[16];
-	int rc = 0;
-
-	for (size_t i = 0; rc == 0 && i < b->n_records; i++) {
-		const Shoal__ReplRecord *rec = b->records[i];
-
-		if (owner_is_primary(a->r->n, rec->shard))
-			rc = repl_apply_handback(a, t, rec);
-		else
-			rc = repl_apply_copy(t, rec);
-	}
-	repl_be64(v, a->stream);
-	repl_be64(v + 8, b->last_seq);
-	return rc ? rc : store_meta_put(t, REPL_META_PEER, v, sizeof(v));
-}
-
-static void
-repl_applied(int result, void *arg)
-{
-	struct repl_apply *a = arg;
-	struct repl *r = a->r;
-	const Shoal__ReplBatch *b = a->pm->batch;
-
-	if (result == 0 && a->stream == r->peer_stream) {
-		if (b->last_seq > r->applied)
-			r->applied = b->last_seq;
-		r->batches_applied++;
-		r->records_applied += b->n_records;
-		event_active(r->ack_ev, 0, 0);
-		if (a->adopted)
-			scheduler_kick(r->n->sched);
-	} else if (result != 0) {
-		log_error("repl node=%s peer=%s event=apply_failed last=%llu "
-			  "error=\"%s\"",
-			  r->n->me->id, r->peer->id,
-			  (unsigned long long)b->last_seq,
-			  shoal_strerror(result));
-		/* later batches will not follow: the peer resends */
-		r->accepted = r->applied;
-	}
-	shoal__peer_message__free_unpacked(a->pm, NULL);
-	free(a);
-}
-
 static void
 repl_on_ack_event(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	repl_send_heartbeat(arg);
-}
-
-static bool
-repl_batch_ok(const struct repl *r, const Shoal__ReplBatch *b)
-{
-	if (b->last_seq < b->prev_seq)
-		return false;
-	for (size_t i = 0; i < b->n_records; i++) {
-		const Shoal__ReplRecord *rec = b->records[i];
-		size_t ql = strnlen(rec->qid, QID_MAX);
-
-		if (!qid_valid(rec->qid, ql) ||
-		    rec->shard != shard_of(rec->qid, r->n->cfg->cluster.shards) ||
-		    rec->seq <= b->prev_seq || rec->seq > b->last_seq ||
-		    (!rec->deleted && rec->meta.len == 0) ||
-		    (rec->has_body && rec->body.len == 0))
-			return false;
-	}
-	return true;
-}
-
-/* Takes pm. */
-static void
-repl_on_batch(struct repl *r, Shoal__PeerMessage *pm)
-{
-	const Shoal__ReplBatch *b = pm->batch;
-	uint64_t now = clock_mono_ms();
-	struct repl_apply *a;
-
-	if (!repl_batch_ok(r, b)) {
-		log_warn("repl node=%s peer=%s event=bad_batch", r->n->me->id,
-			 r->peer->id);
-		shoal__peer_message__free_unpacked(pm, NULL);
-		return;
-	}
-	if (pm->stream != r->peer_stream) {
-		/* a new stream (the peer's data dir is new): from its start */
-		log_info("repl node=%s peer=%s event=new_stream stream=%llx",
-			 r->n->me->id, r->peer->id,
-			 (unsigned long long)pm->stream);
-		r->peer_stream = pm->stream;
-		r->applied = r->accepted = 0;
-	}
-	if (b->prev_seq > r->accepted) {
-		if (now - r->resend_asked_ms >= REPL_RESEND_ASK_MS) {
-			r->resend_asked_ms = now;
-			r->want_resend = true;
-			log_debug(LOG_SUB_REPL, "repl event=gap prev=%llu "
-				  "have=%llu",
-				  (unsigned long long)b->prev_seq,
-				  (unsigned long long)r->applied);
-			repl_send_heartbeat(r);
-		}
-		shoal__peer_message__free_unpacked(pm, NULL);
-		return;
-	}
-	if (b->last_seq > r->accepted)
-		r->accepted = b->last_seq;
-	a = xcalloc(1, sizeof(*a));
-	a->r = r;
-	a->pm = pm;
-	a->stream = pm->stream;
-	commit_add(r->n->commit, repl_apply, repl_applied, a);
 }
 
 void

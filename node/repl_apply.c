@@ -1,0 +1,222 @@
+/* Applying the peer's stream: batches checked, applied in order through
+ * group commit with the applied seq stored in the same transaction, then
+ * acknowledged. A record for a shard we are not primary for is a replica
+ * copy (no due entry); a record for one we are primary for is a handback
+ * from the node that owned it before a failover (docs/replication.md).
+ * Handles untrusted input: every record is checked before use. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/qid.h"
+#include "lib/shardmap.h"
+#include "lib/xmalloc.h"
+#include "node/commit.h"
+#include "node/node.h"
+#include "node/owner.h"
+#include "node/repl_int.h"
+#include "node/scheduler.h"
+#include "node/store.h"
+
+#define REPL_RESEND_ASK_MS 200          /* between two resend requests */
+
+struct repl_apply {
+	struct repl *r;
+	Shoal__PeerMessage *pm;
+	uint64_t stream;
+	bool adopted;                 /* a handback added due work */
+};
+
+/* A record for a shard we are primary for: the peer owned it before a
+ * failover and is handing back what we did not get from it. New messages
+ * are adopted, deletions (it delivered them) applied; any other state of
+ * ours wins over its older one. */
+static int
+repl_apply_handback(struct repl_apply *a, struct store_txn *t,
+		    const Shoal__ReplRecord *rec)
+{
+	Shoal__StoredMessage *sm;
+	const void *p;
+	size_t len;
+	uint64_t due = 0;
+	bool held = false;
+	int rc = store_msg_get_meta(t, rec->qid, &p, &len);
+
+	if (rc != 0 && rc != -ENOENT)
+		return rc;
+	if (rec->deleted && rc == 0) {
+		sm = shoal__stored_message__unpack(NULL, len, p);
+		if (sm != NULL) {
+			due = sm->due;
+			shoal__stored_message__free_unpacked(sm, NULL);
+		}
+		if (due != 0 && (rc = store_due_del(t, due, rec->qid)) != 0)
+			return rc;
+		log_info("qid=%s event=handback action=deleted peer=%s",
+			 rec->qid, a->r->peer->id);
+		return store_msg_del(t, rec->qid, rec->shard);
+	}
+	if (rec->deleted || rc == 0 || !rec->has_body)
+		return 0;
+	sm = shoal__stored_message__unpack(NULL, rec->meta.len, rec->meta.data);
+	if (sm == NULL || sm->envelope == NULL) {
+		if (sm)
+			shoal__stored_message__free_unpacked(sm, NULL);
+		log_warn("qid=%s event=handback action=skipped reason=\"bad "
+			 "record\"", rec->qid);
+		return 0;
+	}
+	due = sm->due;
+	held = sm->held;
+	shoal__stored_message__free_unpacked(sm, NULL);
+	rc = store_msg_put(t, rec->qid, rec->shard, rec->meta.data,
+			   rec->meta.len, rec->body.data, rec->body.len);
+	if (rc == 0 && !held)
+		rc = store_due_add(t, due ? due : (uint64_t)time(NULL),
+				   rec->qid);
+	if (rc == 0) {
+		a->adopted = true;
+		log_info("qid=%s event=handback action=adopted peer=%s",
+			 rec->qid, a->r->peer->id);
+	}
+	return rc;
+}
+
+/* A replica copy: the record as it is, without due entries. */
+static int
+repl_apply_copy(struct store_txn *t, const Shoal__ReplRecord *rec)
+{
+	int rc;
+
+	if (rec->deleted) {
+		rc = store_msg_del(t, rec->qid, rec->shard);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	if (rec->has_body)
+		return store_msg_put(t, rec->qid, rec->shard, rec->meta.data,
+				     rec->meta.len, rec->body.data,
+				     rec->body.len);
+	rc = store_msg_set_meta(t, rec->qid, rec->meta.data, rec->meta.len);
+	if (rc == -ENOENT) {
+		log_warn("qid=%s event=replica_gap reason=\"update of a "
+			 "message never received\"", rec->qid);
+		rc = 0;
+	}
+	return rc;
+}
+
+static int
+repl_apply(struct store_txn *t, void *arg)
+{
+	struct repl_apply *a = arg;
+	const Shoal__ReplBatch *b = a->pm->batch;
+	unsigned char v[16];
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < b->n_records; i++) {
+		const Shoal__ReplRecord *rec = b->records[i];
+
+		if (owner_is_primary(a->r->n, rec->shard))
+			rc = repl_apply_handback(a, t, rec);
+		else
+			rc = repl_apply_copy(t, rec);
+	}
+	repl_be64(v, a->stream);
+	repl_be64(v + 8, b->last_seq);
+	return rc ? rc : store_meta_put(t, REPL_META_PEER, v, sizeof(v));
+}
+
+static void
+repl_applied(int result, void *arg)
+{
+	struct repl_apply *a = arg;
+	struct repl *r = a->r;
+	const Shoal__ReplBatch *b = a->pm->batch;
+
+	if (result == 0 && a->stream == r->peer_stream) {
+		if (b->last_seq > r->applied)
+			r->applied = b->last_seq;
+		r->batches_applied++;
+		r->records_applied += b->n_records;
+		event_active(r->ack_ev, 0, 0);
+		if (a->adopted)
+			scheduler_kick(r->n->sched);
+	} else if (result != 0) {
+		log_error("repl node=%s peer=%s event=apply_failed last=%llu "
+			  "error=\"%s\"",
+			  r->n->me->id, r->peer->id,
+			  (unsigned long long)b->last_seq,
+			  shoal_strerror(result));
+		/* later batches will not follow: the peer resends */
+		r->accepted = r->applied;
+	}
+	shoal__peer_message__free_unpacked(a->pm, NULL);
+	free(a);
+}
+
+static bool
+repl_batch_ok(const struct repl *r, const Shoal__ReplBatch *b)
+{
+	if (b->last_seq < b->prev_seq)
+		return false;
+	for (size_t i = 0; i < b->n_records; i++) {
+		const Shoal__ReplRecord *rec = b->records[i];
+		size_t ql = strnlen(rec->qid, QID_MAX);
+
+		if (!qid_valid(rec->qid, ql) ||
+		    rec->shard != shard_of(rec->qid, r->n->cfg->cluster.shards) ||
+		    rec->seq <= b->prev_seq || rec->seq > b->last_seq ||
+		    (!rec->deleted && rec->meta.len == 0) ||
+		    (rec->has_body && rec->body.len == 0))
+			return false;
+	}
+	return true;
+}
+
+/* Takes pm. */
+void
+repl_on_batch(struct repl *r, Shoal__PeerMessage *pm)
+{
+	const Shoal__ReplBatch *b = pm->batch;
+	uint64_t now = clock_mono_ms();
+	struct repl_apply *a;
+
+	if (!repl_batch_ok(r, b)) {
+		log_warn("repl node=%s peer=%s event=bad_batch", r->n->me->id,
+			 r->peer->id);
+		shoal__peer_message__free_unpacked(pm, NULL);
+		return;
+	}
+	if (pm->stream != r->peer_stream) {
+		/* a new stream (the peer's data dir is new): from its start */
+		log_info("repl node=%s peer=%s event=new_stream stream=%llx",
+			 r->n->me->id, r->peer->id,
+			 (unsigned long long)pm->stream);
+		r->peer_stream = pm->stream;
+		r->applied = r->accepted = 0;
+	}
+	if (b->prev_seq > r->accepted) {
+		if (now - r->resend_asked_ms >= REPL_RESEND_ASK_MS) {
+			r->resend_asked_ms = now;
+			r->want_resend = true;
+			log_debug(LOG_SUB_REPL, "repl event=gap prev=%llu "
+				  "have=%llu",
+				  (unsigned long long)b->prev_seq,
+				  (unsigned long long)r->applied);
+			repl_send_heartbeat(r);
+		}
+		shoal__peer_message__free_unpacked(pm, NULL);
+		return;
+	}
+	if (b->last_seq > r->accepted)
+		r->accepted = b->last_seq;
+	a = xcalloc(1, sizeof(*a));
+	a->r = r;
+	a->pm = pm;
+	a->stream = pm->stream;
+	commit_add(r->n->commit, repl_apply, repl_applied, a);
+}

@@ -1,0 +1,79 @@
+/* What node/repl.c (the link, our stream, acks, waits) and
+ * node/repl_apply.c (applying the peer's stream) share: the state of the
+ * pair. Nothing outside those two files includes this. */
+#ifndef SHOAL_NODE_REPL_INT_H
+#define SHOAL_NODE_REPL_INT_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node/repl.h"
+#include "proto/node_node.pb-c.h"
+
+struct node;
+struct zsock;
+struct cfg_node;
+
+#define REPL_META_PEER "repl_peer" /* be64 stream || be64 applied */
+
+enum repl_state {
+	REPL_OFF,
+	REPL_DEGRADED,
+	REPL_CATCHING_UP,
+	REPL_HEALTHY,
+};
+
+struct repl_waiter {
+	uint64_t seq;
+	uint64_t deadline_ms;
+	repl_wait_fn fn;
+	void *arg;
+};
+
+struct repl_flight {
+	uint64_t last;
+	size_t bytes;
+};
+
+struct repl {
+	struct node *n;
+	const struct cfg_node *peer;
+	bool on;
+	struct zsock *link;           /* DEALER to the peer */
+	enum repl_state state;
+	uint64_t catchup_target;
+
+	/* our stream */
+	uint64_t stream;
+	uint64_t sent, acked;
+	uint64_t progress_ms;         /* last ack progress or first send */
+	struct repl_flight fl[REPL_WINDOW];
+	size_t n_fl;
+	bool trim_busy, resync_busy;
+	uint64_t trimmed;
+
+	/* enqueues waiting for the peer, in seq order (a ring) */
+	struct repl_waiter *w;
+	size_t w_head, w_n, w_cap;
+
+	/* the peer's stream */
+	uint64_t peer_stream;
+	uint64_t applied, accepted;
+	uint64_t resend_asked_ms;
+	bool want_resend;
+
+	struct event *timer, *kick_ev, *ack_ev;
+	uint64_t batches_sent, batches_applied, records_applied;
+};
+
+/* Big-endian 64-bit into 8 bytes. */
+void repl_be64(unsigned char *p, uint64_t v);
+
+/* Our header (map, ack) with an empty heartbeat, to the peer now. */
+void repl_send_heartbeat(struct repl *r);
+
+/* A batch of the peer's stream arrived (repl_apply.c). Takes pm. */
+void repl_on_batch(struct repl *r, Shoal__PeerMessage *pm);
+
+#endif
