@@ -52,7 +52,7 @@ queue_parse_state(const char *s, Shoal__StateFilter *out)
 
 /* --domain: "example.com" or "@example.com". Returns the domain, or NULL
  * when it is empty or too long. */
-static const char *
+const char *
 queue_parse_domain(const char *d)
 {
 	if (d == NULL)
@@ -597,38 +597,4 @@ done:
 	cli_peers_free(peers, n);
 	cli_unload(c);
 	return rc;
-}
-
-/* ---- not yet ----------------------------------------------------------- */
-
-int
-queue_flush_run(struct cli *c, int argc, char **argv)
-{
-	(void)argv;
-	if (argc != 0)
-		return cli_usage_error("queue flush takes no arguments");
-	if (queue_parse_domain(c->opt_domain) == NULL)
-		return cli_usage_error("--domain needs a domain of 1 to %d "
-				       "characters",
-				       CLI_DOMAIN_MAX);
-	return cli_not_available("queue flush");
-}
-
-int
-queue_action_run(struct cli *c, const char *verb, int argc, char **argv)
-{
-	char what[32];
-
-	(void)c;
-	if (argc == 0)
-		return cli_usage_error("queue %s needs at least one queue id",
-				       verb);
-	for (int i = 0; i < argc; i++) {
-		if (!qid_valid(argv[i], strlen(argv[i]))) {
-			cli_error("invalid queue id");
-			return CLI_EXIT_FAIL;
-		}
-	}
-	snprintf(what, sizeof(what), "queue %s", verb);
-	return cli_not_available(what);
 }

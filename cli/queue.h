@@ -1,6 +1,6 @@
 /* shoalctl queue ...: listing and inspecting queued messages on the
- * nodes. The queue actions (flush, hold, release, delete, bounce) are
- * parsed but not yet available. */
+ * nodes (queue.c) and acting on them (queue_action.c: flush, hold,
+ * release, delete, bounce). */
 #ifndef SHOAL_CLI_QUEUE_H
 #define SHOAL_CLI_QUEUE_H
 
@@ -15,11 +15,17 @@ int queue_list_run(struct cli *c, int argc, char **argv);
  * unknown qid; CLI_EXIT_USAGE for the wrong number of arguments. */
 int queue_show_run(struct cli *c, int argc, char **argv);
 
-/* queue flush [--domain D]: not yet available. */
+/* queue flush [--domain D]: every deferred recipient (of D) due now, on
+ * every node. CLI_EXIT_FAIL when no node answered. */
 int queue_flush_run(struct cli *c, int argc, char **argv);
 
-/* queue hold|release|delete|bounce QID...: verb names which; not yet
- * available. */
+/* queue hold|release|delete|bounce QID...: verb names which. Asks every
+ * node; CLI_EXIT_FAIL when a qid was done by none (unknown, or on a node
+ * that did not answer). */
 int queue_action_run(struct cli *c, const char *verb, int argc, char **argv);
+
+/* --domain: "example.com" or "@example.com" as the domain; "" without
+ * one; NULL when it is empty or too long. */
+const char *queue_parse_domain(const char *d);
 
 #endif

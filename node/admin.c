@@ -45,6 +45,8 @@ static const char *const admin_kind_names[] = {
 	[SHOAL__ADMIN_REQUEST__BODY_LIST] = "list",
 	[SHOAL__ADMIN_REQUEST__BODY_SHOW] = "show",
 	[SHOAL__ADMIN_REQUEST__BODY_FAILOVER] = "failover",
+	[SHOAL__ADMIN_REQUEST__BODY_ACTION] = "action",
+	[SHOAL__ADMIN_REQUEST__BODY_FLUSH] = "flush",
 };
 
 /* Pack r into a new buffer for the caller. */
@@ -541,6 +543,45 @@ done:
 		shoal__stored_message__free_unpacked(sm, NULL);
 }
 
+/* ---- requests answered later ------------------------------------------ */
+
+/* The shape of a deferred request; NULL when it may go on. */
+static const char *
+admin_defer_check(const Shoal__AdminRequest *rq)
+{
+	switch (rq->body_case) {
+	case SHOAL__ADMIN_REQUEST__BODY_FAILOVER:
+		if (strnlen(rq->failover->node_id, 256) > 255)
+			return "node id too long";
+		return NULL;
+	case SHOAL__ADMIN_REQUEST__BODY_ACTION:
+		if ((unsigned)rq->action->action >
+		    SHOAL__QUEUE_ACTION__ACTION_BOUNCE)
+			return "unknown action";
+		if (rq->action->n_qids == 0 ||
+		    rq->action->n_qids > ADMIN_ACTION_QIDS_MAX)
+			return "bad number of queue ids";
+		for (size_t i = 0; i < rq->action->n_qids; i++)
+			if (!qid_valid(rq->action->qids[i],
+				       strnlen(rq->action->qids[i], QID_MAX)))
+				return "bad qid";
+		return NULL;
+	case SHOAL__ADMIN_REQUEST__BODY_FLUSH:
+		if (strnlen(rq->flush->domain, ADMIN_DOMAIN_MAX + 1) >
+		    ADMIN_DOMAIN_MAX)
+			return "domain too long";
+		return NULL;
+	default:
+		return "unknown request";
+	}
+}
+
+void
+admin_reply_pack(Shoal__AdminReply *r, void **out, size_t *out_len)
+{
+	admin_pack_checked(r, out, out_len);
+}
+
 /* ---- dispatch -------------------------------------------------------- */
 
 void
@@ -549,6 +590,7 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 {
 	Shoal__AdminReply r = SHOAL__ADMIN_REPLY__INIT;
 	Shoal__AdminRequest *rq = NULL;
+	const char *why;
 
 	r.node_id = (char *)ctx->node_id;
 	if (len > ADMIN_REQUEST_MAX) {
@@ -564,7 +606,9 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 	if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_STATUS ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_LIST ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHOW ||
-	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FAILOVER)
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FAILOVER ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_ACTION ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FLUSH)
 		log_debug(LOG_SUB_MAIN, "admin request_id=%llu event=request "
 			  "kind=%s",
 			  (unsigned long long)rq->request_id,
@@ -580,15 +624,16 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 		admin_show(ctx, rq->show, &r, out, out_len);
 		break;
 	case SHOAL__ADMIN_REQUEST__BODY_FAILOVER:
-		if (ctx->failover == NULL)
-			admin_bad(&r, "failover not possible here", out,
-				  out_len);
-		else if (strnlen(rq->failover->node_id, 256) > 255)
-			admin_bad(&r, "node id too long", out, out_len);
+	case SHOAL__ADMIN_REQUEST__BODY_ACTION:
+	case SHOAL__ADMIN_REQUEST__BODY_FLUSH:
+		why = admin_defer_check(rq);
+		if (ctx->defer == NULL)
+			admin_bad(&r, "not possible on this node", out, out_len);
+		else if (why != NULL)
+			admin_bad(&r, why, out, out_len);
 		else
-			ctx->failover(ctx->failover_arg, ctx->reply_to,
-				      ctx->reply_to_len, rq->request_id,
-				      rq->failover);
+			ctx->defer(ctx->defer_arg, ctx->reply_to,
+				   ctx->reply_to_len, rq);
 		break;
 	default:
 		admin_bad(&r, "unknown request", out, out_len);
@@ -597,20 +642,3 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 	shoal__admin_request__free_unpacked(rq, NULL);
 }
 
-void
-admin_failover_reply(const char *node_id, uint64_t request_id,
-		     Shoal__Status status, const char *message,
-		     Shoal__FailoverReply *fr, void **out, size_t *out_len)
-{
-	Shoal__AdminReply r = SHOAL__ADMIN_REPLY__INIT;
-
-	r.node_id = (char *)node_id;
-	r.request_id = request_id;
-	r.status = status;
-	r.message = (char *)(message ? message : "");
-	if (fr != NULL) {
-		r.body_case = SHOAL__ADMIN_REPLY__BODY_FAILOVER;
-		r.failover = fr;
-	}
-	admin_pack(&r, out, out_len);
-}

@@ -31,6 +31,10 @@ struct repl;
  * for messages with thousands of recipients. */
 #define ADMIN_LIST_BYTES_MAX (4u * 1024 * 1024)
 
+/* Queue ids in one queue action request (the request is at most
+ * ADMIN_REQUEST_MAX bytes anyway). */
+#define ADMIN_ACTION_QIDS_MAX 2000
+
 /* Longest recipient domain a list filter may name (RFC 1035 2.3.4). */
 #define ADMIN_DOMAIN_MAX 255
 
@@ -38,11 +42,12 @@ struct repl;
 #define ADMIN_HEADERS_MAX (64u * 1024)
 
 
-/* A planned failover is answered later, by node/owner.c: the handler gets
- * the requester's routing id to reply to. */
-typedef void (*admin_failover_fn)(void *arg, const void *reply_to,
-				  size_t reply_to_len, uint64_t request_id,
-				  const Shoal__FailoverRequest *req);
+/* Requests that change things (failover, queue actions, flush) are
+ * answered later by the node's other modules: the handler gets the
+ * requester's routing id to reply to and must copy what it keeps of rq. */
+typedef void (*admin_defer_fn)(void *arg, const void *reply_to,
+			       size_t reply_to_len,
+			       const Shoal__AdminRequest *rq);
 
 struct admin_ctx {
 	struct store *store;        /* node/store.h */
@@ -50,8 +55,8 @@ struct admin_ctx {
 	const Shoal__ShardMap *map; /* current shard map */
 	uint64_t started_at;        /* unix seconds */
 	struct repl *repl;          /* node/repl.h, for status; may be NULL */
-	admin_failover_fn failover; /* may be NULL: failover refused */
-	void *failover_arg;
+	admin_defer_fn defer;       /* may be NULL: such requests refused */
+	void *defer_arg;
 	const void *reply_to;       /* the requester's routing id */
 	size_t reply_to_len;
 };
@@ -65,18 +70,15 @@ struct admin_ctx {
  *
  * Only messages of shards this node is primary for are counted, listed or
  * shown: the copies it holds as a replica belong to its peer's answers.
- * A failover request is handed to ctx->failover and *out stays NULL: the
- * reply comes when the failover is done (admin_failover_reply()).
+ * A failover, queue action or flush is handed to ctx->defer and *out
+ * stays NULL: the reply comes when it is done (admin_reply_pack()).
  * Each request runs in one read-only store transaction. Status and list
  * walk the whole store (see admin.c for the cost). */
 void admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 		  void **out, size_t *out_len);
 
-/* Pack the reply to a failover request: status OK with fr, or another
- * status with a message (fr NULL). Caller frees *out. */
-void admin_failover_reply(const char *node_id, uint64_t request_id,
-			  Shoal__Status status, const char *message,
-			  Shoal__FailoverReply *fr, void **out,
-			  size_t *out_len);
+/* Pack a reply built by a deferred handler (INTERNAL instead when it
+ * would be too large to read). Caller frees *out. */
+void admin_reply_pack(Shoal__AdminReply *r, void **out, size_t *out_len);
 
 #endif

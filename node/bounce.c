@@ -210,3 +210,22 @@ bounce_build(const struct bounce_info *bi, struct buf *out)
 	rc |= buf_printf(out, "\r\n--%s--\r\n", boundary);
 	return rc ? -EMSGSIZE : 0;
 }
+
+bool
+bounce_wanted(const Shoal__Envelope *env, const Shoal__Recipient *r,
+	      enum bounce_action a)
+{
+	if (env->mail_from[0] == '\0')
+		return false; /* never bounce a bounce (RFC 5321 6.1) */
+	if (r->notify & SHOAL__NOTIFY__NOTIFY_NEVER)
+		return false;
+	switch (a) {
+	case BOUNCE_FAILED:
+		return r->notify == 0 ||
+		       (r->notify & SHOAL__NOTIFY__NOTIFY_FAILURE);
+	case BOUNCE_DELIVERED:
+		return (r->notify & SHOAL__NOTIFY__NOTIFY_SUCCESS) != 0;
+	default:
+		return (r->notify & SHOAL__NOTIFY__NOTIFY_DELAY) != 0;
+	}
+}

@@ -6,10 +6,12 @@
 #ifndef SHOAL_NODE_BOUNCE_H
 #define SHOAL_NODE_BOUNCE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "lib/buf.h"
+#include "proto/queue.pb-c.h"
 
 enum bounce_action {
 	BOUNCE_FAILED = 0,
@@ -40,6 +42,12 @@ struct bounce_info {
 	const char *orig;          /* the original message as queued */
 	size_t orig_len;
 };
+
+/* Whether the sender asked for (or by default gets) this notice about
+ * recipient r: never for the null sender or NOTIFY=NEVER; failures unless
+ * NOTIFY leaves them out; delays and successes only when asked. */
+bool bounce_wanted(const Shoal__Envelope *env, const Shoal__Recipient *r,
+		   enum bounce_action a);
 
 /* Append the DSN message (headers and body, CRLF line ends) to out.
  * Returns 0 or -EMSGSIZE when out's bound is too small. */

@@ -16,6 +16,7 @@
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
+#include "node/actions.h"
 #include "node/admin.h"
 #include "node/commit.h"
 #include "node/deliver.h"
@@ -44,6 +45,20 @@ node_reply(struct node *n, const void *id, size_t id_len, const void *payload,
 	return rc;
 }
 
+/* Admin requests that change things, answered when done. */
+static void
+node_on_admin_defer(void *arg, const void *reply_to, size_t reply_to_len,
+		    const Shoal__AdminRequest *rq)
+{
+	struct node *n = arg;
+
+	if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FAILOVER)
+		owner_failover(n->owner, reply_to, reply_to_len,
+			       rq->request_id, rq->failover);
+	else
+		actions_handle(n, reply_to, reply_to_len, rq);
+}
+
 static void
 node_on_admin(struct node *n, zmq_msg_t *frames, size_t nframes)
 {
@@ -53,8 +68,8 @@ node_on_admin(struct node *n, zmq_msg_t *frames, size_t nframes)
 		.map = n->map,
 		.started_at = n->started_at,
 		.repl = n->repl,
-		.failover = owner_failover,
-		.failover_arg = n->owner,
+		.defer = node_on_admin_defer,
+		.defer_arg = n,
 		.reply_to = zmq_msg_data(&frames[0]),
 		.reply_to_len = zmq_msg_size(&frames[0]),
 	};

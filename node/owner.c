@@ -270,6 +270,7 @@ owner_failover_answer(struct owner *o, const void *to, size_t to_len,
 		      const char *message, int moved, bool forced)
 {
 	Shoal__FailoverReply fr = SHOAL__FAILOVER_REPLY__INIT;
+	Shoal__AdminReply r = SHOAL__ADMIN_REPLY__INIT;
 	void *out;
 	size_t len;
 
@@ -277,9 +278,15 @@ owner_failover_answer(struct owner *o, const void *to, size_t to_len,
 	fr.primary = (char *)(o->peer && !forced ? o->peer : o->n->me->id);
 	fr.shards = moved > 0 ? (uint32_t)moved : 0;
 	fr.forced = forced;
-	admin_failover_reply(o->n->me->id, request_id, status, message,
-			     status == SHOAL__STATUS__STATUS_OK ? &fr : NULL,
-			     &out, &len);
+	r.node_id = o->n->me->id;
+	r.request_id = request_id;
+	r.status = status;
+	r.message = (char *)(message ? message : "");
+	if (status == SHOAL__STATUS__STATUS_OK) {
+		r.body_case = SHOAL__ADMIN_REPLY__BODY_FAILOVER;
+		r.failover = &fr;
+	}
+	admin_reply_pack(&r, &out, &len);
 	node_reply(o->n, to, to_len, out, len);
 	free(out);
 }
@@ -327,10 +334,9 @@ owner_handover_step(struct owner *o)
 }
 
 void
-owner_failover(void *owner, const void *reply_to, size_t reply_to_len,
+owner_failover(struct owner *o, const void *reply_to, size_t reply_to_len,
 	       uint64_t request_id, const Shoal__FailoverRequest *req)
 {
-	struct owner *o = owner;
 	struct node *n = o->n;
 	const char *me = n->me->id, *id = req->node_id;
 	bool is_me = strcmp(id, me) == 0;

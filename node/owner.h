@@ -59,9 +59,10 @@ bool owner_may_deliver(struct owner *o);
 int owner_take_over(struct owner *o, const char *why);
 
 /* Planned failover and failback (proto/cli_node.proto FailoverRequest),
- * answered on the admin link once done. An admin_failover_fn. */
-void owner_failover(void *owner, const void *reply_to, size_t reply_to_len,
-		    uint64_t request_id, const Shoal__FailoverRequest *req);
+ * answered on the admin link (to reply_to) once done. */
+void owner_failover(struct owner *o, const void *reply_to,
+		    size_t reply_to_len, uint64_t request_id,
+		    const Shoal__FailoverRequest *req);
 
 /* Periodic work (each replication.heartbeat_ms): the failover rule (the
  * peer silent for failover_after_ms and every router heard within that

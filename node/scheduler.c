@@ -300,36 +300,16 @@ sched_format_reply(const struct job_result *r, char *out, size_t outlen)
 		snprintf(out, outlen, "%s", r->reply.text);
 }
 
-/* Whether the sender asked for (or by default gets) this notice. */
-static bool
-sched_wants_dsn(const Shoal__Envelope *env, const Shoal__Recipient *r,
-		enum bounce_action a)
+int
+scheduler_queue_dsn(struct scheduler *s, struct store_txn *t,
+		    const char *orig_qid, const Shoal__Envelope *env,
+		    const void *orig, size_t orig_len,
+		    const struct bounce_rcpt *brs, size_t n, uint64_t now)
 {
-	if (env->mail_from[0] == '\0')
-		return false; /* never bounce a bounce (RFC 5321 6.1) */
-	if (r->notify & SHOAL__NOTIFY__NOTIFY_NEVER)
-		return false;
-	switch (a) {
-	case BOUNCE_FAILED:
-		return r->notify == 0 || (r->notify & SHOAL__NOTIFY__NOTIFY_FAILURE);
-	case BOUNCE_DELIVERED:
-		return (r->notify & SHOAL__NOTIFY__NOTIFY_SUCCESS) != 0;
-	default:
-		return (r->notify & SHOAL__NOTIFY__NOTIFY_DELAY) != 0;
-	}
-}
-
-/* Store a DSN as a new message on one of our own shards. */
-static int
-sched_queue_dsn(struct scheduler *s, struct store_txn *t,
-		const struct job *j, const struct bounce_rcpt *brs, size_t n,
-		uint64_t now)
-{
-	const Shoal__Envelope *env = j->msg->sm->envelope;
 	const struct config *cfg = s->n->cfg;
 	struct bounce_info bi = {
 		.reporting_mta = cfg->delivery.helo_name,
-		.qid = j->msg->qid,
+		.qid = orig_qid,
 		.sender = env->mail_from,
 		.envid = env->envid,
 		.ret = env->ret,
@@ -337,8 +317,8 @@ sched_queue_dsn(struct scheduler *s, struct store_txn *t,
 		.now = now,
 		.rcpts = brs,
 		.n_rcpts = n,
-		.orig = j->msg->body ? j->msg->body : "",
-		.orig_len = j->msg->body_len,
+		.orig = orig ? orig : "",
+		.orig_len = orig_len,
 	};
 	Shoal__StoredMessage sm = SHOAL__STORED_MESSAGE__INIT;
 	Shoal__Envelope denv = SHOAL__ENVELOPE__INIT;
@@ -389,7 +369,7 @@ sched_queue_dsn(struct scheduler *s, struct store_txn *t,
 	if (rc == 0)
 		log_info("qid=%s event=dsn_queued orig_qid=%s to=<%s> rcpts=%zu "
 			 "action=%s",
-			 qid, j->msg->qid, env->mail_from, n,
+			 qid, orig_qid, env->mail_from, n,
 			 brs[0].action == BOUNCE_FAILED ? "failed" :
 			 brs[0].action == BOUNCE_DELAYED ? "delayed" : "relayed");
 	free(meta);
@@ -445,7 +425,7 @@ sched_apply(struct store_txn *t, void *arg)
 		case OUTCOME_DELIVERED:
 			r->state = SHOAL__RCPT_STATE__RCPT_DELIVERED;
 			if (res->relayed_no_dsn &&
-			    sched_wants_dsn(env, r, BOUNCE_DELIVERED))
+			    bounce_wanted(env, r, BOUNCE_DELIVERED))
 				relayed[n_relayed++] = (struct bounce_rcpt){
 					r->address, r->orcpt, BOUNCE_DELIVERED,
 					res->status, res->mx, res->reply.code,
@@ -454,7 +434,7 @@ sched_apply(struct store_txn *t, void *arg)
 			break;
 		case OUTCOME_BOUNCED:
 			r->state = SHOAL__RCPT_STATE__RCPT_BOUNCED;
-			if (sched_wants_dsn(env, r, BOUNCE_FAILED))
+			if (bounce_wanted(env, r, BOUNCE_FAILED))
 				failed[n_failed++] = (struct bounce_rcpt){
 					r->address, r->orcpt, BOUNCE_FAILED,
 					res->status, res->mx, res->reply.code,
@@ -471,9 +451,13 @@ sched_apply(struct store_txn *t, void *arg)
 	}
 	rc = 0;
 	if (n_failed)
-		rc = sched_queue_dsn(s, t, j, failed, n_failed, now);
+		rc = scheduler_queue_dsn(s, t, j->msg->qid, env,
+					 j->msg->body, j->msg->body_len,
+					 failed, n_failed, now);
 	if (rc == 0 && n_relayed)
-		rc = sched_queue_dsn(s, t, j, relayed, n_relayed, now);
+		rc = scheduler_queue_dsn(s, t, j->msg->qid, env,
+					 j->msg->body, j->msg->body_len,
+					 relayed, n_relayed, now);
 	for (size_t i = 0; rc == 0 && i < env->n_rcpts; i++) {
 		if (!sched_rcpt_pending(env->rcpts[i]))
 			continue;
@@ -495,7 +479,12 @@ sched_apply(struct store_txn *t, void *arg)
 		if (rc == 0)
 			log_info("qid=%s event=removed", sm->qid);
 	} else if (rc == 0) {
-		if (due != sm->due && sched_is_mine(s, sm->shard)) {
+		if (sm->held && sm->due != 0 && sched_is_mine(s, sm->shard)) {
+			/* held while in flight: no due entry until released */
+			rc = store_due_del(t, sm->due, sm->qid);
+			sm->due = 0;
+		} else if (due != sm->due && !sm->held &&
+			   sched_is_mine(s, sm->shard)) {
 			rc = store_due_del(t, sm->due, sm->qid);
 			if (rc == 0)
 				rc = store_due_add(t, due, sm->qid);

@@ -10,7 +10,10 @@
 #ifndef SHOAL_NODE_SCHEDULER_H
 #define SHOAL_NODE_SCHEDULER_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include "proto/queue.pb-c.h"
 
 struct node;
 struct job;
@@ -27,6 +30,17 @@ void scheduler_kick(struct scheduler *s);
 
 /* Delivery finished a job (every res[] filled). Takes the job. */
 void scheduler_job_done(struct scheduler *s, struct job *j);
+
+struct store_txn;
+struct bounce_rcpt;
+
+/* Store a DSN about orig_qid (envelope env, message orig) to its sender,
+ * reporting brs[0..n), as a new message on one of our shards, due now.
+ * Returns 0 or a store error. */
+int scheduler_queue_dsn(struct scheduler *s, struct store_txn *t,
+			const char *orig_qid, const Shoal__Envelope *env,
+			const void *orig, size_t orig_len,
+			const struct bounce_rcpt *brs, size_t n, uint64_t now);
 
 /* Messages in flight now. */
 uint64_t scheduler_in_flight(const struct scheduler *s);

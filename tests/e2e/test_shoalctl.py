@@ -1,0 +1,148 @@
+"""shoalctl against a running cluster: queue actions (hold, release,
+delete, bounce), flush, and the errors scripts rely on (exit 1 with a
+message, exit 2 for usage). Delivery points at closed ports (the harness
+default), so mail stays queued and deferred where a test can see it.
+"""
+
+import signal
+import time
+import unittest
+
+from shoaltest import (SMTPConn, ShoalTestCase, make_message, wait_for)
+
+FAST = ('heartbeat_ms = 200; failover_after_ms = 1500; '
+        'peer_timeout_ms = 800;')
+SENDER = "sender@example.org"
+RCPT = "rcpt@example.net"
+
+
+def send(c, n, tag="m", rcpts=(RCPT,)):
+    qids = []
+    with SMTPConn(c.port) as s:
+        s.ehlo()
+        for i in range(n):
+            r = s.mail(SENDER, list(rcpts), make_message(f"{tag} {i}"))
+            assert r.code == 250, r
+            qids.append(r.qid)
+    return qids
+
+
+def shown(c, qid):
+    return c.queue_show(qid)
+
+
+class ShoalctlTest(ShoalTestCase):
+
+    def cluster_up(self, **kw):
+        c = self.cluster(replication=f'mode = "sync"; {FAST}', **kw)
+        wait_for(lambda: all(n["replication"]["state"] == "healthy"
+                             for n in c.status()["nodes"]), 10,
+                 "the pair healthy")
+        return c
+
+    def test_1_hold_and_release_replicate(self):
+        c = self.cluster_up()
+        qids = send(c, 4)
+        doc = c.ctl_ok("queue", "hold", qids[0], qids[1])
+        self.assertEqual([(r["qid"], r["done"]) for r in doc["results"]],
+                         [(qids[0], True), (qids[1], True)])
+        self.assertEqual(doc["unreachable"], [])
+        owner = c.owner_of(qids[0])
+        self.assertEqual({r["node"] for r in doc["results"]
+                          if r["qid"] == qids[0]}, {owner})
+        held = {m["qid"] for m in c.queue_list("--state", "held")[
+            "messages"]}
+        self.assertEqual(held, {qids[0], qids[1]})
+        self.assertEqual(sum(n["held"] for n in c.status()["nodes"]), 2)
+        # again: done, with a note
+        doc = c.ctl_ok("queue", "hold", qids[0])
+        self.assertEqual(doc["results"][0]["message"], "already held")
+        # the hold is on the peer's copy too: move every shard to the
+        # other nodes and look there
+        for nid in ("n1", "n2"):
+            c.ctl_ok("node", "failover", nid)
+            self.assertTrue(shown(c, qids[0])["held"],
+                            f"held after the failover of {nid}")
+        doc = c.ctl_ok("queue", "release", qids[0])
+        self.assertTrue(doc["results"][0]["done"])
+        self.assertFalse(shown(c, qids[0])["held"])
+        now = time.time()
+        # released: due now, so tried again at once (and deferred: the
+        # harness MX is a closed port)
+        wait_for(lambda: shown(c, qids[0])["recipients"][0][
+            "attempts"] >= 1, 15, "an attempt after release")
+        self.assertLess(abs(now - time.time()), 20)
+
+    def test_2_delete_and_bounce(self):
+        c = self.cluster_up()
+        qids = send(c, 3)
+        doc = c.ctl_ok("queue", "delete", qids[0])
+        self.assertTrue(doc["results"][0]["done"])
+        listing = c.queue_list()["messages"]
+        self.assertNotIn(qids[0], [m["qid"] for m in listing])
+        self.assertEqual(len(listing), 2, "delete sends no DSN")
+        doc = c.ctl_ok("queue", "bounce", qids[1])
+        self.assertTrue(doc["results"][0]["done"])
+        listing = c.queue_list()["messages"]
+        qs = [m["qid"] for m in listing]
+        self.assertNotIn(qids[1], qs)
+        dsns = [m for m in listing if m["sender"] == ""]
+        self.assertEqual(len(dsns), 1, "bounce queued one DSN")
+        self.assertEqual(dsns[0]["recipients"][0]["address"], SENDER)
+        self.assertRegex(c.node(c.owner_of(qids[1])).log_text(),
+                         rf"qid={qids[1]} event=bounce by=admin")
+        # gone is gone: a second delete finds nothing
+        rc, doc, err = c.shoalctl("queue", "delete", qids[0])
+        self.assertEqual(rc, 1)
+        self.assertFalse(doc["results"][0]["done"])
+        self.assertIn("not found", err)
+
+    def test_3_flush_makes_deferred_mail_due(self):
+        c = self.cluster_up()
+        qids = send(c, 3, rcpts=(RCPT, "other@example.com"))
+        wait_for(lambda: all(r["state"] == "deferred"
+                             for m in c.queue_list()["messages"]
+                             for r in m["recipients"]), 15,
+                 "every recipient deferred")
+        before = {q: shown(c, q)["recipients"] for q in qids}
+        self.assertTrue(all(r["attempts"] == 1 and
+                            r["next_try"] > time.time() + 30
+                            for rs in before.values() for r in rs))
+        doc = c.ctl_ok("queue", "flush", "--domain", "example.net")
+        self.assertEqual(doc["messages"], 3)
+        wait_for(lambda: all(shown(c, q)["recipients"][0][
+            "attempts"] == 2 for q in qids), 15, "example.net tried again")
+        for q in qids:
+            rs = shown(c, q)["recipients"]
+            self.assertEqual(rs[1]["attempts"], 1,
+                             "example.com was not flushed")
+        doc = c.ctl_ok("queue", "flush")
+        self.assertEqual(doc["messages"], 3)
+        self.assertEqual(len(doc["nodes"]), 2)
+
+    def test_4_bad_input_and_a_node_down(self):
+        c = self.cluster_up()
+        qids = send(c, 6)
+        rc, _, err = c.shoalctl("queue", "hold")
+        self.assertEqual(rc, 2)
+        rc, _, err = c.shoalctl("queue", "hold", "not-a-qid")
+        self.assertEqual(rc, 1)
+        self.assertIn("invalid queue id", err)
+        rc, doc, err = c.shoalctl("queue", "release", qids[0])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(doc["results"][0]["message"], "not held")
+        rc, _, err = c.shoalctl("queue", "flush", "extra")
+        self.assertEqual(rc, 2)
+        # n2 down: n1's messages can still be held; shoalctl names n2
+        c.kill_node("n2", signal.SIGKILL)
+        mine = [q for q in qids if c.owner_of(q) == "n1"]
+        self.assertTrue(mine)
+        rc, doc, err = c.shoalctl("--timeout", "1000", "queue", "hold",
+                                  mine[0])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("n2", doc["unreachable"])
+        self.assertIn("node n2 did not answer", err)
+
+
+if __name__ == "__main__":
+    unittest.main()
