@@ -136,6 +136,18 @@ status_print_json(const struct cli *c, const struct status_row *rows,
 		status_json_shards(&j, "replica_shards", st->replica_shards,
 				   st->n_replica_shards);
 		json_kv_u64(&j, "uptime_s", st->uptime_s);
+		json_kv_u64(&j, "delivered_1m", st->delivered_1m);
+		json_kv_u64(&j, "deferred_1m", st->deferred_1m);
+		json_kv_u64(&j, "bounced_1m", st->bounced_1m);
+		json_key(&j, "routers");
+		json_array_begin(&j);
+		for (size_t k = 0; k < st->n_routers; k++) {
+			json_object_begin(&j);
+			json_kv_str(&j, "id", st->routers[k]->id);
+			json_kv_u64(&j, "seen_ms", st->routers[k]->seen_ms);
+			json_object_end(&j);
+		}
+		json_array_end(&j);
 		if (st->replication)
 			status_json_repl(&j, st->replication);
 		json_object_end(&j);
@@ -143,6 +155,53 @@ status_print_json(const struct cli *c, const struct status_row *rows,
 	json_array_end(&j);
 	json_object_end(&j);
 	return json_end(&j);
+}
+
+#define STATUS_ROUTERS_MAX 256
+
+struct status_router {
+	const char *id;
+	uint64_t ms;
+};
+
+/* Degraded pairs and the routers the nodes hear, below the table: each
+ * router once, with its freshest sighting over all nodes. */
+static void
+status_print_footer(const struct status_row *rows, size_t n)
+{
+	struct status_router seen[STATUS_ROUTERS_MAX];
+	char id[TEXT_CLEAN_BUF(96)];
+	size_t n_seen = 0, n_bad = 0, k;
+
+	printf("degraded:");
+	for (size_t i = 0; i < n; i++)
+		if (status_is_degraded(rows[i].st))
+			printf("%s %s", n_bad++ ? "," : "",
+			       text_clean(id, sizeof(id), rows[i].id,
+					  strlen(rows[i].id)));
+	for (size_t i = 0; i < n; i++) {
+		for (size_t r = 0; rows[i].st && r < rows[i].st->n_routers;
+		     r++) {
+			const Shoal__RouterSeen *rs = rows[i].st->routers[r];
+
+			for (k = 0; k < n_seen; k++)
+				if (strcmp(seen[k].id, rs->id) == 0)
+					break;
+			if (k == n_seen && n_seen < STATUS_ROUTERS_MAX)
+				seen[n_seen++] = (struct status_router){
+					rs->id, rs->seen_ms
+				};
+			else if (k < n_seen && rs->seen_ms < seen[k].ms)
+				seen[k].ms = rs->seen_ms;
+		}
+	}
+	printf("%s\nrouters:", n_bad ? "" : " none");
+	for (k = 0; k < n_seen; k++)
+		printf("%s %s (%.1fs ago)", k ? "," : "",
+		       text_clean(id, sizeof(id), seen[k].id,
+				  strnlen(seen[k].id, 96)),
+		       (double)seen[k].ms / 1000.0);
+	printf("%s\n", n_seen ? "" : " none");
 }
 
 static void
@@ -166,10 +225,10 @@ status_print_table(const struct cli *c, const struct status_row *rows,
 			  strlen(c->cfg->cluster.name)),
 	       (unsigned)c->cfg->cluster.shards, (unsigned long long)epoch);
 	printf("%-*s  %-9s  %5s  %8s  %8s  %8s  %6s  %7s  %7s  %7s  %-11s  "
-	       "%7s\n",
+	       "%9s  %8s  %8s\n",
 	       w, "NODE", "REACHABLE", "EPOCH", "MESSAGES", "QUEUED",
 	       "DEFERRED", "HELD", "OLDEST", "PRIMARY", "REPLICA", "PAIR",
-	       "LAG");
+	       "LAG", "SENT/1m", "DEFER/1m");
 	for (size_t i = 0; i < n; i++) {
 		const Shoal__StatusReply *st = rows[i].st;
 
@@ -187,7 +246,7 @@ status_print_table(const struct cli *c, const struct status_row *rows,
 		else
 			snprintf(lag, sizeof(lag), "-");
 		printf("%-*s  %-9s  %5llu  %8llu  %8llu  %8llu  %6llu  %7s  "
-		       "%7zu  %7zu  %-11s  %7s\n",
+		       "%7zu  %7zu  %-11s  %9s  %8llu  %8llu\n",
 		       w, id, "yes", (unsigned long long)st->epoch,
 		       (unsigned long long)st->messages,
 		       (unsigned long long)st->rcpts_queued,
@@ -200,8 +259,10 @@ status_print_table(const struct cli *c, const struct status_row *rows,
 					  st->replication->state,
 					  strnlen(st->replication->state, 32)) :
 			       "-",
-		       lag);
+		       lag, (unsigned long long)st->delivered_1m,
+		       (unsigned long long)st->deferred_1m);
 	}
+	status_print_footer(rows, n);
 }
 
 int

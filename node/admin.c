@@ -29,7 +29,9 @@
 #include "lib/shardmap.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
+#include "node/owner.h"
 #include "node/repl.h"
+#include "node/scheduler.h"
 #include "node/store.h"
 #include "proto/cli_node.pb-c.h"
 
@@ -146,6 +148,7 @@ admin_is_primary(const struct admin_ctx *ctx, uint32_t shard)
 
 struct admin_count {
 	const struct admin_ctx *ctx;
+	uint64_t *per_shard;           /* n_shards of them */
 	uint64_t messages;
 	uint64_t queued, deferred, held;
 	uint64_t oldest;               /* arrival, 0 while none seen */
@@ -164,6 +167,7 @@ admin_count_one(const char *qid, uint32_t shard, const void *meta,
 	if (!admin_is_primary(c->ctx, shard))
 		return 0;
 	c->messages++;
+	c->per_shard[shard]++;      /* shard < n_shards: we are its primary */
 	sm = admin_meta_unpack(meta, meta_len);
 	if (sm == NULL) {
 		if (c->unreadable++ == 0)
@@ -217,12 +221,33 @@ admin_shards_of(const Shoal__ShardMap *map, const char *id, bool primary,
 /* Counting walks and unpacks every message: O(queue) per request, in one
  * read transaction. Fine for an operator's command; a metrics endpoint
  * polled every few seconds will want counters kept by the scheduler. */
+struct admin_routers {
+	Shoal__RouterSeen v[OWNER_ROUTERS_MAX];
+	Shoal__RouterSeen *ptrs[OWNER_ROUTERS_MAX];
+	size_t n;
+};
+
+static void
+admin_router_one(const char *id, uint64_t ms_ago, void *arg)
+{
+	struct admin_routers *rs = arg;
+
+	if (rs->n == OWNER_ROUTERS_MAX)
+		return;
+	shoal__router_seen__init(&rs->v[rs->n]);
+	rs->v[rs->n].id = (char *)id;
+	rs->v[rs->n].seen_ms = ms_ago;
+	rs->ptrs[rs->n] = &rs->v[rs->n];
+	rs->n++;
+}
+
 static void
 admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 	     size_t *out_len)
 {
 	Shoal__StatusReply sr = SHOAL__STATUS_REPLY__INIT;
 	Shoal__Replication repl = SHOAL__REPLICATION__INIT;
+	struct admin_routers routers = { 0 };
 	struct admin_count c;
 	struct store_txn *t;
 	uint64_t now = (uint64_t)time(NULL);
@@ -230,9 +255,12 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 
 	memset(&c, 0, sizeof(c));
 	c.ctx = ctx;
+	c.per_shard = xcalloc(ctx->map->n_shards ? ctx->map->n_shards : 1,
+			      sizeof(*c.per_shard));
 	rc = store_txn_begin(ctx->store, true, &t);
 	if (rc != 0) {
 		admin_internal(r, "txn_begin", rc, out, out_len);
+		free(c.per_shard);
 		return;
 	}
 	rc = store_msg_foreach(t, admin_count_one, &c);
@@ -240,6 +268,7 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 	admin_log_unreadable(r->request_id, c.unreadable, c.first_unreadable);
 	if (rc != 0) {
 		admin_internal(r, "msg_foreach", rc, out, out_len);
+		free(c.per_shard);
 		return;
 	}
 	sr.node_id = (char *)ctx->node_id;
@@ -259,11 +288,21 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 		repl_status(ctx->repl, &repl, true);
 		sr.replication = &repl;
 	}
+	if (ctx->sched)
+		scheduler_last_minute(ctx->sched, &sr.delivered_1m,
+				      &sr.deferred_1m, &sr.bounced_1m);
+	if (ctx->owner)
+		owner_routers(ctx->owner, admin_router_one, &routers);
+	sr.n_routers = routers.n;
+	sr.routers = routers.ptrs;
+	sr.n_shard_messages = ctx->map->n_shards;
+	sr.shard_messages = c.per_shard;
 	r->body_case = SHOAL__ADMIN_REPLY__BODY_STATUS_REPLY;
 	r->status_reply = &sr;
 	admin_pack_checked(r, out, out_len);
 	free(sr.primary_shards);
 	free(sr.replica_shards);
+	free(c.per_shard);
 }
 
 /* ---- queue list ------------------------------------------------------ */

@@ -17,6 +17,8 @@
 
 struct store;
 struct repl;
+struct scheduler;
+struct owner;
 
 /* Requests larger than this are refused unread: the biggest real one is a
  * QueueListRequest of a few hundred bytes. */
@@ -55,6 +57,8 @@ struct admin_ctx {
 	const Shoal__ShardMap *map; /* current shard map */
 	uint64_t started_at;        /* unix seconds */
 	struct repl *repl;          /* node/repl.h, for status; may be NULL */
+	const struct scheduler *sched; /* recent results; may be NULL */
+	const struct owner *owner;  /* routers heard; may be NULL */
 	admin_defer_fn defer;       /* may be NULL: such requests refused */
 	void *defer_arg;
 	const void *reply_to;       /* the requester's routing id */

@@ -68,6 +68,8 @@ node_on_admin(struct node *n, zmq_msg_t *frames, size_t nframes)
 		.map = n->map,
 		.started_at = n->started_at,
 		.repl = n->repl,
+		.sched = n->sched,
+		.owner = n->owner,
 		.defer = node_on_admin_defer,
 		.defer_arg = n,
 		.reply_to = zmq_msg_data(&frames[0]),

@@ -458,6 +458,18 @@ owner_router_votes(const struct owner *o, uint64_t now, uint64_t ms,
 	}
 }
 
+void
+owner_routers(const struct owner *o,
+	      void (*fn)(const char *id, uint64_t ms_ago, void *arg), void *arg)
+{
+	uint64_t now = clock_mono_ms();
+
+	for (size_t i = 0; i < o->n_routers; i++)
+		if (now - o->routers[i].heard_ms <=
+		    o->n->cfg->replication.failover_after_ms)
+			fn(o->routers[i].id, now - o->routers[i].heard_ms, arg);
+}
+
 bool
 owner_may_deliver(struct owner *o)
 {

@@ -64,6 +64,12 @@ void owner_failover(struct owner *o, const void *reply_to,
 		    size_t reply_to_len, uint64_t request_id,
 		    const Shoal__FailoverRequest *req);
 
+/* Routers heard within failover_after_ms: calls fn for each with its id
+ * and the ms since its last heartbeat. */
+void owner_routers(const struct owner *o,
+		   void (*fn)(const char *id, uint64_t ms_ago, void *arg),
+		   void *arg);
+
 /* Periodic work (each replication.heartbeat_ms): the failover rule (the
  * peer silent for failover_after_ms and every router heard within that
  * time agreeing it is gone) and fencing transitions. */

@@ -38,8 +38,17 @@
 #define SCHED_INFLIGHT_BYTES (256u << 20) /* their bodies, in RAM */
 #define SCHED_BOUNCE_QID_TRIES 100000
 
+/* Results per second over the last minute, per outcome (status). */
+#define SCHED_WINDOW 60
+
+struct sched_window {
+	uint64_t sec[SCHED_WINDOW];           /* which second a slot holds */
+	uint32_t count[SCHED_WINDOW][3];      /* by enum outcome */
+};
+
 struct scheduler {
 	struct node *n;
+	struct sched_window recent;
 	struct event *timer;
 	struct idmap *inflight;   /* shard_hash(qid) -> struct job_msg */
 	uint64_t inflight_bytes;
@@ -532,6 +541,37 @@ sched_applied(int result, void *arg)
 	scheduler_kick(s);
 }
 
+static void
+sched_count(struct scheduler *s, enum outcome oc)
+{
+	uint64_t now = sched_now();
+	size_t i = now % SCHED_WINDOW;
+
+	if ((unsigned)oc > OUTCOME_BOUNCED)
+		return;
+	if (s->recent.sec[i] != now) {
+		s->recent.sec[i] = now;
+		memset(s->recent.count[i], 0, sizeof(s->recent.count[i]));
+	}
+	s->recent.count[i][oc]++;
+}
+
+void
+scheduler_last_minute(const struct scheduler *s, uint64_t *delivered,
+		      uint64_t *deferred, uint64_t *bounced)
+{
+	uint64_t now = sched_now();
+
+	*delivered = *deferred = *bounced = 0;
+	for (size_t i = 0; i < SCHED_WINDOW; i++) {
+		if (s->recent.sec[i] + SCHED_WINDOW <= now)
+			continue;
+		*delivered += s->recent.count[i][OUTCOME_DELIVERED];
+		*deferred += s->recent.count[i][OUTCOME_DEFERRED];
+		*bounced += s->recent.count[i][OUTCOME_BOUNCED];
+	}
+}
+
 void
 scheduler_job_done(struct scheduler *s, struct job *j)
 {
@@ -550,9 +590,11 @@ scheduler_job_done(struct scheduler *s, struct job *j)
 					 env->rcpts[j->rcpt[k]]->address :
 					 "");
 		}
-		if (j->rcpt[k] < env->n_rcpts)
+		if (j->rcpt[k] < env->n_rcpts) {
 			dlog_attempt(s->n->dlog, j->msg, j,
 				     env->rcpts[j->rcpt[k]], &j->res[k]);
+			sched_count(s, j->res[k].outcome);
+		}
 	}
 	commit_add(s->n->commit, sched_apply, sched_applied, j);
 }

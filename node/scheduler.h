@@ -42,6 +42,10 @@ int scheduler_queue_dsn(struct scheduler *s, struct store_txn *t,
 			const void *orig, size_t orig_len,
 			const struct bounce_rcpt *brs, size_t n, uint64_t now);
 
+/* Recipient results of the last 60 seconds. */
+void scheduler_last_minute(const struct scheduler *s, uint64_t *delivered,
+			   uint64_t *deferred, uint64_t *bounced);
+
 /* Messages in flight now. */
 uint64_t scheduler_in_flight(const struct scheduler *s);
 

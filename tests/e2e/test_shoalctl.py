@@ -119,6 +119,15 @@ class ShoalctlTest(ShoalTestCase):
         doc = c.ctl_ok("queue", "flush")
         self.assertEqual(doc["messages"], 3)
         self.assertEqual(len(doc["nodes"]), 2)
+        # status: 3 x 2 first attempts and 3 flushed ones deferred within
+        # the minute, and the router seen by both nodes
+        st = c.status()
+        self.assertGreaterEqual(sum(n["deferred_1m"] for n in st["nodes"]),
+                                9)
+        self.assertEqual(sum(n["delivered_1m"] for n in st["nodes"]), 0)
+        for n in st["nodes"]:
+            self.assertEqual(len(n["routers"]), 1, n)
+            self.assertLess(n["routers"][0]["seen_ms"], 3000)
 
     def test_4_bad_input_and_a_node_down(self):
         c = self.cluster_up()
