@@ -196,6 +196,13 @@ json_bool(struct json *j, bool v)
 }
 
 void
+json_null(struct json *j)
+{
+	json_value_prefix(j);
+	fputs("null", j->f);
+}
+
+void
 json_kv_str(struct json *j, const char *key, const char *s)
 {
 	json_key(j, key);

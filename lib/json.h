@@ -48,6 +48,7 @@ void json_str(struct json *j, const char *s);
 void json_strn(struct json *j, const void *s, size_t len);
 void json_u64(struct json *j, uint64_t v);
 void json_bool(struct json *j, bool v);
+void json_null(struct json *j);
 
 /* Key and value in one call. */
 void json_kv_str(struct json *j, const char *key, const char *s);

@@ -8,7 +8,8 @@ import signal
 import time
 import unittest
 
-from shoaltest import (SMTPConn, ShoalTestCase, make_message, wait_for)
+from shoaltest import (SMTPConn, ShoalTestCase, make_message, shard_of,
+                       wait_for)
 
 FAST = ('heartbeat_ms = 200; failover_after_ms = 1500; '
         'peer_timeout_ms = 800;')
@@ -151,6 +152,38 @@ class ShoalctlTest(ShoalTestCase):
         self.assertEqual(rc, 0, err)
         self.assertIn("n2", doc["unreachable"])
         self.assertIn("node n2 did not answer", err)
+
+    def test_5_shard_list(self):
+        c = self.cluster_up()
+        qids = send(c, 12)
+        doc = c.ctl_ok("shard", "list")
+        self.assertEqual(doc["epoch"], 1)
+        self.assertEqual(len(doc["shards"]), c.shards)
+        owners = c.owners()
+        for e in doc["shards"]:
+            self.assertEqual(e["primary"], owners[e["shard"]])
+            p, r = c.initial_owner(e["shard"])
+            self.assertEqual((e["primary"], e["replica"]), (p, r))
+        self.assertEqual(sum(e["messages"] for e in doc["shards"]), 12)
+        by_shard = {}
+        for q in qids:
+            by_shard[shard_of(q, c.shards)] = by_shard.get(
+                shard_of(q, c.shards), 0) + 1
+        for e in doc["shards"]:
+            self.assertEqual(e["messages"], by_shard.get(e["shard"], 0))
+        c.ctl_ok("node", "failover", "n1")
+        doc = c.ctl_ok("shard", "list")
+        self.assertEqual((doc["epoch"], doc["author"]), (2, "n1"))
+        self.assertEqual({e["primary"] for e in doc["shards"]}, {"n2"})
+        self.assertEqual(sum(e["messages"] for e in doc["shards"]), 12)
+        # with n2 down its shards' counts are unknown, the map still shows
+        c.kill_node("n2", signal.SIGKILL)
+        rc, doc, err = c.shoalctl("--timeout", "1000", "shard", "list")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("node n2 did not answer", err)
+        # (n1 may have taken n2's shards meanwhile: then it counts them)
+        for e in doc["shards"]:
+            self.assertEqual(e["messages"] is None, e["primary"] == "n2")
 
 
 if __name__ == "__main__":
