@@ -2,16 +2,19 @@
  * its peer and back (docs/replication.md). The node giving the shards up
  * is asked first: it stops starting deliveries, lets those in flight
  * finish and hands over in a new epoch. When it does not answer it is
- * taken as down and its peer takes the shards at once (forced). node drain
- * comes with shard moves. Handles untrusted input: replies are checked. */
+ * taken as down and its peer takes the shards at once (forced). node
+ * drain moves every shard the node is primary for to other nodes, one
+ * shard move at a time. Handles untrusted input: replies are checked. */
 #include "cli/node.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/shard.h"
 #include "cli/text.h"
 #include "lib/json.h"
+#include "lib/shardmap.h"
 
 /* The giver may wait up to 30 s for deliveries in flight. */
 #define NODE_HANDOVER_TIMEOUT_MS 40000
@@ -146,6 +149,124 @@ node_move(struct cli *c, const char *verb, const char *id, bool back)
 	return rc;
 }
 
+/* Where a drained node's next shard goes: among the nodes other than it
+ * and its peer (or its peer when there is no other), the one that is
+ * primary for the fewest shards now. */
+static const char *
+node_drain_target(const struct cli *c, const Shoal__ShardMap *m,
+		  const struct cfg_node *nd)
+{
+	const char *best = NULL;
+	size_t best_n = 0;
+
+	for (int pass = 0; pass < 2 && best == NULL; pass++) {
+		for (size_t i = 0; i < c->cfg->n_nodes; i++) {
+			const struct cfg_node *x = &c->cfg->nodes[i];
+			size_t k = 0;
+
+			if (x == nd || (pass == 0 && nd->peer &&
+					strcmp(x->id, nd->peer) == 0))
+				continue;
+			for (size_t s = 0; s < m->n_shards; s++)
+				k += strcmp(m->shards[s]->primary, x->id) == 0;
+			if (best == NULL || k < best_n) {
+				best = x->id;
+				best_n = k;
+			}
+		}
+	}
+	return best;
+}
+
+/* node drain: every shard the node is primary for goes elsewhere, one
+ * after the other, with a line per shard; done when none is left. */
+static int
+node_drain(struct cli *c, const char *id)
+{
+	const struct cfg_node *nd = config_find_node(c->cfg, id);
+	struct json j;
+	size_t done = 0, total = 0;
+	uint64_t messages = 0;
+	char q[TEXT_CLEAN_BUF(64)];
+
+	if (nd == NULL) {
+		cli_error("no node \"%s\" in %s",
+			  text_clean(q, sizeof(q), id, strnlen(id, 64)),
+			  c->cfg->path);
+		return CLI_EXIT_FAIL;
+	}
+	if (c->is_json) {
+		json_init(&j, stdout);
+		json_object_begin(&j);
+		json_kv_str(&j, "node", nd->id);
+		json_key(&j, "moved");
+		json_array_begin(&j);
+	}
+	for (;;) {
+		Shoal__ShardMap *m = shard_current_map(c);
+		struct shard_moved res;
+		const char *to;
+		uint32_t shard = 0;
+		size_t left = 0;
+
+		if (m == NULL) {
+			cli_error("no node answered with a shard map");
+			return CLI_EXIT_FAIL;
+		}
+		for (uint32_t s = 0; s < m->n_shards; s++)
+			if (strcmp(m->shards[s]->primary, nd->id) == 0 &&
+			    left++ == 0)
+				shard = s;
+		if (total == 0)
+			total = left;
+		if (left == 0) {
+			shardmap_free(m);
+			break;
+		}
+		to = node_drain_target(c, m, nd);
+		if (to == NULL) {
+			shardmap_free(m);
+			cli_error("no other node to drain %s to", nd->id);
+			return CLI_EXIT_FAIL;
+		}
+		if (shard_move_one(c, shard, to, &res) != CLI_EXIT_OK) {
+			shardmap_free(m);
+			return CLI_EXIT_FAIL;
+		}
+		done++;
+		messages += res.messages;
+		if (c->is_json) {
+			json_object_begin(&j);
+			json_kv_u64(&j, "shard", shard);
+			json_kv_str(&j, "to", to);
+			json_kv_u64(&j, "messages", res.messages);
+			json_kv_u64(&j, "epoch", res.epoch);
+			json_object_end(&j);
+		} else {
+			printf("shard %u -> %s: %llu message%s (%zu/%zu)\n",
+			       shard, to, (unsigned long long)res.messages,
+			       res.messages == 1 ? "" : "s", done, total);
+			fflush(stdout);
+		}
+		shardmap_free(m);
+	}
+	if (c->is_json) {
+		json_array_end(&j);
+		json_kv_u64(&j, "shards", done);
+		json_kv_u64(&j, "messages", messages);
+		json_object_end(&j);
+		if (json_end(&j) != 0) {
+			cli_error("cannot write output");
+			return CLI_EXIT_FAIL;
+		}
+	} else {
+		printf("node %s drained: %zu shard%s, %llu message%s moved\n",
+		       nd->id, done, done == 1 ? "" : "s",
+		       (unsigned long long)messages, messages == 1 ? "" : "s");
+	}
+	return CLI_EXIT_OK;
+}
+
 int
 node_cmd_run(struct cli *c, const char *verb, int argc, char **argv)
 {
@@ -153,11 +274,13 @@ node_cmd_run(struct cli *c, const char *verb, int argc, char **argv)
 
 	if (argc != 1 || argv[0][0] == '\0')
 		return cli_usage_error("node %s takes one node id", verb);
-	if (strcmp(verb, "drain") == 0)
-		return cli_not_available("node drain");
 	if (cli_load(c) != 0)
 		return CLI_EXIT_FAIL;
-	rc = node_move(c, verb, argv[0], strcmp(verb, "failback") == 0);
+	if (strcmp(verb, "drain") == 0)
+		rc = node_drain(c, argv[0]);
+	else
+		rc = node_move(c, verb, argv[0],
+			       strcmp(verb, "failback") == 0);
 	cli_unload(c);
 	return rc;
 }

@@ -1,20 +1,26 @@
 /* shoalctl shard list: the newest shard map any node has, with each
- * shard's message count from its primary. shard move: arguments checked;
- * the move itself comes later. Handles untrusted input: maps come from
- * nodes and are only shown, with ids cut to 64 characters. */
+ * shard's message count from its primary. shard move: asks the shard's
+ * primary to move it (node/move.c) and, when that node dies mid-move,
+ * asks the shard's next primary, until it is done. Handles untrusted
+ * input: maps come from nodes and are only shown, ids cut to 64
+ * characters. */
 #include "cli/shard.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/text.h"
 #include "lib/json.h"
 #include "lib/shardmap.h"
 #include "lib/xmalloc.h"
 
 #define SHARD_NUMBER_MAX 65535   /* cluster.shards is at most 65536 */
+#define SHARD_MOVE_TIMEOUT_MS 600000 /* one move: the shard's messages */
+#define SHARD_MOVE_DEADLINE_S 900    /* retries after a failover included */
 
 /* The newest map among the replies, or NULL. */
 static const Shoal__ShardMap *
@@ -54,12 +60,42 @@ shard_count(const struct cli_peer *peers, Shoal__AdminReply **replies,
 	return -1;
 }
 
-int
-shard_list_run(struct cli *c, int argc, char **argv)
+/* Ask every node for its status; replies[] set (NULL for those that did
+ * not answer). Returns 0, or -1 when the peers cannot be opened. */
+static int
+shard_ask_all(struct cli *c, struct cli_peer **peers, size_t *n,
+	      Shoal__AdminReply ***replies)
 {
 	Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
 	Shoal__StatusRequest sr = SHOAL__STATUS_REQUEST__INIT;
-	Shoal__AdminRequest **reqs = NULL;
+	Shoal__AdminRequest **reqs;
+
+	if (cli_peers_open(c, NULL, peers, n) != 0)
+		return -1;
+	req.body_case = SHOAL__ADMIN_REQUEST__BODY_STATUS;
+	req.status = &sr;
+	reqs = xcalloc(*n, sizeof(*reqs));
+	*replies = xcalloc(*n, sizeof(**replies));
+	for (size_t i = 0; i < *n; i++)
+		reqs[i] = &req;
+	cli_peers_call_all(*peers, *n, reqs, *replies);
+	free(reqs);
+	return 0;
+}
+
+static void
+shard_free_all(struct cli_peer *peers, size_t n, Shoal__AdminReply **replies)
+{
+	for (size_t i = 0; replies && i < n; i++)
+		if (replies[i])
+			shoal__admin_reply__free_unpacked(replies[i], NULL);
+	free(replies);
+	cli_peers_free(peers, n);
+}
+
+int
+shard_list_run(struct cli *c, int argc, char **argv)
+{
 	Shoal__AdminReply **replies = NULL;
 	struct cli_peer *peers = NULL;
 	const Shoal__ShardMap *m;
@@ -72,15 +108,8 @@ shard_list_run(struct cli *c, int argc, char **argv)
 		return cli_usage_error("shard list takes no arguments");
 	if (cli_load(c) != 0)
 		return CLI_EXIT_FAIL;
-	if (cli_peers_open(c, NULL, &peers, &n) != 0)
+	if (shard_ask_all(c, &peers, &n, &replies) != 0)
 		goto done;
-	req.body_case = SHOAL__ADMIN_REQUEST__BODY_STATUS;
-	req.status = &sr;
-	reqs = xcalloc(n, sizeof(*reqs));
-	replies = xcalloc(n, sizeof(*replies));
-	for (size_t i = 0; i < n; i++)
-		reqs[i] = &req;
-	cli_peers_call_all(peers, n, reqs, replies);
 	for (size_t i = 0; i < n; i++)
 		if (replies[i] == NULL)
 			cli_error("node %s did not answer (%s)",
@@ -137,21 +166,156 @@ shard_list_run(struct cli *c, int argc, char **argv)
 	}
 	rc = CLI_EXIT_OK;
 done:
-	for (size_t i = 0; replies && i < n; i++)
-		if (replies[i])
-			shoal__admin_reply__free_unpacked(replies[i], NULL);
-	free(replies);
-	free(reqs);
-	cli_peers_free(peers, n);
+	shard_free_all(peers, n, replies);
 	cli_unload(c);
 	return rc;
+}
+
+Shoal__ShardMap *
+shard_current_map(struct cli *c)
+{
+	struct cli_peer *peers = NULL;
+	Shoal__AdminReply **replies = NULL;
+	const Shoal__ShardMap *m;
+	Shoal__ShardMap *out = NULL;
+	size_t n = 0;
+
+	if (shard_ask_all(c, &peers, &n, &replies) != 0)
+		return NULL;
+	m = shard_newest(replies, n);
+	if (m && m->n_shards == c->cfg->cluster.shards)
+		out = shardmap_dup(m);
+	shard_free_all(peers, n, replies);
+	return out;
+}
+
+/* One MoveRequest to node `id`; returns 0 with *out, or the client error. */
+static int
+shard_ask_move(struct cli *c, const char *id, uint32_t shard, const char *to,
+	       Shoal__AdminReply **out)
+{
+	Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+	Shoal__MoveRequest mr = SHOAL__MOVE_REQUEST__INIT;
+	struct cli_peer *p = NULL;
+	size_t n = 0;
+	int saved = c->timeout_ms, rc;
+
+	mr.shard = shard;
+	mr.to = (char *)to;
+	req.body_case = SHOAL__ADMIN_REQUEST__BODY_MOVE;
+	req.move = &mr;
+	c->timeout_ms = SHARD_MOVE_TIMEOUT_MS;
+	rc = cli_peers_open(c, id, &p, &n);
+	c->timeout_ms = saved;
+	if (rc != 0)
+		return -EINVAL;
+	rc = cli_peer_call(&p[0], &req, out);
+	cli_peers_free(p, n);
+	return rc;
+}
+
+int
+shard_move_one(struct cli *c, uint32_t shard, const char *to,
+	       struct shard_moved *res)
+{
+	int64_t deadline = (int64_t)cli_now() + SHARD_MOVE_DEADLINE_S;
+	char q[TEXT_CLEAN_BUF(200)];
+
+	memset(res, 0, sizeof(*res));
+	while ((int64_t)cli_now() < deadline) {
+		Shoal__ShardMap *m = shard_current_map(c);
+		Shoal__AdminReply *r = NULL;
+		char from[65];
+		int rc;
+
+		if (m == NULL) {
+			cli_error("no node answered with a shard map; trying "
+				  "again");
+			sleep(1);
+			continue;
+		}
+		snprintf(from, sizeof(from), "%s", m->shards[shard]->primary);
+		res->epoch = m->epoch;
+		shardmap_free(m);
+		snprintf(res->from, sizeof(res->from), "%s", from);
+		if (strcmp(from, to) == 0) {
+			res->already = true;
+			return CLI_EXIT_OK;
+		}
+		rc = shard_ask_move(c, from, shard, to, &r);
+		if (rc != 0 || r == NULL) {
+			/* the source died mid-move: its peer takes the shard
+			 * and the move goes on from there */
+			cli_error("node %s did not answer (%s); the move goes "
+				  "on with the shard's next primary",
+				  from, cli_peer_strerror(rc));
+			sleep(1);
+			continue;
+		}
+		if (r->status == SHOAL__STATUS__STATUS_OK &&
+		    r->body_case == SHOAL__ADMIN_REPLY__BODY_MOVE) {
+			res->epoch = r->move->epoch;
+			res->messages = r->move->messages;
+			snprintf(res->replica, sizeof(res->replica), "%s",
+				 r->move->replica);
+			shoal__admin_reply__free_unpacked(r, NULL);
+			return CLI_EXIT_OK;
+		}
+		text_clean(q, sizeof(q), r->message, strnlen(r->message, 200));
+		if (strcmp(r->message, "not the shard's primary") != 0 &&
+		    strstr(r->message, "no longer the shard") == NULL &&
+		    strstr(r->message, "newer map") == NULL) {
+			cli_error("node %s: %s", from, q);
+			shoal__admin_reply__free_unpacked(r, NULL);
+			return CLI_EXIT_FAIL;
+		}
+		shoal__admin_reply__free_unpacked(r, NULL);
+		sleep(1);	/* the map moved under us: look again */
+	}
+	cli_error("shard %u was not moved within %d s", shard,
+		  SHARD_MOVE_DEADLINE_S);
+	return CLI_EXIT_FAIL;
+}
+
+static int
+shard_print_moved(const struct cli *c, uint32_t shard, const char *to,
+		  const struct shard_moved *res)
+{
+	struct json j;
+
+	if (!c->is_json) {
+		if (res->already)
+			printf("shard %u is on %s already (epoch %llu)\n",
+			       shard, to, (unsigned long long)res->epoch);
+		else
+			printf("shard %u: %s -> %s, %llu message%s moved, "
+			       "epoch %llu\n",
+			       shard, res->from, to,
+			       (unsigned long long)res->messages,
+			       res->messages == 1 ? "" : "s",
+			       (unsigned long long)res->epoch);
+		return 0;
+	}
+	json_init(&j, stdout);
+	json_object_begin(&j);
+	json_kv_u64(&j, "shard", shard);
+	json_kv_str(&j, "from", res->from);
+	json_kv_str(&j, "to", to);
+	json_kv_str(&j, "replica", res->replica);
+	json_kv_u64(&j, "messages", res->messages);
+	json_kv_u64(&j, "epoch", res->epoch);
+	json_kv_bool(&j, "already", res->already);
+	json_object_end(&j);
+	return json_end(&j);
 }
 
 int
 shard_move_run(struct cli *c, int argc, char **argv)
 {
+	struct shard_moved res;
 	unsigned long v;
 	char *end;
+	int rc;
 
 	if (argc != 1)
 		return cli_usage_error("shard move takes one shard number");
@@ -164,5 +328,23 @@ shard_move_run(struct cli *c, int argc, char **argv)
 				       argv[0]);
 	if (c->opt_to == NULL || c->opt_to[0] == '\0')
 		return cli_usage_error("shard move needs --to NODE");
-	return cli_not_available("shard move");
+	if (cli_load(c) != 0)
+		return CLI_EXIT_FAIL;
+	rc = CLI_EXIT_FAIL;
+	if (v >= c->cfg->cluster.shards)
+		cli_error("shard %lu is out of range: the cluster has shards "
+			  "0 to %u",
+			  v, c->cfg->cluster.shards - 1);
+	else if (config_find_node(c->cfg, c->opt_to) == NULL)
+		cli_error("no node \"%.64s\" in %s", c->opt_to,
+			  c->cfg->path);
+	else
+		rc = shard_move_one(c, (uint32_t)v, c->opt_to, &res);
+	if (rc == CLI_EXIT_OK &&
+	    shard_print_moved(c, (uint32_t)v, c->opt_to, &res) != 0) {
+		cli_error("cannot write output");
+		rc = CLI_EXIT_FAIL;
+	}
+	cli_unload(c);
+	return rc;
 }

@@ -7,7 +7,8 @@
 
 #define WIRE_TAG_ROUTER "R1" /* proto/router_node.proto RouterRequest */
 #define WIRE_TAG_ADMIN "A1"  /* proto/cli_node.proto AdminRequest */
-#define WIRE_TAG_NODE "N1"   /* proto/node_node.proto */
+#define WIRE_TAG_NODE "N1"   /* proto/node_node.proto PeerMessage */
+#define WIRE_TAG_MOVE "M1"   /* proto/node_node.proto MoveBatch / MoveAck */
 #define WIRE_TAG_LEN 2
 
 /* Bound on anything but a body frame: maps, envelopes, admin replies. */

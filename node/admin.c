@@ -49,6 +49,7 @@ static const char *const admin_kind_names[] = {
 	[SHOAL__ADMIN_REQUEST__BODY_FAILOVER] = "failover",
 	[SHOAL__ADMIN_REQUEST__BODY_ACTION] = "action",
 	[SHOAL__ADMIN_REQUEST__BODY_FLUSH] = "flush",
+	[SHOAL__ADMIN_REQUEST__BODY_MOVE] = "move",
 };
 
 /* Pack r into a new buffer for the caller. */
@@ -610,6 +611,10 @@ admin_defer_check(const Shoal__AdminRequest *rq)
 		    ADMIN_DOMAIN_MAX)
 			return "domain too long";
 		return NULL;
+	case SHOAL__ADMIN_REQUEST__BODY_MOVE:
+		if (strnlen(rq->move->to, 256) > 255)
+			return "node id too long";
+		return NULL;
 	default:
 		return "unknown request";
 	}
@@ -647,7 +652,8 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHOW ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FAILOVER ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_ACTION ||
-	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FLUSH)
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FLUSH ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE)
 		log_debug(LOG_SUB_MAIN, "admin request_id=%llu event=request "
 			  "kind=%s",
 			  (unsigned long long)rq->request_id,
@@ -665,6 +671,7 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 	case SHOAL__ADMIN_REQUEST__BODY_FAILOVER:
 	case SHOAL__ADMIN_REQUEST__BODY_ACTION:
 	case SHOAL__ADMIN_REQUEST__BODY_FLUSH:
+	case SHOAL__ADMIN_REQUEST__BODY_MOVE:
 		why = admin_defer_check(rq);
 		if (ctx->defer == NULL)
 			admin_bad(&r, "not possible on this node", out, out_len);

@@ -260,6 +260,12 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 			     true);
 		return;
 	}
+	if (owner_is_frozen(n, eq->shard)) {
+		ingest_reply(in, id, id_len, req->request_id,
+			     SHOAL__STATUS__STATUS_MOVING, "shard moving",
+			     false);
+		return;
+	}
 
 	it = xcalloc(1, sizeof(*it));
 	it->in = in;

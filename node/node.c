@@ -23,6 +23,7 @@
 #include "node/dlog.h"
 #include "node/ingest.h"
 #include "node/metrics.h"
+#include "node/move.h"
 #include "node/owner.h"
 #include "node/repl.h"
 #include "node/scheduler.h"
@@ -55,6 +56,9 @@ node_on_admin_defer(void *arg, const void *reply_to, size_t reply_to_len,
 	if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FAILOVER)
 		owner_failover(n->owner, reply_to, reply_to_len,
 			       rq->request_id, rq->failover);
+	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE)
+		move_request(n->move, reply_to, reply_to_len, rq->request_id,
+			     rq->move);
 	else
 		actions_handle(n, reply_to, reply_to_len, rq);
 }
@@ -111,6 +115,8 @@ node_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 		node_on_admin(n, frames, nframes);
 	else if (memcmp(tag, WIRE_TAG_NODE, WIRE_TAG_LEN) == 0)
 		repl_handle(n->repl, frames, nframes);
+	else if (memcmp(tag, WIRE_TAG_MOVE, WIRE_TAG_LEN) == 0)
+		move_handle(n->move, frames, nframes);
 	else
 		log_warn("zmq event=bad_message reason=\"unknown link tag\"");
 }
@@ -231,6 +237,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	}
 	commit_set_hook(n->commit, node_commit_hook, n->repl);
 	n->metrics = metrics_new(n);
+	n->move = move_new(n);
 	n->front = zsock_new(base, n->zctx, ZMQ_ROUTER, max_msg, node_on_msg,
 			     NULL, n);
 	if (n->front == NULL) {
@@ -257,6 +264,8 @@ node_free(struct node *n)
 	if (n == NULL)
 		return;
 	metrics_free(n->metrics);
+	move_free(n->move);
+	n->move = NULL;
 	/* delivery first: it holds the jobs in flight */
 	deliver_free(n->deliver);
 	if (n->commit)

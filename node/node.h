@@ -21,6 +21,7 @@ struct dlog;
 struct owner;
 struct repl;
 struct metrics;
+struct move;
 
 struct node {
 	const struct config *cfg;
@@ -37,6 +38,7 @@ struct node {
 	struct owner *owner;       /* shard ownership, failover, fencing */
 	struct repl *repl;         /* the peer link */
 	struct metrics *metrics;   /* GET /metrics, may be NULL */
+	struct move *move;         /* shard moves, both directions */
 	Shoal__ShardMap *map;      /* current map, owned */
 	uint64_t started_at;       /* unix seconds */
 	struct event *sig_term, *sig_int;

@@ -22,6 +22,7 @@
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/qid.h"
 #include "lib/shardmap.h"
 #include "lib/xmalloc.h"
 #include "node/admin.h"
@@ -61,6 +62,8 @@ struct owner {
 	size_t n_routers;
 	bool fenced;                  /* last answer of owner_may_deliver */
 	struct owner_handover ho;
+	int64_t incoming;             /* shard being moved here, or -1 */
+	int64_t frozen;               /* shard being moved away, or -1 */
 };
 
 bool
@@ -71,13 +74,15 @@ owner_is_primary(const struct node *n, uint32_t shard)
 	return p != NULL && strcmp(p, n->me->id) == 0;
 }
 
+/* Journaled: the shards we are primary for, and one being moved here (it
+ * must reach our peer before we take it). */
 static void
 owner_set_journal(struct node *n)
 {
 	uint8_t *on = xcalloc(n->map->n_shards ? n->map->n_shards : 1, 1);
 
 	for (uint32_t s = 0; s < n->map->n_shards; s++)
-		on[s] = owner_is_primary(n, s);
+		on[s] = owner_is_primary(n, s) || n->owner->incoming == (int64_t)s;
 	store_journal_shards(n->store, on, (uint32_t)n->map->n_shards);
 	free(on);
 }
@@ -86,6 +91,9 @@ void
 owner_init_journal(struct owner *o)
 {
 	owner_set_journal(o->n);
+	/* what a move here left behind when it did not finish */
+	for (uint32_t s = 0; s < o->n->map->n_shards; s++)
+		owner_purge(o, s);
 }
 
 /* ---- changing the map ------------------------------------------------ */
@@ -94,7 +102,63 @@ struct owner_due {
 	struct store_txn *t;
 	bool add;
 	uint64_t n;
+	char (*qids)[QID_MAX];        /* purge: collected first */
+	size_t n_qids, cap;
 };
+
+/* Collect a shard's qids (deleting under a walk's cursor is not safe). */
+static int
+owner_collect(const char *qid, uint32_t shard, const void *meta,
+	      size_t meta_len, void *arg)
+{
+	struct owner_due *d = arg;
+
+	(void)shard;
+	(void)meta;
+	(void)meta_len;
+	if (d->n_qids == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 256;
+		d->qids = xrealloc(d->qids, d->cap * sizeof(*d->qids));
+	}
+	snprintf(d->qids[d->n_qids++], QID_MAX, "%s", qid);
+	return 0;
+}
+
+/* Drop every message of a shard this node neither owns nor replicates
+ * (moved away, or a move here that did not finish). Not journaled: the
+ * shard is not ours. Returns 0 or a store error; *n counts. */
+static int
+owner_purge_in(struct store_txn *t, uint32_t shard, uint64_t *n)
+{
+	struct owner_due d = { .t = t };
+	int rc = store_shard_foreach(t, shard, owner_collect, &d);
+
+	for (size_t i = 0; rc == 0 && i < d.n_qids; i++) {
+		const void *p;
+		size_t len;
+		Shoal__StoredMessage *sm;
+
+		if (store_msg_get_meta(t, d.qids[i], &p, &len) != 0)
+			continue;
+		sm = shoal__stored_message__unpack(NULL, len, p);
+		if (sm && sm->due)
+			rc = store_due_del(t, sm->due, d.qids[i]);
+		if (sm)
+			shoal__stored_message__free_unpacked(sm, NULL);
+		if (rc == 0)
+			rc = store_msg_del(t, d.qids[i], shard);
+	}
+	*n += d.n_qids;
+	free(d.qids);
+	return rc;
+}
+
+static bool
+owner_keeps(const Shoal__ShardMap *m, const char *me, uint32_t s)
+{
+	return strcmp(m->shards[s]->primary, me) == 0 ||
+	       strcmp(m->shards[s]->replica, me) == 0;
+}
 
 /* Add or drop the due entry a message's record names. */
 static int
@@ -138,6 +202,11 @@ owner_store_map(struct node *n, const Shoal__ShardMap *m, uint64_t *gained,
 		return rc;
 	d.t = t;
 	for (uint32_t s = 0; rc == 0 && s < m->n_shards; s++) {
+		if (!owner_keeps(m, n->me->id, s) &&
+		    n->owner->incoming != (int64_t)s) {
+			rc = owner_purge_in(t, s, lost);
+			continue;
+		}
 		bool was = owner_is_primary(n, s);
 		bool will = strcmp(m->shards[s]->primary, n->me->id) == 0;
 
@@ -189,6 +258,51 @@ owner_adopt(struct owner *o, Shoal__ShardMap *m, const char *why)
 		 why, (unsigned long long)gained, (unsigned long long)lost);
 	scheduler_kick(n->sched);
 	return 0;
+}
+
+void
+owner_set_incoming(struct owner *o, int64_t shard)
+{
+	o->incoming = shard;
+	owner_set_journal(o->n);
+}
+
+int
+owner_purge(struct owner *o, uint32_t shard)
+{
+	struct node *n = o->n;
+	struct store_txn *t;
+	uint64_t count = 0;
+	int rc;
+
+	if (shard >= n->map->n_shards || owner_keeps(n->map, n->me->id, shard) ||
+	    o->incoming == (int64_t)shard)
+		return 0;
+	rc = store_txn_begin(n->store, false, &t);
+	if (rc != 0)
+		return rc;
+	rc = owner_purge_in(t, shard, &count);
+	if (rc != 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	rc = store_txn_commit(t);
+	if (rc == 0 && count)
+		log_info("node id=%s event=purged shard=%u messages=%llu",
+			 n->me->id, shard, (unsigned long long)count);
+	return rc;
+}
+
+void
+owner_set_frozen(struct owner *o, int64_t shard)
+{
+	o->frozen = shard;
+}
+
+bool
+owner_is_frozen(const struct node *n, uint32_t shard)
+{
+	return n->owner != NULL && n->owner->frozen == (int64_t)shard;
 }
 
 bool
@@ -533,6 +647,7 @@ owner_new(struct node *n)
 		    n->cfg->replication.mode != CFG_REPL_NONE;
 	o->started_ms = clock_mono_ms();
 	o->fenced = o->active;
+	o->incoming = o->frozen = -1;
 	return o;
 }
 

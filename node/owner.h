@@ -30,8 +30,22 @@ struct owner *owner_new(struct node *n);
 /* owner_free(NULL) does nothing. */
 void owner_free(struct owner *o);
 
-/* Set the journaled shards from the current map (at start). */
+/* Set the journaled shards from the current map and drop messages of
+ * shards this node has no part in (at start). */
 void owner_init_journal(struct owner *o);
+
+/* A shard being moved here (journaled to our peer while it arrives, not
+ * purged), or -1 for none. */
+void owner_set_incoming(struct owner *o, int64_t shard);
+
+/* A shard being moved away: no deliveries start, enqueues are answered
+ * "moving" (the router tries again). -1 for none. */
+void owner_set_frozen(struct owner *o, int64_t shard);
+bool owner_is_frozen(const struct node *n, uint32_t shard);
+
+/* Drop the messages of a shard this node neither owns, replicates nor is
+ * receiving (a move here that did not finish). Returns 0 or an error. */
+int owner_purge(struct owner *o, uint32_t shard);
 
 /* Whether this node is the primary of shard by its map. */
 bool owner_is_primary(const struct node *n, uint32_t shard);

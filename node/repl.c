@@ -219,6 +219,32 @@ repl_send_heartbeat(struct repl *r)
 	r->want_resend = false;
 }
 
+size_t
+repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
+		 bool body, Shoal__ReplRecord *rec)
+{
+	const void *p;
+	size_t len, bytes = strlen(qid) + 16;
+
+	shoal__repl_record__init(rec);
+	rec->qid = (char *)qid;
+	rec->shard = shard;
+	if (store_msg_get_meta(t, qid, &p, &len) != 0) {
+		rec->deleted = true;
+		return bytes;
+	}
+	rec->meta.data = (uint8_t *)p;
+	rec->meta.len = len;
+	bytes += len;
+	if (body && store_msg_get_body(t, qid, &p, &len) == 0) {
+		rec->has_body = true;
+		rec->body.data = (uint8_t *)p;
+		rec->body.len = len;
+		bytes += len;
+	}
+	return bytes;
+}
+
 struct repl_build {
 	struct repl *r;
 	struct store_txn *t;
@@ -235,32 +261,16 @@ repl_collect(uint64_t seq, const char *qid, bool body, uint64_t noted,
 {
 	struct repl_build *b = arg;
 	Shoal__ReplRecord *rec;
-	const void *p;
-	size_t len;
 
 	(void)noted;
 	if (b->n == REPL_BATCH_RECORDS ||
 	    (b->n > 0 && b->bytes >= REPL_BATCH_BYTES))
 		return 1;
 	rec = &b->recs[b->n];
-	shoal__repl_record__init(rec);
+	b->bytes += repl_record_fill(b->t, qid,
+				     shard_of(qid, b->r->n->cfg->cluster.shards),
+				     body, rec);
 	rec->seq = seq;
-	rec->qid = (char *)qid;
-	rec->shard = shard_of(qid, b->r->n->cfg->cluster.shards);
-	if (store_msg_get_meta(b->t, qid, &p, &len) != 0) {
-		rec->deleted = true;
-	} else {
-		rec->meta.data = (uint8_t *)p;
-		rec->meta.len = len;
-		b->bytes += len;
-		if (body && store_msg_get_body(b->t, qid, &p, &len) == 0) {
-			rec->has_body = true;
-			rec->body.data = (uint8_t *)p;
-			rec->body.len = len;
-			b->bytes += len;
-		}
-	}
-	b->bytes += strlen(qid) + 16;
 	b->ptrs[b->n++] = rec;
 	b->last = seq;
 	return 0;

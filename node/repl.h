@@ -27,6 +27,7 @@
 #include <zmq.h>
 
 #include "proto/cli_node.pb-c.h"
+#include "proto/node_node.pb-c.h"
 
 struct node;
 struct repl;
@@ -63,6 +64,22 @@ bool repl_caught_up(const struct repl *r);
 
 /* Send a heartbeat (with our map) to the peer now. */
 void repl_heartbeat_now(struct repl *r);
+
+/* ---- records, shared with shard moves (node/move.c) ---- */
+
+struct store_txn;
+
+/* A record of a message's state now in t: meta (and body, when body),
+ * or deleted. The record borrows from t. Returns about the bytes it
+ * holds. */
+size_t repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
+			bool body, Shoal__ReplRecord *rec);
+
+/* Whether a record from a peer is well formed for a cluster of shards. */
+bool repl_record_ok(const Shoal__ReplRecord *rec, uint32_t shards);
+
+/* Apply a record as a copy: put, meta update or delete; no due entry. */
+int repl_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec);
 
 /* Fill a status message (strings point into static storage or r). The
  * lag is O(1); counting the replica copies walks the store, so only when

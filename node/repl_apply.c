@@ -87,8 +87,8 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 }
 
 /* A replica copy: the record as it is, without due entries. */
-static int
-repl_apply_copy(struct store_txn *t, const Shoal__ReplRecord *rec)
+int
+repl_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec)
 {
 	int rc;
 
@@ -123,7 +123,7 @@ repl_apply(struct store_txn *t, void *arg)
 		if (owner_is_primary(a->r->n, rec->shard))
 			rc = repl_apply_handback(a, t, rec);
 		else
-			rc = repl_apply_copy(t, rec);
+			rc = repl_record_apply(t, rec);
 	}
 	repl_be64(v, a->stream);
 	repl_be64(v + 8, b->last_seq);
@@ -165,16 +165,23 @@ repl_batch_ok(const struct repl *r, const Shoal__ReplBatch *b)
 		return false;
 	for (size_t i = 0; i < b->n_records; i++) {
 		const Shoal__ReplRecord *rec = b->records[i];
-		size_t ql = strnlen(rec->qid, QID_MAX);
 
-		if (!qid_valid(rec->qid, ql) ||
-		    rec->shard != shard_of(rec->qid, r->n->cfg->cluster.shards) ||
-		    rec->seq <= b->prev_seq || rec->seq > b->last_seq ||
-		    (!rec->deleted && rec->meta.len == 0) ||
-		    (rec->has_body && rec->body.len == 0))
+		if (!repl_record_ok(rec, r->n->cfg->cluster.shards) ||
+		    rec->seq <= b->prev_seq || rec->seq > b->last_seq)
 			return false;
 	}
 	return true;
+}
+
+bool
+repl_record_ok(const Shoal__ReplRecord *rec, uint32_t shards)
+{
+	size_t ql = strnlen(rec->qid, QID_MAX);
+
+	return qid_valid(rec->qid, ql) &&
+	       rec->shard == shard_of(rec->qid, shards) &&
+	       (rec->deleted || rec->meta.len > 0) &&
+	       (!rec->has_body || rec->body.len > 0);
 }
 
 /* Takes pm. */

@@ -177,7 +177,8 @@ sched_pick(struct scheduler *s, struct store_txn *t, const char *qid,
 			shoal__stored_message__free_unpacked(sm, NULL);
 		return 0;
 	}
-	if (sm->held || !sched_is_mine(s, sm->shard)) {
+	if (sm->held || !sched_is_mine(s, sm->shard) ||
+	    owner_is_frozen(s->n, sm->shard)) {
 		shoal__stored_message__free_unpacked(sm, NULL);
 		return 0;
 	}
@@ -242,6 +243,7 @@ sched_run(evutil_socket_t fd, short what, void *arg)
 	struct job *jobs = NULL;
 	uint64_t now = sched_now();
 	bool more = false;
+	size_t picked = 0;
 
 	(void)fd;
 	(void)what;
@@ -269,8 +271,10 @@ sched_run(evutil_socket_t fd, short what, void *arg)
 		m = idmap_get(s->inflight, shard_hash(qid, strlen(qid)));
 		if (m && strcmp(m->qid, qid) == 0)
 			continue;
-		if (sched_pick(s, t, qid, now, &jobs) > 0)
+		if (sched_pick(s, t, qid, now, &jobs) > 0) {
 			s->picked++;
+			picked++;
+		}
 	}
 	store_txn_abort(t);
 	free(sc.v);
@@ -281,7 +285,9 @@ sched_run(evutil_socket_t fd, short what, void *arg)
 		j->next = NULL;
 		deliver_submit(s->n->deliver, j);
 	}
-	if (more)
+	/* a full scan that picked nothing (a shard being moved away) waits
+	 * for the timer instead of spinning */
+	if (more && picked > 0)
 		scheduler_kick(s);
 	else
 		sched_arm(s, now);
@@ -597,6 +603,31 @@ scheduler_job_done(struct scheduler *s, struct job *j)
 		}
 	}
 	commit_add(s->n->commit, sched_apply, sched_applied, j);
+}
+
+struct sched_busy {
+	uint32_t shard;
+	bool busy;
+};
+
+static void
+sched_busy_one(uint64_t id, void *value, void *arg)
+{
+	const struct job_msg *m = value;
+	struct sched_busy *b = arg;
+
+	(void)id;
+	if (m->sm && m->sm->shard == b->shard)
+		b->busy = true;
+}
+
+bool
+scheduler_shard_busy(const struct scheduler *s, uint32_t shard)
+{
+	struct sched_busy b = { shard, false };
+
+	idmap_foreach(s->inflight, sched_busy_one, &b);
+	return b.busy;
 }
 
 uint64_t

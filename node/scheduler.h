@@ -10,6 +10,7 @@
 #ifndef SHOAL_NODE_SCHEDULER_H
 #define SHOAL_NODE_SCHEDULER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,9 @@ int scheduler_queue_dsn(struct scheduler *s, struct store_txn *t,
 /* Recipient results of the last 60 seconds. */
 void scheduler_last_minute(const struct scheduler *s, uint64_t *delivered,
 			   uint64_t *deferred, uint64_t *bounced);
+
+/* Whether a message of shard is in flight (O(in flight)). */
+bool scheduler_shard_busy(const struct scheduler *s, uint32_t shard);
 
 /* Messages in flight now. */
 uint64_t scheduler_in_flight(const struct scheduler *s);

@@ -697,21 +697,35 @@ int
 store_shard_foreach(struct store_txn *t, uint32_t shard, store_msg_fn fn,
 		    void *arg)
 {
-	unsigned char buf[STORE_SHARD_LEN];
+	return store_shard_foreach_after(t, shard, "", fn, arg);
+}
+
+int
+store_shard_foreach_after(struct store_txn *t, uint32_t shard,
+			  const char *after, store_msg_fn fn, void *arg)
+{
+	unsigned char buf[STORE_KEY_MAX];
 	MDB_cursor *cur;
-	MDB_val ikey = { sizeof(buf), buf }, key, val;
+	MDB_val ikey = { STORE_SHARD_LEN, buf }, key, val;
 	MDB_cursor_op op = MDB_SET_RANGE;	/* be32(shard) sorts first */
+	size_t skip = 0;
 	int rc;
 
 	if ((rc = store_cursor_open(t, STORE_DB_SHARD, &cur)) != 0)
 		return rc;
-	store_put_be(buf, shard, sizeof(buf));
+	store_put_be(buf, shard, STORE_SHARD_LEN);
+	if (after[0] && store_key(buf, shard, STORE_SHARD_LEN, after,
+				  &ikey) == 0)
+		skip = ikey.mv_size;	/* position on `after`, step over it */
 	while ((rc = store_cursor_get(t, cur, &ikey, &val, op)) == 0 &&
-	       ikey.mv_data != NULL && ikey.mv_size > sizeof(buf) &&
-	       store_get_be(ikey.mv_data, sizeof(buf)) == shard) {
+	       ikey.mv_data != NULL && ikey.mv_size > STORE_SHARD_LEN &&
+	       store_get_be(ikey.mv_data, STORE_SHARD_LEN) == shard) {
 		op = MDB_NEXT;
-		key.mv_data = (char *)ikey.mv_data + sizeof(buf);
-		key.mv_size = ikey.mv_size - sizeof(buf);
+		if (skip && ikey.mv_size == skip &&
+		    memcmp(ikey.mv_data, buf, skip) == 0)
+			continue;
+		key.mv_data = (char *)ikey.mv_data + STORE_SHARD_LEN;
+		key.mv_size = ikey.mv_size - STORE_SHARD_LEN;
 		rc = store_get(t, STORE_DB_MSG, &key, &val);
 		if (rc == -ENOENT)	/* the index names a missing message */
 			rc = store_corrupt(t->st, "shard", &ikey);

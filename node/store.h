@@ -88,6 +88,11 @@ int store_msg_foreach_after(struct store_txn *t, const char *after,
 int store_shard_foreach(struct store_txn *t, uint32_t shard, store_msg_fn fn,
 			void *arg);
 
+/* The same from the first qid after `after` ("" for all): a batch of a
+ * shard move costs O(batch). */
+int store_shard_foreach_after(struct store_txn *t, uint32_t shard,
+			      const char *after, store_msg_fn fn, void *arg);
+
 /* Number of messages held. */
 uint64_t store_msg_count(struct store_txn *t);
 

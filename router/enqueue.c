@@ -461,11 +461,14 @@ enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
 	case SHOAL__STATUS__STATUS_OK:
 		enq_req_finish(r, 0);
 		break;
+	case SHOAL__STATUS__STATUS_MOVING:
 	case SHOAL__STATUS__STATUS_WRONG_EPOCH:
 	case SHOAL__STATUS__STATUS_NOT_OWNER:
-		if (e->map && rep->epoch < e->map->epoch) {
-			/* the node is behind: our next heartbeat brings it
-			 * our map; try again shortly, until the deadline */
+		if (rep->status == SHOAL__STATUS__STATUS_MOVING ||
+		    (e->map && rep->epoch < e->map->epoch)) {
+			/* the shard is being moved, or the node is behind
+			 * (our next heartbeat brings it our map): try again
+			 * shortly, until the deadline */
 			struct timeval tv = { 0, ENQ_MAP_RETRY_MS * 1000 };
 
 			r->unsent = true;

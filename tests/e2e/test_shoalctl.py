@@ -185,6 +185,66 @@ class ShoalctlTest(ShoalTestCase):
         for e in doc["shards"]:
             self.assertEqual(e["messages"] is None, e["primary"] == "n2")
 
+    def test_6_shard_move_and_drain(self):
+        c = self.cluster_up(nodes=4)
+        qids = send(c, 40)
+        before = c.ctl_ok("shard", "list")["shards"][0]
+        self.assertEqual((before["primary"], before["replica"]),
+                         ("n1", "n2"))
+        doc = c.ctl_ok("shard", "move", "0", "--to", "n3")
+        self.assertEqual((doc["from"], doc["to"], doc["replica"],
+                          doc["messages"], doc["epoch"]),
+                         ("n1", "n3", "n4", before["messages"], 2))
+        after = c.ctl_ok("shard", "list")
+        self.assertEqual((after["shards"][0]["primary"],
+                          after["shards"][0]["replica"],
+                          after["shards"][0]["messages"]),
+                         ("n3", "n4", before["messages"]))
+        listed = [m["qid"] for m in c.queue_list()["messages"]]
+        self.assertEqual(sorted(listed), sorted(qids), "each message once")
+        # the old pair drops its copies (n2 once n1's heartbeat brings
+        # it the map), the new pair has them
+        def copies_match():
+            st = {n["id"]: n for n in c.status()["nodes"]}
+            return (st["n2"]["replication"]["replica_messages"] ==
+                    st["n1"]["messages"] and
+                    st["n4"]["replication"]["replica_messages"] ==
+                    st["n3"]["messages"])
+        wait_for(copies_match, 10, "each replica holding its primary's "
+                 "messages only", interval=0.2)
+        doc = c.ctl_ok("shard", "move", "0", "--to", "n3")
+        self.assertTrue(doc["already"])
+        # mail for the moved shard goes to n3 now
+        more = send(c, 20, "after")
+        self.assertEqual(len(more), 20)
+        doc = c.ctl_ok("node", "drain", "n1")
+        self.assertEqual(doc["shards"], c.shards // 4 - 1)
+        # every node hears of the last epoch within a heartbeat or two
+        wait_for(lambda: len(c.owners()) == c.shards, 10,
+                 "every node at the newest epoch", interval=0.2)
+        self.assertNotIn("n1", c.owners().values())
+        listed = [m["qid"] for m in c.queue_list()["messages"]]
+        self.assertEqual(sorted(listed), sorted(qids + more))
+        self.assertEqual(node_of(c, "n1")["messages"], 0)
+
+    def test_7_shard_move_bad_input(self):
+        c = self.cluster_up()
+        for args, code, text in [
+                (("shard", "move", "0"), 2, "--to"),
+                (("shard", "move", "x", "--to", "n2"), 2, "not a shard"),
+                (("shard", "move", "99", "--to", "n2"), 1, "out of range"),
+                (("shard", "move", "0", "--to", "n9"), 1, 'no node "n9"'),
+                (("node", "drain", "n9"), 1, 'no node "n9"'),
+                (("node", "drain"), 2, "one node id")]:
+            rc, _, err = c.shoalctl(*args)
+            self.assertEqual(rc, code, f"{args}: {err}")
+            self.assertIn(text, err, args)
+        self.assertEqual(c.status()["epoch"], 1, "nothing moved")
+
+
+def node_of(c, nid):
+    return next(n for n in c.status()["nodes"] if n["id"] == nid)
+
 
 if __name__ == "__main__":
     unittest.main()
