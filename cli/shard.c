@@ -19,7 +19,7 @@
 #include "lib/xmalloc.h"
 
 #define SHARD_NUMBER_MAX 65535   /* cluster.shards is at most 65536 */
-#define SHARD_MOVE_TIMEOUT_MS 600000 /* one move: the shard's messages */
+#define SHARD_MOVE_WAIT_MS 5000   /* then ask again: a dead source shows */
 #define SHARD_MOVE_DEADLINE_S 900    /* retries after a failover included */
 
 /* The newest map among the replies, or NULL. */
@@ -204,7 +204,7 @@ shard_ask_move(struct cli *c, const char *id, uint32_t shard, const char *to,
 	mr.to = (char *)to;
 	req.body_case = SHOAL__ADMIN_REQUEST__BODY_MOVE;
 	req.move = &mr;
-	c->timeout_ms = SHARD_MOVE_TIMEOUT_MS;
+	c->timeout_ms = SHARD_MOVE_WAIT_MS;
 	rc = cli_peers_open(c, id, &p, &n);
 	c->timeout_ms = saved;
 	if (rc != 0)
@@ -243,9 +243,13 @@ shard_move_one(struct cli *c, uint32_t shard, const char *to,
 			return CLI_EXIT_OK;
 		}
 		rc = shard_ask_move(c, from, shard, to, &r);
+		if (rc == -ETIMEDOUT) {
+			/* a long move, or a source that died: ask again, from
+			 * the map's primary then (a live source takes the
+			 * repeat as the same move) */
+			continue;
+		}
 		if (rc != 0 || r == NULL) {
-			/* the source died mid-move: its peer takes the shard
-			 * and the move goes on from there */
 			cli_error("node %s did not answer (%s); the move goes "
 				  "on with the shard's next primary",
 				  from, cli_peer_strerror(rc));

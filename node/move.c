@@ -432,6 +432,16 @@ move_request(struct move *m, const void *reply_to, size_t reply_to_len,
 
 	if (reply_to_len == 0 || reply_to_len > sizeof(o->reply_to))
 		return;
+	if (o->phase != MOVE_IDLE && o->shard == req->shard &&
+	    strcmp(o->to, req->to) == 0) {
+		/* the same move asked again (shoalctl waits in slices):
+		 * answer this request when it is done */
+		o->has_reply = true;
+		memcpy(o->reply_to, reply_to, reply_to_len);
+		o->reply_to_len = reply_to_len;
+		o->request_id = request_id;
+		return;
+	}
 	if (req->shard >= m->n->map->n_shards)
 		why = "shard out of range";
 	else if (config_find_node(m->n->cfg, req->to) == NULL)

@@ -28,8 +28,8 @@ import time
 import unittest
 
 import netns
-from shoaltest import (REPO, Loopback, ShoalTestCase, free_port, log,
-                       shard_of, wait_for)
+from shoaltest import (REPO, Loopback, ShoalTestCase, bin_path, free_port,
+                       log, shard_of, wait_for)
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
@@ -52,11 +52,13 @@ RESULTS = []
 class Rig:
     """The parts of one fault test and the counting."""
 
-    def __init__(self, test, map_size=None, sink_first=True, size=1024):
+    def __init__(self, test, map_size=None, sink_first=True, size=1024,
+                 nodes=2):
         self.test = test
         self.size = size
         self.use_ns = netns.available()
-        self.net = netns.NetNS(test, ROLES) if self.use_ns else Loopback()
+        roles = [f"n{i + 1}" for i in range(nodes)] + ROLES[2:]
+        self.net = netns.NetNS(test, roles) if self.use_ns else Loopback()
         self.sink_port = 25 if self.use_ns else free_port()
         self.dns_port = 53 if self.use_ns else free_port(socket.SOCK_DGRAM)
         self.dir = tempfile.mkdtemp(prefix="shoal-fault-")
@@ -77,7 +79,8 @@ class Rig:
                               relay_networks=("127.0.0.0/8",
                                               f"{netns.SUBNET}.0/24"),
                               delivery=delivery, replication=REPLICATION,
-                              node_timeout_ms=15000, map_size=map_size)
+                              node_timeout_ms=15000, map_size=map_size,
+                              nodes=nodes)
         self.sink_first = sink_first
         self.sender = None
         self.source = None
@@ -401,6 +404,45 @@ class FaultTest(ShoalTestCase):
         recovery = rig.first_ack_after(t_sink, "n1", timeout=60)
         rig.wait_acks(20, what="250s after space came back")
         rig.finish("fill primary disk", recovery)
+
+    def test_6_shard_move_killing_the_source(self):
+        # the MX is down at first so that shard 0 holds a few MB to move
+        rig = Rig(self, nodes=4, sink_first=False, size=100000)
+        rig.start()
+        rig.start_load()
+        rig.wait_acks(150, 60, "250s before the move")
+        move = rig.c.spawn("shoalctl-move", rig.net.wrap("ctl", [
+            bin_path("shoalctl"), "-c", rig.c.conf, "--json", "shard",
+            "move", "0", "--to", "n3"]))
+        wait_for(lambda: "event=move_incoming shard=0" in
+                 rig.c.node("n3").log_text(), 30, "n3 receiving shard 0")
+        t_kill = time.time()
+        rig.c.kill_node("n1", signal.SIGKILL)
+        mid = "event=move_done" not in rig.c.node("n1").log_text()
+        log(f"fault: source killed {'mid-move' if mid else 'after it'}")
+        # shoalctl goes on with n1's successor (n2, once it took over)
+        self.assertEqual(move.wait(120), 0, "shoalctl shard move done")
+        st = rig.c.ctl_ok("shard", "list")
+        self.assertEqual(st["shards"][0]["primary"], "n3")
+        rig.start_sink()
+        recovery = rig.first_ack_after(t_kill, "n1")
+        rig.c.start_node("n1")
+        rig.wait_acks(50, what="250s after the move")
+        rig.finish("kill -9 source mid shard move", recovery)
+
+    def test_7_drain_under_load(self):
+        rig = Rig(self, nodes=4).start()
+        rig.start_load()
+        rig.wait_acks(100, what="250s before the drain")
+        t0 = time.time()
+        rc, doc, err = rig.c.shoalctl("node", "drain", "n1", timeout=300)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(doc["shards"], rig.c.shards // 4)
+        wait_for(lambda: "n1" not in rig.c.owners().values() and
+                 len(rig.c.owners()) == rig.c.shards, 10,
+                 "n1 owning no shard")
+        rig.wait_acks(100, what="250s after the drain")
+        rig.finish("node drain under load", time.time() - t0)
 
 
 def tearDownModule():
