@@ -406,11 +406,12 @@ class FaultTest(ShoalTestCase):
         rig.finish("fill primary disk", recovery)
 
     def test_6_shard_move_killing_the_source(self):
-        # the MX is down at first so that shard 0 holds a few MB to move
-        rig = Rig(self, nodes=4, sink_first=False, size=100000)
+        # the MX is down at first so that shard 0 holds more than one
+        # batch (4 MiB) when it moves: the kill comes between batches
+        rig = Rig(self, nodes=4, sink_first=False, size=200000)
         rig.start()
         rig.start_load()
-        rig.wait_acks(150, 60, "250s before the move")
+        rig.wait_acks(400, 60, "250s before the move")
         move = rig.c.spawn("shoalctl-move", rig.net.wrap("ctl", [
             bin_path("shoalctl"), "-c", rig.c.conf, "--json", "shard",
             "move", "0", "--to", "n3"]))
