@@ -342,6 +342,8 @@ ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes)
 	}
 	switch (req->body_case) {
 	case SHOAL__ROUTER_REQUEST__BODY_MAP:
+		if (req->map->offer)
+			owner_offer(in->n->owner, req->map->offer);
 		ingest_reply(in, zmq_msg_data(&frames[0]), id_len,
 			     req->request_id, SHOAL__STATUS__STATUS_OK, "",
 			     true);

@@ -19,10 +19,12 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: shoal-node -c FILE -n NODE_ID [-d SUBSYSTEMS]\n"
+	fprintf(f, "usage: shoal-node -c FILE -n NODE_ID [-j] [-d SUBSYSTEMS]\n"
 		   "  -c FILE    cluster config (libconfig syntax)\n"
 		   "  -n ID      which node of the config this process is\n"
 		   "  -d LIST    debug subsystems: main,smtp,zmq,store,dns,repl,all\n"
+		   "  -j         join a running cluster: on the first start take\n"
+		   "             its shard map instead of deriving one\n"
 		   "  -h         this help\n");
 }
 
@@ -37,16 +39,19 @@ main(int argc, char **argv)
 	enum log_level level;
 	char err[1024];
 	int c, rc, shards = 0;
+	bool join = false;
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "node", required_argument, NULL, 'n' },
 		{ "debug", required_argument, NULL, 'd' },
+		{ "join", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 
-	while ((c = getopt_long(argc, argv, "c:n:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:d:jh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'j': join = true; break;
 		case 'c': conf = optarg; break;
 		case 'n': id = optarg; break;
 		case 'd': debug = optarg; break;
@@ -82,7 +87,7 @@ main(int argc, char **argv)
 	if (proc_raise_nofile() < 0)
 		log_warn("node event=rlimit error=\"cannot raise the open files limit\"");
 	base = event_base_new();
-	rc = node_new(cfg, me, base, &n);
+	rc = node_new(cfg, me, base, join, &n);
 	if (rc != 0) {
 		fprintf(stderr, "shoal-node: cannot start node %s: %s\n", id,
 			shoal_strerror(rc));

@@ -194,8 +194,8 @@ static Shoal__ShardMap *
 move_new_map(struct move *m)
 {
 	struct move_out *o = &m->out;
-	const struct cfg_node *to = config_find_node(m->n->cfg, o->to);
 	Shoal__ShardMap *nm = shardmap_dup(m->n->map);
+	const Shoal__NodeInfo *to = shardmap_node(nm, o->to);
 	Shoal__ShardAssignment *a = nm->shards[o->shard];
 
 	if (a->primary != protobuf_c_empty_string)
@@ -203,7 +203,7 @@ move_new_map(struct move *m)
 	if (a->replica != protobuf_c_empty_string)
 		free(a->replica);
 	a->primary = xstrdup(o->to);
-	a->replica = xstrdup(to && to->peer ? to->peer : "");
+	a->replica = xstrdup(to ? to->peer : "");
 	if (nm->author != protobuf_c_empty_string)
 		free(nm->author);
 	nm->author = xstrdup(m->n->me->id);
@@ -361,7 +361,8 @@ static int
 move_out_begin(struct move *m, uint32_t shard, const char *to)
 {
 	struct move_out *o = &m->out;
-	const struct cfg_node *t = config_find_node(m->n->cfg, to);
+	/* the map, not our config: it names nodes that joined since */
+	const Shoal__NodeInfo *t = shardmap_node(m->n->map, to);
 	int64_t max = WIRE_META_MAX;
 
 	if (t == NULL)
@@ -444,8 +445,8 @@ move_request(struct move *m, const void *reply_to, size_t reply_to_len,
 	}
 	if (req->shard >= m->n->map->n_shards)
 		why = "shard out of range";
-	else if (config_find_node(m->n->cfg, req->to) == NULL)
-		why = "unknown node";
+	else if (shardmap_node(m->n->map, req->to) == NULL)
+		why = "unknown node (not in the shard map: did it join?)";
 	else if (!owner_is_primary(m->n, req->shard))
 		why = "not the shard's primary";
 	else if (strcmp(req->to, m->n->me->id) == 0)

@@ -22,6 +22,7 @@
 #include "node/deliver.h"
 #include "node/dlog.h"
 #include "node/ingest.h"
+#include "node/join.h"
 #include "node/metrics.h"
 #include "node/move.h"
 #include "node/owner.h"
@@ -123,7 +124,7 @@ node_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 
 /* Load the stored map, or store the config-derived first map. */
 static int
-node_load_map(struct node *n)
+node_load_map(struct node *n, bool join)
 {
 	struct store_txn *t;
 	const void *p;
@@ -161,7 +162,21 @@ node_load_map(struct node *n)
 	}
 	if (rc != -ENOENT)
 		goto fail;
-	n->map = shardmap_derive(n->cfg);
+	if (join) {
+		/* not the first start of the cluster: take its map */
+		store_txn_abort(t);
+		rc = join_fetch_map(n->cfg, n->me->id, &n->map);
+		if (rc != 0)
+			return rc;
+		rc = store_txn_begin(n->store, false, &t);
+		if (rc == 0)
+			rc = store_meta_put(t, NODE_META_ID, n->me->id,
+					    strlen(n->me->id));
+		if (rc != 0)
+			goto fail;
+	} else {
+		n->map = shardmap_derive(n->cfg);
+	}
 	{
 		void *packed = shardmap_pack(n->map, &len);
 
@@ -195,7 +210,7 @@ node_on_signal(evutil_socket_t sig, short what, void *arg)
 
 int
 node_new(const struct config *cfg, const struct cfg_node *me,
-	 struct event_base *base, struct node **out)
+	 struct event_base *base, bool join, struct node **out)
 {
 	struct node *n = xcalloc(1, sizeof(*n));
 	int64_t max_msg = (int64_t)cfg->router.max_message_size +
@@ -215,7 +230,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	rc = store_open(me->data_dir, me->map_size, &n->store);
 	if (rc != 0)
 		goto fail;
-	rc = node_load_map(n);
+	rc = node_load_map(n, join);
 	if (rc != 0)
 		goto fail;
 	n->commit = commit_new(base, n->store);

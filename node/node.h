@@ -4,6 +4,7 @@
 #ifndef SHOAL_NODE_NODE_H
 #define SHOAL_NODE_NODE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <zmq.h>
 
@@ -44,10 +45,11 @@ struct node {
 	struct event *sig_term, *sig_int;
 };
 
-/* Open the store, load (or create) the shard map, bind the endpoint.
- * Returns 0 and sets *out, or an error (logged). */
+/* Open the store, load the shard map (on the first start: derive it from
+ * the config, or with join take the running cluster's, node/join.h), bind
+ * the endpoint. Returns 0 and sets *out, or an error (logged). */
 int node_new(const struct config *cfg, const struct cfg_node *me,
-	     struct event_base *base, struct node **out);
+	     struct event_base *base, bool join, struct node **out);
 
 /* Flush pending commits and release everything. node_free(NULL) does
  * nothing. */

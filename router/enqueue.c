@@ -423,6 +423,9 @@ enq_adopt_map(struct enqueue *e, const Shoal__ShardMap *m)
 	} else {
 		idmap_foreach(e->pending, enq_resend_moved, e);
 	}
+	/* nodes that joined: heartbeats reach them from now on */
+	for (size_t i = 0; i < e->map->n_nodes; i++)
+		enq_conn_for(e, e->map->nodes[i]->id);
 }
 
 static void

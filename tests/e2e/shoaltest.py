@@ -546,14 +546,28 @@ class Cluster:
                 self._pick_ports()
         return self
 
-    def start_node(self, nid, timeout=READY_TIMEOUT):
+    def add_nodes(self, count):
+        """Add `count` nodes (the next ids, paired as usual) to the config
+        file; running processes keep the config they read. Returns the new
+        ids."""
+        first = len(self.node_ids)
+        new = [f"n{first + i + 1}" for i in range(count)]
+        self.node_ids += new
+        for n in new:
+            self.node_port[n] = free_port()
+            self.metrics_port[n] = free_port()
+        self.write_config()
+        return new
+
+    def start_node(self, nid, timeout=READY_TIMEOUT, join=False):
         """(Re)start one node and wait for its event=ready line. A restart
-        keeps the node's port; a collision there is retried for a while."""
+        keeps the node's port; a collision there is retried for a while.
+        join: shoal-node -j (take the running cluster's map)."""
         if not os.path.exists(self.conf):
             self.write_config()
         p = self._proc(nid, self.net.wrap(nid, [
-            bin_path("shoal-node"), "-c", self.conf, "-n", nid]),
-            self.node_preexec)
+            bin_path("shoal-node"), "-c", self.conf, "-n", nid] +
+            (["-j"] if join else [])), self.node_preexec)
         if p.running():
             raise StartError(f"{nid} is already running (pid {p.pid})")
         return self._start_retrying(p, p.starts > 0, timeout)

@@ -53,11 +53,11 @@ class Rig:
     """The parts of one fault test and the counting."""
 
     def __init__(self, test, map_size=None, sink_first=True, size=1024,
-                 nodes=2):
+                 nodes=2, spare=0):
         self.test = test
         self.size = size
         self.use_ns = netns.available()
-        roles = [f"n{i + 1}" for i in range(nodes)] + ROLES[2:]
+        roles = [f"n{i + 1}" for i in range(nodes + spare)] + ROLES[2:]
         self.net = netns.NetNS(test, roles) if self.use_ns else Loopback()
         self.sink_port = 25 if self.use_ns else free_port()
         self.dns_port = 53 if self.use_ns else free_port(socket.SOCK_DGRAM)
@@ -444,6 +444,29 @@ class FaultTest(ShoalTestCase):
                  "n1 owning no shard")
         rig.wait_acks(100, what="250s after the drain")
         rig.finish("node drain under load", time.time() - t0)
+
+    def test_8_add_a_node_pair_under_load(self):
+        # README "Add a node pair": config, start with -j, move shards
+        rig = Rig(self, nodes=2, spare=2).start()
+        rig.start_load()
+        rig.wait_acks(100, what="250s before the new pair")
+        new = rig.c.add_nodes(2)
+        for nid in new:
+            rig.c.start_node(nid, join=True)
+        wait_for(lambda: rig.c.status()["epoch"] >= 2, 15,
+                 "the epoch that lists the new nodes")
+        t0 = time.time()
+        for shard, to in ((0, "n3"), (1, "n4"), (2, "n3"), (3, "n4")):
+            doc = rig.c.ctl_ok("shard", "move", shard, "--to", to,
+                               timeout=120)
+            self.assertEqual(doc["to"], to)
+        wait_for(lambda: {"n3", "n4"} <= set(rig.c.owners().values()), 15,
+                 "the new pair owning shards")
+        wait_for(lambda: all(n["replication"]["state"] == "healthy"
+                             for n in rig.c.status()["nodes"]), 30,
+                 "both pairs healthy", interval=0.3)
+        rig.wait_acks(100, what="250s with the new pair")
+        rig.finish("add a node pair, move 4 shards", time.time() - t0)
 
 
 def tearDownModule():
