@@ -4,12 +4,14 @@ message, exit 2 for usage). Delivery points at closed ports (the harness
 default), so mail stays queued and deferred where a test can see it.
 """
 
+import os
 import signal
+import subprocess
 import time
 import unittest
 
-from shoaltest import (SMTPConn, ShoalTestCase, make_message, shard_of,
-                       wait_for)
+from shoaltest import (SMTPConn, ShoalTestCase, bin_path, make_message,
+                       shard_of, wait_for)
 
 FAST = ('heartbeat_ms = 200; failover_after_ms = 1500; '
         'peer_timeout_ms = 800;')
@@ -240,6 +242,15 @@ class ShoalctlTest(ShoalTestCase):
             self.assertEqual(rc, code, f"{args}: {err}")
             self.assertIn(text, err, args)
         self.assertEqual(c.status()["epoch"], 1, "nothing moved")
+        # a malformed config: file, line and key named, exit 1
+        bad = os.path.join(c.dir, "bad.conf")
+        with open(bad, "w", encoding="utf-8") as f:
+            f.write("cluster: { shards = \"many\"; };\n")
+        r = subprocess.run([bin_path("shoalctl"), "-c", bad, "status"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("bad.conf:1", r.stderr)
+        self.assertIn("cluster.shards", r.stderr)
 
 
 def node_of(c, nid):
