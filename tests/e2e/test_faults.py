@@ -431,6 +431,30 @@ class FaultTest(ShoalTestCase):
         rig.wait_acks(50, what="250s after the move")
         rig.finish("kill -9 source mid shard move", recovery)
 
+    def test_6b_shard_move_killing_the_target(self):
+        rig = Rig(self, nodes=4, sink_first=False, size=200000)
+        rig.start()
+        rig.start_load()
+        rig.wait_acks(400, 60, "250s before the move")
+        move = rig.c.spawn("shoalctl-move", rig.net.wrap("ctl", [
+            bin_path("shoalctl"), "-c", rig.c.conf, "--json", "shard",
+            "move", "0", "--to", "n3"]))
+        wait_for(lambda: "event=move_incoming shard=0" in
+                 rig.c.node("n3").log_text(), 30, "n3 receiving shard 0")
+        t_kill = time.time()
+        rig.c.kill_node("n3", signal.SIGKILL)
+        mid = "event=move_done" not in rig.c.node("n1").log_text()
+        log(f"fault: target killed {'mid-move' if mid else 'after it'}")
+        rig.c.start_node("n3")
+        # n1 sends everything again from batch 1 and hands over
+        self.assertEqual(move.wait(120), 0, "shoalctl shard move done")
+        wait_for(lambda: rig.c.owners().get(0) == "n3", 15,
+                 "shard 0 on n3")
+        rig.start_sink()
+        recovery = rig.first_ack_after(t_kill, "n1")
+        rig.wait_acks(50, what="250s after the move")
+        rig.finish("kill -9 target mid shard move", recovery)
+
     def test_7_drain_under_load(self):
         rig = Rig(self, nodes=4).start()
         rig.start_load()
