@@ -19,6 +19,7 @@
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
 #include "router/listener.h"
+#include "router/tls.h"
 #include "router/session.h"
 
 #define ROUTER_DRAIN_S 30
@@ -26,7 +27,7 @@
 struct router {
 	struct session_env env;
 	struct listener *listener;
-	struct event *sig_term, *sig_int, *drain_timer;
+	struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
 	bool stopping;
 };
 
@@ -91,6 +92,50 @@ router_on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	r->drain_timer = evtimer_new(r->env.base, router_on_drain_timeout, r);
 	evtimer_add(r->drain_timer, &tv);
+}
+
+/* SIGHUP: the certificate and key again (renewed on disk). */
+static void
+router_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct router *r = arg;
+
+	(void)sig;
+	(void)what;
+	if (r->env.tls)
+		tls_server_reload(r->env.tls);
+	else
+		log_info("router event=sighup note=\"no TLS to reload\"");
+}
+
+/* TLS from the config: a listener that needs it without a certificate is
+ * an error. */
+static int
+router_setup_tls(struct router *r, char *err, size_t errlen)
+{
+	const struct config *cfg = r->env.cfg;
+	int rc;
+
+	r->env.tls = tls_server_new(cfg, &rc);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: cannot load router.tls_cert / "
+			 "router.tls_key (see the log)", cfg->path);
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->router.n_listen; i++) {
+		const struct cfg_listen *ls = &cfg->router.listen[i];
+
+		if (r->env.tls == NULL && (ls->tls == CFG_TLS_IMPLICIT ||
+					   ls->tls == CFG_TLS_STARTTLS)) {
+			snprintf(err, errlen, "%s: listener %s has tls = "
+				 "\"%s\" but router.tls_cert is not set",
+				 cfg->path, ls->address,
+				 ls->tls == CFG_TLS_IMPLICIT ? "implicit" :
+							       "starttls");
+			return -1;
+		}
+	}
+	return 0;
 }
 
 static int
@@ -161,6 +206,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "shoal-router: %s\n", err);
 		goto out;
 	}
+	if (router_setup_tls(&r, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shoal-router: %s\n", err);
+		goto out;
+	}
 	if (qid_gen_init(&r.env.qids) != 0) {
 		fprintf(stderr, "shoal-router: cannot seed queue ids\n");
 		goto out;
@@ -183,8 +232,10 @@ main(int argc, char **argv)
 	}
 	r.sig_term = evsignal_new(r.env.base, SIGTERM, router_on_signal, &r);
 	r.sig_int = evsignal_new(r.env.base, SIGINT, router_on_signal, &r);
+	r.sig_hup = evsignal_new(r.env.base, SIGHUP, router_on_hup, &r);
 	event_add(r.sig_term, NULL);
 	event_add(r.sig_int, NULL);
+	event_add(r.sig_hup, NULL);
 	event_base_dispatch(r.env.base);
 	log_info("router event=stopped accepted=%llu",
 		 (unsigned long long)r.env.accepted);
@@ -196,11 +247,14 @@ out:
 		event_free(r.sig_term);
 	if (r.sig_int)
 		event_free(r.sig_int);
+	if (r.sig_hup)
+		event_free(r.sig_hup);
 	if (r.drain_timer)
 		event_free(r.drain_timer);
 	if (r.env.base)
 		event_base_free(r.env.base);
 	free(r.env.relay_nets);
+	tls_server_free(r.env.tls);
 	config_free(cfg);
 	return status;
 }

@@ -15,6 +15,9 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,10 +32,13 @@
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
 #include "router/session_int.h"
+#include "router/tls.h"
 #include "router/transfer.h"
 
 #define SESSION_INPUT_MAX (256 * 1024) /* read watermark per connection */
 #define SESSION_OUTPUT_MAX (64 * 1024) /* replies queued before we stop reading */
+#define SESSION_FLUSH_POLL_MS 10       /* TLS: is the last reply out yet? */
+#define SESSION_FLUSH_MAX_MS 2000
 
 #define SESSION_ST_ANY                                                       \
 	(SESSION_ST_GREET | SESSION_ST_HELO | SESSION_ST_MAIL |             \
@@ -90,8 +96,28 @@ session_close_after_reply(struct session *s)
 {
 	session_set_state(s, SESSION_ST_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	session_free_when_flushed(s);
+}
+
+/* Free once the last reply has left: for STARTTLS the TLS filter's output
+ * drains into the socket's bufferevent below it first, so look there too
+ * (every SESSION_FLUSH_POLL_MS, for at most SESSION_FLUSH_MAX_MS). */
+void
+session_free_when_flushed(struct session *s)
+{
+	struct bufferevent *below = bufferevent_get_underlying(s->bev);
+	struct timeval tv = { 0, SESSION_FLUSH_POLL_MS * 1000 };
+
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+		return;	/* the write callback comes back here */
+	if (below == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(below)) == 0 ||
+	    s->flush_polls++ >= SESSION_FLUSH_MAX_MS / SESSION_FLUSH_POLL_MS) {
 		s->want_free = true;
+		return;
+	}
+	evtimer_del(s->lifetime);
+	evtimer_add(s->lifetime, &tv);
 }
 
 /* A reply for a client mistake; too many of them end the session. */
@@ -182,6 +208,13 @@ session_sequence_error(const struct session *s, enum smtp_verb verb)
 }
 
 
+static bool
+session_offers_starttls(const struct session *s)
+{
+	return !s->is_tls &&
+	       tls_listener_starttls(s->ls, s->env->tls != NULL);
+}
+
 static void
 session_helo(struct session *s, const struct smtp_cmd *cmd, bool esmtp)
 {
@@ -220,6 +253,8 @@ session_helo(struct session *s, const struct smtp_cmd *cmd, bool esmtp)
 	session_reply(s, "250-SMTPUTF8");
 	session_reply(s, "250-ENHANCEDSTATUSCODES");
 	session_reply(s, "250-CHUNKING");
+	if (session_offers_starttls(s))
+		session_reply(s, "250-STARTTLS");
 	session_reply(s, "250 DSN");
 }
 
@@ -364,14 +399,74 @@ session_cmd_help(struct session *s, const struct smtp_cmd *cmd)
 	session_reply(s, "214 2.0.0 See RFC 5321");
 }
 
-/* STARTTLS and AUTH: not advertised in EHLO until the router has TLS and
- * a users file (issue 6), so a client that sends them anyway gets the
- * RFC 5321 4.2.4 reply for a command we do not implement. */
+/* AUTH, and STARTTLS where it is not offered (no certificate, or a
+ * listener with tls = "none"): the RFC 5321 4.2.4 reply for a command we
+ * do not implement. */
 static void
 session_cmd_not_offered(struct session *s, const struct smtp_cmd *cmd)
 {
 	(void)cmd;
 	session_reply_error(s, "502 5.5.1 Error: command not implemented");
+}
+
+/* Callbacks, watermark and timeouts of a session's bufferevent. */
+static void session_setup_bev(struct session *s);
+
+/* RFC 3207. Whatever the client sent after the command line is thrown
+ * away before the handshake (CVE-2011-0411: commands pipelined in
+ * plaintext must not run inside TLS), and the session starts over: the
+ * client must say EHLO again. */
+static void
+session_cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct bufferevent *tb;
+	size_t junk;
+	SSL *ssl;
+
+	if (!session_offers_starttls(s) && !s->is_tls) {
+		session_cmd_not_offered(s, cmd);
+		return;
+	}
+	if (s->is_tls) {
+		session_reply_error(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (cmd->arg_len != 0) {
+		session_reply_error(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	ssl = tls_server_ssl(s->env->tls);
+	if (ssl == NULL) {
+		session_reply(s, "454 4.7.0 TLS not available due to "
+				 "temporary reason");
+		return;
+	}
+	junk = evbuffer_get_length(in);
+	if (junk > 0) {
+		log_warn("client=%s event=starttls_pipelined bytes=%zu "
+			 "note=\"discarded\"",
+			 s->client, junk);
+		evbuffer_drain(in, junk);
+	}
+	session_reply(s, "220 2.0.0 Ready to start TLS");
+	tb = bufferevent_openssl_filter_new(s->env->base, s->bev, ssl,
+					    BUFFEREVENT_SSL_ACCEPTING,
+					    BEV_OPT_CLOSE_ON_FREE);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		session_close_after_reply(s);
+		return;
+	}
+	s->bev = tb;
+	s->is_tls = true;
+	session_setup_bev(s);
+	/* RFC 3207 4.2: forget everything the client said before */
+	s->is_esmtp = false;
+	snprintf(s->helo, sizeof(s->helo), "unknown");
+	session_reset_txn(s);
+	session_set_state(s, SESSION_ST_GREET);
+	log_debug(LOG_SUB_SMTP, "client=%s event=starttls", s->client);
 }
 
 static const struct session_cmd session_cmds[] = {
@@ -388,8 +483,8 @@ static const struct session_cmd session_cmds[] = {
 	{ SMTP_VERB_VRFY, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_vrfy },
 	{ SMTP_VERB_EXPN, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_expn },
 	{ SMTP_VERB_HELP, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_help },
-	{ SMTP_VERB_STARTTLS, SESSION_ST_ANY, CMD_LAST_IN_GROUP,
-	  session_cmd_not_offered },
+	{ SMTP_VERB_STARTTLS, SESSION_ST_GREET | SESSION_ST_HELO,
+	  CMD_LAST_IN_GROUP, session_cmd_starttls },
 	{ SMTP_VERB_AUTH, SESSION_ST_ANY, CMD_LAST_IN_GROUP,
 	  session_cmd_not_offered },
 };
@@ -532,7 +627,7 @@ session_on_write(struct bufferevent *bev, void *arg)
 	(void)bev;
 	s->in_callback++;
 	if (s->state == SESSION_ST_CLOSING)
-		s->want_free = true;
+		session_free_when_flushed(s);
 	else
 		session_process(s);
 	session_leave(s);
@@ -543,7 +638,6 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 
-	(void)bev;
 	s->in_callback++;
 	if ((what & BEV_EVENT_TIMEOUT) &&
 	    ((what & BEV_EVENT_WRITING) || s->state == SESSION_ST_CLOSING)) {
@@ -558,9 +652,21 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 			      s->env->cfg->router.hostname);
 		session_close_after_reply(s);
 	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		if (s->state & (SESSION_ST_DATA | SESSION_ST_BDAT | SESSION_ST_WAIT))
+		unsigned long e = s->is_tls ? bufferevent_get_openssl_error(bev) :
+					      0;
+
+		if (e) {
+			char why[256];
+
+			ERR_error_string_n(e, why, sizeof(why));
+			log_info("client=%s event=tls_failed state=%s "
+				 "error=\"%s\"",
+				 s->client, session_state_name(s->state), why);
+		} else if (s->state & (SESSION_ST_DATA | SESSION_ST_BDAT |
+					SESSION_ST_WAIT)) {
 			log_info("client=%s event=lost_connection state=%s",
 				 s->client, session_state_name(s->state));
+		}
 		s->want_free = true;
 	}
 	session_leave(s);
@@ -579,8 +685,25 @@ session_on_lifetime(evutil_socket_t fd, short what, void *arg)
 		session_reply(s, "421 4.4.2 %s Error: session too long",
 			      s->env->cfg->router.hostname);
 		session_close_after_reply(s);
+	} else {
+		session_free_when_flushed(s);
 	}
 	session_leave(s);
+}
+
+static void
+session_setup_bev(struct session *s)
+{
+	const struct config *cfg = s->env->cfg;
+	struct timeval idle = { cfg->router.idle_timeout, 0 };
+
+	bufferevent_setcb(s->bev, session_on_read, session_on_write,
+			  session_on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
+	bufferevent_set_timeouts(s->bev, &idle, &idle);
+	if (s->is_tls)	/* a client that just closes is an EOF, not an error */
+		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
 void
@@ -589,7 +712,6 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 {
 	const struct config *cfg = env->cfg;
 	struct session *s = xcalloc(1, sizeof(*s));
-	struct timeval idle = { cfg->router.idle_timeout, 0 };
 	struct timeval life = { cfg->router.session_timeout, 0 };
 
 	(void)peer_len;
@@ -599,16 +721,32 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 	cidr_addr_str(peer, s->client, sizeof(s->client));
 	s->is_relay_client = cidr_match(env->relay_nets, env->n_relay_nets, peer);
 	snprintf(s->helo, sizeof(s->helo), "unknown");
-	s->bev = bufferevent_socket_new(env->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (tls_listener_implicit(ls) && env->tls != NULL) {
+		SSL *ssl = tls_server_ssl(env->tls);
+
+		s->bev = ssl ? bufferevent_openssl_socket_new(
+				       env->base, fd, ssl,
+				       BUFFEREVENT_SSL_ACCEPTING,
+				       BEV_OPT_CLOSE_ON_FREE) :
+			       NULL;
+		s->is_tls = true;
+		if (s->bev == NULL) {
+			SSL_free(ssl);
+			evutil_closesocket(fd);
+			free(s);
+			log_warn("client=%s event=tls_failed error=\"no SSL\"",
+				 "-");
+			return;
+		}
+	} else {
+		s->bev = bufferevent_socket_new(env->base, fd,
+						BEV_OPT_CLOSE_ON_FREE);
+	}
 	SHOAL_ASSERT(s->bev != NULL);
 	env->sessions++;
-	bufferevent_setcb(s->bev, session_on_read, session_on_write,
-			  session_on_event, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
-	bufferevent_set_timeouts(s->bev, &idle, &idle);
+	session_setup_bev(s);
 	s->lifetime = evtimer_new(env->base, session_on_lifetime, s);
 	evtimer_add(s->lifetime, &life);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	log_debug(LOG_SUB_SMTP, "client=%s event=connect", s->client);
 	session_reply(s, "220 %s ESMTP Shoal", cfg->router.hostname);
 }

@@ -14,12 +14,14 @@
 struct event_base;
 struct enqueue;
 struct session;
+struct tls_server;
 
 /* What every session of a router shares; owned by the router's main. */
 struct session_env {
 	struct event_base *base;
 	const struct config *cfg;
 	struct enqueue *enq;
+	struct tls_server *tls;       /* NULL without router.tls_cert */
 	struct qid_gen qids;
 	struct cidr *relay_nets;
 	size_t n_relay_nets;

@@ -46,6 +46,8 @@ struct session {
 	char client[64];             /* printable client address */
 	bool is_relay_client;
 	bool is_esmtp;
+	bool is_tls;                 /* STARTTLS done, or implicit TLS */
+	unsigned flush_polls;        /* closing: checks of the output below */
 	char helo[SESSION_HELO_MAX + 1];
 	unsigned errors;
 	bool skipping_line;          /* discarding the rest of a long line */
@@ -81,6 +83,9 @@ void session_reply_error(struct session *s, const char *line);
 
 /* Close after the pending output is written. */
 void session_close_after_reply(struct session *s);
+
+/* Closing: free the session once its output has left (now or later). */
+void session_free_when_flushed(struct session *s);
 
 /* Forget the transaction: recipients, body, qid, BDAT progress, MAIL. */
 void session_reset_txn(struct session *s);

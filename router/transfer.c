@@ -38,10 +38,13 @@ transfer_add_received(struct session *s)
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	/* RFC 3848 / RFC 6531 protocol names */
 	if (s->mail.smtputf8)
-		proto = "UTF8SMTP";
+		proto = s->is_tls ? "UTF8SMTPS" : "UTF8SMTP";
+	else if (s->is_esmtp)
+		proto = s->is_tls ? "ESMTPS" : "ESMTP";
 	else
-		proto = s->is_esmtp ? "ESMTP" : "SMTP";
+		proto = "SMTP";
 	buf_printf(&s->body,
 		   "Received: from %s ([%s])\r\n\tby %s (Shoal) "
 		   "with %s id %s",

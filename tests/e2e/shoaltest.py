@@ -380,7 +380,9 @@ class Cluster:
     level. delivery / replication: raw text for the body of that group
     (delivery defaults to routes and DNS that point at closed local ports, so
     nothing ever leaves 127.0.0.1 and queued mail stays queued).
-    node_metrics: give each node a /metrics address (metrics_port). net: where
+    node_metrics: give each node a /metrics address (metrics_port).
+    listen_extra: raw text of more listeners (", { ... }"), port2 is free
+    for one. net: where
     each node, the router ("router") and shoalctl ("ctl") run (Loopback by
     default)."""
 
@@ -389,10 +391,11 @@ class Cluster:
                  max_recipients=None, node_timeout_ms=None, bare_lf=None,
                  router_extra="", extra="", delivery=None, replication=None,
                  router_preexec=None, node_preexec=None, hostname=None,
-                 net=None, node_metrics=False):
+                 net=None, node_metrics=False, listen_extra=""):
         self.test = test
         self.net = net or Loopback()
         self.node_metrics = node_metrics
+        self.listen_extra = listen_extra
         self.shards = shards
         self.name = name
         self.node_ids = [f"n{i + 1}" for i in range(nodes)]
@@ -436,6 +439,7 @@ class Cluster:
         self.node_port = {n: free_port() for n in self.node_ids}
         self.metrics_port = {n: free_port() for n in self.node_ids}
         self.port = free_port()                  # the router's SMTP port
+        self.port2 = free_port()                 # for a second listener
         self.dead_port = free_port()             # nothing listens here
         self.dead_dns_port = free_port(socket.SOCK_DGRAM)
 
@@ -464,7 +468,8 @@ class Cluster:
         out += [");", "", "router: {",
                 f"  hostname = {_cfg_str(self.hostname)};",
                 f"  listen = ( {{ address = "
-                f"{_cfg_str(f'{self.router_host}:{self.port}')}; }} );"]
+                f"{_cfg_str(f'{self.router_host}:{self.port}')}; }}"
+                f"{self.listen_extra} );"]
         if self.relay_networks is not None:
             nets = ", ".join(_cfg_str(n) for n in self.relay_networks)
             out.append(f"  relay_networks = [ {nets} ];")
