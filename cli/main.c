@@ -12,6 +12,7 @@
 #include "cli/client.h"
 #include "cli/node.h"
 #include "cli/queue.h"
+#include "cli/user.h"
 #include "cli/shard.h"
 #include "cli/status.h"
 #include "lib/log.h"
@@ -43,6 +44,8 @@ static const struct main_cmd main_cmds[] = {
 	{ "node", "drain", 0, NULL, node_cmd_run },
 	{ "node", "failover", 0, NULL, node_cmd_run },
 	{ "node", "failback", 0, NULL, node_cmd_run },
+	{ "user", "add", 0, NULL, user_cmd_run },
+	{ "user", "remove", 0, NULL, user_cmd_run },
 };
 
 #define MAIN_N_CMDS (sizeof(main_cmds) / sizeof(*main_cmds))
@@ -77,6 +80,8 @@ main_usage(FILE *f)
 		"(planned)\n"
 		"  node failback NODE_ID       NODE_ID's first shards back "
 		"from its peer\n"
+		"  user add|remove NAME        router.users_file (password "
+		"on stdin)\n"
 		"\n"
 		"exit status: 0 ok, 1 failure (message on stderr), 2 usage "
 		"error\n",

@@ -70,6 +70,7 @@ static const struct cfg_key cfg_listen_keys[] = {
 	{ "tls", CT_ENUM, offsetof(struct cfg_listen, tls), 0, 0, 0, "", cfg_tls_names, NULL, 0, false },
 	{ "auth", CT_ENUM, offsetof(struct cfg_listen, auth), 0, 0, 0, "optional", cfg_auth_names, NULL, 0, false },
 	{ "proxy_protocol", CT_BOOL, offsetof(struct cfg_listen, proxy_protocol), 0, 0, 0, "false", NULL, NULL, 0, false },
+	{ "auth_plaintext", CT_BOOL, offsetof(struct cfg_listen, auth_plaintext), 0, 0, 0, "false", NULL, NULL, 0, false },
 	END
 };
 

@@ -58,6 +58,7 @@ struct cfg_listen {
 	enum cfg_tls tls;
 	enum cfg_auth auth;
 	bool proxy_protocol;
+	bool auth_plaintext; /* AUTH without TLS, to loopback clients only */
 };
 
 struct cfg_dkim {

@@ -19,6 +19,7 @@
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
 #include "router/listener.h"
+#include "router/auth.h"
 #include "router/tls.h"
 #include "router/session.h"
 
@@ -102,10 +103,11 @@ router_on_hup(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	log_info("router event=sighup");
 	if (r->env.tls)
 		tls_server_reload(r->env.tls);
-	else
-		log_info("router event=sighup note=\"no TLS to reload\"");
+	if (r->env.auth)
+		auth_reload(r->env.auth);
 }
 
 /* TLS from the config: a listener that needs it without a certificate is
@@ -120,6 +122,12 @@ router_setup_tls(struct router *r, char *err, size_t errlen)
 	if (rc != 0) {
 		snprintf(err, errlen, "%s: cannot load router.tls_cert / "
 			 "router.tls_key (see the log)", cfg->path);
+		return -1;
+	}
+	r->env.auth = auth_new(cfg, &rc);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: cannot read router.users_file %s "
+			 "(see the log)", cfg->path, cfg->router.users_file);
 		return -1;
 	}
 	for (size_t i = 0; i < cfg->router.n_listen; i++) {
@@ -255,6 +263,7 @@ out:
 		event_base_free(r.env.base);
 	free(r.env.relay_nets);
 	tls_server_free(r.env.tls);
+	auth_free(r.env.auth);
 	config_free(cfg);
 	return status;
 }

@@ -31,6 +31,7 @@
 #include "lib/smtp_cmd.h"
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
+#include "router/session_auth.h"
 #include "router/session_int.h"
 #include "router/tls.h"
 #include "router/transfer.h"
@@ -59,6 +60,7 @@ struct session_cmd {
 
 static const char *const session_state_names[] = {
 	"greet", "helo", "mail", "rcpt", "data", "bdat", "wait", "closing",
+	"auth",
 };
 
 static const char *
@@ -162,6 +164,8 @@ session_free(struct session *s)
 	free(s->rcpts);
 	if (s->lifetime)
 		event_free(s->lifetime);
+	if (s->auth_timer)
+		event_free(s->auth_timer);
 	bufferevent_free(s->bev);
 	s->env->sessions--;
 	log_debug(LOG_SUB_SMTP, "client=%s event=disconnect", s->client);
@@ -255,6 +259,8 @@ session_helo(struct session *s, const struct smtp_cmd *cmd, bool esmtp)
 	session_reply(s, "250-CHUNKING");
 	if (session_offers_starttls(s))
 		session_reply(s, "250-STARTTLS");
+	if (session_auth_offered(s))
+		session_reply(s, "250-AUTH PLAIN LOGIN");
 	session_reply(s, "250 DSN");
 }
 
@@ -301,6 +307,11 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 				       "limit");
 		return;
 	}
+	if (s->ls->auth == CFG_AUTH_REQUIRED && !s->is_authed) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		session_reply_error(s, "530 5.7.0 Authentication required");
+		return;
+	}
 	session_set_state(s, SESSION_ST_MAIL);
 	session_reply(s, "250 2.1.0 Ok");
 }
@@ -318,7 +329,7 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		session_reply_error(s, smtp_cmd_strerror(rc, SMTP_VERB_RCPT));
 		return;
 	}
-	if (!s->is_relay_client) {
+	if (!s->is_relay_client && !s->is_authed) {
 		char q[LOG_QUOTE_BUF];
 
 		log_info("client=%s event=relay_denied rcpt=%s", s->client,
@@ -463,6 +474,8 @@ session_cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
 	session_setup_bev(s);
 	/* RFC 3207 4.2: forget everything the client said before */
 	s->is_esmtp = false;
+	s->is_authed = false;
+	s->auth_user[0] = '\0';
 	snprintf(s->helo, sizeof(s->helo), "unknown");
 	session_reset_txn(s);
 	session_set_state(s, SESSION_ST_GREET);
@@ -485,8 +498,8 @@ static const struct session_cmd session_cmds[] = {
 	{ SMTP_VERB_HELP, SESSION_ST_ANY, CMD_LAST_IN_GROUP, session_cmd_help },
 	{ SMTP_VERB_STARTTLS, SESSION_ST_GREET | SESSION_ST_HELO,
 	  CMD_LAST_IN_GROUP, session_cmd_starttls },
-	{ SMTP_VERB_AUTH, SESSION_ST_ANY, CMD_LAST_IN_GROUP,
-	  session_cmd_not_offered },
+	{ SMTP_VERB_AUTH, SESSION_ST_HELO, CMD_LAST_IN_GROUP,
+	  session_cmd_auth },
 };
 
 static void
@@ -600,6 +613,11 @@ session_process(struct session *s)
 		}
 		if (s->in_chunk) {
 			if (!transfer_read_chunk(s, in))
+				break;
+			continue;
+		}
+		if (s->state == SESSION_ST_AUTH) {
+			if (!session_auth_read(s, in))
 				break;
 			continue;
 		}

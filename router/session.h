@@ -15,6 +15,7 @@ struct event_base;
 struct enqueue;
 struct session;
 struct tls_server;
+struct auth;
 
 /* What every session of a router shares; owned by the router's main. */
 struct session_env {
@@ -22,6 +23,7 @@ struct session_env {
 	const struct config *cfg;
 	struct enqueue *enq;
 	struct tls_server *tls;       /* NULL without router.tls_cert */
+	struct auth *auth;            /* NULL without router.users_file */
 	struct qid_gen qids;
 	struct cidr *relay_nets;
 	size_t n_relay_nets;

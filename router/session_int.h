@@ -29,6 +29,14 @@ enum session_state {
 	SESSION_ST_BDAT = 1 << 5,    /* between or inside BDAT chunks */
 	SESSION_ST_WAIT = 1 << 6,    /* waiting for the node */
 	SESSION_ST_CLOSING = 1 << 7, /* flushing the last reply */
+	SESSION_ST_AUTH = 1 << 8,    /* in the AUTH 334 dialog */
+};
+
+enum session_auth_step {
+	SESSION_AUTH_NONE = 0,
+	SESSION_AUTH_PLAIN,
+	SESSION_AUTH_LOGIN_USER,
+	SESSION_AUTH_LOGIN_PASS,
 };
 
 struct session_rcpt {
@@ -48,6 +56,11 @@ struct session {
 	bool is_esmtp;
 	bool is_tls;                 /* STARTTLS done, or implicit TLS */
 	unsigned flush_polls;        /* closing: checks of the output below */
+	bool is_authed;
+	char auth_user[256];
+	char auth_login_user[256];   /* LOGIN: the name, until the password */
+	enum session_auth_step auth_step;
+	struct event *auth_timer;    /* a failure's delayed answer */
 	char helo[SESSION_HELO_MAX + 1];
 	unsigned errors;
 	bool skipping_line;          /* discarding the rest of a long line */

@@ -41,6 +41,8 @@ transfer_add_received(struct session *s)
 	/* RFC 3848 / RFC 6531 protocol names */
 	if (s->mail.smtputf8)
 		proto = s->is_tls ? "UTF8SMTPS" : "UTF8SMTP";
+	else if (s->is_esmtp && s->is_authed)
+		proto = s->is_tls ? "ESMTPSA" : "ESMTPA";
 	else if (s->is_esmtp)
 		proto = s->is_tls ? "ESMTPS" : "ESMTP";
 	else
@@ -128,7 +130,7 @@ transfer_submit(struct session *s, bool has_8bit)
 	env.arrival_time = (uint64_t)time(NULL);
 	env.client_addr = s->client;
 	env.helo = s->helo;
-	env.auth_user = "";
+	env.auth_user = s->auth_user;
 	body = buf_steal(&s->body, &len);
 	s->msg_size = len;
 	session_set_state(s, SESSION_ST_WAIT);

@@ -1,0 +1,163 @@
+"""SMTP AUTH (RFC 4954, PLAIN and LOGIN) on the router: users written by
+`shoalctl user add`, AUTH offered only under TLS (or in plaintext to
+loopback where a listener allows it), relaying for authenticated users
+only, auth = "required", bad base64, cancel, failures answered late, and
+reload of the users file on SIGHUP. Clients: Python's smtplib and a raw
+socket.
+"""
+
+import base64
+import os
+import signal
+import smtplib
+import subprocess
+import time
+import unittest
+
+from shoaltest import (ShoalTestCase, bin_path, make_message, wait_for)
+from test_tls import Raw, client_ctx, make_cert
+
+SENDER = "sender@example.org"
+RCPT = "rcpt@example.net"
+
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+class AuthTest(ShoalTestCase):
+
+    def setUp(self):
+        self.dir = os.path.join("/tmp", f"shoal-auth-{os.getpid()}-"
+                                f"{time.monotonic_ns()}")
+        os.mkdir(self.dir)
+        self.addCleanup(subprocess.run, ["rm", "-rf", self.dir])
+        self.cert, self.key = make_cert(self.dir, "mx.auth.example")
+        self.users = os.path.join(self.dir, "users")
+
+    def auth_cluster(self, second=""):
+        """No relay network: only authenticated clients may relay. The
+        first listener offers STARTTLS; `second` describes port2's."""
+        c = self.cluster(
+            start=False, relay_networks=(),
+            router_extra=f'tls_cert = "{self.cert}"; tls_key = '
+                         f'"{self.key}"; users_file = "{self.users}";')
+        if second:
+            c.listen_extra = (f', {{ address = "127.0.0.1:{c.port2}"; '
+                              f'{second} }}')
+        c.write_config()
+        self.add_user(c, "alice", "s3cret pass")
+        c.start()
+        return c
+
+    def add_user(self, c, name, password):
+        r = subprocess.run([bin_path("shoalctl"), "-c", c.conf, "user",
+                            "add", name], input=password + "\n",
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_1_plain_under_tls_lets_the_user_relay(self):
+        c = self.auth_cluster()
+        with open(self.users) as f:
+            line = f.read().strip()
+        self.assertTrue(line.startswith("alice:$y$"), line)
+        with smtplib.SMTP("127.0.0.1", c.port, timeout=10) as s:
+            s.ehlo()
+            self.assertFalse(s.has_extn("auth"), "no AUTH before TLS")
+            code, _ = s.mail(SENDER)
+            self.assertEqual(code, 250)
+            code, msg = s.rcpt(RCPT)
+            self.assertEqual(code, 554, "no relay without AUTH")
+            s.rset()
+            s.starttls(context=client_ctx())
+            s.ehlo()
+            self.assertIn("PLAIN", s.esmtp_features["auth"])
+            self.assertIn("LOGIN", s.esmtp_features["auth"])
+            s.login("alice", "s3cret pass")
+            s.sendmail(SENDER, [RCPT], make_message("authenticated"))
+        m = c.queue_list()["messages"]
+        self.assertEqual(len(m), 1)
+        shown = c.queue_show(m[0]["qid"])
+        self.assertEqual(shown["auth_user"], "alice")
+        self.assertIn("with ESMTPSA id", shown["headers"])
+
+    def test_2_login_and_the_errors(self):
+        c = self.auth_cluster()
+        r = Raw(c.port)
+        r.reply()
+        r.cmd("EHLO client.example")
+        self.assertEqual(r.cmd("AUTH PLAIN")[0], 538, "TLS first")
+        r.cmd("STARTTLS")
+        r.tls()
+        r.cmd("EHLO client.example")
+        self.assertEqual(r.cmd("AUTH CRAM-MD5")[0], 504)
+        self.assertEqual(r.cmd("AUTH PLAIN !!notbase64")[0], 501)
+        code, lines = r.cmd("AUTH LOGIN")
+        self.assertEqual((code, lines[-1]), (334, "334 VXNlcm5hbWU6"))
+        self.assertEqual(r.cmd("*")[0], 501, "cancelled")
+        r.cmd("AUTH LOGIN")
+        self.assertEqual(r.cmd(b64("alice"))[0], 334)
+        t0 = time.monotonic()
+        self.assertEqual(r.cmd(b64("wrong"))[0], 535)
+        first = time.monotonic() - t0
+        t0 = time.monotonic()
+        self.assertEqual(r.cmd("AUTH PLAIN " + b64("\0alice\0bad"))[0], 535)
+        second = time.monotonic() - t0
+        self.assertGreaterEqual(first, 0.4, "a failure is answered late")
+        self.assertGreater(second, first, "and later the more it fails")
+        # acting as someone else is refused even with the right password
+        self.assertEqual(r.cmd("AUTH PLAIN " +
+                               b64("bob\0alice\0s3cret pass"))[0], 535)
+        self.assertEqual(r.cmd("AUTH LOGIN " + b64("alice"))[0], 334)
+        self.assertEqual(r.cmd(b64("s3cret pass"))[0], 235)
+        self.assertEqual(r.cmd("AUTH PLAIN " + b64("\0alice\0x"))[0], 503,
+                         "already authenticated")
+        self.assertEqual(r.cmd("MAIL FROM:<a@example.org>")[0], 250)
+        self.assertEqual(r.cmd(f"RCPT TO:<{RCPT}>")[0], 250)
+        r.close()
+        self.assertTrue(c.router.running())
+
+    def test_3_required_and_plaintext_on_loopback(self):
+        c = self.auth_cluster(second='auth = "required"; '
+                                     'auth_plaintext = true; '
+                                     'tls = "none";')
+        r = Raw(c.port2)
+        r.reply()
+        code, lines = r.cmd("EHLO client.example")
+        self.assertIn("250-AUTH PLAIN LOGIN", lines,
+                      "plaintext AUTH offered to a loopback client")
+        code, lines = r.cmd("MAIL FROM:<a@example.org>")
+        self.assertEqual(code, 530)
+        self.assertIn("5.7.0", lines[-1])
+        self.assertEqual(r.cmd("AUTH PLAIN " +
+                               b64("\0alice\0s3cret pass"))[0], 235)
+        self.assertEqual(r.cmd("MAIL FROM:<a@example.org>")[0], 250)
+        r.close()
+
+    def test_4_users_file_reloaded_on_sighup(self):
+        c = self.auth_cluster()
+        self.add_user(c, "bob", "other")
+        with smtplib.SMTP("127.0.0.1", c.port, timeout=10) as s:
+            s.starttls(context=client_ctx())
+            with self.assertRaises(smtplib.SMTPAuthenticationError):
+                s.login("bob", "other")   # not read yet
+        c.router.send_signal(signal.SIGHUP)
+        wait_for(lambda: "auth event=reloaded users=2" in
+                 c.router.log_text(), 5, "the users file read again")
+        with smtplib.SMTP("127.0.0.1", c.port, timeout=10) as s:
+            s.starttls(context=client_ctx())
+            s.login("bob", "other")
+        r = subprocess.run([bin_path("shoalctl"), "-c", c.conf, "user",
+                            "remove", "bob"], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(self.users) as f:
+            self.assertNotIn("bob:", f.read())
+        r = subprocess.run([bin_path("shoalctl"), "-c", c.conf, "user",
+                            "add", "bad:name"], input="x\n",
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+
+
+if __name__ == "__main__":
+    unittest.main()
