@@ -324,18 +324,19 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	struct session_rcpt *sr;
 	int rc;
 
-	rc = smtp_rcpt_parse(cmd->arg, cmd->arg_len, s->mail.smtputf8, &r);
-	if (rc != 0) {
-		session_reply_error(s, smtp_cmd_strerror(rc, SMTP_VERB_RCPT));
-		return;
-	}
+	/* every recipient is remote to us: an outsider gets the same answer
+	 * for any of them, whatever shape the address has */
 	if (!s->is_relay_client && !s->is_authed) {
 		char q[LOG_QUOTE_BUF];
 
 		log_info("client=%s event=relay_denied rcpt=%s", s->client,
-			 log_quote(q, sizeof(q), r.to.mailbox,
-				   strlen(r.to.mailbox)));
+			 log_quote(q, sizeof(q), cmd->arg, cmd->arg_len));
 		session_reply_error(s, "554 5.7.1 Relay access denied");
+		return;
+	}
+	rc = smtp_rcpt_parse(cmd->arg, cmd->arg_len, s->mail.smtputf8, &r);
+	if (rc != 0) {
+		session_reply_error(s, smtp_cmd_strerror(rc, SMTP_VERB_RCPT));
 		return;
 	}
 	if (r.to.mailbox[0] == '\0' || r.to.domain[0] == '\0') {
