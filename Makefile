@@ -36,12 +36,16 @@ ROUTER_OBJ := $(ROUTER_SRC:%.c=$(BUILD)/%.o)
 NODE_OBJ   := $(NODE_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o)
 
+FUZZ_SRC   := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN   := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_TIME  ?= 60
+
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 BINS := $(BINDIR)/shoal-router $(BINDIR)/shoal-node $(BINDIR)/shoalctl
 
-.PHONY: all deps test unit e2e asan run clean fuzz format
+.PHONY: all deps test unit e2e asan run clean fuzz fuzz-build fuzzers format
 all: $(BINS) $(UNIT_BIN)
 
 deps:
@@ -92,8 +96,29 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/check_helpers.h \
 		$(BUILD)/librouter.a $(BUILD)/libnode.a $(BUILD)/libcli.a $(BUILD)/libshoal.a \
 		$(PKG_LIBS) $(CHECK_LIBS)
 
+# libFuzzer harnesses (fuzz/): built with clang, ASan and UBSan into
+# build-fuzz/; `make fuzz` runs each for FUZZ_TIME seconds, `make test` for
+# a few (tests/run.sh).
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(BUILD)/libnode.a $(BUILD)/libshoal.a | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -fsanitize=fuzzer -o $@ $< \
+		$(BUILD)/libnode.a $(BUILD)/libshoal.a $(PKG_LIBS)
+
+fuzzers: $(FUZZ_BIN)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz BINDIR=build-fuzz/bin \
+		CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" \
+		fuzzers
+
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@FUZZ_TIME=$(FUZZ_TIME) bash fuzz/run.sh
+
 test: deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory fuzz-build
 	@bash tests/run.sh
 
 unit: all
@@ -106,6 +131,7 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan BINDIR=build-asan/bin \
 		OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
+	@$(MAKE) --no-print-directory fuzz-build
 	@SHOAL_BUILD=build-asan SHOAL_BIN=build-asan/bin bash tests/run.sh
 
 run: deps
@@ -116,6 +142,6 @@ format:
 	clang-format -i $(wildcard lib/*.[ch] router/*.[ch] node/*.[ch] cli/*.[ch] tests/unit/*.[ch])
 
 clean:
-	rm -rf build build-asan bin
+	rm -rf build build-asan build-fuzz bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suites and print, as the very last line, "N passed, N failed"
-# over all of them. `tests/run.sh` runs unit then e2e; `tests/run.sh unit`
-# or `tests/run.sh e2e` runs one kind. SHOAL_BUILD / SHOAL_BIN pick the
+# over all of them. `tests/run.sh` runs unit, a short fuzz run, then e2e;
+# `tests/run.sh unit|fuzz|e2e` runs one kind. SHOAL_BUILD / SHOAL_BIN pick the
 # build (the asan build sets them).
 set -u
 cd "$(dirname "$0")/.."
@@ -47,11 +47,29 @@ run_e2e() {
 	rm -f "$out"
 }
 
+# A short run of every libFuzzer harness (build-fuzz/, `make fuzz-build`),
+# each a pass or a failure; `make fuzz` runs them longer.
+run_fuzz() {
+	local out
+	if ! ls build-fuzz/fuzz/fuzz_* >/dev/null 2>&1; then
+		echo "fuzz: no harnesses built (make fuzz-build)"
+		failed=$((failed + 1))
+		return
+	fi
+	out=$(mktemp)
+	FUZZ_TIME=${SHOAL_FUZZ_TIME:-8} bash fuzz/run.sh >"$out" 2>&1
+	grep -E '^fuzz: ' "$out" || tail -n 40 "$out"
+	passed=$((passed + $(grep -cE '^fuzz: .* result=ok$' "$out")))
+	failed=$((failed + $(grep -cE '^fuzz: .* result=crash$' "$out")))
+	rm -f "$out"
+}
+
 case "$what" in
 unit) run_unit ;;
 e2e) run_e2e ;;
-all) run_unit; run_e2e ;;
-*) echo "usage: tests/run.sh [unit|e2e|all]" >&2; exit 2 ;;
+fuzz) run_fuzz ;;
+all) run_unit; run_fuzz; run_e2e ;;
+*) echo "usage: tests/run.sh [unit|fuzz|e2e|all]" >&2; exit 2 ;;
 esac
 
 echo "$passed passed, $failed failed"
