@@ -108,6 +108,9 @@ struct config {
 		enum cfg_bare_lf bare_lf;  /* default reject */
 		uint32_t max_sessions;     /* default 10000 */
 		uint32_t max_errors;       /* default 20 per session */
+		uint32_t max_sessions_per_ip; /* default 50, 0 = no limit */
+		uint32_t max_msgs_per_minute_per_ip;   /* default 0 = none */
+		uint32_t max_msgs_per_minute_per_user; /* default 0 = none */
 		uint32_t idle_timeout;     /* seconds, default 300 (RFC 5321 4.5.3.2.7) */
 		uint32_t session_timeout;  /* seconds, default 3600 */
 		uint32_t node_timeout_ms;  /* default 10000 */

@@ -20,6 +20,7 @@
 #include "router/enqueue.h"
 #include "router/listener.h"
 #include "router/auth.h"
+#include "router/limits.h"
 #include "router/tls.h"
 #include "router/session.h"
 
@@ -214,6 +215,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "shoal-router: %s\n", err);
 		goto out;
 	}
+	r.env.limits = limits_new(cfg);
 	if (router_setup_tls(&r, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shoal-router: %s\n", err);
 		goto out;
@@ -264,6 +266,7 @@ out:
 	free(r.env.relay_nets);
 	tls_server_free(r.env.tls);
 	auth_free(r.env.auth);
+	limits_free(r.env.limits);
 	config_free(cfg);
 	return status;
 }

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/buf.h"
 #include "lib/err.h"
@@ -33,6 +34,7 @@
 #include "router/enqueue.h"
 #include "router/session_auth.h"
 #include "router/session_int.h"
+#include "router/limits.h"
 #include "router/tls.h"
 #include "router/transfer.h"
 
@@ -166,6 +168,8 @@ session_free(struct session *s)
 		event_free(s->lifetime);
 	if (s->auth_timer)
 		event_free(s->auth_timer);
+	if (s->has_limit_slot)
+		limits_session_end(s->env->limits, s->client);
 	bufferevent_free(s->bev);
 	s->env->sessions--;
 	log_debug(LOG_SUB_SMTP, "client=%s event=disconnect", s->client);
@@ -310,6 +314,16 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 	if (s->ls->auth == CFG_AUTH_REQUIRED && !s->is_authed) {
 		memset(&s->mail, 0, sizeof(s->mail));
 		session_reply_error(s, "530 5.7.0 Authentication required");
+		return;
+	}
+	if (!limits_message(s->env->limits,
+			    s->is_relay_client ? "" : s->client,
+			    s->auth_user)) {
+		memset(&s->mail, 0, sizeof(s->mail));
+		log_info("client=%s event=rate_limited user=%s", s->client,
+			 s->auth_user[0] ? s->auth_user : "-");
+		session_reply(s, "451 4.7.1 Error: too many messages, slow "
+				 "down");
 		return;
 	}
 	session_set_state(s, SESSION_ST_MAIL);
@@ -739,6 +753,24 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 	s->state = SESSION_ST_GREET;
 	cidr_addr_str(peer, s->client, sizeof(s->client));
 	s->is_relay_client = cidr_match(env->relay_nets, env->n_relay_nets, peer);
+	/* clients in relay_networks (the senders behind the balancer) are
+	 * not limited per address, like Postfix's mynetworks */
+	if (!s->is_relay_client &&
+	    !limits_session_start(env->limits, s->client)) {
+		static const char busy[] = "421 4.7.0 Error: too many "
+					   "connections from your address\r\n";
+
+		/* best effort: the socket is fresh, its buffer is empty */
+		if (write(fd, busy, sizeof(busy) - 1) < 0) {
+			/* the client is gone already */
+		}
+		evutil_closesocket(fd);
+		log_info("client=%s event=refused reason=max_sessions_per_ip",
+			 s->client);
+		free(s);
+		return;
+	}
+	s->has_limit_slot = !s->is_relay_client;
 	snprintf(s->helo, sizeof(s->helo), "unknown");
 	if (tls_listener_implicit(ls) && env->tls != NULL) {
 		SSL *ssl = tls_server_ssl(env->tls);

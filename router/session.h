@@ -16,6 +16,7 @@ struct enqueue;
 struct session;
 struct tls_server;
 struct auth;
+struct limits;
 
 /* What every session of a router shares; owned by the router's main. */
 struct session_env {
@@ -24,6 +25,7 @@ struct session_env {
 	struct enqueue *enq;
 	struct tls_server *tls;       /* NULL without router.tls_cert */
 	struct auth *auth;            /* NULL without router.users_file */
+	struct limits *limits;        /* per-client limits */
 	struct qid_gen qids;
 	struct cidr *relay_nets;
 	size_t n_relay_nets;

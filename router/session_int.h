@@ -61,6 +61,7 @@ struct session {
 	char auth_login_user[256];   /* LOGIN: the name, until the password */
 	enum session_auth_step auth_step;
 	struct event *auth_timer;    /* a failure's delayed answer */
+	bool has_limit_slot;         /* counted in limits_session_start() */
 	char helo[SESSION_HELO_MAX + 1];
 	unsigned errors;
 	bool skipping_line;          /* discarding the rest of a long line */
