@@ -1,6 +1,7 @@
 /* Shared plumbing of shoalctl's commands: config loading, peers, error
  * output and enum names. No command logic here. */
 #include "cli/cli.h"
+#include "lib/curve.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -20,6 +21,12 @@ cli_load(struct cli *c)
 
 	if (config_load(c->config_path, &c->cfg, err, sizeof(err)) != 0) {
 		cli_error("%s", err);
+		return -1;
+	}
+	if (curve_init(c->cfg->cluster.curve_keys, err, sizeof(err)) != 0) {
+		cli_error("%s", err);
+		config_free(c->cfg);
+		c->cfg = NULL;
 		return -1;
 	}
 	c->zctx = zmq_ctx_new();

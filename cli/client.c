@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "lib/clock.h"
+#include "lib/curve.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 
@@ -46,6 +47,7 @@ client_new(void *zctx, const char *endpoint, int timeout_ms,
 	c->sock = zmq_socket(zctx, ZMQ_DEALER);
 	if (c->sock == NULL)
 		goto fail;
+	curve_client(c->sock);
 	if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
 	    zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0 ||
 	    zmq_connect(c->sock, endpoint) != 0)

@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/node.h"
+#include "cli/keygen.h"
 #include "cli/queue.h"
 #include "cli/user.h"
 #include "cli/shard.h"
@@ -31,6 +32,7 @@ struct main_cmd {
 
 static const struct main_cmd main_cmds[] = {
 	{ "status", NULL, 0, status_run, NULL },
+	{ "keygen", NULL, 0, keygen_run, NULL },
 	{ "queue", "list", CLI_OPT_NODE | CLI_OPT_DOMAIN | CLI_OPT_STATE,
 	  queue_list_run, NULL },
 	{ "queue", "show", 0, queue_show_run, NULL },
@@ -82,6 +84,8 @@ main_usage(FILE *f)
 		"from its peer\n"
 		"  user add|remove NAME        router.users_file (password "
 		"on stdin)\n"
+		"  keygen FILE                 a cluster key pair for "
+		"cluster.curve_keys\n"
 		"\n"
 		"exit status: 0 ok, 1 failure (message on stderr), 2 usage "
 		"error\n",

@@ -99,6 +99,7 @@ static const struct cfg_key cfg_limit_keys[] = {
 
 static const struct cfg_key cfg_cluster_keys[] = {
 	{ "name", CT_STR, OFF(cluster.name), 0, 1, 64, "shoal", NULL, NULL, 0, false },
+	{ "curve_keys", CT_STR, OFF(cluster.curve_keys), 0, 1, 1024, NULL, NULL, NULL, 0, false },
 	{ "shards", CT_U32, OFF(cluster.shards), 0, 1, 65536, "256", NULL, NULL, 0, false },
 	END
 };

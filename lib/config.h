@@ -87,6 +87,7 @@ struct config {
 	struct {
 		char *name;          /* default "shoal" */
 		uint32_t shards;     /* default 256, 1..65536 */
+		char *curve_keys;    /* lib/curve.h key file, or NULL */
 	} cluster;
 
 	struct cfg_node *nodes;

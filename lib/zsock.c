@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/curve.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
@@ -144,6 +145,8 @@ zsock_free(struct zsock *zs)
 int
 zsock_bind(struct zsock *zs, const char *endpoint)
 {
+	if (strncmp(endpoint, "inproc:", 7) != 0)
+		curve_server(zs->sock);
 	if (zmq_bind(zs->sock, endpoint) != 0) {
 		int err = errno;
 
@@ -157,6 +160,8 @@ zsock_bind(struct zsock *zs, const char *endpoint)
 int
 zsock_connect(struct zsock *zs, const char *endpoint)
 {
+	if (strncmp(endpoint, "inproc:", 7) != 0)
+		curve_client(zs->sock);
 	if (zmq_connect(zs->sock, endpoint) != 0) {
 		int err = errno;
 

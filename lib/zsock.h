@@ -18,7 +18,7 @@
 struct event_base;
 struct zsock;
 
-#define ZSOCK_MAX_FRAMES 6   /* more frames than this: message dropped */
+#define ZSOCK_MAX_FRAMES 8   /* more frames than this: message dropped */
 #define ZSOCK_BATCH 512      /* messages per read pass before yielding */
 
 /* Called once per received multipart message. frames[] belong to zsock and
@@ -41,7 +41,9 @@ struct zsock *zsock_new(struct event_base *base, void *zctx, int type,
  * callbacks. */
 void zsock_free(struct zsock *zs);
 
-/* Bind or connect. Returns 0 or -errno (logged with the endpoint). */
+/* Bind or connect. Returns 0 or -errno (logged with the endpoint).
+ * Cluster links get CURVE here when it is on (lib/curve.h): bind as its
+ * server, connect as its client; an inproc endpoint never. */
 int zsock_bind(struct zsock *zs, const char *endpoint);
 int zsock_connect(struct zsock *zs, const char *endpoint);
 

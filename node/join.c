@@ -16,6 +16,7 @@
 #include <zmq.h>
 
 #include "lib/clock.h"
+#include "lib/curve.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/shardmap.h"
@@ -93,6 +94,7 @@ join_round(void *ctx, const struct config *cfg, const char *me,
 		zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
 		zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
 		zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof(one));
+		curve_client(s);
 		zmq_connect(s, cfg->nodes[i].endpoint);
 		items[n].socket = s;
 		items[n].events = ZMQ_POLLIN;

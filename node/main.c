@@ -10,6 +10,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "lib/config.h"
+#include "lib/curve.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/proc.h"
@@ -66,6 +67,11 @@ main(int argc, char **argv)
 	log_init("shoal-node", LOG_LVL_INFO);
 	if (config_load(conf, &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shoal-node: %s\n", err);
+		return 1;
+	}
+	if (curve_init(cfg->cluster.curve_keys, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shoal-node: %s\n", err);
+		config_free(cfg);
 		return 1;
 	}
 	if (log_parse_level(cfg->log.level, &level) == 0)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "lib/curve.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/shardmap.h"
@@ -198,6 +199,41 @@ node_commit_hook(void *arg)
 	repl_kick(arg);
 }
 
+/* A ZAP request (RFC 27): version, id, domain, address, identity,
+ * mechanism, then for CURVE the client's public key. */
+static void
+node_on_zap(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
+{
+	struct node *n = arg;
+	bool ok = nframes == 7 && zmq_msg_size(&frames[5]) == 5 &&
+		  memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 &&
+		  curve_client_allowed(zmq_msg_data(&frames[6]),
+				       zmq_msg_size(&frames[6]));
+	const void *bufs[6] = { "1.0", NULL, ok ? "200" : "400",
+				ok ? "OK" : "not a cluster key", "", "" };
+	size_t lens[6] = { 3, 0, 3, ok ? 2 : 17, 0, 0 };
+
+	if (nframes < 2)
+		return;
+	bufs[1] = zmq_msg_data(&frames[1]);
+	lens[1] = zmq_msg_size(&frames[1]);
+	if (!ok)
+		log_warn("node id=%s event=refused_client reason=\"no cluster "
+			 "key\"",
+			 n->me->id);
+	zsock_send(zs, bufs, lens, 6, NULL);
+}
+
+/* Loopback, IPC or in-process: nothing to encrypt. */
+static bool
+node_is_local(const char *ep)
+{
+	return strncmp(ep, "tcp://127.", 10) == 0 ||
+	       strncmp(ep, "tcp://[::1]", 11) == 0 ||
+	       strncmp(ep, "tcp://localhost:", 16) == 0 ||
+	       strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0;
+}
+
 static void
 node_on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -259,6 +295,21 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 		rc = -ENOMEM;
 		goto fail;
 	}
+	if (curve_on()) {
+		/* ZAP: only clients holding the cluster's keys get in */
+		n->zap = zsock_new(base, n->zctx, ZMQ_REP, 4096, node_on_zap,
+				   NULL, n);
+		if (n->zap == NULL ||
+		    zsock_bind(n->zap, "inproc://zeromq.zap.01") != 0) {
+			rc = -EIO;
+			goto fail;
+		}
+	} else if (!node_is_local(me->endpoint)) {
+		log_warn("node id=%s event=unencrypted endpoint=%s note=\"set "
+			 "cluster.curve_keys (shoalctl keygen) or bind to "
+			 "loopback\"",
+			 me->id, me->endpoint);
+	}
 	rc = zsock_bind(n->front, me->endpoint);
 	if (rc != 0)
 		goto fail;
@@ -297,6 +348,7 @@ node_free(struct node *n)
 	if (n->sig_int)
 		event_free(n->sig_int);
 	zsock_free(n->front);
+	zsock_free(n->zap);
 	repl_free(n->repl);
 	if (n->zctx)
 		zmq_ctx_term(n->zctx);

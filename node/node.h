@@ -32,6 +32,7 @@ struct node {
 	struct store *store;
 	struct commit *commit;
 	struct zsock *front;       /* ROUTER at me->endpoint */
+	struct zsock *zap;         /* CURVE admission (lib/curve.h), or NULL */
 	struct ingest *ingest;
 	struct scheduler *sched;
 	struct deliver *deliver;

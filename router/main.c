@@ -13,6 +13,7 @@
 
 #include "lib/cidr.h"
 #include "lib/config.h"
+#include "lib/curve.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/proc.h"
@@ -199,6 +200,11 @@ main(int argc, char **argv)
 	log_init("shoal-router", LOG_LVL_INFO);
 	if (config_load(conf, &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shoal-router: %s\n", err);
+		return 1;
+	}
+	if (curve_init(cfg->cluster.curve_keys, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shoal-router: %s\n", err);
+		config_free(cfg);
 		return 1;
 	}
 	if (log_parse_level(cfg->log.level, &level) == 0)

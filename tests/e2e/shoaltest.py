@@ -391,11 +391,13 @@ class Cluster:
                  max_recipients=None, node_timeout_ms=None, bare_lf=None,
                  router_extra="", extra="", delivery=None, replication=None,
                  router_preexec=None, node_preexec=None, hostname=None,
-                 net=None, node_metrics=False, listen_extra=""):
+                 net=None, node_metrics=False, listen_extra="",
+                 cluster_extra=""):
         self.test = test
         self.net = net or Loopback()
         self.node_metrics = node_metrics
         self.listen_extra = listen_extra
+        self.cluster_extra = cluster_extra
         self.shards = shards
         self.name = name
         self.node_ids = [f"n{i + 1}" for i in range(nodes)]
@@ -445,7 +447,8 @@ class Cluster:
 
     def config_text(self):
         out = [f"cluster: {{ name = {_cfg_str(self.name)}; "
-               f"shards = {self.shards}; }};", "", "nodes = ("]
+               f"shards = {self.shards}; {self.cluster_extra} }};", "",
+               "nodes = ("]
         rows = []
         for n in self.node_ids:
             os.makedirs(self.data_dir(n), exist_ok=True)
