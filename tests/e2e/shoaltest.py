@@ -340,6 +340,14 @@ class ShoalTestCase(unittest.TestCase):
     def failed(self):
         return getattr(self, "_shoal_failed", False)
 
+    def tempdir(self, prefix="shoal-test-"):
+        """A new directory removed at cleanup (0755: helpers running as
+        nobody may need to read it)."""
+        d = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(d, 0o755)
+        self.addCleanup(shutil.rmtree, d, True)
+        return d
+
     def cluster(self, start=True, **kw):
         c = Cluster(self, **kw)
         if start:

@@ -28,10 +28,7 @@ def b64(s):
 class AuthTest(ShoalTestCase):
 
     def setUp(self):
-        self.dir = os.path.join("/tmp", f"shoal-auth-{os.getpid()}-"
-                                f"{time.monotonic_ns()}")
-        os.mkdir(self.dir)
-        self.addCleanup(subprocess.run, ["rm", "-rf", self.dir])
+        self.dir = self.tempdir("shoal-auth-")
         self.cert, self.key = make_cert(self.dir, "mx.auth.example")
         self.users = os.path.join(self.dir, "users")
 

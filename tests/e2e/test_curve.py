@@ -23,10 +23,7 @@ class CurveTest(ShoalTestCase):
                               capture_output=True, text=True, timeout=30)
 
     def test_1_encrypted_cluster(self):
-        d = os.path.join("/tmp", f"shoal-curve-{os.getpid()}-"
-                         f"{time.monotonic_ns()}")
-        os.mkdir(d)
-        self.addCleanup(subprocess.run, ["rm", "-rf", d])
+        d = self.tempdir("shoal-curve-")
         keys = os.path.join(d, "cluster.keys")
         r = self.keygen(keys)
         self.assertEqual(r.returncode, 0, r.stderr)

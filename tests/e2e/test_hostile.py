@@ -168,10 +168,7 @@ class HostileTest(ShoalTestCase):
                 self.assertTrue(c.router.running(), f"router died: {name}")
 
     def test_1_hostile_cases(self):
-        d = os.path.join("/tmp", f"shoal-hostile-{os.getpid()}-"
-                         f"{time.monotonic_ns()}")
-        os.mkdir(d)
-        self.addCleanup(subprocess.run, ["rm", "-rf", d])
+        d = self.tempdir("shoal-hostile-")
         users = os.path.join(d, "users")
         c = self.cluster(start=False, max_recipients=3,
                          router_extra=f'users_file = "{users}"; '

@@ -59,10 +59,7 @@ class LimitsTest(ShoalTestCase):
                 self.assertEqual(r.code, 250, r)
 
     def test_3_messages_per_minute_per_user(self):
-        d = os.path.join("/tmp", f"shoal-limits-{os.getpid()}-"
-                         f"{time.monotonic_ns()}")
-        os.mkdir(d)
-        self.addCleanup(subprocess.run, ["rm", "-rf", d])
+        d = self.tempdir("shoal-limits-")
         users = os.path.join(d, "users")
         c = self.cluster(start=False, relay_networks=(),
                          router_extra=f'users_file = "{users}"; '

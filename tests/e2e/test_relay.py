@@ -9,7 +9,6 @@ inside relay_networks may too. Nothing is queued for the refused ones.
 import base64
 import os
 import subprocess
-import time
 import unittest
 
 from shoaltest import ShoalTestCase, SMTPConn, bin_path
@@ -61,10 +60,7 @@ class RelayTest(ShoalTestCase):
         self.assertTrue(c.router.running())
 
     def test_2_relay_networks_and_authenticated_users_may(self):
-        d = os.path.join("/tmp", f"shoal-relay-{os.getpid()}-"
-                         f"{time.monotonic_ns()}")
-        os.mkdir(d)
-        self.addCleanup(subprocess.run, ["rm", "-rf", d])
+        d = self.tempdir("shoal-relay-")
         cert, key = make_cert(d, "mx.relay.example")
         users = os.path.join(d, "users")
         c = self.cluster(start=False, relay_networks=("192.0.2.0/24",),

@@ -11,7 +11,6 @@ import smtplib
 import socket
 import ssl
 import subprocess
-import time
 import unittest
 
 from shoaltest import (ShoalTestCase, StartError, make_message, wait_for)
@@ -77,10 +76,7 @@ class Raw:
 class TLSTest(ShoalTestCase):
 
     def setUp(self):
-        self.dir = os.path.join("/tmp", f"shoal-tls-{os.getpid()}-"
-                                f"{time.monotonic_ns()}")
-        os.mkdir(self.dir)
-        self.addCleanup(subprocess.run, ["rm", "-rf", self.dir])
+        self.dir = self.tempdir("shoal-tls-")
         self.cert, self.key = make_cert(self.dir, "mx.tls.example")
 
     def tls_cluster(self, implicit=False, plain=False):
