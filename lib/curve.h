@@ -5,7 +5,8 @@
  * present the cluster's public key (ZAP, node/node.c); every client uses
  * the keypair and the same key as the server's. A process without the
  * file cannot complete the handshake. Without the key nothing is
- * encrypted: nodes log a warning when they bind beyond loopback. */
+ * encrypted, and nodes bind their port on loopback only, with a warning
+ * (node/node.c). */
 #ifndef SHOAL_CURVE_H
 #define SHOAL_CURVE_H
 

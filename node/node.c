@@ -234,6 +234,24 @@ node_is_local(const char *ep)
 	       strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0;
 }
 
+/* Where to bind: the endpoint, or, without CURVE keys, only its port on
+ * loopback (unencrypted links stay on this host), with a warning. */
+static const char *
+node_bind_endpoint(const char *ep, char *buf, size_t len)
+{
+	const char *port = strrchr(ep, ':');
+
+	if (curve_on() || node_is_local(ep) || strncmp(ep, "tcp://", 6) != 0 ||
+	    port == NULL)
+		return ep;
+	snprintf(buf, len, "tcp://127.0.0.1%s", port);
+	log_warn("node endpoint=%s event=unencrypted bound=%s note=\"without "
+		 "cluster.curve_keys the node listens on loopback only: set it "
+		 "(shoalctl keygen) to serve other hosts\"",
+		 ep, buf);
+	return buf;
+}
+
 static void
 node_on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -251,6 +269,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	struct node *n = xcalloc(1, sizeof(*n));
 	int64_t max_msg = (int64_t)cfg->router.max_message_size +
 			  WIRE_BODY_SLACK + WIRE_META_MAX;
+	char local[64];
 	int rc;
 
 	n->cfg = cfg;
@@ -304,13 +323,9 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 			rc = -EIO;
 			goto fail;
 		}
-	} else if (!node_is_local(me->endpoint)) {
-		log_warn("node id=%s event=unencrypted endpoint=%s note=\"set "
-			 "cluster.curve_keys (shoalctl keygen) or bind to "
-			 "loopback\"",
-			 me->id, me->endpoint);
 	}
-	rc = zsock_bind(n->front, me->endpoint);
+	rc = zsock_bind(n->front, node_bind_endpoint(me->endpoint, local,
+						     sizeof(local)));
 	if (rc != 0)
 		goto fail;
 	n->sig_term = evsignal_new(base, SIGTERM, node_on_signal, n);

@@ -75,7 +75,14 @@ class Rig:
             f"  smtp_port = {self.sink_port};",
             "  retry_schedule = [ 1, 2, 3 ];",
         ])
-        self.c = test.cluster(start=False, net=self.net,
+        # beyond loopback the links need CURVE keys (lib/curve.h)
+        extra = ""
+        if self.use_ns:
+            keys = os.path.join(self.dir, "cluster.keys")
+            subprocess.run([bin_path("shoalctl"), "keygen", keys],
+                           check=True, capture_output=True, timeout=30)
+            extra = f'curve_keys = "{keys}";'
+        self.c = test.cluster(start=False, net=self.net, cluster_extra=extra,
                               relay_networks=("127.0.0.0/8",
                                               f"{netns.SUBNET}.0/24"),
                               delivery=delivery, replication=REPLICATION,
