@@ -705,6 +705,16 @@ class Cluster:
                     f"stdout: {out_cut.rstrip()}\nstderr: {err_s.rstrip()}\n")
         return rc, doc, err_s
 
+    def add_user(self, name, password):
+        """shoalctl user add NAME, the password on stdin (router.users_file
+        must be in the config)."""
+        r = subprocess.run([bin_path("shoalctl"), "-c", self.conf, "user",
+                            "add", name], input=password + "\n", text=True,
+                           capture_output=True, timeout=60, cwd=REPO)
+        if r.returncode != 0:
+            raise AssertionError(f"shoalctl user add {name}: exit "
+                                 f"{r.returncode}: {r.stderr}")
+
     def ctl_ok(self, *args, timeout=30):
         """shoalctl that must succeed with a JSON document; returns it."""
         rc, doc, err = self.shoalctl(*args, timeout=timeout)

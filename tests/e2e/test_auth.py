@@ -43,15 +43,9 @@ class AuthTest(ShoalTestCase):
             c.listen_extra = (f', {{ address = "127.0.0.1:{c.port2}"; '
                               f'{second} }}')
         c.write_config()
-        self.add_user(c, "alice", "s3cret pass")
+        c.add_user("alice", "s3cret pass")
         c.start()
         return c
-
-    def add_user(self, c, name, password):
-        r = subprocess.run([bin_path("shoalctl"), "-c", c.conf, "user",
-                            "add", name], input=password + "\n",
-                           capture_output=True, text=True, timeout=60)
-        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_1_plain_under_tls_lets_the_user_relay(self):
         c = self.auth_cluster()
@@ -133,7 +127,7 @@ class AuthTest(ShoalTestCase):
 
     def test_4_users_file_reloaded_on_sighup(self):
         c = self.auth_cluster()
-        self.add_user(c, "bob", "other")
+        c.add_user("bob", "other")
         with smtplib.SMTP("127.0.0.1", c.port, timeout=10) as s:
             s.starttls(context=client_ctx())
             with self.assertRaises(smtplib.SMTPAuthenticationError):

@@ -412,9 +412,11 @@ class FaultTest(ShoalTestCase):
         rig.wait_acks(20, what="250s after space came back")
         rig.finish("fill primary disk", recovery)
 
-    def test_6_shard_move_killing_the_source(self):
-        # the MX is down at first so that shard 0 holds more than one
-        # batch (4 MiB) when it moves: the kill comes between batches
+    def move_and_kill(self, victim):
+        """Move shard 0 from n1 to n3 under load and kill -9 `victim` as
+        soon as n3 receives the first batch. The MX is down at first so
+        that shard 0 holds more than one batch (4 MiB): the kill comes
+        between batches. Returns (rig, time of the kill)."""
         rig = Rig(self, nodes=4, sink_first=False, size=200000)
         rig.start()
         rig.start_load()
@@ -425,39 +427,28 @@ class FaultTest(ShoalTestCase):
         wait_for(lambda: "event=move_incoming shard=0" in
                  rig.c.node("n3").log_text(), 30, "n3 receiving shard 0")
         t_kill = time.time()
-        rig.c.kill_node("n1", signal.SIGKILL)
+        rig.c.kill_node(victim, signal.SIGKILL)
         mid = "event=move_done" not in rig.c.node("n1").log_text()
-        log(f"fault: source killed {'mid-move' if mid else 'after it'}")
-        # shoalctl goes on with n1's successor (n2, once it took over)
+        log(f"fault: {victim} killed {'mid-move' if mid else 'after it'}")
+        if victim != "n1":
+            rig.c.start_node(victim)
+        # a dead source: shoalctl goes on with its successor (n2, once it
+        # took over); a dead target: n1 sends everything again
         self.assertEqual(move.wait(120), 0, "shoalctl shard move done")
-        st = rig.c.ctl_ok("shard", "list")
-        self.assertEqual(st["shards"][0]["primary"], "n3")
+        wait_for(lambda: rig.c.owners().get(0) == "n3", 15,
+                 "shard 0 on n3")
         rig.start_sink()
+        return rig, t_kill
+
+    def test_6_shard_move_killing_the_source(self):
+        rig, t_kill = self.move_and_kill("n1")
         recovery = rig.first_ack_after(t_kill, "n1")
         rig.c.start_node("n1")
         rig.wait_acks(50, what="250s after the move")
         rig.finish("kill -9 source mid shard move", recovery)
 
     def test_6b_shard_move_killing_the_target(self):
-        rig = Rig(self, nodes=4, sink_first=False, size=200000)
-        rig.start()
-        rig.start_load()
-        rig.wait_acks(400, 60, "250s before the move")
-        move = rig.c.spawn("shoalctl-move", rig.net.wrap("ctl", [
-            bin_path("shoalctl"), "-c", rig.c.conf, "--json", "shard",
-            "move", "0", "--to", "n3"]))
-        wait_for(lambda: "event=move_incoming shard=0" in
-                 rig.c.node("n3").log_text(), 30, "n3 receiving shard 0")
-        t_kill = time.time()
-        rig.c.kill_node("n3", signal.SIGKILL)
-        mid = "event=move_done" not in rig.c.node("n1").log_text()
-        log(f"fault: target killed {'mid-move' if mid else 'after it'}")
-        rig.c.start_node("n3")
-        # n1 sends everything again from batch 1 and hands over
-        self.assertEqual(move.wait(120), 0, "shoalctl shard move done")
-        wait_for(lambda: rig.c.owners().get(0) == "n3", 15,
-                 "shard 0 on n3")
-        rig.start_sink()
+        rig, t_kill = self.move_and_kill("n3")
         recovery = rig.first_ack_after(t_kill, "n1")
         rig.wait_acks(50, what="250s after the move")
         rig.finish("kill -9 target mid shard move", recovery)

@@ -7,14 +7,12 @@ alive, and at the end that its memory stayed bounded. The cases are a
 table; each runs on a fresh connection.
 """
 
-import base64
 import os
 import socket
-import subprocess
 import time
 import unittest
 
-from shoaltest import ShoalTestCase, bin_path, log
+from shoaltest import ShoalTestCase, log
 
 HDR = b"From: <a@example.org>\r\nSubject: hostile\r\n\r\n"
 MAIL = b"MAIL FROM:<a@example.org>\r\n"
@@ -176,10 +174,7 @@ class HostileTest(ShoalTestCase):
         c.listen_extra = (f', {{ address = "127.0.0.1:{c.port2}"; '
                           f'tls = "none"; auth_plaintext = true; }}')
         c.write_config()
-        r = subprocess.run([bin_path("shoalctl"), "-c", c.conf, "user",
-                            "add", "u"], input="p\n", text=True,
-                           capture_output=True, timeout=60)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        c.add_user("u", "p")
         c.start()
         before = rss_kb(c.router.pid)
         for _ in range(2):   # two rounds: memory must not grow with them

@@ -5,11 +5,10 @@
 
 import base64
 import os
-import subprocess
 import time
 import unittest
 
-from shoaltest import SMTPConn, ShoalTestCase, bin_path, make_message
+from shoaltest import SMTPConn, ShoalTestCase, make_message
 from test_tls import Raw
 
 
@@ -67,10 +66,7 @@ class LimitsTest(ShoalTestCase):
         c.listen_extra = (f', {{ address = "127.0.0.1:{c.port2}"; '
                           f'tls = "none"; auth_plaintext = true; }}')
         c.write_config()
-        r = subprocess.run([bin_path("shoalctl"), "-c", c.conf, "user",
-                            "add", "dave"], input="pw\n", text=True,
-                           capture_output=True, timeout=60)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        c.add_user("dave", "pw")
         c.start()
         tok = base64.b64encode(b"\0dave\0pw").decode()
         for conn in range(2):

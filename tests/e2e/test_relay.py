@@ -8,10 +8,9 @@ inside relay_networks may too. Nothing is queued for the refused ones.
 
 import base64
 import os
-import subprocess
 import unittest
 
-from shoaltest import ShoalTestCase, SMTPConn, bin_path
+from shoaltest import ShoalTestCase, SMTPConn
 from test_tls import Raw, client_ctx, make_cert
 
 TRICKS = [
@@ -67,10 +66,7 @@ class RelayTest(ShoalTestCase):
                          router_extra=f'tls_cert = "{cert}"; tls_key = '
                                       f'"{key}"; users_file = "{users}";')
         c.write_config()
-        r = subprocess.run([bin_path("shoalctl"), "-c", c.conf, "user",
-                            "add", "carol"], input="pw\n", text=True,
-                           capture_output=True, timeout=60)
-        self.assertEqual(r.returncode, 0, r.stderr)
+        c.add_user("carol", "pw")
         c.start()
         raw = Raw(c.port)
         raw.reply()

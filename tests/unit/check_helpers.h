@@ -19,7 +19,9 @@
 		return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;            \
 	}
 
-/* A new empty directory /tmp/shoal-test-NAME-XXXXXX, its path in buf. */
+/* A new empty directory /tmp/shoal-test-NAME-<6 random characters>, its
+ * path in buf (the XXXXXX below is mkdtemp(3)'s template, which it
+ * replaces). */
 static inline void
 check_mkdtemp(char *buf, size_t len, const char *name)
 {
