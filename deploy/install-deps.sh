@@ -8,6 +8,7 @@ PKGS=(
 	liblmdb-dev lmdb-utils libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
 	libc-ares-dev libssl-dev libevent-dev libconfig-dev check libsystemd-dev
 	postfix swaks dnsmasq-base python3 python3-aiosmtpd python3-dkim
+	python3-dnspython python3-yaml python3-prometheus-client
 	iproute2 procps openssl haproxy
 )
 
