@@ -84,17 +84,30 @@ metrics_sample(struct buf *b, const char *name,
 	buf_printf(b, " %llu\n", (unsigned long long)value);
 }
 
-/* A float as the format spells it: Go's ParseFloat reads %.17g, and the
- * three specials have fixed names. */
+/* A float as the format spells it: fixed point to the microsecond (no
+ * exponent, which simple scrapers and our tests' line checks refuse),
+ * trailing zeros cut; the three specials have fixed names. */
 static void
 metrics_format_double(char *out, size_t outlen, double v)
 {
-	if (isnan(v))
+	size_t n;
+
+	if (isnan(v)) {
 		snprintf(out, outlen, "NaN");
-	else if (isinf(v))
+		return;
+	}
+	if (isinf(v)) {
 		snprintf(out, outlen, "%s", v > 0 ? "+Inf" : "-Inf");
-	else
-		snprintf(out, outlen, "%.17g", v);
+		return;
+	}
+	snprintf(out, outlen, "%.6f", v);
+	n = strlen(out);
+	while (n > 0 && out[n - 1] == '0')
+		out[--n] = '\0';
+	if (n > 0 && out[n - 1] == '.')
+		out[--n] = '\0';
+	if (strcmp(out, "-0") == 0)
+		snprintf(out, outlen, "0");
 }
 
 void
@@ -102,7 +115,7 @@ metrics_sample_double(struct buf *b, const char *name,
 		      const struct metrics_label *labels, size_t n_labels,
 		      double value)
 {
-	char num[64];
+	char num[352]; /* %.6f of DBL_MAX: 309 digits and 7 */
 
 	metrics_format_double(num, sizeof(num), value);
 	buf_printf(b, "%s", name);
@@ -157,16 +170,14 @@ metrics_hist_write(struct buf *b, const char *name,
 		   const struct metrics_label *labels, size_t n_labels,
 		   const struct metrics_hist *h)
 {
-	char sub[160], le[64];
+	char sub[160], le[352];
 	uint64_t cum = 0;
 
 	snprintf(sub, sizeof(sub), "%s_bucket", name);
 	for (size_t i = 0; i <= h->n_bounds; i++) {
 		cum += h->counts[i];
-		if (i < h->n_bounds)
-			snprintf(le, sizeof(le), "%.6g", h->bounds[i]);
-		else
-			snprintf(le, sizeof(le), "+Inf");
+		metrics_format_double(le, sizeof(le),
+				      i < h->n_bounds ? h->bounds[i] : INFINITY);
 		buf_printf(b, "%s", sub);
 		metrics_labels(b, labels, n_labels, le);
 		buf_printf(b, " %llu\n", (unsigned long long)cum);
