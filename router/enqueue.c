@@ -244,6 +244,7 @@ enq_conn_add(struct enqueue *e, const char *id, const char *endpoint)
 
 	e->conns = xrealloc(e->conns, (e->n_conns + 1) * sizeof(*e->conns));
 	c = &e->conns[e->n_conns];
+	memset(c, 0, sizeof(*c)); /* heard_ms, epoch, results start at 0 */
 	c->id = xstrdup(id);
 	c->endpoint = xstrdup(endpoint);
 	c->e = e;
