@@ -13,7 +13,9 @@ values must then match what the test did, exactly where the test knows.
 """
 
 import math
+import os
 import re
+import smtplib
 import socket
 import urllib.error
 import urllib.request
@@ -22,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shoaltest import SMTPConn, ShoalTestCase, make_message, wait_for
 from test_delivery import DEST, DEST_MX, SENDER, Peers
+from test_tls import client_ctx, make_cert
 
 SCRAPE_TIMEOUT = 10
 OUTSIDER_IP = "127.0.0.9"          # not in relay_networks below
@@ -473,3 +476,51 @@ class MetricsTest(ShoalTestCase):
             r = conn.mail("a@example.com", ["b@example.net"], make_message())
         self.assertEqual(r.code, 250, r)
         self.assertTrue(c.router.running())
+
+    # ---- 4 ----
+
+    def test_04_tls_and_auth_counters(self):
+        d = self.tempdir("shoal-metrics-")
+        cert, key = make_cert(d, "mx.metrics.example")
+        users = os.path.join(d, "users")
+        c = self.cluster(start=False, relay_networks=(), router_metrics=True,
+                         router_extra=f'tls_cert = "{cert}"; tls_key = '
+                                      f'"{key}"; users_file = "{users}";')
+        c.write_config()
+        c.add_user("alice", "s3cret pass")
+        c.start()
+        with smtplib.SMTP(c.router_host, c.port, timeout=15) as s:
+            s.ehlo()
+            code, _ = s.docmd("AUTH", "PLAIN")
+            self.assertEqual(code, 538, "AUTH before TLS")
+            s.starttls(context=client_ctx())
+            s.ehlo()
+            s.user, s.password = "alice", "wrong"
+            with self.assertRaises(smtplib.SMTPAuthenticationError):
+                s.auth("PLAIN", s.auth_plain)
+            s.user, s.password = "alice", "s3cret pass"
+            s.auth("PLAIN", s.auth_plain)
+            s.sendmail("a@example.org", ["b@example.net"], make_message())
+        # a handshake that fails: STARTTLS, then bytes that are not TLS
+        with SMTPConn(c.port) as conn:
+            conn.ehlo()
+            conn.expect("STARTTLS", 220)
+            conn.send(b"\x16\x03\x01\x00\x05hello, this is not TLS\r\n" * 4)
+            conn.closed_by_peer(10)
+
+        def counted():
+            r = scrape(c, "router")
+            return r if r.get("shoal_router_sessions") == 0 else None
+        r = wait_for(counted, 10, "both sessions over")
+        self.assertEqual(r.get("shoal_router_tls_handshakes_total",
+                               result="ok"), 1)
+        self.assertEqual(r.get("shoal_router_tls_handshakes_total",
+                               result="failed"), 1)
+        self.assertEqual(r.get("shoal_router_auth_total", result="ok"), 1)
+        self.assertEqual(r.get("shoal_router_auth_total", result="failed"),
+                         1)
+        self.assertEqual(r.get("shoal_router_rejected_total",
+                               reason="tls_required"), 1)
+        self.assertEqual(r.get("shoal_router_rejected_total",
+                               reason="auth_failed"), 1)
+        self.assertEqual(r.get("shoal_router_messages_accepted_total"), 1)
