@@ -132,16 +132,14 @@ metrics_counter(struct buf *b, const char *name, const char *help,
 }
 
 void
-metrics_gauge(struct buf *b, const char *name, const char *help,
-	      uint64_t value)
+metrics_gauge(struct buf *b, const char *name, const char *help, uint64_t value)
 {
 	metrics_family(b, name, "gauge", help);
 	metrics_sample(b, name, NULL, 0, value);
 }
 
 void
-metrics_hist_init(struct metrics_hist *h, const double *bounds,
-		  size_t n_bounds)
+metrics_hist_init(struct metrics_hist *h, const double *bounds, size_t n_bounds)
 {
 	SHOAL_ASSERT(n_bounds <= METRICS_HIST_MAX);
 	for (size_t i = 1; i < n_bounds; i++)
@@ -177,7 +175,8 @@ metrics_hist_write(struct buf *b, const char *name,
 	for (size_t i = 0; i <= h->n_bounds; i++) {
 		cum += h->counts[i];
 		metrics_format_double(le, sizeof(le),
-				      i < h->n_bounds ? h->bounds[i] : INFINITY);
+				      i < h->n_bounds ? h->bounds[i] :
+							INFINITY);
 		buf_printf(b, "%s", sub);
 		metrics_labels(b, labels, n_labels, le);
 		buf_printf(b, " %llu\n", (unsigned long long)cum);

@@ -15,9 +15,9 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
-#define METRICS_HTTP_TIMEOUT_S 10      /* a slow scraper is cut */
-#define METRICS_HTTP_HEADERS_MAX 8192  /* request line and headers */
-#define METRICS_HTTP_BODY_MAX 1024     /* a GET has no body */
+#define METRICS_HTTP_TIMEOUT_S 10	 /* a slow scraper is cut */
+#define METRICS_HTTP_HEADERS_MAX 8192	 /* request line and headers */
+#define METRICS_HTTP_BODY_MAX 1024	 /* a GET has no body */
 #define METRICS_HTTP_OUT_MAX (16u << 20) /* our answer; labels are bounded */
 #define METRICS_HTTP_BACKLOG 128
 
@@ -74,7 +74,8 @@ metrics_http_new(struct event_base *base, const char *address,
 	if (evutil_parse_sockaddr_port(address, (struct sockaddr *)&ss,
 				       &sslen) != 0) {
 		log_error("metrics address=%s error=\"cannot parse; expected "
-			  "host:port\"", address);
+			  "host:port\"",
+			  address);
 		return NULL;
 	}
 	h = xcalloc(1, sizeof(*h));
@@ -93,8 +94,8 @@ metrics_http_new(struct event_base *base, const char *address,
 	l = evconnlistener_new_bind(base, NULL, NULL,
 				    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
 					    LEV_OPT_CLOSE_ON_EXEC,
-				    METRICS_HTTP_BACKLOG, (struct sockaddr *)&ss,
-				    sslen);
+				    METRICS_HTTP_BACKLOG,
+				    (struct sockaddr *)&ss, sslen);
 	if (l == NULL) {
 		log_error_errno("metrics address=%s event=listen_failed",
 				address);

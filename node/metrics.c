@@ -28,8 +28,8 @@
 #include "node/store.h"
 
 #define METRICS_DEPTH_TTL_MS 1000
-#define METRICS_OUTCOMES 3          /* enum outcome */
-#define METRICS_DNS_RESULTS 5       /* enum dns_status */
+#define METRICS_OUTCOMES 3		  /* enum outcome */
+#define METRICS_DNS_RESULTS 5		  /* enum dns_status */
 #define METRICS_OTHER METRICS_DEST_LABELS /* the slot past the named ones */
 
 /* Seconds from hand-over to delivery until the job's results came back:
@@ -39,7 +39,10 @@ static const double metrics_attempt_bounds[] = {
 };
 
 static const char *const metrics_states[] = {
-	"healthy", "degraded", "catching_up", "off",
+	"healthy",
+	"degraded",
+	"catching_up",
+	"off",
 };
 
 static const char *const metrics_outcomes[METRICS_OUTCOMES] = {
@@ -59,19 +62,19 @@ static const char *const metrics_dns_results[METRICS_DNS_RESULTS] = {
 struct metrics_dest {
 	char domain[DNS_NAME_MAX + 1];
 	uint64_t results[METRICS_OUTCOMES];
-	uint32_t conns;               /* scratch while rendering */
+	uint32_t conns; /* scratch while rendering */
 };
 
 struct metrics {
 	struct node *n;
-	struct metrics_http *http;    /* NULL without an address */
+	struct metrics_http *http; /* NULL without an address */
 	/* dests[0..n_dests) named, dests[METRICS_OTHER] the rest */
 	struct metrics_dest dests[METRICS_DEST_LABELS + 1];
 	size_t n_dests;
 	uint64_t dns[METRICS_DNS_RESULTS];
 	struct metrics_hist attempt;
-	struct admin_depth depth;     /* cached walk */
-	uint64_t depth_at_ms;         /* monotonic; 0 = never */
+	struct admin_depth depth; /* cached walk */
+	uint64_t depth_at_ms;	  /* monotonic; 0 = never */
 	bool has_depth;
 };
 
@@ -108,9 +111,9 @@ metrics_attempt(struct metrics *m, uint64_t started_us)
 
 	if (m == NULL)
 		return;
-	metrics_hist_observe(&m->attempt,
-			     now > started_us ? (double)(now - started_us) / 1e6
-					      : 0);
+	metrics_hist_observe(
+		&m->attempt,
+		now > started_us ? (double)(now - started_us) / 1e6 : 0);
 }
 
 void

@@ -17,8 +17,7 @@
 /* Seconds from the end of DATA (or the last BDAT chunk) until the node
  * answered; the benchmark helper reads this histogram by name. */
 static const double router_enqueue_bounds[] = {
-	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05,
-	0.1,    0.2,   0.5,   1,     2,    5,
+	0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5,
 };
 
 static const char *const router_reject_names[ROUTER_REJECT_N] = {
@@ -65,27 +64,33 @@ enum router_enqueue_result
 router_enqueue_result_of(int result)
 {
 	switch (result) {
-	case 0: return ROUTER_ENQ_OK;
-	case SHOAL_E_STORAGE_FULL: return ROUTER_ENQ_STORAGE_FULL;
-	case SHOAL_E_NOT_DURABLE: return ROUTER_ENQ_NOT_DURABLE;
-	case SHOAL_E_WRONG_EPOCH: return ROUTER_ENQ_WRONG_EPOCH;
-	case -ETIMEDOUT: return ROUTER_ENQ_TIMEOUT;
-	case -EAGAIN: return ROUTER_ENQ_UNAVAILABLE;
-	default: return ROUTER_ENQ_ERROR;
+	case 0:
+		return ROUTER_ENQ_OK;
+	case SHOAL_E_STORAGE_FULL:
+		return ROUTER_ENQ_STORAGE_FULL;
+	case SHOAL_E_NOT_DURABLE:
+		return ROUTER_ENQ_NOT_DURABLE;
+	case SHOAL_E_WRONG_EPOCH:
+		return ROUTER_ENQ_WRONG_EPOCH;
+	case -ETIMEDOUT:
+		return ROUTER_ENQ_TIMEOUT;
+	case -EAGAIN:
+		return ROUTER_ENQ_UNAVAILABLE;
+	default:
+		return ROUTER_ENQ_ERROR;
 	}
 }
 
 void
-router_stats_enqueued(struct session_env *env, int result,
-		      uint64_t data_end_us, size_t msg_size)
+router_stats_enqueued(struct session_env *env, int result, uint64_t data_end_us,
+		      size_t msg_size)
 {
 	struct router_stats *st = &env->stats;
 	uint64_t now = clock_mono_us();
 
-	metrics_hist_observe(&st->enqueue,
-			     now > data_end_us ?
-				     (double)(now - data_end_us) / 1e6 :
-				     0);
+	metrics_hist_observe(
+		&st->enqueue,
+		now > data_end_us ? (double)(now - data_end_us) / 1e6 : 0);
 	if (result == 0)
 		st->bytes += msg_size;
 	else if (result == SHOAL_E_STORAGE_FULL)
@@ -120,8 +125,8 @@ router_metrics_render(struct buf *b, void *arg)
 	const struct router_stats *st = &env->stats;
 	struct metrics_label l;
 
-	metrics_gauge(b, "shoal_router_sessions",
-		      "SMTP sessions open now.", env->sessions);
+	metrics_gauge(b, "shoal_router_sessions", "SMTP sessions open now.",
+		      env->sessions);
 	metrics_counter(b, "shoal_router_sessions_total",
 			"SMTP sessions started.", st->sessions_total);
 	metrics_counter(b, "shoal_router_messages_accepted_total",

@@ -16,20 +16,20 @@ struct router_metrics;
 /* Why the router refused something (a command, a recipient, a message or
  * a connection): the `reason` label, a fixed set. */
 enum router_reject {
-	ROUTER_REJECT_RELAY_DENIED = 0,   /* RCPT from outside relay_networks */
-	ROUTER_REJECT_AUTH_REQUIRED,      /* MAIL before AUTH where required */
-	ROUTER_REJECT_AUTH_FAILED,        /* 535 */
-	ROUTER_REJECT_TLS_REQUIRED,       /* AUTH before STARTTLS */
-	ROUTER_REJECT_TOO_BIG,            /* SIZE= or the data itself */
+	ROUTER_REJECT_RELAY_DENIED = 0, /* RCPT from outside relay_networks */
+	ROUTER_REJECT_AUTH_REQUIRED,	/* MAIL before AUTH where required */
+	ROUTER_REJECT_AUTH_FAILED,	/* 535 */
+	ROUTER_REJECT_TLS_REQUIRED,	/* AUTH before STARTTLS */
+	ROUTER_REJECT_TOO_BIG,		/* SIZE= or the data itself */
 	ROUTER_REJECT_TOO_MANY_RECIPIENTS,
-	ROUTER_REJECT_BAD_RECIPIENT,      /* no domain */
-	ROUTER_REJECT_RATE_LIMITED,       /* per-client message rate */
-	ROUTER_REJECT_TOO_MANY_SESSIONS,  /* max_sessions, per-address cap */
-	ROUTER_REJECT_BAD_SYNTAX,         /* commands, parameters, bare CR/LF */
-	ROUTER_REJECT_BAD_SEQUENCE,       /* 503 */
-	ROUTER_REJECT_TIMEOUT,            /* idle or session lifetime */
-	ROUTER_REJECT_NODE_UNAVAILABLE,   /* 451: not made durable */
-	ROUTER_REJECT_STORAGE_FULL,       /* 452 from the node */
+	ROUTER_REJECT_BAD_RECIPIENT,	 /* no domain */
+	ROUTER_REJECT_RATE_LIMITED,	 /* per-client message rate */
+	ROUTER_REJECT_TOO_MANY_SESSIONS, /* max_sessions, per-address cap */
+	ROUTER_REJECT_BAD_SYNTAX,	 /* commands, parameters, bare CR/LF */
+	ROUTER_REJECT_BAD_SEQUENCE,	 /* 503 */
+	ROUTER_REJECT_TIMEOUT,		 /* idle or session lifetime */
+	ROUTER_REJECT_NODE_UNAVAILABLE,	 /* 451: not made durable */
+	ROUTER_REJECT_STORAGE_FULL,	 /* 452 from the node */
 	ROUTER_REJECT_N
 };
 
@@ -48,11 +48,11 @@ enum router_enqueue_result {
 struct router_stats {
 	uint64_t sessions_total;
 	uint64_t rejected[ROUTER_REJECT_N];
-	uint64_t rcpts;                  /* RCPT answered 250 */
-	uint64_t bytes;                  /* of accepted messages */
+	uint64_t rcpts; /* RCPT answered 250 */
+	uint64_t bytes; /* of accepted messages */
 	uint64_t tls_ok, tls_failed;
 	uint64_t auth_ok, auth_failed;
-	struct metrics_hist enqueue;     /* seconds, end of data to answer */
+	struct metrics_hist enqueue; /* seconds, end of data to answer */
 };
 
 /* Start the counters (the histogram's buckets). */
