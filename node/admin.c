@@ -306,6 +306,35 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 	free(c.per_shard);
 }
 
+int
+admin_queue_depth(struct store *st, const Shoal__ShardMap *map,
+		  const char *node_id, struct admin_depth *out)
+{
+	struct admin_ctx ctx = { .store = st, .node_id = node_id, .map = map };
+	struct admin_count c;
+	struct store_txn *t;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.ctx = &ctx;
+	c.per_shard = xcalloc(map->n_shards ? map->n_shards : 1,
+			      sizeof(*c.per_shard));
+	rc = store_txn_begin(st, true, &t);
+	if (rc == 0) {
+		rc = store_msg_foreach(t, admin_count_one, &c);
+		store_txn_abort(t);
+		admin_log_unreadable(0, c.unreadable, c.first_unreadable);
+	}
+	free(c.per_shard);
+	if (rc != 0)
+		return rc;
+	out->messages = c.messages;
+	out->queued = c.queued;
+	out->deferred = c.deferred;
+	out->held = c.held;
+	return 0;
+}
+
 /* ---- queue list ------------------------------------------------------ */
 
 struct admin_list_item {

@@ -81,6 +81,18 @@ struct admin_ctx {
 void admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 		  void **out, size_t *out_len);
 
+/* The queue as `shoalctl status` counts it, for shards this node is
+ * primary for: messages, recipients queued and deferred (held messages
+ * left out), held messages. */
+struct admin_depth {
+	uint64_t messages, queued, deferred, held;
+};
+
+/* Count the queue in one read transaction: O(queue), like status. Returns
+ * 0 and fills *out, or the store's error. */
+int admin_queue_depth(struct store *st, const Shoal__ShardMap *map,
+		      const char *node_id, struct admin_depth *out);
+
 /* Pack a reply built by a deferred handler (INTERNAL instead when it
  * would be too large to read). Caller frees *out. */
 void admin_reply_pack(Shoal__AdminReply *r, void **out, size_t *out_len);

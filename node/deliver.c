@@ -32,6 +32,7 @@
 #include "lib/xmalloc.h"
 #include "node/dns.h"
 #include "node/job.h"
+#include "node/metrics.h"
 #include "node/node.h"
 #include "node/outcome.h"
 #include "node/scheduler.h"
@@ -54,6 +55,7 @@ struct dconn;
 struct dest {
 	struct deliver *d;
 	char key[DELIVER_KEY_MAX];
+	char domain[DNS_NAME_MAX + 1]; /* whose job made it: metrics label */
 	struct dest_addr addrs[DELIVER_ADDRS_MAX];
 	size_t n_addrs;
 	struct shaping shape;
@@ -195,6 +197,7 @@ dest_new(struct deliver *d, const char *key, const char *domain)
 
 	ds->d = d;
 	snprintf(ds->key, sizeof(ds->key), "%s", key);
+	snprintf(ds->domain, sizeof(ds->domain), "%s", domain);
 	shaping_for_domain(d->n->cfg, domain, d->share, &ds->shape);
 	ds->wake = evtimer_new(d->n->base, dest_on_wake, ds);
 	ds->next = d->dests;
@@ -661,7 +664,7 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 					  (uint16_t)d->n->cfg->delivery.smtp_port;
 
 	dwait_unlink(w);
-
+	metrics_dns(d->n->metrics, r->status);
 	switch (r->status) {
 	case DNS_OK:
 		break;
@@ -818,6 +821,15 @@ uint32_t
 deliver_connections(const struct deliver *d)
 {
 	return d->n_conns;
+}
+
+void
+deliver_foreach_dest(const struct deliver *d, deliver_dest_fn fn, void *arg)
+{
+	if (d == NULL)
+		return;
+	for (const struct dest *ds = d->dests; ds; ds = ds->next)
+		fn(ds->domain, ds->n_conns, arg);
 }
 
 struct deliver *

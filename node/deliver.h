@@ -28,4 +28,12 @@ void deliver_submit(struct deliver *d, struct job *j);
 /* Open connections now (all destinations). */
 uint32_t deliver_connections(const struct deliver *d);
 
+/* Call fn for every destination with the domain of the job that created
+ * it (destinations are MX sets; several domains may share one) and its
+ * open connections. fn must not submit jobs. */
+typedef void (*deliver_dest_fn)(const char *domain, uint32_t n_conns,
+				void *arg);
+void deliver_foreach_dest(const struct deliver *d, deliver_dest_fn fn,
+			  void *arg);
+
 #endif

@@ -42,6 +42,7 @@ struct job {
 	uint32_t *rcpt;            /* indexes into msg->sm->envelope->rcpts */
 	struct job_result *res;    /* n results, filled by delivery */
 	uint64_t started;          /* unix seconds */
+	uint64_t started_us;       /* clock_mono_us(), for metrics */
 	struct scheduler *sched;   /* owner, gets the job back */
 	struct job *next;          /* delivery's queue link */
 };

@@ -1,61 +1,240 @@
 /* GET /metrics for Prometheus: the node's pair (state, lag, whether it may
- * deliver), its shard map and a few counters. Served by libevent's evhttp
- * on the node's loop; anything but GET /metrics gets 404 or 405. */
+ * deliver), its shard map, its queue, and what delivery did. The HTTP side
+ * is lib/metrics_http.c, the format lib/metrics.c; this file owns the
+ * node's counters, the bounded destination labels (metrics.h) and the
+ * rendering.
+ *
+ * Cost of a scrape: O(1) in the queue's size for everything but the queue
+ * depth, which walks the store like `shoalctl status` does; that walk runs
+ * at most once per METRICS_DEPTH_TTL_MS, later scrapes reuse its counts. */
 #include "node/metrics.h"
 
-#include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/listener.h>
-#include <event2/util.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
+#include "lib/metrics_http.h"
 #include "lib/xmalloc.h"
+#include "node/admin.h"
+#include "node/deliver.h"
 #include "node/ingest.h"
 #include "node/node.h"
-#include "node/owner.h"
 #include "node/repl.h"
 #include "node/scheduler.h"
 #include "node/store.h"
 
-#define METRICS_TIMEOUT_S 10     /* a slow scraper is cut */
-#define METRICS_HEADERS_MAX 8192
-#define METRICS_BODY_MAX 1024    /* a GET has no body */
+#define METRICS_DEPTH_TTL_MS 1000
+#define METRICS_OUTCOMES 3		  /* enum outcome */
+#define METRICS_DNS_RESULTS 5		  /* enum dns_status */
+#define METRICS_OTHER METRICS_DEST_LABELS /* the slot past the named ones */
 
-struct metrics {
-	struct node *n;
-	struct evhttp *http;
+/* Seconds from hand-over to delivery until the job's results came back:
+ * DNS, waiting for a connection or the rate limit, and the SMTP exchange. */
+static const double metrics_attempt_bounds[] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 };
 
 static const char *const metrics_states[] = {
-	"healthy", "degraded", "catching_up", "off",
+	"healthy",
+	"degraded",
+	"catching_up",
+	"off",
 };
 
-static void
-metrics_gauge(struct evbuffer *b, const char *name, const char *help,
-	      unsigned long long v)
+static const char *const metrics_outcomes[METRICS_OUTCOMES] = {
+	[OUTCOME_DELIVERED] = "delivered",
+	[OUTCOME_DEFERRED] = "deferred",
+	[OUTCOME_BOUNCED] = "bounced",
+};
+
+static const char *const metrics_dns_results[METRICS_DNS_RESULTS] = {
+	[DNS_OK] = "ok",
+	[DNS_NXDOMAIN] = "nxdomain",
+	[DNS_NO_HOSTS] = "no_hosts",
+	[DNS_NULL_MX] = "null_mx",
+	[DNS_TEMPFAIL] = "tempfail",
+};
+
+struct metrics_dest {
+	char domain[DNS_NAME_MAX + 1];
+	uint64_t results[METRICS_OUTCOMES];
+	uint32_t conns; /* scratch while rendering */
+};
+
+struct metrics {
+	struct node *n;
+	struct metrics_http *http; /* NULL without an address */
+	/* dests[0..n_dests) named, dests[METRICS_OTHER] the rest */
+	struct metrics_dest dests[METRICS_DEST_LABELS + 1];
+	size_t n_dests;
+	uint64_t dns[METRICS_DNS_RESULTS];
+	struct metrics_hist attempt;
+	struct admin_depth depth; /* cached walk */
+	uint64_t depth_at_ms;	  /* monotonic; 0 = never */
+	bool has_depth;
+};
+
+/* The slot counting domain: its own, a new one while some are free, or
+ * "other". O(METRICS_DEST_LABELS). */
+static struct metrics_dest *
+metrics_dest_for(struct metrics *m, const char *domain)
 {
-	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %llu\n",
-			    name, help, name, name, v);
+	size_t i;
+
+	for (i = 0; i < m->n_dests; i++)
+		if (strcmp(m->dests[i].domain, domain) == 0)
+			return &m->dests[i];
+	if (m->n_dests == METRICS_DEST_LABELS || domain[0] == '\0' ||
+	    strlen(domain) > DNS_NAME_MAX)
+		return &m->dests[METRICS_OTHER];
+	snprintf(m->dests[i].domain, sizeof(m->dests[i].domain), "%s", domain);
+	m->n_dests++;
+	return &m->dests[i];
+}
+
+void
+metrics_delivery(struct metrics *m, const char *domain, enum outcome oc)
+{
+	if (m == NULL || (unsigned)oc >= METRICS_OUTCOMES)
+		return;
+	metrics_dest_for(m, domain)->results[oc]++;
+}
+
+void
+metrics_attempt(struct metrics *m, uint64_t started_us)
+{
+	uint64_t now = clock_mono_us();
+
+	if (m == NULL)
+		return;
+	metrics_hist_observe(
+		&m->attempt,
+		now > started_us ? (double)(now - started_us) / 1e6 : 0);
+}
+
+void
+metrics_dns(struct metrics *m, enum dns_status st)
+{
+	if (m == NULL || (unsigned)st >= METRICS_DNS_RESULTS)
+		return;
+	m->dns[st]++;
+}
+
+/* ---- rendering ------------------------------------------------------- */
+
+static void
+metrics_count_conns(const char *domain, uint32_t n_conns, void *arg)
+{
+	struct metrics *m = arg;
+
+	metrics_dest_for(m, domain)->conns += n_conns;
+}
+
+static const char *
+metrics_dest_name(const struct metrics *m, size_t i)
+{
+	return i == METRICS_OTHER ? "other" : m->dests[i].domain;
 }
 
 static void
-metrics_counter(struct evbuffer *b, const char *name, const char *help,
-		unsigned long long v)
+metrics_render_delivery(struct metrics *m, struct buf *b)
 {
-	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n",
-			    name, help, name, name, v);
+	struct metrics_label l[2];
+	size_t slots[METRICS_DEST_LABELS + 1], n = 0;
+
+	for (size_t i = 0; i <= METRICS_DEST_LABELS; i++)
+		m->dests[i].conns = 0;
+	deliver_foreach_dest(m->n->deliver, metrics_count_conns, m);
+	for (size_t i = 0; i < m->n_dests; i++)
+		slots[n++] = i;
+	slots[n++] = METRICS_OTHER;
+
+	metrics_family(b, "shoal_deliveries_total", "counter",
+		       "Recipient delivery attempts by result and destination "
+		       "domain (the first 20 domains seen since start by name, "
+		       "the rest as \"other\").");
+	for (size_t k = 0; k < n; k++) {
+		const struct metrics_dest *d = &m->dests[slots[k]];
+
+		for (size_t oc = 0; oc < METRICS_OUTCOMES; oc++) {
+			l[0] = (struct metrics_label){ "result",
+						       metrics_outcomes[oc] };
+			l[1] = (struct metrics_label){
+				"destination", metrics_dest_name(m, slots[k])
+			};
+			metrics_sample(b, "shoal_deliveries_total", l, 2,
+				       d->results[oc]);
+		}
+	}
+	metrics_family(b, "shoal_delivery_connections", "gauge",
+		       "Outgoing SMTP connections open, by destination "
+		       "(labelled as shoal_deliveries_total).");
+	for (size_t k = 0; k < n; k++) {
+		l[0] = (struct metrics_label){ "destination",
+					       metrics_dest_name(m, slots[k]) };
+		metrics_sample(b, "shoal_delivery_connections", l, 1,
+			       m->dests[slots[k]].conns);
+	}
+	metrics_gauge(b, "shoal_delivery_connections_open",
+		      "Outgoing SMTP connections open, all destinations.",
+		      deliver_connections(m->n->deliver));
+	metrics_family(b, "shoal_dns_lookups_total", "counter",
+		       "DNS answers delivery acted on, by result.");
+	for (size_t i = 0; i < METRICS_DNS_RESULTS; i++) {
+		l[0] = (struct metrics_label){ "result",
+					       metrics_dns_results[i] };
+		metrics_sample(b, "shoal_dns_lookups_total", l, 1, m->dns[i]);
+	}
+	metrics_family(b, "shoal_delivery_attempt_seconds", "histogram",
+		       "Delivery jobs (one message, one domain) from hand-over "
+		       "to result: DNS, queueing for a connection, SMTP.");
+	metrics_hist_write(b, "shoal_delivery_attempt_seconds", NULL, 0,
+			   &m->attempt);
 }
 
 static void
-metrics_render(struct metrics *m, struct evbuffer *b)
+metrics_render_queue(struct metrics *m, struct buf *b)
 {
+	struct node *n = m->n;
+	struct metrics_label l;
+	uint64_t now = clock_mono_ms();
+
+	if (!m->has_depth || now - m->depth_at_ms >= METRICS_DEPTH_TTL_MS) {
+		struct admin_depth d;
+
+		if (admin_queue_depth(n->store, n->map, n->me->id, &d) == 0) {
+			m->depth = d;
+			m->has_depth = true;
+		}
+		m->depth_at_ms = now;
+	}
+	metrics_family(b, "shoal_queue_depth", "gauge",
+		       "The queue of this node's primary shards as shoalctl "
+		       "status counts it: recipients queued and deferred, "
+		       "held messages.");
+	l = (struct metrics_label){ "state", "queued" };
+	metrics_sample(b, "shoal_queue_depth", &l, 1, m->depth.queued);
+	l = (struct metrics_label){ "state", "deferred" };
+	metrics_sample(b, "shoal_queue_depth", &l, 1, m->depth.deferred);
+	l = (struct metrics_label){ "state", "held" };
+	metrics_sample(b, "shoal_queue_depth", &l, 1, m->depth.held);
+	metrics_gauge(b, "shoal_queue_messages",
+		      "Messages of this node's primary shards.",
+		      m->depth.messages);
+}
+
+static void
+metrics_render(struct buf *b, void *arg)
+{
+	struct metrics *m = arg;
 	struct node *n = m->n;
 	Shoal__Replication r = SHOAL__REPLICATION__INIT;
 	struct store_txn *t;
+	struct metrics_label l[3];
 	uint64_t stored = 0, refused = 0, held = 0, primary = 0, replica = 0;
 
 	repl_status(n->repl, &r, false);
@@ -70,20 +249,19 @@ metrics_render(struct metrics *m, struct evbuffer *b)
 		else if (strcmp(n->map->shards[s]->replica, n->me->id) == 0)
 			replica++;
 	}
-	evbuffer_add_printf(b,
-			    "# HELP shoal_node_info This node, its peer and "
-			    "replication mode.\n# TYPE shoal_node_info gauge\n"
-			    "shoal_node_info{node=\"%s\",peer=\"%s\","
-			    "mode=\"%s\"} 1\n",
-			    n->me->id, r.peer, r.mode);
-	evbuffer_add_printf(b, "# HELP shoal_replication_state The pair's "
-			       "state (1 for the current one).\n"
-			       "# TYPE shoal_replication_state gauge\n");
-	for (size_t i = 0; i < 4; i++)
-		evbuffer_add_printf(b,
-				    "shoal_replication_state{state=\"%s\"} %d\n",
-				    metrics_states[i],
-				    strcmp(r.state, metrics_states[i]) == 0);
+	metrics_family(b, "shoal_node_info", "gauge",
+		       "This node, its peer and replication mode.");
+	l[0] = (struct metrics_label){ "node", n->me->id };
+	l[1] = (struct metrics_label){ "peer", r.peer };
+	l[2] = (struct metrics_label){ "mode", r.mode };
+	metrics_sample(b, "shoal_node_info", l, 3, 1);
+	metrics_family(b, "shoal_replication_state", "gauge",
+		       "The pair's state (1 for the current one).");
+	for (size_t i = 0; i < 4; i++) {
+		l[0] = (struct metrics_label){ "state", metrics_states[i] };
+		metrics_sample(b, "shoal_replication_state", l, 1,
+			       strcmp(r.state, metrics_states[i]) == 0);
+	}
 	metrics_gauge(b, "shoal_replication_degraded",
 		      "1 when the pair is degraded or catching up.",
 		      strcmp(r.state, "degraded") == 0 ||
@@ -120,81 +298,23 @@ metrics_render(struct metrics *m, struct evbuffer *b)
 	metrics_counter(b, "shoal_messages_refused_total",
 			"Messages refused to routers (storage, durability).",
 			refused);
-}
-
-static void
-metrics_on_request(struct evhttp_request *req, void *arg)
-{
-	struct metrics *m = arg;
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	struct evbuffer *b;
-
-	if (path == NULL || strcmp(path, "/metrics") != 0) {
-		evhttp_send_error(req, HTTP_NOTFOUND, "try /metrics");
-		return;
-	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
-		evhttp_send_error(req, 405, "GET only");
-		return;
-	}
-	b = evbuffer_new();
-	if (b == NULL) {
-		evhttp_send_error(req, HTTP_INTERNAL, NULL);
-		return;
-	}
-	metrics_render(m, b);
-	evhttp_add_header(evhttp_request_get_output_headers(req),
-			  "Content-Type", "text/plain; version=0.0.4");
-	evhttp_send_reply(req, HTTP_OK, "OK", b);
-	evbuffer_free(b);
+	metrics_render_queue(m, b);
+	metrics_render_delivery(m, b);
 }
 
 struct metrics *
 metrics_new(struct node *n)
 {
-	struct metrics *m;
-	struct sockaddr_storage ss;
-	int sslen = sizeof(ss);
-	struct evconnlistener *l;
+	struct metrics *m = xcalloc(1, sizeof(*m));
 	const char *addr = n->me->metrics;
 
-	if (addr == NULL || addr[0] == '\0')
-		return NULL;
-	memset(&ss, 0, sizeof(ss));
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss,
-				       &sslen) != 0) {
-		log_error("metrics address=%s error=\"cannot parse; expected "
-			  "host:port\"", addr);
-		return NULL;
-	}
-	m = xcalloc(1, sizeof(*m));
 	m->n = n;
-	m->http = evhttp_new(n->base);
-	if (m->http == NULL)
-		goto fail;
-	evhttp_set_timeout(m->http, METRICS_TIMEOUT_S);
-	evhttp_set_max_headers_size(m->http, METRICS_HEADERS_MAX);
-	evhttp_set_max_body_size(m->http, METRICS_BODY_MAX);
-	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-						    EVHTTP_REQ_POST);
-	evhttp_set_gencb(m->http, metrics_on_request, m);
-	l = evconnlistener_new_bind(n->base, NULL, NULL,
-				    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
-					    LEV_OPT_CLOSE_ON_EXEC,
-				    128, (struct sockaddr *)&ss, sslen);
-	if (l == NULL) {
-		log_error_errno("metrics address=%s event=listen_failed", addr);
-		goto fail;
-	}
-	if (evhttp_bind_listener(m->http, l) == NULL) {
-		evconnlistener_free(l);
-		goto fail;
-	}
-	log_info("metrics address=%s event=listening", addr);
+	metrics_hist_init(&m->attempt, metrics_attempt_bounds,
+			  sizeof(metrics_attempt_bounds) /
+				  sizeof(metrics_attempt_bounds[0]));
+	if (addr != NULL && addr[0] != '\0')
+		m->http = metrics_http_new(n->base, addr, metrics_render, m);
 	return m;
-fail:
-	metrics_free(m);
-	return NULL;
 }
 
 void
@@ -202,7 +322,6 @@ metrics_free(struct metrics *m)
 {
 	if (m == NULL)
 		return;
-	if (m->http)
-		evhttp_free(m->http);
+	metrics_http_free(m->http);
 	free(m);
 }

@@ -345,6 +345,7 @@ node_free(struct node *n)
 	if (n == NULL)
 		return;
 	metrics_free(n->metrics);
+	n->metrics = NULL; /* delivery's teardown must not count into it */
 	move_free(n->move);
 	n->move = NULL;
 	/* delivery first: it holds the jobs in flight */

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/idmap.h"
 #include "lib/log.h"
@@ -29,6 +30,7 @@
 #include "node/deliver.h"
 #include "node/dlog.h"
 #include "node/job.h"
+#include "node/metrics.h"
 #include "node/node.h"
 #include "node/owner.h"
 #include "node/store.h"
@@ -148,6 +150,7 @@ sched_make_jobs(struct scheduler *s, struct job_msg *m, uint64_t now,
 		}
 		j->res = xcalloc(j->n, sizeof(*j->res));
 		j->started = now;
+		j->started_us = clock_mono_us();
 		j->sched = s;
 		j->next = *out;
 		*out = j;
@@ -600,8 +603,11 @@ scheduler_job_done(struct scheduler *s, struct job *j)
 			dlog_attempt(s->n->dlog, j->msg, j,
 				     env->rcpts[j->rcpt[k]], &j->res[k]);
 			sched_count(s, j->res[k].outcome);
+			metrics_delivery(s->n->metrics, j->domain,
+					 j->res[k].outcome);
 		}
 	}
+	metrics_attempt(s->n->metrics, j->started_us);
 	commit_add(s->n->commit, sched_apply, sched_applied, j);
 }
 

@@ -27,6 +27,7 @@
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
 #include "proto/router_node.pb-c.h"
+#include "router/metrics.h"
 
 #define ENQ_REDIRECTS_MAX 3       /* wrong-epoch / not-owner resends */
 #define ENQ_MAP_RETRY_MS 100      /* map fetch retry while we have none */
@@ -47,6 +48,7 @@ struct enq_conn {
 	uint64_t heard_ms;        /* monotonic, last reply; 0 = never */
 	uint64_t epoch;           /* the node's epoch in that reply */
 	char author[64];          /* and its author */
+	uint64_t results[ROUTER_ENQ_N]; /* finished requests, metrics */
 };
 
 struct enq_req {
@@ -83,6 +85,7 @@ struct enqueue {
 	uint64_t map_request_id;
 	struct event *hb_timer;
 	uint64_t hb_seq;
+	uint64_t unsent_results[ROUTER_ENQ_N]; /* never reached a node */
 };
 
 static void
@@ -112,11 +115,25 @@ enq_req_free(struct enq_req *r)
 	free(r);
 }
 
+static struct enq_conn *enq_conn_find(struct enqueue *e, const char *id);
+
+/* Metrics: one finished request, under the node it was last sent to. */
+static void
+enq_count(struct enq_req *r, int result)
+{
+	struct enq_conn *c = r->sent_to ? enq_conn_find(r->e, r->sent_to) :
+					  NULL;
+	uint64_t *v = c ? c->results : r->e->unsent_results;
+
+	v[router_enqueue_result_of(result)]++;
+}
+
 /* Finish a request: out of the table, callback, gone. */
 static void
 enq_req_finish(struct enq_req *r, int result)
 {
 	idmap_del(r->e->pending, r->id);
+	enq_count(r, result);
 	r->done(result, r->arg);
 	enq_req_free(r);
 }
@@ -227,6 +244,7 @@ enq_conn_add(struct enqueue *e, const char *id, const char *endpoint)
 
 	e->conns = xrealloc(e->conns, (e->n_conns + 1) * sizeof(*e->conns));
 	c = &e->conns[e->n_conns];
+	memset(c, 0, sizeof(*c)); /* heard_ms, epoch, results start at 0 */
 	c->id = xstrdup(id);
 	c->endpoint = xstrdup(endpoint);
 	c->e = e;
@@ -646,6 +664,14 @@ enqueue_new(struct event_base *base, const struct config *cfg,
 fail:
 	enqueue_free(e);
 	return NULL;
+}
+
+void
+enqueue_foreach_node(const struct enqueue *e, enqueue_node_fn fn, void *arg)
+{
+	for (size_t i = 0; i < e->n_conns; i++)
+		fn(e->conns[i].id, e->conns[i].results, arg);
+	fn("none", e->unsent_results, arg);
 }
 
 static void

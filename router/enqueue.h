@@ -47,6 +47,14 @@ uint64_t enqueue_submit(struct enqueue *e, const char *qid,
 /* Forget a waiting request: its callback will not be called. */
 void enqueue_cancel(struct enqueue *e, uint64_t request_id);
 
+/* Call fn for every node the router knows, then for "none" (requests
+ * that never reached one), with its finished requests counted by
+ * enum router_enqueue_result (router/metrics.h). */
+typedef void (*enqueue_node_fn)(const char *node_id, const uint64_t *results,
+				void *arg);
+void enqueue_foreach_node(const struct enqueue *e, enqueue_node_fn fn,
+			  void *arg);
+
 /* Number of requests waiting for a node. */
 size_t enqueue_pending(const struct enqueue *e);
 

@@ -48,6 +48,7 @@ listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 			/* the client is gone already */
 		}
 		evutil_closesocket(fd);
+		env->stats.rejected[ROUTER_REJECT_TOO_MANY_SESSIONS]++;
 		log_warn("listener event=refused reason=max_sessions "
 			 "sessions=%u",
 			 env->sessions);

@@ -20,6 +20,7 @@
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
 #include "router/listener.h"
+#include "router/metrics.h"
 #include "router/auth.h"
 #include "router/limits.h"
 #include "router/tls.h"
@@ -30,6 +31,7 @@
 struct router {
 	struct session_env env;
 	struct listener *listener;
+	struct router_metrics *metrics;   /* GET /metrics, may be NULL */
 	struct event *sig_term, *sig_int, *sig_hup, *drain_timer;
 	bool stopping;
 };
@@ -217,6 +219,7 @@ main(int argc, char **argv)
 	}
 	memset(&r, 0, sizeof(r));
 	r.env.cfg = cfg;
+	router_stats_init(&r.env.stats);
 	if (router_parse_relay(&r, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shoal-router: %s\n", err);
 		goto out;
@@ -241,6 +244,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "shoal-router: cannot reach the nodes\n");
 		goto out;
 	}
+	r.metrics = router_metrics_new(&r.env);
 	r.listener = listener_new(&r.env);
 	if (r.listener == NULL) {
 		fprintf(stderr, "shoal-router: cannot listen (see log)\n");
@@ -258,6 +262,7 @@ main(int argc, char **argv)
 	status = 0;
 out:
 	listener_free(r.listener);
+	router_metrics_free(r.metrics);
 	enqueue_free(r.env.enq);
 	if (r.sig_term)
 		event_free(r.sig_term);

@@ -288,6 +288,7 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 
 	if (rc != 0) {
 		memset(&s->mail, 0, sizeof(s->mail));
+		s->env->stats.rejected[ROUTER_REJECT_BAD_SYNTAX]++;
 		session_reply_error(s, smtp_cmd_strerror(rc, SMTP_VERB_MAIL));
 		return;
 	}
@@ -296,23 +297,27 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 			     s->mail.ret != SMTP_RET_DEFAULT ||
 			     s->mail.envid[0])) {
 		memset(&s->mail, 0, sizeof(s->mail));
+		s->env->stats.rejected[ROUTER_REJECT_BAD_SYNTAX]++;
 		session_reply_error(s, "555 5.5.4 MAIL parameters need EHLO");
 		return;
 	}
 	if (s->mail.body == SMTP_BODY_BINARYMIME) {
 		memset(&s->mail, 0, sizeof(s->mail));
+		s->env->stats.rejected[ROUTER_REJECT_BAD_SYNTAX]++;
 		session_reply_error(s, "555 5.5.4 BODY=BINARYMIME is not "
 				       "supported");
 		return;
 	}
 	if (s->mail.has_size && s->mail.size > cfg->router.max_message_size) {
 		memset(&s->mail, 0, sizeof(s->mail));
+		s->env->stats.rejected[ROUTER_REJECT_TOO_BIG]++;
 		session_reply_error(s, "552 5.3.4 Message size exceeds fixed "
 				       "limit");
 		return;
 	}
 	if (s->ls->auth == CFG_AUTH_REQUIRED && !s->is_authed) {
 		memset(&s->mail, 0, sizeof(s->mail));
+		s->env->stats.rejected[ROUTER_REJECT_AUTH_REQUIRED]++;
 		session_reply_error(s, "530 5.7.0 Authentication required");
 		return;
 	}
@@ -322,6 +327,7 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 		memset(&s->mail, 0, sizeof(s->mail));
 		log_info("client=%s event=rate_limited user=%s", s->client,
 			 s->auth_user[0] ? s->auth_user : "-");
+		s->env->stats.rejected[ROUTER_REJECT_RATE_LIMITED]++;
 		session_reply(s, "451 4.7.1 Error: too many messages, slow "
 				 "down");
 		return;
@@ -345,21 +351,25 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 
 		log_info("client=%s event=relay_denied rcpt=%s", s->client,
 			 log_quote(q, sizeof(q), cmd->arg, cmd->arg_len));
+		s->env->stats.rejected[ROUTER_REJECT_RELAY_DENIED]++;
 		session_reply_error(s, "554 5.7.1 Relay access denied");
 		return;
 	}
 	rc = smtp_rcpt_parse(cmd->arg, cmd->arg_len, s->mail.smtputf8, &r);
 	if (rc != 0) {
+		s->env->stats.rejected[ROUTER_REJECT_BAD_SYNTAX]++;
 		session_reply_error(s, smtp_cmd_strerror(rc, SMTP_VERB_RCPT));
 		return;
 	}
 	if (r.to.mailbox[0] == '\0' || r.to.domain[0] == '\0') {
+		s->env->stats.rejected[ROUTER_REJECT_BAD_RECIPIENT]++;
 		session_reply_error(s, "550 5.1.1 No local mailboxes here: "
 				       "recipient needs a domain");
 		return;
 	}
 	if (s->n_rcpts >= cfg->router.max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
+		s->env->stats.rejected[ROUTER_REJECT_TOO_MANY_RECIPIENTS]++;
 		session_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
@@ -372,6 +382,7 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	sr->notify = r.notify;
 	sr->orcpt = r.orcpt[0] ? xstrdup(r.orcpt) : NULL;
 	session_set_state(s, SESSION_ST_RCPT);
+	s->env->stats.rcpts++;
 	session_reply(s, "250 2.1.5 Ok");
 }
 
@@ -533,6 +544,7 @@ session_dispatch(struct session *s, const char *line, size_t len)
 			transfer_cmd_bdat(s, &cmd);
 			return;
 		}
+		s->env->stats.rejected[ROUTER_REJECT_BAD_SYNTAX]++;
 		session_reply_error(s, smtp_cmd_strerror(rc, cmd.verb));
 		return;
 	}
@@ -540,6 +552,7 @@ session_dispatch(struct session *s, const char *line, size_t len)
 		if (session_cmds[i].verb == cmd.verb)
 			c = &session_cmds[i];
 	if (c == NULL) {
+		s->env->stats.rejected[ROUTER_REJECT_BAD_SYNTAX]++;
 		session_reply_error(s, smtp_cmd_strerror(SMTP_CMD_E_UNKNOWN,
 							 cmd.verb));
 		return;
@@ -559,6 +572,7 @@ session_dispatch(struct session *s, const char *line, size_t len)
 					       "in progress");
 			return;
 		}
+		s->env->stats.rejected[ROUTER_REJECT_BAD_SEQUENCE]++;
 		session_reply_error(s, session_sequence_error(s, cmd.verb));
 		return;
 	}
@@ -582,8 +596,10 @@ session_read_command(struct session *s, struct evbuffer *in)
 		if (lf.pos < 0 && avail < SMTP_CMD_MAX)
 			return false;
 		/* over-long line: say so once, then skip to its end */
-		if (!s->skipping_line)
+		if (!s->skipping_line) {
+			s->env->stats.rejected[ROUTER_REJECT_BAD_SYNTAX]++;
 			session_reply_error(s, "500 5.5.2 Error: line too long");
+		}
 		s->skipping_line = lf.pos < 0;
 		evbuffer_drain(in, lf.pos < 0 ? avail : (size_t)lf.pos + 1);
 		return true;
@@ -595,12 +611,14 @@ session_read_command(struct session *s, struct evbuffer *in)
 		return true;
 	}
 	if (len < 2 || line[len - 2] != '\r') {
+		s->env->stats.rejected[ROUTER_REJECT_BAD_SYNTAX]++;
 		session_reply_error(s, "500 5.5.2 Error: bare LF in command "
 				       "(use CRLF)");
 		return true;
 	}
 	len -= 2;
 	if (memchr(line, '\r', len)) {
+		s->env->stats.rejected[ROUTER_REJECT_BAD_SYNTAX]++;
 		session_reply_error(s, "500 5.5.2 Error: bare CR in command");
 		return true;
 	}
@@ -672,6 +690,7 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 	struct session *s = arg;
 
 	s->in_callback++;
+	s->env->stats.tls_ok += (what & BEV_EVENT_CONNECTED) != 0;
 	if ((what & BEV_EVENT_TIMEOUT) &&
 	    ((what & BEV_EVENT_WRITING) || s->state == SESSION_ST_CLOSING)) {
 		/* the client does not read: nothing more can be said */
@@ -681,6 +700,7 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 	} else if (what & BEV_EVENT_TIMEOUT) {
 		log_info("client=%s event=timeout state=%s", s->client,
 			 session_state_name(s->state));
+		s->env->stats.rejected[ROUTER_REJECT_TIMEOUT]++;
 		session_reply(s, "421 4.4.2 %s Error: timeout exceeded",
 			      s->env->cfg->router.hostname);
 		session_close_after_reply(s);
@@ -692,6 +712,7 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 			char why[256];
 
 			ERR_error_string_n(e, why, sizeof(why));
+			s->env->stats.tls_failed++;
 			log_info("client=%s event=tls_failed state=%s "
 				 "error=\"%s\"",
 				 s->client, session_state_name(s->state), why);
@@ -715,6 +736,7 @@ session_on_lifetime(evutil_socket_t fd, short what, void *arg)
 	s->in_callback++;
 	if (s->state != SESSION_ST_CLOSING) {
 		log_info("client=%s event=session_timeout", s->client);
+		s->env->stats.rejected[ROUTER_REJECT_TIMEOUT]++;
 		session_reply(s, "421 4.4.2 %s Error: session too long",
 			      s->env->cfg->router.hostname);
 		session_close_after_reply(s);
@@ -765,6 +787,7 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 			/* the client is gone already */
 		}
 		evutil_closesocket(fd);
+		env->stats.rejected[ROUTER_REJECT_TOO_MANY_SESSIONS]++;
 		log_info("client=%s event=refused reason=max_sessions_per_ip",
 			 s->client);
 		free(s);
@@ -795,6 +818,7 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 	}
 	SHOAL_ASSERT(s->bev != NULL);
 	env->sessions++;
+	env->stats.sessions_total++;
 	session_setup_bev(s);
 	s->lifetime = evtimer_new(env->base, session_on_lifetime, s);
 	evtimer_add(s->lifetime, &life);

@@ -10,6 +10,7 @@
 #include "lib/cidr.h"
 #include "lib/config.h"
 #include "lib/qid.h"
+#include "router/metrics.h"
 
 struct event_base;
 struct enqueue;
@@ -31,6 +32,7 @@ struct session_env {
 	size_t n_relay_nets;
 	uint32_t sessions;        /* open now */
 	uint64_t accepted, rejected;
+	struct router_stats stats;    /* router/metrics.h */
 	void (*on_close)(void *arg);  /* a session ended */
 	void *on_close_arg;
 };

@@ -80,6 +80,7 @@ sa_on_delay(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	s->in_callback++;
 	session_set_state(s, SESSION_ST_HELO);
+	s->env->stats.rejected[ROUTER_REJECT_AUTH_FAILED]++;
 	session_reply_error(s, "535 5.7.8 Error: authentication failed");
 	session_process(s);
 	session_leave(s);
@@ -97,6 +98,7 @@ sa_finish(struct session *s, const char *user, const char *pass)
 	log_quote(q, sizeof(q), user, strlen(user));
 	if (auth_check(s->env->auth, user, pass)) {
 		s->is_authed = true;
+		s->env->stats.auth_ok++;
 		snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
 		log_info("client=%s event=auth result=ok mech=%s user=%s",
 			 s->client, mech, q);
@@ -105,6 +107,7 @@ sa_finish(struct session *s, const char *user, const char *pass)
 		return;
 	}
 	delay = auth_failed(s->env->auth, s->client);
+	s->env->stats.auth_failed++;
 	log_warn("client=%s event=auth result=failed mech=%s user=%s "
 		 "delay_ms=%u",
 		 s->client, mech, q, delay);
@@ -244,6 +247,7 @@ session_cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	if (!session_auth_offered(s)) {
+		s->env->stats.rejected[ROUTER_REJECT_TLS_REQUIRED]++;
 		session_reply_error(s, "538 5.7.11 Encryption required for "
 				       "requested authentication mechanism");
 		return;

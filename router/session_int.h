@@ -83,6 +83,7 @@ struct session {
 	bool bdat_too_big;
 	uint64_t request_id;         /* enqueue waiting, 0 if none */
 	size_t msg_size;             /* octets handed to the node */
+	uint64_t data_end_us;        /* clock_mono_us() at the end of data */
 };
 
 /* Move to st; logs old and new at debug. */

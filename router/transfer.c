@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "lib/buf.h"
+#include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/qid.h"
@@ -76,6 +77,7 @@ transfer_on_durable(int result, void *arg)
 
 	s->in_callback++;
 	s->request_id = 0;
+	router_stats_enqueued(s->env, result, s->data_end_us, s->msg_size);
 	if (result == 0) {
 		s->env->accepted++;
 		log_info("qid=%s event=accepted client=%s from=<%s> nrcpt=%zu "
@@ -109,6 +111,7 @@ transfer_submit(struct session *s, bool has_8bit)
 	size_t len;
 	char *body;
 
+	s->data_end_us = clock_mono_us();
 	for (size_t i = 0; i < s->n_rcpts; i++) {
 		shoal__recipient__init(&rs[i]);
 		rs[i].address = s->rcpts[i].addr;
@@ -163,6 +166,8 @@ transfer_data_done(struct session *s)
 	if (s->data.error != SMTP_DATA_OK) {
 		char q[64];
 
+		s->env->stats.rejected[s->data.error == SMTP_DATA_E_TOO_BIG ?
+			ROUTER_REJECT_TOO_BIG : ROUTER_REJECT_BAD_SYNTAX]++;
 		log_info("client=%s event=data_refused reason=%s", s->client,
 			 log_quote(q, sizeof(q),
 				   smtp_data_strerror(s->data.error), 9));
@@ -240,6 +245,7 @@ transfer_chunk_done(struct session *s)
 			if (s->bdat_last) {
 				session_reset_txn(s);
 				session_set_state(s, SESSION_ST_HELO);
+				s->env->stats.rejected[ROUTER_REJECT_TOO_BIG]++;
 				session_reply_error(s, "552 5.3.4 Message size "
 						       "exceeds fixed limit");
 			} else {

@@ -389,6 +389,8 @@ class Cluster:
     (delivery defaults to routes and DNS that point at closed local ports, so
     nothing ever leaves 127.0.0.1 and queued mail stays queued).
     node_metrics: give each node a /metrics address (metrics_port).
+    router_metrics: give the router one (router_metrics_port); metrics_url()
+    names either.
     listen_extra: raw text of more listeners (", { ... }"), port2 is free
     for one. net: where
     each node, the router ("router") and shoalctl ("ctl") run (Loopback by
@@ -400,10 +402,11 @@ class Cluster:
                  router_extra="", extra="", delivery=None, replication=None,
                  router_preexec=None, node_preexec=None, hostname=None,
                  net=None, node_metrics=False, listen_extra="",
-                 cluster_extra=""):
+                 cluster_extra="", router_metrics=False):
         self.test = test
         self.net = net or Loopback()
         self.node_metrics = node_metrics
+        self.router_metrics = router_metrics
         self.listen_extra = listen_extra
         self.cluster_extra = cluster_extra
         self.shards = shards
@@ -442,6 +445,12 @@ class Cluster:
     def router_host(self):
         return self.net.host("router")
 
+    def metrics_url(self, who, path="/metrics"):
+        """URL of the /metrics of "router" or of a node id."""
+        if who == "router":
+            return f"http://{self.router_host}:{self.router_metrics_port}{path}"
+        return f"http://{self.net.host(who)}:{self.metrics_port[who]}{path}"
+
     def data_dir(self, nid):
         return os.path.join(self.dir, nid)
 
@@ -450,6 +459,7 @@ class Cluster:
         self.metrics_port = {n: free_port() for n in self.node_ids}
         self.port = free_port()                  # the router's SMTP port
         self.port2 = free_port()                 # for a second listener
+        self.router_metrics_port = free_port()   # router: { metrics }
         self.dead_port = free_port()             # nothing listens here
         self.dead_dns_port = free_port(socket.SOCK_DGRAM)
 
@@ -493,6 +503,9 @@ class Cluster:
             out.append(f"  node_timeout_ms = {int(self.node_timeout_ms)};")
         if self.bare_lf is not None:
             out.append(f"  bare_lf = {_cfg_str(self.bare_lf)};")
+        if self.router_metrics:
+            addr = f"{self.router_host}:{self.router_metrics_port}"
+            out.append(f"  metrics = {_cfg_str(addr)};")
         if self.router_extra:
             out.append("  " + self.router_extra)
         out.append("};")
