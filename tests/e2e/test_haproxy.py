@@ -11,8 +11,9 @@ tests/e2e/test_delivery.py) and is checked where it lands.
 
 Also, with no haproxy: headers written by hand straight to a router
 (v1, v2, LOCAL, pipelined SMTP after the header, PROXY before implicit
-TLS), and hostile ones (garbage, over-long, trickled, truncated) that must
-be closed with a log line while the router keeps serving.
+TLS), hostile ones (garbage, over-long, trickled, truncated) that must
+be closed with a log line while the router keeps serving, and the per-IP
+session limit counting the header's address, not the socket's.
 """
 
 import os
@@ -294,7 +295,7 @@ class HaproxyTest(ShoalTestCase):
         # on a listener without proxy_protocol a header is a bad command
         with SMTPConn(c.port) as s:
             r = s.cmd(v1(CLIENT_OK).decode().rstrip("\r\n"))
-            self.assertEqual(r.code // 100, 5, r)
+            self.assertEqual((r.code, r.text.split()[0]), (500, "5.5.2"), r)
             s.expect("NOOP", 250)
 
     def test_4_hostile_headers(self):
@@ -368,6 +369,45 @@ class HaproxyTest(ShoalTestCase):
             s.ehlo()
         with SMTPConn(c.port) as s:
             s.ehlo()
+
+        # stopping, the router drops connections still owing a header
+        # (accepted before the session below, from the same listener)
+        pending = conn(b"PROXY TCP4 ")
+        with self.proxied(c.port2, v1(CLIENT_OK)) as s:
+            s.ehlo()
+        self.assertEqual(c.router.stop(), 0)
+        self.assertIn("proxy event=closed_waiting connections=1",
+                      c.router.log_text())
+        pending.settimeout(10)
+        try:
+            self.assertEqual(pending.recv(4096), b"")
+        except ConnectionResetError:
+            pass
+        pending.close()
+
+    # ---- 5: per-IP limits count the header's address ----
+
+    def test_5_per_ip_limit_uses_the_header_address(self):
+        # no relay networks here: relay clients are exempt from the limit
+        c = self.cluster(start=False, relay_networks=("192.0.2.0/24",),
+                         router_extra="max_sessions_per_ip = 1;")
+        c.listen_extra = (f', {{ address = "127.0.0.1:{c.port2}"; '
+                          f'proxy_protocol = true; }}')
+        c.start()
+        # every socket comes from 127.0.0.1; the headers differ
+        with self.proxied(c.port2, v1(CLIENT_NO)) as first:
+            self.assertEqual(first.greeting.code, 220)
+            first.ehlo()
+            second = socket.create_connection(("127.0.0.1", c.port2),
+                                              timeout=10)
+            second.sendall(v1(CLIENT_NO))
+            with SMTPConn(c.port2, sock=second) as s:
+                self.assertEqual(s.greeting.code, 421, s.greeting)
+            with self.proxied(c.port2, v2_tcp4("127.0.0.99")) as other:
+                self.assertEqual(other.greeting.code, 220)
+                other.ehlo()
+        self.assertIn(f"client={CLIENT_NO} event=refused "
+                      f"reason=max_sessions_per_ip", c.router.log_text())
 
 
 if __name__ == "__main__":
