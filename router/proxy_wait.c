@@ -25,6 +25,8 @@
 #include "lib/xmalloc.h"
 #include "router/proxy.h"
 
+#define PROXY_WAIT_EMPTY "closed without a header"
+
 struct proxy_conn {
 	struct proxy_wait *w;
 	struct proxy_conn *prev, *next;
@@ -99,16 +101,23 @@ proxy_conn_rearm(struct proxy_conn *c)
 	event_add(c->ev, &tv);
 }
 
+/* Close c with one log line: a warning, except for a peer that left
+ * without sending anything (a plain TCP health check, a port scan). */
 static void
 proxy_conn_refuse(struct proxy_conn *c, const char *reason)
 {
 	char q[LOG_QUOTE_BUF];
 
-	log_warn("client=%s listener=%s event=proxy_refused reason=\"%s\" "
-		 "octets=%zu head=%s",
-		 c->peer_str, c->listen_addr, reason, c->have,
-		 log_quote(q, sizeof(q), (const char *)c->buf,
-			   c->have < 64 ? c->have : 64));
+	log_quote(q, sizeof(q), (const char *)c->buf,
+		  c->have < 64 ? c->have : 64);
+	if (c->have == 0 && strcmp(reason, PROXY_WAIT_EMPTY) == 0)
+		log_info("client=%s listener=%s event=proxy_refused "
+			 "reason=\"%s\"",
+			 c->peer_str, c->listen_addr, reason);
+	else
+		log_warn("client=%s listener=%s event=proxy_refused "
+			 "reason=\"%s\" octets=%zu head=%s",
+			 c->peer_str, c->listen_addr, reason, c->have, q);
 	proxy_conn_free(c, true);
 }
 
@@ -157,9 +166,14 @@ proxy_conn_on_event(evutil_socket_t fd, short what, void *arg)
 		proxy_conn_rearm(c);
 		return;
 	}
-	if (n <= 0) {
-		proxy_conn_refuse(c, n == 0 ? "closed before the header ended" :
-					      "read error");
+	if (n < 0) {
+		proxy_conn_refuse(c, strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		proxy_conn_refuse(c, c->have ?
+					     "closed before the header ended" :
+					     PROXY_WAIT_EMPTY);
 		return;
 	}
 	rc = proxy_parse(c->buf, c->have + (size_t)n, &h);

@@ -328,6 +328,13 @@ class HaproxyTest(ShoalTestCase):
         self.assertRefused(c, conn(V2_SIG + b"\x21\x11\x00\x04" + b"\0" * 4),
                            "v2 header too short")
 
+        # a peer that leaves without a word (a TCP check) is only info
+        conn().close()
+        wait_for(lambda: 'info: client=127.0.0.1 listener=127.0.0.1:'
+                 f'{c.port2} event=proxy_refused reason="closed without '
+                 'a header"' in c.router.log_text(), 10,
+                 "the empty connection's log line")
+
         # truncated: half a header, then the client leaves
         s = conn(v2_tcp4(CLIENT_OK)[:20])
         s.close()
