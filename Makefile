@@ -99,10 +99,10 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/check_helpers.h \
 # libFuzzer harnesses (fuzz/): built with clang, ASan and UBSan into
 # build-fuzz/; `make fuzz` runs each for FUZZ_TIME seconds, `make test` for
 # a few (tests/run.sh).
-$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(BUILD)/libnode.a $(BUILD)/libshoal.a | $(PROTO_H)
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(BUILD)/librouter.a $(BUILD)/libnode.a $(BUILD)/libshoal.a | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -fsanitize=fuzzer -o $@ $< \
-		$(BUILD)/libnode.a $(BUILD)/libshoal.a $(PKG_LIBS)
+		$(BUILD)/librouter.a $(BUILD)/libnode.a $(BUILD)/libshoal.a $(PKG_LIBS)
 
 fuzzers: $(FUZZ_BIN)
 

@@ -1,7 +1,9 @@
 /* Listening sockets: parse "host:port" / "[v6]:port", bind with libevent's
  * evconnlistener, and hand accepted sockets to sessions. When accept()
  * fails for lack of descriptors the listener pauses briefly instead of
- * spinning. */
+ * spinning. On a proxy_protocol listener a socket first waits for its
+ * PROXY header (router/proxy_wait.c); those waiting count toward
+ * router.max_sessions like sessions. */
 #include "router/listener.h"
 
 #include <errno.h>
@@ -14,6 +16,7 @@
 
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "router/proxy_wait.h"
 #include "router/session.h"
 
 #define LISTENER_BACKLOG 1024
@@ -30,6 +33,7 @@ struct listener {
 	struct listener_one *ones;
 	size_t n;
 	struct event *resume;
+	struct proxy_wait *waiting;   /* sockets owing a PROXY header */
 };
 
 static void
@@ -42,7 +46,8 @@ listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 				   "again later\r\n";
 
 	(void)evl;
-	if (env->sessions >= env->cfg->router.max_sessions) {
+	if (env->sessions + proxy_wait_count(one->l->waiting) >=
+	    env->cfg->router.max_sessions) {
 		/* best effort: the socket is fresh, its buffer is empty */
 		if (write(fd, busy, sizeof(busy) - 1) < 0) {
 			/* the client is gone already */
@@ -54,7 +59,24 @@ listener_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 			 env->sessions);
 		return;
 	}
+	if (one->cfg->proxy_protocol) {
+		proxy_wait_add(one->l->waiting, fd, sa, salen,
+			       one->cfg->address, one);
+		return;
+	}
 	session_start(env, one->cfg, fd, sa, salen);
+}
+
+/* The PROXY header named the client: the session starts as if it had
+ * connected from there (relay_networks, limits, Received:, logs). */
+static void
+listener_on_proxy_header(void *arg, void *ctx, int fd,
+			 const struct sockaddr *client, int client_len)
+{
+	struct listener_one *one = ctx;
+
+	(void)arg;
+	session_start(one->l->env, one->cfg, fd, client, client_len);
 }
 
 static void
@@ -83,6 +105,15 @@ listener_on_error(struct evconnlistener *evl, void *arg)
 	event_add(one->l->resume, &tv);
 }
 
+/* PROXY_WAIT_MAX_S, or the idle timeout if shorter. */
+static unsigned
+listener_proxy_timeout_ms(const struct config *cfg)
+{
+	unsigned s = cfg->router.idle_timeout;
+
+	return (s < PROXY_WAIT_MAX_S ? s : PROXY_WAIT_MAX_S) * 1000u;
+}
+
 struct listener *
 listener_new(struct session_env *env)
 {
@@ -92,6 +123,8 @@ listener_new(struct session_env *env)
 	l->env = env;
 	l->ones = xcalloc(cfg->router.n_listen, sizeof(*l->ones));
 	l->resume = evtimer_new(env->base, listener_on_resume, l);
+	l->waiting = proxy_wait_new(env->base, listener_proxy_timeout_ms(cfg),
+				    listener_on_proxy_header, l);
 	for (size_t i = 0; i < cfg->router.n_listen; i++) {
 		const struct cfg_listen *ls = &cfg->router.listen[i];
 		struct listener_one *one = &l->ones[i];
@@ -133,6 +166,7 @@ listener_stop(struct listener *l)
 {
 	for (size_t i = 0; i < l->n; i++)
 		evconnlistener_disable(l->ones[i].evl);
+	proxy_wait_clear(l->waiting);
 }
 
 void
@@ -144,6 +178,7 @@ listener_free(struct listener *l)
 		evconnlistener_free(l->ones[i].evl);
 	if (l->resume)
 		event_free(l->resume);
+	proxy_wait_free(l->waiting);
 	free(l->ones);
 	free(l);
 }

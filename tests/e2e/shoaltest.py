@@ -463,7 +463,14 @@ class Cluster:
         self.dead_port = free_port()             # nothing listens here
         self.dead_dns_port = free_port(socket.SOCK_DGRAM)
 
-    def config_text(self):
+    def config_text(self, listen=None):
+        """The cluster's config; listen: raw libconfig text of the
+        router's listener list instead of the usual one (another router
+        of the cluster, see start_router)."""
+        if listen is None:
+            listen = (f"{{ address = "
+                      f"{_cfg_str(f'{self.router_host}:{self.port}')}; }}"
+                      f"{self.listen_extra}")
         out = [f"cluster: {{ name = {_cfg_str(self.name)}; "
                f"shards = {self.shards}; {self.cluster_extra} }};", "",
                "nodes = ("]
@@ -488,9 +495,7 @@ class Cluster:
         out.append(",\n".join(rows))
         out += [");", "", "router: {",
                 f"  hostname = {_cfg_str(self.hostname)};",
-                f"  listen = ( {{ address = "
-                f"{_cfg_str(f'{self.router_host}:{self.port}')}; }}"
-                f"{self.listen_extra} );"]
+                f"  listen = ( {listen} );"]
         if self.relay_networks is not None:
             nets = ", ".join(_cfg_str(n) for n in self.relay_networks)
             out.append(f"  relay_networks = [ {nets} ];")
@@ -601,13 +606,23 @@ class Cluster:
             raise StartError(f"{nid} is already running (pid {p.pid})")
         return self._start_retrying(p, p.starts > 0, timeout)
 
-    def start_router(self, timeout=READY_TIMEOUT):
-        if not os.path.exists(self.conf):
+    def start_router(self, timeout=READY_TIMEOUT, name="router",
+                     listen=None):
+        """(Re)start a router and wait for its event=ready line. Another
+        router of the same cluster: a new name (its process and log) and
+        its own listeners in `listen` (raw libconfig text of the list),
+        written with the rest of the config to NAME.conf."""
+        conf = self.conf
+        if listen is not None:
+            conf = os.path.join(self.dir, name + ".conf")
+            with open(conf, "w", encoding="utf-8") as f:
+                f.write(self.config_text(listen=listen))
+        elif not os.path.exists(self.conf):
             self.write_config()
-        p = self._proc("router", self.net.wrap("router", [
-            bin_path("shoal-router"), "-c", self.conf]), self.router_preexec)
+        p = self._proc(name, self.net.wrap("router", [
+            bin_path("shoal-router"), "-c", conf]), self.router_preexec)
         if p.running():
-            raise StartError(f"router is already running (pid {p.pid})")
+            raise StartError(f"{name} is already running (pid {p.pid})")
         return self._start_retrying(p, p.starts > 0, timeout)
 
     def _start_retrying(self, p, is_restart, timeout):
@@ -627,8 +642,8 @@ class Cluster:
     def kill_node(self, nid, sig=signal.SIGKILL):
         return self.procs[nid].kill(sig)
 
-    def kill_router(self, sig=signal.SIGKILL):
-        return self.procs["router"].kill(sig)
+    def kill_router(self, sig=signal.SIGKILL, name="router"):
+        return self.procs[name].kill(sig)
 
     def spawn(self, name, argv, preexec=None, ready_port=None,
               ready_re=None):
