@@ -88,10 +88,12 @@ wait_log() { # logfile pid pattern
 	echo "not ready after 15 s, log $1:"; cat "$1"; return 1
 }
 
+# Each program runs in a session of its own (setsid): Ctrl-C reaches this
+# script only, and down stops the programs in order, routers first.
 start() { # name ready-pattern command...
 	local name=$1 ready=$2
 	shift 2
-	"$@" </dev/null >"$DIR/logs/$name.log" 2>&1 &
+	setsid "$@" </dev/null >"$DIR/logs/$name.log" 2>&1 &
 	echo $! >"$DIR/$name.pid"
 	wait_log "$DIR/logs/$name.log" $! "$ready" || return 1
 	echo "started $name (pid $(cat "$DIR/$name.pid"))"
@@ -111,7 +113,7 @@ start_mx() {
 		--mx-host=demo.example,mx.demo.example,10 \
 		--host-record=mx.demo.example,127.0.0.1 || return 1
 	# -d: each message it takes becomes a file under mail/
-	"$sbin/smtp-sink" "${user[@]}" -d "$DIR/mail/%Y%m%d-%H%M%S." \
+	setsid "$sbin/smtp-sink" "${user[@]}" -d "$DIR/mail/%Y%m%d-%H%M%S." \
 		-h mx.demo.example "127.0.0.1:$MX" 64 \
 		</dev/null >"$DIR/logs/mx-sink.log" 2>&1 &
 	echo $! >"$DIR/mx-sink.pid"
@@ -192,8 +194,10 @@ status() {
 # One line per delivery attempt, from every node's delivery log, until
 # this script exits (--pid).
 follow() {
+	local n logs=()
+	for n in "${NODES[@]}"; do logs+=("$DIR/$n/delivery.log"); done
 	echo "Deliveries as they happen (Ctrl-C stops the cluster):"
-	tail -q -n0 -F --pid=$$ "${NODES[@]/#/$DIR/}"/delivery.log 2>/dev/null |
+	tail -q -n0 -F --pid=$$ "${logs[@]}" 2>/dev/null |
 		sed -E -u 's/.*"qid":"([^"]*)","rcpt":"([^"]*)".*"mx":"([^"]*)".*"attempt":([0-9]+),"result":"([^"]*)","code":([0-9]+),"enhanced":"([^"]*)","text":"([^"]{0,60}).*/  \5: \1 to <\2> mx=\3 attempt=\4: \6 \7 \8/'
 }
 
