@@ -698,6 +698,22 @@ class K8sTest(ShoalTestCase):
                     self.assertEqual(r.code, 250, r)
                 self.assertEqual(len(c.queue_list()["messages"]), 1)
 
+    def test_6_readme_config_table_is_current(self):
+        """README.md's key reference is what deploy/config_table.py reads
+        from lib/config.c now: a key added without --update fails here."""
+        tool = os.path.join(REPO, "deploy", "config_table.py")
+        r = subprocess.run(["python3", tool, "--check",
+                            os.path.join(REPO, "README.md")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        with open(os.path.join(REPO, "lib", "config.c"),
+                  encoding="utf-8") as f:
+            keys = re.findall(r'^\s*\{ "(\w+)", CT_', f.read(), re.M)
+        for k in keys:
+            self.assertIn(k, readme)
+
 
 if __name__ == "__main__":
     unittest.main()
