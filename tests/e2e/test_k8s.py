@@ -21,6 +21,7 @@ import unittest
 
 import yaml
 
+import netns
 from shoaltest import (REPO, Loopback, SMTPConn, ShoalTestCase, bin_path,
                        make_message, wait_for)
 
@@ -531,6 +532,37 @@ class NamedLoopback(Loopback):
         return "127.0.0.1" if role == "router" else "localhost"
 
 
+class PodNames(netns.NetNS):
+    """A namespace per part, as in test_faults, and the nodes known only by
+    Kubernetes-style names (n1.shoal-node), from a hosts file that `ip netns
+    exec` mounts over /etc/hosts in each namespace."""
+
+    SERVICE = "shoal-node"
+
+    def __init__(self, test, nodes, roles):
+        super().__init__(test, list(nodes) + list(roles))
+        self.nodes = list(nodes)
+        self.dirs = []
+        test.addCleanup(self.remove_hosts)
+        hosts = "127.0.0.1 localhost\n" + "".join(
+            f"{self.ip[n]} {n}.{self.SERVICE}\n" for n in self.nodes)
+        for ns in self.ns.values():
+            d = os.path.join("/etc/netns", ns)
+            os.makedirs(d)
+            self.dirs.append(d)
+            with open(os.path.join(d, "hosts"), "w") as f:
+                f.write(hosts)
+
+    def host(self, role):
+        if role in self.nodes:
+            return f"{role}.{self.SERVICE}"
+        return super().host(role)
+
+    def remove_hosts(self):
+        for d in self.dirs:
+            shutil.rmtree(d, True)
+
+
 class K8sTest(ShoalTestCase):
 
     def setUp(self):
@@ -713,6 +745,37 @@ class K8sTest(ShoalTestCase):
             keys = re.findall(r'^\s*\{ "(\w+)", CT_', f.read(), re.M)
         for k in keys:
             self.assertIn(k, readme)
+
+    def test_7_nodes_on_other_hosts_by_name(self):
+        """As on Kubernetes: nodes in namespaces of their own, their
+        endpoints DNS-style names, CURVE on. Each binds its port on every
+        interface; the pair replicates, the router and shoalctl reach them
+        by name, and mail from another host is stored on both."""
+        if not netns.available():
+            self.skipTest("needs root and network namespaces")
+        d = self.tempdir("shoal-k8s-")
+        keys = os.path.join(d, "cluster.keys")
+        subprocess.run([bin_path("shoalctl"), "keygen", keys], check=True,
+                       capture_output=True, timeout=30)
+        net = PodNames(self, ["n1", "n2"], ["router", "client"])
+        c = self.cluster(net=net, cluster_extra=f'curve_keys = "{keys}";',
+                         relay_networks=(f"{netns.SUBNET}.0/24",),
+                         replication="heartbeat_ms = 200;")
+        with open(c.conf) as f:
+            self.assertIn("tcp://n1.shoal-node:", f.read())
+        self.assertIn("bound=tcp://*:", c.node("n1").log_text())
+        wait_for(lambda: all(n["replication"]["state"] == "healthy"
+                             for n in c.status()["nodes"]), 30,
+                 "the pair healthy across namespaces")
+        r = subprocess.run(net.wrap("client", [
+            "swaks", "--server", f"{net.host('router')}:{c.port}",
+            "--from", "a@example.org", "--to", "b@example.net",
+            "--timeout", "30"]), capture_output=True, text=True, timeout=60)
+        self.assertIn("250 2.0.0 Ok: queued as", r.stdout, r.stdout[-2000:])
+        self.assertEqual(len(c.queue_list()["messages"]), 1)
+        st = c.status()["nodes"]
+        self.assertEqual(sum(n["replication"]["replica_messages"]
+                             for n in st), 1)
 
 
 if __name__ == "__main__":
