@@ -576,6 +576,16 @@ class K8sTest(ShoalTestCase):
             self.assertIn(k, kinds)
         problems = Checker(self.files).run(real_loader)
         self.assertEqual(problems, [], "\n".join(problems))
+        # -t also says when the config has no node of that id
+        d = self.tempdir("shoal-k8s-")
+        path = os.path.join(d, CONFIG_KEY)
+        with open(path, "w") as f:
+            f.write(Checker(self.files).config()[0])
+        r = subprocess.run([bin_path("shoal-node"), "-t", "-c", path, "-n",
+                            "shoal-node-9"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('no node with id "shoal-node-9"', r.stderr)
 
     def test_2_the_checker_sees_drift(self):
         """Each mutation of an in-memory copy is reported."""
