@@ -99,6 +99,13 @@ start() { # name ready-pattern command...
 	echo "started $name (pid $(cat "$DIR/$name.pid"))"
 }
 
+sink_greets() (
+	exec 2>/dev/null 3<>"/dev/tcp/127.0.0.1/$MX" || exit 1
+	line=""
+	read -r -t 2 line <&3 || true
+	[[ $line == "220 mx.demo.example"* ]]
+)
+
 start_mx() {
 	local sbin=/usr/sbin user=()
 	mkdir -p "$DIR/mail"
@@ -117,10 +124,17 @@ start_mx() {
 		-h mx.demo.example "127.0.0.1:$MX" 64 \
 		</dev/null >"$DIR/logs/mx-sink.log" 2>&1 &
 	echo $! >"$DIR/mx-sink.pid"
+	# ready when the greeting on the port is our sink's
 	for _ in $(seq 1 50); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$MX") 2>/dev/null && break
+		sink_greets && break
+		pid_of mx-sink >/dev/null || break
 		sleep 0.1
 	done
+	if ! sink_greets; then
+		echo "mx-sink failed to start, log $DIR/logs/mx-sink.log:"
+		cat "$DIR/logs/mx-sink.log"
+		return 1
+	fi
 	echo "started mx-sink (pid $(cat "$DIR/mx-sink.pid"))"
 }
 
