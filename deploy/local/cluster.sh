@@ -205,18 +205,21 @@ status() {
 	"$BIN/shoalctl" -c "$CONF" status
 }
 
-# One line per delivery attempt, from every node's delivery log, until
-# this script exits (--pid).
+# One line per delivery attempt, from every node's delivery log. Sets
+# FOLLOW to the pid of the tail, which stop_run ends (and which ends by
+# itself when this script is gone: --pid); sed ends with it.
 follow() {
 	local n logs=()
 	for n in "${NODES[@]}"; do logs+=("$DIR/$n/delivery.log"); done
 	echo "Deliveries as they happen (Ctrl-C stops the cluster):"
-	tail -q -n0 -F --pid=$$ "${logs[@]}" 2>/dev/null |
-		sed -E -u 's/.*"qid":"([^"]*)","rcpt":"([^"]*)".*"mx":"([^"]*)".*"attempt":([0-9]+),"result":"([^"]*)","code":([0-9]+),"enhanced":"([^"]*)","text":"([^"]{0,60}).*/  \5: \1 to <\2> mx=\3 attempt=\4: \6 \7 \8/'
+	tail -q -n0 -F --pid=$$ "${logs[@]}" 2>/dev/null > >(
+		sed -E -u 's/.*"qid":"([^"]*)","rcpt":"([^"]*)".*"mx":"([^"]*)".*"attempt":([0-9]+),"result":"([^"]*)","code":([0-9]+),"enhanced":"([^"]*)","text":"([^"]{0,60}).*/  \5: \1 to <\2> mx=\3 attempt=\4: \6 \7 \8/') &
+	FOLLOW=$!
 }
 
 stop_run() {
 	trap '' INT TERM   # a second Ctrl-C must not cut the stop short
+	[ -z "${FOLLOW:-}" ] || kill "$FOLLOW" 2>/dev/null || true
 	echo
 	down
 	exit 0
@@ -240,7 +243,7 @@ run)
 	trap stop_run INT TERM HUP
 	start_all
 	echo
-	follow &
+	follow
 	wait
 	;;
 *) echo "usage: $0 up|down|status|run" >&2; exit 2 ;;
