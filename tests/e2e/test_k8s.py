@@ -642,36 +642,36 @@ class K8sTest(ShoalTestCase):
             "volume": (lambda f: container(f, "Deployment")["volumeMounts"]
                        .append({"name": "ghost", "mountPath": "/ghost"}),
                        "volumeMount ghost has no volume"),
-            "node id": (lambda f: conf_edit(f, 'id = "shoal-node-1"',
-                                            'id = "n2"'),
-                        "nodes[1].id 'n2': the pod is shoal-node-1"),
-            "endpoint host": (lambda f: conf_edit(
-                f, "shoal-node-3.shoal-node:", "shoal-node-3.other:"),
-                "not the pod's DNS name shoal-node-3.shoal-node"),
-            "endpoint port": (lambda f: conf_edit(
-                f, "shoal-node-2.shoal-node:7100",
-                "shoal-node-2.shoal-node:7200"),
-                "port 7200 is not a container port"),
-            "data_dir": (lambda f: conf_edit(f, 'data_dir = "/var/lib/shoal"',
-                                             'data_dir = "/srv/shoal"'),
-                         "nodes[0].data_dir /srv/shoal is not the mountPath"),
-            "metrics": (lambda f: conf_edit(f, '"0.0.0.0:9100"',
-                                            '"0.0.0.0:9200"'),
-                        "metrics port 9200: a probe is not GET /metrics"),
-            "listener": (lambda f: conf_edit(f, '"0.0.0.0:587"',
-                                             '"0.0.0.0:2587"'),
-                         "router.listen ports [25, 465, 2587]"),
-            "curve path": (lambda f: conf_edit(f, "/etc/shoal/curve/",
-                                               "/etc/shoal/keys/"),
-                           "keys/curve.keys is not on a Secret mount"),
-            "bad config": (lambda f: conf_edit(f, "shards = 256;",
-                                               "shards = 256; shard = 1;"),
-                           "cluster.shard: unknown key"),
             "root fs": (lambda f: container(f, "Deployment")
                         ["securityContext"].update(
                             readOnlyRootFilesystem=False),
                         "root filesystem not read-only"),
         }
+        # edits of the ConfigMap's shoal.conf: (what, old, new, problem)
+        conf_edits = [
+            ("node id", 'id = "shoal-node-1"', 'id = "n2"',
+             "nodes[1].id 'n2': the pod is shoal-node-1"),
+            ("endpoint host", "shoal-node-3.shoal-node:",
+             "shoal-node-3.other:",
+             "not the pod's DNS name shoal-node-3.shoal-node"),
+            ("endpoint port", "shoal-node-2.shoal-node:7100",
+             "shoal-node-2.shoal-node:7200",
+             "port 7200 is not a container port"),
+            ("data_dir", 'data_dir = "/var/lib/shoal"',
+             'data_dir = "/srv/shoal"',
+             "nodes[0].data_dir /srv/shoal is not the mountPath"),
+            ("metrics", '"0.0.0.0:9100"', '"0.0.0.0:9200"',
+             "metrics port 9200: a probe is not GET /metrics"),
+            ("listener", '"0.0.0.0:587"', '"0.0.0.0:2587"',
+             "router.listen ports [25, 465, 2587]"),
+            ("curve path", "/etc/shoal/curve/", "/etc/shoal/keys/",
+             "keys/curve.keys is not on a Secret mount"),
+            ("bad config", "shards = 256;", "shards = 256; shard = 1;",
+             "cluster.shard: unknown key"),
+        ]
+        for what, old, new, want in conf_edits:
+            mutations[what] = (
+                lambda f, old=old, new=new: conf_edit(f, old, new), want)
         for what, (mutate, want) in mutations.items():
             with self.subTest(what):
                 files = copy.deepcopy(self.files)
