@@ -21,8 +21,10 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: shoal-node -c FILE -n NODE_ID [-j] [-d SUBSYSTEMS]\n"
+		   "       shoal-node -t -c FILE [-n NODE_ID]\n"
 		   "  -c FILE    cluster config (libconfig syntax)\n"
 		   "  -n ID      which node of the config this process is\n"
+		   "  -t         check the config (and that it names ID), exit\n"
 		   "  -d LIST    debug subsystems: main,smtp,zmq,store,dns,repl,all\n"
 		   "  -j         join a running cluster: on the first start take\n"
 		   "             its shard map instead of deriving one\n"
@@ -40,19 +42,21 @@ main(int argc, char **argv)
 	enum log_level level;
 	char err[1024];
 	int c, rc, shards = 0;
-	bool join = false;
+	bool join = false, check_only = false;
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "node", required_argument, NULL, 'n' },
 		{ "debug", required_argument, NULL, 'd' },
 		{ "join", no_argument, NULL, 'j' },
+		{ "check-config", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 
-	while ((c = getopt_long(argc, argv, "c:n:d:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:n:d:jth", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j': join = true; break;
+		case 't': check_only = true; break;
 		case 'c': conf = optarg; break;
 		case 'n': id = optarg; break;
 		case 'd': debug = optarg; break;
@@ -60,7 +64,7 @@ main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (conf == NULL || id == NULL || optind != argc) {
+	if (conf == NULL || (id == NULL && !check_only) || optind != argc) {
 		usage(stderr);
 		return 2;
 	}
@@ -68,6 +72,16 @@ main(int argc, char **argv)
 	if (config_load(conf, &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shoal-node: %s\n", err);
 		return 1;
+	}
+	if (check_only) {
+		rc = id && config_find_node(cfg, id) == NULL;
+		if (rc)
+			fprintf(stderr, "shoal-node: %s: no node with id \"%s\"\n",
+				conf, id);
+		else
+			printf("shoal-node: %s: config ok\n", conf);
+		config_free(cfg);
+		return rc;
 	}
 	if (curve_init(cfg->cluster.curve_keys, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shoal-node: %s\n", err);

@@ -2,6 +2,7 @@
  * and shoalctl reach it. Routes each incoming message by its link tag. */
 #include "node/node.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
@@ -234,15 +235,47 @@ node_is_local(const char *ep)
 	       strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0;
 }
 
-/* Where to bind: the endpoint, or, without CURVE keys, only its port on
- * loopback (unencrypted links stay on this host), with a warning. */
+/* Whether the host of a tcp:// endpoint is a name rather than an IP
+ * literal or "*": ZeroMQ binds only to addresses and interfaces, never to
+ * a DNS name (zmq_bind fails with ENODEV). */
+static bool
+node_is_host_name(const char *ep)
+{
+	const char *h = ep + 6, *port = strrchr(ep, ':');
+	char host[256];
+	unsigned char bin[4];
+	size_t len = (size_t)(port - h);
+
+	if (h[0] == '[' || h[0] == '*' || len == 0 || len >= sizeof(host))
+		return false;
+	memcpy(host, h, len);
+	host[len] = '\0';
+	return inet_pton(AF_INET, host, bin) != 1;
+}
+
+/* Where to bind: the endpoint; without CURVE keys only its port on
+ * loopback (unencrypted links stay on this host), with a warning. An
+ * endpoint named by host name (Kubernetes: pod-0.service) binds the port
+ * on every interface, with CURVE, or on loopback without it
+ * ("localhost"). */
 static const char *
 node_bind_endpoint(const char *ep, char *buf, size_t len)
 {
 	const char *port = strrchr(ep, ':');
 
-	if (curve_on() || node_is_local(ep) || strncmp(ep, "tcp://", 6) != 0 ||
-	    port == NULL)
+	if (strncmp(ep, "tcp://", 6) != 0 || port == NULL)
+		return ep;
+	if (strncmp(ep, "tcp://localhost:", 16) == 0) {
+		snprintf(buf, len, "tcp://127.0.0.1%s", port);
+		return buf;
+	}
+	if (curve_on() && node_is_host_name(ep)) {
+		snprintf(buf, len, "tcp://*%s", port);
+		log_info("node endpoint=%s event=bind bound=%s note=\"a host "
+			 "name: listening on every interface\"", ep, buf);
+		return buf;
+	}
+	if (curve_on() || node_is_local(ep))
 		return ep;
 	snprintf(buf, len, "tcp://127.0.0.1%s", port);
 	log_warn("node endpoint=%s event=unencrypted bound=%s note=\"without "

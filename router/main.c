@@ -39,8 +39,9 @@ struct router {
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: shoal-router -c FILE [-d SUBSYSTEMS]\n"
+	fprintf(f, "usage: shoal-router [-t] -c FILE [-d SUBSYSTEMS]\n"
 		   "  -c FILE    cluster config (libconfig syntax)\n"
+		   "  -t         check the config and exit\n"
 		   "  -d LIST    debug subsystems: main,smtp,zmq,all\n"
 		   "  -h         this help\n");
 }
@@ -180,17 +181,20 @@ main(int argc, char **argv)
 	enum log_level level;
 	char err[1024];
 	int c, status = 1;
+	bool check_only = false;
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "debug", required_argument, NULL, 'd' },
+		{ "check-config", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 
-	while ((c = getopt_long(argc, argv, "c:d:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:d:th", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': conf = optarg; break;
 		case 'd': debug = optarg; break;
+		case 't': check_only = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -203,6 +207,11 @@ main(int argc, char **argv)
 	if (config_load(conf, &cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shoal-router: %s\n", err);
 		return 1;
+	}
+	if (check_only) {
+		printf("shoal-router: %s: config ok\n", conf);
+		config_free(cfg);
+		return 0;
 	}
 	if (curve_init(cfg->cluster.curve_keys, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shoal-router: %s\n", err);
