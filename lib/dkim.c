@@ -566,15 +566,16 @@ dkim_sign_fields(const struct dkim_msg *m, const struct dkim_sign_req *req,
 			char piece[DKIM_NAME_MAX + 4];
 			size_t p = 0;
 
+			/* "h=" first, then ":name" (FWS may come before the
+			 * colon, RFC 6376 3.5) */
 			if (first)
 				piece[p++] = 'h', piece[p++] = '=';
+			else
+				piece[p++] = ':';
 			for (const char *c = names[i]; *c; c++)
 				piece[p++] = (char)tolower((unsigned char)*c);
 			piece[p] = '\0';
-			if (first)
-				dkim_hdr_put(h, " ", piece);
-			else
-				dkim_hdr_put(h, ":", piece);
+			dkim_hdr_put(h, first ? " " : "", piece);
 			first = false;
 		}
 		for (size_t k = m->n; k-- > 0;)
@@ -587,8 +588,7 @@ dkim_sign_fields(const struct dkim_msg *m, const struct dkim_sign_req *req,
 	/* a list without From would be refused by verifiers: sign it anyway */
 	if (first)
 		dkim_hdr_put(h, " ", "h=from");
-	buf_append(&h->b, ";", 1);
-	h->col++;
+	dkim_hdr_put(h, "", ";");
 }
 
 /* Append sig as b=, folded across lines. */

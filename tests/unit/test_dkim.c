@@ -386,6 +386,11 @@ static const char test_msg[] =
 	"   subject line  \r\n"
 	"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
 	"Message-ID: <1@example.com>\r\n"
+	"MIME-Version: 1.0\r\n"
+	"Content-Type: text/plain; charset=utf-8\r\n"
+	"Content-Transfer-Encoding: 8bit\r\n"
+	"List-Unsubscribe: <https://example.com/u>\r\n"
+	"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
 	"\r\n"
 	"Hello  there,\t\r\n"
 	"caf\xc3\xa9\r\n"
@@ -453,7 +458,11 @@ START_TEST(test_dkim_header_tags)
 		ck_assert_int_eq(strncmp(sig, "DKIM-Signature: v=1;", 20), 0);
 		tag_value(sig, "h", h, sizeof(h));
 		/* both To fields, From once more than it occurs, no Received */
-		ck_assert_str_eq(h, "from:from:to:to:subject:date:message-id");
+		ck_assert_str_eq(h,
+				 "from:from:to:to:subject:date:message-id:"
+				 "mime-version:content-type:"
+				 "content-transfer-encoding:list-unsubscribe:"
+				 "list-unsubscribe-post");
 		tag_value(sig, "a", v, sizeof(v));
 		ck_assert_str_eq(v, "ed25519-sha256");
 		tag_value(sig, "c", v, sizeof(v));
