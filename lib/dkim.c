@@ -20,7 +20,7 @@
 
 #define DKIM_SIG_MAX 1024	  /* signature bytes: RSA 8192 bits */
 #define DKIM_HDR_MAX (64u * 1024) /* our DKIM-Signature field */
-#define DKIM_STAGE 4096		  /* canonical bytes gathered per hash call */
+#define DKIM_STAGE 4096		  /* canonical bytes per hash call */
 #define DKIM_COMMENT_DEPTH 16	  /* nested comments in From */
 
 const char *const dkim_default_headers[] = {
@@ -79,6 +79,25 @@ dkim_stage_flush(struct dkim_stage *st)
 	if (st->n > 0)
 		st->fn(st->arg, st->buf, st->n);
 	st->n = 0;
+}
+
+static struct dkim_stage *
+dkim_stage_new(dkim_sink_fn fn, void *arg)
+{
+	struct dkim_stage *st = xmalloc(sizeof(*st));
+
+	st->fn = fn;
+	st->arg = arg;
+	st->n = 0;
+	return st;
+}
+
+/* Flush what is gathered and free the stage. */
+static void
+dkim_stage_free(struct dkim_stage *st)
+{
+	dkim_stage_flush(st);
+	free(st);
 }
 
 static void
@@ -170,17 +189,13 @@ void
 dkim_canon_body(enum dkim_canon c, const char *body, size_t len,
 		dkim_sink_fn fn, void *arg)
 {
-	struct dkim_stage *st = xmalloc(sizeof(*st));
+	struct dkim_stage *st = dkim_stage_new(fn, arg);
 
-	st->fn = fn;
-	st->arg = arg;
-	st->n = 0;
 	if (c == DKIM_CANON_SIMPLE)
 		dkim_body_simple(body, len, st);
 	else
 		dkim_body_relaxed(body, len, st);
-	dkim_stage_flush(st);
-	free(st);
+	dkim_stage_free(st);
 }
 
 /* ---- header fields (RFC 6376 3.4.1, 3.4.2) ------------------------- */
@@ -230,11 +245,8 @@ void
 dkim_canon_header(enum dkim_canon c, const char *field, size_t len,
 		  dkim_sink_fn fn, void *arg)
 {
-	struct dkim_stage *st = xmalloc(sizeof(*st));
+	struct dkim_stage *st = dkim_stage_new(fn, arg);
 
-	st->fn = fn;
-	st->arg = arg;
-	st->n = 0;
 	if (c == DKIM_CANON_RELAXED) {
 		dkim_header_relaxed(field, len, st);
 	} else {
@@ -242,8 +254,7 @@ dkim_canon_header(enum dkim_canon c, const char *field, size_t len,
 		if (len < 2 || field[len - 2] != '\r' || field[len - 1] != '\n')
 			dkim_stage_put(st, "\r\n", 2);
 	}
-	dkim_stage_flush(st);
-	free(st);
+	dkim_stage_free(st);
 }
 
 /* ---- the message --------------------------------------------------- */

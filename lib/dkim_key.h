@@ -23,7 +23,8 @@ struct dkim_key;
 /* Read a private key (PEM: PKCS#8, or traditional RSA) from path. Returns
  * 0 and sets *out (free with dkim_key_free()), or -1 with a message naming
  * the file in err (always NUL-terminated): unreadable, not a key,
- * encrypted, RSA smaller than DKIM_RSA_BITS_MIN, or another key type. */
+ * encrypted, RSA outside DKIM_RSA_BITS_MIN..DKIM_RSA_BITS_MAX, or another
+ * key type. */
 int dkim_key_load(const char *path, struct dkim_key **out, char *err,
 		  size_t errlen);
 

@@ -27,13 +27,16 @@ collect(void *arg, const void *p, size_t n)
 	ck_assert_int_eq(buf_append(arg, p, n), 0);
 }
 
+typedef void (*canon_fn)(enum dkim_canon, const char *, size_t, dkim_sink_fn,
+			 void *);
+
 static void
-assert_body(enum dkim_canon c, const char *in, const char *want)
+assert_canon(canon_fn fn, enum dkim_canon c, const char *in, const char *want)
 {
 	struct buf b;
 
 	buf_init(&b, 1 << 20);
-	dkim_canon_body(c, in, strlen(in), collect, &b);
+	fn(c, in, strlen(in), collect, &b);
 	ck_assert_uint_eq(b.len, strlen(want));
 	if (b.len)
 		ck_assert_mem_eq(b.data, want, b.len);
@@ -41,109 +44,109 @@ assert_body(enum dkim_canon c, const char *in, const char *want)
 }
 
 static void
+assert_body(enum dkim_canon c, const char *in, const char *want)
+{
+	assert_canon(dkim_canon_body, c, in, want);
+}
+
+static void
 assert_header(enum dkim_canon c, const char *in, const char *want)
 {
-	struct buf b;
-
-	buf_init(&b, 1 << 20);
-	dkim_canon_header(c, in, strlen(in), collect, &b);
-	ck_assert_uint_eq(b.len, strlen(want));
-	ck_assert_mem_eq(b.data, want, b.len);
-	buf_free(&b);
+	assert_canon(dkim_canon_header, c, in, want);
 }
 
 /* ---- canonicalization vectors -------------------------------------- */
 
 START_TEST(test_dkim_rfc6376_345_example)
-	{
-		/* RFC 6376 3.4.5 */
-		assert_header(DKIM_CANON_RELAXED, "A: X\r\n", "a:X\r\n");
-		assert_header(DKIM_CANON_RELAXED, "B : Y\t\r\n\tZ  \r\n",
-			      "b:Y Z\r\n");
-		assert_header(DKIM_CANON_SIMPLE, "B : Y\t\r\n\tZ  \r\n",
-			      "B : Y\t\r\n\tZ  \r\n");
-		assert_body(DKIM_CANON_RELAXED, " C \r\nD \t E\r\n\r\n\r\n",
-			    " C\r\nD E\r\n");
-		assert_body(DKIM_CANON_SIMPLE, " C \r\nD \t E\r\n\r\n\r\n",
-			    " C \r\nD \t E\r\n");
-	}
+{
+	/* RFC 6376 3.4.5 */
+	assert_header(DKIM_CANON_RELAXED, "A: X\r\n", "a:X\r\n");
+	assert_header(DKIM_CANON_RELAXED, "B : Y\t\r\n\tZ  \r\n",
+		      "b:Y Z\r\n");
+	assert_header(DKIM_CANON_SIMPLE, "B : Y\t\r\n\tZ  \r\n",
+		      "B : Y\t\r\n\tZ  \r\n");
+	assert_body(DKIM_CANON_RELAXED, " C \r\nD \t E\r\n\r\n\r\n",
+		    " C\r\nD E\r\n");
+	assert_body(DKIM_CANON_SIMPLE, " C \r\nD \t E\r\n\r\n\r\n",
+		    " C \r\nD \t E\r\n");
+}
 END_TEST
 
 START_TEST(test_dkim_empty_body)
-	{
-		/* RFC 6376 3.4.3: simple of nothing is one CRLF; 3.4.4: relaxed
+{
+	/* RFC 6376 3.4.3: simple of nothing is one CRLF; 3.4.4: relaxed
 	 * of nothing is nothing */
-		assert_body(DKIM_CANON_SIMPLE, "", "\r\n");
-		assert_body(DKIM_CANON_RELAXED, "", "");
-		assert_body(DKIM_CANON_SIMPLE, "\r\n\r\n", "\r\n");
-		assert_body(DKIM_CANON_RELAXED, "\r\n\r\n", "");
-		assert_body(DKIM_CANON_RELAXED, " \t\r\n\t\r\n", "");
-	}
+	assert_body(DKIM_CANON_SIMPLE, "", "\r\n");
+	assert_body(DKIM_CANON_RELAXED, "", "");
+	assert_body(DKIM_CANON_SIMPLE, "\r\n\r\n", "\r\n");
+	assert_body(DKIM_CANON_RELAXED, "\r\n\r\n", "");
+	assert_body(DKIM_CANON_RELAXED, " \t\r\n\t\r\n", "");
+}
 END_TEST
 
 START_TEST(test_dkim_trailing_empty_lines_go)
-	{
-		assert_body(DKIM_CANON_SIMPLE, "a\r\n\r\n\r\n\r\n", "a\r\n");
-		assert_body(DKIM_CANON_RELAXED, "a\r\n\r\n\r\n\r\n", "a\r\n");
-		/* a line of WSP is empty only after relaxed removes the WSP */
-		assert_body(DKIM_CANON_SIMPLE, "a\r\n \r\n\t\r\n",
-			    "a\r\n \r\n\t\r\n");
-		assert_body(DKIM_CANON_RELAXED, "a\r\n \r\n\t\r\n", "a\r\n");
-		/* empty lines inside stay */
-		assert_body(DKIM_CANON_RELAXED, "a\r\n\r\n\r\nb\r\n",
-			    "a\r\n\r\n\r\nb\r\n");
-		/* a last line without CRLF gets one */
-		assert_body(DKIM_CANON_SIMPLE, "a\r\nb", "a\r\nb\r\n");
-		assert_body(DKIM_CANON_RELAXED, "a\r\nb  ", "a\r\nb\r\n");
-	}
+{
+	assert_body(DKIM_CANON_SIMPLE, "a\r\n\r\n\r\n\r\n", "a\r\n");
+	assert_body(DKIM_CANON_RELAXED, "a\r\n\r\n\r\n\r\n", "a\r\n");
+	/* a line of WSP is empty only after relaxed removes the WSP */
+	assert_body(DKIM_CANON_SIMPLE, "a\r\n \r\n\t\r\n",
+		    "a\r\n \r\n\t\r\n");
+	assert_body(DKIM_CANON_RELAXED, "a\r\n \r\n\t\r\n", "a\r\n");
+	/* empty lines inside stay */
+	assert_body(DKIM_CANON_RELAXED, "a\r\n\r\n\r\nb\r\n",
+		    "a\r\n\r\n\r\nb\r\n");
+	/* a last line without CRLF gets one */
+	assert_body(DKIM_CANON_SIMPLE, "a\r\nb", "a\r\nb\r\n");
+	assert_body(DKIM_CANON_RELAXED, "a\r\nb  ", "a\r\nb\r\n");
+}
 END_TEST
 
 START_TEST(test_dkim_relaxed_body_wsp)
-	{
-		assert_body(DKIM_CANON_RELAXED, "a  \t b\t\r\n", "a b\r\n");
-		assert_body(DKIM_CANON_RELAXED, "  a\r\n", " a\r\n");
-		assert_body(DKIM_CANON_RELAXED, "\ta \t\r\n", " a\r\n");
-		/* only SP and HTAB are WSP; a bare CR or LF is a byte of the line */
-		assert_body(DKIM_CANON_RELAXED, "a\rb \nc\r\n", "a\rb \nc\r\n");
-		/* 8-bit octets are hashed as they are */
-		assert_body(DKIM_CANON_RELAXED, "caf\xc3\xa9  \xff\r\n",
-			    "caf\xc3\xa9 \xff\r\n");
-		assert_body(DKIM_CANON_SIMPLE, "caf\xc3\xa9  \xff\r\n",
-			    "caf\xc3\xa9  \xff\r\n");
-	}
+{
+	assert_body(DKIM_CANON_RELAXED, "a  \t b\t\r\n", "a b\r\n");
+	assert_body(DKIM_CANON_RELAXED, "  a\r\n", " a\r\n");
+	assert_body(DKIM_CANON_RELAXED, "\ta \t\r\n", " a\r\n");
+	/* only SP and HTAB are WSP; a bare CR or LF is a byte of the line */
+	assert_body(DKIM_CANON_RELAXED, "a\rb \nc\r\n", "a\rb \nc\r\n");
+	/* 8-bit octets are hashed as they are */
+	assert_body(DKIM_CANON_RELAXED, "caf\xc3\xa9  \xff\r\n",
+		    "caf\xc3\xa9 \xff\r\n");
+	assert_body(DKIM_CANON_SIMPLE, "caf\xc3\xa9  \xff\r\n",
+		    "caf\xc3\xa9  \xff\r\n");
+}
 END_TEST
 
 START_TEST(test_dkim_relaxed_header_unfolds)
-	{
-		assert_header(DKIM_CANON_RELAXED,
-			      "Subject: a\r\n  b\r\n\tc\r\n",
-			      "subject:a b c\r\n");
-		assert_header(DKIM_CANON_RELAXED,
-			      "SUBJECT:\r\n hello   world \r\n",
-			      "subject:hello world\r\n");
-		assert_header(DKIM_CANON_RELAXED, "X-Empty:   \r\n",
-			      "x-empty:\r\n");
-		assert_header(DKIM_CANON_RELAXED, "To\t :  a@b\r\n",
-			      "to:a@b\r\n");
-	}
+{
+	assert_header(DKIM_CANON_RELAXED,
+		      "Subject: a\r\n  b\r\n\tc\r\n",
+		      "subject:a b c\r\n");
+	assert_header(DKIM_CANON_RELAXED,
+		      "SUBJECT:\r\n hello   world \r\n",
+		      "subject:hello world\r\n");
+	assert_header(DKIM_CANON_RELAXED, "X-Empty:   \r\n",
+		      "x-empty:\r\n");
+	assert_header(DKIM_CANON_RELAXED, "To\t :  a@b\r\n",
+		      "to:a@b\r\n");
+}
 END_TEST
 
 START_TEST(test_dkim_long_body_crosses_stage)
-	{
-		/* longer than the 4096-octet gathering buffer, with WSP runs */
-		struct buf in, want;
+{
+	/* longer than the 4096-octet gathering buffer, with WSP runs */
+	struct buf in, want;
 
-		buf_init(&in, 1 << 20);
-		buf_init(&want, 1 << 20);
-		for (int i = 0; i < 3000; i++) {
-			buf_printf(&in, "word%d   \t word  \r\n", i);
-			buf_printf(&want, "word%d word\r\n", i);
-		}
-		buf_append(&in, "\r\n\r\n", 4);
-		assert_body(DKIM_CANON_RELAXED, in.data, want.data);
-		buf_free(&in);
-		buf_free(&want);
+	buf_init(&in, 1 << 20);
+	buf_init(&want, 1 << 20);
+	for (int i = 0; i < 3000; i++) {
+		buf_printf(&in, "word%d   \t word  \r\n", i);
+		buf_printf(&want, "word%d word\r\n", i);
 	}
+	buf_append(&in, "\r\n\r\n", 4);
+	assert_body(DKIM_CANON_RELAXED, in.data, want.data);
+	buf_free(&in);
+	buf_free(&want);
+}
 END_TEST
 
 /* ---- From ------------------------------------------------------------ */
@@ -170,33 +173,33 @@ static const struct {
 };
 
 START_TEST(test_dkim_from_domain)
-	{
-		char msg[256], dom[DKIM_DOMAIN_MAX + 1];
-		struct dkim_msg *m;
+{
+	char msg[256], dom[DKIM_DOMAIN_MAX + 1];
+	struct dkim_msg *m;
 
-		snprintf(msg, sizeof(msg), "%sSubject: x\r\n\r\nbody\r\n",
-			 from_cases[_i].header);
-		ck_assert_int_eq(dkim_msg_parse(msg, strlen(msg), &m), 0);
-		ck_assert_int_eq(dkim_msg_from_domain(m, dom, sizeof(dom)),
-				 from_cases[_i].rc);
-		if (from_cases[_i].rc == 0)
-			ck_assert_str_eq(dom, from_cases[_i].domain);
-		dkim_msg_free(m);
-	}
+	snprintf(msg, sizeof(msg), "%sSubject: x\r\n\r\nbody\r\n",
+		 from_cases[_i].header);
+	ck_assert_int_eq(dkim_msg_parse(msg, strlen(msg), &m), 0);
+	ck_assert_int_eq(dkim_msg_from_domain(m, dom, sizeof(dom)),
+			 from_cases[_i].rc);
+	if (from_cases[_i].rc == 0)
+		ck_assert_str_eq(dom, from_cases[_i].domain);
+	dkim_msg_free(m);
+}
 END_TEST
 
 START_TEST(test_dkim_too_many_fields_is_e2big)
-	{
-		struct buf b;
-		struct dkim_msg *m;
+{
+	struct buf b;
+	struct dkim_msg *m;
 
-		buf_init(&b, 1 << 20);
-		for (int i = 0; i <= DKIM_FIELDS_MAX; i++)
-			buf_printf(&b, "X-%d: y\r\n", i);
-		buf_append(&b, "\r\nbody\r\n", 8);
-		ck_assert_int_eq(dkim_msg_parse(b.data, b.len, &m), -E2BIG);
-		buf_free(&b);
-	}
+	buf_init(&b, 1 << 20);
+	for (int i = 0; i <= DKIM_FIELDS_MAX; i++)
+		buf_printf(&b, "X-%d: y\r\n", i);
+	buf_append(&b, "\r\nbody\r\n", 8);
+	ck_assert_int_eq(dkim_msg_parse(b.data, b.len, &m), -E2BIG);
+	buf_free(&b);
+}
 END_TEST
 
 /* ---- an independent verifier --------------------------------------- */
@@ -423,125 +426,125 @@ sign(struct dkim_key *k, enum dkim_canon hc, enum dkim_canon bc,
 }
 
 START_TEST(test_dkim_signature_verifies)
-	{
-		enum dkim_alg alg =
-			_i / 4 ? DKIM_ALG_ED25519_SHA256 : DKIM_ALG_RSA_SHA256;
-		enum dkim_canon hc = (_i / 2) % 2, bc = _i % 2;
-		struct dkim_key *k = new_key(alg);
-		char *sig = sign(k, hc, bc, test_msg, 0);
-		char *bad = strdup(test_msg);
+{
+	enum dkim_alg alg =
+		_i / 4 ? DKIM_ALG_ED25519_SHA256 : DKIM_ALG_RSA_SHA256;
+	enum dkim_canon hc = (_i / 2) % 2, bc = _i % 2;
+	struct dkim_key *k = new_key(alg);
+	char *sig = sign(k, hc, bc, test_msg, 0);
+	char *bad = strdup(test_msg);
 
-		ck_assert_int_eq(verify(k, sig, test_msg), 1);
-		/* one changed octet in the body, then in a signed field */
-		*strstr(bad, "there") = 'T';
-		ck_assert_int_eq(verify(k, sig, bad), 0);
-		strcpy(bad, test_msg);
-		*strstr(bad, "bob") = 'B';
-		ck_assert_int_eq(verify(k, sig, bad), 0);
-		/* an unsigned field may change */
-		strcpy(bad, test_msg);
-		*strstr(bad, "from x") = 'F';
-		ck_assert_int_eq(verify(k, sig, bad), 1);
-		free(bad);
-		free(sig);
-		dkim_key_free(k);
-	}
+	ck_assert_int_eq(verify(k, sig, test_msg), 1);
+	/* one changed octet in the body, then in a signed field */
+	*strstr(bad, "there") = 'T';
+	ck_assert_int_eq(verify(k, sig, bad), 0);
+	strcpy(bad, test_msg);
+	*strstr(bad, "bob") = 'B';
+	ck_assert_int_eq(verify(k, sig, bad), 0);
+	/* an unsigned field may change */
+	strcpy(bad, test_msg);
+	*strstr(bad, "from x") = 'F';
+	ck_assert_int_eq(verify(k, sig, bad), 1);
+	free(bad);
+	free(sig);
+	dkim_key_free(k);
+}
 END_TEST
 
 START_TEST(test_dkim_header_tags)
-	{
-		struct dkim_key *k = new_key(DKIM_ALG_ED25519_SHA256);
-		char *sig = sign(k, DKIM_CANON_RELAXED, DKIM_CANON_SIMPLE,
-				 test_msg, 3600);
-		char h[1024], v[256];
+{
+	struct dkim_key *k = new_key(DKIM_ALG_ED25519_SHA256);
+	char *sig = sign(k, DKIM_CANON_RELAXED, DKIM_CANON_SIMPLE,
+			 test_msg, 3600);
+	char h[1024], v[256];
 
-		ck_assert_int_eq(strncmp(sig, "DKIM-Signature: v=1;", 20), 0);
-		tag_value(sig, "h", h, sizeof(h));
-		/* both To fields, From once more than it occurs, no Received */
-		ck_assert_str_eq(h,
-				 "from:from:to:to:subject:date:message-id:"
-				 "mime-version:content-type:"
-				 "content-transfer-encoding:list-unsubscribe:"
-				 "list-unsubscribe-post");
-		tag_value(sig, "a", v, sizeof(v));
-		ck_assert_str_eq(v, "ed25519-sha256");
-		tag_value(sig, "c", v, sizeof(v));
-		ck_assert_str_eq(v, "relaxed/simple");
-		tag_value(sig, "t", v, sizeof(v));
-		ck_assert_str_eq(v, "1700000000");
-		tag_value(sig, "x", v, sizeof(v));
-		ck_assert_str_eq(v, "1700003600");
-		tag_value(sig, "d", v, sizeof(v));
-		ck_assert_str_eq(v, "example.com");
-		tag_value(sig, "s", v, sizeof(v));
-		ck_assert_str_eq(v, "s1");
-		/* lines of at most 78, continued with a tab, one CRLF at the end */
-		for (const char *p = sig, *e; (e = strstr(p, "\r\n"));
-		     p = e + 2) {
-			ck_assert_uint_le((size_t)(e - p), DKIM_LINE_MAX);
-			if (p != sig)
-				ck_assert_int_eq(*p, '\t');
-		}
-		ck_assert_str_eq(sig + strlen(sig) - 2, "\r\n");
-		free(sig);
-		dkim_key_free(k);
+	ck_assert_int_eq(strncmp(sig, "DKIM-Signature: v=1;", 20), 0);
+	tag_value(sig, "h", h, sizeof(h));
+	/* both To fields, From once more than it occurs, no Received */
+	ck_assert_str_eq(h,
+			 "from:from:to:to:subject:date:message-id:"
+			 "mime-version:content-type:"
+			 "content-transfer-encoding:list-unsubscribe:"
+			 "list-unsubscribe-post");
+	tag_value(sig, "a", v, sizeof(v));
+	ck_assert_str_eq(v, "ed25519-sha256");
+	tag_value(sig, "c", v, sizeof(v));
+	ck_assert_str_eq(v, "relaxed/simple");
+	tag_value(sig, "t", v, sizeof(v));
+	ck_assert_str_eq(v, "1700000000");
+	tag_value(sig, "x", v, sizeof(v));
+	ck_assert_str_eq(v, "1700003600");
+	tag_value(sig, "d", v, sizeof(v));
+	ck_assert_str_eq(v, "example.com");
+	tag_value(sig, "s", v, sizeof(v));
+	ck_assert_str_eq(v, "s1");
+	/* lines of at most 78, continued with a tab, one CRLF at the end */
+	for (const char *p = sig, *e; (e = strstr(p, "\r\n"));
+	     p = e + 2) {
+		ck_assert_uint_le((size_t)(e - p), DKIM_LINE_MAX);
+		if (p != sig)
+			ck_assert_int_eq(*p, '\t');
 	}
+	ck_assert_str_eq(sig + strlen(sig) - 2, "\r\n");
+	free(sig);
+	dkim_key_free(k);
+}
 END_TEST
 
 START_TEST(test_dkim_empty_body_hashes)
-	{
-		/* SHA-256 of "" and of "\r\n" (RFC 6376 3.4.3, 3.4.4) */
-		static const char msg[] = "From: a@example.com\r\n\r\n";
-		struct dkim_key *k = new_key(DKIM_ALG_ED25519_SHA256);
-		char *rs =
-			sign(k, DKIM_CANON_RELAXED, DKIM_CANON_RELAXED, msg, 0);
-		char *ss =
-			sign(k, DKIM_CANON_SIMPLE, DKIM_CANON_SIMPLE, msg, 0);
-		char bh[128];
+{
+	/* SHA-256 of "" and of "\r\n" (RFC 6376 3.4.3, 3.4.4) */
+	static const char msg[] = "From: a@example.com\r\n\r\n";
+	struct dkim_key *k = new_key(DKIM_ALG_ED25519_SHA256);
+	char *rs =
+		sign(k, DKIM_CANON_RELAXED, DKIM_CANON_RELAXED, msg, 0);
+	char *ss =
+		sign(k, DKIM_CANON_SIMPLE, DKIM_CANON_SIMPLE, msg, 0);
+	char bh[128];
 
-		tag_value(rs, "bh", bh, sizeof(bh));
-		ck_assert_str_eq(
-			bh, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
-		tag_value(ss, "bh", bh, sizeof(bh));
-		ck_assert_str_eq(
-			bh, "frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=");
-		ck_assert_int_eq(verify(k, rs, msg), 1);
-		ck_assert_int_eq(verify(k, ss, msg), 1);
-		free(rs);
-		free(ss);
-		dkim_key_free(k);
-	}
+	tag_value(rs, "bh", bh, sizeof(bh));
+	ck_assert_str_eq(
+		bh, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+	tag_value(ss, "bh", bh, sizeof(bh));
+	ck_assert_str_eq(
+		bh, "frcCV1k9oG9oKj3dpUqdJg1PxRT2RSN/XKdLCPjaYaY=");
+	ck_assert_int_eq(verify(k, rs, msg), 1);
+	ck_assert_int_eq(verify(k, ss, msg), 1);
+	free(rs);
+	free(ss);
+	dkim_key_free(k);
+}
 END_TEST
 
 START_TEST(test_dkim_configured_headers)
-	{
-		static const char *const names[] = { "Subject", "FROM",
-						     "subject", "X-None",
-						     NULL };
-		struct dkim_key *k = new_key(DKIM_ALG_ED25519_SHA256);
-		struct dkim_sign_req req = { "example.com",
-					     "s1",
-					     DKIM_CANON_RELAXED,
-					     DKIM_CANON_RELAXED,
-					     names,
-					     1,
-					     0 };
-		struct dkim_msg *m;
-		struct buf out;
-		char h[256];
+{
+	static const char *const names[] = { "Subject", "FROM",
+					     "subject", "X-None",
+					     NULL };
+	struct dkim_key *k = new_key(DKIM_ALG_ED25519_SHA256);
+	struct dkim_sign_req req = { "example.com",
+				     "s1",
+				     DKIM_CANON_RELAXED,
+				     DKIM_CANON_RELAXED,
+				     names,
+				     1,
+				     0 };
+	struct dkim_msg *m;
+	struct buf out;
+	char h[256];
 
-		buf_init(&out, 1 << 16);
-		ck_assert_int_eq(dkim_msg_parse(test_msg, strlen(test_msg), &m),
-				 0);
-		ck_assert_int_eq(dkim_sign(m, k, &req, &out), 0);
-		tag_value(out.data, "h", h, sizeof(h));
-		/* a name given twice counts once; a missing one is left out */
-		ck_assert_str_eq(h, "subject:from:from");
-		ck_assert_int_eq(verify(k, out.data, test_msg), 1);
-		dkim_msg_free(m);
-		buf_free(&out);
-		dkim_key_free(k);
-	}
+	buf_init(&out, 1 << 16);
+	ck_assert_int_eq(dkim_msg_parse(test_msg, strlen(test_msg), &m),
+			 0);
+	ck_assert_int_eq(dkim_sign(m, k, &req, &out), 0);
+	tag_value(out.data, "h", h, sizeof(h));
+	/* a name given twice counts once; a missing one is left out */
+	ck_assert_str_eq(h, "subject:from:from");
+	ck_assert_int_eq(verify(k, out.data, test_msg), 1);
+	dkim_msg_free(m);
+	buf_free(&out);
+	dkim_key_free(k);
+}
 END_TEST
 
 /* ---- keys ------------------------------------------------------------ */
@@ -578,109 +581,109 @@ write_pkey(const char *path, EVP_PKEY *pk, bool traditional)
 }
 
 START_TEST(test_dkim_key_loads_pkcs8_and_traditional)
-	{
-		struct dkim_key *k, *back;
-		EVP_PKEY *pk;
-		char path[300], err[512];
-		char *pem, *rec1, *rec2;
-		FILE *f;
+{
+	struct dkim_key *k, *back;
+	EVP_PKEY *pk;
+	char path[300], err[512];
+	char *pem, *rec1, *rec2;
+	FILE *f;
 
-		/* what dkim_key_private_pem() writes loads back, same public key */
-		k = new_key(DKIM_ALG_RSA_SHA256);
-		pem = dkim_key_private_pem(k);
-		ck_assert_ptr_nonnull(strstr(pem, "BEGIN PRIVATE KEY"));
-		snprintf(path, sizeof(path), "%s/k8.pem", key_dir);
-		f = fopen(path, "w");
-		fputs(pem, f);
-		fclose(f);
-		ck_assert_int_eq(dkim_key_load(path, &back, err, sizeof(err)),
-				 0);
-		rec1 = dkim_key_dns_record(k);
-		rec2 = dkim_key_dns_record(back);
-		ck_assert_str_eq(rec1, rec2);
-		ck_assert_int_eq(strncmp(rec1, "v=DKIM1; k=rsa; p=", 18), 0);
-		ck_assert_uint_eq(dkim_key_bits(back), 2048);
-		free(rec1);
-		free(rec2);
-		free(pem);
-		dkim_key_free(back);
-		/* "BEGIN RSA PRIVATE KEY" */
-		snprintf(path, sizeof(path), "%s/trad.pem", key_dir);
-		write_pkey(path, dkim_key_pkey(k), true);
-		ck_assert_int_eq(dkim_key_load(path, &back, err, sizeof(err)),
-				 0);
-		ck_assert_int_eq(dkim_key_alg(back), DKIM_ALG_RSA_SHA256);
-		dkim_key_free(back);
-		dkim_key_free(k);
-		/* Ed25519 */
-		pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-		snprintf(path, sizeof(path), "%s/ed.pem", key_dir);
-		write_pkey(path, pk, false);
-		EVP_PKEY_free(pk);
-		ck_assert_int_eq(dkim_key_load(path, &back, err, sizeof(err)),
-				 0);
-		ck_assert_int_eq(dkim_key_alg(back), DKIM_ALG_ED25519_SHA256);
-		rec1 = dkim_key_dns_record(back);
-		ck_assert_int_eq(strncmp(rec1, "v=DKIM1; k=ed25519; p=", 22),
-				 0);
-		ck_assert_uint_eq(strlen(rec1), 22 + 44);
-		free(rec1);
-		dkim_key_free(back);
-	}
+	/* what dkim_key_private_pem() writes loads back, same public key */
+	k = new_key(DKIM_ALG_RSA_SHA256);
+	pem = dkim_key_private_pem(k);
+	ck_assert_ptr_nonnull(strstr(pem, "BEGIN PRIVATE KEY"));
+	snprintf(path, sizeof(path), "%s/k8.pem", key_dir);
+	f = fopen(path, "w");
+	fputs(pem, f);
+	fclose(f);
+	ck_assert_int_eq(dkim_key_load(path, &back, err, sizeof(err)),
+			 0);
+	rec1 = dkim_key_dns_record(k);
+	rec2 = dkim_key_dns_record(back);
+	ck_assert_str_eq(rec1, rec2);
+	ck_assert_int_eq(strncmp(rec1, "v=DKIM1; k=rsa; p=", 18), 0);
+	ck_assert_uint_eq(dkim_key_bits(back), 2048);
+	free(rec1);
+	free(rec2);
+	free(pem);
+	dkim_key_free(back);
+	/* "BEGIN RSA PRIVATE KEY" */
+	snprintf(path, sizeof(path), "%s/trad.pem", key_dir);
+	write_pkey(path, dkim_key_pkey(k), true);
+	ck_assert_int_eq(dkim_key_load(path, &back, err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(dkim_key_alg(back), DKIM_ALG_RSA_SHA256);
+	dkim_key_free(back);
+	dkim_key_free(k);
+	/* Ed25519 */
+	pk = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	snprintf(path, sizeof(path), "%s/ed.pem", key_dir);
+	write_pkey(path, pk, false);
+	EVP_PKEY_free(pk);
+	ck_assert_int_eq(dkim_key_load(path, &back, err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(dkim_key_alg(back), DKIM_ALG_ED25519_SHA256);
+	rec1 = dkim_key_dns_record(back);
+	ck_assert_int_eq(strncmp(rec1, "v=DKIM1; k=ed25519; p=", 22),
+			 0);
+	ck_assert_uint_eq(strlen(rec1), 22 + 44);
+	free(rec1);
+	dkim_key_free(back);
+}
 END_TEST
 
 START_TEST(test_dkim_key_refusals_name_the_file)
-	{
-		struct dkim_key *k = NULL;
-		EVP_PKEY *pk;
-		char path[300], err[512];
-		FILE *f;
+{
+	struct dkim_key *k = NULL;
+	EVP_PKEY *pk;
+	char path[300], err[512];
+	FILE *f;
 
-		snprintf(path, sizeof(path), "%s/small.pem", key_dir);
-		pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
-		write_pkey(path, pk, false);
-		EVP_PKEY_free(pk);
-		ck_assert_int_eq(dkim_key_load(path, &k, err, sizeof(err)), -1);
-		ck_assert_ptr_nonnull(strstr(err, path));
-		ck_assert_ptr_nonnull(strstr(err, "1024 bits"));
+	snprintf(path, sizeof(path), "%s/small.pem", key_dir);
+	pk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+	write_pkey(path, pk, false);
+	EVP_PKEY_free(pk);
+	ck_assert_int_eq(dkim_key_load(path, &k, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, path));
+	ck_assert_ptr_nonnull(strstr(err, "1024 bits"));
 
-		snprintf(path, sizeof(path), "%s/ec.pem", key_dir);
-		pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-		write_pkey(path, pk, false);
-		EVP_PKEY_free(pk);
-		ck_assert_int_eq(dkim_key_load(path, &k, err, sizeof(err)), -1);
-		ck_assert_ptr_nonnull(strstr(err, "RSA or Ed25519"));
+	snprintf(path, sizeof(path), "%s/ec.pem", key_dir);
+	pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	write_pkey(path, pk, false);
+	EVP_PKEY_free(pk);
+	ck_assert_int_eq(dkim_key_load(path, &k, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "RSA or Ed25519"));
 
-		snprintf(path, sizeof(path), "%s/junk.pem", key_dir);
-		f = fopen(path, "w");
-		fputs("-----BEGIN PRIVATE KEY-----\nnot base64\n", f);
-		fclose(f);
-		ck_assert_int_eq(dkim_key_load(path, &k, err, sizeof(err)), -1);
-		ck_assert_ptr_nonnull(strstr(err, path));
+	snprintf(path, sizeof(path), "%s/junk.pem", key_dir);
+	f = fopen(path, "w");
+	fputs("-----BEGIN PRIVATE KEY-----\nnot base64\n", f);
+	fclose(f);
+	ck_assert_int_eq(dkim_key_load(path, &k, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, path));
 
-		snprintf(path, sizeof(path), "%s/missing.pem", key_dir);
-		ck_assert_int_eq(dkim_key_load(path, &k, err, sizeof(err)), -1);
-		ck_assert_ptr_nonnull(strstr(err, "No such file"));
-		ck_assert_ptr_null(k);
+	snprintf(path, sizeof(path), "%s/missing.pem", key_dir);
+	ck_assert_int_eq(dkim_key_load(path, &k, err, sizeof(err)), -1);
+	ck_assert_ptr_nonnull(strstr(err, "No such file"));
+	ck_assert_ptr_null(k);
 
-		ck_assert_int_eq(
-			dkim_key_generate(DKIM_ALG_RSA_SHA256, 1024, &k),
-			-EINVAL);
-	}
+	ck_assert_int_eq(
+		dkim_key_generate(DKIM_ALG_RSA_SHA256, 1024, &k),
+		-EINVAL);
+}
 END_TEST
 
 START_TEST(test_dkim_names)
-	{
-		ck_assert(dkim_is_dns_name("example.com"));
-		ck_assert(dkim_is_dns_name("s_2026-a"));
-		ck_assert(!dkim_is_dns_name(""));
-		ck_assert(!dkim_is_dns_name("a..b"));
-		ck_assert(!dkim_is_dns_name("a;b"));
-		ck_assert(!dkim_is_dns_name(".a"));
-		ck_assert(dkim_is_header_name("List-Unsubscribe-Post"));
-		ck_assert(!dkim_is_header_name("Bad:Name"));
-		ck_assert(!dkim_is_header_name("Bad Name"));
-	}
+{
+	ck_assert(dkim_is_dns_name("example.com"));
+	ck_assert(dkim_is_dns_name("s_2026-a"));
+	ck_assert(!dkim_is_dns_name(""));
+	ck_assert(!dkim_is_dns_name("a..b"));
+	ck_assert(!dkim_is_dns_name("a;b"));
+	ck_assert(!dkim_is_dns_name(".a"));
+	ck_assert(dkim_is_header_name("List-Unsubscribe-Post"));
+	ck_assert(!dkim_is_header_name("Bad:Name"));
+	ck_assert(!dkim_is_header_name("Bad Name"));
+}
 END_TEST
 
 static Suite *
