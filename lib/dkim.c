@@ -145,6 +145,18 @@ dkim_body_simple(const char *b, size_t len, struct dkim_stage *st)
 	dkim_stage_put(st, "\r\n", 2);
 }
 
+/* Is the line already relaxed: no HTAB and no two SP in a row (its end
+ * has no WSP, the caller removed it)? */
+static bool
+dkim_is_relaxed_line(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] == '\t' ||
+		    (p[i] == ' ' && i + 1 < n && p[i + 1] == ' '))
+			return false;
+	return true;
+}
+
 static void
 dkim_body_relaxed(const char *b, size_t len, struct dkim_stage *st)
 {
@@ -160,6 +172,10 @@ dkim_body_relaxed(const char *b, size_t len, struct dkim_stage *st)
 		if (end > pos) {
 			for (; crlfs > 0; crlfs--)
 				dkim_stage_put(st, "\r\n", 2);
+			if (dkim_is_relaxed_line(b + pos, end - pos)) {
+				dkim_stage_put(st, b + pos, end - pos);
+				i = end; /* nothing to reduce: one copy */
+			}
 			while (i < end) {
 				size_t j = i;
 
