@@ -583,7 +583,8 @@ dkim_sign_fields(const struct dkim_msg *m, const struct dkim_sign_req *req,
 	for (size_t i = 0; names[i] && i < DKIM_NAMES_MAX; i++) {
 		size_t count = 0, times;
 
-		if (dkim_name_seen(names, i))
+		if (strlen(names[i]) > DKIM_NAME_MAX ||
+		    dkim_name_seen(names, i))
 			continue;
 		for (size_t k = 0; k < m->n; k++)
 			if (dkim_field_is(m, &m->f[k], names[i]))
