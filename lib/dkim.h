@@ -49,7 +49,9 @@ void dkim_msg_free(struct dkim_msg *m);
  * when the address cannot be read. */
 int dkim_msg_from_domain(const struct dkim_msg *m, char *out, size_t outlen);
 
-/* What to sign with. headers NULL means dkim_default_headers. */
+/* What to sign with. headers NULL means dkim_default_headers; of a list,
+ * the first DKIM_NAMES_MAX names count and names longer than
+ * DKIM_NAME_MAX are skipped. */
 struct dkim_sign_req {
 	const char *domain;   /* d= */
 	const char *selector; /* s= */
