@@ -109,17 +109,16 @@ static const struct {
 START_TEST(test_dkim_canonicalization_table)
 {
 	struct buf b;
+	const char *want = canon_cases[_i].want;
 
 	buf_init(&b, 1 << 20);
 	(canon_cases[_i].is_body ? dkim_canon_body : dkim_canon_header)(
 		canon_cases[_i].c, canon_cases[_i].in,
 		strlen(canon_cases[_i].in), collect, &b);
-	ck_assert_msg(b.len == strlen(canon_cases[_i].want) &&
-			      (b.len == 0 ||
-			       memcmp(b.data, canon_cases[_i].want, b.len) == 0),
+	ck_assert_msg(b.len == strlen(want) &&
+			      (b.len == 0 || memcmp(b.data, want, b.len) == 0),
 		      "case \"%s\": %zu octets, not the expected %zu",
-		      canon_cases[_i].what, b.len,
-		      strlen(canon_cases[_i].want));
+		      canon_cases[_i].what, b.len, strlen(want));
 	buf_free(&b);
 }
 END_TEST
