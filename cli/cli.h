@@ -28,6 +28,10 @@ enum cli_opt {
 	CLI_OPT_DOMAIN = 1 << 1, /* --domain D */
 	CLI_OPT_STATE = 1 << 2,  /* --state S */
 	CLI_OPT_TO = 1 << 3,     /* --to NODE */
+	CLI_OPT_TYPE = 1 << 4,   /* --type rsa|ed25519 (dkim keygen) */
+	CLI_OPT_BITS = 1 << 5,   /* --bits N (dkim keygen) */
+	CLI_OPT_OUT = 1 << 6,    /* --out FILE (dkim keygen) */
+	CLI_OPT_FORCE = 1 << 7,  /* --force (dkim keygen) */
 };
 
 struct cli {
@@ -35,6 +39,7 @@ struct cli {
 	bool is_json;
 	int timeout_ms;
 	const char *opt_node, *opt_domain, *opt_state, *opt_to;
+	const char *opt_type, *opt_bits, *opt_out;  /* dkim keygen */
 	unsigned opts_given;     /* CLI_OPT_* */
 	struct config *cfg;      /* set by cli_load() */
 	void *zctx;              /* set by cli_load() */

@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/dkim.h"
 #include "cli/node.h"
 #include "cli/keygen.h"
 #include "cli/queue.h"
@@ -33,6 +34,9 @@ struct main_cmd {
 static const struct main_cmd main_cmds[] = {
 	{ "status", NULL, 0, status_run, NULL },
 	{ "keygen", NULL, 0, keygen_run, NULL },
+	{ "dkim", "keygen",
+	  CLI_OPT_TYPE | CLI_OPT_BITS | CLI_OPT_OUT | CLI_OPT_FORCE,
+	  dkim_keygen_run, NULL },
 	{ "queue", "list", CLI_OPT_NODE | CLI_OPT_DOMAIN | CLI_OPT_STATE,
 	  queue_list_run, NULL },
 	{ "queue", "show", 0, queue_show_run, NULL },
@@ -86,14 +90,22 @@ main_usage(FILE *f)
 		"on stdin)\n"
 		"  keygen FILE                 a cluster key pair for "
 		"cluster.curve_keys\n"
+		"  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] "
+		"[--bits N]\n"
+		"              [--out FILE] [--force]  a DKIM key, its DNS "
+		"record and config\n"
 		"\n"
 		"exit status: 0 ok, 1 failure (message on stderr), 2 usage "
 		"error\n",
 		CLI_CONFIG_DEFAULT, CLIENT_TIMEOUT_MS);
 }
 
-static const char *const main_opt_names[] = { "--node", "--domain",
-					      "--state", "--to" };
+static const char *const main_opt_names[] = {
+	"--node", "--domain", "--state", "--to",
+	"--type", "--bits", "--out", "--force",
+};
+
+#define MAIN_N_OPTS (sizeof(main_opt_names) / sizeof(*main_opt_names))
 
 /* Parse every option on the line. Returns -1 to go on, or an exit
  * status. */
@@ -101,7 +113,7 @@ static int
 main_parse_opts(struct cli *c, int argc, char **argv)
 {
 	enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_NODE, OPT_DOMAIN, OPT_STATE,
-	       OPT_TO };
+	       OPT_TO, OPT_TYPE, OPT_BITS, OPT_OUT, OPT_FORCE };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -111,6 +123,10 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 		{ "domain", required_argument, NULL, OPT_DOMAIN },
 		{ "state", required_argument, NULL, OPT_STATE },
 		{ "to", required_argument, NULL, OPT_TO },
+		{ "type", required_argument, NULL, OPT_TYPE },
+		{ "bits", required_argument, NULL, OPT_BITS },
+		{ "out", required_argument, NULL, OPT_OUT },
+		{ "force", no_argument, NULL, OPT_FORCE },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long v;
@@ -155,6 +171,21 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 		case OPT_TO:
 			c->opt_to = optarg;
 			c->opts_given |= CLI_OPT_TO;
+			break;
+		case OPT_TYPE:
+			c->opt_type = optarg;
+			c->opts_given |= CLI_OPT_TYPE;
+			break;
+		case OPT_BITS:
+			c->opt_bits = optarg;
+			c->opts_given |= CLI_OPT_BITS;
+			break;
+		case OPT_OUT:
+			c->opt_out = optarg;
+			c->opts_given |= CLI_OPT_OUT;
+			break;
+		case OPT_FORCE:
+			c->opts_given |= CLI_OPT_FORCE;
 			break;
 		case ':':
 			return cli_usage_error("%s needs a value",
@@ -220,7 +251,7 @@ main(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	extra = c.opts_given & ~m->opts;
-	for (size_t i = 0; extra != 0 && i < 4; i++)
+	for (size_t i = 0; extra != 0 && i < MAIN_N_OPTS; i++)
 		if (extra & (1u << i))
 			return cli_usage_error("%s does not apply to %s%s%s",
 					       main_opt_names[i], m->group,

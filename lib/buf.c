@@ -64,6 +64,20 @@ buf_append(struct buf *b, const void *p, size_t n)
 }
 
 int
+buf_insert(struct buf *b, size_t at, const void *p, size_t n)
+{
+	if (at > b->len || n > b->max || b->len > b->max - n)
+		return -EMSGSIZE;
+	buf_reserve(b, b->len + n + 1);
+	memmove(b->data + at + n, b->data + at, b->len - at);
+	if (n)
+		memcpy(b->data + at, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int
 buf_printf(struct buf *b, const char *fmt, ...)
 {
 	char small[512];

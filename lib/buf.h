@@ -24,6 +24,10 @@ void buf_reset(struct buf *b);
  * would pass b->max. */
 int buf_append(struct buf *b, const void *p, size_t n);
 
+/* Insert n bytes at offset at (<= b->len), moving what follows. Returns
+ * 0, or -EMSGSIZE (nothing inserted) when the result would pass b->max. */
+int buf_insert(struct buf *b, size_t at, const void *p, size_t n);
+
 /* Append a formatted string (bounded like buf_append). */
 int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -54,6 +54,9 @@ static const char *const cfg_auth_names[] = { "optional", "required", "none",
 static const char *const cfg_bare_lf_names[] = { "reject", "normalize", NULL };
 static const char *const cfg_repl_names[] = { "sync", "async", "none", NULL };
 static const char *const cfg_logfmt_names[] = { "logfmt", "json", NULL };
+static const char *const cfg_dkim_canon_names[] = { "relaxed/relaxed",
+	"relaxed/simple", "simple/relaxed", "simple/simple", "relaxed",
+	"simple", NULL };
 
 static const struct cfg_key cfg_node_keys[] = {
 	{ "id", CT_STR, offsetof(struct cfg_node, id), 0, 1, 64, NULL, NULL, NULL, 0, true },
@@ -78,6 +81,9 @@ static const struct cfg_key cfg_dkim_keys[] = {
 	{ "domain", CT_STR, offsetof(struct cfg_dkim, domain), 0, 1, 255, NULL, NULL, NULL, 0, true },
 	{ "selector", CT_STR, offsetof(struct cfg_dkim, selector), 0, 1, 63, NULL, NULL, NULL, 0, true },
 	{ "key_file", CT_STR, offsetof(struct cfg_dkim, key_file), 0, 1, 1024, NULL, NULL, NULL, 0, true },
+	{ "canonicalization", CT_ENUM, offsetof(struct cfg_dkim, canonicalization), 0, 0, 0, "relaxed/relaxed", cfg_dkim_canon_names, NULL, 0, false },
+	{ "headers", CT_STRS, offsetof(struct cfg_dkim, headers), offsetof(struct cfg_dkim, n_headers), 1, 64, NULL, NULL, NULL, 0, false },
+	{ "expire", CT_U32, offsetof(struct cfg_dkim, expire), 0, 0, 315360000, "0", NULL, NULL, 0, false },
 	END
 };
 
@@ -115,6 +121,7 @@ static const struct cfg_key cfg_router_keys[] = {
 	{ "max_recipients", CT_U32, OFF(router.max_recipients), 0, 1, 100000, "1000", NULL, NULL, 0, false },
 	{ "metrics", CT_STR, OFF(router.metrics), 0, 1, 256, NULL, NULL, NULL, 0, false },
 	{ "dkim", CT_LIST, OFF(router.dkim), OFF(router.n_dkim), 0, 1024, NULL, NULL, cfg_dkim_keys, sizeof(struct cfg_dkim), false },
+	{ "dkim_default_domain", CT_STR, OFF(router.dkim_default_domain), 0, 1, 253, NULL, NULL, NULL, 0, false },
 	{ "bare_lf", CT_ENUM, OFF(router.bare_lf), 0, 0, 0, "reject", cfg_bare_lf_names, NULL, 0, false },
 	{ "max_sessions", CT_U32, OFF(router.max_sessions), 0, 1, 1000000, "10000", NULL, NULL, 0, false },
 	{ "max_errors", CT_U32, OFF(router.max_errors), 0, 1, 1000, "20", NULL, NULL, 0, false },

@@ -61,10 +61,24 @@ struct cfg_listen {
 	bool auth_plaintext; /* AUTH without TLS, to loopback clients only */
 };
 
+/* router.dkim[].canonicalization: header/body (RFC 6376 3.5 c=) */
+enum cfg_dkim_canon {
+	CFG_DKIM_RELAXED_RELAXED = 0, /* "relaxed/relaxed", the default */
+	CFG_DKIM_RELAXED_SIMPLE,      /* "relaxed/simple", also "relaxed" */
+	CFG_DKIM_SIMPLE_RELAXED,      /* "simple/relaxed" */
+	CFG_DKIM_SIMPLE_SIMPLE,       /* "simple/simple", also "simple" */
+	CFG_DKIM_RELAXED,             /* "relaxed" = relaxed/simple */
+	CFG_DKIM_SIMPLE,              /* "simple" = simple/simple */
+};
+
 struct cfg_dkim {
 	char *domain;
 	char *selector;
 	char *key_file;
+	enum cfg_dkim_canon canonicalization;
+	char **headers;     /* names to sign; NULL = lib/dkim.h default */
+	size_t n_headers;
+	uint32_t expire;    /* seconds for x=, default 0 = no x= */
 };
 
 struct cfg_route {
@@ -106,6 +120,7 @@ struct config {
 		char *metrics;
 		struct cfg_dkim *dkim;
 		size_t n_dkim;
+		char *dkim_default_domain; /* signs mail from unkeyed domains */
 		enum cfg_bare_lf bare_lf;  /* default reject */
 		uint32_t max_sessions;     /* default 10000 */
 		uint32_t max_errors;       /* default 20 per session */

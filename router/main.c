@@ -25,6 +25,7 @@
 #include "router/limits.h"
 #include "router/tls.h"
 #include "router/session.h"
+#include "router/signer.h"
 
 #define ROUTER_DRAIN_S 30
 
@@ -100,7 +101,8 @@ router_on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(r->drain_timer, &tv);
 }
 
-/* SIGHUP: the certificate and key again (renewed on disk). */
+/* SIGHUP: the certificate and key, the users and the DKIM keys again
+ * (renewed on disk). */
 static void
 router_on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -113,6 +115,7 @@ router_on_hup(evutil_socket_t sig, short what, void *arg)
 		tls_server_reload(r->env.tls);
 	if (r->env.auth)
 		auth_reload(r->env.auth);
+	signer_reload(r->env.signer);
 }
 
 /* TLS from the config: a listener that needs it without a certificate is
@@ -238,6 +241,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "shoal-router: %s\n", err);
 		goto out;
 	}
+	if (signer_new(cfg, &r.env.signer, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shoal-router: %s\n", err);
+		goto out;
+	}
 	if (qid_gen_init(&r.env.qids) != 0) {
 		fprintf(stderr, "shoal-router: cannot seed queue ids\n");
 		goto out;
@@ -286,6 +293,7 @@ out:
 	free(r.env.relay_nets);
 	tls_server_free(r.env.tls);
 	auth_free(r.env.auth);
+	signer_free(r.env.signer);
 	limits_free(r.env.limits);
 	config_free(cfg);
 	return status;

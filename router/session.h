@@ -18,6 +18,7 @@ struct session;
 struct tls_server;
 struct auth;
 struct limits;
+struct signer;
 
 /* What every session of a router shares; owned by the router's main. */
 struct session_env {
@@ -27,6 +28,7 @@ struct session_env {
 	struct tls_server *tls;       /* NULL without router.tls_cert */
 	struct auth *auth;            /* NULL without router.users_file */
 	struct limits *limits;        /* per-client limits */
+	struct signer *signer;        /* DKIM keys; NULL without router.dkim */
 	struct qid_gen qids;
 	struct cidr *relay_nets;
 	size_t n_relay_nets;

@@ -25,6 +25,7 @@
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
 #include "router/session_int.h"
+#include "router/signer.h"
 
 /* ---- the Received header ------------------------------------------- */
 
@@ -66,6 +67,38 @@ transfer_begin_body(struct session *s)
 	qid_next(&s->env->qids, s->qid);
 	buf_init(&s->body, cfg->router.max_message_size + WIRE_BODY_SLACK);
 	transfer_add_received(s);
+}
+
+/* ---- the finished message ------------------------------------------ */
+
+#define TRANSFER_SIGS_MAX (32u * 1024)   /* our DKIM-Signature fields */
+
+/* DKIM-sign the client's message (after our Received header) and put the
+ * signatures in front of everything. A message that cannot be signed goes
+ * on unsigned (signer_sign() logs why). */
+static void
+transfer_sign(struct session *s)
+{
+	struct buf sigs;
+
+	if (s->env->signer == NULL)
+		return;
+	buf_init(&sigs, TRANSFER_SIGS_MAX);
+	if (signer_sign(s->env->signer, s->qid, s->body.data + s->header_len,
+			s->body.len - s->header_len, &sigs) > 0 &&
+	    buf_insert(&s->body, 0, sigs.data, sigs.len) != 0)
+		log_warn("qid=%s dkim=not_signed reason=\"no room for the "
+			 "signature\"", s->qid);
+	buf_free(&sigs);
+}
+
+/* The one place the received message is changed before it is queued:
+ * header fields the router removes (e.g. X-Shoal-Pool) go first, then
+ * DKIM signs what is left, which is what gets delivered. */
+static void
+transfer_finish_message(struct session *s)
+{
+	transfer_sign(s);
 }
 
 /* ---- hand-off to the node ------------------------------------------ */
@@ -134,6 +167,7 @@ transfer_submit(struct session *s, bool has_8bit)
 	env.client_addr = s->client;
 	env.helo = s->helo;
 	env.auth_user = s->auth_user;
+	transfer_finish_message(s);
 	body = buf_steal(&s->body, &len);
 	s->msg_size = len;
 	session_set_state(s, SESSION_ST_WAIT);

@@ -308,6 +308,25 @@ START_TEST(test_buf_unbounded_max_appends)
 }
 END_TEST
 
+START_TEST(test_buf_insert_moves_the_rest)
+{
+	struct buf b;
+
+	buf_init(&b, 10);
+	ck_assert_int_eq(buf_append(&b, "cdef", 4), 0);
+	ck_assert_int_eq(buf_insert(&b, 0, "ab", 2), 0);
+	assert_content(&b, "abcdef", 6);
+	ck_assert_int_eq(buf_insert(&b, 6, "gh", 2), 0);
+	ck_assert_int_eq(buf_insert(&b, 3, "-", 1), 0);
+	assert_content(&b, "abc-defgh", 9);
+	/* past max or past the end: nothing changes */
+	ck_assert_int_eq(buf_insert(&b, 0, "xy", 2), -EMSGSIZE);
+	ck_assert_int_eq(buf_insert(&b, 10, "x", 1), -EMSGSIZE);
+	assert_content(&b, "abc-defgh", 9);
+	buf_free(&b);
+}
+END_TEST
+
 static Suite *
 buf_suite(void)
 {
@@ -338,6 +357,7 @@ buf_suite(void)
 	tcase_add_test(tc, test_buf_reset_keeps_memory);
 	tcase_add_test(tc, test_buf_free_twice_and_reuse);
 	tcase_add_test(tc, test_buf_unbounded_max_appends);
+	tcase_add_test(tc, test_buf_insert_moves_the_rest);
 	suite_add_tcase(s, tc);
 	return s;
 }

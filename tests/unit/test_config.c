@@ -280,7 +280,10 @@ START_TEST(test_config_every_other_key_lands)
 		"  max_sessions = 42; max_errors = 3;\n"
 		"  idle_timeout = 60; session_timeout = 120; node_timeout_ms = 250;\n"
 		"  dkim = ( { domain = \"a.example\"; selector = \"s1\"; key_file = \"/k/a\"; },\n"
-		"           { domain = \"b.example\"; selector = \"s2\"; key_file = \"/k/b\"; } );\n"
+		"           { domain = \"b.example\"; selector = \"s2\"; key_file = \"/k/b\";\n"
+		"             canonicalization = \"simple/relaxed\"; expire = 86400;\n"
+		"             headers = [ \"From\", \"Subject\" ]; } );\n"
+		"  dkim_default_domain = \"a.example\";\n"
 		"};\n"
 		"delivery: {\n"
 		"  dns_servers = [ \"8.8.8.8\", \"[2001:db8::1]:53\" ];\n"
@@ -325,6 +328,16 @@ START_TEST(test_config_every_other_key_lands)
 	ck_assert_str_eq(c->router.dkim[1].domain, "b.example");
 	ck_assert_str_eq(c->router.dkim[1].selector, "s2");
 	ck_assert_str_eq(c->router.dkim[1].key_file, "/k/b");
+	ck_assert_int_eq(c->router.dkim[0].canonicalization,
+			 CFG_DKIM_RELAXED_RELAXED);
+	ck_assert_ptr_null(c->router.dkim[0].headers);
+	ck_assert_uint_eq(c->router.dkim[0].expire, 0);
+	ck_assert_int_eq(c->router.dkim[1].canonicalization,
+			 CFG_DKIM_SIMPLE_RELAXED);
+	ck_assert_uint_eq(c->router.dkim[1].expire, 86400);
+	ck_assert_uint_eq(c->router.dkim[1].n_headers, 2);
+	ck_assert_str_eq(c->router.dkim[1].headers[1], "Subject");
+	ck_assert_str_eq(c->router.dkim_default_domain, "a.example");
 
 	ck_assert_uint_eq(c->delivery.n_dns_servers, 2);
 	ck_assert_str_eq(c->delivery.dns_servers[0], "8.8.8.8");
@@ -425,6 +438,7 @@ START_TEST(test_config_minimal_gets_every_default)
 	ck_assert_uint_eq(c->router.max_recipients, 1000);
 	ck_assert_ptr_null(c->router.metrics);
 	ck_assert_uint_eq(c->router.n_dkim, 0);
+	ck_assert_ptr_null(c->router.dkim_default_domain);
 	ck_assert_int_eq(c->router.bare_lf, CFG_BARE_LF_REJECT);
 	ck_assert_uint_eq(c->router.max_sessions, 10000);
 	ck_assert_uint_eq(c->router.max_errors, 20);
@@ -642,6 +656,9 @@ START_TEST(test_config_unknown_key_names_file_line_key)
 END_TEST
 
 static const struct bad wrong_types[] = {
+	{ N1 "router: { dkim = ( { domain = \"d\"; selector = \"s\";"
+	     " key_file = \"/k\"; canonicalization = \"fast\"; } ); };\n",
+	  2, "router.dkim[0].canonicalization: unknown value \"fast\"" },
 	{ N1 "cluster: { shards = \"256\"; };\n", 2,
 	  "cluster.shards: expected an integer" },
 	{ N1 "cluster: { shards = 2.5; };\n", 2,
