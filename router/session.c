@@ -171,6 +171,12 @@ session_free(struct session *s)
 	if (s->has_limit_slot)
 		limits_session_end(s->env->limits, s->client);
 	bufferevent_free(s->bev);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->env->all = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
 	s->env->sessions--;
 	log_debug(LOG_SUB_SMTP, "client=%s event=disconnect", s->client);
 	if (s->env->on_close)
@@ -609,6 +615,21 @@ session_read_command(struct session *s, struct evbuffer *in)
 	return true;
 }
 
+/* Shutting down: whether this session is to get its 421 now. A message
+ * being made durable always gets its answer first. */
+static bool
+session_must_stop(const struct session *s)
+{
+	const struct session_env *env = s->env;
+
+	if (!env->is_stopping || (s->state & SESSION_ST_WAIT))
+		return false;
+	if (env->is_past_deadline)
+		return true;
+	return (s->state & (SESSION_ST_GREET | SESSION_ST_HELO)) &&
+	       !s->in_chunk;
+}
+
 void
 session_process(struct session *s)
 {
@@ -617,6 +638,16 @@ session_process(struct session *s)
 	while (!s->want_free) {
 		if (s->state & (SESSION_ST_WAIT | SESSION_ST_CLOSING))
 			break;
+		if (session_must_stop(s)) {
+			log_info("%s%s%sclient=%s event=shutdown state=%s",
+				 s->qid[0] ? "qid=" : "", s->qid,
+				 s->qid[0] ? " " : "", s->client,
+				 session_state_name(s->state));
+			session_reply(s, "421 4.3.2 %s shutting down",
+				      s->env->cfg->router.hostname);
+			session_close_after_reply(s);
+			break;
+		}
 		/* a client that does not read its replies waits for us */
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
 		    SESSION_OUTPUT_MAX)
@@ -795,9 +826,30 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 	}
 	SHOAL_ASSERT(s->bev != NULL);
 	env->sessions++;
+	s->next = env->all;
+	if (env->all)
+		env->all->prev = s;
+	env->all = s;
 	session_setup_bev(s);
 	s->lifetime = evtimer_new(env->base, session_on_lifetime, s);
 	evtimer_add(s->lifetime, &life);
 	log_debug(LOG_SUB_SMTP, "client=%s event=connect", s->client);
 	session_reply(s, "220 %s ESMTP Shoal", cfg->router.hostname);
+}
+
+void
+session_shutdown_all(struct session_env *env, bool is_past_deadline)
+{
+	struct session *s = env->all, *next;
+
+	env->is_stopping = true;
+	env->is_past_deadline = is_past_deadline;
+	for (; s != NULL; s = next) {
+		next = s->next;
+		if (s->want_free)
+			continue;
+		s->in_callback++;
+		session_process(s);
+		session_leave(s);
+	}
 }
