@@ -18,7 +18,8 @@
 #include "lib/json.h"
 
 #define LOG_LINE_MAX 4096
-#define LOG_JSON_MAX 16384    /* a JSON line; past it fields are dropped */
+#define LOG_JSON_MAX 32768    /* a JSON line: msg always fits (6 x LOG_LINE_MAX
+                               * at worst); past it fields are dropped */
 #define LOG_JSON_FIELDS 64    /* fields of one line checked for repeats */
 #define LOG_PATH_MAX 1024     /* log.file, as lib/config.c bounds it */
 
