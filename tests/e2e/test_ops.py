@@ -1,0 +1,384 @@
+"""Operations (issue 7): logs, sd_notify and graceful shutdown, with real
+daemons on loopback and Postfix's smtp-sink as the MX.
+
+- log.format = "json": every line of the router's and the nodes' logs is
+  parsed with json.loads; hostile text (quotes, backslashes, escapes,
+  UTF-8) comes back byte for byte; message lines carry their qid.
+- log.file + SIGHUP: logrotate-style rename, HUP, new lines in the new
+  file, old lines stay in the renamed one.
+- sd_notify: an AF_UNIX datagram socket as NOTIFY_SOCKET gets READY=1,
+  then STOPPING=1 on SIGTERM, from the router and from a node.
+- Router SIGTERM: a DATA transfer in flight completes with 250 and is
+  delivered, a new connection is refused, an idle session gets 421, a
+  session idling mid-transaction gets 421 at router.shutdown_timeout, and
+  the router exits 0 within it.
+- Node SIGTERM under load: the node exits 0 and every message acked with
+  250 is delivered (after the node's restart).
+"""
+
+import json
+import os
+import re
+import signal
+import smtplib
+import socket
+import threading
+import time
+
+from shoaltest import (Proc, SMTPConn, ShoalTestCase, bin_path, free_port,
+                       make_message, qid_from_reply, wait_for)
+
+SMTP_SINK = "/usr/sbin/smtp-sink"
+DOMAIN = "sink.example"
+RCPT = f"rcpt@{DOMAIN}"
+# the router's Received header: "... with ESMTP id QID"
+DUMP_QID_RE = re.compile(rb"\bid ([0-9A-HJKMNP-TV-Z]{21})\b")
+READY_TIMEOUT = 20.0
+# events about one message: each of their lines must name its qid
+MESSAGE_EVENTS = {"accepted", "not_queued", "stored", "stored_already",
+                  "refused", "delivered", "deferred", "bounced", "expired",
+                  "dsn", "held", "released", "data_refused", "node_timeout",
+                  "withdrawn"}
+
+
+class Notify:
+    """A NOTIFY_SOCKET: an AF_UNIX datagram socket in the test's dir."""
+
+    def __init__(self, test, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        test.addCleanup(self.sock.close)
+        self.got = []
+
+    def wait(self, what, timeout):
+        """Wait for a datagram holding the line `what`; returns every
+        line received so far."""
+        deadline = time.monotonic() + timeout
+        while what not in self.got:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {what} on {self.path} within "
+                                     f"{timeout}s; got {self.got!r}")
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            self.got += data.decode("utf-8", "replace").split("\n")
+        return self.got
+
+
+class OpsTest(ShoalTestCase):
+
+    # -- helpers --
+
+    def sink(self, c):
+        """smtp-sink dumping each message to DIR/sink/; started before
+        the cluster, stopped with it."""
+        self.dump_dir = os.path.join(c.dir, "sink")
+        os.mkdir(self.dump_dir)
+        os.chmod(c.dir, 0o755)
+        os.chmod(self.dump_dir, 0o777)     # smtp-sink runs as nobody
+        argv = [SMTP_SINK, "-c", "-d",
+                os.path.join(self.dump_dir, "%H%M%S.")]
+        if os.geteuid() == 0:
+            argv += ["-u", "nobody"]
+        argv += [f"127.0.0.1:{self.sink_port}", "256"]
+        c.spawn("smtp-sink", argv, ready_port=self.sink_port)
+
+    def make_cluster(self, log_extra="", router_extra="", **kw):
+        self.sink_port = free_port()
+        delivery = "\n".join([
+            '  helo_name = "mta.ops.example";',
+            f"  smtp_port = {self.sink_port};",
+            f'  routes = ( {{ domain = "{DOMAIN}"; '
+            f'host = "127.0.0.1:{self.sink_port}"; }} );',
+            "  retry_schedule = [ 1, 2, 3 ];",
+        ])
+        extra = f"log: {{ {log_extra} }};" if log_extra else ""
+        c = self.cluster(start=False, delivery=delivery, extra=extra,
+                         router_extra=router_extra, **kw)
+        self.sink(c)
+        return c
+
+    def start_notified(self, c, name, argv):
+        """Start a daemon with a NOTIFY_SOCKET of its own and wait for
+        READY=1 (the readiness signal systemd would get)."""
+        p = c._proc(name, argv)
+        n = Notify(self, os.path.join(c.dir, f"notify-{name}-{p.starts}"))
+        p.env = dict(os.environ, NOTIFY_SOCKET=n.path)
+        p.start()
+        try:
+            n.wait("READY=1", READY_TIMEOUT)
+        except AssertionError:
+            raise AssertionError(f"{name} not ready: {p.log_text()}")
+        return p, n
+
+    def start_all_notified(self, c):
+        c.write_config()
+        notes = {}
+        for nid in c.node_ids:
+            notes[nid] = self.start_notified(c, nid, [
+                bin_path("shoal-node"), "-c", c.conf, "-n", nid])[1]
+        notes["router"] = self.start_notified(c, "router", [
+            bin_path("shoal-router"), "-c", c.conf])[1]
+        return notes
+
+    def send(self, port, body=None, timeout=20):
+        """One message through the router; returns its qid."""
+        with smtplib.SMTP("127.0.0.1", port, timeout=timeout) as s:
+            s.ehlo("client.ops.example")
+            code, text = s.mail("a@sender.example")
+            self.assertEqual(code, 250)
+            code, text = s.rcpt(RCPT)
+            self.assertEqual(code, 250)
+            code, text = s.data(body or make_message(rcpt=RCPT))
+            self.assertEqual(code, 250, text)
+            return qid_from_reply(text.decode())
+
+    def delivered(self):
+        """{qid: copies} over every message the sink dumped."""
+        counts = {}
+        for name in os.listdir(self.dump_dir):
+            try:
+                with open(os.path.join(self.dump_dir, name), "rb") as f:
+                    m = DUMP_QID_RE.search(f.read(8192))
+            except OSError:
+                continue
+            if m:
+                q = m.group(1).decode()
+                counts[q] = counts.get(q, 0) + 1
+        return counts
+
+    def wait_delivered(self, qids, timeout=60):
+        wait_for(lambda: set(qids) <= set(self.delivered()), timeout,
+                 f"{len(qids)} messages at the sink "
+                 f"(missing {sorted(set(qids) - set(self.delivered()))[:5]})")
+
+    @staticmethod
+    def json_lines(text):
+        """Every log line parsed with json.loads (the harness's own
+        '==== harness' markers aside); a line that does not parse fails."""
+        out = []
+        for ln in text.splitlines():
+            if not ln.strip() or ln.startswith("==== harness"):
+                continue
+            try:
+                obj = json.loads(ln)
+            except ValueError as e:
+                raise AssertionError(f"log line is not JSON ({e}): {ln!r}")
+            assert isinstance(obj, dict), ln
+            out.append(obj)
+        return out
+
+    # -- tests --
+
+    def test_json_logs_parse_and_carry_qids(self):
+        # 127.0.0.1 is not a relay client here (127.0.0.2 is), so its
+        # hostile RCPT is refused and logged through log_quote()
+        c = self.make_cluster(log_extra='format = "json";',
+                              relay_networks=("127.0.0.2/32",))
+        c.start()
+        hostile = 'x"y\\z=1 \\x41 \\" end'
+        with SMTPConn(c.port) as s:
+            s.ehlo()
+            s.expect("MAIL FROM:<a@sender.example>", 250)
+            s.expect(f"RCPT TO:<{hostile}@{DOMAIN}>", 554)
+        sock = socket.socket()
+        sock.bind(("127.0.0.2", 0))
+        sock.connect(("127.0.0.1", c.port))
+        with SMTPConn(c.port, sock=sock) as s:
+            s.ehlo()
+            s.expect("MAIL FROM:<a@sender.example>", 250)
+            s.expect(f"RCPT TO:<{RCPT}>", 250)
+            s.expect("DATA", 354)
+            s.send(make_message(rcpt=RCPT) + b".\r\n")
+            r = s.reply()
+            self.assertEqual(r.code, 250, r)
+            qid = r.qid
+        self.wait_delivered([qid])
+        wait_for(lambda: any(
+            o.get("qid") == qid and o.get("result") == "delivered"
+            for n in c.node_ids
+            for o in self.json_lines(c.node(n).log_text())),
+            10, "the delivered line")
+        c.stop_all()
+
+        lines = {name: self.json_lines(c.procs[name].log_text())
+                 for name in ["router"] + c.node_ids}
+        for name, objs in lines.items():
+            self.assertTrue(objs, f"{name} logged nothing")
+            for o in objs:
+                for k in ("ts", "level", "prog", "pid", "msg"):
+                    self.assertIn(k, o, o)
+                self.assertIsInstance(o["pid"], int)
+                for k, v in o.items():
+                    if k != "pid":
+                        self.assertIsInstance(v, str, (k, o))
+                if o.get("event") in MESSAGE_EVENTS or "result" in o:
+                    self.assertIn("qid", o, f"{name}: no qid: {o}")
+        router = lines["router"]
+        denied = [o for o in router if o.get("event") == "relay_denied"]
+        self.assertEqual(len(denied), 1, router)
+        # the RCPT argument as sent, bytes for bytes
+        self.assertEqual(denied[0]["rcpt"], f"TO:<{hostile}@{DOMAIN}>")
+        self.assertTrue(any(o.get("event") == "accepted" and
+                            o.get("qid") == qid for o in router))
+        node_objs = [o for n in c.node_ids for o in lines[n]]
+        self.assertTrue(any(o.get("event") == "stored" and
+                            o.get("qid") == qid for o in node_objs))
+        self.assertTrue(any(o.get("result") == "delivered" and
+                            o.get("qid") == qid for o in node_objs))
+        self.assertTrue(any(o.get("event") == "ready" for o in router))
+
+    def test_log_file_reopens_on_sighup_and_sd_notify(self):
+        c = self.make_cluster()
+        logfile = os.path.join(c.dir, "shoal.log")
+        c.extra = f'log: {{ file = "{logfile}"; }};'
+        notes = self.start_all_notified(c)
+        q1 = self.send(c.port)
+        self.wait_delivered([q1])
+        wait_for(lambda: f"qid={q1} " in open(logfile).read() and
+                 "result=delivered" in open(logfile).read(), 10,
+                 "the first message in the log file")
+        # nothing of it on stderr: the file has it all
+        for name in ["router"] + c.node_ids:
+            self.assertNotIn("event=ready", c.procs[name].log_text())
+
+        # logrotate: rename, then HUP every process
+        os.rename(logfile, logfile + ".1")
+        for name in ["router"] + c.node_ids:
+            c.procs[name].send_signal(signal.SIGHUP)
+        wait_for(lambda: os.path.exists(logfile) and all(
+            f"[{c.procs[n].pid}] info: " in open(logfile).read()
+            for n in ["router"] + c.node_ids), 10,
+            "every process writing to the new file")
+        # the router still serves after its reload
+        q2 = self.send(c.port)
+        self.wait_delivered([q2])
+        wait_for(lambda: f"qid={q2} " in open(logfile).read(), 10,
+                 "the second message in the new file")
+        old = open(logfile + ".1").read()
+        new = open(logfile).read()
+        self.assertIn(f"qid={q1} ", old)
+        self.assertNotIn(f"qid={q2} ", old)
+        self.assertNotIn(f"qid={q1} ", new)
+        self.assertIn("event=sighup", new)
+        for text in (old, new):
+            for ln in text.splitlines():
+                self.assertRegex(ln, r"^\S+Z shoal-(router|node)\[\d+\] "
+                                     r"(error|warn|info|debug): ")
+
+        # sd_notify: READY=1 came first, STOPPING=1 on SIGTERM, exit 0
+        for name in ["router"] + c.node_ids:
+            c.procs[name].send_signal(signal.SIGTERM)
+            got = notes[name].wait("STOPPING=1", 20)
+            self.assertLess(got.index("READY=1"), got.index("STOPPING=1"))
+            self.assertEqual(c.procs[name].wait(20), 0, name)
+        self.assertIn("event=stopped", open(logfile).read())
+
+    def test_router_sigterm_drains_sessions(self):
+        c = self.make_cluster(router_extra="shutdown_timeout = 4;")
+        notes = self.start_all_notified(c)
+        # mid-DATA: half the body sent
+        busy = SMTPConn(c.port)
+        self.addCleanup(busy.close)
+        busy.ehlo()
+        busy.expect("MAIL FROM:<a@sender.example>", 250)
+        busy.expect(f"RCPT TO:<{RCPT}>", 250)
+        busy.expect("DATA", 354)
+        msg = make_message(rcpt=RCPT, body="x" * 70 + "\r\n" * 60)
+        busy.send(msg[:len(msg) // 2])
+        # idle after EHLO, and idle inside a transaction
+        idle = SMTPConn(c.port)
+        self.addCleanup(idle.close)
+        idle.ehlo()
+        mid = SMTPConn(c.port)
+        self.addCleanup(mid.close)
+        mid.ehlo()
+        mid.expect("MAIL FROM:<a@sender.example>", 250)
+        time.sleep(0.2)     # the router has read the half body
+
+        t0 = time.monotonic()
+        c.router.send_signal(signal.SIGTERM)
+        notes["router"].wait("STOPPING=1", 10)
+        r = idle.reply(timeout=10)
+        self.assertEqual(r.code, 421, r)
+        self.assertIn("4.3.2", r.text)
+        self.assertIn("shutting down", r.text)
+        self.assertTrue(idle.closed_by_peer(5))
+
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", c.port), 1).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+        wait_for(refused, 5, "new connections refused")
+
+        busy.send(msg[len(msg) // 2:] + b".\r\n")
+        r = busy.reply(timeout=15)
+        self.assertEqual(r.code, 250, r)
+        qid = r.qid
+        # then the 421: the transaction is over
+        r = busy.reply(timeout=10)
+        self.assertEqual(r.code, 421, r)
+
+        # the session inside MAIL gets its 421 at the deadline
+        r = mid.reply(timeout=15)
+        self.assertEqual(r.code, 421, r)
+        self.assertGreaterEqual(time.monotonic() - t0, 3.5)
+        self.assertEqual(c.router.wait(15), 0)
+        self.assertLess(time.monotonic() - t0, 4 + 10)
+        text = c.router.log_text()
+        self.assertIn("event=drain_timeout", text)
+        self.assertIn(f"qid={qid} event=accepted", text)
+        self.wait_delivered([qid])
+
+    def test_node_sigterm_under_load_loses_nothing(self):
+        c = self.make_cluster(node_timeout_ms=20000)
+        notes = self.start_all_notified(c)
+        acked, errors = [], []
+        stop = threading.Event()
+
+        def load():
+            while not stop.is_set():
+                try:
+                    with smtplib.SMTP("127.0.0.1", c.port, timeout=30) as s:
+                        s.ehlo("load.ops.example")
+                        while not stop.is_set():
+                            s.mail("a@sender.example")
+                            s.rcpt(RCPT)
+                            code, text = s.data(make_message(rcpt=RCPT))
+                            if code == 250:
+                                acked.append(qid_from_reply(text.decode()))
+                            else:
+                                errors.append(code)
+                except (OSError, smtplib.SMTPException) as e:
+                    errors.append(repr(e))
+                    time.sleep(0.1)
+
+        threads = [threading.Thread(target=load, daemon=True)
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        self.addCleanup(stop.set)
+        wait_for(lambda: len(acked) >= 20, 30, "20 messages acked")
+        n1 = c.node("n1")
+        n1.send_signal(signal.SIGTERM)
+        notes["n1"].wait("STOPPING=1", 10)
+        self.assertEqual(n1.wait(20), 0, n1.log_text())
+        text = n1.log_text()
+        self.assertIn("event=stopping", text)
+        self.assertIn("event=stopped", text)
+        before = len(acked)
+        time.sleep(1)
+        self.start_notified(c, "n1", n1.argv)
+        wait_for(lambda: len(acked) >= before + 20, 40,
+                 "20 more messages acked after the restart")
+        stop.set()
+        for t in threads:
+            t.join(40)
+        self.assertTrue(acked)
+        self.wait_delivered(acked, timeout=120)
