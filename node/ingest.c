@@ -265,6 +265,8 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 	if (n->is_stopping) {
 		/* the router tries again shortly, here after our restart or
 		 * at the peer after a failover */
+		log_debug(LOG_SUB_MAIN, "qid=%s event=turned_away "
+			  "reason=stopping", eq->qid);
 		ingest_reply(in, id, id_len, req->request_id,
 			     SHOAL__STATUS__STATUS_MOVING, "node stopping",
 			     false);

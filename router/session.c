@@ -60,6 +60,14 @@ struct session_cmd {
 	void (*fn)(struct session *s, const struct smtp_cmd *cmd);
 };
 
+/* The message a log line is about: its qid once DATA or BDAT began, "-"
+ * before (a qid is drawn only for a body). */
+static const char *
+session_qid(const struct session *s)
+{
+	return s->qid[0] ? s->qid : "-";
+}
+
 static const char *const session_state_names[] = {
 	"greet", "helo", "mail", "rcpt", "data", "bdat", "wait", "closing",
 	"auth",
@@ -639,9 +647,8 @@ session_process(struct session *s)
 		if (s->state & (SESSION_ST_WAIT | SESSION_ST_CLOSING))
 			break;
 		if (session_must_stop(s)) {
-			log_info("%s%s%sclient=%s event=shutdown state=%s",
-				 s->qid[0] ? "qid=" : "", s->qid,
-				 s->qid[0] ? " " : "", s->client,
+			log_info("qid=%s client=%s event=shutdown state=%s",
+				 session_qid(s), s->client,
 				 session_state_name(s->state));
 			session_reply(s, "421 4.3.2 %s shutting down",
 				      s->env->cfg->router.hostname);
@@ -706,11 +713,13 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 	if ((what & BEV_EVENT_TIMEOUT) &&
 	    ((what & BEV_EVENT_WRITING) || s->state == SESSION_ST_CLOSING)) {
 		/* the client does not read: nothing more can be said */
-		log_info("client=%s event=timeout state=%s writing=1",
-			 s->client, session_state_name(s->state));
+		log_info("qid=%s client=%s event=timeout state=%s writing=1",
+			 session_qid(s), s->client,
+			 session_state_name(s->state));
 		s->want_free = true;
 	} else if (what & BEV_EVENT_TIMEOUT) {
-		log_info("client=%s event=timeout state=%s", s->client,
+		log_info("qid=%s client=%s event=timeout state=%s",
+			 session_qid(s), s->client,
 			 session_state_name(s->state));
 		session_reply(s, "421 4.4.2 %s Error: timeout exceeded",
 			      s->env->cfg->router.hostname);
@@ -728,8 +737,10 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 				 s->client, session_state_name(s->state), why);
 		} else if (s->state & (SESSION_ST_DATA | SESSION_ST_BDAT |
 					SESSION_ST_WAIT)) {
-			log_info("client=%s event=lost_connection state=%s",
-				 s->client, session_state_name(s->state));
+			log_info("qid=%s client=%s event=lost_connection "
+				 "state=%s",
+				 session_qid(s), s->client,
+				 session_state_name(s->state));
 		}
 		s->want_free = true;
 	}
@@ -745,7 +756,8 @@ session_on_lifetime(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	s->in_callback++;
 	if (s->state != SESSION_ST_CLOSING) {
-		log_info("client=%s event=session_timeout", s->client);
+		log_info("qid=%s client=%s event=session_timeout",
+			 session_qid(s), s->client);
 		session_reply(s, "421 4.4.2 %s Error: session too long",
 			      s->env->cfg->router.hostname);
 		session_close_after_reply(s);

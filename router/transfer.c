@@ -163,7 +163,8 @@ transfer_data_done(struct session *s)
 	if (s->data.error != SMTP_DATA_OK) {
 		char q[64];
 
-		log_info("client=%s event=data_refused reason=%s", s->client,
+		log_info("qid=%s client=%s event=data_refused reason=%s",
+			 s->qid, s->client,
 			 log_quote(q, sizeof(q),
 				   smtp_data_strerror(s->data.error), 9));
 		session_reply_error(s, smtp_data_strerror(s->data.error));
