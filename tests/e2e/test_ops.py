@@ -12,6 +12,10 @@ daemons on loopback and Postfix's smtp-sink as the MX.
   delivered, a new connection is refused, an idle session gets 421, a
   session idling mid-transaction gets 421 at router.shutdown_timeout, and
   the router exits 0 within it.
+- deploy/systemd: systemd-analyze verify on copies whose ExecStart points
+  at the built binaries (no unknown keys, no parse errors; a bogus key in a
+  copy is caught, so the check can fail), the settings the units promise,
+  and systemd-sysusers creating the shoal user in a scratch root.
 - Node SIGTERM under load: the node exits 0 and every message acked with
   250 is delivered (after the node's restart).
 """
@@ -19,16 +23,23 @@ daemons on loopback and Postfix's smtp-sink as the MX.
 import json
 import os
 import re
+import shutil
 import signal
 import smtplib
 import socket
+import subprocess
 import threading
 import time
 
-from shoaltest import (Proc, SMTPConn, ShoalTestCase, bin_path, free_port,
+from shoaltest import (REPO, SMTPConn, ShoalTestCase, bin_path, free_port,
                        make_message, qid_from_reply, wait_for)
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
+SYSTEMD_ANALYZE = "/usr/bin/systemd-analyze"
+SYSTEMD_SYSUSERS = "/usr/bin/systemd-sysusers"
+UNITS_DIR = os.path.join(REPO, "deploy", "systemd")
+# router.shutdown_timeout + router.node_timeout_ms + the flush (defaults)
+ROUTER_STOP_S = 30 + 10 + 3
 DOMAIN = "sink.example"
 RCPT = f"rcpt@{DOMAIN}"
 # the router's Received header: "... with ESMTP id QID"
@@ -382,3 +393,108 @@ class OpsTest(ShoalTestCase):
             t.join(40)
         self.assertTrue(acked)
         self.wait_delivered(acked, timeout=120)
+
+    # -- systemd units --
+
+    @staticmethod
+    def unit(path):
+        """The unit file as {section: {key: [values]}}."""
+        out = {}
+        section = None
+        with open(path, encoding="utf-8") as f:
+            for ln in f:
+                ln = ln.strip()
+                if not ln or ln[0] in "#;":
+                    continue
+                if ln.startswith("["):
+                    section = out.setdefault(ln.strip("[]"), {})
+                    continue
+                k, v = ln.split("=", 1)
+                section.setdefault(k, []).append(v)
+        return out
+
+    def verify(self, dirpath, name):
+        r = subprocess.run([SYSTEMD_ANALYZE, "verify", "--man=no",
+                            os.path.join(dirpath, name)],
+                           capture_output=True, text=True, timeout=60)
+        return r.returncode, r.stdout + r.stderr
+
+    def test_systemd_units(self):
+        units = {n: self.unit(os.path.join(UNITS_DIR, n)) for n in
+                 ("shoal-node@.service", "shoal-router.service",
+                  "shoal-router@.service")}
+        for name, u in units.items():
+            sv = u["Service"]
+            one = {k: v[-1] for k, v in sv.items()}
+            with self.subTest(unit=name):
+                self.assertEqual(one["Type"], "notify")
+                self.assertEqual(one["NotifyAccess"], "main")
+                self.assertEqual(one["User"], "shoal")
+                self.assertEqual(one["Group"], "shoal")
+                self.assertEqual(one["NoNewPrivileges"], "yes")
+                self.assertEqual(one["ProtectSystem"], "strict")
+                self.assertEqual(one["ProtectHome"], "yes")
+                self.assertEqual(one["PrivateTmp"], "yes")
+                self.assertEqual(one["Restart"], "on-failure")
+                self.assertRegex(one["ExecReload"],
+                                 r"kill -HUP \$MAINPID$")
+                fams = one["RestrictAddressFamilies"].split()
+                for fam in ("AF_INET", "AF_INET6", "AF_UNIX"):
+                    self.assertIn(fam, fams)
+                self.assertIn("Install", u)
+        node = {k: v[-1] for k, v in
+                units["shoal-node@.service"]["Service"].items()}
+        self.assertRegex(node["ExecStart"],
+                         r"^/usr/bin/shoal-node -c /etc/shoal/shoal.conf "
+                         r"-n %i$")
+        self.assertIn("/var/lib/shoal", node["ReadWritePaths"].split())
+        self.assertEqual(node["CapabilityBoundingSet"], "")
+        for name in ("shoal-router.service", "shoal-router@.service"):
+            rt = {k: v[-1] for k, v in units[name]["Service"].items()}
+            self.assertEqual(rt["AmbientCapabilities"],
+                             "CAP_NET_BIND_SERVICE")
+            self.assertGreaterEqual(int(rt["LimitNOFILE"]), 65536)
+            self.assertGreater(int(rt["TimeoutStopSec"].rstrip("s")),
+                               ROUTER_STOP_S)
+            self.assertRegex(rt["ExecStart"], r"^/usr/bin/shoal-router -c ")
+
+        # systemd's own parser, on copies that run the built binaries
+        if not os.access(SYSTEMD_ANALYZE, os.X_OK):
+            self.skipTest("no systemd-analyze")
+        d = self.tempdir()
+        names = {"shoal-node@.service": "shoal-node@n1.service",
+                 "shoal-router.service": "shoal-router.service",
+                 "shoal-router@.service": "shoal-router@a.service"}
+        for src, dst in names.items():
+            with open(os.path.join(UNITS_DIR, src), encoding="utf-8") as f:
+                text = f.read()
+            text = text.replace("/usr/bin/shoal-node", bin_path("shoal-node"))
+            text = text.replace("/usr/bin/shoal-router",
+                                bin_path("shoal-router"))
+            with open(os.path.join(d, dst), "w", encoding="utf-8") as f:
+                f.write(text)
+        bad = re.compile(r"Unknown (key|section|lvalue)|Failed to parse|"
+                         r"[Ii]nvalid|not executable|Missing")
+        for dst in names.values():
+            rc, out = self.verify(d, dst)
+            self.assertEqual(rc, 0, f"{dst}: {out}")
+            self.assertIsNone(bad.search(out), f"{dst}: {out}")
+        # the check can fail: a misspelt key in a copy is reported
+        shutil.copy(os.path.join(d, "shoal-router.service"),
+                    os.path.join(d, "shoal-broken.service"))
+        with open(os.path.join(d, "shoal-broken.service"), "a") as f:
+            f.write("\n[Service]\nNoNewPrivilege=yes\n")
+        rc, out = self.verify(d, "shoal-broken.service")
+        self.assertRegex(out, r"Unknown key.*NoNewPrivilege")
+
+        # the user the units run as, created by systemd-sysusers
+        if os.access(SYSTEMD_SYSUSERS, os.X_OK):
+            root = self.tempdir()
+            os.mkdir(os.path.join(root, "etc"))
+            subprocess.run([SYSTEMD_SYSUSERS, f"--root={root}",
+                            os.path.join(UNITS_DIR, "shoal.sysusers")],
+                           check=True, capture_output=True, timeout=60)
+            with open(os.path.join(root, "etc", "passwd")) as f:
+                self.assertRegex(f.read(), r"(?m)^shoal:x:\d+:\d+:")
+            with open(os.path.join(root, "etc", "group")) as f:
+                self.assertRegex(f.read(), r"(?m)^shoal:x:\d+:")
