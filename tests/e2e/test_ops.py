@@ -347,16 +347,16 @@ class OpsTest(ShoalTestCase):
         self.assertIn(f"qid={qid} event=accepted", text)
         self.wait_delivered([qid])
 
-    def test_node_sigterm_under_load_loses_nothing(self):
-        c = self.make_cluster(node_timeout_ms=20000)
-        notes = self.start_all_notified(c)
+    def start_load(self, c, sessions=3):
+        """Sessions sending messages back to back until the returned
+        event is set; acked collects the qid of every 250."""
         acked, errors = [], []
         stop = threading.Event()
 
         def load():
             while not stop.is_set():
                 try:
-                    with smtplib.SMTP("127.0.0.1", c.port, timeout=30) as s:
+                    with smtplib.SMTP("127.0.0.1", c.port, timeout=40) as s:
                         s.ehlo("load.ops.example")
                         while not stop.is_set():
                             s.mail("a@sender.example")
@@ -371,27 +371,66 @@ class OpsTest(ShoalTestCase):
                     time.sleep(0.1)
 
         threads = [threading.Thread(target=load, daemon=True)
-                   for _ in range(3)]
+                   for _ in range(sessions)]
         for t in threads:
             t.start()
+
+        def finish():
+            stop.set()
+            for t in threads:
+                t.join(60)
         self.addCleanup(stop.set)
-        wait_for(lambda: len(acked) >= 20, 30, "20 messages acked")
-        n1 = c.node("n1")
-        n1.send_signal(signal.SIGTERM)
-        notes["n1"].wait("STOPPING=1", 10)
-        self.assertEqual(n1.wait(20), 0, n1.log_text())
-        text = n1.log_text()
+        return acked, finish
+
+    def sigterm_and_restart(self, c, notes, nid):
+        p = c.node(nid)
+        p.send_signal(signal.SIGTERM)
+        notes[nid].wait("STOPPING=1", 10)
+        self.assertEqual(p.wait(20), 0, p.log_text())
+        text = p.log_text()
         self.assertIn("event=stopping", text)
         self.assertIn("event=stopped", text)
-        before = len(acked)
         time.sleep(1)
-        self.start_notified(c, "n1", n1.argv)
+        notes[nid] = self.start_notified(c, nid, p.argv)[1]
+        return text
+
+    def test_node_sigterm_under_load_loses_nothing(self):
+        c = self.make_cluster(node_timeout_ms=20000)
+        notes = self.start_all_notified(c)
+        acked, finish = self.start_load(c)
+        wait_for(lambda: len(acked) >= 20, 30, "20 messages acked")
+        self.sigterm_and_restart(c, notes, "n1")
+        before = len(acked)
         wait_for(lambda: len(acked) >= before + 20, 40,
                  "20 more messages acked after the restart")
-        stop.set()
-        for t in threads:
-            t.join(40)
-        self.assertTrue(acked)
+        finish()
+        self.wait_delivered(acked, timeout=120)
+
+    def test_node_sigterm_waits_for_enqueues_in_flight(self):
+        # the peer frozen: n1's enqueues wait for it (peer_timeout_ms),
+        # so SIGTERM finds some in flight; they are answered (acked by
+        # n1 alone) before it exits, and new ones are turned away until
+        # it is back
+        c = self.make_cluster(
+            node_timeout_ms=30000,
+            replication='mode = "sync"; heartbeat_ms = 200; '
+                        'failover_after_ms = 600000; '
+                        'peer_timeout_ms = 2000;')
+        notes = self.start_all_notified(c)
+        acked, finish = self.start_load(c, sessions=4)
+        wait_for(lambda: len(acked) >= 10, 30, "10 messages acked")
+        n2 = c.node("n2")
+        n2.send_signal(signal.SIGSTOP)
+        self.addCleanup(n2.send_signal, signal.SIGCONT)
+        time.sleep(0.7)
+        text = self.sigterm_and_restart(c, notes, "n1")
+        m = re.search(r"event=stopping signal=15 pending=(\d+)", text)
+        self.assertTrue(m and int(m.group(1)) > 0, text)
+        n2.send_signal(signal.SIGCONT)
+        before = len(acked)
+        wait_for(lambda: len(acked) >= before + 10, 60,
+                 "10 more messages acked after the restart")
+        finish()
         self.wait_delivered(acked, timeout=120)
 
     # -- systemd units --
