@@ -229,6 +229,21 @@ log_json_key(FILE *f, const char *k, size_t n, const char **seen,
 	fputc(':', f);
 }
 
+/* Whether what f holds so far fits in cap bytes; if so *good becomes its
+ * length (the end of the last whole field). */
+static bool
+log_json_fits(FILE *f, size_t cap, size_t *good)
+{
+	long pos;
+
+	fflush(f);
+	pos = ftell(f);
+	if (pos < 0 || (size_t)pos > cap)
+		return false;
+	*good = (size_t)pos;
+	return true;
+}
+
 size_t
 log_format_json(char *out, size_t outlen, const char *ts,
 		enum log_level level, const char *body, size_t len)
@@ -240,8 +255,7 @@ log_format_json(char *out, size_t outlen, const char *ts,
 	size_t seen_len[LOG_JSON_FIELDS], n_seen = 0;
 	char value[LOG_LINE_MAX];
 	size_t cap = outlen - sizeof(tail), good = 0;
-	bool is_cut = false;
-	long pos;
+	bool is_cut;
 	FILE *f;
 
 	if (len > LOG_LINE_MAX)
@@ -257,12 +271,7 @@ log_format_json(char *out, size_t outlen, const char *ts,
 	json_write_string(f, log_state.prog, strlen(log_state.prog));
 	fprintf(f, ",\"pid\":%d,\"msg\":", (int)getpid());
 	json_write_string(f, body, len);
-	fflush(f);
-	pos = ftell(f);
-	if (pos < 0 || (size_t)pos > cap)
-		is_cut = true;
-	else
-		good = (size_t)pos;
+	is_cut = !log_json_fits(f, cap, &good);
 	while (!is_cut && p < end) {
 		const char *k, *v;
 		size_t kn, vn;
@@ -291,12 +300,7 @@ log_format_json(char *out, size_t outlen, const char *ts,
 		}
 		log_json_key(f, k, kn, seen, seen_len, &n_seen);
 		json_write_string(f, v, vn);
-		fflush(f);
-		pos = ftell(f);
-		if (pos < 0 || (size_t)pos > cap)
-			is_cut = true;
-		else
-			good = (size_t)pos;
+		is_cut = !log_json_fits(f, cap, &good);
 	}
 	fclose(f);
 	if (good == 0) {

@@ -32,7 +32,8 @@ import threading
 import time
 
 from shoaltest import (REPO, SMTPConn, ShoalTestCase, bin_path, free_port,
-                       make_message, qid_from_reply, wait_for)
+                       make_message, qid_from_reply, sink_delivered,
+                       wait_for)
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 SYSTEMD_ANALYZE = "/usr/bin/systemd-analyze"
@@ -42,8 +43,6 @@ UNITS_DIR = os.path.join(REPO, "deploy", "systemd")
 ROUTER_STOP_S = 30 + 10 + 3
 DOMAIN = "sink.example"
 RCPT = f"rcpt@{DOMAIN}"
-# the router's Received header: "... with ESMTP id QID"
-DUMP_QID_RE = re.compile(rb"\bid ([0-9A-HJKMNP-TV-Z]{21})\b")
 READY_TIMEOUT = 20.0
 # events about one message: each of their lines must name its qid
 MESSAGE_EVENTS = {"accepted", "not_queued", "stored", "stored_already",
@@ -150,17 +149,7 @@ class OpsTest(ShoalTestCase):
 
     def delivered(self):
         """{qid: copies} over every message the sink dumped."""
-        counts = {}
-        for name in os.listdir(self.dump_dir):
-            try:
-                with open(os.path.join(self.dump_dir, name), "rb") as f:
-                    m = DUMP_QID_RE.search(f.read(8192))
-            except OSError:
-                continue
-            if m:
-                q = m.group(1).decode()
-                counts[q] = counts.get(q, 0) + 1
-        return counts
+        return sink_delivered(self.dump_dir)
 
     def wait_delivered(self, qids, timeout=60):
         wait_for(lambda: set(qids) <= set(self.delivered()), timeout,
