@@ -307,7 +307,7 @@ node_on_signal(evutil_socket_t sig, short what, void *arg)
 	node_on_stop_timer(-1, 0, n);
 }
 
-/* SIGHUP: reopen log.file (logrotate). */
+/* SIGHUP: reopen log.file and data_dir/delivery.log (logrotate). */
 static void
 node_on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -316,6 +316,7 @@ node_on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	log_reopen();
+	dlog_reopen(n->dlog);
 	log_info("node id=%s event=sighup", n->me->id);
 }
 

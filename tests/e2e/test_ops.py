@@ -246,8 +246,14 @@ class OpsTest(ShoalTestCase):
         for name in ["router"] + c.node_ids:
             self.assertNotIn("event=ready", c.procs[name].log_text())
 
-        # logrotate: rename, then HUP every process
+        # logrotate: rename, then HUP every process (the nodes' delivery
+        # logs too)
         os.rename(logfile, logfile + ".1")
+        dlogs = [os.path.join(c.data_dir(n), "delivery.log")
+                 for n in c.node_ids]
+        for p in dlogs:
+            if os.path.exists(p):
+                os.rename(p, p + ".1")
         for name in ["router"] + c.node_ids:
             c.procs[name].send_signal(signal.SIGHUP)
         wait_for(lambda: os.path.exists(logfile) and all(
@@ -259,6 +265,14 @@ class OpsTest(ShoalTestCase):
         self.wait_delivered([q2])
         wait_for(lambda: f"qid={q2} " in open(logfile).read(), 10,
                  "the second message in the new file")
+        wait_for(lambda: any(os.path.exists(p) and q2 in open(p).read()
+                             for p in dlogs), 10,
+                 "the second message in a new delivery.log")
+        for p in dlogs:
+            if os.path.exists(p):
+                self.assertNotIn(q1, open(p).read())
+        self.assertTrue(any(os.path.exists(p + ".1") and
+                            q1 in open(p + ".1").read() for p in dlogs))
         old = open(logfile + ".1").read()
         new = open(logfile).read()
         self.assertIn(f"qid={q1} ", old)
