@@ -18,17 +18,18 @@
 #include "lib/json.h"
 
 #define LOG_LINE_MAX 4096
-#define LOG_JSON_MAX 32768    /* a JSON line: msg always fits (6 x LOG_LINE_MAX
-                               * at worst); past it fields are dropped */
-#define LOG_JSON_FIELDS 64    /* fields of one line checked for repeats */
-#define LOG_PATH_MAX 1024     /* log.file, as lib/config.c bounds it */
+/* A JSON line: msg always fits (6 x LOG_LINE_MAX at worst); past it fields
+ * are dropped. */
+#define LOG_JSON_MAX 32768
+#define LOG_JSON_FIELDS 64 /* fields of one line checked for repeats */
+#define LOG_PATH_MAX 1024  /* log.file, as lib/config.c bounds it */
 
 static struct {
 	char prog[32];
 	enum log_level level;
 	unsigned debug_subs;
 	bool is_json;
-	int fd;                   /* STDERR_FILENO or the log.file */
+	int fd; /* STDERR_FILENO or the log.file */
 	char path[LOG_PATH_MAX + 1];
 } log_state = { "shoal", LOG_LVL_INFO, 0, false, STDERR_FILENO, "" };
 
@@ -104,8 +105,8 @@ log_close(void)
 int
 log_parse_level(const char *s, enum log_level *out)
 {
-	for (size_t i = 0; i < sizeof(log_level_names) / sizeof(*log_level_names);
-	     i++) {
+	for (size_t i = 0;
+	     i < sizeof(log_level_names) / sizeof(*log_level_names); i++) {
 		if (strcmp(s, log_level_names[i]) == 0) {
 			*out = (enum log_level)i;
 			return 0;
@@ -245,8 +246,8 @@ log_json_fits(FILE *f, size_t cap, size_t *good)
 }
 
 size_t
-log_format_json(char *out, size_t outlen, const char *ts,
-		enum log_level level, const char *body, size_t len)
+log_format_json(char *out, size_t outlen, const char *ts, enum log_level level,
+		const char *body, size_t len)
 {
 	/* room kept for ,"truncated":"true"}\n and the NUL */
 	static const char tail[] = ",\"truncated\":\"true\"}\n";
@@ -262,8 +263,10 @@ log_format_json(char *out, size_t outlen, const char *ts,
 		len = LOG_LINE_MAX, end = body + len;
 	f = fmemopen(out, outlen, "w");
 	if (f == NULL) {
-		snprintf(out, outlen, "{\"ts\":\"%s\",\"level\":\"error\","
-			 "\"msg\":\"log: fmemopen failed\"}\n", ts);
+		snprintf(out, outlen,
+			 "{\"ts\":\"%s\",\"level\":\"error\","
+			 "\"msg\":\"log: fmemopen failed\"}\n",
+			 ts);
 		return strlen(out);
 	}
 	fprintf(f, "{\"ts\":\"%s\",\"level\":\"%s\",\"prog\":", ts,
@@ -304,8 +307,10 @@ log_format_json(char *out, size_t outlen, const char *ts,
 	}
 	fclose(f);
 	if (good == 0) {
-		snprintf(out, outlen, "{\"ts\":\"%s\",\"level\":\"error\","
-			 "\"msg\":\"log: line too long\"}\n", ts);
+		snprintf(out, outlen,
+			 "{\"ts\":\"%s\",\"level\":\"error\","
+			 "\"msg\":\"log: line too long\"}\n",
+			 ts);
 		return strlen(out);
 	}
 	if (is_cut) {
@@ -334,8 +339,8 @@ log_write(enum log_level level, bool with_errno, const char *fmt, ...)
 	snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
 		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		 tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000));
-	w = snprintf(line, sizeof(line), "%s %s[%d] %s: ", ts,
-		     log_state.prog, (int)getpid(), log_level_names[level]);
+	w = snprintf(line, sizeof(line), "%s %s[%d] %s: ", ts, log_state.prog,
+		     (int)getpid(), log_level_names[level]);
 	n = body = w > 0 ? (size_t)w : 0;
 	va_start(ap, fmt);
 	w = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
@@ -353,8 +358,8 @@ log_write(enum log_level level, bool with_errno, const char *fmt, ...)
 			n = sizeof(line) - 2;
 	}
 	if (log_state.is_json) {
-		n = log_format_json(json, sizeof(json), ts, level,
-				    line + body, n - body);
+		n = log_format_json(json, sizeof(json), ts, level, line + body,
+				    n - body);
 		if (write(log_state.fd, json, n) < 0) {
 			/* nowhere left to report it */
 		}

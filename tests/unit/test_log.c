@@ -79,12 +79,31 @@ t_string(const char **p, size_t *len)
 		}
 		s++;
 		switch (*s) {
-		case '"': case '\\': case '/': out[o++] = *s++; break;
-		case 'b': out[o++] = '\b'; s++; break;
-		case 'f': out[o++] = '\f'; s++; break;
-		case 'n': out[o++] = '\n'; s++; break;
-		case 'r': out[o++] = '\r'; s++; break;
-		case 't': out[o++] = '\t'; s++; break;
+		case '"':
+		case '\\':
+		case '/':
+			out[o++] = *s++;
+			break;
+		case 'b':
+			out[o++] = '\b';
+			s++;
+			break;
+		case 'f':
+			out[o++] = '\f';
+			s++;
+			break;
+		case 'n':
+			out[o++] = '\n';
+			s++;
+			break;
+		case 'r':
+			out[o++] = '\r';
+			s++;
+			break;
+		case 't':
+			out[o++] = '\t';
+			s++;
+			break;
 		case 'u': {
 			char hex[5] = { 0 };
 			char *end;
@@ -213,7 +232,10 @@ struct t_hostile {
 	size_t len;
 };
 
-#define H(s) { s, sizeof(s) - 1 }
+#define H(s)                                                                   \
+	{                                                                      \
+		s, sizeof(s) - 1                                               \
+	}
 
 static const struct t_hostile t_hostiles[] = {
 	H(""),
@@ -273,132 +295,138 @@ t_check_one(const void *in, size_t len)
 }
 
 START_TEST(test_json_round_trips_hostile_values)
-{
-	t_check_one(t_hostiles[_i].in, t_hostiles[_i].len);
-}
+	{
+		t_check_one(t_hostiles[_i].in, t_hostiles[_i].len);
+	}
 END_TEST
 
 START_TEST(test_json_round_trips_every_byte)
-{
-	char all[256];
+	{
+		char all[256];
 
-	for (int i = 0; i < 256; i++)
-		all[i] = (char)i;
-	t_check_one(all, 100);
-	t_check_one(all + 100, 100);
-	t_check_one(all + 200, 56);
-	t_check_one(all, 256);	/* cut at LOG_QUOTE_MAX */
-}
+		for (int i = 0; i < 256; i++)
+			all[i] = (char)i;
+		t_check_one(all, 100);
+		t_check_one(all + 100, 100);
+		t_check_one(all + 200, 56);
+		t_check_one(all, 256); /* cut at LOG_QUOTE_MAX */
+	}
 END_TEST
 
 START_TEST(test_json_renames_fixed_and_repeated_keys)
-{
-	char out[4096];
-	struct t_obj obj;
+	{
+		char out[4096];
+		struct t_obj obj;
 
-	t_format(out, sizeof(out), "node msg=a level=b x=1 x=2 x=3 ts=c");
-	ck_assert_int_eq(t_parse(out, &obj), 0);
-	ck_assert_str_eq(t_get(&obj, "level", NULL), "info");
-	ck_assert_str_eq(t_get(&obj, "_msg", NULL), "a");
-	ck_assert_str_eq(t_get(&obj, "_level", NULL), "b");
-	ck_assert_str_eq(t_get(&obj, "_ts", NULL), "c");
-	ck_assert_str_eq(t_get(&obj, "x", NULL), "1");
-	ck_assert_str_eq(t_get(&obj, "x_2", NULL), "2");
-	ck_assert_str_eq(t_get(&obj, "x_3", NULL), "3");
-	/* the bare subject is in msg only */
-	ck_assert_ptr_null(t_get(&obj, "node", NULL));
-	ck_assert_str_eq(t_get(&obj, "msg", NULL),
+		t_format(out, sizeof(out),
 			 "node msg=a level=b x=1 x=2 x=3 ts=c");
-	t_obj_free(&obj);
-}
+		ck_assert_int_eq(t_parse(out, &obj), 0);
+		ck_assert_str_eq(t_get(&obj, "level", NULL), "info");
+		ck_assert_str_eq(t_get(&obj, "_msg", NULL), "a");
+		ck_assert_str_eq(t_get(&obj, "_level", NULL), "b");
+		ck_assert_str_eq(t_get(&obj, "_ts", NULL), "c");
+		ck_assert_str_eq(t_get(&obj, "x", NULL), "1");
+		ck_assert_str_eq(t_get(&obj, "x_2", NULL), "2");
+		ck_assert_str_eq(t_get(&obj, "x_3", NULL), "3");
+		/* the bare subject is in msg only */
+		ck_assert_ptr_null(t_get(&obj, "node", NULL));
+		ck_assert_str_eq(t_get(&obj, "msg", NULL),
+				 "node msg=a level=b x=1 x=2 x=3 ts=c");
+		t_obj_free(&obj);
+	}
 END_TEST
 
 START_TEST(test_json_values_stay_strings)
-{
-	char out[4096];
-	struct t_obj obj;
+	{
+		char out[4096];
+		struct t_obj obj;
 
-	t_format(out, sizeof(out), "qid=0123456789 size=42 empty= n=-1");
-	ck_assert_int_eq(t_parse(out, &obj), 0);
-	ck_assert_ptr_nonnull(strstr(out, "\"qid\":\"0123456789\""));
-	ck_assert_ptr_nonnull(strstr(out, "\"size\":\"42\""));
-	ck_assert_str_eq(t_get(&obj, "empty", NULL), "");
-	ck_assert_str_eq(t_get(&obj, "n", NULL), "-1");
-	t_obj_free(&obj);
-}
+		t_format(out, sizeof(out),
+			 "qid=0123456789 size=42 empty= n=-1");
+		ck_assert_int_eq(t_parse(out, &obj), 0);
+		ck_assert_ptr_nonnull(strstr(out, "\"qid\":\"0123456789\""));
+		ck_assert_ptr_nonnull(strstr(out, "\"size\":\"42\""));
+		ck_assert_str_eq(t_get(&obj, "empty", NULL), "");
+		ck_assert_str_eq(t_get(&obj, "n", NULL), "-1");
+		t_obj_free(&obj);
+	}
 END_TEST
 
 START_TEST(test_json_survives_unquoted_hostile_text)
-{
-	/* callers that printf raw text (a bug, but it must not break the
+	{
+		/* callers that printf raw text (a bug, but it must not break the
 	 * line): unterminated quotes, stray escapes, raw control bytes */
-	static const char *const bodies[] = {
-		"text=\"never closed",
-		"text=\"ends in backslash\\",
-		"text=\"\\x4 short\\xZZ\\q\" next=1",
-		"a=\x01\x02 b=\xff\xfe =novalue ==",
-		"\"\"\"=\"\"\"",
-		"k=v\nsecond=line",
-	};
-	char out[4096];
-	struct t_obj obj;
+		static const char *const bodies[] = {
+			"text=\"never closed",
+			"text=\"ends in backslash\\",
+			"text=\"\\x4 short\\xZZ\\q\" next=1",
+			"a=\x01\x02 b=\xff\xfe =novalue ==",
+			"\"\"\"=\"\"\"",
+			"k=v\nsecond=line",
+		};
+		char out[4096];
+		struct t_obj obj;
 
-	for (size_t i = 0; i < sizeof(bodies) / sizeof(*bodies); i++) {
-		size_t want_len, got_len;
-		char *want = t_expected(bodies[i], strlen(bodies[i]),
-					&want_len);
-		const char *got;
+		for (size_t i = 0; i < sizeof(bodies) / sizeof(*bodies); i++) {
+			size_t want_len, got_len;
+			char *want = t_expected(bodies[i], strlen(bodies[i]),
+						&want_len);
+			const char *got;
 
-		t_format(out, sizeof(out), bodies[i]);
-		ck_assert_msg(t_parse(out, &obj) == 0, "not JSON: %s", out);
-		got = t_get(&obj, "msg", &got_len);
-		ck_assert_uint_eq(got_len, want_len);
-		ck_assert_mem_eq(got, want, want_len);
-		free(want);
+			t_format(out, sizeof(out), bodies[i]);
+			ck_assert_msg(t_parse(out, &obj) == 0, "not JSON: %s",
+				      out);
+			got = t_get(&obj, "msg", &got_len);
+			ck_assert_uint_eq(got_len, want_len);
+			ck_assert_mem_eq(got, want, want_len);
+			free(want);
+			t_obj_free(&obj);
+		}
+		t_format(out, sizeof(out),
+			 "text=\"\\x4 short\\xZZ\\q\" next=1");
+		ck_assert_int_eq(t_parse(out, &obj), 0);
+		ck_assert_str_eq(t_get(&obj, "text", NULL),
+				 "\\x4 short\\xZZ\\q");
+		ck_assert_str_eq(t_get(&obj, "next", NULL), "1");
 		t_obj_free(&obj);
 	}
-	t_format(out, sizeof(out), "text=\"\\x4 short\\xZZ\\q\" next=1");
-	ck_assert_int_eq(t_parse(out, &obj), 0);
-	ck_assert_str_eq(t_get(&obj, "text", NULL), "\\x4 short\\xZZ\\q");
-	ck_assert_str_eq(t_get(&obj, "next", NULL), "1");
-	t_obj_free(&obj);
-}
 END_TEST
 
 START_TEST(test_json_cut_line_stays_valid)
-{
-	char body[4000], out[1024];
-	struct t_obj obj;
-	size_t o = 0, n;
+	{
+		char body[4000], out[1024];
+		struct t_obj obj;
+		size_t o = 0, n;
 
-	while (o + 20 < sizeof(body))
-		o += (size_t)snprintf(body + o, sizeof(body) - o,
-				      "k%zu=\"\\x01\\x02\" ", o);
-	n = t_format(out, sizeof(out), body);
-	ck_assert_uint_lt(n, sizeof(out));
-	ck_assert_msg(t_parse(out, &obj) == 0, "not JSON: %s", out);
-	/* msg alone is too long here: the line says what happened */
-	ck_assert_ptr_nonnull(t_get(&obj, "msg", NULL));
-	t_obj_free(&obj);
+		while (o + 20 < sizeof(body))
+			o += (size_t)snprintf(body + o, sizeof(body) - o,
+					      "k%zu=\"\\x01\\x02\" ", o);
+		n = t_format(out, sizeof(out), body);
+		ck_assert_uint_lt(n, sizeof(out));
+		ck_assert_msg(t_parse(out, &obj) == 0, "not JSON: %s", out);
+		/* msg alone is too long here: the line says what happened */
+		ck_assert_ptr_nonnull(t_get(&obj, "msg", NULL));
+		t_obj_free(&obj);
 
-	/* a body that fits but whose fields do not */
-	snprintf(body, 300, "%s", "k=\"\\x01\\x01\\x01\\x01\\x01\\x01\\x01\" "
-				  "l=\"\\x01\\x01\\x01\\x01\\x01\\x01\" "
-				  "m=\"\\x01\\x01\\x01\\x01\\x01\\x01\"");
-	n = t_format(out, sizeof(out), body);
-	ck_assert_msg(t_parse(out, &obj) == 0, "not JSON: %s", out);
-	ck_assert_ptr_nonnull(t_get(&obj, "m", NULL));
-	ck_assert_ptr_null(t_get(&obj, "truncated", NULL));
-	t_obj_free(&obj);
-	/* 10 bytes short: the last field ("m":"\u0001" x 6, 45 bytes) goes */
-	n = t_format(out, n - 10, body);
-	ck_assert_msg(t_parse(out, &obj) == 0, "not JSON: %s", out);
-	ck_assert_str_eq(t_get(&obj, "truncated", NULL), "true");
-	ck_assert_ptr_nonnull(t_get(&obj, "k", NULL));
-	ck_assert_ptr_nonnull(t_get(&obj, "l", NULL));
-	ck_assert_ptr_null(t_get(&obj, "m", NULL));
-	t_obj_free(&obj);
-}
+		/* a body that fits but whose fields do not */
+		snprintf(body, 300, "%s",
+			 "k=\"\\x01\\x01\\x01\\x01\\x01\\x01\\x01\" "
+			 "l=\"\\x01\\x01\\x01\\x01\\x01\\x01\" "
+			 "m=\"\\x01\\x01\\x01\\x01\\x01\\x01\"");
+		n = t_format(out, sizeof(out), body);
+		ck_assert_msg(t_parse(out, &obj) == 0, "not JSON: %s", out);
+		ck_assert_ptr_nonnull(t_get(&obj, "m", NULL));
+		ck_assert_ptr_null(t_get(&obj, "truncated", NULL));
+		t_obj_free(&obj);
+		/* 10 bytes short: the last field ("m":"\u0001" x 6, 45 bytes) goes */
+		n = t_format(out, n - 10, body);
+		ck_assert_msg(t_parse(out, &obj) == 0, "not JSON: %s", out);
+		ck_assert_str_eq(t_get(&obj, "truncated", NULL), "true");
+		ck_assert_ptr_nonnull(t_get(&obj, "k", NULL));
+		ck_assert_ptr_nonnull(t_get(&obj, "l", NULL));
+		ck_assert_ptr_null(t_get(&obj, "m", NULL));
+		t_obj_free(&obj);
+	}
 END_TEST
 
 static char *
@@ -419,74 +447,77 @@ t_slurp(const char *path)
 }
 
 START_TEST(test_file_reopens_after_rename)
-{
-	char dir[256], path[300], old[310], moved[300], moved_path[320];
-	char *text;
-	struct t_obj obj;
+	{
+		char dir[256], path[300], old[310], moved[300], moved_path[320];
+		char *text;
+		struct t_obj obj;
 
-	check_mkdtemp(dir, sizeof(dir), "log");
-	snprintf(path, sizeof(path), "%s/shoal.log", dir);
-	snprintf(old, sizeof(old), "%s.1", path);
-	log_init("test-log", LOG_LVL_INFO);
-	log_set_json(true);
-	ck_assert_int_eq(log_open_file(path), 0);
-	log_info("qid=A event=before");
-	ck_assert_int_eq(rename(path, old), 0);
-	log_info("qid=B event=still_old_fd");
-	ck_assert_int_eq(log_reopen(), 0);
-	log_info("qid=C event=after");
+		check_mkdtemp(dir, sizeof(dir), "log");
+		snprintf(path, sizeof(path), "%s/shoal.log", dir);
+		snprintf(old, sizeof(old), "%s.1", path);
+		log_init("test-log", LOG_LVL_INFO);
+		log_set_json(true);
+		ck_assert_int_eq(log_open_file(path), 0);
+		log_info("qid=A event=before");
+		ck_assert_int_eq(rename(path, old), 0);
+		log_info("qid=B event=still_old_fd");
+		ck_assert_int_eq(log_reopen(), 0);
+		log_info("qid=C event=after");
 
-	text = t_slurp(old);
-	ck_assert_ptr_nonnull(strstr(text, "\"qid\":\"A\""));
-	ck_assert_ptr_nonnull(strstr(text, "\"qid\":\"B\""));
-	ck_assert_ptr_null(strstr(text, "\"qid\":\"C\""));
-	free(text);
-	text = t_slurp(path);
-	ck_assert_int_eq(t_parse(text, &obj), 0);
-	ck_assert_str_eq(t_get(&obj, "qid", NULL), "C");
-	ck_assert_str_eq(t_get(&obj, "prog", NULL), "test-log");
-	t_obj_free(&obj);
-	free(text);
+		text = t_slurp(old);
+		ck_assert_ptr_nonnull(strstr(text, "\"qid\":\"A\""));
+		ck_assert_ptr_nonnull(strstr(text, "\"qid\":\"B\""));
+		ck_assert_ptr_null(strstr(text, "\"qid\":\"C\""));
+		free(text);
+		text = t_slurp(path);
+		ck_assert_int_eq(t_parse(text, &obj), 0);
+		ck_assert_str_eq(t_get(&obj, "qid", NULL), "C");
+		ck_assert_str_eq(t_get(&obj, "prog", NULL), "test-log");
+		t_obj_free(&obj);
+		free(text);
 
-	/* the directory goes away: the reopen fails, lines keep going to
+		/* the directory goes away: the reopen fails, lines keep going to
 	 * the old file, with the error among them */
-	snprintf(moved, sizeof(moved), "%s.gone", dir);
-	ck_assert_int_eq(rename(dir, moved), 0);
-	ck_assert_int_eq(log_reopen(), -ENOENT);
-	log_info("qid=D event=kept");
-	snprintf(moved_path, sizeof(moved_path), "%s/shoal.log", moved);
-	text = t_slurp(moved_path);
-	ck_assert_ptr_nonnull(strstr(text, "\"event\":\"reopen_failed\""));
-	ck_assert_ptr_nonnull(strstr(text, "\"qid\":\"D\""));
-	free(text);
-	log_close();
-	log_set_json(false);
-	check_rmtree(moved);
-}
+		snprintf(moved, sizeof(moved), "%s.gone", dir);
+		ck_assert_int_eq(rename(dir, moved), 0);
+		ck_assert_int_eq(log_reopen(), -ENOENT);
+		log_info("qid=D event=kept");
+		snprintf(moved_path, sizeof(moved_path), "%s/shoal.log", moved);
+		text = t_slurp(moved_path);
+		ck_assert_ptr_nonnull(
+			strstr(text, "\"event\":\"reopen_failed\""));
+		ck_assert_ptr_nonnull(strstr(text, "\"qid\":\"D\""));
+		free(text);
+		log_close();
+		log_set_json(false);
+		check_rmtree(moved);
+	}
 END_TEST
 
 START_TEST(test_file_logfmt_one_line_per_event)
-{
-	char dir[256], path[300];
-	char *text;
+	{
+		char dir[256], path[300];
+		char *text;
 
-	check_mkdtemp(dir, sizeof(dir), "logfmt");
-	snprintf(path, sizeof(path), "%s/x.log", dir);
-	log_init("test-log", LOG_LVL_INFO);
-	ck_assert_int_eq(log_open_file(path), 0);
-	log_info("qid=E event=one");
-	log_debug(LOG_SUB_SMTP, "qid=F event=hidden");
-	errno = ENOSPC;
-	log_error_errno("qid=G event=two");
-	log_close();
-	text = t_slurp(path);
-	ck_assert_ptr_nonnull(strstr(text, " test-log["));
-	ck_assert_ptr_nonnull(strstr(text, "] info: qid=E event=one\n"));
-	ck_assert_ptr_null(strstr(text, "hidden"));
-	ck_assert_ptr_nonnull(strstr(text, "] error: qid=G event=two error=\""));
-	free(text);
-	check_rmtree(dir);
-}
+		check_mkdtemp(dir, sizeof(dir), "logfmt");
+		snprintf(path, sizeof(path), "%s/x.log", dir);
+		log_init("test-log", LOG_LVL_INFO);
+		ck_assert_int_eq(log_open_file(path), 0);
+		log_info("qid=E event=one");
+		log_debug(LOG_SUB_SMTP, "qid=F event=hidden");
+		errno = ENOSPC;
+		log_error_errno("qid=G event=two");
+		log_close();
+		text = t_slurp(path);
+		ck_assert_ptr_nonnull(strstr(text, " test-log["));
+		ck_assert_ptr_nonnull(
+			strstr(text, "] info: qid=E event=one\n"));
+		ck_assert_ptr_null(strstr(text, "hidden"));
+		ck_assert_ptr_nonnull(
+			strstr(text, "] error: qid=G event=two error=\""));
+		free(text);
+		check_rmtree(dir);
+	}
 END_TEST
 
 static Suite *
