@@ -293,7 +293,7 @@ class OpsTest(ShoalTestCase):
         self.assertIn("event=stopped", open(logfile).read())
 
     def test_router_sigterm_drains_sessions(self):
-        c = self.make_cluster(router_extra="shutdown_timeout = 4;")
+        c = self.make_cluster(router_extra="shutdown_timeout = 8;")
         notes = self.start_all_notified(c)
         # mid-DATA: half the body sent
         busy = SMTPConn(c.port)
@@ -342,9 +342,9 @@ class OpsTest(ShoalTestCase):
         # the session inside MAIL gets its 421 at the deadline
         r = mid.reply(timeout=15)
         self.assertEqual(r.code, 421, r)
-        self.assertGreaterEqual(time.monotonic() - t0, 3.5)
+        self.assertGreaterEqual(time.monotonic() - t0, 7.5)
         self.assertEqual(c.router.wait(15), 0)
-        self.assertLess(time.monotonic() - t0, 4 + 10)
+        self.assertLess(time.monotonic() - t0, 8 + 10)
         text = c.router.log_text()
         self.assertIn("event=drain_timeout", text)
         self.assertIn(f"qid={qid} event=accepted", text)
@@ -420,7 +420,9 @@ class OpsTest(ShoalTestCase):
                         'failover_after_ms = 600000; '
                         'peer_timeout_ms = 2000;')
         notes = self.start_all_notified(c)
-        acked, finish = self.start_load(c, sessions=4)
+        # each session's next message is for n1 or n2 at even odds: with
+        # 10, some wait at n1 when it gets SIGTERM but for 1 run in 1000
+        acked, finish = self.start_load(c, sessions=10)
         wait_for(lambda: len(acked) >= 10, 30, "10 messages acked")
         n2 = c.node("n2")
         n2.send_signal(signal.SIGSTOP)
