@@ -131,6 +131,7 @@ static const struct cfg_key cfg_router_keys[] = {
 	{ "idle_timeout", CT_U32, OFF(router.idle_timeout), 0, 1, 86400, "300", NULL, NULL, 0, false },
 	{ "session_timeout", CT_U32, OFF(router.session_timeout), 0, 1, 604800, "3600", NULL, NULL, 0, false },
 	{ "node_timeout_ms", CT_U32, OFF(router.node_timeout_ms), 0, 100, 600000, "10000", NULL, NULL, 0, false },
+	{ "shutdown_timeout", CT_U32, OFF(router.shutdown_timeout), 0, 0, 3600, "30", NULL, NULL, 0, false },
 	END
 };
 
@@ -158,6 +159,7 @@ static const struct cfg_key cfg_log_keys[] = {
 	{ "level", CT_STR, OFF(log.level), 0, 1, 16, "info", NULL, NULL, 0, false },
 	{ "format", CT_ENUM, OFF(log.format), 0, 0, 0, "logfmt", cfg_logfmt_names, NULL, 0, false },
 	{ "debug", CT_STR, OFF(log.debug), 0, 0, 256, "", NULL, NULL, 0, false },
+	{ "file", CT_STR, OFF(log.file), 0, 1, 1024, NULL, NULL, NULL, 0, false },
 	END
 };
 

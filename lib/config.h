@@ -130,6 +130,7 @@ struct config {
 		uint32_t idle_timeout;     /* seconds, default 300 (RFC 5321 4.5.3.2.7) */
 		uint32_t session_timeout;  /* seconds, default 3600 */
 		uint32_t node_timeout_ms;  /* default 10000 */
+		uint32_t shutdown_timeout; /* seconds sessions get to finish on SIGTERM, default 30 */
 	} router;
 
 	struct {
@@ -158,6 +159,7 @@ struct config {
 		char *level;               /* default "info" */
 		enum cfg_log_format format; /* default logfmt */
 		char *debug;               /* subsystems, default "" */
+		char *file;                /* append here, reopened on SIGHUP; NULL = stderr */
 	} log;
 };
 

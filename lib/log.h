@@ -1,6 +1,22 @@
-/* Logging: one line per event on stderr, "key=value" with the subject first.
- * The level test comes before formatting, so disabled lines cost nothing.
- * Anything from the network goes through log_quote() first. */
+/* Logging: one line per event, "key=value" with the subject first, on
+ * stderr or appended to a file (log.file, reopened on SIGHUP for
+ * logrotate). The level test comes before formatting, so disabled lines
+ * cost nothing. Anything from the network goes through log_quote() first.
+ *
+ * Formats (log.format): "logfmt" writes
+ *   2026-11-30T00:00:00.000Z shoal-node[42] info: qid=X event=stored
+ * and "json" writes one object per line,
+ *   {"ts":"...","level":"info","prog":"shoal-node","pid":42,
+ *    "msg":"qid=X event=stored","qid":"X","event":"stored"}
+ * Callers always write logfmt; the JSON writer parses it back: each
+ * key=value becomes a field whose value is always a JSON string (types are
+ * never guessed: a qid of digits stays a string). Quoted values are
+ * unescaped first (\" \\ \xNN, as log_quote() writes them), so a field
+ * holds the original bytes, which come out as JSON per lib/json.h (valid
+ * UTF-8 as is, other bytes as \u00XX). Bare words (the subject) stay only
+ * in msg. A key named like a fixed field (ts, level, prog, pid, msg) gets a
+ * leading '_'; a key seen twice on one line gets "_2", "_3"... A line too
+ * long for LOG_JSON_MAX drops its last fields and says "truncated":"true". */
 #ifndef SHOAL_LOG_H
 #define SHOAL_LOG_H
 
@@ -27,6 +43,29 @@ enum log_sub {
 
 /* Set the program name shown on each line and the level. */
 void log_init(const char *prog, enum log_level level);
+
+/* JSON lines instead of logfmt (see above). */
+void log_set_json(bool on);
+
+/* Append every line to path (created 0640 if missing, O_APPEND, one
+ * write(2) per line) instead of stderr. Returns 0, or -errno with the
+ * current destination kept. */
+int log_open_file(const char *path);
+
+/* Open the log.file path again (after logrotate renamed it): new lines go
+ * to a new file by that name. Does nothing and returns 0 without a file.
+ * When the open fails the old descriptor stays in use, the failure is
+ * logged there and -errno returned. */
+int log_reopen(void);
+
+/* Back to stderr, closing the file. */
+void log_close(void);
+
+/* Format one event as a JSON line (with '\n') into out: ts and level as
+ * given, body the logfmt text after "level: ". Returns the length, at most
+ * outlen - 1 (out is NUL-terminated); outlen must be at least 256. */
+size_t log_format_json(char *out, size_t outlen, const char *ts,
+		       enum log_level level, const char *body, size_t len);
 
 /* Parse "error", "warn", "info", "debug". Returns 0 or -EINVAL. */
 int log_parse_level(const char *s, enum log_level *out);

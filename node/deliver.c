@@ -132,6 +132,25 @@ deliver_now_us(void)
 
 /* ---- results -------------------------------------------------------- */
 
+/* One line per recipient result, subject first: the qid. */
+static void
+deliver_log_result(const struct job *j, size_t k, const char *mx,
+		   const char *ip, enum outcome oc, int code,
+		   const char *status, const char *text)
+{
+	char q[LOG_QUOTE_BUF];
+
+	log_info("qid=%s rcpt=<%s> mx=%s ip=%s result=%s code=%d status=%s "
+		 "text=%s",
+		 j->msg->qid, j->msg->sm->envelope->rcpts[j->rcpt[k]]->address,
+		 mx && mx[0] ? mx : "-", ip && ip[0] ? ip : "-",
+		 oc == OUTCOME_DELIVERED ? "delivered" :
+		 oc == OUTCOME_BOUNCED	 ? "bounced" :
+					   "deferred",
+		 code, status[0] ? status : "-",
+		 log_quote(q, sizeof(q), text, strlen(text)));
+}
+
 /* Give every recipient of a job the same result and hand it back. */
 static void
 deliver_finish_all(struct job *j, enum outcome oc, enum outcome_category cat,
@@ -150,6 +169,7 @@ deliver_finish_all(struct job *j, enum outcome oc, enum outcome_category cat,
 		snprintf(r->reply.text, sizeof(r->reply.text), "%s", text);
 		snprintf(r->status, sizeof(r->status), "%s", status);
 		snprintf(r->mx, sizeof(r->mx), "%s", mx ? mx : "");
+		deliver_log_result(j, k, mx, NULL, oc, code, status, text);
 	}
 	scheduler_job_done(j->sched, j);
 }
@@ -347,15 +367,8 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 			snprintf(r->tls, sizeof(r->tls), "%s %s",
 				 info->tls_version, info->tls_cipher);
 		r->relayed_no_dsn = r->outcome == OUTCOME_DELIVERED && !info->dsn;
-		log_info("qid=%s rcpt=<%s> mx=%s ip=%s result=%s code=%d "
-			 "status=%s",
-			 j->msg->qid,
-			 j->msg->sm->envelope->rcpts[j->rcpt[k]]->address, mx,
-			 info->peer_ip,
-			 r->outcome == OUTCOME_DELIVERED ? "delivered" :
-			 r->outcome == OUTCOME_BOUNCED	 ? "bounced" :
-							   "deferred",
-			 rep->code, r->status);
+		deliver_log_result(j, k, mx, info->peer_ip, r->outcome,
+				   rep->code, r->status, rep->text);
 	}
 	scheduler_job_done(j->sched, j);
 	if (res->conn_lost || !smtpc_is_usable(c) ||
@@ -440,12 +453,14 @@ static void
 dest_fail(struct dest *ds, enum smtpc_phase phase,
 	  const struct smtpc_reply *reply, const char *mx)
 {
+	char q[LOG_QUOTE_BUF];
 	struct job *j;
 
 	if (ds->n_conns > ds->n_connecting)
 		return; /* a live connection will take them */
-	log_info("dest=%s event=all_hosts_failed queued=%zu error=\"%.200s\"",
-		 ds->key, ds->queued, reply->text);
+	log_info("dest=%s event=all_hosts_failed queued=%zu error=%s",
+		 ds->key, ds->queued,
+		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
 	while ((j = dest_pop(ds)) != NULL)
 		deliver_finish_reply(j, reply, phase, mx);
 }
@@ -457,6 +472,7 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 	struct dconn *dc = arg;
 	struct dest *ds = dc->dest;
 	struct dest_addr *a = &ds->addrs[dc->addr_idx];
+	char q[LOG_QUOTE_BUF];
 
 	(void)c;
 	if (ok) {
@@ -470,8 +486,9 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 		return;
 	}
 	log_info("dest=%s mx=%s event=connect_failed phase=%d code=%d "
-		 "error=\"%.200s\"",
-		 ds->key, a->mx, (int)phase, reply->code, reply->text);
+		 "error=%s",
+		 ds->key, a->mx, (int)phase, reply->code,
+		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
 	smtpc_close(dc->c);
 	dc->c = NULL;
 	/* opportunistic TLS that failed: this host again, in plain text */

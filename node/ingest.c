@@ -29,6 +29,7 @@
 struct ingest {
 	struct node *n;
 	uint64_t stored, refused;
+	uint64_t pending;    /* items between commit_add and their answer */
 };
 
 /* One enqueue waiting for its commit. */
@@ -103,6 +104,7 @@ ingest_apply(struct store_txn *t, void *arg)
 static void
 ingest_item_free(struct ingest_item *it)
 {
+	it->in->pending--;
 	zmq_msg_close(&it->body);
 	free(it->meta);
 	free(it);
@@ -260,6 +262,16 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 			     true);
 		return;
 	}
+	if (n->is_stopping) {
+		/* the router tries again shortly, here after our restart or
+		 * at the peer after a failover */
+		log_debug(LOG_SUB_MAIN, "qid=%s event=turned_away "
+			  "reason=stopping", eq->qid);
+		ingest_reply(in, id, id_len, req->request_id,
+			     SHOAL__STATUS__STATUS_MOVING, "node stopping",
+			     false);
+		return;
+	}
 	if (owner_is_frozen(n, eq->shard)) {
 		ingest_reply(in, id, id_len, req->request_id,
 			     SHOAL__STATUS__STATUS_MOVING, "shard moving",
@@ -280,6 +292,7 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 				    body_len, &it->meta_len);
 	zmq_msg_init(&it->body);
 	zmq_msg_move(&it->body, &frames[3]);
+	in->pending++;
 	commit_add(n->commit, ingest_apply, ingest_done, it);
 	return;
 bad:
@@ -384,6 +397,12 @@ void
 ingest_free(struct ingest *in)
 {
 	free(in);
+}
+
+uint64_t
+ingest_pending(const struct ingest *in)
+{
+	return in->pending;
 }
 
 void

@@ -27,4 +27,8 @@ void ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes);
 void ingest_counts(const struct ingest *in, uint64_t *stored,
 		   uint64_t *refused);
 
+/* Enqueues taken and not yet answered (waiting for the commit or the
+ * peer): shutdown waits for them. */
+uint64_t ingest_pending(const struct ingest *in);
+
 #endif

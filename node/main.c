@@ -1,5 +1,7 @@
 /* shoal-node -c FILE -n NODE_ID: reads flags and config, builds the node,
- * runs the loop. Logs to stderr; runs in the foreground. */
+ * runs the loop. Logs to stderr or log.file; runs in the foreground.
+ * sd_notify(3): READY=1 once the store is open and the endpoint bound,
+ * STOPPING=1 at SIGTERM (node/node.c); no-ops without NOTIFY_SOCKET. */
 #include <errno.h>
 #include <event2/event.h>
 #include <getopt.h>
@@ -96,6 +98,13 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 2;
 	}
+	log_set_json(cfg->log.format == CFG_LOG_JSON);
+	if (cfg->log.file && (rc = log_open_file(cfg->log.file)) != 0) {
+		fprintf(stderr, "shoal-node: %s: log.file %s: %s\n", conf,
+			cfg->log.file, shoal_strerror(rc));
+		config_free(cfg);
+		return 1;
+	}
 	me = config_find_node(cfg, id);
 	if (me == NULL) {
 		fprintf(stderr, "shoal-node: %s: no node with id \"%s\"\n",
@@ -121,8 +130,10 @@ main(int argc, char **argv)
 	log_info("node id=%s event=ready endpoint=%s epoch=%llu "
 		 "primary_shards=%d",
 		 id, me->endpoint, (unsigned long long)n->map->epoch, shards);
-	sd_notify(0, "READY=1");
+	sd_notify(0, "READY=1\nSTATUS=Serving");
 	event_base_dispatch(base);
+	/* STOPPING=1 went out at the signal; this covers a loop that ended
+	 * otherwise */
 	sd_notify(0, "STOPPING=1");
 	node_free(n);
 	/* once more, without blocking: libevent finishes freeing buffer
@@ -131,5 +142,6 @@ main(int argc, char **argv)
 	event_base_free(base);
 	log_info("node id=%s event=stopped", id);
 	config_free(cfg);
+	log_close();
 	return 0;
 }

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "lib/clock.h"
 #include "lib/curve.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -285,14 +287,70 @@ node_bind_endpoint(const char *ep, char *buf, size_t len)
 	return buf;
 }
 
+#define NODE_STOP_POLL_MS 20
+#define NODE_STOP_SLACK_MS 1000  /* past replication.peer_timeout_ms */
+
+/* Shutting down: leave the loop once every enqueue taken has its answer
+ * (committed, and confirmed by the peer or timed out), or at the deadline.
+ * What the router got no answer for it sends again: at-least-once. */
+static void
+node_on_stop_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct node *n = arg;
+	struct timeval tv = { 0, NODE_STOP_POLL_MS * 1000 };
+	uint64_t pending = ingest_pending(n->ingest);
+
+	(void)fd;
+	(void)what;
+	if (pending == 0 || clock_mono_ms() >= n->stop_deadline_ms) {
+		if (pending)
+			log_warn("node id=%s event=stop_deadline pending=%llu",
+				 n->me->id, (unsigned long long)pending);
+		event_base_loopbreak(n->base);
+		return;
+	}
+	evtimer_add(n->stop_timer, &tv);
+}
+
+/* SIGTERM/SIGINT: answer new enqueues "try again" (the router resends
+ * after our restart or to the peer after a failover), let those already
+ * taken finish, then leave the loop; node_free() commits what is pending
+ * and closes LMDB. Deliveries in flight are abandoned: due again at the
+ * next start. A second signal leaves at once. */
 static void
 node_on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct node *n = arg;
 
 	(void)what;
-	log_info("node id=%s event=stopping signal=%d", n->me->id, (int)sig);
-	event_base_loopbreak(n->base);
+	if (n->is_stopping) {
+		log_warn("node id=%s event=stop_now signal=%d", n->me->id,
+			 (int)sig);
+		event_base_loopbreak(n->base);
+		return;
+	}
+	n->is_stopping = true;
+	sd_notify(0, "STOPPING=1\nSTATUS=Finishing enqueues in flight");
+	log_info("node id=%s event=stopping signal=%d pending=%llu", n->me->id,
+		 (int)sig, (unsigned long long)ingest_pending(n->ingest));
+	n->stop_deadline_ms = clock_mono_ms() +
+			      n->cfg->replication.peer_timeout_ms +
+			      NODE_STOP_SLACK_MS;
+	n->stop_timer = evtimer_new(n->base, node_on_stop_timer, n);
+	node_on_stop_timer(-1, 0, n);
+}
+
+/* SIGHUP: reopen log.file and data_dir/delivery.log (logrotate). */
+static void
+node_on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct node *n = arg;
+
+	(void)sig;
+	(void)what;
+	log_reopen();
+	dlog_reopen(n->dlog);
+	log_info("node id=%s event=sighup", n->me->id);
 }
 
 int
@@ -363,8 +421,10 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 		goto fail;
 	n->sig_term = evsignal_new(base, SIGTERM, node_on_signal, n);
 	n->sig_int = evsignal_new(base, SIGINT, node_on_signal, n);
+	n->sig_hup = evsignal_new(base, SIGHUP, node_on_hup, n);
 	event_add(n->sig_term, NULL);
 	event_add(n->sig_int, NULL);
+	event_add(n->sig_hup, NULL);
 	*out = n;
 	return 0;
 fail:
@@ -396,6 +456,10 @@ node_free(struct node *n)
 		event_free(n->sig_term);
 	if (n->sig_int)
 		event_free(n->sig_int);
+	if (n->sig_hup)
+		event_free(n->sig_hup);
+	if (n->stop_timer)
+		event_free(n->stop_timer);
 	zsock_free(n->front);
 	zsock_free(n->zap);
 	repl_free(n->repl);

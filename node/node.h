@@ -43,7 +43,10 @@ struct node {
 	struct move *move;         /* shard moves, both directions */
 	Shoal__ShardMap *map;      /* current map, owned */
 	uint64_t started_at;       /* unix seconds */
-	struct event *sig_term, *sig_int;
+	struct event *sig_term, *sig_int, *sig_hup;
+	struct event *stop_timer;  /* shutdown: waits for enqueues in flight */
+	uint64_t stop_deadline_ms; /* monotonic */
+	bool is_stopping;          /* SIGTERM: new enqueues are turned away */
 };
 
 /* Open the store, load the shard map (on the first start: derive it from

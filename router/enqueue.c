@@ -510,11 +510,17 @@ enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
 	case SHOAL__STATUS__STATUS_NOT_DURABLE:
 		enq_req_finish(r, SHOAL_E_NOT_DURABLE);
 		break;
-	default:
-		log_warn("qid=%s event=node_error node=%.64s text=\"%.200s\"",
-			 r->qid, rep->node_id, rep->message);
+	default: {
+		char qn[LOG_QUOTE_BUF], qt[LOG_QUOTE_BUF];
+
+		log_warn("qid=%s event=node_error node=%s text=%s", r->qid,
+			 log_quote(qn, sizeof(qn), rep->node_id,
+				   strlen(rep->node_id)),
+			 log_quote(qt, sizeof(qt), rep->message,
+				   strlen(rep->message)));
 		enq_req_finish(r, -EIO);
 		break;
+	}
 	}
 	shardmap_free(m);
 }

@@ -164,8 +164,15 @@ fail:
 void
 listener_stop(struct listener *l)
 {
-	for (size_t i = 0; i < l->n; i++)
-		evconnlistener_disable(l->ones[i].evl);
+	/* closed, not just disabled: the kernel would still complete
+	 * handshakes into the backlog, and those clients would hang */
+	for (size_t i = 0; i < l->n; i++) {
+		evconnlistener_free(l->ones[i].evl);
+		log_info("listener address=%s event=closed",
+			 l->ones[i].cfg->address);
+	}
+	l->n = 0;
+	event_del(l->resume);
 	proxy_wait_clear(l->waiting);
 }
 

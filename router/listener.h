@@ -11,7 +11,8 @@ struct listener;
  * cannot be parsed or bound. */
 struct listener *listener_new(struct session_env *env);
 
-/* Stop accepting; sessions in progress go on. */
+/* Stop accepting and close the listening sockets (new connections are
+ * refused); sessions in progress go on. */
 void listener_stop(struct listener *l);
 
 /* listener_free(NULL) does nothing. */

@@ -1,7 +1,9 @@
 /* shoal-router -c FILE: reads flags and config, builds the node client and
  * the listeners, runs the loop. Logs to stderr; runs in the foreground.
  * SIGTERM/SIGINT: stop accepting, let sessions finish (up to
- * ROUTER_DRAIN_S), then exit. */
+ * router.shutdown_timeout), then exit. SIGHUP: reopen log.file, reload TLS
+ * and users. sd_notify(3): READY=1 once listening with a shard map,
+ * STOPPING=1 at the signal (no-ops without NOTIFY_SOCKET). */
 #include <event2/event.h>
 #include <getopt.h>
 #include <signal.h>
@@ -27,7 +29,7 @@
 #include "router/session.h"
 #include "router/signer.h"
 
-#define ROUTER_DRAIN_S 30
+#define ROUTER_FLUSH_S 3   /* after the last node answer: replies leave */
 
 struct router {
 	struct session_env env;
@@ -54,7 +56,7 @@ router_on_ready(void *arg)
 
 	log_info("router event=ready listeners=%zu shards=%u",
 		 r->env.cfg->router.n_listen, r->env.cfg->cluster.shards);
-	sd_notify(0, "READY=1");
+	sd_notify(0, "READY=1\nSTATUS=Accepting mail");
 }
 
 static void
@@ -66,33 +68,66 @@ router_on_session_close(void *arg)
 		event_base_loopbreak(r->env.base);
 }
 
+/* The last resort after the deadline: a session still waiting for its
+ * node gets that long (router.node_timeout_ms bounds the wait), plus the
+ * time to flush its last replies. */
 static void
-router_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+router_on_final_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct router *r = arg;
 
 	(void)fd;
 	(void)what;
-	log_warn("router event=drain_timeout sessions=%u", r->env.sessions);
+	log_warn("router event=shutdown_forced sessions=%u", r->env.sessions);
 	event_base_loopbreak(r->env.base);
 }
 
+/* router.shutdown_timeout passed: 421 to every session not waiting for
+ * its node. */
+static void
+router_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct router *r = arg;
+	struct timeval tv = {
+		r->env.cfg->router.node_timeout_ms / 1000 + ROUTER_FLUSH_S, 0
+	};
+
+	(void)fd;
+	(void)what;
+	log_warn("router event=drain_timeout sessions=%u", r->env.sessions);
+	session_shutdown_all(&r->env, true);
+	if (r->env.sessions == 0) {
+		event_base_loopbreak(r->env.base);
+		return;
+	}
+	event_free(r->drain_timer);
+	r->drain_timer = evtimer_new(r->env.base, router_on_final_timeout, r);
+	evtimer_add(r->drain_timer, &tv);
+}
+
+/* SIGTERM/SIGINT: close the listeners, let sessions finish their
+ * messages for router.shutdown_timeout, then exit. A second signal exits
+ * at once (no reply is given for what was not acked). */
 static void
 router_on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct router *r = arg;
-	struct timeval tv = { ROUTER_DRAIN_S, 0 };
+	struct timeval tv = { r->env.cfg->router.shutdown_timeout, 0 };
 
 	(void)what;
 	if (r->stopping) {
+		log_warn("router event=stop_now signal=%d sessions=%u",
+			 (int)sig, r->env.sessions);
 		event_base_loopbreak(r->env.base);
 		return;
 	}
 	r->stopping = true;
-	sd_notify(0, "STOPPING=1");
-	log_info("router event=stopping signal=%d sessions=%u", (int)sig,
-		 r->env.sessions);
+	sd_notify(0, "STOPPING=1\nSTATUS=Closing listeners, draining sessions");
+	log_info("router event=stopping signal=%d sessions=%u "
+		 "shutdown_timeout=%u",
+		 (int)sig, r->env.sessions, r->env.cfg->router.shutdown_timeout);
 	listener_stop(r->listener);
+	session_shutdown_all(&r->env, false);
 	if (r->env.sessions == 0) {
 		event_base_loopbreak(r->env.base);
 		return;
@@ -101,8 +136,8 @@ router_on_signal(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(r->drain_timer, &tv);
 }
 
-/* SIGHUP: the certificate and key, the users and the DKIM keys again
- * (renewed on disk). */
+/* SIGHUP: the log file (logrotate), and the certificate, key, users file
+ * and DKIM keys again (renewed on disk). */
 static void
 router_on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -110,12 +145,15 @@ router_on_hup(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	log_reopen();
 	log_info("router event=sighup");
+	sd_notify(0, "RELOADING=1");
 	if (r->env.tls)
 		tls_server_reload(r->env.tls);
 	if (r->env.auth)
 		auth_reload(r->env.auth);
 	signer_reload(r->env.signer);
+	sd_notify(0, "READY=1");
 }
 
 /* TLS from the config: a listener that needs it without a certificate is
@@ -183,7 +221,7 @@ main(int argc, char **argv)
 	struct router r;
 	enum log_level level;
 	char err[1024];
-	int c, status = 1;
+	int c, rc, status = 1;
 	bool check_only = false;
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -228,6 +266,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "shoal-router: bad debug subsystem list\n");
 		config_free(cfg);
 		return 2;
+	}
+	log_set_json(cfg->log.format == CFG_LOG_JSON);
+	if (cfg->log.file && (rc = log_open_file(cfg->log.file)) != 0) {
+		fprintf(stderr, "shoal-router: %s: log.file %s: %s\n", conf,
+			cfg->log.file, shoal_strerror(rc));
+		config_free(cfg);
+		return 1;
 	}
 	memset(&r, 0, sizeof(r));
 	r.env.cfg = cfg;
@@ -296,5 +341,6 @@ out:
 	signer_free(r.env.signer);
 	limits_free(r.env.limits);
 	config_free(cfg);
+	log_close();
 	return status;
 }

@@ -60,6 +60,14 @@ struct session_cmd {
 	void (*fn)(struct session *s, const struct smtp_cmd *cmd);
 };
 
+/* The message a log line is about: its qid once DATA or BDAT began, "-"
+ * before (a qid is drawn only for a body). */
+static const char *
+session_qid(const struct session *s)
+{
+	return s->qid[0] ? s->qid : "-";
+}
+
 static const char *const session_state_names[] = {
 	"greet", "helo", "mail", "rcpt", "data", "bdat", "wait", "closing",
 	"auth",
@@ -171,6 +179,12 @@ session_free(struct session *s)
 	if (s->has_limit_slot)
 		limits_session_end(s->env->limits, s->client);
 	bufferevent_free(s->bev);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->env->all = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
 	s->env->sessions--;
 	log_debug(LOG_SUB_SMTP, "client=%s event=disconnect", s->client);
 	if (s->env->on_close)
@@ -627,6 +641,21 @@ session_read_command(struct session *s, struct evbuffer *in)
 	return true;
 }
 
+/* Shutting down: whether this session is to get its 421 now. A message
+ * being made durable always gets its answer first. */
+static bool
+session_must_stop(const struct session *s)
+{
+	const struct session_env *env = s->env;
+
+	if (!env->is_stopping || (s->state & SESSION_ST_WAIT))
+		return false;
+	if (env->is_past_deadline)
+		return true;
+	return (s->state & (SESSION_ST_GREET | SESSION_ST_HELO)) &&
+	       !s->in_chunk;
+}
+
 void
 session_process(struct session *s)
 {
@@ -635,6 +664,15 @@ session_process(struct session *s)
 	while (!s->want_free) {
 		if (s->state & (SESSION_ST_WAIT | SESSION_ST_CLOSING))
 			break;
+		if (session_must_stop(s)) {
+			log_info("qid=%s client=%s event=shutdown state=%s",
+				 session_qid(s), s->client,
+				 session_state_name(s->state));
+			session_reply(s, "421 4.3.2 %s shutting down",
+				      s->env->cfg->router.hostname);
+			session_close_after_reply(s);
+			break;
+		}
 		/* a client that does not read its replies waits for us */
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
 		    SESSION_OUTPUT_MAX)
@@ -694,11 +732,13 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 	if ((what & BEV_EVENT_TIMEOUT) &&
 	    ((what & BEV_EVENT_WRITING) || s->state == SESSION_ST_CLOSING)) {
 		/* the client does not read: nothing more can be said */
-		log_info("client=%s event=timeout state=%s writing=1",
-			 s->client, session_state_name(s->state));
+		log_info("qid=%s client=%s event=timeout state=%s writing=1",
+			 session_qid(s), s->client,
+			 session_state_name(s->state));
 		s->want_free = true;
 	} else if (what & BEV_EVENT_TIMEOUT) {
-		log_info("client=%s event=timeout state=%s", s->client,
+		log_info("qid=%s client=%s event=timeout state=%s",
+			 session_qid(s), s->client,
 			 session_state_name(s->state));
 		s->env->stats.rejected[ROUTER_REJECT_TIMEOUT]++;
 		session_reply(s, "421 4.4.2 %s Error: timeout exceeded",
@@ -718,8 +758,10 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 				 s->client, session_state_name(s->state), why);
 		} else if (s->state & (SESSION_ST_DATA | SESSION_ST_BDAT |
 					SESSION_ST_WAIT)) {
-			log_info("client=%s event=lost_connection state=%s",
-				 s->client, session_state_name(s->state));
+			log_info("qid=%s client=%s event=lost_connection "
+				 "state=%s",
+				 session_qid(s), s->client,
+				 session_state_name(s->state));
 		}
 		s->want_free = true;
 	}
@@ -735,7 +777,8 @@ session_on_lifetime(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	s->in_callback++;
 	if (s->state != SESSION_ST_CLOSING) {
-		log_info("client=%s event=session_timeout", s->client);
+		log_info("qid=%s client=%s event=session_timeout",
+			 session_qid(s), s->client);
 		s->env->stats.rejected[ROUTER_REJECT_TIMEOUT]++;
 		session_reply(s, "421 4.4.2 %s Error: session too long",
 			      s->env->cfg->router.hostname);
@@ -819,9 +862,30 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 	SHOAL_ASSERT(s->bev != NULL);
 	env->sessions++;
 	env->stats.sessions_total++;
+	s->next = env->all;
+	if (env->all)
+		env->all->prev = s;
+	env->all = s;
 	session_setup_bev(s);
 	s->lifetime = evtimer_new(env->base, session_on_lifetime, s);
 	evtimer_add(s->lifetime, &life);
 	log_debug(LOG_SUB_SMTP, "client=%s event=connect", s->client);
 	session_reply(s, "220 %s ESMTP Shoal", cfg->router.hostname);
+}
+
+void
+session_shutdown_all(struct session_env *env, bool is_past_deadline)
+{
+	struct session *s = env->all, *next;
+
+	env->is_stopping = true;
+	env->is_past_deadline = is_past_deadline;
+	for (; s != NULL; s = next) {
+		next = s->next;
+		if (s->want_free)
+			continue;
+		s->in_callback++;
+		session_process(s);
+		session_leave(s);
+	}
 }

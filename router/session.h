@@ -4,6 +4,7 @@
 #ifndef SHOAL_ROUTER_SESSION_H
 #define SHOAL_ROUTER_SESSION_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -37,11 +38,23 @@ struct session_env {
 	struct router_stats stats;    /* router/metrics.h */
 	void (*on_close)(void *arg);  /* a session ended */
 	void *on_close_arg;
+	struct session *all;          /* every open session (shutdown) */
+	bool is_stopping;             /* SIGTERM: 421 at command boundaries */
+	bool is_past_deadline;        /* router.shutdown_timeout passed */
 };
 
 /* Start a session on an accepted socket (non-blocking); sends the greeting.
  * The session frees itself when it ends. */
 void session_start(struct session_env *env, const struct cfg_listen *ls,
 		   int fd, const struct sockaddr *peer, int peer_len);
+
+/* Graceful shutdown, in two steps. First (is_past_deadline false): from
+ * now on a session between transactions (before MAIL, or right after the
+ * reply to its message) gets "421 4.3.2 <hostname> shutting down" and is
+ * closed; one inside a transaction finishes it first. Then, at the
+ * deadline: every session gets the 421 now, except one whose message its
+ * node is making durable, which gets its 250 or 4xx first. Sets the flags
+ * in env itself. */
+void session_shutdown_all(struct session_env *env, bool is_past_deadline);
 
 #endif

@@ -47,6 +47,7 @@ struct session_rcpt {
 
 struct session {
 	struct session_env *env;
+	struct session *next, *prev; /* env->all */
 	const struct cfg_listen *ls;
 	struct bufferevent *bev;
 	struct event *lifetime;

@@ -202,7 +202,8 @@ transfer_data_done(struct session *s)
 
 		s->env->stats.rejected[s->data.error == SMTP_DATA_E_TOO_BIG ?
 			ROUTER_REJECT_TOO_BIG : ROUTER_REJECT_BAD_SYNTAX]++;
-		log_info("client=%s event=data_refused reason=%s", s->client,
+		log_info("qid=%s client=%s event=data_refused reason=%s",
+			 s->qid, s->client,
 			 log_quote(q, sizeof(q),
 				   smtp_data_strerror(s->data.error), 9));
 		session_reply_error(s, smtp_data_strerror(s->data.error));

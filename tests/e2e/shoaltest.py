@@ -958,6 +958,25 @@ def dot_stuff(message):
     return message.replace(b"\r\n.", b"\r\n..")
 
 
+# smtp-sink -d dumps: the router's Received header says "... with ESMTP id QID"
+DUMP_QID_RE = re.compile(rb"\bid ([0-9A-HJKMNP-TV-Z]{21})\b")
+
+
+def sink_delivered(dump_dir):
+    """{qid: copies} over every message smtp-sink dumped into dump_dir."""
+    counts = {}
+    for name in os.listdir(dump_dir):
+        try:
+            with open(os.path.join(dump_dir, name), "rb") as f:
+                m = DUMP_QID_RE.search(f.read(8192))
+        except OSError:
+            continue
+        if m:
+            q = m.group(1).decode()
+            counts[q] = counts.get(q, 0) + 1
+    return counts
+
+
 def make_message(subject="e2e test", body="Hello from the Shoal e2e tests.",
                  sender="a@example.com", rcpt="b@example.net", extra=""):
     """A small RFC 5322 message as bytes with CRLF lines."""

@@ -18,7 +18,6 @@ to a 250 again for a shard the fault hit. Each row is printed as
 """
 
 import os
-import re
 import shutil
 import signal
 import socket
@@ -29,7 +28,7 @@ import unittest
 
 import netns
 from shoaltest import (REPO, Loopback, ShoalTestCase, bin_path, free_port,
-                       log, shard_of, wait_for)
+                       log, shard_of, sink_delivered, wait_for)
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
@@ -42,8 +41,6 @@ ROLES = ["n1", "n2", "router", "sink", "dns", "client"]
 # fast enough for a test, slow enough for a loaded 2-core machine
 REPLICATION = ('mode = "sync"; heartbeat_ms = 200; '
                'failover_after_ms = 1500; peer_timeout_ms = 800;')
-# the first Received header is ours: "... with ESMTP id QID"
-DUMP_QID_RE = re.compile(rb"\bid ([0-9A-HJKMNP-TV-Z]{21})\b")
 DELIVERY_TIMEOUT = 120.0
 
 RESULTS = []
@@ -200,17 +197,7 @@ class Rig:
 
     def delivered(self):
         """{qid: copies} over every message the sink dumped."""
-        counts = {}
-        for name in os.listdir(self.dump_dir):
-            try:
-                with open(os.path.join(self.dump_dir, name), "rb") as f:
-                    m = DUMP_QID_RE.search(f.read(8192))
-            except OSError:
-                continue
-            if m:
-                q = m.group(1).decode()
-                counts[q] = counts.get(q, 0) + 1
-        return counts
+        return sink_delivered(self.dump_dir)
 
     def sink_text(self):
         out = []
