@@ -30,6 +30,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "node/classify.h"
 #include "node/dns.h"
 #include "node/job.h"
 #include "node/node.h"
@@ -132,7 +133,7 @@ deliver_now_us(void)
 
 /* Give every recipient of a job the same result and hand it back. */
 static void
-deliver_finish_all(struct job *j, enum outcome oc, enum outcome_category cat,
+deliver_finish_all(struct job *j, enum outcome oc, enum classify_cat cat,
 		   int code, const char *status, const char *text,
 		   const char *mx)
 {
@@ -165,7 +166,7 @@ deliver_finish_reply(struct job *j, const struct smtpc_reply *reply,
 	outcome_status(reply, status);
 	if (oc == OUTCOME_DEFERRED && status[0] != '4')
 		status[0] = '4';
-	deliver_finish_all(j, oc, outcome_categorize(reply, phase), reply->code,
+	deliver_finish_all(j, oc, classify_reply(reply, phase), reply->code,
 			   status, reply->text, mx);
 }
 
@@ -336,7 +337,7 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 		memset(r, 0, sizeof(*r));
 		r->reply = *rep;
 		r->outcome = outcome_of_reply(rep);
-		r->category = outcome_categorize(rep, res->failed_phase);
+		r->category = classify_reply(rep, res->failed_phase);
 		outcome_status(rep, r->status);
 		snprintf(r->mx, sizeof(r->mx), "%s", mx);
 		snprintf(r->ip, sizeof(r->ip), "%s", info->peer_ip);
@@ -666,18 +667,18 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	case DNS_OK:
 		break;
 	case DNS_NULL_MX:
-		deliver_finish_all(j, OUTCOME_BOUNCED, OUTCOME_CAT_DNS, 0,
+		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE, 0,
 				   "5.1.10", r->error, "");
 		free(w);
 		return;
 	case DNS_NXDOMAIN:
 	case DNS_NO_HOSTS:
-		deliver_finish_all(j, OUTCOME_BOUNCED, OUTCOME_CAT_DNS, 0,
+		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE, 0,
 				   "5.1.2", r->error, "");
 		free(w);
 		return;
 	default:
-		deliver_finish_all(j, OUTCOME_DEFERRED, OUTCOME_CAT_DNS, 0,
+		deliver_finish_all(j, OUTCOME_DEFERRED, CLASSIFY_DNS_FAILURE, 0,
 				   "4.4.3", r->error, "");
 		free(w);
 		return;
@@ -771,7 +772,7 @@ deliver_submit(struct deliver *d, struct job *j)
 					   &w->route_port,
 					   (uint16_t)cfg->delivery.smtp_port) != 0) {
 			free(w);
-			deliver_finish_all(j, OUTCOME_DEFERRED, OUTCOME_CAT_OTHER,
+			deliver_finish_all(j, OUTCOME_DEFERRED, CLASSIFY_OTHER,
 					   0, "4.3.5", "bad route host", "");
 			return;
 		}
@@ -784,7 +785,7 @@ deliver_submit(struct deliver *d, struct job *j)
 	}
 	if (j->domain[0] == '\0') {
 		free(w);
-		deliver_finish_all(j, OUTCOME_BOUNCED, OUTCOME_CAT_INVALID_RECIPIENT,
+		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_INVALID_RECIPIENT,
 				   0, "5.1.3", "recipient has no domain", "");
 		return;
 	}
@@ -800,7 +801,7 @@ deliver_submit(struct deliver *d, struct job *j)
 		if (l < 2 || l >= sizeof(host) || h[l - 1] != ']') {
 			free(w);
 			deliver_finish_all(j, OUTCOME_BOUNCED,
-					   OUTCOME_CAT_INVALID_RECIPIENT, 0,
+					   CLASSIFY_INVALID_RECIPIENT, 0,
 					   "5.1.2", "bad address literal", "");
 			return;
 		}

@@ -103,7 +103,7 @@ dlog_attempt(struct dlog *d, const struct job_msg *m, const struct job *j,
 	json_kv_u64(&js, "code", (uint64_t)(res->reply.code > 0 ? res->reply.code : 0));
 	json_kv_str(&js, "enhanced", res->status);
 	json_kv_str(&js, "text", res->reply.text);
-	json_kv_str(&js, "category", outcome_category_name(res->category));
+	json_kv_str(&js, "category", classify_name(res->category));
 	json_kv_u64(&js, "delay", (uint64_t)tv.tv_sec > arrival ?
 					  (uint64_t)tv.tv_sec - arrival : 0);
 	json_kv_str(&js, "tls", res->tls);

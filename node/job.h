@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "lib/qid.h"
+#include "node/classify.h"
 #include "node/outcome.h"
 #include "node/smtpc.h"
 #include "proto/queue.pb-c.h"
@@ -26,7 +27,7 @@ struct job_msg {
 
 struct job_result {
 	enum outcome outcome;
-	enum outcome_category category;
+	enum classify_cat category;
 	struct smtpc_reply reply;
 	char status[16];           /* DSN status, "2.0.0", "5.1.1", ... */
 	char mx[256];              /* host tried last, "" if none */
