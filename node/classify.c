@@ -136,22 +136,33 @@ classify_reply(const struct smtpc_reply *r, enum smtpc_phase phase)
 	return CLASSIFY_OTHER;
 }
 
+/* Name and description, indexed by enum classify_cat. */
+static const char *const classify_names[][2] = {
+	{ "", "" },
+	{ "invalid_recipient", "the recipient address does not exist" },
+	{ "mailbox_full", "the recipient's mailbox is full" },
+	{ "policy_block", "blocked by the receiver's policy or spam filter" },
+	{ "dns_failure", "the recipient's domain could not be resolved" },
+	{ "tls_failure", "a secure (TLS) connection could not be made" },
+	{ "rate_limited", "the receiver asked us to slow down" },
+	{ "message_too_large", "the message is too large for the receiver" },
+	{ "connection_failure", "the receiving server could not be reached" },
+	{ "other", "other delivery failure" },
+};
+
+#define CLASSIFY_N (sizeof(classify_names) / sizeof(*classify_names))
+
 const char *
 classify_name(enum classify_cat c)
 {
-	static const char *const names[] = {
-		"",
-		"invalid_recipient",
-		"mailbox_full",
-		"policy_block",
-		"dns_failure",
-		"tls_failure",
-		"rate_limited",
-		"message_too_large",
-		"connection_failure",
-		"other",
-	};
+	return (unsigned)c < CLASSIFY_N ? classify_names[c][0] : "other";
+}
 
-	return (unsigned)c < sizeof(names) / sizeof(*names) ? names[c] :
-							      "other";
+const char *
+classify_describe(const char *name)
+{
+	for (size_t i = 1; i < CLASSIFY_N; i++)
+		if (strcmp(classify_names[i][0], name) == 0)
+			return classify_names[i][1];
+	return classify_names[CLASSIFY_OTHER][1];
 }

@@ -47,4 +47,9 @@ enum classify_cat classify_reply(const struct smtpc_reply *r,
  * value out of range. Static storage. */
 const char *classify_name(enum classify_cat c);
 
+/* A few words about the category named name (classify_name()'s text) for
+ * a person reading a DSN; "other delivery failure" for an unknown name.
+ * Static storage. */
+const char *classify_describe(const char *name);
+
 #endif

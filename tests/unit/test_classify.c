@@ -220,6 +220,20 @@ START_TEST(test_classify_names)
 }
 END_TEST
 
+START_TEST(test_classify_describe_every_name)
+{
+	ck_assert_str_eq(classify_describe("mailbox_full"),
+			 "the recipient's mailbox is full");
+	ck_assert_str_eq(classify_describe("other"), "other delivery failure");
+	ck_assert_str_eq(classify_describe("no-such"),
+			 "other delivery failure");
+	ck_assert_str_eq(classify_describe(""), "other delivery failure");
+	for (int c = CLASSIFY_INVALID_RECIPIENT; c < CLASSIFY_OTHER; c++)
+		ck_assert_str_ne(classify_describe(classify_name(c)),
+				 "other delivery failure");
+}
+END_TEST
+
 static Suite *
 classify_suite(void)
 {
@@ -230,6 +244,7 @@ classify_suite(void)
 			    sizeof(cat_cases) / sizeof(cat_cases[0]));
 	tcase_add_test(tc, test_classify_scans_only_the_bound);
 	tcase_add_test(tc, test_classify_names);
+	tcase_add_test(tc, test_classify_describe_every_name);
 	suite_add_tcase(s, tc);
 	return s;
 }
