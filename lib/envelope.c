@@ -78,9 +78,12 @@ envelope_validate(const Shoal__Envelope *env, const char **why)
 		*why = "field too long";
 		return -EPROTO;
 	}
-	if (!envelope_str_is_clean(env->envid) ||
-	    !envelope_str_is_clean(env->pool)) {
-		*why = "control character in envid or pool";
+	if (!envelope_str_is_clean(env->envid)) {
+		*why = "control character in envid";
+		return -EPROTO;
+	}
+	if (!envelope_str_is_clean(env->pool)) {
+		*why = "control character in pool";
 		return -EPROTO;
 	}
 	return 0;
