@@ -50,11 +50,22 @@ struct dest_addr {
 	uint64_t down_until;      /* unix seconds */
 };
 
+/* An IP pool (delivery.pools): its parsed source addresses, the
+ * round-robin position and each address's cool-down after a failure
+ * that was the source's fault (node/smtpc.h source_failed). */
+struct dpool {
+	const struct cfg_pool *cfg;
+	struct sockaddr_storage *sa;  /* n_addresses entries, port 0 */
+	uint64_t *down_until;         /* unix seconds */
+	size_t next;
+};
+
 struct dconn;
 
 struct dest {
 	struct deliver *d;
-	char key[DELIVER_KEY_MAX];
+	char key[DELIVER_KEY_MAX];    /* "pool:NAME|" + MX key with a pool */
+	struct dpool *pool;           /* NULL = the host's default source */
 	struct dest_addr addrs[DELIVER_ADDRS_MAX];
 	size_t n_addrs;
 	struct shaping shape;
@@ -88,6 +99,8 @@ struct dconn {
 	size_t addr_idx;          /* which address this attempt uses */
 	size_t tried;             /* addresses tried by this connection */
 	bool tls_off;             /* retrying this address without TLS */
+	ssize_t src;              /* pool source address, -1 = none yet */
+	size_t src_tries;         /* sources tried for this MX address */
 	uint32_t msgs;
 	struct dsend send;
 	struct event *idle;
@@ -102,6 +115,8 @@ struct deliver {
 	struct dwait *waits;      /* jobs waiting for DNS */
 	uint32_t n_conns;
 	double share;             /* of the cluster's limits */
+	struct dpool *pools;      /* one per delivery.pools entry */
+	size_t n_pools;
 };
 
 /* A job waiting for its DNS answer. */
@@ -135,7 +150,7 @@ deliver_now_us(void)
 static void
 deliver_finish_all(struct job *j, enum outcome oc, enum classify_cat cat,
 		   int code, const char *status, const char *text,
-		   const char *mx)
+		   const char *mx, const char *source)
 {
 	for (size_t k = 0; k < j->n; k++) {
 		struct job_result *r = &j->res[k];
@@ -149,13 +164,15 @@ deliver_finish_all(struct job *j, enum outcome oc, enum classify_cat cat,
 		snprintf(r->reply.text, sizeof(r->reply.text), "%s", text);
 		snprintf(r->status, sizeof(r->status), "%s", status);
 		snprintf(r->mx, sizeof(r->mx), "%s", mx ? mx : "");
+		snprintf(r->source, sizeof(r->source), "%s",
+			 source ? source : "");
 	}
 	scheduler_job_done(j->sched, j);
 }
 
 static void
 deliver_finish_reply(struct job *j, const struct smtpc_reply *reply,
-		     enum smtpc_phase phase, const char *mx)
+		     enum smtpc_phase phase, const char *mx, const char *source)
 {
 	char status[16];
 	enum outcome oc = outcome_of_reply(reply);
@@ -167,7 +184,7 @@ deliver_finish_reply(struct job *j, const struct smtpc_reply *reply,
 	if (oc == OUTCOME_DEFERRED && status[0] != '4')
 		status[0] = '4';
 	deliver_finish_all(j, oc, classify_reply(reply, phase), reply->code,
-			   status, reply->text, mx);
+			   status, reply->text, mx, source);
 }
 
 /* ---- destinations ---------------------------------------------------- */
@@ -190,13 +207,16 @@ dest_on_wake(evutil_socket_t fd, short what, void *arg)
 }
 
 static struct dest *
-dest_new(struct deliver *d, const char *key, const char *domain)
+dest_new(struct deliver *d, const char *key, const char *domain,
+	 struct dpool *pool)
 {
 	struct dest *ds = xcalloc(1, sizeof(*ds));
 
 	ds->d = d;
+	ds->pool = pool;
 	snprintf(ds->key, sizeof(ds->key), "%s", key);
-	shaping_for_domain(d->n->cfg, domain, d->share, &ds->shape);
+	shaping_for_pool(d->n->cfg, pool ? pool->cfg->name : NULL, domain,
+			 d->share, &ds->shape);
 	ds->wake = evtimer_new(d->n->base, dest_on_wake, ds);
 	ds->next = d->dests;
 	d->dests = ds;
@@ -243,7 +263,8 @@ dest_enqueue(struct dest *ds, struct job *j)
 	struct shaping s;
 
 	/* a limit naming this domain applies to its whole destination */
-	shaping_for_domain(ds->d->n->cfg, j->domain, ds->d->share, &s);
+	shaping_for_pool(ds->d->n->cfg, ds->pool ? ds->pool->cfg->name : NULL,
+			 j->domain, ds->d->share, &s);
 	if (s.is_specific && !ds->shape.is_specific) {
 		s.tokens = ds->shape.tokens;
 		s.refilled_us = ds->shape.refilled_us;
@@ -341,15 +362,17 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 		outcome_status(rep, r->status);
 		snprintf(r->mx, sizeof(r->mx), "%s", mx);
 		snprintf(r->ip, sizeof(r->ip), "%s", info->peer_ip);
+		snprintf(r->source, sizeof(r->source), "%s", info->source_ip);
 		if (info->tls_active)
 			snprintf(r->tls, sizeof(r->tls), "%s %s",
 				 info->tls_version, info->tls_cipher);
 		r->relayed_no_dsn = r->outcome == OUTCOME_DELIVERED && !info->dsn;
-		log_info("qid=%s rcpt=<%s> mx=%s ip=%s result=%s code=%d "
-			 "status=%s",
+		log_info("qid=%s rcpt=<%s> mx=%s ip=%s source=%s result=%s "
+			 "code=%d status=%s",
 			 j->msg->qid,
 			 j->msg->sm->envelope->rcpts[j->rcpt[k]]->address, mx,
 			 info->peer_ip,
+			 info->source_ip[0] ? info->source_ip : "-",
 			 r->outcome == OUTCOME_DELIVERED ? "delivered" :
 			 r->outcome == OUTCOME_BOUNCED	 ? "bounced" :
 							   "deferred",
@@ -427,6 +450,8 @@ dconn_next_addr(struct dconn *dc)
 		if (ds->addrs[i].down_until <= now || i + 1 == ds->n_addrs) {
 			dc->addr_idx = i;
 			dc->tried = i + 1;
+			dc->src = -1;
+			dc->src_tries = 0;
 			return true;
 		}
 	}
@@ -436,7 +461,7 @@ dconn_next_addr(struct dconn *dc)
 /* Every address failed: defer what waits, unless a connection lives. */
 static void
 dest_fail(struct dest *ds, enum smtpc_phase phase,
-	  const struct smtpc_reply *reply, const char *mx)
+	  const struct smtpc_reply *reply, const char *mx, const char *source)
 {
 	struct job *j;
 
@@ -445,7 +470,73 @@ dest_fail(struct dest *ds, enum smtpc_phase phase,
 	log_info("dest=%s event=all_hosts_failed queued=%zu error=\"%.200s\"",
 		 ds->key, ds->queued, reply->text);
 	while ((j = dest_pop(ds)) != NULL)
-		deliver_finish_reply(j, reply, phase, mx);
+		deliver_finish_reply(j, reply, phase, mx, source);
+}
+
+/* Mark a pool's source address as failing for delivery.pool_cooldown. */
+static void
+dpool_cool(struct deliver *d, struct dpool *p, size_t src)
+{
+	uint64_t until = deliver_now() + d->n->cfg->delivery.pool_cooldown;
+
+	if (p->down_until[src] <= deliver_now())
+		log_warn("pool=%s source=%s event=source_cooling_down "
+			 "seconds=%u",
+			 p->cfg->name, p->cfg->addresses[src].address,
+			 d->n->cfg->delivery.pool_cooldown);
+	p->down_until[src] = until;
+}
+
+/* The pool's next source address for a server of this family, round
+ * robin, skipping those cooling down unless all are; -1 if the pool has
+ * no address of that family. */
+static ssize_t
+dpool_pick(struct dpool *p, int family)
+{
+	size_t n = p->cfg->n_addresses;
+	uint64_t now = deliver_now();
+	ssize_t fallback = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t k = (p->next + i) % n;
+
+		if (p->sa[k].ss_family != family)
+			continue;
+		if (p->down_until[k] <= now) {
+			p->next = k + 1;
+			return (ssize_t)k;
+		}
+		if (fallback < 0)
+			fallback = (ssize_t)k;
+	}
+	if (fallback >= 0)
+		p->next = (size_t)fallback + 1;
+	return fallback;
+}
+
+/* This connection could not be set up at its address: the next MX
+ * address, or, when none is left, the destination's jobs deferred. */
+static void
+dconn_fail(struct dconn *dc, enum smtpc_phase phase,
+	   const struct smtpc_reply *reply, const char *source, bool may_free)
+{
+	struct dest *ds = dc->dest;
+	struct dest_addr *a = &ds->addrs[dc->addr_idx];
+	struct smtpc_reply last = *reply;
+	char mx[DNS_NAME_MAX + 1], src[64];
+
+	dc->tls_off = false;
+	if (outcome_try_next_host(phase, reply) && dconn_next_addr(dc)) {
+		dconn_open(dc);
+		return;
+	}
+	snprintf(mx, sizeof(mx), "%s", a->mx);
+	snprintf(src, sizeof(src), "%s", source);
+	dconn_free(dc);
+	dest_fail(ds, phase, &last, mx, src);
+	/* not from inside dest_pump(), which still holds ds */
+	if (may_free)
+		dest_maybe_free(ds);
 }
 
 static void
@@ -455,23 +546,39 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 	struct dconn *dc = arg;
 	struct dest *ds = dc->dest;
 	struct dest_addr *a = &ds->addrs[dc->addr_idx];
+	const struct smtpc_info *info = smtpc_info(c);
+	bool is_source_fault = info->source_failed && ds->pool && dc->src >= 0;
+	char source[64];
 
-	(void)c;
 	if (ok) {
 		ds->n_connecting--;
 		dc->state = DCONN_IDLE;
 		a->down_until = 0;
-		log_debug(LOG_SUB_SMTP, "dest=%s mx=%s event=connected",
-			  ds->key, a->mx);
+		log_debug(LOG_SUB_SMTP, "dest=%s mx=%s source=%s event=connected",
+			  ds->key, a->mx, info->source_ip);
 		dest_pump(ds);
 		dest_maybe_free(ds);
 		return;
 	}
-	log_info("dest=%s mx=%s event=connect_failed phase=%d code=%d "
-		 "error=\"%.200s\"",
-		 ds->key, a->mx, (int)phase, reply->code, reply->text);
+	log_info("dest=%s mx=%s source=%s event=connect_failed phase=%d "
+		 "code=%d error=\"%.200s\"",
+		 ds->key, a->mx, info->source_ip[0] ? info->source_ip : "-",
+		 (int)phase, reply->code, reply->text);
+	snprintf(source, sizeof(source), "%s", info->source_ip);
 	smtpc_close(dc->c);
 	dc->c = NULL;
+	/* the source's fault: cool it down and try this MX address again
+	 * from the pool's next source, at most once per source */
+	if (is_source_fault) {
+		dpool_cool(ds->d, ds->pool, (size_t)dc->src);
+		dc->src = -1;
+		if (++dc->src_tries < ds->pool->cfg->n_addresses) {
+			dconn_open(dc);
+			return;
+		}
+		dconn_fail(dc, phase, reply, source, true);
+		return;
+	}
 	/* opportunistic TLS that failed: this host again, in plain text */
 	if (phase == SMTPC_PH_TLS && ds->tls == SMTPC_TLS_OPPORTUNISTIC &&
 	    !dc->tls_off) {
@@ -481,20 +588,7 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 	}
 	if (phase <= SMTPC_PH_GREETING)
 		a->down_until = deliver_now() + DELIVER_DOWN_S;
-	dc->tls_off = false;
-	if (outcome_try_next_host(phase, reply) && dconn_next_addr(dc)) {
-		dconn_open(dc);
-		return;
-	}
-	{
-		struct smtpc_reply last = *reply;
-		char mx[DNS_NAME_MAX + 1];
-
-		snprintf(mx, sizeof(mx), "%s", a->mx);
-		dconn_free(dc);
-		dest_fail(ds, phase, &last, mx);
-		dest_maybe_free(ds);
-	}
+	dconn_fail(dc, phase, reply, source, true);
 }
 
 static void
@@ -507,6 +601,26 @@ dconn_open(struct dconn *dc)
 	struct smtpc_opts o = { 0 };
 
 	o.helo_name = cfg->delivery.helo_name;
+	if (ds->pool) {
+		const struct cfg_pool_addr *pa;
+
+		if (dc->src < 0)
+			dc->src = dpool_pick(ds->pool, a->sa.ss_family);
+		if (dc->src < 0) {
+			struct smtpc_reply r = { 0 };
+
+			snprintf(r.text, sizeof(r.text),
+				 "pool %s has no IPv%c source address",
+				 ds->pool->cfg->name,
+				 a->sa.ss_family == AF_INET6 ? '6' : '4');
+			dconn_fail(dc, SMTPC_PH_CONNECT, &r, "", false);
+			return;
+		}
+		pa = &ds->pool->cfg->addresses[dc->src];
+		o.source = (const struct sockaddr *)&ds->pool->sa[dc->src];
+		if (pa->ehlo)
+			o.helo_name = pa->ehlo;
+	}
 	o.mx_name = a->mx;
 	o.tls = dc->tls_off ? SMTPC_TLS_NONE : ds->tls;
 	o.ssl_ctx = d->ssl;
@@ -518,7 +632,7 @@ dconn_open(struct dconn *dc)
 
 		snprintf(r.text, sizeof(r.text), "cannot create socket");
 		dconn_free(dc);
-		dest_fail(ds, SMTPC_PH_CONNECT, &r, a->mx);
+		dest_fail(ds, SMTPC_PH_CONNECT, &r, a->mx, "");
 	}
 }
 
@@ -540,7 +654,7 @@ dest_connect(struct dest *ds)
 
 		snprintf(r.text, sizeof(r.text), "no usable address");
 		dconn_free(dc);
-		dest_fail(ds, SMTPC_PH_CONNECT, &r, "");
+		dest_fail(ds, SMTPC_PH_CONNECT, &r, "", "");
 		return;
 	}
 	dconn_open(dc);
@@ -639,6 +753,24 @@ dest_set_addrs(struct dest *ds, const struct dns_result *r, uint16_t port)
 	ds->n_addrs = n;
 }
 
+/* The pool a job's message goes out from, or NULL: none asked, or one
+ * this node's config does not know (logged; the host's default source). */
+static struct dpool *
+deliver_pool(struct deliver *d, const struct job *j)
+{
+	const char *name = j->msg->sm->envelope->pool;
+
+	if (name == NULL || name[0] == '\0')
+		return NULL;
+	for (size_t i = 0; i < d->n_pools; i++)
+		if (strcmp(d->pools[i].cfg->name, name) == 0)
+			return &d->pools[i];
+	log_warn("qid=%s pool=%.64s event=unknown_pool "
+		 "note=\"sent from the default source\"",
+		 j->msg->qid, name);
+	return NULL;
+}
+
 static void
 dwait_unlink(struct dwait *w)
 {
@@ -656,7 +788,8 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	struct dwait *w = arg;
 	struct deliver *d = w->d;
 	struct job *j = w->job;
-	char key[DELIVER_KEY_MAX];
+	char key[DELIVER_KEY_MAX], mxkey[DELIVER_KEY_MAX];
+	struct dpool *pool;
 	struct dest *ds;
 	uint16_t port = w->route_key[0] ? w->route_port :
 					  (uint16_t)d->n->cfg->delivery.smtp_port;
@@ -668,28 +801,36 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 		break;
 	case DNS_NULL_MX:
 		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE, 0,
-				   "5.1.10", r->error, "");
+				   "5.1.10", r->error, "", NULL);
 		free(w);
 		return;
 	case DNS_NXDOMAIN:
 	case DNS_NO_HOSTS:
 		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE, 0,
-				   "5.1.2", r->error, "");
+				   "5.1.2", r->error, "", NULL);
 		free(w);
 		return;
 	default:
 		deliver_finish_all(j, OUTCOME_DEFERRED, CLASSIFY_DNS_FAILURE, 0,
-				   "4.4.3", r->error, "");
+				   "4.4.3", r->error, "", NULL);
 		free(w);
 		return;
 	}
+	pool = deliver_pool(d, j);
 	if (w->route_key[0])
-		snprintf(key, sizeof(key), "%s", w->route_key);
+		snprintf(mxkey, sizeof(mxkey), "%s", w->route_key);
 	else
-		deliver_key(r, key, sizeof(key));
+		deliver_key(r, mxkey, sizeof(mxkey));
+	/* a pool's mail has destinations, connections and limits of its
+	 * own: a connection from one pool never carries another's mail */
+	if (pool)
+		snprintf(key, sizeof(key), "pool:%s|%.*s", pool->cfg->name,
+			 (int)(sizeof(mxkey) - 80), mxkey);
+	else
+		snprintf(key, sizeof(key), "%s", mxkey);
 	ds = dest_find(d, key);
 	if (ds == NULL) {
-		ds = dest_new(d, key, j->domain);
+		ds = dest_new(d, key, j->domain, pool);
 		ds->tls = deliver_tls_mode(w->route_key[0] ? w->route_tls :
 							     ds->shape.tls);
 	}
@@ -773,7 +914,7 @@ deliver_submit(struct deliver *d, struct job *j)
 					   (uint16_t)cfg->delivery.smtp_port) != 0) {
 			free(w);
 			deliver_finish_all(j, OUTCOME_DEFERRED, CLASSIFY_OTHER,
-					   0, "4.3.5", "bad route host", "");
+					   0, "4.3.5", "bad route host", "", NULL);
 			return;
 		}
 		snprintf(w->route_key, sizeof(w->route_key), "route:%s",
@@ -786,7 +927,7 @@ deliver_submit(struct deliver *d, struct job *j)
 	if (j->domain[0] == '\0') {
 		free(w);
 		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_INVALID_RECIPIENT,
-				   0, "5.1.3", "recipient has no domain", "");
+				   0, "5.1.3", "recipient has no domain", "", NULL);
 		return;
 	}
 	/* an address literal [1.2.3.4] is its own host */
@@ -802,7 +943,7 @@ deliver_submit(struct deliver *d, struct job *j)
 			free(w);
 			deliver_finish_all(j, OUTCOME_BOUNCED,
 					   CLASSIFY_INVALID_RECIPIENT, 0,
-					   "5.1.2", "bad address literal", "");
+					   "5.1.2", "bad address literal", "", NULL);
 			return;
 		}
 		memcpy(host, h, l - 1);
@@ -821,6 +962,42 @@ deliver_connections(const struct deliver *d)
 	return d->n_conns;
 }
 
+/* Parse every pool's addresses (checked by lib/config_check.c). */
+static int
+deliver_pools_new(struct deliver *d)
+{
+	const struct config *cfg = d->n->cfg;
+
+	d->n_pools = cfg->delivery.n_pools;
+	d->pools = xcalloc(d->n_pools + 1, sizeof(*d->pools));
+	for (size_t i = 0; i < d->n_pools; i++) {
+		struct dpool *p = &d->pools[i];
+
+		p->cfg = &cfg->delivery.pools[i];
+		p->sa = xcalloc(p->cfg->n_addresses, sizeof(*p->sa));
+		p->down_until = xcalloc(p->cfg->n_addresses,
+					sizeof(*p->down_until));
+		for (size_t k = 0; k < p->cfg->n_addresses; k++) {
+			const char *a = p->cfg->addresses[k].address;
+			struct sockaddr_in *v4 = (struct sockaddr_in *)&p->sa[k];
+			struct sockaddr_in6 *v6 =
+				(struct sockaddr_in6 *)&p->sa[k];
+
+			if (inet_pton(AF_INET, a, &v4->sin_addr) == 1) {
+				v4->sin_family = AF_INET;
+			} else if (inet_pton(AF_INET6, a, &v6->sin6_addr) == 1) {
+				v6->sin6_family = AF_INET6;
+			} else {
+				log_error("pool=%s source=%.64s "
+					  "event=bad_address",
+					  p->cfg->name, a);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
 struct deliver *
 deliver_new(struct node *n)
 {
@@ -829,6 +1006,8 @@ deliver_new(struct node *n)
 
 	d->n = n;
 	if (dns_new(n->base, n->cfg, &d->dns) != 0)
+		goto fail;
+	if (deliver_pools_new(d) != 0)
 		goto fail;
 	d->ssl = smtpc_ssl_ctx_new();
 	for (size_t s = 0; s < n->map->n_shards; s++)
@@ -875,6 +1054,11 @@ deliver_free(struct deliver *d)
 		free(w);
 	}
 	smtpc_shutdown();
+	for (size_t i = 0; i < d->n_pools; i++) {
+		free(d->pools[i].sa);
+		free(d->pools[i].down_until);
+	}
+	free(d->pools);
 	dns_free(d->dns);
 	if (d->ssl)
 		SSL_CTX_free(d->ssl);

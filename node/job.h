@@ -32,6 +32,7 @@ struct job_result {
 	char status[16];           /* DSN status, "2.0.0", "5.1.1", ... */
 	char mx[256];              /* host tried last, "" if none */
 	char ip[64];
+	char source[64];           /* our source address (IP pools), or "" */
 	char tls[96];              /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
 	int relayed_no_dsn;        /* delivered to a server without DSN */
 };
