@@ -39,9 +39,11 @@ pool_add_value(const char *d, size_t p, size_t e, char *value, size_t vlen,
 	for (size_t i = p; i < e && *vl + 1 < vlen; i++) {
 		char c = d[i];
 
-		if (c == '\r' || c == '\n')
+		if (c == '\t')
+			c = ' ';
+		if (c == '\r' || c == '\n' || (c == ' ' && *vl == 0))
 			continue;
-		value[(*vl)++] = c == '\t' ? ' ' : c;
+		value[(*vl)++] = c;
 	}
 	value[*vl] = '\0';
 }
