@@ -368,7 +368,7 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 				 info->tls_version, info->tls_cipher);
 		r->relayed_no_dsn = r->outcome == OUTCOME_DELIVERED && !info->dsn;
 		log_info("qid=%s rcpt=<%s> mx=%s ip=%s source=%s result=%s "
-			 "code=%d status=%s",
+			 "code=%d status=%s category=%s",
 			 j->msg->qid,
 			 j->msg->sm->envelope->rcpts[j->rcpt[k]]->address, mx,
 			 info->peer_ip,
@@ -376,7 +376,8 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 			 r->outcome == OUTCOME_DELIVERED ? "delivered" :
 			 r->outcome == OUTCOME_BOUNCED	 ? "bounced" :
 							   "deferred",
-			 rep->code, r->status);
+			 rep->code, r->status,
+			 r->category ? classify_name(r->category) : "-");
 	}
 	scheduler_job_done(j->sched, j);
 	if (res->conn_lost || !smtpc_is_usable(c) ||
