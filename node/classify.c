@@ -47,25 +47,39 @@ classify_has_word(const struct classify_text *t, const char *const *words)
 	return false;
 }
 
-static const char *const classify_invalid[] = { "no such user",
-	"user unknown", "unknown user", "does not exist", "doesn't exist",
-	"mailbox unavailable", "mailbox not found", "invalid recipient",
-	"recipient rejected", "no mailbox", "address rejected",
-	"unknown recipient", "not a valid mailbox", NULL };
-static const char *const classify_full[] = { "mailbox full",
-	"mailbox is full", "over quota", "quota exceeded", "exceeded quota",
-	"exceeded storage", "insufficient storage", NULL };
-static const char *const classify_policy[] = { "spam", "blocked",
-	"blacklist", "blocklist", "denylist", "policy", "reputation",
-	"dmarc", "spf", "dkim", "unsolicited", NULL };
-static const char *const classify_rate[] = { "rate limit", "too many",
-	"try again later", "throttl", "slow down", "rate that", "volume",
-	"unusual rate", NULL };
-static const char *const classify_size[] = { "too large", "too big",
-	"size limit", "message size", "exceeds the maximum size", NULL };
+static const char *const classify_invalid[] = {
+	"no such user",	       "user unknown",
+	"unknown user",	       "does not exist",
+	"doesn't exist",       "mailbox unavailable",
+	"mailbox not found",   "invalid recipient",
+	"recipient rejected",  "no mailbox",
+	"address rejected",    "unknown recipient",
+	"not a valid mailbox", NULL
+};
+static const char *const classify_full[] = {
+	"mailbox full",		"mailbox is full",
+	"over quota",		"quota exceeded",
+	"exceeded quota",	"exceeded storage",
+	"insufficient storage", NULL
+};
+static const char *const classify_policy[] = {
+	"spam",	    "blocked", "blacklist",   "blocklist",
+	"denylist", "policy",  "reputation",  "dmarc",
+	"spf",	    "dkim",    "unsolicited", NULL
+};
+static const char *const classify_rate[] = {
+	"rate limit", "too many", "try again later", "throttl", "slow down",
+	"rate that",  "volume",	  "unusual rate",    NULL
+};
+static const char *const classify_size[] = { "too large",
+					     "too big",
+					     "size limit",
+					     "message size",
+					     "exceeds the maximum size",
+					     NULL };
 static const char *const classify_tls[] = { "tls", "starttls", NULL };
 static const char *const classify_dns[] = { "dns", "nxdomain", "servfail",
-	"null mx", NULL };
+					    "null mx", NULL };
 
 /* The subject and detail of a well-formed enhanced code ("1.1" of
  * "5.1.1"), or "" when there is none. */

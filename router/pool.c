@@ -61,8 +61,8 @@ pool_trim(char *v)
 }
 
 size_t
-pool_strip_header(struct buf *body, size_t from, const char *name,
-		  char *value, size_t vlen)
+pool_strip_header(struct buf *body, size_t from, const char *name, char *value,
+		  size_t vlen)
 {
 	char *d = body->data;
 	size_t p = from, removed = 0, vl = 0;
@@ -102,8 +102,8 @@ pool_same_domain(const char *mail_from, const char *domain)
 }
 
 const char *
-pool_choose(const struct config *cfg, const char *header_value,
-	    bool is_trusted, const char *auth_user, const char *mail_from)
+pool_choose(const struct config *cfg, const char *header_value, bool is_trusted,
+	    const char *auth_user, const char *mail_from)
 {
 	const struct cfg_pool *p;
 
