@@ -32,6 +32,7 @@
 #include "lib/xmalloc.h"
 #include "node/classify.h"
 #include "node/dns.h"
+#include "node/egress.h"
 #include "node/job.h"
 #include "node/node.h"
 #include "node/outcome.h"
@@ -50,22 +51,12 @@ struct dest_addr {
 	uint64_t down_until;      /* unix seconds */
 };
 
-/* An IP pool (delivery.pools): its parsed source addresses, the
- * round-robin position and each address's cool-down after a failure
- * that was the source's fault (node/smtpc.h source_failed). */
-struct dpool {
-	const struct cfg_pool *cfg;
-	struct sockaddr_storage *sa;  /* n_addresses entries, port 0 */
-	uint64_t *down_until;         /* unix seconds */
-	size_t next;
-};
-
 struct dconn;
 
 struct dest {
 	struct deliver *d;
 	char key[DELIVER_KEY_MAX];    /* "pool:NAME|" + MX key with a pool */
-	struct dpool *pool;           /* NULL = the host's default source */
+	ssize_t pool;                 /* node/egress.h index, -1 = none */
 	struct dest_addr addrs[DELIVER_ADDRS_MAX];
 	size_t n_addrs;
 	struct shaping shape;
@@ -115,8 +106,7 @@ struct deliver {
 	struct dwait *waits;      /* jobs waiting for DNS */
 	uint32_t n_conns;
 	double share;             /* of the cluster's limits */
-	struct dpool *pools;      /* one per delivery.pools entry */
-	size_t n_pools;
+	struct egress *egress;    /* IP pools' source addresses */
 };
 
 /* A job waiting for its DNS answer. */
@@ -206,17 +196,25 @@ dest_on_wake(evutil_socket_t fd, short what, void *arg)
 	dest_pump(arg);
 }
 
+/* The name of the destination's IP pool, or NULL. */
+static const char *
+dest_pool_name(const struct dest *ds)
+{
+	return ds->pool >= 0 ? egress_pool(ds->d->egress, (size_t)ds->pool)->name :
+			       NULL;
+}
+
 static struct dest *
 dest_new(struct deliver *d, const char *key, const char *domain,
-	 struct dpool *pool)
+	 ssize_t pool)
 {
 	struct dest *ds = xcalloc(1, sizeof(*ds));
 
 	ds->d = d;
 	ds->pool = pool;
 	snprintf(ds->key, sizeof(ds->key), "%s", key);
-	shaping_for_pool(d->n->cfg, pool ? pool->cfg->name : NULL, domain,
-			 d->share, &ds->shape);
+	shaping_for_pool(d->n->cfg, dest_pool_name(ds), domain, d->share,
+			 &ds->shape);
 	ds->wake = evtimer_new(d->n->base, dest_on_wake, ds);
 	ds->next = d->dests;
 	d->dests = ds;
@@ -263,8 +261,8 @@ dest_enqueue(struct dest *ds, struct job *j)
 	struct shaping s;
 
 	/* a limit naming this domain applies to its whole destination */
-	shaping_for_pool(ds->d->n->cfg, ds->pool ? ds->pool->cfg->name : NULL,
-			 j->domain, ds->d->share, &s);
+	shaping_for_pool(ds->d->n->cfg, dest_pool_name(ds), j->domain,
+			 ds->d->share, &s);
 	if (s.is_specific && !ds->shape.is_specific) {
 		s.tokens = ds->shape.tokens;
 		s.refilled_us = ds->shape.refilled_us;
@@ -474,47 +472,6 @@ dest_fail(struct dest *ds, enum smtpc_phase phase,
 		deliver_finish_reply(j, reply, phase, mx, source);
 }
 
-/* Mark a pool's source address as failing for delivery.pool_cooldown. */
-static void
-dpool_cool(struct deliver *d, struct dpool *p, size_t src)
-{
-	uint64_t until = deliver_now() + d->n->cfg->delivery.pool_cooldown;
-
-	if (p->down_until[src] <= deliver_now())
-		log_warn("pool=%s source=%s event=source_cooling_down "
-			 "seconds=%u",
-			 p->cfg->name, p->cfg->addresses[src].address,
-			 d->n->cfg->delivery.pool_cooldown);
-	p->down_until[src] = until;
-}
-
-/* The pool's next source address for a server of this family, round
- * robin, skipping those cooling down unless all are; -1 if the pool has
- * no address of that family. */
-static ssize_t
-dpool_pick(struct dpool *p, int family)
-{
-	size_t n = p->cfg->n_addresses;
-	uint64_t now = deliver_now();
-	ssize_t fallback = -1;
-
-	for (size_t i = 0; i < n; i++) {
-		size_t k = (p->next + i) % n;
-
-		if (p->sa[k].ss_family != family)
-			continue;
-		if (p->down_until[k] <= now) {
-			p->next = k + 1;
-			return (ssize_t)k;
-		}
-		if (fallback < 0)
-			fallback = (ssize_t)k;
-	}
-	if (fallback >= 0)
-		p->next = (size_t)fallback + 1;
-	return fallback;
-}
-
 /* This connection could not be set up at its address: the next MX
  * address, or, when none is left, the destination's jobs deferred. */
 static void
@@ -548,7 +505,8 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 	struct dest *ds = dc->dest;
 	struct dest_addr *a = &ds->addrs[dc->addr_idx];
 	const struct smtpc_info *info = smtpc_info(c);
-	bool is_source_fault = info->source_failed && ds->pool && dc->src >= 0;
+	bool is_source_fault = info->source_failed && ds->pool >= 0 &&
+			       dc->src >= 0;
 	char source[64];
 
 	if (ok) {
@@ -571,9 +529,18 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 	/* the source's fault: cool it down and try this MX address again
 	 * from the pool's next source, at most once per source */
 	if (is_source_fault) {
-		dpool_cool(ds->d, ds->pool, (size_t)dc->src);
+		const struct config *cfg = ds->d->n->cfg;
+		size_t pool = (size_t)ds->pool;
+
+		if (egress_cool(ds->d->egress, pool, (size_t)dc->src,
+				deliver_now(), cfg->delivery.pool_cooldown))
+			log_warn("pool=%s source=%s event=source_cooling_down "
+				 "seconds=%u",
+				 dest_pool_name(ds), source,
+				 cfg->delivery.pool_cooldown);
 		dc->src = -1;
-		if (++dc->src_tries < ds->pool->cfg->n_addresses) {
+		if (++dc->src_tries <
+		    egress_pool(ds->d->egress, pool)->n_addresses) {
 			dconn_open(dc);
 			return;
 		}
@@ -602,23 +569,25 @@ dconn_open(struct dconn *dc)
 	struct smtpc_opts o = { 0 };
 
 	o.helo_name = cfg->delivery.helo_name;
-	if (ds->pool) {
+	if (ds->pool >= 0) {
+		size_t pool = (size_t)ds->pool;
 		const struct cfg_pool_addr *pa;
 
 		if (dc->src < 0)
-			dc->src = dpool_pick(ds->pool, a->sa.ss_family);
+			dc->src = egress_pick(d->egress, pool, a->sa.ss_family,
+					      deliver_now());
 		if (dc->src < 0) {
 			struct smtpc_reply r = { 0 };
 
 			snprintf(r.text, sizeof(r.text),
 				 "pool %s has no IPv%c source address",
-				 ds->pool->cfg->name,
+				 dest_pool_name(ds),
 				 a->sa.ss_family == AF_INET6 ? '6' : '4');
 			dconn_fail(dc, SMTPC_PH_CONNECT, &r, "", false);
 			return;
 		}
-		pa = &ds->pool->cfg->addresses[dc->src];
-		o.source = (const struct sockaddr *)&ds->pool->sa[dc->src];
+		pa = &egress_pool(d->egress, pool)->addresses[dc->src];
+		o.source = egress_addr(d->egress, pool, (size_t)dc->src);
 		if (pa->ehlo)
 			o.helo_name = pa->ehlo;
 	}
@@ -754,22 +723,19 @@ dest_set_addrs(struct dest *ds, const struct dns_result *r, uint16_t port)
 	ds->n_addrs = n;
 }
 
-/* The pool a job's message goes out from, or NULL: none asked, or one
- * this node's config does not know (logged; the host's default source). */
-static struct dpool *
+/* The pool a job's message goes out from, or -1: none asked, or one this
+ * node's config does not know (logged; the host's default source). */
+static ssize_t
 deliver_pool(struct deliver *d, const struct job *j)
 {
 	const char *name = j->msg->sm->envelope->pool;
+	ssize_t pool = egress_find(d->egress, name);
 
-	if (name == NULL || name[0] == '\0')
-		return NULL;
-	for (size_t i = 0; i < d->n_pools; i++)
-		if (strcmp(d->pools[i].cfg->name, name) == 0)
-			return &d->pools[i];
-	log_warn("qid=%s pool=%.64s event=unknown_pool "
-		 "note=\"sent from the default source\"",
-		 j->msg->qid, name);
-	return NULL;
+	if (pool < 0 && name && name[0])
+		log_warn("qid=%s pool=%.64s event=unknown_pool "
+			 "note=\"sent from the default source\"",
+			 j->msg->qid, name);
+	return pool;
 }
 
 static void
@@ -790,7 +756,7 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	struct deliver *d = w->d;
 	struct job *j = w->job;
 	char key[DELIVER_KEY_MAX], mxkey[DELIVER_KEY_MAX];
-	struct dpool *pool;
+	ssize_t pool;
 	struct dest *ds;
 	uint16_t port = w->route_key[0] ? w->route_port :
 					  (uint16_t)d->n->cfg->delivery.smtp_port;
@@ -824,8 +790,9 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 		deliver_key(r, mxkey, sizeof(mxkey));
 	/* a pool's mail has destinations, connections and limits of its
 	 * own: a connection from one pool never carries another's mail */
-	if (pool)
-		snprintf(key, sizeof(key), "pool:%s|%.*s", pool->cfg->name,
+	if (pool >= 0)
+		snprintf(key, sizeof(key), "pool:%s|%.*s",
+			 egress_pool(d->egress, (size_t)pool)->name,
 			 (int)(sizeof(mxkey) - 80), mxkey);
 	else
 		snprintf(key, sizeof(key), "%s", mxkey);
@@ -963,42 +930,6 @@ deliver_connections(const struct deliver *d)
 	return d->n_conns;
 }
 
-/* Parse every pool's addresses (checked by lib/config_check.c). */
-static int
-deliver_pools_new(struct deliver *d)
-{
-	const struct config *cfg = d->n->cfg;
-
-	d->n_pools = cfg->delivery.n_pools;
-	d->pools = xcalloc(d->n_pools + 1, sizeof(*d->pools));
-	for (size_t i = 0; i < d->n_pools; i++) {
-		struct dpool *p = &d->pools[i];
-
-		p->cfg = &cfg->delivery.pools[i];
-		p->sa = xcalloc(p->cfg->n_addresses, sizeof(*p->sa));
-		p->down_until = xcalloc(p->cfg->n_addresses,
-					sizeof(*p->down_until));
-		for (size_t k = 0; k < p->cfg->n_addresses; k++) {
-			const char *a = p->cfg->addresses[k].address;
-			struct sockaddr_in *v4 = (struct sockaddr_in *)&p->sa[k];
-			struct sockaddr_in6 *v6 =
-				(struct sockaddr_in6 *)&p->sa[k];
-
-			if (inet_pton(AF_INET, a, &v4->sin_addr) == 1) {
-				v4->sin_family = AF_INET;
-			} else if (inet_pton(AF_INET6, a, &v6->sin6_addr) == 1) {
-				v6->sin6_family = AF_INET6;
-			} else {
-				log_error("pool=%s source=%.64s "
-					  "event=bad_address",
-					  p->cfg->name, a);
-				return -EINVAL;
-			}
-		}
-	}
-	return 0;
-}
-
 struct deliver *
 deliver_new(struct node *n)
 {
@@ -1008,7 +939,7 @@ deliver_new(struct node *n)
 	d->n = n;
 	if (dns_new(n->base, n->cfg, &d->dns) != 0)
 		goto fail;
-	if (deliver_pools_new(d) != 0)
+	if ((d->egress = egress_new(n->cfg)) == NULL)
 		goto fail;
 	d->ssl = smtpc_ssl_ctx_new();
 	for (size_t s = 0; s < n->map->n_shards; s++)
@@ -1055,11 +986,7 @@ deliver_free(struct deliver *d)
 		free(w);
 	}
 	smtpc_shutdown();
-	for (size_t i = 0; i < d->n_pools; i++) {
-		free(d->pools[i].sa);
-		free(d->pools[i].down_until);
-	}
-	free(d->pools);
+	egress_free(d->egress);
 	dns_free(d->dns);
 	if (d->ssl)
 		SSL_CTX_free(d->ssl);

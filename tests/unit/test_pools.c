@@ -1,6 +1,7 @@
 /* Check suite for IP pools (docs/pools.md): the config keys and their
  * checks (lib/config.c, lib/config_check.c), the router's choice of pool
- * and removal of the pool header (router/pool.c), and which
+ * and removal of the pool header (router/pool.c), the node's round robin
+ * and cool-down over a pool's source addresses (node/egress.c), and which
  * delivery.limits entry applies to a pool's mail (node/shaping.c). All
  * pure logic on real config files written under /tmp. */
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "lib/buf.h"
 #include "lib/config.h"
 #include "lib/err.h"
+#include "node/egress.h"
 #include "node/shaping.h"
 #include "router/pool.h"
 #include "tests/unit/check_helpers.h"
@@ -339,6 +341,73 @@ START_TEST(test_pools_limit_of_a_pool_never_applies_without_it)
 }
 END_TEST
 
+/* ---- source addresses (node/egress.c) ------------------------------ */
+
+#define SOURCES                                                              \
+	"delivery: { pools = ( { name = \"p\"; addresses = ( "              \
+	"{ address = \"127.0.0.2\"; }, { address = \"::1\"; }, "            \
+	"{ address = \"127.0.0.3\"; }, { address = \"127.0.0.4\"; } ); } ); };\n"
+
+START_TEST(test_pools_sources_round_robin_by_family)
+{
+	struct config *cfg = load_ok(N1 SOURCES);
+	struct egress *e = egress_new(cfg);
+	const ssize_t want[] = { 0, 2, 3, 0, 2 };
+
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(egress_find(e, "p"), 0);
+	ck_assert_int_eq(egress_find(e, "q"), -1);
+	ck_assert_int_eq(egress_find(e, ""), -1);
+	ck_assert_int_eq(egress_find(e, NULL), -1);
+	for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++)
+		ck_assert_int_eq(egress_pick(e, 0, AF_INET, 100), want[i]);
+	/* the one IPv6 source, every time */
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET6, 100), 1);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET6, 100), 1);
+	ck_assert_int_eq(egress_addr(e, 0, 1)->sa_family, AF_INET6);
+	egress_free(e);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_pools_sources_cool_down_and_come_back)
+{
+	struct config *cfg = load_ok(N1 SOURCES);
+	struct egress *e = egress_new(cfg);
+
+	ck_assert(egress_cool(e, 0, 2, 100, 60));
+	ck_assert(!egress_cool(e, 0, 2, 110, 60)); /* already cooling */
+	/* 127.0.0.3 is skipped until 170 */
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 120), 0);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 120), 3);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 120), 0);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 170), 2);
+	/* all cooling: still used, in turn */
+	egress_cool(e, 0, 0, 200, 60);
+	egress_cool(e, 0, 2, 200, 60);
+	egress_cool(e, 0, 3, 200, 60);
+	ck_assert_int_ge(egress_pick(e, 0, AF_INET, 210), 0);
+	ck_assert_int_ne(egress_pick(e, 0, AF_INET, 210), 1);
+	egress_free(e);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_pools_sources_family_missing)
+{
+	struct config *cfg = load_ok(
+		N1 "delivery: { pools = ( { name = \"v4\"; addresses = ( { "
+		   "address = \"127.0.0.2\"; } ); } ); };\n");
+	struct egress *e = egress_new(cfg);
+
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET6, 1), -1);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 1), 0);
+	egress_free(e);
+	config_free(cfg);
+	egress_free(NULL);
+}
+END_TEST
+
 static Suite *
 pools_suite(void)
 {
@@ -360,6 +429,12 @@ pools_suite(void)
 	tcase_add_loop_test(tc, test_pools_strip_header_table, 0,
 			    sizeof(strip_cases) / sizeof(strip_cases[0]));
 	tcase_add_test(tc, test_pools_strip_header_value_is_bounded);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("sources");
+	tcase_add_test(tc, test_pools_sources_round_robin_by_family);
+	tcase_add_test(tc, test_pools_sources_cool_down_and_come_back);
+	tcase_add_test(tc, test_pools_sources_family_missing);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
