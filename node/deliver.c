@@ -107,6 +107,7 @@ struct deliver {
 	uint32_t n_conns;
 	double share;             /* of the cluster's limits */
 	struct egress *egress;    /* IP pools' source addresses */
+	uint64_t unknown_pools;   /* messages naming a pool we lack */
 };
 
 /* A job waiting for its DNS answer. */
@@ -731,10 +732,12 @@ deliver_pool(struct deliver *d, const struct job *j)
 	const char *name = j->msg->sm->envelope->pool;
 	ssize_t pool = egress_find(d->egress, name);
 
-	if (pool < 0 && name && name[0])
-		log_warn("qid=%s pool=%.64s event=unknown_pool "
+	/* a config that differs from the router's: once per 1000 */
+	if (pool < 0 && name && name[0] && d->unknown_pools++ % 1000 == 0)
+		log_warn("qid=%s pool=%.64s event=unknown_pool count=%llu "
 			 "note=\"sent from the default source\"",
-			 j->msg->qid, name);
+			 j->msg->qid, name,
+			 (unsigned long long)d->unknown_pools);
 	return pool;
 }
 
