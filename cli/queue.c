@@ -131,6 +131,7 @@ queue_json_rcpt(struct json *j, const Shoal__Recipient *r, bool is_full)
 	json_kv_u64(j, "attempts", r->attempts);
 	json_kv_u64(j, "next_try", r->next_try);
 	json_kv_str(j, "last_reply", r->last_reply);
+	json_kv_str(j, "category", r->category);
 	json_object_end(j);
 }
 
@@ -441,6 +442,8 @@ queue_show_text(const char *node, const Shoal__QueueShowReply *sh)
 	queue_field_text(0, "helo:", env->helo);
 	if (env->auth_user[0] != '\0')
 		queue_field_text(0, "auth:", env->auth_user);
+	if (env->pool[0] != '\0')
+		queue_field_text(0, "pool:", env->pool);
 	for (size_t i = 0; i < env->n_rcpts; i++) {
 		const Shoal__Recipient *r = env->rcpts[i];
 
@@ -453,6 +456,8 @@ queue_show_text(const char *node, const Shoal__QueueShowReply *sh)
 		queue_field(2, "attempts:", "%u", (unsigned)r->attempts);
 		queue_field(2, "next try:", "%s", text_time(when, r->next_try));
 		queue_field_text(2, "last reply:", r->last_reply);
+		if (r->category[0] != '\0')
+			queue_field_text(2, "category:", r->category);
 	}
 	printf("\nheaders:\n");
 	text_print_lines(stdout, sh->headers.data, sh->headers.len);
@@ -480,6 +485,7 @@ queue_show_json(const char *node, const Shoal__QueueShowReply *sh)
 	json_kv_str(&j, "client_addr", env->client_addr);
 	json_kv_str(&j, "helo", env->helo);
 	json_kv_str(&j, "auth_user", env->auth_user);
+	json_kv_str(&j, "pool", env->pool);
 	json_kv_bool(&j, "held", sm->held);
 	json_key(&j, "recipients");
 	json_array_begin(&j);

@@ -96,10 +96,30 @@ static const struct cfg_key cfg_route_keys[] = {
 
 static const struct cfg_key cfg_limit_keys[] = {
 	{ "domain", CT_STR, offsetof(struct cfg_limit, domain), 0, 1, 255, NULL, NULL, NULL, 0, true },
+	{ "pool", CT_STR, offsetof(struct cfg_limit, pool), 0, 1, 64, NULL, NULL, NULL, 0, false },
 	{ "max_connections", CT_U32, offsetof(struct cfg_limit, max_connections), 0, 1, 100000, "20", NULL, NULL, 0, false },
 	{ "max_msgs_per_conn", CT_U32, offsetof(struct cfg_limit, max_msgs_per_conn), 0, 1, 1000000, "100", NULL, NULL, 0, false },
 	{ "max_msgs_per_sec", CT_DBL, offsetof(struct cfg_limit, max_msgs_per_sec), 0, 0, 1e6, "0", NULL, NULL, 0, false },
 	{ "tls", CT_ENUM, offsetof(struct cfg_limit, tls), 0, 0, 0, "opportunistic", cfg_tls_names, NULL, 0, false },
+	END
+};
+
+static const struct cfg_key cfg_pool_addr_keys[] = {
+	{ "address", CT_STR, offsetof(struct cfg_pool_addr, address), 0, 1, 64, NULL, NULL, NULL, 0, true },
+	{ "ehlo", CT_STR, offsetof(struct cfg_pool_addr, ehlo), 0, 1, 255, NULL, NULL, NULL, 0, false },
+	END
+};
+
+static const struct cfg_key cfg_pool_keys[] = {
+	{ "name", CT_STR, offsetof(struct cfg_pool, name), 0, 1, 64, NULL, NULL, NULL, 0, true },
+	{ "addresses", CT_LIST, offsetof(struct cfg_pool, addresses), offsetof(struct cfg_pool, n_addresses), 1, 1024, NULL, NULL, cfg_pool_addr_keys, sizeof(struct cfg_pool_addr), true },
+	END
+};
+
+static const struct cfg_key cfg_pool_rule_keys[] = {
+	{ "sender_domain", CT_STR, offsetof(struct cfg_pool_rule, sender_domain), 0, 1, 255, NULL, NULL, NULL, 0, false },
+	{ "user", CT_STR, offsetof(struct cfg_pool_rule, user), 0, 1, 255, NULL, NULL, NULL, 0, false },
+	{ "pool", CT_STR, offsetof(struct cfg_pool_rule, pool), 0, 1, 64, NULL, NULL, NULL, 0, true },
 	END
 };
 
@@ -132,6 +152,8 @@ static const struct cfg_key cfg_router_keys[] = {
 	{ "session_timeout", CT_U32, OFF(router.session_timeout), 0, 1, 604800, "3600", NULL, NULL, 0, false },
 	{ "node_timeout_ms", CT_U32, OFF(router.node_timeout_ms), 0, 100, 600000, "10000", NULL, NULL, 0, false },
 	{ "shutdown_timeout", CT_U32, OFF(router.shutdown_timeout), 0, 0, 3600, "30", NULL, NULL, 0, false },
+	{ "pool_rules", CT_LIST, OFF(router.pool_rules), OFF(router.n_pool_rules), 0, 100000, NULL, NULL, cfg_pool_rule_keys, sizeof(struct cfg_pool_rule), false },
+	{ "pool_header", CT_STR, OFF(router.pool_header), 0, 0, 64, "X-Shoal-Pool", NULL, NULL, 0, false },
 	END
 };
 
@@ -143,6 +165,9 @@ static const struct cfg_key cfg_delivery_keys[] = {
 	{ "max_queue_lifetime", CT_U32, OFF(delivery.max_queue_lifetime), 0, 1, 31536000, "432000", NULL, NULL, 0, false },
 	{ "routes", CT_LIST, OFF(delivery.routes), OFF(delivery.n_routes), 0, 100000, NULL, NULL, cfg_route_keys, sizeof(struct cfg_route), false },
 	{ "limits", CT_LIST, OFF(delivery.limits), OFF(delivery.n_limits), 0, 100000, NULL, NULL, cfg_limit_keys, sizeof(struct cfg_limit), false },
+	{ "pools", CT_LIST, OFF(delivery.pools), OFF(delivery.n_pools), 0, 1024, NULL, NULL, cfg_pool_keys, sizeof(struct cfg_pool), false },
+	{ "default_pool", CT_STR, OFF(delivery.default_pool), 0, 1, 64, NULL, NULL, NULL, 0, false },
+	{ "pool_cooldown", CT_U32, OFF(delivery.pool_cooldown), 0, 1, 86400, "60", NULL, NULL, 0, false },
 	END
 };
 
@@ -607,5 +632,16 @@ config_find_node(const struct config *cfg, const char *id)
 	for (size_t i = 0; i < cfg->n_nodes; i++)
 		if (strcmp(cfg->nodes[i].id, id) == 0)
 			return &cfg->nodes[i];
+	return NULL;
+}
+
+const struct cfg_pool *
+config_find_pool(const struct config *cfg, const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		return NULL;
+	for (size_t i = 0; i < cfg->delivery.n_pools; i++)
+		if (strcmp(cfg->delivery.pools[i].name, name) == 0)
+			return &cfg->delivery.pools[i];
 	return NULL;
 }

@@ -89,10 +89,31 @@ struct cfg_route {
 
 struct cfg_limit {
 	char *domain;              /* "*" for the default */
+	char *pool;                /* delivery.pools name, NULL = any pool */
 	uint32_t max_connections;  /* default 20 */
 	uint32_t max_msgs_per_conn; /* default 100 */
 	double max_msgs_per_sec;   /* 0 = unlimited */
 	enum cfg_tls tls;          /* default opportunistic */
+};
+
+/* IP pools (docs/pools.md): named sets of source addresses. */
+struct cfg_pool_addr {
+	char *address;             /* required, an IPv4 or IPv6 literal */
+	char *ehlo;                /* NULL = delivery.helo_name */
+};
+
+struct cfg_pool {
+	char *name;                /* required, unique */
+	struct cfg_pool_addr *addresses;
+	size_t n_addresses;        /* at least one */
+};
+
+/* Which pool a message uses when its pool header does not choose one; a
+ * rule with both keys needs both to match. */
+struct cfg_pool_rule {
+	char *sender_domain;       /* NULL = any */
+	char *user;                /* authenticated user, NULL = any */
+	char *pool;                /* required, names a pool */
 };
 
 struct config {
@@ -131,6 +152,9 @@ struct config {
 		uint32_t session_timeout;  /* seconds, default 3600 */
 		uint32_t node_timeout_ms;  /* default 10000 */
 		uint32_t shutdown_timeout; /* seconds sessions get to finish on SIGTERM, default 30 */
+		struct cfg_pool_rule *pool_rules;
+		size_t n_pool_rules;
+		char *pool_header;         /* default "X-Shoal-Pool", "" = none */
 	} router;
 
 	struct {
@@ -145,6 +169,10 @@ struct config {
 		size_t n_routes;
 		struct cfg_limit *limits;
 		size_t n_limits;           /* default: one "*" entry */
+		struct cfg_pool *pools;
+		size_t n_pools;            /* default none */
+		char *default_pool;        /* NULL = no pool */
+		uint32_t pool_cooldown;    /* seconds a failed source is skipped, default 60 */
 	} delivery;
 
 	struct {
@@ -177,5 +205,10 @@ void config_free(struct config *cfg);
 /* The node with this id, or NULL. Valid while cfg lives. */
 const struct cfg_node *config_find_node(const struct config *cfg,
 					const char *id);
+
+/* The pool named name, or NULL (also for NULL or ""). Valid while cfg
+ * lives. */
+const struct cfg_pool *config_find_pool(const struct config *cfg,
+					const char *name);
 
 #endif

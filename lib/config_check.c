@@ -218,10 +218,102 @@ cfg_check_addrs(struct cfg_ctx *cx, const struct config *c,
 	return 0;
 }
 
+/* A header field name (RFC 5322 3.6.8: printable ASCII but colon). */
+static bool
+cfg_is_field_name(const char *s)
+{
+	for (const char *p = s; *p; p++)
+		if (*p <= ' ' || *p >= 0x7f || *p == ':')
+			return false;
+	return true;
+}
+
+/* delivery.pools, default_pool, router.pool_rules, the pool of a limit
+ * and router.pool_header (docs/pools.md). */
+static int
+cfg_check_pools(struct cfg_ctx *cx, const struct config *c,
+		const config_setting_t *root)
+{
+	char path[CFG_PATH_MAX];
+	unsigned char bin[16];
+
+	for (size_t i = 0; i < c->delivery.n_pools; i++) {
+		const struct cfg_pool *p = &c->delivery.pools[i];
+
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(c->delivery.pools[j].name, p->name))
+				continue;
+			snprintf(path, sizeof(path), "delivery.pools[%zu].name",
+				 i);
+			return config_check_fail(
+				cx, cfg_at(root, "delivery", "pools", (int)i,
+					   "name"),
+				path, "duplicate pool name \"%s\"", p->name);
+		}
+		for (size_t j = 0; j < p->n_addresses; j++) {
+			const char *a = p->addresses[j].address;
+
+			if (inet_pton(AF_INET, a, bin) == 1 ||
+			    inet_pton(AF_INET6, a, bin) == 1)
+				continue;
+			snprintf(path, sizeof(path),
+				 "delivery.pools[%zu].addresses[%zu].address",
+				 i, j);
+			return config_check_fail(
+				cx, cfg_at(root, "delivery", "pools", (int)i,
+					   "addresses"),
+				path, "expected an IPv4 or IPv6 address");
+		}
+	}
+	if (c->delivery.default_pool &&
+	    !config_find_pool(c, c->delivery.default_pool))
+		return config_check_fail(
+			cx, cfg_at(root, "delivery", "default_pool", -1, NULL),
+			"delivery.default_pool", "no pool named \"%s\"",
+			c->delivery.default_pool);
+	for (size_t i = 0; i < c->delivery.n_limits; i++) {
+		const char *pool = c->delivery.limits[i].pool;
+
+		if (pool == NULL || config_find_pool(c, pool))
+			continue;
+		snprintf(path, sizeof(path), "delivery.limits[%zu].pool", i);
+		return config_check_fail(
+			cx, cfg_at(root, "delivery", "limits", (int)i, "pool"),
+			path, "no pool named \"%s\"", pool);
+	}
+	for (size_t i = 0; i < c->router.n_pool_rules; i++) {
+		const struct cfg_pool_rule *r = &c->router.pool_rules[i];
+
+		if (r->sender_domain == NULL && r->user == NULL) {
+			snprintf(path, sizeof(path), "router.pool_rules[%zu]",
+				 i);
+			return config_check_fail(
+				cx,
+				cfg_at(root, "router", "pool_rules", (int)i,
+				       NULL),
+				path, "needs sender_domain or user");
+		}
+		if (config_find_pool(c, r->pool))
+			continue;
+		snprintf(path, sizeof(path), "router.pool_rules[%zu].pool", i);
+		return config_check_fail(
+			cx, cfg_at(root, "router", "pool_rules", (int)i, "pool"),
+			path, "no pool named \"%s\"", r->pool);
+	}
+	if (!cfg_is_field_name(c->router.pool_header))
+		return config_check_fail(
+			cx, cfg_at(root, "router", "pool_header", -1, NULL),
+			"router.pool_header",
+			"expected a header field name (no spaces or colon)");
+	return 0;
+}
+
 int
 config_check_all(struct cfg_ctx *cx, const struct config *c,
 		 const config_setting_t *root)
 {
+	int rc;
+
 	if (strcmp(c->log.level, "error") && strcmp(c->log.level, "warn") &&
 	    strcmp(c->log.level, "info") && strcmp(c->log.level, "debug"))
 		return config_check_fail(
@@ -260,5 +352,7 @@ config_check_all(struct cfg_ctx *cx, const struct config *c,
 					a->peer, a->id);
 		}
 	}
+	if ((rc = cfg_check_pools(cx, c, root)) != 0)
+		return rc;
 	return cfg_check_addrs(cx, c, root);
 }

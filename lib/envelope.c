@@ -50,6 +50,7 @@ envelope_validate(const Shoal__Envelope *env, const char **why)
 		    !envelope_str_ok(r->address, ENVELOPE_ADDR_MAX) ||
 		    !envelope_str_ok(r->orcpt, ENVELOPE_TEXT_MAX) ||
 		    !envelope_str_ok(r->last_reply, ENVELOPE_TEXT_MAX) ||
+		    !envelope_str_ok(r->category, 32) ||
 		    r->notify > 15) {
 			*why = "bad recipient";
 			return -EPROTO;
@@ -72,12 +73,17 @@ envelope_validate(const Shoal__Envelope *env, const char **why)
 	if (!envelope_str_ok(env->envid, 100) ||
 	    !envelope_str_ok(env->client_addr, ENVELOPE_TEXT_MAX) ||
 	    !envelope_str_ok(env->helo, ENVELOPE_TEXT_MAX) ||
-	    !envelope_str_ok(env->auth_user, ENVELOPE_TEXT_MAX)) {
+	    !envelope_str_ok(env->auth_user, ENVELOPE_TEXT_MAX) ||
+	    !envelope_str_ok(env->pool, 64)) {
 		*why = "field too long";
 		return -EPROTO;
 	}
 	if (!envelope_str_is_clean(env->envid)) {
 		*why = "control character in envid";
+		return -EPROTO;
+	}
+	if (!envelope_str_is_clean(env->pool)) {
+		*why = "control character in pool";
 		return -EPROTO;
 	}
 	return 0;

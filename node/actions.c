@@ -129,7 +129,7 @@ act_bounce(struct act_item *it, struct store_txn *t, Shoal__StoredMessage *sm,
 		if (bounce_wanted(env, r, BOUNCE_FAILED))
 			brs[n++] = (struct bounce_rcpt){
 				r->address, r->orcpt, BOUNCE_FAILED,
-				ACT_BOUNCE_STATUS, "", 0, ACT_BOUNCE_TEXT,
+				ACT_BOUNCE_STATUS, "", 0, ACT_BOUNCE_TEXT, "",
 			};
 	}
 	if (n > 0) {

@@ -3,6 +3,8 @@
  * header field, so a hostile server cannot inject headers into the DSN. */
 #include "node/bounce.h"
 
+#include "node/classify.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -98,6 +100,9 @@ bounce_human_part(const struct bounce_info *bi, bool any_failed,
 					 r->code, text);
 		else
 			rc |= buf_printf(out, "<%s>: %s\r\n", r->address, text);
+		if (r->category && r->category[0])
+			rc |= buf_printf(out, "    (reason: %s)\r\n",
+					 classify_describe(r->category));
 	}
 	return rc;
 }
@@ -139,6 +144,10 @@ bounce_status_part(const struct bounce_info *bi, struct buf *out)
 			rc |= buf_printf(out, "Diagnostic-Code: x-shoal; %s\r\n",
 					 text);
 		rc |= buf_printf(out, "Last-Attempt-Date: %s\r\n", date);
+		/* RFC 3464 7: an X- extension field for the failure's kind */
+		if (r->category && r->category[0])
+			rc |= buf_printf(out, "X-Shoal-Category: %s\r\n",
+					 r->category);
 	}
 	return rc;
 }

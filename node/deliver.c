@@ -30,7 +30,9 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "node/classify.h"
 #include "node/dns.h"
+#include "node/egress.h"
 #include "node/job.h"
 #include "node/metrics.h"
 #include "node/node.h"
@@ -54,7 +56,8 @@ struct dconn;
 
 struct dest {
 	struct deliver *d;
-	char key[DELIVER_KEY_MAX];
+	char key[DELIVER_KEY_MAX];    /* "pool:NAME|" + MX key with a pool */
+	ssize_t pool;                 /* node/egress.h index, -1 = none */
 	char domain[DNS_NAME_MAX + 1]; /* whose job made it: metrics label */
 	struct dest_addr addrs[DELIVER_ADDRS_MAX];
 	size_t n_addrs;
@@ -89,6 +92,8 @@ struct dconn {
 	size_t addr_idx;          /* which address this attempt uses */
 	size_t tried;             /* addresses tried by this connection */
 	bool tls_off;             /* retrying this address without TLS */
+	ssize_t src;              /* pool source address, -1 = none yet */
+	size_t src_tries;         /* sources tried for this MX address */
 	uint32_t msgs;
 	struct dsend send;
 	struct event *idle;
@@ -103,6 +108,8 @@ struct deliver {
 	struct dwait *waits;      /* jobs waiting for DNS */
 	uint32_t n_conns;
 	double share;             /* of the cluster's limits */
+	struct egress *egress;    /* IP pools' source addresses */
+	uint64_t unknown_pools;   /* messages naming a pool we lack */
 };
 
 /* A job waiting for its DNS answer. */
@@ -135,27 +142,30 @@ deliver_now_us(void)
 /* One line per recipient result, subject first: the qid. */
 static void
 deliver_log_result(const struct job *j, size_t k, const char *mx,
-		   const char *ip, enum outcome oc, int code,
-		   const char *status, const char *text)
+		   const char *ip, const char *source, enum outcome oc,
+		   enum classify_cat cat, int code, const char *status,
+		   const char *text)
 {
 	char q[LOG_QUOTE_BUF];
 
-	log_info("qid=%s rcpt=<%s> mx=%s ip=%s result=%s code=%d status=%s "
-		 "text=%s",
+	log_info("qid=%s rcpt=<%s> mx=%s ip=%s source=%s result=%s code=%d "
+		 "status=%s category=%s text=%s",
 		 j->msg->qid, j->msg->sm->envelope->rcpts[j->rcpt[k]]->address,
 		 mx && mx[0] ? mx : "-", ip && ip[0] ? ip : "-",
+		 source && source[0] ? source : "-",
 		 oc == OUTCOME_DELIVERED ? "delivered" :
 		 oc == OUTCOME_BOUNCED	 ? "bounced" :
 					   "deferred",
 		 code, status[0] ? status : "-",
+		 cat ? classify_name(cat) : "-",
 		 log_quote(q, sizeof(q), text, strlen(text)));
 }
 
 /* Give every recipient of a job the same result and hand it back. */
 static void
-deliver_finish_all(struct job *j, enum outcome oc, enum outcome_category cat,
+deliver_finish_all(struct job *j, enum outcome oc, enum classify_cat cat,
 		   int code, const char *status, const char *text,
-		   const char *mx)
+		   const char *mx, const char *source)
 {
 	for (size_t k = 0; k < j->n; k++) {
 		struct job_result *r = &j->res[k];
@@ -169,14 +179,17 @@ deliver_finish_all(struct job *j, enum outcome oc, enum outcome_category cat,
 		snprintf(r->reply.text, sizeof(r->reply.text), "%s", text);
 		snprintf(r->status, sizeof(r->status), "%s", status);
 		snprintf(r->mx, sizeof(r->mx), "%s", mx ? mx : "");
-		deliver_log_result(j, k, mx, NULL, oc, code, status, text);
+		snprintf(r->source, sizeof(r->source), "%s",
+			 source ? source : "");
+		deliver_log_result(j, k, mx, NULL, source, oc, cat, code, status,
+				   text);
 	}
 	scheduler_job_done(j->sched, j);
 }
 
 static void
 deliver_finish_reply(struct job *j, const struct smtpc_reply *reply,
-		     enum smtpc_phase phase, const char *mx)
+		     enum smtpc_phase phase, const char *mx, const char *source)
 {
 	char status[16];
 	enum outcome oc = outcome_of_reply(reply);
@@ -187,8 +200,8 @@ deliver_finish_reply(struct job *j, const struct smtpc_reply *reply,
 	outcome_status(reply, status);
 	if (oc == OUTCOME_DEFERRED && status[0] != '4')
 		status[0] = '4';
-	deliver_finish_all(j, oc, outcome_categorize(reply, phase), reply->code,
-			   status, reply->text, mx);
+	deliver_finish_all(j, oc, classify_reply(reply, phase), reply->code,
+			   status, reply->text, mx, source);
 }
 
 /* ---- destinations ---------------------------------------------------- */
@@ -210,15 +223,26 @@ dest_on_wake(evutil_socket_t fd, short what, void *arg)
 	dest_pump(arg);
 }
 
+/* The name of the destination's IP pool, or NULL. */
+static const char *
+dest_pool_name(const struct dest *ds)
+{
+	return ds->pool >= 0 ? egress_pool(ds->d->egress, (size_t)ds->pool)->name :
+			       NULL;
+}
+
 static struct dest *
-dest_new(struct deliver *d, const char *key, const char *domain)
+dest_new(struct deliver *d, const char *key, const char *domain,
+	 ssize_t pool)
 {
 	struct dest *ds = xcalloc(1, sizeof(*ds));
 
 	ds->d = d;
+	ds->pool = pool;
 	snprintf(ds->key, sizeof(ds->key), "%s", key);
 	snprintf(ds->domain, sizeof(ds->domain), "%s", domain);
-	shaping_for_domain(d->n->cfg, domain, d->share, &ds->shape);
+	shaping_for_pool(d->n->cfg, dest_pool_name(ds), domain, d->share,
+			 &ds->shape);
 	ds->wake = evtimer_new(d->n->base, dest_on_wake, ds);
 	ds->next = d->dests;
 	d->dests = ds;
@@ -265,7 +289,8 @@ dest_enqueue(struct dest *ds, struct job *j)
 	struct shaping s;
 
 	/* a limit naming this domain applies to its whole destination */
-	shaping_for_domain(ds->d->n->cfg, j->domain, ds->d->share, &s);
+	shaping_for_pool(ds->d->n->cfg, dest_pool_name(ds), j->domain,
+			 ds->d->share, &s);
 	if (s.is_specific && !ds->shape.is_specific) {
 		s.tokens = ds->shape.tokens;
 		s.refilled_us = ds->shape.refilled_us;
@@ -359,16 +384,18 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 		memset(r, 0, sizeof(*r));
 		r->reply = *rep;
 		r->outcome = outcome_of_reply(rep);
-		r->category = outcome_categorize(rep, res->failed_phase);
+		r->category = classify_reply(rep, res->failed_phase);
 		outcome_status(rep, r->status);
 		snprintf(r->mx, sizeof(r->mx), "%s", mx);
 		snprintf(r->ip, sizeof(r->ip), "%s", info->peer_ip);
+		snprintf(r->source, sizeof(r->source), "%s", info->source_ip);
 		if (info->tls_active)
 			snprintf(r->tls, sizeof(r->tls), "%s %s",
 				 info->tls_version, info->tls_cipher);
 		r->relayed_no_dsn = r->outcome == OUTCOME_DELIVERED && !info->dsn;
-		deliver_log_result(j, k, mx, info->peer_ip, r->outcome,
-				   rep->code, r->status, rep->text);
+		deliver_log_result(j, k, mx, info->peer_ip, info->source_ip,
+				   r->outcome, r->category, rep->code, r->status,
+				   rep->text);
 	}
 	scheduler_job_done(j->sched, j);
 	if (res->conn_lost || !smtpc_is_usable(c) ||
@@ -442,6 +469,8 @@ dconn_next_addr(struct dconn *dc)
 		if (ds->addrs[i].down_until <= now || i + 1 == ds->n_addrs) {
 			dc->addr_idx = i;
 			dc->tried = i + 1;
+			dc->src = -1;
+			dc->src_tries = 0;
 			return true;
 		}
 	}
@@ -451,7 +480,7 @@ dconn_next_addr(struct dconn *dc)
 /* Every address failed: defer what waits, unless a connection lives. */
 static void
 dest_fail(struct dest *ds, enum smtpc_phase phase,
-	  const struct smtpc_reply *reply, const char *mx)
+	  const struct smtpc_reply *reply, const char *mx, const char *source)
 {
 	char q[LOG_QUOTE_BUF];
 	struct job *j;
@@ -462,7 +491,32 @@ dest_fail(struct dest *ds, enum smtpc_phase phase,
 		 ds->key, ds->queued,
 		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
 	while ((j = dest_pop(ds)) != NULL)
-		deliver_finish_reply(j, reply, phase, mx);
+		deliver_finish_reply(j, reply, phase, mx, source);
+}
+
+/* This connection could not be set up at its address: the next MX
+ * address, or, when none is left, the destination's jobs deferred. */
+static void
+dconn_fail(struct dconn *dc, enum smtpc_phase phase,
+	   const struct smtpc_reply *reply, const char *source, bool may_free)
+{
+	struct dest *ds = dc->dest;
+	struct dest_addr *a = &ds->addrs[dc->addr_idx];
+	struct smtpc_reply last = *reply;
+	char mx[DNS_NAME_MAX + 1], src[64];
+
+	dc->tls_off = false;
+	if (outcome_try_next_host(phase, reply) && dconn_next_addr(dc)) {
+		dconn_open(dc);
+		return;
+	}
+	snprintf(mx, sizeof(mx), "%s", a->mx);
+	snprintf(src, sizeof(src), "%s", source);
+	dconn_free(dc);
+	dest_fail(ds, phase, &last, mx, src);
+	/* not from inside dest_pump(), which still holds ds */
+	if (may_free)
+		dest_maybe_free(ds);
 }
 
 static void
@@ -473,24 +527,50 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 	struct dest *ds = dc->dest;
 	struct dest_addr *a = &ds->addrs[dc->addr_idx];
 	char q[LOG_QUOTE_BUF];
+	const struct smtpc_info *info = smtpc_info(c);
+	bool is_source_fault = info->source_failed && ds->pool >= 0 &&
+			       dc->src >= 0;
+	char source[64];
 
-	(void)c;
 	if (ok) {
 		ds->n_connecting--;
 		dc->state = DCONN_IDLE;
 		a->down_until = 0;
-		log_debug(LOG_SUB_SMTP, "dest=%s mx=%s event=connected",
-			  ds->key, a->mx);
+		log_debug(LOG_SUB_SMTP, "dest=%s mx=%s source=%s event=connected",
+			  ds->key, a->mx, info->source_ip);
 		dest_pump(ds);
 		dest_maybe_free(ds);
 		return;
 	}
-	log_info("dest=%s mx=%s event=connect_failed phase=%d code=%d "
-		 "error=%s",
-		 ds->key, a->mx, (int)phase, reply->code,
+	log_info("dest=%s mx=%s source=%s event=connect_failed phase=%d "
+		 "code=%d error=%s",
+		 ds->key, a->mx, info->source_ip[0] ? info->source_ip : "-",
+		 (int)phase, reply->code,
 		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
+	snprintf(source, sizeof(source), "%s", info->source_ip);
 	smtpc_close(dc->c);
 	dc->c = NULL;
+	/* the source's fault: cool it down and try this MX address again
+	 * from the pool's next source, at most once per source */
+	if (is_source_fault) {
+		const struct config *cfg = ds->d->n->cfg;
+		size_t pool = (size_t)ds->pool;
+
+		if (egress_cool(ds->d->egress, pool, (size_t)dc->src,
+				deliver_now(), cfg->delivery.pool_cooldown))
+			log_warn("pool=%s source=%s event=source_cooling_down "
+				 "seconds=%u",
+				 dest_pool_name(ds), source,
+				 cfg->delivery.pool_cooldown);
+		dc->src = -1;
+		if (++dc->src_tries <
+		    egress_pool(ds->d->egress, pool)->n_addresses) {
+			dconn_open(dc);
+			return;
+		}
+		dconn_fail(dc, phase, reply, source, true);
+		return;
+	}
 	/* opportunistic TLS that failed: this host again, in plain text */
 	if (phase == SMTPC_PH_TLS && ds->tls == SMTPC_TLS_OPPORTUNISTIC &&
 	    !dc->tls_off) {
@@ -500,20 +580,7 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 	}
 	if (phase <= SMTPC_PH_GREETING)
 		a->down_until = deliver_now() + DELIVER_DOWN_S;
-	dc->tls_off = false;
-	if (outcome_try_next_host(phase, reply) && dconn_next_addr(dc)) {
-		dconn_open(dc);
-		return;
-	}
-	{
-		struct smtpc_reply last = *reply;
-		char mx[DNS_NAME_MAX + 1];
-
-		snprintf(mx, sizeof(mx), "%s", a->mx);
-		dconn_free(dc);
-		dest_fail(ds, phase, &last, mx);
-		dest_maybe_free(ds);
-	}
+	dconn_fail(dc, phase, reply, source, true);
 }
 
 static void
@@ -526,6 +593,28 @@ dconn_open(struct dconn *dc)
 	struct smtpc_opts o = { 0 };
 
 	o.helo_name = cfg->delivery.helo_name;
+	if (ds->pool >= 0) {
+		size_t pool = (size_t)ds->pool;
+		const struct cfg_pool_addr *pa;
+
+		if (dc->src < 0)
+			dc->src = egress_pick(d->egress, pool, a->sa.ss_family,
+					      deliver_now());
+		if (dc->src < 0) {
+			struct smtpc_reply r = { 0 };
+
+			snprintf(r.text, sizeof(r.text),
+				 "pool %s has no IPv%c source address",
+				 dest_pool_name(ds),
+				 a->sa.ss_family == AF_INET6 ? '6' : '4');
+			dconn_fail(dc, SMTPC_PH_CONNECT, &r, "", false);
+			return;
+		}
+		pa = &egress_pool(d->egress, pool)->addresses[dc->src];
+		o.source = egress_addr(d->egress, pool, (size_t)dc->src);
+		if (pa->ehlo)
+			o.helo_name = pa->ehlo;
+	}
 	o.mx_name = a->mx;
 	o.tls = dc->tls_off ? SMTPC_TLS_NONE : ds->tls;
 	o.ssl_ctx = d->ssl;
@@ -537,7 +626,7 @@ dconn_open(struct dconn *dc)
 
 		snprintf(r.text, sizeof(r.text), "cannot create socket");
 		dconn_free(dc);
-		dest_fail(ds, SMTPC_PH_CONNECT, &r, a->mx);
+		dest_fail(ds, SMTPC_PH_CONNECT, &r, a->mx, "");
 	}
 }
 
@@ -559,7 +648,7 @@ dest_connect(struct dest *ds)
 
 		snprintf(r.text, sizeof(r.text), "no usable address");
 		dconn_free(dc);
-		dest_fail(ds, SMTPC_PH_CONNECT, &r, "");
+		dest_fail(ds, SMTPC_PH_CONNECT, &r, "", "");
 		return;
 	}
 	dconn_open(dc);
@@ -658,6 +747,23 @@ dest_set_addrs(struct dest *ds, const struct dns_result *r, uint16_t port)
 	ds->n_addrs = n;
 }
 
+/* The pool a job's message goes out from, or -1: none asked, or one this
+ * node's config does not know (logged; the host's default source). */
+static ssize_t
+deliver_pool(struct deliver *d, const struct job *j)
+{
+	const char *name = j->msg->sm->envelope->pool;
+	ssize_t pool = egress_find(d->egress, name);
+
+	/* a config that differs from the router's: once per 1000 */
+	if (pool < 0 && name && name[0] && d->unknown_pools++ % 1000 == 0)
+		log_warn("qid=%s pool=%.64s event=unknown_pool count=%llu "
+			 "note=\"sent from the default source\"",
+			 j->msg->qid, name,
+			 (unsigned long long)d->unknown_pools);
+	return pool;
+}
+
 static void
 dwait_unlink(struct dwait *w)
 {
@@ -675,7 +781,8 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	struct dwait *w = arg;
 	struct deliver *d = w->d;
 	struct job *j = w->job;
-	char key[DELIVER_KEY_MAX];
+	char key[DELIVER_KEY_MAX], mxkey[DELIVER_KEY_MAX];
+	ssize_t pool;
 	struct dest *ds;
 	uint16_t port = w->route_key[0] ? w->route_port :
 					  (uint16_t)d->n->cfg->delivery.smtp_port;
@@ -686,29 +793,38 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	case DNS_OK:
 		break;
 	case DNS_NULL_MX:
-		deliver_finish_all(j, OUTCOME_BOUNCED, OUTCOME_CAT_DNS, 0,
-				   "5.1.10", r->error, "");
+		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE, 0,
+				   "5.1.10", r->error, "", NULL);
 		free(w);
 		return;
 	case DNS_NXDOMAIN:
 	case DNS_NO_HOSTS:
-		deliver_finish_all(j, OUTCOME_BOUNCED, OUTCOME_CAT_DNS, 0,
-				   "5.1.2", r->error, "");
+		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE, 0,
+				   "5.1.2", r->error, "", NULL);
 		free(w);
 		return;
 	default:
-		deliver_finish_all(j, OUTCOME_DEFERRED, OUTCOME_CAT_DNS, 0,
-				   "4.4.3", r->error, "");
+		deliver_finish_all(j, OUTCOME_DEFERRED, CLASSIFY_DNS_FAILURE, 0,
+				   "4.4.3", r->error, "", NULL);
 		free(w);
 		return;
 	}
+	pool = deliver_pool(d, j);
 	if (w->route_key[0])
-		snprintf(key, sizeof(key), "%s", w->route_key);
+		snprintf(mxkey, sizeof(mxkey), "%s", w->route_key);
 	else
-		deliver_key(r, key, sizeof(key));
+		deliver_key(r, mxkey, sizeof(mxkey));
+	/* a pool's mail has destinations, connections and limits of its
+	 * own: a connection from one pool never carries another's mail */
+	if (pool >= 0)
+		snprintf(key, sizeof(key), "pool:%s|%.*s",
+			 egress_pool(d->egress, (size_t)pool)->name,
+			 (int)(sizeof(mxkey) - 80), mxkey);
+	else
+		snprintf(key, sizeof(key), "%s", mxkey);
 	ds = dest_find(d, key);
 	if (ds == NULL) {
-		ds = dest_new(d, key, j->domain);
+		ds = dest_new(d, key, j->domain, pool);
 		ds->tls = deliver_tls_mode(w->route_key[0] ? w->route_tls :
 							     ds->shape.tls);
 	}
@@ -791,8 +907,8 @@ deliver_submit(struct deliver *d, struct job *j)
 					   &w->route_port,
 					   (uint16_t)cfg->delivery.smtp_port) != 0) {
 			free(w);
-			deliver_finish_all(j, OUTCOME_DEFERRED, OUTCOME_CAT_OTHER,
-					   0, "4.3.5", "bad route host", "");
+			deliver_finish_all(j, OUTCOME_DEFERRED, CLASSIFY_OTHER,
+					   0, "4.3.5", "bad route host", "", NULL);
 			return;
 		}
 		snprintf(w->route_key, sizeof(w->route_key), "route:%s",
@@ -804,8 +920,8 @@ deliver_submit(struct deliver *d, struct job *j)
 	}
 	if (j->domain[0] == '\0') {
 		free(w);
-		deliver_finish_all(j, OUTCOME_BOUNCED, OUTCOME_CAT_INVALID_RECIPIENT,
-				   0, "5.1.3", "recipient has no domain", "");
+		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_INVALID_RECIPIENT,
+				   0, "5.1.3", "recipient has no domain", "", NULL);
 		return;
 	}
 	/* an address literal [1.2.3.4] is its own host */
@@ -820,8 +936,8 @@ deliver_submit(struct deliver *d, struct job *j)
 		if (l < 2 || l >= sizeof(host) || h[l - 1] != ']') {
 			free(w);
 			deliver_finish_all(j, OUTCOME_BOUNCED,
-					   OUTCOME_CAT_INVALID_RECIPIENT, 0,
-					   "5.1.2", "bad address literal", "");
+					   CLASSIFY_INVALID_RECIPIENT, 0,
+					   "5.1.2", "bad address literal", "", NULL);
 			return;
 		}
 		memcpy(host, h, l - 1);
@@ -857,6 +973,8 @@ deliver_new(struct node *n)
 
 	d->n = n;
 	if (dns_new(n->base, n->cfg, &d->dns) != 0)
+		goto fail;
+	if ((d->egress = egress_new(n->cfg)) == NULL)
 		goto fail;
 	d->ssl = smtpc_ssl_ctx_new();
 	for (size_t s = 0; s < n->map->n_shards; s++)
@@ -903,6 +1021,7 @@ deliver_free(struct deliver *d)
 		free(w);
 	}
 	smtpc_shutdown();
+	egress_free(d->egress);
 	dns_free(d->dns);
 	if (d->ssl)
 		SSL_CTX_free(d->ssl);

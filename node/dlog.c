@@ -98,12 +98,14 @@ dlog_attempt(struct dlog *d, const struct job_msg *m, const struct job *j,
 	json_kv_str(&js, "domain", j->domain);
 	json_kv_str(&js, "mx", res->mx);
 	json_kv_str(&js, "ip", res->ip);
+	json_kv_str(&js, "pool", m->sm->envelope->pool);
+	json_kv_str(&js, "source", res->source);
 	json_kv_u64(&js, "attempt", (uint64_t)r->attempts + 1);
 	json_kv_str(&js, "result", dlog_result_name(res->outcome));
 	json_kv_u64(&js, "code", (uint64_t)(res->reply.code > 0 ? res->reply.code : 0));
 	json_kv_str(&js, "enhanced", res->status);
 	json_kv_str(&js, "text", res->reply.text);
-	json_kv_str(&js, "category", outcome_category_name(res->category));
+	json_kv_str(&js, "category", classify_name(res->category));
 	json_kv_u64(&js, "delay", (uint64_t)tv.tv_sec > arrival ?
 					  (uint64_t)tv.tv_sec - arrival : 0);
 	json_kv_str(&js, "tls", res->tls);

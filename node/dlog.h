@@ -1,5 +1,6 @@
 /* The delivery log: one JSON line per delivery attempt per recipient, in
- * data_dir/delivery.log (time, qid, recipient, MX host, IP, attempt,
+ * data_dir/delivery.log (time, qid, recipient, MX host, IP, IP pool and
+ * source address, attempt,
  * result, SMTP code, enhanced code, text, category, delay, TLS). Appended
  * with O_APPEND; not fsync'd (the queue is the record, this is the
  * account). Reopened on dlog_reopen() (SIGHUP, log rotation). */

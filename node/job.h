@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "lib/qid.h"
+#include "node/classify.h"
 #include "node/outcome.h"
 #include "node/smtpc.h"
 #include "proto/queue.pb-c.h"
@@ -26,11 +27,12 @@ struct job_msg {
 
 struct job_result {
 	enum outcome outcome;
-	enum outcome_category category;
+	enum classify_cat category;
 	struct smtpc_reply reply;
 	char status[16];           /* DSN status, "2.0.0", "5.1.1", ... */
 	char mx[256];              /* host tried last, "" if none */
 	char ip[64];
+	char source[64];           /* our source address (IP pools), or "" */
 	char tls[96];              /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
 	int relayed_no_dsn;        /* delivered to a server without DSN */
 };

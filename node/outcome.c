@@ -1,12 +1,11 @@
-/* Delivery-error policy: reply → outcome, retry times, expiry, DSN status
- * and failure categories. Pure functions; no I/O. */
+/* Delivery-error policy: reply → outcome, retry times, expiry and DSN
+ * status. Pure functions; no I/O. */
 #include "node/outcome.h"
 
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
 
 enum outcome
@@ -101,108 +100,4 @@ outcome_status(const struct smtpc_reply *r, char out[16])
 		return;
 	}
 	snprintf(out, 16, "%c.0.0", cls);
-}
-
-static bool
-outcome_text_has(const char *text, const char *const *words)
-{
-	for (; *words; words++)
-		if (strcasestr(text, *words))
-			return true;
-	return false;
-}
-
-/* Whether text holds one of words as a whole word, in any case: "DNS" is
- * not found in "DNSBL" (a blocklist, which is policy). */
-static bool
-outcome_text_has_word(const char *text, const char *const *words)
-{
-	for (; *words; words++) {
-		size_t n = strlen(*words);
-
-		for (const char *p = text; (p = strcasestr(p, *words)); p++)
-			if ((p == text || !isalnum((unsigned char)p[-1])) &&
-			    !isalnum((unsigned char)p[n]))
-				return true;
-	}
-	return false;
-}
-
-enum outcome_category
-outcome_categorize(const struct smtpc_reply *r, enum smtpc_phase phase)
-{
-	static const char *const invalid[] = { "no such user", "user unknown",
-		"unknown user", "does not exist", "mailbox unavailable",
-		"invalid recipient", "recipient rejected", "no mailbox",
-		"address rejected", NULL };
-	static const char *const full[] = { "mailbox full", "over quota",
-		"quota exceeded", "insufficient storage", NULL };
-	static const char *const policy[] = { "spam", "blocked", "blacklist",
-		"blocklist", "policy", "reputation", "rejected for policy",
-		"dmarc", "spf", "dkim", NULL };
-	static const char *const rate[] = { "rate limit", "too many",
-		"try again later", "throttl", "slow down", NULL };
-	static const char *const size[] = { "too large", "too big",
-		"size limit", "exceeds", NULL };
-	static const char *const tls[] = { "TLS", "STARTTLS", NULL };
-	static const char *const dns[] = { "DNS", "NXDOMAIN", NULL };
-	const char *e = r->enhanced;
-	/* the subject and detail of the enhanced code: ".1.1" of "5.1.1" */
-	const char *sub = e[0] ? e + 1 : "";
-
-	if (outcome_of_reply(r) == OUTCOME_DELIVERED)
-		return OUTCOME_CAT_NONE;
-	if (phase == SMTPC_PH_TLS)
-		return OUTCOME_CAT_TLS;
-	/* a specific enhanced code decides, whatever the text mentions */
-	if (strcmp(sub, ".7.10") == 0)
-		return OUTCOME_CAT_TLS;
-	if (strcmp(sub, ".1.10") == 0 || strcmp(sub, ".4.3") == 0)
-		return OUTCOME_CAT_DNS;
-	if (strcmp(sub, ".1.1") == 0 || strcmp(sub, ".1.2") == 0 ||
-	    strcmp(sub, ".1.3") == 0 || strcmp(sub, ".1.6") == 0)
-		return OUTCOME_CAT_INVALID_RECIPIENT;
-	if (strcmp(sub, ".2.2") == 0 || strcmp(sub, ".3.1") == 0)
-		return OUTCOME_CAT_MAILBOX_FULL;
-	if (strcmp(sub, ".3.4") == 0 || strcmp(sub, ".2.3") == 0)
-		return OUTCOME_CAT_TOO_LARGE;
-	/* temporary refusals that ask us to slow down */
-	if (r->code == 421 || r->code == 450 || r->code == 451 ||
-	    r->code == 452 || strcmp(e, "4.7.0") == 0) {
-		if (outcome_text_has(r->text, rate))
-			return OUTCOME_CAT_RATE_LIMITED;
-	}
-	/* X.7.0 says only "security or policy": a reply naming TLS says which */
-	if (strcmp(sub, ".7.0") == 0 && outcome_text_has_word(r->text, tls))
-		return OUTCOME_CAT_TLS;
-	if (strncmp(sub, ".7.", 3) == 0)
-		return OUTCOME_CAT_POLICY;
-	/* no enhanced code, or one that says little (X.0.0): the text */
-	if (outcome_text_has_word(r->text, tls))
-		return OUTCOME_CAT_TLS;
-	if (outcome_text_has_word(r->text, dns))
-		return OUTCOME_CAT_DNS;
-	if (outcome_text_has(r->text, invalid))
-		return OUTCOME_CAT_INVALID_RECIPIENT;
-	if (outcome_text_has(r->text, full))
-		return OUTCOME_CAT_MAILBOX_FULL;
-	if (outcome_text_has(r->text, size))
-		return OUTCOME_CAT_TOO_LARGE;
-	if (outcome_text_has(r->text, policy))
-		return OUTCOME_CAT_POLICY;
-	if (outcome_text_has(r->text, rate))
-		return OUTCOME_CAT_RATE_LIMITED;
-	return OUTCOME_CAT_OTHER;
-}
-
-const char *
-outcome_category_name(enum outcome_category c)
-{
-	static const char *const names[] = {
-		"", "invalid_recipient", "mailbox_full", "policy", "dns",
-		"tls", "rate_limited", "too_large", "other",
-	};
-
-	return (unsigned)c < sizeof(names) / sizeof(*names) ? names[c] :
-							      "other";
 }

@@ -1,9 +1,9 @@
 /* Delivery-error policy, in one place (as Postfix keeps it in
  * smtp_trouble.c): what a reply or a failure means for a recipient
  * (delivered, deferred, bounced), whether a connection failure moves on to
- * the next MX host, when a deferred recipient is tried again, and which
- * category a failure belongs to (for the delivery log and DSNs). The SMTP
- * client reports; this module decides. */
+ * the next MX host and when a deferred recipient is tried again. The SMTP
+ * client reports; this module decides (node/classify.c names the kind of
+ * failure). */
 #ifndef SHOAL_NODE_OUTCOME_H
 #define SHOAL_NODE_OUTCOME_H
 
@@ -16,19 +16,6 @@ enum outcome {
 	OUTCOME_DELIVERED = 0,
 	OUTCOME_DEFERRED,
 	OUTCOME_BOUNCED,
-};
-
-/* Failure categories (issue: bounce classification). */
-enum outcome_category {
-	OUTCOME_CAT_NONE = 0,          /* delivered */
-	OUTCOME_CAT_INVALID_RECIPIENT,
-	OUTCOME_CAT_MAILBOX_FULL,
-	OUTCOME_CAT_POLICY,            /* policy or spam block */
-	OUTCOME_CAT_DNS,
-	OUTCOME_CAT_TLS,
-	OUTCOME_CAT_RATE_LIMITED,
-	OUTCOME_CAT_TOO_LARGE,
-	OUTCOME_CAT_OTHER,
 };
 
 /* What a recipient's final reply means. Code 0 (a local failure: lost
@@ -58,14 +45,5 @@ bool outcome_is_expired(uint64_t now, uint64_t arrival,
  * RFC 3463 has no other. For code 0, "4.4.1" (no answer from host) or, with
  * the DNS flag, "4.4.3". Writes at most 16 bytes into out. */
 void outcome_status(const struct smtpc_reply *r, char out[16]);
-
-/* Classify a failure from its enhanced code, basic code and text. A
- * specific enhanced code decides; the text (whole words or phrases, in any
- * case) decides only when there is none or it says little (X.0.0). */
-enum outcome_category outcome_categorize(const struct smtpc_reply *r,
-					 enum smtpc_phase phase);
-
-/* "invalid_recipient", "mailbox_full", ..., "" for NONE. Static. */
-const char *outcome_category_name(enum outcome_category c);
 
 #endif

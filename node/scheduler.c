@@ -439,6 +439,9 @@ sched_apply(struct store_txn *t, void *arg)
 		if (r->last_reply != protobuf_c_empty_string)
 			free(r->last_reply);
 		r->last_reply = xstrdup(texts[k]);
+		if (r->category != protobuf_c_empty_string)
+			free(r->category);
+		r->category = xstrdup(classify_name(res->category));
 		switch (oc) {
 		case OUTCOME_DELIVERED:
 			r->state = SHOAL__RCPT_STATE__RCPT_DELIVERED;
@@ -447,7 +450,7 @@ sched_apply(struct store_txn *t, void *arg)
 				relayed[n_relayed++] = (struct bounce_rcpt){
 					r->address, r->orcpt, BOUNCE_DELIVERED,
 					res->status, res->mx, res->reply.code,
-					res->reply.text,
+					res->reply.text, "",
 				};
 			break;
 		case OUTCOME_BOUNCED:
@@ -457,6 +460,7 @@ sched_apply(struct store_txn *t, void *arg)
 					r->address, r->orcpt, BOUNCE_FAILED,
 					res->status, res->mx, res->reply.code,
 					res->reply.text,
+					classify_name(res->category),
 				};
 			break;
 		default:

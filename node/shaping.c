@@ -1,28 +1,58 @@
-/* Destination limits and the per-destination token bucket. */
+/* Destination limits (per IP pool too) and the per-destination token
+ * bucket. */
 #include "node/shaping.h"
 
 #include <math.h>
+#include <string.h>
 #include <strings.h>
+
+const struct cfg_limit *
+shaping_match(const struct config *cfg, const char *pool, const char *domain)
+{
+	/* best[rank]: 0 pool+domain, 1 domain, 2 pool+"*", 3 "*" */
+	const struct cfg_limit *best[4] = { NULL, NULL, NULL, NULL };
+	bool has_pool = pool && pool[0];
+
+	for (size_t i = 0; i < cfg->delivery.n_limits; i++) {
+		const struct cfg_limit *c = &cfg->delivery.limits[i];
+		bool is_any = c->domain[0] == '*' && c->domain[1] == '\0';
+		int rank;
+
+		if (!is_any && strcasecmp(c->domain, domain) != 0)
+			continue;
+		if (c->pool) {
+			if (!has_pool || strcmp(c->pool, pool) != 0)
+				continue;
+			rank = is_any ? 2 : 0;
+		} else {
+			rank = is_any ? 3 : 1;
+		}
+		if (best[rank] == NULL)
+			best[rank] = c;
+	}
+	for (int r = 0; r < 4; r++)
+		if (best[r])
+			return best[r];
+	return NULL;
+}
 
 void
 shaping_for_domain(const struct config *cfg, const char *domain, double share,
 		   struct shaping *out)
 {
-	const struct cfg_limit *def = NULL, *spec = NULL, *l;
+	shaping_for_pool(cfg, NULL, domain, share, out);
+}
+
+void
+shaping_for_pool(const struct config *cfg, const char *pool,
+		 const char *domain, double share, struct shaping *out)
+{
+	const struct cfg_limit *l = shaping_match(cfg, pool, domain);
 	double conns;
 
-	for (size_t i = 0; i < cfg->delivery.n_limits; i++) {
-		const struct cfg_limit *c = &cfg->delivery.limits[i];
-
-		if (c->domain[0] == '*' && c->domain[1] == '\0')
-			def = def ? def : c;
-		else if (strcasecmp(c->domain, domain) == 0)
-			spec = spec ? spec : c;
-	}
-	l = spec ? spec : def;
 	if (share <= 0 || share > 1)
 		share = 1;
-	out->is_specific = spec != NULL;
+	out->is_specific = l && strcmp(l->domain, "*") != 0;
 	if (l == NULL) {
 		out->max_connections = 20;
 		out->max_msgs_per_conn = 100;

@@ -26,9 +26,23 @@ struct shaping {
 	uint64_t refilled_us;
 };
 
-/* The limits that apply to jobs of `domain`, scaled by share (0..1]. */
+/* The limits that apply to jobs of `domain`, scaled by share (0..1]:
+ * shaping_for_pool() with no pool. */
 void shaping_for_domain(const struct config *cfg, const char *domain,
 			double share, struct shaping *out);
+
+/* The limits for jobs of `domain` sent from IP pool `pool` (NULL or ""
+ * for none), scaled by share. The most specific entry wins: pool and
+ * domain, then domain (any pool), then pool and "*", then "*"; an entry
+ * naming a pool never applies to mail of another pool or none. Each
+ * pool's destinations count their own connections and rate. */
+void shaping_for_pool(const struct config *cfg, const char *pool,
+		      const char *domain, double share, struct shaping *out);
+
+/* The limits entry shaping_for_pool() uses, or NULL for the built-in
+ * default. Valid while cfg lives. */
+const struct cfg_limit *shaping_match(const struct config *cfg,
+				      const char *pool, const char *domain);
 
 /* Take one message token at now_us (a monotonic clock's reading; should
  * it go back, no time has passed). Returns 0 when a message may go now,

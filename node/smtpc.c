@@ -830,6 +830,14 @@ smtpc_on_reply(struct smtpc *c)
 
 /* --- connection events ---------------------------------------------------- */
 
+/* A connect error that says the source address, not the server, is at
+ * fault: not ours any more, no route from it, or its ports used up. */
+static bool
+smtpc_is_source_errno(int e)
+{
+	return e == EADDRNOTAVAIL || e == EADDRINUSE || e == ENETUNREACH;
+}
+
 static void
 smtpc_on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -863,6 +871,8 @@ smtpc_on_event(struct bufferevent *bev, short what, void *arg)
 		smtpc_local(&r, 0, "4.4.1", "connect: %s",
 			    e ? evutil_socket_error_to_string(e) :
 				"connection refused");
+		c->info.source_failed = c->info.source_ip[0] &&
+					smtpc_is_source_errno(e);
 		smtpc_fail(c, SMTPC_PH_CONNECT, &r);
 		return;
 	}
@@ -900,6 +910,17 @@ smtpc_on_event(struct bufferevent *bev, short what, void *arg)
 
 /* --- life cycle ----------------------------------------------------------- */
 
+static void
+smtpc_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
+{
+	if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr,
+			  out, (socklen_t)outlen);
+	else
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+			  out, (socklen_t)outlen);
+}
+
 struct smtpc *
 smtpc_open(struct event_base *base, const struct smtpc_opts *o,
 	   smtpc_ready_fn ready, void *arg)
@@ -929,14 +950,7 @@ smtpc_open(struct event_base *base, const struct smtpc_opts *o,
 		 o->helo_name && o->helo_name[0] ? o->helo_name : "localhost");
 	snprintf(c->info.mx_name, sizeof(c->info.mx_name), "%s",
 		 o->mx_name ? o->mx_name : "");
-	if (o->addr->sa_family == AF_INET6)
-		inet_ntop(AF_INET6,
-			  &((const struct sockaddr_in6 *)o->addr)->sin6_addr,
-			  c->info.peer_ip, sizeof(c->info.peer_ip));
-	else
-		inet_ntop(AF_INET,
-			  &((const struct sockaddr_in *)o->addr)->sin_addr,
-			  c->info.peer_ip, sizeof(c->info.peer_ip));
+	smtpc_addr_text(o->addr, c->info.peer_ip, sizeof(c->info.peer_ip));
 	c->timer = evtimer_new(base, smtpc_on_timer, c);
 	c->later = event_new(base, -1, 0, smtpc_on_later, c);
 	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -949,12 +963,19 @@ smtpc_open(struct event_base *base, const struct smtpc_opts *o,
 	}
 	bufferevent_setcb(c->bev, smtpc_on_read, smtpc_on_write, smtpc_on_event,
 			  c);
+	if (o->source)
+		smtpc_addr_text(o->source, c->info.source_ip,
+				sizeof(c->info.source_ip));
 	if (o->source && bind(fd, o->source,
 			      o->source->sa_family == AF_INET6 ?
 				      sizeof(struct sockaddr_in6) :
 				      sizeof(struct sockaddr_in)) != 0) {
-		smtpc_local(&c->fail_reply, 0, "4.4.1", "bind source: %s",
-			    strerror(errno));
+		char why[128];
+
+		snprintf(why, sizeof(why), "%s: %s", c->info.source_ip,
+			 strerror(errno));
+		smtpc_local(&c->fail_reply, 0, "4.4.1", "bind source %s", why);
+		c->info.source_failed = true;
 		c->fail_phase = SMTPC_PH_CONNECT;
 		c->ready_pending = true;
 		event_active(c->later, EV_TIMEOUT, 0);
@@ -965,6 +986,7 @@ smtpc_open(struct event_base *base, const struct smtpc_opts *o,
 	if (bufferevent_socket_connect(c->bev, o->addr, (int)alen) != 0) {
 		smtpc_local(&c->fail_reply, 0, "4.4.1", "connect: %s",
 			    strerror(errno ? errno : ECONNREFUSED));
+		c->info.source_failed = o->source && smtpc_is_source_errno(errno);
 		c->fail_phase = SMTPC_PH_CONNECT;
 		c->ready_pending = true;
 		event_active(c->later, EV_TIMEOUT, 0);

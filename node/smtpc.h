@@ -85,6 +85,9 @@ struct smtpc_info {
 	char tls_version[32];         /* "TLSv1.3" or "" */
 	char tls_cipher[64];
 	char peer_ip[64];
+	char source_ip[64];           /* the bound source address, or "" */
+	bool source_failed;           /* failed for the source's sake: bind(),
+					 EADDRNOTAVAIL, ENETUNREACH (IP pools) */
 	char mx_name[256];
 	struct smtpc_reply greeting;
 };

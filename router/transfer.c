@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "lib/buf.h"
@@ -24,6 +25,7 @@
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
+#include "router/pool.h"
 #include "router/session_int.h"
 #include "router/signer.h"
 
@@ -135,12 +137,41 @@ transfer_on_durable(int result, void *arg)
 	session_leave(s);
 }
 
+/* Take the pool header out of the message (before anything signs it) and
+ * name the message's IP pool; NULL for none. Only a client we relay for
+ * (relay network or AUTH) may choose a pool by header: anyone else could
+ * otherwise pick the addresses whose reputation they want to borrow. */
+static const char *
+transfer_choose_pool(struct session *s)
+{
+	const struct config *cfg = s->env->cfg;
+	char value[POOL_VALUE_MAX];
+	bool is_trusted = s->is_relay_client || s->is_authed;
+	const char *pool;
+	size_t n = 0;
+
+	value[0] = '\0';
+	if (cfg->router.pool_header[0])
+		n = pool_strip_header(&s->body, s->header_len,
+				      cfg->router.pool_header, value,
+				      sizeof(value));
+	pool = pool_choose(cfg, n ? value : NULL, is_trusted, s->auth_user,
+			   s->mail.from.mailbox);
+	if (n && (!is_trusted || !pool || strcmp(pool, value) != 0))
+		log_debug(LOG_SUB_SMTP,
+			  "qid=%s client=%s event=pool_header_ignored "
+			  "trusted=%d",
+			  s->qid, s->client, (int)is_trusted);
+	return pool;
+}
+
 static void
 transfer_submit(struct session *s, bool has_8bit)
 {
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__Recipient *rs = xcalloc(s->n_rcpts, sizeof(*rs));
 	Shoal__Recipient **rp = xcalloc(s->n_rcpts, sizeof(*rp));
+	const char *pool;
 	size_t len;
 	char *body;
 
@@ -167,6 +198,8 @@ transfer_submit(struct session *s, bool has_8bit)
 	env.client_addr = s->client;
 	env.helo = s->helo;
 	env.auth_user = s->auth_user;
+	pool = transfer_choose_pool(s);
+	env.pool = (char *)(pool ? pool : "");
 	transfer_finish_message(s);
 	body = buf_steal(&s->body, &len);
 	s->msg_size = len;

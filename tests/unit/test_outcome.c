@@ -2,7 +2,7 @@
  * reply means for a recipient (2xx delivered, 4xx and local failures
  * deferred, 5xx bounced), moving to the next MX host on connection-level
  * trouble (RFC 5321 5.1), retry times with jitter, queue lifetime expiry,
- * the RFC 3463 status a DSN carries and the failure category. Replies are
+ * and the RFC 3463 status a DSN carries (categories: test_classify.c). Replies are
  * data, so most of this is tables run with tcase_add_loop_test(). */
 #include <stdbool.h>
 #include <stdint.h>
@@ -338,145 +338,6 @@ START_TEST(test_outcome_status_fits_16_bytes)
 }
 END_TEST
 
-/* ---- categories ---------------------------------------------------- */
-
-struct cat_case {
-	int code;
-	const char *enhanced;
-	const char *text;
-	enum smtpc_phase phase;
-	enum outcome_category want;
-};
-
-static const struct cat_case cat_cases[] = {
-	/* delivered is no failure, whatever the text says */
-	{ 250, "2.0.0", "ok, no TLS though", SMTPC_PH_DOT, OUTCOME_CAT_NONE },
-	{ 250, "", "", SMTPC_PH_TLS, OUTCOME_CAT_NONE },
-	/* TLS: the phase, 5.7.10, or a reply that names TLS */
-	{ 0, "", "handshake failed", SMTPC_PH_TLS, OUTCOME_CAT_TLS },
-	{ 454, "4.7.0", "TLS not available", SMTPC_PH_TLS, OUTCOME_CAT_TLS },
-	{ 530, "5.7.10", "encryption needed", SMTPC_PH_MAIL, OUTCOME_CAT_TLS },
-	{ 530, "5.7.0", "Must issue a STARTTLS command first", SMTPC_PH_MAIL,
-	  OUTCOME_CAT_TLS },
-	/* DNS: 5.1.10 (null MX), 4.4.3, or the text */
-	{ 550, "5.1.10", "recipient domain has null MX", SMTPC_PH_RCPT,
-	  OUTCOME_CAT_DNS },
-	{ 0, "4.4.3", "SERVFAIL", SMTPC_PH_CONNECT, OUTCOME_CAT_DNS },
-	{ 0, "", "DNS lookup timed out", SMTPC_PH_CONNECT, OUTCOME_CAT_DNS },
-	{ 0, "", "NXDOMAIN for b.example", SMTPC_PH_CONNECT, OUTCOME_CAT_DNS },
-	/* invalid recipient: 5.1.1, 5.1.2, 5.1.3, 5.1.6, or the text */
-	{ 550, "5.1.1", "no", SMTPC_PH_RCPT, OUTCOME_CAT_INVALID_RECIPIENT },
-	{ 550, "5.1.2", "bad destination system", SMTPC_PH_RCPT,
-	  OUTCOME_CAT_INVALID_RECIPIENT },
-	{ 553, "5.1.3", "bad syntax", SMTPC_PH_RCPT,
-	  OUTCOME_CAT_INVALID_RECIPIENT },
-	{ 551, "5.1.6", "has moved", SMTPC_PH_RCPT,
-	  OUTCOME_CAT_INVALID_RECIPIENT },
-	{ 550, "", "No such user here", SMTPC_PH_RCPT,
-	  OUTCOME_CAT_INVALID_RECIPIENT },
-	{ 550, "", "USER UNKNOWN", SMTPC_PH_RCPT,
-	  OUTCOME_CAT_INVALID_RECIPIENT },
-	{ 550, "5.0.0", "Recipient address rejected: mailbox unavailable",
-	  SMTPC_PH_RCPT, OUTCOME_CAT_INVALID_RECIPIENT },
-	/* mailbox full: 5.2.2, 5.3.1, or the text */
-	{ 552, "5.2.2", "", SMTPC_PH_RCPT, OUTCOME_CAT_MAILBOX_FULL },
-	{ 452, "4.2.2", "", SMTPC_PH_DOT, OUTCOME_CAT_MAILBOX_FULL },
-	{ 452, "4.3.1", "", SMTPC_PH_DOT, OUTCOME_CAT_MAILBOX_FULL },
-	{ 552, "", "Mailbox full", SMTPC_PH_DOT, OUTCOME_CAT_MAILBOX_FULL },
-	{ 552, "", "user is over quota", SMTPC_PH_DOT,
-	  OUTCOME_CAT_MAILBOX_FULL },
-	/* too large: 5.3.4, 5.2.3, or the text */
-	{ 552, "5.3.4", "", SMTPC_PH_DOT, OUTCOME_CAT_TOO_LARGE },
-	{ 552, "5.2.3", "", SMTPC_PH_DOT, OUTCOME_CAT_TOO_LARGE },
-	{ 552, "", "Message size exceeds fixed limit", SMTPC_PH_DOT,
-	  OUTCOME_CAT_TOO_LARGE },
-	{ 552, "", "message too big", SMTPC_PH_DOT, OUTCOME_CAT_TOO_LARGE },
-	/* rate limited: a temporary refusal that says slow down */
-	{ 421, "4.7.0", "Too many connections from your IP", SMTPC_PH_GREETING,
-	  OUTCOME_CAT_RATE_LIMITED },
-	{ 450, "", "rate limit exceeded, try again later", SMTPC_PH_RCPT,
-	  OUTCOME_CAT_RATE_LIMITED },
-	{ 451, "4.7.1", "You are being throttled", SMTPC_PH_RCPT,
-	  OUTCOME_CAT_RATE_LIMITED },
-	{ 452, "", "slow down", SMTPC_PH_MAIL, OUTCOME_CAT_RATE_LIMITED },
-	/* policy: any x.7.x not otherwise named, or the text */
-	{ 554, "5.7.1", "Message rejected as spam", SMTPC_PH_DOT,
-	  OUTCOME_CAT_POLICY },
-	{ 550, "5.7.1", "rate limit", SMTPC_PH_DOT, OUTCOME_CAT_POLICY },
-	{ 451, "4.7.1", "greylisted", SMTPC_PH_RCPT, OUTCOME_CAT_POLICY },
-	{ 550, "5.7.26", "unauthenticated", SMTPC_PH_DOT, OUTCOME_CAT_POLICY },
-	{ 554, "", "Your IP is on a blocklist", SMTPC_PH_GREETING,
-	  OUTCOME_CAT_POLICY },
-	{ 550, "", "DMARC policy says reject", SMTPC_PH_DOT,
-	  OUTCOME_CAT_POLICY },
-	/* a specific enhanced code decides before the text */
-	{ 550, "5.7.25",
-	  "The IP address sending this message does not have a PTR record; "
-	  "its forward DNS entry does not point to the sending IP",
-	  SMTPC_PH_RCPT, OUTCOME_CAT_POLICY },
-	{ 554, "5.7.1",
-	  "Service unavailable; Client host [192.0.2.1] blocked using DNSBL",
-	  SMTPC_PH_RCPT, OUTCOME_CAT_POLICY },
-	{ 550, "5.1.1",
-	  "User unknown; this domain requires TLS for all mail",
-	  SMTPC_PH_RCPT, OUTCOME_CAT_INVALID_RECIPIENT },
-	{ 552, "5.2.2", "Mailbox full; DNS is fine", SMTPC_PH_RCPT,
-	  OUTCOME_CAT_MAILBOX_FULL },
-	{ 554, "5.7.1", "Relay access denied (use TLS)", SMTPC_PH_RCPT,
-	  OUTCOME_CAT_POLICY },
-	/* the text as fallback: whole words, any case */
-	{ 554, "", "Client host blocked using DNSBL zen.example",
-	  SMTPC_PH_GREETING, OUTCOME_CAT_POLICY },
-	{ 554, "", "listed on dnsbl.example", SMTPC_PH_GREETING,
-	  OUTCOME_CAT_OTHER },
-	{ 0, "", "dns lookup failed", SMTPC_PH_CONNECT, OUTCOME_CAT_DNS },
-	{ 0, "", "nxdomain", SMTPC_PH_CONNECT, OUTCOME_CAT_DNS },
-	{ 550, "5.0.0", "tls required", SMTPC_PH_MAIL, OUTCOME_CAT_TLS },
-	{ 550, "", "Mutls rejected", SMTPC_PH_MAIL, OUTCOME_CAT_OTHER },
-	/* anything else */
-	{ 0, "", "connection refused", SMTPC_PH_CONNECT, OUTCOME_CAT_OTHER },
-	{ 0, "", "timeout after DATA", SMTPC_PH_DATA, OUTCOME_CAT_OTHER },
-	{ 554, "5.3.0", "transaction failed", SMTPC_PH_DOT, OUTCOME_CAT_OTHER },
-	{ 451, "4.3.0", "local error in processing", SMTPC_PH_DOT,
-	  OUTCOME_CAT_OTHER },
-	{ 550, "", "", SMTPC_PH_RCPT, OUTCOME_CAT_OTHER },
-};
-
-START_TEST(test_outcome_categorize_table)
-{
-	const struct cat_case *c = &cat_cases[_i];
-	struct smtpc_reply r = reply(c->code, c->enhanced, c->text);
-	enum outcome_category got = outcome_categorize(&r, c->phase);
-
-	ck_assert_msg(got == c->want, "%d %s \"%s\": got %s want %s", c->code,
-		      c->enhanced, c->text, outcome_category_name(got),
-		      outcome_category_name(c->want));
-}
-END_TEST
-
-START_TEST(test_outcome_category_names)
-{
-	ck_assert_str_eq(outcome_category_name(OUTCOME_CAT_NONE), "");
-	ck_assert_str_eq(outcome_category_name(OUTCOME_CAT_INVALID_RECIPIENT),
-			 "invalid_recipient");
-	ck_assert_str_eq(outcome_category_name(OUTCOME_CAT_MAILBOX_FULL),
-			 "mailbox_full");
-	ck_assert_str_eq(outcome_category_name(OUTCOME_CAT_POLICY), "policy");
-	ck_assert_str_eq(outcome_category_name(OUTCOME_CAT_DNS), "dns");
-	ck_assert_str_eq(outcome_category_name(OUTCOME_CAT_TLS), "tls");
-	ck_assert_str_eq(outcome_category_name(OUTCOME_CAT_RATE_LIMITED),
-			 "rate_limited");
-	ck_assert_str_eq(outcome_category_name(OUTCOME_CAT_TOO_LARGE),
-			 "too_large");
-	ck_assert_str_eq(outcome_category_name(OUTCOME_CAT_OTHER), "other");
-	/* out of range never indexes past the table */
-	ck_assert_str_eq(outcome_category_name((enum outcome_category)99),
-			 "other");
-	ck_assert_str_eq(outcome_category_name((enum outcome_category)-1),
-			 "other");
-}
-END_TEST
-
 static Suite *
 outcome_suite(void)
 {
@@ -513,11 +374,6 @@ outcome_suite(void)
 	tcase_add_test(tc, test_outcome_status_fits_16_bytes);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("category");
-	tcase_add_loop_test(tc, test_outcome_categorize_table, 0,
-			    sizeof(cat_cases) / sizeof(cat_cases[0]));
-	tcase_add_test(tc, test_outcome_category_names);
-	suite_add_tcase(s, tc);
 	return s;
 }
 

@@ -1,0 +1,46 @@
+/* The source addresses of this node's IP pools (delivery.pools,
+ * docs/pools.md): each pool's addresses parsed once, the round-robin
+ * position, and the cool-down of an address that failed for its own
+ * sake. Knows nothing of connections: node/deliver.c binds and connects.
+ * Input: the config, already checked by lib/config_check.c. */
+#ifndef SHOAL_NODE_EGRESS_H
+#define SHOAL_NODE_EGRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "lib/config.h"
+
+struct egress;
+
+/* Every pool of cfg (which must outlive the result). Returns NULL (logged)
+ * when an address does not parse. Free with egress_free(). */
+struct egress *egress_new(const struct config *cfg);
+
+/* egress_free(NULL) does nothing. */
+void egress_free(struct egress *e);
+
+/* The index of the pool named name, or -1 (also for NULL or ""). */
+ssize_t egress_find(const struct egress *e, const char *name);
+
+/* The pool's config entry (valid while cfg lives). */
+const struct cfg_pool *egress_pool(const struct egress *e, size_t pool);
+
+/* The next source address of the pool for a server of this family (round
+ * robin), skipping addresses cooling down at now (unix seconds) unless
+ * all are; -1 when the pool has no address of the family. */
+ssize_t egress_pick(struct egress *e, size_t pool, int family, uint64_t now);
+
+/* Source src of the pool, port 0, ready for bind(). Valid while e lives. */
+const struct sockaddr *egress_addr(const struct egress *e, size_t pool,
+				   size_t src);
+
+/* Skip source src until now + seconds. Returns true when it was not
+ * cooling down already (the caller logs the change). */
+bool egress_cool(struct egress *e, size_t pool, size_t src, uint64_t now,
+		 uint32_t seconds);
+
+#endif
