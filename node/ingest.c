@@ -22,6 +22,7 @@
 #include "node/repl.h"
 #include "node/scheduler.h"
 #include "node/store.h"
+#include "node/suppress.h"
 #include "proto/router_node.pb-c.h"
 
 #define INGEST_ID_MAX 255   /* ZeroMQ routing ids are at most 255 bytes */
@@ -353,6 +354,10 @@ ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes)
 		break;
 	case SHOAL__ROUTER_REQUEST__BODY_HEARTBEAT:
 		ingest_heartbeat(in, frames, req);
+		break;
+	case SHOAL__ROUTER_REQUEST__BODY_CHECK:
+		suppress_check(in->n->supp, zmq_msg_data(&frames[0]), id_len,
+			       req->request_id, req->check);
 		break;
 	default:
 		ingest_reply(in, zmq_msg_data(&frames[0]), id_len,

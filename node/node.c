@@ -30,6 +30,7 @@
 #include "node/repl.h"
 #include "node/scheduler.h"
 #include "node/store.h"
+#include "node/suppress.h"
 
 #define NODE_META_MAP "shard_map"
 #define NODE_META_ID "node_id"
@@ -61,6 +62,8 @@ node_on_admin_defer(void *arg, const void *reply_to, size_t reply_to_len,
 	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE)
 		move_request(n->move, reply_to, reply_to_len, rq->request_id,
 			     rq->move);
+	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SUPPRESS)
+		suppress_admin(n->supp, reply_to, reply_to_len, rq);
 	else
 		actions_handle(n, reply_to, reply_to_len, rq);
 }
@@ -308,6 +311,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	commit_set_hook(n->commit, node_commit_hook, n->repl);
 	n->metrics = metrics_new(n);
 	n->move = move_new(n);
+	n->supp = suppress_new(n);
 	n->front = zsock_new(base, n->zctx, ZMQ_ROUTER, max_msg, node_on_msg,
 			     NULL, n);
 	if (n->front == NULL) {
@@ -347,6 +351,8 @@ node_free(struct node *n)
 	metrics_free(n->metrics);
 	move_free(n->move);
 	n->move = NULL;
+	suppress_free(n->supp);
+	n->supp = NULL;
 	/* delivery first: it holds the jobs in flight */
 	deliver_free(n->deliver);
 	if (n->commit)
