@@ -23,6 +23,7 @@
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "lib/shardmap.h"
+#include "lib/suppress_key.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
@@ -65,6 +66,9 @@ struct enq_req {
 	const char *sent_to;      /* node id (owned by its conn), or NULL */
 	uint64_t deadline_ms;     /* monotonic: node_timeout_ms after submit */
 	struct event timer;
+	char *check_addr;         /* a suppression check, not an enqueue */
+	enqueue_check_fn check_done;
+	struct enqueue_check_result cres;
 };
 
 struct enqueue {
@@ -106,6 +110,7 @@ static void
 enq_req_free(struct enq_req *r)
 {
 	event_del(&r->timer);
+	free(r->check_addr);
 	free(r->env);
 	if (r->body)
 		enq_body_unref(r->body);
@@ -117,7 +122,10 @@ static void
 enq_req_finish(struct enq_req *r, int result)
 {
 	idmap_del(r->e->pending, r->id);
-	r->done(result, r->arg);
+	if (r->check_addr)
+		r->check_done(result, &r->cres, r->arg);
+	else
+		r->done(result, r->arg);
 	enq_req_free(r);
 }
 
@@ -187,7 +195,12 @@ enq_on_timer(evutil_socket_t fd, short what, void *arg)
 		enq_try_send(r);
 		return;
 	}
-	if (r->result == 0) {
+	if (r->result == 0 && r->check_addr) {
+		log_warn("rcpt=<%s> event=suppress_check_timeout shard=%u "
+			 "node=%s", r->check_addr, r->shard,
+			 r->sent_to ? r->sent_to : "-");
+		r->result = -ETIMEDOUT;
+	} else if (r->result == 0) {
 		log_warn("qid=%s event=node_timeout shard=%u timeout_ms=%u",
 			 r->qid, r->shard, r->e->cfg->router.node_timeout_ms);
 		r->result = -ETIMEDOUT;
@@ -275,6 +288,34 @@ enq_conn_for(struct enqueue *e, const char *id)
 }
 
 static int
+enq_send_check(struct enqueue *e, struct enq_req *r, struct enq_conn *c)
+{
+	Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
+	Shoal__SuppressCheck ck = SHOAL__SUPPRESS_CHECK__INIT;
+	unsigned char *packed;
+	size_t len;
+	int rc;
+
+	ck.address = r->check_addr;
+	req.request_id = r->id;
+	req.epoch = e->map->epoch;
+	req.router_id = e->router_id;
+	req.body_case = SHOAL__ROUTER_REQUEST__BODY_CHECK;
+	req.check = &ck;
+	packed = enq_pack(&req, &len);
+	{
+		const void *bufs[2] = { WIRE_TAG_ROUTER, packed };
+		size_t lens[2] = { WIRE_TAG_LEN, len };
+
+		rc = zsock_send(c->zs, bufs, lens, 2, NULL);
+	}
+	free(packed);
+	if (rc == 0)
+		r->sent_to = c->id;
+	return rc;
+}
+
+static int
 enq_send(struct enqueue *e, struct enq_req *r)
 {
 	Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
@@ -291,6 +332,8 @@ enq_send(struct enqueue *e, struct enq_req *r)
 	c = owner ? enq_conn_for(e, owner) : NULL;
 	if (c == NULL)
 		return -EAGAIN;
+	if (r->check_addr)
+		return enq_send_check(e, r, c);
 	env = shoal__envelope__unpack(NULL, r->env_len, r->env);
 	if (env == NULL)
 		return -EIO;
@@ -348,6 +391,25 @@ enqueue_submit(struct enqueue *e, const char *qid, const Shoal__Envelope *env,
 	r->arg = arg;
 	event_assign(&r->timer, e->base, -1, 0, enq_on_timer, r);
 	r->deadline_ms = enq_now_ms() + e->cfg->router.node_timeout_ms;
+	idmap_put(e->pending, r->id, r);
+	enq_try_send(r);
+	return r->id;
+}
+
+uint64_t
+enqueue_check(struct enqueue *e, const char *addr, uint32_t timeout_ms,
+	      enqueue_check_fn done, void *arg)
+{
+	struct enq_req *r = xcalloc(1, sizeof(*r));
+
+	r->e = e;
+	r->id = ++e->next_id;
+	r->check_addr = xstrdup(addr);
+	r->shard = suppress_shard(addr, e->cfg->cluster.shards);
+	r->check_done = done;
+	r->arg = arg;
+	event_assign(&r->timer, e->base, -1, 0, enq_on_timer, r);
+	r->deadline_ms = enq_now_ms() + timeout_ms;
 	idmap_put(e->pending, r->id, r);
 	enq_try_send(r);
 	return r->id;
@@ -428,6 +490,30 @@ enq_adopt_map(struct enqueue *e, const Shoal__ShardMap *m)
 		enq_conn_for(e, e->map->nodes[i]->id);
 }
 
+/* A suppression check answered: listed or not, or (moved shard) once
+ * more to the owner the new map names; anything else fails open. */
+static void
+enq_on_check_reply(struct enqueue *e, struct enq_req *r,
+		   const Shoal__NodeReply *rep, bool has_map)
+{
+	if (rep->status == SHOAL__STATUS__STATUS_OK) {
+		r->cres.suppressed = rep->suppressed;
+		snprintf(r->cres.reply, sizeof(r->cres.reply), "%s",
+			 rep->suppressed_reply);
+		snprintf(r->cres.enhanced, sizeof(r->cres.enhanced), "%s",
+			 rep->suppressed_enhanced);
+		enq_req_finish(r, 0);
+	} else if (has_map &&
+		   (rep->status == SHOAL__STATUS__STATUS_NOT_OWNER ||
+		    rep->status == SHOAL__STATUS__STATUS_WRONG_EPOCH) &&
+		   r->redirects++ < ENQ_REDIRECTS_MAX &&
+		   enq_send(e, r) == 0) {
+		return;
+	} else {
+		enq_req_finish(r, -EAGAIN);
+	}
+}
+
 static void
 enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
 {
@@ -457,6 +543,11 @@ enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
 	if (r == NULL) {
 		log_debug(LOG_SUB_ZMQ, "zmq event=late_reply request_id=%llu",
 			  (unsigned long long)rep->request_id);
+		shardmap_free(m);
+		return;
+	}
+	if (r->check_addr) {
+		enq_on_check_reply(e, r, rep, m != NULL);
 		shardmap_free(m);
 		return;
 	}
