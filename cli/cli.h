@@ -28,6 +28,8 @@ enum cli_opt {
 	CLI_OPT_DOMAIN = 1 << 1, /* --domain D */
 	CLI_OPT_STATE = 1 << 2,  /* --state S */
 	CLI_OPT_TO = 1 << 3,     /* --to NODE */
+	CLI_OPT_LIMIT = 1 << 4,  /* --limit N */
+	CLI_OPT_REASON = 1 << 5, /* --reason TEXT */
 };
 
 struct cli {
@@ -35,6 +37,7 @@ struct cli {
 	bool is_json;
 	int timeout_ms;
 	const char *opt_node, *opt_domain, *opt_state, *opt_to;
+	const char *opt_limit, *opt_reason;
 	unsigned opts_given;     /* CLI_OPT_* */
 	struct config *cfg;      /* set by cli_load() */
 	void *zctx;              /* set by cli_load() */

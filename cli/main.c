@@ -16,6 +16,7 @@
 #include "cli/user.h"
 #include "cli/shard.h"
 #include "cli/status.h"
+#include "cli/suppress.h"
 #include "lib/log.h"
 
 typedef int (*main_run_fn)(struct cli *c, int argc, char **argv);
@@ -48,6 +49,11 @@ static const struct main_cmd main_cmds[] = {
 	{ "node", "failback", 0, NULL, node_cmd_run },
 	{ "user", "add", 0, NULL, user_cmd_run },
 	{ "user", "remove", 0, NULL, user_cmd_run },
+	{ "suppress", "list", CLI_OPT_DOMAIN | CLI_OPT_LIMIT, NULL,
+	  suppress_cmd_run },
+	{ "suppress", "add", CLI_OPT_REASON, NULL, suppress_cmd_run },
+	{ "suppress", "remove", 0, NULL, suppress_cmd_run },
+	{ "suppress", "show", 0, NULL, suppress_cmd_run },
 };
 
 #define MAIN_N_CMDS (sizeof(main_cmds) / sizeof(*main_cmds))
@@ -84,6 +90,11 @@ main_usage(FILE *f)
 		"from its peer\n"
 		"  user add|remove NAME        router.users_file (password "
 		"on stdin)\n"
+		"  suppress list [--domain D] [--limit N]\n"
+		"  suppress add ADDRESS [--reason TEXT]\n"
+		"  suppress remove|show ADDRESS\n"
+		"                              the dead-address list "
+		"(docs/suppression.md)\n"
 		"  keygen FILE                 a cluster key pair for "
 		"cluster.curve_keys\n"
 		"\n"
@@ -93,7 +104,8 @@ main_usage(FILE *f)
 }
 
 static const char *const main_opt_names[] = { "--node", "--domain",
-					      "--state", "--to" };
+					      "--state", "--to", "--limit",
+					      "--reason" };
 
 /* Parse every option on the line. Returns -1 to go on, or an exit
  * status. */
@@ -101,7 +113,7 @@ static int
 main_parse_opts(struct cli *c, int argc, char **argv)
 {
 	enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_NODE, OPT_DOMAIN, OPT_STATE,
-	       OPT_TO };
+	       OPT_TO, OPT_LIMIT, OPT_REASON };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -111,6 +123,8 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 		{ "domain", required_argument, NULL, OPT_DOMAIN },
 		{ "state", required_argument, NULL, OPT_STATE },
 		{ "to", required_argument, NULL, OPT_TO },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "reason", required_argument, NULL, OPT_REASON },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long v;
@@ -155,6 +169,14 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 		case OPT_TO:
 			c->opt_to = optarg;
 			c->opts_given |= CLI_OPT_TO;
+			break;
+		case OPT_LIMIT:
+			c->opt_limit = optarg;
+			c->opts_given |= CLI_OPT_LIMIT;
+			break;
+		case OPT_REASON:
+			c->opt_reason = optarg;
+			c->opts_given |= CLI_OPT_REASON;
 			break;
 		case ':':
 			return cli_usage_error("%s needs a value",
@@ -220,7 +242,9 @@ main(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	extra = c.opts_given & ~m->opts;
-	for (size_t i = 0; extra != 0 && i < 4; i++)
+	for (size_t i = 0;
+	     extra != 0 && i < sizeof(main_opt_names) / sizeof(*main_opt_names);
+	     i++)
 		if (extra & (1u << i))
 			return cli_usage_error("%s does not apply to %s%s%s",
 					       main_opt_names[i], m->group,

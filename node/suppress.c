@@ -28,6 +28,7 @@
 #include "node/commit.h"
 #include "node/node.h"
 #include "node/owner.h"
+#include "node/repl.h"
 #include "node/store.h"
 
 #define SUPP_ID_MAX 255          /* ZeroMQ routing ids */
@@ -383,6 +384,8 @@ struct supp_req {
 	char qid[QID_MAX];
 	uint64_t created;
 	bool found;
+	int result;
+	uint64_t seq;                /* journal seq of the change */
 };
 
 static void
@@ -414,21 +417,31 @@ supp_req_apply(struct store_txn *t, void *arg)
 	char key[SUPPRESS_KEY_MAX];
 	int rc;
 
-	if (q->op == SHOAL__SUPPRESS_OP__SUPPRESS_ADD)
-		return supp_put(q->sp, t, SUPPRESS_KEY_TAG, q->norm, q->reply,
-				q->enhanced, q->source, q->qid, q->created);
-	suppress_key(q->norm, q->sp->n->cfg->cluster.shards,
-		     SUPPRESS_KEY_TAG, key);
-	rc = store_supp_del(t, key);
-	q->found = rc == 0;
-	return rc == -ENOENT ? 0 : rc;
+	if (q->op == SHOAL__SUPPRESS_OP__SUPPRESS_ADD) {
+		rc = supp_put(q->sp, t, SUPPRESS_KEY_TAG, q->norm, q->reply,
+			      q->enhanced, q->source, q->qid, q->created);
+	} else {
+		suppress_key(q->norm, q->sp->n->cfg->cluster.shards,
+			     SUPPRESS_KEY_TAG, key);
+		rc = store_supp_del(t, key);
+		q->found = rc == 0;
+		rc = rc == -ENOENT ? 0 : rc;
+	}
+	q->seq = store_txn_journal_seq(t);
+	return rc;
 }
 
 static void
-supp_req_done(int result, void *arg)
+supp_req_answer(bool durable, void *arg)
 {
 	struct supp_req *q = arg;
 	Shoal__SuppressReply body = SHOAL__SUPPRESS_REPLY__INIT;
+	int result = q->result;
+
+	/* not on the peer (require_peer): the change stays here and travels
+	 * later; the requester is told it is not durable yet */
+	if (result == 0 && !durable)
+		result = SHOAL_E_NOT_DURABLE;
 
 	body.found = q->found || q->op == SHOAL__SUPPRESS_OP__SUPPRESS_ADD;
 	log_info("rcpt=<%s> event=suppress_%s source=%s result=%s", q->norm,
@@ -442,6 +455,19 @@ supp_req_done(int result, void *arg)
 				  SHOAL__STATUS__STATUS_INTERNAL,
 		    result ? shoal_strerror(result) : "", &body);
 	free(q);
+}
+
+/* Committed here: answer once the peer has it too, as for a message. */
+static void
+supp_req_done(int result, void *arg)
+{
+	struct supp_req *q = arg;
+
+	q->result = result;
+	if (result == 0 && q->seq != 0)
+		repl_wait(q->sp->n->repl, q->seq, supp_req_answer, q);
+	else
+		supp_req_answer(true, q);
 }
 
 struct supp_list {
