@@ -1,0 +1,220 @@
+"""End-to-end tests of the suppression list (docs/suppression.md): a
+"no such user" bounce puts the address on the list of the owner of its
+shard; later RCPTs to it are refused (mode refuse) or bounced without an
+attempt (mode bounce); shoalctl suppress list/add/remove/show; the list
+survives kill -9 of its owner and failover; a node that does not answer
+the RCPT check lets the recipient through (fail open).
+
+Real parts only: the router and nodes, dnsmasq serving the MX records and
+tests/fixtures/capture_smtpd.py as the MX (it answers 550 5.1.1 for the
+recipient a test names, and keeps every message it accepts). The helpers
+and peers are those of test_delivery.py.
+"""
+
+import time
+
+import test_delivery as td
+from shoaltest import SMTPConn, ShoalTestCase, make_message, shard_of, \
+    wait_for
+
+SENDER = td.SENDER
+DEST = td.DEST
+POLL = td.POLL
+UNKNOWN = ("550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown "
+           "in local recipient table")
+
+
+class SuppressTest(ShoalTestCase):
+
+    # the cluster-and-peers helpers of test_delivery.py (not its tests)
+    setUp = td.DeliveryTest.setUp
+    tearDown = td.DeliveryTest.tearDown
+    _on_deadline = td.DeliveryTest._on_deadline
+    setup = td.DeliveryTest.setup
+    send = td.DeliveryTest.send
+    wait_captured = td.DeliveryTest.wait_captured
+    assertDsn = td.DeliveryTest.assertDsn
+
+    # ---- helpers ----
+
+    def listed(self, c, addr):
+        """The suppress list entries for addr (every node asked)."""
+        rc, doc, err = c.shoalctl("suppress", "list")
+        if rc != 0 or doc is None:
+            return []
+        return [e for e in doc["entries"] if e["address"] == addr]
+
+    def wait_listed(self, c, addr, timeout=20):
+        return wait_for(lambda: self.listed(c, addr), timeout,
+                        f"{addr} on the suppression list", interval=POLL)[0]
+
+    def rcpt(self, c, addr, timeout=15):
+        """The router's reply to RCPT TO:<addr> (then RSET)."""
+        with SMTPConn(c.port, timeout=timeout) as conn:
+            conn.ehlo()
+            conn.expect(f"MAIL FROM:<{SENDER}>", 250)
+            r = conn.cmd(f"RCPT TO:<{addr}>", timeout=timeout)
+            conn.cmd("QUIT")
+        return r
+
+    def owner_pair(self, c, addr):
+        """(primary, replica) of the shard of addr now."""
+        shard = shard_of(addr.lower(), c.shards)
+        owner = c.owners()[shard]
+        return shard, owner, c.peer_of(owner)
+
+    # ---- 1 ----
+
+    def test_01_bounce_lists_then_refused_then_removed(self):
+        ghost = f"ghost@{DEST}"
+        rule = {"cmd": "RCPT", "match": ghost,
+                "reply": UNKNOWN.format(rcpt=ghost)}
+        c, p = self.setup(lambda p: p.capture(rules=[rule]))
+        cap = p.captures[0]
+        qid = self.send(c, [ghost], make_message("first", sender=SENDER,
+                                                 rcpt=ghost))
+        self.wait_captured(cap, lambda m: m["mail_from"] == "", 1, 20,
+                           "the DSN of the first message")
+        e = self.wait_listed(c, ghost)
+        self.assertEqual(e["source"], "bounce", e)
+        self.assertEqual(e["qid"], qid, e)
+        self.assertIn("User unknown", e["reply"], e)
+        self.assertEqual(e["enhanced"], "5.1.1", e)
+        self.assertGreater(e["created"], time.time() - 120, e)
+
+        # refused at RCPT with the original reason
+        r = self.rcpt(c, ghost)
+        self.assertEqual(r.code, 550, r)
+        self.assertTrue(r.text.startswith("5.1.1"), r)
+        self.assertIn("suppressed", r.text, r)
+        self.assertIn("User unknown", r.text, r)
+        # case does not matter; other recipients are not affected
+        self.assertEqual(self.rcpt(c, ghost.upper()).code, 550)
+        self.assertEqual(self.rcpt(c, f"alive@{DEST}").code, 250)
+
+        # show, then remove: mail goes through again
+        doc = c.ctl_ok("suppress", "show", ghost)
+        self.assertTrue(doc["found"], doc)
+        self.assertEqual(doc["entries"][0]["qid"], qid, doc)
+        doc = c.ctl_ok("suppress", "remove", ghost)
+        self.assertTrue(doc["found"], doc)
+        rc, doc, err = c.shoalctl("suppress", "remove", ghost)
+        self.assertEqual(rc, 1, "removing it twice fails")
+        self.assertEqual(self.listed(c, ghost), [])
+        cap.set_rules([])
+        self.send(c, [ghost], make_message("second", sender=SENDER,
+                                           rcpt=ghost))
+        self.wait_captured(cap, lambda m: ghost in m["rcpt_tos"], 1, 20,
+                           "the second message delivered")
+
+    # ---- 2 ----
+
+    def test_02_admin_add_and_hostile_input(self):
+        c, p = self.setup(lambda p: p.capture())
+        addr = f"Former.Employee@{DEST}"
+        doc = c.ctl_ok("suppress", "add", addr, "--reason",
+                       "left the company in 2025")
+        self.assertTrue(doc["found"], doc)
+        e = self.wait_listed(c, addr.lower(), timeout=5)
+        self.assertEqual(e["source"], "admin", e)
+        r = self.rcpt(c, addr.lower())
+        self.assertEqual(r.code, 550, r)
+        self.assertIn("left the company in 2025", r.text, r)
+        doc = c.ctl_ok("suppress", "list", "--domain", DEST)
+        self.assertEqual([x["address"] for x in doc["entries"]],
+                         [addr.lower()], doc)
+        doc = c.ctl_ok("suppress", "list", "--domain", "other.test")
+        self.assertEqual(doc["entries"], [], doc)
+
+        # hostile or wrong input: clear errors, the nodes keep serving
+        huge = "a" * 5000 + "@" + DEST
+        rc, doc, err = c.shoalctl("suppress", "add", huge)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("invalid address", err)
+        for bad in (["suppress"], ["suppress", "add"],
+                    ["suppress", "frobnicate", "x@y"],
+                    ["suppress", "list", "extra"],
+                    ["suppress", "list", "--limit", "-3"],
+                    ["suppress", "add", "x@y", "--limit", "3"],
+                    ["suppress", "add", "x@y", "--reason", "r" * 5000]):
+            rc, doc, err = c.shoalctl(*bad)
+            self.assertEqual(rc, 2, f"{bad}: {err}")
+        for bad in ("no-at-sign", "sp ace@x.test", "ctl\x01@x.test", ""):
+            rc, doc, err = c.shoalctl("suppress", "show", bad)
+            self.assertEqual(rc, 1, f"{bad!r}: {err}")
+        # a huge RCPT gets the router's own error, not a check
+        with SMTPConn(c.port, timeout=15) as conn:
+            conn.ehlo()
+            conn.expect(f"MAIL FROM:<{SENDER}>", 250)
+            r = conn.cmd(f"RCPT TO:<{'b' * 3000}@{DEST}>")
+            self.assertGreaterEqual(r.code, 500, r)
+            conn.expect("RSET", 250)
+        self.assertEqual(self.rcpt(c, addr.lower()).code, 550)
+        for n in c.node_ids:
+            self.assertTrue(c.node(n).running(), n)
+
+    # ---- 3 ----
+
+    def test_03_mode_bounce_bounces_without_an_attempt(self):
+        dead, good = f"dead@{DEST}", f"good@{DEST}"
+        c, p = self.setup(
+            lambda p: p.capture(),
+            cluster_kw={"extra": 'suppression = { mode = "bounce"; };'})
+        cap = p.captures[0]
+        c.ctl_ok("suppress", "add", dead, "--reason",
+                 "550 5.1.1 mailbox gone")
+        subject = f"bounce mode {time.time_ns()}"
+        self.send(c, [dead, good], make_message(subject, sender=SENDER,
+                                                rcpt=dead))
+        dsn, = self.wait_captured(cap, lambda m: m["mail_from"] == "", 1,
+                                  20, "the DSN for the suppressed rcpt")
+        block = self.assertDsn(dsn, dead, status="5.1.1",
+                               orig_subject=subject)
+        self.assertIn(b"mailbox gone", dsn["content"])
+        self.wait_captured(cap, lambda m: good in m["rcpt_tos"], 1, 20,
+                           "the good recipient delivered")
+        time.sleep(1)
+        self.assertEqual(cap.to(dead), [], "the MX never saw it")
+        self.assertNotIn(dead, p.procs["capture"].log_text(),
+                         "not even a RCPT for it")
+        self.assertNotIn(good.encode(), block.get("final-recipient",
+                                                  "").encode())
+
+    # ---- 4 ----
+
+    def test_04_entry_survives_kill_of_its_owner(self):
+        c, p = self.setup(lambda p: p.capture())
+        addr = f"kept@{DEST}"
+        c.ctl_ok("suppress", "add", addr, "--reason", "550 5.1.1 kept")
+        shard, owner, peer = self.owner_pair(c, addr)
+        c.kill_node(owner)
+        wait_for(lambda: (c.shoalctl("status")[1] or {}) and
+                 c.owners(c.shoalctl("status")[1]).get(shard) == peer,
+                 30, f"{peer} taking over shard {shard}", interval=0.2)
+        doc = c.ctl_ok("suppress", "show", addr)
+        self.assertTrue(doc["found"], doc)
+        self.assertEqual(doc["node"], peer, doc)
+        r = wait_for(lambda: (lambda r: r if r.code == 550 else None)(
+            self.rcpt(c, addr)), 20, "a refused RCPT on the new owner",
+            interval=0.2)
+        self.assertIn("kept", r.text, r)
+
+    # ---- 5 ----
+
+    def test_05_unreachable_owner_fails_open(self):
+        # no failover: the owner stays dead while we ask
+        c, p = self.setup(
+            lambda p: p.capture(),
+            cluster_kw={"replication": "failover_after_ms = 600000;",
+                        "extra": "suppression = { check_timeout_ms = 300; "
+                                 "};"})
+        addr = f"someone@{DEST}"
+        c.ctl_ok("suppress", "add", addr)
+        shard, owner, peer = self.owner_pair(c, addr)
+        c.kill_node(owner)
+        t0 = time.monotonic()
+        r = self.rcpt(c, addr)
+        spent = time.monotonic() - t0
+        self.assertEqual(r.code, 250, r)
+        self.assertLess(spent, 5.0, "bounded by the check's timeout")
+        self.assertIn("suppress_check", c.router.log_text())
