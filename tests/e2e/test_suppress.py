@@ -218,3 +218,31 @@ class SuppressTest(ShoalTestCase):
         self.assertEqual(r.code, 250, r)
         self.assertLess(spent, 5.0, "bounded by the check's timeout")
         self.assertIn("suppress_check", c.router.log_text())
+
+    # ---- 6 ----
+
+    def test_06_entry_moves_with_its_shard(self):
+        c = self.cluster(nodes=4)
+        addr = next(f"u{i}@{DEST}" for i in range(1000)
+                    if c.initial_owner(shard_of(f"u{i}@{DEST}",
+                                                c.shards))[0] == "n1")
+        shard = shard_of(addr, c.shards)
+        c.ctl_ok("suppress", "add", addr, "--reason", "550 5.1.1 moved")
+        doc = c.ctl_ok("shard", "move", shard, "--to", "n3")
+        self.assertEqual((doc["from"], doc["to"]), ("n1", "n3"), doc)
+        doc = c.ctl_ok("suppress", "show", addr)
+        self.assertEqual((doc["found"], doc["node"]), (True, "n3"), doc)
+        entries = [e for e in c.ctl_ok("suppress", "list")["entries"]
+                   if e["address"] == addr]
+        self.assertEqual([e["node"] for e in entries], ["n3"], entries)
+        r = wait_for(lambda: (lambda r: r if r.code == 550 else None)(
+            self.rcpt(c, addr)), 20, "a refused RCPT after the move",
+            interval=0.2)
+        self.assertIn("moved", r.text, r)
+        # and it replicates on the new pair: n3 dies, n4 has it
+        c.kill_node("n3")
+        wait_for(lambda: (c.shoalctl("status")[1] or {}) and
+                 c.owners(c.shoalctl("status")[1]).get(shard) == "n4",
+                 30, f"n4 taking over shard {shard}", interval=0.2)
+        doc = c.ctl_ok("suppress", "show", addr)
+        self.assertEqual((doc["found"], doc["node"]), (True, "n4"), doc)
