@@ -246,3 +246,33 @@ class SuppressTest(ShoalTestCase):
                  30, f"n4 taking over shard {shard}", interval=0.2)
         doc = c.ctl_ok("suppress", "show", addr)
         self.assertEqual((doc["found"], doc["node"]), (True, "n4"), doc)
+
+    # ---- 7 ----
+
+    def test_07_bounce_on_another_node_reaches_the_owner(self):
+        rule = {"cmd": "RCPT", "match": "ghost",
+                "reply": "550 5.1.1 User unknown"}
+        c, p = self.setup(lambda p: p.capture(rules=[rule]))
+        owners = c.owners()
+        cross = same = None
+        for i in range(40):
+            addr = f"ghost{i}@{DEST}"
+            qid = self.send(c, [addr], make_message(f"g{i}", sender=SENDER,
+                                                    rcpt=addr))
+            mine = owners[shard_of(qid, c.shards)] == \
+                owners[shard_of(addr, c.shards)]
+            if mine and same is None:
+                same = addr
+            if not mine and cross is None:
+                cross = addr
+            if cross and same:
+                break
+        self.assertIsNotNone(cross, "a message delivered by the node that "
+                             "does not own its recipient's entry")
+        for addr in (a for a in (cross, same) if a):
+            e = self.wait_listed(c, addr)
+            self.assertEqual(e["node"], owners[shard_of(addr, c.shards)], e)
+            self.assertEqual(self.rcpt(c, addr).code, 550)
+        logs = "".join(c.node(n).log_text() for n in c.node_ids)
+        self.assertIn(f"rcpt=<{cross}> event=suppress_pending", logs)
+        self.assertIn("event=suppress_add_acked", logs)
