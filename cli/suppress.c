@@ -40,8 +40,7 @@ supp_entry_text(const char *node, const Shoal__SuppressEntry *e)
 }
 
 static void
-supp_entry_json(struct json *j, const char *node,
-		const Shoal__SuppressEntry *e)
+supp_entry_json(struct json *j, const char *node, const Shoal__SuppressEntry *e)
 {
 	json_object_begin(j);
 	json_kv_str(j, "address", e->address);
@@ -115,20 +114,24 @@ supp_list(struct cli *c, unsigned long limit)
 			     (!suppress_key_parse(r->suppress->last, &shard) ||
 			      strcmp(r->suppress->last, after) <= 0))) {
 				cli_error("node %s: %s", peers[i].node->id,
-					  r->status ? cli_status_name(r->status) :
-						      "malformed reply");
+					  r->status ?
+						  cli_status_name(r->status) :
+						  "malformed reply");
 				shoal__admin_reply__free_unpacked(r, NULL);
 				break;
 			}
 			ok = true;
-			for (size_t k = 0; k < r->suppress->n_entries &&
-					   shown < limit; k++, shown++) {
+			for (size_t k = 0;
+			     k < r->suppress->n_entries && shown < limit;
+			     k++, shown++) {
 				if (c->is_json)
-					supp_entry_json(&j, peers[i].node->id,
-							r->suppress->entries[k]);
+					supp_entry_json(
+						&j, peers[i].node->id,
+						r->suppress->entries[k]);
 				else
-					supp_entry_text(peers[i].node->id,
-							r->suppress->entries[k]);
+					supp_entry_text(
+						peers[i].node->id,
+						r->suppress->entries[k]);
 			}
 			more = r->suppress->more;
 			snprintf(after, sizeof(after), "%s", r->suppress->last);
@@ -213,7 +216,8 @@ supp_one(struct cli *c, Shoal__SuppressOp op, const char *addr,
 		json_key(&j, "entries");
 		json_array_begin(&j);
 		for (size_t k = 0; k < done_by->suppress->n_entries; k++)
-			supp_entry_json(&j, node, done_by->suppress->entries[k]);
+			supp_entry_json(&j, node,
+					done_by->suppress->entries[k]);
 		json_array_end(&j);
 		json_object_end(&j);
 		if (json_end(&j) != 0)
@@ -226,7 +230,7 @@ supp_one(struct cli *c, Shoal__SuppressOp op, const char *addr,
 	} else {
 		printf("%s %s on %s\n", addr,
 		       op == SHOAL__SUPPRESS_OP__SUPPRESS_ADD ? "suppressed" :
-							       "removed",
+								"removed",
 		       node);
 	}
 	rc = done_by->suppress->found ? CLI_EXIT_OK : CLI_EXIT_FAIL;
@@ -268,7 +272,8 @@ suppress_cmd_run(struct cli *c, const char *verb, int argc, char **argv)
 	if (suppress_addr_norm(argv[0], strnlen(argv[0], SUPPRESS_ADDR_MAX + 1),
 			       norm) != 0) {
 		cli_error("invalid address (local@domain, at most %d octets, "
-			  "no spaces or controls)", SUPPRESS_ADDR_MAX);
+			  "no spaces or controls)",
+			  SUPPRESS_ADDR_MAX);
 		return CLI_EXIT_FAIL;
 	}
 	if (c->opt_reason && strlen(c->opt_reason) > SUPP_REASON_MAX)

@@ -8,7 +8,7 @@
 
 #include "lib/qid.h"
 
-#define SUPPRESS_HASH_CHARS 22  /* 110 bits of the digest */
+#define SUPPRESS_HASH_CHARS 22 /* 110 bits of the digest */
 
 int
 suppress_addr_norm(const char *addr, size_t len,
@@ -67,8 +67,8 @@ suppress_key_parse(const char *s, uint32_t *shard)
 {
 	uint32_t v = 0;
 
-	if (s[0] != SUPPRESS_KEY_TAG || strnlen(s, SUPPRESS_KEY_MAX) !=
-						 SUPPRESS_KEY_LEN)
+	if (s[0] != SUPPRESS_KEY_TAG ||
+	    strnlen(s, SUPPRESS_KEY_MAX) != SUPPRESS_KEY_LEN)
 		return false;
 	for (int i = 1; i <= 8; i++) {
 		char c = s[i];

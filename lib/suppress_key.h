@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SUPPRESS_ADDR_MAX 320   /* RFC 5321 4.5.3.1.1 + 4.5.3.1.2, and @ */
+#define SUPPRESS_ADDR_MAX 320 /* RFC 5321 4.5.3.1.1 + 4.5.3.1.2, and @ */
 #define SUPPRESS_KEY_LEN 31
 #define SUPPRESS_KEY_MAX (SUPPRESS_KEY_LEN + 1)
-#define SUPPRESS_KEY_TAG '~'    /* an entry */
+#define SUPPRESS_KEY_TAG '~'	 /* an entry */
 #define SUPPRESS_PENDING_TAG '+' /* an add not yet acknowledged (local) */
 
 /* Lower-case addr into out[SUPPRESS_ADDR_MAX + 1]. Returns 0, or -EINVAL

@@ -23,8 +23,8 @@ struct node;
 struct store_txn;
 struct suppress;
 
-#define SUPPRESS_REPLY_MAX 400   /* stored reply text, sanitised */
-#define SUPPRESS_LIST_MAX 1000   /* entries in one list reply */
+#define SUPPRESS_REPLY_MAX 400	  /* stored reply text, sanitised */
+#define SUPPRESS_LIST_MAX 1000	  /* entries in one list reply */
 #define SUPPRESS_PENDING_BATCH 64 /* pending adds sent per round */
 
 /* Whether a final 5xx reply says the mailbox does not exist: enhanced
@@ -32,8 +32,7 @@ struct suppress;
  * that says little (5.0.0, 5.1.0), a text such as "user unknown", "no
  * such user", "does not exist". 5.1.10 (null MX) and other codes are
  * about the domain or policy, not the mailbox. Pure. */
-bool suppress_is_no_such_user(int code, const char *enhanced,
-			      const char *text);
+bool suppress_is_no_such_user(int code, const char *enhanced, const char *text);
 
 /* Copy text into out[SUPPRESS_REPLY_MAX + 1], printable ASCII only (others
  * become '?'), cut to the bound. */
@@ -74,6 +73,7 @@ int suppress_purge_shard(struct store_txn *t, uint32_t shard, uint64_t *n);
 
 /* Journal every entry of the shards this node is primary for (a peer
  * that lost its data gets them all again). */
-int suppress_touch_primary(struct node *n, struct store_txn *t, uint64_t *n_out);
+int suppress_touch_primary(struct node *n, struct store_txn *t,
+			   uint64_t *n_out);
 
 #endif

@@ -287,13 +287,25 @@ enq_conn_for(struct enqueue *e, const char *id)
 	return enq_conn_add(e, ni->id, ni->endpoint);
 }
 
+/* A request without a body frame, to one node. Returns zsock_send's. */
+static int
+enq_send_small(struct enq_conn *c, const Shoal__RouterRequest *req)
+{
+	size_t len;
+	unsigned char *packed = enq_pack(req, &len);
+	const void *bufs[2] = { WIRE_TAG_ROUTER, packed };
+	size_t lens[2] = { WIRE_TAG_LEN, len };
+	int rc = zsock_send(c->zs, bufs, lens, 2, NULL);
+
+	free(packed);
+	return rc;
+}
+
 static int
 enq_send_check(struct enqueue *e, struct enq_req *r, struct enq_conn *c)
 {
 	Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
 	Shoal__SuppressCheck ck = SHOAL__SUPPRESS_CHECK__INIT;
-	unsigned char *packed;
-	size_t len;
 	int rc;
 
 	ck.address = r->check_addr;
@@ -302,14 +314,7 @@ enq_send_check(struct enqueue *e, struct enq_req *r, struct enq_conn *c)
 	req.router_id = e->router_id;
 	req.body_case = SHOAL__ROUTER_REQUEST__BODY_CHECK;
 	req.check = &ck;
-	packed = enq_pack(&req, &len);
-	{
-		const void *bufs[2] = { WIRE_TAG_ROUTER, packed };
-		size_t lens[2] = { WIRE_TAG_LEN, len };
-
-		rc = zsock_send(c->zs, bufs, lens, 2, NULL);
-	}
-	free(packed);
+	rc = enq_send_small(c, &req);
 	if (rc == 0)
 		r->sent_to = c->id;
 	return rc;
@@ -673,8 +678,6 @@ enq_heartbeat(evutil_socket_t fd, short what, void *arg)
 		struct enq_conn *c = &e->conns[i];
 		Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
 		Shoal__RouterHeartbeat hb = SHOAL__ROUTER_HEARTBEAT__INIT;
-		unsigned char *packed;
-		size_t len;
 
 		hb.n_seen = n_seen;
 		hb.seen = (char **)seen;
@@ -691,14 +694,7 @@ enq_heartbeat(evutil_socket_t fd, short what, void *arg)
 		req.router_id = e->router_id;
 		req.body_case = SHOAL__ROUTER_REQUEST__BODY_HEARTBEAT;
 		req.heartbeat = &hb;
-		packed = enq_pack(&req, &len);
-		{
-			const void *bufs[2] = { WIRE_TAG_ROUTER, packed };
-			size_t lens[2] = { WIRE_TAG_LEN, len };
-
-			zsock_send(c->zs, bufs, lens, 2, NULL);
-		}
-		free(packed);
+		enq_send_small(c, &req);
 	}
 	free(seen);
 }
