@@ -351,8 +351,6 @@ node_free(struct node *n)
 	metrics_free(n->metrics);
 	move_free(n->move);
 	n->move = NULL;
-	suppress_free(n->supp);
-	n->supp = NULL;
 	/* delivery first: it holds the jobs in flight */
 	deliver_free(n->deliver);
 	if (n->commit)
@@ -363,6 +361,9 @@ node_free(struct node *n)
 	repl_free(n->repl);
 	n->repl = NULL;
 	scheduler_free(n->sched);
+	/* after the last commit and peer wait: their callbacks use it */
+	suppress_free(n->supp);
+	n->supp = NULL;
 	dlog_close(n->dlog);
 	if (n->sig_term)
 		event_free(n->sig_term);

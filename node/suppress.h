@@ -25,7 +25,7 @@ struct suppress;
 
 #define SUPPRESS_REPLY_MAX 400	  /* stored reply text, sanitised */
 #define SUPPRESS_LIST_MAX 1000	  /* entries in one list reply */
-#define SUPPRESS_PENDING_BATCH 64 /* pending adds sent per round */
+#define SUPPRESS_PENDING_BATCH 256 /* pending adds sent per round */
 
 /* Whether a final 5xx reply says the mailbox does not exist: enhanced
  * code 5.1.1 (bad destination mailbox), or, with no enhanced code or one

@@ -34,6 +34,8 @@ struct suppress {
 		char key[SUPPRESS_KEY_MAX];
 	} sent[SUPPRESS_PENDING_BATCH];
 	size_t n_sent;
+	size_t n_settling;       /* settles waiting for their commit */
+	bool is_round_full;      /* more may wait: next round when settled */
 	uint64_t added, refused_checks;
 };
 

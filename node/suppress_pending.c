@@ -116,6 +116,11 @@ supp_settle_done(int result, void *arg)
 			 s->key, shoal_strerror(result));
 	if (s->e)
 		shoal__suppress_entry__free_unpacked(s->e, NULL);
+	/* a full round settled: the next one now, not at the next tick */
+	if (--s->sp->n_settling == 0 && s->sp->is_round_full) {
+		s->sp->is_round_full = false;
+		event_active(s->sp->timer, 0, 0);
+	}
 	free(s);
 }
 
@@ -127,6 +132,7 @@ supp_settle(struct suppress *sp, const char *key, Shoal__SuppressEntry *e)
 	s->sp = sp;
 	snprintf(s->key, sizeof(s->key), "%s", key);
 	s->e = e;
+	sp->n_settling++;
 	commit_add(sp->n->commit, supp_settle_apply, supp_settle_done, s);
 }
 
@@ -197,6 +203,7 @@ suppress_pending_tick(evutil_socket_t fd, short what, void *arg)
 		return;
 	store_supp_foreach(t, prefix, "", supp_pend_one, &pd);
 	store_txn_abort(t);
+	sp->is_round_full = pd.n == SUPPRESS_PENDING_BATCH;
 	for (size_t i = 0; i < pd.n; i++)
 		supp_send_add(sp, keys[i], entries[i]);
 }
