@@ -276,3 +276,49 @@ class SuppressTest(ShoalTestCase):
         logs = "".join(c.node(n).log_text() for n in c.node_ids)
         self.assertIn(f"rcpt=<{cross}> event=suppress_pending", logs)
         self.assertIn("event=suppress_add_acked", logs)
+
+    # ---- 8 ----
+
+    def test_08_pending_add_survives_kill_of_the_delivering_node(self):
+        # the entry's owner is down (and not failed over) when the bounce
+        # happens elsewhere: the add waits on disk, through a kill -9
+        ghost = None
+        rule = {"cmd": "RCPT", "match": "lost",
+                "reply": "550 5.1.1 User unknown"}
+        c, p = self.setup(
+            lambda p: p.capture(rules=[rule]),
+            cluster_kw={"replication": "failover_after_ms = 600000;",
+                        "node_timeout_ms": 1000})
+        owners = c.owners()
+        ghost = f"lost@{DEST}"
+        owner = owners[shard_of(ghost, c.shards)]
+        other = c.peer_of(owner)
+
+        def paired():
+            st = {n["id"]: n for n in c.status()["nodes"]}
+            return all(st[n]["replication"]["state"] == "healthy" and
+                       st[n]["replication"]["may_deliver"]
+                       for n in (owner, other))
+        # a node that never heard its peer delivers nothing (fencing)
+        wait_for(paired, 20, "the pair up", interval=POLL)
+        c.kill_node(owner)
+        qid = None
+        for i in range(30):
+            with SMTPConn(c.port, timeout=15) as conn:
+                conn.ehlo()
+                r = conn.mail(SENDER, [ghost],
+                              make_message(f"p{i}", sender=SENDER,
+                                           rcpt=ghost))
+            if r.code == 250 and owners[shard_of(r.qid, c.shards)] == other:
+                qid = r.qid
+                break
+        self.assertIsNotNone(qid, f"a message stored on {other}")
+        wait_for(lambda: f"rcpt=<{ghost}> event=suppress_pending" in
+                 c.node(other).log_text(), 20, "the pending add",
+                 interval=POLL)
+        c.kill_node(other)
+        c.start_node(other)
+        c.start_node(owner)
+        e = self.wait_listed(c, ghost, timeout=30)
+        self.assertEqual((e["node"], e["qid"]), (owner, qid), e)
+        self.assertEqual(self.rcpt(c, ghost).code, 550)
