@@ -87,6 +87,8 @@ struct enqueue {
 	uint64_t map_request_id;
 	struct event *hb_timer;
 	uint64_t hb_seq;
+	uint64_t check_warned_ms;  /* last failed-check warning */
+	uint64_t check_folded;     /* failed checks since, not logged */
 };
 
 static void
@@ -117,11 +119,33 @@ enq_req_free(struct enq_req *r)
 	free(r);
 }
 
+/* A suppression check that got no answer: the recipient is accepted
+ * (fail open). One warning a second at most, with the count folded. */
+static void
+enq_check_failed(struct enq_req *r, int result)
+{
+	struct enqueue *e = r->e;
+	uint64_t now = clock_mono_ms();
+
+	if (e->check_warned_ms != 0 && now - e->check_warned_ms < 1000) {
+		e->check_folded++;
+		return;
+	}
+	log_warn("rcpt=<%s> event=suppress_check_failed action=accept "
+		 "shard=%u node=%s error=\"%s\" folded=%llu",
+		 r->check_addr, r->shard, r->sent_to ? r->sent_to : "-",
+		 shoal_strerror(result), (unsigned long long)e->check_folded);
+	e->check_warned_ms = now;
+	e->check_folded = 0;
+}
+
 /* Finish a request: out of the table, callback, gone. */
 static void
 enq_req_finish(struct enq_req *r, int result)
 {
 	idmap_del(r->e->pending, r->id);
+	if (r->check_addr && result != 0)
+		enq_check_failed(r, result);
 	if (r->check_addr)
 		r->check_done(result, &r->cres, r->arg);
 	else
@@ -196,10 +220,7 @@ enq_on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (r->result == 0 && r->check_addr) {
-		log_warn("rcpt=<%s> event=suppress_check_timeout shard=%u "
-			 "node=%s", r->check_addr, r->shard,
-			 r->sent_to ? r->sent_to : "-");
-		r->result = -ETIMEDOUT;
+		r->result = -ETIMEDOUT;	/* logged by enq_check_failed() */
 	} else if (r->result == 0) {
 		log_warn("qid=%s event=node_timeout shard=%u timeout_ms=%u",
 			 r->qid, r->shard, r->e->cfg->router.node_timeout_ms);

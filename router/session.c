@@ -363,9 +363,11 @@ session_on_checked(int result, const struct enqueue_check_result *res,
 	s->check_id = 0;
 	session_set_state(s, s->check_state);
 	if (result != 0) {
-		log_warn("client=%s rcpt=<%s> event=suppress_check_failed "
-			 "action=accept error=\"%s\"",
-			 s->client, sr->addr, shoal_strerror(result));
+		/* warned about in router/enqueue.c, rate-limited */
+		log_debug(LOG_SUB_SMTP, "client=%s rcpt=<%s> "
+			  "event=suppress_check_failed action=accept "
+			  "error=\"%s\"",
+			  s->client, sr->addr, shoal_strerror(result));
 		session_add_rcpt(s);
 	} else if (res->suppressed &&
 		   s->env->cfg->suppression.mode == CFG_SUPP_REFUSE) {
