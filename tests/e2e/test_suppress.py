@@ -322,3 +322,33 @@ class SuppressTest(ShoalTestCase):
         e = self.wait_listed(c, ghost, timeout=30)
         self.assertEqual((e["node"], e["qid"]), (owner, qid), e)
         self.assertEqual(self.rcpt(c, ghost).code, 550)
+
+    # ---- 9 ----
+
+    def test_09_expired_entries_stop_counting(self):
+        c, p = self.setup(
+            lambda p: p.capture(),
+            cluster_kw={"extra": "suppression = { expire = 2; };"})
+        addr = f"temp@{DEST}"
+        c.ctl_ok("suppress", "add", addr)
+        self.assertEqual(self.rcpt(c, addr).code, 550)
+        wait_for(lambda: self.rcpt(c, addr).code == 250, 10,
+                 "the entry expired", interval=0.5)
+        self.assertEqual(self.listed(c, addr), [])
+
+    def test_10_disabled_checks_nothing(self):
+        ghost = f"ghost@{DEST}"
+        c, p = self.setup(
+            lambda p: p.capture(rules=[{"cmd": "RCPT", "match": ghost,
+                                        "reply": UNKNOWN.format(
+                                            rcpt=ghost)}]),
+            cluster_kw={"extra": "suppression = { enabled = false; };"})
+        cap = p.captures[0]
+        c.ctl_ok("suppress", "add", f"listed@{DEST}")
+        self.assertEqual(self.rcpt(c, f"listed@{DEST}").code, 250)
+        self.send(c, [ghost], make_message("off", sender=SENDER,
+                                           rcpt=ghost))
+        self.wait_captured(cap, lambda m: m["mail_from"] == "", 1, 20,
+                           "the DSN")
+        self.assertEqual(self.listed(c, ghost), [], "no entry from bounces")
+        self.assertNotIn("suppress_check", c.router.log_text())
