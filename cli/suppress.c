@@ -193,12 +193,17 @@ supp_one(struct cli *c, Shoal__SuppressOp op, const char *addr,
 		} else if (supp_reply_ok(r) && done_by == NULL) {
 			done_by = r;
 			node = peers[i].node->id;
-		} else if (r->status == SHOAL__STATUS__STATUS_BAD_REQUEST) {
+		} else if (r->status != SHOAL__STATUS__STATUS_NOT_OWNER &&
+			   !supp_reply_ok(r)) {
+			/* a bad request, a shard moving, a store failure */
 			char q[TEXT_CLEAN_BUF(200)];
 
-			cli_error("%s", text_clean(q, sizeof(q), r->message,
-						   strnlen(r->message, 200)));
-			goto done;
+			cli_error("node %s: %s: %s", peers[i].node->id,
+				  cli_status_name(r->status),
+				  text_clean(q, sizeof(q), r->message,
+					     strnlen(r->message, 200)));
+			if (r->status == SHOAL__STATUS__STATUS_BAD_REQUEST)
+				goto done;
 		}
 	}
 	if (done_by == NULL) {

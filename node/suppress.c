@@ -175,7 +175,9 @@ suppress_note_bounce(struct suppress *sp, struct store_txn *t, const char *addr,
 	    suppress_addr_norm(addr, strlen(addr), norm) != 0)
 		return 0;
 	shard = suppress_shard(norm, sp->n->cfg->cluster.shards);
-	mine = owner_is_primary(sp->n, shard);
+	/* a frozen shard is being moved: an entry written now might miss the
+	 * last batch, so it waits as a pending add for the new owner */
+	mine = owner_is_primary(sp->n, shard) && !owner_is_frozen(sp->n, shard);
 	rc = suppress_entry_put(sp, t,
 				mine ? SUPPRESS_KEY_TAG : SUPPRESS_PENDING_TAG,
 				norm, reply, enhanced, "bounce", qid, 0);

@@ -283,6 +283,15 @@ suppress_admin(struct suppress *sp, const void *reply_to, size_t reply_to_len,
 			    "not the primary of the address's shard", NULL);
 		return;
 	}
+	if (sr->op != SHOAL__SUPPRESS_OP__SUPPRESS_SHOW &&
+	    owner_is_frozen(sp->n, suppress_shard(norm,
+						  sp->n->cfg->cluster.shards))) {
+		/* a change now could miss the move's last batch */
+		supp_answer(sp, reply_to, reply_to_len, rq->request_id,
+			    SHOAL__STATUS__STATUS_MOVING,
+			    "the address's shard is moving, try again", NULL);
+		return;
+	}
 	if (sr->op == SHOAL__SUPPRESS_OP__SUPPRESS_SHOW) {
 		supp_show(sp, reply_to, reply_to_len, rq->request_id, norm);
 		return;

@@ -21,6 +21,7 @@
 #include "lib/zsock.h"
 #include "node/commit.h"
 #include "node/node.h"
+#include "node/owner.h"
 #include "node/store.h"
 #include "node/suppress_int.h"
 
@@ -150,6 +151,8 @@ supp_send_add(struct suppress *sp, const char *key, Shoal__SuppressEntry *e)
 	if (owner == NULL)
 		goto keep;
 	if (strcmp(owner, sp->n->me->id) == 0) {
+		if (owner_is_frozen(sp->n, shard))
+			goto keep;	/* moving: for the new owner */
 		supp_settle(sp, key, e);
 		return;
 	}
