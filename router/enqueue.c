@@ -477,8 +477,12 @@ enq_resend_moved(uint64_t id, void *value, void *arg)
 	if (r->result != 0 || r->unsent || r->sent_to == NULL ||
 	    owner == NULL || strcmp(owner, r->sent_to) == 0)
 		return;
-	log_info("qid=%s event=resend_after_map from=%s to=%s", r->qid,
-		 r->sent_to, owner);
+	if (r->check_addr)
+		log_debug(LOG_SUB_ZMQ, "rcpt=<%s> event=check_resend_after_map "
+			  "from=%s to=%s", r->check_addr, r->sent_to, owner);
+	else
+		log_info("qid=%s event=resend_after_map from=%s to=%s", r->qid,
+			 r->sent_to, owner);
 	if (enq_send(e, r) != 0) {
 		/* the new owner is not connected yet: retry until the end */
 		r->unsent = true;
