@@ -32,6 +32,8 @@ enum cli_opt {
 	CLI_OPT_BITS = 1 << 5,   /* --bits N (dkim keygen) */
 	CLI_OPT_OUT = 1 << 6,    /* --out FILE (dkim keygen) */
 	CLI_OPT_FORCE = 1 << 7,  /* --force (dkim keygen) */
+	CLI_OPT_LIMIT = 1 << 8,  /* --limit N */
+	CLI_OPT_REASON = 1 << 9, /* --reason TEXT */
 };
 
 struct cli {
@@ -40,6 +42,7 @@ struct cli {
 	int timeout_ms;
 	const char *opt_node, *opt_domain, *opt_state, *opt_to;
 	const char *opt_type, *opt_bits, *opt_out;  /* dkim keygen */
+	const char *opt_limit, *opt_reason;
 	unsigned opts_given;     /* CLI_OPT_* */
 	struct config *cfg;      /* set by cli_load() */
 	void *zctx;              /* set by cli_load() */

@@ -17,6 +17,7 @@
 #include "cli/user.h"
 #include "cli/shard.h"
 #include "cli/status.h"
+#include "cli/suppress.h"
 #include "lib/log.h"
 
 typedef int (*main_run_fn)(struct cli *c, int argc, char **argv);
@@ -52,6 +53,11 @@ static const struct main_cmd main_cmds[] = {
 	{ "node", "failback", 0, NULL, node_cmd_run },
 	{ "user", "add", 0, NULL, user_cmd_run },
 	{ "user", "remove", 0, NULL, user_cmd_run },
+	{ "suppress", "list", CLI_OPT_DOMAIN | CLI_OPT_LIMIT, NULL,
+	  suppress_cmd_run },
+	{ "suppress", "add", CLI_OPT_REASON, NULL, suppress_cmd_run },
+	{ "suppress", "remove", 0, NULL, suppress_cmd_run },
+	{ "suppress", "show", 0, NULL, suppress_cmd_run },
 };
 
 #define MAIN_N_CMDS (sizeof(main_cmds) / sizeof(*main_cmds))
@@ -88,6 +94,11 @@ main_usage(FILE *f)
 		"from its peer\n"
 		"  user add|remove NAME        router.users_file (password "
 		"on stdin)\n"
+		"  suppress list [--domain D] [--limit N]\n"
+		"  suppress add ADDRESS [--reason TEXT]\n"
+		"  suppress remove|show ADDRESS\n"
+		"                              the dead-address list "
+		"(docs/suppression.md)\n"
 		"  keygen FILE                 a cluster key pair for "
 		"cluster.curve_keys\n"
 		"  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] "
@@ -103,6 +114,7 @@ main_usage(FILE *f)
 static const char *const main_opt_names[] = {
 	"--node", "--domain", "--state", "--to",
 	"--type", "--bits", "--out", "--force",
+	"--limit", "--reason",
 };
 
 #define MAIN_N_OPTS (sizeof(main_opt_names) / sizeof(*main_opt_names))
@@ -113,7 +125,8 @@ static int
 main_parse_opts(struct cli *c, int argc, char **argv)
 {
 	enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_NODE, OPT_DOMAIN, OPT_STATE,
-	       OPT_TO, OPT_TYPE, OPT_BITS, OPT_OUT, OPT_FORCE };
+	       OPT_TO, OPT_TYPE, OPT_BITS, OPT_OUT, OPT_FORCE, OPT_LIMIT,
+	       OPT_REASON };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -127,6 +140,8 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 		{ "bits", required_argument, NULL, OPT_BITS },
 		{ "out", required_argument, NULL, OPT_OUT },
 		{ "force", no_argument, NULL, OPT_FORCE },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "reason", required_argument, NULL, OPT_REASON },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long v;
@@ -186,6 +201,14 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 			break;
 		case OPT_FORCE:
 			c->opts_given |= CLI_OPT_FORCE;
+			break;
+		case OPT_LIMIT:
+			c->opt_limit = optarg;
+			c->opts_given |= CLI_OPT_LIMIT;
+			break;
+		case OPT_REASON:
+			c->opt_reason = optarg;
+			c->opts_given |= CLI_OPT_REASON;
 			break;
 		case ':':
 			return cli_usage_error("%s needs a value",

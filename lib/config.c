@@ -57,6 +57,7 @@ static const char *const cfg_logfmt_names[] = { "logfmt", "json", NULL };
 static const char *const cfg_dkim_canon_names[] = { "relaxed/relaxed",
 	"relaxed/simple", "simple/relaxed", "simple/simple", "relaxed",
 	"simple", NULL };
+static const char *const cfg_supp_mode_names[] = { "refuse", "bounce", NULL };
 
 static const struct cfg_key cfg_node_keys[] = {
 	{ "id", CT_STR, offsetof(struct cfg_node, id), 0, 1, 64, NULL, NULL, NULL, 0, true },
@@ -188,6 +189,14 @@ static const struct cfg_key cfg_log_keys[] = {
 	END
 };
 
+static const struct cfg_key cfg_supp_keys[] = {
+	{ "enabled", CT_BOOL, OFF(suppression.enabled), 0, 0, 0, "true", NULL, NULL, 0, false },
+	{ "mode", CT_ENUM, OFF(suppression.mode), 0, 0, 0, "refuse", cfg_supp_mode_names, NULL, 0, false },
+	{ "expire", CT_U32, OFF(suppression.expire), 0, 0, 315360000, "0", NULL, NULL, 0, false },
+	{ "check_timeout_ms", CT_U32, OFF(suppression.check_timeout_ms), 0, 10, 60000, "500", NULL, NULL, 0, false },
+	END
+};
+
 static const struct cfg_key cfg_top_keys[] = {
 	{ "cluster", CT_GROUP, 0, 0, 0, 0, NULL, NULL, cfg_cluster_keys, 0, false },
 	{ "nodes", CT_LIST, OFF(nodes), OFF(n_nodes), 1, 1024, NULL, NULL, cfg_node_keys, sizeof(struct cfg_node), true },
@@ -195,6 +204,7 @@ static const struct cfg_key cfg_top_keys[] = {
 	{ "delivery", CT_GROUP, 0, 0, 0, 0, NULL, NULL, cfg_delivery_keys, 0, false },
 	{ "replication", CT_GROUP, 0, 0, 0, 0, NULL, NULL, cfg_repl_keys, 0, false },
 	{ "log", CT_GROUP, 0, 0, 0, 0, NULL, NULL, cfg_log_keys, 0, false },
+	{ "suppression", CT_GROUP, 0, 0, 0, 0, NULL, NULL, cfg_supp_keys, 0, false },
 	END
 };
 

@@ -33,6 +33,11 @@ enum cfg_bare_lf {
 	CFG_BARE_LF_NORMALIZE,  /* "normalize" */
 };
 
+enum cfg_supp_mode {
+	CFG_SUPP_REFUSE = 0,
+	CFG_SUPP_BOUNCE,
+};
+
 enum cfg_repl_mode {
 	CFG_REPL_SYNC = 0, /* "sync" */
 	CFG_REPL_ASYNC,    /* "async" */
@@ -189,6 +194,13 @@ struct config {
 		char *debug;               /* subsystems, default "" */
 		char *file;                /* append here, reopened on SIGHUP; NULL = stderr */
 	} log;
+
+	struct {                           /* docs/suppression.md */
+		bool enabled;              /* default true */
+		enum cfg_supp_mode mode;   /* default refuse */
+		uint32_t expire;           /* seconds, default 0 = never */
+		uint32_t check_timeout_ms; /* router's RCPT check, default 500 */
+	} suppression;
 };
 
 /* Read and check a config file. Returns 0 and sets *out (free it with

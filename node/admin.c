@@ -50,6 +50,7 @@ static const char *const admin_kind_names[] = {
 	[SHOAL__ADMIN_REQUEST__BODY_ACTION] = "action",
 	[SHOAL__ADMIN_REQUEST__BODY_FLUSH] = "flush",
 	[SHOAL__ADMIN_REQUEST__BODY_MOVE] = "move",
+	[SHOAL__ADMIN_REQUEST__BODY_SUPPRESS] = "suppress",
 };
 
 /* Pack r into a new buffer for the caller. */
@@ -644,6 +645,8 @@ admin_defer_check(const Shoal__AdminRequest *rq)
 		if (strnlen(rq->move->to, 256) > 255)
 			return "node id too long";
 		return NULL;
+	case SHOAL__ADMIN_REQUEST__BODY_SUPPRESS:
+		return NULL;	/* node/suppress.c checks the rest */
 	default:
 		return "unknown request";
 	}
@@ -682,7 +685,8 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FAILOVER ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_ACTION ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FLUSH ||
-	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE)
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SUPPRESS)
 		log_debug(LOG_SUB_MAIN, "admin request_id=%llu event=request "
 			  "kind=%s",
 			  (unsigned long long)rq->request_id,
@@ -701,6 +705,7 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 	case SHOAL__ADMIN_REQUEST__BODY_ACTION:
 	case SHOAL__ADMIN_REQUEST__BODY_FLUSH:
 	case SHOAL__ADMIN_REQUEST__BODY_MOVE:
+	case SHOAL__ADMIN_REQUEST__BODY_SUPPRESS:
 		why = admin_defer_check(rq);
 		if (ctx->defer == NULL)
 			admin_bad(&r, "not possible on this node", out, out_len);

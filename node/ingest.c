@@ -16,12 +16,15 @@
 #include "lib/shardmap.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
+#include "node/bounce.h"
+#include "node/classify.h"
 #include "node/commit.h"
 #include "node/node.h"
 #include "node/owner.h"
 #include "node/repl.h"
 #include "node/scheduler.h"
 #include "node/store.h"
+#include "node/suppress.h"
 #include "proto/router_node.pb-c.h"
 
 #define INGEST_ID_MAX 255   /* ZeroMQ routing ids are at most 255 bytes */
@@ -44,6 +47,7 @@ struct ingest_item {
 	uint64_t now;
 	uint64_t seq;        /* journal seq of the put, 0 = none */
 	bool known;          /* the qid was stored already (a resend) */
+	uint32_t n_suppressed; /* recipients to bounce without an attempt */
 	void *meta;
 	size_t meta_len;
 	zmq_msg_t body;
@@ -76,6 +80,49 @@ ingest_reply(struct ingest *in, const void *id, size_t id_len,
 		free(p);
 }
 
+/* Mode "bounce" of the suppression list: the DSN for the recipients the
+ * router found listed, in the transaction that stores the message (they
+ * are bounced already in its record; the scheduler tidies the message
+ * up when nothing else is pending). */
+static int
+ingest_bounce_suppressed(struct ingest_item *it, struct store_txn *t)
+{
+	Shoal__StoredMessage *sm =
+		shoal__stored_message__unpack(NULL, it->meta_len, it->meta);
+	struct bounce_rcpt *brs;
+	size_t n = 0;
+	int rc = 0;
+
+	if (sm == NULL || sm->envelope == NULL) {
+		if (sm)
+			shoal__stored_message__free_unpacked(sm, NULL);
+		return -EIO;
+	}
+	brs = xcalloc(sm->envelope->n_rcpts, sizeof(*brs));
+	for (size_t i = 0; i < sm->envelope->n_rcpts; i++) {
+		const Shoal__Recipient *r = sm->envelope->rcpts[i];
+
+		if (!r->suppressed)
+			continue;
+		log_info("qid=%s rcpt=<%s> event=bounced reason=suppressed",
+			 it->qid, r->address);
+		if (bounce_wanted(sm->envelope, r, BOUNCE_FAILED))
+			brs[n++] = (struct bounce_rcpt){
+				r->address, r->orcpt, BOUNCE_FAILED, "5.1.1",
+				"", 0, r->last_reply,
+				classify_name(CLASSIFY_INVALID_RECIPIENT),
+			};
+	}
+	if (n > 0)
+		rc = scheduler_queue_dsn(it->in->n->sched, t, it->qid,
+					 sm->envelope, zmq_msg_data(&it->body),
+					 zmq_msg_size(&it->body), brs, n,
+					 it->now);
+	free(brs);
+	shoal__stored_message__free_unpacked(sm, NULL);
+	return rc;
+}
+
 static int
 ingest_apply(struct store_txn *t, void *arg)
 {
@@ -95,9 +142,11 @@ ingest_apply(struct store_txn *t, void *arg)
 		return rc;
 	rc = store_msg_put(t, it->qid, it->shard, it->meta, it->meta_len,
 			   zmq_msg_data(&it->body), zmq_msg_size(&it->body));
-	it->seq = store_txn_journal_seq(t);
 	if (rc == 0)
 		rc = store_due_add(t, it->now, it->qid);
+	if (rc == 0 && it->n_suppressed)
+		rc = ingest_bounce_suppressed(it, t);
+	it->seq = store_txn_journal_seq(t);
 	return rc;
 }
 
@@ -202,9 +251,24 @@ ingest_pack_meta(const char *qid, uint32_t shard, Shoal__Envelope *env,
 	void *p;
 
 	for (size_t i = 0; i < env->n_rcpts; i++) {
-		env->rcpts[i]->state = SHOAL__RCPT_STATE__RCPT_QUEUED;
-		env->rcpts[i]->attempts = 0;
-		env->rcpts[i]->next_try = now;
+		Shoal__Recipient *r = env->rcpts[i];
+
+		r->state = SHOAL__RCPT_STATE__RCPT_QUEUED;
+		r->attempts = 0;
+		r->next_try = now;
+		if (r->suppressed) {
+			/* listed (docs/suppression.md): final now */
+			char text[SUPPRESS_REPLY_MAX + 1], *line;
+			size_t n = sizeof(text) + 16;
+
+			suppress_sanitize(r->suppressed_reply, text);
+			line = xmalloc(n);
+			snprintf(line, n, "suppressed: %s", text);
+			if (r->last_reply != protobuf_c_empty_string)
+				free(r->last_reply);
+			r->last_reply = line;
+			r->state = SHOAL__RCPT_STATE__RCPT_BOUNCED;
+		}
 	}
 	env->size = body_len;
 	if (env->arrival_time == 0)
@@ -287,6 +351,9 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 	snprintf(it->qid, sizeof(it->qid), "%s", eq->qid);
 	it->shard = eq->shard;
 	it->n_rcpts = (uint32_t)eq->envelope->n_rcpts;
+	for (size_t i = 0; i < eq->envelope->n_rcpts; i++)
+		if (eq->envelope->rcpts[i]->suppressed)
+			it->n_suppressed++;
 	it->now = (uint64_t)time(NULL);
 	it->meta = ingest_pack_meta(eq->qid, eq->shard, eq->envelope, it->now,
 				    body_len, &it->meta_len);
@@ -366,6 +433,10 @@ ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes)
 		break;
 	case SHOAL__ROUTER_REQUEST__BODY_HEARTBEAT:
 		ingest_heartbeat(in, frames, req);
+		break;
+	case SHOAL__ROUTER_REQUEST__BODY_CHECK:
+		suppress_check(in->n->supp, zmq_msg_data(&frames[0]), id_len,
+			       req->request_id, req->check);
 		break;
 	default:
 		ingest_reply(in, zmq_msg_data(&frames[0]), id_len,

@@ -14,6 +14,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/qid.h"
+#include "lib/suppress_key.h"
 #include "lib/shardmap.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
@@ -254,8 +255,21 @@ move_send_batch(struct move *m)
 		return;
 	b.recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.recs));
 	b.ptrs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.ptrs));
-	rc = store_shard_foreach_after(b.t, o->shard, o->cursor, move_collect,
-				       &b);
+	/* the shard's messages, then its suppression entries (whose keys
+	 * start with SUPPRESS_KEY_TAG, so the cursor tells the phase) */
+	rc = 0;
+	if (o->cursor[0] != SUPPRESS_KEY_TAG)
+		rc = store_shard_foreach_after(b.t, o->shard, o->cursor,
+					       move_collect, &b);
+	if (rc == 0) {
+		char prefix[10];
+
+		suppress_key_prefix(o->shard, prefix);
+		rc = store_supp_foreach(b.t, prefix,
+					o->cursor[0] == SUPPRESS_KEY_TAG ?
+						o->cursor : "",
+					move_collect, &b);
+	}
 	mb.from = m->n->me->id;
 	mb.shard = o->shard;
 	mb.move_id = o->id;

@@ -33,6 +33,7 @@
 #include "node/repl.h"
 #include "node/scheduler.h"
 #include "node/store.h"
+#include "node/suppress.h"
 
 #define NODE_META_MAP "shard_map"
 #define NODE_META_ID "node_id"
@@ -64,6 +65,8 @@ node_on_admin_defer(void *arg, const void *reply_to, size_t reply_to_len,
 	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE)
 		move_request(n->move, reply_to, reply_to_len, rq->request_id,
 			     rq->move);
+	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SUPPRESS)
+		suppress_admin(n->supp, reply_to, reply_to_len, rq);
 	else
 		actions_handle(n, reply_to, reply_to_len, rq);
 }
@@ -399,6 +402,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	commit_set_hook(n->commit, node_commit_hook, n->repl);
 	n->metrics = metrics_new(n);
 	n->move = move_new(n);
+	n->supp = suppress_new(n);
 	n->front = zsock_new(base, n->zctx, ZMQ_ROUTER, max_msg, node_on_msg,
 			     NULL, n);
 	if (n->front == NULL) {
@@ -451,6 +455,9 @@ node_free(struct node *n)
 	repl_free(n->repl);
 	n->repl = NULL;
 	scheduler_free(n->sched);
+	/* after the last commit and peer wait: their callbacks use it */
+	suppress_free(n->supp);
+	n->supp = NULL;
 	dlog_close(n->dlog);
 	if (n->sig_term)
 		event_free(n->sig_term);

@@ -23,6 +23,7 @@ struct owner;
 struct repl;
 struct metrics;
 struct move;
+struct suppress;
 
 struct node {
 	const struct config *cfg;
@@ -41,6 +42,7 @@ struct node {
 	struct repl *repl;         /* the peer link */
 	struct metrics *metrics;   /* GET /metrics, may be NULL */
 	struct move *move;         /* shard moves, both directions */
+	struct suppress *supp;     /* the suppression list */
 	Shoal__ShardMap *map;      /* current map, owned */
 	uint64_t started_at;       /* unix seconds */
 	struct event *sig_term, *sig_int, *sig_hup;

@@ -30,6 +30,7 @@
 #include "node/repl.h"
 #include "node/scheduler.h"
 #include "node/store.h"
+#include "node/suppress.h"
 
 #define OWNER_META_MAP "shard_map"
 #define OWNER_HANDOVER_MAX_MS 30000   /* deliveries in flight may finish */
@@ -150,7 +151,7 @@ owner_purge_in(struct store_txn *t, uint32_t shard, uint64_t *n)
 	}
 	*n += d.n_qids;
 	free(d.qids);
-	return rc;
+	return rc ? rc : suppress_purge_shard(t, shard, n);
 }
 
 static bool

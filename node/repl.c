@@ -25,6 +25,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/qid.h"
+#include "lib/suppress_key.h"
 #include "lib/shardmap.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
@@ -34,6 +35,7 @@
 #include "node/owner.h"
 #include "node/scheduler.h"
 #include "node/store.h"
+#include "node/suppress.h"
 #include "proto/node_node.pb-c.h"
 
 #define REPL_META_STREAM "repl_stream"  /* be64: our stream id */
@@ -229,6 +231,17 @@ repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
 	shoal__repl_record__init(rec);
 	rec->qid = (char *)qid;
 	rec->shard = shard;
+	if (qid[0] == SUPPRESS_KEY_TAG) {
+		/* a suppression entry (node/suppress.h): no body */
+		rec->suppression = true;
+		if (store_supp_get(t, qid, &p, &len) != 0) {
+			rec->deleted = true;
+			return bytes;
+		}
+		rec->meta.data = (uint8_t *)p;
+		rec->meta.len = len;
+		return bytes + len;
+	}
 	if (store_msg_get_meta(t, qid, &p, &len) != 0) {
 		rec->deleted = true;
 		return bytes;
@@ -243,6 +256,16 @@ repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
 		bytes += len;
 	}
 	return bytes;
+}
+
+/* The shard of a journal key: a qid's, or the one a suppression key
+ * names. */
+static uint32_t
+repl_key_shard(const char *key, uint32_t shards)
+{
+	uint32_t shard;
+
+	return suppress_key_parse(key, &shard) ? shard : shard_of(key, shards);
 }
 
 struct repl_build {
@@ -268,7 +291,8 @@ repl_collect(uint64_t seq, const char *qid, bool body, uint64_t noted,
 		return 1;
 	rec = &b->recs[b->n];
 	b->bytes += repl_record_fill(b->t, qid,
-				     shard_of(qid, b->r->n->cfg->cluster.shards),
+				     repl_key_shard(qid,
+						    b->r->n->cfg->cluster.shards),
 				     body, rec);
 	rec->seq = seq;
 	b->ptrs[b->n++] = rec;
@@ -420,9 +444,12 @@ repl_resync_apply(struct store_txn *t, void *arg)
 {
 	struct repl_resync *rs = arg;
 
+	int rc;
+
 	rs->t = t;
 	rs->n = 0;
-	return store_msg_foreach(t, repl_resync_one, rs);
+	rc = store_msg_foreach(t, repl_resync_one, rs);
+	return rc ? rc : suppress_touch_primary(rs->r->n, t, &rs->n);
 }
 
 static void

@@ -21,6 +21,7 @@
 #include "node/repl_int.h"
 #include "node/scheduler.h"
 #include "node/store.h"
+#include "node/suppress.h"
 
 #define REPL_RESEND_ASK_MS 200          /* between two resend requests */
 
@@ -92,6 +93,8 @@ repl_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec)
 {
 	int rc;
 
+	if (rec->suppression)
+		return suppress_record_apply(t, rec);
 	if (rec->deleted) {
 		rc = store_msg_del(t, rec->qid, rec->shard);
 		return rc == -ENOENT ? 0 : rc;
@@ -120,7 +123,8 @@ repl_apply(struct store_txn *t, void *arg)
 	for (size_t i = 0; rc == 0 && i < b->n_records; i++) {
 		const Shoal__ReplRecord *rec = b->records[i];
 
-		if (owner_is_primary(a->r->n, rec->shard))
+		/* suppression entries: the record as it is, either way */
+		if (!rec->suppression && owner_is_primary(a->r->n, rec->shard))
 			rc = repl_apply_handback(a, t, rec);
 		else
 			rc = repl_record_apply(t, rec);
@@ -178,6 +182,8 @@ repl_record_ok(const Shoal__ReplRecord *rec, uint32_t shards)
 {
 	size_t ql = strnlen(rec->qid, QID_MAX);
 
+	if (rec->suppression)
+		return suppress_record_ok(rec, shards);
 	return qid_valid(rec->qid, ql) &&
 	       rec->shard == shard_of(rec->qid, shards) &&
 	       (rec->deleted || rec->meta.len > 0) &&

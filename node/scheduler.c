@@ -34,6 +34,7 @@
 #include "node/node.h"
 #include "node/owner.h"
 #include "node/store.h"
+#include "node/suppress.h"
 
 #define SCHED_SCAN_MAX 1000              /* due entries looked at per pass */
 #define SCHED_INFLIGHT_MAX 5000          /* messages in flight */
@@ -455,6 +456,14 @@ sched_apply(struct store_txn *t, void *arg)
 			break;
 		case OUTCOME_BOUNCED:
 			r->state = SHOAL__RCPT_STATE__RCPT_BOUNCED;
+			if (suppress_is_no_such_user(res->reply.code,
+						     res->reply.enhanced,
+						     res->reply.text) &&
+			    (rc = suppress_note_bounce(s->n->supp, t,
+						       r->address, texts[k],
+						       res->status,
+						       j->msg->qid)) != 0)
+				goto fail;
 			if (bounce_wanted(env, r, BOUNCE_FAILED))
 				failed[n_failed++] = (struct bounce_rcpt){
 					r->address, r->orcpt, BOUNCE_FAILED,
@@ -521,6 +530,7 @@ sched_apply(struct store_txn *t, void *arg)
 			free(packed);
 		}
 	}
+fail:
 	shoal__stored_message__free_unpacked(sm, NULL);
 	free(failed);
 	free(relayed);

@@ -12,10 +12,15 @@
  *   meta  name                 -> value
  *   jseq  be64(seq)            -> flags(1) || qid\0
  *   jqid  qid\0                -> be64(seq) || flags(1)
+ *   supp  key\0                -> be32(shard) || packed SuppressEntry
  * jseq/jqid are the replication journal: one entry per message changed in
  * a shard this node is primary for and not yet acknowledged by its peer,
  * the newest change only (jqid finds and replaces the older entry), so the
  * journal of a peer that is down for a day is bounded by the queue.
+ * supp holds the suppression list (lib/suppress_key.h gives the keys):
+ * entries ("~" keys) are journaled under their key as messages are under
+ * their qid, so they replicate and move with their shard; pending adds
+ * ("+" keys, shard STORE_SHARD_NONE) stay local.
  * The shard in front of meta lets replace and delete find the shard index
  * entry without unpacking meta, and the walkers report it.
  *
@@ -51,11 +56,12 @@ enum store_db {
 	STORE_DB_META,
 	STORE_DB_JSEQ,
 	STORE_DB_JQID,
+	STORE_DB_SUPP,
 	STORE_DB_COUNT,
 };
 
 static const char *const store_db_names[STORE_DB_COUNT] = {
-	"msg", "body", "due", "shard", "meta", "jseq", "jqid",
+	"msg", "body", "due", "shard", "meta", "jseq", "jqid", "supp",
 };
 
 #define STORE_META_JSEQ "journal_seq"	/* highest seq ever given out */
@@ -972,4 +978,101 @@ uint64_t
 store_journal_seq(const struct store *st)
 {
 	return st->journal_seq;
+}
+
+/* ---- suppression list -------------------------------------------------- */
+
+int
+store_supp_put(struct store_txn *t, const char *key, uint32_t shard,
+	       const void *entry, size_t len)
+{
+	MDB_val k, val = { STORE_SHARD_LEN + len, NULL };
+	int rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_key(NULL, 0, 0, key, &k)) != 0)
+		return rc;
+	if ((rc = store_put(t, STORE_DB_SUPP, &k, &val, MDB_RESERVE)) != 0)
+		return rc;
+	store_put_be(val.mv_data, shard, STORE_SHARD_LEN);
+	if (len > 0)
+		memcpy((char *)val.mv_data + STORE_SHARD_LEN, entry, len);
+	rc = store_journal_mark(t, &k, shard, false);
+	return rc ? store_fail(t, rc) : 0;
+}
+
+int
+store_supp_get(struct store_txn *t, const char *key, const void **p,
+	       size_t *len)
+{
+	MDB_val k, val;
+	int rc;
+
+	if ((rc = store_key(NULL, 0, 0, key, &k)) != 0 ||
+	    (rc = store_get(t, STORE_DB_SUPP, &k, &val)) != 0)
+		return rc;
+	if (val.mv_size < STORE_SHARD_LEN)
+		return store_corrupt(t->st, "supp", &k);
+	*p = (const char *)val.mv_data + STORE_SHARD_LEN;
+	*len = val.mv_size - STORE_SHARD_LEN;
+	return 0;
+}
+
+int
+store_supp_del(struct store_txn *t, const char *key)
+{
+	MDB_val k, val;
+	uint32_t shard;
+	int rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_key(NULL, 0, 0, key, &k)) != 0 ||
+	    (rc = store_get(t, STORE_DB_SUPP, &k, &val)) != 0)
+		return rc;
+	if (val.mv_size < STORE_SHARD_LEN)
+		return store_corrupt(t->st, "supp", &k);
+	shard = (uint32_t)store_get_be(val.mv_data, STORE_SHARD_LEN);
+	if ((rc = store_del(t, STORE_DB_SUPP, &k)) != 0)
+		return rc;
+	rc = store_journal_mark(t, &k, shard, false);
+	return rc ? store_fail(t, rc) : 0;
+}
+
+int
+store_supp_foreach(struct store_txn *t, const char *prefix, const char *after,
+		   store_msg_fn fn, void *arg)
+{
+	size_t plen = strlen(prefix), alen = strlen(after);
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	if ((rc = store_cursor_open(t, STORE_DB_SUPP, &cur)) != 0)
+		return rc;
+	/* keys carry their NUL: `after` itself is skipped below */
+	key.mv_data = (void *)(alen ? after : prefix);
+	key.mv_size = alen ? alen + 1 : plen;
+	rc = store_cursor_get(t, cur, &key, &val, MDB_SET_RANGE);
+	while (rc == 0 && key.mv_data != NULL) {
+		if (key.mv_size < plen ||
+		    memcmp(key.mv_data, prefix, plen) != 0)
+			break;
+		if (!(alen && key.mv_size == alen + 1 &&
+		      memcmp(key.mv_data, after, alen + 1) == 0) &&
+		    (rc = store_msg_visit(t, &key, &val, fn, arg)) != 0)
+			break;
+		rc = store_cursor_get(t, cur, &key, &val, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+uint64_t
+store_supp_count(struct store_txn *t)
+{
+	MDB_stat ms;
+
+	if (t->err != 0 || mdb_stat(t->txn, t->st->dbi[STORE_DB_SUPP], &ms))
+		return 0;
+	return ms.ms_entries;
 }

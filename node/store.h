@@ -157,4 +157,32 @@ int store_journal_trim(struct store_txn *t, uint64_t upto, size_t max);
 uint64_t store_journal_count(struct store_txn *t);
 int store_journal_last(struct store_txn *t, uint64_t *seq);
 
+/* ---- suppression list (node/suppress.c; keys: lib/suppress_key.h) ----
+ * supp  key -> be32(shard) || entry. A put or del of a key whose shard is
+ * journaled is journaled under the key, as a message under its qid. */
+
+#define STORE_SHARD_NONE UINT32_MAX /* a local record: never journaled */
+
+/* Put (or replace) an entry. Returns 0, -EINVAL (bad key),
+ * SHOAL_E_STORAGE_FULL or -errno. */
+int store_supp_put(struct store_txn *t, const char *key, uint32_t shard,
+		   const void *entry, size_t len);
+
+/* Borrow an entry until the txn ends. Returns 0, -ENOENT or -errno. */
+int store_supp_get(struct store_txn *t, const char *key, const void **p,
+		   size_t *len);
+
+/* Remove an entry. Returns 0, -ENOENT or -errno. */
+int store_supp_del(struct store_txn *t, const char *key);
+
+/* Walk the entries whose key starts with prefix, in key order, from the
+ * first key after `after` ("" for all); fn gets the key as qid, the shard
+ * and the entry as meta. Same stop rule and returns as store_msg_foreach.
+ * fn must not change the list through t. */
+int store_supp_foreach(struct store_txn *t, const char *prefix,
+		       const char *after, store_msg_fn fn, void *arg);
+
+/* Entries and pending adds held. */
+uint64_t store_supp_count(struct store_txn *t);
+
 #endif

@@ -23,6 +23,7 @@
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "lib/shardmap.h"
+#include "lib/suppress_key.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
@@ -67,6 +68,9 @@ struct enq_req {
 	const char *sent_to;      /* node id (owned by its conn), or NULL */
 	uint64_t deadline_ms;     /* monotonic: node_timeout_ms after submit */
 	struct event timer;
+	char *check_addr;         /* a suppression check, not an enqueue */
+	enqueue_check_fn check_done;
+	struct enqueue_check_result cres;
 };
 
 struct enqueue {
@@ -86,6 +90,8 @@ struct enqueue {
 	struct event *hb_timer;
 	uint64_t hb_seq;
 	uint64_t unsent_results[ROUTER_ENQ_N]; /* never reached a node */
+	uint64_t check_warned_ms;  /* last failed-check warning */
+	uint64_t check_folded;     /* failed checks since, not logged */
 };
 
 static void
@@ -109,6 +115,7 @@ static void
 enq_req_free(struct enq_req *r)
 {
 	event_del(&r->timer);
+	free(r->check_addr);
 	free(r->env);
 	if (r->body)
 		enq_body_unref(r->body);
@@ -128,13 +135,39 @@ enq_count(struct enq_req *r, int result)
 	v[router_enqueue_result_of(result)]++;
 }
 
+/* A suppression check that got no answer: the recipient is accepted
+ * (fail open). One warning a second at most, with the count folded. */
+static void
+enq_check_failed(struct enq_req *r, int result)
+{
+	struct enqueue *e = r->e;
+	uint64_t now = clock_mono_ms();
+
+	if (e->check_warned_ms != 0 && now - e->check_warned_ms < 1000) {
+		e->check_folded++;
+		return;
+	}
+	log_warn("rcpt=<%s> event=suppress_check_failed action=accept "
+		 "shard=%u node=%s error=\"%s\" folded=%llu",
+		 r->check_addr, r->shard, r->sent_to ? r->sent_to : "-",
+		 shoal_strerror(result), (unsigned long long)e->check_folded);
+	e->check_warned_ms = now;
+	e->check_folded = 0;
+}
+
 /* Finish a request: out of the table, callback, gone. */
 static void
 enq_req_finish(struct enq_req *r, int result)
 {
 	idmap_del(r->e->pending, r->id);
-	enq_count(r, result);
-	r->done(result, r->arg);
+	if (r->check_addr) {
+		if (result != 0)
+			enq_check_failed(r, result);
+		r->check_done(result, &r->cres, r->arg);
+	} else {
+		enq_count(r, result);
+		r->done(result, r->arg);
+	}
 	enq_req_free(r);
 }
 
@@ -204,7 +237,9 @@ enq_on_timer(evutil_socket_t fd, short what, void *arg)
 		enq_try_send(r);
 		return;
 	}
-	if (r->result == 0) {
+	if (r->result == 0 && r->check_addr) {
+		r->result = -ETIMEDOUT;	/* logged by enq_check_failed() */
+	} else if (r->result == 0) {
 		log_warn("qid=%s event=node_timeout shard=%u timeout_ms=%u",
 			 r->qid, r->shard, r->e->cfg->router.node_timeout_ms);
 		r->result = -ETIMEDOUT;
@@ -292,6 +327,39 @@ enq_conn_for(struct enqueue *e, const char *id)
 	return enq_conn_add(e, ni->id, ni->endpoint);
 }
 
+/* A request without a body frame, to one node. Returns zsock_send's. */
+static int
+enq_send_small(struct enq_conn *c, const Shoal__RouterRequest *req)
+{
+	size_t len;
+	unsigned char *packed = enq_pack(req, &len);
+	const void *bufs[2] = { WIRE_TAG_ROUTER, packed };
+	size_t lens[2] = { WIRE_TAG_LEN, len };
+	int rc = zsock_send(c->zs, bufs, lens, 2, NULL);
+
+	free(packed);
+	return rc;
+}
+
+static int
+enq_send_check(struct enqueue *e, struct enq_req *r, struct enq_conn *c)
+{
+	Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
+	Shoal__SuppressCheck ck = SHOAL__SUPPRESS_CHECK__INIT;
+	int rc;
+
+	ck.address = r->check_addr;
+	req.request_id = r->id;
+	req.epoch = e->map->epoch;
+	req.router_id = e->router_id;
+	req.body_case = SHOAL__ROUTER_REQUEST__BODY_CHECK;
+	req.check = &ck;
+	rc = enq_send_small(c, &req);
+	if (rc == 0)
+		r->sent_to = c->id;
+	return rc;
+}
+
 static int
 enq_send(struct enqueue *e, struct enq_req *r)
 {
@@ -309,6 +377,8 @@ enq_send(struct enqueue *e, struct enq_req *r)
 	c = owner ? enq_conn_for(e, owner) : NULL;
 	if (c == NULL)
 		return -EAGAIN;
+	if (r->check_addr)
+		return enq_send_check(e, r, c);
 	env = shoal__envelope__unpack(NULL, r->env_len, r->env);
 	if (env == NULL)
 		return -EIO;
@@ -371,6 +441,25 @@ enqueue_submit(struct enqueue *e, const char *qid, const Shoal__Envelope *env,
 	return r->id;
 }
 
+uint64_t
+enqueue_check(struct enqueue *e, const char *addr, uint32_t timeout_ms,
+	      enqueue_check_fn done, void *arg)
+{
+	struct enq_req *r = xcalloc(1, sizeof(*r));
+
+	r->e = e;
+	r->id = ++e->next_id;
+	r->check_addr = xstrdup(addr);
+	r->shard = suppress_shard(addr, e->cfg->cluster.shards);
+	r->check_done = done;
+	r->arg = arg;
+	event_assign(&r->timer, e->base, -1, 0, enq_on_timer, r);
+	r->deadline_ms = enq_now_ms() + timeout_ms;
+	idmap_put(e->pending, r->id, r);
+	enq_try_send(r);
+	return r->id;
+}
+
 void
 enqueue_cancel(struct enqueue *e, uint64_t request_id)
 {
@@ -407,8 +496,12 @@ enq_resend_moved(uint64_t id, void *value, void *arg)
 	if (r->result != 0 || r->unsent || r->sent_to == NULL ||
 	    owner == NULL || strcmp(owner, r->sent_to) == 0)
 		return;
-	log_info("qid=%s event=resend_after_map from=%s to=%s", r->qid,
-		 r->sent_to, owner);
+	if (r->check_addr)
+		log_debug(LOG_SUB_ZMQ, "rcpt=<%s> event=check_resend_after_map "
+			  "from=%s to=%s", r->check_addr, r->sent_to, owner);
+	else
+		log_info("qid=%s event=resend_after_map from=%s to=%s", r->qid,
+			 r->sent_to, owner);
 	if (enq_send(e, r) != 0) {
 		/* the new owner is not connected yet: retry until the end */
 		r->unsent = true;
@@ -446,6 +539,30 @@ enq_adopt_map(struct enqueue *e, const Shoal__ShardMap *m)
 		enq_conn_for(e, e->map->nodes[i]->id);
 }
 
+/* A suppression check answered: listed or not, or (moved shard) once
+ * more to the owner the new map names; anything else fails open. */
+static void
+enq_on_check_reply(struct enqueue *e, struct enq_req *r,
+		   const Shoal__NodeReply *rep, bool has_map)
+{
+	if (rep->status == SHOAL__STATUS__STATUS_OK) {
+		r->cres.suppressed = rep->suppressed;
+		snprintf(r->cres.reply, sizeof(r->cres.reply), "%s",
+			 rep->suppressed_reply);
+		snprintf(r->cres.enhanced, sizeof(r->cres.enhanced), "%s",
+			 rep->suppressed_enhanced);
+		enq_req_finish(r, 0);
+	} else if (has_map &&
+		   (rep->status == SHOAL__STATUS__STATUS_NOT_OWNER ||
+		    rep->status == SHOAL__STATUS__STATUS_WRONG_EPOCH) &&
+		   r->redirects++ < ENQ_REDIRECTS_MAX &&
+		   enq_send(e, r) == 0) {
+		return;
+	} else {
+		enq_req_finish(r, -EAGAIN);
+	}
+}
+
 static void
 enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
 {
@@ -475,6 +592,11 @@ enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
 	if (r == NULL) {
 		log_debug(LOG_SUB_ZMQ, "zmq event=late_reply request_id=%llu",
 			  (unsigned long long)rep->request_id);
+		shardmap_free(m);
+		return;
+	}
+	if (r->check_addr) {
+		enq_on_check_reply(e, r, rep, m != NULL);
 		shardmap_free(m);
 		return;
 	}
@@ -606,8 +728,6 @@ enq_heartbeat(evutil_socket_t fd, short what, void *arg)
 		struct enq_conn *c = &e->conns[i];
 		Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
 		Shoal__RouterHeartbeat hb = SHOAL__ROUTER_HEARTBEAT__INIT;
-		unsigned char *packed;
-		size_t len;
 
 		hb.n_seen = n_seen;
 		hb.seen = (char **)seen;
@@ -624,14 +744,7 @@ enq_heartbeat(evutil_socket_t fd, short what, void *arg)
 		req.router_id = e->router_id;
 		req.body_case = SHOAL__ROUTER_REQUEST__BODY_HEARTBEAT;
 		req.heartbeat = &hb;
-		packed = enq_pack(&req, &len);
-		{
-			const void *bufs[2] = { WIRE_TAG_ROUTER, packed };
-			size_t lens[2] = { WIRE_TAG_LEN, len };
-
-			zsock_send(c->zs, bufs, lens, 2, NULL);
-		}
-		free(packed);
+		enq_send_small(c, &req);
 	}
 	free(seen);
 }

@@ -44,6 +44,27 @@ uint64_t enqueue_submit(struct enqueue *e, const char *qid,
 			const Shoal__Envelope *env, char *body,
 			size_t body_len, enqueue_done_fn done, void *arg);
 
+/* The answer to a suppression check (docs/suppression.md). */
+#define ENQUEUE_CHECK_REPLY_MAX 400
+struct enqueue_check_result {
+	bool suppressed;
+	char reply[ENQUEUE_CHECK_REPLY_MAX + 1]; /* the reply that listed it */
+	char enhanced[16];
+};
+
+/* result: 0 (res says whether it is listed), -ETIMEDOUT, -EAGAIN (no
+ * owner reachable) or -EIO; res is valid during the call only. */
+typedef void (*enqueue_check_fn)(int result,
+				 const struct enqueue_check_result *res,
+				 void *arg);
+
+/* Ask the primary of shard_of(addr) whether the normalised address addr
+ * (lib/suppress_key.h) is suppressed, waiting at most timeout_ms. Returns
+ * the request id for enqueue_cancel(); done is called exactly once, never
+ * before enqueue_check() returns, unless the request is cancelled. */
+uint64_t enqueue_check(struct enqueue *e, const char *addr,
+		       uint32_t timeout_ms, enqueue_check_fn done, void *arg);
+
 /* Forget a waiting request: its callback will not be called. */
 void enqueue_cancel(struct enqueue *e, uint64_t request_id);
 

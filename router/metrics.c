@@ -35,6 +35,7 @@ static const char *const router_reject_names[ROUTER_REJECT_N] = {
 	[ROUTER_REJECT_TIMEOUT] = "timeout",
 	[ROUTER_REJECT_NODE_UNAVAILABLE] = "node_unavailable",
 	[ROUTER_REJECT_STORAGE_FULL] = "storage_full",
+	[ROUTER_REJECT_SUPPRESSED] = "suppressed",
 };
 
 static const char *const router_enq_names[ROUTER_ENQ_N] = {

@@ -30,6 +30,7 @@ enum router_reject {
 	ROUTER_REJECT_TIMEOUT,		 /* idle or session lifetime */
 	ROUTER_REJECT_NODE_UNAVAILABLE,	 /* 451: not made durable */
 	ROUTER_REJECT_STORAGE_FULL,	 /* 452 from the node */
+	ROUTER_REJECT_SUPPRESSED,	 /* RCPT on the suppression list */
 	ROUTER_REJECT_N
 };
 

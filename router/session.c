@@ -30,6 +30,7 @@
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/smtp_cmd.h"
+#include "lib/suppress_key.h"
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
 #include "router/session_auth.h"
@@ -152,6 +153,7 @@ session_reset_txn(struct session *s)
 	for (size_t i = 0; i < s->n_rcpts; i++) {
 		free(s->rcpts[i].addr);
 		free(s->rcpts[i].orcpt);
+		free(s->rcpts[i].suppressed_reply);
 	}
 	s->n_rcpts = 0;
 	buf_free(&s->body);
@@ -170,6 +172,10 @@ session_free(struct session *s)
 {
 	if (s->request_id)
 		enqueue_cancel(s->env->enq, s->request_id);
+	if (s->check_id)
+		enqueue_cancel(s->env->enq, s->check_id);
+	free(s->checking.addr);
+	free(s->checking.orcpt);
 	session_reset_txn(s);
 	free(s->rcpts);
 	if (s->lifetime)
@@ -350,10 +356,75 @@ session_cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 	session_reply(s, "250 2.1.0 Ok");
 }
 
+/* The checked recipient joins the transaction. */
+static void
+session_add_rcpt(struct session *s)
+{
+	if (s->n_rcpts == s->cap_rcpts) {
+		s->cap_rcpts = s->cap_rcpts ? s->cap_rcpts * 2 : 4;
+		s->rcpts = xrealloc(s->rcpts, s->cap_rcpts * sizeof(*s->rcpts));
+	}
+	s->rcpts[s->n_rcpts++] = s->checking;
+	memset(&s->checking, 0, sizeof(s->checking));
+	session_set_state(s, SESSION_ST_RCPT);
+	s->env->stats.rcpts++;
+	session_reply(s, "250 2.1.5 Ok");
+}
+
+/* The suppression list's answer (docs/suppression.md). Anything but a
+ * clear answer fails open: suppression must never lose or delay mail. */
+static void
+session_on_checked(int result, const struct enqueue_check_result *res,
+		   void *arg)
+{
+	struct session *s = arg;
+	struct session_rcpt *sr = &s->checking;
+
+	s->in_callback++;
+	s->check_id = 0;
+	session_set_state(s, s->check_state);
+	if (result != 0) {
+		/* warned about in router/enqueue.c, rate-limited */
+		log_debug(LOG_SUB_SMTP, "client=%s rcpt=<%s> "
+			  "event=suppress_check_failed action=accept "
+			  "error=\"%s\"",
+			  s->client, sr->addr, shoal_strerror(result));
+		session_add_rcpt(s);
+	} else if (res->suppressed &&
+		   s->env->cfg->suppression.mode == CFG_SUPP_REFUSE) {
+		char q[LOG_QUOTE_BUF];
+
+		log_info("client=%s rcpt=<%s> event=suppressed action=refuse "
+			 "reply=%s",
+			 s->client, sr->addr,
+			 log_quote(q, sizeof(q), res->reply,
+				   strlen(res->reply)));
+		s->env->stats.rejected[ROUTER_REJECT_SUPPRESSED]++;
+		/* the stored reply is printable ASCII and bounded */
+		session_reply(s, "550 5.1.1 <%s>: suppressed: %.300s",
+			      sr->addr, res->reply);
+		free(sr->addr);
+		free(sr->orcpt);
+		memset(sr, 0, sizeof(*sr));
+	} else {
+		if (res->suppressed) {
+			log_info("client=%s rcpt=<%s> event=suppressed "
+				 "action=bounce", s->client, sr->addr);
+			sr->suppressed_reply = xstrdup(res->reply[0] ?
+						       res->reply :
+						       "550 5.1.1 suppressed");
+		}
+		session_add_rcpt(s);
+	}
+	session_process(s);
+	session_leave(s);
+}
+
 static void
 session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 {
 	const struct config *cfg = s->env->cfg;
+	char norm[SUPPRESS_ADDR_MAX + 1];
 	struct smtp_rcpt r;
 	struct session_rcpt *sr;
 	int rc;
@@ -387,17 +458,22 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		session_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	if (s->n_rcpts == s->cap_rcpts) {
-		s->cap_rcpts = s->cap_rcpts ? s->cap_rcpts * 2 : 4;
-		s->rcpts = xrealloc(s->rcpts, s->cap_rcpts * sizeof(*s->rcpts));
-	}
-	sr = &s->rcpts[s->n_rcpts++];
+	sr = &s->checking;
 	sr->addr = xstrdup(r.to.mailbox);
 	sr->notify = r.notify;
 	sr->orcpt = r.orcpt[0] ? xstrdup(r.orcpt) : NULL;
-	session_set_state(s, SESSION_ST_RCPT);
-	s->env->stats.rcpts++;
-	session_reply(s, "250 2.1.5 Ok");
+	sr->suppressed_reply = NULL;
+	if (cfg->suppression.enabled &&
+	    suppress_addr_norm(sr->addr, strlen(sr->addr), norm) == 0) {
+		/* park until the owner of the address's shard answers */
+		s->check_state = s->state;
+		session_set_state(s, SESSION_ST_WAIT);
+		s->check_id = enqueue_check(s->env->enq, norm,
+					    cfg->suppression.check_timeout_ms,
+					    session_on_checked, s);
+		return;
+	}
+	session_add_rcpt(s);
 }
 
 static void

@@ -43,6 +43,7 @@ struct session_rcpt {
 	char *addr;
 	unsigned notify;
 	char *orcpt;
+	char *suppressed_reply;      /* mode "bounce": listed, bounce it */
 };
 
 struct session {
@@ -83,6 +84,9 @@ struct session {
 	bool bdat_discard;           /* consume the chunk, keep nothing */
 	bool bdat_too_big;
 	uint64_t request_id;         /* enqueue waiting, 0 if none */
+	uint64_t check_id;           /* suppression check waiting, 0 if none */
+	struct session_rcpt checking; /* the RCPT being checked */
+	enum session_state check_state; /* to return to after the check */
 	size_t msg_size;             /* octets handed to the node */
 	uint64_t data_end_us;        /* clock_mono_us() at the end of data */
 };

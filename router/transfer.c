@@ -181,6 +181,10 @@ transfer_submit(struct session *s, bool has_8bit)
 		rs[i].address = s->rcpts[i].addr;
 		rs[i].notify = s->rcpts[i].notify;
 		rs[i].orcpt = s->rcpts[i].orcpt ? s->rcpts[i].orcpt : "";
+		if (s->rcpts[i].suppressed_reply) {
+			rs[i].suppressed = true;
+			rs[i].suppressed_reply = s->rcpts[i].suppressed_reply;
+		}
 		rp[i] = &rs[i];
 	}
 	env.mail_from = s->mail.from.mailbox;

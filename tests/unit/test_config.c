@@ -401,6 +401,32 @@ END_TEST
 
 /* ---- defaults ------------------------------------------------------------ */
 
+/* docs/suppression.md: every key optional; values land; bad ones name
+ * the key */
+START_TEST(test_config_suppression_defaults_values_and_errors)
+{
+	struct config *c = load_ok(N1);
+
+	ck_assert(c->suppression.enabled);
+	ck_assert_int_eq(c->suppression.mode, CFG_SUPP_REFUSE);
+	ck_assert_uint_eq(c->suppression.expire, 0);
+	ck_assert_uint_eq(c->suppression.check_timeout_ms, 500);
+	config_free(c);
+	c = load_ok(N1 "suppression = { enabled = false; mode = \"bounce\"; "
+		    "expire = 86400; check_timeout_ms = 50; };\n");
+	ck_assert(!c->suppression.enabled);
+	ck_assert_int_eq(c->suppression.mode, CFG_SUPP_BOUNCE);
+	ck_assert_uint_eq(c->suppression.expire, 86400);
+	ck_assert_uint_eq(c->suppression.check_timeout_ms, 50);
+	config_free(c);
+	expect_error(N1 "suppression = { mode = \"drop\"; };\n", 2,
+		     "suppression.mode: unknown value \"drop\"");
+	expect_error(N1 "suppression = { check_timeout_ms = 5; };\n", 2,
+		     "suppression.check_timeout_ms: 5 is out of range "
+		     "(10..60000)");
+}
+END_TEST
+
 START_TEST(test_config_minimal_gets_every_default)
 {
 	static const uint32_t retry[] = { 60, 300, 900, 1800, 3600, 7200,
@@ -1442,6 +1468,7 @@ config_suite(void)
 
 	tc = tcase_create("defaults");
 	tcase_add_test(tc, test_config_minimal_gets_every_default);
+	tcase_add_test(tc, test_config_suppression_defaults_values_and_errors);
 	tcase_add_test(tc, test_config_empty_groups_get_defaults);
 	tcase_add_test(tc, test_config_helo_name_defaults_to_hostname);
 	tcase_add_test(tc, test_config_listener_defaults);

@@ -1,0 +1,95 @@
+/* Suppression list keys: see lib/suppress_key.h. */
+#include "lib/suppress_key.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/qid.h"
+
+#define SUPPRESS_HASH_CHARS 22 /* 110 bits of the digest */
+
+int
+suppress_addr_norm(const char *addr, size_t len,
+		   char out[SUPPRESS_ADDR_MAX + 1])
+{
+	bool has_at = false;
+
+	if (addr == NULL || len == 0 || len > SUPPRESS_ADDR_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)addr[i];
+
+		if (c <= ' ' || c == 0x7f)
+			return -EINVAL;
+		if (c == '@')
+			has_at = true;
+		out[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+	}
+	out[len] = '\0';
+	return has_at ? 0 : -EINVAL;
+}
+
+uint32_t
+suppress_shard(const char *norm, uint32_t shards)
+{
+	return shard_of(norm, shards);
+}
+
+void
+suppress_key(const char *norm, uint32_t shards, char tag,
+	     char out[SUPPRESS_KEY_MAX])
+{
+	static const char b32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	uint64_t acc = 0;
+	int bits = 0;
+	size_t j = 0;
+
+	EVP_Digest(norm, strlen(norm), md, &md_len, EVP_sha256(), NULL);
+	snprintf(out, SUPPRESS_KEY_MAX, "%c%08X", tag,
+		 (unsigned)suppress_shard(norm, shards));
+	for (unsigned i = 0; i < md_len && j < SUPPRESS_HASH_CHARS; i++) {
+		acc = (acc << 8) | md[i];
+		bits += 8;
+		while (bits >= 5 && j < SUPPRESS_HASH_CHARS) {
+			bits -= 5;
+			out[9 + j++] = b32[(acc >> bits) & 31];
+		}
+	}
+	out[9 + j] = '\0';
+}
+
+bool
+suppress_key_parse(const char *s, uint32_t *shard)
+{
+	uint32_t v = 0;
+
+	if (s[0] != SUPPRESS_KEY_TAG ||
+	    strnlen(s, SUPPRESS_KEY_MAX) != SUPPRESS_KEY_LEN)
+		return false;
+	for (int i = 1; i <= 8; i++) {
+		char c = s[i];
+
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (uint32_t)(c - '0');
+		else if (c >= 'A' && c <= 'F')
+			v = v * 16 + (uint32_t)(c - 'A' + 10);
+		else
+			return false;
+	}
+	for (int i = 9; i < SUPPRESS_KEY_LEN; i++)
+		if (!strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", s[i]) ||
+		    s[i] == '\0')
+			return false;
+	*shard = v;
+	return true;
+}
+
+void
+suppress_key_prefix(uint32_t shard, char out[10])
+{
+	snprintf(out, 10, "%c%08X", SUPPRESS_KEY_TAG, (unsigned)shard);
+}

@@ -1,0 +1,79 @@
+/* The suppression list on a node (docs/suppression.md): dead addresses
+ * kept by the primary of shard_of(address) in the node's store
+ * (node/store.h supp), journaled, replicated and moved with their shard
+ * like messages. This module answers the routers' RCPT checks and
+ * shoalctl's suppress requests, notes "no such user" bounces, and sends
+ * the adds for addresses of shards other nodes own, durably pending in
+ * the local store until the owner acknowledges them.
+ *
+ * Handles untrusted input: addresses, reasons and keys from routers,
+ * shoalctl, peers and remote SMTP servers are bounded and checked. */
+#ifndef SHOAL_NODE_SUPPRESS_H
+#define SHOAL_NODE_SUPPRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/cli_node.pb-c.h"
+#include "proto/node_node.pb-c.h"
+#include "proto/router_node.pb-c.h"
+
+struct node;
+struct store_txn;
+struct suppress;
+
+#define SUPPRESS_REPLY_MAX 400	  /* stored reply text, sanitised */
+#define SUPPRESS_LIST_MAX 1000	  /* entries in one list reply */
+#define SUPPRESS_PENDING_BATCH 256 /* pending adds sent per round */
+
+/* Whether a final 5xx reply says the mailbox does not exist: enhanced
+ * code 5.1.1 (bad destination mailbox), or, with no enhanced code or one
+ * that says little (5.0.0, 5.1.0), a text such as "user unknown", "no
+ * such user", "does not exist". 5.1.10 (null MX) and other codes are
+ * about the domain or policy, not the mailbox. Pure. */
+bool suppress_is_no_such_user(int code, const char *enhanced, const char *text);
+
+/* Copy text into out[SUPPRESS_REPLY_MAX + 1], printable ASCII only (others
+ * become '?'), cut to the bound. */
+void suppress_sanitize(const char *text, char out[SUPPRESS_REPLY_MAX + 1]);
+
+struct suppress *suppress_new(struct node *n);
+
+/* suppress_free(NULL) does nothing. */
+void suppress_free(struct suppress *sp);
+
+/* A recipient bounced with a "no such user" reply, noted in the caller's
+ * write transaction t (the one that records the bounce): the entry itself
+ * when this node owns the address's shard, else a pending add that is
+ * sent to the owner until acknowledged. Returns 0 (also when disabled or
+ * the address is unusable) or a store error. */
+int suppress_note_bounce(struct suppress *sp, struct store_txn *t,
+			 const char *addr, const char *reply,
+			 const char *enhanced, const char *qid);
+
+/* Answer a router's SuppressCheck on the front socket (id is the
+ * router's routing id). Never blocks: one read transaction. */
+void suppress_check(struct suppress *sp, const void *id, size_t id_len,
+		    uint64_t request_id, const Shoal__SuppressCheck *c);
+
+/* Handle an AdminRequest with a SuppressRequest body; the reply goes to
+ * reply_to (now or after the commit). */
+void suppress_admin(struct suppress *sp, const void *reply_to,
+		    size_t reply_to_len, const Shoal__AdminRequest *rq);
+
+/* Replication and moves: whether a record is a suppression record and
+ * well-formed (key shape, shard of key, shards); applying one (a put or a
+ * delete, never a body) in t. */
+bool suppress_record_ok(const Shoal__ReplRecord *rec, uint32_t shards);
+int suppress_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec);
+
+/* Drop every entry of a shard (it moved away); not journaled. */
+int suppress_purge_shard(struct store_txn *t, uint32_t shard, uint64_t *n);
+
+/* Journal every entry of the shards this node is primary for (a peer
+ * that lost its data gets them all again). */
+int suppress_touch_primary(struct node *n, struct store_txn *t,
+			   uint64_t *n_out);
+
+#endif
