@@ -89,7 +89,7 @@ $(BINDIR)/shoalctl: $(BUILD)/cli/main.o $(BUILD)/libcli.a $(BUILD)/libshoal.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Unit tests link every library; each test_x.c holds one Check suite.
-$(BUILD)/tests/test_%: tests/unit/test_%.c tests/unit/check_helpers.h \
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(wildcard tests/unit/*.h) \
 		$(BUILD)/librouter.a $(BUILD)/libnode.a $(BUILD)/libcli.a $(BUILD)/libshoal.a | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -o $@ $< \

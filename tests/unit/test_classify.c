@@ -8,6 +8,7 @@
 
 #include "node/classify.h"
 #include "tests/unit/check_helpers.h"
+#include "tests/unit/reply_helper.h"
 
 struct cat_case {
 	int code;
@@ -164,18 +165,6 @@ static const struct cat_case cat_cases[] = {
 	{ 550, "x.1.1", "no such user", SMTPC_PH_RCPT,
 	  CLASSIFY_INVALID_RECIPIENT },
 };
-
-static struct smtpc_reply
-reply(int code, const char *enhanced, const char *text)
-{
-	struct smtpc_reply r;
-
-	memset(&r, 0, sizeof(r));
-	r.code = code;
-	snprintf(r.enhanced, sizeof(r.enhanced), "%s", enhanced);
-	snprintf(r.text, sizeof(r.text), "%s", text);
-	return r;
-}
 
 START_TEST(test_classify_reply_table)
 {

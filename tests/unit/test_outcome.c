@@ -11,18 +11,7 @@
 
 #include "node/outcome.h"
 #include "tests/unit/check_helpers.h"
-
-static struct smtpc_reply
-reply(int code, const char *enhanced, const char *text)
-{
-	struct smtpc_reply r;
-
-	memset(&r, 0, sizeof(r));
-	r.code = code;
-	snprintf(r.enhanced, sizeof(r.enhanced), "%s", enhanced);
-	snprintf(r.text, sizeof(r.text), "%s", text);
-	return r;
-}
+#include "tests/unit/reply_helper.h"
 
 /* ---- reply -> outcome ---------------------------------------------- */
 
