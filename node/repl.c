@@ -322,10 +322,18 @@ repl_send_batch(struct repl *r)
 	struct repl_build b = { .r = r };
 	int rc;
 
+	/* nothing journaled past what was sent: no transaction, no arrays
+	 * (every pump ends with this call) */
+	if (store_journal_seq(r->n->store) <= r->sent)
+		return false;
 	if (store_txn_begin(r->n->store, true, &b.t) != 0)
 		return false;
-	b.recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.recs));
-	b.ptrs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.ptrs));
+	if (r->batch_recs == NULL) {
+		r->batch_recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*r->batch_recs));
+		r->batch_ptrs = xcalloc(REPL_BATCH_RECORDS, sizeof(*r->batch_ptrs));
+	}
+	b.recs = r->batch_recs;
+	b.ptrs = r->batch_ptrs;
 	rc = store_journal_foreach(b.t, r->sent, REPL_BATCH_RECORDS, repl_collect,
 				   &b);
 	if ((rc == 0 || rc == 1) && b.n > 0) {
@@ -349,8 +357,6 @@ repl_send_batch(struct repl *r)
 			  (unsigned long long)b.last, b.n, b.bytes);
 	}
 	store_txn_abort(b.t);
-	free(b.recs);
-	free(b.ptrs);
 	return b.n > 0;
 }
 
@@ -810,6 +816,8 @@ repl_free(struct repl *r)
 	if (r->ack_ev)
 		event_free(r->ack_ev);
 	zsock_free(r->link);
+	free(r->batch_recs);
+	free(r->batch_ptrs);
 	free(r->w);
 	free(r);
 }

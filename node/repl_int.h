@@ -70,6 +70,11 @@ struct repl {
 	char peer_map_author[64];
 	uint64_t map_sent_ms;
 
+	/* repl_send_batch()'s record arrays, REPL_BATCH_RECORDS each, made
+	 * once: a batch fills every entry it uses */
+	Shoal__ReplRecord *batch_recs;
+	Shoal__ReplRecord **batch_ptrs;
+
 	struct event *timer, *kick_ev, *ack_ev;
 	uint64_t batches_sent, batches_applied, records_applied;
 };
