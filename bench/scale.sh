@@ -46,7 +46,7 @@ done
 for v in "$TOTAL" "$CHUNK" "$SESS" "$LEN"; do
 	[[ $v =~ ^[1-9][0-9]*$ ]] || { echo "not a positive number: $v" >&2; exit 2; }
 done
-bench_need smtp-source smtp-sink python3
+bench_need smtp-source smtp-sink python3 curl
 bench_build
 bench_init shoal-scale
 [ $KEEP -eq 1 ] && trap 'bench_stop_all; echo "kept $BENCH_DIR" >&2' EXIT
@@ -163,7 +163,6 @@ say "   router: $(pct "$ar" "$br")"
 say ""
 say "4. restart n1 (kill -9, start) with $((TOTAL + CHUNK)) messages queued"
 delivered_n1() { grep -c '"domain":"live.test".*"result":"delivered"' "$DIR/n1/delivery.log" 2>/dev/null || true; }
-before=$(delivered_n1)
 touch "$DIR/sending"
 /usr/bin/python3 - "$SMTP" "$DIR/sending" >"$DIR/sender.out" 2>&1 <<'PY' &
 import smtplib, sys, threading, time, os
@@ -187,12 +186,13 @@ SENDER=$!
 PIDS+=($SENDER)
 kill -9 "$N1_PID"
 wait "$N1_PID" 2>/dev/null || true
+before=$(delivered_n1) # the old process's deliveries are done with
 sleep 1
 t0=$(now)
 n1_start "$DIR"
 metrics_s="" deliver_s=""
 for _ in $(seq 1 600); do
-	if [ -z "$metrics_s" ] && (exec 3<>/dev/tcp/127.0.0.1/"$M1" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && head -c 12 <&3 | grep -q 200) 2>/dev/null; then
+	if [ -z "$metrics_s" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$M1/metrics" 2>/dev/null)" = 200 ]; then
 		metrics_s=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
 	fi
 	if [ "$(delivered_n1)" -gt "$before" ]; then
