@@ -222,6 +222,7 @@ run_latency() {
 }
 
 START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for sess in $SESSIONS; do
 	for len in $SIZES; do
 		msgs=$(count_for "$sess" "$len")
@@ -251,6 +252,7 @@ git -C "$BENCH_ROOT" diff --quiet HEAD 2>/dev/null || SHOAL_REV="$SHOAL_REV+dirt
 {
 	echo "Shoal vs Postfix vs ceiling — $(date -u +%FT%TZ)"
 	echo "host=$(hostname) cpus=$(nproc) kernel=$(uname -r) shoal=$SHOAL_REV postfix=$(postconf -dh mail_version 2>/dev/null || echo '?') run_s=$ELAPSED"
+	echo "load average: at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg) (anything above 0 is other work sharing the CPUs)"
 	echo "client: smtp-source, $([ ${#REUSE[@]} -gt 0 ] && echo 'several messages per connection (-d)' || echo 'one connection per message'), 1 recipient; sink: smtp-sink on loopback"
 	echo "shoal: 1 router + node pair, sync replication, LMDB fsync, max_connections=20 to the sink"
 	echo "postfix: private instance, defaults (in_flow_delay=1s, destination concurrency 20) + no DNS, no peername lookup, default_process_limit=150"

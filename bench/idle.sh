@@ -56,6 +56,7 @@ r0=$(rss_kib "$ROUTER_PID")
 
 say "Shoal router, idle sessions — $(date -u +%FT%TZ)"
 say "host=$(hostname) cpus=$(nproc) shoal=$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') sessions=$N"
+say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "router RSS before: $((r0 / 1024)) MiB"
 
 # The client: opens N sessions, says EHLO on each, writes "ready K" to its

@@ -104,6 +104,7 @@ du_mib() { du -sm "$1" | cut -f1; }
 say "Shoal scale — $(date -u +%FT%TZ)"
 say "host=$(hostname) cpus=$(nproc) shoal=$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') messages=$TOTAL chunk=$CHUNK sessions=$SESS size=$LEN"
 say "router + node pair, sync replication, fsync; every message deferred (connection refused), next try in a day"
+say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine shows here)"
 say ""
 say "1. enqueue rate by queue depth (smtp-source, one connection per message)"
 
