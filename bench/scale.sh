@@ -18,8 +18,9 @@
 # Steps and what is printed:
 #  1. fill: smtp-source (one connection per message, like compare.sh) in
 #     chunks of CHUNK to dead.test; each chunk's rate and the queue depth.
-#     The first chunk is the empty-queue rate. Then one more chunk with the
-#     queue full: its rate against the first is the "within 20%" figure.
+#     Then a second, empty pair starts beside the full one and both get
+#     chunks of 20,000 in turn, three each: the medians' ratio is the
+#     "within 20%" figure (taking turns spreads load from elsewhere evenly).
 #  2. RSS of both nodes and the router (VmRSS, and its anonymous part and
 #     the part that is LMDB's mapped file, which the kernel may drop).
 #  3. idle CPU: both nodes and the router over 10 s, after 5 s of quiet.
@@ -61,18 +62,25 @@ need_kb=$(((TOTAL + CHUNK) / 1000 * (LEN + 2048) * 2 / 1000 * 1000 / 1024 + 1048
 free_kb=$(df -Pk "$DIR" | awk 'NR == 2 { print $4 }')
 [ "$free_kb" -gt "$need_kb" ] || { echo "need about $((need_kb / 1024)) MiB free in $DIR, have $((free_kb / 1024))" >&2; exit 1; }
 
-SINK=$(free_port) SMTP=$(free_port) DEAD=$(free_port) P1=$(free_port) P2=$(free_port)
-M1=$(free_port) M2=$(free_port) MR=$(free_port)
-cat >"$DIR/shoal.conf" <<CONF
+SINK=$(free_port) DEAD=$(free_port)
+sink_start "$SINK" "$DIR/sink.out"
+
+# scale_conf DIR: DIR/shoal.conf for a pair under DIR; sets SMTP, M1 (n1's
+# /metrics port).
+scale_conf() {
+	local d=$1 p1 p2 m2 mr
+	SMTP=$(free_port) p1=$(free_port) p2=$(free_port) M1=$(free_port) m2=$(free_port) mr=$(free_port)
+	mkdir -p "$d"
+	cat >"$d/shoal.conf" <<CONF
 cluster: { name = "scale"; shards = 64; };
 nodes = (
-  { id = "n1"; endpoint = "tcp://127.0.0.1:$P1"; peer = "n2"; data_dir = "$DIR/n1";
+  { id = "n1"; endpoint = "tcp://127.0.0.1:$p1"; peer = "n2"; data_dir = "$d/n1";
     metrics = "127.0.0.1:$M1"; map_size = 34359738368; },
-  { id = "n2"; endpoint = "tcp://127.0.0.1:$P2"; peer = "n1"; data_dir = "$DIR/n2";
-    metrics = "127.0.0.1:$M2"; map_size = 34359738368; }
+  { id = "n2"; endpoint = "tcp://127.0.0.1:$p2"; peer = "n1"; data_dir = "$d/n2";
+    metrics = "127.0.0.1:$m2"; map_size = 34359738368; }
 );
 router: { hostname = "bench.local"; listen = ( { address = "127.0.0.1:$SMTP"; } );
-          metrics = "127.0.0.1:$MR"; };
+          metrics = "127.0.0.1:$mr"; };
 delivery: {
   helo_name = "bench.local";
   retry_schedule = [ 86400 ];
@@ -83,13 +91,20 @@ delivery: {
 replication: { mode = "sync"; failover_after_ms = 600000; };
 log: { level = "warn"; };
 CONF
-sink_start "$SINK" "$DIR/sink.out"
-n1_start "$DIR"
-n2_start "$DIR"
-"$BIN/shoal-router" -c "$DIR/shoal.conf" 2>"$DIR/router.log" &
-PIDS+=($!) ROUTER_PID=$!
-wait_port "$SMTP" 300 || { echo "router did not listen" >&2; tail -n 5 "$DIR"/*.log >&2; exit 1; }
-sleep 1
+}
+
+# scale_start DIR: the pair and a router on DIR/shoal.conf.
+scale_start() {
+	n1_start "$1"
+	n2_start "$1"
+	"$BIN/shoal-router" -c "$1/shoal.conf" 2>"$1/router.log" &
+	PIDS+=($!) ROUTER_PID=$!
+	wait_port "$SMTP" 300 || { echo "router did not listen" >&2; tail -n 5 "$1"/*.log >&2; exit 1; }
+	sleep 1
+}
+
+scale_conf "$DIR"
+scale_start "$DIR"
 
 # rss PID: VmRSS, RssAnon, RssFile in MiB.
 rss() {
@@ -108,12 +123,12 @@ say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the 
 say ""
 say "1. enqueue rate by queue depth (smtp-source, one connection per message)"
 
-# chunk N: send N messages to dead.test; prints the rate.
+# chunk N [PORT]: send N messages to dead.test; prints the rate.
 chunk() {
-	local n=$1 t0 t1
+	local n=$1 port=${2:-$SMTP} t0 t1
 	t0=$(now)
 	smtp-source -s "$SESS" -m "$n" -l "$LEN" -f bench@dead.test -t rcpt@dead.test \
-		127.0.0.1:"$SMTP" >/dev/null 2>>"$DIR/source.err" ||
+		127.0.0.1:"$port" >/dev/null 2>>"$DIR/source.err" ||
 		{ echo "smtp-source failed: $(tail -n 3 "$DIR/source.err")" >&2; return 1; }
 	t1=$(now)
 	awk -v m="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", m / (b - a) }'
@@ -135,16 +150,33 @@ for _ in $(seq 1 600); do
 	sleep 1
 done
 say "   fill: $TOTAL messages in ${fill_s}s; attempts logged: $(attempts)"
-full=$(chunk "$CHUNK")
-say "   one more chunk with $TOTAL queued: rate=${full}/s; empty-queue chunk: ${first}/s; full/empty=$(awk -v a="$full" -v b="$first" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
+# Full against empty, on a busy machine: a second, empty pair next to the
+# full one, and chunks sent to each in turn (full, empty, ...) three
+# times, so that load from elsewhere falls on both alike; medians compared.
+FULL_PORT=$SMTP FULL_N1=$N1_PID FULL_N2=$N2_PID FULL_ROUTER=$ROUTER_PID FULL_M1=$M1
+scale_conf "$DIR/empty"
+scale_start "$DIR/empty"
+EMPTY_PORT=$SMTP EMPTY_PIDS="$N1_PID $N2_PID $ROUTER_PID"
+SMTP=$FULL_PORT N1_PID=$FULL_N1 N2_PID=$FULL_N2 ROUTER_PID=$FULL_ROUTER M1=$FULL_M1
+ab=$((CHUNK < 20000 ? CHUNK : 20000))
+fr=() er=()
+for i in 1 2 3; do
+	fr+=("$(chunk "$ab" "$FULL_PORT")")
+	er+=("$(chunk "$ab" "$EMPTY_PORT")")
+done
+median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+fm=$(median "${fr[@]}") em=$(median "${er[@]}")
+say "   full vs empty, $ab messages a chunk, taking turns: full ${fr[*]} msg/s, empty ${er[*]} msg/s"
+say "   medians: full ${fm}/s, empty ${em}/s, full/empty=$(awk -v a="$fm" -v b="$em" 'BEGIN { printf "%.0f%%", 100 * a / b }')"
+for p in $EMPTY_PIDS; do stop_pid "$p"; done
 for _ in $(seq 1 120); do
-	[ "$(attempts)" -ge $((TOTAL + CHUNK)) ] && break
+	[ "$(attempts)" -ge $((TOTAL + 3 * ab)) ] && break
 	sleep 1
 done
 say "   disk: n1=$(du_mib "$DIR/n1")MiB n2=$(du_mib "$DIR/n2")MiB (LMDB + delivery log)"
 
 say ""
-say "2. memory with $((TOTAL + CHUNK)) deferred messages"
+say "2. memory with $((TOTAL + 3 * ab)) deferred messages"
 say "   n1:     $(rss "$N1_PID")"
 say "   n2:     $(rss "$N2_PID")"
 say "   router: $(rss "$ROUTER_PID")"
@@ -162,7 +194,7 @@ say "   n2:     $(pct "$a2" "$b2")"
 say "   router: $(pct "$ar" "$br")"
 
 say ""
-say "4. restart n1 (kill -9, start) with $((TOTAL + CHUNK)) messages queued"
+say "4. restart n1 (kill -9, start) with $((TOTAL + 3 * ab)) messages queued"
 delivered_n1() { grep -c '"domain":"live.test".*"result":"delivered"' "$DIR/n1/delivery.log" 2>/dev/null || true; }
 touch "$DIR/sending"
 /usr/bin/python3 - "$SMTP" "$DIR/sending" >"$DIR/sender.out" 2>&1 <<'PY' &
