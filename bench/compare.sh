@@ -27,44 +27,58 @@
 #   -o N     messages, 1 KiB, 1 session       (default 3000)
 #   -O N     messages, 100 KiB, 1 session     (default 1000)
 #   -s LIST  session counts                   (default "1 50")
+#   -z LIST  message sizes in bytes           (default "1024 102400")
 #   -d       smtp-source -d: several messages per connection (default: one
 #            connection per message, like bench/e2e.sh)
 #   -t SECS  give up on a run whose sink count is short after SECS (default 300)
 #   -x LIST  systems to run, of ceiling,shoal,postfix (default all three)
 #   -k       keep the temp dir (logs, queues) instead of removing it
+#   -L SECS  enqueue latency run length (default 10; 0: skip latency)
+#
+# Enqueue latency: after the rate runs of a row, each system (fresh again) gets
+# bench/latency.py with the row's session count at half the ingest rate that
+# system just reached (open loop: a fixed schedule, not as fast as it can),
+# which records for every message the time from the final "." of DATA to the
+# 250. The table shows p50/p99 in ms; the raw lines have p90, max, the rate
+# achieved and the messages' lateness against the schedule.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 M_SMALL=20000 M_LARGE=5000 O_SMALL=3000 O_LARGE=1000
-SESSIONS="1 50" REUSE=() TIMEOUT=300 SYSTEMS="ceiling,shoal,postfix" KEEP=0
+SESSIONS="1 50" REUSE=() TIMEOUT=300 SYSTEMS="ceiling,shoal,postfix" KEEP=0 LAT_SECS=10
 SIZES="1024 102400"
 usage() { sed -n '/^#   bench\/compare.sh/,/^#   -k/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
-while getopts "m:M:o:O:s:dt:x:kh" o; do
+while getopts "m:M:o:O:s:z:dt:x:kL:h" o; do
 	case $o in
 	m) M_SMALL=$OPTARG ;;
 	M) M_LARGE=$OPTARG ;;
 	o) O_SMALL=$OPTARG ;;
 	O) O_LARGE=$OPTARG ;;
 	s) SESSIONS=$OPTARG ;;
+	z) SIZES=$OPTARG ;;
 	d) REUSE=(-d) ;;
 	t) TIMEOUT=$OPTARG ;;
 	x) SYSTEMS=$OPTARG ;;
 	k) KEEP=1 ;;
+	L) LAT_SECS=$OPTARG ;;
 	*) usage ;;
 	esac
 done
 shift $((OPTIND - 1))
 [ $# -eq 0 ] || usage
-for v in "$M_SMALL" "$M_LARGE" "$O_SMALL" "$O_LARGE" "$TIMEOUT" $SESSIONS; do
+for v in "$M_SMALL" "$M_LARGE" "$O_SMALL" "$O_LARGE" "$TIMEOUT" $SESSIONS $SIZES; do
 	[[ $v =~ ^[1-9][0-9]*$ ]] || { echo "not a positive number: $v" >&2; usage; }
 done
+[[ $LAT_SECS =~ ^[0-9]+$ ]] || { echo "not a number: $LAT_SECS" >&2; usage; }
 for s in ${SYSTEMS//,/ }; do
 	case $s in ceiling | shoal | postfix) ;; *) echo "unknown system: $s" >&2; usage ;; esac
 done
 has() { [[ ,$SYSTEMS, == *,$1,* ]]; }
 
 bench_need smtp-source smtp-sink python3
+LAT_PY=/usr/bin/python3
+[ -x $LAT_PY ] || LAT_PY=python3
 has postfix && bench_need postfix postconf postqueue
 has shoal && bench_build
 bench_init shoal-compare
@@ -170,7 +184,45 @@ run_one() {
 	echo "compare:   ${RAW[-1]}" >&2
 }
 
+# run_latency SYSTEM SESSIONS SIZE: bench/latency.py at half the system's
+# ingest rate for this row, on a fresh system; sets RESULT[...,lat].
+run_latency() {
+	local sys=$1 sess=$2 len=$3 dir sink port peak rate msgs out line
+	peak=${RESULT[$sys,$sess,$len,in]:-fail}
+	[[ $peak =~ ^[0-9]+$ ]] || return 0
+	rate=$((peak / 2))
+	[ $rate -ge 1 ] || rate=1
+	msgs=$((rate * LAT_SECS))
+	[ $msgs -ge 100 ] || msgs=100
+	dir=$BENCH_DIR/$sys-$sess-$len-latency
+	mkdir -p "$dir"
+	sink=$(free_port)
+	sink_start "$sink" "$dir/sink.out" || { note "$sys latency: smtp-sink did not start"; bench_stop_all; return 1; }
+	port=$(free_port)
+	case $sys in
+	shoal)
+		shoal_conf "$dir" "$port" "$sink"
+		shoal_start "$dir" "$port" || { note "shoal latency: did not start"; bench_stop_all; return 1; }
+		;;
+	postfix)
+		postfix_start "$dir/postfix" "$port" "$sink" || { note "postfix latency: did not start"; bench_stop_all; return 1; }
+		;;
+	esac
+	sleep 1
+	echo "compare: $sys latency sessions=$sess size=$len rate=$rate/s messages=$msgs ..." >&2
+	out=$($LAT_PY "$BENCH_ROOT/bench/latency.py" -p "$port" -s "$sess" -r "$rate" -n "$msgs" \
+		-w $((rate < 200 ? rate : 200)) -l "$len" 2>"$dir/latency.err") ||
+		note "$sys latency sessions=$sess size=$len: $(tail -c 300 "$dir/latency.err" | tr '\n' ' ') $out"
+	bench_stop_all
+	line=$(echo "$out" | tail -n 1)
+	[[ $line == *p99_ms=* ]] || return 1
+	RESULT[$sys,$sess,$len,lat]=$(echo "$line" | tr ' ' '\n' | awk -F= '$1 == "p50_ms" { a = $2 } $1 == "p99_ms" { b = $2 } END { print a "/" b }')
+	RAW+=("$(printf "%-8s latency  sessions=%-3d size=%-6d %s" "$sys" "$sess" "$len" "$line")")
+	echo "compare:   ${RAW[-1]}" >&2
+}
+
 START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for sess in $SESSIONS; do
 	for len in $SIZES; do
 		msgs=$(count_for "$sess" "$len")
@@ -178,6 +230,12 @@ for sess in $SESSIONS; do
 			has $sys || continue
 			run_one "$sys" "$sess" "$len" "$msgs" || true
 		done
+		if [ "$LAT_SECS" -gt 0 ]; then
+			for sys in shoal postfix; do
+				has $sys || continue
+				run_latency "$sys" "$sess" "$len" || true
+			done
+		fi
 	done
 done
 ELAPSED=$(($(date +%s) - START))
@@ -194,13 +252,14 @@ git -C "$BENCH_ROOT" diff --quiet HEAD 2>/dev/null || SHOAL_REV="$SHOAL_REV+dirt
 {
 	echo "Shoal vs Postfix vs ceiling — $(date -u +%FT%TZ)"
 	echo "host=$(hostname) cpus=$(nproc) kernel=$(uname -r) shoal=$SHOAL_REV postfix=$(postconf -dh mail_version 2>/dev/null || echo '?') run_s=$ELAPSED"
+	echo "load average: at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg) (anything above 0 is other work sharing the CPUs)"
 	echo "client: smtp-source, $([ ${#REUSE[@]} -gt 0 ] && echo 'several messages per connection (-d)' || echo 'one connection per message'), 1 recipient; sink: smtp-sink on loopback"
 	echo "shoal: 1 router + node pair, sync replication, LMDB fsync, max_connections=20 to the sink"
 	echo "postfix: private instance, defaults (in_flow_delay=1s, destination concurrency 20) + no DNS, no peername lookup, default_process_limit=150"
 	echo "rates in messages/s; in = until smtp-source finished, e2e = until the sink counted them all"
 	echo
 	printf "%4s %6s %6s | %7s %7s | %7s %7s | %7s %7s | %7s %7s | %6s %6s | %s\n" \
-		sess size msgs ceil_in ceil_e2e shoal_in shoal_e2e pfx_in pfx_e2e "S/P_in" "S/P_e2e" "S/C_in" "S/C_e2e" "enqueue latency"
+		sess size msgs ceil_in ceil_e2e shoal_in shoal_e2e pfx_in pfx_e2e "S/P_in" "S/P_e2e" "S/C_in" "S/C_e2e" "p50/p99 ms: shoal postfix"
 	for sess in $SESSIONS; do
 		for len in $SIZES; do
 			ci=$(get "ceiling,$sess,$len,in") ce=$(get "ceiling,$sess,$len,e2e")
@@ -209,11 +268,13 @@ git -C "$BENCH_ROOT" diff --quiet HEAD 2>/dev/null || SHOAL_REV="$SHOAL_REV+dirt
 			printf "%4d %6s %6d | %7s %7s | %7s %7s | %7s %7s | %7s %7s | %6s %6s | %s\n" \
 				"$sess" "$(size_name "$len")" "$(count_for "$sess" "$len")" "$ci" "$ce" "$si" "$se" "$pi" "$pe" \
 				"$(ratio "$si" "$pi" x)" "$(ratio "$se" "$pe" x)" "$(ratio "$si" "$ci" pct)" "$(ratio "$se" "$ce" pct)" \
-				"p50/p99: n/a"
+				"$(get "shoal,$sess,$len,lat") $(get "postfix,$sess,$len,lat")"
 		done
 	done
 	echo
 	echo "S/P = Shoal/Postfix, S/C = Shoal/ceiling (same column: in vs in, e2e vs e2e)."
+	echo "p50/p99 ms: enqueue latency (final \".\" of DATA to the 250, bench/latency.py) at half each system's"
+	echo "own ingest rate in that row, same session count, one connection per session; see the raw lines."
 	if [ ${#NOTES[@]} -gt 0 ]; then
 		echo
 		echo "notes:"

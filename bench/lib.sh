@@ -13,6 +13,8 @@ BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${SHOAL_BIN:-$BENCH_ROOT/bin}
 BENCH_DIR=""
 PIDS=()
+WRAP_N1=() WRAP_N2=() WRAP_ROUTER=()
+ROUTER_PID="" N1_PID="" N2_PID=""
 POSTFIX_CONF=""
 
 bench_need() {
@@ -124,15 +126,25 @@ CONF
 }
 
 # shoal_start DIR SMTP_PORT: the node pair and a router on DIR/shoal.conf.
+# WRAP_N1, WRAP_N2, WRAP_ROUTER (arrays, may be unset): a command to run
+# that program under (strace, valgrind); bench/profile.sh sets them.
 shoal_start() {
 	local dir=$1 n
-	for n in n1 n2; do
-		"$BIN/shoal-node" -c "$dir/shoal.conf" -n $n 2>"$dir/$n.log" &
-		PIDS+=($!)
-	done
-	"$BIN/shoal-router" -c "$dir/shoal.conf" 2>"$dir/router.log" &
-	PIDS+=($!)
-	wait_port "$2" || { echo "shoal-router did not listen" >&2; tail -n 5 "$dir"/*.log >&2; return 1; }
+	n1_start "$dir"
+	n2_start "$dir"
+	"${WRAP_ROUTER[@]}" "$BIN/shoal-router" -c "$dir/shoal.conf" 2>"$dir/router.log" &
+	PIDS+=($!) ROUTER_PID=$!
+	wait_port "$2" 300 || { echo "shoal-router did not listen" >&2; tail -n 5 "$dir"/*.log >&2; return 1; }
+}
+
+# n1_start DIR / n2_start DIR: one node of the pair; sets N1_PID / N2_PID.
+n1_start() {
+	"${WRAP_N1[@]}" "$BIN/shoal-node" -c "$1/shoal.conf" -n n1 2>>"$1/n1.log" &
+	PIDS+=($!) N1_PID=$!
+}
+n2_start() {
+	"${WRAP_N2[@]}" "$BIN/shoal-node" -c "$1/shoal.conf" -n n2 2>>"$1/n2.log" &
+	PIDS+=($!) N2_PID=$!
 }
 
 # shoal_delivered DIR: delivery.log lines with "result":"delivered".

@@ -10,6 +10,7 @@ PKGS=(
 	postfix swaks dnsmasq-base python3 python3-aiosmtpd python3-dkim
 	python3-dnspython python3-yaml python3-prometheus-client
 	iproute2 procps openssl haproxy
+	curl time strace valgrind  # bench/: scale.sh, profile.sh
 )
 
 missing=()

@@ -65,8 +65,15 @@ json_write_string(FILE *f, const void *s, size_t len)
 		case '\t': fputs("\\t", f); i++; continue;
 		}
 		if (b >= 0x20 && b < 0x7f) {
-			fputc(b, f);
-			i++;
+			/* a run of plain ASCII in one write, not a putc each
+			 * (the delivery log writes a line per attempt) */
+			size_t run = i + 1;
+
+			while (run < len && p[run] >= 0x20 && p[run] < 0x7f &&
+			       p[run] != '"' && p[run] != '\\')
+				run++;
+			fwrite(p + i, 1, run - i, f);
+			i = run;
 			continue;
 		}
 		n = b >= 0x80 ? json_utf8_seq(p + i, len - i, &cp) : 0;

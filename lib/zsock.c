@@ -75,25 +75,34 @@ zsock_read_pass(evutil_socket_t fd, short what, void *arg)
 	struct zsock *zs = arg;
 	zmq_msg_t frames[ZSOCK_MAX_FRAMES];
 	int delivered = 0;
+	bool more;
 
 	(void)fd;
 	(void)what;
-	while (delivered < ZSOCK_BATCH && zsock_has_input(zs)) {
+	/* Each ZMQ_EVENTS query with nothing waiting costs libzmq a getpid
+	 * and a poll, so ask once per message and not again at the end:
+	 * input that arrives later signals ZMQ_FD anew, and a send from
+	 * on_msg or on_pass schedules a pass itself (zsock_send). */
+	more = zsock_has_input(zs);
+	while (more && delivered < ZSOCK_BATCH) {
 		int n = zsock_recv_one(zs, frames);
 
-		if (n == 0)
+		if (n == 0) {
+			more = false;
 			break;
-		if (n < 0)
-			continue;
-		zs->on_msg(zs, frames, (size_t)n, zs->arg);
-		for (int i = 0; i < n; i++)
-			zmq_msg_close(&frames[i]);
-		delivered++;
+		}
+		if (n > 0) {
+			zs->on_msg(zs, frames, (size_t)n, zs->arg);
+			for (int i = 0; i < n; i++)
+				zmq_msg_close(&frames[i]);
+			delivered++;
+		}
+		more = zsock_has_input(zs);
 	}
 	if (delivered && zs->on_pass)
 		zs->on_pass(zs, zs->arg);
 	/* still more waiting: come back after others had their turn */
-	if (zsock_has_input(zs))
+	if (more)
 		event_active(zs->ev, EV_READ, 0);
 }
 

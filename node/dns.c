@@ -17,6 +17,7 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -656,7 +657,10 @@ dns_req_fire(evutil_socket_t fd, short what, void *arg)
 	dns_mx_fn fn = r->fn;
 	void *fn_arg = r->arg;
 
-	memset(&res, 0, sizeof(res));
+	/* res is about 20 KiB (DNS_HOSTS_MAX hosts of DNS_ADDRS_MAX
+	 * addresses) and this runs for every delivery: clear only the
+	 * header and the hosts and addresses that are used */
+	memset(&res, 0, offsetof(struct dns_result, hosts));
 	res.status = a->status;
 	res.error = a->error;
 	res.implicit_mx = a->implicit_mx;
@@ -669,6 +673,7 @@ dns_req_fire(evutil_socket_t fd, short what, void *arg)
 		const struct dns_ahost *h = &a->hosts[order[i]];
 		struct dns_host *o = &res.hosts[i];
 
+		memset(o->addrs, 0, h->n_addrs * sizeof(o->addrs[0]));
 		snprintf(o->name, sizeof(o->name), "%s", h->name);
 		o->preference = h->preference;
 		o->n_addrs = h->n_addrs;

@@ -59,6 +59,7 @@ struct owner {
 	bool active;                  /* a peer and replication on */
 	uint64_t started_ms;
 	uint64_t peer_heard_ms;       /* 0 = not since start */
+	bool peer_map_heard;          /* since start */
 	struct owner_router routers[OWNER_ROUTERS_MAX];
 	size_t n_routers;
 	bool fenced;                  /* last answer of owner_may_deliver */
@@ -552,6 +553,12 @@ owner_heard_peer(struct owner *o)
 	o->peer_heard_ms = clock_mono_ms();
 }
 
+void
+owner_heard_peer_map(struct owner *o)
+{
+	o->peer_map_heard = true;
+}
+
 uint64_t
 owner_peer_heard_ms(const struct owner *o)
 {
@@ -601,7 +608,7 @@ owner_may_deliver(struct owner *o)
 		if (o->routers[i].heard_ms > contact)
 			contact = o->routers[i].heard_ms;
 	ok = contact != 0 && now - contact <= lease &&
-	     (o->peer_heard_ms != 0 ||
+	     (o->peer_map_heard ||
 	      now - o->started_ms >= cfg->replication.failover_after_ms);
 	if (ok == o->fenced) {
 		o->fenced = !ok;

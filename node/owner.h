@@ -62,6 +62,10 @@ void owner_heard_router(struct owner *o, const char *router_id,
 /* The peer was heard (any message on the peer link). */
 void owner_heard_peer(struct owner *o);
 
+/* The peer's message carried its map (not every message does: repl.c).
+ * A node that starts fenced stays so until this, or failover_after_ms. */
+void owner_heard_peer_map(struct owner *o);
+
 /* Monotonic ms of the last message from the peer, 0 = never. */
 uint64_t owner_peer_heard_ms(const struct owner *o);
 

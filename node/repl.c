@@ -195,14 +195,51 @@ repl_send_msg(struct repl *r, Shoal__PeerMessage *pm)
 			  shoal_strerror(rc));
 }
 
-/* The header every message carries: who we are, our map, our ack. */
+/* Whether our map must ride on the next message: while the peer's last
+ * map differs from ours (or we have not heard one since it was silent or
+ * restarted), and at least once per heartbeat_ms in any case. Packing and
+ * unpacking the whole map on every batch and ack was over a third of a
+ * node's instructions per message (bench/profile.sh -t callgrind). */
+static bool
+repl_map_due(struct repl *r, uint64_t now)
+{
+	const Shoal__ShardMap *m = r->n->map;
+
+	if (m == NULL)
+		return false;
+	if (!r->peer_map_known || r->peer_map_epoch != m->epoch ||
+	    strcmp(r->peer_map_author, m->author) != 0)
+		return true;
+	return now - r->map_sent_ms >= r->n->cfg->replication.heartbeat_ms;
+}
+
+/* Note the map the peer carried; NULL: forget it (the peer was silent or
+ * is a new process and may have lost ours). */
+static void
+repl_note_peer_map(struct repl *r, const Shoal__ShardMap *m)
+{
+	r->peer_map_known = m != NULL && m->author != NULL &&
+			    strlen(m->author) < sizeof(r->peer_map_author);
+	if (!r->peer_map_known)
+		return;
+	r->peer_map_epoch = m->epoch;
+	memcpy(r->peer_map_author, m->author, strlen(m->author) + 1);
+}
+
+/* The header every message carries: who we are, our ack, and our map when
+ * repl_map_due(). */
 static void
 repl_header(struct repl *r, Shoal__PeerMessage *pm)
 {
+	uint64_t now = clock_mono_ms();
+
 	pm->from = r->n->me->id;
 	pm->stream = r->stream;
 	pm->head_seq = store_journal_seq(r->n->store);
-	pm->map = r->n->map;
+	if (repl_map_due(r, now)) {
+		pm->map = r->n->map;
+		r->map_sent_ms = now;
+	}
 	pm->acked_stream = r->peer_stream;
 	pm->acked_seq = r->applied;
 	pm->resend = r->want_resend;
@@ -309,10 +346,18 @@ repl_send_batch(struct repl *r)
 	struct repl_build b = { .r = r };
 	int rc;
 
+	/* nothing journaled past what was sent: no transaction, no arrays
+	 * (every pump ends with this call) */
+	if (store_journal_seq(r->n->store) <= r->sent)
+		return false;
 	if (store_txn_begin(r->n->store, true, &b.t) != 0)
 		return false;
-	b.recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.recs));
-	b.ptrs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.ptrs));
+	if (r->batch_recs == NULL) {
+		r->batch_recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*r->batch_recs));
+		r->batch_ptrs = xcalloc(REPL_BATCH_RECORDS, sizeof(*r->batch_ptrs));
+	}
+	b.recs = r->batch_recs;
+	b.ptrs = r->batch_ptrs;
 	rc = store_journal_foreach(b.t, r->sent, REPL_BATCH_RECORDS, repl_collect,
 				   &b);
 	if ((rc == 0 || rc == 1) && b.n > 0) {
@@ -336,8 +381,6 @@ repl_send_batch(struct repl *r)
 			  (unsigned long long)b.last, b.n, b.bytes);
 	}
 	store_txn_abort(b.t);
-	free(b.recs);
-	free(b.ptrs);
 	return b.n > 0;
 }
 
@@ -558,8 +601,13 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 		r->catchup_target = store_journal_seq(r->n->store);
 		repl_set_state(r, REPL_CATCHING_UP, "peer heard");
 	}
-	if (pm->map)
+	if (!was_alive || pm->stream != r->peer_stream)
+		repl_note_peer_map(r, NULL);
+	if (pm->map) {
 		owner_offer(r->n->owner, pm->map);
+		owner_heard_peer_map(r->n->owner);
+		repl_note_peer_map(r, pm->map);
+	}
 	if (pm->acked_stream == r->stream)
 		repl_on_ack(r, pm->acked_seq, pm->resend);
 	else if (r->acked > 0)
@@ -795,6 +843,8 @@ repl_free(struct repl *r)
 	if (r->ack_ev)
 		event_free(r->ack_ev);
 	zsock_free(r->link);
+	free(r->batch_recs);
+	free(r->batch_ptrs);
 	free(r->w);
 	free(r);
 }

@@ -63,6 +63,18 @@ struct repl {
 	uint64_t resend_asked_ms;
 	bool want_resend;
 
+	/* the map the peer last carried (repl_header() leaves ours out while
+	 * the peer's matches it, but for one message per heartbeat_ms) */
+	bool peer_map_known;
+	uint64_t peer_map_epoch;
+	char peer_map_author[64];
+	uint64_t map_sent_ms;
+
+	/* repl_send_batch()'s record arrays, REPL_BATCH_RECORDS each, made
+	 * once: a batch fills every entry it uses */
+	Shoal__ReplRecord *batch_recs;
+	Shoal__ReplRecord **batch_ptrs;
+
 	struct event *timer, *kick_ev, *ack_ev;
 	uint64_t batches_sent, batches_applied, records_applied;
 };

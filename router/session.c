@@ -94,13 +94,46 @@ session_set_state(struct session *s, enum session_state st)
 void
 session_reply(struct session *s, const char *fmt, ...)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = s->in_callback > 0 && s->pend != NULL ?
+				       s->pend : bufferevent_get_output(s->bev);
 	va_list ap;
 
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
 	evbuffer_add(out, "\r\n", 2);
+}
+
+/* Replies not yet written: the bufferevent's and those of this callback. */
+static size_t
+session_output_len(struct session *s)
+{
+	return evbuffer_get_length(bufferevent_get_output(s->bev)) +
+	       (s->pend != NULL ? evbuffer_get_length(s->pend) : 0);
+}
+
+/* Hand this callback's replies on. When the bufferevent has nothing
+ * waiting, the socket is plain and the client has nothing more buffered
+ * (so no write callback is needed to go on reading), write them to the
+ * socket now; the rest, if any, goes through the bufferevent. */
+static void
+session_flush(struct session *s)
+{
+	struct evbuffer *out;
+
+	if (s->pend == NULL || evbuffer_get_length(s->pend) == 0)
+		return;
+	out = bufferevent_get_output(s->bev);
+	if (!s->is_tls && evbuffer_get_length(out) == 0 &&
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) == 0) {
+		/* a failure leaves pend as it was; the bufferevent then
+		 * meets the error and reports it */
+		(void)evbuffer_write(s->pend, bufferevent_getfd(s->bev));
+	}
+	if (evbuffer_get_length(s->pend) > 0)
+		evbuffer_add_buffer(out, s->pend);
+	else if (s->state == SESSION_ST_CLOSING)
+		session_free_when_flushed(s);
 }
 
 /* Close after the pending output is written. */
@@ -121,8 +154,8 @@ session_free_when_flushed(struct session *s)
 	struct bufferevent *below = bufferevent_get_underlying(s->bev);
 	struct timeval tv = { 0, SESSION_FLUSH_POLL_MS * 1000 };
 
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
-		return;	/* the write callback comes back here */
+	if (session_output_len(s) > 0)
+		return;	/* the write callback or session_flush() comes back */
 	if (below == NULL ||
 	    evbuffer_get_length(bufferevent_get_output(below)) == 0 ||
 	    s->flush_polls++ >= SESSION_FLUSH_MAX_MS / SESSION_FLUSH_POLL_MS) {
@@ -182,6 +215,8 @@ session_free(struct session *s)
 		event_free(s->lifetime);
 	if (s->auth_timer)
 		event_free(s->auth_timer);
+	if (s->pend)
+		evbuffer_free(s->pend);
 	if (s->has_limit_slot)
 		limits_session_end(s->env->limits, s->client);
 	bufferevent_free(s->bev);
@@ -202,7 +237,11 @@ session_free(struct session *s)
 void
 session_leave(struct session *s)
 {
-	if (--s->in_callback == 0 && s->want_free)
+	if (--s->in_callback > 0)
+		return;
+	if (!s->want_free)
+		session_flush(s);
+	if (s->want_free)
 		session_free(s);
 }
 
@@ -577,6 +616,7 @@ session_cmd_starttls(struct session *s, const struct smtp_cmd *cmd)
 		evbuffer_drain(in, junk);
 	}
 	session_reply(s, "220 2.0.0 Ready to start TLS");
+	session_flush(s);	/* in plaintext, before the filter */
 	tb = bufferevent_openssl_filter_new(s->env->base, s->bev, ssl,
 					    BUFFEREVENT_SSL_ACCEPTING,
 					    BEV_OPT_CLOSE_ON_FREE);
@@ -750,8 +790,7 @@ session_process(struct session *s)
 			break;
 		}
 		/* a client that does not read its replies waits for us */
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
-		    SESSION_OUTPUT_MAX)
+		if (session_output_len(s) > SESSION_OUTPUT_MAX)
 			break;
 		if (s->state == SESSION_ST_DATA) {
 			if (!transfer_read_data(s, in))
@@ -945,8 +984,11 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 	session_setup_bev(s);
 	s->lifetime = evtimer_new(env->base, session_on_lifetime, s);
 	evtimer_add(s->lifetime, &life);
+	s->pend = evbuffer_new();	/* NULL: replies go the slow way */
 	log_debug(LOG_SUB_SMTP, "client=%s event=connect", s->client);
+	s->in_callback++;	/* the greeting goes out as a callback's would */
 	session_reply(s, "220 %s ESMTP Shoal", cfg->router.hostname);
+	session_leave(s);
 }
 
 void

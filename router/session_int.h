@@ -69,6 +69,7 @@ struct session {
 	bool skipping_line;          /* discarding the rest of a long line */
 	int in_callback;
 	bool want_free;
+	struct evbuffer *pend;       /* replies made in a callback, until it ends */
 
 	/* the transaction */
 	struct smtp_mail mail;
@@ -94,7 +95,10 @@ struct session {
 /* Move to st; logs old and new at debug. */
 void session_set_state(struct session *s, enum session_state st);
 
-/* Queue one reply line; CRLF is added. */
+/* Queue one reply line; CRLF is added. Inside a callback (in_callback > 0)
+ * replies collect in s->pend and session_leave() writes them: straight to
+ * the socket when nothing else is waiting, which spares the bufferevent's
+ * write event (an epoll_ctl to arm it and one to disarm it per reply). */
 void session_reply(struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
