@@ -51,6 +51,11 @@ router: {
   hostname = "mta.demo.example";
   listen = ( { address = "127.0.0.1:$R1"; } );
   relay_networks = [ "127.0.0.0/8", "::1/128" ];
+  # mail from @demo.example is signed twice: RSA and Ed25519
+  dkim = (
+    { domain = "demo.example"; selector = "rsa2026"; key_file = "$DIR/dkim/rsa2026.pem"; },
+    { domain = "demo.example"; selector = "ed2026"; key_file = "$DIR/dkim/ed2026.pem"; }
+  );
 };
 delivery: {
   helo_name = "mta.demo.example";
@@ -106,6 +111,28 @@ sink_greets() (
 	[[ $line == "220 mx.demo.example"* ]]
 )
 
+# DKIM keys for demo.example (made once, kept in $DIR/dkim) and the
+# dnsmasq options that publish their TXT records.
+DKIM_TXT=()
+dkim_keys() {
+	local sel type doc
+	mkdir -p "$DIR/dkim"
+	DKIM_TXT=()
+	for sel in rsa2026:rsa ed2026:ed25519; do
+		type=${sel#*:} sel=${sel%%:*}
+		if [ ! -e "$DIR/dkim/$sel.json" ]; then
+			"$BIN/shoalctl" --json dkim keygen demo.example "$sel" \
+				--type "$type" --out "$DIR/dkim/$sel.pem" --force \
+				>"$DIR/dkim/$sel.json" || return 1
+		fi
+		doc=$(python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(d["dns_name"].rstrip(".") + "," + ",".join(d["txt_strings"]))' \
+			"$DIR/dkim/$sel.json") || return 1
+		DKIM_TXT+=("--txt-record=$doc")
+	done
+}
+
 start_mx() {
 	local sbin=/usr/sbin user=()
 	mkdir -p "$DIR/mail"
@@ -118,7 +145,8 @@ start_mx() {
 		--no-resolv --no-hosts --conf-file=/dev/null --pid-file \
 		--log-facility=- --log-queries --local=/demo.example/ \
 		--mx-host=demo.example,mx.demo.example,10 \
-		--host-record=mx.demo.example,127.0.0.1 || return 1
+		--host-record=mx.demo.example,127.0.0.1 "${DKIM_TXT[@]}" ||
+		return 1
 	# -d: each message it takes becomes a file under mail/
 	setsid "$sbin/smtp-sink" "${user[@]}" -d "$DIR/mail/%Y%m%d-%H%M%S." \
 		-h mx.demo.example "127.0.0.1:$MX" 64 \
@@ -143,6 +171,7 @@ up() {
 	[ -x "$BIN/shoal-node" ] || { echo "build first: make" >&2; return 1; }
 	rm -f "$DIR"/*.pid
 	write_config
+	dkim_keys || return 1
 	start_mx || return 1
 	for n in "${NODES[@]}"; do
 		start "$n" "event=ready" "$BIN/shoal-node" -c "$CONF" -n "$n" ||
@@ -169,6 +198,10 @@ Follow it:
   cat $DIR/n*/delivery.log
   ls $DIR/mail/
   curl -s 127.0.0.1:$(metrics_port n1)/metrics
+Mail from @demo.example is DKIM-signed (RSA and Ed25519; the keys' TXT
+records are in the demo DNS). Check the signatures with an independent
+verifier (python3-dkim):
+  $ROOT/deploy/local/dkimverify.py --dns 127.0.0.1:$DNS $DIR/mail/*
 MSG
 }
 

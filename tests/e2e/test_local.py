@@ -145,6 +145,25 @@ class LocalClusterTest(ShoalTestCase):
                                          errors="replace").read()
                              for f in os.listdir(mail)), 10,
                  "the message in the sink's directory")
+        # both of its DKIM signatures verify with python3-dkim against the
+        # demo's DNS, and a changed copy does not
+        f = next(os.path.join(mail, f) for f in os.listdir(mail)
+                 if qid in open(os.path.join(mail, f), errors="replace").read())
+        verify = [os.path.join(REPO, "deploy/local/dkimverify.py"), "--dns",
+                  f"127.0.0.1:{5354 + self.off}"]
+        r = subprocess.run(verify + [f], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("a=rsa-sha256: pass", r.stdout)
+        self.assertIn("a=ed25519-sha256: pass", r.stdout)
+        bad = os.path.join(self.tempdir(), "changed.eml")
+        with open(f, "rb") as src, open(bad, "wb") as dst:
+            dst.write(src.read().replace(b"This is a test mailing",
+                                         b"This is a changed mailing"))
+        r = subprocess.run(verify + [bad], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.count(": FAIL"), 2, r.stdout)
         r = self.script("status")
         self.assertEqual(r.returncode, 0, r.stderr)
         for p in PROCS:
