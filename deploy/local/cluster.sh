@@ -251,9 +251,13 @@ follow() {
 }
 
 stop_run() {
-	trap '' INT TERM   # a second Ctrl-C must not cut the stop short
+	# a second Ctrl-C must not cut the stop short, nor a reader of our
+	# output that the same Ctrl-C ended (`make run | tee log`)
+	trap '' INT TERM PIPE
 	[ -z "${FOLLOW:-}" ] || kill "$FOLLOW" 2>/dev/null || true
-	echo
+	if ! { echo; } 2>/dev/null; then
+		exec >/dev/null 2>&1
+	fi
 	down
 	exit 0
 }
