@@ -343,6 +343,20 @@ node_on_signal(evutil_socket_t sig, short what, void *arg)
 	node_on_stop_timer(-1, 0, n);
 }
 
+#define NODE_RELEASE_PAGES_S 10
+
+/* Every few seconds: the queue pages this node read (to deliver, replicate
+ * or list) leave its RSS; they stay in the page cache. */
+static void
+node_on_release_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct node *n = arg;
+
+	(void)fd;
+	(void)what;
+	store_release_pages(n->store);
+}
+
 /* SIGHUP: reopen log.file and data_dir/delivery.log (logrotate). */
 static void
 node_on_hup(evutil_socket_t sig, short what, void *arg)
@@ -429,6 +443,10 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	event_add(n->sig_term, NULL);
 	event_add(n->sig_int, NULL);
 	event_add(n->sig_hup, NULL);
+	n->release_timer = event_new(base, -1, EV_PERSIST,
+				     node_on_release_timer, n);
+	event_add(n->release_timer,
+		  &(struct timeval){ NODE_RELEASE_PAGES_S, 0 });
 	*out = n;
 	return 0;
 fail:
@@ -467,6 +485,8 @@ node_free(struct node *n)
 		event_free(n->sig_hup);
 	if (n->stop_timer)
 		event_free(n->stop_timer);
+	if (n->release_timer)
+		event_free(n->release_timer);
 	zsock_free(n->front);
 	zsock_free(n->zap);
 	repl_free(n->repl);

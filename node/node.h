@@ -47,6 +47,7 @@ struct node {
 	uint64_t started_at;       /* unix seconds */
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *stop_timer;  /* shutdown: waits for enqueues in flight */
+	struct event *release_timer; /* store_release_pages(), periodic */
 	uint64_t stop_deadline_ms; /* monotonic */
 	bool is_stopping;          /* SIGTERM: new enqueues are turned away */
 };

@@ -29,12 +29,16 @@
 #include "node/store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/err.h"
 #include "lib/log.h"
@@ -77,6 +81,8 @@ struct store {
 	uint8_t *journaled;	/* per shard: 1 = changes are journaled */
 	uint32_t n_journaled;
 	uint64_t journal_seq;	/* last seq given out */
+	void *map_base;		/* LMDB's map of data.mdb, from */
+	size_t map_len;		/* /proc/self/maps; NULL/0 unknown */
 };
 
 struct store_txn {
@@ -311,6 +317,60 @@ fail:
 	free(st->dir);
 	free(st);
 	return store_code(rc);
+}
+
+/* Where LMDB mapped data.mdb: mdb_env_info() gives the address only for
+ * MDB_FIXEDMAP, so read it from /proc/self/maps. */
+static void
+store_find_map(struct store *st)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16], line[PATH_MAX + 160];
+	FILE *f;
+
+	if (realpath(st->dir, dir) == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	f = fopen("/proc/self/maps", "r");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+		char *name = strchr(line, '/');
+
+		if (name == NULL)
+			continue;
+		name[strcspn(name, "\n")] = '\0';
+		if (strcmp(name, path) == 0 &&
+		    sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi > lo) {
+			st->map_base = (void *)lo;
+			st->map_len = hi - lo;
+			break;
+		}
+	}
+	fclose(f);
+}
+
+void
+store_release_pages(struct store *st)
+{
+	MDB_envinfo info;
+	MDB_stat stat;
+	long page = sysconf(_SC_PAGESIZE);
+	size_t len;
+
+	if (st->map_base == NULL)
+		store_find_map(st);
+	if (st->map_base == NULL || page <= 0 ||
+	    mdb_env_info(st->env, &info) != 0 ||
+	    mdb_env_stat(st->env, &stat) != 0)
+		return;
+	len = ((size_t)info.me_last_pgno + 1) * stat.ms_psize;
+	if (len > st->map_len)
+		len = st->map_len;
+	len -= len % (size_t)page;
+	if (len > 0 && madvise(st->map_base, len, MADV_DONTNEED) != 0)
+		log_debug(LOG_SUB_STORE, "store event=release_pages_failed "
+			  "error=\"%s\"", strerror(errno));
 }
 
 void

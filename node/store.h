@@ -34,6 +34,14 @@ int store_open(const char *dir, uint64_t map_size, struct store **out);
  * be open. */
 void store_close(struct store *st);
 
+/* Drop this process's mappings of the queue file's pages: madvise
+ * MADV_DONTNEED over the used part of LMDB's map, which is read-only and
+ * shared (no MDB_WRITEMAP). The pages stay in the kernel's page cache and
+ * the next read maps them again with the same bytes, so open read
+ * transactions are unaffected. Without it every message ever read stays in
+ * the node's RSS (2.2 GiB with a million queued, bench/scale.sh). */
+void store_release_pages(struct store *st);
+
 /* Begin a transaction. Returns 0 and sets *out, or -errno. */
 int store_txn_begin(struct store *st, bool read_only, struct store_txn **out);
 

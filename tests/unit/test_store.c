@@ -619,6 +619,67 @@ START_TEST(test_10mb_body_round_trips)
 }
 END_TEST
 
+/* This process's resident pages, from /proc/self/statm. */
+static size_t
+t_rss_bytes(void)
+{
+	unsigned long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%lu %lu", &size, &resident), 2);
+	fclose(f);
+	return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* 48 MiB of bodies read through the map count in RSS until released; after
+ * store_release_pages() they are gone from RSS and read back the same. */
+START_TEST(test_release_pages_drops_read_pages_from_rss)
+{
+	enum { N = 48, SZ = 1 << 20 };
+	unsigned char *body = malloc(SZ);
+	struct store_txn *t;
+	unsigned long sum = 0;
+	size_t before, after, len;
+	char qid[QID_MAX];
+	const void *p;
+
+	ck_assert_ptr_nonnull(body);
+	t_open(T_MAP_SIZE * 2);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	for (int i = 0; i < N; i++) {
+		memset(body, 'a' + i % 26, SZ);
+		snprintf(qid, sizeof(qid), "R%03d", i);
+		ck_assert_int_eq(store_msg_put(t, qid, 1, "m", 1, body, SZ), 0);
+	}
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	store_release_pages(t_st);
+	/* a read transaction stays open across the release */
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(qid, sizeof(qid), "R%03d", i);
+		ck_assert_int_eq(store_msg_get_body(t, qid, &p, &len), 0);
+		for (size_t k = 0; k < len; k += 512)
+			sum += ((const unsigned char *)p)[k];
+	}
+	before = t_rss_bytes();
+	store_release_pages(t_st);
+	after = t_rss_bytes();
+	ck_assert_msg(before > after && before - after >= (size_t)(N - 8) * SZ,
+		      "RSS %zu -> %zu bytes", before, after);
+	for (int i = 0; i < N; i++) {
+		snprintf(qid, sizeof(qid), "R%03d", i);
+		ck_assert_int_eq(store_msg_get_body(t, qid, &p, &len), 0);
+		ck_assert_uint_eq(len, SZ);
+		memset(body, 'a' + i % 26, SZ);
+		ck_assert(memcmp(p, body, SZ) == 0);
+	}
+	store_txn_abort(t);
+	ck_assert_uint_gt(sum, 0);
+	free(body);
+}
+END_TEST
+
 START_TEST(test_invalid_qid_is_einval)
 {
 	char longest[QID_MAX], too_long[QID_MAX + 1];
@@ -729,6 +790,7 @@ store_suite(void)
 	tcase_add_test(tc_slow,
 		       test_map_full_is_storage_full_and_store_stays_usable);
 	tcase_add_test(tc_slow, test_10mb_body_round_trips);
+	tcase_add_test(tc_slow, test_release_pages_drops_read_pages_from_rss);
 	suite_add_tcase(s, tc_slow);
 	return s;
 }
