@@ -325,6 +325,8 @@ admin_queue_depth(struct store *st, const Shoal__ShardMap *map,
 		rc = store_msg_foreach(t, admin_count_one, &c);
 		store_txn_abort(t);
 		admin_log_unreadable(0, c.unreadable, c.first_unreadable);
+		/* the walk mapped every message: not ours to keep */
+		store_release_pages(st);
 	}
 	free(c.per_shard);
 	if (rc != 0)
