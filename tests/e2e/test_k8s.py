@@ -22,6 +22,7 @@ import unittest
 import yaml
 
 import netns
+from test_tls import make_cert
 from shoaltest import (REPO, Loopback, SMTPConn, ShoalTestCase, bin_path,
                        make_message, wait_for)
 
@@ -695,7 +696,7 @@ class K8sTest(ShoalTestCase):
 
     def test_4_kustomize_build(self):
         """kubectl kustomize, where installed, builds the manifests (with
-        dummy secret files) and the built output passes the checker."""
+        secret files made as the operator would) and the built output passes the checker."""
         kubectl = shutil.which("kubectl")
         if kubectl is None:
             self.skipTest("kubectl not installed")
@@ -703,9 +704,19 @@ class K8sTest(ShoalTestCase):
         root = os.path.join(d, "k8s")
         shutil.copytree(K8S, root, ignore=shutil.ignore_patterns(
             "curve.keys", "tls.*", "users"))
-        for f in ("curve.keys", "tls.crt", "tls.key", "users"):
-            with open(os.path.join(root, "secrets", f), "w") as fh:
-                fh.write("placeholder\n")
+        # the secret files an operator makes (deploy/k8s/secrets/README.md)
+        sec = os.path.join(root, "secrets")
+        subprocess.run([bin_path("shoalctl"), "keygen",
+                        os.path.join(sec, "curve.keys")], check=True,
+                       capture_output=True, timeout=30)
+        cert, key = make_cert(d, "mta.example.com")
+        shutil.copy(cert, os.path.join(sec, "tls.crt"))
+        shutil.copy(key, os.path.join(sec, "tls.key"))
+        h = subprocess.run(["openssl", "passwd", "-6", "-stdin"],
+                           input="secret\n", capture_output=True, text=True,
+                           check=True, timeout=30).stdout.strip()
+        with open(os.path.join(sec, "users"), "w") as fh:
+            fh.write(f"alice:{h}\n")
         r = subprocess.run([kubectl, "kustomize", root], capture_output=True,
                            text=True, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
