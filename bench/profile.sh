@@ -2,12 +2,14 @@
 # Profile one Shoal program on the ingest + delivery path under a fixed
 # message count, so that two runs (before and after a change) compare:
 #
-#   bench/profile.sh -t cpu|strace|callgrind [-p router|n1|n2] [-m N] [-s N] [-l BYTES] [-o DIR]
+#   bench/profile.sh -t cpu|strace|callgrind|perf [-p router|n1|n2] [-m N] [-s N] [-l BYTES] [-o DIR]
 #
 #   -t TOOL  cpu: user and system CPU seconds of every process (router,
 #            n1, n2, smtp-sink, smtp-source), no tool in the way;
 #            strace: syscall counts (strace -c -f) of the program;
-#            callgrind: valgrind --tool=callgrind, instruction counts
+#            callgrind: valgrind --tool=callgrind, instruction counts;
+#            perf: perf record -g at full speed, user and kernel time by
+#            function (what callgrind cannot see: the kernel's share)
 #   -p PROG  router (default), n1 (the primary of about half the shards and
 #            the replica of the rest) or n2
 #   -m N     messages (default 2000), -s N sessions (default 20),
@@ -33,11 +35,12 @@ while getopts "t:p:m:s:l:o:" o; do
 	*) sed -n '/^#   bench\/profile.sh/,/^#   -o/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 	esac
 done
-case $TOOL in cpu | strace | callgrind) ;; *) echo "-t cpu|strace|callgrind" >&2; exit 2 ;; esac
+case $TOOL in cpu | strace | callgrind | perf) ;; *) echo "-t cpu|strace|callgrind|perf" >&2; exit 2 ;; esac
 case $PROG in router | n1 | n2) ;; *) echo "-p router|n1|n2" >&2; exit 2 ;; esac
 bench_need smtp-source smtp-sink python3
 [ "$TOOL" = callgrind ] && bench_need valgrind callgrind_annotate
 [ "$TOOL" = strace ] && bench_need strace
+[ "$TOOL" = perf ] && bench_need perf
 bench_build
 bench_init shoal-profile
 DIR=$BENCH_DIR
@@ -46,6 +49,7 @@ case $TOOL in
 cpu) WRAP=() ;;
 strace) WRAP=(strace -c -f -o "$OUTF") ;;
 callgrind) WRAP=(valgrind --tool=callgrind --callgrind-out-file="$OUTF" -q) ;;
+perf) WRAP=(perf record -q -F 2999 -g -o "$OUTF") ;;
 esac
 case $PROG in
 router) WRAP_ROUTER=("${WRAP[@]}") ;;

@@ -221,7 +221,7 @@ ingest_done(int result, void *arg)
 	}
 	if (result == 0) {
 		in->stored++;
-		scheduler_kick(in->n->sched);
+		scheduler_kick_due(in->n->sched, it->now, it->qid);
 		log_info("qid=%s event=stored shard=%u size=%zu rcpts=%u",
 			 it->qid, it->shard, zmq_msg_size(&it->body),
 			 it->n_rcpts);

@@ -26,8 +26,15 @@ struct scheduler *scheduler_new(struct node *n);
  * are due again at the next start). */
 void scheduler_free(struct scheduler *s);
 
-/* Look for due work soon (after the current callbacks). */
+/* Look for due work soon (after the current callbacks), across the whole
+ * due index: for changes that can make any entry eligible (ownership,
+ * hold and release, a shard move). */
 void scheduler_kick(struct scheduler *s);
+
+/* Look for due work soon, after a due entry (due, qid) was written (new
+ * mail): cheaper than scheduler_kick, the pass need not start at the
+ * oldest entry. */
+void scheduler_kick_due(struct scheduler *s, uint64_t due, const char *qid);
 
 /* Delivery finished a job (every res[] filled). Takes the job. */
 void scheduler_job_done(struct scheduler *s, struct job *j);

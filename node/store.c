@@ -846,15 +846,27 @@ store_due_del(struct store_txn *t, uint64_t due, const char *qid)
 }
 
 int
-store_due_foreach(struct store_txn *t, uint64_t now, size_t max,
+store_due_foreach(struct store_txn *t, uint64_t from_due,
+		  const char *from_qid, uint64_t now, size_t max,
 		  store_due_fn fn, void *arg)
 {
+	unsigned char buf[STORE_KEY_MAX];
 	MDB_cursor *cur;
 	MDB_val key, val;
 	MDB_cursor_op op = MDB_FIRST;
 	uint64_t due;
 	int rc;
 
+	if (from_due != 0 || from_qid != NULL) {
+		/* a bare time sorts before every qid at that time */
+		store_put_be(buf, from_due, 8);
+		key.mv_data = buf;
+		key.mv_size = 8;
+		if (from_qid != NULL && from_qid[0] != '\0' &&
+		    store_key(buf, from_due, 8, from_qid, &key) != 0)
+			return -EINVAL;
+		op = MDB_SET_RANGE;
+	}
 	if ((rc = store_cursor_open(t, STORE_DB_DUE, &cur)) != 0)
 		return rc;
 	for (size_t n = 0; n < max; n++, op = MDB_NEXT) {

@@ -112,10 +112,13 @@ int store_due_del(struct store_txn *t, uint64_t due, const char *qid);
 /* Called for each due entry in time order; same stop rule as store_msg_fn. */
 typedef int (*store_due_fn)(uint64_t due, const char *qid, void *arg);
 
-/* Walk due entries with time <= now, at most max of them, oldest first.
- * Cost is O(entries visited). Returns 0, the callback's stop value, or
- * -errno. The callback must not modify the due index through t. */
-int store_due_foreach(struct store_txn *t, uint64_t now, size_t max,
+/* Walk due entries with time <= now, at most max of them, oldest first,
+ * starting at the entry (from_due, from_qid) or the first one after it
+ * (from_due 0 and from_qid NULL: from the oldest). Cost is O(entries
+ * visited). Returns 0, the callback's stop value, or -errno. The callback
+ * must not modify the due index through t. */
+int store_due_foreach(struct store_txn *t, uint64_t from_due,
+		      const char *from_qid, uint64_t now, size_t max,
 		      store_due_fn fn, void *arg);
 
 /* The earliest due time in the index. Returns 0 and sets *due, or -ENOENT

@@ -116,6 +116,20 @@ t_walk(long shard, struct t_seen *s)
 	return rc;
 }
 
+/* Walk due entries from (from_due, from_qid) on. */
+static int
+t_walk_due_from(uint64_t from_due, const char *from_qid, uint64_t now,
+		size_t max, struct t_seen *s)
+{
+	struct store_txn *t;
+	int rc;
+
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	rc = store_due_foreach(t, from_due, from_qid, now, max, t_see_due, s);
+	store_txn_abort(t);
+	return rc;
+}
+
 static int
 t_walk_due(uint64_t now, size_t max, struct t_seen *s)
 {
@@ -123,7 +137,7 @@ t_walk_due(uint64_t now, size_t max, struct t_seen *s)
 	int rc;
 
 	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
-	rc = store_due_foreach(t, now, max, t_see_due, s);
+	rc = store_due_foreach(t, 0, NULL, now, max, t_see_due, s);
 	store_txn_abort(t);
 	return rc;
 }
@@ -379,6 +393,69 @@ START_TEST(test_due_foreach_order_cutoff_and_max)
 	s.stop_after = 1;
 	ck_assert_int_eq(t_walk_due(UINT64_MAX, 10, &s), 7);
 	ck_assert_uint_eq(s.n, 1);
+}
+END_TEST
+
+/* The scheduler resumes its walk where the last one stopped. */
+START_TEST(test_due_foreach_from_a_key)
+{
+	struct store_txn *t;
+	struct t_seen s = { 0 };
+
+	t_open(T_MAP_SIZE);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_due_add(t, 100, "0A"), 0);
+	ck_assert_int_eq(store_due_add(t, 100, "0C"), 0);
+	ck_assert_int_eq(store_due_add(t, 200, "00"), 0);
+	ck_assert_int_eq(store_due_add(t, 300, "0B"), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+
+	/* an existing key: it is the first one seen */
+	ck_assert_int_eq(t_walk_due_from(100, "0C", 1000, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 3);
+	ck_assert_str_eq(s.qid[0], "0C");
+	ck_assert_str_eq(s.qid[1], "00");
+	ck_assert_uint_eq(s.due[1], 200);
+
+	/* a missing key: the next one; a qid sorting after all at 100 */
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk_due_from(100, "0B", 1000, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 3);
+	ck_assert_str_eq(s.qid[0], "0C");
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk_due_from(100, "0Z", 1000, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 2);
+	ck_assert_str_eq(s.qid[0], "00");
+
+	/* a bare time (empty or no qid): everything due at it and later */
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk_due_from(200, "", 1000, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 2);
+	ck_assert_str_eq(s.qid[0], "00");
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk_due_from(101, NULL, 1000, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 2);
+
+	/* the cutoff and max still hold; past the end: nothing */
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk_due_from(100, "0C", 250, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 2);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk_due_from(100, "0C", 1000, 1, &s), 0);
+	ck_assert_uint_eq(s.n, 1);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(t_walk_due_from(301, NULL, 1000, 10, &s), 0);
+	ck_assert_uint_eq(s.n, 0);
+
+	/* a qid too long for a key is refused, not truncated */
+	{
+		char big[QID_MAX + 8];
+
+		memset(big, 'A', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		ck_assert_int_eq(t_walk_due_from(100, big, 1000, 10, &s),
+				 -EINVAL);
+	}
 }
 END_TEST
 
@@ -772,6 +849,7 @@ store_suite(void)
 	tcase_add_test(tc, test_put_with_new_shard_moves_index_entry);
 	tcase_add_test(tc, test_set_meta_keeps_body_and_shard);
 	tcase_add_test(tc, test_due_foreach_order_cutoff_and_max);
+	tcase_add_test(tc, test_due_foreach_from_a_key);
 	tcase_add_test(tc, test_due_del_removes_entry_and_ignores_missing);
 	tcase_add_test(tc, test_due_first_empty_is_enoent);
 	tcase_add_test(tc, test_meta_put_get_and_missing);
