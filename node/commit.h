@@ -5,7 +5,9 @@
  * Items are queued with commit_add(); the batch runs from the event loop
  * right after the current callbacks (so everything read in one pass of a
  * socket lands in one transaction). While an fsync runs, new requests queue
- * up in ZeroMQ and form the next batch. */
+ * up in ZeroMQ and form the next batch; that batch's fsync also makes the
+ * previous one durable, so a batch's callbacks run after the next commit
+ * (or after an explicit sync when the loop finds nothing new). */
 #ifndef SHOAL_NODE_COMMIT_H
 #define SHOAL_NODE_COMMIT_H
 
@@ -32,11 +34,13 @@ void commit_free(struct commit *c);
 void commit_add(struct commit *c, commit_apply_fn apply, commit_done_fn done,
 		void *arg);
 
-/* Call fn(arg) after every batch's commit (before the items' done
- * callbacks), e.g. to ship the journal. One hook; NULL removes it. */
+/* Call fn(arg) whenever committed batches become durable (before their
+ * items' done callbacks), e.g. to ship the journal. One hook; NULL removes
+ * it. */
 void commit_set_hook(struct commit *c, void (*fn)(void *), void *arg);
 
-/* Run the pending batch now (shutdown, tests). */
+/* Run the pending batch now and make it and every earlier one durable,
+ * with their done callbacks called (shutdown, tests). */
 void commit_flush(struct commit *c);
 
 #endif

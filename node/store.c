@@ -24,8 +24,14 @@
  * The shard in front of meta lets replace and delete find the shard index
  * entry without unpacking meta, and the walkers report it.
  *
- * Durability: no MDB_NOSYNC or MDB_NOMETASYNC, so each commit fsyncs; no
- * MDB_WRITEMAP, so a full disk is ENOSPC from commit, never SIGBUS. */
+ * Durability: MDB_NOMETASYNC, no MDB_NOSYNC. Every commit writes its pages
+ * and fdatasyncs them before it writes the meta page that makes them the
+ * database; only that meta page write is left unsynced (LMDB keeps the
+ * previous snapshot intact meanwhile, so a crash can lose the last commit
+ * but never corrupt). store_txn_commit then syncs it too; the group commit
+ * uses store_txn_commit_lazy and lets the next commit's fdatasync carry
+ * it, which saves one synchronous write per batch. No MDB_WRITEMAP, so a
+ * full disk is ENOSPC from commit, never SIGBUS. */
 #include "node/store.h"
 
 #include <errno.h>
@@ -90,6 +96,7 @@ struct store_txn {
 	MDB_txn *txn;
 	bool is_read_only;
 	int err;	/* first failed write; then only abort is possible */
+	bool wrote;	/* a put or delete changed something: commit syncs */
 	uint64_t journal_seq;	/* last seq this txn gave out, 0 = none */
 };
 
@@ -201,8 +208,10 @@ store_put(struct store_txn *t, enum store_db db, MDB_val *key, MDB_val *val,
 {
 	int rc = mdb_put(t->txn, t->st->dbi[db], key, val, flags);
 
-	if (rc == 0)
+	if (rc == 0) {
+		t->wrote = true;
 		return 0;
+	}
 	return store_fail(t, store_err(t->st, rc, "put", store_db_names[db]));
 }
 
@@ -212,6 +221,8 @@ store_del(struct store_txn *t, enum store_db db, MDB_val *key)
 {
 	int rc = mdb_del(t->txn, t->st->dbi[db], key, NULL);
 
+	if (rc == 0)
+		t->wrote = true;
 	if (rc == 0 || rc == MDB_NOTFOUND)
 		return 0;
 	return store_fail(t, store_err(t->st, rc, "del", store_db_names[db]));
@@ -270,7 +281,7 @@ store_open(const char *dir, uint64_t map_size, struct store **out)
 	/* MDB_NOTLS: the one loop thread may hold several read txns at once,
 	 * e.g. a delivery's body and an admin listing */
 	op = "env_open";
-	rc = mdb_env_open(st->env, dir, MDB_NOTLS, 0600);
+	rc = mdb_env_open(st->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
 	if (rc != 0)
 		goto fail;
 	/* slots left by a killed process would pin old pages for ever */
@@ -431,11 +442,12 @@ store_disk_nearly_full(const struct store *st)
 	return avail < (1u << 20) + total / 100;
 }
 
-int
-store_txn_commit(struct store_txn *t)
+static int
+store_txn_finish(struct store_txn *t, bool durable, bool *synced)
 {
 	struct store *st = t->st;
 	bool is_write = !t->is_read_only;
+	bool wrote = t->wrote;
 	int rc = t->err;
 
 	if (rc != 0) {
@@ -450,11 +462,38 @@ store_txn_commit(struct store_txn *t)
 		rc = ENOSPC;
 	if (rc != 0)
 		return store_err(st, rc, "txn_commit", "-");
+	if (is_write && durable && (rc = mdb_env_sync(st->env, 1)) != 0)
+		return store_err(st, rc, "env_sync", "-");
+	/* LMDB fdatasyncs a commit that changed pages (and skips one that
+	 * changed none): that also syncs every earlier meta page write */
+	if (synced != NULL)
+		*synced = is_write && wrote;
 	if (is_write && st->is_full) {
 		log_info("store dir=%s event=not_full", st->dir);
 		st->is_full = false;
 	}
 	return 0;
+}
+
+int
+store_txn_commit(struct store_txn *t)
+{
+	return store_txn_finish(t, true, NULL);
+}
+
+int
+store_txn_commit_lazy(struct store_txn *t, bool *synced)
+{
+	*synced = false;
+	return store_txn_finish(t, false, synced);
+}
+
+int
+store_sync(struct store *st)
+{
+	int rc = mdb_env_sync(st->env, 1);
+
+	return rc ? store_err(st, rc, "env_sync", "-") : 0;
 }
 
 void
@@ -1006,6 +1045,8 @@ store_journal_trim(struct store_txn *t, uint64_t upto, size_t max)
 				break;
 		}
 		rc = mdb_cursor_del(cur, 0);
+		if (rc == 0)
+			t->wrote = true;
 		if (rc != 0) {
 			rc = store_fail(t, store_err(t->st, rc, "del", "jseq"));
 			break;

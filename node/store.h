@@ -50,6 +50,18 @@ int store_txn_begin(struct store *st, bool read_only, struct store_txn **out);
  * transaction was kept), or -errno. */
 int store_txn_commit(struct store_txn *t);
 
+/* Commit like store_txn_commit, but leave the final meta page write
+ * unsynced: the commit is durable only after a later commit reports
+ * *synced or store_sync() returns 0 (a crash before that loses it as a
+ * whole, never part of it). *synced: this commit fdatasynced, which made
+ * every earlier commit durable (false when it changed nothing, as LMDB
+ * then writes nothing). For group commit, which holds the batch's
+ * callbacks until then. */
+int store_txn_commit_lazy(struct store_txn *t, bool *synced);
+
+/* Make every commit so far durable (fdatasync). Returns 0 or -errno. */
+int store_sync(struct store *st);
+
 /* Throw a transaction away. store_txn_abort(NULL) does nothing. */
 void store_txn_abort(struct store_txn *t);
 

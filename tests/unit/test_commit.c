@@ -1,0 +1,250 @@
+/* Check suite for node/commit.c: group commit with one sync point per
+ * batch. A real store in a fresh mkdtemp() directory and a real libevent
+ * loop, driven one pass at a time (EVLOOP_ONCE | EVLOOP_NONBLOCK), so each test can say
+ * in which pass an item's done callback ran. */
+#include "node/commit.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "node/store.h"
+#include "tests/unit/check_helpers.h"
+
+#define T_MAP_SIZE (64ull << 20)
+#define T_ITEMS 16
+
+static char t_dir[64];
+static struct store *t_st;
+static struct event_base *t_base;
+static struct commit *t_c;
+
+/* One queued item: what it writes, and what became of it. */
+struct t_item {
+	char qid[16];   /* due entry written at time 1; "" writes nothing */
+	int fail;       /* apply returns this */
+	int done;       /* times done ran */
+	int result;
+	int order;      /* position among all done calls, from 1 */
+};
+
+static struct t_item t_items[T_ITEMS];
+static int t_done_seen;
+
+static void
+t_setup(void)
+{
+	log_init("test_commit", LOG_LVL_ERROR);
+	check_mkdtemp(t_dir, sizeof(t_dir), "commit");
+	ck_assert_int_eq(store_open(t_dir, T_MAP_SIZE, &t_st), 0);
+	t_base = event_base_new();
+	ck_assert_ptr_nonnull(t_base);
+	t_c = commit_new(t_base, t_st);
+	memset(t_items, 0, sizeof(t_items));
+	t_done_seen = 0;
+}
+
+static void
+t_teardown(void)
+{
+	commit_free(t_c);
+	event_base_free(t_base);
+	store_close(t_st);
+	check_rmtree(t_dir);
+}
+
+static int
+t_apply(struct store_txn *t, void *arg)
+{
+	struct t_item *it = arg;
+
+	if (it->fail)
+		return it->fail;
+	return it->qid[0] ? store_due_add(t, 1, it->qid) : 0;
+}
+
+static void
+t_done(int result, void *arg)
+{
+	struct t_item *it = arg;
+
+	it->done++;
+	it->result = result;
+	it->order = ++t_done_seen;
+}
+
+/* Queue item i; qid NULL: an item that writes nothing. */
+static void
+t_add(int i, const char *qid)
+{
+	snprintf(t_items[i].qid, sizeof(t_items[i].qid), "%s", qid ? qid : "");
+	commit_add(t_c, t_apply, t_done, &t_items[i]);
+}
+
+static void
+t_pass(void)
+{
+	ck_assert_int_ge(event_base_loop(t_base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
+}
+
+/* Run the loop until it has nothing left to do (bounded). */
+static void
+t_idle(void)
+{
+	for (int i = 0; i < 20; i++)
+		t_pass();
+}
+
+static int
+t_see(uint64_t due, const char *qid, void *arg)
+{
+	const char **want = arg;
+
+	(void)due;
+	if (*want != NULL && strcmp(qid, *want) == 0)
+		*want = NULL;
+	return 0;
+}
+
+/* Whether qid's due entry is in the store (as read by a new txn). */
+static bool
+t_stored(const char *qid)
+{
+	struct store_txn *t;
+	const char *want = qid;
+
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	ck_assert_int_eq(store_due_foreach(t, 0, NULL, 10, 100, t_see, &want),
+			 0);
+	store_txn_abort(t);
+	return want == NULL;
+}
+
+START_TEST(test_done_runs_after_the_sync_not_inside_commit_add)
+{
+	t_add(0, "0A");
+	t_add(1, "0B");
+	t_add(2, "0C");
+	ck_assert_int_eq(t_items[0].done, 0);
+	t_pass(); /* the batch commits; nothing follows it to carry the sync */
+	ck_assert_int_eq(t_items[0].done, 0);
+	ck_assert(t_stored("0A"));
+	t_idle(); /* a pass with nothing new: an explicit sync */
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(t_items[i].done, 1);
+		ck_assert_int_eq(t_items[i].result, 0);
+		ck_assert_int_eq(t_items[i].order, i + 1);
+	}
+}
+END_TEST
+
+START_TEST(test_next_batch_carries_the_previous_ones_sync)
+{
+	t_add(0, "0A");
+	t_pass();
+	ck_assert_int_eq(t_items[0].done, 0);
+	t_add(1, "0B"); /* arrives before the loop looks again */
+	t_pass();
+	/* 0B's commit fdatasynced: 0A is durable and told so; 0B waits */
+	ck_assert_int_eq(t_items[0].done, 1);
+	ck_assert_int_eq(t_items[0].result, 0);
+	ck_assert_int_eq(t_items[1].done, 0);
+	t_idle();
+	ck_assert_int_eq(t_items[1].done, 1);
+	ck_assert_int_eq(t_items[1].result, 0);
+	ck_assert_int_eq(t_items[1].order, 2);
+}
+END_TEST
+
+START_TEST(test_a_batch_that_writes_nothing_carries_no_sync)
+{
+	t_add(0, "0A");
+	t_pass();
+	t_add(1, NULL); /* commits without writing: LMDB syncs nothing */
+	t_pass();
+	ck_assert_int_eq(t_items[0].done, 0);
+	ck_assert_int_eq(t_items[1].done, 0);
+	t_idle();
+	ck_assert_int_eq(t_items[0].done, 1);
+	ck_assert_int_eq(t_items[1].done, 1);
+	ck_assert_int_eq(t_items[0].order, 1);
+}
+END_TEST
+
+START_TEST(test_batches_that_write_nothing_cannot_starve_the_wait)
+{
+	int passes = 0;
+
+	t_add(0, "0A");
+	t_pass();
+	/* a new non-writing item in every pass, for ever */
+	for (int i = 1; i < T_ITEMS && t_items[0].done == 0; i++) {
+		t_add(i, NULL);
+		t_pass();
+		passes++;
+	}
+	ck_assert_int_eq(t_items[0].done, 1);
+	ck_assert_int_le(passes, 4);
+}
+END_TEST
+
+START_TEST(test_a_failing_item_fails_alone)
+{
+	t_add(0, "0A");
+	t_items[1].fail = -EIO;
+	t_add(1, "0B");
+	t_add(2, "0C");
+	t_idle();
+	ck_assert_int_eq(t_items[0].result, 0);
+	ck_assert_int_eq(t_items[1].result, -EIO);
+	ck_assert_int_eq(t_items[2].result, 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(t_items[i].done, 1);
+	ck_assert(t_stored("0A"));
+	ck_assert(!t_stored("0B"));
+	ck_assert(t_stored("0C"));
+}
+END_TEST
+
+START_TEST(test_flush_finishes_everything_at_once)
+{
+	t_add(0, "0A");
+	t_pass();
+	t_add(1, "0B");
+	commit_flush(t_c);
+	ck_assert_int_eq(t_items[0].done, 1);
+	ck_assert_int_eq(t_items[1].done, 1);
+	ck_assert_int_eq(t_items[1].result, 0);
+	/* and the data is there after a reopen */
+	commit_free(t_c);
+	t_c = NULL;
+	store_close(t_st);
+	ck_assert_int_eq(store_open(t_dir, T_MAP_SIZE, &t_st), 0);
+	ck_assert(t_stored("0A"));
+	ck_assert(t_stored("0B"));
+	t_c = commit_new(t_base, t_st);
+}
+END_TEST
+
+static Suite *
+commit_suite(void)
+{
+	Suite *s = suite_create("commit");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, t_setup, t_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_done_runs_after_the_sync_not_inside_commit_add);
+	tcase_add_test(tc, test_next_batch_carries_the_previous_ones_sync);
+	tcase_add_test(tc, test_a_batch_that_writes_nothing_carries_no_sync);
+	tcase_add_test(tc,
+		       test_batches_that_write_nothing_cannot_starve_the_wait);
+	tcase_add_test(tc, test_a_failing_item_fails_alone);
+	tcase_add_test(tc, test_flush_finishes_everything_at_once);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(commit_suite)
