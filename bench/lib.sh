@@ -108,11 +108,13 @@ sink_count() {
 shoal_conf() {
 	local dir=$1 smtp=$2 sink=$3 p1 p2
 	p1=$(free_port) p2=$(free_port)
+	# metrics (read only when asked: bench/profile.sh -t cpu)
+	N1_METRICS=$(free_port) N2_METRICS=$(free_port)
 	cat >"$dir/shoal.conf" <<CONF
 cluster: { name = "bench"; shards = 64; };
 nodes = (
-  { id = "n1"; endpoint = "tcp://127.0.0.1:$p1"; peer = "n2"; data_dir = "$dir/n1"; },
-  { id = "n2"; endpoint = "tcp://127.0.0.1:$p2"; peer = "n1"; data_dir = "$dir/n2"; }
+  { id = "n1"; endpoint = "tcp://127.0.0.1:$p1"; peer = "n2"; data_dir = "$dir/n1"; metrics = "127.0.0.1:$N1_METRICS"; },
+  { id = "n2"; endpoint = "tcp://127.0.0.1:$p2"; peer = "n1"; data_dir = "$dir/n2"; metrics = "127.0.0.1:$N2_METRICS"; }
 );
 router: { hostname = "bench.local"; listen = ( { address = "127.0.0.1:$smtp"; } ); };
 delivery: {

@@ -81,6 +81,16 @@ if [ "$TOOL" = cpu ]; then
 	echo "  n2          $(cpu_of "$N2_PID")"
 	echo "  smtp-sink   $(cpu_of "${PIDS[0]}")"
 	echo "  smtp-source $(awk '{ printf "user=%.2f sys=%.2f", $1, $2 }' "$DIR/source.time")"
+	# group commit: batches, items per batch, explicit syncs
+	for n in n1 n2; do
+		port=N1_METRICS
+		[ $n = n2 ] && port=N2_METRICS
+		curl -s "http://127.0.0.1:${!port}/metrics" | awk -v n=$n '
+			/^shoal_store_commits_total / { b = $2 }
+			/^shoal_store_commit_items_total / { i = $2 }
+			/^shoal_store_syncs_total / { s = $2 }
+			END { if (b > 0) printf "  %s commits=%d items/commit=%.1f extra_syncs=%d\n", n, b, i / b, s }'
+	done
 	exit 0
 fi
 sleep 1

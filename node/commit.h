@@ -12,6 +12,7 @@
 #define SHOAL_NODE_COMMIT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct store;
@@ -38,6 +39,11 @@ void commit_add(struct commit *c, commit_apply_fn apply, commit_done_fn done,
  * items' done callbacks), e.g. to ship the journal. One hook; NULL removes
  * it. */
 void commit_set_hook(struct commit *c, void (*fn)(void *), void *arg);
+
+/* Batches committed, items in them, and explicit syncs (a batch no later
+ * batch carried), since start. */
+void commit_stats(const struct commit *c, uint64_t *batches, uint64_t *items,
+		  uint64_t *syncs);
 
 /* Run the pending batch now and make it and every earlier one durable,
  * with their done callbacks called (shutdown, tests). */

@@ -20,6 +20,7 @@
 #include "lib/metrics_http.h"
 #include "lib/xmalloc.h"
 #include "node/admin.h"
+#include "node/commit.h"
 #include "node/deliver.h"
 #include "node/ingest.h"
 #include "node/node.h"
@@ -236,6 +237,7 @@ metrics_render(struct buf *b, void *arg)
 	struct store_txn *t;
 	struct metrics_label l[3];
 	uint64_t stored = 0, refused = 0, held = 0, primary = 0, replica = 0;
+	uint64_t batches, items, syncs;
 
 	repl_status(n->repl, &r, false);
 	ingest_counts(n->ingest, &stored, &refused);
@@ -298,6 +300,17 @@ metrics_render(struct buf *b, void *arg)
 	metrics_counter(b, "shoal_messages_refused_total",
 			"Messages refused to routers (storage, durability).",
 			refused);
+	commit_stats(n->commit, &batches, &items, &syncs);
+	metrics_counter(b, "shoal_store_commits_total",
+			"Group commits (LMDB write transactions).", batches);
+	metrics_counter(b, "shoal_store_commit_items_total",
+			"Writes those commits carried (stores, replicated "
+			"changes, delivery results).",
+			items);
+	metrics_counter(b, "shoal_store_syncs_total",
+			"Extra fdatasyncs: commits no later commit made "
+			"durable.",
+			syncs);
 	metrics_render_queue(m, b);
 	metrics_render_delivery(m, b);
 }

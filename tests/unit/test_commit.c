@@ -89,12 +89,12 @@ t_pass(void)
 	ck_assert_int_ge(event_base_loop(t_base, EVLOOP_ONCE | EVLOOP_NONBLOCK), 0);
 }
 
-/* Run the loop until it has nothing left to do (bounded). */
+/* Run the loop until no event is left (the tick after a batch of several
+ * items is a millisecond away). */
 static void
 t_idle(void)
 {
-	for (int i = 0; i < 20; i++)
-		t_pass();
+	ck_assert_int_ge(event_base_loop(t_base, 0), 0);
 }
 
 static int
@@ -208,6 +208,24 @@ START_TEST(test_a_failing_item_fails_alone)
 }
 END_TEST
 
+START_TEST(test_a_failed_batch_leaves_no_item_stranded)
+{
+	t_add(0, "0A");
+	t_pass(); /* 0A committed, waiting for a sync */
+	t_items[1].fail = -EIO;
+	t_add(1, "0B"); /* the next batch, and it fails */
+	t_idle();
+	ck_assert_int_eq(t_items[1].done, 1);
+	ck_assert_int_eq(t_items[1].result, -EIO);
+	ck_assert_int_eq(t_items[0].done, 1);
+	ck_assert_int_eq(t_items[0].result, 0);
+	t_add(2, "0C"); /* and the loop still takes new work */
+	t_idle();
+	ck_assert_int_eq(t_items[2].done, 1);
+	ck_assert_int_eq(t_items[2].result, 0);
+}
+END_TEST
+
 START_TEST(test_flush_finishes_everything_at_once)
 {
 	t_add(0, "0A");
@@ -242,6 +260,7 @@ commit_suite(void)
 	tcase_add_test(tc,
 		       test_batches_that_write_nothing_cannot_starve_the_wait);
 	tcase_add_test(tc, test_a_failing_item_fails_alone);
+	tcase_add_test(tc, test_a_failed_batch_leaves_no_item_stranded);
 	tcase_add_test(tc, test_flush_finishes_everything_at_once);
 	suite_add_tcase(s, tc);
 	return s;
