@@ -365,6 +365,17 @@ dconn_on_idle(evutil_socket_t fd, short what, void *arg)
 	dest_maybe_free(ds);
 }
 
+/* Ready for a job; closed if none comes within DELIVER_IDLE_MS. */
+static void
+dconn_set_idle(struct dconn *dc)
+{
+	struct timeval tv = { DELIVER_IDLE_MS / 1000,
+			      (DELIVER_IDLE_MS % 1000) * 1000 };
+
+	dc->state = DCONN_IDLE;
+	evtimer_add(dc->idle, &tv);
+}
+
 static void
 dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 {
@@ -402,11 +413,7 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 	    dc->msgs >= ds->shape.max_msgs_per_conn) {
 		dconn_free(dc);
 	} else {
-		struct timeval tv = { DELIVER_IDLE_MS / 1000,
-				      (DELIVER_IDLE_MS % 1000) * 1000 };
-
-		dc->state = DCONN_IDLE;
-		evtimer_add(dc->idle, &tv);
+		dconn_set_idle(dc);
 	}
 	dest_pump(ds);
 	dest_maybe_free(ds);
@@ -533,8 +540,10 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 	char source[64];
 
 	if (ok) {
+		/* the job it was opened for may have gone to another
+		 * connection meanwhile: then it idles out like any other */
 		ds->n_connecting--;
-		dc->state = DCONN_IDLE;
+		dconn_set_idle(dc);
 		a->down_until = 0;
 		log_debug(LOG_SUB_SMTP, "dest=%s mx=%s source=%s event=connected",
 			  ds->key, a->mx, info->source_ip);

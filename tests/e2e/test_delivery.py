@@ -430,6 +430,80 @@ class Peers:
         return "\n".join(lines)
 
 
+class SlowGreeter:
+    """A small SMTP server on loopback whose second connection waits
+    before its greeting, so that a delivery job queued for it has long
+    been taken by the first. It accepts every message and records, per
+    connection, the commands it got and when it closed."""
+
+    def __init__(self, delay=2.0):
+        self.delay = delay
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.conns = []           # per connection: {"cmds": [], "closed"}
+        self.stop = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
+    def _accept(self):
+        while not self.stop:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                rec = {"cmds": [], "closed": None}
+                n = len(self.conns)
+                self.conns.append(rec)
+            threading.Thread(target=self._serve, args=(s, rec, n),
+                             daemon=True).start()
+
+    def _serve(self, s, rec, n):
+        s.settimeout(60)
+        try:
+            if n == 1:
+                time.sleep(self.delay)
+            f = s.makefile("rb")
+            s.sendall(b"220 slow.test ESMTP\r\n")
+            in_data = False
+            for line in f:
+                if in_data:
+                    if line == b".\r\n":
+                        in_data = False
+                        s.sendall(b"250 2.0.0 kept\r\n")
+                    continue
+                cmd = line.decode("ascii", "replace").strip().upper()
+                with self.lock:
+                    rec["cmds"].append(cmd.split(" ")[0])
+                if cmd.startswith("EHLO"):
+                    s.sendall(b"250-slow.test\r\n250 PIPELINING\r\n")
+                elif cmd.startswith("DATA"):
+                    in_data = True
+                    s.sendall(b"354 go on\r\n")
+                elif cmd.startswith("QUIT"):
+                    s.sendall(b"221 2.0.0 bye\r\n")
+                    break
+                else:
+                    s.sendall(b"250 2.0.0 ok\r\n")
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                rec["closed"] = time.monotonic()
+            s.close()
+
+    def snapshot(self):
+        with self.lock:
+            return [dict(r, cmds=list(r["cmds"])) for r in self.conns]
+
+
 # ---- the tests ------------------------------------------------------------
 
 class DeliveryTest(ShoalTestCase):
@@ -1022,6 +1096,40 @@ class DeliveryTest(ShoalTestCase):
         self.assertGreaterEqual(plain.stats()["connections"], 1,
                                 "the preferred MX was tried first")
 
+
+    # ---- 15 ----
+
+    def test_15_connection_that_found_no_job_idles_out(self):
+        # Two messages for one destination open two connections; the
+        # second greets late, after the first took both jobs. It must
+        # still close when idle (5 s), like one that has sent mail. One
+        # node, so that both jobs meet at one node's delivery.
+        srv = SlowGreeter(delay=2.0)
+        self.addCleanup(srv.close)
+        c, p = self.setup(cluster_kw={"nodes": 1},
+                          routes=[("slow.test", f"127.0.0.1:{srv.port}")])
+        qids = []
+        with SMTPConn(c.port, timeout=15) as conn:
+            conn.ehlo()
+            for i in range(2):
+                rcpt = f"r{i}@slow.test"
+                r = conn.mail(SENDER, [rcpt], make_message(
+                    f"late greeting #{i}", sender=SENDER, rcpt=rcpt))
+                self.assertEqual(r.code, 250, r)
+                qids.append((r.qid, rcpt))
+        for q, rcpt in qids:
+            self.dlog_final(c, q, rcpt, "delivered")
+        wait_for(lambda: len(srv.snapshot()) >= 2, 10,
+                 "a second connection to the destination")
+        conns = wait_for(
+            lambda: (lambda v: v if all(x["closed"] for x in v) else None)(
+                srv.snapshot()), 15, "every connection closed when idle")
+        late = conns[1]
+        self.assertNotIn("MAIL", late["cmds"],
+                         f"the late connection found no job: {conns}")
+        self.assertIn("QUIT", late["cmds"], conns)
+        self.assertEqual(sum(x["cmds"].count("MAIL") for x in conns), 2,
+                         conns)
 
 if __name__ == "__main__":
     import unittest
