@@ -83,6 +83,12 @@ struct smtpc {
 	bool closing;            /* smtpc_close() called: no more callbacks */
 	int in_cb;               /* depth of caller callbacks running */
 	bool free_after_cb;
+	/* Output of one read callback (or one smtpc_send) gathers in pend
+	 * and is written straight to the socket at its end (smtpc_flush):
+	 * no write event to add and remove, no extra pass of the loop. Only
+	 * on a plain socket; NULL when it could not be allocated. */
+	struct evbuffer *pend;
+	bool batching;
 	bool first_msg_sent;
 	enum smtpc_tls tls;
 	SSL_CTX *ssl_ctx;
@@ -324,10 +330,64 @@ smtpc_on_later(evutil_socket_t fd, short what, void *arg)
 
 /* --- writing ------------------------------------------------------------ */
 
+/* Where output goes now: pend while batching, else the bufferevent (with
+ * anything still in pend moved there first, to keep the order). */
+static struct evbuffer *
+smtpc_out(struct smtpc *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	if (c->batching && !c->closing && c->state != ST_DEAD &&
+	    bufferevent_get_underlying(c->bev) == NULL)
+		return c->pend;
+	if (c->pend != NULL && evbuffer_get_length(c->pend) > 0)
+		evbuffer_add_buffer(out, c->pend);
+	return out;
+}
+
+/* Bytes handed to us and not yet written to the socket. */
+static size_t
+smtpc_unsent(struct smtpc *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) +
+	       (c->pend != NULL ? evbuffer_get_length(c->pend) : 0);
+}
+
+static bool
+smtpc_may_batch(const struct smtpc *c)
+{
+	return c->pend != NULL && !c->batching &&
+	       bufferevent_get_underlying(c->bev) == NULL;
+}
+
+
+/* End of batching: write pend to the socket now if nothing is queued
+ * before it; what the socket does not take goes through the bufferevent
+ * (its write timeout and smtpc_on_write included). */
+static void
+smtpc_flush(struct smtpc *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	c->batching = false;
+	if (c->pend == NULL || evbuffer_get_length(c->pend) == 0)
+		return;
+	if (evbuffer_get_length(out) == 0 &&
+	    bufferevent_get_underlying(c->bev) == NULL) {
+		/* a failure leaves pend as it was: the bufferevent then
+		 * meets the error and reports it */
+		(void)evbuffer_write(c->pend, bufferevent_getfd(c->bev));
+	}
+	if (evbuffer_get_length(c->pend) > 0)
+		evbuffer_add_buffer(out, c->pend);
+	else
+		smtpc_on_write(c->bev, c); /* all out, as if it had drained */
+}
+
 static void
 smtpc_write(struct smtpc *c, const char *line)
 {
-	evbuffer_add_printf(bufferevent_get_output(c->bev), "%s\r\n", line);
+	evbuffer_add_printf(smtpc_out(c), "%s\r\n", line);
 }
 
 /* --- reading replies ---------------------------------------------------- */
@@ -340,14 +400,22 @@ smtpc_on_read(struct bufferevent *bev, void *arg)
 	struct smtpc *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	/* the commands these replies call for go out together at the end
+	 * (every early return below leaves c closing, dead or freed, or
+	 * switching to TLS, which flushed) */
+	if (smtpc_may_batch(c))
+		c->batching = true;
 	while (c->state != ST_DEAD) {
 		size_t n;
 		char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
 		int rc;
 
 		if (line == NULL) {
-			if (evbuffer_get_length(in) > SMTPC_LINE_MAX)
+			if (evbuffer_get_length(in) > SMTPC_LINE_MAX) {
 				smtpc_fail_local(c, "reply line too long");
+				return;
+			}
+			smtpc_flush(c);
 			return;
 		}
 		if (n > SMTPC_LINE_MAX) {
@@ -495,6 +563,9 @@ smtpc_start_tls(struct smtpc *c)
 	struct in6_addr a6;
 	struct in_addr a4;
 
+	/* what this callback wrote so far goes out in plain text, and
+	 * nothing after it may */
+	smtpc_flush(c);
 	if (ssl == NULL)
 		return smtpc_fail_local(c, "cannot create TLS session");
 	if (c->info.mx_name[0] && inet_pton(AF_INET, c->info.mx_name, &a4) != 1 &&
@@ -647,7 +718,13 @@ smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_done_fn done,
 		smtpc_plan_add(c, PLAN_RCPT);
 	smtpc_plan_add(c, PLAN_DATA);
 	smtpc_enter(c, ST_PLAN);
-	smtpc_plan_flush(c);
+	if (smtpc_may_batch(c)) {
+		c->batching = true;
+		smtpc_plan_flush(c);
+		smtpc_flush(c);
+	} else {
+		smtpc_plan_flush(c);
+	}
 	return 0;
 }
 
@@ -746,8 +823,8 @@ smtpc_on_plan_reply(struct smtpc *c)
 			/* while the body goes out, each write must progress
 			 * within the data-block timeout; the 10 minutes for
 			 * the final reply start once it is all sent */
-			smtpc_proto_add_body(bufferevent_get_output(c->bev),
-					     c->msg.body, c->msg.body_len);
+			smtpc_proto_add_body(smtpc_out(c), c->msg.body,
+					     c->msg.body_len);
 			bufferevent_set_timeouts(c->bev, NULL, &wtv);
 			c->plan_pos++;
 			c->state = ST_DOT;
@@ -785,7 +862,7 @@ smtpc_on_dot_reply(struct smtpc *c)
 	struct smtpc_reply *r = &c->cur.reply;
 
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+	if (smtpc_unsent(c) > 0) {
 		/* a reply before the whole body went out: stop writing it
 		 * (it is borrowed only until done()) and never reuse the
 		 * link; a 2xx for part of a message is no delivery */
@@ -953,6 +1030,7 @@ smtpc_open(struct event_base *base, const struct smtpc_opts *o,
 	smtpc_addr_text(o->addr, c->info.peer_ip, sizeof(c->info.peer_ip));
 	c->timer = evtimer_new(base, smtpc_on_timer, c);
 	c->later = event_new(base, -1, 0, smtpc_on_later, c);
+	c->pend = evbuffer_new(); /* NULL: output takes the slow way */
 	c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->timer == NULL || c->later == NULL || c->bev == NULL) {
 		if (c->bev == NULL)
@@ -1020,6 +1098,8 @@ smtpc_free(struct smtpc *c)
 		event_free(c->timer);
 	if (c->later)
 		event_free(c->later);
+	if (c->pend)
+		evbuffer_free(c->pend);
 	free(c->res.rcpt);
 	free(c->plan);
 	free(c->rcpt_ok);
