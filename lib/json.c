@@ -231,11 +231,17 @@ json_kv_bool(struct json *j, const char *key, bool v)
 }
 
 int
-json_end(struct json *j)
+json_end_line(struct json *j)
 {
 	SHOAL_ASSERT(j->depth == 0 && !j->has_key);
 	fputc('\n', j->f);
-	if (fflush(j->f) != 0 || ferror(j->f))
+	return ferror(j->f) ? -EIO : 0;
+}
+
+int
+json_end(struct json *j)
+{
+	if (json_end_line(j) != 0 || fflush(j->f) != 0 || ferror(j->f))
 		return -EIO;
 	return 0;
 }

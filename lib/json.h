@@ -59,6 +59,10 @@ void json_kv_bool(struct json *j, const char *key, bool v);
  * Returns 0, or -EIO when writing to the FILE failed. */
 int json_end(struct json *j);
 
+/* The same without the flush: the line stays in the FILE's buffer until
+ * the caller flushes (several lines, one write). */
+int json_end_line(struct json *j);
+
 /* Write len bytes of s as one quoted, escaped JSON string. */
 void json_write_string(FILE *f, const void *s, size_t len);
 

@@ -1,7 +1,9 @@
 /* Delivery log writer: JSON lines through lib/json. */
 #include "node/dlog.h"
 
+#include <event2/event.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -11,13 +13,29 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
+/* The FILE's buffer, and the fill above which a line is not started
+ * without writing out the lines before: stdio would otherwise cut a line
+ * in two writes when the buffer fills, and someone tailing the file could
+ * read half a line. A line is far shorter (addresses, one reply line). */
+#define DLOG_BUF_SIZE (64u << 10)
+#define DLOG_BUF_HIGH (32u << 10)
+
 struct dlog {
 	char *path;
 	FILE *f;
+	struct event *flush_ev; /* end of this pass: write the lines */
 };
 
+static void
+dlog_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dlog_flush(arg);
+}
+
 struct dlog *
-dlog_open(const char *data_dir)
+dlog_open(struct event_base *base, const char *data_dir)
 {
 	struct dlog *d = xcalloc(1, sizeof(*d));
 	size_t n = strlen(data_dir) + sizeof("/delivery.log");
@@ -25,8 +43,15 @@ dlog_open(const char *data_dir)
 	d->path = xmalloc(n);
 	snprintf(d->path, n, "%s/delivery.log", data_dir);
 	d->f = fopen(d->path, "a");
-	if (d->f == NULL) {
+	d->flush_ev = event_new(base, -1, 0, dlog_on_flush, d);
+	if (d->f != NULL)
+		setvbuf(d->f, NULL, _IOFBF, DLOG_BUF_SIZE);
+	if (d->f == NULL || d->flush_ev == NULL) {
 		log_error_errno("dlog path=%s event=open_failed", d->path);
+		if (d->f)
+			fclose(d->f);
+		if (d->flush_ev)
+			event_free(d->flush_ev);
 		free(d->path);
 		free(d);
 		return NULL;
@@ -35,10 +60,22 @@ dlog_open(const char *data_dir)
 }
 
 void
+dlog_flush(struct dlog *d)
+{
+	if (d == NULL)
+		return;
+	if (fflush(d->f) != 0 || ferror(d->f)) {
+		log_warn("dlog path=%s event=write_failed", d->path);
+		clearerr(d->f);
+	}
+}
+
+void
 dlog_close(struct dlog *d)
 {
 	if (d == NULL)
 		return;
+	event_free(d->flush_ev);
 	fclose(d->f);
 	free(d->path);
 	free(d);
@@ -56,7 +93,9 @@ dlog_reopen(struct dlog *d)
 		log_error_errno("dlog path=%s event=reopen_failed", d->path);
 		return;
 	}
+	dlog_flush(d); /* the last lines go to the old file */
 	fclose(d->f);
+	setvbuf(f, NULL, _IOFBF, DLOG_BUF_SIZE);
 	d->f = f;
 }
 
@@ -90,6 +129,8 @@ dlog_attempt(struct dlog *d, const struct job_msg *m, const struct job *j,
 	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
 		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		 tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000));
+	if (__fpending(d->f) > DLOG_BUF_HIGH)
+		dlog_flush(d);
 	json_init(&js, d->f);
 	json_object_begin(&js);
 	json_kv_str(&js, "time", when);
@@ -111,6 +152,7 @@ dlog_attempt(struct dlog *d, const struct job_msg *m, const struct job *j,
 	json_kv_str(&js, "tls", res->tls);
 	json_kv_u64(&js, "size", m->body_len);
 	json_object_end(&js);
-	if (json_end(&js) != 0)
+	if (json_end_line(&js) != 0)
 		log_warn("dlog path=%s event=write_failed", d->path);
+	event_active(d->flush_ev, 0, 0);
 }

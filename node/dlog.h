@@ -3,19 +3,26 @@
  * source address, attempt,
  * result, SMTP code, enhanced code, text, category, delay, TLS). Appended
  * with O_APPEND; not fsync'd (the queue is the record, this is the
- * account). Reopened on dlog_reopen() (SIGHUP, log rotation). */
+ * account). The lines of one pass of the event loop go out in one write
+ * at its end (a line no longer than the pass, a write per pass instead of
+ * per recipient). Reopened on dlog_reopen() (SIGHUP, log rotation). */
 #ifndef SHOAL_NODE_DLOG_H
 #define SHOAL_NODE_DLOG_H
 
 #include "node/job.h"
 
 struct dlog;
+struct event_base;
 
-/* Open data_dir/delivery.log for appending. Returns NULL (logged) on
- * failure; a NULL dlog is accepted by every function and logs nothing. */
-struct dlog *dlog_open(const char *data_dir);
+/* Open data_dir/delivery.log for appending; lines are flushed from base's
+ * loop. Returns NULL (logged) on failure; a NULL dlog is accepted by every
+ * function and logs nothing. */
+struct dlog *dlog_open(struct event_base *base, const char *data_dir);
 
-/* dlog_close(NULL) does nothing. */
+/* Write buffered lines now. dlog_flush(NULL) does nothing. */
+void dlog_flush(struct dlog *d);
+
+/* Flushes first. dlog_close(NULL) does nothing. */
 void dlog_close(struct dlog *d);
 
 /* Close and open again (after the file was moved away). */

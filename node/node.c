@@ -400,7 +400,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	n->owner = owner_new(n);
 	owner_init_journal(n->owner);
 	n->ingest = ingest_new(n);
-	n->dlog = dlog_open(me->data_dir);
+	n->dlog = dlog_open(base, me->data_dir);
 	n->deliver = deliver_new(n);
 	if (n->deliver == NULL) {
 		rc = SHOAL_E_CONFIG;
