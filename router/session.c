@@ -91,11 +91,21 @@ session_set_state(struct session *s, enum session_state st)
 	s->state = st;
 }
 
+/* The bufferevent's output, for bytes that go the slow way: a plain
+ * session's bufferevent writes only once asked to (see session_setup_bev). */
+static struct evbuffer *
+session_bev_output(struct session *s)
+{
+	if (!(bufferevent_get_enabled(s->bev) & EV_WRITE))
+		bufferevent_enable(s->bev, EV_WRITE);
+	return bufferevent_get_output(s->bev);
+}
+
 void
 session_reply(struct session *s, const char *fmt, ...)
 {
 	struct evbuffer *out = s->in_callback > 0 && s->pend != NULL ?
-				       s->pend : bufferevent_get_output(s->bev);
+				       s->pend : session_bev_output(s);
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -131,7 +141,7 @@ session_flush(struct session *s)
 		(void)evbuffer_write(s->pend, bufferevent_getfd(s->bev));
 	}
 	if (evbuffer_get_length(s->pend) > 0)
-		evbuffer_add_buffer(out, s->pend);
+		evbuffer_add_buffer(session_bev_output(s), s->pend);
 	else if (s->state == SESSION_ST_CLOSING)
 		session_free_when_flushed(s);
 }
@@ -916,7 +926,12 @@ session_setup_bev(struct session *s)
 	bufferevent_set_timeouts(s->bev, &idle, &idle);
 	if (s->is_tls)	/* a client that just closes is an EOF, not an error */
 		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	/* A plain session writes its replies to the socket itself
+	 * (session_flush); enabling EV_WRITE here would add a write event,
+	 * wake up to an empty buffer and remove it again for every
+	 * connection. session_bev_output() enables it when a reply has to
+	 * wait for the socket. */
+	bufferevent_enable(s->bev, s->is_tls ? EV_READ | EV_WRITE : EV_READ);
 }
 
 void
