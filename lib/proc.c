@@ -1,8 +1,10 @@
-/* Process setup: resource limits. */
+/* Process setup: resource limits; what /proc says of us. */
 #include "lib/proc.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 long
 proc_raise_nofile(void)
@@ -17,4 +19,22 @@ proc_raise_nofile(void)
 			return -errno;
 	}
 	return (long)rl.rlim_cur;
+}
+
+int
+proc_mapped_resident(unsigned long long *out)
+{
+	unsigned long long size, resident, shared;
+	long page = sysconf(_SC_PAGESIZE);
+	FILE *f = fopen("/proc/self/statm", "re");
+	int n;
+
+	if (f == NULL)
+		return -errno;
+	n = fscanf(f, "%llu %llu %llu", &size, &resident, &shared);
+	fclose(f);
+	if (n != 3 || page <= 0)
+		return -EIO;
+	*out = shared * (unsigned long long)page;
+	return 0;
 }

@@ -1,4 +1,5 @@
-/* Process setup shared by the daemons. Knows nothing of mail. */
+/* Process setup and self-inspection shared by the daemons. Knows nothing
+ * of mail. */
 #ifndef SHOAL_PROC_H
 #define SHOAL_PROC_H
 
@@ -6,5 +7,10 @@
  * thousands of sessions, a node holds hundreds of SMTP connections).
  * Returns the new soft limit, or -errno. */
 long proc_raise_nofile(void);
+
+/* Bytes of this process's resident memory that are mapped files (and
+ * shared memory): the third field of /proc/self/statm. Returns 0 and sets
+ * *out, or -errno. */
+int proc_mapped_resident(unsigned long long *out);
 
 #endif

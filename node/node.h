@@ -48,6 +48,7 @@ struct node {
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *stop_timer;  /* shutdown: waits for enqueues in flight */
 	struct event *release_timer; /* store_release_pages(), periodic */
+	uint64_t released_ms;      /* monotonic time of the last release */
 	uint64_t stop_deadline_ms; /* monotonic */
 	bool is_stopping;          /* SIGTERM: new enqueues are turned away */
 };
