@@ -7,6 +7,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define CHECK_MAIN(suite_fn)                                                 \
 	int main(void)                                                       \
@@ -27,6 +28,28 @@ check_mkdtemp(char *buf, size_t len, const char *name)
 {
 	snprintf(buf, len, "/tmp/shoal-test-%s-XXXXXX", name);
 	ck_assert_ptr_nonnull(mkdtemp(buf));
+}
+
+/* A new file /tmp/shoal-test-NAME-<6 random characters> (mkstemp(3)'s
+ * template, as above) holding the len bytes of data; its path in buf. */
+static inline void
+check_write_temp(char *buf, size_t buflen, const char *name, const void *data,
+		 size_t len)
+{
+	const char *p = data;
+	int fd;
+
+	snprintf(buf, buflen, "/tmp/shoal-test-%s-XXXXXX", name);
+	fd = mkstemp(buf);
+	ck_assert_msg(fd >= 0, "mkstemp %s failed", buf);
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		ck_assert_msg(n > 0, "write %s failed", buf);
+		p += n;
+		len -= (size_t)n;
+	}
+	ck_assert_int_eq(close(fd), 0);
 }
 
 static inline int

@@ -80,20 +80,7 @@ struct run {
 static void
 write_temp(char *path, const void *data, size_t len)
 {
-	const char *p = data;
-	int fd;
-
-	memcpy(path, TMP_TEMPLATE, sizeof(TMP_TEMPLATE));
-	fd = mkstemp(path);
-	ck_assert_msg(fd >= 0, "mkstemp: %s", strerror(errno));
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		ck_assert_msg(n > 0, "write %s: %s", path, strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
-	ck_assert_int_eq(close(fd), 0);
+	check_write_temp(path, sizeof(TMP_TEMPLATE), "config", data, len);
 }
 
 /* Write data to a fresh temp file, load it, remove the file. */

@@ -50,13 +50,10 @@
 static int
 load(const char *text, struct config **out, char *err, size_t errlen)
 {
-	char path[] = "/tmp/shoal-test-pools-XXXXXX";
-	int fd = mkstemp(path);
+	char path[64];
 	int rc;
 
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-	close(fd);
+	check_write_temp(path, sizeof(path), "pools", text, strlen(text));
 	rc = config_load(path, out, err, errlen);
 	unlink(path);
 	return rc;
