@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "lib/log.h"
+#include "lib/xmalloc.h"
 #include "router/auth.h"
 #include "router/session_auth.h"
 
@@ -205,30 +206,32 @@ bool
 session_auth_read(struct session *s, struct evbuffer *in)
 {
 	struct evbuffer_ptr lf = evbuffer_search(in, "\n", 1, NULL);
+	size_t avail = evbuffer_get_length(in);
 	char *line;
 	size_t len;
 
-	if (lf.pos < 0) {
-		if (evbuffer_get_length(in) <= AUTH_LINE_MAX)
-			return false;
-		lf.pos = AUTH_LINE_MAX;	/* too long: the line is refused */
+	if (lf.pos < 0 && avail <= AUTH_LINE_MAX)
+		return false;
+	if (lf.pos < 0 || (size_t)lf.pos >= AUTH_LINE_MAX) {
+		/* RFC 4954 4: refuse the line once; the rest of it, however
+		 * long, is skipped by the command reader (skipping_line), as
+		 * for an over-long command, so nothing on it is run */
+		s->auth_step = SESSION_AUTH_NONE;
+		session_set_state(s, SESSION_ST_HELO);
+		s->skipping_line = lf.pos < 0;
+		evbuffer_drain(in, lf.pos < 0 ? avail : (size_t)lf.pos + 1);
+		s->env->stats.rejected[ROUTER_REJECT_BAD_SYNTAX]++;
+		session_reply_error(s, "500 5.5.6 Error: authentication "
+				       "exchange line is too long");
+		return true;
 	}
 	len = (size_t)lf.pos + 1;
-	line = malloc(len + 1);
-	if (line == NULL)
-		return false;
+	line = xmalloc(len + 1);
 	evbuffer_remove(in, line, len);
 	while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
 	line[len] = '\0';
-	if (lf.pos >= AUTH_LINE_MAX) {
-		s->auth_step = SESSION_AUTH_NONE;
-		session_set_state(s, SESSION_ST_HELO);
-		session_reply_error(s, "500 5.5.6 Error: authentication "
-				       "exchange line is too long");
-	} else {
-		sa_response(s, line, len);
-	}
+	sa_response(s, line, len);
 	memset(line, 0, len);
 	free(line);
 	return true;

@@ -14,7 +14,8 @@ import subprocess
 import time
 import unittest
 
-from shoaltest import (ShoalTestCase, bin_path, make_message, wait_for)
+from shoaltest import (SMTPConn, ShoalTestCase, bin_path, make_message,
+                       wait_for)
 from test_tls import Raw, client_ctx, make_cert
 
 SENDER = "sender@example.org"
@@ -148,6 +149,58 @@ class AuthTest(ShoalTestCase):
                             "add", "bad:name"], input="x\n",
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 2)
+
+    def test_5_overlong_auth_lines_are_skipped_whole(self):
+        """RFC 4954 4: a response line over 12,288 octets gets one 500 and
+        the whole line is discarded: a MAIL FROM later on the same line
+        never runs. Checked where a line is read in the AUTH dialog (PLAIN,
+        LOGIN name, LOGIN password) and for the initial response on the
+        AUTH command line itself; each once in one write, and once cut
+        right at the limit with the tail sent after the 500 came back."""
+        c = self.auth_cluster(second='auth_plaintext = true; '
+                                     'tls = "none";')
+        limit = {"cmd": 2048, "auth": 12288}
+        steps = {
+            "plain": (["AUTH PLAIN"], "auth", ""),
+            "login_user": (["AUTH LOGIN"], "auth", ""),
+            "login_pass": (["AUTH LOGIN", b64("alice")], "auth", ""),
+            "initial": ([], "cmd", "AUTH PLAIN "),
+        }
+        tail = (f"MAIL FROM:<x@y.example>\r\nRCPT TO:<{RCPT}>\r\n"
+                "NOOP\r\n")
+        for name, (dialog, reader, head) in steps.items():
+            for split in (False, True):
+                with self.subTest(step=name, split=split):
+                    s = SMTPConn(c.port2)
+                    s.ehlo()
+                    for line in dialog:
+                        self.assertEqual(s.cmd(line).code, 334, line)
+                    if split:
+                        # one octet past the limit: the reader gives up
+                        # on this line before its end has arrived
+                        junk = head + "A" * (limit[reader] + 1 - len(head))
+                        s.send(junk)
+                        first = s.reply()
+                        s.send(tail)
+                        got = [first] + s.replies(2)
+                    else:
+                        s.send(head + "A" * 20000 + tail)
+                        got = s.replies(3)
+                    codes = [r.code for r in got]
+                    self.assertEqual(codes[0], 500, got)
+                    if reader == "auth":
+                        self.assertIn("5.5.6", got[0].text, got)
+                    self.assertEqual(codes[1:], [503, 250],
+                                     f"one 500 for the line, then RCPT "
+                                     f"without MAIL, then NOOP: {got}")
+                    # positive control: a MAIL that runs makes RCPT
+                    # answer other than 503
+                    self.assertEqual(s.cmd("MAIL FROM:<x@y.example>").code,
+                                     250)
+                    self.assertNotEqual(s.cmd(f"RCPT TO:<{RCPT}>").code,
+                                        503)
+                    s.close()
+        self.assertTrue(c.router.running())
 
 
 if __name__ == "__main__":
