@@ -1,6 +1,13 @@
-/* The users file and the failure table. Lookups are linear in the users
- * (a submission service has tens to thousands): fine next to crypt(3),
- * which costs milliseconds by design. */
+/* The users file, the password checks and the failure table. Lookups are
+ * linear in the users (a submission service has tens to thousands): fine
+ * next to crypt(3), which costs milliseconds by design, and both run on a
+ * worker thread, never on the loop.
+ *
+ * Threads: everything here runs on the loop thread except auth_job_work(),
+ * which reads its job, the users snapshot the job holds a reference to
+ * (never changed once loaded; auth_reload() makes a new one) and the dummy
+ * hash (set once in auth_new()). The references are taken and dropped on
+ * the loop thread only, so they need no atomics. */
 #include "router/auth.h"
 
 #include <crypt.h>
@@ -9,9 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/workq.h"
 #include "lib/xmalloc.h"
 
 #define AUTH_LINE_MAX 2048
@@ -20,10 +29,21 @@
 #define AUTH_DELAY_STEP_MS 500
 #define AUTH_DELAY_MAX_MS 8000
 #define AUTH_DECAY_S 60
+#define AUTH_THREADS_MAX 4         /* hashing threads, at most one a CPU */
+#define AUTH_QUEUE_MAX 64          /* checks waiting for a thread */
+#define AUTH_THREAD_NICE 10        /* the loop thread goes first */
+#define AUTH_BUSY_LOG_S 10         /* one busy warning per this many s */
 
 struct auth_user {
 	char *name;
 	char *hash;
+};
+
+/* The users as one read of the file; shared by the checks under way. */
+struct auth_users {
+	unsigned refs;
+	struct auth_user *v;
+	size_t n;
 };
 
 struct auth_client {
@@ -32,13 +52,31 @@ struct auth_client {
 	time_t last;
 };
 
+/* One password check, from auth_check_start() to its callback. */
+struct auth_job {
+	struct auth_job *next, *prev; /* a->jobs */
+	struct auth *a;
+	struct auth_users *users;     /* a reference */
+	char client[64];
+	char user[AUTH_USER_MAX + 1];
+	char pass[AUTH_PASS_MAX + 1]; /* wiped once hashed */
+	bool is_too_long;             /* user or pass: fail, no hash */
+	bool is_ok;                   /* set by the worker */
+	auth_done_fn *done;
+	void *ctx, *arg;              /* arg NULL: forgotten */
+};
+
 struct auth {
 	const struct config *cfg;
-	struct auth_user *users;
-	size_t n_users;
+	struct auth_users *users;     /* the current file */
 	struct auth_client *clients;
 	size_t n_clients;
 	char *dummy_hash;          /* for unknown users: same cost */
+	struct workq *wq;
+	struct auth_job *jobs;     /* started, callback not yet called */
+	bool is_stopping;          /* auth_free(): no more callbacks */
+	time_t busy_logged;
+	unsigned busy_folded;
 };
 
 static void
@@ -51,9 +89,26 @@ auth_users_free(struct auth_user *u, size_t n)
 	free(u);
 }
 
-/* Parse the file into *out. Returns 0 or SHOAL_E_CONFIG (logged). */
+static struct auth_users *
+auth_users_ref(struct auth_users *u)
+{
+	u->refs++;
+	return u;
+}
+
+static void
+auth_users_unref(struct auth_users *u)
+{
+	if (u == NULL || --u->refs > 0)
+		return;
+	auth_users_free(u->v, u->n);
+	free(u);
+}
+
+/* Parse the file into *out (one reference). Returns 0 or SHOAL_E_CONFIG
+ * (logged). */
 static int
-auth_load(const char *path, struct auth_user **out, size_t *n_out)
+auth_load(const char *path, struct auth_users **out)
 {
 	FILE *f = fopen(path, "r");
 	char line[AUTH_LINE_MAX];
@@ -100,8 +155,10 @@ auth_load(const char *path, struct auth_user **out, size_t *n_out)
 		n++;
 	}
 	fclose(f);
-	*out = u;
-	*n_out = n;
+	*out = xcalloc(1, sizeof(**out));
+	(*out)->refs = 1;
+	(*out)->v = u;
+	(*out)->n = n;
 	return 0;
 fail:
 	fclose(f);
@@ -121,7 +178,7 @@ auth_new(const struct config *cfg, int *err)
 		return NULL;
 	a = xcalloc(1, sizeof(*a));
 	a->cfg = cfg;
-	*err = auth_load(cfg->router.users_file, &a->users, &a->n_users);
+	*err = auth_load(cfg->router.users_file, &a->users);
 	if (*err != 0) {
 		free(a);
 		return NULL;
@@ -133,8 +190,24 @@ auth_new(const struct config *cfg, int *err)
 		a->dummy_hash = xstrdup(cd->output);
 	free(cd);
 	log_info("auth file=%s event=loaded users=%zu",
-		 cfg->router.users_file, a->n_users);
+		 cfg->router.users_file, a->users->n);
 	return a;
+}
+
+int
+auth_start(struct auth *a, struct event_base *base)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned threads = cpus < 1 ? 1 :
+			   cpus > AUTH_THREADS_MAX ? AUTH_THREADS_MAX :
+						     (unsigned)cpus;
+	int rc = workq_new(base, threads, AUTH_QUEUE_MAX, AUTH_THREAD_NICE,
+			   &a->wq);
+
+	if (rc == 0)
+		log_info("auth event=started threads=%u queue=%u", threads,
+			 AUTH_QUEUE_MAX);
+	return rc;
 }
 
 void
@@ -142,7 +215,11 @@ auth_free(struct auth *a)
 {
 	if (a == NULL)
 		return;
-	auth_users_free(a->users, a->n_users);
+	/* the checks still held come back once more, to be freed */
+	a->is_stopping = true;
+	workq_free(a->wq);
+	SHOAL_ASSERT(a->jobs == NULL);
+	auth_users_unref(a->users);	/* taken in auth_new()/auth_reload() */
 	free(a->clients);
 	free(a->dummy_hash);
 	free(a);
@@ -151,19 +228,17 @@ auth_free(struct auth *a)
 int
 auth_reload(struct auth *a)
 {
-	struct auth_user *u;
-	size_t n;
-	int rc = auth_load(a->cfg->router.users_file, &u, &n);
+	struct auth_users *u;
+	int rc = auth_load(a->cfg->router.users_file, &u);
 
 	if (rc != 0) {
 		log_warn("auth event=reload_failed note=\"keeping %zu users\"",
-			 a->n_users);
+			 a->users->n);
 		return rc;
 	}
-	auth_users_free(a->users, a->n_users);
+	auth_users_unref(a->users);	/* taken in auth_new()/auth_reload() */
 	a->users = u;
-	a->n_users = n;
-	log_info("auth event=reloaded users=%zu", n);
+	log_info("auth event=reloaded users=%zu", u->n);
 	return 0;
 }
 
@@ -179,19 +254,19 @@ auth_equal(const char *x, const char *y)
 	return d == 0;
 }
 
-bool
-auth_check(const struct auth *a, const char *user, const char *pass)
+/* Whether user/pass is a valid pair of u. Costs one crypt(3) even for an
+ * unknown user. On a worker thread. */
+static bool
+auth_verify(const struct auth_users *u, const char *dummy_hash,
+	    const char *user, const char *pass)
 {
-	const char *hash = a->dummy_hash;
+	const char *hash = dummy_hash;
 	struct crypt_data *cd;
 	bool ok = false, known = false;
 
-	if (strnlen(user, AUTH_USER_MAX + 1) > AUTH_USER_MAX ||
-	    strnlen(pass, AUTH_PASS_MAX + 1) > AUTH_PASS_MAX)
-		return false;
-	for (size_t i = 0; i < a->n_users; i++)
-		if (strcmp(a->users[i].name, user) == 0) {
-			hash = a->users[i].hash;
+	for (size_t i = 0; i < u->n; i++)
+		if (strcmp(u->v[i].name, user) == 0) {
+			hash = u->v[i].hash;
 			known = true;
 			break;
 		}
@@ -200,8 +275,102 @@ auth_check(const struct auth *a, const char *user, const char *pass)
 	cd = xcalloc(1, sizeof(*cd));	/* 32 KiB: not on the stack */
 	if (crypt_r(pass, hash, cd) != NULL && cd->output[0] != '*')
 		ok = known && auth_equal(cd->output, hash);
+	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
 	return ok;
+}
+
+/* On a worker thread. */
+static void
+auth_job_work(void *arg)
+{
+	struct auth_job *j = arg;
+
+	if (!j->is_too_long)
+		j->is_ok = auth_verify(j->users, j->a->dummy_hash, j->user,
+				       j->pass);
+	explicit_bzero(j->pass, sizeof(j->pass));
+}
+
+/* Back on the loop thread: count a failure, tell whoever waits. */
+static void
+auth_job_done(void *arg, int status)
+{
+	struct auth_job *j = arg;
+	struct auth *a = j->a;
+	struct auth_result r = { .is_ok = status == 0 && j->is_ok,
+				 .client = j->client,
+				 .user = j->user };
+
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		a->jobs = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	if (!a->is_stopping) {
+		if (!r.is_ok)
+			r.delay_ms = auth_failed(a, j->client);
+		j->done(j->ctx, j->arg, &r);
+	}
+	auth_users_unref(j->users);	/* taken in auth_check_start() */
+	explicit_bzero(j, sizeof(*j));
+	free(j);
+}
+
+int
+auth_check_start(struct auth *a, const char *client, const char *user,
+		 const char *pass, auth_done_fn *done, void *ctx, void *arg)
+{
+	struct auth_job *j;
+	int rc;
+
+	SHOAL_ASSERT(a->wq != NULL);
+	j = xcalloc(1, sizeof(*j));
+	j->a = a;
+	j->done = done;
+	j->ctx = ctx;
+	j->arg = arg;
+	snprintf(j->client, sizeof(j->client), "%s", client);
+	j->is_too_long = strlen(user) >= sizeof(j->user) ||
+			 strlen(pass) >= sizeof(j->pass);
+	if (!j->is_too_long) {
+		memcpy(j->user, user, strlen(user) + 1);
+		memcpy(j->pass, pass, strlen(pass) + 1);
+	}
+	j->users = auth_users_ref(a->users);
+	rc = workq_submit(a->wq, j, auth_job_work, auth_job_done);
+	if (rc != 0) {
+		time_t now = time(NULL);
+
+		if (now - a->busy_logged >= AUTH_BUSY_LOG_S) {
+			log_warn("auth event=busy queued=%u folded=%u "
+				 "note=\"answering 454 until a thread is "
+				 "free\"",
+				 AUTH_QUEUE_MAX, a->busy_folded);
+			a->busy_logged = now;
+			a->busy_folded = 0;
+		} else {
+			a->busy_folded++;
+		}
+		auth_users_unref(j->users);	/* taken just above */
+		explicit_bzero(j, sizeof(*j));
+		free(j);
+		return rc;
+	}
+	j->next = a->jobs;
+	if (a->jobs)
+		a->jobs->prev = j;
+	a->jobs = j;
+	return 0;
+}
+
+void
+auth_check_forget(struct auth *a, const void *arg)
+{
+	for (struct auth_job *j = a->jobs; j != NULL; j = j->next)
+		if (j->arg == arg)
+			j->arg = NULL;
 }
 
 uint32_t

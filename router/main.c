@@ -298,6 +298,10 @@ main(int argc, char **argv)
 	if (proc_raise_nofile() < 0)
 		log_warn("router event=rlimit error=\"cannot raise the open files limit\"");
 	r.env.base = event_base_new();
+	if (r.env.auth && auth_start(r.env.auth, r.env.base) != 0) {
+		fprintf(stderr, "shoal-router: cannot start the AUTH threads\n");
+		goto out;
+	}
 	r.env.on_close = router_on_session_close;
 	r.env.on_close_arg = &r;
 	r.env.enq = enqueue_new(r.env.base, cfg, router_on_ready, &r);
@@ -333,11 +337,11 @@ out:
 		event_free(r.sig_hup);
 	if (r.drain_timer)
 		event_free(r.drain_timer);
+	auth_free(r.env.auth);	/* its threads answer on the base */
 	if (r.env.base)
 		event_base_free(r.env.base);
 	free(r.env.relay_nets);
 	tls_server_free(r.env.tls);
-	auth_free(r.env.auth);
 	signer_free(r.env.signer);
 	limits_free(r.env.limits);
 	config_free(cfg);

@@ -225,6 +225,7 @@ session_free(struct session *s)
 		event_free(s->lifetime);
 	if (s->auth_timer)
 		event_free(s->auth_timer);
+	session_auth_end(s);
 	if (s->pend)
 		evbuffer_free(s->pend);
 	if (s->has_limit_slot)

@@ -1,9 +1,13 @@
 /* SMTP AUTH (RFC 4954) with the PLAIN (RFC 4616) and LOGIN mechanisms:
  * the command, the 334 dialog, and the verdict. Offered only under TLS,
  * or in plaintext to a loopback client on a listener that allows it
- * (auth_plaintext). A failure is answered after a delay that grows with
- * the client address's recent failures (router/auth.c). Untrusted input:
- * every response line is bounded and strictly base64. */
+ * (auth_plaintext). The password is checked off the loop (router/auth.c
+ * hashes it on a worker thread): the session waits in SESSION_ST_WAIT for
+ * the verdict. A failure is answered after a delay that grows with the
+ * client address's recent failures (router/auth.c); a response that is
+ * not even well-formed is answered at once, without a hash, and counted
+ * as a failure too. Untrusted input: every response line is bounded and
+ * strictly base64. */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -71,7 +75,7 @@ sa_decode(const char *in, size_t len, char *out, size_t max)
 	return n;
 }
 
-/* The verdict, after the delay for a failure. */
+/* A failure's 535, after its delay. */
 static void
 sa_on_delay(evutil_socket_t fd, short what, void *arg)
 {
@@ -80,45 +84,110 @@ sa_on_delay(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	s->in_callback++;
-	session_set_state(s, SESSION_ST_HELO);
-	s->env->stats.rejected[ROUTER_REJECT_AUTH_FAILED]++;
-	session_reply_error(s, "535 5.7.8 Error: authentication failed");
-	session_process(s);
+	if (s->state == SESSION_ST_WAIT) {	/* else closing: say nothing */
+		session_set_state(s, SESSION_ST_HELO);
+		s->env->stats.rejected[ROUTER_REJECT_AUTH_FAILED]++;
+		session_reply_error(s, "535 5.7.8 Error: authentication "
+				       "failed");
+		session_process(s);
+	}
 	session_leave(s);
 }
 
+/* A failed attempt: logged now, answered after delay_ms (auth_failed()).
+ * No input is read meanwhile: the state holds the session. */
 static void
-sa_finish(struct session *s, const char *user, const char *pass)
+sa_fail(struct session *s, const char *user, uint32_t delay_ms)
 {
-	const char *mech = sa_mech_names[s->auth_step];
-	uint32_t delay;
-	struct timeval tv;
+	struct timeval tv = { delay_ms / 1000,
+			      (suseconds_t)(delay_ms % 1000) * 1000 };
 	char q[LOG_QUOTE_BUF];
 
-	s->auth_step = SESSION_AUTH_NONE;
 	log_quote(q, sizeof(q), user, strlen(user));
-	if (auth_check(s->env->auth, user, pass)) {
-		s->is_authed = true;
-		s->env->stats.auth_ok++;
-		snprintf(s->auth_user, sizeof(s->auth_user), "%s", user);
-		log_info("client=%s event=auth result=ok mech=%s user=%s",
-			 s->client, mech, q);
-		session_set_state(s, SESSION_ST_HELO);
-		session_reply(s, "235 2.7.0 Authentication successful");
-		return;
-	}
-	delay = auth_failed(s->env->auth, s->client);
 	s->env->stats.auth_failed++;
 	log_warn("client=%s event=auth result=failed mech=%s user=%s "
 		 "delay_ms=%u",
-		 s->client, mech, q, delay);
-	/* no input is read meanwhile: the state holds the session */
+		 s->client, sa_mech_names[s->auth_step], q, delay_ms);
+	s->auth_step = SESSION_AUTH_NONE;
 	session_set_state(s, SESSION_ST_WAIT);
-	tv.tv_sec = delay / 1000;
-	tv.tv_usec = (suseconds_t)(delay % 1000) * 1000;
 	if (s->auth_timer == NULL)
 		s->auth_timer = evtimer_new(s->env->base, sa_on_delay, s);
 	evtimer_add(s->auth_timer, &tv);
+}
+
+/* A response that names no credentials to check (not base64, fields
+ * missing): answered at once, without a hash, but counted as a failure
+ * of the client address like any other. */
+static void
+sa_malformed(struct session *s, const char *user, const char *reply)
+{
+	char q[LOG_QUOTE_BUF];
+
+	(void)auth_failed(s->env->auth, s->client);
+	s->env->stats.auth_failed++;
+	log_quote(q, sizeof(q), user, strlen(user));
+	log_warn("client=%s event=auth result=failed mech=%s user=%s "
+		 "reason=malformed",
+		 s->client, sa_mech_names[s->auth_step], q);
+	s->auth_step = SESSION_AUTH_NONE;
+	session_set_state(s, SESSION_ST_HELO);
+	session_reply_error(s, reply);
+}
+
+/* The password check's verdict (router/auth.c, on the loop thread). */
+static void
+sa_on_checked(void *ctx, void *arg, const struct auth_result *r)
+{
+	struct session_env *env = ctx;
+	struct session *s = arg;
+	char q[LOG_QUOTE_BUF];
+
+	if (s == NULL) {
+		/* the client left before the verdict: still one to log */
+		if (!r->is_ok) {
+			env->stats.auth_failed++;
+			log_quote(q, sizeof(q), r->user, strlen(r->user));
+			log_warn("client=%s event=auth result=failed user=%s "
+				 "note=\"client gone\"",
+				 r->client, q);
+		}
+		return;
+	}
+	s->in_callback++;
+	if (s->state != SESSION_ST_WAIT) {
+		/* closing meanwhile (timeout, shutdown): nothing to say */
+		s->auth_step = SESSION_AUTH_NONE;
+	} else if (r->is_ok) {
+		log_quote(q, sizeof(q), r->user, strlen(r->user));
+		s->is_authed = true;
+		env->stats.auth_ok++;
+		snprintf(s->auth_user, sizeof(s->auth_user), "%s", r->user);
+		log_info("client=%s event=auth result=ok mech=%s user=%s",
+			 s->client, sa_mech_names[s->auth_step], q);
+		s->auth_step = SESSION_AUTH_NONE;
+		session_set_state(s, SESSION_ST_HELO);
+		session_reply(s, "235 2.7.0 Authentication successful");
+		session_process(s);
+	} else {
+		sa_fail(s, r->user, r->delay_ms);
+	}
+	session_leave(s);
+}
+
+/* Hand user/pass to the password check; the session waits for its
+ * verdict (sa_on_checked), reading nothing meanwhile. */
+static void
+sa_check(struct session *s, const char *user, const char *pass)
+{
+	if (auth_check_start(s->env->auth, s->client, user, pass,
+			     sa_on_checked, s->env, s) != 0) {
+		/* every hashing thread busy, a queue full: come back later */
+		s->auth_step = SESSION_AUTH_NONE;
+		session_set_state(s, SESSION_ST_HELO);
+		session_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	session_set_state(s, SESSION_ST_WAIT);
 }
 
 /* A PLAIN response: [authzid] NUL authcid NUL passwd. */
@@ -131,10 +200,7 @@ sa_plain(struct session *s, const char *b64, size_t len)
 	size_t zl, ul;
 
 	if (n < 0) {
-		s->auth_step = SESSION_AUTH_NONE;
-		session_set_state(s, SESSION_ST_HELO);
-		session_reply_error(s, "501 5.5.2 Error: cannot decode "
-				       "response");
+		sa_malformed(s, "", "501 5.5.2 Error: cannot decode response");
 		return;
 	}
 	authz = buf;
@@ -143,13 +209,20 @@ sa_plain(struct session *s, const char *b64, size_t len)
 	ul = (size_t)n > zl ? strnlen(user, (size_t)n - zl - 1) : 0;
 	pass = user + ul + 1;
 	if ((size_t)n <= zl + 1 || (size_t)n <= zl + ul + 1 ||
-	    strnlen(pass, (size_t)n - zl - ul - 2) != (size_t)n - zl - ul - 2 ||
-	    (zl > 0 && (zl != ul || memcmp(authz, user, zl) != 0))) {
-		/* malformed, or asking to act as someone else */
-		sa_finish(s, ul ? user : "", "\x01 not a password");
+	    strnlen(pass, (size_t)n - zl - ul - 2) != (size_t)n - zl - ul - 2) {
+		sa_malformed(s, ul ? user : "", "501 5.5.2 Error: malformed "
+						"PLAIN response");
+		explicit_bzero(buf, sizeof(buf));
 		return;
 	}
-	sa_finish(s, user, pass);
+	if (zl > 0 && (zl != ul || memcmp(authz, user, zl) != 0)) {
+		/* asking to act as someone else: refused, nothing to hash */
+		sa_fail(s, user, auth_failed(s->env->auth, s->client));
+		explicit_bzero(buf, sizeof(buf));
+		return;
+	}
+	sa_check(s, user, pass);
+	explicit_bzero(buf, sizeof(buf));
 }
 
 /* One line of the 334 dialog. */
@@ -157,6 +230,7 @@ static void
 sa_response(struct session *s, const char *line, size_t len)
 {
 	char user[AUTH_USER_MAX + 1];
+	char *pass;
 
 	if (len == 1 && line[0] == '*') {
 		s->auth_step = SESSION_AUTH_NONE;
@@ -171,10 +245,8 @@ sa_response(struct session *s, const char *line, size_t len)
 		break;
 	case SESSION_AUTH_LOGIN_USER:
 		if (sa_decode(line, len, user, sizeof(user) - 1) < 0) {
-			s->auth_step = SESSION_AUTH_NONE;
-			session_set_state(s, SESSION_ST_HELO);
-			session_reply_error(s, "501 5.5.2 Error: cannot decode "
-					       "response");
+			sa_malformed(s, "", "501 5.5.2 Error: cannot decode "
+					    "response");
 			return;
 		}
 		snprintf(s->auth_login_user, sizeof(s->auth_login_user), "%s",
@@ -182,23 +254,16 @@ sa_response(struct session *s, const char *line, size_t len)
 		s->auth_step = SESSION_AUTH_LOGIN_PASS;
 		session_reply(s, "334 UGFzc3dvcmQ6");
 		break;
-	default: {
-		char *pass = malloc(AUTH_PASS_MAX + 1);
-
-		if (pass == NULL ||
-		    sa_decode(line, len, pass, AUTH_PASS_MAX) < 0) {
-			free(pass);
-			s->auth_step = SESSION_AUTH_NONE;
-			session_set_state(s, SESSION_ST_HELO);
-			session_reply_error(s, "501 5.5.2 Error: cannot decode "
-					       "response");
-			return;
-		}
-		sa_finish(s, s->auth_login_user, pass);
-		memset(pass, 0, AUTH_PASS_MAX + 1);
+	default:
+		pass = xmalloc(AUTH_PASS_MAX + 1);
+		if (sa_decode(line, len, pass, AUTH_PASS_MAX) < 0)
+			sa_malformed(s, s->auth_login_user,
+				     "501 5.5.2 Error: cannot decode response");
+		else
+			sa_check(s, s->auth_login_user, pass);
+		explicit_bzero(pass, AUTH_PASS_MAX + 1);
 		free(pass);
 		break;
-	}
 	}
 }
 
@@ -235,6 +300,13 @@ session_auth_read(struct session *s, struct evbuffer *in)
 	memset(line, 0, len);
 	free(line);
 	return true;
+}
+
+void
+session_auth_end(struct session *s)
+{
+	if (s->env->auth != NULL)
+		auth_check_forget(s->env->auth, s);
 }
 
 void

@@ -14,6 +14,10 @@ bool session_auth_offered(const struct session *s);
 /* The AUTH command. */
 void session_cmd_auth(struct session *s, const struct smtp_cmd *cmd);
 
+/* The session is being freed: a password check still under way for it
+ * completes without it. */
+void session_auth_end(struct session *s);
+
 /* In SESSION_ST_AUTH: take one response line. Returns false when a whole
  * line is not there yet. */
 bool session_auth_read(struct session *s, struct evbuffer *in);
