@@ -108,6 +108,15 @@ cli_peers_open(struct cli *c, const char *only, struct cli_peer **out,
 		p[k].err = client_new(c->zctx, nd->endpoint, c->timeout_ms,
 				      &p[k].cl);
 		k++;
+		if (p[k - 1].err != 0) {
+			/* our own socket, not the network: never go on
+			 * without its CURVE or size bound */
+			cli_error("node %s: cannot set up the link to %s: %s",
+				  nd->id, nd->endpoint,
+				  cli_peer_strerror(p[k - 1].err));
+			cli_peers_free(p, k);
+			return -1;
+		}
 	}
 	*out = p;
 	*n = k;

@@ -13,6 +13,7 @@
 
 #include "lib/clock.h"
 #include "lib/curve.h"
+#include "lib/log.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 
@@ -45,17 +46,32 @@ client_new(void *zctx, const char *endpoint, int timeout_ms,
 	c->timeout_ms = timeout_ms;
 	c->next_id = 1;
 	c->sock = zmq_socket(zctx, ZMQ_DEALER);
-	if (c->sock == NULL)
+	if (c->sock == NULL) {
+		rc = -errno;
 		goto fail;
-	curve_client(c->sock);
-	if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0 ||
-	    zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0 ||
-	    zmq_connect(c->sock, endpoint) != 0)
+	}
+	rc = curve_client(c->sock);	/* logged */
+	if (rc != 0)
 		goto fail;
+	if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0) {
+		rc = -errno;
+		log_error("zmq op=setsockopt option=ZMQ_LINGER error=\"%s\"",
+			  zmq_strerror(-rc));
+		goto fail;
+	}
+	if (zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0) {
+		rc = -errno;
+		log_error("zmq op=setsockopt option=ZMQ_MAXMSGSIZE "
+			  "error=\"%s\"", zmq_strerror(-rc));
+		goto fail;
+	}
+	if (zmq_connect(c->sock, endpoint) != 0) {
+		rc = -errno;
+		goto fail;
+	}
 	*out = c;
 	return 0;
 fail:
-	rc = -errno;
 	client_free(c);
 	return rc;
 }

@@ -14,23 +14,31 @@
 #include <stddef.h>
 
 #define CURVE_KEY_Z85 40
+#define CURVE_ZAP_DOMAIN "shoal"   /* ZMQ_ZAP_DOMAIN of the nodes' sockets */
 
 struct curve_keys {
 	char pub[CURVE_KEY_Z85 + 1];
 	char sec[CURVE_KEY_Z85 + 1];
 };
 
-/* Load the process's keys from path (NULL: CURVE stays off). Returns 0,
- * or -1 with a message naming the file in err. */
+/* Load the process's keys from path (NULL: CURVE stays off) and make
+ * sure this libzmq can use them: it must have CURVE (zmq_has), the public
+ * key must be the secret key's, and a socket must take every option
+ * curve_server() and curve_client() set, with these keys (tried on a
+ * scratch socket). Returns 0, or -1 with a message naming the file and
+ * the cause in err: the caller must not start (cluster links would run
+ * unencrypted). */
 int curve_init(const char *path, char *err, size_t errlen);
 
 /* Whether CURVE is on in this process. */
 bool curve_on(void);
 
 /* Before bind (server) / connect (client) of a cluster socket; nothing
- * when CURVE is off. */
-void curve_server(void *sock);
-void curve_client(void *sock);
+ * when CURVE is off. Returns 0, or -errno with the option that failed
+ * logged: the socket must then not be bound or connected (it would talk
+ * unencrypted). */
+int curve_server(void *sock) __attribute__((warn_unused_result));
+int curve_client(void *sock) __attribute__((warn_unused_result));
 
 /* Whether a ZAP request's CURVE client key (32 bytes) is the cluster's. */
 bool curve_client_allowed(const void *key, size_t len);

@@ -97,6 +97,20 @@ zsock_read_pass(evutil_socket_t fd, short what, void *arg)
 		event_active(zs->ev, EV_READ, 0);
 }
 
+/* One option. Returns 0, or -errno (logged with the option's name). */
+static int
+zsock_set(void *sock, int opt, const char *name, const void *val, size_t len)
+{
+	int err;
+
+	if (zmq_setsockopt(sock, opt, val, len) == 0)
+		return 0;
+	err = errno ? errno : EINVAL;
+	log_error("zmq op=setsockopt option=%s error=\"%s\"", name,
+		  zmq_strerror(err));
+	return -err;
+}
+
 struct zsock *
 zsock_new(struct event_base *base, void *zctx, int type, int64_t max_msg_size,
 	  zsock_msg_fn on_msg, zsock_pass_fn on_pass, void *arg)
@@ -114,9 +128,13 @@ zsock_new(struct event_base *base, void *zctx, int type, int64_t max_msg_size,
 		log_error("zmq op=socket error=\"%s\"", zmq_strerror(errno));
 		goto fail;
 	}
-	zmq_setsockopt(zs->sock, ZMQ_LINGER, &linger, sizeof(linger));
-	zmq_setsockopt(zs->sock, ZMQ_MAXMSGSIZE, &max_msg_size,
-		       sizeof(max_msg_size));
+	/* a socket without its size bound would take any message a peer
+	 * sends: not used, like one that would be unencrypted */
+	if (zsock_set(zs->sock, ZMQ_LINGER, "ZMQ_LINGER", &linger,
+		      sizeof(linger)) != 0 ||
+	    zsock_set(zs->sock, ZMQ_MAXMSGSIZE, "ZMQ_MAXMSGSIZE",
+		      &max_msg_size, sizeof(max_msg_size)) != 0)
+		goto fail;
 	if (zmq_getsockopt(zs->sock, ZMQ_FD, &fd, &fdlen) != 0) {
 		log_error("zmq op=getsockopt error=\"%s\"", zmq_strerror(errno));
 		goto fail;
@@ -145,8 +163,14 @@ zsock_free(struct zsock *zs)
 int
 zsock_bind(struct zsock *zs, const char *endpoint)
 {
-	if (strncmp(endpoint, "inproc:", 7) != 0)
-		curve_server(zs->sock);
+	int rc;
+
+	if (strncmp(endpoint, "inproc:", 7) != 0 &&
+	    (rc = curve_server(zs->sock)) != 0) {
+		log_error("zmq op=bind endpoint=%s error=\"no CURVE: not "
+			  "bound\"", endpoint);
+		return rc;
+	}
 	if (zmq_bind(zs->sock, endpoint) != 0) {
 		int err = errno;
 
@@ -160,8 +184,14 @@ zsock_bind(struct zsock *zs, const char *endpoint)
 int
 zsock_connect(struct zsock *zs, const char *endpoint)
 {
-	if (strncmp(endpoint, "inproc:", 7) != 0)
-		curve_client(zs->sock);
+	int rc;
+
+	if (strncmp(endpoint, "inproc:", 7) != 0 &&
+	    (rc = curve_client(zs->sock)) != 0) {
+		log_error("zmq op=connect endpoint=%s error=\"no CURVE: not "
+			  "connected\"", endpoint);
+		return rc;
+	}
 	if (zmq_connect(zs->sock, endpoint) != 0) {
 		int err = errno;
 

@@ -32,7 +32,7 @@ typedef void (*zsock_pass_fn)(struct zsock *zs, void *arg);
 
 /* Create a socket of the given type (ZMQ_ROUTER, ZMQ_DEALER) with linger 0
  * and the given maximum message size (ZMQ_MAXMSGSIZE, bytes). Returns NULL
- * and logs on failure. */
+ * and logs on failure, including when libzmq refuses either option. */
 struct zsock *zsock_new(struct event_base *base, void *zctx, int type,
 			int64_t max_msg_size, zsock_msg_fn on_msg,
 			zsock_pass_fn on_pass, void *arg);
@@ -43,7 +43,9 @@ void zsock_free(struct zsock *zs);
 
 /* Bind or connect. Returns 0 or -errno (logged with the endpoint).
  * Cluster links get CURVE here when it is on (lib/curve.h): bind as its
- * server, connect as its client; an inproc endpoint never. */
+ * server, connect as its client; an inproc endpoint never. When CURVE is
+ * on and libzmq refuses one of its options, the socket is neither bound
+ * nor connected. */
 int zsock_bind(struct zsock *zs, const char *endpoint);
 int zsock_connect(struct zsock *zs, const char *endpoint);
 

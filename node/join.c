@@ -91,11 +91,19 @@ join_round(void *ctx, const struct config *cfg, const char *me,
 		if (strcmp(cfg->nodes[i].id, me) == 0)
 			continue;
 		s = zmq_socket(ctx, ZMQ_DEALER);
-		zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-		zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
-		zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof(one));
-		curve_client(s);
-		zmq_connect(s, cfg->nodes[i].endpoint);
+		/* never ask unencrypted or without a size bound (logged) */
+		if (s == NULL ||
+		    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger)) ||
+		    zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) ||
+		    zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof(one)) ||
+		    curve_client(s) != 0 ||
+		    zmq_connect(s, cfg->nodes[i].endpoint) != 0) {
+			log_error("join node=%s event=socket_failed",
+				  cfg->nodes[i].id);
+			if (s != NULL)
+				zmq_close(s);
+			continue;
+		}
 		items[n].socket = s;
 		items[n].events = ZMQ_POLLIN;
 		n++;

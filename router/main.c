@@ -306,7 +306,8 @@ main(int argc, char **argv)
 	r.env.on_close_arg = &r;
 	r.env.enq = enqueue_new(r.env.base, cfg, router_on_ready, &r);
 	if (r.env.enq == NULL) {
-		fprintf(stderr, "shoal-router: cannot reach the nodes\n");
+		fprintf(stderr, "shoal-router: cannot set up the links to "
+			"the nodes (see the log)\n");
 		goto out;
 	}
 	r.metrics = router_metrics_new(&r.env);
