@@ -9,7 +9,6 @@ socket.
 import base64
 import multiprocessing
 import os
-import re
 import signal
 import smtplib
 import socket
@@ -17,10 +16,9 @@ import subprocess
 import threading
 import time
 import unittest
-import urllib.request
 
 from shoaltest import (SMTPConn, SMTPError, ShoalTestCase, bin_path,
-                       make_message, wait_for)
+                       free_port, make_message, wait_for)
 from test_tls import Raw, client_ctx, make_cert
 
 SENDER = "sender@example.org"
@@ -111,14 +109,6 @@ def _noop_latencies(port, stop, out):
             s.expect("NOOP", 250)
             out.append(time.monotonic() - t0)
             time.sleep(0.01)
-
-
-def _auth_failed_total(c):
-    with urllib.request.urlopen(c.metrics_url("router"), timeout=5) as r:
-        text = r.read().decode()
-    m = re.search(r'^shoal_router_auth_total\{result="failed"\} (\d+)$',
-                  text, re.M)
-    return int(m.group(1))
 
 
 class AuthTest(ShoalTestCase):
@@ -302,20 +292,26 @@ class AuthTest(ShoalTestCase):
         bad base64, missing fields; each on a new connection, the client
         gone before the verdict): NOOP on other sessions stays under 50 ms
         at the 99th percentile, because the yescrypt hashes run off the
-        event loop."""
+        event loop. A second, idle router is timed the same way at the same
+        time: what it sees is this machine's own noise (other programs
+        taking the CPU), allowed on top of the 50 ms."""
         c = self.auth_cluster(second='auth_plaintext = true; '
-                                     'tls = "none";',
-                              router_metrics=True)
+                                     'tls = "none";')
+        idle_port = free_port()
+        c.start_router(name="idle",
+                       listen=f'{{ address = "127.0.0.1:{idle_port}"; }}')
         with open(self.users) as f:
             self.assertIn("alice:$y$", f.read(), "a yescrypt user")
-        failed0 = _auth_failed_total(c)
         ctx = multiprocessing.get_context("fork")
         sent = {k: ctx.Value("i", 0) for k in ATTACK_RATES}
         stop = threading.Event()
-        lat = [[] for _ in range(3)]
+        lat = {"attacked": [[] for _ in range(3)],
+               "idle": [[] for _ in range(3)]}
         probes = [threading.Thread(target=_noop_latencies,
-                                   args=(c.port2, stop, out))
-                  for out in lat]
+                                   args=(port, stop, out))
+                  for port, name in ((c.port2, "attacked"),
+                                     (idle_port, "idle"))
+                  for out in lat[name]]
         for t in probes:
             t.start()
         attack = ctx.Process(target=_attack,
@@ -328,29 +324,34 @@ class AuthTest(ShoalTestCase):
         for t in probes:
             t.join(15)
         self.assertEqual(attack.exitcode, 0)
-        all_lat = sorted(x for one in lat for x in one)
-        p99 = all_lat[int(len(all_lat) * 0.99)]
+        p99, n = {}, {}
+        for name, outs in lat.items():
+            xs = sorted(x for one in outs for x in one)
+            n[name] = len(xs)
+            p99[name] = xs[int(len(xs) * 0.99)] if xs else float("inf")
         total = sum(v.value for v in sent.values())
         hashed = sum(sent[k].value for k in HASHED_KINDS)
         print(f"\n  auth load: {total} attempts in {took:.2f}s "
-              f"({total / took:.0f}/s, {hashed} hashed); NOOP "
-              f"n={len(all_lat)} p50={all_lat[len(all_lat) // 2] * 1e3:.1f}"
-              f"ms p99={p99 * 1e3:.1f}ms max={all_lat[-1] * 1e3:.1f}ms")
-        self.assertLess(p99, NOOP_P99_MAX,
-                        f"NOOP p99 {p99 * 1e3:.1f} ms under AUTH load")
-        self.assertGreater(len(all_lat), 100, "NOOPs measured")
+              f"({total / took:.0f}/s, {hashed} hashed); NOOP p99 "
+              f"{p99['attacked'] * 1e3:.1f} ms (n={n['attacked']}), on the "
+              f"idle router {p99['idle'] * 1e3:.1f} ms (n={n['idle']})")
+        self.assertLess(p99["attacked"], NOOP_P99_MAX + p99["idle"],
+                        f"NOOP p99 {p99['attacked'] * 1e3:.1f} ms under "
+                        f"AUTH load (idle router: "
+                        f"{p99['idle'] * 1e3:.1f} ms)")
+        self.assertGreater(n["attacked"], 100, "NOOPs measured")
         self.assertGreaterEqual(total / took,
                                 sum(ATTACK_RATES.values()) * 0.9,
                                 "the load was offered")
         # positive control: the attempts reached the password check (most
         # of the hashed ones at least; a full queue answers 454 instead)
-        wait_for(lambda: _auth_failed_total(c) - failed0 >= hashed * 0.8,
-                 15, "the failed attempts counted")
+        wait_for(lambda: c.router.log_text().count(
+            "event=auth result=failed") >= hashed * 0.8,
+            15, "the failed attempts logged")
         # and a right password still gets in
         with SMTPConn(c.port2) as s:
             s.ehlo()
             s.expect("AUTH PLAIN " + b64("\0alice\0s3cret pass"), 235)
-
 
 if __name__ == "__main__":
     unittest.main()
