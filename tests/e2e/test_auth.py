@@ -206,6 +206,16 @@ class AuthTest(ShoalTestCase):
         code, lines = r.cmd("MAIL FROM:<a@example.org>")
         self.assertEqual(code, 530)
         self.assertIn("5.7.0", lines[-1])
+        # no credentials in it: refused at once, with no hash and no delay
+        for bad in ("AUTH PLAIN " + b64("alice"), "AUTH PLAIN ====="):
+            t0 = time.monotonic()
+            self.assertEqual(r.cmd(bad)[0], 501, bad)
+            self.assertLess(time.monotonic() - t0, 0.4, bad)
+        # but counted: the next failure is the address's third (1.5 s)
+        t0 = time.monotonic()
+        self.assertEqual(r.cmd("AUTH PLAIN " + b64("\0alice\0wrong"))[0],
+                         535)
+        self.assertGreaterEqual(time.monotonic() - t0, 1.4)
         self.assertEqual(r.cmd("AUTH PLAIN " +
                                b64("\0alice\0s3cret pass"))[0], 235)
         self.assertEqual(r.cmd("MAIL FROM:<a@example.org>")[0], 250)
