@@ -449,6 +449,7 @@ dconn_send(struct dconn *dc, struct job *j)
 	m.body_8bit = env->body != SHOAL__BODY_TYPE__BODY_7BIT;
 	m.body = j->msg->body;
 	m.body_len = j->msg->body_len;
+	m.qid = j->msg->qid;
 	if (smtpc_send(dc->c, &m, dconn_on_sent, dc) != 0) {
 		struct dest *ds = dc->dest;
 
