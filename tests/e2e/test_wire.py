@@ -1,4 +1,5 @@
-"""What the node's SMTP client puts on the wire (issue 15, item 2).
+"""What the node's SMTP client puts on the wire, and with how many
+connections (issue 15, items 2 and 10).
 
 Wire: whatever the queue holds, node/smtpc.c never sends a bare CR or a
 bare LF (RFC 5321 2.3.8), dot-stuffs every line it starts (4.5.2) and keeps
@@ -9,17 +10,26 @@ in LMDB is overwritten with lmdb-utils' mdb_load. The MX is
 tests/fixtures/capture_smtpd.py, whose wire check reads every octet of DATA
 and BDAT as the strictest receiver would and counts every fault.
 
+Limits: delivery.limits are cluster-wide; each node's share follows the
+shard map. After a failover the survivor owns every shard and may use the
+whole limit (4 connections, not the 2 it had as one of two).
+
 Peers (dnsmasq, capture servers) come from test_delivery.py.
 """
 
 import os
+import re
+import signal
 import subprocess
+import threading
 
-from shoaltest import SMTPConn, ShoalTestCase, make_message, wait_for
+from shoaltest import SMTPConn, ShoalTestCase, log, make_message, wait_for
 from test_delivery import DEST, SENDER, Peers, read_json_lines
 
 MDB_LOAD = "/usr/bin/mdb_load"
 LINE = 998                        # RFC 5321 4.5.3.1.6, without CRLF
+FAST = ('mode = "sync"; heartbeat_ms = 200; failover_after_ms = 1500; '
+        'peer_timeout_ms = 800;')
 POLL = 0.1
 
 
@@ -152,3 +162,66 @@ class WireTest(ShoalTestCase):
         self.assertRegex(c.node("n1").log_text(),
                          rf"qid={qid} .*event=body_repaired bare_cr=2 "
                          rf"bare_lf=4 folded=1")
+
+    # ---- item 10 ----
+
+    def test_2_limits_follow_a_failover(self):
+        limit, total = 4, 16
+        c, p = self.setup(
+            lambda p: p.capture(hold_ms=400), nodes=2, replication=FAST,
+            limits=f'{{ domain = "*"; max_connections = {limit}; '
+                   'max_msgs_per_conn = 100; max_msgs_per_sec = 0.0; }')
+        cap = p.captures[0]
+        rcpt = f"many@{DEST}"
+        wait_for(lambda: all(n.get("replication", {}).get("state") ==
+                             "healthy" for n in c.status()["nodes"]), 10,
+                 "the pair healthy", interval=POLL)
+        c.kill_node("n1", signal.SIGKILL)
+        wait_for(lambda: set(c.owners().values()) == {"n2"}, 15,
+                 "n2 owning every shard", interval=POLL)
+
+        errors = []
+
+        def session(k):
+            try:
+                with SMTPConn(c.port, timeout=30) as conn:
+                    conn.ehlo()
+                    for i in range(total // 2):
+                        r = conn.mail(SENDER, [rcpt], make_message(
+                            f"after failover {k}.{i}", sender=SENDER,
+                            rcpt=rcpt))
+                        if r.code != 250:
+                            errors.append((k, i, str(r)))
+            except Exception as e:   # reported below, in the test thread
+                errors.append((k, repr(e)))
+        threads = [threading.Thread(target=session, args=(k,), daemon=True)
+                   for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(errors, [], "every message accepted by the router")
+        wait_for(lambda: len(cap.to(rcpt)) >= total, 30,
+                 f"{total} messages at the MX", interval=POLL)
+        st = cap.stats()
+        log(f"wire: capture stats {st}")
+        self.assertEqual(st["max_open"], limit,
+                         f"n2 owns every shard and uses the whole limit of "
+                         f"{limit} connections, not its old share: {st}")
+        self.assertRegex(c.node("n2").log_text(),
+                         r"event=limits_share share=1\.0000 "
+                         r"old_share=0\.5000 ")
+
+        # failback: n1 restarts, learns the takeover map (1 of 16 shards
+        # as its floor), gets its shards back; each node is at half again
+        c.start_node("n1")
+        wait_for(lambda: all(n.get("replication", {}).get("state") ==
+                             "healthy" for n in c.status()["nodes"]), 15,
+                 "the pair healthy again", interval=POLL)
+        doc = c.ctl_ok("node", "failback", "n1")
+        self.assertEqual(doc["primary"], "n1", doc)
+        for nid, old in (("n2", "1.0000"), ("n1", "0.0625")):
+            wait_for(lambda: re.search(
+                rf"event=limits_share share=0\.5000 old_share={old} ",
+                c.node(nid).log_text()), 10, f"{nid}'s share back to half",
+                interval=POLL)
