@@ -410,7 +410,8 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 	}
 	scheduler_job_done(j->sched, j);
 	if (res->conn_lost || !smtpc_is_usable(c) ||
-	    dc->msgs >= ds->shape.max_msgs_per_conn) {
+	    dc->msgs >= ds->shape.max_msgs_per_conn ||
+	    ds->n_conns > ds->shape.max_connections) {
 		dconn_free(dc);
 	} else {
 		dconn_set_idle(dc);
@@ -449,6 +450,7 @@ dconn_send(struct dconn *dc, struct job *j)
 	m.body_8bit = env->body != SHOAL__BODY_TYPE__BODY_7BIT;
 	m.body = j->msg->body;
 	m.body_len = j->msg->body_len;
+	m.qid = j->msg->qid;
 	if (smtpc_send(dc->c, &m, dconn_on_sent, dc) != 0) {
 		struct dest *ds = dc->dest;
 
@@ -978,7 +980,6 @@ struct deliver *
 deliver_new(struct node *n)
 {
 	struct deliver *d = xcalloc(1, sizeof(*d));
-	uint32_t mine = 0;
 
 	d->n = n;
 	if (dns_new(n->base, n->cfg, &d->dns) != 0)
@@ -986,17 +987,36 @@ deliver_new(struct node *n)
 	if ((d->egress = egress_new(n->cfg)) == NULL)
 		goto fail;
 	d->ssl = smtpc_ssl_ctx_new();
-	for (size_t s = 0; s < n->map->n_shards; s++)
-		if (strcmp(n->map->shards[s]->primary, n->me->id) == 0)
-			mine++;
-	d->share = n->map->n_shards ? (double)mine / (double)n->map->n_shards :
-				      1;
-	if (d->share <= 0)
-		d->share = 1.0 / (double)(n->map->n_shards ? n->map->n_shards : 1);
+	d->share = shaping_share(n->map, n->me->id);
 	return d;
 fail:
 	deliver_free(d);
 	return NULL;
+}
+
+void
+deliver_map_changed(struct deliver *d)
+{
+	double share;
+
+	if (d == NULL)
+		return;
+	share = shaping_share(d->n->map, d->n->me->id);
+	if (share == d->share)
+		return;
+	log_info("node id=%s event=limits_share share=%.4f old_share=%.4f "
+		 "epoch=%llu",
+		 d->n->me->id, share, d->share,
+		 (unsigned long long)d->n->map->epoch);
+	d->share = share;
+	for (struct dest *ds = d->dests; ds; ds = ds->next) {
+		/* connections above a smaller count close after their next
+		 * message (dconn_on_sent) */
+		shaping_set_share(&ds->shape, share);
+		/* pump on the next loop pass, with the new rate and count */
+		evtimer_del(ds->wake);
+		event_active(ds->wake, EV_TIMEOUT, 0);
+	}
 }
 
 void

@@ -22,6 +22,12 @@ struct deliver *deliver_new(struct node *n);
  * at the next start). deliver_free(NULL) does nothing. */
 void deliver_free(struct deliver *d);
 
+/* The node adopted a new shard map: its share of the cluster-wide limits
+ * (node/shaping.h) is computed again and applied to every destination
+ * (the rate at once, connections above a smaller count as they finish).
+ * deliver_map_changed(NULL) does nothing. */
+void deliver_map_changed(struct deliver *d);
+
 /* Take a job; its results go to scheduler_job_done(). */
 void deliver_submit(struct deliver *d, struct job *j);
 

@@ -26,6 +26,7 @@
 #include "lib/shardmap.h"
 #include "lib/xmalloc.h"
 #include "node/admin.h"
+#include "node/deliver.h"
 #include "node/node.h"
 #include "node/repl.h"
 #include "node/scheduler.h"
@@ -252,6 +253,7 @@ owner_adopt(struct owner *o, Shoal__ShardMap *m, const char *why)
 	}
 	shardmap_free(n->map);
 	n->map = m;
+	deliver_map_changed(n->deliver);
 	owner_set_journal(n);
 	log_info("node id=%s event=shard_map epoch=%llu old_epoch=%llu "
 		 "author=%s why=\"%s\" due_gained=%llu due_dropped=%llu",

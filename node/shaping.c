@@ -1,10 +1,16 @@
-/* Destination limits (per IP pool too) and the per-destination token
- * bucket. */
+/* Destination limits (per IP pool too), this node's share of them under
+ * the shard map, and the per-destination token bucket. */
 #include "node/shaping.h"
 
 #include <math.h>
 #include <string.h>
 #include <strings.h>
+
+#include "lib/shardmap.h"
+
+/* without a delivery.limits entry */
+#define SHAPING_DEFAULT_CONNS 20
+#define SHAPING_DEFAULT_PER_CONN 100
 
 const struct cfg_limit *
 shaping_match(const struct config *cfg, const char *pool, const char *domain)
@@ -48,29 +54,51 @@ shaping_for_pool(const struct config *cfg, const char *pool,
 		 const char *domain, double share, struct shaping *out)
 {
 	const struct cfg_limit *l = shaping_match(cfg, pool, domain);
-	double conns;
 
-	if (share <= 0 || share > 1)
-		share = 1;
+	memset(out, 0, sizeof(*out));
+	out->limit = l;
 	out->is_specific = l && strcmp(l->domain, "*") != 0;
-	if (l == NULL) {
-		out->max_connections = 20;
-		out->max_msgs_per_conn = 100;
-		out->max_msgs_per_sec = 0;
-		out->tls = CFG_TLS_OPPORTUNISTIC;
-	} else {
-		out->max_connections = l->max_connections;
-		out->max_msgs_per_conn = l->max_msgs_per_conn;
-		out->max_msgs_per_sec = l->max_msgs_per_sec;
-		out->tls = l->tls;
-	}
-	conns = floor((double)out->max_connections * share);
-	out->max_connections = conns < 1 ? 1 : (uint32_t)conns;
+	out->tls = l ? l->tls : CFG_TLS_OPPORTUNISTIC;
+	out->max_msgs_per_conn =
+		l ? l->max_msgs_per_conn : SHAPING_DEFAULT_PER_CONN;
 	if (out->max_msgs_per_conn == 0)
 		out->max_msgs_per_conn = 1;
-	out->max_msgs_per_sec *= share;
+	shaping_set_share(out, share);
 	out->tokens = out->max_msgs_per_sec > 1 ? out->max_msgs_per_sec : 1;
 	out->refilled_us = 0;
+}
+
+void
+shaping_set_share(struct shaping *s, double share)
+{
+	const struct cfg_limit *l = s->limit;
+	double conns, cap;
+
+	if (!(share > 0 && share <= 1))
+		share = 1;
+	conns = floor((double)(l ? l->max_connections : SHAPING_DEFAULT_CONNS) *
+		      share);
+	s->max_connections = conns < 1 ? 1 : (uint32_t)conns;
+	s->max_msgs_per_sec = (l ? l->max_msgs_per_sec : 0) * share;
+	cap = s->max_msgs_per_sec > 1 ? s->max_msgs_per_sec : 1;
+	if (s->tokens > cap)
+		s->tokens = cap;
+}
+
+double
+shaping_share(const Shoal__ShardMap *m, const char *node_id)
+{
+	size_t mine = 0;
+
+	if (m == NULL || m->n_shards == 0)
+		return 1;
+	for (size_t s = 0; s < m->n_shards; s++) {
+		const char *p = shardmap_primary(m, (uint32_t)s);
+
+		if (p != NULL && strcmp(p, node_id) == 0)
+			mine++;
+	}
+	return (double)(mine ? mine : 1) / (double)m->n_shards;
 }
 
 uint64_t

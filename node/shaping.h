@@ -6,7 +6,10 @@
  *
  * The split rounds down and gives every node at least one connection, so
  * the cluster-wide limit holds whenever it is at least the number of nodes
- * that own shards. */
+ * that own shards. The share follows the shard map: the caller computes it
+ * again with shaping_share() whenever the node adopts a map (failover,
+ * failback, shard move, join) and applies it to every destination with
+ * shaping_set_share(). */
 #ifndef SHOAL_NODE_SHAPING_H
 #define SHOAL_NODE_SHAPING_H
 
@@ -14,8 +17,11 @@
 #include <stdint.h>
 
 #include "lib/config.h"
+#include "proto/queue.pb-c.h"
 
 struct shaping {
+	const struct cfg_limit *limit; /* the entry applied, NULL = built-in;
+					  valid while the config lives */
 	uint32_t max_connections;    /* this node's share */
 	uint32_t max_msgs_per_conn;
 	double max_msgs_per_sec;     /* this node's share, 0 = unlimited */
@@ -43,6 +49,18 @@ void shaping_for_pool(const struct config *cfg, const char *pool,
  * default. Valid while cfg lives. */
 const struct cfg_limit *shaping_match(const struct config *cfg,
 				      const char *pool, const char *domain);
+
+/* This node's share of the cluster-wide limits under map m: the shards
+ * it is primary for over all shards, in (0, 1]. A node primary for none
+ * (a replica only, a node that just joined) gets 1 / shards, so what it
+ * still holds goes out slowly; a map without shards gives 1. */
+double shaping_share(const Shoal__ShardMap *m, const char *node_id);
+
+/* Scale s's limit entry to a new share (taken as 1 outside (0, 1]): the
+ * connection count (at least one) and the rate change; the bucket keeps
+ * its tokens, capped to the new burst. Connections already open above a
+ * smaller count are the caller's to close. */
+void shaping_set_share(struct shaping *s, double share);
 
 /* Take one message token at now_us (a monotonic clock's reading; should
  * it go back, no time has passed). Returns 0 when a message may go now,

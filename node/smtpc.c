@@ -30,6 +30,7 @@
 
 #define SMTPC_LINE_MAX 2048       /* a longer reply line: protocol error */
 #define SMTPC_QUIT_WAIT_S 10      /* after smtpc_close(): wait for 221 */
+#define SMTPC_REPAIR_LOG_EVERY 1000 /* repaired bodies per warning */
 
 enum smtpc_state {
 	ST_CONNECT = 0,
@@ -120,6 +121,9 @@ struct smtpc {
 /* Closed connections still waiting for the reply to QUIT: nobody else
  * points at them, so smtpc_shutdown() finds them here. */
 static struct smtpc *smtpc_quitting;
+
+/* Bodies the encoder had to repair, for the rate-limited warning. */
+static uint64_t smtpc_repairs;
 
 static void smtpc_on_read(struct bufferevent *bev, void *arg);
 static void smtpc_on_write(struct bufferevent *bev, void *arg);
@@ -749,6 +753,29 @@ smtpc_msg_end(struct smtpc *c, enum smtpc_phase phase,
 	return smtpc_call_done(c);
 }
 
+/* The message body after 354, through the one encoder that decides what
+ * reaches the wire (smtpc_proto_body_feed()). A body it had to repair is
+ * still sent, repaired: it was acknowledged, and its DSN would quote the
+ * same octets. Logged once, then every SMTPC_REPAIR_LOG_EVERY. */
+static void
+smtpc_add_body(struct smtpc *c)
+{
+	struct evbuffer *out = smtpc_out(c);
+	struct smtpc_body_enc enc;
+
+	smtpc_proto_body_init(&enc);
+	smtpc_proto_body_feed(&enc, out, c->msg.body, c->msg.body_len);
+	smtpc_proto_body_end(&enc, out);
+	if (smtpc_proto_body_repaired(&enc) &&
+	    smtpc_repairs++ % SMTPC_REPAIR_LOG_EVERY == 0)
+		log_warn("qid=%s mx=%s event=body_repaired bare_cr=%zu "
+			 "bare_lf=%zu folded=%zu count=%llu",
+			 c->msg.qid && c->msg.qid[0] ? c->msg.qid : "-",
+			 c->info.mx_name[0] ? c->info.mx_name : c->info.peer_ip,
+			 enc.bare_cr, enc.bare_lf, enc.folded,
+			 (unsigned long long)smtpc_repairs);
+}
+
 static bool
 smtpc_on_plan_reply(struct smtpc *c)
 {
@@ -823,8 +850,7 @@ smtpc_on_plan_reply(struct smtpc *c)
 			/* while the body goes out, each write must progress
 			 * within the data-block timeout; the 10 minutes for
 			 * the final reply start once it is all sent */
-			smtpc_proto_add_body(smtpc_out(c), c->msg.body,
-					     c->msg.body_len);
+			smtpc_add_body(c);
 			bufferevent_set_timeouts(c->bev, NULL, &wtv);
 			c->plan_pos++;
 			c->state = ST_DOT;

@@ -62,8 +62,11 @@ struct smtpc_msg {
 	const char *envid;            /* "" for none (sent xtext-encoded) */
 	bool smtputf8;                /* the envelope needs SMTPUTF8 */
 	bool body_8bit;               /* send BODY=8BITMIME */
-	const char *body;             /* the message, CRLF line ends, not dot-stuffed */
+	const char *body;             /* the message, not dot-stuffed: CRLF line
+					 ends expected, anything sent safely
+					 (see smtpc_proto_body_feed()) */
 	size_t body_len;
+	const char *qid;              /* for logs only; may be NULL */
 };
 
 /* The result of one message: one reply per recipient (RCPT's, or for

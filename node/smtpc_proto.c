@@ -14,6 +14,8 @@
 
 #include "lib/smtp_cmd.h"
 
+#define SMTPC_REF_MIN 512 /* shorter runs of the body are copied */
+
 /* --- replies ------------------------------------------------------------ */
 
 /* Take an enhanced code of the reply's class off the front of text. */
@@ -248,29 +250,150 @@ smtpc_proto_check_msg(const struct smtpc_msg *m, const struct smtpc_info *info,
 
 /* --- the body ----------------------------------------------------------- */
 
-/* Runs of lines are added by reference and a "." is inserted before each
- * line that starts with one. */
-void
-smtpc_proto_add_body(struct evbuffer *out, const char *body, size_t len)
+/* Add [from, to) of the body: by reference when long, else copied, so
+ * a hostile body of short pieces ("a\ra\r...", ".\r\n.\r\n...") costs at
+ * most one buffer chain per SMTPC_REF_MIN octets, not one per line. */
+static void
+smtpc_proto_ref(struct evbuffer *out, const char *from, const char *to)
 {
-	const char *p = body;
-	const char *end = p + len;
-	const char *run = p;
+	size_t n = to > from ? (size_t)(to - from) : 0;
 
+	if (n >= SMTPC_REF_MIN)
+		evbuffer_add_reference(out, from, n, NULL, NULL);
+	else if (n > 0)
+		evbuffer_add(out, from, n);
+}
+
+void
+smtpc_proto_body_init(struct smtpc_body_enc *e)
+{
+	memset(e, 0, sizeof(*e));
+}
+
+/* n octets of line text at p (no CR, no LF) join the run that starts at
+ * *run; past SMTPC_LINE_OCTETS the line is folded with CRLF SP. */
+static void
+smtpc_proto_body_text(struct smtpc_body_enc *e, struct evbuffer *out,
+		      const char **run, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t room;
+
+		if (e->col >= SMTPC_LINE_OCTETS) {
+			smtpc_proto_ref(out, *run, p);
+			evbuffer_add(out, "\r\n ", 3);
+			*run = p;
+			e->col = 1;
+			e->folded++;
+		}
+		room = SMTPC_LINE_OCTETS - e->col;
+		if (room > n)
+			room = n;
+		e->col += room;
+		p += room;
+		n -= room;
+	}
+	e->mid_line = true;
+}
+
+/* A bare CR or LF at p: the run ends before it and CRLF goes instead. */
+static const char *
+smtpc_proto_body_repair(struct smtpc_body_enc *e, struct evbuffer *out,
+			const char *run, const char *p)
+{
+	smtpc_proto_ref(out, run, p);
+	evbuffer_add(out, "\r\n", 2);
+	e->mid_line = false;
+	e->col = 0;
+	return p + 1;
+}
+
+/* Well-formed lines stay in one run added by reference; only a stuffing
+ * dot, a repair or a fold cuts it. Each octet is looked at a bounded
+ * number of times (the next LF is searched once per LF), so a body of
+ * nothing but bare CRs costs no more than any other. */
+void
+smtpc_proto_body_feed(struct smtpc_body_enc *e, struct evbuffer *out,
+		      const char *p, size_t len)
+{
+	const char *end = p + len;
+	const char *run, *nl = NULL;
+	bool have_nl = false;
+
+	if (len == 0)
+		return;
+	if (e->pending_cr) {
+		/* the CR that ended the last piece: CRLF, or a bare CR */
+		e->pending_cr = false;
+		if (*p == '\n') {
+			evbuffer_add(out, "\r\n", 2);
+			e->mid_line = false;
+			e->col = 0;
+			p++;
+		} else {
+			e->bare_cr++;
+			(void)smtpc_proto_body_repair(e, out, p, p);
+		}
+	}
+	run = p;
 	while (p < end) {
-		if (*p == '.') {
-			evbuffer_add_reference(out, run, (size_t)(p - run),
-					       NULL, NULL);
+		const char *cr, *text_end;
+
+		if (!e->mid_line && *p == '.') {
+			/* RFC 5321 4.5.2: double a leading dot */
+			smtpc_proto_ref(out, run, p);
 			evbuffer_add(out, ".", 1);
 			run = p;
 		}
-		p = memchr(p, '\n', (size_t)(end - p));
-		if (p == NULL)
-			break;
-		p++;
+		if (!have_nl || (nl != NULL && nl < p)) {
+			nl = memchr(p, '\n', (size_t)(end - p));
+			have_nl = true;
+		}
+		cr = memchr(p, '\r', (size_t)((nl ? nl : end) - p));
+		text_end = cr ? cr : nl ? nl : end;
+		if (text_end > p)
+			smtpc_proto_body_text(e, out, &run, p,
+					      (size_t)(text_end - p));
+		if (cr != NULL && cr + 1 == nl) {
+			/* CRLF: stays in the run */
+			e->mid_line = false;
+			e->col = 0;
+			p = nl + 1;
+		} else if (cr != NULL && cr + 1 == end) {
+			/* is an LF next? the next piece will tell */
+			smtpc_proto_ref(out, run, cr);
+			e->pending_cr = true;
+			run = p = end;
+		} else if (cr != NULL) {
+			e->bare_cr++;
+			run = p = smtpc_proto_body_repair(e, out, run, cr);
+		} else if (nl != NULL) {
+			e->bare_lf++;
+			run = p = smtpc_proto_body_repair(e, out, run, nl);
+		} else {
+			p = end;
+		}
 	}
-	evbuffer_add_reference(out, run, (size_t)(end - run), NULL, NULL);
-	if (len > 0 && end[-1] != '\n')
+	smtpc_proto_ref(out, run, end);
+}
+
+void
+smtpc_proto_body_end(struct smtpc_body_enc *e, struct evbuffer *out)
+{
+	if (e->pending_cr) {
+		e->pending_cr = false;
+		e->bare_cr++;
+		e->mid_line = true;
+	}
+	if (e->mid_line)
 		evbuffer_add(out, "\r\n", 2);
+	e->mid_line = false;
+	e->col = 0;
 	evbuffer_add(out, ".\r\n", 3);
+}
+
+bool
+smtpc_proto_body_repaired(const struct smtpc_body_enc *e)
+{
+	return e->bare_cr > 0 || e->bare_lf > 0 || e->folded > 0;
 }

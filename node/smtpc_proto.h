@@ -2,9 +2,11 @@
  * lines (RFC 5321 4.2, enhanced codes RFC 3463), EHLO keywords (RFC 5321
  * 4.1.1.1), whether a message can be put on the wire at all, writing MAIL
  * and RCPT with their SIZE, BODY, SMTPUTF8 and DSN parameters (RFC 1870,
- * 6152, 6531, 3461), and the dot-stuffed body (RFC 5321 4.5.2). Pure
- * functions: no connection, timers or callbacks; smtpc.c keeps the state
- * machine. Handles untrusted input: reply lines come from the server. */
+ * 6152, 6531, 3461), and the body as it goes on the wire (RFC 5321
+ * 2.3.8, 4.5.2, 4.5.3.1.6). Pure functions: no connection, timers or
+ * callbacks; smtpc.c keeps the state machine. Handles untrusted input:
+ * reply lines come from the server, and the body is whatever the queue
+ * holds. */
 #ifndef SHOAL_NODE_SMTPC_PROTO_H
 #define SHOAL_NODE_SMTPC_PROTO_H
 
@@ -63,10 +65,46 @@ void smtpc_proto_format_mail(char *line, size_t size, const struct smtpc_msg *m,
 void smtpc_proto_format_rcpt(char *line, size_t size, const struct smtpc_msg *m,
 			     size_t k, const struct smtpc_info *info);
 
-/* Add the body (CRLF line ends) to out dot-stuffed, then the final
- * ".CRLF" (after a CRLF when the body lacks its last one). The body is
- * added by reference, not copied: it must stay as it is until out has
+/* The body on the wire (RFC 5321 2.3.8, 4.5.2, 4.5.3.1.6). This encoder
+ * is the one place that decides what of a queued body reaches the server;
+ * every path that sends a body goes through it. Whatever the queue holds
+ * (a message stored by an older build, a replica's copy, a DSN quoting
+ * hostile text, a damaged record), no bare CR or bare LF leaves: each one
+ * becomes CRLF, as Postfix's client does with its record-based queue, and
+ * the line it starts is dot-stuffed like any other, so a "." line hidden
+ * behind a bare CR stays message text. A line over SMTPC_LINE_OCTETS is
+ * folded by inserting CRLF SP (Postfix's smtp_line_length_limit). NUL and
+ * 8-bit octets pass unchanged.
+ *
+ * Streaming: the body may come in pieces; the state (a CR at the end of a
+ * piece, the line's length so far) is carried across them, and any split
+ * gives the same bytes as the whole body in one piece. */
+/* RFC 5321 4.5.3.1.6: 1000 octets with CRLF, a stuffing dot not counted */
+#define SMTPC_LINE_OCTETS 998
+
+struct smtpc_body_enc {
+	bool mid_line;	 /* octets of the current line written */
+	bool pending_cr; /* the last piece ended in CR: CRLF or a bare CR */
+	size_t col;	 /* the line's octets, a stuffing dot not counted */
+	size_t bare_cr;	 /* repairs: bare CRs sent as CRLF */
+	size_t bare_lf;	 /* repairs: bare LFs sent as CRLF */
+	size_t folded;	 /* lines folded for length */
+};
+
+/* Start a body. */
+void smtpc_proto_body_init(struct smtpc_body_enc *e);
+
+/* Add len octets of the body to out, encoded. Long runs of the input go
+ * to out by reference, not copied: p must stay as it is until out has
  * been written or freed. */
-void smtpc_proto_add_body(struct evbuffer *out, const char *body, size_t len);
+void smtpc_proto_body_feed(struct smtpc_body_enc *e, struct evbuffer *out,
+			   const char *p, size_t len);
+
+/* End the body: the last line's CRLF when it lacks one (a CR left pending
+ * included), then the final ".CRLF". */
+void smtpc_proto_body_end(struct smtpc_body_enc *e, struct evbuffer *out);
+
+/* Whether the encoder changed anything but dot-stuffing. */
+bool smtpc_proto_body_repaired(const struct smtpc_body_enc *e);
 
 #endif

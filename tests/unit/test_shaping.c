@@ -2,13 +2,16 @@
  * destination ("*" the default, a named domain matched without regard to
  * case, the first of duplicates), how the cluster-wide budget is split by
  * this node's share of shards (rounded down, never below one connection),
- * and the token bucket that paces messages per second. Time is passed in,
- * so the bucket is tested without sleeping. */
+ * how that share follows the shard map through a failover, a failback and
+ * a join, and the token bucket that paces messages per second. Time is
+ * passed in, so the bucket is tested without sleeping. */
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/config.h"
+#include "lib/shardmap.h"
 #include "node/shaping.h"
 #include "tests/unit/check_helpers.h"
 
@@ -457,6 +460,150 @@ START_TEST(test_shaping_take_long_run_rate)
 }
 END_TEST
 
+/* ---- the share follows the shard map ------------------------------- */
+
+#define MAP_SHARDS 16
+
+static char id_n1[] = "n1", id_n2[] = "n2", id_n3[] = "n3";
+
+/* A pair's first map: n1 primary of the even shards, n2 of the odd, each
+ * the other's replica; n3 (a node that joined) owns nothing. The map's
+ * strings are the static ids above; free with map_free(). */
+static Shoal__ShardMap *
+pair_map(void)
+{
+	Shoal__ShardMap *m = calloc(1, sizeof(*m));
+
+	ck_assert_ptr_nonnull(m);
+	shoal__shard_map__init(m);
+	m->epoch = 1;
+	m->n_shards = MAP_SHARDS;
+	m->shards = calloc(MAP_SHARDS, sizeof(*m->shards));
+	ck_assert_ptr_nonnull(m->shards);
+	for (size_t s = 0; s < MAP_SHARDS; s++) {
+		Shoal__ShardAssignment *a = calloc(1, sizeof(*a));
+
+		ck_assert_ptr_nonnull(a);
+		shoal__shard_assignment__init(a);
+		a->primary = s % 2 ? id_n2 : id_n1;
+		a->replica = s % 2 ? id_n1 : id_n2;
+		m->shards[s] = a;
+	}
+	return m;
+}
+
+static void
+map_free(Shoal__ShardMap *m)
+{
+	for (size_t s = 0; s < m->n_shards; s++)
+		free(m->shards[s]);
+	free(m->shards);
+	free(m);
+}
+
+static void
+assert_share(double got, double want)
+{
+	ck_assert_msg(got > want - 1e-12 && got < want + 1e-12,
+		      "share %g, want %g", got, want);
+}
+
+START_TEST(test_shaping_share_follows_failover_and_failback)
+{
+	Shoal__ShardMap *first = pair_map(), *taken, *back;
+	size_t moved;
+
+	assert_share(shaping_share(first, "n1"), 0.5);
+	assert_share(shaping_share(first, "n2"), 0.5);
+	/* n1 failed: n2 takes its shards (owner_take_over()) */
+	taken = shardmap_swap(first, "n1", "n2", "n2", NULL, &moved);
+	ck_assert_uint_eq(moved, MAP_SHARDS / 2);
+	assert_share(shaping_share(taken, "n2"), 1.0);
+	assert_share(shaping_share(taken, "n1"), 1.0 / MAP_SHARDS);
+	/* failback: n1 gets back the shards it had in the first map */
+	back = shardmap_swap(taken, "n2", "n1", "n2", first, &moved);
+	ck_assert_uint_eq(moved, MAP_SHARDS / 2);
+	assert_share(shaping_share(back, "n1"), 0.5);
+	assert_share(shaping_share(back, "n2"), 0.5);
+	shardmap_free(taken);
+	shardmap_free(back);
+	map_free(first);
+}
+END_TEST
+
+START_TEST(test_shaping_share_of_a_joining_node)
+{
+	Shoal__ShardMap *m = pair_map();
+
+	/* no shard yet: the smallest share, never 0 */
+	assert_share(shaping_share(m, "n3"), 1.0 / MAP_SHARDS);
+	/* shards moved to it one by one */
+	m->shards[0]->primary = id_n3;
+	assert_share(shaping_share(m, "n3"), 1.0 / MAP_SHARDS);
+	m->shards[1]->primary = id_n3;
+	m->shards[2]->primary = id_n3;
+	m->shards[3]->primary = id_n3;
+	assert_share(shaping_share(m, "n3"), 4.0 / MAP_SHARDS);
+	assert_share(shaping_share(m, "n1"), 6.0 / MAP_SHARDS);
+	assert_share(shaping_share(m, "n2"), 6.0 / MAP_SHARDS);
+	map_free(m);
+}
+END_TEST
+
+START_TEST(test_shaping_share_without_shards_is_whole)
+{
+	Shoal__ShardMap empty = SHOAL__SHARD_MAP__INIT;
+
+	assert_share(shaping_share(NULL, "n1"), 1.0);
+	assert_share(shaping_share(&empty, "n1"), 1.0);
+}
+END_TEST
+
+/* A destination's limits follow a new share: connections and rate scale
+ * from the entry, not from the old share; the bucket keeps its tokens
+ * within the new burst. */
+START_TEST(test_shaping_set_share_rescales_from_the_entry)
+{
+	struct cfg_limit l = limit(d_star, 4, 7, 10, CFG_TLS_REQUIRED);
+	struct config c = cfg_with(&l, 1);
+	struct shaping s;
+
+	shaping_for_domain(&c, "example.com", 0.5, &s);
+	ck_assert_ptr_eq(s.limit, &l);
+	ck_assert_uint_eq(s.max_connections, 2);
+	ck_assert(s.max_msgs_per_sec == 5);
+	ck_assert(s.tokens == 5);
+	(void)shaping_take(&s, T0);
+	shaping_set_share(&s, 1.0);		/* failover: all shards */
+	ck_assert_uint_eq(s.max_connections, 4);
+	ck_assert(s.max_msgs_per_sec == 10);
+	ck_assert(s.tokens == 4);		/* kept, not refilled */
+	ck_assert_uint_eq(s.refilled_us, T0);
+	shaping_set_share(&s, 1.0 / 16);	/* shards moved away */
+	ck_assert_uint_eq(s.max_connections, 1);
+	ck_assert(s.max_msgs_per_sec == 10.0 / 16);
+	ck_assert(s.tokens == 1);		/* capped to the new burst */
+	shaping_set_share(&s, 0.5);
+	ck_assert_uint_eq(s.max_connections, 2);
+	ck_assert_uint_eq(s.max_msgs_per_conn, 7);	/* never split */
+	ck_assert_int_eq(s.tls, CFG_TLS_REQUIRED);
+}
+END_TEST
+
+START_TEST(test_shaping_set_share_of_the_builtin_default)
+{
+	struct config c = cfg_with(NULL, 0);
+	struct shaping s;
+
+	shaping_for_domain(&c, "example.com", 0.25, &s);
+	ck_assert_ptr_null(s.limit);
+	ck_assert_uint_eq(s.max_connections, 5);
+	shaping_set_share(&s, 1.0);
+	ck_assert_uint_eq(s.max_connections, 20);
+	ck_assert(s.max_msgs_per_sec == 0);	/* unlimited stays so */
+}
+END_TEST
+
 static Suite *
 shaping_suite(void)
 {
@@ -480,6 +627,11 @@ shaping_suite(void)
 	tcase_add_test(tc, test_shaping_msgs_per_conn_at_least_one);
 	tcase_add_test(tc, test_shaping_zero_connections_becomes_one);
 	tcase_add_test(tc, test_shaping_bucket_starts_full);
+	tcase_add_test(tc, test_shaping_share_follows_failover_and_failback);
+	tcase_add_test(tc, test_shaping_share_of_a_joining_node);
+	tcase_add_test(tc, test_shaping_share_without_shards_is_whole);
+	tcase_add_test(tc, test_shaping_set_share_rescales_from_the_entry);
+	tcase_add_test(tc, test_shaping_set_share_of_the_builtin_default);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bucket");

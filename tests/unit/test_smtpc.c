@@ -7,9 +7,16 @@
  *
  * The client runs in the test's own event loop; the server thread never
  * calls Check (it records its first error, the test asserts on it after
- * joining). Timeouts use timeout_scale_pct = 1 (1% of RFC 5321 values). */
+ * joining). Timeouts use timeout_scale_pct = 1 (1% of RFC 5321 values).
+ *
+ * The body encoder (node/smtpc_proto.h) is held against a model written
+ * apart from it, for every short input over CR, LF, "." and a letter and
+ * for long lines, each cut into pieces at every offset, and every output
+ * is read back as a strict receiver would (no bare CR or LF, one "." line
+ * at the end, no line over 1000 octets). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -30,6 +37,7 @@
 
 #include "lib/log.h"
 #include "node/smtpc.h"
+#include "node/smtpc_proto.h"
 #include "tests/unit/check_helpers.h"
 
 #define RUN_MS 8000      /* deadline for one run_until() */
@@ -712,6 +720,21 @@ static const struct {
 	{ "a\r\n.\r\n", "a\r\n..\r\n.\r\n" },
 	{ "x\r\n.", "x\r\n..\r\n.\r\n" },
 	{ "\r\n.\r\n\r\n", "\r\n..\r\n\r\n.\r\n" },
+	/* RFC 5321 2.3.8: whatever the queue holds, a bare CR or LF goes
+	 * out as CRLF, and the line it starts is dot-stuffed like any other
+	 * (a smuggled "." line after a bare CR stays message text) */
+	{ "hello\r.\r\nMAIL FROM:<evil@x.test>\r\n",
+	  "hello\r\n..\r\nMAIL FROM:<evil@x.test>\r\n.\r\n" },
+	{ "a\n.\nRCPT TO:<evil@x.test>\n",
+	  "a\r\n..\r\nRCPT TO:<evil@x.test>\r\n.\r\n" },
+	{ "a\r", "a\r\n.\r\n" },
+	{ "a\n", "a\r\n.\r\n" },
+	{ "\r", "\r\n.\r\n" },
+	{ "\n.", "\r\n..\r\n.\r\n" },
+	{ "\r\r\n.", "\r\n\r\n..\r\n.\r\n" },
+	{ "x\r\n\r", "x\r\n\r\n.\r\n" },
+	{ "a\n\r\n.\r\n", "a\r\n\r\n..\r\n.\r\n" },
+	{ "a\n\r.\n\r", "a\r\n\r\n..\r\n\r\n.\r\n" },
 };
 
 START_TEST(test_plain_session_sends_exact_bytes)
@@ -2076,6 +2099,293 @@ START_TEST(test_no_starttls_when_tls_is_off)
 }
 END_TEST
 
+
+/* ---- the body encoder ---------------------------------------------------- */
+
+/* What RFC 5321 2.3.8 and 4.5.2 ask of the encoded body, written apart
+ * from node/smtpc_proto.c: every line of the input ends at CRLF, at a bare
+ * CR or at a bare LF (the last one, if unterminated, at the end); a line
+ * longer than SMTPC_LINE_OCTETS is cut into pieces of that length, each
+ * after the first led by a space; a piece starting with "." gets a second
+ * one; each piece ends in CRLF; ".\r\n" ends the body. Returns the length
+ * written to out (sized 4 * len + 16), counts repairs in *bare. */
+static size_t
+model_encode(const char *in, size_t len, char *out, size_t *bare,
+	     size_t *folds)
+{
+	size_t o = 0, i = 0;
+
+	*bare = *folds = 0;
+	while (i < len) {
+		size_t start = i, n, done = 0;
+
+		while (i < len && in[i] != '\r' && in[i] != '\n')
+			i++;
+		n = i - start;
+		if (i < len) {
+			if (in[i] == '\r' && i + 1 < len && in[i + 1] == '\n')
+				i += 2;
+			else
+				i += 1, ++*bare;
+		}
+		do {
+			size_t take = n - done;
+			size_t max = done == 0 ? SMTPC_LINE_OCTETS :
+						 SMTPC_LINE_OCTETS - 1;
+
+			if (take > max)
+				take = max;
+			if (done > 0) {
+				out[o++] = ' ';
+				++*folds;
+			} else if (take > 0 && in[start] == '.') {
+				out[o++] = '.';
+			}
+			memcpy(out + o, in + start + done, take);
+			o += take;
+			done += take;
+			out[o++] = '\r';
+			out[o++] = '\n';
+		} while (done < n);
+	}
+	memcpy(out + o, ".\r\n", 3);
+	return o + 3;
+}
+
+/* The receiver's view of wire[0..n): only CRLF line ends, no line over
+ * 1000 octets with its CRLF (a stuffing dot not counted), and exactly
+ * one "." line, the last. */
+static void
+assert_wire_safe(const char *w, size_t n)
+{
+	size_t line = 0;
+
+	ck_assert_uint_ge(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		if (w[i] == '\r')
+			ck_assert_msg(i + 1 < n && w[i + 1] == '\n',
+				      "bare CR at %zu", i);
+		if (w[i] == '\n')
+			ck_assert_msg(i > 0 && w[i - 1] == '\r',
+				      "bare LF at %zu", i);
+	}
+	while (line < n) {
+		const char *e = memchr(w + line, '\n', n - line);
+		size_t len;
+
+		ck_assert_ptr_nonnull(e);
+		len = (size_t)(e - (w + line)) + 1;
+		if (len == 3 && w[line] == '.')
+			ck_assert_msg(line + 3 == n, "a \".\" line at %zu of %zu",
+				      line, n);
+		ck_assert_uint_le(len - (w[line] == '.' && len > 3), 1000);
+		line += len;
+	}
+}
+
+/* Encode in[0..len) fed in pieces cut at a and b (a <= b <= len) into a
+ * fresh buffer; returns it (free()) and its length in *n. */
+static char *
+encode_split(const char *in, size_t len, size_t a, size_t b, size_t *n,
+	     struct smtpc_body_enc *e)
+{
+	struct evbuffer *out = evbuffer_new();
+	char *w;
+
+	ck_assert_ptr_nonnull(out);
+	smtpc_proto_body_init(e);
+	smtpc_proto_body_feed(e, out, in, a);
+	smtpc_proto_body_feed(e, out, in + a, b - a);
+	smtpc_proto_body_feed(e, out, in + b, len - b);
+	smtpc_proto_body_end(e, out);
+	*n = evbuffer_get_length(out);
+	w = malloc(*n + 1);
+	ck_assert_ptr_nonnull(w);
+	ck_assert_int_eq(evbuffer_remove(out, w, *n), (int)*n);
+	evbuffer_free(out);
+	return w;
+}
+
+/* Every split of in into up to three pieces gives the model's bytes. */
+static void
+assert_every_split(const char *in, size_t len, bool pairs)
+{
+	char *want = malloc(4 * len + 16);
+	size_t want_n, bare, folds;
+
+	ck_assert_ptr_nonnull(want);
+	want_n = model_encode(in, len, want, &bare, &folds);
+	assert_wire_safe(want, want_n);
+	for (size_t a = 0; a <= len; a++) {
+		for (size_t b = pairs ? a : len; b <= len; b++) {
+			struct smtpc_body_enc e;
+			size_t n;
+			char *w = encode_split(in, len, a, b, &n, &e);
+
+			ck_assert_msg(n == want_n && memcmp(w, want, n) == 0,
+				      "input of %zu octets cut at %zu, %zu: "
+				      "%zu octets out, %zu expected",
+				      len, a, b, n, want_n);
+			ck_assert_uint_eq(e.bare_cr + e.bare_lf, bare);
+			ck_assert_uint_eq(e.folded, folds);
+			ck_assert(smtpc_proto_body_repaired(&e) ==
+				  (bare + folds > 0));
+			free(w);
+		}
+	}
+	free(want);
+}
+
+START_TEST(test_body_every_short_input_at_every_split)
+{
+	/* every string of up to 6 octets over CR, LF, "." and a letter,
+	 * cut into three pieces every possible way */
+	static const char alpha[] = { '\r', '\n', '.', 'a' };
+	char in[8];
+
+	for (size_t len = 0; len <= 6; len++) {
+		size_t total = 1;
+
+		for (size_t k = 0; k < len; k++)
+			total *= sizeof(alpha);
+		for (size_t v = 0; v < total; v++) {
+			size_t x = v;
+
+			for (size_t k = 0; k < len; k++, x /= sizeof(alpha))
+				in[k] = alpha[x % sizeof(alpha)];
+			assert_every_split(in, len, true);
+		}
+	}
+}
+END_TEST
+
+/* Lines around the length limit, ending every way; cut anywhere. */
+START_TEST(test_body_long_lines_fold_at_every_split)
+{
+	static const size_t lens[] = { 996, 997, 998, 999, 1000, 1995,
+				       1996, 1997, 2500 };
+	static const char *const tails[] = { "", "\r\n", "\r", "\n",
+					     "\r\n.", "\r.", "\n.x", "\r\r\n" };
+	static const char heads[] = { 'x', '.' };
+	char *in = malloc(2600);
+
+	ck_assert_ptr_nonnull(in);
+	for (size_t h = 0; h < sizeof(heads); h++)
+		for (size_t l = 0; l < sizeof(lens) / sizeof(*lens); l++)
+			for (size_t t = 0; t < sizeof(tails) / sizeof(*tails);
+			     t++) {
+				size_t n = lens[l], tl = strlen(tails[t]);
+
+				memset(in, 'x', n);
+				in[0] = heads[h];
+				memcpy(in + n, tails[t], tl);
+				assert_every_split(in, n + tl, false);
+			}
+	free(in);
+}
+END_TEST
+
+/* A smuggling attempt hidden behind bare CRs and LFs, mixed with
+ * well-formed lines; the pieces small enough that a CR often ends one. */
+START_TEST(test_body_hostile_text_in_small_pieces)
+{
+	static const char in[] =
+		"From: a@x.test\r\nSubject: s\r\n\r\nhello\r.\r\nMAIL "
+		"FROM:<e@x.test>\r\nRCPT TO:<v@y.test>\r\nDATA\r\n.\r\n"
+		"x\n.\nQUIT\n\r\r\n.\r\r..\n\r";
+	size_t len = sizeof(in) - 1;
+	char want[4 * sizeof(in) + 16];
+	size_t want_n, bare, folds;
+
+	want_n = model_encode(in, len, want, &bare, &folds);
+	ck_assert_uint_gt(bare, 5);
+	for (size_t piece = 1; piece <= 8; piece++) {
+		struct evbuffer *out = evbuffer_new();
+		struct smtpc_body_enc e;
+		char w[sizeof(want)];
+		size_t n;
+
+		smtpc_proto_body_init(&e);
+		for (size_t o = 0; o < len; o += piece)
+			smtpc_proto_body_feed(&e, out, in + o,
+					      len - o < piece ? len - o : piece);
+		smtpc_proto_body_end(&e, out);
+		n = evbuffer_get_length(out);
+		ck_assert_uint_eq(n, want_n);
+		evbuffer_remove(out, w, n);
+		ck_assert(memcmp(w, want, n) == 0);
+		assert_wire_safe(w, n);
+		evbuffer_free(out);
+	}
+}
+END_TEST
+
+/* Megabytes of nothing but bare CRs, bare LFs or one-octet lines: done
+ * in one pass (the suite's timeout would stop a quadratic one), and
+ * right. */
+START_TEST(test_body_large_hostile_bodies_stay_linear)
+{
+	static const char *const units[] = { "\r", "\n", "a\r", ".\n",
+					     ".\r\n", "\n\r" };
+	size_t len = 4u << 20;
+	char *in = malloc(len);
+
+	ck_assert_ptr_nonnull(in);
+	for (size_t u = 0; u < sizeof(units) / sizeof(*units); u++) {
+		size_t ul = strlen(units[u]), n, bare, folds, want_n;
+		struct smtpc_body_enc e;
+		char *w, *want = malloc(4 * len + 16);
+
+		ck_assert_ptr_nonnull(want);
+		for (size_t o = 0; o < len; o++)
+			in[o] = units[u][o % ul];
+		want_n = model_encode(in, len, want, &bare, &folds);
+		w = encode_split(in, len, len / 3, len / 3, &n, &e);
+		ck_assert_uint_eq(n, want_n);
+		ck_assert(memcmp(w, want, n) == 0);
+		free(w);
+		free(want);
+	}
+	free(in);
+}
+END_TEST
+
+START_TEST(test_long_line_and_bare_cr_reach_the_server_safely)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("MAIL FROM:<a@x.test>"),
+		SEND("250 2.1.0 ok\r\n"),
+		EXPECT("RCPT TO:<b@y.test>"),
+		SEND("250 2.1.5 ok\r\n"),
+		EXPECT("DATA"),
+		SEND("354 go ahead\r\n"),
+		DATA,
+		SEND("250 2.0.0 queued as X1\r\n"),
+		QUIT_END,
+	};
+	char body[1200 + 16], expect[2048];
+	struct smtpc_msg m;
+	const char *w, *data;
+
+	memset(body, 'y', 1200);
+	memcpy(body + 1200, "\r.\rend", 7);
+	m = msg(1, body);
+	session_ok(script);
+	send_msg(&m);
+	ck_assert_int_eq(fx.done[0].res.failed_phase, SMTPC_PH_QUIT);
+	finish();
+	w = wire();
+	data = strstr(w, "DATA\r\n");
+	ck_assert_ptr_nonnull(data);
+	data += 6;
+	snprintf(expect, sizeof(expect), "%.998s\r\n %.202s\r\n..\r\nend\r\n"
+		 ".\r\nQUIT\r\n", body, body);
+	ck_assert_str_eq(data, expect);
+}
+END_TEST
+
 static Suite *
 smtpc_suite(void)
 {
@@ -2129,6 +2439,15 @@ smtpc_suite(void)
 			    0, 2);
 	tcase_add_test(tc, test_overlong_addresses_are_refused_locally);
 	tcase_add_test(tc, test_unsafe_addresses_are_refused_locally);
+	tcase_add_test(tc, test_long_line_and_bare_cr_reach_the_server_safely);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("body");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_body_every_short_input_at_every_split);
+	tcase_add_test(tc, test_body_long_lines_fold_at_every_split);
+	tcase_add_test(tc, test_body_hostile_text_in_small_pieces);
+	tcase_add_test(tc, test_body_large_hostile_bodies_stay_linear);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("tls");
