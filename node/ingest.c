@@ -467,6 +467,12 @@ ingest_new(struct node *n)
 void
 ingest_free(struct ingest *in)
 {
+	if (in == NULL)
+		return;
+	/* node_free() answered every item first */
+	if (in->pending)
+		log_warn("node event=ingest_free pending=%llu",
+			 (unsigned long long)in->pending);
 	free(in);
 }
 

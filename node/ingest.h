@@ -15,7 +15,8 @@ struct ingest;
 struct ingest *ingest_new(struct node *n);
 
 /* ingest_free(NULL) does nothing. Requests still waiting for their commit
- * are answered by the commit flush that node_free() runs first. */
+ * or their peer are answered by node_free() first (commit flush, repl_free,
+ * commit flush): their callbacks use the ingest. */
 void ingest_free(struct ingest *in);
 
 /* Handle one router-link message: frames[0] is the peer identity, frames[1]

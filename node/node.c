@@ -477,17 +477,27 @@ node_free(struct node *n)
 	n->move = NULL;
 	/* delivery first: it holds the jobs in flight */
 	deliver_free(n->deliver);
-	if (n->commit)
+	n->deliver = NULL;
+	/* Then in dependency order: commit items and peer waits call back
+	 * into ingest, the scheduler, suppression and the front socket
+	 * (replies), so all of those outlive them. Commit what is queued
+	 * (a done callback may start a peer wait), answer the peer waits
+	 * (a refusal under require_peer queues its withdrawal), commit those
+	 * too. The hook ships the journal through repl: off before it goes. */
+	if (n->commit) {
 		commit_flush(n->commit);
-	/* answers what still waits for the peer */
-	if (n->commit)
 		commit_set_hook(n->commit, NULL, NULL);
+	}
 	repl_free(n->repl);
 	n->repl = NULL;
+	if (n->commit)
+		commit_flush(n->commit);
 	scheduler_free(n->sched);
-	/* after the last commit and peer wait: their callbacks use it */
+	n->sched = NULL;
 	suppress_free(n->supp);
 	n->supp = NULL;
+	ingest_free(n->ingest);
+	n->ingest = NULL;
 	dlog_close(n->dlog);
 	if (n->sig_term)
 		event_free(n->sig_term);
@@ -501,10 +511,8 @@ node_free(struct node *n)
 		event_free(n->release_timer);
 	zsock_free(n->front);
 	zsock_free(n->zap);
-	repl_free(n->repl);
 	if (n->zctx)
 		zmq_ctx_term(n->zctx);
-	ingest_free(n->ingest);
 	commit_free(n->commit);
 	owner_free(n->owner);
 	shardmap_free(n->map);

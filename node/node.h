@@ -59,8 +59,9 @@ struct node {
 int node_new(const struct config *cfg, const struct cfg_node *me,
 	     struct event_base *base, bool join, struct node **out);
 
-/* Flush pending commits and release everything. node_free(NULL) does
- * nothing. */
+/* Commit what is pending, answer every enqueue still waiting (for the
+ * commit or the peer), then release everything in dependency order.
+ * node_free(NULL) does nothing. */
 void node_free(struct node *n);
 
 /* Reply on the front socket to the peer whose identity frame is id. The
