@@ -38,6 +38,7 @@
 
 #define NODE_META_MAP "shard_map"
 #define NODE_META_ID "node_id"
+#define NODE_TOMB_MARGIN_S 86400 /* tombstones: past max_queue_lifetime */
 
 int
 node_reply(struct node *n, const void *id, size_t id_len, const void *payload,
@@ -407,6 +408,10 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	rc = node_load_map(n, join);
 	if (rc != 0)
 		goto fail;
+	/* a resend or handback of a finished qid can come as long as a copy
+	 * of it may be queued anywhere (node/store.c, tombstones) */
+	store_tomb_keep(n->store, (uint64_t)cfg->delivery.max_queue_lifetime +
+					  NODE_TOMB_MARGIN_S);
 	n->commit = commit_new(base, n->store);
 	n->owner = owner_new(n);
 	owner_init_journal(n->owner);
