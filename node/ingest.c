@@ -47,6 +47,7 @@ struct ingest_item {
 	uint64_t now;
 	uint64_t seq;        /* journal seq of the put, 0 = none */
 	bool known;          /* the qid was stored already (a resend) */
+	bool finished;	     /* and is delivered or removed (a tombstone) */
 	uint32_t n_suppressed; /* recipients to bounce without an attempt */
 	void *meta;
 	size_t meta_len;
@@ -123,6 +124,8 @@ ingest_bounce_suppressed(struct ingest_item *it, struct store_txn *t)
 	return rc;
 }
 
+/* May run twice (commit.c retries a failed batch item by item): every
+ * outcome is set afresh. */
 static int
 ingest_apply(struct store_txn *t, void *arg)
 {
@@ -131,11 +134,23 @@ ingest_apply(struct store_txn *t, void *arg)
 	size_t len;
 	int rc;
 
-	/* a router resends after a failover or a lost reply: the first
-	 * copy stands, with whatever delivery state it has now */
+	it->known = it->finished = false;
+	it->seq = 0;
+	/* a router resends after a failover, a restart or a lost reply: the
+	 * first copy stands, with whatever delivery state it has now, and
+	 * is answered once it is as durable as a new one would be */
 	rc = store_msg_get_meta(t, it->qid, &p, &len);
 	if (rc == 0) {
 		it->known = true;
+		rc = store_journal_seq_of(t, it->qid, &it->seq);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	/* or it is delivered already: nothing to do again */
+	rc = store_tomb_has(t, it->qid);
+	if (rc == 0) {
+		it->known = it->finished = true;
 		return 0;
 	}
 	if (rc != -ENOENT)
@@ -182,7 +197,10 @@ ingest_undo_done(int result, void *arg)
 	ingest_item_free(it);
 }
 
-/* The peer has it too (or need not): answer the router. */
+/* The peer has it too (or need not): answer the router. A refusal of a
+ * message stored by this request withdraws it. The refusal goes out
+ * before the withdrawal is committed, so that a withdrawal reaching the
+ * peer (a tombstone there) always follows an answer the router has. */
 static void
 ingest_durable(bool durable, void *arg)
 {
@@ -202,6 +220,12 @@ ingest_durable(bool durable, void *arg)
 	ingest_reply(in, it->id, it->id_len, it->request_id,
 		     SHOAL__STATUS__STATUS_NOT_DURABLE, "peer unavailable",
 		     false);
+	if (it->known) {
+		/* stored by an earlier request, whose answer stands: not ours
+		 * to withdraw */
+		ingest_item_free(it);
+		return;
+	}
 	commit_add(in->n->commit, ingest_undo_apply, ingest_undo_done, it);
 }
 
@@ -214,9 +238,13 @@ ingest_done(int result, void *arg)
 	const char *text = "";
 
 	if (result == 0 && it->known) {
-		log_info("qid=%s event=stored_already shard=%u", it->qid,
-			 it->shard);
-		ingest_durable(true, it);
+		log_info("qid=%s event=stored_already shard=%u state=%s",
+			 it->qid, it->shard,
+			 it->finished ? "finished" : "queued");
+		if (it->finished)
+			ingest_durable(true, it);
+		else
+			repl_wait(in->n->repl, it->seq, ingest_durable, it);
 		return;
 	}
 	if (result == 0) {

@@ -577,7 +577,7 @@ sched_apply(struct store_txn *t, void *arg)
 	if (rc == 0 && !pending) {
 		rc = store_due_del(t, sm->due, sm->qid);
 		if (rc == 0)
-			rc = store_msg_del(t, sm->qid, sm->shard);
+			rc = store_msg_retire(t, sm->qid, sm->shard);
 		if (rc == 0)
 			log_info("qid=%s event=removed", sm->qid);
 	} else if (rc == 0) {

@@ -6,6 +6,8 @@ paths on loopback and checks what the client was told against what the MX
 
   4   two SIGTERMs while an enqueue waits for a silent peer (run under the
       ASan build, the harness fails the test on a sanitizer report)
+  16  a resend of a message already delivered: no second copy, also after
+      a takeover (the replica's tombstone)
 
 Some tests speak the router link themselves (FakeRouter: ZMTP 3.0 with
 the NULL mechanism and hand-packed protobuf, proto/router_node.proto) to
@@ -380,6 +382,43 @@ class PromisesTest(ShoalTestCase):
         self.assertIn(f"qid={qid} event=withdrawn", text,
                       "the refused message was withdrawn at shutdown")
         c.node("n2").send_signal(signal.SIGCONT)
+
+    # ---- item 16 ----
+
+    def test_16_resend_of_a_delivered_message_is_a_no_op(self):
+        rig = Rig(self, FAST, router=False)
+        c = rig.c
+        rig.wait_healthy("n1", "n2")
+        fr = FakeRouter(c.node_port["n1"])
+        self.addCleanup(fr.close)
+        epoch, _ = fr.node_map()
+        qid = qid_for(c, "n1")
+        status, _ = fr.enqueue(qid, epoch, c.shards, "once")
+        self.assertEqual(status, "OK")
+        rig.wait_delivered(qid)
+        rig.wait_log("n1", f"qid={qid} event=removed")
+        # a router's resend (its reply was lost): answered OK, not stored
+        status, _ = fr.enqueue(qid, epoch, c.shards, "once")
+        self.assertEqual(status, "OK")
+        self.assertEqual(c.queued(qid), [], "stored again after delivery")
+        # n2 takes the shards; its copy was deleted through the stream,
+        # and the resend to it is a no-op too
+        rig.wait_healthy("n1")
+        c.ctl_ok("node", "failover", "n1")
+        fr2 = FakeRouter(c.node_port["n2"])
+        self.addCleanup(fr2.close)
+        epoch2, _ = fr2.node_map()
+        self.assertGreater(epoch2, epoch)
+        status, _ = fr2.enqueue(qid, epoch2, c.shards, "once")
+        self.assertEqual(status, "OK")
+        self.assertEqual(c.queued(qid), [], "n2 stored a delivered qid")
+        # positive control: a new message by the same path is delivered
+        other = qid_for(c, "n1")
+        status, _ = fr2.enqueue(other, epoch2, c.shards, "control")
+        self.assertEqual(status, "OK")
+        rig.wait_delivered(other)
+        self.assertEqual(rig.delivered().get(qid), 1,
+                         "a delivered message came back")
 
 
 if __name__ == "__main__":
