@@ -1,7 +1,16 @@
 /* The router link on a node: answers shard map requests and stores
  * enqueued messages through group commit, replying once each is durable.
  * Handles untrusted input: a malformed request gets BAD_REQUEST and a
- * warning naming the router; it never stops the node. */
+ * warning naming the router; it never stops the node.
+ *
+ * What a reply promises (DESIGN.md "Guarantees"): OK, the message will be
+ * delivered; anything else, it will not be, from this request. Where
+ * paths meet:
+ *   - ingest_admit() decides whether this node may store a shard's new
+ *     mail; it is asked when the request arrives and again inside the
+ *     transaction that stores it, since a map change (failback, a peer's
+ *     or router's newer map) can come in between and a message stored
+ *     for a shard no longer ours is neither delivered nor replicated. */
 #include "node/ingest.h"
 
 #include <errno.h>
@@ -48,6 +57,7 @@ struct ingest_item {
 	uint64_t seq;        /* journal seq of the put, 0 = none */
 	bool known;          /* the qid was stored already (a resend) */
 	bool finished;	     /* and is delivered or removed (a tombstone) */
+	Shoal__Status turned;  /* ingest_admit() said no at commit time */
 	uint32_t n_suppressed; /* recipients to bounce without an attempt */
 	void *meta;
 	size_t meta_len;
@@ -79,6 +89,31 @@ ingest_reply(struct ingest *in, const void *id, size_t id_len,
 	node_reply(in->n, id, id_len, p, len);
 	if (p != small)
 		free(p);
+}
+
+/* Whether this node may store new mail of shard now: STATUS_OK, or what
+ * to answer (NOT_OWNER carries our map; MOVING, try again shortly). The
+ * one place that decides it, at the request and again at the commit. */
+static Shoal__Status
+ingest_admit(const struct node *n, uint32_t shard)
+{
+	if (!owner_is_primary(n, shard))
+		return SHOAL__STATUS__STATUS_NOT_OWNER;
+	if (owner_is_frozen(n, shard))
+		return SHOAL__STATUS__STATUS_MOVING;
+	return SHOAL__STATUS__STATUS_OK;
+}
+
+/* Answer what ingest_admit() refused: NOT_OWNER with our map (the router
+ * sends the message to the owner it names), MOVING (it tries again). */
+static void
+ingest_turn_away(struct ingest *in, const void *id, size_t id_len,
+		 uint64_t request_id, Shoal__Status status)
+{
+	bool moved = status == SHOAL__STATUS__STATUS_NOT_OWNER;
+
+	ingest_reply(in, id, id_len, request_id, status,
+		     moved ? "not owner" : "shard moving", moved);
 }
 
 /* Mode "bounce" of the suppression list: the DSN for the recipients the
@@ -136,6 +171,10 @@ ingest_apply(struct store_txn *t, void *arg)
 
 	it->known = it->finished = false;
 	it->seq = 0;
+	/* the map may have changed since the request was checked */
+	it->turned = ingest_admit(it->in->n, it->shard);
+	if (it->turned != SHOAL__STATUS__STATUS_OK)
+		return 0;
 	/* a router resends after a failover, a restart or a lost reply: the
 	 * first copy stands, with whatever delivery state it has now, and
 	 * is answered once it is as durable as a new one would be */
@@ -237,6 +276,19 @@ ingest_done(int result, void *arg)
 	Shoal__Status status = SHOAL__STATUS__STATUS_OK;
 	const char *text = "";
 
+	if (result == 0 && it->turned != SHOAL__STATUS__STATUS_OK) {
+		/* the router fetches the map and sends it to the new owner */
+		log_info("qid=%s event=turned_away shard=%u reason=\"%s since "
+			 "the request came\"",
+			 it->qid, it->shard,
+			 it->turned == SHOAL__STATUS__STATUS_NOT_OWNER ?
+				 "not the owner" :
+				 "shard moving");
+		ingest_turn_away(in, it->id, it->id_len, it->request_id,
+				 it->turned);
+		ingest_item_free(it);
+		return;
+	}
 	if (result == 0 && it->known) {
 		log_info("qid=%s event=stored_already shard=%u state=%s",
 			 it->qid, it->shard,
@@ -321,7 +373,7 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 	size_t id_len = zmq_msg_size(&frames[0]);
 	const char *why = NULL;
 	struct ingest_item *it;
-	const char *owner;
+	Shoal__Status admit;
 	size_t body_len;
 
 	if (req->epoch != n->map->epoch) {
@@ -347,11 +399,9 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 		why = "body size out of range";
 	if (why)
 		goto bad;
-	owner = shardmap_primary(n->map, eq->shard);
-	if (owner == NULL || strcmp(owner, n->me->id) != 0) {
-		ingest_reply(in, id, id_len, req->request_id,
-			     SHOAL__STATUS__STATUS_NOT_OWNER, "not owner",
-			     true);
+	admit = ingest_admit(n, eq->shard);
+	if (admit != SHOAL__STATUS__STATUS_OK) {
+		ingest_turn_away(in, id, id_len, req->request_id, admit);
 		return;
 	}
 	if (n->is_stopping) {
@@ -361,12 +411,6 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 			  "reason=stopping", eq->qid);
 		ingest_reply(in, id, id_len, req->request_id,
 			     SHOAL__STATUS__STATUS_MOVING, "node stopping",
-			     false);
-		return;
-	}
-	if (owner_is_frozen(n, eq->shard)) {
-		ingest_reply(in, id, id_len, req->request_id,
-			     SHOAL__STATUS__STATUS_MOVING, "shard moving",
 			     false);
 		return;
 	}

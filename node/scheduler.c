@@ -432,6 +432,17 @@ scheduler_queue_dsn(struct scheduler *s, struct store_txn *t,
 		if (sched_is_mine(s, shard))
 			break;
 	}
+	if (!sched_is_mine(s, shard)) {
+		/* no shard is ours (all failed over meanwhile): a DSN stored
+		 * here would be neither delivered nor replicated; failing
+		 * leaves the result unsaved, and the owner's copy is tried
+		 * and bounced there */
+		log_warn("qid=%s event=dsn_not_queued reason=\"this node owns "
+			 "no shard\"",
+			 orig_qid);
+		buf_free(&body);
+		return -EAGAIN;
+	}
 	dr.address = env->mail_from;
 	dr.notify = SHOAL__NOTIFY__NOTIFY_NEVER;
 	dr.next_try = now;

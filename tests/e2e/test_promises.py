@@ -6,6 +6,8 @@ paths on loopback and checks what the client was told against what the MX
 
   4   two SIGTERMs while an enqueue waits for a silent peer (run under the
       ASan build, the harness fails the test on a sanitizer report)
+  15  an enqueue that a map change overtakes between the node's check and
+      its group commit; planned failover and failback under load
   16  a resend of a message already delivered: no second copy, also after
       a takeover (the replica's tombstone)
 
@@ -382,6 +384,75 @@ class PromisesTest(ShoalTestCase):
         self.assertIn(f"qid={qid} event=withdrawn", text,
                       "the refused message was withdrawn at shutdown")
         c.node("n2").send_signal(signal.SIGCONT)
+
+    # ---- item 15 ----
+
+    def test_15_enqueue_overtaken_by_a_map_change_goes_to_the_new_owner(self):
+        rig = Rig(self, FAST, router=False)
+        c = rig.c
+        rig.wait_healthy("n1", "n2")
+        fr = FakeRouter(c.node_port["n1"])
+        self.addCleanup(fr.close)
+        epoch, m = fr.node_map()
+        qid = qid_for(c, "n1")
+        shard = shard_of(qid, c.shards)
+        newer = map_with_primary(m, shard, epoch + 1, "n1")
+        rid, enq = fr.enqueue_request(qid, epoch, c.shards, "overtaken")
+        _, offer = fr.map_request(offer=newer)
+        # one write, one read on n1: the enqueue passes the ownership
+        # check, then the map that gives the shard to n2 is taken before
+        # the group commit stores the message
+        n1 = c.node("n1")
+        n1.send_signal(signal.SIGSTOP)
+        try:
+            fr.sock.sendall(enq + offer)
+        finally:
+            n1.send_signal(signal.SIGCONT)
+        status, f = fr.reply(rid)
+        self.assertEqual(status, "NOT_OWNER",
+                         "n1 stored mail of a shard it no longer owns")
+        self.assertEqual(f.get(6), epoch + 1, "the reply carries the map")
+        # as the router does: to the owner the map names
+        fr2 = FakeRouter(c.node_port["n2"])
+        self.addCleanup(fr2.close)
+        wait_for(lambda: fr2.node_map()[0] == epoch + 1, 10,
+                 "n2 on the new epoch")
+        status, _ = fr2.enqueue(qid, epoch + 1, c.shards, "overtaken")
+        self.assertEqual(status, "OK")
+        rig.wait_delivered(qid)
+        self.assertIn(f"qid={qid} event=turned_away", rig.log("n1"))
+        self.assertNotIn(f"qid={qid} event=stored ", rig.log("n1"))
+
+    def test_15b_failover_and_failback_under_load_lose_nothing(self):
+        rig = Rig(self, FAST, node_timeout_ms=15000)
+        c = rig.c
+        rig.wait_healthy("n1", "n2")
+        sender = c.spawn("tracked-sender", [
+            PYTHON, SENDER_FIXTURE, "--host", "127.0.0.1", "--port",
+            str(c.port), "--out", rig.acks_path, "--sessions", "4",
+            "--to", RCPT, "--size", "1024"],
+            ready_re=r"tracked_sender event=ready")
+
+        def acks():
+            try:
+                with open(rig.acks_path, encoding="ascii") as f:
+                    return [ln.split()[2] for ln in f
+                            if ln.startswith("ACK ")]
+            except FileNotFoundError:
+                return []
+        wait_for(lambda: len(acks()) >= 50, 20, "50 acks before the moves")
+        for i in range(3):
+            c.ctl_ok("node", "failover", "n1", timeout=60)
+            n = len(acks())
+            wait_for(lambda: len(acks()) >= n + 20, 20, "acks after failover")
+            c.ctl_ok("node", "failback", "n1", timeout=60)
+            n = len(acks())
+            wait_for(lambda: len(acks()) >= n + 20, 20, "acks after failback")
+        sender.stop(timeout=40)
+        acked = acks()
+        self.assertEqual(len(acked), len(set(acked)))
+        wait_for(lambda: set(acked) <= set(rig.delivered()), 60,
+                 "every acknowledged message at the sink", interval=0.5)
 
     # ---- item 16 ----
 
