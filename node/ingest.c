@@ -4,13 +4,19 @@
  * warning naming the router; it never stops the node.
  *
  * What a reply promises (DESIGN.md "Guarantees"): OK, the message will be
- * delivered; anything else, it will not be, from this request. Where
- * paths meet:
+ * delivered; anything else, it will not be, from this request. Two rules
+ * keep that where paths meet:
  *   - ingest_admit() decides whether this node may store a shard's new
  *     mail; it is asked when the request arrives and again inside the
  *     transaction that stores it, since a map change (failback, a peer's
  *     or router's newer map) can come in between and a message stored
- *     for a shard no longer ours is neither delivered nor replicated. */
+ *     for a shard no longer ours is neither delivered nor replicated.
+ *   - a message stored here is held back from delivery (ingest_holds())
+ *     from the transaction that stores it until its reply is OK, or
+ *     until its withdrawal is committed when the reply is a refusal
+ *     (require_peer without the peer's ack). The hold is in memory only:
+ *     after a crash a stored message is due at once, as its client may
+ *     have had its 250 (at-least-once). */
 #include "node/ingest.h"
 
 #include <errno.h>
@@ -20,6 +26,7 @@
 
 #include "lib/envelope.h"
 #include "lib/err.h"
+#include "lib/idmap.h"
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "lib/shardmap.h"
@@ -42,6 +49,8 @@ struct ingest {
 	struct node *n;
 	uint64_t stored, refused;
 	uint64_t pending;    /* items between commit_add and their answer */
+	struct idmap *held;  /* shard_hash(qid) -> item: stored, not yet
+			      * answered OK (ingest_holds) */
 };
 
 /* One enqueue waiting for its commit. */
@@ -57,6 +66,7 @@ struct ingest_item {
 	uint64_t seq;        /* journal seq of the put, 0 = none */
 	bool known;          /* the qid was stored already (a resend) */
 	bool finished;	     /* and is delivered or removed (a tombstone) */
+	bool is_held;	     /* in in->held */
 	Shoal__Status turned;  /* ingest_admit() said no at commit time */
 	uint32_t n_suppressed; /* recipients to bounce without an attempt */
 	void *meta;
@@ -114,6 +124,38 @@ ingest_turn_away(struct ingest *in, const void *id, size_t id_len,
 
 	ingest_reply(in, id, id_len, request_id, status,
 		     moved ? "not owner" : "shard moving", moved);
+}
+
+/* Hold the message back from delivery until its reply is known to be OK
+ * (its due entry is visible from this transaction on). */
+static void
+ingest_hold(struct ingest_item *it)
+{
+	uint64_t h = shard_hash(it->qid, strlen(it->qid));
+
+	/* a second item for the same qid (or a hash twin) finds it held */
+	if (it->is_held || idmap_get(it->in->held, h) != NULL)
+		return;
+	idmap_put(it->in->held, h, it);
+	it->is_held = true;
+}
+
+static void
+ingest_release(struct ingest_item *it)
+{
+	if (!it->is_held)
+		return;
+	idmap_del(it->in->held, shard_hash(it->qid, strlen(it->qid)));
+	it->is_held = false;
+}
+
+bool
+ingest_holds(const struct ingest *in, const char *qid)
+{
+	const struct ingest_item *it =
+		idmap_get(in->held, shard_hash(qid, strlen(qid)));
+
+	return it != NULL && strcmp(it->qid, qid) == 0;
 }
 
 /* Mode "bounce" of the suppression list: the DSN for the recipients the
@@ -201,12 +243,15 @@ ingest_apply(struct store_txn *t, void *arg)
 	if (rc == 0 && it->n_suppressed)
 		rc = ingest_bounce_suppressed(it, t);
 	it->seq = store_txn_journal_seq(t);
+	if (rc == 0)
+		ingest_hold(it);
 	return rc;
 }
 
 static void
 ingest_item_free(struct ingest_item *it)
 {
+	ingest_release(it);
 	it->in->pending--;
 	zmq_msg_close(&it->body);
 	free(it->meta);
@@ -226,6 +271,8 @@ ingest_undo_apply(struct store_txn *t, void *arg)
 	return rc == -ENOENT ? 0 : rc;
 }
 
+/* The withdrawal is committed (or failed: then the message stays and is
+ * delivered, at-least-once): the hold ends with the item. */
 static void
 ingest_undo_done(int result, void *arg)
 {
@@ -236,10 +283,11 @@ ingest_undo_done(int result, void *arg)
 	ingest_item_free(it);
 }
 
-/* The peer has it too (or need not): answer the router. A refusal of a
- * message stored by this request withdraws it. The refusal goes out
- * before the withdrawal is committed, so that a withdrawal reaching the
- * peer (a tombstone there) always follows an answer the router has. */
+/* The peer has it too (or need not): answer the router. Only an OK ends
+ * the hold on delivery; a refusal of a message stored by this request
+ * withdraws it first. The refusal goes out before the withdrawal is
+ * committed, so that a withdrawal reaching the peer (a tombstone there)
+ * always follows an answer the router has. */
 static void
 ingest_durable(bool durable, void *arg)
 {
@@ -249,6 +297,8 @@ ingest_durable(bool durable, void *arg)
 	if (durable) {
 		ingest_reply(in, it->id, it->id_len, it->request_id,
 			     SHOAL__STATUS__STATUS_OK, "", false);
+		if (!it->known) /* stored by this request: due now */
+			scheduler_kick_due(in->n->sched, it->now, it->qid);
 		ingest_item_free(it);
 		return;
 	}
@@ -301,7 +351,6 @@ ingest_done(int result, void *arg)
 	}
 	if (result == 0) {
 		in->stored++;
-		scheduler_kick_due(in->n->sched, it->now, it->qid);
 		log_info("qid=%s event=stored shard=%u size=%zu rcpts=%u",
 			 it->qid, it->shard, zmq_msg_size(&it->body),
 			 it->n_rcpts);
@@ -533,6 +582,7 @@ ingest_new(struct node *n)
 	struct ingest *in = xcalloc(1, sizeof(*in));
 
 	in->n = n;
+	in->held = idmap_new();
 	return in;
 }
 
@@ -541,10 +591,11 @@ ingest_free(struct ingest *in)
 {
 	if (in == NULL)
 		return;
-	/* node_free() answered every item first */
+	/* node_free() answered every item first: none is held any more */
 	if (in->pending)
 		log_warn("node event=ingest_free pending=%llu",
 			 (unsigned long long)in->pending);
+	idmap_free(in->held);
 	free(in);
 }
 

@@ -39,6 +39,7 @@
 #include "node/commit.h"
 #include "node/deliver.h"
 #include "node/dlog.h"
+#include "node/ingest.h"
 #include "node/job.h"
 #include "node/metrics.h"
 #include "node/node.h"
@@ -189,6 +190,9 @@ sched_pick(struct scheduler *s, struct store_txn *t, const char *qid,
 	struct job_msg *m;
 	size_t njobs;
 
+	/* its enqueue's reply is not yet known to be OK (node/ingest.c) */
+	if (ingest_holds(s->n->ingest, qid))
+		return 0;
 	if (store_msg_get_meta(t, qid, &p, &len) != 0)
 		return 0;
 	sm = shoal__stored_message__unpack(NULL, len, p);

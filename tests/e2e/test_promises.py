@@ -4,6 +4,7 @@ whatever the node pair does meanwhile. Each test sets up one meeting of
 paths on loopback and checks what the client was told against what the MX
 (Postfix's smtp-sink, every message dumped to a file) received:
 
+  3   require_peer with a silent peer: 451, and nothing delivered
   4   two SIGTERMs while an enqueue waits for a silent peer (run under the
       ASan build, the harness fails the test on a sanitizer report)
   15  an enqueue that a map change overtakes between the node's check and
@@ -354,6 +355,32 @@ def send_one(c, tag):
 
 
 class PromisesTest(ShoalTestCase):
+
+    # ---- item 3 ----
+
+    def test_03_require_peer_refused_message_is_not_delivered(self):
+        rig = Rig(self, f"require_peer = true; {FAST}")
+        c = rig.c
+        rig.wait_healthy("n1", "n2")
+        rig.owner_all("n1")
+        rig.wait_healthy("n1")
+        # the peer goes silent: no ack ever comes for what n1 stores now
+        mark = len(rig.log("n1"))
+        c.node("n2").send_signal(signal.SIGSTOP)
+        self.addCleanup(c.node("n2").send_signal, signal.SIGCONT)
+        r = send_one(c, "refused")
+        self.assertEqual(r.code, 451, r)
+        refused = rig.stored_qid("n1", mark)
+        self.assertIsNotNone(refused, "n1 stored it before refusing")
+        rig.wait_log("n1", f"qid={refused} event=withdrawn")
+        # positive control: with the peer back the same path delivers
+        c.node("n2").send_signal(signal.SIGCONT)
+        rig.wait_healthy("n1")
+        r = send_one(c, "control")
+        self.assertEqual(r.code, 250, r)
+        rig.wait_delivered(r.qid)
+        self.assertNotIn(refused, rig.delivered(),
+                         "a message answered 451 was delivered")
 
     # ---- item 4 ----
 
