@@ -16,7 +16,9 @@
  *     until its withdrawal is committed when the reply is a refusal
  *     (require_peer without the peer's ack). The hold is in memory only:
  *     after a crash a stored message is due at once, as its client may
- *     have had its 250 (at-least-once). */
+ *     have had its 250 (at-least-once), and the router sends the
+ *     request again to the new process (router/enqueue.c), which then
+ *     finds it stored. */
 #include "node/ingest.h"
 
 #include <errno.h>
@@ -90,6 +92,7 @@ ingest_reply(struct ingest *in, const void *id, size_t id_len,
 	r.node_id = in->n->me->id;
 	r.epoch = in->n->map->epoch;
 	r.author = in->n->map->author;
+	r.incarnation = in->n->incarnation;
 	if (with_map)
 		r.map = in->n->map;
 	len = shoal__node_reply__get_packed_size(&r);

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -396,6 +397,11 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	n->me = me;
 	n->base = base;
 	n->started_at = (uint64_t)time(NULL);
+	while (n->incarnation == 0)
+		if (getrandom(&n->incarnation, sizeof(n->incarnation), 0) !=
+		    (ssize_t)sizeof(n->incarnation))
+			n->incarnation =
+				((uint64_t)time(NULL) << 20) ^ clock_mono_us();
 	if (mkdir(me->data_dir, 0700) != 0 && errno != EEXIST) {
 		rc = -errno;
 		log_error_errno("node id=%s event=start data_dir=%s", me->id,

@@ -45,6 +45,9 @@ struct node {
 	struct suppress *supp;     /* the suppression list */
 	Shoal__ShardMap *map;      /* current map, owned */
 	uint64_t started_at;       /* unix seconds */
+	uint64_t incarnation;	   /* random, new at each start, never 0:
+				    * routers resend what this process's
+				    * predecessor left unanswered */
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *stop_timer;  /* shutdown: waits for enqueues in flight */
 	struct event *release_timer; /* store_release_pages(), periodic */

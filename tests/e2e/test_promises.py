@@ -11,6 +11,8 @@ paths on loopback and checks what the client was told against what the MX
       its group commit; planned failover and failback under load
   16  a resend of a message already delivered: no second copy, also after
       a takeover (the replica's tombstone)
+  17  a primary killed after it stored a message and back within seconds:
+      the router resends, the client gets 250, the MX one copy
 
 Some tests speak the router link themselves (FakeRouter: ZMTP 3.0 with
 the NULL mechanism and hand-packed protobuf, proto/router_node.proto) to
@@ -517,6 +519,41 @@ class PromisesTest(ShoalTestCase):
         rig.wait_delivered(other)
         self.assertEqual(rig.delivered().get(qid), 1,
                          "a delivered message came back")
+
+    # ---- item 17 ----
+
+    def test_17_primary_back_within_the_timeout_gets_the_resend(self):
+        rig = Rig(self, "heartbeat_ms = 200; failover_after_ms = 8000; "
+                  "peer_timeout_ms = 3000;", node_timeout_ms=10000)
+        c = rig.c
+        rig.wait_healthy("n1", "n2")
+        rig.owner_all("n1")
+        rig.wait_healthy("n1")
+        mark = len(rig.log("n1"))
+        # n1 waits for its peer's ack, so the router has no answer yet
+        c.node("n2").send_signal(signal.SIGSTOP)
+        self.addCleanup(c.node("n2").send_signal, signal.SIGCONT)
+        client = Client(c, "killed after store", timeout=20)
+        t0 = time.monotonic()
+        client.start()
+        wait_for(lambda: rig.stored_qid("n1", mark), 10,
+                 "n1 storing the message")
+        qid = rig.stored_qid("n1", mark)
+        c.kill_node("n1", signal.SIGKILL)
+        c.node("n2").send_signal(signal.SIGCONT)
+        c.start_node("n1")
+        r = client.result()
+        took = time.monotonic() - t0
+        self.assertFalse(isinstance(r, Exception), r)
+        self.assertEqual((r.code, r.qid), (250, qid),
+                         f"reply after {took:.1f}s: {r}")
+        self.assertLess(took, 9.0, "answered before the router's timeout")
+        rig.wait_delivered(qid)
+        # positive control for "one copy": a later message delivered
+        r2 = send_one(c, "after")
+        self.assertEqual(r2.code, 250, r2)
+        rig.wait_delivered(r2.qid)
+        self.assertEqual(rig.delivered().get(qid), 1)
 
 
 if __name__ == "__main__":
