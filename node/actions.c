@@ -105,7 +105,7 @@ act_remove(struct store_txn *t, const Shoal__StoredMessage *sm)
 {
 	int rc = sm->due ? store_due_del(t, sm->due, sm->qid) : 0;
 
-	return rc ? rc : store_msg_del(t, sm->qid, sm->shard);
+	return rc ? rc : store_msg_retire(t, sm->qid, sm->shard);
 }
 
 static int

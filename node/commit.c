@@ -30,6 +30,9 @@
 /* Passes the loop may go round with items committed but not durable
  * before an explicit fdatasync (commits that write nothing sync nothing). */
 #define COMMIT_WAIT_PASSES_MAX 2
+/* commit_flush(): rounds of items queued by the previous round's done
+ * callbacks (shutdown: results, then withdrawals) */
+#define COMMIT_FLUSH_ROUNDS_MAX 8
 
 struct commit_item {
 	commit_apply_fn apply;
@@ -265,7 +268,14 @@ commit_stats(const struct commit *c, uint64_t *batches, uint64_t *items,
 void
 commit_flush(struct commit *c)
 {
-	commit_run(c);
-	evtimer_del(c->sync_ev);
-	commit_sync_now(c);
+	/* done callbacks may queue more (a refused enqueue its withdrawal):
+	 * those run too, a few rounds at most */
+	for (int i = 0; i < COMMIT_FLUSH_ROUNDS_MAX; i++) {
+		commit_run(c);
+		evtimer_del(c->sync_ev);
+		commit_sync_now(c);
+		if (c->queued.n == 0)
+			return;
+	}
+	log_warn("commit event=flush_incomplete items=%zu", c->queued.n);
 }

@@ -46,7 +46,8 @@ void commit_stats(const struct commit *c, uint64_t *batches, uint64_t *items,
 		  uint64_t *syncs);
 
 /* Run the pending batch now and make it and every earlier one durable,
- * with their done callbacks called (shutdown, tests). */
+ * with their done callbacks called, and then the items those callbacks
+ * queued, until none is left (a few rounds at most; shutdown, tests). */
 void commit_flush(struct commit *c);
 
 #endif

@@ -1,7 +1,24 @@
 /* The router link on a node: answers shard map requests and stores
  * enqueued messages through group commit, replying once each is durable.
  * Handles untrusted input: a malformed request gets BAD_REQUEST and a
- * warning naming the router; it never stops the node. */
+ * warning naming the router; it never stops the node.
+ *
+ * What a reply promises (DESIGN.md "Guarantees"): OK, the message will be
+ * delivered; anything else, it will not be, from this request. Two rules
+ * keep that where paths meet:
+ *   - ingest_admit() decides whether this node may store a shard's new
+ *     mail; it is asked when the request arrives and again inside the
+ *     transaction that stores it, since a map change (failback, a peer's
+ *     or router's newer map) can come in between and a message stored
+ *     for a shard no longer ours is neither delivered nor replicated.
+ *   - a message stored here is held back from delivery (ingest_holds())
+ *     from the transaction that stores it until its reply is OK, or
+ *     until its withdrawal is committed when the reply is a refusal
+ *     (require_peer without the peer's ack). The hold is in memory only:
+ *     after a crash a stored message is due at once, as its client may
+ *     have had its 250 (at-least-once), and the router sends the
+ *     request again to the new process (router/enqueue.c), which then
+ *     finds it stored. */
 #include "node/ingest.h"
 
 #include <errno.h>
@@ -11,6 +28,7 @@
 
 #include "lib/envelope.h"
 #include "lib/err.h"
+#include "lib/idmap.h"
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "lib/shardmap.h"
@@ -33,6 +51,8 @@ struct ingest {
 	struct node *n;
 	uint64_t stored, refused;
 	uint64_t pending;    /* items between commit_add and their answer */
+	struct idmap *held;  /* shard_hash(qid) -> item: stored, not yet
+			      * answered OK (ingest_holds) */
 };
 
 /* One enqueue waiting for its commit. */
@@ -47,6 +67,9 @@ struct ingest_item {
 	uint64_t now;
 	uint64_t seq;        /* journal seq of the put, 0 = none */
 	bool known;          /* the qid was stored already (a resend) */
+	bool finished;	     /* and is delivered or removed (a tombstone) */
+	bool is_held;	     /* in in->held */
+	Shoal__Status turned;  /* ingest_admit() said no at commit time */
 	uint32_t n_suppressed; /* recipients to bounce without an attempt */
 	void *meta;
 	size_t meta_len;
@@ -69,6 +92,7 @@ ingest_reply(struct ingest *in, const void *id, size_t id_len,
 	r.node_id = in->n->me->id;
 	r.epoch = in->n->map->epoch;
 	r.author = in->n->map->author;
+	r.incarnation = in->n->incarnation;
 	if (with_map)
 		r.map = in->n->map;
 	len = shoal__node_reply__get_packed_size(&r);
@@ -78,6 +102,63 @@ ingest_reply(struct ingest *in, const void *id, size_t id_len,
 	node_reply(in->n, id, id_len, p, len);
 	if (p != small)
 		free(p);
+}
+
+/* Whether this node may store new mail of shard now: STATUS_OK, or what
+ * to answer (NOT_OWNER carries our map; MOVING, try again shortly). The
+ * one place that decides it, at the request and again at the commit. */
+static Shoal__Status
+ingest_admit(const struct node *n, uint32_t shard)
+{
+	if (!owner_is_primary(n, shard))
+		return SHOAL__STATUS__STATUS_NOT_OWNER;
+	if (owner_is_frozen(n, shard))
+		return SHOAL__STATUS__STATUS_MOVING;
+	return SHOAL__STATUS__STATUS_OK;
+}
+
+/* Answer what ingest_admit() refused: NOT_OWNER with our map (the router
+ * sends the message to the owner it names), MOVING (it tries again). */
+static void
+ingest_turn_away(struct ingest *in, const void *id, size_t id_len,
+		 uint64_t request_id, Shoal__Status status)
+{
+	bool moved = status == SHOAL__STATUS__STATUS_NOT_OWNER;
+
+	ingest_reply(in, id, id_len, request_id, status,
+		     moved ? "not owner" : "shard moving", moved);
+}
+
+/* Hold the message back from delivery until its reply is known to be OK
+ * (its due entry is visible from this transaction on). */
+static void
+ingest_hold(struct ingest_item *it)
+{
+	uint64_t h = shard_hash(it->qid, strlen(it->qid));
+
+	/* a second item for the same qid (or a hash twin) finds it held */
+	if (it->is_held || idmap_get(it->in->held, h) != NULL)
+		return;
+	idmap_put(it->in->held, h, it);
+	it->is_held = true;
+}
+
+static void
+ingest_release(struct ingest_item *it)
+{
+	if (!it->is_held)
+		return;
+	idmap_del(it->in->held, shard_hash(it->qid, strlen(it->qid)));
+	it->is_held = false;
+}
+
+bool
+ingest_holds(const struct ingest *in, const char *qid)
+{
+	const struct ingest_item *it =
+		idmap_get(in->held, shard_hash(qid, strlen(qid)));
+
+	return it != NULL && strcmp(it->qid, qid) == 0;
 }
 
 /* Mode "bounce" of the suppression list: the DSN for the recipients the
@@ -123,6 +204,8 @@ ingest_bounce_suppressed(struct ingest_item *it, struct store_txn *t)
 	return rc;
 }
 
+/* May run twice (commit.c retries a failed batch item by item): every
+ * outcome is set afresh. */
 static int
 ingest_apply(struct store_txn *t, void *arg)
 {
@@ -131,11 +214,27 @@ ingest_apply(struct store_txn *t, void *arg)
 	size_t len;
 	int rc;
 
-	/* a router resends after a failover or a lost reply: the first
-	 * copy stands, with whatever delivery state it has now */
+	it->known = it->finished = false;
+	it->seq = 0;
+	/* the map may have changed since the request was checked */
+	it->turned = ingest_admit(it->in->n, it->shard);
+	if (it->turned != SHOAL__STATUS__STATUS_OK)
+		return 0;
+	/* a router resends after a failover, a restart or a lost reply: the
+	 * first copy stands, with whatever delivery state it has now, and
+	 * is answered once it is as durable as a new one would be */
 	rc = store_msg_get_meta(t, it->qid, &p, &len);
 	if (rc == 0) {
 		it->known = true;
+		rc = store_journal_seq_of(t, it->qid, &it->seq);
+		return rc == -ENOENT ? 0 : rc;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	/* or it is delivered already: nothing to do again */
+	rc = store_tomb_has(t, it->qid);
+	if (rc == 0) {
+		it->known = it->finished = true;
 		return 0;
 	}
 	if (rc != -ENOENT)
@@ -147,12 +246,15 @@ ingest_apply(struct store_txn *t, void *arg)
 	if (rc == 0 && it->n_suppressed)
 		rc = ingest_bounce_suppressed(it, t);
 	it->seq = store_txn_journal_seq(t);
+	if (rc == 0)
+		ingest_hold(it);
 	return rc;
 }
 
 static void
 ingest_item_free(struct ingest_item *it)
 {
+	ingest_release(it);
 	it->in->pending--;
 	zmq_msg_close(&it->body);
 	free(it->meta);
@@ -172,6 +274,8 @@ ingest_undo_apply(struct store_txn *t, void *arg)
 	return rc == -ENOENT ? 0 : rc;
 }
 
+/* The withdrawal is committed (or failed: then the message stays and is
+ * delivered, at-least-once): the hold ends with the item. */
 static void
 ingest_undo_done(int result, void *arg)
 {
@@ -182,7 +286,11 @@ ingest_undo_done(int result, void *arg)
 	ingest_item_free(it);
 }
 
-/* The peer has it too (or need not): answer the router. */
+/* The peer has it too (or need not): answer the router. Only an OK ends
+ * the hold on delivery; a refusal of a message stored by this request
+ * withdraws it first. The refusal goes out before the withdrawal is
+ * committed, so that a withdrawal reaching the peer (a tombstone there)
+ * always follows an answer the router has. */
 static void
 ingest_durable(bool durable, void *arg)
 {
@@ -192,6 +300,8 @@ ingest_durable(bool durable, void *arg)
 	if (durable) {
 		ingest_reply(in, it->id, it->id_len, it->request_id,
 			     SHOAL__STATUS__STATUS_OK, "", false);
+		if (!it->known) /* stored by this request: due now */
+			scheduler_kick_due(in->n->sched, it->now, it->qid);
 		ingest_item_free(it);
 		return;
 	}
@@ -202,6 +312,12 @@ ingest_durable(bool durable, void *arg)
 	ingest_reply(in, it->id, it->id_len, it->request_id,
 		     SHOAL__STATUS__STATUS_NOT_DURABLE, "peer unavailable",
 		     false);
+	if (it->known) {
+		/* stored by an earlier request, whose answer stands: not ours
+		 * to withdraw */
+		ingest_item_free(it);
+		return;
+	}
 	commit_add(in->n->commit, ingest_undo_apply, ingest_undo_done, it);
 }
 
@@ -213,15 +329,31 @@ ingest_done(int result, void *arg)
 	Shoal__Status status = SHOAL__STATUS__STATUS_OK;
 	const char *text = "";
 
+	if (result == 0 && it->turned != SHOAL__STATUS__STATUS_OK) {
+		/* the router fetches the map and sends it to the new owner */
+		log_info("qid=%s event=turned_away shard=%u reason=\"%s since "
+			 "the request came\"",
+			 it->qid, it->shard,
+			 it->turned == SHOAL__STATUS__STATUS_NOT_OWNER ?
+				 "not the owner" :
+				 "shard moving");
+		ingest_turn_away(in, it->id, it->id_len, it->request_id,
+				 it->turned);
+		ingest_item_free(it);
+		return;
+	}
 	if (result == 0 && it->known) {
-		log_info("qid=%s event=stored_already shard=%u", it->qid,
-			 it->shard);
-		ingest_durable(true, it);
+		log_info("qid=%s event=stored_already shard=%u state=%s",
+			 it->qid, it->shard,
+			 it->finished ? "finished" : "queued");
+		if (it->finished)
+			ingest_durable(true, it);
+		else
+			repl_wait(in->n->repl, it->seq, ingest_durable, it);
 		return;
 	}
 	if (result == 0) {
 		in->stored++;
-		scheduler_kick_due(in->n->sched, it->now, it->qid);
 		log_info("qid=%s event=stored shard=%u size=%zu rcpts=%u",
 			 it->qid, it->shard, zmq_msg_size(&it->body),
 			 it->n_rcpts);
@@ -293,7 +425,7 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 	size_t id_len = zmq_msg_size(&frames[0]);
 	const char *why = NULL;
 	struct ingest_item *it;
-	const char *owner;
+	Shoal__Status admit;
 	size_t body_len;
 
 	if (req->epoch != n->map->epoch) {
@@ -319,11 +451,9 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 		why = "body size out of range";
 	if (why)
 		goto bad;
-	owner = shardmap_primary(n->map, eq->shard);
-	if (owner == NULL || strcmp(owner, n->me->id) != 0) {
-		ingest_reply(in, id, id_len, req->request_id,
-			     SHOAL__STATUS__STATUS_NOT_OWNER, "not owner",
-			     true);
+	admit = ingest_admit(n, eq->shard);
+	if (admit != SHOAL__STATUS__STATUS_OK) {
+		ingest_turn_away(in, id, id_len, req->request_id, admit);
 		return;
 	}
 	if (n->is_stopping) {
@@ -333,12 +463,6 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 			  "reason=stopping", eq->qid);
 		ingest_reply(in, id, id_len, req->request_id,
 			     SHOAL__STATUS__STATUS_MOVING, "node stopping",
-			     false);
-		return;
-	}
-	if (owner_is_frozen(n, eq->shard)) {
-		ingest_reply(in, id, id_len, req->request_id,
-			     SHOAL__STATUS__STATUS_MOVING, "shard moving",
 			     false);
 		return;
 	}
@@ -461,12 +585,20 @@ ingest_new(struct node *n)
 	struct ingest *in = xcalloc(1, sizeof(*in));
 
 	in->n = n;
+	in->held = idmap_new();
 	return in;
 }
 
 void
 ingest_free(struct ingest *in)
 {
+	if (in == NULL)
+		return;
+	/* node_free() answered every item first: none is held any more */
+	if (in->pending)
+		log_warn("node event=ingest_free pending=%llu",
+			 (unsigned long long)in->pending);
+	idmap_free(in->held);
 	free(in);
 }
 

@@ -5,6 +5,7 @@
 #ifndef SHOAL_NODE_INGEST_H
 #define SHOAL_NODE_INGEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <zmq.h>
@@ -15,13 +16,20 @@ struct ingest;
 struct ingest *ingest_new(struct node *n);
 
 /* ingest_free(NULL) does nothing. Requests still waiting for their commit
- * are answered by the commit flush that node_free() runs first. */
+ * or their peer are answered by node_free() first (commit flush, repl_free,
+ * commit flush): their callbacks use the ingest. */
 void ingest_free(struct ingest *in);
 
 /* Handle one router-link message: frames[0] is the peer identity, frames[1]
  * the tag, frames[2] the RouterRequest, frames[3] the body (enqueue only).
  * May take (zmq_msg_move) the body frame. */
 void ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes);
+
+/* Whether the message qid, stored by an enqueue in flight, must not be
+ * delivered yet: from the transaction that stores it until its reply is
+ * OK (or, refused, until it is withdrawn). The scheduler asks before it
+ * picks a due message. O(1). */
+bool ingest_holds(const struct ingest *in, const char *qid);
 
 /* Messages stored and refused since the start (metrics). */
 void ingest_counts(const struct ingest *in, uint64_t *stored,

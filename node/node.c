@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -38,6 +39,7 @@
 
 #define NODE_META_MAP "shard_map"
 #define NODE_META_ID "node_id"
+#define NODE_TOMB_MARGIN_S 86400 /* tombstones: past max_queue_lifetime */
 
 int
 node_reply(struct node *n, const void *id, size_t id_len, const void *payload,
@@ -395,6 +397,11 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	n->me = me;
 	n->base = base;
 	n->started_at = (uint64_t)time(NULL);
+	while (n->incarnation == 0)
+		if (getrandom(&n->incarnation, sizeof(n->incarnation), 0) !=
+		    (ssize_t)sizeof(n->incarnation))
+			n->incarnation =
+				((uint64_t)time(NULL) << 20) ^ clock_mono_us();
 	if (mkdir(me->data_dir, 0700) != 0 && errno != EEXIST) {
 		rc = -errno;
 		log_error_errno("node id=%s event=start data_dir=%s", me->id,
@@ -407,6 +414,10 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	rc = node_load_map(n, join);
 	if (rc != 0)
 		goto fail;
+	/* a resend or handback of a finished qid can come as long as a copy
+	 * of it may be queued anywhere (node/store.c, tombstones) */
+	store_tomb_keep(n->store, (uint64_t)cfg->delivery.max_queue_lifetime +
+					  NODE_TOMB_MARGIN_S);
 	n->commit = commit_new(base, n->store);
 	n->owner = owner_new(n);
 	owner_init_journal(n->owner);
@@ -477,17 +488,27 @@ node_free(struct node *n)
 	n->move = NULL;
 	/* delivery first: it holds the jobs in flight */
 	deliver_free(n->deliver);
-	if (n->commit)
+	n->deliver = NULL;
+	/* Then in dependency order: commit items and peer waits call back
+	 * into ingest, the scheduler, suppression and the front socket
+	 * (replies), so all of those outlive them. Commit what is queued
+	 * (a done callback may start a peer wait), answer the peer waits
+	 * (a refusal under require_peer queues its withdrawal), commit those
+	 * too. The hook ships the journal through repl: off before it goes. */
+	if (n->commit) {
 		commit_flush(n->commit);
-	/* answers what still waits for the peer */
-	if (n->commit)
 		commit_set_hook(n->commit, NULL, NULL);
+	}
 	repl_free(n->repl);
 	n->repl = NULL;
+	if (n->commit)
+		commit_flush(n->commit);
 	scheduler_free(n->sched);
-	/* after the last commit and peer wait: their callbacks use it */
+	n->sched = NULL;
 	suppress_free(n->supp);
 	n->supp = NULL;
+	ingest_free(n->ingest);
+	n->ingest = NULL;
 	dlog_close(n->dlog);
 	if (n->sig_term)
 		event_free(n->sig_term);
@@ -501,10 +522,8 @@ node_free(struct node *n)
 		event_free(n->release_timer);
 	zsock_free(n->front);
 	zsock_free(n->zap);
-	repl_free(n->repl);
 	if (n->zctx)
 		zmq_ctx_term(n->zctx);
-	ingest_free(n->ingest);
 	commit_free(n->commit);
 	owner_free(n->owner);
 	shardmap_free(n->map);

@@ -45,6 +45,9 @@ struct node {
 	struct suppress *supp;     /* the suppression list */
 	Shoal__ShardMap *map;      /* current map, owned */
 	uint64_t started_at;       /* unix seconds */
+	uint64_t incarnation;	   /* random, new at each start, never 0:
+				    * routers resend what this process's
+				    * predecessor left unanswered */
 	struct event *sig_term, *sig_int, *sig_hup;
 	struct event *stop_timer;  /* shutdown: waits for enqueues in flight */
 	struct event *release_timer; /* store_release_pages(), periodic */
@@ -59,8 +62,9 @@ struct node {
 int node_new(const struct config *cfg, const struct cfg_node *me,
 	     struct event_base *base, bool join, struct node **out);
 
-/* Flush pending commits and release everything. node_free(NULL) does
- * nothing. */
+/* Commit what is pending, answer every enqueue still waiting (for the
+ * commit or the peer), then release everything in dependency order.
+ * node_free(NULL) does nothing. */
 void node_free(struct node *n);
 
 /* Reply on the front socket to the peer whose identity frame is id. The

@@ -59,10 +59,22 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 			return rc;
 		log_info("qid=%s event=handback action=deleted peer=%s",
 			 rec->qid, a->r->peer->id);
-		return store_msg_del(t, rec->qid, rec->shard);
+		return store_msg_retire(t, rec->qid, rec->shard);
 	}
-	if (rec->deleted || rc == 0 || !rec->has_body)
+	if (rec->deleted) /* finished there: a resend here is a no-op */
+		return store_msg_retire(t, rec->qid, rec->shard);
+	if (rc == 0 || !rec->has_body)
 		return 0;
+	/* finished here already (delivered after the takeover): adopting
+	 * it would deliver it again */
+	rc = store_tomb_has(t, rec->qid);
+	if (rc != -ENOENT) {
+		if (rc == 0)
+			log_info("qid=%s event=handback action=skipped "
+				 "reason=finished peer=%s",
+				 rec->qid, a->r->peer->id);
+		return rc;
+	}
 	sm = shoal__stored_message__unpack(NULL, rec->meta.len, rec->meta.data);
 	if (sm == NULL || sm->envelope == NULL) {
 		if (sm)
@@ -95,10 +107,8 @@ repl_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec)
 
 	if (rec->suppression)
 		return suppress_record_apply(t, rec);
-	if (rec->deleted) {
-		rc = store_msg_del(t, rec->qid, rec->shard);
-		return rc == -ENOENT ? 0 : rc;
-	}
+	if (rec->deleted) /* a final deletion (node/store.h) */
+		return store_msg_retire(t, rec->qid, rec->shard);
 	if (rec->has_body)
 		return store_msg_put(t, rec->qid, rec->shard, rec->meta.data,
 				     rec->meta.len, rec->body.data,

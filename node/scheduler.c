@@ -39,6 +39,7 @@
 #include "node/commit.h"
 #include "node/deliver.h"
 #include "node/dlog.h"
+#include "node/ingest.h"
 #include "node/job.h"
 #include "node/metrics.h"
 #include "node/node.h"
@@ -189,6 +190,9 @@ sched_pick(struct scheduler *s, struct store_txn *t, const char *qid,
 	struct job_msg *m;
 	size_t njobs;
 
+	/* its enqueue's reply is not yet known to be OK (node/ingest.c) */
+	if (ingest_holds(s->n->ingest, qid))
+		return 0;
 	if (store_msg_get_meta(t, qid, &p, &len) != 0)
 		return 0;
 	sm = shoal__stored_message__unpack(NULL, len, p);
@@ -432,6 +436,17 @@ scheduler_queue_dsn(struct scheduler *s, struct store_txn *t,
 		if (sched_is_mine(s, shard))
 			break;
 	}
+	if (!sched_is_mine(s, shard)) {
+		/* no shard is ours (all failed over meanwhile): a DSN stored
+		 * here would be neither delivered nor replicated; failing
+		 * leaves the result unsaved, and the owner's copy is tried
+		 * and bounced there */
+		log_warn("qid=%s event=dsn_not_queued reason=\"this node owns "
+			 "no shard\"",
+			 orig_qid);
+		buf_free(&body);
+		return -EAGAIN;
+	}
 	dr.address = env->mail_from;
 	dr.notify = SHOAL__NOTIFY__NOTIFY_NEVER;
 	dr.next_try = now;
@@ -577,7 +592,7 @@ sched_apply(struct store_txn *t, void *arg)
 	if (rc == 0 && !pending) {
 		rc = store_due_del(t, sm->due, sm->qid);
 		if (rc == 0)
-			rc = store_msg_del(t, sm->qid, sm->shard);
+			rc = store_msg_retire(t, sm->qid, sm->shard);
 		if (rc == 0)
 			log_info("qid=%s event=removed", sm->qid);
 	} else if (rc == 0) {

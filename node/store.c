@@ -13,6 +13,7 @@
  *   jseq  be64(seq)            -> flags(1) || qid\0
  *   jqid  qid\0                -> be64(seq) || flags(1)
  *   supp  key\0                -> be32(shard) || packed SuppressEntry
+ *   tomb  qid\0                -> empty
  * jseq/jqid are the replication journal: one entry per message changed in
  * a shard this node is primary for and not yet acknowledged by its peer,
  * the newest change only (jqid finds and replaces the older entry), so the
@@ -21,6 +22,10 @@
  * entries ("~" keys) are journaled under their key as messages are under
  * their qid, so they replicate and move with their shard; pending adds
  * ("+" keys, shard STORE_SHARD_NONE) stay local.
+ * tomb holds the qids this node finished (delivered, bounced, deleted by
+ * the postmaster, or deleted through its peer's stream): see the
+ * tombstone section. An environment written before it existed gains it
+ * empty at the next open.
  * The shard in front of meta lets replace and delete find the shard index
  * entry without unpacking meta, and the walkers report it.
  *
@@ -67,11 +72,12 @@ enum store_db {
 	STORE_DB_JSEQ,
 	STORE_DB_JQID,
 	STORE_DB_SUPP,
+	STORE_DB_TOMB,
 	STORE_DB_COUNT,
 };
 
 static const char *const store_db_names[STORE_DB_COUNT] = {
-	"msg", "body", "due", "shard", "meta", "jseq", "jqid", "supp",
+	"msg", "body", "due", "shard", "meta", "jseq", "jqid", "supp", "tomb",
 };
 
 #define STORE_META_JSEQ "journal_seq"	/* highest seq ever given out */
@@ -89,6 +95,7 @@ struct store {
 	uint64_t journal_seq;	/* last seq given out */
 	void *map_base;		/* LMDB's map of data.mdb, from */
 	size_t map_len;		/* /proc/self/maps; NULL/0 unknown */
+	uint64_t tomb_keep_s;	/* tombstones outlive their qid's time by */
 };
 
 struct store_txn {
@@ -265,6 +272,7 @@ store_open(const char *dir, uint64_t map_size, struct store **out)
 	int rc;
 
 	st->dir = xstrdup(dir);
+	st->tomb_keep_s = STORE_TOMB_KEEP_DEFAULT;
 	rc = mdb_env_create(&st->env);
 	if (rc != 0) {
 		st->env = NULL;
@@ -1093,6 +1101,21 @@ store_journal_seq(const struct store *st)
 	return st->journal_seq;
 }
 
+int
+store_journal_seq_of(struct store_txn *t, const char *qid, uint64_t *seq)
+{
+	MDB_val key, val;
+	int rc;
+
+	if ((rc = store_key(NULL, 0, 0, qid, &key)) != 0 ||
+	    (rc = store_get(t, STORE_DB_JQID, &key, &val)) != 0)
+		return rc;
+	if (val.mv_size != 9)
+		return store_corrupt(t->st, "jqid", &key);
+	*seq = store_get_be(val.mv_data, 8);
+	return 0;
+}
+
 /* ---- suppression list -------------------------------------------------- */
 
 int
@@ -1186,6 +1209,101 @@ store_supp_count(struct store_txn *t)
 	MDB_stat ms;
 
 	if (t->err != 0 || mdb_stat(t->txn, t->st->dbi[STORE_DB_SUPP], &ms))
+		return 0;
+	return ms.ms_entries;
+}
+
+/* ---- tombstones ---------------------------------------------------------
+ * A tombstone is the qid of a message this node finished: delivered or
+ * bounced for good, deleted by the postmaster, or deleted through its
+ * peer's stream (which carries only those final deletions of a primary,
+ * and withdrawals of messages whose client was answered 4xx already). It
+ * is written in the transaction that removes the message, so a router's
+ * resend or an old primary's handback of the qid finds it and is a no-op
+ * instead of a second delivery (node/ingest.c, node/repl_apply.c).
+ *
+ * Cost: the key alone (22 bytes and LMDB's 8-byte node header, about 50
+ * bytes a qid with the B-tree's pages), kept until the qid's own time
+ * (when the router accepted it) is tomb_keep_s old: by default
+ * delivery.max_queue_lifetime plus a day, longer than a message can stay
+ * queued and so longer than any copy of it can come back. At a million
+ * messages a day and the 5-day default that is about 300 MB of the map.
+ * Qids sort by time, so the expired ones are the first keys: each
+ * retirement drops at most STORE_TOMB_TRIM_STEP of them, a bounded walk
+ * from the first key that keeps pace with the writes. */
+
+#define STORE_TOMB_TRIM_STEP 4
+
+void
+store_tomb_keep(struct store *st, uint64_t seconds)
+{
+	st->tomb_keep_s = seconds;
+}
+
+int
+store_tomb_has(struct store_txn *t, const char *qid)
+{
+	MDB_val key, val;
+	int rc = store_key(NULL, 0, 0, qid, &key);
+
+	return rc ? rc : store_get(t, STORE_DB_TOMB, &key, &val);
+}
+
+int
+store_tomb_trim(struct store_txn *t, uint64_t now, size_t max)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	uint64_t keep = t->st->tomb_keep_s;
+	int n = 0, rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_cursor_open(t, STORE_DB_TOMB, &cur)) != 0)
+		return rc;
+	while ((size_t)n < max &&
+	       (rc = store_cursor_get(t, cur, &key, &val, MDB_FIRST)) == 0 &&
+	       key.mv_data != NULL) {
+		/* not a qid (never written so): drop it as expired */
+		if (store_is_qid(key.mv_data, key.mv_size) &&
+		    qid_valid(key.mv_data, key.mv_size - 1) &&
+		    qid_time_us(key.mv_data) / 1000000 + keep >= now)
+			break;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc != 0) {
+			rc = store_fail(t, store_err(t->st, rc, "del", "tomb"));
+			break;
+		}
+		t->wrote = true;
+		n++;
+	}
+	mdb_cursor_close(cur);
+	return rc ? rc : n;
+}
+
+int
+store_msg_retire(struct store_txn *t, const char *qid, uint32_t shard)
+{
+	MDB_val key, none = { 0, NULL };
+	int rc;
+
+	if ((rc = store_writable(t)) != 0 ||
+	    (rc = store_key(NULL, 0, 0, qid, &key)) != 0)
+		return rc;
+	rc = store_msg_del(t, qid, shard);
+	if (rc != 0 && rc != -ENOENT)
+		return rc;
+	if ((rc = store_put(t, STORE_DB_TOMB, &key, &none, 0)) != 0)
+		return rc;
+	rc = store_tomb_trim(t, (uint64_t)time(NULL), STORE_TOMB_TRIM_STEP);
+	return rc < 0 ? rc : 0;
+}
+
+uint64_t
+store_tomb_count(struct store_txn *t)
+{
+	MDB_stat ms;
+
+	if (t->err != 0 || mdb_stat(t->txn, t->st->dbi[STORE_DB_TOMB], &ms))
 		return 0;
 	return ms.ms_entries;
 }

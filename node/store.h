@@ -159,6 +159,10 @@ uint64_t store_txn_journal_seq(const struct store_txn *t);
 /* The highest seq given out since the store was opened (committed or not). */
 uint64_t store_journal_seq(const struct store *st);
 
+/* The seq of qid's entry in the journal: 0 and *seq, or -ENOENT when it
+ * has none (its newest change is acknowledged, or not journaled). */
+int store_journal_seq_of(struct store_txn *t, const char *qid, uint64_t *seq);
+
 /* Journal a message as changed, body included (a full resync). */
 int store_journal_touch(struct store_txn *t, const char *qid, uint32_t shard);
 
@@ -207,5 +211,37 @@ int store_supp_foreach(struct store_txn *t, const char *prefix,
 
 /* Entries and pending adds held. */
 uint64_t store_supp_count(struct store_txn *t);
+
+/* ---- tombstones (see store.c for what they cost) ----
+ *   tomb  qid\0 -> empty
+ * The qids of messages this node finished, so that a resend or a handback
+ * of one is recognised after the message is gone. */
+
+/* How long a tombstone outlives the time in its qid (when the router
+ * accepted the message): delivery.max_queue_lifetime's default plus a
+ * day, until store_tomb_keep() says otherwise. */
+#define STORE_TOMB_KEEP_DEFAULT (432000u + 86400u)
+
+void store_tomb_keep(struct store *st, uint64_t seconds);
+
+/* Remove a message for good: as store_msg_del (journaled; the caller
+ * removes its due entry), and note its qid as finished, also when the
+ * message was not held here (a deletion from the peer's stream). Drops a
+ * few expired tombstones on the way. Returns 0, -EINVAL (bad qid),
+ * SHOAL_E_STORAGE_FULL or -errno. Not for a message that lives on
+ * elsewhere (moved away) or whose client was not told 250 (withdrawn):
+ * those use store_msg_del. */
+int store_msg_retire(struct store_txn *t, const char *qid, uint32_t shard);
+
+/* Whether qid was finished here: 0 yes, -ENOENT no, or -errno. */
+int store_tomb_has(struct store_txn *t, const char *qid);
+
+/* Drop at most max tombstones whose qid's time is more than the keep
+ * time before now (unix seconds), oldest first. Returns how many, or
+ * -errno. */
+int store_tomb_trim(struct store_txn *t, uint64_t now, size_t max);
+
+/* Tombstones held. */
+uint64_t store_tomb_count(struct store_txn *t);
 
 #endif

@@ -3,7 +3,15 @@
  * we hold it and try again until node_timeout_ms, then the session gets
  * a 4xx, instead of a late, duplicate delivery). Bodies are
  * sent zero-copy: libzmq holds a reference until its I/O thread is done.
- * Handles untrusted input: replies are validated before use. */
+ * Handles untrusted input: replies are validated before use.
+ *
+ * A request that reached a node is sent again, before its deadline, when
+ * the answer can no longer come from where it went: the map names another
+ * owner (a failover), or the node's replies carry a new incarnation (it
+ * restarted: what the old process took, and maybe stored, it never
+ * answered). Enqueues are idempotent by qid on the node, so the answer to
+ * the resend is the message's real state. A slow node is never resent to:
+ * its incarnation stays the same. */
 #include "router/enqueue.h"
 
 #include <errno.h>
@@ -31,6 +39,7 @@
 #include "router/metrics.h"
 
 #define ENQ_REDIRECTS_MAX 3       /* wrong-epoch / not-owner resends */
+#define ENQ_RESTARTS_MAX 3	  /* resends after a node restarted */
 #define ENQ_MAP_RETRY_MS 100      /* map fetch retry while we have none */
 #define ENQ_HB_BIT (1ull << 63)   /* request ids of heartbeats */
 
@@ -49,6 +58,7 @@ struct enq_conn {
 	uint64_t heard_ms;        /* monotonic, last reply; 0 = never */
 	uint64_t epoch;           /* the node's epoch in that reply */
 	char author[64];          /* and its author */
+	uint64_t incarnation;	  /* the node process answering; 0 unknown */
 	uint64_t results[ROUTER_ENQ_N]; /* finished requests, metrics */
 };
 
@@ -66,6 +76,8 @@ struct enq_req {
 	int result;               /* set before a deferred completion */
 	bool unsent;              /* waiting for a map or a connected owner */
 	const char *sent_to;      /* node id (owned by its conn), or NULL */
+	uint64_t sent_inc;	  /* its incarnation then (0 unknown) */
+	int restarts;		  /* resends because it restarted */
 	uint64_t deadline_ms;     /* monotonic: node_timeout_ms after submit */
 	struct event timer;
 	char *check_addr;         /* a suppression check, not an enqueue */
@@ -355,8 +367,10 @@ enq_send_check(struct enqueue *e, struct enq_req *r, struct enq_conn *c)
 	req.body_case = SHOAL__ROUTER_REQUEST__BODY_CHECK;
 	req.check = &ck;
 	rc = enq_send_small(c, &req);
-	if (rc == 0)
+	if (rc == 0) {
 		r->sent_to = c->id;
+		r->sent_inc = c->incarnation;
+	}
 	return rc;
 }
 
@@ -403,8 +417,10 @@ enq_send(struct enqueue *e, struct enq_req *r)
 		rc = zsock_send(c->zs, bufs, lens, 3, &body);
 	}
 	free(packed);
-	if (rc == 0)
+	if (rc == 0) {
 		r->sent_to = c->id;
+		r->sent_inc = c->incarnation;
+	}
 	/* not connected yet: enq_try_send() tries again until the deadline */
 	if (rc == -EAGAIN)
 		log_debug(LOG_SUB_ZMQ, "qid=%s event=node_not_connected node=%s",
@@ -508,6 +524,62 @@ enq_resend_moved(uint64_t id, void *value, void *arg)
 		event_del(&r->timer);
 		enq_try_send(r);
 	}
+}
+
+/* A node that restarted: its id (owned by its conn, which a resend may
+ * move: e->conns can grow) and its new incarnation. */
+struct enq_restart {
+	struct enqueue *e;
+	const char *id;
+	uint64_t inc;
+	size_t resent;
+};
+
+/* A request the node's old process took will get no answer: send it
+ * again, to the shard's owner now. */
+static void
+enq_resend_restarted(uint64_t id, void *value, void *arg)
+{
+	struct enq_req *r = value;
+	struct enq_restart *rs = arg;
+
+	(void)id;
+	if (r->result != 0 || r->unsent || r->sent_to == NULL ||
+	    strcmp(r->sent_to, rs->id) != 0 || r->sent_inc == 0 ||
+	    r->sent_inc == rs->inc || r->restarts >= ENQ_RESTARTS_MAX)
+		return;
+	r->restarts++;
+	rs->resent++;
+	if (r->check_addr)
+		log_debug(LOG_SUB_ZMQ,
+			  "rcpt=<%s> event=check_resend_after_restart "
+			  "node=%s",
+			  r->check_addr, rs->id);
+	else
+		log_info("qid=%s event=resend_after_restart node=%s", r->qid,
+			 rs->id);
+	if (enq_send(rs->e, r) != 0) {
+		r->unsent = true;
+		event_del(&r->timer);
+		enq_try_send(r);
+	}
+}
+
+/* A reply from conns[i] told its incarnation: note it, and when it is a
+ * new one, resend what the old one left unanswered. */
+static void
+enq_note_incarnation(struct enqueue *e, size_t i, uint64_t inc)
+{
+	struct enq_restart rs = { e, e->conns[i].id, inc, 0 };
+	uint64_t old = e->conns[i].incarnation;
+
+	if (inc == 0 || inc == old)
+		return;
+	e->conns[i].incarnation = inc;
+	if (old == 0)
+		return;
+	idmap_foreach(e->pending, enq_resend_restarted, &rs);
+	log_info("node=%s event=node_restarted resent=%zu", rs.id, rs.resent);
 }
 
 /* Adopt a map from a node if it is newer than ours. */
@@ -670,6 +742,8 @@ enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 			snprintf(e->conns[i].author,
 				 sizeof(e->conns[i].author), "%s",
 				 rep->author);
+			enq_note_incarnation(e, i, rep->incarnation);
+			break;
 		}
 	}
 	enq_on_reply(e, rep);

@@ -246,6 +246,29 @@ START_TEST(test_flush_finishes_everything_at_once)
 }
 END_TEST
 
+/* A done callback that queues a follow-up item (shutdown: an enqueue
+ * refused while its peer wait is answered queues its withdrawal): flush
+ * runs that one too, so nothing is left for after the modules it calls
+ * back into are gone. */
+static void
+t_done_then_add(int result, void *arg)
+{
+	t_done(result, arg);
+	t_add(2, "0D");
+}
+
+START_TEST(test_flush_runs_items_queued_by_done_callbacks)
+	{
+		snprintf(t_items[1].qid, sizeof(t_items[1].qid), "0C");
+		commit_add(t_c, t_apply, t_done_then_add, &t_items[1]);
+		commit_flush(t_c);
+		ck_assert_int_eq(t_items[1].done, 1);
+		ck_assert_int_eq(t_items[2].done, 1);
+		ck_assert_int_eq(t_items[2].result, 0);
+		ck_assert(t_stored("0D"));
+	}
+END_TEST
+
 static Suite *
 commit_suite(void)
 {
@@ -262,6 +285,7 @@ commit_suite(void)
 	tcase_add_test(tc, test_a_failing_item_fails_alone);
 	tcase_add_test(tc, test_a_failed_batch_leaves_no_item_stranded);
 	tcase_add_test(tc, test_flush_finishes_everything_at_once);
+	tcase_add_test(tc, test_flush_runs_items_queued_by_done_callbacks);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,10 +4,12 @@
 #include "node/store.h"
 
 #include <errno.h>
+#include <lmdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/err.h"
@@ -830,12 +832,231 @@ START_TEST(test_read_txns_overlap_each_other_and_the_writer)
 }
 END_TEST
 
+/* ---- tombstones (issue 15, item 16) ---- */
+
+/* A valid qid (lib/qid.h layout) for unix time `sec`, sequence seq. */
+static void
+t_qid_at(char out[QID_LEN + 1], uint64_t sec, uint32_t seq)
+{
+	static const char a[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+	uint64_t us = sec * 1000000u;
+
+	for (int i = 10; i >= 0; i--, us >>= 5)
+		out[i] = a[us & 31];
+	memcpy(out + 11, "TESTQQ", 6);
+	for (int i = 20; i >= 17; i--, seq >>= 5)
+		out[i] = a[seq & 31];
+	out[QID_LEN] = '\0';
+	ck_assert(qid_valid(out, QID_LEN));
+	ck_assert_uint_eq(qid_time_us(out), sec * 1000000u);
+}
+
+static void
+t_retire(const char *qid, uint32_t shard)
+{
+	struct store_txn *t;
+
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_msg_retire(t, qid, shard), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+}
+
+static int
+t_tomb_has(const char *qid)
+{
+	struct store_txn *t;
+	int rc;
+
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	rc = store_tomb_has(t, qid);
+	store_txn_abort(t);
+	return rc;
+}
+
+static uint64_t
+t_tomb_count(void)
+{
+	struct store_txn *t;
+	uint64_t n;
+
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	n = store_tomb_count(t);
+	store_txn_abort(t);
+	return n;
+}
+
+/* The message goes as with store_msg_del, its qid stays as a tombstone,
+ * which survives a reopen; a qid not held gets one too (a deletion from
+ * the peer's stream). */
+START_TEST(test_retire_removes_message_and_keeps_a_tombstone)
+	{
+		char q1[QID_LEN + 1], q2[QID_LEN + 1];
+		struct store_txn *t;
+		const void *p;
+		size_t len;
+
+		t_qid_at(q1, (uint64_t)time(NULL), 1);
+		t_qid_at(q2, (uint64_t)time(NULL), 2);
+		t_open(T_MAP_SIZE);
+		t_put(q1, 3, "meta", "body");
+		ck_assert_int_eq(t_tomb_has(q1), -ENOENT);
+		t_retire(q1, 3);
+		t_retire(q2, 5);
+		t_reopen();
+		ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+		ck_assert_int_eq(store_msg_get_meta(t, q1, &p, &len), -ENOENT);
+		ck_assert_int_eq(store_msg_get_body(t, q1, &p, &len), -ENOENT);
+		ck_assert_uint_eq(store_msg_count(t), 0);
+		ck_assert_int_eq(store_tomb_has(t, q1), 0);
+		ck_assert_int_eq(store_tomb_has(t, q2), 0);
+		ck_assert_int_eq(store_tomb_has(t, "0000000000000NOSUCH00"),
+				 -ENOENT);
+		ck_assert_uint_eq(store_tomb_count(t), 2);
+		store_txn_abort(t);
+	}
+END_TEST
+
+/* A plain delete (a withdrawal, a shard moved away) leaves no tombstone:
+ * the qid may come again. */
+START_TEST(test_del_leaves_no_tombstone)
+	{
+		char q[QID_LEN + 1];
+		struct store_txn *t;
+
+		t_qid_at(q, (uint64_t)time(NULL), 1);
+		t_open(T_MAP_SIZE);
+		t_put(q, 3, "meta", "body");
+		ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+		ck_assert_int_eq(store_msg_del(t, q, 3), 0);
+		ck_assert_int_eq(store_txn_commit(t), 0);
+		ck_assert_int_eq(t_tomb_has(q), -ENOENT);
+		ck_assert_uint_eq(t_tomb_count(), 0);
+	}
+END_TEST
+
+/* Trim drops the tombstones whose qid time is past the keep time, oldest
+ * first, at most max, and stops at the first one still kept. */
+START_TEST(test_tomb_trim_drops_expired_oldest_first_bounded)
+	{
+		uint64_t now = 2000000000u;
+		char q[5][QID_LEN + 1];
+		struct store_txn *t;
+
+		t_open(T_MAP_SIZE);
+		store_tomb_keep(t_st, 100);
+		/* 1000, 500 and 101 s old: expired; 100 and 10 s old: kept */
+		t_qid_at(q[0], now - 1000, 1);
+		t_qid_at(q[1], now - 500, 1);
+		t_qid_at(q[2], now - 101, 1);
+		t_qid_at(q[3], now - 100, 1);
+		t_qid_at(q[4], now - 10, 1);
+		/* retire trims relative to the real clock (far past these): keep
+	 * every tombstone while filling in */
+		store_tomb_keep(t_st, UINT64_MAX / 4);
+		for (int i = 4; i >= 0; i--)
+			t_retire(q[i], 1);
+		store_tomb_keep(t_st, 100);
+		ck_assert_uint_eq(t_tomb_count(), 5);
+		ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+		ck_assert_int_eq(store_tomb_trim(t, now, 2), 2);
+		ck_assert_int_eq(store_tomb_has(t, q[0]), -ENOENT);
+		ck_assert_int_eq(store_tomb_has(t, q[1]), -ENOENT);
+		ck_assert_int_eq(store_tomb_has(t, q[2]), 0);
+		ck_assert_int_eq(store_tomb_trim(t, now, 10), 1);
+		ck_assert_int_eq(store_tomb_trim(t, now, 10), 0);
+		ck_assert_int_eq(store_txn_commit(t), 0);
+		ck_assert_uint_eq(t_tomb_count(), 2);
+		ck_assert_int_eq(t_tomb_has(q[3]), 0);
+		ck_assert_int_eq(t_tomb_has(q[4]), 0);
+	}
+END_TEST
+
+/* Each retirement drops a few expired tombstones: old ones go away as
+ * new ones come, without a separate sweep. */
+START_TEST(test_retire_trims_expired_tombstones_on_the_way)
+	{
+		uint64_t now = (uint64_t)time(NULL);
+		char old[10][QID_LEN + 1], q[QID_LEN + 1];
+
+		t_open(T_MAP_SIZE);
+		store_tomb_keep(t_st, UINT64_MAX / 4);
+		for (uint32_t i = 0; i < 10; i++) {
+			t_qid_at(old[i], now - 100000, i);
+			t_retire(old[i], 1);
+		}
+		ck_assert_uint_eq(t_tomb_count(), 10);
+		store_tomb_keep(t_st, 3600);
+		t_qid_at(q, now, 1);
+		t_retire(q, 1);
+		/* four expired ones went, the rest wait for the next retirements */
+		ck_assert_uint_eq(t_tomb_count(), 10 + 1 - 4);
+		ck_assert_int_eq(t_tomb_has(old[0]), -ENOENT);
+		ck_assert_int_eq(t_tomb_has(old[4]), 0);
+		ck_assert_int_eq(t_tomb_has(q), 0);
+		for (uint32_t i = 2; i < 4; i++) {
+			t_qid_at(q, now, 10 + i);
+			t_retire(q, 1);
+		}
+		ck_assert_uint_eq(t_tomb_count(), 3);
+	}
+END_TEST
+
+/* A queue written before tombstones existed (no "tomb" database) opens,
+ * keeps its messages and gains an empty tombstone database. */
+START_TEST(test_open_adds_tombstones_to_an_older_queue)
+	{
+		static const char *const old_dbs[] = {
+			"msg",	"body", "due",	"shard",
+			"meta", "jseq", "jqid", "supp",
+		};
+		MDB_env *env;
+		MDB_txn *txn;
+		MDB_dbi dbi[8];
+		char q[QID_LEN + 1], q2[QID_LEN + 1];
+		unsigned char shard_meta[8] = {
+			0, 0, 0, 3, 'm', 'e', 't', 'a'
+		};
+		MDB_val key, val;
+
+		t_qid_at(q, (uint64_t)time(NULL), 1);
+		t_qid_at(q2, (uint64_t)time(NULL), 2);
+		ck_assert_int_eq(mdb_env_create(&env), 0);
+		ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+		ck_assert_int_eq(mdb_env_set_mapsize(env, T_MAP_SIZE), 0);
+		ck_assert_int_eq(mdb_env_open(env, t_dir, 0, 0600), 0);
+		ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+		for (int i = 0; i < 8; i++)
+			ck_assert_int_eq(mdb_dbi_open(txn, old_dbs[i],
+						      MDB_CREATE, &dbi[i]),
+					 0);
+		key.mv_data = q;
+		key.mv_size = QID_LEN + 1;
+		val.mv_data = shard_meta;
+		val.mv_size = sizeof(shard_meta);
+		ck_assert_int_eq(mdb_put(txn, dbi[0], &key, &val, 0), 0);
+		val.mv_data = "body";
+		val.mv_size = 4;
+		ck_assert_int_eq(mdb_put(txn, dbi[1], &key, &val, 0), 0);
+		ck_assert_int_eq(mdb_txn_commit(txn), 0);
+		mdb_env_close(env);
+
+		t_open(T_MAP_SIZE);
+		t_expect(q, "meta", "body");
+		ck_assert_uint_eq(t_tomb_count(), 0);
+		t_retire(q2, 1);
+		t_reopen();
+		t_expect(q, "meta", "body");
+		ck_assert_int_eq(t_tomb_has(q2), 0);
+	}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
 	Suite *s = suite_create("store");
 	TCase *tc = tcase_create("queue");
 	TCase *tc_slow = tcase_create("durability");
+	TCase *tc_tomb = tcase_create("tombstones");
 
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
 	tcase_add_test(tc, test_put_then_get_returns_meta_and_body);
@@ -870,6 +1091,17 @@ store_suite(void)
 	tcase_add_test(tc_slow, test_10mb_body_round_trips);
 	tcase_add_test(tc_slow, test_release_pages_drops_read_pages_from_rss);
 	suite_add_tcase(s, tc_slow);
+
+	tcase_add_checked_fixture(tc_tomb, t_setup, t_teardown);
+	tcase_add_test(tc_tomb,
+		       test_retire_removes_message_and_keeps_a_tombstone);
+	tcase_add_test(tc_tomb, test_del_leaves_no_tombstone);
+	tcase_add_test(tc_tomb,
+		       test_tomb_trim_drops_expired_oldest_first_bounded);
+	tcase_add_test(tc_tomb,
+		       test_retire_trims_expired_tombstones_on_the_way);
+	tcase_add_test(tc_tomb, test_open_adds_tombstones_to_an_older_queue);
+	suite_add_tcase(s, tc_tomb);
 	return s;
 }
 
