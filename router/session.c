@@ -206,7 +206,6 @@ session_reset_txn(struct session *s)
 	s->bdat_last = false;
 	s->in_chunk = false;
 	s->bdat_discard = false;
-	s->bdat_too_big = false;
 	memset(&s->mail, 0, sizeof(s->mail));
 }
 
@@ -697,10 +696,8 @@ session_dispatch(struct session *s, const char *line, size_t len)
 							 cmd.verb));
 		return;
 	}
-	/* BDAT in the wrong state still has a chunk to swallow */
-	if (!(s->state & c->states) ||
-	    (cmd.verb == SMTP_VERB_BDAT && s->state == SESSION_ST_BDAT &&
-	     s->bdat_too_big)) {
+	if (!(s->state & c->states)) {
+		/* BDAT in the wrong state still has a chunk to swallow */
 		if (cmd.verb == SMTP_VERB_BDAT) {
 			transfer_cmd_bdat(s, &cmd);
 			s->bdat_discard = true;
