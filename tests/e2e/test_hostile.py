@@ -140,6 +140,13 @@ CASES = CONTENT_CASES + [
     ("rcpt_syntax", [EHLO, MAIL, b"RCPT TO:<@>\r\n"], [250, 250, 501]),
     ("size_too_big", [EHLO, b"MAIL FROM:<a@b.example> SIZE=999999999999\r\n"],
      [250, 552]),
+    # RFC 1870: size-value is 1*20DIGIT; past 2^64 it is only too big
+    ("size_20_digits", [EHLO, b"MAIL FROM:<a@b.example> "
+                        b"SIZE=99999999999999999999\r\n"], [250, 552]),
+    ("size_21_digits", [EHLO, b"MAIL FROM:<a@b.example> "
+                        b"SIZE=100000000000000000000\r\n"], [250, 501]),
+    ("size_not_digits", [EHLO, b"MAIL FROM:<a@b.example> SIZE=1e9\r\n"],
+     [250, 501]),
     ("unknown_mail_param", [EHLO, b"MAIL FROM:<a@b.example> FOO=BAR\r\n"],
      [250, 555]),
     ("bad_notify", [EHLO, MAIL, b"RCPT TO:<b@example.net> NOTIFY=SOMETIMES"
