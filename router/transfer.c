@@ -84,13 +84,16 @@ transfer_begin_body(struct session *s, unsigned flags)
 
 /* DKIM-sign the client's message (after our Received header) and put the
  * signatures in front of everything. A message that cannot be signed goes
- * on unsigned (signer_sign() logs why). */
+ * on unsigned (signer_sign() logs why). Only mail of a client we relay for
+ * is signed: anyone may write to our postmaster, and a copy of such mail
+ * signed with the operator's keys (returned in a bounce, say) would let
+ * them pass off their text as the operator's own. */
 static void
 transfer_sign(struct session *s)
 {
 	struct buf sigs;
 
-	if (s->env->signer == NULL)
+	if (s->env->signer == NULL || !(s->is_relay_client || s->is_authed))
 		return;
 	buf_init(&sigs, TRANSFER_SIGS_MAX);
 	if (signer_sign(s->env->signer, s->qid, s->body.data + s->header_len,
