@@ -287,10 +287,10 @@ class HostileTest(ShoalTestCase):
         self.assertLess(time.monotonic() - t0, 6)
         self.assertTrue(c.router.running())
 
-    def delivering_cluster(self):
+    def delivering_cluster(self, **kw):
         """A cluster whose nodes deliver to a capturing MX (test_delivery's
         Peers); returns (cluster, capture)."""
-        c = self.cluster(start=False)
+        c = self.cluster(start=False, **kw)
         peers = Peers(self, c)
         cap = peers.capture()
         peers.start()
@@ -370,6 +370,21 @@ class HostileTest(ShoalTestCase):
         self.assertNotIn("BODY=8BITMIME", opts[f"7bit-cut@{DEST}"], opts)
         self.assertEqual(got[f"8bit-cut@{DEST}"][0]["content"].split(
             b"\r\n\r\n", 1)[1], b"caf\xc3\xa9\r\n")
+    def test_5_bdat_normalizes_as_data_does(self):
+        # router.bare_lf = "normalize": a bare LF becomes CRLF by either
+        # command, and the smuggled lines stay content of one message
+        c, cap = self.delivering_cluster(bare_lf="normalize")
+        body = HDR + b"x\n.\nMAIL FROM:<evil@x.example>\r\nend\r\n"
+        sent = {f"norm-{how}@{DEST}": how for how in ("data", "cut")}
+        for rcpt, how in sent.items():
+            self.assertTrue(self.send(c, rcpt, body, how).startswith("250 "))
+        got = self.delivered(c, cap, list(sent))
+        want = body.replace(b"x\n.\n", b"x\r\n.\r\n")
+        for rcpt in sent:
+            content = got[rcpt][0]["content"]
+            self.assertTrue(content.endswith(want), (rcpt, content))
+        self.assertEqual(len(cap.messages()), 2)
+
 
 def _replies_for(step):
     """Replies a step gets before the next is sent: one per command line;
