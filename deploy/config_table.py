@@ -29,6 +29,7 @@ COMPUTED = {
     "router.relay_networks": "`127.0.0.0/8`, `::1/128`",
     "router.listen[].tls": "STARTTLS when `router.tls_cert` is set, else none",
     "delivery.helo_name": "`router.hostname`",
+    "router.postmaster": "`postmaster@` and `router.hostname`",
     "delivery.retry_schedule": "60, 300, 900, 1800, 3600, 7200, 14400",
     "delivery.limits": "one entry, domain `\"*\"`, with the defaults below",
     "delivery.dns_servers": "the servers of /etc/resolv.conf",
@@ -43,6 +44,7 @@ ALLOWED = {
     "router.metrics": "`IPv4:port` or `[IPv6]:port`",
     "router.listen[].address": "`IPv4:port` or `[IPv6]:port`",
     "router.relay_networks": "networks such as `192.0.2.0/24`, `2001:db8::/32`",
+    "router.postmaster": "an address such as `postmaster@example.com`",
     "delivery.dns_servers": "`IP`, `IP:port` or `[IPv6]:port`; up to 16",
     "delivery.routes[].host": "`host`, `host:port` or `[IPv6]:port`",
 }

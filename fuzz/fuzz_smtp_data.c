@@ -1,11 +1,14 @@
 /* libFuzzer harness: the DATA stream parser fed in pieces whose sizes
  * come from the input itself (so that CR, LF and "." fall on every kind of
  * boundary), with and without bare-LF normalization. The output must stay
- * within its bound and the parser must consume what it says. */
+ * within its bound, the parser must consume what it says, and every
+ * message it takes must be well-formed (fuzz/fuzz_message.h, the same
+ * checks as fuzz_smtp_bdat.c). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz/fuzz_message.h"
 #include "lib/buf.h"
 #include "lib/smtp_data.h"
 
@@ -37,6 +40,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		at += used;
 		if (st == SMTP_DATA_DONE) {
+			fuzz_check_message(&d, &out, FUZZ_DATA_MAX);
 			/* the next message starts where this one ended */
 			buf_reset(&out);
 			smtp_data_init(&d, &out, FUZZ_DATA_MAX, flags);

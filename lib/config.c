@@ -155,6 +155,7 @@ static const struct cfg_key cfg_router_keys[] = {
 	{ "shutdown_timeout", CT_U32, OFF(router.shutdown_timeout), 0, 0, 3600, "30", NULL, NULL, 0, false },
 	{ "pool_rules", CT_LIST, OFF(router.pool_rules), OFF(router.n_pool_rules), 0, 100000, NULL, NULL, cfg_pool_rule_keys, sizeof(struct cfg_pool_rule), false },
 	{ "pool_header", CT_STR, OFF(router.pool_header), 0, 0, 64, "X-Shoal-Pool", NULL, NULL, 0, false },
+	{ "postmaster", CT_STR, OFF(router.postmaster), 0, 3, 254, NULL, NULL, NULL, 0, false },
 	END
 };
 
@@ -528,6 +529,14 @@ cfg_finish(struct cfg_ctx *cx, struct config *c, const config_setting_t *root)
 	}
 	if (c->delivery.helo_name == NULL)
 		c->delivery.helo_name = xstrdup(c->router.hostname);
+	if (c->router.postmaster == NULL) {
+		/* RFC 5321 4.5.1: the postmaster of the name we greet with */
+		size_t n = sizeof("postmaster@") + strlen(c->router.hostname);
+
+		c->router.postmaster = xmalloc(n);
+		snprintf(c->router.postmaster, n, "postmaster@%s",
+			 c->router.hostname);
+	}
 	if (c->router.n_listen == 0) {
 		free(c->router.listen);
 		c->router.listen = xcalloc(1, sizeof(*c->router.listen));

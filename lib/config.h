@@ -160,6 +160,8 @@ struct config {
 		struct cfg_pool_rule *pool_rules;
 		size_t n_pool_rules;
 		char *pool_header;         /* default "X-Shoal-Pool", "" = none */
+		char *postmaster;          /* RCPT TO:<Postmaster> goes here;
+					    * default postmaster@<hostname> */
 	} router;
 
 	struct {

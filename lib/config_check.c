@@ -1,9 +1,9 @@
 /* Checks on the loaded config that the key table cannot express: the
- * syntax of addresses, ZeroMQ endpoints and networks, log.level, unique
- * node ids and peers that name each other. Also the one way every check in
- * lib/config*.c reports a failure, with file, line and key path. Leaves
- * types, ranges and defaults to lib/config.c. Handles untrusted input:
- * every string checked comes from the file. */
+ * syntax of addresses (network and mail), ZeroMQ endpoints and networks,
+ * log.level, unique node ids and peers that name each other. Also the one
+ * way every check in lib/config*.c reports a failure, with file, line and
+ * key path. Leaves types, ranges and defaults to lib/config.c. Handles
+ * untrusted input: every string checked comes from the file. */
 #include "lib/config_check.h"
 
 #include <arpa/inet.h>
@@ -16,6 +16,7 @@
 
 #include "lib/cidr.h"
 #include "lib/err.h"
+#include "lib/smtp_addr.h"
 
 int
 config_check_fail(struct cfg_ctx *cx, const config_setting_t *s,
@@ -152,6 +153,7 @@ cfg_check_addrs(struct cfg_ctx *cx, const struct config *c,
 	static const char want_hostport[] = "expected host:port or [IPv6]:port";
 	const unsigned hostport = CFG_HOST_NAME | CFG_HOST_PORT;
 	char path[CFG_PATH_MAX];
+	struct smtp_addr pm;
 	struct cidr net;
 
 	for (size_t i = 0; i < c->n_nodes; i++) {
@@ -191,6 +193,23 @@ cfg_check_addrs(struct cfg_ctx *cx, const struct config *c,
 			path,
 			"expected a network such as 192.0.2.0/24 or "
 			"2001:db8::/32");
+	}
+	/* where RCPT TO:<Postmaster> is sent: a plain ASCII address with a
+	 * domain; the default, made from router.hostname, is checked too */
+	if (smtp_mailbox_parse(c->router.postmaster,
+			       strlen(c->router.postmaster), 0, &pm) != 0) {
+		const config_setting_t *at =
+			cfg_at(root, "router", "postmaster", -1, NULL);
+
+		if (at == NULL)
+			return config_check_fail(
+				cx, NULL, "router.postmaster",
+				"the default \"%.300s\" (from router.hostname)"
+				" is not an address; set router.postmaster",
+				c->router.postmaster);
+		return config_check_fail(
+			cx, at, "router.postmaster",
+			"expected an address such as postmaster@example.com");
 	}
 	if (c->router.metrics && !cfg_is_hostport(c->router.metrics, hostport))
 		return config_check_fail(

@@ -5,9 +5,10 @@
  * scan is bounded by the caller's length and nothing is copied before its
  * length has been checked. It never allocates and keeps no state.
  *
- * Left to others: whether a domain resolves or is ours (router), IDNA
- * conversion of U-labels to A-labels (delivery), and ESMTP parameters after
- * the path (lib/smtp_cmd.c). */
+ * Left to others: whether a domain resolves or is ours (router: it names
+ * its own domain to smtp_addr_is_postmaster()), IDNA conversion of
+ * U-labels to A-labels (delivery), and ESMTP parameters after the path
+ * (lib/smtp_cmd.c). */
 #include "lib/smtp_addr.h"
 
 #include <arpa/inet.h>
@@ -501,6 +502,21 @@ smtp_mailbox_parse(const char *s, size_t len, unsigned flags,
 		return SMTP_ADDR_E_PATH_TOO_LONG;
 	*out = a;
 	return SMTP_ADDR_OK;
+}
+
+bool
+smtp_addr_is_postmaster(const struct smtp_addr *a, const char *our_domain)
+{
+	size_t n = strlen(our_domain);
+
+	/* RFC 5321 4.5.1: "postmaster" is matched without regard to case;
+	 * a quoted local part is taken as written and never matches */
+	if (a->is_null || strlen(a->local) != 10 ||
+	    !addr_ieq(a->local, "postmaster", 10))
+		return false;
+	if (a->domain[0] == '\0')
+		return true;
+	return strlen(a->domain) == n && addr_ieq(a->domain, our_domain, n);
 }
 
 /* Replies. Syntax and length errors are all 501 (RFC 5321 4.5.3.1 gives

@@ -52,6 +52,13 @@ int smtp_path_parse(const char *s, size_t len, unsigned flags,
 int smtp_mailbox_parse(const char *s, size_t len, unsigned flags,
 		       struct smtp_addr *out);
 
+/* Whether a (a parsed recipient) is the postmaster of the server whose own
+ * domain is our_domain (RFC 5321 4.5.1): the local part "Postmaster" in
+ * any case, unquoted, with no domain (SMTP_ADDR_ALLOW_NODOMAIN) or with
+ * our_domain, compared without regard to ASCII case. The postmaster of any
+ * other domain is an ordinary remote address. */
+bool smtp_addr_is_postmaster(const struct smtp_addr *a, const char *our_domain);
+
 /* Check that s[0..len) is well-formed UTF-8 (no overlongs, no surrogates,
  * nothing above U+10FFFF). */
 bool smtp_utf8_valid(const char *s, size_t len);

@@ -283,6 +283,9 @@ cmd_printable(const char *s, size_t len)
 	return true;
 }
 
+/* RFC 1870 4: size-value ::= 1*20DIGIT. Twenty digits can pass 2^64 - 1;
+ * such a value is still good syntax, only larger than any limit, so it
+ * reads as UINT64_MAX and the session answers 552 5.3.4, not 501. */
 static int
 cmd_param_size(const char *v, size_t n, struct smtp_mail *m)
 {
@@ -295,10 +298,10 @@ cmd_param_size(const char *v, size_t n, struct smtp_mail *m)
 
 		if (!cmd_is_digit((unsigned char)v[i]))
 			return SMTP_CMD_E_PARAM_SYNTAX;
-		/* 20 digits can exceed 2^64 - 1 */
 		if (size > (UINT64_MAX - d) / 10)
-			return SMTP_CMD_E_PARAM_SYNTAX;
-		size = size * 10 + d;
+			size = UINT64_MAX;
+		else
+			size = size * 10 + d;
 	}
 	m->has_size = true;
 	m->size = size;

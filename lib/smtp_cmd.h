@@ -89,7 +89,7 @@ enum smtp_ret {
 struct smtp_mail {
 	struct smtp_addr from;
 	bool has_size;
-	uint64_t size;             /* SIZE= value */
+	uint64_t size;             /* SIZE= value; UINT64_MAX past 2^64 - 1 */
 	enum smtp_body body;
 	bool smtputf8;
 	enum smtp_ret ret;

@@ -1,16 +1,28 @@
-/* The DATA stream parser: turns the octets a client sends after "354" into
- * the unstuffed message and finds the end of data. Handles untrusted input.
+/* The message content checker: turns the octets a client sends after
+ * "354" (DATA) or in BDAT chunks into the message and holds every octet
+ * to the same content rules either way. Handles untrusted input.
  *
- * Implements RFC 5321 4.1.1.4 (end of data is CRLF "." CRLF; the CRLF of the
- * DATA command counts as the first CRLF, so ".\r\n" right away is the empty
- * message), 4.5.2 (a line starting with "." has that dot removed), 2.3.8
- * (lines end in CRLF only) and 4.5.3.1.6 (1000 octets per line incl. CRLF,
- * not counting a stuffing dot). It leaves the SMTP replies, the SIZE
- * announcement (RFC 1870) and the Received header to router/session.c.
+ * The content rules, one state machine for both commands: RFC 5321 2.3.8
+ * (lines end in CRLF only), 4.5.3.1.6 (1000 octets per line incl. CRLF,
+ * not counting a stuffing dot), no NUL, router.max_message_size, 6.3 (at
+ * most SMTP_DATA_HOPS_MAX Received: fields in the header, against mail
+ * loops), and the 8-bit flag that decides BODY=8BITMIME on the way out.
+ * DATA's framing on top of them, skipped under SMTP_DATA_CHUNKED: RFC
+ * 5321 4.1.1.4 (end of data is CRLF "." CRLF; the CRLF of the DATA
+ * command counts as the first CRLF, so ".\r\n" right away is the empty
+ * message) and 4.5.2 (a line starting with "." has that dot removed). A
+ * BDAT chunk may end anywhere (between CR and LF, inside "Received:"):
+ * all state lives in struct smtp_data, so how the octets are cut never
+ * changes the outcome. It leaves the SMTP replies, the SIZE announcement
+ * (RFC 1870), BDAT's chunk sizes and the Received header to router/.
  *
  * SMTP smuggling (CVE-2023-51764): only a "." line that follows a real CRLF
  * and is itself ended by a real CRLF ends the data. "\n.\n", "\r.\n",
  * "\n.\r\n", "\r\n.\n", "\r\n.\r" and the like never do, whatever the flags.
+ * In BDAT nothing in the content ends anything, but the same octets are
+ * refused all the same: a message we would refuse by DATA must not get in
+ * by BDAT and then be sent on by DATA to a next hop that reads it
+ * differently.
  *
  * Bare LF is refused by default. With SMTP_DATA_NORMALIZE_LF a bare LF is
  * written out as CRLF but still does not count as CRLF for the end of data,
@@ -32,7 +44,8 @@
  * Speed: this is the router's hot path. Ordinary text is scanned a word at
  * a time and whole runs of clean lines go out in one buf_append(); the
  * byte-wise state machine only sees line starts with ".", CR at the end of
- * a chunk, and the bytes that are errors. */
+ * a chunk, and the bytes that are errors. Header lines (usually a few
+ * dozen) go out one at a time, for the hop count. */
 #include "lib/smtp_data.h"
 
 #include <string.h>
@@ -55,6 +68,14 @@ enum data_state {
  * such a "." line is never the end of data. */
 #define DATA_ST_SOFT 0x100
 
+/* The field name counted for hops, in lower case; hdr_match is how much of
+ * it the current line started with, or DATA_HDR_NO once it differs. */
+static const char data_received[] = "received:";
+#define DATA_RECEIVED_LEN (sizeof(data_received) - 1)
+#define DATA_HDR_NO 0xff
+
+_Static_assert(SMTP_DATA_HOPS_MAX == 50, "the 554 5.4.6 reply names 50");
+
 #define DATA_ONES 0x0101010101010101ull
 #define DATA_HIGHS 0x8080808080808080ull
 
@@ -70,6 +91,15 @@ smtp_data_init(struct smtp_data *d, struct buf *out, uint64_t max_size,
 	d->error = SMTP_DATA_OK;
 	d->has_8bit = false;
 	d->total = 0;
+	d->in_header = true;
+	d->hdr_match = 0;
+	d->hops = 0;
+}
+
+static bool
+data_is_chunked(const struct smtp_data *d)
+{
+	return (d->flags & SMTP_DATA_CHUNKED) != 0;
 }
 
 static void
@@ -105,11 +135,44 @@ data_emit(struct smtp_data *d, const char *p, size_t n)
 	SHOAL_ASSERT(rc == 0);
 }
 
+/* Header bookkeeping, for the hop count: n more octets of the current
+ * line's content. Only its first DATA_RECEIVED_LEN octets matter. */
+static void
+data_header_text(struct smtp_data *d, const char *p, size_t n)
+{
+	for (size_t k = 0; k < n && d->hdr_match < DATA_RECEIVED_LEN; k++) {
+		char c = p[k];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (c != data_received[d->hdr_match]) {
+			d->hdr_match = DATA_HDR_NO;
+			return;
+		}
+		d->hdr_match++;
+	}
+}
+
+/* A header line ended (its CRLF already out): an empty one ends the
+ * header (RFC 5322 2.1), a "Received:" one is a hop (RFC 5321 6.3). */
+static void
+data_header_eol(struct smtp_data *d)
+{
+	if (d->line_len == 0)
+		d->in_header = false;
+	else if (d->hdr_match == DATA_RECEIVED_LEN &&
+		 ++d->hops >= SMTP_DATA_HOPS_MAX)
+		data_fail(d, SMTP_DATA_E_TOO_MANY_HOPS);
+	d->hdr_match = 0;
+}
+
 /* n octets of line content from the byte-wise path: the line-length check
  * comes before the size check, as in data_span(). */
 static void
 data_content(struct smtp_data *d, const char *p, size_t n)
 {
+	if (d->in_header)
+		data_header_text(d, p, n);
 	d->line_len += n;
 	if (d->line_len > DATA_LINE_MAX)
 		data_fail(d, SMTP_DATA_E_LINE_TOO_LONG);
@@ -122,6 +185,8 @@ static void
 data_eol(struct smtp_data *d, int next_state)
 {
 	data_emit(d, "\r\n", 2);
+	if (d->in_header)
+		data_header_eol(d);
 	d->line_len = 0;
 	d->state = next_state;
 }
@@ -162,13 +227,14 @@ data_scan(const char *p, size_t n, uint64_t *acc)
 
 /* In DATA_ST_TEXT: consume the longest run of ordinary text from p[0..n),
  * whole CRLF lines and then a partial line. Stops before a NUL, a bare LF,
- * or a CR whose LF is not in p; and after a CRLF when what follows is "."
- * or the end of p, leaving DATA_ST_BOL. The run goes out in one
- * data_emit(), two when a line passes DATA_LINE_MAX. Returns the octets
- * consumed. */
+ * or a CR whose LF is not in p; and after a CRLF when what follows is the
+ * end of p or (DATA only) ".", leaving DATA_ST_BOL. The run goes out in
+ * one data_emit(), two when a line passes DATA_LINE_MAX, and one per line
+ * in the header. Returns the octets consumed. */
 static size_t
 data_span(struct smtp_data *d, const char *p, size_t n)
 {
+	bool is_chunked = data_is_chunked(d);
 	uint64_t acc = 0;
 	size_t run = 0; /* first octet not yet emitted */
 	size_t i = 0;
@@ -177,6 +243,8 @@ data_span(struct smtp_data *d, const char *p, size_t n)
 	for (;;) {
 		size_t s = i + data_scan(p + i, n - i, &acc);
 
+		if (d->in_header)
+			data_header_text(d, p + i, s - i);
 		if (d->error == SMTP_DATA_OK &&
 		    d->line_len + (s - i) > DATA_LINE_MAX) {
 			size_t cross = i + (DATA_LINE_MAX - d->line_len);
@@ -191,8 +259,15 @@ data_span(struct smtp_data *d, const char *p, size_t n)
 		if (i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n')
 			break;
 		i += 2;
+		if (d->in_header) {
+			/* the line goes out before a hop error, as in
+			 * data_eol(), so that chunking changes nothing */
+			data_emit(d, p + run, i - run);
+			run = i;
+			data_header_eol(d);
+		}
 		d->line_len = 0;
-		if (i == n || p[i] == '.') {
+		if (i == n || (p[i] == '.' && !is_chunked)) {
 			d->state = DATA_ST_BOL;
 			break;
 		}
@@ -225,7 +300,7 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
 
 		switch (d->state & ~DATA_ST_SOFT) {
 		case DATA_ST_BOL:
-			if (c == '.') {
+			if (c == '.' && !data_is_chunked(d)) {
 				d->state = DATA_ST_DOT | soft;
 				i++;
 			} else {
@@ -297,6 +372,34 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
 	return d->state == DATA_ST_DONE ? SMTP_DATA_DONE : SMTP_DATA_MORE;
 }
 
+enum smtp_data_err
+smtp_data_finish(struct smtp_data *d)
+{
+	SHOAL_ASSERT(data_is_chunked(d));
+	switch (d->state & ~DATA_ST_SOFT) {
+	case DATA_ST_BOL:
+		break;
+	case DATA_ST_CR:
+		/* nothing more will come: the CR stays bare */
+		data_fail(d, SMTP_DATA_E_BARE_CR);
+		data_content(d, "\r", 1);
+		data_eol(d, DATA_ST_BOL);
+		break;
+	case DATA_ST_TEXT:
+		/* the last line lacks its CRLF: RFC 5322 2.1 lines end in
+		 * CRLF, and the next hop's DATA needs it before "." */
+		if (d->line_len > 0)
+			data_eol(d, DATA_ST_BOL);
+		break;
+	case DATA_ST_DONE:
+		return d->error;
+	default:
+		SHOAL_ASSERT(!"smtp_data: dot state in a chunked message");
+	}
+	d->state = DATA_ST_DONE;
+	return d->error;
+}
+
 const char *
 smtp_data_strerror(enum smtp_data_err err)
 {
@@ -316,6 +419,9 @@ smtp_data_strerror(enum smtp_data_err err)
 		       "octets (RFC 5321 4.5.3.1.6)";
 	case SMTP_DATA_E_NUL:
 		return "550 5.6.0 Message contains a NUL octet";
+	case SMTP_DATA_E_TOO_MANY_HOPS:
+		return "554 5.4.6 Too many hops: 50 or more Received: header "
+		       "fields (mail loop?)";
 	}
 	return "451 4.3.0 Local error in processing";
 }

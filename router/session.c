@@ -206,7 +206,6 @@ session_reset_txn(struct session *s)
 	s->bdat_last = false;
 	s->in_chunk = false;
 	s->bdat_discard = false;
-	s->bdat_too_big = false;
 	memset(&s->mail, 0, sizeof(s->mail));
 }
 
@@ -477,11 +476,16 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	char norm[SUPPRESS_ADDR_MAX + 1];
 	struct smtp_rcpt r;
 	struct session_rcpt *sr;
+	bool is_postmaster;
 	int rc;
 
-	/* every recipient is remote to us: an outsider gets the same answer
-	 * for any of them, whatever shape the address has */
-	if (!s->is_relay_client && !s->is_authed) {
+	rc = smtp_rcpt_parse(cmd->arg, cmd->arg_len, s->mail.smtputf8, &r);
+	/* RFC 5321 4.5.1: our postmaster takes mail from anyone */
+	is_postmaster =
+		rc == 0 && smtp_addr_is_postmaster(&r.to, cfg->router.hostname);
+	/* every other recipient is remote to us: an outsider gets the same
+	 * answer for any of them, whatever shape the address has */
+	if (!is_postmaster && !s->is_relay_client && !s->is_authed) {
 		char q[LOG_QUOTE_BUF];
 
 		log_info("client=%s event=relay_denied rcpt=%s", s->client,
@@ -490,13 +494,13 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		session_reply_error(s, "554 5.7.1 Relay access denied");
 		return;
 	}
-	rc = smtp_rcpt_parse(cmd->arg, cmd->arg_len, s->mail.smtputf8, &r);
 	if (rc != 0) {
 		s->env->stats.rejected[ROUTER_REJECT_BAD_SYNTAX]++;
 		session_reply_error(s, smtp_cmd_strerror(rc, SMTP_VERB_RCPT));
 		return;
 	}
-	if (r.to.mailbox[0] == '\0' || r.to.domain[0] == '\0') {
+	if (!is_postmaster &&
+	    (r.to.mailbox[0] == '\0' || r.to.domain[0] == '\0')) {
 		s->env->stats.rejected[ROUTER_REJECT_BAD_RECIPIENT]++;
 		session_reply_error(s, "550 5.1.1 No local mailboxes here: "
 				       "recipient needs a domain");
@@ -509,7 +513,14 @@ session_cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	sr = &s->checking;
-	sr->addr = xstrdup(r.to.mailbox);
+	if (is_postmaster) {
+		/* the operator's postmaster, through the normal path */
+		log_info("client=%s event=postmaster rcpt=<%s> to=<%s>",
+			 s->client, r.to.mailbox, cfg->router.postmaster);
+		sr->addr = xstrdup(cfg->router.postmaster);
+	} else {
+		sr->addr = xstrdup(r.to.mailbox);
+	}
 	sr->notify = r.notify;
 	sr->orcpt = r.orcpt[0] ? xstrdup(r.orcpt) : NULL;
 	sr->suppressed_reply = NULL;
@@ -698,10 +709,8 @@ session_dispatch(struct session *s, const char *line, size_t len)
 							 cmd.verb));
 		return;
 	}
-	/* BDAT in the wrong state still has a chunk to swallow */
-	if (!(s->state & c->states) ||
-	    (cmd.verb == SMTP_VERB_BDAT && s->state == SESSION_ST_BDAT &&
-	     s->bdat_too_big)) {
+	if (!(s->state & c->states)) {
+		/* BDAT in the wrong state still has a chunk to swallow */
 		if (cmd.verb == SMTP_VERB_BDAT) {
 			transfer_cmd_bdat(s, &cmd);
 			s->bdat_discard = true;

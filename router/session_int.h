@@ -78,12 +78,11 @@ struct session {
 	char qid[QID_LEN + 1];
 	struct buf body;
 	size_t header_len;           /* our Received header, not counted */
-	struct smtp_data data;
+	struct smtp_data data;       /* the content checker, DATA and BDAT */
 	uint64_t bdat_remaining;     /* octets of the current chunk still due */
 	bool bdat_last;
 	bool in_chunk;                /* a BDAT chunk is being read */
 	bool bdat_discard;           /* consume the chunk, keep nothing */
-	bool bdat_too_big;
 	uint64_t request_id;         /* enqueue waiting, 0 if none */
 	uint64_t check_id;           /* suppression check waiting, 0 if none */
 	struct session_rcpt checking; /* the RCPT being checked */

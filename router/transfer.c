@@ -2,10 +2,12 @@
  * (RFC 5321 4.1.1.4, 4.5.2) and BDAT (RFC 3030) read into the body
  * buffer behind our Received: header (RFC 5321 4.4), and the finished
  * message handed to its node through router/enqueue.c. Leaves commands,
- * states and the session's life to router/session.c, the dot and line
- * rules of DATA to lib/smtp_data.c. Untrusted input: every octet counts
- * against router.max_message_size; over it, the rest is read and dropped
- * and the message refused with 552. */
+ * states and the session's life to router/session.c, and every content
+ * rule (line ends, NUL, line length, size, hops, the 8-bit flag) and
+ * DATA's dot framing to lib/smtp_data.c, which DATA and BDAT both feed:
+ * the same octets get the same answer by either command. Untrusted input:
+ * a refused message is still read to its end (CRLF.CRLF, or the LAST
+ * chunk) and dropped, then answered once. */
 #include "router/transfer.h"
 
 #include <event2/buffer.h>
@@ -61,14 +63,19 @@ transfer_add_received(struct session *s)
 	s->header_len = s->body.len;
 }
 
+/* A message begins: a qid, our Received header, and the content checker
+ * (flags: SMTP_DATA_CHUNKED for BDAT). */
 static void
-transfer_begin_body(struct session *s)
+transfer_begin_body(struct session *s, unsigned flags)
 {
 	const struct config *cfg = s->env->cfg;
 
 	qid_next(&s->env->qids, s->qid);
 	buf_init(&s->body, cfg->router.max_message_size + WIRE_BODY_SLACK);
 	transfer_add_received(s);
+	if (cfg->router.bare_lf == CFG_BARE_LF_NORMALIZE)
+		flags |= SMTP_DATA_NORMALIZE_LF;
+	smtp_data_init(&s->data, &s->body, cfg->router.max_message_size, flags);
 }
 
 /* ---- the finished message ------------------------------------------ */
@@ -77,13 +84,16 @@ transfer_begin_body(struct session *s)
 
 /* DKIM-sign the client's message (after our Received header) and put the
  * signatures in front of everything. A message that cannot be signed goes
- * on unsigned (signer_sign() logs why). */
+ * on unsigned (signer_sign() logs why). Only mail of a client we relay for
+ * is signed: anyone may write to our postmaster, and a copy of such mail
+ * signed with the operator's keys (returned in a bounce, say) would let
+ * them pass off their text as the operator's own. */
 static void
 transfer_sign(struct session *s)
 {
 	struct buf sigs;
 
-	if (s->env->signer == NULL)
+	if (s->env->signer == NULL || !(s->is_relay_client || s->is_authed))
 		return;
 	buf_init(&sigs, TRANSFER_SIGS_MAX);
 	if (signer_sign(s->env->signer, s->qid, s->body.data + s->header_len,
@@ -165,6 +175,8 @@ transfer_choose_pool(struct session *s)
 	return pool;
 }
 
+/* The message is complete and good: hand it to its node. has_8bit: the
+ * content checker saw an octet >= 0x80. */
 static void
 transfer_submit(struct session *s, bool has_8bit)
 {
@@ -219,20 +231,16 @@ transfer_submit(struct session *s, bool has_8bit)
 void
 transfer_cmd_data(struct session *s, const struct smtp_cmd *cmd)
 {
-	const struct config *cfg = s->env->cfg;
-	unsigned flags = 0;
-
 	(void)cmd;
-	if (cfg->router.bare_lf == CFG_BARE_LF_NORMALIZE)
-		flags |= SMTP_DATA_NORMALIZE_LF;
-	transfer_begin_body(s);
-	smtp_data_init(&s->data, &s->body, cfg->router.max_message_size, flags);
+	transfer_begin_body(s, 0);
 	session_set_state(s, SESSION_ST_DATA);
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
+/* The whole message is in, by DATA or BDAT: the checker's verdict is the
+ * answer, the one place for both commands. */
 static void
-transfer_data_done(struct session *s)
+transfer_message_done(struct session *s)
 {
 	if (s->data.error != SMTP_DATA_OK) {
 		char q[64];
@@ -265,7 +273,7 @@ transfer_read_data(struct session *s, struct evbuffer *in)
 
 		evbuffer_drain(in, used);
 		if (st == SMTP_DATA_DONE) {
-			transfer_data_done(s);
+			transfer_message_done(s);
 			return true;
 		}
 	}
@@ -274,6 +282,14 @@ transfer_read_data(struct session *s, struct evbuffer *in)
 
 /* ---- BDAT ----------------------------------------------------------- */
 
+/* RFC 3030. Every chunk's octets go through the same checker as DATA's.
+ * A message the checker refuses is answered after its LAST chunk, once,
+ * as DATA answers after its end: the chunks before it get 250 ("Chunk
+ * discarded" once refused) and are read and dropped. So a client that
+ * pipelines its chunks (RFC 3030 2) gets one error for one bad message,
+ * not a 503 for every chunk already on the wire (each of which would
+ * count towards router.max_errors), and the session never leaves the
+ * transaction between chunks, where framing could slip. */
 void
 transfer_cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
 {
@@ -300,7 +316,7 @@ transfer_cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	if (s->state == SESSION_ST_RCPT)
-		transfer_begin_body(s);
+		transfer_begin_body(s, SMTP_DATA_CHUNKED);
 	session_set_state(s, SESSION_ST_BDAT);
 }
 
@@ -311,30 +327,20 @@ transfer_chunk_done(struct session *s)
 	s->in_chunk = false;
 	if (s->bdat_discard) {
 		s->bdat_discard = false;
-		if (s->state == SESSION_ST_BDAT && s->bdat_too_big) {
-			/* the rest of a refused message: stay quiet until
-			 * LAST, which gets the one error reply */
-			if (s->bdat_last) {
-				session_reset_txn(s);
-				session_set_state(s, SESSION_ST_HELO);
-				s->env->stats.rejected[ROUTER_REJECT_TOO_BIG]++;
-				session_reply_error(s, "552 5.3.4 Message size "
-						       "exceeds fixed limit");
-			} else {
-				session_reply(s, "250 2.0.0 Chunk discarded");
-			}
-			return;
-		}
 		session_reply_error(s,
 				    session_sequence_error(s, SMTP_VERB_DATA));
 		return;
 	}
 	if (!s->bdat_last) {
-		session_reply(s, "250 2.0.0 %zu octets received",
-			      s->body.len - s->header_len);
+		if (s->data.error != SMTP_DATA_OK)
+			session_reply(s, "250 2.0.0 Chunk discarded");
+		else
+			session_reply(s, "250 2.0.0 %llu octets received",
+				      (unsigned long long)s->data.total);
 		return;
 	}
-	transfer_submit(s, false);
+	smtp_data_finish(&s->data);
+	transfer_message_done(s);
 }
 
 /* Take up to the rest of the current BDAT chunk. Returns true when the
@@ -342,11 +348,9 @@ transfer_chunk_done(struct session *s)
 static bool
 transfer_take_chunk(struct session *s, struct evbuffer *in)
 {
-	const struct config *cfg = s->env->cfg;
-
 	while (s->bdat_remaining > 0) {
 		struct evbuffer_iovec vec;
-		size_t take;
+		size_t take, used = 0;
 
 		if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 ||
 		    vec.iov_len == 0)
@@ -355,14 +359,9 @@ transfer_take_chunk(struct session *s, struct evbuffer *in)
 			       vec.iov_len :
 			       (size_t)s->bdat_remaining;
 		if (!s->bdat_discard) {
-			if (s->body.len - s->header_len + take >
-			    cfg->router.max_message_size) {
-				s->bdat_discard = true;
-				s->bdat_too_big = true;
-				buf_free(&s->body);
-			} else {
-				buf_append(&s->body, vec.iov_base, take);
-			}
+			/* a chunked message takes every octet */
+			smtp_data_feed(&s->data, vec.iov_base, take, &used);
+			SHOAL_ASSERT(used == take);
 		}
 		evbuffer_drain(in, take);
 		s->bdat_remaining -= take;

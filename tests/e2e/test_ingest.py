@@ -380,7 +380,10 @@ class IngestTest(ShoalTestCase):
         conn.ehlo()
         conn.expect(f"MAIL FROM:<{SENDER}>", 250)
         conn.expect(f"RCPT TO:<{RCPT}>", 250)
-        chunk = b"From: <a@example.com>\r\n\r\n" + b"q" * (limit + 10)
+        # lines of 100 octets: one line over 1000 would be refused first
+        # (550 5.6.0), by BDAT as by DATA
+        chunk = b"From: <a@example.com>\r\n\r\n" + \
+            (b"q" * 98 + b"\r\n") * (limit // 100 + 10)
         conn.send(f"BDAT {len(chunk)} LAST\r\n".encode() + chunk)
         self.assertReply(conn.reply(), 552, "5.3.4", "BDAT over the limit")
         self.assertQueueEmpty(c, "after an over-size BDAT")

@@ -519,6 +519,22 @@ START_TEST(test_config_helo_name_defaults_to_hostname)
 }
 END_TEST
 
+/* router.postmaster (RFC 5321 4.5.1): postmaster@<router.hostname>
+ * unless set; set, it must be an address with a domain. */
+START_TEST(test_config_postmaster_default_and_value)
+{
+	struct config *c =
+		load_ok(N1 "router: { hostname = \"mx.example\"; };\n");
+
+	ck_assert_str_eq(c->router.postmaster, "postmaster@mx.example");
+	config_free(c);
+	c = load_ok(N1 "router: { hostname = \"mx.example\";\n"
+		       "  postmaster = \"abuse-desk@ops.example\"; };\n");
+	ck_assert_str_eq(c->router.postmaster, "abuse-desk@ops.example");
+	config_free(c);
+}
+END_TEST
+
 /* A listener that leaves out tls, auth and proxy_protocol. */
 START_TEST(test_config_listener_defaults)
 {
@@ -977,6 +993,18 @@ static const struct bad bad_addresses[] = {
 	{ ROUTE("relay..example"), 5, ROUTE_MSG },
 	{ ROUTE(".relay.example"), 5, ROUTE_MSG },
 	{ ROUTE("relay/example"), 5, ROUTE_MSG },
+	{ N1 "router: {\n  hostname = \"not a host\"; };\n", 0,
+	  "router.postmaster: the default \"postmaster@not a host\" (from "
+	  "router.hostname) is not an address; set router.postmaster" },
+	{ N1 "router: {\n  postmaster = \"postmaster\"; };\n", 3,
+	  "router.postmaster: expected an address such as "
+	  "postmaster@example.com" },
+	{ N1 "router: {\n  postmaster = \"<pm@ops.example>\"; };\n", 3,
+	  "router.postmaster: expected an address such as "
+	  "postmaster@example.com" },
+	{ N1 "router: {\n  postmaster = \"pm@ops..example\"; };\n", 3,
+	  "router.postmaster: expected an address such as "
+	  "postmaster@example.com" },
 };
 
 START_TEST(test_config_bad_address_names_file_line_key)
@@ -1458,6 +1486,7 @@ config_suite(void)
 	tcase_add_test(tc, test_config_suppression_defaults_values_and_errors);
 	tcase_add_test(tc, test_config_empty_groups_get_defaults);
 	tcase_add_test(tc, test_config_helo_name_defaults_to_hostname);
+	tcase_add_test(tc, test_config_postmaster_default_and_value);
 	tcase_add_test(tc, test_config_listener_defaults);
 	tcase_add_test(tc, test_config_empty_relay_networks_stays_empty);
 	suite_add_tcase(s, tc);

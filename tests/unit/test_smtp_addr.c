@@ -762,6 +762,45 @@ START_TEST(test_strerror_unknown_code_gives_syntax_line)
 	}
 END_TEST
 
+/* RFC 5321 4.5.1: "Postmaster" (any case) without a domain, or at the
+ * domain the server names itself by, is the server's own postmaster. */
+static const struct {
+	const char *path;
+	bool is_postmaster;
+} postmaster_cases[] = {
+	{ "<Postmaster>", true },
+	{ "<postmaster>", true },
+	{ "<pOSTMASTER>", true },
+	{ "<postmaster@mta.example.com>", true },
+	{ "<Postmaster@MTA.Example.COM>", true },
+	{ "<@relay.example:postmaster@mta.example.com>", true },
+	{ "<postmaster@example.com>", false }, /* someone else's */
+	{ "<postmaster@mta.example.com.evil>", false },
+	{ "<postmaster@sub.mta.example.com>", false },
+	{ "<postmaster@mta.example.co>", false },
+	{ "<postmaster@[192.0.2.1]>", false },
+	{ "<postmaster2@mta.example.com>", false },
+	{ "<xpostmaster@mta.example.com>", false },
+	{ "<\"postmaster\"@mta.example.com>", false }, /* quoted: as written */
+	{ "<abuse@mta.example.com>", false },
+	{ "<>", false },
+};
+
+START_TEST(test_postmaster_is_ours_only)
+	{
+		struct smtp_addr a;
+		size_t n;
+		const char *in = postmaster_cases[_i].path;
+
+		ck_assert_int_eq(smtp_path_parse(in, strlen(in),
+						 F_NULL | F_NODOM, &a, &n),
+				 SMTP_ADDR_OK);
+		ck_assert_msg(smtp_addr_is_postmaster(&a, "mta.example.com") ==
+				      postmaster_cases[_i].is_postmaster,
+			      "%s", in);
+	}
+END_TEST
+
 static Suite *
 smtp_addr_suite(void)
 {
@@ -792,6 +831,12 @@ smtp_addr_suite(void)
 	tcase_add_loop_test(tc, test_mailbox_follows_table, 0,
 			    sizeof(mailbox_cases) / sizeof(*mailbox_cases));
 	tcase_add_test(tc, test_mailbox_refuses_what_no_path_could_carry);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("postmaster");
+	tcase_add_loop_test(tc, test_postmaster_is_ours_only, 0,
+			    sizeof(postmaster_cases) /
+				    sizeof(*postmaster_cases));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("utf8");

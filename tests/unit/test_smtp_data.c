@@ -1,8 +1,10 @@
-/* Check suite for lib/smtp_data.c: the DATA stream parser (RFC 5321
- * 4.1.1.4, 4.5.2, 2.3.8, 4.5.3.1.6) and its SMTP smuggling defences
- * (CVE-2023-51764). The cases are one table run with tcase_add_loop_test();
- * the same table is then fed split at every octet, and random inputs are
- * held against a line-at-a-time reference model written for this test. */
+/* Check suite for lib/smtp_data.c: the message content checker that DATA
+ * and BDAT both feed (RFC 5321 4.1.1.4, 4.5.2, 2.3.8, 4.5.3.1.6, 6.3; RFC
+ * 3030) and its SMTP smuggling defences (CVE-2023-51764). The DATA cases
+ * are one table run with tcase_add_loop_test(), the BDAT (chunked) cases
+ * another; each table is then fed split at every octet, random inputs are
+ * held against a line-at-a-time reference model written for this test,
+ * and the same content sent both ways must get the same verdict. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,6 +48,19 @@ static char lf998_out[998 + LEN("\r\ny\r\n") + 1];
 static char lf999_in[999 + LEN("\ny\r\n.\r\n") + 1];
 static char nocrlf5000_in[5000 + LEN("\r\n.\r\nQUIT\r\n") + 1];
 
+/* Header sections with Received: fields (RFC 5321 6.3), built in
+ * data_build_lines(): HOPS_MAX - 1 and HOPS_MAX of them, then a body;
+ * the DATA forms end in ".\r\n". */
+#define HOP "Received: from a.example by b.example\r\n"
+#define HOPS_BODY "Subject: s\r\n\r\nbody\r\n"
+static char hops49[(SMTP_DATA_HOPS_MAX - 1) * LEN(HOP) + LEN(HOPS_BODY) + 1];
+static char hops50[SMTP_DATA_HOPS_MAX * LEN(HOP) + LEN(HOPS_BODY) + 1];
+static char hops49_dot[sizeof(hops49) + 3];
+static char hops50_dot[sizeof(hops50) + 3];
+/* HOPS_MAX Received: lines after the header ended: not hops */
+static char
+	hops_in_body[LEN("S: s\r\n\r\n") + SMTP_DATA_HOPS_MAX * LEN(HOP) + 1];
+
 static const struct data_case data_cases[] = {
 	/* RFC 5321 4.1.1.4, 4.5.2 */
 	{ "plain_message", IN("Subject: hi\r\n\r\nHello\r\n.\r\n"), 0, BIG,
@@ -76,9 +91,9 @@ static const struct data_case data_cases[] = {
 	{ "pipelined_quit_not_consumed", IN("a\r\n.\r\nQUIT\r\n"), 0, BIG,
 	  SMTP_DATA_DONE, SMTP_DATA_OK, OUT("a\r\n"), LEN("a\r\n.\r\n"),
 	  false },
-	{ "pipelined_second_terminator_not_consumed",
-	  IN("a\r\n.\r\n.\r\n"), 0, BIG, SMTP_DATA_DONE, SMTP_DATA_OK,
-	  OUT("a\r\n"), LEN("a\r\n.\r\n"), false },
+	{ "pipelined_second_terminator_not_consumed", IN("a\r\n.\r\n.\r\n"), 0,
+	  BIG, SMTP_DATA_DONE, SMTP_DATA_OK, OUT("a\r\n"), LEN("a\r\n.\r\n"),
+	  false },
 	{ "more_no_end_yet", IN("a\r\nb\r\n"), 0, BIG, SMTP_DATA_MORE,
 	  SMTP_DATA_OK, OUT("a\r\nb\r\n"), LEN("a\r\nb\r\n"), false },
 	{ "more_dot_cr_pending", IN("a\r\n.\r"), 0, BIG, SMTP_DATA_MORE,
@@ -127,44 +142,41 @@ static const struct data_case data_cases[] = {
 	  SMTP_DATA_MORE, SMTP_DATA_E_BARE_LF, OUT("a\r\n."),
 	  LEN("a\r\n.\nQUIT\r\n"), false },
 	{ "bare_lf_then_real_end", IN("a\n\r\n.\r\nQUIT\r\n"), 0, BIG,
-	  SMTP_DATA_DONE, SMTP_DATA_E_BARE_LF, OUT("a"),
-	  LEN("a\n\r\n.\r\n"), false },
+	  SMTP_DATA_DONE, SMTP_DATA_E_BARE_LF, OUT("a"), LEN("a\n\r\n.\r\n"),
+	  false },
 
 	/* SMTP_DATA_NORMALIZE_LF: bare LF becomes CRLF, never ends data */
 	{ "normalize_lf_line", IN("a\nb\r\n.\r\n"), N, BIG, SMTP_DATA_DONE,
 	  SMTP_DATA_OK, OUT("a\r\nb\r\n"), LEN("a\nb\r\n.\r\n"), false },
-	{ "normalize_crlf_dot_lf_is_content",
-	  IN("a\r\n.\nb\r\n.\r\nQUIT\r\n"), N, BIG, SMTP_DATA_DONE,
-	  SMTP_DATA_OK, OUT("a\r\n.\r\nb\r\n"), LEN("a\r\n.\nb\r\n.\r\n"),
-	  false },
+	{ "normalize_crlf_dot_lf_is_content", IN("a\r\n.\nb\r\n.\r\nQUIT\r\n"),
+	  N, BIG, SMTP_DATA_DONE, SMTP_DATA_OK, OUT("a\r\n.\r\nb\r\n"),
+	  LEN("a\r\n.\nb\r\n.\r\n"), false },
 	{ "normalize_lf_dot_lf_is_content", IN("a\n.\nb\r\n.\r\n"), N, BIG,
 	  SMTP_DATA_DONE, SMTP_DATA_OK, OUT("a\r\n.\r\nb\r\n"),
 	  LEN("a\n.\nb\r\n.\r\n"), false },
-	{ "normalize_lf_dot_crlf_is_content", IN("a\n.\r\nb\r\n.\r\n"), N,
-	  BIG, SMTP_DATA_DONE, SMTP_DATA_OK, OUT("a\r\n.\r\nb\r\n"),
+	{ "normalize_lf_dot_crlf_is_content", IN("a\n.\r\nb\r\n.\r\n"), N, BIG,
+	  SMTP_DATA_DONE, SMTP_DATA_OK, OUT("a\r\n.\r\nb\r\n"),
 	  LEN("a\n.\r\nb\r\n.\r\n"), false },
-	{ "normalize_lf_dot_crlf_waits", IN("a\n.\r\n"), N, BIG,
-	  SMTP_DATA_MORE, SMTP_DATA_OK, OUT("a\r\n.\r\n"), LEN("a\n.\r\n"),
-	  false },
+	{ "normalize_lf_dot_crlf_waits", IN("a\n.\r\n"), N, BIG, SMTP_DATA_MORE,
+	  SMTP_DATA_OK, OUT("a\r\n.\r\n"), LEN("a\n.\r\n"), false },
 	{ "normalize_all_lf_never_ends", IN("a\nb\n.\n"), N, BIG,
 	  SMTP_DATA_MORE, SMTP_DATA_OK, OUT("a\r\nb\r\n.\r\n"),
 	  LEN("a\nb\n.\n"), false },
 	{ "normalize_dot_lf_at_start", IN(".\nb\r\n.\r\n"), N, BIG,
-	  SMTP_DATA_DONE, SMTP_DATA_OK, OUT(".\r\nb\r\n"),
-	  LEN(".\nb\r\n.\r\n"), false },
+	  SMTP_DATA_DONE, SMTP_DATA_OK, OUT(".\r\nb\r\n"), LEN(".\nb\r\n.\r\n"),
+	  false },
 	{ "normalize_stuffing_after_lf", IN("a\n..b\r\n.\r\n"), N, BIG,
 	  SMTP_DATA_DONE, SMTP_DATA_OK, OUT("a\r\n.b\r\n"),
 	  LEN("a\n..b\r\n.\r\n"), false },
-	{ "normalize_empty_lf_line", IN("\n\r\n.\r\n"), N, BIG,
-	  SMTP_DATA_DONE, SMTP_DATA_OK, OUT("\r\n\r\n"), LEN("\n\r\n.\r\n"),
-	  false },
+	{ "normalize_empty_lf_line", IN("\n\r\n.\r\n"), N, BIG, SMTP_DATA_DONE,
+	  SMTP_DATA_OK, OUT("\r\n\r\n"), LEN("\n\r\n.\r\n"), false },
 	{ "normalize_bare_cr_refused", IN("a\rb\r\n.\r\n"), N, BIG,
-	  SMTP_DATA_DONE, SMTP_DATA_E_BARE_CR, OUT("a"),
-	  LEN("a\rb\r\n.\r\n"), false },
+	  SMTP_DATA_DONE, SMTP_DATA_E_BARE_CR, OUT("a"), LEN("a\rb\r\n.\r\n"),
+	  false },
 	{ "normalize_crlf_dot_cr_refused",
 	  IN("a\r\n.\r" SMUG "b\r\n.\r\nQUIT\r\n"), N, BIG, SMTP_DATA_DONE,
-	  SMTP_DATA_E_BARE_CR, OUT("a\r\n"),
-	  LEN("a\r\n.\r" SMUG "b\r\n.\r\n"), false },
+	  SMTP_DATA_E_BARE_CR, OUT("a\r\n"), LEN("a\r\n.\r" SMUG "b\r\n.\r\n"),
+	  false },
 
 	/* size: max_size counts unstuffed octets, CRLF included */
 	{ "size_exactly_max", IN("abc\r\n.\r\n"), 0, 5, SMTP_DATA_DONE,
@@ -174,8 +186,8 @@ static const struct data_case data_cases[] = {
 	{ "size_counts_unstuffed", IN("..\r\n.\r\n"), 0, 3, SMTP_DATA_DONE,
 	  SMTP_DATA_OK, OUT(".\r\n"), LEN("..\r\n.\r\n"), false },
 	{ "size_normalized_lf_counts_two", IN("ab\n\r\n.\r\n"), N, 6,
-	  SMTP_DATA_DONE, SMTP_DATA_OK, OUT("ab\r\n\r\n"),
-	  LEN("ab\n\r\n.\r\n"), false },
+	  SMTP_DATA_DONE, SMTP_DATA_OK, OUT("ab\r\n\r\n"), LEN("ab\n\r\n.\r\n"),
+	  false },
 	{ "size_normalized_lf_one_over", IN("ab\n\r\n.\r\n"), N, 5,
 	  SMTP_DATA_DONE, SMTP_DATA_E_TOO_BIG, OUT("ab\r\n\r"),
 	  LEN("ab\n\r\n.\r\n"), false },
@@ -193,8 +205,8 @@ static const struct data_case data_cases[] = {
 	  SMTP_DATA_DONE, SMTP_DATA_E_LINE_TOO_LONG, line998_out, 998,
 	  LEN(line999_in), false },
 	{ "line_1000_stuffing_dot_not_counted", stuffed998_in,
-	  LEN(stuffed998_in), 0, BIG, SMTP_DATA_DONE, SMTP_DATA_OK,
-	  line998_out, LEN(line998_out), LEN(stuffed998_in), false },
+	  LEN(stuffed998_in), 0, BIG, SMTP_DATA_DONE, SMTP_DATA_OK, line998_out,
+	  LEN(line998_out), LEN(stuffed998_in), false },
 	{ "line_1000_normalized_lf", lf998_in, LEN(lf998_in), N, BIG,
 	  SMTP_DATA_DONE, SMTP_DATA_OK, lf998_out, LEN(lf998_out),
 	  LEN(lf998_in), false },
@@ -228,13 +240,19 @@ static const struct data_case data_cases[] = {
 	  SMTP_DATA_DONE, SMTP_DATA_OK, OUT("a\r\n"), LEN("a\r\n.\r\n"),
 	  false },
 
+	/* RFC 5321 6.3: hop count, in the header only */
+	{ "hops_49_taken", hops49_dot, 0, 0, BIG, SMTP_DATA_DONE, SMTP_DATA_OK,
+	  hops49, 0, 0, false },
+	{ "hops_50_refused", hops50_dot, 0, 0, BIG, SMTP_DATA_DONE,
+	  SMTP_DATA_E_TOO_MANY_HOPS, NULL, 0, 0, false },
+
 	/* the first error wins */
 	{ "first_error_nul_then_lf", IN("a\0b\nc\r\n.\r\n"), 0, BIG,
-	  SMTP_DATA_DONE, SMTP_DATA_E_NUL, OUT("a"),
-	  LEN("a\0b\nc\r\n.\r\n"), false },
+	  SMTP_DATA_DONE, SMTP_DATA_E_NUL, OUT("a"), LEN("a\0b\nc\r\n.\r\n"),
+	  false },
 	{ "first_error_lf_then_nul", IN("a\nb\0\r\n.\r\n"), 0, BIG,
-	  SMTP_DATA_DONE, SMTP_DATA_E_BARE_LF, OUT("a"),
-	  LEN("a\nb\0\r\n.\r\n"), false },
+	  SMTP_DATA_DONE, SMTP_DATA_E_BARE_LF, OUT("a"), LEN("a\nb\0\r\n.\r\n"),
+	  false },
 	{ "first_error_size_then_lf", IN("abcdef\nx\r\n.\r\n"), 0, 3,
 	  SMTP_DATA_DONE, SMTP_DATA_E_TOO_BIG, OUT("abc"),
 	  LEN("abcdef\nx\r\n.\r\n"), false },
@@ -244,6 +262,85 @@ static const struct data_case data_cases[] = {
 };
 
 #define DATA_NCASES (sizeof(data_cases) / sizeof(data_cases[0]))
+
+/* BDAT (SMTP_DATA_CHUNKED): the octets as sent, ended by
+ * smtp_data_finish(). Same rules, no dot framing. */
+struct bdat_case {
+	const char *name;
+	const char *in;
+	size_t in_len;
+	unsigned flags;
+	uint64_t max;
+	enum smtp_data_err error;
+	const char *out; /* the output; NULL: not checked */
+	size_t out_len;
+	bool has_8bit;
+};
+
+#define C SMTP_DATA_CHUNKED
+
+static const struct bdat_case bdat_cases[] = {
+	{ "plain_message", IN("Subject: hi\r\n\r\nHello\r\n"), 0, BIG,
+	  SMTP_DATA_OK, OUT("Subject: hi\r\n\r\nHello\r\n"), false },
+	{ "dots_are_content", IN("a\r\n.\r\n..b\r\n.\r\nQUIT\r\n"), 0, BIG,
+	  SMTP_DATA_OK, OUT("a\r\n.\r\n..b\r\n.\r\nQUIT\r\n"), false },
+	{ "empty_message", IN(""), 0, BIG, SMTP_DATA_OK, OUT(""), false },
+	{ "last_line_gets_crlf", IN("a\r\nno newline"), 0, BIG, SMTP_DATA_OK,
+	  OUT("a\r\nno newline\r\n"), false },
+	{ "ends_in_cr", IN("a\r\nb\r"), 0, BIG, SMTP_DATA_E_BARE_CR, NULL, 0,
+	  false },
+	{ "lone_cr", IN("\r"), 0, BIG, SMTP_DATA_E_BARE_CR, NULL, 0, false },
+	/* CVE-2023-51764: refused as DATA refuses them */
+	{ "smuggle_cr_dot_crlf", IN("hello\r.\r\n" SMUG), 0, BIG,
+	  SMTP_DATA_E_BARE_CR, OUT("hello"), false },
+	{ "smuggle_lf_dot_lf", IN("a\n.\n" SMUG), 0, BIG, SMTP_DATA_E_BARE_LF,
+	  OUT("a"), false },
+	{ "smuggle_crlf_dot_lf", IN("a\r\n.\n" SMUG), 0, BIG,
+	  SMTP_DATA_E_BARE_LF, OUT("a\r\n."), false },
+	{ "smuggle_lf_dot_crlf", IN("a\n.\r\n" SMUG), 0, BIG,
+	  SMTP_DATA_E_BARE_LF, OUT("a"), false },
+	{ "smuggle_crlf_dot_cr", IN("a\r\n.\r" SMUG), 0, BIG,
+	  SMTP_DATA_E_BARE_CR, OUT("a\r\n."), false },
+	{ "bare_cr_mid_line", IN("a\rb\r\n"), 0, BIG, SMTP_DATA_E_BARE_CR,
+	  OUT("a"), false },
+	{ "nul", IN("a\0b\r\n"), 0, BIG, SMTP_DATA_E_NUL, OUT("a"), false },
+	/* router.bare_lf = "normalize" */
+	{ "normalize_lf", IN("a\nb\r\n"), N, BIG, SMTP_DATA_OK,
+	  OUT("a\r\nb\r\n"), false },
+	{ "normalize_lf_dot_lf", IN("a\n.\n" SMUG), N, BIG, SMTP_DATA_OK,
+	  OUT("a\r\n.\r\n" SMUG), false },
+	{ "normalize_last_lf", IN("a\n"), N, BIG, SMTP_DATA_OK, OUT("a\r\n"),
+	  false },
+	{ "normalize_bare_cr_refused", IN("a\rb\r\n"), N, BIG,
+	  SMTP_DATA_E_BARE_CR, OUT("a"), false },
+	/* RFC 5321 4.5.3.1.6 */
+	{ "line_1000_with_crlf", line998_out, LEN(line998_out), 0, BIG,
+	  SMTP_DATA_OK, line998_out, LEN(line998_out), false },
+	{ "line_1001_with_crlf", line999_in, 999 + 2, 0, BIG,
+	  SMTP_DATA_E_LINE_TOO_LONG, line998_out, 998, false },
+	/* size: the CRLF given to a last line counts */
+	{ "size_exactly_max", IN("abc\r\n"), 0, 5, SMTP_DATA_OK, OUT("abc\r\n"),
+	  false },
+	{ "size_one_over", IN("abcd\r\n"), 0, 5, SMTP_DATA_E_TOO_BIG,
+	  OUT("abcd\r"), false },
+	{ "size_added_crlf_over", IN("abcd"), 0, 5, SMTP_DATA_E_TOO_BIG,
+	  OUT("abcd\r"), false },
+	/* 8-bit */
+	{ "eight_bit", IN("caf\xc3\xa9\r\n"), 0, BIG, SMTP_DATA_OK,
+	  OUT("caf\xc3\xa9\r\n"), true },
+	{ "eight_bit_after_error", IN("a\0\xff\r\n"), 0, BIG, SMTP_DATA_E_NUL,
+	  OUT("a"), true },
+	/* RFC 5321 6.3 */
+	{ "hops_49_taken", hops49, 0, 0, BIG, SMTP_DATA_OK, hops49, 0, false },
+	{ "hops_50_refused", hops50, 0, 0, BIG, SMTP_DATA_E_TOO_MANY_HOPS, NULL,
+	  0, false },
+	{ "hops_after_header_not_counted", hops_in_body, 0, 0, BIG,
+	  SMTP_DATA_OK, hops_in_body, 0, false },
+	{ "hop_name_any_case", IN("rECEIVED: x\r\n\r\n"), 0, BIG, SMTP_DATA_OK,
+	  OUT("rECEIVED: x\r\n\r\n"), false },
+};
+
+#define BDAT_NCASES (sizeof(bdat_cases) / sizeof(bdat_cases[0]))
 
 static void
 data_build_lines(void)
@@ -266,6 +363,26 @@ data_build_lines(void)
 	memset(nocrlf5000_in, 'x', 5000);
 	memcpy(nocrlf5000_in + 5000, "\r\n.\r\nQUIT\r\n",
 	       sizeof("\r\n.\r\nQUIT\r\n"));
+	hops49[0] = hops50[0] = '\0';
+	for (int i = 0; i < SMTP_DATA_HOPS_MAX; i++) {
+		if (i < SMTP_DATA_HOPS_MAX - 1)
+			strcat(hops49, HOP);
+		strcat(hops50, HOP);
+	}
+	strcat(hops49, HOPS_BODY);
+	strcat(hops50, HOPS_BODY);
+	snprintf(hops49_dot, sizeof(hops49_dot), "%s.\r\n", hops49);
+	snprintf(hops50_dot, sizeof(hops50_dot), "%s.\r\n", hops50);
+	strcpy(hops_in_body, "S: s\r\n\r\n");
+	for (int i = 0; i < SMTP_DATA_HOPS_MAX; i++)
+		strcat(hops_in_body, HOP);
+}
+
+/* The built cases give their lengths (0 above) by strlen. */
+static size_t
+case_len(const char *s, size_t len)
+{
+	return len ? len : strlen(s);
 }
 
 struct data_result {
@@ -278,7 +395,7 @@ struct data_result {
 };
 
 /* Feed in[0..len) in chunks ending at cuts[0..ncuts) (ascending), then at
- * len; stop at DONE as a session would. */
+ * len; stop at DONE as a session would. Chunked (BDAT): then finish. */
 static void
 data_run(const char *in, size_t len, unsigned flags, uint64_t max,
 	 const size_t *cuts, size_t ncuts, struct data_result *r)
@@ -300,6 +417,12 @@ data_run(const char *in, size_t len, unsigned flags, uint64_t max,
 		if (r->status == SMTP_DATA_MORE)
 			ck_assert_uint_eq(used, end - pos);
 		pos += used;
+	}
+	if (flags & SMTP_DATA_CHUNKED) {
+		/* a chunked message takes everything, then its LAST */
+		ck_assert_int_eq(r->status, SMTP_DATA_MORE);
+		ck_assert_int_eq(smtp_data_finish(&d), d.error);
+		r->status = SMTP_DATA_DONE;
 	}
 	r->error = d.error;
 	r->consumed = pos;
@@ -329,29 +452,38 @@ data_assert_same(const struct data_result *a, const struct data_result *b,
 		      a->out.len, b->out.len);
 }
 
+static void
+data_assert_out(const struct buf *got, const char *want, size_t want_len,
+		const char *name)
+{
+	if (want == NULL)
+		return;
+	want_len = case_len(want, want_len);
+	ck_assert_msg(got->len == want_len &&
+			      (want_len == 0 ||
+			       memcmp(got->data, want, want_len) == 0),
+		      "%s: output \"%.*s\" (%zu octets), want %zu", name,
+		      (int)(got->len > 60 ? 60 : got->len),
+		      got->data ? got->data : "", got->len, want_len);
+}
+
 START_TEST(test_data_table)
 {
 	const struct data_case *c = &data_cases[_i];
+	size_t in_len = case_len(c->in, c->in_len);
+	size_t consumed = c->consumed ? c->consumed : in_len;
 	struct data_result r;
 
-	data_run(c->in, c->in_len, c->flags, c->max, NULL, 0, &r);
+	data_run(c->in, in_len, c->flags, c->max, NULL, 0, &r);
 	ck_assert_msg(r.status == c->status, "%s: status %d, want %d", c->name,
 		      r.status, c->status);
 	ck_assert_msg(r.error == c->error, "%s: error %d, want %d", c->name,
 		      r.error, c->error);
-	ck_assert_msg(r.consumed == c->consumed, "%s: consumed %zu, want %zu",
-		      c->name, r.consumed, c->consumed);
+	ck_assert_msg(r.consumed == consumed, "%s: consumed %zu, want %zu",
+		      c->name, r.consumed, consumed);
 	ck_assert_msg(r.has_8bit == c->has_8bit, "%s: has_8bit %d", c->name,
 		      r.has_8bit);
-	if (c->out != NULL)
-		ck_assert_msg(r.out.len == c->out_len &&
-				      (c->out_len == 0 ||
-				       memcmp(r.out.data, c->out, c->out_len) ==
-					       0),
-			      "%s: output \"%.*s\" (%zu octets), want %zu",
-			      c->name, (int)(r.out.len > 60 ? 60 : r.out.len),
-			      r.out.data ? r.out.data : "", r.out.len,
-			      c->out_len);
+	data_assert_out(&r.out, c->out, c->out_len, c->name);
 	if (c->error == SMTP_DATA_OK)
 		ck_assert_uint_eq(r.total, r.out.len);
 	buf_free(&r.out);
@@ -359,37 +491,39 @@ START_TEST(test_data_table)
 END_TEST
 
 /* Any split of the input gives what the whole input gives. */
-START_TEST(test_data_split_anywhere_same_result)
+/* Any split of in[0..len) gives what the whole gives: in two at every
+ * offset, one octet at a time, and (short inputs) in three at every pair
+ * of offsets, so a "\r\n." or a "\r" "\n" falls across every boundary. */
+static void
+data_assert_split_anywhere(const char *in, size_t len, unsigned flags,
+			   uint64_t max, const char *name)
 {
-	const struct data_case *c = &data_cases[_i];
 	struct data_result whole, part;
 	size_t *cuts;
 
-	data_run(c->in, c->in_len, c->flags, c->max, NULL, 0, &whole);
+	data_run(in, len, flags, max, NULL, 0, &whole);
 
-	for (size_t k = 0; k <= c->in_len; k++) {
-		data_run(c->in, c->in_len, c->flags, c->max, &k, 1, &part);
-		data_assert_same(&whole, &part, c->name, "split in two");
+	for (size_t k = 0; k <= len; k++) {
+		data_run(in, len, flags, max, &k, 1, &part);
+		data_assert_same(&whole, &part, name, "split in two");
 		buf_free(&part.out);
 	}
 
-	cuts = calloc(c->in_len + 2, sizeof(*cuts));
+	cuts = calloc(len + 2, sizeof(*cuts));
 	ck_assert_ptr_nonnull(cuts);
-	for (size_t k = 0; k < c->in_len; k++)
+	for (size_t k = 0; k < len; k++)
 		cuts[k] = k + 1;
-	data_run(c->in, c->in_len, c->flags, c->max, cuts, c->in_len, &part);
-	data_assert_same(&whole, &part, c->name, "one octet at a time");
+	data_run(in, len, flags, max, cuts, len, &part);
+	data_assert_same(&whole, &part, name, "one octet at a time");
 	buf_free(&part.out);
 
-	/* three pieces, for the short cases: a "\r\n." split twice */
-	if (c->in_len <= 128) {
-		for (size_t j = 0; j <= c->in_len; j++) {
-			for (size_t k = j; k <= c->in_len; k++) {
+	if (len <= 128) {
+		for (size_t j = 0; j <= len; j++) {
+			for (size_t k = j; k <= len; k++) {
 				cuts[0] = j;
 				cuts[1] = k;
-				data_run(c->in, c->in_len, c->flags, c->max,
-					 cuts, 2, &part);
-				data_assert_same(&whole, &part, c->name,
+				data_run(in, len, flags, max, cuts, 2, &part);
+				data_assert_same(&whole, &part, name,
 						 "split in three");
 				buf_free(&part.out);
 			}
@@ -398,6 +532,44 @@ START_TEST(test_data_split_anywhere_same_result)
 	free(cuts);
 	buf_free(&whole.out);
 }
+
+START_TEST(test_data_split_anywhere_same_result)
+	{
+		const struct data_case *c = &data_cases[_i];
+
+		data_assert_split_anywhere(c->in, case_len(c->in, c->in_len),
+					   c->flags, c->max, c->name);
+	}
+END_TEST
+
+START_TEST(test_bdat_table)
+	{
+		const struct bdat_case *c = &bdat_cases[_i];
+		struct data_result r;
+
+		data_run(c->in, case_len(c->in, c->in_len), c->flags | C,
+			 c->max, NULL, 0, &r);
+		ck_assert_msg(r.status == SMTP_DATA_DONE, "%s: status %d",
+			      c->name, r.status);
+		ck_assert_msg(r.error == c->error, "%s: error %d, want %d",
+			      c->name, r.error, c->error);
+		ck_assert_msg(r.has_8bit == c->has_8bit, "%s: has_8bit %d",
+			      c->name, r.has_8bit);
+		data_assert_out(&r.out, c->out, c->out_len, c->name);
+		if (c->error == SMTP_DATA_OK)
+			ck_assert_uint_eq(r.total, r.out.len);
+		buf_free(&r.out);
+	}
+END_TEST
+
+/* A BDAT chunk may end anywhere: the verdict must not depend on where. */
+START_TEST(test_bdat_split_anywhere_same_result)
+	{
+		const struct bdat_case *c = &bdat_cases[_i];
+
+		data_assert_split_anywhere(c->in, case_len(c->in, c->in_len),
+					   c->flags | C, c->max, c->name);
+	}
 END_TEST
 
 /* The reference model: the input cut at every LF into lines, each judged
@@ -579,6 +751,99 @@ START_TEST(test_data_random_matches_reference)
 }
 END_TEST
 
+/* The DATA form of a BDAT message: every line start dot-stuffed (after
+ * any LF, since DATA drops one leading dot there too), then ".\r\n". */
+static size_t
+data_stuff(const char *in, size_t len, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (in[i] == '.' && (i == 0 || in[i - 1] == '\n'))
+			out[o++] = '.';
+		out[o++] = in[i];
+	}
+	memcpy(out + o, ".\r\n", 3);
+	return o + 3;
+}
+
+/* The same content by DATA and by BDAT gets the same verdict, output,
+ * 8-bit flag and size: DATA's framing is the only difference. */
+static void
+data_assert_same_both_ways(const char *in, size_t len, unsigned flags,
+			   uint64_t max, const char *name)
+{
+	static char body[8192], stuffed[16384 + 3];
+	struct data_result by_data, by_bdat;
+	size_t n;
+
+	/* DATA's content always ends in CRLF (the one before ".") */
+	ck_assert_uint_le(len + 2, sizeof(body));
+	memcpy(body, in, len);
+	if (len > 0 &&
+	    !(len >= 2 && body[len - 2] == '\r' && body[len - 1] == '\n')) {
+		memcpy(body + len, "\r\n", 2);
+		len += 2;
+	}
+	n = data_stuff(body, len, stuffed);
+	data_run(stuffed, n, flags, max, NULL, 0, &by_data);
+	data_run(body, len, flags | C, max, NULL, 0, &by_bdat);
+	ck_assert_msg(by_data.status == SMTP_DATA_DONE && by_data.consumed == n,
+		      "%s: DATA form not ended by its \".\" (%d, %zu/%zu)",
+		      name, by_data.status, by_data.consumed, n);
+	by_data.consumed = by_bdat.consumed;
+	data_assert_same(&by_data, &by_bdat, name, "DATA vs BDAT");
+	buf_free(&by_data.out);
+	buf_free(&by_bdat.out);
+}
+
+START_TEST(test_data_and_bdat_agree)
+	{
+		static char in[4096];
+		uint64_t seed = 0x2545f4914f6cdd1dull;
+
+		for (size_t i = 0; i < BDAT_NCASES; i++) {
+			const struct bdat_case *c = &bdat_cases[i];
+
+			data_assert_same_both_ways(c->in,
+						   case_len(c->in, c->in_len),
+						   c->flags, c->max, c->name);
+		}
+		for (int iter = 0; iter < 20000; iter++) {
+			size_t len = rand_input(&seed, in, sizeof(in));
+			unsigned flags = rand_next(&seed) & 1 ? N : 0;
+			uint64_t max = rand_next(&seed) % 4 == 0 ?
+					       rand_next(&seed) % 400 :
+					       BIG;
+			char name[32];
+
+			snprintf(name, sizeof(name), "random #%d", iter);
+			data_assert_same_both_ways(in, len, flags, max, name);
+		}
+	}
+END_TEST
+
+START_TEST(test_bdat_finish_ends_the_message)
+	{
+		struct smtp_data d;
+		struct buf out;
+		size_t used = 99;
+
+		buf_init(&out, 100);
+		smtp_data_init(&d, &out, 100, C);
+		ck_assert_int_eq(smtp_data_feed(&d, IN("a\r\n.\r\n"), &used),
+				 SMTP_DATA_MORE);
+		ck_assert_uint_eq(used, LEN("a\r\n.\r\n"));
+		ck_assert_int_eq(smtp_data_finish(&d), SMTP_DATA_OK);
+		ck_assert_int_eq(smtp_data_feed(&d, IN("b\r\n"), &used),
+				 SMTP_DATA_DONE);
+		ck_assert_uint_eq(used, 0);
+		ck_assert_int_eq(smtp_data_finish(&d), SMTP_DATA_OK);
+		ck_assert_uint_eq(out.len, LEN("a\r\n.\r\n"));
+		buf_free(&out);
+	}
+END_TEST
+
 START_TEST(test_data_done_takes_nothing_more)
 {
 	struct smtp_data d;
@@ -666,6 +931,7 @@ START_TEST(test_data_strerror_reply_lines)
 		{ SMTP_DATA_E_TOO_BIG, "552 5.3.4 " },
 		{ SMTP_DATA_E_LINE_TOO_LONG, "550 5.6.0 " },
 		{ SMTP_DATA_E_NUL, "550 5.6.0 " },
+		{ SMTP_DATA_E_TOO_MANY_HOPS, "554 5.4.6 " },
 	};
 
 	ck_assert_str_eq(smtp_data_strerror(SMTP_DATA_E_TOO_BIG),
@@ -706,6 +972,15 @@ data_suite(void)
 	tcase_add_loop_test(tc, test_data_split_anywhere_same_result, 0,
 			    (int)DATA_NCASES);
 	tcase_add_test(tc, test_data_random_matches_reference);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("bdat");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, test_bdat_table, 0, (int)BDAT_NCASES);
+	tcase_add_loop_test(tc, test_bdat_split_anywhere_same_result, 0,
+			    (int)BDAT_NCASES);
+	tcase_add_test(tc, test_data_and_bdat_agree);
+	tcase_add_test(tc, test_bdat_finish_ends_the_message);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("api");
