@@ -8,6 +8,13 @@ then SIGKILL after a deadline) in a test cleanup, and printing every process
 log when the test failed. Also: shoalctl --json, the shard hash, and a raw
 SMTP client for what smtplib cannot do (BDAT, bare LF, pipelining bursts).
 
+Waits are for events, under a deadline: a log line from an offset on
+(Proc.wait_log), a metric (Cluster.metric), the server having read what
+was sent (SMTPConn.wait_peer_read). A check that something did not happen
+first waits for proof that the system got past the point where it would
+have happened, with a positive control that it would have been seen
+(SMTPConn.expect_no_more_replies does both for SMTP replies).
+
 Leaves to the tests: what to send and what to assert. Only talks to
 127.0.0.1. Standard library only.
 """
@@ -20,12 +27,14 @@ import resource
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -36,6 +45,10 @@ LOG_DUMP_MAX_LINES = 3000     # per log, on failure: head and tail kept
 
 # Crockford base32 without I L O U, 21 characters (lib/qid.h).
 QID_RE = re.compile(r"queued as ([0-9A-HJKMNP-TV-Z]{21})\b")
+# a sample line of Prometheus text: name, {labels} or nothing, value
+_METRIC_LINE_RE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? "
+                             r"(\S+)$", re.M)
+_METRIC_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 _live = set()                 # every Popen not yet reaped, for atexit
 _live_lock = threading.Lock()
@@ -218,6 +231,30 @@ class Proc:
         except OSError as e:
             return f"(cannot read {self.log_path}: {e})"
 
+    def log_offset(self):
+        """Where the log ends now: pass it to wait_log(since=) to look
+        only at what the process logs from this moment on."""
+        try:
+            return os.path.getsize(self.log_path)
+        except OSError:
+            return 0
+
+    def wait_log(self, pattern, timeout, since=0, what=None):
+        """Wait until a line after offset `since` matches the regex
+        `pattern`; returns the match. Raises AssertionError naming `what`
+        (and quoting the log's new lines) after `timeout` seconds."""
+        pat = re.compile(pattern)
+
+        def found():
+            return pat.search(self._log_since(since))
+        try:
+            return wait_for(found, timeout, what or
+                            f"{pattern!r} in the log of {self.name}")
+        except AssertionError as e:
+            tail = self._log_since(since)[-3000:]
+            raise AssertionError(f"{e}; {self.name} logged since: "
+                                 f"{tail!r}") from None
+
     def send_signal(self, sig):
         if self.running():
             os.kill(self.popen.pid, sig)
@@ -260,6 +297,28 @@ def _port_open(port):
             return True
     except OSError:
         return False
+
+
+def _proc_net_addr(addr):
+    """(ip, port) as /proc/net/tcp writes it: the address as a host-order
+    32-bit number in hex, then the port."""
+    ip = struct.unpack("=I", socket.inet_aton(addr[0]))[0]
+    return f"{ip:08X}:{addr[1]:04X}"
+
+
+def tcp_queues(local, remote):
+    """(send queue, receive queue) in octets of the IPv4 TCP socket of this
+    network namespace from `local` to `remote` ((ip, port) each), or None
+    when there is none."""
+    want = (_proc_net_addr(local), _proc_net_addr(remote))
+    with open("/proc/net/tcp", encoding="ascii") as f:
+        next(f)
+        for ln in f:
+            p = ln.split()
+            if (p[1], p[2]) == want:
+                tx, rx = p[4].split(":")
+                return int(tx, 16), int(rx, 16)
+    return None
 
 
 def stop_procs(procs, timeout=STOP_TIMEOUT):
@@ -450,6 +509,22 @@ class Cluster:
         if who == "router":
             return f"http://{self.router_host}:{self.router_metrics_port}{path}"
         return f"http://{self.net.host(who)}:{self.metrics_port[who]}{path}"
+
+    def metric(self, who, name, **labels):
+        """The sum over the series of metric `name` on the /metrics of
+        "router" or a node id whose labels include `labels` (0 when none
+        match). A plain reader for waits; test_metrics.py checks the
+        format itself."""
+        with urllib.request.urlopen(self.metrics_url(who), timeout=5) as r:
+            text = r.read().decode("utf-8", "replace")
+        want = {k: str(v) for k, v in labels.items()}
+        total = 0.0
+        for m in _METRIC_LINE_RE.finditer(text):
+            got = dict(_METRIC_LABEL_RE.findall(m.group(2) or ""))
+            if m.group(1) == name and \
+                    all(got.get(k) == v for k, v in want.items()):
+                total += float(m.group(3))
+        return total
 
     def data_dir(self, nid):
         return os.path.join(self.dir, nid)
@@ -903,7 +978,9 @@ class SMTPConn:
         return self.expect(f"EHLO {name}", 250)
 
     def expect_silence(self, seconds=1.0):
-        """Assert the server sends nothing more for `seconds`."""
+        """Assert the server sends nothing more for `seconds`: a fixed
+        wait that a slow server passes. Where the server must owe no
+        reply, expect_no_more_replies() shows it without one."""
         if self.buf:
             raise SMTPError(f"unexpected extra data from server: "
                             f"{self.buf[:300]!r}")
@@ -917,6 +994,35 @@ class SMTPConn:
             raise SMTPError(f"unexpected extra data from server: "
                             f"{chunk[:300]!r}")
         raise SMTPError("server closed the connection")
+
+    def expect_no_more_replies(self, timeout=None):
+        """Assert the server owes no reply to anything sent so far: send
+        HELP (taken in every state between commands, changes nothing) and
+        its 214 must be the very next reply. Replies come in order (RFC
+        5321 4.2), so one still owed, however late, would come first;
+        unlike expect_silence() this takes no fixed time and cannot pass
+        because the server was slow. The 214 is the positive control: it
+        shows a reply sent now is seen."""
+        r = self.cmd("HELP", timeout)
+        if r.code != 214:
+            raise SMTPError(f"expected nothing before the 214 to HELP, "
+                            f"got {r}")
+        return r
+
+    def wait_peer_read(self, timeout=10.0):
+        """Wait until the server has read every octet sent so far, for a
+        step that must come after it where no reply tells: our send
+        queue and the server side's receive queue both empty, as the
+        kernel shows them in /proc/net/tcp (IPv4; the server must run in
+        this network namespace)."""
+        me, peer = self.sock.getsockname(), self.sock.getpeername()
+
+        def drained():
+            ours, theirs = tcp_queues(me, peer), tcp_queues(peer, me)
+            return ours is not None and theirs is not None and \
+                ours[0] == 0 and theirs[1] == 0
+        wait_for(drained, timeout, f"the server at {peer[0]}:{peer[1]} "
+                 f"reading all we sent", interval=0.01)
 
     def closed_by_peer(self, timeout=None):
         """True when the server closes the connection within timeout."""

@@ -365,9 +365,15 @@ class FaultTest(ShoalTestCase):
                        rig.first_ack_after(t_kill, "n2", gap=0.05))
         rig.wait_acks(100, what="250s after the router restart")
         row = rig.finish("kill -9 router mid-DATA", recovery)
+        # whatever a node stored is delivered once every queue is empty
+        wait_for(lambda: not rig.c.queue_list()["messages"],
+                 DELIVERY_TIMEOUT, "every queue empty", interval=0.5)
         text = rig.sink_text()
-        self.assertNotIn(b"stall0@client.example", text,
-                         "a message cut off in DATA was delivered")
+        self.assertRegex(text, rb"<s\d+-\d+@client\.example>",
+                         "the sink's text names each message by its ID")
+        for n in range(3):
+            self.assertNotIn(f"<stall{n}@client.example>".encode(), text,
+                             "a message cut off in DATA was delivered")
         self.assertEqual(row["lost"], 0)
 
     def test_5_fill_the_primary_disk(self):

@@ -154,7 +154,7 @@ CASES = CONTENT_CASES + [
     ("envid_too_long", [EHLO, b"MAIL FROM:<a@b.example> ENVID=" +
                         b"x" * 200 + b"\r\n"], [250, 501]),
     ("bdat_not_a_number", [EHLO, MAIL, RCPT, b"BDAT many\r\n"],
-     [250, 250, 250, 501]),
+     [250, 250, 250, 501, 421]),        # framing lost: closed
     ("bdat_chunk_then_rset", [EHLO, MAIL, RCPT, b"BDAT 4\r\nabcd",
                               b"RSET\r\n", b"MAIL FROM:<a@b.example>\r\n"],
      [250, 250, 250, 250, 250, 250]),
@@ -223,6 +223,15 @@ class HostileTest(ShoalTestCase):
                             got.append(conn.reply()[0])
                         except (EOFError, OSError):
                             break
+                # and no reply more (to smuggled or cut-off commands):
+                # the 214 to a HELP sent now must come next
+                if got == want and want[-1] not in (221, 421):
+                    conn.s.sendall(b"HELP\r\n")
+                    try:
+                        got.append(conn.reply()[0])
+                    except (EOFError, OSError):
+                        got.append("closed")
+                    want = want + [214]
                 conn.s.close()
                 if time.monotonic() - t0 > 2:
                     log(f"hostile: {name} took "

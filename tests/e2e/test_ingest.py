@@ -412,7 +412,7 @@ class IngestTest(ShoalTestCase):
                 conn.send(self.smuggle_payload(sep) + b".\r\n")
                 r = conn.reply()
                 self.assertReply(r, 550, "5.6.11", f"DATA with {sep!r}")
-                conn.expect_silence(1.0)   # exactly one reply for the DATA
+                conn.expect_no_more_replies()  # one reply for the DATA
                 r = conn.cmd("NOOP")
                 self.assertEqual(r.code, 250, r)
                 conn.close()
@@ -435,7 +435,7 @@ class IngestTest(ShoalTestCase):
                 payload = self.smuggle_payload(sep)
                 conn.send(payload + b".\r\n")
                 qid = self.assertQueued(conn.reply(), f"DATA with {sep!r}")
-                conn.expect_silence(1.0)   # no reply to smuggled commands
+                conn.expect_no_more_replies()  # none to smuggled commands
                 conn.expect("QUIT", 221)
                 conn.close()
                 listing = c.queue_list()
@@ -645,11 +645,13 @@ class IngestTest(ShoalTestCase):
         sender = Sender(c.port)
         self.addCleanup(sender.stop)
         sender.start()
-        wait_for(lambda: sender.acked, 10, "a first 250 for the python sender")
-        time.sleep(1.0)                     # load before the crash
+        wait_for(lambda: len(sender.acked) >= 20, 10,
+                 "load before the crash: 20 250s for the python sender")
         c.kill_node("n1", signal.SIGKILL)
         acked_at_kill = len(sender.acked)
-        time.sleep(1.0)                     # load while n1 is down
+        # load while n1 is down: n2 acknowledges alone
+        wait_for(lambda: len(sender.acked) >= acked_at_kill + 20, 15,
+                 "20 more 250s with n1 down")
         c.start_node("n1")
         sender.stop()
         self.assertFalse(sender.is_alive(), "sender thread stopped")

@@ -8,7 +8,7 @@ import os
 import time
 import unittest
 
-from shoaltest import SMTPConn, ShoalTestCase, make_message
+from shoaltest import SMTPConn, ShoalTestCase, make_message, wait_for
 from test_tls import Raw
 
 
@@ -17,7 +17,8 @@ class LimitsTest(ShoalTestCase):
     def test_1_sessions_per_address(self):
         # loopback is not a relay network here: an outside client
         c = self.cluster(router_extra="max_sessions_per_ip = 3;",
-                         relay_networks=("192.0.2.0/24",))
+                         relay_networks=("192.0.2.0/24",),
+                         router_metrics=True)
         held = [Raw(c.port) for _ in range(3)]
         for r in held:
             self.assertEqual(r.reply()[0], 220)
@@ -30,7 +31,10 @@ class LimitsTest(ShoalTestCase):
         extra.close()
         held[0].cmd("QUIT")
         held[0].close()
-        time.sleep(0.2)
+        # the router frees the address's slot with the session: wait
+        # until it counts only the two still held
+        wait_for(lambda: c.metric("router", "shoal_router_sessions") == 2,
+                 10, "the router down to the two held sessions")
         again = Raw(c.port)
         self.assertEqual(again.reply()[0], 220, "a slot came free")
         for r in held[1:] + [again]:

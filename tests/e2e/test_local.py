@@ -8,11 +8,13 @@ one is free.
 """
 
 import os
+import queue
 import random
 import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from shoaltest import REPO, ShoalTestCase, bin_dir, wait_for
@@ -42,6 +44,54 @@ def free_offset():
                 all(_free(p + off, socket.SOCK_DGRAM) for p in UDP_PORTS):
             return off
     raise AssertionError("no free set of demo ports")
+
+
+class Lines:
+    """The lines of a child's text output, read by a thread of its own so
+    that every wait for one has a deadline (readline() has none)."""
+
+    def __init__(self, f):
+        self.q = queue.Queue()
+        self.got = []
+        self.t = threading.Thread(target=self._read, args=(f,), daemon=True)
+        self.t.start()
+
+    def _read(self, f):
+        for ln in f:
+            self.q.put(ln)
+        self.q.put(None)
+
+    def until(self, pred, timeout, what):
+        """The first line from now on for which pred is true."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                ln = self.q.get(timeout=max(0.0, left))
+            except queue.Empty:
+                ln = None
+                left = 0
+            if ln is not None:
+                self.got.append(ln)
+                if pred(ln):
+                    return ln
+                continue
+            why = "output ended" if left > 0 else f"{timeout}s passed"
+            raise AssertionError(f"{why} waiting for {what}; output:\n"
+                                 f"{self.text()}")
+
+    def rest(self, timeout):
+        """Every line until the output ends (within timeout)."""
+        start = len(self.got)
+        self.t.join(timeout)
+        while not self.q.empty():
+            ln = self.q.get()
+            if ln is not None:
+                self.got.append(ln)
+        return "".join(self.got[start:])
+
+    def text(self):
+        return "".join(self.got)
 
 
 class LocalClusterTest(ShoalTestCase):
@@ -180,31 +230,27 @@ class LocalClusterTest(ShoalTestCase):
                              stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
         self.addCleanup(lambda: p.poll() is None and p.kill())
-        lines = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Deliveries as they happen" in line:
-                break
-        self.assertTrue(lines and "Deliveries" in lines[-1], "".join(lines))
+        out = Lines(p.stdout)
+        out.until(lambda ln: "Deliveries as they happen" in ln, 120,
+                  "the script following the deliveries")
         pids = self.pids()
         self.assertEqual(len(pids), len(PROCS))
         qid = self.send(2525 + self.off, "friend@demo.example")
         # the script shows the delivery as it happens
-        while time.monotonic() < deadline:
-            line = p.stdout.readline()
-            lines.append(line)
-            if qid in line:
-                break
-        self.assertIn("delivered: " + qid, lines[-1])
+        line = out.until(lambda ln: qid in ln, 60, f"a line about {qid}")
+        self.assertIn("delivered: " + qid, line)
         p.send_signal(signal.SIGINT)
-        time.sleep(0.2)
-        p.send_signal(signal.SIGINT)    # a second one does not cut it short
-        rest = p.communicate(timeout=60)[0]
-        self.assertEqual(p.returncode, 0, rest)
+        # the stop has begun (its first echo comes after `trap '' INT`)
+        # and the first process is gone: a second Ctrl-C now comes in
+        # the middle of it and must not cut it short
+        out.until(lambda ln: ln == "\n", 30, "the stop beginning")
+        wait_for(lambda: not all(self.alive(x) for x in pids.values()), 30,
+                 "a first demo process stopped")
+        left = [x for x in pids.values() if self.alive(x)]
+        self.assertTrue(left, "the second SIGINT comes before the end")
+        p.send_signal(signal.SIGINT)
+        self.assertEqual(p.wait(60), 0, out.text())
+        rest = out.rest(10)
         self.assertIn("stopped (8 processes)", rest)
         self.assertFalse(any(self.alive(x) for x in pids.values()))
         wait_for(lambda: not self.demo_processes(), 10,

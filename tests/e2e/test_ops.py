@@ -32,8 +32,8 @@ import threading
 import time
 
 from shoaltest import (REPO, SMTPConn, ShoalTestCase, bin_path, free_port,
-                       make_message, qid_from_reply, sink_delivered,
-                       wait_for)
+                       make_message, qid_from_reply, shard_of,
+                       sink_delivered, wait_for)
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 SYSTEMD_ANALYZE = "/usr/bin/systemd-analyze"
@@ -77,6 +77,12 @@ class Notify:
                 continue
             self.got += data.decode("utf-8", "replace").split("\n")
         return self.got
+
+
+def proc_state(pid):
+    """The state letter of a process (R, S, T for stopped...)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 class OpsTest(ShoalTestCase):
@@ -312,7 +318,7 @@ class OpsTest(ShoalTestCase):
         self.addCleanup(mid.close)
         mid.ehlo()
         mid.expect("MAIL FROM:<a@sender.example>", 250)
-        time.sleep(0.2)     # the router has read the half body
+        busy.wait_peer_read()       # the router has read the half body
 
         t0 = time.monotonic()
         c.router.send_signal(signal.SIGTERM)
@@ -350,7 +356,7 @@ class OpsTest(ShoalTestCase):
         self.assertIn(f"qid={qid} event=accepted", text)
         self.wait_delivered([qid])
 
-    def start_load(self, c, sessions=3):
+    def start_load(self, c, sessions=3, rcpt=RCPT):
         """Sessions sending messages back to back until the returned
         event is set; acked collects the qid of every 250."""
         acked, errors = [], []
@@ -363,8 +369,8 @@ class OpsTest(ShoalTestCase):
                         s.ehlo("load.ops.example")
                         while not stop.is_set():
                             s.mail("a@sender.example")
-                            s.rcpt(RCPT)
-                            code, text = s.data(make_message(rcpt=RCPT))
+                            s.rcpt(rcpt)
+                            code, text = s.data(make_message(rcpt=rcpt))
                             if code == 250:
                                 acked.append(qid_from_reply(text.decode()))
                             else:
@@ -385,7 +391,9 @@ class OpsTest(ShoalTestCase):
         self.addCleanup(stop.set)
         return acked, finish
 
-    def sigterm_and_restart(self, c, notes, nid):
+    def sigterm_and_restart(self, c, notes, nid, while_down=None):
+        """SIGTERM, exit 0, then start again (after while_down() if
+        given). Returns the log of the run that stopped."""
         p = c.node(nid)
         p.send_signal(signal.SIGTERM)
         notes[nid].wait("STOPPING=1", 10)
@@ -393,19 +401,34 @@ class OpsTest(ShoalTestCase):
         text = p.log_text()
         self.assertIn("event=stopping", text)
         self.assertIn("event=stopped", text)
-        time.sleep(1)
+        if while_down:
+            while_down()
         notes[nid] = self.start_notified(c, nid, p.argv)[1]
         return text
 
     def test_node_sigterm_under_load_loses_nothing(self):
-        c = self.make_cluster(node_timeout_ms=20000)
+        # zmq debug lines: the router logs each hand-off it holds for a
+        # node that is not connected
+        c = self.make_cluster(node_timeout_ms=20000,
+                              log_extra='debug = "zmq";')
         notes = self.start_all_notified(c)
         acked, finish = self.start_load(c)
         wait_for(lambda: len(acked) >= 20, 30, "20 messages acked")
-        self.sigterm_and_restart(c, notes, "n1")
+        held = []
+
+        def a_handoff_waits():
+            # load while n1 is down: a message for it waits at the router
+            off = c.router.log_offset()
+            held.append(c.router.wait_log(
+                r"qid=(\w+) event=node_not_connected node=n1\b", 15,
+                since=off, what="a hand-off held for n1 while it is down"
+            ).group(1))
+        self.sigterm_and_restart(c, notes, "n1", while_down=a_handoff_waits)
         before = len(acked)
         wait_for(lambda: len(acked) >= before + 20, 40,
                  "20 more messages acked after the restart")
+        wait_for(lambda: held[0] in acked, 30,
+                 f"{held[0]}, held while n1 was down, acknowledged")
         finish()
         self.wait_delivered(acked, timeout=120)
 
@@ -420,14 +443,32 @@ class OpsTest(ShoalTestCase):
                         'failover_after_ms = 600000; '
                         'peer_timeout_ms = 2000;')
         notes = self.start_all_notified(c)
+        # the router checks each RCPT with the owner of its suppression
+        # shard: n1's, so that a frozen n2 does not hold every session
+        rcpt = next(r for r in (f"r{i}@{DOMAIN}" for i in range(1000))
+                    if c.initial_owner(shard_of(r, c.shards))[0] == "n1")
         # each session's next message is for n1 or n2 at even odds: with
         # 10, some wait at n1 when it gets SIGTERM but for 1 run in 1000
-        acked, finish = self.start_load(c, sessions=10)
+        acked, finish = self.start_load(c, sessions=10, rcpt=rcpt)
         wait_for(lambda: len(acked) >= 10, 30, "10 messages acked")
+        # n1 waits for its peer only while the pair is healthy (catching
+        # up, it acknowledges alone)
+        wait_for(lambda: all(n["replication"]["state"] == "healthy"
+                             for n in c.status()["nodes"]), 20,
+                 "the pair healthy under load", interval=0.1)
         n2 = c.node("n2")
         n2.send_signal(signal.SIGSTOP)
         self.addCleanup(n2.send_signal, signal.SIGCONT)
-        time.sleep(0.7)
+        wait_for(lambda: proc_state(n2.pid) == "T", 10, "n2 stopped")
+        # a message n1 stores from now on waits for the frozen peer: up
+        # to peer_timeout_ms. The loaded sessions are all waiting for a
+        # node by now, most likely: ten fresh ones, each of whose first
+        # messages is n1's at even odds, make such a store sure but for
+        # 1 run in 1000.
+        off = c.node("n1").log_offset()
+        acked2, finish2 = self.start_load(c, sessions=10, rcpt=rcpt)
+        c.node("n1").wait_log(r"event=stored ", 10, since=off,
+                              what="n1 storing a message n2 cannot ack")
         text = self.sigterm_and_restart(c, notes, "n1")
         m = re.search(r"event=stopping signal=15 pending=(\d+)", text)
         self.assertTrue(m and int(m.group(1)) > 0, text)
@@ -436,7 +477,8 @@ class OpsTest(ShoalTestCase):
         wait_for(lambda: len(acked) >= before + 10, 60,
                  "10 more messages acked after the restart")
         finish()
-        self.wait_delivered(acked, timeout=120)
+        finish2()
+        self.wait_delivered(acked + acked2, timeout=120)
 
     # -- systemd units --
 

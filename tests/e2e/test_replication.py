@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 
 from shoaltest import (SMTPConn, ShoalTestCase, make_message, shard_of,
-                       wait_for)
+                       tcp_queues, wait_for)
 
 FAST = ('heartbeat_ms = 200; failover_after_ms = 1500; '
         'peer_timeout_ms = 800;')
@@ -160,7 +160,9 @@ class ReplicationTest(ShoalTestCase):
             b"N1" + b"\x0a\x05evil!",
         ]
         for f in frames:
-            zmtp_send(port, [f[:2], f[2:]] if len(f) > 2 else [f])
+            self.assertEqual(
+                zmtp_send(port, [f[:2], f[2:]] if len(f) > 2 else [f]),
+                "sent", "a plain ZMTP peer gets through the handshake")
         wait_for(lambda: "repl event=bad_message" in c.node("n1").log_text(),
                  10, "n1 logging the bad peer frames")
         self.assertTrue(c.node("n1").running(), "n1 survived")
@@ -292,28 +294,50 @@ def scrape(c, nid):
 
 def zmtp_send(port, frames, host="127.0.0.1"):
     """Speak just enough ZMTP 3.0 (NULL mechanism, DEALER) to deliver one
-    multipart message with an empty delimiter-less layout to a ROUTER."""
+    multipart message with an empty delimiter-less layout to a ROUTER.
+    Returns "sent" once the peer answered our READY with its own and the
+    frames went out, or "refused" when it closed the connection before
+    (a node with CURVE keys does that in the greeting)."""
     greeting = (b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x00" +
                 b"NULL".ljust(20, b"\x00") + b"\x00" + b"\x00" * 31)
     with socket.create_connection((host, port), timeout=5) as s:
         s.sendall(greeting)
-        got = b""
-        while len(got) < 64:
-            chunk = s.recv(64 - len(got))
-            if not chunk:
-                return
-            got += chunk
+        if len(_recv_exactly(s, 64)) < 64:
+            return "refused"
         props = b"\x0bSocket-Type" + (6).to_bytes(4, "big") + b"DEALER"
         body = b"\x05READY" + props
-        s.sendall(b"\x04" + bytes([len(body)]) + body)
+        try:
+            s.sendall(b"\x04" + bytes([len(body)]) + body)
+        except OSError:
+            return "refused"
+        # the peer's READY: a short command frame (flags 0x04, size)
+        head = _recv_exactly(s, 2)
+        if len(head) < 2 or head[0] != 0x04 or \
+                not _recv_exactly(s, head[1]).startswith(b"\x05READY"):
+            return "refused"
         for i, f in enumerate(frames):
             flag = 0x01 if i + 1 < len(frames) else 0x00
             s.sendall(bytes([flag, len(f)]) + f)
-        s.settimeout(1.0)
-        try:
-            s.recv(4096)
-        except OSError:
-            pass
+        # close only once the peer has read every frame
+        me, peer = s.getsockname(), s.getpeername()
+        wait_for(lambda: (tcp_queues(me, peer) or (1,))[0] == 0 and
+                 (tcp_queues(peer, me) or (0, 1))[1] == 0, 5,
+                 "the node reading our frames", interval=0.01)
+    return "sent"
+
+
+def _recv_exactly(s, n):
+    """n octets from s, or fewer when the peer closed first."""
+    got = b""
+    try:
+        while len(got) < n:
+            chunk = s.recv(n - len(got))
+            if not chunk:
+                break
+            got += chunk
+    except ConnectionResetError:
+        pass
+    return got
 
 
 if __name__ == "__main__":

@@ -164,19 +164,24 @@ class SuppressTest(ShoalTestCase):
         c.ctl_ok("suppress", "add", dead, "--reason",
                  "550 5.1.1 mailbox gone")
         subject = f"bounce mode {time.time_ns()}"
-        self.send(c, [dead, good], make_message(subject, sender=SENDER,
-                                                rcpt=dead))
+        qid = self.send(c, [dead, good], make_message(subject, sender=SENDER,
+                                                      rcpt=dead))
         dsn, = self.wait_captured(cap, lambda m: m["mail_from"] == "", 1,
                                   20, "the DSN for the suppressed rcpt")
         block = self.assertDsn(dsn, dead, status="5.1.1",
                                orig_subject=subject)
         self.assertIn(b"mailbox gone", dsn["content"])
-        self.wait_captured(cap, lambda m: good in m["rcpt_tos"], 1, 20,
-                           "the good recipient delivered")
-        time.sleep(1)
+        got, = self.wait_captured(cap, lambda m: good in m["rcpt_tos"], 1,
+                                  20, "the good recipient delivered")
+        self.assertEqual(got["rcpt_tos"], [good], "alone in its attempt")
+        # the message is gone from the queue: no attempt can follow
+        wait_for(lambda: any(f"qid={qid} event=removed" in
+                             c.node(n).log_text() for n in c.node_ids),
+                 20, f"{qid} removed", interval=POLL)
         self.assertEqual(cap.to(dead), [], "the MX never saw it")
-        self.assertNotIn(dead, p.procs["capture"].log_text(),
-                         "not even a RCPT for it")
+        text = p.procs["capture"].log_text()
+        self.assertIn(good, text, "the MX log names the recipients it got")
+        self.assertNotIn(dead, text, "not even a RCPT for it")
         self.assertNotIn(good.encode(), block.get("final-recipient",
                                                   "").encode())
 
@@ -350,5 +355,11 @@ class SuppressTest(ShoalTestCase):
                                            rcpt=ghost))
         self.wait_captured(cap, lambda m: m["mail_from"] == "", 1, 20,
                            "the DSN")
+        # the DSN was queued in the commit that would have added the
+        # entry (or its pending add: event=suppress_added / _pending,
+        # as test_01 and test_07 see them)
         self.assertEqual(self.listed(c, ghost), [], "no entry from bounces")
+        for n in c.node_ids:
+            self.assertNotIn(f"rcpt=<{ghost}> event=suppress_",
+                             c.node(n).log_text(), n)
         self.assertNotIn("suppress_check", c.router.log_text())
