@@ -1,6 +1,7 @@
 /* The queue's counts: messages, recipients queued and deferred and held
  * messages per shard, kept by node/store.c in the transaction that changes
- * a message, and what node/admin.c answers from them. What must hold: the
+ * a message, and what node/admin.c answers from them. What must hold:
+ * status and the metrics' depth cost the same at any queue size; the
  * counters equal a full walk after any mix of puts, meta updates, deletes,
  * shard changes and aborted transactions, across a reopen, and for a queue
  * written before the counters existed (rebuilt once at open). */
@@ -143,6 +144,82 @@ t_status(void)
 	ck_assert_int_eq(r->status, SHOAL__STATUS__STATUS_OK);
 	return r;
 }
+
+static double
+t_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- cost ------------------------------------------------------------ */
+
+#define T_BIG 100000
+
+/* Status and the metrics' depth at 100,000 messages cost what they cost on
+ * an empty queue: no walk. CPU time, not wall time, so a busy machine
+ * does not make it flaky; a walk that unpacks every record takes tens of
+ * milliseconds here, the counters well under one. */
+START_TEST(test_status_and_depth_cost_no_walk)
+	{
+		static const Shoal__RcptState st[] = {
+			SHOAL__RCPT_STATE__RCPT_DEFERRED,
+			SHOAL__RCPT_STATE__RCPT_QUEUED,
+		};
+		struct store_txn *t;
+		struct admin_depth d;
+		Shoal__AdminReply *r;
+		char qid[QID_LEN + 1];
+		double t0, status_ms, depth_ms;
+
+		ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
+		for (unsigned i = 0; i < T_BIG; i++) {
+			size_t len;
+			void *meta;
+
+			t_qid(qid, i);
+			meta = t_meta(qid, i % T_SHARDS, false, 1700000000 + i,
+				      st, 2, &len);
+			ck_assert_int_eq(store_msg_put(t, qid, i % T_SHARDS,
+						       meta, len, "x", 1),
+					 0);
+			free(meta);
+		}
+		ck_assert_int_eq(store_txn_commit(t), 0);
+
+		/* warm up once: the first read maps the pages either way */
+		r = t_status();
+		shoal__admin_reply__free_unpacked(r, NULL);
+		t0 = t_cpu_ms();
+		for (int i = 0; i < 5; i++) {
+			r = t_status();
+			ck_assert_uint_eq(r->status_reply->messages, T_BIG / 2);
+			ck_assert_uint_eq(r->status_reply->rcpts_deferred,
+					  T_BIG / 2);
+			ck_assert_uint_eq(r->status_reply->rcpts_queued,
+					  T_BIG / 2);
+			ck_assert_uint_eq(r->status_reply->oldest_arrival,
+					  1700000000);
+			shoal__admin_reply__free_unpacked(r, NULL);
+		}
+		status_ms = (t_cpu_ms() - t0) / 5;
+		t0 = t_cpu_ms();
+		for (int i = 0; i < 5; i++) {
+			ck_assert_int_eq(
+				admin_queue_depth(t_store, &t_map, "n1", &d),
+				0);
+			ck_assert_uint_eq(d.messages, T_BIG / 2);
+			ck_assert_uint_eq(d.deferred, T_BIG / 2);
+		}
+		depth_ms = (t_cpu_ms() - t0) / 5;
+		ck_assert_msg(
+			status_ms < 5 && depth_ms < 5,
+			"status %.1f ms, depth %.1f ms of CPU at %d messages",
+			status_ms, depth_ms, T_BIG);
+	}
+END_TEST
 
 /* ---- the rule, and the counts against a walk ------------------------- */
 
@@ -642,8 +719,12 @@ static Suite *
 counts_suite(void)
 {
 	Suite *s = suite_create("counts");
-	TCase *tc;
+	TCase *tc = tcase_create("cost");
 
+	tcase_add_checked_fixture(tc, t_setup, t_teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_status_and_depth_cost_no_walk);
+	suite_add_tcase(s, tc);
 	tc = tcase_create("kept");
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
 	tcase_set_timeout(tc, 60);
