@@ -1434,13 +1434,13 @@ store_count_doubt(struct store_txn *t)
 	MDB_val key = { strlen(STORE_META_COUNTS), STORE_META_COUNTS }, val;
 	uint64_t sum = 0;
 
-	if (t->st->are_counts_bad)
-		return "wrong";
 	if (store_get(t, STORE_DB_META, &key, &val) != 0 ||
 	    val.mv_size != STORE_COUNTS_MARK)
 		return "missing";
+	if (store_get_be(val.mv_data, 4) == 0)
+		return "known_wrong";
 	if (store_get_be(val.mv_data, 4) != STORE_COUNTS_VERSION)
-		return "invalid";
+		return "other_version";
 	/* our last commit wrote its own id: a later one is another writer's */
 	if (store_get_be((const char *)val.mv_data + 4, 8) !=
 	    mdb_txn_id(t->txn))

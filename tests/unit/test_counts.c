@@ -163,62 +163,62 @@ t_cpu_ms(void)
  * does not make it flaky; a walk that unpacks every record takes tens of
  * milliseconds here, the counters well under one. */
 START_TEST(test_status_and_depth_cost_no_walk)
-	{
-		static const Shoal__RcptState st[] = {
-			SHOAL__RCPT_STATE__RCPT_DEFERRED,
-			SHOAL__RCPT_STATE__RCPT_QUEUED,
-		};
-		struct store_txn *t;
-		struct admin_depth d;
-		Shoal__AdminReply *r;
-		char qid[QID_LEN + 1];
-		double t0, status_ms, depth_ms;
+{
+	static const Shoal__RcptState st[] = {
+		SHOAL__RCPT_STATE__RCPT_DEFERRED,
+		SHOAL__RCPT_STATE__RCPT_QUEUED,
+	};
+	struct store_txn *t;
+	struct admin_depth d;
+	Shoal__AdminReply *r;
+	char qid[QID_LEN + 1];
+	double t0, status_ms, depth_ms;
 
-		ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
-		for (unsigned i = 0; i < T_BIG; i++) {
-			size_t len;
-			void *meta;
+	ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
+	for (unsigned i = 0; i < T_BIG; i++) {
+		size_t len;
+		void *meta;
 
-			t_qid(qid, i);
-			meta = t_meta(qid, i % T_SHARDS, false, 1700000000 + i,
-				      st, 2, &len);
-			ck_assert_int_eq(store_msg_put(t, qid, i % T_SHARDS,
-						       meta, len, "x", 1),
-					 0);
-			free(meta);
-		}
-		ck_assert_int_eq(store_txn_commit(t), 0);
-
-		/* warm up once: the first read maps the pages either way */
-		r = t_status();
-		shoal__admin_reply__free_unpacked(r, NULL);
-		t0 = t_cpu_ms();
-		for (int i = 0; i < 5; i++) {
-			r = t_status();
-			ck_assert_uint_eq(r->status_reply->messages, T_BIG / 2);
-			ck_assert_uint_eq(r->status_reply->rcpts_deferred,
-					  T_BIG / 2);
-			ck_assert_uint_eq(r->status_reply->rcpts_queued,
-					  T_BIG / 2);
-			ck_assert_uint_eq(r->status_reply->oldest_arrival,
-					  1700000000);
-			shoal__admin_reply__free_unpacked(r, NULL);
-		}
-		status_ms = (t_cpu_ms() - t0) / 5;
-		t0 = t_cpu_ms();
-		for (int i = 0; i < 5; i++) {
-			ck_assert_int_eq(
-				admin_queue_depth(t_store, &t_map, "n1", &d),
-				0);
-			ck_assert_uint_eq(d.messages, T_BIG / 2);
-			ck_assert_uint_eq(d.deferred, T_BIG / 2);
-		}
-		depth_ms = (t_cpu_ms() - t0) / 5;
-		ck_assert_msg(
-			status_ms < 5 && depth_ms < 5,
-			"status %.1f ms, depth %.1f ms of CPU at %d messages",
-			status_ms, depth_ms, T_BIG);
+		t_qid(qid, i);
+		meta = t_meta(qid, i % T_SHARDS, false, 1700000000 + i,
+			      st, 2, &len);
+		ck_assert_int_eq(store_msg_put(t, qid, i % T_SHARDS,
+					       meta, len, "x", 1),
+				 0);
+		free(meta);
 	}
+	ck_assert_int_eq(store_txn_commit(t), 0);
+
+	/* warm up once: the first read maps the pages either way */
+	r = t_status();
+	shoal__admin_reply__free_unpacked(r, NULL);
+	t0 = t_cpu_ms();
+	for (int i = 0; i < 5; i++) {
+		r = t_status();
+		ck_assert_uint_eq(r->status_reply->messages, T_BIG / 2);
+		ck_assert_uint_eq(r->status_reply->rcpts_deferred,
+				  T_BIG / 2);
+		ck_assert_uint_eq(r->status_reply->rcpts_queued,
+				  T_BIG / 2);
+		ck_assert_uint_eq(r->status_reply->oldest_arrival,
+				  1700000000);
+		shoal__admin_reply__free_unpacked(r, NULL);
+	}
+	status_ms = (t_cpu_ms() - t0) / 5;
+	t0 = t_cpu_ms();
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_eq(
+			admin_queue_depth(t_store, &t_map, "n1", &d),
+			0);
+		ck_assert_uint_eq(d.messages, T_BIG / 2);
+		ck_assert_uint_eq(d.deferred, T_BIG / 2);
+	}
+	depth_ms = (t_cpu_ms() - t0) / 5;
+	ck_assert_msg(
+		status_ms < 5 && depth_ms < 5,
+		"status %.1f ms, depth %.1f ms of CPU at %d messages",
+		status_ms, depth_ms, T_BIG);
+}
 END_TEST
 
 /* ---- the rule, and the counts against a walk ------------------------- */
@@ -266,40 +266,40 @@ t_counts(struct t_all *a)
 }
 
 START_TEST(test_record_rule)
-	{
-		static const Shoal__RcptState mix[] = {
-			SHOAL__RCPT_STATE__RCPT_QUEUED,
-			SHOAL__RCPT_STATE__RCPT_DEFERRED,
-			SHOAL__RCPT_STATE__RCPT_DELIVERED,
-			SHOAL__RCPT_STATE__RCPT_BOUNCED,
-			SHOAL__RCPT_STATE__RCPT_DEFERRED,
-		};
-		struct store_counts c;
-		size_t len;
-		void *meta;
+{
+	static const Shoal__RcptState mix[] = {
+		SHOAL__RCPT_STATE__RCPT_QUEUED,
+		SHOAL__RCPT_STATE__RCPT_DEFERRED,
+		SHOAL__RCPT_STATE__RCPT_DELIVERED,
+		SHOAL__RCPT_STATE__RCPT_BOUNCED,
+		SHOAL__RCPT_STATE__RCPT_DEFERRED,
+	};
+	struct store_counts c;
+	size_t len;
+	void *meta;
 
-		meta = t_meta("0A", 0, false, 1, mix, 5, &len);
-		store_count_record(meta, len, &c);
-		ck_assert_uint_eq(c.messages, 1);
-		ck_assert_uint_eq(c.queued, 1);
-		ck_assert_uint_eq(c.deferred, 2);
-		ck_assert_uint_eq(c.held, 0);
-		free(meta);
-		/* held: its recipients wait for release, counted as neither */
-		meta = t_meta("0A", 0, true, 1, mix, 5, &len);
-		store_count_record(meta, len, &c);
-		ck_assert_uint_eq(c.messages, 1);
-		ck_assert_uint_eq(c.queued + c.deferred, 0);
-		ck_assert_uint_eq(c.held, 1);
-		free(meta);
-		/* unreadable, or no envelope: still a message, nothing else */
-		store_count_record("\xff\xff\xff", 3, &c);
-		ck_assert_uint_eq(c.messages, 1);
-		ck_assert_uint_eq(c.queued + c.deferred + c.held, 0);
-		store_count_record("", 0, &c);
-		ck_assert_uint_eq(c.messages, 1);
-		ck_assert_uint_eq(c.queued + c.deferred + c.held, 0);
-	}
+	meta = t_meta("0A", 0, false, 1, mix, 5, &len);
+	store_count_record(meta, len, &c);
+	ck_assert_uint_eq(c.messages, 1);
+	ck_assert_uint_eq(c.queued, 1);
+	ck_assert_uint_eq(c.deferred, 2);
+	ck_assert_uint_eq(c.held, 0);
+	free(meta);
+	/* held: its recipients wait for release, counted as neither */
+	meta = t_meta("0A", 0, true, 1, mix, 5, &len);
+	store_count_record(meta, len, &c);
+	ck_assert_uint_eq(c.messages, 1);
+	ck_assert_uint_eq(c.queued + c.deferred, 0);
+	ck_assert_uint_eq(c.held, 1);
+	free(meta);
+	/* unreadable, or no envelope: still a message, nothing else */
+	store_count_record("\xff\xff\xff", 3, &c);
+	ck_assert_uint_eq(c.messages, 1);
+	ck_assert_uint_eq(c.queued + c.deferred + c.held, 0);
+	store_count_record("", 0, &c);
+	ck_assert_uint_eq(c.messages, 1);
+	ck_assert_uint_eq(c.queued + c.deferred + c.held, 0);
+}
 END_TEST
 
 /* What the test itself expects, from the states it chose. */
@@ -340,106 +340,106 @@ t_model(const struct t_msg *m, struct store_counts want[T_SHARDS])
  * aborted: after every one the counts equal the test's own model and a
  * walk of the store (store_count_check), and again after a reopen. */
 START_TEST(test_counts_match_a_walk_after_random_changes)
-	{
-		struct t_msg m[T_RAND_QIDS], next[T_RAND_QIDS];
-		struct store_counts want[T_SHARDS];
-		struct t_all got;
-		unsigned seed = 15u + (unsigned)_i;
+{
+	struct t_msg m[T_RAND_QIDS], next[T_RAND_QIDS];
+	struct store_counts want[T_SHARDS];
+	struct t_all got;
+	unsigned seed = 15u + (unsigned)_i;
 
-		memset(m, 0, sizeof(m));
-		for (int round = 0; round < T_RAND_ROUNDS; round++) {
-			struct store_txn *t;
-			int ops = 1 + rand_r(&seed) % 6;
-			bool is_abort = rand_r(&seed) % 5 == 0;
+	memset(m, 0, sizeof(m));
+	for (int round = 0; round < T_RAND_ROUNDS; round++) {
+		struct store_txn *t;
+		int ops = 1 + rand_r(&seed) % 6;
+		bool is_abort = rand_r(&seed) % 5 == 0;
 
-			memcpy(next, m, sizeof(m));
-			ck_assert_int_eq(store_txn_begin(t_store, false, &t),
-					 0);
-			for (int k = 0; k < ops; k++) {
-				int i = rand_r(&seed) % T_RAND_QIDS;
-				int op = rand_r(&seed) % 3;
-				char qid[QID_LEN + 1];
-				struct t_msg *x = &next[i];
-				size_t len;
-				void *meta;
+		memcpy(next, m, sizeof(m));
+		ck_assert_int_eq(store_txn_begin(t_store, false, &t),
+				 0);
+		for (int k = 0; k < ops; k++) {
+			int i = rand_r(&seed) % T_RAND_QIDS;
+			int op = rand_r(&seed) % 3;
+			char qid[QID_LEN + 1];
+			struct t_msg *x = &next[i];
+			size_t len;
+			void *meta;
 
-				t_qid(qid, (unsigned)i);
-				if (op == 2 && x->live) {
-					ck_assert_int_eq(
-						store_msg_del(t, qid, x->shard),
-						0);
-					x->live = false;
-					continue;
-				}
-				if (op == 2) {
-					ck_assert_int_eq(
-						store_msg_del(t, qid, 0),
-						-ENOENT);
-					continue;
-				}
-				x->held = rand_r(&seed) % 4 == 0;
-				x->n = (size_t)(rand_r(&seed) % 5);
-				for (size_t r = 0; r < x->n; r++)
-					x->st[r] =
-						(Shoal__RcptState)(rand_r(&seed) %
-								   4);
-				if (op == 1 && x->live) {
-					meta = t_meta(qid, x->shard, x->held, 1,
-						      x->st, x->n, &len);
-					ck_assert_int_eq(
-						store_msg_set_meta(t, qid, meta,
-								   len),
-						0);
-				} else {
-					x->shard = (uint32_t)(rand_r(&seed) %
-							      T_SHARDS);
-					meta = t_meta(qid, x->shard, x->held, 1,
-						      x->st, x->n, &len);
-					ck_assert_int_eq(
-						store_msg_put(t, qid, x->shard,
-							      meta, len, "b",
-							      1),
-						0);
-					x->live = true;
-				}
-				free(meta);
+			t_qid(qid, (unsigned)i);
+			if (op == 2 && x->live) {
+				ck_assert_int_eq(
+					store_msg_del(t, qid, x->shard),
+					0);
+				x->live = false;
+				continue;
 			}
-			if (is_abort) {
-				store_txn_abort(t);
+			if (op == 2) {
+				ck_assert_int_eq(
+					store_msg_del(t, qid, 0),
+					-ENOENT);
+				continue;
+			}
+			x->held = rand_r(&seed) % 4 == 0;
+			x->n = (size_t)(rand_r(&seed) % 5);
+			for (size_t r = 0; r < x->n; r++)
+				x->st[r] =
+					(Shoal__RcptState)(rand_r(&seed) %
+							   4);
+			if (op == 1 && x->live) {
+				meta = t_meta(qid, x->shard, x->held, 1,
+					      x->st, x->n, &len);
+				ck_assert_int_eq(
+					store_msg_set_meta(t, qid, meta,
+							   len),
+					0);
 			} else {
-				ck_assert_int_eq(store_txn_commit(t), 0);
-				memcpy(m, next, sizeof(m));
+				x->shard = (uint32_t)(rand_r(&seed) %
+						      T_SHARDS);
+				meta = t_meta(qid, x->shard, x->held, 1,
+					      x->st, x->n, &len);
+				ck_assert_int_eq(
+					store_msg_put(t, qid, x->shard,
+						      meta, len, "b",
+						      1),
+					0);
+				x->live = true;
 			}
-			t_model(m, want);
-			t_counts(&got);
-			for (int s = 0; s < T_SHARDS; s++) {
-				ck_assert_msg(
-					got.c[s].messages == want[s].messages &&
-						got.c[s].queued ==
-							want[s].queued &&
-						got.c[s].deferred ==
-							want[s].deferred &&
-						got.c[s].held == want[s].held,
-					"round %d shard %d: got "
-					"%llu/%llu/%llu/%llu "
-					"want %llu/%llu/%llu/%llu",
-					round, s,
-					(unsigned long long)got.c[s].messages,
-					(unsigned long long)got.c[s].queued,
-					(unsigned long long)got.c[s].deferred,
-					(unsigned long long)got.c[s].held,
-					(unsigned long long)want[s].messages,
-					(unsigned long long)want[s].queued,
-					(unsigned long long)want[s].deferred,
-					(unsigned long long)want[s].held);
-			}
+			free(meta);
 		}
-		store_close(t_store);
-		ck_assert_int_eq(store_open(t_dir, T_MAP_SIZE, &t_store), 0);
+		if (is_abort) {
+			store_txn_abort(t);
+		} else {
+			ck_assert_int_eq(store_txn_commit(t), 0);
+			memcpy(m, next, sizeof(m));
+		}
+		t_model(m, want);
 		t_counts(&got);
-		for (int s = 0; s < T_SHARDS; s++)
-			ck_assert_uint_eq(got.c[s].messages, want[s].messages);
+		for (int s = 0; s < T_SHARDS; s++) {
+			ck_assert_msg(
+				got.c[s].messages == want[s].messages &&
+					got.c[s].queued ==
+						want[s].queued &&
+					got.c[s].deferred ==
+						want[s].deferred &&
+					got.c[s].held == want[s].held,
+				"round %d shard %d: got "
+				"%llu/%llu/%llu/%llu "
+				"want %llu/%llu/%llu/%llu",
+				round, s,
+				(unsigned long long)got.c[s].messages,
+				(unsigned long long)got.c[s].queued,
+				(unsigned long long)got.c[s].deferred,
+				(unsigned long long)got.c[s].held,
+				(unsigned long long)want[s].messages,
+				(unsigned long long)want[s].queued,
+				(unsigned long long)want[s].deferred,
+				(unsigned long long)want[s].held);
+		}
 	}
+	store_close(t_store);
+	ck_assert_int_eq(store_open(t_dir, T_MAP_SIZE, &t_store), 0);
+	t_counts(&got);
+	for (int s = 0; s < T_SHARDS; s++)
+		ck_assert_uint_eq(got.c[s].messages, want[s].messages);
+}
 END_TEST
 
 /* ---- at open -------------------------------------------------------- */
@@ -514,28 +514,28 @@ static const Shoal__RcptState t_d[] = { SHOAL__RCPT_STATE__RCPT_DEFERRED };
 /* Counts the node kept are read as they are: a reopen does not walk. The
  * control: the first open of an empty directory does log a rebuild. */
 START_TEST(test_reopen_trusts_kept_counts)
-	{
-		struct t_all got;
+{
+	struct t_all got;
 
-		store_close(t_store);
-		check_rmtree(t_dir);
-		ck_assert_int_eq(mkdir(t_dir, 0700), 0);
-		t_log_to_file();
-		t_store = NULL;
-		t_reopen();
-		ck_assert_int_eq(
-			t_log_count("event=counts_rebuild reason=missing"), 1);
-		t_put("0A", 0, false, t_q, 1);
-		t_put("0B", 2, false, t_d, 1);
-		t_reopen();
-		t_reopen();
-		ck_assert_int_eq(t_log_count("event=counts_rebuild "), 1);
-		t_counts(&got);
-		ck_assert_uint_eq(got.c[0].queued, 1);
-		ck_assert_uint_eq(got.c[2].deferred, 1);
-		log_close();
-		unlink(t_log);
-	}
+	store_close(t_store);
+	check_rmtree(t_dir);
+	ck_assert_int_eq(mkdir(t_dir, 0700), 0);
+	t_log_to_file();
+	t_store = NULL;
+	t_reopen();
+	ck_assert_int_eq(
+		t_log_count("event=counts_rebuild reason=missing"), 1);
+	t_put("0A", 0, false, t_q, 1);
+	t_put("0B", 2, false, t_d, 1);
+	t_reopen();
+	t_reopen();
+	ck_assert_int_eq(t_log_count("event=counts_rebuild "), 1);
+	t_counts(&got);
+	ck_assert_uint_eq(got.c[0].queued, 1);
+	ck_assert_uint_eq(got.c[2].deferred, 1);
+	log_close();
+	unlink(t_log);
+}
 END_TEST
 
 static void
@@ -551,39 +551,39 @@ t_drop_counts(MDB_txn *txn, MDB_env *env)
 /* A queue written by a binary from before the counts: they are counted
  * once at open, logged with the time it took, and kept from then on. */
 START_TEST(test_queue_from_before_counts_is_counted_at_open)
-	{
-		static const Shoal__RcptState two[] = {
-			SHOAL__RCPT_STATE__RCPT_DEFERRED,
-			SHOAL__RCPT_STATE__RCPT_QUEUED,
-		};
-		Shoal__AdminReply *r;
-		struct t_all got;
+{
+	static const Shoal__RcptState two[] = {
+		SHOAL__RCPT_STATE__RCPT_DEFERRED,
+		SHOAL__RCPT_STATE__RCPT_QUEUED,
+	};
+	Shoal__AdminReply *r;
+	struct t_all got;
 
-		t_put("0A", 0, false, two, 2);
-		t_put("0B", 2, true, two, 2);
-		t_put("0C", 1, false, t_d, 1);
-		t_raw(t_drop_counts);
-		t_log_to_file();
-		t_reopen();
-		ck_assert_int_eq(
-			t_log_count("event=counts_rebuild reason=missing "
-				    "messages=3"),
-			1);
-		ck_assert_int_eq(
-			t_log_count("event=counts_rebuilt messages=3 ms="), 1);
-		t_counts(&got);
-		ck_assert_uint_eq(got.entries, 3);
-		r = t_status();
-		ck_assert_uint_eq(r->status_reply->messages, 2);
-		ck_assert_uint_eq(r->status_reply->rcpts_queued, 1);
-		ck_assert_uint_eq(r->status_reply->rcpts_deferred, 1);
-		ck_assert_uint_eq(r->status_reply->msgs_held, 1);
-		shoal__admin_reply__free_unpacked(r, NULL);
-		t_reopen();
-		ck_assert_int_eq(t_log_count("event=counts_rebuild "), 1);
-		log_close();
-		unlink(t_log);
-	}
+	t_put("0A", 0, false, two, 2);
+	t_put("0B", 2, true, two, 2);
+	t_put("0C", 1, false, t_d, 1);
+	t_raw(t_drop_counts);
+	t_log_to_file();
+	t_reopen();
+	ck_assert_int_eq(
+		t_log_count("event=counts_rebuild reason=missing "
+			    "messages=3"),
+		1);
+	ck_assert_int_eq(
+		t_log_count("event=counts_rebuilt messages=3 ms="), 1);
+	t_counts(&got);
+	ck_assert_uint_eq(got.entries, 3);
+	r = t_status();
+	ck_assert_uint_eq(r->status_reply->messages, 2);
+	ck_assert_uint_eq(r->status_reply->rcpts_queued, 1);
+	ck_assert_uint_eq(r->status_reply->rcpts_deferred, 1);
+	ck_assert_uint_eq(r->status_reply->msgs_held, 1);
+	shoal__admin_reply__free_unpacked(r, NULL);
+	t_reopen();
+	ck_assert_int_eq(t_log_count("event=counts_rebuild "), 1);
+	log_close();
+	unlink(t_log);
+}
 END_TEST
 
 static void
@@ -620,35 +620,35 @@ t_held_0b(MDB_txn *txn, MDB_env *env)
  * without the counts: the open notices by the transaction id and counts
  * again, whether the number of messages changed or only a state. */
 START_TEST(test_write_without_counts_is_counted_again)
-	{
-		Shoal__AdminReply *r;
+{
+	Shoal__AdminReply *r;
 
-		t_put("0A", 0, false, t_q, 1);
-		t_put("0B", 0, false, t_d, 1);
-		t_raw(t_delete_0a);
-		t_log_to_file();
-		t_reopen();
-		ck_assert_int_eq(t_log_count("event=counts_rebuild "
-					     "reason=written_without_counts"),
-				 1);
-		r = t_status();
-		ck_assert_uint_eq(r->status_reply->messages, 1);
-		ck_assert_uint_eq(r->status_reply->rcpts_queued, 0);
-		ck_assert_uint_eq(r->status_reply->rcpts_deferred, 1);
-		shoal__admin_reply__free_unpacked(r, NULL);
-		t_raw(t_held_0b); /* same number of messages, other state */
-		t_reopen();
-		ck_assert_int_eq(t_log_count("event=counts_rebuild "
-					     "reason=written_without_counts"),
-				 2);
-		r = t_status();
-		ck_assert_uint_eq(r->status_reply->messages, 1);
-		ck_assert_uint_eq(r->status_reply->rcpts_deferred, 0);
-		ck_assert_uint_eq(r->status_reply->msgs_held, 1);
-		shoal__admin_reply__free_unpacked(r, NULL);
-		log_close();
-		unlink(t_log);
-	}
+	t_put("0A", 0, false, t_q, 1);
+	t_put("0B", 0, false, t_d, 1);
+	t_raw(t_delete_0a);
+	t_log_to_file();
+	t_reopen();
+	ck_assert_int_eq(t_log_count("event=counts_rebuild "
+				     "reason=written_without_counts"),
+			 1);
+	r = t_status();
+	ck_assert_uint_eq(r->status_reply->messages, 1);
+	ck_assert_uint_eq(r->status_reply->rcpts_queued, 0);
+	ck_assert_uint_eq(r->status_reply->rcpts_deferred, 1);
+	shoal__admin_reply__free_unpacked(r, NULL);
+	t_raw(t_held_0b); /* same number of messages, other state */
+	t_reopen();
+	ck_assert_int_eq(t_log_count("event=counts_rebuild "
+				     "reason=written_without_counts"),
+			 2);
+	r = t_status();
+	ck_assert_uint_eq(r->status_reply->messages, 1);
+	ck_assert_uint_eq(r->status_reply->rcpts_deferred, 0);
+	ck_assert_uint_eq(r->status_reply->msgs_held, 1);
+	shoal__admin_reply__free_unpacked(r, NULL);
+	log_close();
+	unlink(t_log);
+}
 END_TEST
 
 /* Shard 0's count says 2 queued where the one message has 1, and the
@@ -677,42 +677,94 @@ t_forge_count(MDB_txn *txn, MDB_env *env)
 
 /* The checker's positive control: it sees a count that is wrong. */
 START_TEST(test_check_finds_a_wrong_count)
-	{
-		struct store_txn *t;
+{
+	struct store_txn *t;
 
-		t_put("0A", 0, false, t_q, 1);
-		t_raw(t_forge_count);
-		t_reopen();
-		ck_assert_int_eq(store_txn_begin(t_store, true, &t), 0);
-		ck_assert_int_eq(store_count_check(t), -EIO);
-		store_txn_abort(t);
-	}
+	t_put("0A", 0, false, t_q, 1);
+	t_raw(t_forge_count);
+	t_reopen();
+	ck_assert_int_eq(store_txn_begin(t_store, true, &t), 0);
+	ck_assert_int_eq(store_count_check(t), -EIO);
+	store_txn_abort(t);
+}
+END_TEST
+
+/* Shard 0 says 1 message and nothing queued where its message has one
+ * queued recipient; the marker is forged so the open trusts it. */
+static void
+t_forge_low_count(MDB_txn *txn, MDB_env *env)
+{
+	MDB_val key = { 4, "\0\0\0\0" }, val;
+	MDB_val mkey = { strlen("queue_counts"), "queue_counts" };
+	unsigned char v[32] = { 0 }, mark[12] = { 0 };
+	size_t id = mdb_txn_id(txn);
+
+	(void)env;
+	v[7] = 1;
+	val.mv_size = sizeof(v);
+	val.mv_data = v;
+	ck_assert_int_eq(mdb_put(txn, t_dbi(txn, "counts"), &key, &val, 0), 0);
+	mark[3] = 1;
+	for (int i = 0; i < 8; i++)
+		mark[4 + i] = (unsigned char)((uint64_t)id >> (56 - 8 * i));
+	val.mv_size = sizeof(mark);
+	val.mv_data = mark;
+	ck_assert_int_eq(mdb_put(txn, t_dbi(txn, "meta"), &mkey, &val, 0), 0);
+}
+
+/* A count that would go below zero is a count known to be wrong: it is
+ * logged once, stays at zero, and the next open counts again. */
+START_TEST(test_count_below_zero_is_counted_again_at_open)
+{
+	struct store_txn *t;
+	struct t_all got;
+
+	t_put("0A", 0, false, t_q, 1);
+	t_put("0B", 2, false, t_q, 1);
+	t_raw(t_forge_low_count);
+	t_log_to_file();
+	t_reopen();
+	ck_assert_int_eq(t_log_count("event=counts_rebuild "), 0);
+	ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
+	ck_assert_int_eq(store_msg_del(t, "0A", 0), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	ck_assert_int_eq(t_log_count("event=counts_wrong shard=0 "), 1);
+	t_put("0C", 2, false, t_q, 1); /* later commits keep the mark */
+	t_reopen();
+	ck_assert_int_eq(t_log_count("event=counts_rebuild reason=known_wrong"), 1);
+	t_counts(&got);
+	ck_assert_uint_eq(got.entries, 1);
+	ck_assert_uint_eq(got.c[2].messages, 2);
+	ck_assert_uint_eq(got.c[2].queued, 2);
+	log_close();
+	unlink(t_log);
+}
 END_TEST
 
 /* Status counts a shard for the node that is its primary in the map it
  * is given: after a takeover the same stored counts are the new
  * primary's, with no change to the store. */
 START_TEST(test_status_follows_the_map)
-	{
-		Shoal__AdminReply *r;
+{
+	Shoal__AdminReply *r;
 
-		t_put("0A", 0, false, t_q, 1);
-		t_put("0B", 1, false, t_d, 1);
-		r = t_status();
-		ck_assert_uint_eq(r->status_reply->messages, 1);
-		ck_assert_uint_eq(r->status_reply->rcpts_deferred, 0);
-		ck_assert_uint_eq(r->status_reply->n_shard_messages, T_SHARDS);
-		ck_assert_uint_eq(r->status_reply->shard_messages[0], 1);
-		ck_assert_uint_eq(r->status_reply->shard_messages[1], 0);
-		shoal__admin_reply__free_unpacked(r, NULL);
-		t_shards[1].primary = "n1"; /* n1 took shard 1 over */
-		r = t_status();
-		ck_assert_uint_eq(r->status_reply->messages, 2);
-		ck_assert_uint_eq(r->status_reply->rcpts_deferred, 1);
-		ck_assert_uint_eq(r->status_reply->shard_messages[1], 1);
-		shoal__admin_reply__free_unpacked(r, NULL);
-		t_shards[1].primary = "n2";
-	}
+	t_put("0A", 0, false, t_q, 1);
+	t_put("0B", 1, false, t_d, 1);
+	r = t_status();
+	ck_assert_uint_eq(r->status_reply->messages, 1);
+	ck_assert_uint_eq(r->status_reply->rcpts_deferred, 0);
+	ck_assert_uint_eq(r->status_reply->n_shard_messages, T_SHARDS);
+	ck_assert_uint_eq(r->status_reply->shard_messages[0], 1);
+	ck_assert_uint_eq(r->status_reply->shard_messages[1], 0);
+	shoal__admin_reply__free_unpacked(r, NULL);
+	t_shards[1].primary = "n1"; /* n1 took shard 1 over */
+	r = t_status();
+	ck_assert_uint_eq(r->status_reply->messages, 2);
+	ck_assert_uint_eq(r->status_reply->rcpts_deferred, 1);
+	ck_assert_uint_eq(r->status_reply->shard_messages[1], 1);
+	shoal__admin_reply__free_unpacked(r, NULL);
+	t_shards[1].primary = "n2";
+}
 END_TEST
 
 static Suite *
@@ -739,6 +791,7 @@ counts_suite(void)
 	tcase_add_test(tc, test_queue_from_before_counts_is_counted_at_open);
 	tcase_add_test(tc, test_write_without_counts_is_counted_again);
 	tcase_add_test(tc, test_check_finds_a_wrong_count);
+	tcase_add_test(tc, test_count_below_zero_is_counted_again_at_open);
 	suite_add_tcase(s, tc);
 	return s;
 }
