@@ -741,6 +741,37 @@ START_TEST(test_count_below_zero_is_counted_again_at_open)
 }
 END_TEST
 
+/* oldest_arrival: the first message (by qid) of each primary shard; one
+ * whose record does not say gives its qid's time. Replica shards do not
+ * count. */
+START_TEST(test_oldest_is_the_first_qid_of_each_shard)
+{
+	char q0[QID_LEN + 1], q1[QID_LEN + 1], q2[QID_LEN + 1];
+	struct store_txn *t;
+	Shoal__AdminReply *r;
+	size_t len;
+	void *meta;
+
+	t_qid(q0, 1);
+	t_qid(q1, 2);
+	t_qid(q2, 3);
+	ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
+	ck_assert_int_eq(store_msg_put(t, q0, 0, "\xff", 1, "b", 1), 0);
+	meta = t_meta(q1, 1, false, 100, t_q, 1, &len); /* n2's */
+	ck_assert_int_eq(store_msg_put(t, q1, 1, meta, len, "b", 1), 0);
+	free(meta);
+	meta = t_meta(q2, 2, false, 4000000000u, t_q, 1, &len);
+	ck_assert_int_eq(store_msg_put(t, q2, 2, meta, len, "b", 1), 0);
+	free(meta);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	r = t_status();
+	ck_assert_uint_eq(r->status_reply->messages, 2);
+	ck_assert_uint_eq(r->status_reply->oldest_arrival,
+			  qid_time_us(q0) / 1000000);
+	shoal__admin_reply__free_unpacked(r, NULL);
+}
+END_TEST
+
 /* Status counts a shard for the node that is its primary in the map it
  * is given: after a takeover the same stored counts are the new
  * primary's, with no change to the store. */
@@ -784,6 +815,7 @@ counts_suite(void)
 	tcase_add_loop_test(tc, test_counts_match_a_walk_after_random_changes,
 			    0, 4);
 	tcase_add_test(tc, test_status_follows_the_map);
+	tcase_add_test(tc, test_oldest_is_the_first_qid_of_each_shard);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("open");
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
