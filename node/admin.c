@@ -1,7 +1,9 @@
 /* The admin link on a node: answers shoalctl's status, queue list and
  * queue show requests from the store, in one read-only transaction each.
- * Leaves framing and sockets to node.c, and queue actions (hold, flush,
- * delete) to a later module.
+ * Status counts come from the store's per-shard queue counts (kept in the
+ * commit, node/store.h), never from a walk: a status costs O(shards) at
+ * any queue size. Leaves framing and sockets to node.c, and queue actions
+ * (hold, flush, delete) to a later module.
  *
  * Handles untrusted input: the request comes from whoever reached the node
  * endpoint. Everything is checked before use; a bad request is answered
@@ -148,56 +150,71 @@ admin_is_primary(const struct admin_ctx *ctx, uint32_t shard)
 	return p != NULL && strcmp(p, ctx->node_id) == 0;
 }
 
+/* The queue as status reports it, from the store's counts: O(shards),
+ * whatever the queue's size (node/store.h, "queue counts"). */
 struct admin_count {
 	const struct admin_ctx *ctx;
 	uint64_t *per_shard;           /* n_shards of them */
-	uint64_t messages;
-	uint64_t queued, deferred, held;
-	uint64_t oldest;               /* arrival, 0 while none seen */
-	uint64_t unreadable;
-	char first_unreadable[QID_MAX];
+	struct admin_depth depth;      /* the primary shards' */
+	uint64_t replica;              /* messages of the other shards */
 };
 
 static int
-admin_count_one(const char *qid, uint32_t shard, const void *meta,
-		size_t meta_len, void *arg)
+admin_count_shard(uint32_t shard, const struct store_counts *sc, void *arg)
 {
 	struct admin_count *c = arg;
-	Shoal__StoredMessage *sm;
-	const Shoal__Envelope *env;
 
-	if (!admin_is_primary(c->ctx, shard))
-		return 0;
-	c->messages++;
-	c->per_shard[shard]++;      /* shard < n_shards: we are its primary */
-	sm = admin_meta_unpack(meta, meta_len);
-	if (sm == NULL) {
-		if (c->unreadable++ == 0)
-			snprintf(c->first_unreadable,
-				 sizeof(c->first_unreadable), "%.*s",
-				 QID_MAX - 1, qid);
+	if (!admin_is_primary(c->ctx, shard)) {
+		c->replica += sc->messages;
 		return 0;
 	}
-	env = sm->envelope;
-	if (env->arrival_time != 0 &&
-	    (c->oldest == 0 || env->arrival_time < c->oldest))
-		c->oldest = env->arrival_time;
-	if (sm->held) {
-		/* a held message waits for release, not for a retry: its
-		 * recipients are not "queued" or "deferred" work */
-		c->held++;
-	} else {
-		for (size_t i = 0; i < env->n_rcpts; i++) {
-			if (env->rcpts[i]->state ==
-			    SHOAL__RCPT_STATE__RCPT_QUEUED)
-				c->queued++;
-			else if (env->rcpts[i]->state ==
-				 SHOAL__RCPT_STATE__RCPT_DEFERRED)
-				c->deferred++;
-		}
-	}
-	shoal__stored_message__free_unpacked(sm, NULL);
+	if (c->per_shard != NULL)
+		c->per_shard[shard] = sc->messages; /* < n_shards: primary */
+	c->depth.messages += sc->messages;
+	c->depth.queued += sc->queued;
+	c->depth.deferred += sc->deferred;
+	c->depth.held += sc->held;
 	return 0;
+}
+
+/* The arrival time of a shard's first message: qids sort by the time
+ * they were made, so the first key of the shard's index is its oldest
+ * message. One that does not say (unreadable, no arrival time) gives
+ * its qid's time. */
+static int
+admin_first_arrival(const char *qid, uint32_t shard, const void *meta,
+		    size_t meta_len, void *arg)
+{
+	Shoal__StoredMessage *sm = admin_meta_unpack(meta, meta_len);
+	uint64_t *at = arg;
+
+	(void)shard;
+	if (sm != NULL)
+		*at = sm->envelope->arrival_time;
+	if (*at == 0 && qid_valid(qid, strlen(qid)))
+		*at = qid_time_us(qid) / 1000000;
+	if (sm != NULL)
+		shoal__stored_message__free_unpacked(sm, NULL);
+	return ADMIN_WALK_STOP;
+}
+
+/* The oldest arrival among the primary shards' messages, 0 when none:
+ * one index lookup per shard that holds messages, O(shards log queue). */
+static uint64_t
+admin_oldest(struct store_txn *t, const struct admin_count *c)
+{
+	uint64_t oldest = 0;
+
+	for (size_t s = 0; s < c->ctx->map->n_shards; s++) {
+		uint64_t at = 0;
+
+		if (c->per_shard[s] == 0)
+			continue;
+		store_shard_foreach(t, (uint32_t)s, admin_first_arrival, &at);
+		if (at != 0 && (oldest == 0 || at < oldest))
+			oldest = at;
+	}
+	return oldest;
 }
 
 /* The shards whose primary (or replica) is this node, per the map. Caller
@@ -220,9 +237,6 @@ admin_shards_of(const Shoal__ShardMap *map, const char *id, bool primary,
 	return n;
 }
 
-/* Counting walks and unpacks every message: O(queue) per request, in one
- * read transaction. Fine for an operator's command; a metrics endpoint
- * polled every few seconds will want counters kept by the scheduler. */
 struct admin_routers {
 	Shoal__RouterSeen v[OWNER_ROUTERS_MAX];
 	Shoal__RouterSeen *ptrs[OWNER_ROUTERS_MAX];
@@ -265,21 +279,21 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 		free(c.per_shard);
 		return;
 	}
-	rc = store_msg_foreach(t, admin_count_one, &c);
+	rc = store_count_foreach(t, admin_count_shard, &c);
+	if (rc == 0)
+		sr.oldest_arrival = admin_oldest(t, &c);
 	store_txn_abort(t);
-	admin_log_unreadable(r->request_id, c.unreadable, c.first_unreadable);
 	if (rc != 0) {
-		admin_internal(r, "msg_foreach", rc, out, out_len);
+		admin_internal(r, "count_foreach", rc, out, out_len);
 		free(c.per_shard);
 		return;
 	}
 	sr.node_id = (char *)ctx->node_id;
 	sr.epoch = ctx->map->epoch;
-	sr.messages = c.messages;
-	sr.rcpts_queued = c.queued;
-	sr.rcpts_deferred = c.deferred;
-	sr.msgs_held = c.held;
-	sr.oldest_arrival = c.oldest;
+	sr.messages = c.depth.messages;
+	sr.rcpts_queued = c.depth.queued;
+	sr.rcpts_deferred = c.depth.deferred;
+	sr.msgs_held = c.depth.held;
 	sr.n_primary_shards = admin_shards_of(ctx->map, ctx->node_id, true,
 					      &sr.primary_shards);
 	sr.n_replica_shards = admin_shards_of(ctx->map, ctx->node_id, false,
@@ -287,7 +301,9 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 	sr.uptime_s = now > ctx->started_at ? now - ctx->started_at : 0;
 	sr.map = (Shoal__ShardMap *)ctx->map;
 	if (ctx->repl) {
-		repl_status(ctx->repl, &repl, true);
+		/* the copies come from the counts too, not from a walk */
+		repl_status(ctx->repl, &repl, false);
+		repl.replica_messages = c.replica;
 		sr.replication = &repl;
 	}
 	if (ctx->sched)
@@ -318,23 +334,14 @@ admin_queue_depth(struct store *st, const Shoal__ShardMap *map,
 
 	memset(&c, 0, sizeof(c));
 	c.ctx = &ctx;
-	c.per_shard = xcalloc(map->n_shards ? map->n_shards : 1,
-			      sizeof(*c.per_shard));
 	rc = store_txn_begin(st, true, &t);
-	if (rc == 0) {
-		rc = store_msg_foreach(t, admin_count_one, &c);
-		store_txn_abort(t);
-		admin_log_unreadable(0, c.unreadable, c.first_unreadable);
-		/* the walk mapped every message: not ours to keep */
-		store_release_pages(st);
-	}
-	free(c.per_shard);
 	if (rc != 0)
 		return rc;
-	out->messages = c.messages;
-	out->queued = c.queued;
-	out->deferred = c.deferred;
-	out->held = c.held;
+	rc = store_count_foreach(t, admin_count_shard, &c);
+	store_txn_abort(t);
+	if (rc != 0)
+		return rc;
+	*out = c.depth;
 	return 0;
 }
 

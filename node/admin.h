@@ -76,8 +76,9 @@ struct admin_ctx {
  * shown: the copies it holds as a replica belong to its peer's answers.
  * A failover, queue action or flush is handed to ctx->defer and *out
  * stays NULL: the reply comes when it is done (admin_reply_pack()).
- * Each request runs in one read-only store transaction. Status and list
- * walk the whole store (see admin.c for the cost). */
+ * Each request runs in one read-only store transaction. Status reads the
+ * store's queue counts, O(shards) at any queue size; a list page walks
+ * from its after_qid. */
 void admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 		  void **out, size_t *out_len);
 
@@ -88,8 +89,9 @@ struct admin_depth {
 	uint64_t messages, queued, deferred, held;
 };
 
-/* Count the queue in one read transaction: O(queue), like status. Returns
- * 0 and fills *out, or the store's error. */
+/* The same figures as status, from the store's queue counts in one read
+ * transaction: O(shards), whatever the queue's size. Returns 0 and fills
+ * *out, or the store's error. */
 int admin_queue_depth(struct store *st, const Shoal__ShardMap *map,
 		      const char *node_id, struct admin_depth *out);
 

@@ -4,9 +4,10 @@
  * node's counters, the bounded destination labels (metrics.h) and the
  * rendering.
  *
- * Cost of a scrape: O(1) in the queue's size for everything but the queue
- * depth, which walks the store like `shoalctl status` does; that walk runs
- * at most once per METRICS_DEPTH_TTL_MS, later scrapes reuse its counts. */
+ * Cost of a scrape: O(1) in the queue's size. The queue depth is read from
+ * the store's per-shard counts, kept in the commit that changes a message
+ * (node/store.h), as `shoalctl status` reads them: O(shards), and as fresh
+ * as the last commit. */
 #include "node/metrics.h"
 
 #include <stdbool.h>
@@ -28,7 +29,6 @@
 #include "node/scheduler.h"
 #include "node/store.h"
 
-#define METRICS_DEPTH_TTL_MS 1000
 #define METRICS_OUTCOMES 3		  /* enum outcome */
 #define METRICS_DNS_RESULTS 5		  /* enum dns_status */
 #define METRICS_OTHER METRICS_DEST_LABELS /* the slot past the named ones */
@@ -74,9 +74,6 @@ struct metrics {
 	size_t n_dests;
 	uint64_t dns[METRICS_DNS_RESULTS];
 	struct metrics_hist attempt;
-	struct admin_depth depth; /* cached walk */
-	uint64_t depth_at_ms;	  /* monotonic; 0 = never */
-	bool has_depth;
 };
 
 /* The slot counting domain: its own, a new one while some are free, or
@@ -202,30 +199,22 @@ metrics_render_queue(struct metrics *m, struct buf *b)
 {
 	struct node *n = m->n;
 	struct metrics_label l;
-	uint64_t now = clock_mono_ms();
+	struct admin_depth d = { 0 };
 
-	if (!m->has_depth || now - m->depth_at_ms >= METRICS_DEPTH_TTL_MS) {
-		struct admin_depth d;
-
-		if (admin_queue_depth(n->store, n->map, n->me->id, &d) == 0) {
-			m->depth = d;
-			m->has_depth = true;
-		}
-		m->depth_at_ms = now;
-	}
+	/* a store error is logged there; the scrape still answers */
+	admin_queue_depth(n->store, n->map, n->me->id, &d);
 	metrics_family(b, "shoal_queue_depth", "gauge",
 		       "The queue of this node's primary shards as shoalctl "
 		       "status counts it: recipients queued and deferred, "
 		       "held messages.");
 	l = (struct metrics_label){ "state", "queued" };
-	metrics_sample(b, "shoal_queue_depth", &l, 1, m->depth.queued);
+	metrics_sample(b, "shoal_queue_depth", &l, 1, d.queued);
 	l = (struct metrics_label){ "state", "deferred" };
-	metrics_sample(b, "shoal_queue_depth", &l, 1, m->depth.deferred);
+	metrics_sample(b, "shoal_queue_depth", &l, 1, d.deferred);
 	l = (struct metrics_label){ "state", "held" };
-	metrics_sample(b, "shoal_queue_depth", &l, 1, m->depth.held);
+	metrics_sample(b, "shoal_queue_depth", &l, 1, d.held);
 	metrics_gauge(b, "shoal_queue_messages",
-		      "Messages of this node's primary shards.",
-		      m->depth.messages);
+		      "Messages of this node's primary shards.", d.messages);
 }
 
 static void

@@ -8,6 +8,7 @@
  *   due   be64(unix seconds) || qid -> empty   (finding due work is O(due))
  *   shard be32(shard) || qid -> empty          (shard moves, listings)
  *   meta  name -> value                        (node id, shard map, ...)
+ *   counts be32(shard) -> queue counts         (status, /metrics: below)
  *
  * Memory: values handed out by a transaction are LMDB's and live only until
  * that transaction ends (in a write transaction: until its next write).
@@ -243,5 +244,41 @@ int store_tomb_trim(struct store_txn *t, uint64_t now, size_t max);
 
 /* Tombstones held. */
 uint64_t store_tomb_count(struct store_txn *t);
+/* ---- queue counts (see store.c for the layout) ----
+ * Per shard: messages, recipients queued and deferred of messages not
+ * held, and held messages, as node/admin.c reports them. Kept in the
+ * transaction that changes a message (store_msg_put, store_msg_set_meta,
+ * store_msg_del), so reading them costs O(shards) at any queue size.
+ * store_open() rebuilds them once, by a walk it logs, when they are
+ * missing (a queue written before they existed) or were not kept by the
+ * last writer (an older binary wrote since). */
+
+struct store_counts {
+	uint64_t messages; /* all of the shard's messages */
+	uint64_t queued;   /* recipients RCPT_QUEUED, not held */
+	uint64_t deferred; /* recipients RCPT_DEFERRED, not held */
+	uint64_t held;	   /* messages held */
+};
+
+/* The counts one message record adds: meta is a packed
+ * shoal.StoredMessage. A record that does not unpack counts as a message
+ * and nothing else (it is still there). The one rule both the commit path
+ * and the rebuild use. */
+void store_count_record(const void *meta, size_t meta_len,
+			struct store_counts *out);
+
+/* Called for each shard that holds messages, in shard order; same stop
+ * rule as store_msg_fn. */
+typedef int (*store_count_fn)(uint32_t shard, const struct store_counts *c,
+			      void *arg);
+
+/* Walk the counts as of t: O(shards holding messages). Returns 0, the
+ * callback's stop value, or -errno. */
+int store_count_foreach(struct store_txn *t, store_count_fn fn, void *arg);
+
+/* Debugging and tests: compare every shard's counts with a walk of the
+ * whole queue, O(queue). Returns 0 when they agree, -EIO when not (each
+ * differing shard logged), or the store's error. */
+int store_count_check(struct store_txn *t);
 
 #endif
