@@ -12,6 +12,7 @@ unencrypted; the last two are made with an LD_PRELOAD shim
 import os
 import stat
 import subprocess
+import time
 import unittest
 
 from shoaltest import (REPO, SMTPConn, ShoalTestCase, bin_path, make_message,
