@@ -12,7 +12,20 @@
  * passed. A node cut off from everything stops delivering before its peer
  * may take over; a restarted node learns a newer epoch before it delivers.
  * Nodes without a peer, or with replication.mode = "none", are never
- * fenced and never fail over. */
+ * fenced and never fail over.
+ *
+ * "Heard within" is a lease on our own monotonic clock, and it must hold
+ * across a pause of the process (SIGSTOP, a frozen VM, swap): the peer and
+ * the routers echo the send time of the newest message they have from us,
+ * and contact counts from that echo, never from when their message is
+ * read. A message that waited in a socket buffer through a pause so
+ * extends no lease. A lease that lapsed, or a loop that did not run for a
+ * lease (a pause seen from inside, for senders that do not echo), is
+ * treated like a restart: the node must hear its peer's map again, in a
+ * message that echoes a time after the lapse, or wait failover_after_ms.
+ * owner_may_start() asks all of this, with the shard's ownership and
+ * freezes, before every delivery starts, including each further message
+ * on an open connection (node/deliver.c). */
 #include "node/owner.h"
 
 #include <errno.h>
@@ -38,7 +51,7 @@
 
 struct owner_router {
 	char id[256];
-	uint64_t heard_ms;
+	uint64_t heard_ms; /* arrival of its last heartbeat */
 	bool sees_peer;
 };
 
@@ -58,8 +71,15 @@ struct owner {
 	const char *peer;             /* peer id, NULL when none */
 	bool active;                  /* a peer and replication on */
 	uint64_t started_ms;
-	uint64_t peer_heard_ms;       /* 0 = not since start */
-	bool peer_map_heard;          /* since start */
+	uint64_t peer_heard_ms; /* arrival of its last message, 0 none */
+	/* the lease: the newest time (our clock) the peer or a router
+	 * provably heard us; and since when the peer's map must be heard
+	 * again (start, a lapsed lease, a stalled loop) */
+	uint64_t contact_ms;
+	uint64_t relearn_ms;
+	bool relearn_strict; /* after a lapse: only an echoed map */
+	bool peer_map_heard; /* since relearn_ms */
+	uint64_t loop_ms;    /* last owner_tick(): stall detection */
 	struct owner_router routers[OWNER_ROUTERS_MAX];
 	size_t n_routers;
 	bool fenced;                  /* last answer of owner_may_deliver */
@@ -258,6 +278,10 @@ owner_adopt(struct owner *o, Shoal__ShardMap *m, const char *why)
 		 n->me->id, (unsigned long long)m->epoch,
 		 (unsigned long long)old_epoch, m->author[0] ? m->author : "config",
 		 why, (unsigned long long)gained, (unsigned long long)lost);
+	/* our own work, not a pause: what follows is fresh */
+	if (o->loop_ms != 0)
+		o->loop_ms = clock_mono_ms();
+	scheduler_recheck(n->sched);
 	scheduler_kick(n->sched);
 	return 0;
 }
@@ -299,12 +323,21 @@ void
 owner_set_frozen(struct owner *o, int64_t shard)
 {
 	o->frozen = shard;
+	if (shard >= 0)
+		scheduler_recheck(o->n->sched); /* its jobs waiting: dropped */
 }
 
 bool
 owner_is_frozen(const struct node *n, uint32_t shard)
 {
 	return n->owner != NULL && n->owner->frozen == (int64_t)shard;
+}
+
+bool
+owner_may_start(struct owner *o, uint32_t shard)
+{
+	return owner_may_deliver(o) && owner_is_primary(o->n, shard) &&
+	       o->frozen != (int64_t)shard;
 }
 
 bool
@@ -521,12 +554,85 @@ owner_failover(struct owner *o, const void *reply_to, size_t reply_to_len,
 
 /* ---- what the node hears --------------------------------------------- */
 
-void
-owner_heard_router(struct owner *o, const char *router_id, bool sees_peer)
+static uint64_t
+owner_lease_ms(const struct owner *o)
 {
-	uint64_t now = clock_mono_ms();
+	return o->n->cfg->replication.failover_after_ms / 2;
+}
+
+/* From now on the peer's map must be heard again: in a message echoing a
+ * time at or after `since`, or (not strict) any map; or failover_after_ms
+ * must pass. */
+static void
+owner_relearn(struct owner *o, uint64_t since, bool strict, const char *why,
+	      uint64_t gap_ms)
+{
+	if (since <= o->relearn_ms)
+		return;
+	if (o->peer_map_heard || !o->relearn_strict)
+		log_warn(
+			"node id=%s event=lease_lost gap_ms=%llu reason=\"%s\" "
+			"note=\"fenced until the peer's map is heard again or "
+			"failover_after_ms passes\"",
+			o->n->me->id, (unsigned long long)gap_ms, why);
+	o->relearn_ms = since;
+	o->relearn_strict = strict;
+	o->peer_map_heard = false;
+}
+
+/* The loop did not run for longer than the lease (the process was
+ * paused, or a callback ran that long): a message read now may have
+ * waited through it, and one that does not echo cannot tell. */
+static void
+owner_check_stall(struct owner *o, uint64_t now)
+{
+	if (!o->active || o->loop_ms == 0 ||
+	    now - o->loop_ms <= owner_lease_ms(o))
+		return;
+	owner_relearn(o, now, true, "event loop stalled", now - o->loop_ms);
+}
+
+/* Contact at t (our clock) with the peer or a router: the lease. A gap
+ * longer than the lease since the last contact means it lapsed. */
+static void
+owner_note_contact(struct owner *o, uint64_t t)
+{
+	uint64_t lease = owner_lease_ms(o);
+
+	if (t <= o->contact_ms)
+		return;
+	if (o->contact_ms != 0 && t - o->contact_ms > lease)
+		owner_relearn(o, o->contact_ms + lease, true, "lease lapsed",
+			      t - o->contact_ms);
+	o->contact_ms = t;
+}
+
+/* When a sender last provably heard us, on our clock: the send time of
+ * ours it echoes. 0: it echoes nothing of this process (not yet, or a
+ * previous one). A sender that does not echo (sends no clock of its own)
+ * counts from now, as before echoes existed. */
+static uint64_t
+owner_echo(const struct owner *o, uint64_t echo_ms, bool echoes, uint64_t now)
+{
+	if (!echoes)
+		return now;
+	if (echo_ms < o->started_ms)
+		return 0;
+	return echo_ms < now ? echo_ms : now;
+}
+
+void
+owner_heard_router(struct owner *o, const char *router_id, bool sees_peer,
+		   uint64_t echo_ms)
+{
+	uint64_t now = clock_mono_ms(), t;
 	struct owner_router *r = NULL, *oldest = NULL;
 
+	owner_check_stall(o, now);
+	/* routers that echo send a nonzero echo once we answered them */
+	t = owner_echo(o, echo_ms, echo_ms != 0, now);
+	if (t != 0)
+		owner_note_contact(o, t);
 	for (size_t i = 0; i < o->n_routers; i++) {
 		if (strcmp(o->routers[i].id, router_id) == 0) {
 			r = &o->routers[i];
@@ -548,15 +654,23 @@ owner_heard_router(struct owner *o, const char *router_id, bool sees_peer)
 }
 
 void
-owner_heard_peer(struct owner *o)
+owner_heard_peer(struct owner *o, uint64_t sent_ms, uint64_t echo_ms)
 {
-	o->peer_heard_ms = clock_mono_ms();
+	uint64_t now = clock_mono_ms(), t;
+
+	owner_check_stall(o, now);
+	o->peer_heard_ms = now;
+	t = owner_echo(o, echo_ms, sent_ms != 0, now);
+	if (t != 0)
+		owner_note_contact(o, t);
 }
 
 void
-owner_heard_peer_map(struct owner *o)
+owner_heard_peer_map(struct owner *o, uint64_t sent_ms, uint64_t echo_ms)
 {
-	o->peer_map_heard = true;
+	owner_check_stall(o, clock_mono_ms());
+	if (sent_ms != 0 ? echo_ms >= o->relearn_ms : !o->relearn_strict)
+		o->peer_map_heard = true;
 }
 
 uint64_t
@@ -596,20 +710,21 @@ bool
 owner_may_deliver(struct owner *o)
 {
 	const struct config *cfg = o->n->cfg;
-	uint64_t now = clock_mono_ms(), lease = cfg->replication.failover_after_ms / 2;
-	uint64_t contact = o->peer_heard_ms;
-	bool ok;
+	uint64_t now = clock_mono_ms(), lease = owner_lease_ms(o);
+	bool has_lease, ok;
 
 	if (!o->active)
 		return true;
 	if (o->ho.active)
 		return false;	/* a planned failover drains deliveries */
-	for (size_t i = 0; i < o->n_routers; i++)
-		if (o->routers[i].heard_ms > contact)
-			contact = o->routers[i].heard_ms;
-	ok = contact != 0 && now - contact <= lease &&
+	owner_check_stall(o, now);
+	has_lease = o->contact_ms != 0 && now - o->contact_ms <= lease;
+	if (!has_lease && o->contact_ms != 0)
+		owner_relearn(o, o->contact_ms + lease, true, "lease lapsed",
+			      now - o->contact_ms);
+	ok = has_lease &&
 	     (o->peer_map_heard ||
-	      now - o->started_ms >= cfg->replication.failover_after_ms);
+	      now - o->relearn_ms >= cfg->replication.failover_after_ms);
 	if (ok == o->fenced) {
 		o->fenced = !ok;
 		if (ok) {
@@ -618,9 +733,10 @@ owner_may_deliver(struct owner *o)
 		} else {
 			log_warn("node id=%s event=fenced reason=\"%s\"",
 				 o->n->me->id,
-				 contact == 0 || now - contact > lease ?
-					 "neither peer nor router heard" :
-					 "waiting for the peer's map");
+				 !has_lease ? "neither peer nor router heard" :
+					      "waiting for the peer's map");
+			/* deliveries waiting to start: dropped, still due */
+			scheduler_recheck(o->n->sched);
 		}
 	}
 	return ok;
@@ -636,6 +752,7 @@ owner_tick(struct owner *o)
 
 	owner_handover_step(o);
 	owner_may_deliver(o);	/* logs fencing transitions */
+	o->loop_ms = clock_mono_ms();
 	if (!o->active || now - last < after)
 		return;
 	owner_router_votes(o, now, after, &heard, &see_peer);
@@ -654,6 +771,7 @@ owner_new(struct node *n)
 	o->active = o->peer != NULL &&
 		    n->cfg->replication.mode != CFG_REPL_NONE;
 	o->started_ms = clock_mono_ms();
+	o->relearn_ms = o->started_ms;
 	o->fenced = o->active;
 	o->incoming = o->frozen = -1;
 	return o;
@@ -662,5 +780,7 @@ owner_new(struct node *n)
 void
 owner_free(struct owner *o)
 {
+	if (o == NULL)
+		return;
 	free(o);
 }

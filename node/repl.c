@@ -252,6 +252,8 @@ repl_header(struct repl *r, Shoal__PeerMessage *pm)
 	pm->acked_seq = r->applied;
 	pm->resend = r->want_resend;
 	pm->apply_error = r->apply_error;
+	pm->sent_ms = now;
+	pm->echo_ms = r->peer_sent_ms;
 }
 
 void
@@ -617,7 +619,8 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 		return;
 	}
 	was_alive = repl_peer_alive(r, now);
-	owner_heard_peer(r->n->owner);
+	owner_heard_peer(r->n->owner, pm->sent_ms, pm->echo_ms);
+	r->peer_sent_ms = pm->sent_ms; /* echoed in our next message */
 	if (!was_alive) {
 		log_info("repl node=%s peer=%s event=peer_heard", r->n->me->id,
 			 r->peer->id);
@@ -639,7 +642,7 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 		repl_note_peer_map(r, NULL);
 	if (pm->map) {
 		owner_offer(r->n->owner, pm->map);
-		owner_heard_peer_map(r->n->owner);
+		owner_heard_peer_map(r->n->owner, pm->sent_ms, pm->echo_ms);
 		repl_note_peer_map(r, pm->map);
 	}
 	if (pm->acked_stream == r->stream)
@@ -764,6 +767,7 @@ repl_caught_up(const struct repl *r)
 {
 	return !r->on || r->acked >= store_journal_seq(r->n->store);
 }
+
 
 void
 repl_heartbeat_now(struct repl *r)

@@ -89,6 +89,7 @@ struct repl {
 	uint64_t peer_map_epoch;
 	char peer_map_author[64];
 	uint64_t map_sent_ms;
+	uint64_t peer_sent_ms; /* its clock in its last message: echoed */
 
 	/* repl_send_batch()'s record arrays, REPL_BATCH_RECORDS each, made
 	 * once: a batch fills every entry it uses */

@@ -64,6 +64,12 @@ struct smtpc_msg {
 	bool body_8bit;               /* send BODY=8BITMIME */
 	const char *body;             /* the message, CRLF line ends, not dot-stuffed */
 	size_t body_len;
+	/* asked at the 354, the last moment a message can be withdrawn (the
+	 * connection is closed without the final dot: RFC 5321 4.1.1.4, no
+	 * dot, no message); NULL = always go on. A withdrawn message ends
+	 * with result.withdrawn and is not an attempt. */
+	bool (*may_commit)(void *arg);
+	void *commit_arg;
 };
 
 /* The result of one message: one reply per recipient (RCPT's, or for
@@ -75,6 +81,7 @@ struct smtpc_result {
 	struct smtpc_reply *rcpt;      /* n_rcpts entries */
 	size_t n_rcpts;
 	bool conn_lost;                /* the connection is no longer usable */
+	bool withdrawn;		       /* may_commit said no: not sent */
 };
 
 /* What the server offered, once the session is ready. */

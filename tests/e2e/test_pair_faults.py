@@ -9,15 +9,67 @@ duplicated) and asserts what its item promises; docs/replication.md
 states the rules.
 """
 
+import calendar
 import errno
+import json
 import os
+import re
 import signal
 import subprocess
 import time
 
 import netns
-from shoaltest import ShoalTestCase, log, wait_for
-from test_faults import Rig
+from shoaltest import DUMP_QID_RE, REPO, ShoalTestCase, log, wait_for
+from test_faults import PYTHON, Rig
+
+CAPTURE = os.path.join(REPO, "tests", "fixtures", "capture_smtpd.py")
+HOLD_MS = 50                 # the MX answers each end of data this late
+MX_CONNECTIONS = 8           # cluster-wide: 4 per node of the pair
+
+
+class SlowRig(Rig):
+    """A Rig whose MX is tests/fixtures/capture_smtpd.py answering every
+    end of data HOLD_MS late, with at most MX_CONNECTIONS connections to
+    it: mail arrives faster than it leaves, so the nodes build a delivery
+    backlog. Each message's capture record says which node sent it (its
+    peer address: needs the namespaces) and when its reply went out."""
+
+    def __init__(self, test, **kw):
+        super().__init__(test, **kw)
+        self.c.delivery += (
+            f"\n  limits = ( {{ domain = \"*\"; max_connections = "
+            f"{MX_CONNECTIONS}; max_msgs_per_conn = 100000; }} );")
+
+    def start_sink(self):
+        argv = [PYTHON, CAPTURE, "--dir", self.dump_dir, "--listen",
+                f"{self.net.host('sink')}:{self.sink_port}",
+                "--hold-ms", str(HOLD_MS)]
+        self.c.spawn("capture", self.net.wrap("sink", argv),
+                     ready_re=r"capture event=ready")
+
+    def captured(self):
+        """[(reply time, sending node's address, qid)] of every message
+        the MX took."""
+        out = []
+        for name in os.listdir(self.dump_dir):
+            if not name.endswith(".json") or name == "stats.json":
+                continue
+            try:
+                with open(os.path.join(self.dump_dir, name)) as f:
+                    doc = json.load(f)
+                with open(doc["file"], "rb") as f:
+                    m = DUMP_QID_RE.search(f.read(8192))
+            except (OSError, ValueError, KeyError):
+                continue
+            out.append((doc["time"], doc["peer"].rpartition(":")[0],
+                        m.group(1).decode() if m else None))
+        return out
+
+    def backlog(self, nid):
+        for n in self.c.status()["nodes"]:
+            if n["id"] == nid:
+                return n.get("messages", 0)
+        return 0
 
 
 def fill_disk(path, chunk=1 << 20):
@@ -42,6 +94,24 @@ def fill_disk(path, chunk=1 << 20):
         os.close(fd)
 
 
+# "2026-12-06T16:12:43.371Z shoal-node[...] info: qid=Q rcpt=... result=delivered"
+RESULT_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)\.(\d{3})Z .*"
+                       r"\bqid=(\S+) rcpt=.* result=delivered ")
+
+
+def results_after(log_text, t):
+    """qids a node logged as delivered at or after unix time t."""
+    out = set()
+    for ln in log_text.splitlines():
+        m = RESULT_RE.match(ln)
+        if m:
+            ts = calendar.timegm(time.strptime(m.group(1),
+                                               "%Y-%m-%dT%H:%M:%S"))
+            if ts + int(m.group(2)) / 1000.0 >= t:
+                out.add(m.group(3))
+    return out
+
+
 def repl_of(rig, nid):
     for n in rig.c.status()["nodes"]:
         if n["id"] == nid:
@@ -56,6 +126,59 @@ class PairFaultTest(ShoalTestCase):
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}",
                         "tmpfs", d], check=True)
         self.addCleanup(subprocess.run, ["umount", "-l", d])
+
+    # ---- 12 ----
+
+    def test_12_paused_primary_does_not_deliver_what_its_peer_took(self):
+        """SIGSTOP n1 with a delivery backlog for longer than
+        failover_after_ms, until n2 has taken its shards, then SIGCONT.
+        The fencing rule must hold across the pause: n1 may finish the
+        transactions whose DATA was on the wire when it stopped, and
+        start nothing more of the shards n2 now owns."""
+        if not netns.available():
+            self.skipTest("telling the nodes apart at the MX needs "
+                          "namespaces (root)")
+        rig = SlowRig(self).start()
+        rig.start_load()
+        wait_for(lambda: rig.backlog("n1") >= 200, 60,
+                 "a delivery backlog of 200 messages on n1")
+        n1, n2 = rig.c.node("n1"), rig.c.node("n2")
+        ip1 = rig.net.host("n1")
+        t_stop = time.time()
+        n1.send_signal(signal.SIGSTOP)
+        self.addCleanup(n1.send_signal, signal.SIGCONT)
+        wait_for(lambda: "event=takeover" in n2.log_text(), 15,
+                 "n2 taking over n1's shards")
+        t_cont = time.time()
+        n1.send_signal(signal.SIGCONT)
+        # n1 awake again, with n2's map: primary of nothing
+        wait_for(lambda: "n1" not in rig.c.owners().values(), 15,
+                 "n1 holding n2's map, primary of nothing")
+        rig.wait_acks(50, what="250s after the pause")
+        row = rig.finish("SIGSTOP primary past the lease", t_cont - t_stop)
+        # what n1 had on the wire when it stopped: messages whose end of
+        # data the MX answered after that (n1 was frozen: their DATA was
+        # out already), and those whose reply n1 only read after it woke
+        got = rig.captured()
+        before_cont = {q for t, ip, q in got if ip == ip1 and t <= t_cont}
+        on_wire = {q for t, ip, q in got
+                   if ip == ip1 and t_stop < t <= t_cont}
+        on_wire |= results_after(n1.log_text(), t_cont) & before_cont
+        sent_after = [q for t, ip, q in got if ip == ip1 and t > t_cont]
+        dups = {q for q, n in rig.delivered().items() if n > 1}
+        log(f"pause: {len(on_wire)} messages of n1 on the wire at SIGSTOP, "
+            f"{len(sent_after)} sent by n1 after SIGCONT, "
+            f"{len(dups)} duplicated ({len(dups - on_wire)} of them not "
+            f"on the wire)")
+        self.assertEqual(len(sent_after), 0, f"n1 delivered after its "
+                         f"lease lapsed: {sent_after[:5]}")
+        self.assertLessEqual(len(dups), len(on_wire),
+                             f"{len(dups)} duplicates, but only "
+                             f"{len(on_wire)} messages had their DATA on "
+                             f"the wire when n1 stopped")
+        # and it was the lease that stopped n1, not an empty queue
+        self.assertIn("event=lease_lost", n1.log_text())
+        self.assertGreater(len(results_after(n1.log_text(), 0)), 0)
 
     # ---- 14 ----
 

@@ -1,5 +1,6 @@
 /* Check suite for node/repl.c and node/repl_apply.c: the replica's side of
- * the stream when an apply fails (issue 15, item 14). A real shoal-node
+ * the stream when an apply fails (issue 15, item 14), and the lease the
+ * peer link gives node/owner.c (item 12). A real shoal-node
  * (node_new) with a 1 MiB map, driven one loop pass at a time; the test is
  * its peer n2: it hands batches to repl_handle() as the front socket would,
  * and reads what the node sends back on a ZeroMQ ROUTER bound at n2's
@@ -26,6 +27,7 @@
 #include "lib/shardmap.h"
 #include "lib/wire.h"
 #include "node/node.h"
+#include "node/owner.h"
 #include "node/store.h"
 #include "proto/node_node.pb-c.h"
 #include "proto/queue.pb-c.h"
@@ -48,6 +50,7 @@ static char t_qids[T_QIDS][QID_LEN + 1];
 static uint64_t t_acked;	/* highest ack of our stream */
 static bool t_resend;		/* a resend request since last reset */
 static char t_apply_error[128]; /* the last apply_error it reported */
+static uint64_t t_node_sent;	/* its clock in its last message */
 
 /* A TCP port that was free on 127.0.0.1 a moment ago. */
 static int
@@ -96,7 +99,7 @@ t_setup(void)
 		"router: { hostname = \"t.example\";"
 		" listen = ( { address = \"127.0.0.1:1\"; } ); };\n"
 		"delivery: { dns_servers = [ \"127.0.0.1:9\" ]; };\n"
-		"replication: { heartbeat_ms = 50; failover_after_ms = 5000;"
+		"replication: { heartbeat_ms = 50; failover_after_ms = 1000;"
 		" peer_timeout_ms = 2000; };\n",
 		T_SHARDS, p1, t_dir, p2, t_dir);
 	snprintf(conf, sizeof(conf), "%s/shoal.conf", t_dir);
@@ -124,6 +127,7 @@ t_setup(void)
 	t_acked = 0;
 	t_resend = false;
 	t_apply_error[0] = '\0';
+	t_node_sent = 0;
 }
 
 static void
@@ -167,6 +171,7 @@ t_read_peer(void)
 				t_resend = true;
 			snprintf(t_apply_error, sizeof(t_apply_error), "%s",
 				 pm->apply_error ? pm->apply_error : "");
+			t_node_sent = pm->sent_ms;
 			shoal__peer_message__free_unpacked(pm, NULL);
 		}
 		for (int i = 0; i < n; i++)
@@ -277,6 +282,51 @@ t_batch(uint64_t prev, int first, int n, size_t body_len)
 	free(body);
 }
 
+/* Hand the node a heartbeat from its peer: the peer's clock (0: a peer
+ * that does not echo), the node's clock it echoes, and n1's own map when
+ * with_map (so that it counts as the peer's map). */
+static void
+t_heartbeat(uint64_t sent_ms, uint64_t echo_ms, bool with_map)
+{
+	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
+	Shoal__PeerHeartbeat hb = SHOAL__PEER_HEARTBEAT__INIT;
+	zmq_msg_t f[3];
+	size_t len;
+
+	pm.from = "n2";
+	pm.stream = T_STREAM;
+	pm.sent_ms = sent_ms;
+	pm.echo_ms = echo_ms;
+	if (with_map)
+		pm.map = t_node->map;
+	pm.body_case = SHOAL__PEER_MESSAGE__BODY_HEARTBEAT;
+	pm.heartbeat = &hb;
+	len = shoal__peer_message__get_packed_size(&pm);
+	zmq_msg_init_size(&f[0], 2);
+	memcpy(zmq_msg_data(&f[0]), "id", 2);
+	zmq_msg_init_size(&f[1], WIRE_TAG_LEN);
+	memcpy(zmq_msg_data(&f[1]), WIRE_TAG_NODE, WIRE_TAG_LEN);
+	zmq_msg_init_size(&f[2], len);
+	shoal__peer_message__pack(&pm, zmq_msg_data(&f[2]));
+	repl_handle(t_node->repl, f, 3);
+	for (int i = 0; i < 3; i++)
+		zmq_msg_close(&f[i]);
+}
+
+/* Feed heartbeats every 20 ms for ms milliseconds; echo: the node's
+ * newest clock (fresh) or the given one (stale, when nonzero). */
+static void
+t_heartbeats(uint64_t ms, uint64_t stale_echo, bool with_map)
+{
+	uint64_t until = clock_mono_ms() + ms;
+
+	while (clock_mono_ms() < until) {
+		t_heartbeat(clock_mono_ms(),
+			    stale_echo ? stale_echo : t_node_sent, with_map);
+		t_run(20);
+	}
+}
+
 /* Whether n1 holds a copy of qid. */
 static bool
 t_has(const char *qid)
@@ -350,6 +400,53 @@ START_TEST(test_failed_apply_is_retried_until_it_succeeds)
 	}
 END_TEST
 
+/* Messages that keep arriving but echo an old time of ours (they waited
+ * in a socket buffer through a pause) must not keep the lease: once it
+ * lapses (failover_after_ms / 2 = 500 ms here) the node is fenced, and
+ * stays so after fresh contact until the peer's map comes in a message
+ * that echoes a time after the lapse. */
+START_TEST(test_stale_messages_do_not_extend_the_lease)
+	{
+		uint64_t stale;
+
+		t_wait_link();
+		t_run(100);
+		ck_assert(t_node_sent != 0);
+		t_heartbeats(300, 0, true);
+		ck_assert_msg(owner_may_deliver(t_node->owner),
+			      "fresh contact and the peer's map: may deliver");
+		stale = t_node_sent;
+		t_heartbeats(800, stale, true);
+		ck_assert_msg(!owner_may_deliver(t_node->owner),
+			      "a lease kept alive by stale echoes");
+		/* fresh contact, but the map comes only in a stale message */
+		t_heartbeats(200, 0, false);
+		t_heartbeat(clock_mono_ms(), stale, true);
+		t_run(20);
+		ck_assert_msg(!owner_may_deliver(t_node->owner),
+			      "unfenced by a map that predates the lapse");
+		t_heartbeats(200, 0, true);
+		ck_assert(owner_may_deliver(t_node->owner));
+	}
+END_TEST
+
+/* A peer without the echo fields (an older version) keeps today's rule:
+ * its messages count when they arrive. */
+START_TEST(test_a_peer_without_echo_counts_from_arrival)
+	{
+		uint64_t until;
+
+		t_wait_link();
+		ck_assert(!owner_may_deliver(t_node->owner));
+		until = clock_mono_ms() + 1000;
+		while (clock_mono_ms() < until) {
+			t_heartbeat(0, 0, true);
+			t_run(20);
+			ck_assert(owner_may_deliver(t_node->owner));
+		}
+	}
+END_TEST
+
 static Suite *
 repl_suite(void)
 {
@@ -360,6 +457,12 @@ repl_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_batch_after_a_failed_one_is_not_applied);
 	tcase_add_test(tc, test_failed_apply_is_retried_until_it_succeeds);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("lease");
+	tcase_add_checked_fixture(tc, t_setup, t_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_stale_messages_do_not_extend_the_lease);
+	tcase_add_test(tc, test_a_peer_without_echo_counts_from_arrival);
 	suite_add_tcase(s, tc);
 	return s;
 }
