@@ -55,8 +55,9 @@ struct owner_router {
 	bool sees_peer;
 };
 
-/* A planned failover in progress: deliveries paused until those in
- * flight are done, then the shards go to the peer. */
+/* A planned failover in progress: the shards it gives away are frozen
+ * (no delivery of them starts), it waits for those in flight and for the
+ * peer's ack of the journal, then the shards go to the peer. */
 struct owner_handover {
 	bool active;
 	bool back;                    /* failback: only the peer's first shards */
@@ -64,6 +65,8 @@ struct owner_handover {
 	size_t reply_to_len;
 	uint64_t request_id;
 	uint64_t started_ms;
+	uint64_t drained_ms; /* nothing of them in flight since */
+	uint64_t lag_target; /* journal seq then: the peer's ack */
 };
 
 struct owner {
@@ -84,6 +87,8 @@ struct owner {
 	size_t n_routers;
 	bool fenced;                  /* last answer of owner_may_deliver */
 	struct owner_handover ho;
+	uint8_t *handing; /* per shard: the handover gives it */
+	size_t n_handing;
 	int64_t incoming;             /* shard being moved here, or -1 */
 	int64_t frozen;               /* shard being moved away, or -1 */
 };
@@ -333,11 +338,18 @@ owner_is_frozen(const struct node *n, uint32_t shard)
 	return n->owner != NULL && n->owner->frozen == (int64_t)shard;
 }
 
+/* Whether a planned handover is giving shard away. */
+static bool
+owner_is_handing(const struct owner *o, uint32_t shard)
+{
+	return o->ho.active && shard < o->n_handing && o->handing[shard];
+}
+
 bool
 owner_may_start(struct owner *o, uint32_t shard)
 {
 	return owner_may_deliver(o) && owner_is_primary(o->n, shard) &&
-	       o->frozen != (int64_t)shard;
+	       o->frozen != (int64_t)shard && !owner_is_handing(o, shard);
 }
 
 bool
@@ -440,22 +452,57 @@ owner_failover_answer(struct owner *o, const void *to, size_t to_len,
 	free(out);
 }
 
-/* Hand the shards over once nothing of theirs is in flight. */
+/* Freeze the shards a handover gives away: those whose primary the swap
+ * would change. Their deliveries waiting in delivery's queues are dropped
+ * (still due; the new owner delivers them). */
+static void
+owner_handing_start(struct owner *o)
+{
+	struct node *n = o->n;
+	Shoal__ShardMap *first = o->ho.back ? shardmap_derive(n->cfg) : NULL;
+	size_t moved;
+	Shoal__ShardMap *next = shardmap_swap(n->map, n->me->id, o->peer,
+					      n->me->id, first, &moved);
+
+	free(o->handing);
+	o->n_handing = n->map->n_shards;
+	o->handing = xcalloc(o->n_handing ? o->n_handing : 1, 1);
+	for (size_t s = 0; s < o->n_handing && s < next->n_shards; s++)
+		o->handing[s] = strcmp(n->map->shards[s]->primary,
+				       next->shards[s]->primary) != 0;
+	shardmap_free(next);
+	shardmap_free(first);
+	scheduler_recheck(n->sched);
+}
+
+static void
+owner_handing_end(struct owner *o)
+{
+	free(o->handing);
+	o->handing = NULL;
+	o->n_handing = 0;
+}
+
+/* Hand the shards over once nothing of theirs is in flight and the peer
+ * has acknowledged the journal as it was then (or OWNER_LAG_WAIT_MS
+ * passed: the rest arrives as a handback). */
 static void
 owner_handover_step(struct owner *o)
 {
 	struct owner_handover *ho = &o->ho;
 	struct node *n = o->n;
-	uint64_t waited = clock_mono_ms() - ho->started_ms;
+	uint64_t now = clock_mono_ms(), waited = now - ho->started_ms;
+	uint64_t busy;
 	int moved;
 
 	if (!ho->active)
 		return;
-	if (waited >= OWNER_HANDOVER_MAX_MS) {
+	busy = scheduler_in_flight_of(n->sched, o->handing, o->n_handing);
+	if (busy > 0 && waited >= OWNER_HANDOVER_MAX_MS) {
 		ho->active = false;
+		owner_handing_end(o);
 		log_warn("node id=%s event=failover_abandoned in_flight=%llu",
-			 n->me->id,
-			 (unsigned long long)scheduler_in_flight(n->sched));
+			 n->me->id, (unsigned long long)busy);
 		owner_failover_answer(o, ho->reply_to, ho->reply_to_len,
 				      ho->request_id,
 				      SHOAL__STATUS__STATUS_INTERNAL,
@@ -464,10 +511,21 @@ owner_handover_step(struct owner *o)
 		scheduler_kick(n->sched);
 		return;
 	}
-	if (scheduler_in_flight(n->sched) > 0 ||
-	    (!repl_caught_up(n->repl) && waited < OWNER_LAG_WAIT_MS))
+	if (busy > 0)
+		return;
+	if (ho->drained_ms == 0) {
+		ho->drained_ms = now;
+		ho->lag_target = store_journal_seq(n->store);
+		log_info("node id=%s event=handover_drained waited_ms=%llu "
+			 "journal=%llu",
+			 n->me->id, (unsigned long long)waited,
+			 (unsigned long long)ho->lag_target);
+	}
+	if (!repl_acked_upto(n->repl, ho->lag_target) &&
+	    now - ho->drained_ms < OWNER_LAG_WAIT_MS)
 		return;
 	ho->active = false;
+	owner_handing_end(o);
 	moved = owner_swap(o, n->me->id, o->peer, ho->back,
 			   ho->back ? "planned failback" : "planned failover");
 	if (moved < 0)
@@ -540,15 +598,20 @@ owner_failover(struct owner *o, const void *reply_to, size_t reply_to_len,
 				      false);
 		return;
 	}
+	o->ho = (struct owner_handover){ 0 };
 	o->ho.active = true;
 	o->ho.back = req->back;
 	memcpy(o->ho.reply_to, reply_to, reply_to_len);
 	o->ho.reply_to_len = reply_to_len;
 	o->ho.request_id = request_id;
 	o->ho.started_ms = clock_mono_ms();
-	log_info("node id=%s event=handover_start to=%s back=%d in_flight=%llu",
+	owner_handing_start(o);
+	log_info("node id=%s event=handover_start to=%s back=%d in_flight=%llu "
+		 "in_flight_moving=%llu",
 		 me, o->peer, (int)req->back,
-		 (unsigned long long)scheduler_in_flight(n->sched));
+		 (unsigned long long)scheduler_in_flight(n->sched),
+		 (unsigned long long)scheduler_in_flight_of(
+			 n->sched, o->handing, o->n_handing));
 	owner_handover_step(o);
 }
 
@@ -715,8 +778,6 @@ owner_may_deliver(struct owner *o)
 
 	if (!o->active)
 		return true;
-	if (o->ho.active)
-		return false;	/* a planned failover drains deliveries */
 	owner_check_stall(o, now);
 	has_lease = o->contact_ms != 0 && now - o->contact_ms <= lease;
 	if (!has_lease && o->contact_ms != 0)
@@ -782,5 +843,6 @@ owner_free(struct owner *o)
 {
 	if (o == NULL)
 		return;
+	free(o->handing);
 	free(o);
 }

@@ -80,7 +80,8 @@ uint64_t owner_peer_heard_ms(const struct owner *o);
 bool owner_may_deliver(struct owner *o);
 
 /* Whether a delivery of a message of shard may start now: not fenced,
- * primary of the shard, the shard not being moved away. The one place this is decided: the scheduler
+ * primary of the shard, the shard neither being moved away nor given away
+ * by a planned failover. The one place this is decided: the scheduler
  * asks it when it picks a message, delivery before every message it
  * starts, on a new or a reused connection. */
 bool owner_may_start(struct owner *o, uint32_t shard);

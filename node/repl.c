@@ -768,6 +768,11 @@ repl_caught_up(const struct repl *r)
 	return !r->on || r->acked >= store_journal_seq(r->n->store);
 }
 
+bool
+repl_acked_upto(const struct repl *r, uint64_t seq)
+{
+	return !r->on || r->acked >= seq;
+}
 
 void
 repl_heartbeat_now(struct repl *r)

@@ -755,6 +755,9 @@ scheduler_recheck(struct scheduler *s)
 struct sched_busy {
 	uint32_t shard;
 	bool busy;
+	const uint8_t *shards; /* scheduler_in_flight_of() */
+	size_t n;
+	uint64_t count;
 };
 
 static void
@@ -781,6 +784,29 @@ uint64_t
 scheduler_in_flight(const struct scheduler *s)
 {
 	return idmap_count(s->inflight);
+}
+
+static void
+sched_count_of(uint64_t id, void *value, void *arg)
+{
+	const struct job_msg *m = value;
+	struct sched_busy *b = arg;
+
+	(void)id;
+	if (m->sm && m->sm->shard < b->n && b->shards[m->sm->shard])
+		b->count++;
+}
+
+uint64_t
+scheduler_in_flight_of(const struct scheduler *s, const uint8_t *shards,
+		       size_t n)
+{
+	struct sched_busy b = { .shards = shards, .n = n };
+
+	if (shards == NULL)
+		return 0;
+	idmap_foreach(s->inflight, sched_count_of, &b);
+	return b.count;
 }
 
 struct scheduler *

@@ -72,4 +72,8 @@ bool scheduler_shard_busy(const struct scheduler *s, uint32_t shard);
 /* Messages in flight now. */
 uint64_t scheduler_in_flight(const struct scheduler *s);
 
+/* Messages in flight whose shard s has shards[s] set (s < n). */
+uint64_t scheduler_in_flight_of(const struct scheduler *s,
+				const uint8_t *shards, size_t n);
+
 #endif
