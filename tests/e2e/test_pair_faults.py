@@ -1,8 +1,10 @@
-"""Pair faults where two paths meet (issue 15, items 12 to 14): a replica
-whose disk was full, a primary paused past its lease, a failback under
-load. Built on test_faults.Rig (network namespaces as root, loopback
-otherwise): a node pair, a router, smtp-sink as the MX and dnsmasq, with
-tests/fixtures/tracked_sender.py recording every 250.
+"""Pair faults where two paths meet (issue 15, items 12 to 14): a primary
+paused past its lease, a failback under load, a replica whose disk was
+full. Built on test_faults.Rig (network namespaces as root, loopback
+otherwise): a node pair, a router, dnsmasq and an MX, with
+tests/fixtures/tracked_sender.py recording every 250. The MX is
+smtp-sink, or for 12 and 13 a slow one (SlowRig: capture_smtpd.py with
+few connections), so that the nodes hold a delivery backlog.
 
 Each test counts what test_faults counts (acknowledged, delivered, lost,
 duplicated) and asserts what its item promises; docs/replication.md
