@@ -645,6 +645,13 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 		owner_heard_peer_map(r->n->owner, pm->sent_ms, pm->echo_ms);
 		repl_note_peer_map(r, pm->map);
 	}
+	/* the peer is back or new: our map at once, echoing what it just
+	 * sent, so that it need not wait a heartbeat to deliver
+	 * (node/owner.c counts only a map that echoes its own time) */
+	if (!was_alive) {
+		r->map_sent_ms = 0;
+		repl_send_heartbeat(r);
+	}
 	if (pm->acked_stream == r->stream)
 		repl_on_ack(r, pm->acked_seq, pm->resend);
 	else if (r->acked > 0)
