@@ -84,6 +84,10 @@ status_json_repl(struct json *j, const Shoal__Replication *r)
 	json_kv_u64(j, "peer_seen_ms", r->peer_seen_ms);
 	json_kv_bool(j, "may_deliver", r->may_deliver);
 	json_kv_u64(j, "replica_messages", r->replica_messages);
+	json_kv_str(j, "behind", r->behind);
+	json_kv_u64(j, "behind_s", r->behind_s);
+	json_kv_u64(j, "apply_failures", r->apply_failures);
+	json_kv_str(j, "apply_error", r->apply_error);
 	json_object_end(j);
 }
 
@@ -195,7 +199,22 @@ status_print_footer(const struct status_row *rows, size_t n)
 				seen[k].ms = rs->seen_ms;
 		}
 	}
-	printf("%s\nrouters:", n_bad ? "" : " none");
+	printf("%s\n", n_bad ? "" : " none");
+	for (size_t i = 0; i < n; i++) {
+		const Shoal__Replication *r =
+			rows[i].st ? rows[i].st->replication : NULL;
+		char why[TEXT_CLEAN_BUF(160)];
+
+		if (r == NULL || r->behind == NULL || r->behind[0] == '\0')
+			continue;
+		printf("  %s behind for %llus: %s\n",
+		       text_clean(id, sizeof(id), rows[i].id,
+				  strlen(rows[i].id)),
+		       (unsigned long long)r->behind_s,
+		       text_clean(why, sizeof(why), r->behind,
+				  strnlen(r->behind, 160)));
+	}
+	printf("routers:");
 	for (k = 0; k < n_seen; k++)
 		printf("%s %s (%.1fs ago)", k ? "," : "",
 		       text_clean(id, sizeof(id), seen[k].id,

@@ -386,6 +386,15 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 	const char *mx = ds->addrs[dc->addr_idx].mx;
 
 	dc->send.job = NULL;
+	if (res->withdrawn) {
+		/* fenced or handed over while the commands were out: not an
+		 * attempt, the message stays due (node/owner.h) */
+		scheduler_job_abandon(j->sched, j);
+		dconn_free(dc);
+		dest_pump(ds);
+		dest_maybe_free(ds);
+		return;
+	}
 	dc->msgs++;
 	for (size_t k = 0; k < j->n; k++) {
 		struct job_result *r = &j->res[k];
@@ -420,6 +429,14 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 	dest_maybe_free(ds);
 }
 
+/* smtpc's last check before the message goes out (its 354): the lease
+ * may have lapsed while the commands were on the wire. */
+static bool
+dconn_may_commit(void *arg)
+{
+	return scheduler_job_may_start(arg);
+}
+
 static void
 dconn_send(struct dconn *dc, struct job *j)
 {
@@ -451,6 +468,8 @@ dconn_send(struct dconn *dc, struct job *j)
 	m.body = j->msg->body;
 	m.body_len = j->msg->body_len;
 	m.qid = j->msg->qid;
+	m.may_commit = dconn_may_commit;
+	m.commit_arg = j;
 	if (smtpc_send(dc->c, &m, dconn_on_sent, dc) != 0) {
 		struct dest *ds = dc->dest;
 
@@ -671,6 +690,16 @@ dest_pump(struct dest *ds)
 	while (ds->head) {
 		struct dconn *idle = NULL;
 		uint64_t wait;
+
+		/* the lease, ownership and freezes, checked now: a paused
+		 * or handed-over node starts nothing, reused connection or
+		 * not (node/owner.h owner_may_start()) */
+		if (!scheduler_job_may_start(ds->head)) {
+			struct job *j = dest_pop(ds);
+
+			scheduler_job_abandon(j->sched, j);
+			continue;
+		}
 
 		for (struct dconn *dc = ds->conns; dc; dc = dc->next)
 			if (dc->state == DCONN_IDLE) {
@@ -959,6 +988,37 @@ deliver_submit(struct deliver *d, struct job *j)
 	}
 	deliver_wait(d, w);
 	w->lookup = dns_resolve_mx(d->dns, j->domain, deliver_on_dns, w);
+}
+
+void
+deliver_recheck(struct deliver *d)
+{
+	struct dest *ds, *next;
+
+	if (d == NULL)
+		return;
+	for (ds = d->dests; ds; ds = next) {
+		struct job *all = ds->head, *j;
+
+		next = ds->next;
+		ds->head = ds->tail = NULL;
+		ds->queued = 0;
+		while ((j = all) != NULL) {
+			all = j->next;
+			j->next = NULL;
+			if (!scheduler_job_may_start(j)) {
+				scheduler_job_abandon(j->sched, j);
+				continue;
+			}
+			if (ds->tail)
+				ds->tail->next = j;
+			else
+				ds->head = j;
+			ds->tail = j;
+			ds->queued++;
+		}
+		dest_maybe_free(ds);
+	}
 }
 
 uint32_t

@@ -28,8 +28,16 @@ void deliver_free(struct deliver *d);
  * deliver_map_changed(NULL) does nothing. */
 void deliver_map_changed(struct deliver *d);
 
-/* Take a job; its results go to scheduler_job_done(). */
+/* Take a job; its results go to scheduler_job_done(). Before the job
+ * starts (on a new or a reused connection) delivery asks
+ * scheduler_job_may_start(); a job that may not start is handed back with
+ * scheduler_job_abandon(). */
 void deliver_submit(struct deliver *d, struct job *j);
+
+/* Hand back every waiting job that may not start now (ownership, fencing
+ * or a freeze changed); attempts already under way finish. Not from
+ * inside delivery's own callbacks. */
+void deliver_recheck(struct deliver *d);
 
 /* Open connections now (all destinations). */
 uint32_t deliver_connections(const struct deliver *d);

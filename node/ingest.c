@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/clock.h"
 #include "lib/envelope.h"
 #include "lib/err.h"
 #include "lib/idmap.h"
@@ -93,6 +94,7 @@ ingest_reply(struct ingest *in, const void *id, size_t id_len,
 	r.epoch = in->n->map->epoch;
 	r.author = in->n->map->author;
 	r.incarnation = in->n->incarnation;
+	r.sent_ms = clock_mono_ms(); /* echoed: our lease (node/owner.c) */
 	if (with_map)
 		r.map = in->n->map;
 	len = shoal__node_reply__get_packed_size(&r);
@@ -518,7 +520,8 @@ ingest_heartbeat(struct ingest *in, zmq_msg_t *frames,
 	for (size_t i = 0; peer && i < hb->n_seen; i++)
 		if (strcmp(hb->seen[i], peer) == 0)
 			sees_peer = true;
-	owner_heard_router(in->n->owner, req->router_id, sees_peer);
+	owner_heard_router(in->n->owner, req->router_id, sees_peer,
+			   hb->echo_ms);
 	/* a map the router sent us that we do not take (ours wins) goes
 	 * back with the reply, so that both end up with the same one */
 	ingest_reply(in, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),

@@ -273,6 +273,13 @@ metrics_render(struct buf *b, void *arg)
 	metrics_gauge(b, "shoal_node_may_deliver",
 		      "0 while the node is fenced (docs/replication.md).",
 		      r.may_deliver);
+	metrics_gauge(b, "shoal_replication_behind_seconds",
+		      "How long the pair has not been healthy (0 when it is).",
+		      r.behind_s);
+	metrics_counter(b, "shoal_replication_apply_failures_total",
+			"Batches of the peer's stream that failed to apply "
+			"here (a full disk...); retried until they succeed.",
+			r.apply_failures);
 	metrics_gauge(b, "shoal_shard_map_epoch", "Epoch of the shard map.",
 		      n->map->epoch);
 	metrics_gauge(b, "shoal_node_primary_shards",

@@ -12,7 +12,20 @@
  * passed. A node cut off from everything stops delivering before its peer
  * may take over; a restarted node learns a newer epoch before it delivers.
  * Nodes without a peer, or with replication.mode = "none", are never
- * fenced and never fail over. */
+ * fenced and never fail over.
+ *
+ * "Heard within" is a lease on our own monotonic clock, and it must hold
+ * across a pause of the process (SIGSTOP, a frozen VM, swap): the peer and
+ * the routers echo the send time of the newest message they have from us,
+ * and contact counts from that echo, never from when their message is
+ * read. A message that waited in a socket buffer through a pause so
+ * extends no lease. A lease that lapsed, or a loop that did not run for a
+ * lease (a pause seen from inside, for senders that do not echo), is
+ * treated like a restart: the node must hear its peer's map again, in a
+ * message that echoes a time after the lapse, or wait failover_after_ms.
+ * owner_may_start() asks all of this, with the shard's ownership and
+ * freezes, before every delivery starts, including each further message
+ * on an open connection (node/deliver.c). */
 #include "node/owner.h"
 
 #include <errno.h>
@@ -39,12 +52,13 @@
 
 struct owner_router {
 	char id[256];
-	uint64_t heard_ms;
+	uint64_t heard_ms; /* arrival of its last heartbeat */
 	bool sees_peer;
 };
 
-/* A planned failover in progress: deliveries paused until those in
- * flight are done, then the shards go to the peer. */
+/* A planned failover in progress: the shards it gives away are frozen
+ * (no delivery of them starts), it waits for those in flight and for the
+ * peer's ack of the journal, then the shards go to the peer. */
 struct owner_handover {
 	bool active;
 	bool back;                    /* failback: only the peer's first shards */
@@ -52,6 +66,8 @@ struct owner_handover {
 	size_t reply_to_len;
 	uint64_t request_id;
 	uint64_t started_ms;
+	uint64_t drained_ms; /* nothing of them in flight since */
+	uint64_t lag_target; /* journal seq then: the peer's ack */
 };
 
 struct owner {
@@ -59,12 +75,21 @@ struct owner {
 	const char *peer;             /* peer id, NULL when none */
 	bool active;                  /* a peer and replication on */
 	uint64_t started_ms;
-	uint64_t peer_heard_ms;       /* 0 = not since start */
-	bool peer_map_heard;          /* since start */
+	uint64_t peer_heard_ms; /* arrival of its last message, 0 none */
+	/* the lease: the newest time (our clock) the peer or a router
+	 * provably heard us; and since when the peer's map must be heard
+	 * again (start, a lapsed lease, a stalled loop) */
+	uint64_t contact_ms;
+	uint64_t relearn_ms;
+	bool relearn_strict; /* after a lapse: only an echoed map */
+	bool peer_map_heard; /* since relearn_ms */
+	uint64_t loop_ms;    /* last owner_tick(): stall detection */
 	struct owner_router routers[OWNER_ROUTERS_MAX];
 	size_t n_routers;
 	bool fenced;                  /* last answer of owner_may_deliver */
 	struct owner_handover ho;
+	uint8_t *handing; /* per shard: the handover gives it */
+	size_t n_handing;
 	int64_t incoming;             /* shard being moved here, or -1 */
 	int64_t frozen;               /* shard being moved away, or -1 */
 };
@@ -260,6 +285,10 @@ owner_adopt(struct owner *o, Shoal__ShardMap *m, const char *why)
 		 n->me->id, (unsigned long long)m->epoch,
 		 (unsigned long long)old_epoch, m->author[0] ? m->author : "config",
 		 why, (unsigned long long)gained, (unsigned long long)lost);
+	/* our own work, not a pause: what follows is fresh */
+	if (o->loop_ms != 0)
+		o->loop_ms = clock_mono_ms();
+	scheduler_recheck(n->sched);
 	scheduler_kick(n->sched);
 	return 0;
 }
@@ -301,12 +330,28 @@ void
 owner_set_frozen(struct owner *o, int64_t shard)
 {
 	o->frozen = shard;
+	if (shard >= 0)
+		scheduler_recheck(o->n->sched); /* its jobs waiting: dropped */
 }
 
 bool
 owner_is_frozen(const struct node *n, uint32_t shard)
 {
 	return n->owner != NULL && n->owner->frozen == (int64_t)shard;
+}
+
+/* Whether a planned handover is giving shard away. */
+static bool
+owner_is_handing(const struct owner *o, uint32_t shard)
+{
+	return o->ho.active && shard < o->n_handing && o->handing[shard];
+}
+
+bool
+owner_may_start(struct owner *o, uint32_t shard)
+{
+	return owner_may_deliver(o) && owner_is_primary(o->n, shard) &&
+	       o->frozen != (int64_t)shard && !owner_is_handing(o, shard);
 }
 
 bool
@@ -409,22 +454,57 @@ owner_failover_answer(struct owner *o, const void *to, size_t to_len,
 	free(out);
 }
 
-/* Hand the shards over once nothing of theirs is in flight. */
+/* Freeze the shards a handover gives away: those whose primary the swap
+ * would change. Their deliveries waiting in delivery's queues are dropped
+ * (still due; the new owner delivers them). */
+static void
+owner_handing_start(struct owner *o)
+{
+	struct node *n = o->n;
+	Shoal__ShardMap *first = o->ho.back ? shardmap_derive(n->cfg) : NULL;
+	size_t moved;
+	Shoal__ShardMap *next = shardmap_swap(n->map, n->me->id, o->peer,
+					      n->me->id, first, &moved);
+
+	free(o->handing);
+	o->n_handing = n->map->n_shards;
+	o->handing = xcalloc(o->n_handing ? o->n_handing : 1, 1);
+	for (size_t s = 0; s < o->n_handing && s < next->n_shards; s++)
+		o->handing[s] = strcmp(n->map->shards[s]->primary,
+				       next->shards[s]->primary) != 0;
+	shardmap_free(next);
+	shardmap_free(first);
+	scheduler_recheck(n->sched);
+}
+
+static void
+owner_handing_end(struct owner *o)
+{
+	free(o->handing);
+	o->handing = NULL;
+	o->n_handing = 0;
+}
+
+/* Hand the shards over once nothing of theirs is in flight and the peer
+ * has acknowledged the journal as it was then (or OWNER_LAG_WAIT_MS
+ * passed: the rest arrives as a handback). */
 static void
 owner_handover_step(struct owner *o)
 {
 	struct owner_handover *ho = &o->ho;
 	struct node *n = o->n;
-	uint64_t waited = clock_mono_ms() - ho->started_ms;
+	uint64_t now = clock_mono_ms(), waited = now - ho->started_ms;
+	uint64_t busy;
 	int moved;
 
 	if (!ho->active)
 		return;
-	if (waited >= OWNER_HANDOVER_MAX_MS) {
+	busy = scheduler_in_flight_of(n->sched, o->handing, o->n_handing);
+	if (busy > 0 && waited >= OWNER_HANDOVER_MAX_MS) {
 		ho->active = false;
+		owner_handing_end(o);
 		log_warn("node id=%s event=failover_abandoned in_flight=%llu",
-			 n->me->id,
-			 (unsigned long long)scheduler_in_flight(n->sched));
+			 n->me->id, (unsigned long long)busy);
 		owner_failover_answer(o, ho->reply_to, ho->reply_to_len,
 				      ho->request_id,
 				      SHOAL__STATUS__STATUS_INTERNAL,
@@ -433,10 +513,21 @@ owner_handover_step(struct owner *o)
 		scheduler_kick(n->sched);
 		return;
 	}
-	if (scheduler_in_flight(n->sched) > 0 ||
-	    (!repl_caught_up(n->repl) && waited < OWNER_LAG_WAIT_MS))
+	if (busy > 0)
+		return;
+	if (ho->drained_ms == 0) {
+		ho->drained_ms = now;
+		ho->lag_target = store_journal_seq(n->store);
+		log_info("node id=%s event=handover_drained waited_ms=%llu "
+			 "journal=%llu",
+			 n->me->id, (unsigned long long)waited,
+			 (unsigned long long)ho->lag_target);
+	}
+	if (!repl_acked_upto(n->repl, ho->lag_target) &&
+	    now - ho->drained_ms < OWNER_LAG_WAIT_MS)
 		return;
 	ho->active = false;
+	owner_handing_end(o);
 	moved = owner_swap(o, n->me->id, o->peer, ho->back,
 			   ho->back ? "planned failback" : "planned failover");
 	if (moved < 0)
@@ -509,26 +600,104 @@ owner_failover(struct owner *o, const void *reply_to, size_t reply_to_len,
 				      false);
 		return;
 	}
+	o->ho = (struct owner_handover){ 0 };
 	o->ho.active = true;
 	o->ho.back = req->back;
 	memcpy(o->ho.reply_to, reply_to, reply_to_len);
 	o->ho.reply_to_len = reply_to_len;
 	o->ho.request_id = request_id;
 	o->ho.started_ms = clock_mono_ms();
-	log_info("node id=%s event=handover_start to=%s back=%d in_flight=%llu",
+	owner_handing_start(o);
+	log_info("node id=%s event=handover_start to=%s back=%d in_flight=%llu "
+		 "in_flight_moving=%llu",
 		 me, o->peer, (int)req->back,
-		 (unsigned long long)scheduler_in_flight(n->sched));
+		 (unsigned long long)scheduler_in_flight(n->sched),
+		 (unsigned long long)scheduler_in_flight_of(
+			 n->sched, o->handing, o->n_handing));
 	owner_handover_step(o);
 }
 
 /* ---- what the node hears --------------------------------------------- */
 
-void
-owner_heard_router(struct owner *o, const char *router_id, bool sees_peer)
+static uint64_t
+owner_lease_ms(const struct owner *o)
 {
-	uint64_t now = clock_mono_ms();
+	return o->n->cfg->replication.failover_after_ms / 2;
+}
+
+/* From now on the peer's map must be heard again: in a message echoing a
+ * time at or after `since`, or (not strict) any map; or failover_after_ms
+ * must pass. */
+static void
+owner_relearn(struct owner *o, uint64_t since, bool strict, const char *why,
+	      uint64_t gap_ms)
+{
+	if (since <= o->relearn_ms)
+		return;
+	if (o->peer_map_heard || !o->relearn_strict)
+		log_warn(
+			"node id=%s event=lease_lost gap_ms=%llu reason=\"%s\" "
+			"note=\"fenced until the peer's map is heard again or "
+			"failover_after_ms passes\"",
+			o->n->me->id, (unsigned long long)gap_ms, why);
+	o->relearn_ms = since;
+	o->relearn_strict = strict;
+	o->peer_map_heard = false;
+}
+
+/* The loop did not run for longer than the lease (the process was
+ * paused, or a callback ran that long): a message read now may have
+ * waited through it, and one that does not echo cannot tell. */
+static void
+owner_check_stall(struct owner *o, uint64_t now)
+{
+	if (!o->active || o->loop_ms == 0 ||
+	    now - o->loop_ms <= owner_lease_ms(o))
+		return;
+	owner_relearn(o, now, true, "event loop stalled", now - o->loop_ms);
+}
+
+/* Contact at t (our clock) with the peer or a router: the lease. A gap
+ * longer than the lease since the last contact means it lapsed. */
+static void
+owner_note_contact(struct owner *o, uint64_t t)
+{
+	uint64_t lease = owner_lease_ms(o);
+
+	if (t <= o->contact_ms)
+		return;
+	if (o->contact_ms != 0 && t - o->contact_ms > lease)
+		owner_relearn(o, o->contact_ms + lease, true, "lease lapsed",
+			      t - o->contact_ms);
+	o->contact_ms = t;
+}
+
+/* When a sender last provably heard us, on our clock: the send time of
+ * ours it echoes. 0: it echoes nothing of this process (not yet, or a
+ * previous one). A sender that does not echo (sends no clock of its own)
+ * counts from now, as before echoes existed. */
+static uint64_t
+owner_echo(const struct owner *o, uint64_t echo_ms, bool echoes, uint64_t now)
+{
+	if (!echoes)
+		return now;
+	if (echo_ms < o->started_ms)
+		return 0;
+	return echo_ms < now ? echo_ms : now;
+}
+
+void
+owner_heard_router(struct owner *o, const char *router_id, bool sees_peer,
+		   uint64_t echo_ms)
+{
+	uint64_t now = clock_mono_ms(), t;
 	struct owner_router *r = NULL, *oldest = NULL;
 
+	owner_check_stall(o, now);
+	/* routers that echo send a nonzero echo once we answered them */
+	t = owner_echo(o, echo_ms, echo_ms != 0, now);
+	if (t != 0)
+		owner_note_contact(o, t);
 	for (size_t i = 0; i < o->n_routers; i++) {
 		if (strcmp(o->routers[i].id, router_id) == 0) {
 			r = &o->routers[i];
@@ -550,15 +719,23 @@ owner_heard_router(struct owner *o, const char *router_id, bool sees_peer)
 }
 
 void
-owner_heard_peer(struct owner *o)
+owner_heard_peer(struct owner *o, uint64_t sent_ms, uint64_t echo_ms)
 {
-	o->peer_heard_ms = clock_mono_ms();
+	uint64_t now = clock_mono_ms(), t;
+
+	owner_check_stall(o, now);
+	o->peer_heard_ms = now;
+	t = owner_echo(o, echo_ms, sent_ms != 0, now);
+	if (t != 0)
+		owner_note_contact(o, t);
 }
 
 void
-owner_heard_peer_map(struct owner *o)
+owner_heard_peer_map(struct owner *o, uint64_t sent_ms, uint64_t echo_ms)
 {
-	o->peer_map_heard = true;
+	owner_check_stall(o, clock_mono_ms());
+	if (sent_ms != 0 ? echo_ms >= o->relearn_ms : !o->relearn_strict)
+		o->peer_map_heard = true;
 }
 
 uint64_t
@@ -598,20 +775,19 @@ bool
 owner_may_deliver(struct owner *o)
 {
 	const struct config *cfg = o->n->cfg;
-	uint64_t now = clock_mono_ms(), lease = cfg->replication.failover_after_ms / 2;
-	uint64_t contact = o->peer_heard_ms;
-	bool ok;
+	uint64_t now = clock_mono_ms(), lease = owner_lease_ms(o);
+	bool has_lease, ok;
 
 	if (!o->active)
 		return true;
-	if (o->ho.active)
-		return false;	/* a planned failover drains deliveries */
-	for (size_t i = 0; i < o->n_routers; i++)
-		if (o->routers[i].heard_ms > contact)
-			contact = o->routers[i].heard_ms;
-	ok = contact != 0 && now - contact <= lease &&
+	owner_check_stall(o, now);
+	has_lease = o->contact_ms != 0 && now - o->contact_ms <= lease;
+	if (!has_lease && o->contact_ms != 0)
+		owner_relearn(o, o->contact_ms + lease, true, "lease lapsed",
+			      now - o->contact_ms);
+	ok = has_lease &&
 	     (o->peer_map_heard ||
-	      now - o->started_ms >= cfg->replication.failover_after_ms);
+	      now - o->relearn_ms >= cfg->replication.failover_after_ms);
 	if (ok == o->fenced) {
 		o->fenced = !ok;
 		if (ok) {
@@ -620,9 +796,10 @@ owner_may_deliver(struct owner *o)
 		} else {
 			log_warn("node id=%s event=fenced reason=\"%s\"",
 				 o->n->me->id,
-				 contact == 0 || now - contact > lease ?
-					 "neither peer nor router heard" :
-					 "waiting for the peer's map");
+				 !has_lease ? "neither peer nor router heard" :
+					      "waiting for the peer's map");
+			/* deliveries waiting to start: dropped, still due */
+			scheduler_recheck(o->n->sched);
 		}
 	}
 	return ok;
@@ -638,6 +815,7 @@ owner_tick(struct owner *o)
 
 	owner_handover_step(o);
 	owner_may_deliver(o);	/* logs fencing transitions */
+	o->loop_ms = clock_mono_ms();
 	if (!o->active || now - last < after)
 		return;
 	owner_router_votes(o, now, after, &heard, &see_peer);
@@ -656,6 +834,7 @@ owner_new(struct node *n)
 	o->active = o->peer != NULL &&
 		    n->cfg->replication.mode != CFG_REPL_NONE;
 	o->started_ms = clock_mono_ms();
+	o->relearn_ms = o->started_ms;
 	o->fenced = o->active;
 	o->incoming = o->frozen = -1;
 	return o;
@@ -664,5 +843,8 @@ owner_new(struct node *n)
 void
 owner_free(struct owner *o)
 {
+	if (o == NULL)
+		return;
+	free(o->handing);
 	free(o);
 }

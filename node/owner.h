@@ -54,23 +54,37 @@ bool owner_is_primary(const struct node *n, uint32_t shard);
  * is untrusted: it is re-checked. Returns true when adopted. */
 bool owner_offer(struct owner *o, const Shoal__ShardMap *m);
 
-/* A router's heartbeat arrived: its id and whether it still hears from
- * this node's peer. */
-void owner_heard_router(struct owner *o, const char *router_id,
-			bool sees_peer);
+/* A router's heartbeat arrived: its id, whether it still hears from this
+ * node's peer, and the newest send time of ours it echoes (our monotonic
+ * ms, proto/router_node.proto; 0 = none). */
+void owner_heard_router(struct owner *o, const char *router_id, bool sees_peer,
+			uint64_t echo_ms);
 
-/* The peer was heard (any message on the peer link). */
-void owner_heard_peer(struct owner *o);
+/* The peer was heard (any message on the peer link): its own send time
+ * (0 from a peer that does not echo) and the send time of ours it echoes
+ * (proto/node_node.proto). */
+void owner_heard_peer(struct owner *o, uint64_t sent_ms, uint64_t echo_ms);
 
-/* The peer's message carried its map (not every message does: repl.c).
- * A node that starts fenced stays so until this, or failover_after_ms. */
-void owner_heard_peer_map(struct owner *o);
+/* The peer's message carried its map (not every message does: repl.c),
+ * with that message's sent_ms and echo_ms. A node that starts fenced, or
+ * whose lease lapsed, stays so until this (for a lapse: in a message
+ * echoing a time after it), or failover_after_ms. */
+void owner_heard_peer_map(struct owner *o, uint64_t sent_ms, uint64_t echo_ms);
 
-/* Monotonic ms of the last message from the peer, 0 = never. */
+/* Monotonic ms of the arrival of the last message from the peer, 0 =
+ * never (the failover rule and pair health count from arrival). */
 uint64_t owner_peer_heard_ms(const struct owner *o);
 
-/* Whether this node may start deliveries now (not fenced). */
+/* Whether this node may start deliveries now (not fenced), by its lease on
+ * the monotonic clock now. */
 bool owner_may_deliver(struct owner *o);
+
+/* Whether a delivery of a message of shard may start now: not fenced,
+ * primary of the shard, the shard neither being moved away nor given away
+ * by a planned failover. The one place this is decided: the scheduler
+ * asks it when it picks a message, delivery before every message it
+ * starts, on a new or a reused connection. */
+bool owner_may_start(struct owner *o, uint32_t shard);
 
 /* Take the peer's shards now: a planned failover (admin) or the failover
  * rule below. Returns the number of shards taken, or -errno. */

@@ -10,7 +10,13 @@
  *                with require_peer
  *   catching_up  the peer is back and receiving what it missed; healthy
  *                again once it has everything journaled when it returned
- *   off          no peer, or replication.mode = "none" */
+ *   off          no peer, or replication.mode = "none"
+ * A pair that is not healthy says so every REPL_BEHIND_LOG_MS (and at
+ * once when the reason changes): lag, how long, what enqueues get, and
+ * why, including the peer's own reason when it cannot apply our stream
+ * (its apply_error: a full disk, say). A stream that stalls goes back to
+ * the ack after 2 x heartbeat_ms (at least 1 s), doubling up to 8 times
+ * that while nothing moves; a resend the peer asks for goes back at once. */
 #include "node/repl.h"
 #include "node/repl_int.h"
 
@@ -41,6 +47,8 @@
 #define REPL_META_STREAM "repl_stream"  /* be64: our stream id */
 #define REPL_META_ACKED "repl_acked"    /* be64: highest ack of our stream */
 #define REPL_TRIM_MAX 100000            /* journal entries per trim */
+#define REPL_BEHIND_LOG_MS 10000	/* a pair behind: one line per */
+#define REPL_REWIND_SHIFT_MAX 3		/* stall rewinds: backoff up to 8x */
 
 static const char *const repl_state_names[] = {
 	"off", "degraded", "catching_up", "healthy",
@@ -56,7 +64,7 @@ repl_be64(unsigned char *p, uint64_t v)
 		p[i] = (unsigned char)(v >> (56 - 8 * i));
 }
 
-static uint64_t
+uint64_t
 repl_get64(const void *p)
 {
 	const unsigned char *b = p;
@@ -243,6 +251,9 @@ repl_header(struct repl *r, Shoal__PeerMessage *pm)
 	pm->acked_stream = r->peer_stream;
 	pm->acked_seq = r->applied;
 	pm->resend = r->want_resend;
+	pm->apply_error = r->apply_error;
+	pm->sent_ms = now;
+	pm->echo_ms = r->peer_sent_ms;
 }
 
 void
@@ -419,6 +430,20 @@ repl_rewind(struct repl *r, uint64_t from)
 	r->progress_ms = clock_mono_ms();
 }
 
+/* How long acks may stall before the stream goes back to the ack:
+ * 2 x heartbeat_ms (at least 1 s), doubled for each go-back that brought
+ * nothing (a peer that cannot apply), up to 8 times that. */
+static uint64_t
+repl_stall_ms(const struct repl *r)
+{
+	uint64_t ms = 2 * (uint64_t)r->n->cfg->replication.heartbeat_ms;
+	uint32_t shift = r->rewinds < REPL_REWIND_SHIFT_MAX ?
+				 r->rewinds :
+				 REPL_REWIND_SHIFT_MAX;
+
+	return (ms < 1000 ? 1000 : ms) << shift;
+}
+
 /* ---- trimming and full resync (through group commit) ------------------- */
 
 struct repl_trim {
@@ -543,6 +568,7 @@ repl_on_ack(struct repl *r, uint64_t seq, bool resend)
 	if (seq > r->acked) {
 		r->acked = seq;
 		r->progress_ms = clock_mono_ms();
+		r->rewinds = 0;
 		while (r->n_fl > 0 && r->fl[0].last <= seq) {
 			memmove(&r->fl[0], &r->fl[1],
 				(r->n_fl - 1) * sizeof(r->fl[0]));
@@ -593,10 +619,21 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 		return;
 	}
 	was_alive = repl_peer_alive(r, now);
-	owner_heard_peer(r->n->owner);
-	if (!was_alive)
+	owner_heard_peer(r->n->owner, pm->sent_ms, pm->echo_ms);
+	r->peer_sent_ms = pm->sent_ms; /* echoed in our next message */
+	if (!was_alive) {
 		log_info("repl node=%s peer=%s event=peer_heard", r->n->me->id,
 			 r->peer->id);
+		/* back: resend what it lacks now, not after a stall backoff */
+		r->rewinds = 0;
+		if (r->sent > r->acked)
+			repl_rewind(r, r->acked);
+	}
+	/* bounded and sanitized again when logged */
+	snprintf(r->peer_apply_error, sizeof(r->peer_apply_error), "%s",
+		 pm->apply_error ? pm->apply_error : "");
+	if (pm->stream == r->peer_stream && pm->head_seq <= r->applied)
+		repl_apply_recovered(r); /* nothing left to retry */
 	if (r->state == REPL_DEGRADED) {
 		r->catchup_target = store_journal_seq(r->n->store);
 		repl_set_state(r, REPL_CATCHING_UP, "peer heard");
@@ -605,8 +642,15 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 		repl_note_peer_map(r, NULL);
 	if (pm->map) {
 		owner_offer(r->n->owner, pm->map);
-		owner_heard_peer_map(r->n->owner);
+		owner_heard_peer_map(r->n->owner, pm->sent_ms, pm->echo_ms);
 		repl_note_peer_map(r, pm->map);
+	}
+	/* the peer is back or new: our map at once, echoing what it just
+	 * sent, so that it need not wait a heartbeat to deliver
+	 * (node/owner.c counts only a map that echoes its own time) */
+	if (!was_alive) {
+		r->map_sent_ms = 0;
+		repl_send_heartbeat(r);
 	}
 	if (pm->acked_stream == r->stream)
 		repl_on_ack(r, pm->acked_seq, pm->resend);
@@ -623,18 +667,84 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 
 /* ---- the heartbeat timer --------------------------------------------- */
 
+/* Why the pair is not healthy, for the log and status ("" when it is). */
+static void
+repl_behind_why(const struct repl *r, uint64_t now, char *out, size_t len)
+{
+	char q[LOG_QUOTE_BUF];
+
+	out[0] = '\0';
+	if (!r->on || r->state == REPL_HEALTHY)
+		return;
+	if (!repl_peer_alive(r, now))
+		snprintf(out, len, "peer silent");
+	else if (r->peer_apply_error[0])
+		snprintf(out, len, "peer cannot apply our stream: %s",
+			 log_quote(q, sizeof(q), r->peer_apply_error,
+				   strlen(r->peer_apply_error)));
+	else if (r->state == REPL_DEGRADED)
+		snprintf(out, len, "peer acknowledged too late");
+	else
+		snprintf(out, len, "peer receiving what it missed");
+}
+
+/* A pair that is not healthy is loud: when it starts, when the reason
+ * changes, and every REPL_BEHIND_LOG_MS. */
+static void
+repl_report_behind(struct repl *r, uint64_t now)
+{
+	const struct config *cfg = r->n->cfg;
+	char why[sizeof(r->behind_why)];
+	Shoal__Replication st = SHOAL__REPLICATION__INIT;
+
+	repl_behind_why(r, now, why, sizeof(why));
+	if (why[0] == '\0') {
+		if (r->behind_since_ms != 0)
+			log_info(
+				"repl node=%s peer=%s event=behind_ended "
+				"behind_s=%llu acked=%llu",
+				r->n->me->id, r->peer->id,
+				(unsigned long long)(now - r->behind_since_ms) /
+					1000,
+				(unsigned long long)r->acked);
+		r->behind_since_ms = 0;
+		r->behind_why[0] = '\0';
+		return;
+	}
+	if (r->behind_since_ms == 0)
+		r->behind_since_ms = now;
+	if (strcmp(why, r->behind_why) == 0 &&
+	    now - r->behind_logged_ms < REPL_BEHIND_LOG_MS)
+		return;
+	r->behind_logged_ms = now;
+	memcpy(r->behind_why, why, sizeof(why));
+	repl_status(r, &st, false);
+	log_warn("repl node=%s peer=%s event=behind state=%s behind_s=%llu "
+		 "lag_ops=%llu lag_s=%llu head=%llu acked=%llu enqueues=\"%s\" "
+		 "reason=\"%s\"",
+		 r->n->me->id, r->peer->id, repl_state_names[r->state],
+		 (unsigned long long)(now - r->behind_since_ms) / 1000,
+		 (unsigned long long)st.lag_ops, (unsigned long long)st.lag_s,
+		 (unsigned long long)st.head_seq,
+		 (unsigned long long)st.acked_seq,
+		 cfg->replication.mode != CFG_REPL_SYNC ?
+			 "not waiting (async)" :
+		 cfg->replication.require_peer ?
+			 "refused unless the peer acknowledges" :
+			 "acknowledged on this node alone",
+		 why);
+}
+
 static void
 repl_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct repl *r = arg;
 	const struct config *cfg = r->n->cfg;
 	uint64_t now = clock_mono_ms();
-	uint64_t resend_ms = 2 * (uint64_t)cfg->replication.heartbeat_ms;
+	uint64_t resend_ms = repl_stall_ms(r);
 
 	(void)fd;
 	(void)what;
-	if (resend_ms < 1000)
-		resend_ms = 1000;
 	if (!repl_peer_alive(r, now) && r->state != REPL_DEGRADED) {
 		repl_set_state(r, REPL_DEGRADED, "peer silent");
 		repl_release(r, 0, true, !cfg->replication.require_peer);
@@ -644,13 +754,18 @@ repl_on_timer(evutil_socket_t fd, short what, void *arg)
 		repl_release(r, 0, true, !cfg->replication.require_peer);
 	}
 	if (r->sent > r->acked && now - r->progress_ms >= resend_ms) {
-		log_debug(LOG_SUB_REPL, "repl event=rewind from=%llu to=%llu",
+		log_debug(LOG_SUB_REPL,
+			  "repl event=rewind from=%llu to=%llu "
+			  "rewinds=%u",
 			  (unsigned long long)r->sent,
-			  (unsigned long long)r->acked);
+			  (unsigned long long)r->acked, r->rewinds);
 		repl_rewind(r, r->acked);
+		r->rewinds++;
 	}
+	repl_apply_tick(r, now);
 	repl_send_heartbeat(r);
 	repl_pump(r);
+	repl_report_behind(r, now);
 	owner_tick(r->n->owner);
 }
 
@@ -658,6 +773,12 @@ bool
 repl_caught_up(const struct repl *r)
 {
 	return !r->on || r->acked >= store_journal_seq(r->n->store);
+}
+
+bool
+repl_acked_upto(const struct repl *r, uint64_t seq)
+{
+	return !r->on || r->acked >= seq;
 }
 
 void
@@ -728,6 +849,11 @@ repl_status(struct repl *r, Shoal__Replication *out, bool count_copies)
 	out->lag_s = r->on && oldest && (uint64_t)time(NULL) > oldest ?
 			     (uint64_t)time(NULL) - oldest : 0;
 	out->replica_messages = replica.count;
+	out->behind = r->behind_why;
+	out->behind_s =
+		r->behind_since_ms ? (now - r->behind_since_ms) / 1000 : 0;
+	out->apply_failures = r->apply_failures_total;
+	out->apply_error = r->apply_error;
 }
 
 /* ---- life cycle -------------------------------------------------------- */

@@ -62,6 +62,10 @@ void repl_wait(struct repl *r, uint64_t seq, repl_wait_fn fn, void *arg);
  * true without replication). */
 bool repl_caught_up(const struct repl *r);
 
+/* Whether the peer has acknowledged the journal up to seq (always true
+ * without replication). */
+bool repl_acked_upto(const struct repl *r, uint64_t seq);
+
 /* Send a heartbeat (with our map) to the peer now. */
 void repl_heartbeat_now(struct repl *r);
 

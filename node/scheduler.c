@@ -68,6 +68,8 @@ struct scheduler {
 	uint64_t inflight_bytes;
 	struct qid_gen qids;      /* for DSNs */
 	uint64_t picked, applied;
+	uint64_t abandoned;	  /* jobs delivery did not start */
+	struct event *recheck_ev; /* scheduler_recheck() */
 	/* the next pass starts at (resume_due, resume_qid) unless want_full
 	 * or a new second has begun since the last full pass */
 	uint64_t resume_due;
@@ -202,8 +204,7 @@ sched_pick(struct scheduler *s, struct store_txn *t, const char *qid,
 			shoal__stored_message__free_unpacked(sm, NULL);
 		return 0;
 	}
-	if (sm->held || !sched_is_mine(s, sm->shard) ||
-	    owner_is_frozen(s->n, sm->shard)) {
+	if (sm->held || !owner_may_start(s->n->owner, sm->shard)) {
 		shoal__stored_message__free_unpacked(sm, NULL);
 		return 0;
 	}
@@ -626,18 +627,13 @@ fail:
 	return rc;
 }
 
+/* One job of its message is over (applied or abandoned): the message
+ * leaves the in-flight table with its last job. */
 static void
-sched_applied(int result, void *arg)
+sched_job_closed(struct scheduler *s, struct job *j)
 {
-	struct job *j = arg;
-	struct scheduler *s = j->sched;
 	struct job_msg *m = j->msg;
 
-	if (result != 0)
-		log_error("qid=%s event=result_not_saved error=\"%s\" "
-			  "note=\"will be tried again\"",
-			  m->qid, shoal_strerror(result));
-	s->applied++;
 	if (--m->jobs_open == 0) {
 		struct job_msg *cur = idmap_get(
 			s->inflight, shard_hash(m->qid, strlen(m->qid)));
@@ -649,6 +645,20 @@ sched_applied(int result, void *arg)
 		}
 	}
 	job_free(j);
+}
+
+static void
+sched_applied(int result, void *arg)
+{
+	struct job *j = arg;
+	struct scheduler *s = j->sched;
+
+	if (result != 0)
+		log_error("qid=%s event=result_not_saved error=\"%s\" "
+			  "note=\"will be tried again\"",
+			  j->msg->qid, shoal_strerror(result));
+	s->applied++;
+	sched_job_closed(s, j);
 	if (result != 0)
 		scheduler_kick(s); /* its due entry may lie behind the resume point */
 	else
@@ -716,9 +726,53 @@ scheduler_job_done(struct scheduler *s, struct job *j)
 	commit_add(s->n->commit, sched_apply, sched_applied, j);
 }
 
+bool
+scheduler_job_may_start(const struct job *j)
+{
+	return owner_may_start(j->sched->n->owner, j->msg->sm->shard);
+}
+
+void
+scheduler_job_abandon(struct scheduler *s, struct job *j)
+{
+	log_debug(LOG_SUB_SMTP, "qid=%s event=attempt_dropped shard=%u",
+		  j->msg->qid, j->msg->sm->shard);
+	s->abandoned++;
+	sched_job_closed(s, j);
+	/* still due, behind the resume point: a full pass finds it */
+	scheduler_kick(s);
+}
+
+/* From its own event, never from inside delivery's or owner's code. */
+static void
+sched_on_recheck(evutil_socket_t fd, short what, void *arg)
+{
+	struct scheduler *s = arg;
+	uint64_t before = s->abandoned;
+
+	(void)fd;
+	(void)what;
+	deliver_recheck(s->n->deliver);
+	if (s->abandoned != before)
+		log_info("node id=%s event=attempts_dropped count=%llu "
+			 "reason=\"fenced, frozen or no longer primary\"",
+			 s->n->me->id,
+			 (unsigned long long)(s->abandoned - before));
+}
+
+void
+scheduler_recheck(struct scheduler *s)
+{
+	if (s != NULL)
+		event_active(s->recheck_ev, 0, 0);
+}
+
 struct sched_busy {
 	uint32_t shard;
 	bool busy;
+	const uint8_t *shards; /* scheduler_in_flight_of() */
+	size_t n;
+	uint64_t count;
 };
 
 static void
@@ -735,7 +789,7 @@ sched_busy_one(uint64_t id, void *value, void *arg)
 bool
 scheduler_shard_busy(const struct scheduler *s, uint32_t shard)
 {
-	struct sched_busy b = { shard, false };
+	struct sched_busy b = { .shard = shard };
 
 	idmap_foreach(s->inflight, sched_busy_one, &b);
 	return b.busy;
@@ -747,6 +801,29 @@ scheduler_in_flight(const struct scheduler *s)
 	return idmap_count(s->inflight);
 }
 
+static void
+sched_count_of(uint64_t id, void *value, void *arg)
+{
+	const struct job_msg *m = value;
+	struct sched_busy *b = arg;
+
+	(void)id;
+	if (m->sm && m->sm->shard < b->n && b->shards[m->sm->shard])
+		b->count++;
+}
+
+uint64_t
+scheduler_in_flight_of(const struct scheduler *s, const uint8_t *shards,
+		       size_t n)
+{
+	struct sched_busy b = { .shards = shards, .n = n };
+
+	if (shards == NULL)
+		return 0;
+	idmap_foreach(s->inflight, sched_count_of, &b);
+	return b.count;
+}
+
 struct scheduler *
 scheduler_new(struct node *n)
 {
@@ -756,6 +833,7 @@ scheduler_new(struct node *n)
 	s->inflight = idmap_new();
 	qid_gen_init(&s->qids);
 	s->timer = evtimer_new(n->base, sched_run, s);
+	s->recheck_ev = event_new(n->base, -1, 0, sched_on_recheck, s);
 	scheduler_kick(s);
 	return s;
 }
@@ -766,6 +844,7 @@ scheduler_free(struct scheduler *s)
 	if (s == NULL)
 		return;
 	event_free(s->timer);
+	event_free(s->recheck_ev);
 	/* the table holds no references: delivery's jobs do, and it drops
 	 * them when it is freed (before us) */
 	idmap_free(s->inflight);

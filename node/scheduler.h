@@ -39,6 +39,18 @@ void scheduler_kick_due(struct scheduler *s, uint64_t due, const char *qid);
 /* Delivery finished a job (every res[] filled). Takes the job. */
 void scheduler_job_done(struct scheduler *s, struct job *j);
 
+/* Whether delivery may start the job now (node/owner.h
+ * owner_may_start()). */
+bool scheduler_job_may_start(const struct job *j);
+
+/* Delivery did not start the job and will not (it may not start now):
+ * forget it without a result, its message stays due. Takes the job. */
+void scheduler_job_abandon(struct scheduler *s, struct job *j);
+
+/* Ownership, fencing or a freeze changed: jobs waiting in delivery that
+ * may no longer start are abandoned now. */
+void scheduler_recheck(struct scheduler *s);
+
 struct store_txn;
 struct bounce_rcpt;
 
@@ -59,5 +71,9 @@ bool scheduler_shard_busy(const struct scheduler *s, uint32_t shard);
 
 /* Messages in flight now. */
 uint64_t scheduler_in_flight(const struct scheduler *s);
+
+/* Messages in flight whose shard s has shards[s] set (s < n). */
+uint64_t scheduler_in_flight_of(const struct scheduler *s,
+				const uint8_t *shards, size_t n);
 
 #endif

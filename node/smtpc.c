@@ -845,6 +845,12 @@ smtpc_on_plan_reply(struct smtpc *c)
 				c->msg.body_len = 0;
 				return true;
 			}
+			if (c->msg.may_commit &&
+			    !c->msg.may_commit(c->msg.commit_arg)) {
+				c->res.withdrawn = true;
+				return smtpc_fail_local(c, "withdrawn before "
+							   "the message");
+			}
 			struct timeval wtv = smtpc_tv(c, SMTPC_DATA_BLOCK_S);
 
 			/* while the body goes out, each write must progress

@@ -67,6 +67,12 @@ struct smtpc_msg {
 					 (see smtpc_proto_body_feed()) */
 	size_t body_len;
 	const char *qid;              /* for logs only; may be NULL */
+	/* asked at the 354, the last moment a message can be withdrawn (the
+	 * connection is closed without the final dot: RFC 5321 4.1.1.4, no
+	 * dot, no message); NULL = always go on. A withdrawn message ends
+	 * with result.withdrawn and is not an attempt. */
+	bool (*may_commit)(void *arg);
+	void *commit_arg;
 };
 
 /* The result of one message: one reply per recipient (RCPT's, or for
@@ -78,6 +84,7 @@ struct smtpc_result {
 	struct smtpc_reply *rcpt;      /* n_rcpts entries */
 	size_t n_rcpts;
 	bool conn_lost;                /* the connection is no longer usable */
+	bool withdrawn;		       /* may_commit said no: not sent */
 };
 
 /* What the server offered, once the session is ready. */

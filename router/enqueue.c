@@ -59,6 +59,7 @@ struct enq_conn {
 	uint64_t epoch;           /* the node's epoch in that reply */
 	char author[64];          /* and its author */
 	uint64_t incarnation;	  /* the node process answering; 0 unknown */
+	uint64_t node_sent_ms;	  /* its clock in that reply: echoed back */
 	uint64_t results[ROUTER_ENQ_N]; /* finished requests, metrics */
 };
 
@@ -739,6 +740,7 @@ enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 		if (e->conns[i].zs == zs) {
 			e->conns[i].heard_ms = enq_now_ms();
 			e->conns[i].epoch = rep->epoch;
+			e->conns[i].node_sent_ms = rep->sent_ms;
 			snprintf(e->conns[i].author,
 				 sizeof(e->conns[i].author), "%s",
 				 rep->author);
@@ -805,6 +807,7 @@ enq_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 		hb.n_seen = n_seen;
 		hb.seen = (char **)seen;
+		hb.echo_ms = c->node_sent_ms; /* the node's lease */
 		/* a node behind us, or at our epoch made by another node
 		 * (two pairs failed over at once): it gets our map */
 		if (e->map && c->heard_ms &&

@@ -1,0 +1,470 @@
+/* Check suite for node/repl.c and node/repl_apply.c: the replica's side of
+ * the stream when an apply fails (issue 15, item 14), and the lease the
+ * peer link gives node/owner.c (item 12). A real shoal-node
+ * (node_new) with a 1 MiB map, driven one loop pass at a time; the test is
+ * its peer n2: it hands batches to repl_handle() as the front socket would,
+ * and reads what the node sends back on a ZeroMQ ROUTER bound at n2's
+ * endpoint. A record with a 2 MiB body cannot fit the map: its batch fails
+ * with "storage full", as on a full disk. */
+#include "node/repl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "lib/clock.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/qid.h"
+#include "lib/shardmap.h"
+#include "lib/wire.h"
+#include "node/node.h"
+#include "node/owner.h"
+#include "node/store.h"
+#include "proto/node_node.pb-c.h"
+#include "proto/queue.pb-c.h"
+#include "tests/unit/check_helpers.h"
+
+#define T_SHARDS 4
+#define T_STREAM 0x5eedull
+#define T_BIG (2u << 20) /* does not fit the 1 MiB map */
+#define T_QIDS 3
+
+static char t_dir[64];
+static struct config *t_cfg;
+static struct event_base *t_base;
+static struct node *t_node;
+static void *t_zctx;
+static void *t_peer; /* ROUTER at n2's endpoint */
+static char t_qids[T_QIDS][QID_LEN + 1];
+
+/* What the node told its peer so far. */
+static uint64_t t_acked;	/* highest ack of our stream */
+static bool t_resend;		/* a resend request since last reset */
+static char t_apply_error[128]; /* the last apply_error it reported */
+static uint64_t t_node_sent;	/* its clock in its last message */
+
+/* A TCP port that was free on 127.0.0.1 a moment ago. */
+static int
+t_free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static void
+t_setup(void)
+{
+	char conf[128], text[2048], err[256], ep[64];
+	int p1, p2;
+	FILE *f;
+
+	log_init("test_repl", LOG_LVL_ERROR);
+	check_mkdtemp(t_dir, sizeof(t_dir), "repl");
+	t_zctx = zmq_ctx_new();
+	p1 = t_free_port();
+	/* the peer's end first: its port is the one it got */
+	t_peer = zmq_socket(t_zctx, ZMQ_ROUTER);
+	ck_assert_int_eq(zmq_bind(t_peer, "tcp://127.0.0.1:*"), 0);
+	{
+		size_t len = sizeof(ep);
+
+		zmq_getsockopt(t_peer, ZMQ_LAST_ENDPOINT, ep, &len);
+		p2 = atoi(strrchr(ep, ':') + 1);
+	}
+	snprintf(
+		text, sizeof(text),
+		"cluster: { name = \"t\"; shards = %d; };\n"
+		"nodes = (\n"
+		"  { id = \"n1\"; endpoint = \"tcp://127.0.0.1:%d\";"
+		" peer = \"n2\"; data_dir = \"%s/n1\"; map_size = 1048576; },\n"
+		"  { id = \"n2\"; endpoint = \"tcp://127.0.0.1:%d\";"
+		" peer = \"n1\"; data_dir = \"%s/n2\"; }\n"
+		");\n"
+		"router: { hostname = \"t.example\";"
+		" listen = ( { address = \"127.0.0.1:1\"; } ); };\n"
+		"delivery: { dns_servers = [ \"127.0.0.1:9\" ]; };\n"
+		"replication: { heartbeat_ms = 50; failover_after_ms = 1000;"
+		" peer_timeout_ms = 2000; };\n",
+		T_SHARDS, p1, t_dir, p2, t_dir);
+	snprintf(conf, sizeof(conf), "%s/shoal.conf", t_dir);
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_msg(config_load(conf, &t_cfg, err, sizeof(err)) == 0, "%s",
+		      err);
+	t_base = event_base_new();
+	ck_assert_int_eq(node_new(t_cfg, config_find_node(t_cfg, "n1"), t_base,
+				  false, &t_node),
+			 0);
+	/* qids of n2's shards (odd ones): replica copies on n1 */
+	{
+		struct qid_gen g;
+
+		qid_gen_init(&g);
+		for (int i = 0; i < T_QIDS;) {
+			qid_next(&g, t_qids[i]);
+			if (shard_of(t_qids[i], T_SHARDS) % 2 == 1)
+				i++;
+		}
+	}
+	t_acked = 0;
+	t_resend = false;
+	t_apply_error[0] = '\0';
+	t_node_sent = 0;
+}
+
+static void
+t_teardown(void)
+{
+	node_free(t_node);
+	event_base_free(t_base);
+	zmq_close(t_peer);
+	zmq_ctx_term(t_zctx);
+	config_free(t_cfg);
+	check_rmtree(t_dir);
+}
+
+/* Read everything the node sent its peer. */
+static void
+t_read_peer(void)
+{
+	for (;;) {
+		zmq_msg_t f[3];
+		int more = 1, n = 0;
+		size_t len = sizeof(more);
+
+		while (more && n < 3) {
+			zmq_msg_init(&f[n]);
+			if (zmq_msg_recv(&f[n], t_peer, ZMQ_DONTWAIT) < 0) {
+				zmq_msg_close(&f[n]);
+				return;
+			}
+			n++;
+			zmq_getsockopt(t_peer, ZMQ_RCVMORE, &more, &len);
+		}
+		if (n == 3) {
+			Shoal__PeerMessage *pm = shoal__peer_message__unpack(
+				NULL, zmq_msg_size(&f[2]), zmq_msg_data(&f[2]));
+
+			ck_assert_ptr_nonnull(pm);
+			if (pm->acked_stream == T_STREAM &&
+			    pm->acked_seq > t_acked)
+				t_acked = pm->acked_seq;
+			if (pm->resend)
+				t_resend = true;
+			snprintf(t_apply_error, sizeof(t_apply_error), "%s",
+				 pm->apply_error ? pm->apply_error : "");
+			t_node_sent = pm->sent_ms;
+			shoal__peer_message__free_unpacked(pm, NULL);
+		}
+		for (int i = 0; i < n; i++)
+			zmq_msg_close(&f[i]);
+	}
+}
+
+/* Run the node's loop for about ms milliseconds, reading its messages. */
+static void
+t_run(uint64_t ms)
+{
+	uint64_t until = clock_mono_ms() + ms;
+
+	do {
+		event_base_loop(t_base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		t_read_peer();
+		usleep(1000);
+	} while (clock_mono_ms() < until);
+}
+
+/* One pass of the node's loop. */
+static void
+t_pass(void)
+{
+	event_base_loop(t_base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+}
+
+/* Wait (running the loop) for the node's first message: it is connected. */
+static void
+t_wait_link(void)
+{
+	uint64_t until = clock_mono_ms() + 5000;
+
+	while (clock_mono_ms() < until) {
+		zmq_pollitem_t pi = { t_peer, 0, ZMQ_POLLIN, 0 };
+
+		event_base_loop(t_base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		if (zmq_poll(&pi, 1, 10) > 0)
+			return;
+	}
+	ck_abort_msg("the node never reached its peer");
+}
+
+/* Hand the node a batch of our stream: (prev, prev + n] for qids
+ * t_qids[first..first + n), each with a body of body_len bytes. */
+static void
+t_batch(uint64_t prev, int first, int n, size_t body_len)
+{
+	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
+	Shoal__PeerHeartbeat hb = SHOAL__PEER_HEARTBEAT__INIT;
+	Shoal__ReplBatch b = SHOAL__REPL_BATCH__INIT;
+	Shoal__ReplRecord recs[T_QIDS], *ptrs[T_QIDS];
+	Shoal__StoredMessage sm = SHOAL__STORED_MESSAGE__INIT;
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	uint8_t meta[512];
+	size_t meta_len;
+	char *body = malloc(body_len);
+	zmq_msg_t f[3];
+	size_t len;
+	void *packed;
+
+	(void)hb;
+	memset(body, 'x', body_len);
+	env.mail_from = "a@example.com";
+	sm.envelope = &env;
+	for (int i = 0; i < n; i++) {
+		const char *qid = t_qids[first + i];
+
+		sm.qid = (char *)qid;
+		sm.shard = shard_of(qid, T_SHARDS);
+		meta_len = shoal__stored_message__pack(&sm, meta);
+		shoal__repl_record__init(&recs[i]);
+		recs[i].seq = prev + (uint64_t)i + 1;
+		recs[i].qid = (char *)qid;
+		recs[i].shard = sm.shard;
+		recs[i].meta.data = malloc(meta_len);
+		memcpy(recs[i].meta.data, meta, meta_len);
+		recs[i].meta.len = meta_len;
+		recs[i].has_body = true;
+		recs[i].body.data = (uint8_t *)body;
+		recs[i].body.len = body_len;
+		ptrs[i] = &recs[i];
+	}
+	b.prev_seq = prev;
+	b.last_seq = prev + (uint64_t)n;
+	b.n_records = (size_t)n;
+	b.records = ptrs;
+	pm.from = "n2";
+	pm.stream = T_STREAM;
+	pm.head_seq = b.last_seq;
+	pm.body_case = SHOAL__PEER_MESSAGE__BODY_BATCH;
+	pm.batch = &b;
+	len = shoal__peer_message__get_packed_size(&pm);
+	packed = malloc(len);
+	shoal__peer_message__pack(&pm, packed);
+	zmq_msg_init_size(&f[0], 2);
+	memcpy(zmq_msg_data(&f[0]), "id", 2);
+	zmq_msg_init_size(&f[1], WIRE_TAG_LEN);
+	memcpy(zmq_msg_data(&f[1]), WIRE_TAG_NODE, WIRE_TAG_LEN);
+	zmq_msg_init_size(&f[2], len);
+	memcpy(zmq_msg_data(&f[2]), packed, len);
+	repl_handle(t_node->repl, f, 3);
+	for (int i = 0; i < 3; i++)
+		zmq_msg_close(&f[i]);
+	for (int i = 0; i < n; i++)
+		free(recs[i].meta.data);
+	free(packed);
+	free(body);
+}
+
+/* Hand the node a heartbeat from its peer: the peer's clock (0: a peer
+ * that does not echo), the node's clock it echoes, and n1's own map when
+ * with_map (so that it counts as the peer's map). */
+static void
+t_heartbeat(uint64_t sent_ms, uint64_t echo_ms, bool with_map)
+{
+	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
+	Shoal__PeerHeartbeat hb = SHOAL__PEER_HEARTBEAT__INIT;
+	zmq_msg_t f[3];
+	size_t len;
+
+	pm.from = "n2";
+	pm.stream = T_STREAM;
+	pm.sent_ms = sent_ms;
+	pm.echo_ms = echo_ms;
+	if (with_map)
+		pm.map = t_node->map;
+	pm.body_case = SHOAL__PEER_MESSAGE__BODY_HEARTBEAT;
+	pm.heartbeat = &hb;
+	len = shoal__peer_message__get_packed_size(&pm);
+	zmq_msg_init_size(&f[0], 2);
+	memcpy(zmq_msg_data(&f[0]), "id", 2);
+	zmq_msg_init_size(&f[1], WIRE_TAG_LEN);
+	memcpy(zmq_msg_data(&f[1]), WIRE_TAG_NODE, WIRE_TAG_LEN);
+	zmq_msg_init_size(&f[2], len);
+	shoal__peer_message__pack(&pm, zmq_msg_data(&f[2]));
+	repl_handle(t_node->repl, f, 3);
+	for (int i = 0; i < 3; i++)
+		zmq_msg_close(&f[i]);
+}
+
+/* Feed heartbeats every 20 ms for ms milliseconds; echo: the node's
+ * newest clock (fresh) or the given one (stale, when nonzero). */
+static void
+t_heartbeats(uint64_t ms, uint64_t stale_echo, bool with_map)
+{
+	uint64_t until = clock_mono_ms() + ms;
+
+	while (clock_mono_ms() < until) {
+		t_heartbeat(clock_mono_ms(),
+			    stale_echo ? stale_echo : t_node_sent, with_map);
+		t_run(20);
+	}
+}
+
+/* Whether n1 holds a copy of qid. */
+static bool
+t_has(const char *qid)
+{
+	struct store_txn *t;
+	const void *p;
+	size_t len;
+	int rc;
+
+	ck_assert_int_eq(store_txn_begin(t_node->store, true, &t), 0);
+	rc = store_msg_get_meta(t, qid, &p, &len);
+	store_txn_abort(t);
+	return rc == 0;
+}
+
+/* Three batches read in one pass share a group commit; the middle one
+ * does not fit. The third must not be applied over the hole the second
+ * left, nor acknowledged: the primary would trim what n1 never stored. */
+START_TEST(test_batch_after_a_failed_one_is_not_applied)
+	{
+		t_wait_link();
+		t_batch(0, 0, 1, 100);
+		t_batch(1, 1, 1, T_BIG);
+		t_batch(2, 2, 1, 100);
+		t_run(300);
+		ck_assert(t_has(t_qids[0]));
+		ck_assert(!t_has(t_qids[1]));
+		ck_assert_msg(!t_has(t_qids[2]),
+			      "seq 3 applied although seq 2 was not");
+		ck_assert_msg(t_acked == 1, "acked %llu, applied only seq 1",
+			      (unsigned long long)t_acked);
+	}
+END_TEST
+
+/* A batch fails while the one before it still waits for its sync. Once
+ * there is room again, the stream must resume from what n1 applied (the
+ * primary goes back to n1's ack, as repl.c does on a resend), and n1
+ * must say why it is behind meanwhile. */
+START_TEST(test_failed_apply_is_retried_until_it_succeeds)
+	{
+		uint64_t until;
+
+		t_wait_link();
+		t_batch(0, 0, 1, 100);
+		t_pass(); /* seq 1 committed, waiting for its sync */
+		t_batch(1, 1, 1, T_BIG);
+		t_run(200);
+		ck_assert_msg(strstr(t_apply_error, "storage full") != NULL,
+			      "n1 did not tell its peer why: \"%s\"",
+			      t_apply_error);
+		/* room again: a primary resends from the ack when asked to, and
+	 * every second without progress */
+		until = clock_mono_ms() + 10000;
+		while (t_acked < 3 && clock_mono_ms() < until) {
+			uint64_t next = clock_mono_ms() + 1000;
+
+			t_resend = false;
+			if (t_acked < 2)
+				t_batch(t_acked, (int)t_acked, 2 - (int)t_acked,
+					100);
+			t_batch(2, 2, 1, 100);
+			while (!t_resend && t_acked < 3 &&
+			       clock_mono_ms() < next)
+				t_run(10);
+		}
+		ck_assert_msg(t_acked == 3, "stream stuck at %llu",
+			      (unsigned long long)t_acked);
+		ck_assert(t_has(t_qids[1]) && t_has(t_qids[2]));
+		t_run(200);
+		ck_assert_str_eq(t_apply_error, "");
+	}
+END_TEST
+
+/* Messages that keep arriving but echo an old time of ours (they waited
+ * in a socket buffer through a pause) must not keep the lease: once it
+ * lapses (failover_after_ms / 2 = 500 ms here) the node is fenced, and
+ * stays so after fresh contact until the peer's map comes in a message
+ * that echoes a time after the lapse. */
+START_TEST(test_stale_messages_do_not_extend_the_lease)
+	{
+		uint64_t stale;
+
+		t_wait_link();
+		t_run(100);
+		ck_assert(t_node_sent != 0);
+		t_heartbeats(300, 0, true);
+		ck_assert_msg(owner_may_deliver(t_node->owner),
+			      "fresh contact and the peer's map: may deliver");
+		stale = t_node_sent;
+		t_heartbeats(800, stale, true);
+		ck_assert_msg(!owner_may_deliver(t_node->owner),
+			      "a lease kept alive by stale echoes");
+		/* fresh contact, but the map comes only in a stale message */
+		t_heartbeats(200, 0, false);
+		t_heartbeat(clock_mono_ms(), stale, true);
+		t_run(20);
+		ck_assert_msg(!owner_may_deliver(t_node->owner),
+			      "unfenced by a map that predates the lapse");
+		t_heartbeats(200, 0, true);
+		ck_assert(owner_may_deliver(t_node->owner));
+	}
+END_TEST
+
+/* A peer without the echo fields (an older version) keeps today's rule:
+ * its messages count when they arrive. */
+START_TEST(test_a_peer_without_echo_counts_from_arrival)
+	{
+		uint64_t until;
+
+		t_wait_link();
+		ck_assert(!owner_may_deliver(t_node->owner));
+		until = clock_mono_ms() + 1000;
+		while (clock_mono_ms() < until) {
+			t_heartbeat(0, 0, true);
+			t_run(20);
+			ck_assert(owner_may_deliver(t_node->owner));
+		}
+	}
+END_TEST
+
+static Suite *
+repl_suite(void)
+{
+	Suite *s = suite_create("repl");
+	TCase *tc = tcase_create("apply");
+
+	tcase_add_checked_fixture(tc, t_setup, t_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_batch_after_a_failed_one_is_not_applied);
+	tcase_add_test(tc, test_failed_apply_is_retried_until_it_succeeds);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("lease");
+	tcase_add_checked_fixture(tc, t_setup, t_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_stale_messages_do_not_extend_the_lease);
+	tcase_add_test(tc, test_a_peer_without_echo_counts_from_arrival);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(repl_suite)
