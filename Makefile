@@ -28,7 +28,7 @@ PROTO_H    := $(PROTOS:%.proto=$(BUILD)/%.pb-c.h)
 
 LIB_SRC    := $(wildcard lib/*.c) $(PROTO_C)
 ROUTER_SRC := $(filter-out router/main.c,$(wildcard router/*.c))
-NODE_SRC   := $(filter-out node/main.c,$(wildcard node/*.c))
+NODE_SRC   := $(filter-out node/main.c,$(wildcard node/*.c node/*/*.c))
 CLI_SRC    := $(filter-out cli/main.c,$(wildcard cli/*.c))
 
 LIB_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(patsubst $(BUILD)/%,%,$(LIB_SRC)))
@@ -139,7 +139,7 @@ run: deps
 	@bash deploy/local/cluster.sh run
 
 format:
-	clang-format -i $(wildcard lib/*.[ch] router/*.[ch] node/*.[ch] cli/*.[ch] tests/unit/*.[ch])
+	clang-format -i $(wildcard lib/*.[ch] router/*.[ch] node/*.[ch] node/*/*.[ch] cli/*.[ch] tests/unit/*.[ch])
 
 clean:
 	rm -rf build build-asan build-fuzz bin

@@ -7,7 +7,7 @@
 
 #include "lib/envelope.h"
 #include "lib/shardmap.h"
-#include "node/repl.h"
+#include "node/cluster/repl.h"
 #include "proto/cli_node.pb-c.h"
 #include "proto/node_node.pb-c.h"
 #include "proto/router_node.pb-c.h"

@@ -1,4 +1,4 @@
-/* libFuzzer harness: the SMTP client's body encoder (node/smtpc_proto.h)
+/* libFuzzer harness: the SMTP client's body encoder (node/delivery/smtpc_proto.h)
  * fed any octets in pieces whose size comes from the input itself, so a CR
  * falls on every kind of boundary. What it writes must read, to a strict
  * receiver, as RFC 5321 asks: CR only before LF, LF only after CR, no line
@@ -10,7 +10,7 @@
 
 #include <event2/buffer.h>
 
-#include "node/smtpc_proto.h"
+#include "node/delivery/smtpc_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,5 +1,5 @@
 /* libFuzzer harness: what the suppression list takes from peers and
- * remote servers (node/suppress.h, lib/suppress_key.h): a replication
+ * remote servers (node/suppress/suppress.h, lib/suppress_key.h): a replication
  * record as a peer sends it (its checks), the address normaliser and key
  * parser on arbitrary bytes, the "no such user" predicate and the
  * sanitiser on arbitrary reply text. */
@@ -9,7 +9,7 @@
 
 #include "lib/log.h"
 #include "lib/suppress_key.h"
-#include "node/suppress.h"
+#include "node/suppress/suppress.h"
 #include "proto/node_node.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

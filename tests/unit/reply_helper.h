@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node/smtpc.h"
+#include "node/delivery/smtpc.h"
 
 static inline struct smtpc_reply
 reply(int code, const char *enhanced, const char *text)

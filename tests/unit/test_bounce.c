@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "lib/buf.h"
-#include "node/bounce.h"
+#include "node/queue/bounce.h"
 #include "tests/unit/check_helpers.h"
 
 #define MTA "mta.shoal.example"

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node/classify.h"
+#include "node/delivery/classify.h"
 #include "tests/unit/check_helpers.h"
 #include "tests/unit/reply_helper.h"
 

@@ -2,7 +2,7 @@
  * batch. A real store in a fresh mkdtemp() directory and a real libevent
  * loop, driven one pass at a time (EVLOOP_ONCE | EVLOOP_NONBLOCK), so each test can say
  * in which pass an item's done callback ran. */
-#include "node/commit.h"
+#include "node/store/commit.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "lib/log.h"
-#include "node/store.h"
+#include "node/store/store.h"
 #include "tests/unit/check_helpers.h"
 
 #define T_MAP_SIZE (64ull << 20)

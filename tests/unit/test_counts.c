@@ -16,8 +16,8 @@
 
 #include "lib/log.h"
 #include "lib/qid.h"
-#include "node/admin.h"
-#include "node/store.h"
+#include "node/ops/admin.h"
+#include "node/store/store.h"
 #include "proto/cli_node.pb-c.h"
 #include "proto/queue.pb-c.h"
 #include "tests/unit/check_helpers.h"

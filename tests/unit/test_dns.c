@@ -23,7 +23,7 @@
 #include "lib/config.h"
 #include "lib/err.h"
 #include "lib/log.h"
-#include "node/dns.h"
+#include "node/delivery/dns.h"
 #include "tests/unit/check_helpers.h"
 
 #define DNSMASQ "/usr/sbin/dnsmasq"

@@ -3,7 +3,7 @@
  * an abort) and for the map handover helpers of lib/shardmap.c
  * (shardmap_newer, shardmap_swap). Each test gets a fresh mkdtemp()
  * directory, removed in teardown. Shards 1 and 3 of 8 are journaled. */
-#include "node/store.h"
+#include "node/store/store.h"
 
 #include <errno.h>
 #include <stdio.h>

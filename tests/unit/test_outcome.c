@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node/outcome.h"
+#include "node/delivery/outcome.h"
 #include "tests/unit/check_helpers.h"
 #include "tests/unit/reply_helper.h"
 

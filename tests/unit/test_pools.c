@@ -12,8 +12,8 @@
 #include "lib/buf.h"
 #include "lib/config.h"
 #include "lib/err.h"
-#include "node/egress.h"
-#include "node/shaping.h"
+#include "node/delivery/egress.h"
+#include "node/delivery/shaping.h"
 #include "router/pool.h"
 #include "tests/unit/check_helpers.h"
 

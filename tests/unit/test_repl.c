@@ -6,7 +6,7 @@
  * and reads what the node sends back on a ZeroMQ ROUTER bound at n2's
  * endpoint. A record with a 2 MiB body cannot fit the map: its batch fails
  * with "storage full", as on a full disk. */
-#include "node/repl.h"
+#include "node/cluster/repl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,8 +27,8 @@
 #include "lib/shardmap.h"
 #include "lib/wire.h"
 #include "node/node.h"
-#include "node/owner.h"
-#include "node/store.h"
+#include "node/cluster/owner.h"
+#include "node/store/store.h"
 #include "proto/node_node.pb-c.h"
 #include "proto/queue.pb-c.h"
 #include "tests/unit/check_helpers.h"

@@ -12,7 +12,7 @@
 
 #include "lib/config.h"
 #include "lib/shardmap.h"
-#include "node/shaping.h"
+#include "node/delivery/shaping.h"
 #include "tests/unit/check_helpers.h"
 
 #define T0 1700000000000000ull /* a clock reading in microseconds */

@@ -36,8 +36,8 @@
 #include <openssl/x509.h>
 
 #include "lib/log.h"
-#include "node/smtpc.h"
-#include "node/smtpc_proto.h"
+#include "node/delivery/smtpc.h"
+#include "node/delivery/smtpc_proto.h"
 #include "tests/unit/check_helpers.h"
 
 #define RUN_MS 8000      /* deadline for one run_until() */

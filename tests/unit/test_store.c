@@ -1,7 +1,7 @@
 /* Check suite for node/store.c: the LMDB queue. Each test gets a fresh
  * mkdtemp() directory, removed in teardown. The durability test forks a
  * writer and kills it with SIGKILL right after its commits return. */
-#include "node/store.h"
+#include "node/store/store.h"
 
 #include <errno.h>
 #include <lmdb.h>

@@ -3,7 +3,7 @@
  * (lib/suppress_key.c), the supp database of node/store.c with its
  * journal entries, and the checks and application of replicated records.
  * Store tests get a fresh mkdtemp() directory, removed in teardown. */
-#include "node/suppress.h"
+#include "node/suppress/suppress.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,7 +12,7 @@
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "lib/suppress_key.h"
-#include "node/store.h"
+#include "node/store/store.h"
 #include "tests/unit/check_helpers.h"
 
 #define T_MAP_SIZE (64ull << 20)

@@ -1,0 +1,850 @@
+/* Shard ownership: which map the node acts on, failover and fencing.
+ *
+ * Failover rule (the replica's side): take the peer's shards when the peer
+ * has been silent for failover_after_ms, at least one router was heard in
+ * that time, and every router heard in that time says it no longer hears
+ * the peer either. A link cut between the two nodes alone therefore never
+ * makes two primaries: the routers still reach both.
+ *
+ * Fencing rule (everyone's side): a node starts deliveries only while it
+ * has heard its peer or a router within failover_after_ms / 2, and, after a
+ * start, only once it has heard its peer's map or failover_after_ms has
+ * passed. A node cut off from everything stops delivering before its peer
+ * may take over; a restarted node learns a newer epoch before it delivers.
+ * Nodes without a peer, or with replication.mode = "none", are never
+ * fenced and never fail over.
+ *
+ * "Heard within" is a lease on our own monotonic clock, and it must hold
+ * across a pause of the process (SIGSTOP, a frozen VM, swap): the peer and
+ * the routers echo the send time of the newest message they have from us,
+ * and contact counts from that echo, never from when their message is
+ * read. A message that waited in a socket buffer through a pause so
+ * extends no lease. A lease that lapsed, or a loop that did not run for a
+ * lease (a pause seen from inside, for senders that do not echo), is
+ * treated like a restart: the node must hear its peer's map again, in a
+ * message that echoes a time after the lapse, or wait failover_after_ms.
+ * owner_may_start() asks all of this, with the shard's ownership and
+ * freezes, before every delivery starts, including each further message
+ * on an open connection (node/deliver.c). */
+#include "node/cluster/owner.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/qid.h"
+#include "lib/shardmap.h"
+#include "lib/xmalloc.h"
+#include "node/ops/admin.h"
+#include "node/delivery/deliver.h"
+#include "node/node.h"
+#include "node/cluster/repl.h"
+#include "node/queue/scheduler.h"
+#include "node/store/store.h"
+#include "node/suppress/suppress.h"
+
+#define OWNER_META_MAP "shard_map"
+#define OWNER_HANDOVER_MAX_MS 30000   /* deliveries in flight may finish */
+#define OWNER_LAG_WAIT_MS 5000        /* then the handback carries the rest */
+
+struct owner_router {
+	char id[256];
+	uint64_t heard_ms; /* arrival of its last heartbeat */
+	bool sees_peer;
+};
+
+/* A planned failover in progress: the shards it gives away are frozen
+ * (no delivery of them starts), it waits for those in flight and for the
+ * peer's ack of the journal, then the shards go to the peer. */
+struct owner_handover {
+	bool active;
+	bool back;                    /* failback: only the peer's first shards */
+	unsigned char reply_to[256];
+	size_t reply_to_len;
+	uint64_t request_id;
+	uint64_t started_ms;
+	uint64_t drained_ms; /* nothing of them in flight since */
+	uint64_t lag_target; /* journal seq then: the peer's ack */
+};
+
+struct owner {
+	struct node *n;
+	const char *peer;             /* peer id, NULL when none */
+	bool active;                  /* a peer and replication on */
+	uint64_t started_ms;
+	uint64_t peer_heard_ms; /* arrival of its last message, 0 none */
+	/* the lease: the newest time (our clock) the peer or a router
+	 * provably heard us; and since when the peer's map must be heard
+	 * again (start, a lapsed lease, a stalled loop) */
+	uint64_t contact_ms;
+	uint64_t relearn_ms;
+	bool relearn_strict; /* after a lapse: only an echoed map */
+	bool peer_map_heard; /* since relearn_ms */
+	uint64_t loop_ms;    /* last owner_tick(): stall detection */
+	struct owner_router routers[OWNER_ROUTERS_MAX];
+	size_t n_routers;
+	bool fenced;                  /* last answer of owner_may_deliver */
+	struct owner_handover ho;
+	uint8_t *handing; /* per shard: the handover gives it */
+	size_t n_handing;
+	int64_t incoming;             /* shard being moved here, or -1 */
+	int64_t frozen;               /* shard being moved away, or -1 */
+};
+
+bool
+owner_is_primary(const struct node *n, uint32_t shard)
+{
+	const char *p = shardmap_primary(n->map, shard);
+
+	return p != NULL && strcmp(p, n->me->id) == 0;
+}
+
+/* Journaled: the shards we are primary for, and one being moved here (it
+ * must reach our peer before we take it). */
+static void
+owner_set_journal(struct node *n)
+{
+	uint8_t *on = xcalloc(n->map->n_shards ? n->map->n_shards : 1, 1);
+
+	for (uint32_t s = 0; s < n->map->n_shards; s++)
+		on[s] = owner_is_primary(n, s) || n->owner->incoming == (int64_t)s;
+	store_journal_shards(n->store, on, (uint32_t)n->map->n_shards);
+	free(on);
+}
+
+void
+owner_init_journal(struct owner *o)
+{
+	owner_set_journal(o->n);
+	/* what a move here left behind when it did not finish */
+	for (uint32_t s = 0; s < o->n->map->n_shards; s++)
+		owner_purge(o, s);
+}
+
+/* ---- changing the map ------------------------------------------------ */
+
+struct owner_due {
+	struct store_txn *t;
+	bool add;
+	uint64_t n;
+	char (*qids)[QID_MAX];        /* purge: collected first */
+	size_t n_qids, cap;
+};
+
+/* Collect a shard's qids (deleting under a walk's cursor is not safe). */
+static int
+owner_collect(const char *qid, uint32_t shard, const void *meta,
+	      size_t meta_len, void *arg)
+{
+	struct owner_due *d = arg;
+
+	(void)shard;
+	(void)meta;
+	(void)meta_len;
+	if (d->n_qids == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 256;
+		d->qids = xrealloc(d->qids, d->cap * sizeof(*d->qids));
+	}
+	snprintf(d->qids[d->n_qids++], QID_MAX, "%s", qid);
+	return 0;
+}
+
+/* Drop every message of a shard this node neither owns nor replicates
+ * (moved away, or a move here that did not finish). Not journaled: the
+ * shard is not ours. Returns 0 or a store error; *n counts. */
+static int
+owner_purge_in(struct store_txn *t, uint32_t shard, uint64_t *n)
+{
+	struct owner_due d = { .t = t };
+	int rc = store_shard_foreach(t, shard, owner_collect, &d);
+
+	for (size_t i = 0; rc == 0 && i < d.n_qids; i++) {
+		const void *p;
+		size_t len;
+		Shoal__StoredMessage *sm;
+
+		if (store_msg_get_meta(t, d.qids[i], &p, &len) != 0)
+			continue;
+		sm = shoal__stored_message__unpack(NULL, len, p);
+		if (sm && sm->due)
+			rc = store_due_del(t, sm->due, d.qids[i]);
+		if (sm)
+			shoal__stored_message__free_unpacked(sm, NULL);
+		if (rc == 0)
+			rc = store_msg_del(t, d.qids[i], shard);
+	}
+	*n += d.n_qids;
+	free(d.qids);
+	return rc ? rc : suppress_purge_shard(t, shard, n);
+}
+
+static bool
+owner_keeps(const Shoal__ShardMap *m, const char *me, uint32_t s)
+{
+	return strcmp(m->shards[s]->primary, me) == 0 ||
+	       strcmp(m->shards[s]->replica, me) == 0;
+}
+
+/* Add or drop the due entry a message's record names. */
+static int
+owner_due_one(const char *qid, uint32_t shard, const void *meta,
+	      size_t meta_len, void *arg)
+{
+	struct owner_due *d = arg;
+	Shoal__StoredMessage *sm =
+		shoal__stored_message__unpack(NULL, meta_len, meta);
+	int rc = 0;
+
+	(void)shard;
+	if (sm == NULL) {
+		log_error("qid=%s event=corrupt_record op=ownership", qid);
+		return 0;
+	}
+	if (!sm->held && sm->due != 0) {
+		rc = d->add ? store_due_add(d->t, sm->due, qid) :
+			      store_due_del(d->t, sm->due, qid);
+		d->n++;
+	}
+	shoal__stored_message__free_unpacked(sm, NULL);
+	return rc;
+}
+
+/* Store m and move due entries: one transaction, so a crash leaves the old
+ * map with the old index or the new map with the new one. */
+static int
+owner_store_map(struct node *n, const Shoal__ShardMap *m, uint64_t *gained,
+		uint64_t *lost)
+{
+	struct owner_due d = { 0 };
+	struct store_txn *t;
+	size_t len;
+	void *packed;
+	int rc;
+
+	*gained = *lost = 0;
+	rc = store_txn_begin(n->store, false, &t);
+	if (rc != 0)
+		return rc;
+	d.t = t;
+	for (uint32_t s = 0; rc == 0 && s < m->n_shards; s++) {
+		if (!owner_keeps(m, n->me->id, s) &&
+		    n->owner->incoming != (int64_t)s) {
+			rc = owner_purge_in(t, s, lost);
+			continue;
+		}
+		bool was = owner_is_primary(n, s);
+		bool will = strcmp(m->shards[s]->primary, n->me->id) == 0;
+
+		if (was == will)
+			continue;
+		d.add = will;
+		d.n = 0;
+		rc = store_shard_foreach(t, s, owner_due_one, &d);
+		if (will)
+			*gained += d.n;
+		else
+			*lost += d.n;
+	}
+	if (rc == 0) {
+		packed = shardmap_pack(m, &len);
+		rc = store_meta_put(t, OWNER_META_MAP, packed, len);
+		free(packed);
+	}
+	if (rc != 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	return store_txn_commit(t);
+}
+
+static int
+owner_adopt(struct owner *o, Shoal__ShardMap *m, const char *why)
+{
+	struct node *n = o->n;
+	uint64_t gained, lost;
+	uint64_t old_epoch = n->map->epoch;
+	int rc = owner_store_map(n, m, &gained, &lost);
+
+	if (rc != 0) {
+		log_error("node id=%s event=map_not_stored epoch=%llu "
+			  "error=\"%s\"",
+			  n->me->id, (unsigned long long)m->epoch,
+			  shoal_strerror(rc));
+		shardmap_free(m);
+		return rc;
+	}
+	shardmap_free(n->map);
+	n->map = m;
+	deliver_map_changed(n->deliver);
+	owner_set_journal(n);
+	log_info("node id=%s event=shard_map epoch=%llu old_epoch=%llu "
+		 "author=%s why=\"%s\" due_gained=%llu due_dropped=%llu",
+		 n->me->id, (unsigned long long)m->epoch,
+		 (unsigned long long)old_epoch, m->author[0] ? m->author : "config",
+		 why, (unsigned long long)gained, (unsigned long long)lost);
+	/* our own work, not a pause: what follows is fresh */
+	if (o->loop_ms != 0)
+		o->loop_ms = clock_mono_ms();
+	scheduler_recheck(n->sched);
+	scheduler_kick(n->sched);
+	return 0;
+}
+
+void
+owner_set_incoming(struct owner *o, int64_t shard)
+{
+	o->incoming = shard;
+	owner_set_journal(o->n);
+}
+
+int
+owner_purge(struct owner *o, uint32_t shard)
+{
+	struct node *n = o->n;
+	struct store_txn *t;
+	uint64_t count = 0;
+	int rc;
+
+	if (shard >= n->map->n_shards || owner_keeps(n->map, n->me->id, shard) ||
+	    o->incoming == (int64_t)shard)
+		return 0;
+	rc = store_txn_begin(n->store, false, &t);
+	if (rc != 0)
+		return rc;
+	rc = owner_purge_in(t, shard, &count);
+	if (rc != 0) {
+		store_txn_abort(t);
+		return rc;
+	}
+	rc = store_txn_commit(t);
+	if (rc == 0 && count)
+		log_info("node id=%s event=purged shard=%u messages=%llu",
+			 n->me->id, shard, (unsigned long long)count);
+	return rc;
+}
+
+void
+owner_set_frozen(struct owner *o, int64_t shard)
+{
+	o->frozen = shard;
+	if (shard >= 0)
+		scheduler_recheck(o->n->sched); /* its jobs waiting: dropped */
+}
+
+bool
+owner_is_frozen(const struct node *n, uint32_t shard)
+{
+	return n->owner != NULL && n->owner->frozen == (int64_t)shard;
+}
+
+/* Whether a planned handover is giving shard away. */
+static bool
+owner_is_handing(const struct owner *o, uint32_t shard)
+{
+	return o->ho.active && shard < o->n_handing && o->handing[shard];
+}
+
+bool
+owner_may_start(struct owner *o, uint32_t shard)
+{
+	return owner_may_deliver(o) && owner_is_primary(o->n, shard) &&
+	       o->frozen != (int64_t)shard && !owner_is_handing(o, shard);
+}
+
+bool
+owner_offer(struct owner *o, const Shoal__ShardMap *m)
+{
+	struct node *n = o->n;
+	Shoal__ShardMap *copy;
+	size_t len;
+	void *packed;
+
+	if (m == NULL || !shardmap_newer(m, n->map))
+		return false;
+	/* nested maps skipped shardmap_unpack()'s checks: run them */
+	packed = shardmap_pack(m, &len);
+	copy = shardmap_unpack(packed, len, n->cfg->cluster.shards);
+	free(packed);
+	if (copy == NULL) {
+		log_warn("node id=%s event=bad_map reason=\"malformed map offered\"",
+			 n->me->id);
+		return false;
+	}
+	if (shardmap_node(copy, n->me->id) == NULL) {
+		log_warn("node id=%s event=bad_map reason=\"map without this "
+			 "node\" epoch=%llu",
+			 n->me->id, (unsigned long long)copy->epoch);
+		shardmap_free(copy);
+		return false;
+	}
+	return owner_adopt(o, copy, "newer map") == 0;
+}
+
+/* A new epoch by this node in which the shards with primary `from` and
+ * replica `to` change places; with back, only those `to` had in the
+ * cluster's first map. Returns the shards moved or -errno. */
+static int
+owner_swap(struct owner *o, const char *from, const char *to, bool back,
+	   const char *why)
+{
+	struct node *n = o->n;
+	Shoal__ShardMap *first = back ? shardmap_derive(n->cfg) : NULL;
+	size_t moved;
+	Shoal__ShardMap *m = shardmap_swap(n->map, from, to, n->me->id, first,
+					   &moved);
+	int rc;
+
+	shardmap_free(first);
+	if (moved == 0) {
+		shardmap_free(m);
+		return 0;
+	}
+	log_warn("node id=%s event=shards_moved from=%s to=%s shards=%zu "
+		 "why=\"%s\"",
+		 n->me->id, from, to, moved, why);
+	rc = owner_adopt(o, m, why);
+	repl_heartbeat_now(n->repl);	/* the peer learns it first */
+	return rc ? rc : (int)moved;
+}
+
+int
+owner_take_over(struct owner *o, const char *why)
+{
+	int moved;
+
+	if (o->peer == NULL)
+		return -EINVAL;
+	moved = owner_swap(o, o->peer, o->n->me->id, false, why);
+	if (moved > 0)
+		log_warn("node id=%s event=takeover peer=%s shards=%d "
+			 "why=\"%s\"",
+			 o->n->me->id, o->peer, moved, why);
+	return moved;
+}
+
+/* ---- planned failover ------------------------------------------------ */
+
+static void
+owner_failover_answer(struct owner *o, const void *to, size_t to_len,
+		      uint64_t request_id, Shoal__Status status,
+		      const char *message, int moved, bool forced)
+{
+	Shoal__FailoverReply fr = SHOAL__FAILOVER_REPLY__INIT;
+	Shoal__AdminReply r = SHOAL__ADMIN_REPLY__INIT;
+	void *out;
+	size_t len;
+
+	fr.epoch = o->n->map->epoch;
+	fr.primary = (char *)(o->peer && !forced ? o->peer : o->n->me->id);
+	fr.shards = moved > 0 ? (uint32_t)moved : 0;
+	fr.forced = forced;
+	r.node_id = o->n->me->id;
+	r.request_id = request_id;
+	r.status = status;
+	r.message = (char *)(message ? message : "");
+	if (status == SHOAL__STATUS__STATUS_OK) {
+		r.body_case = SHOAL__ADMIN_REPLY__BODY_FAILOVER;
+		r.failover = &fr;
+	}
+	admin_reply_pack(&r, &out, &len);
+	node_reply(o->n, to, to_len, out, len);
+	free(out);
+}
+
+/* Freeze the shards a handover gives away: those whose primary the swap
+ * would change. Their deliveries waiting in delivery's queues are dropped
+ * (still due; the new owner delivers them). */
+static void
+owner_handing_start(struct owner *o)
+{
+	struct node *n = o->n;
+	Shoal__ShardMap *first = o->ho.back ? shardmap_derive(n->cfg) : NULL;
+	size_t moved;
+	Shoal__ShardMap *next = shardmap_swap(n->map, n->me->id, o->peer,
+					      n->me->id, first, &moved);
+
+	free(o->handing);
+	o->n_handing = n->map->n_shards;
+	o->handing = xcalloc(o->n_handing ? o->n_handing : 1, 1);
+	for (size_t s = 0; s < o->n_handing && s < next->n_shards; s++)
+		o->handing[s] = strcmp(n->map->shards[s]->primary,
+				       next->shards[s]->primary) != 0;
+	shardmap_free(next);
+	shardmap_free(first);
+	scheduler_recheck(n->sched);
+}
+
+static void
+owner_handing_end(struct owner *o)
+{
+	free(o->handing);
+	o->handing = NULL;
+	o->n_handing = 0;
+}
+
+/* Hand the shards over once nothing of theirs is in flight and the peer
+ * has acknowledged the journal as it was then (or OWNER_LAG_WAIT_MS
+ * passed: the rest arrives as a handback). */
+static void
+owner_handover_step(struct owner *o)
+{
+	struct owner_handover *ho = &o->ho;
+	struct node *n = o->n;
+	uint64_t now = clock_mono_ms(), waited = now - ho->started_ms;
+	uint64_t busy;
+	int moved;
+
+	if (!ho->active)
+		return;
+	busy = scheduler_in_flight_of(n->sched, o->handing, o->n_handing);
+	if (busy > 0 && waited >= OWNER_HANDOVER_MAX_MS) {
+		ho->active = false;
+		owner_handing_end(o);
+		log_warn("node id=%s event=failover_abandoned in_flight=%llu",
+			 n->me->id, (unsigned long long)busy);
+		owner_failover_answer(o, ho->reply_to, ho->reply_to_len,
+				      ho->request_id,
+				      SHOAL__STATUS__STATUS_INTERNAL,
+				      "deliveries still in flight after 30 s; "
+				      "nothing moved", 0, false);
+		scheduler_kick(n->sched);
+		return;
+	}
+	if (busy > 0)
+		return;
+	if (ho->drained_ms == 0) {
+		ho->drained_ms = now;
+		ho->lag_target = store_journal_seq(n->store);
+		log_info("node id=%s event=handover_drained waited_ms=%llu "
+			 "journal=%llu",
+			 n->me->id, (unsigned long long)waited,
+			 (unsigned long long)ho->lag_target);
+	}
+	if (!repl_acked_upto(n->repl, ho->lag_target) &&
+	    now - ho->drained_ms < OWNER_LAG_WAIT_MS)
+		return;
+	ho->active = false;
+	owner_handing_end(o);
+	moved = owner_swap(o, n->me->id, o->peer, ho->back,
+			   ho->back ? "planned failback" : "planned failover");
+	if (moved < 0)
+		owner_failover_answer(o, ho->reply_to, ho->reply_to_len,
+				      ho->request_id,
+				      SHOAL__STATUS__STATUS_INTERNAL,
+				      shoal_strerror(moved), 0, false);
+	else
+		owner_failover_answer(o, ho->reply_to, ho->reply_to_len,
+				      ho->request_id, SHOAL__STATUS__STATUS_OK,
+				      "", moved, false);
+	scheduler_kick(n->sched);
+}
+
+void
+owner_failover(struct owner *o, const void *reply_to, size_t reply_to_len,
+	       uint64_t request_id, const Shoal__FailoverRequest *req)
+{
+	struct node *n = o->n;
+	const char *me = n->me->id, *id = req->node_id;
+	bool is_me = strcmp(id, me) == 0;
+	bool is_peer = o->peer && strcmp(id, o->peer) == 0;
+	Shoal__Status bad = SHOAL__STATUS__STATUS_BAD_REQUEST;
+	int moved;
+
+	log_info("node id=%s event=failover_request node=%.64s force=%d "
+		 "back=%d",
+		 me, id, (int)req->force, (int)req->back);
+	if (!o->active) {
+		owner_failover_answer(o, reply_to, reply_to_len, request_id,
+				      bad, "no peer to fail over to (or "
+				      "replication.mode = none)", 0, false);
+		return;
+	}
+	if (!is_me && !is_peer) {
+		owner_failover_answer(o, reply_to, reply_to_len, request_id,
+				      bad, "not this node or its peer", 0,
+				      false);
+		return;
+	}
+	/* forced: the other node is down, take its shards (or, back, ours)
+	 * now; "me" gives up nothing here */
+	if (req->force) {
+		if (req->back ? !is_me : !is_peer) {
+			owner_failover_answer(o, reply_to, reply_to_len,
+					      request_id, bad,
+					      "force goes to the node that "
+					      "takes the shards", 0, false);
+			return;
+		}
+		moved = owner_swap(o, o->peer, me, req->back,
+				   req->back ? "forced failback" :
+					       "forced failover");
+		owner_failover_answer(o, reply_to, reply_to_len, request_id,
+				      moved < 0 ? SHOAL__STATUS__STATUS_INTERNAL :
+						  SHOAL__STATUS__STATUS_OK,
+				      moved < 0 ? shoal_strerror(moved) : "",
+				      moved, true);
+		return;
+	}
+	if (req->back ? !is_peer : !is_me) {
+		owner_failover_answer(o, reply_to, reply_to_len, request_id,
+				      bad, "send it to the node that gives "
+				      "the shards up", 0, false);
+		return;
+	}
+	if (o->ho.active || reply_to_len > sizeof(o->ho.reply_to)) {
+		owner_failover_answer(o, reply_to, reply_to_len, request_id,
+				      bad, "a failover is in progress", 0,
+				      false);
+		return;
+	}
+	o->ho = (struct owner_handover){ 0 };
+	o->ho.active = true;
+	o->ho.back = req->back;
+	memcpy(o->ho.reply_to, reply_to, reply_to_len);
+	o->ho.reply_to_len = reply_to_len;
+	o->ho.request_id = request_id;
+	o->ho.started_ms = clock_mono_ms();
+	owner_handing_start(o);
+	log_info("node id=%s event=handover_start to=%s back=%d in_flight=%llu "
+		 "in_flight_moving=%llu",
+		 me, o->peer, (int)req->back,
+		 (unsigned long long)scheduler_in_flight(n->sched),
+		 (unsigned long long)scheduler_in_flight_of(
+			 n->sched, o->handing, o->n_handing));
+	owner_handover_step(o);
+}
+
+/* ---- what the node hears --------------------------------------------- */
+
+static uint64_t
+owner_lease_ms(const struct owner *o)
+{
+	return o->n->cfg->replication.failover_after_ms / 2;
+}
+
+/* From now on the peer's map must be heard again: in a message echoing a
+ * time at or after `since`, or (not strict) any map; or failover_after_ms
+ * must pass. */
+static void
+owner_relearn(struct owner *o, uint64_t since, bool strict, const char *why,
+	      uint64_t gap_ms)
+{
+	if (since <= o->relearn_ms)
+		return;
+	if (o->peer_map_heard || !o->relearn_strict)
+		log_warn(
+			"node id=%s event=lease_lost gap_ms=%llu reason=\"%s\" "
+			"note=\"fenced until the peer's map is heard again or "
+			"failover_after_ms passes\"",
+			o->n->me->id, (unsigned long long)gap_ms, why);
+	o->relearn_ms = since;
+	o->relearn_strict = strict;
+	o->peer_map_heard = false;
+}
+
+/* The loop did not run for longer than the lease (the process was
+ * paused, or a callback ran that long): a message read now may have
+ * waited through it, and one that does not echo cannot tell. */
+static void
+owner_check_stall(struct owner *o, uint64_t now)
+{
+	if (!o->active || o->loop_ms == 0 ||
+	    now - o->loop_ms <= owner_lease_ms(o))
+		return;
+	owner_relearn(o, now, true, "event loop stalled", now - o->loop_ms);
+}
+
+/* Contact at t (our clock) with the peer or a router: the lease. A gap
+ * longer than the lease since the last contact means it lapsed. */
+static void
+owner_note_contact(struct owner *o, uint64_t t)
+{
+	uint64_t lease = owner_lease_ms(o);
+
+	if (t <= o->contact_ms)
+		return;
+	if (o->contact_ms != 0 && t - o->contact_ms > lease)
+		owner_relearn(o, o->contact_ms + lease, true, "lease lapsed",
+			      t - o->contact_ms);
+	o->contact_ms = t;
+}
+
+/* When a sender last provably heard us, on our clock: the send time of
+ * ours it echoes. 0: it echoes nothing of this process (not yet, or a
+ * previous one). A sender that does not echo (sends no clock of its own)
+ * counts from now, as before echoes existed. */
+static uint64_t
+owner_echo(const struct owner *o, uint64_t echo_ms, bool echoes, uint64_t now)
+{
+	if (!echoes)
+		return now;
+	if (echo_ms < o->started_ms)
+		return 0;
+	return echo_ms < now ? echo_ms : now;
+}
+
+void
+owner_heard_router(struct owner *o, const char *router_id, bool sees_peer,
+		   uint64_t echo_ms)
+{
+	uint64_t now = clock_mono_ms(), t;
+	struct owner_router *r = NULL, *oldest = NULL;
+
+	owner_check_stall(o, now);
+	/* routers that echo send a nonzero echo once we answered them */
+	t = owner_echo(o, echo_ms, echo_ms != 0, now);
+	if (t != 0)
+		owner_note_contact(o, t);
+	for (size_t i = 0; i < o->n_routers; i++) {
+		if (strcmp(o->routers[i].id, router_id) == 0) {
+			r = &o->routers[i];
+			break;
+		}
+		if (oldest == NULL || o->routers[i].heard_ms < oldest->heard_ms)
+			oldest = &o->routers[i];
+	}
+	if (r == NULL && o->n_routers < OWNER_ROUTERS_MAX)
+		r = &o->routers[o->n_routers++];
+	else if (r == NULL &&
+		 now - oldest->heard_ms > o->n->cfg->replication.failover_after_ms)
+		r = oldest;	/* a quiet one makes room */
+	if (r == NULL)
+		return;
+	snprintf(r->id, sizeof(r->id), "%s", router_id);
+	r->heard_ms = now;
+	r->sees_peer = sees_peer;
+}
+
+void
+owner_heard_peer(struct owner *o, uint64_t sent_ms, uint64_t echo_ms)
+{
+	uint64_t now = clock_mono_ms(), t;
+
+	owner_check_stall(o, now);
+	o->peer_heard_ms = now;
+	t = owner_echo(o, echo_ms, sent_ms != 0, now);
+	if (t != 0)
+		owner_note_contact(o, t);
+}
+
+void
+owner_heard_peer_map(struct owner *o, uint64_t sent_ms, uint64_t echo_ms)
+{
+	owner_check_stall(o, clock_mono_ms());
+	if (sent_ms != 0 ? echo_ms >= o->relearn_ms : !o->relearn_strict)
+		o->peer_map_heard = true;
+}
+
+uint64_t
+owner_peer_heard_ms(const struct owner *o)
+{
+	return o->peer_heard_ms;
+}
+
+/* Routers heard within ms: how many, and how many still see the peer. */
+static void
+owner_router_votes(const struct owner *o, uint64_t now, uint64_t ms,
+		   size_t *heard, size_t *see_peer)
+{
+	*heard = *see_peer = 0;
+	for (size_t i = 0; i < o->n_routers; i++) {
+		if (now - o->routers[i].heard_ms > ms)
+			continue;
+		(*heard)++;
+		if (o->routers[i].sees_peer)
+			(*see_peer)++;
+	}
+}
+
+void
+owner_routers(const struct owner *o,
+	      void (*fn)(const char *id, uint64_t ms_ago, void *arg), void *arg)
+{
+	uint64_t now = clock_mono_ms();
+
+	for (size_t i = 0; i < o->n_routers; i++)
+		if (now - o->routers[i].heard_ms <=
+		    o->n->cfg->replication.failover_after_ms)
+			fn(o->routers[i].id, now - o->routers[i].heard_ms, arg);
+}
+
+bool
+owner_may_deliver(struct owner *o)
+{
+	const struct config *cfg = o->n->cfg;
+	uint64_t now = clock_mono_ms(), lease = owner_lease_ms(o);
+	bool has_lease, ok;
+
+	if (!o->active)
+		return true;
+	owner_check_stall(o, now);
+	has_lease = o->contact_ms != 0 && now - o->contact_ms <= lease;
+	if (!has_lease && o->contact_ms != 0)
+		owner_relearn(o, o->contact_ms + lease, true, "lease lapsed",
+			      now - o->contact_ms);
+	ok = has_lease &&
+	     (o->peer_map_heard ||
+	      now - o->relearn_ms >= cfg->replication.failover_after_ms);
+	if (ok == o->fenced) {
+		o->fenced = !ok;
+		if (ok) {
+			log_info("node id=%s event=unfenced", o->n->me->id);
+			scheduler_kick(o->n->sched);
+		} else {
+			log_warn("node id=%s event=fenced reason=\"%s\"",
+				 o->n->me->id,
+				 !has_lease ? "neither peer nor router heard" :
+					      "waiting for the peer's map");
+			/* deliveries waiting to start: dropped, still due */
+			scheduler_recheck(o->n->sched);
+		}
+	}
+	return ok;
+}
+
+void
+owner_tick(struct owner *o)
+{
+	const struct config *cfg = o->n->cfg;
+	uint64_t now = clock_mono_ms(), after = cfg->replication.failover_after_ms;
+	uint64_t last = o->peer_heard_ms ? o->peer_heard_ms : o->started_ms;
+	size_t heard, see_peer;
+
+	owner_handover_step(o);
+	owner_may_deliver(o);	/* logs fencing transitions */
+	o->loop_ms = clock_mono_ms();
+	if (!o->active || now - last < after)
+		return;
+	owner_router_votes(o, now, after, &heard, &see_peer);
+	if (heard == 0 || see_peer > 0)
+		return;
+	owner_take_over(o, "peer silent and no router hears it");
+}
+
+struct owner *
+owner_new(struct node *n)
+{
+	struct owner *o = xcalloc(1, sizeof(*o));
+
+	o->n = n;
+	o->peer = n->me->peer;
+	o->active = o->peer != NULL &&
+		    n->cfg->replication.mode != CFG_REPL_NONE;
+	o->started_ms = clock_mono_ms();
+	o->relearn_ms = o->started_ms;
+	o->fenced = o->active;
+	o->incoming = o->frozen = -1;
+	return o;
+}
+
+void
+owner_free(struct owner *o)
+{
+	if (o == NULL)
+		return;
+	free(o->handing);
+	free(o);
+}

@@ -1,0 +1,121 @@
+/* What node/repl.c (the link, our stream, acks, waits) and
+ * node/repl_apply.c (applying the peer's stream) share: the state of the
+ * pair. Nothing outside those two files includes this. */
+#ifndef SHOAL_NODE_REPL_INT_H
+#define SHOAL_NODE_REPL_INT_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node/cluster/repl.h"
+#include "proto/node_node.pb-c.h"
+
+struct node;
+struct zsock;
+struct cfg_node;
+
+#define REPL_META_PEER "repl_peer" /* be64 stream || be64 applied */
+
+enum repl_state {
+	REPL_OFF,
+	REPL_DEGRADED,
+	REPL_CATCHING_UP,
+	REPL_HEALTHY,
+};
+
+struct repl_waiter {
+	uint64_t seq;
+	uint64_t deadline_ms;
+	repl_wait_fn fn;
+	void *arg;
+};
+
+struct repl_flight {
+	uint64_t last;
+	size_t bytes;
+};
+
+struct repl {
+	struct node *n;
+	const struct cfg_node *peer;
+	bool on;
+	struct zsock *link;           /* DEALER to the peer */
+	enum repl_state state;
+	uint64_t catchup_target;
+
+	/* our stream */
+	uint64_t stream;
+	uint64_t sent, acked;
+	uint64_t progress_ms;         /* last ack progress or first send */
+	uint32_t rewinds;	      /* go-backs without progress: backoff */
+	struct repl_flight fl[REPL_WINDOW];
+	size_t n_fl;
+	bool trim_busy, resync_busy;
+	uint64_t trimmed;
+
+	/* enqueues waiting for the peer, in seq order (a ring) */
+	struct repl_waiter *w;
+	size_t w_head, w_n, w_cap;
+
+	/* the peer's stream: applied is durable here (and acknowledged);
+	 * accepted >= applied is what the batches queued for the commit
+	 * will have applied if they all succeed */
+	uint64_t peer_stream;
+	uint64_t applied, accepted;
+	uint64_t resend_asked_ms;
+	bool want_resend;
+	size_t applying; /* batches queued for the commit */
+
+	/* a failed apply (full disk...): batches are dropped until
+	 * apply_retry_ms, then the stream resumes from applied */
+	uint32_t apply_failures; /* in a row; 0 = applying fine */
+	uint64_t apply_retry_ms;
+	uint64_t apply_failed_at; /* prev_seq of the batch that failed */
+	uint64_t apply_failed_ms; /* first failure of this run */
+	uint64_t apply_logged_ms;
+	uint64_t apply_failures_total;
+	char apply_error[64]; /* "" unless apply_failures */
+
+	/* what the peer says about applying our stream (its apply_error),
+	 * and since when the pair is not healthy (0 = it is) */
+	char peer_apply_error[64];
+	uint64_t behind_since_ms, behind_logged_ms;
+	char behind_why[96];
+
+	/* the map the peer last carried (repl_header() leaves ours out while
+	 * the peer's matches it, but for one message per heartbeat_ms) */
+	bool peer_map_known;
+	uint64_t peer_map_epoch;
+	char peer_map_author[64];
+	uint64_t map_sent_ms;
+	uint64_t peer_sent_ms; /* its clock in its last message: echoed */
+
+	/* repl_send_batch()'s record arrays, REPL_BATCH_RECORDS each, made
+	 * once: a batch fills every entry it uses */
+	Shoal__ReplRecord *batch_recs;
+	Shoal__ReplRecord **batch_ptrs;
+
+	struct event *timer, *kick_ev, *ack_ev;
+	uint64_t batches_sent, batches_applied, records_applied;
+};
+
+/* Big-endian 64-bit into 8 bytes, and back. */
+void repl_be64(unsigned char *p, uint64_t v);
+uint64_t repl_get64(const void *p);
+
+/* Our header (map, ack) with an empty heartbeat, to the peer now. */
+void repl_send_heartbeat(struct repl *r);
+
+/* A batch of the peer's stream arrived (repl_apply.c). Takes pm. */
+void repl_on_batch(struct repl *r, Shoal__PeerMessage *pm);
+
+/* Each heartbeat_ms (repl.c's timer): once a failed apply's backoff has
+ * passed, ask the peer to resend from what we applied (repl_apply.c). */
+void repl_apply_tick(struct repl *r, uint64_t now);
+
+/* Applying works again (a batch advanced the applied seq), or the peer
+ * has nothing past it: end a run of failed applies (repl_apply.c). */
+void repl_apply_recovered(struct repl *r);
+
+#endif

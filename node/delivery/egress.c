@@ -1,0 +1,139 @@
+/* IP pool source addresses: parsing, round robin, cool-down. */
+#include "node/delivery/egress.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+struct egress_pool {
+	const struct cfg_pool *cfg;
+	struct sockaddr_storage *sa; /* cfg->n_addresses entries */
+	uint64_t *down_until;	     /* unix seconds */
+	size_t next;		     /* round-robin position */
+};
+
+struct egress {
+	struct egress_pool *pools;
+	size_t n_pools;
+};
+
+static int
+egress_parse(const char *a, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, a, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, a, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+struct egress *
+egress_new(const struct config *cfg)
+{
+	struct egress *e = xcalloc(1, sizeof(*e));
+
+	e->n_pools = cfg->delivery.n_pools;
+	e->pools = xcalloc(e->n_pools + 1, sizeof(*e->pools));
+	for (size_t i = 0; i < e->n_pools; i++) {
+		struct egress_pool *p = &e->pools[i];
+
+		p->cfg = &cfg->delivery.pools[i];
+		p->sa = xcalloc(p->cfg->n_addresses + 1, sizeof(*p->sa));
+		p->down_until = xcalloc(p->cfg->n_addresses + 1,
+					sizeof(*p->down_until));
+		for (size_t k = 0; k < p->cfg->n_addresses; k++) {
+			const char *a = p->cfg->addresses[k].address;
+
+			if (egress_parse(a, &p->sa[k]) == 0)
+				continue;
+			log_error("pool=%s source=%.64s event=bad_address",
+				  p->cfg->name, a);
+			egress_free(e);
+			return NULL;
+		}
+	}
+	return e;
+}
+
+void
+egress_free(struct egress *e)
+{
+	if (e == NULL)
+		return;
+	for (size_t i = 0; i < e->n_pools; i++) {
+		free(e->pools[i].sa);
+		free(e->pools[i].down_until);
+	}
+	free(e->pools);
+	free(e);
+}
+
+ssize_t
+egress_find(const struct egress *e, const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		return -1;
+	for (size_t i = 0; i < e->n_pools; i++)
+		if (strcmp(e->pools[i].cfg->name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+const struct cfg_pool *
+egress_pool(const struct egress *e, size_t pool)
+{
+	return e->pools[pool].cfg;
+}
+
+ssize_t
+egress_pick(struct egress *e, size_t pool, int family, uint64_t now)
+{
+	struct egress_pool *p = &e->pools[pool];
+	size_t n = p->cfg->n_addresses;
+	ssize_t fallback = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t k = (p->next + i) % n;
+
+		if (p->sa[k].ss_family != family)
+			continue;
+		if (p->down_until[k] <= now) {
+			p->next = k + 1;
+			return (ssize_t)k;
+		}
+		if (fallback < 0)
+			fallback = (ssize_t)k;
+	}
+	if (fallback >= 0)
+		p->next = (size_t)fallback + 1;
+	return fallback;
+}
+
+const struct sockaddr *
+egress_addr(const struct egress *e, size_t pool, size_t src)
+{
+	return (const struct sockaddr *)&e->pools[pool].sa[src];
+}
+
+bool
+egress_cool(struct egress *e, size_t pool, size_t src, uint64_t now,
+	    uint32_t seconds)
+{
+	struct egress_pool *p = &e->pools[pool];
+	bool was_up = p->down_until[src] <= now;
+
+	p->down_until[src] = now + seconds;
+	return was_up;
+}

@@ -1,0 +1,124 @@
+/* Destination limits (per IP pool too), this node's share of them under
+ * the shard map, and the per-destination token bucket. */
+#include "node/delivery/shaping.h"
+
+#include <math.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/shardmap.h"
+
+/* without a delivery.limits entry */
+#define SHAPING_DEFAULT_CONNS 20
+#define SHAPING_DEFAULT_PER_CONN 100
+
+const struct cfg_limit *
+shaping_match(const struct config *cfg, const char *pool, const char *domain)
+{
+	/* best[rank]: 0 pool+domain, 1 domain, 2 pool+"*", 3 "*" */
+	const struct cfg_limit *best[4] = { NULL, NULL, NULL, NULL };
+	bool has_pool = pool && pool[0];
+
+	for (size_t i = 0; i < cfg->delivery.n_limits; i++) {
+		const struct cfg_limit *c = &cfg->delivery.limits[i];
+		bool is_any = c->domain[0] == '*' && c->domain[1] == '\0';
+		int rank;
+
+		if (!is_any && strcasecmp(c->domain, domain) != 0)
+			continue;
+		if (c->pool) {
+			if (!has_pool || strcmp(c->pool, pool) != 0)
+				continue;
+			rank = is_any ? 2 : 0;
+		} else {
+			rank = is_any ? 3 : 1;
+		}
+		if (best[rank] == NULL)
+			best[rank] = c;
+	}
+	for (int r = 0; r < 4; r++)
+		if (best[r])
+			return best[r];
+	return NULL;
+}
+
+void
+shaping_for_domain(const struct config *cfg, const char *domain, double share,
+		   struct shaping *out)
+{
+	shaping_for_pool(cfg, NULL, domain, share, out);
+}
+
+void
+shaping_for_pool(const struct config *cfg, const char *pool,
+		 const char *domain, double share, struct shaping *out)
+{
+	const struct cfg_limit *l = shaping_match(cfg, pool, domain);
+
+	memset(out, 0, sizeof(*out));
+	out->limit = l;
+	out->is_specific = l && strcmp(l->domain, "*") != 0;
+	out->tls = l ? l->tls : CFG_TLS_OPPORTUNISTIC;
+	out->max_msgs_per_conn =
+		l ? l->max_msgs_per_conn : SHAPING_DEFAULT_PER_CONN;
+	if (out->max_msgs_per_conn == 0)
+		out->max_msgs_per_conn = 1;
+	shaping_set_share(out, share);
+	out->tokens = out->max_msgs_per_sec > 1 ? out->max_msgs_per_sec : 1;
+	out->refilled_us = 0;
+}
+
+void
+shaping_set_share(struct shaping *s, double share)
+{
+	const struct cfg_limit *l = s->limit;
+	double conns, cap;
+
+	if (!(share > 0 && share <= 1))
+		share = 1;
+	conns = floor((double)(l ? l->max_connections : SHAPING_DEFAULT_CONNS) *
+		      share);
+	s->max_connections = conns < 1 ? 1 : (uint32_t)conns;
+	s->max_msgs_per_sec = (l ? l->max_msgs_per_sec : 0) * share;
+	cap = s->max_msgs_per_sec > 1 ? s->max_msgs_per_sec : 1;
+	if (s->tokens > cap)
+		s->tokens = cap;
+}
+
+double
+shaping_share(const Shoal__ShardMap *m, const char *node_id)
+{
+	size_t mine = 0;
+
+	if (m == NULL || m->n_shards == 0)
+		return 1;
+	for (size_t s = 0; s < m->n_shards; s++) {
+		const char *p = shardmap_primary(m, (uint32_t)s);
+
+		if (p != NULL && strcmp(p, node_id) == 0)
+			mine++;
+	}
+	return (double)(mine ? mine : 1) / (double)m->n_shards;
+}
+
+uint64_t
+shaping_take(struct shaping *s, uint64_t now_us)
+{
+	double cap = s->max_msgs_per_sec > 1 ? s->max_msgs_per_sec : 1;
+
+	if (s->max_msgs_per_sec <= 0)
+		return 0;
+	/* a clock that stepped back means no time passed, not ~2^64 us */
+	if (s->refilled_us == 0 || now_us < s->refilled_us)
+		s->refilled_us = now_us;
+	s->tokens += (double)(now_us - s->refilled_us) / 1e6 *
+		     s->max_msgs_per_sec;
+	if (s->tokens > cap)
+		s->tokens = cap;
+	s->refilled_us = now_us;
+	if (s->tokens >= 1) {
+		s->tokens -= 1;
+		return 0;
+	}
+	return (uint64_t)((1 - s->tokens) / s->max_msgs_per_sec * 1e6) + 1;
+}

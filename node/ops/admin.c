@@ -1,0 +1,733 @@
+/* The admin link on a node: answers shoalctl's status, queue list and
+ * queue show requests from the store, in one read-only transaction each.
+ * Status counts come from the store's per-shard queue counts (kept in the
+ * commit, node/store.h), never from a walk: a status costs O(shards) at
+ * any queue size. Leaves framing and sockets to node.c, and queue actions
+ * (hold, flush, delete) to a later module.
+ *
+ * Handles untrusted input: the request comes from whoever reached the node
+ * endpoint. Everything is checked before use; a bad request is answered
+ * with STATUS_BAD_REQUEST and logged, never trusted.
+ *
+ * Error mapping: a request that is wrong (bad qid, over-long domain, state
+ * out of range, a qid this node does not hold) gets STATUS_BAD_REQUEST; a
+ * store failure gets STATUS_INTERNAL with the error's name. An unknown qid
+ * is BAD_REQUEST with the message WIRE_MSG_UNKNOWN_QID, so shoalctl can
+ * tell "not here" apart from a refused request. */
+#include "node/ops/admin.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "lib/envelope.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/qid.h"
+#include "lib/shardmap.h"
+#include "lib/wire.h"
+#include "lib/xmalloc.h"
+#include "node/cluster/owner.h"
+#include "node/cluster/repl.h"
+#include "node/queue/scheduler.h"
+#include "node/store/store.h"
+#include "proto/cli_node.pb-c.h"
+
+/* A store walk callback's "stop here" value; never a store error code. */
+#define ADMIN_WALK_STOP 1
+
+/* Bytes a QueueListReply adds per entry on top of the entry itself: the
+ * field tag and a length prefix of at most 5 bytes. */
+#define ADMIN_ENTRY_OVERHEAD 6
+
+static const char *const admin_kind_names[] = {
+	[SHOAL__ADMIN_REQUEST__BODY_STATUS] = "status",
+	[SHOAL__ADMIN_REQUEST__BODY_LIST] = "list",
+	[SHOAL__ADMIN_REQUEST__BODY_SHOW] = "show",
+	[SHOAL__ADMIN_REQUEST__BODY_FAILOVER] = "failover",
+	[SHOAL__ADMIN_REQUEST__BODY_ACTION] = "action",
+	[SHOAL__ADMIN_REQUEST__BODY_FLUSH] = "flush",
+	[SHOAL__ADMIN_REQUEST__BODY_MOVE] = "move",
+	[SHOAL__ADMIN_REQUEST__BODY_SUPPRESS] = "suppress",
+};
+
+/* Pack r into a new buffer for the caller. */
+static void
+admin_pack(Shoal__AdminReply *r, void **out, size_t *out_len)
+{
+	size_t n = shoal__admin_reply__get_packed_size(r);
+	void *p = xmalloc(n ? n : 1);
+
+	shoal__admin_reply__pack(r, p);
+	*out = p;
+	*out_len = n;
+}
+
+/* Answer with an error: no body, a status and a message. */
+static void
+admin_fail(Shoal__AdminReply *r, Shoal__Status status, const char *text,
+	   void **out, size_t *out_len)
+{
+	r->body_case = SHOAL__ADMIN_REPLY__BODY__NOT_SET;
+	r->status = status;
+	r->message = (char *)text;
+	admin_pack(r, out, out_len);
+}
+
+static void
+admin_bad(Shoal__AdminReply *r, const char *why, void **out, size_t *out_len)
+{
+	log_warn("admin request_id=%llu event=bad_request reason=\"%s\"",
+		 (unsigned long long)r->request_id, why);
+	admin_fail(r, SHOAL__STATUS__STATUS_BAD_REQUEST, why, out, out_len);
+}
+
+static void
+admin_internal(Shoal__AdminReply *r, const char *what, int err, void **out,
+	       size_t *out_len)
+{
+	log_error("admin request_id=%llu event=failed op=%s error=\"%s\"",
+		  (unsigned long long)r->request_id, what,
+		  shoal_strerror(err));
+	admin_fail(r, SHOAL__STATUS__STATUS_INTERNAL, shoal_strerror(err), out,
+		   out_len);
+}
+
+/* Pack r unless the result would not fit in the client's ZMQ_MAXMSGSIZE;
+ * then answer INTERNAL instead of a reply nobody could read. */
+static void
+admin_pack_checked(Shoal__AdminReply *r, void **out, size_t *out_len)
+{
+	if (shoal__admin_reply__get_packed_size(r) > WIRE_META_MAX) {
+		log_warn("admin request_id=%llu event=reply_too_large",
+			 (unsigned long long)r->request_id);
+		admin_fail(r, SHOAL__STATUS__STATUS_INTERNAL,
+			   "reply too large", out, out_len);
+		return;
+	}
+	admin_pack(r, out, out_len);
+}
+
+/* Unpack a stored meta record. Our own disk wrote it, but a record we
+ * cannot read must not take the admin link down: NULL, and the caller
+ * counts it. Caller frees with shoal__stored_message__free_unpacked(). */
+static Shoal__StoredMessage *
+admin_meta_unpack(const void *meta, size_t len)
+{
+	Shoal__StoredMessage *sm;
+
+	sm = shoal__stored_message__unpack(NULL, len, meta);
+	if (sm != NULL && sm->envelope == NULL) {
+		shoal__stored_message__free_unpacked(sm, NULL);
+		sm = NULL;
+	}
+	return sm;
+}
+
+/* One warning per walk, not one per record (STYLE: rate-limit repeats). */
+static void
+admin_log_unreadable(uint64_t request_id, uint64_t n, const char *first)
+{
+	if (n > 0)
+		log_warn("admin request_id=%llu event=unreadable_meta "
+			 "count=%llu first_qid=%s",
+			 (unsigned long long)request_id, (unsigned long long)n,
+			 first);
+}
+
+/* ---- status ---------------------------------------------------------- */
+
+/* Whether the message is ours to report (not a replica copy). */
+static bool
+admin_is_primary(const struct admin_ctx *ctx, uint32_t shard)
+{
+	const char *p = shardmap_primary(ctx->map, shard);
+
+	return p != NULL && strcmp(p, ctx->node_id) == 0;
+}
+
+/* The queue as status reports it, from the store's counts: O(shards),
+ * whatever the queue's size (node/store.h, "queue counts"). */
+struct admin_count {
+	const struct admin_ctx *ctx;
+	uint64_t *per_shard;           /* n_shards of them */
+	struct admin_depth depth;      /* the primary shards' */
+	uint64_t replica;              /* messages of the other shards */
+};
+
+static int
+admin_count_shard(uint32_t shard, const struct store_counts *sc, void *arg)
+{
+	struct admin_count *c = arg;
+
+	if (!admin_is_primary(c->ctx, shard)) {
+		c->replica += sc->messages;
+		return 0;
+	}
+	if (c->per_shard != NULL)
+		c->per_shard[shard] = sc->messages; /* < n_shards: primary */
+	c->depth.messages += sc->messages;
+	c->depth.queued += sc->queued;
+	c->depth.deferred += sc->deferred;
+	c->depth.held += sc->held;
+	return 0;
+}
+
+/* The arrival time of a shard's first message: qids sort by the time
+ * they were made, so the first key of the shard's index is its oldest
+ * message. One that does not say (unreadable, no arrival time) gives
+ * its qid's time. */
+static int
+admin_first_arrival(const char *qid, uint32_t shard, const void *meta,
+		    size_t meta_len, void *arg)
+{
+	Shoal__StoredMessage *sm = admin_meta_unpack(meta, meta_len);
+	uint64_t *at = arg;
+
+	(void)shard;
+	if (sm != NULL)
+		*at = sm->envelope->arrival_time;
+	if (*at == 0 && qid_valid(qid, strlen(qid)))
+		*at = qid_time_us(qid) / 1000000;
+	if (sm != NULL)
+		shoal__stored_message__free_unpacked(sm, NULL);
+	return ADMIN_WALK_STOP;
+}
+
+/* The oldest arrival among the primary shards' messages, 0 when none:
+ * one index lookup per shard that holds messages, O(shards log queue). */
+static uint64_t
+admin_oldest(struct store_txn *t, const struct admin_count *c)
+{
+	uint64_t oldest = 0;
+
+	for (size_t s = 0; s < c->ctx->map->n_shards; s++) {
+		uint64_t at = 0;
+
+		if (c->per_shard[s] == 0)
+			continue;
+		store_shard_foreach(t, (uint32_t)s, admin_first_arrival, &at);
+		if (at != 0 && (oldest == 0 || at < oldest))
+			oldest = at;
+	}
+	return oldest;
+}
+
+/* The shards whose primary (or replica) is this node, per the map. Caller
+ * frees *out with free(). */
+static size_t
+admin_shards_of(const Shoal__ShardMap *map, const char *id, bool primary,
+		uint32_t **out)
+{
+	uint32_t *v = xcalloc(map->n_shards ? map->n_shards : 1, sizeof(*v));
+	size_t n = 0;
+
+	for (size_t s = 0; s < map->n_shards; s++) {
+		const char *who = primary ? map->shards[s]->primary :
+					    map->shards[s]->replica;
+
+		if (strcmp(who, id) == 0)
+			v[n++] = (uint32_t)s;
+	}
+	*out = v;
+	return n;
+}
+
+struct admin_routers {
+	Shoal__RouterSeen v[OWNER_ROUTERS_MAX];
+	Shoal__RouterSeen *ptrs[OWNER_ROUTERS_MAX];
+	size_t n;
+};
+
+static void
+admin_router_one(const char *id, uint64_t ms_ago, void *arg)
+{
+	struct admin_routers *rs = arg;
+
+	if (rs->n == OWNER_ROUTERS_MAX)
+		return;
+	shoal__router_seen__init(&rs->v[rs->n]);
+	rs->v[rs->n].id = (char *)id;
+	rs->v[rs->n].seen_ms = ms_ago;
+	rs->ptrs[rs->n] = &rs->v[rs->n];
+	rs->n++;
+}
+
+static void
+admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
+	     size_t *out_len)
+{
+	Shoal__StatusReply sr = SHOAL__STATUS_REPLY__INIT;
+	Shoal__Replication repl = SHOAL__REPLICATION__INIT;
+	struct admin_routers routers = { 0 };
+	struct admin_count c;
+	struct store_txn *t;
+	uint64_t now = (uint64_t)time(NULL);
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.ctx = ctx;
+	c.per_shard = xcalloc(ctx->map->n_shards ? ctx->map->n_shards : 1,
+			      sizeof(*c.per_shard));
+	rc = store_txn_begin(ctx->store, true, &t);
+	if (rc != 0) {
+		admin_internal(r, "txn_begin", rc, out, out_len);
+		free(c.per_shard);
+		return;
+	}
+	rc = store_count_foreach(t, admin_count_shard, &c);
+	if (rc == 0)
+		sr.oldest_arrival = admin_oldest(t, &c);
+	store_txn_abort(t);
+	if (rc != 0) {
+		admin_internal(r, "count_foreach", rc, out, out_len);
+		free(c.per_shard);
+		return;
+	}
+	sr.node_id = (char *)ctx->node_id;
+	sr.epoch = ctx->map->epoch;
+	sr.messages = c.depth.messages;
+	sr.rcpts_queued = c.depth.queued;
+	sr.rcpts_deferred = c.depth.deferred;
+	sr.msgs_held = c.depth.held;
+	sr.n_primary_shards = admin_shards_of(ctx->map, ctx->node_id, true,
+					      &sr.primary_shards);
+	sr.n_replica_shards = admin_shards_of(ctx->map, ctx->node_id, false,
+					      &sr.replica_shards);
+	sr.uptime_s = now > ctx->started_at ? now - ctx->started_at : 0;
+	sr.map = (Shoal__ShardMap *)ctx->map;
+	if (ctx->repl) {
+		/* the copies come from the counts too, not from a walk */
+		repl_status(ctx->repl, &repl, false);
+		repl.replica_messages = c.replica;
+		sr.replication = &repl;
+	}
+	if (ctx->sched)
+		scheduler_last_minute(ctx->sched, &sr.delivered_1m,
+				      &sr.deferred_1m, &sr.bounced_1m);
+	if (ctx->owner)
+		owner_routers(ctx->owner, admin_router_one, &routers);
+	sr.n_routers = routers.n;
+	sr.routers = routers.ptrs;
+	sr.n_shard_messages = ctx->map->n_shards;
+	sr.shard_messages = c.per_shard;
+	r->body_case = SHOAL__ADMIN_REPLY__BODY_STATUS_REPLY;
+	r->status_reply = &sr;
+	admin_pack_checked(r, out, out_len);
+	free(sr.primary_shards);
+	free(sr.replica_shards);
+	free(c.per_shard);
+}
+
+int
+admin_queue_depth(struct store *st, const Shoal__ShardMap *map,
+		  const char *node_id, struct admin_depth *out)
+{
+	struct admin_ctx ctx = { .store = st, .node_id = node_id, .map = map };
+	struct admin_count c;
+	struct store_txn *t;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	c.ctx = &ctx;
+	rc = store_txn_begin(st, true, &t);
+	if (rc != 0)
+		return rc;
+	rc = store_count_foreach(t, admin_count_shard, &c);
+	store_txn_abort(t);
+	if (rc != 0)
+		return rc;
+	*out = c.depth;
+	return 0;
+}
+
+/* ---- queue list ------------------------------------------------------ */
+
+struct admin_list_item {
+	char qid[QID_MAX];
+	Shoal__StoredMessage *sm;      /* owned */
+	Shoal__QueueEntry entry;       /* points into sm and qid */
+};
+
+struct admin_list {
+	const struct admin_ctx *ctx;
+	const Shoal__QueueListRequest *req;
+	size_t limit;
+	struct admin_list_item *items; /* limit of them */
+	size_t n;
+	size_t bytes;                  /* packed entries so far */
+	bool has_more;
+	uint64_t unreadable;
+	char first_unreadable[QID_MAX];
+};
+
+/* A message matches when the held test passes and one recipient matches
+ * both the domain (if given) and the state (for QUEUED / DEFERRED): so
+ * "--domain d --state deferred" means "deferred for d", not "deferred for
+ * someone and also addressed to d". */
+static bool
+admin_list_match(const Shoal__QueueListRequest *req,
+		 const Shoal__StoredMessage *sm)
+{
+	const Shoal__Envelope *env = sm->envelope;
+	int want = -1;
+
+	switch (req->state) {
+	case SHOAL__STATE_FILTER__FILTER_ANY:
+		break;
+	case SHOAL__STATE_FILTER__FILTER_QUEUED:
+		if (sm->held)
+			return false;
+		want = SHOAL__RCPT_STATE__RCPT_QUEUED;
+		break;
+	case SHOAL__STATE_FILTER__FILTER_DEFERRED:
+		if (sm->held)
+			return false;
+		want = SHOAL__RCPT_STATE__RCPT_DEFERRED;
+		break;
+	case SHOAL__STATE_FILTER__FILTER_HELD:
+		if (!sm->held)
+			return false;
+		break;
+	default:
+		return false;
+	}
+	if (req->domain[0] == '\0' && want < 0)
+		return true;
+	for (size_t i = 0; i < env->n_rcpts; i++) {
+		const Shoal__Recipient *rc = env->rcpts[i];
+
+		if (want >= 0 && (int)rc->state != want)
+			continue;
+		if (req->domain[0] != '\0' &&
+		    strcasecmp(envelope_domain(rc->address), req->domain) != 0)
+			continue;
+		return true;
+	}
+	return false;
+}
+
+static int
+admin_list_one(const char *qid, uint32_t shard, const void *meta,
+	       size_t meta_len, void *arg)
+{
+	struct admin_list *l = arg;
+	const Shoal__QueueListRequest *req = l->req;
+	struct admin_list_item *it;
+	Shoal__StoredMessage *sm;
+	size_t size;
+
+	/* the walk starts at the first qid: paging is O(queue) per page */
+	if (req->after_qid[0] != '\0' && strcmp(qid, req->after_qid) <= 0)
+		return 0;
+	if (!admin_is_primary(l->ctx, shard))
+		return 0;
+	sm = admin_meta_unpack(meta, meta_len);
+	if (sm == NULL) {
+		if (l->unreadable++ == 0)
+			snprintf(l->first_unreadable,
+				 sizeof(l->first_unreadable), "%.*s",
+				 QID_MAX - 1, qid);
+		return 0;
+	}
+	if (!admin_list_match(req, sm)) {
+		shoal__stored_message__free_unpacked(sm, NULL);
+		return 0;
+	}
+	if (l->n == l->limit) {
+		l->has_more = true;
+		shoal__stored_message__free_unpacked(sm, NULL);
+		return ADMIN_WALK_STOP;
+	}
+	it = &l->items[l->n];
+	snprintf(it->qid, sizeof(it->qid), "%.*s", QID_MAX - 1, qid);
+	shoal__queue_entry__init(&it->entry);
+	it->entry.qid = it->qid;
+	it->entry.shard = shard;
+	it->entry.sender = sm->envelope->mail_from;
+	it->entry.n_rcpts = sm->envelope->n_rcpts;
+	it->entry.rcpts = sm->envelope->rcpts;
+	it->entry.size = sm->envelope->size;
+	it->entry.arrival_time = sm->envelope->arrival_time;
+	it->entry.held = sm->held;
+	size = shoal__queue_entry__get_packed_size(&it->entry) +
+	       ADMIN_ENTRY_OVERHEAD;
+	if (l->n > 0 && l->bytes + size > ADMIN_LIST_BYTES_MAX) {
+		l->has_more = true;
+		shoal__stored_message__free_unpacked(sm, NULL);
+		return ADMIN_WALK_STOP;
+	}
+	it->sm = sm;
+	l->bytes += size;
+	l->n++;
+	return 0;
+}
+
+static const char *
+admin_list_check(const Shoal__QueueListRequest *req)
+{
+	size_t n;
+
+	if (strnlen(req->domain, ADMIN_DOMAIN_MAX + 1) > ADMIN_DOMAIN_MAX)
+		return "domain too long";
+	n = strnlen(req->after_qid, QID_MAX);
+	if (n > 0 && !qid_valid(req->after_qid, n))
+		return "bad after_qid";
+	if ((unsigned)req->state > SHOAL__STATE_FILTER__FILTER_HELD)
+		return "bad state filter";
+	return NULL;
+}
+
+static void
+admin_list(const struct admin_ctx *ctx, const Shoal__QueueListRequest *req,
+	   Shoal__AdminReply *r, void **out, size_t *out_len)
+{
+	Shoal__QueueListReply lr = SHOAL__QUEUE_LIST_REPLY__INIT;
+	Shoal__QueueEntry **ptrs = NULL;
+	struct admin_list l;
+	struct store_txn *t;
+	const char *why;
+	int rc;
+
+	why = admin_list_check(req);
+	if (why != NULL) {
+		admin_bad(r, why, out, out_len);
+		return;
+	}
+	memset(&l, 0, sizeof(l));
+	l.ctx = ctx;
+	l.req = req;
+	l.limit = req->limit == 0 || req->limit > ADMIN_LIST_MAX ?
+			  ADMIN_LIST_MAX :
+			  req->limit;
+	l.items = xcalloc(l.limit, sizeof(*l.items));
+	rc = store_txn_begin(ctx->store, true, &t);
+	if (rc != 0) {
+		admin_internal(r, "txn_begin", rc, out, out_len);
+		goto done;
+	}
+	/* the entries borrow qids and records we copied or unpacked, so the
+	 * transaction need not outlive the walk */
+	rc = store_msg_foreach_after(t, req->after_qid, admin_list_one, &l);
+	store_txn_abort(t);
+	admin_log_unreadable(r->request_id, l.unreadable, l.first_unreadable);
+	if (rc != 0 && rc != ADMIN_WALK_STOP) {
+		admin_internal(r, "msg_foreach", rc, out, out_len);
+		goto done;
+	}
+	ptrs = xcalloc(l.n ? l.n : 1, sizeof(*ptrs));
+	for (size_t i = 0; i < l.n; i++)
+		ptrs[i] = &l.items[i].entry;
+	lr.n_entries = l.n;
+	lr.entries = ptrs;
+	lr.more = l.has_more;
+	r->body_case = SHOAL__ADMIN_REPLY__BODY_LIST;
+	r->list = &lr;
+	admin_pack_checked(r, out, out_len);
+done:
+	for (size_t i = 0; i < l.n; i++)
+		shoal__stored_message__free_unpacked(l.items[i].sm, NULL);
+	free(ptrs);
+	free(l.items);
+}
+
+/* ---- queue show ------------------------------------------------------ */
+
+/* The header section: up to and including the first empty line, or the
+ * whole body when it has none, cut to ADMIN_HEADERS_MAX either way. */
+static size_t
+admin_header_len(const char *body, size_t len)
+{
+	size_t scan = len < ADMIN_HEADERS_MAX ? len : ADMIN_HEADERS_MAX;
+	const char *end;
+
+	if (scan >= 2 && body[0] == '\r' && body[1] == '\n')
+		return 2; /* no header fields at all */
+	end = memmem(body, scan, "\r\n\r\n", 4);
+	if (end != NULL)
+		return (size_t)(end - body) + 4;
+	return scan;
+}
+
+static void
+admin_show(const struct admin_ctx *ctx, const Shoal__QueueShowRequest *req,
+	   Shoal__AdminReply *r, void **out, size_t *out_len)
+{
+	Shoal__QueueShowReply shr = SHOAL__QUEUE_SHOW_REPLY__INIT;
+	Shoal__StoredMessage *sm = NULL;
+	struct store_txn *t;
+	const void *p;
+	size_t len, qlen;
+	int rc;
+
+	qlen = strnlen(req->qid, QID_MAX);
+	if (!qid_valid(req->qid, qlen)) {
+		admin_bad(r, "bad qid", out, out_len);
+		return;
+	}
+	rc = store_txn_begin(ctx->store, true, &t);
+	if (rc != 0) {
+		admin_internal(r, "txn_begin", rc, out, out_len);
+		return;
+	}
+	rc = store_msg_get_meta(t, req->qid, &p, &len);
+	if (rc == -ENOENT) {
+		/* not a warning: asking every node is how shoalctl finds it */
+		log_debug(LOG_SUB_MAIN, "admin request_id=%llu qid=%s "
+			  "event=unknown_qid",
+			  (unsigned long long)r->request_id, req->qid);
+		admin_fail(r, SHOAL__STATUS__STATUS_BAD_REQUEST,
+			   WIRE_MSG_UNKNOWN_QID, out, out_len);
+		goto done;
+	}
+	if (rc != 0) {
+		admin_internal(r, "get_meta", rc, out, out_len);
+		goto done;
+	}
+	sm = admin_meta_unpack(p, len);
+	if (sm != NULL && !admin_is_primary(ctx, sm->shard)) {
+		/* a replica copy: the primary answers for it */
+		admin_fail(r, SHOAL__STATUS__STATUS_BAD_REQUEST,
+			   WIRE_MSG_UNKNOWN_QID, out, out_len);
+		goto done;
+	}
+	if (sm == NULL) {
+		admin_log_unreadable(r->request_id, 1, req->qid);
+		admin_internal(r, "unpack_meta", SHOAL_E_PROTO, out, out_len);
+		goto done;
+	}
+	rc = store_msg_get_body(t, req->qid, &p, &len);
+	if (rc == 0) {
+		shr.headers.data = (uint8_t *)p;
+		shr.headers.len = admin_header_len(p, len);
+	} else {
+		/* the envelope is still worth showing */
+		log_warn("admin request_id=%llu qid=%s event=body_unreadable "
+			 "error=\"%s\"",
+			 (unsigned long long)r->request_id, req->qid,
+			 shoal_strerror(rc));
+	}
+	shr.msg = sm;
+	r->body_case = SHOAL__ADMIN_REPLY__BODY_SHOW;
+	r->show = &shr;
+	/* the body is borrowed from t: pack before it ends */
+	admin_pack_checked(r, out, out_len);
+done:
+	store_txn_abort(t);
+	if (sm != NULL)
+		shoal__stored_message__free_unpacked(sm, NULL);
+}
+
+/* ---- requests answered later ------------------------------------------ */
+
+/* The shape of a deferred request; NULL when it may go on. */
+static const char *
+admin_defer_check(const Shoal__AdminRequest *rq)
+{
+	switch (rq->body_case) {
+	case SHOAL__ADMIN_REQUEST__BODY_FAILOVER:
+		if (strnlen(rq->failover->node_id, 256) > 255)
+			return "node id too long";
+		return NULL;
+	case SHOAL__ADMIN_REQUEST__BODY_ACTION:
+		if ((unsigned)rq->action->action >
+		    SHOAL__QUEUE_ACTION__ACTION_BOUNCE)
+			return "unknown action";
+		if (rq->action->n_qids == 0 ||
+		    rq->action->n_qids > ADMIN_ACTION_QIDS_MAX)
+			return "bad number of queue ids";
+		for (size_t i = 0; i < rq->action->n_qids; i++)
+			if (!qid_valid(rq->action->qids[i],
+				       strnlen(rq->action->qids[i], QID_MAX)))
+				return "bad qid";
+		return NULL;
+	case SHOAL__ADMIN_REQUEST__BODY_FLUSH:
+		if (strnlen(rq->flush->domain, ADMIN_DOMAIN_MAX + 1) >
+		    ADMIN_DOMAIN_MAX)
+			return "domain too long";
+		return NULL;
+	case SHOAL__ADMIN_REQUEST__BODY_MOVE:
+		if (strnlen(rq->move->to, 256) > 255)
+			return "node id too long";
+		return NULL;
+	case SHOAL__ADMIN_REQUEST__BODY_SUPPRESS:
+		return NULL;	/* node/suppress.c checks the rest */
+	default:
+		return "unknown request";
+	}
+}
+
+void
+admin_reply_pack(Shoal__AdminReply *r, void **out, size_t *out_len)
+{
+	admin_pack_checked(r, out, out_len);
+}
+
+/* ---- dispatch -------------------------------------------------------- */
+
+void
+admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
+	     void **out, size_t *out_len)
+{
+	Shoal__AdminReply r = SHOAL__ADMIN_REPLY__INIT;
+	Shoal__AdminRequest *rq = NULL;
+	const char *why;
+
+	r.node_id = (char *)ctx->node_id;
+	if (len > ADMIN_REQUEST_MAX) {
+		admin_bad(&r, "request too large", out, out_len);
+		return;
+	}
+	rq = shoal__admin_request__unpack(NULL, len, req);
+	if (rq == NULL) {
+		admin_bad(&r, "undecodable request", out, out_len);
+		return;
+	}
+	r.request_id = rq->request_id;
+	if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_STATUS ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_LIST ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHOW ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FAILOVER ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_ACTION ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FLUSH ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SUPPRESS)
+		log_debug(LOG_SUB_MAIN, "admin request_id=%llu event=request "
+			  "kind=%s",
+			  (unsigned long long)rq->request_id,
+			  admin_kind_names[rq->body_case]);
+	switch (rq->body_case) {
+	case SHOAL__ADMIN_REQUEST__BODY_STATUS:
+		admin_status(ctx, &r, out, out_len);
+		break;
+	case SHOAL__ADMIN_REQUEST__BODY_LIST:
+		admin_list(ctx, rq->list, &r, out, out_len);
+		break;
+	case SHOAL__ADMIN_REQUEST__BODY_SHOW:
+		admin_show(ctx, rq->show, &r, out, out_len);
+		break;
+	case SHOAL__ADMIN_REQUEST__BODY_FAILOVER:
+	case SHOAL__ADMIN_REQUEST__BODY_ACTION:
+	case SHOAL__ADMIN_REQUEST__BODY_FLUSH:
+	case SHOAL__ADMIN_REQUEST__BODY_MOVE:
+	case SHOAL__ADMIN_REQUEST__BODY_SUPPRESS:
+		why = admin_defer_check(rq);
+		if (ctx->defer == NULL)
+			admin_bad(&r, "not possible on this node", out, out_len);
+		else if (why != NULL)
+			admin_bad(&r, why, out, out_len);
+		else
+			ctx->defer(ctx->defer_arg, ctx->reply_to,
+				   ctx->reply_to_len, rq);
+		break;
+	default:
+		admin_bad(&r, "unknown request", out, out_len);
+		break;
+	}
+	shoal__admin_request__free_unpacked(rq, NULL);
+}
+

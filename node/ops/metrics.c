@@ -1,0 +1,336 @@
+/* GET /metrics for Prometheus: the node's pair (state, lag, whether it may
+ * deliver), its shard map, its queue, and what delivery did. The HTTP side
+ * is lib/metrics_http.c, the format lib/metrics.c; this file owns the
+ * node's counters, the bounded destination labels (metrics.h) and the
+ * rendering.
+ *
+ * Cost of a scrape: O(1) in the queue's size. The queue depth is read from
+ * the store's per-shard counts, kept in the commit that changes a message
+ * (node/store.h), as `shoalctl status` reads them: O(shards), and as fresh
+ * as the last commit. */
+#include "node/ops/metrics.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/clock.h"
+#include "lib/log.h"
+#include "lib/metrics.h"
+#include "lib/metrics_http.h"
+#include "lib/xmalloc.h"
+#include "node/ops/admin.h"
+#include "node/store/commit.h"
+#include "node/delivery/deliver.h"
+#include "node/queue/ingest.h"
+#include "node/node.h"
+#include "node/cluster/repl.h"
+#include "node/queue/scheduler.h"
+#include "node/store/store.h"
+
+#define METRICS_OUTCOMES 3		  /* enum outcome */
+#define METRICS_DNS_RESULTS 5		  /* enum dns_status */
+#define METRICS_OTHER METRICS_DEST_LABELS /* the slot past the named ones */
+
+/* Seconds from hand-over to delivery until the job's results came back:
+ * DNS, waiting for a connection or the rate limit, and the SMTP exchange. */
+static const double metrics_attempt_bounds[] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
+};
+
+static const char *const metrics_states[] = {
+	"healthy",
+	"degraded",
+	"catching_up",
+	"off",
+};
+
+static const char *const metrics_outcomes[METRICS_OUTCOMES] = {
+	[OUTCOME_DELIVERED] = "delivered",
+	[OUTCOME_DEFERRED] = "deferred",
+	[OUTCOME_BOUNCED] = "bounced",
+};
+
+static const char *const metrics_dns_results[METRICS_DNS_RESULTS] = {
+	[DNS_OK] = "ok",
+	[DNS_NXDOMAIN] = "nxdomain",
+	[DNS_NO_HOSTS] = "no_hosts",
+	[DNS_NULL_MX] = "null_mx",
+	[DNS_TEMPFAIL] = "tempfail",
+};
+
+struct metrics_dest {
+	char domain[DNS_NAME_MAX + 1];
+	uint64_t results[METRICS_OUTCOMES];
+	uint32_t conns; /* scratch while rendering */
+};
+
+struct metrics {
+	struct node *n;
+	struct metrics_http *http; /* NULL without an address */
+	/* dests[0..n_dests) named, dests[METRICS_OTHER] the rest */
+	struct metrics_dest dests[METRICS_DEST_LABELS + 1];
+	size_t n_dests;
+	uint64_t dns[METRICS_DNS_RESULTS];
+	struct metrics_hist attempt;
+};
+
+/* The slot counting domain: its own, a new one while some are free, or
+ * "other". O(METRICS_DEST_LABELS). */
+static struct metrics_dest *
+metrics_dest_for(struct metrics *m, const char *domain)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_dests; i++)
+		if (strcmp(m->dests[i].domain, domain) == 0)
+			return &m->dests[i];
+	if (m->n_dests == METRICS_DEST_LABELS || domain[0] == '\0' ||
+	    strlen(domain) > DNS_NAME_MAX)
+		return &m->dests[METRICS_OTHER];
+	snprintf(m->dests[i].domain, sizeof(m->dests[i].domain), "%s", domain);
+	m->n_dests++;
+	return &m->dests[i];
+}
+
+void
+metrics_delivery(struct metrics *m, const char *domain, enum outcome oc)
+{
+	if (m == NULL || (unsigned)oc >= METRICS_OUTCOMES)
+		return;
+	metrics_dest_for(m, domain)->results[oc]++;
+}
+
+void
+metrics_attempt(struct metrics *m, uint64_t started_us)
+{
+	uint64_t now = clock_mono_us();
+
+	if (m == NULL)
+		return;
+	metrics_hist_observe(
+		&m->attempt,
+		now > started_us ? (double)(now - started_us) / 1e6 : 0);
+}
+
+void
+metrics_dns(struct metrics *m, enum dns_status st)
+{
+	if (m == NULL || (unsigned)st >= METRICS_DNS_RESULTS)
+		return;
+	m->dns[st]++;
+}
+
+/* ---- rendering ------------------------------------------------------- */
+
+static void
+metrics_count_conns(const char *domain, uint32_t n_conns, void *arg)
+{
+	struct metrics *m = arg;
+
+	metrics_dest_for(m, domain)->conns += n_conns;
+}
+
+static const char *
+metrics_dest_name(const struct metrics *m, size_t i)
+{
+	return i == METRICS_OTHER ? "other" : m->dests[i].domain;
+}
+
+static void
+metrics_render_delivery(struct metrics *m, struct buf *b)
+{
+	struct metrics_label l[2];
+	size_t slots[METRICS_DEST_LABELS + 1], n = 0;
+
+	for (size_t i = 0; i <= METRICS_DEST_LABELS; i++)
+		m->dests[i].conns = 0;
+	deliver_foreach_dest(m->n->deliver, metrics_count_conns, m);
+	for (size_t i = 0; i < m->n_dests; i++)
+		slots[n++] = i;
+	slots[n++] = METRICS_OTHER;
+
+	metrics_family(b, "shoal_deliveries_total", "counter",
+		       "Recipient delivery attempts by result and destination "
+		       "domain (the first 20 domains seen since start by name, "
+		       "the rest as \"other\").");
+	for (size_t k = 0; k < n; k++) {
+		const struct metrics_dest *d = &m->dests[slots[k]];
+
+		for (size_t oc = 0; oc < METRICS_OUTCOMES; oc++) {
+			l[0] = (struct metrics_label){ "result",
+						       metrics_outcomes[oc] };
+			l[1] = (struct metrics_label){
+				"destination", metrics_dest_name(m, slots[k])
+			};
+			metrics_sample(b, "shoal_deliveries_total", l, 2,
+				       d->results[oc]);
+		}
+	}
+	metrics_family(b, "shoal_delivery_connections", "gauge",
+		       "Outgoing SMTP connections open, by destination "
+		       "(labelled as shoal_deliveries_total).");
+	for (size_t k = 0; k < n; k++) {
+		l[0] = (struct metrics_label){ "destination",
+					       metrics_dest_name(m, slots[k]) };
+		metrics_sample(b, "shoal_delivery_connections", l, 1,
+			       m->dests[slots[k]].conns);
+	}
+	metrics_gauge(b, "shoal_delivery_connections_open",
+		      "Outgoing SMTP connections open, all destinations.",
+		      deliver_connections(m->n->deliver));
+	metrics_family(b, "shoal_dns_lookups_total", "counter",
+		       "DNS answers delivery acted on, by result.");
+	for (size_t i = 0; i < METRICS_DNS_RESULTS; i++) {
+		l[0] = (struct metrics_label){ "result",
+					       metrics_dns_results[i] };
+		metrics_sample(b, "shoal_dns_lookups_total", l, 1, m->dns[i]);
+	}
+	metrics_family(b, "shoal_delivery_attempt_seconds", "histogram",
+		       "Delivery jobs (one message, one domain) from hand-over "
+		       "to result: DNS, queueing for a connection, SMTP.");
+	metrics_hist_write(b, "shoal_delivery_attempt_seconds", NULL, 0,
+			   &m->attempt);
+}
+
+static void
+metrics_render_queue(struct metrics *m, struct buf *b)
+{
+	struct node *n = m->n;
+	struct metrics_label l;
+	struct admin_depth d = { 0 };
+
+	/* a store error is logged there; the scrape still answers */
+	admin_queue_depth(n->store, n->map, n->me->id, &d);
+	metrics_family(b, "shoal_queue_depth", "gauge",
+		       "The queue of this node's primary shards as shoalctl "
+		       "status counts it: recipients queued and deferred, "
+		       "held messages.");
+	l = (struct metrics_label){ "state", "queued" };
+	metrics_sample(b, "shoal_queue_depth", &l, 1, d.queued);
+	l = (struct metrics_label){ "state", "deferred" };
+	metrics_sample(b, "shoal_queue_depth", &l, 1, d.deferred);
+	l = (struct metrics_label){ "state", "held" };
+	metrics_sample(b, "shoal_queue_depth", &l, 1, d.held);
+	metrics_gauge(b, "shoal_queue_messages",
+		      "Messages of this node's primary shards.", d.messages);
+}
+
+static void
+metrics_render(struct buf *b, void *arg)
+{
+	struct metrics *m = arg;
+	struct node *n = m->n;
+	Shoal__Replication r = SHOAL__REPLICATION__INIT;
+	struct store_txn *t;
+	struct metrics_label l[3];
+	uint64_t stored = 0, refused = 0, held = 0, primary = 0, replica = 0;
+	uint64_t batches, items, syncs;
+
+	repl_status(n->repl, &r, false);
+	ingest_counts(n->ingest, &stored, &refused);
+	if (store_txn_begin(n->store, true, &t) == 0) {
+		held = store_msg_count(t);
+		store_txn_abort(t);
+	}
+	for (size_t s = 0; s < n->map->n_shards; s++) {
+		if (strcmp(n->map->shards[s]->primary, n->me->id) == 0)
+			primary++;
+		else if (strcmp(n->map->shards[s]->replica, n->me->id) == 0)
+			replica++;
+	}
+	metrics_family(b, "shoal_node_info", "gauge",
+		       "This node, its peer and replication mode.");
+	l[0] = (struct metrics_label){ "node", n->me->id };
+	l[1] = (struct metrics_label){ "peer", r.peer };
+	l[2] = (struct metrics_label){ "mode", r.mode };
+	metrics_sample(b, "shoal_node_info", l, 3, 1);
+	metrics_family(b, "shoal_replication_state", "gauge",
+		       "The pair's state (1 for the current one).");
+	for (size_t i = 0; i < 4; i++) {
+		l[0] = (struct metrics_label){ "state", metrics_states[i] };
+		metrics_sample(b, "shoal_replication_state", l, 1,
+			       strcmp(r.state, metrics_states[i]) == 0);
+	}
+	metrics_gauge(b, "shoal_replication_degraded",
+		      "1 when the pair is degraded or catching up.",
+		      strcmp(r.state, "degraded") == 0 ||
+			      strcmp(r.state, "catching_up") == 0);
+	metrics_gauge(b, "shoal_replication_lag_ops",
+		      "Changes the peer has not acknowledged.", r.lag_ops);
+	metrics_gauge(b, "shoal_replication_lag_seconds",
+		      "Age of the oldest change the peer has not acknowledged.",
+		      r.lag_s);
+	metrics_gauge(b, "shoal_replication_head_seq",
+		      "Newest journal sequence number.", r.head_seq);
+	metrics_gauge(b, "shoal_replication_acked_seq",
+		      "Newest sequence number the peer acknowledged.",
+		      r.acked_seq);
+	metrics_gauge(b, "shoal_replication_peer_seen_ms",
+		      "Milliseconds since the peer was last heard.",
+		      r.peer_seen_ms);
+	metrics_gauge(b, "shoal_node_may_deliver",
+		      "0 while the node is fenced (docs/replication.md).",
+		      r.may_deliver);
+	metrics_gauge(b, "shoal_replication_behind_seconds",
+		      "How long the pair has not been healthy (0 when it is).",
+		      r.behind_s);
+	metrics_counter(b, "shoal_replication_apply_failures_total",
+			"Batches of the peer's stream that failed to apply "
+			"here (a full disk...); retried until they succeed.",
+			r.apply_failures);
+	metrics_gauge(b, "shoal_shard_map_epoch", "Epoch of the shard map.",
+		      n->map->epoch);
+	metrics_gauge(b, "shoal_node_primary_shards",
+		      "Shards this node is primary for.", primary);
+	metrics_gauge(b, "shoal_node_replica_shards",
+		      "Shards this node is the replica for.", replica);
+	metrics_gauge(b, "shoal_store_messages",
+		      "Messages held, replica copies included.", held);
+	metrics_gauge(b, "shoal_scheduler_in_flight",
+		      "Messages with a delivery attempt in flight.",
+		      scheduler_in_flight(n->sched));
+	metrics_counter(b, "shoal_messages_stored_total",
+			"Messages stored for routers.", stored);
+	metrics_counter(b, "shoal_messages_refused_total",
+			"Messages refused to routers (storage, durability).",
+			refused);
+	commit_stats(n->commit, &batches, &items, &syncs);
+	metrics_counter(b, "shoal_store_commits_total",
+			"Group commits (LMDB write transactions).", batches);
+	metrics_counter(b, "shoal_store_commit_items_total",
+			"Writes those commits carried (stores, replicated "
+			"changes, delivery results).",
+			items);
+	metrics_counter(b, "shoal_store_syncs_total",
+			"Extra fdatasyncs: commits no later commit made "
+			"durable.",
+			syncs);
+	metrics_render_queue(m, b);
+	metrics_render_delivery(m, b);
+}
+
+struct metrics *
+metrics_new(struct node *n)
+{
+	struct metrics *m = xcalloc(1, sizeof(*m));
+	const char *addr = n->me->metrics;
+
+	m->n = n;
+	metrics_hist_init(&m->attempt, metrics_attempt_bounds,
+			  sizeof(metrics_attempt_bounds) /
+				  sizeof(metrics_attempt_bounds[0]));
+	if (addr != NULL && addr[0] != '\0')
+		m->http = metrics_http_new(n->base, addr, metrics_render, m);
+	return m;
+}
+
+void
+metrics_free(struct metrics *m)
+{
+	if (m == NULL)
+		return;
+	metrics_http_free(m->http);
+	free(m);
+}

@@ -1,0 +1,158 @@
+/* Delivery log writer: JSON lines through lib/json. */
+#include "node/queue/dlog.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdio_ext.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "lib/json.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+
+/* The FILE's buffer, and the fill above which a line is not started
+ * without writing out the lines before: stdio would otherwise cut a line
+ * in two writes when the buffer fills, and someone tailing the file could
+ * read half a line. A line is far shorter (addresses, one reply line). */
+#define DLOG_BUF_SIZE (64u << 10)
+#define DLOG_BUF_HIGH (32u << 10)
+
+struct dlog {
+	char *path;
+	FILE *f;
+	struct event *flush_ev; /* end of this pass: write the lines */
+};
+
+static void
+dlog_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dlog_flush(arg);
+}
+
+struct dlog *
+dlog_open(struct event_base *base, const char *data_dir)
+{
+	struct dlog *d = xcalloc(1, sizeof(*d));
+	size_t n = strlen(data_dir) + sizeof("/delivery.log");
+
+	d->path = xmalloc(n);
+	snprintf(d->path, n, "%s/delivery.log", data_dir);
+	d->f = fopen(d->path, "a");
+	d->flush_ev = event_new(base, -1, 0, dlog_on_flush, d);
+	if (d->f != NULL)
+		setvbuf(d->f, NULL, _IOFBF, DLOG_BUF_SIZE);
+	if (d->f == NULL || d->flush_ev == NULL) {
+		log_error_errno("dlog path=%s event=open_failed", d->path);
+		if (d->f)
+			fclose(d->f);
+		if (d->flush_ev)
+			event_free(d->flush_ev);
+		free(d->path);
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void
+dlog_flush(struct dlog *d)
+{
+	if (d == NULL)
+		return;
+	if (fflush(d->f) != 0 || ferror(d->f)) {
+		log_warn("dlog path=%s event=write_failed", d->path);
+		clearerr(d->f);
+	}
+}
+
+void
+dlog_close(struct dlog *d)
+{
+	if (d == NULL)
+		return;
+	event_free(d->flush_ev);
+	fclose(d->f);
+	free(d->path);
+	free(d);
+}
+
+void
+dlog_reopen(struct dlog *d)
+{
+	FILE *f;
+
+	if (d == NULL)
+		return;
+	f = fopen(d->path, "a");
+	if (f == NULL) {
+		log_error_errno("dlog path=%s event=reopen_failed", d->path);
+		return;
+	}
+	dlog_flush(d); /* the last lines go to the old file */
+	fclose(d->f);
+	setvbuf(f, NULL, _IOFBF, DLOG_BUF_SIZE);
+	d->f = f;
+}
+
+static const char *
+dlog_result_name(enum outcome o)
+{
+	switch (o) {
+	case OUTCOME_DELIVERED:
+		return "delivered";
+	case OUTCOME_BOUNCED:
+		return "bounced";
+	default:
+		return "deferred";
+	}
+}
+
+void
+dlog_attempt(struct dlog *d, const struct job_msg *m, const struct job *j,
+	     const Shoal__Recipient *r, const struct job_result *res)
+{
+	struct json js;
+	struct timeval tv;
+	struct tm tm;
+	char when[64];
+	uint64_t arrival = m->sm->envelope->arrival_time;
+
+	if (d == NULL)
+		return;
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000));
+	if (__fpending(d->f) > DLOG_BUF_HIGH)
+		dlog_flush(d);
+	json_init(&js, d->f);
+	json_object_begin(&js);
+	json_kv_str(&js, "time", when);
+	json_kv_str(&js, "qid", m->qid);
+	json_kv_str(&js, "rcpt", r->address);
+	json_kv_str(&js, "domain", j->domain);
+	json_kv_str(&js, "mx", res->mx);
+	json_kv_str(&js, "ip", res->ip);
+	json_kv_str(&js, "pool", m->sm->envelope->pool);
+	json_kv_str(&js, "source", res->source);
+	json_kv_u64(&js, "attempt", (uint64_t)r->attempts + 1);
+	json_kv_str(&js, "result", dlog_result_name(res->outcome));
+	json_kv_u64(&js, "code", (uint64_t)(res->reply.code > 0 ? res->reply.code : 0));
+	json_kv_str(&js, "enhanced", res->status);
+	json_kv_str(&js, "text", res->reply.text);
+	json_kv_str(&js, "category", classify_name(res->category));
+	json_kv_u64(&js, "delay", (uint64_t)tv.tv_sec > arrival ?
+					  (uint64_t)tv.tv_sec - arrival : 0);
+	json_kv_str(&js, "tls", res->tls);
+	json_kv_u64(&js, "size", m->body_len);
+	json_object_end(&js);
+	if (json_end_line(&js) != 0)
+		log_warn("dlog path=%s event=write_failed", d->path);
+	event_active(d->flush_ev, 0, 0);
+}
