@@ -1069,9 +1069,14 @@ DUMP_QID_RE = re.compile(rb"\bid ([0-9A-HJKMNP-TV-Z]{21})\b")
 
 
 def sink_delivered(dump_dir):
-    """{qid: copies} over every message smtp-sink dumped into dump_dir."""
+    """{qid: copies} over every message smtp-sink (or capture_smtpd.py,
+    whose message files end in .eml) dumped into dump_dir. The capture
+    server's side files (.json record, .wire bytes as received) hold the
+    same message again and are not counted."""
     counts = {}
     for name in os.listdir(dump_dir):
+        if name.endswith((".json", ".wire")):
+            continue
         try:
             with open(os.path.join(dump_dir, name), "rb") as f:
                 m = DUMP_QID_RE.search(f.read(8192))
