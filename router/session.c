@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lib/buf.h"
@@ -323,6 +324,22 @@ session_read_command(struct session *s, struct evbuffer *in)
 	line[len] = '\0';
 	session_dispatch(s, line, len);
 	return true;
+}
+
+size_t
+session_peek_input(struct session *s, char *buf, size_t n)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	ev_ssize_t got;
+
+	if (evbuffer_get_length(in) > 0) {
+		got = evbuffer_copyout(in, buf, n);
+		return got > 0 ? (size_t)got : 0;
+	}
+	if (s->is_tls)
+		return 0;
+	got = recv(bufferevent_getfd(s->bev), buf, n, MSG_PEEK | MSG_DONTWAIT);
+	return got > 0 ? (size_t)got : 0;
 }
 
 /* Take what the state reads: a message part, an AUTH dialog line or a

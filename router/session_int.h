@@ -120,6 +120,12 @@ void session_process(struct session *s);
  * (router/session_table.c): refused there, or run by its row's handler. */
 void session_dispatch(struct session *s, const char *line, size_t len);
 
+/* What the client sent that is not read yet: up to n octets of it copied
+ * into buf, from the session's input buffer or, for a plain session, the
+ * socket (a TLS socket holds records, not input). Returns how many, 0
+ * when there is nothing. */
+size_t session_peek_input(struct session *s, char *buf, size_t n);
+
 /* STARTTLS accepted: throw away whatever the client sent behind it
  * (CVE-2011-0411), send the 220 in plaintext and put TLS under the
  * session. Returns 0, or -1 when the session could not be set up (it is

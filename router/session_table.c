@@ -1,7 +1,8 @@
 /* The SMTP server's protocol as data (see session_table.h), and the
  * dispatcher that holds every command line to it: a command out of
- * sequence gets its 503 here (RFC 5321 4.3.2, RFC 3030 2), and only then
- * does the row's handler run, to parse, act and reply. The
+ * sequence gets its 503 here (RFC 5321 4.3.2, RFC 3030 2), improper
+ * pipelining its 554 (RFC 2920 3.1, as Postfix's smtpd answers it), and
+ * only then does the row's handler run, to parse, act and reply. The
  * handlers are router/session_cmd.c's, router/transfer.c's (DATA, BDAT)
  * and router/session_auth.c's (AUTH); reading the lines is
  * router/session.c's. Handles untrusted input: the line is the client's. */
@@ -16,6 +17,8 @@
 #include "router/session_cmd.h"
 #include "router/session_int.h"
 #include "router/transfer.h"
+
+#define SESSION_PEEK_MAX 100 /* octets of improper input logged */
 
 /* In the order of enum session_state. A state added there without a name
  * here does not compile. */
@@ -121,6 +124,32 @@ session_sequence_error(enum session_state st, enum smtp_verb verb)
 	}
 }
 
+/* RFC 2920 3.1, enforced as Postfix's smtpd does: a command that must end
+ * its group (or any command of a client that was not offered PIPELINING)
+ * with input already behind it ends the session with a 554, before it
+ * runs. BDAT's chunk is the command's own (RFC 3030 2), never pipelined
+ * input. Returns true when it did. */
+static bool
+session_refuse_pipelining(struct session *s, const struct session_cmd *v)
+{
+	char seen[SESSION_PEEK_MAX], q[LOG_QUOTE_BUF];
+	size_t n;
+
+	if ((v->flags & CMD_HAS_CHUNK) ||
+	    (!(v->flags & CMD_LAST_IN_GROUP) && s->is_esmtp))
+		return false;
+	n = session_peek_input(s, seen, sizeof(seen));
+	if (n == 0)
+		return false;
+	log_info("client=%s event=improper_pipelining after=%s input=%s",
+		 s->client, smtp_verb_name(v->verb),
+		 log_quote(q, sizeof(q), seen, n));
+	s->env->stats.rejected[ROUTER_REJECT_BAD_SEQUENCE]++;
+	session_reply(s, "554 5.5.0 Error: SMTP protocol synchronization");
+	session_close_after_reply(s);
+	return true;
+}
+
 void
 session_dispatch(struct session *s, const char *line, size_t len)
 {
@@ -148,6 +177,8 @@ session_dispatch(struct session *s, const char *line, size_t len)
 			s, smtp_cmd_strerror(SMTP_CMD_E_UNKNOWN, cmd.verb));
 		return;
 	}
+	if (session_refuse_pipelining(s, v))
+		return;
 	c = session_table_find(cmd.verb, s->state);
 	if (c == NULL && (v->flags & CMD_HAS_CHUNK)) {
 		transfer_skip_bdat(s, &cmd);
