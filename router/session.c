@@ -67,6 +67,7 @@ session_set_state(struct session *s, enum session_state st)
 void
 session_cmd_ok(struct session *s)
 {
+	SHOAL_ASSERT(s->cmd != NULL); /* set by session_dispatch() */
 	if (s->cmd->next != SESSION_ST_SAME)
 		session_set_state(s, s->cmd->next);
 }
