@@ -11,7 +11,10 @@
  * restarted: what the old process took, and maybe stored, it never
  * answered). Enqueues are idempotent by qid on the node, so the answer to
  * the resend is the message's real state. A slow node is never resent to:
- * its incarnation stays the same. */
+ * its incarnation stays the same.
+ *
+ * This file holds the requests; the link to the nodes (sockets, the shard
+ * map, heartbeats, noticing restarts) is router/enqueue_link.c's. */
 #include "router/enqueue.h"
 
 #include <errno.h>
@@ -19,10 +22,10 @@
 #include <event2/event_struct.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/clock.h"
@@ -36,76 +39,11 @@
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
 #include "proto/router_node.pb-c.h"
+#include "router/enqueue_int.h"
+#include "router/enqueue_link.h"
 #include "router/metrics.h"
 
-#define ENQ_REDIRECTS_MAX 3       /* wrong-epoch / not-owner resends */
-#define ENQ_RESTARTS_MAX 3	  /* resends after a node restarted */
-#define ENQ_MAP_RETRY_MS 100      /* map fetch retry while we have none */
-#define ENQ_HB_BIT (1ull << 63)   /* request ids of heartbeats */
-
-/* A body shared between us and libzmq's I/O thread. */
-struct enq_body {
-	atomic_int refs;
-	char *data;
-	size_t len;
-};
-
-struct enq_conn {
-	char *id;
-	char *endpoint;
-	struct zsock *zs;
-	struct enqueue *e;
-	uint64_t heard_ms;        /* monotonic, last reply; 0 = never */
-	uint64_t epoch;           /* the node's epoch in that reply */
-	char author[64];          /* and its author */
-	uint64_t incarnation;	  /* the node process answering; 0 unknown */
-	uint64_t node_sent_ms;	  /* its clock in that reply: echoed back */
-	uint64_t results[ROUTER_ENQ_N]; /* finished requests, metrics */
-};
-
-struct enq_req {
-	struct enqueue *e;
-	uint64_t id;
-	char qid[QID_LEN + 1];
-	uint32_t shard;
-	void *env;                /* packed Envelope */
-	size_t env_len;
-	struct enq_body *body;
-	enqueue_done_fn done;
-	void *arg;
-	int redirects;
-	int result;               /* set before a deferred completion */
-	bool unsent;              /* waiting for a map or a connected owner */
-	const char *sent_to;      /* node id (owned by its conn), or NULL */
-	uint64_t sent_inc;	  /* its incarnation then (0 unknown) */
-	int restarts;		  /* resends because it restarted */
-	uint64_t deadline_ms;     /* monotonic: node_timeout_ms after submit */
-	struct event timer;
-	char *check_addr;         /* a suppression check, not an enqueue */
-	enqueue_check_fn check_done;
-	struct enqueue_check_result cres;
-};
-
-struct enqueue {
-	struct event_base *base;
-	const struct config *cfg;
-	void *zctx;
-	struct enq_conn *conns;
-	size_t n_conns;
-	Shoal__ShardMap *map;
-	struct idmap *pending;
-	uint64_t next_id;
-	char router_id[96];
-	enqueue_ready_fn ready;
-	void *ready_arg;
-	struct event *map_timer;
-	uint64_t map_request_id;
-	struct event *hb_timer;
-	uint64_t hb_seq;
-	uint64_t unsent_results[ROUTER_ENQ_N]; /* never reached a node */
-	uint64_t check_warned_ms;  /* last failed-check warning */
-	uint64_t check_folded;     /* failed checks since, not logged */
-};
+/* ---- requests ------------------------------------------------------- */
 
 static void
 enq_body_unref(struct enq_body *b)
@@ -135,14 +73,12 @@ enq_req_free(struct enq_req *r)
 	free(r);
 }
 
-static struct enq_conn *enq_conn_find(struct enqueue *e, const char *id);
-
 /* Metrics: one finished request, under the node it was last sent to. */
 static void
 enq_count(struct enq_req *r, int result)
 {
-	struct enq_conn *c = r->sent_to ? enq_conn_find(r->e, r->sent_to) :
-					  NULL;
+	struct enq_conn *c =
+		r->sent_to ? enq_conn_find(r->e, r->sent_to) : NULL;
 	uint64_t *v = c ? c->results : r->e->unsent_results;
 
 	v[router_enqueue_result_of(result)]++;
@@ -192,18 +128,6 @@ enq_now_ms(void)
 
 static int enq_send(struct enqueue *e, struct enq_req *r);
 
-/* Pack a request into a new buffer (caller frees). */
-static unsigned char *
-enq_pack(const Shoal__RouterRequest *req, size_t *len)
-{
-	unsigned char *p;
-
-	*len = shoal__router_request__get_packed_size(req);
-	p = xmalloc(*len ? *len : 1);
-	shoal__router_request__pack(req, p);
-	return p;
-}
-
 /* Send now, or, while there is no map or the owner is not connected
  * (a router just started, a node reconnecting), try again every
  * ENQ_MAP_RETRY_MS until the request's deadline. */
@@ -251,7 +175,7 @@ enq_on_timer(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (r->result == 0 && r->check_addr) {
-		r->result = -ETIMEDOUT;	/* logged by enq_check_failed() */
+		r->result = -ETIMEDOUT; /* logged by enq_check_failed() */
 	} else if (r->result == 0) {
 		log_warn("qid=%s event=node_timeout shard=%u timeout_ms=%u",
 			 r->qid, r->shard, r->e->cfg->router.node_timeout_ms);
@@ -269,89 +193,6 @@ enq_req_fail_soon(struct enq_req *r, int result)
 	r->result = result;
 	event_del(&r->timer);
 	event_add(&r->timer, &now);
-}
-
-static struct enq_conn *
-enq_conn_find(struct enqueue *e, const char *id)
-{
-	for (size_t i = 0; i < e->n_conns; i++)
-		if (strcmp(e->conns[i].id, id) == 0)
-			return &e->conns[i];
-	return NULL;
-}
-
-static void enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes,
-		       void *arg);
-
-static struct enq_conn *
-enq_conn_add(struct enqueue *e, const char *id, const char *endpoint)
-{
-	int64_t max = WIRE_META_MAX;
-	int one = 1;
-	struct enq_conn *c;
-
-	e->conns = xrealloc(e->conns, (e->n_conns + 1) * sizeof(*e->conns));
-	c = &e->conns[e->n_conns];
-	memset(c, 0, sizeof(*c)); /* heard_ms, epoch, results start at 0 */
-	c->id = xstrdup(id);
-	c->endpoint = xstrdup(endpoint);
-	c->e = e;
-	c->zs = zsock_new(e->base, e->zctx, ZMQ_DEALER, max, enq_on_msg, NULL,
-			  e);
-	if (c->zs == NULL) {
-		free(c->id);
-		free(c->endpoint);
-		return NULL;
-	}
-	zmq_setsockopt(zsock_raw(c->zs), ZMQ_IMMEDIATE, &one, sizeof(one));
-	{
-		/* a node behind a cut link is noticed by ZMTP pings */
-		int ivl = (int)e->cfg->replication.heartbeat_ms;
-		int tmo = (int)e->cfg->replication.failover_after_ms;
-
-		zmq_setsockopt(zsock_raw(c->zs), ZMQ_HEARTBEAT_IVL, &ivl,
-			       sizeof(ivl));
-		zmq_setsockopt(zsock_raw(c->zs), ZMQ_HEARTBEAT_TIMEOUT, &tmo,
-			       sizeof(tmo));
-	}
-	if (zsock_connect(c->zs, endpoint) != 0) {
-		zsock_free(c->zs);
-		free(c->id);
-		free(c->endpoint);
-		return NULL;
-	}
-	e->n_conns++;
-	/* conns moved: the zsock callbacks carry e, not c, so that is fine */
-	return c;
-}
-
-/* The connection for a node of the current map, made on first use. */
-static struct enq_conn *
-enq_conn_for(struct enqueue *e, const char *id)
-{
-	struct enq_conn *c = enq_conn_find(e, id);
-	const Shoal__NodeInfo *ni;
-
-	if (c)
-		return c;
-	ni = e->map ? shardmap_node(e->map, id) : NULL;
-	if (ni == NULL)
-		return NULL;
-	return enq_conn_add(e, ni->id, ni->endpoint);
-}
-
-/* A request without a body frame, to one node. Returns zsock_send's. */
-static int
-enq_send_small(struct enq_conn *c, const Shoal__RouterRequest *req)
-{
-	size_t len;
-	unsigned char *packed = enq_pack(req, &len);
-	const void *bufs[2] = { WIRE_TAG_ROUTER, packed };
-	size_t lens[2] = { WIRE_TAG_LEN, len };
-	int rc = zsock_send(c->zs, bufs, lens, 2, NULL);
-
-	free(packed);
-	return rc;
 }
 
 static int
@@ -409,8 +250,8 @@ enq_send(struct enqueue *e, struct enq_req *r)
 	shoal__envelope__free_unpacked(env, NULL);
 
 	atomic_fetch_add(&r->body->refs, 1);
-	zmq_msg_init_data(&body, r->body->data, r->body->len,
-			  enq_body_zmq_free, r->body);
+	zmq_msg_init_data(&body, r->body->data, r->body->len, enq_body_zmq_free,
+			  r->body);
 	{
 		const void *bufs[3] = { WIRE_TAG_ROUTER, packed, NULL };
 		size_t lens[3] = { WIRE_TAG_LEN, len, 0 };
@@ -424,8 +265,9 @@ enq_send(struct enqueue *e, struct enq_req *r)
 	}
 	/* not connected yet: enq_try_send() tries again until the deadline */
 	if (rc == -EAGAIN)
-		log_debug(LOG_SUB_ZMQ, "qid=%s event=node_not_connected node=%s",
-			  r->qid, c->id);
+		log_debug(LOG_SUB_ZMQ,
+			  "qid=%s event=node_not_connected node=%s", r->qid,
+			  c->id);
 	else if (rc != 0)
 		log_warn("qid=%s event=node_unreachable node=%s error=\"%s\"",
 			 r->qid, c->id, shoal_strerror(rc));
@@ -498,6 +340,8 @@ enqueue_shards(const struct enqueue *e)
 	return e->cfg->cluster.shards;
 }
 
+/* ---- node events: a new map, a restart ---------------------------- */
+
 /* After a new map: a request sent to a node that no longer owns its shard
  * (a failover) goes to the new owner now rather than wait out its timeout.
  * The node that had it may have stored it too: nodes take a qid they hold
@@ -514,8 +358,10 @@ enq_resend_moved(uint64_t id, void *value, void *arg)
 	    owner == NULL || strcmp(owner, r->sent_to) == 0)
 		return;
 	if (r->check_addr)
-		log_debug(LOG_SUB_ZMQ, "rcpt=<%s> event=check_resend_after_map "
-			  "from=%s to=%s", r->check_addr, r->sent_to, owner);
+		log_debug(LOG_SUB_ZMQ,
+			  "rcpt=<%s> event=check_resend_after_map "
+			  "from=%s to=%s",
+			  r->check_addr, r->sent_to, owner);
 	else
 		log_info("qid=%s event=resend_after_map from=%s to=%s", r->qid,
 			 r->sent_to, owner);
@@ -566,51 +412,22 @@ enq_resend_restarted(uint64_t id, void *value, void *arg)
 	}
 }
 
-/* A reply from conns[i] told its incarnation: note it, and when it is a
- * new one, resend what the old one left unanswered. */
-static void
-enq_note_incarnation(struct enqueue *e, size_t i, uint64_t inc)
+void
+enq_reqs_on_map(struct enqueue *e)
 {
-	struct enq_restart rs = { e, e->conns[i].id, inc, 0 };
-	uint64_t old = e->conns[i].incarnation;
+	idmap_foreach(e->pending, enq_resend_moved, e);
+}
 
-	if (inc == 0 || inc == old)
-		return;
-	e->conns[i].incarnation = inc;
-	if (old == 0)
-		return;
+size_t
+enq_reqs_on_restart(struct enqueue *e, const char *id, uint64_t inc)
+{
+	struct enq_restart rs = { e, id, inc, 0 };
+
 	idmap_foreach(e->pending, enq_resend_restarted, &rs);
-	log_info("node=%s event=node_restarted resent=%zu", rs.id, rs.resent);
+	return rs.resent;
 }
 
-/* Adopt a map from a node if it is newer than ours. */
-static void
-enq_adopt_map(struct enqueue *e, const Shoal__ShardMap *m)
-{
-	Shoal__ShardMap *copy;
-	bool first = e->map == NULL;
-
-	if (!shardmap_newer(m, e->map))
-		return;
-	copy = shardmap_dup(m);
-	if (copy == NULL)
-		return;
-	shardmap_free(e->map);
-	e->map = copy;
-	log_info("router event=shard_map epoch=%llu author=%s",
-		 (unsigned long long)m->epoch,
-		 m->author[0] ? m->author : "config");
-	if (first) {
-		event_del(e->map_timer);
-		if (e->ready)
-			e->ready(e->ready_arg);
-	} else {
-		idmap_foreach(e->pending, enq_resend_moved, e);
-	}
-	/* nodes that joined: heartbeats reach them from now on */
-	for (size_t i = 0; i < e->map->n_nodes; i++)
-		enq_conn_for(e, e->map->nodes[i]->id);
-}
+/* ---- replies ------------------------------------------------------ */
 
 /* A suppression check answered: listed or not, or (moved shard) once
  * more to the owner the new map names; anything else fails open. */
@@ -628,49 +445,26 @@ enq_on_check_reply(struct enqueue *e, struct enq_req *r,
 	} else if (has_map &&
 		   (rep->status == SHOAL__STATUS__STATUS_NOT_OWNER ||
 		    rep->status == SHOAL__STATUS__STATUS_WRONG_EPOCH) &&
-		   r->redirects++ < ENQ_REDIRECTS_MAX &&
-		   enq_send(e, r) == 0) {
+		   r->redirects++ < ENQ_REDIRECTS_MAX && enq_send(e, r) == 0) {
 		return;
 	} else {
 		enq_req_finish(r, -EAGAIN);
 	}
 }
 
-static void
-enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
+void
+enq_req_on_reply(struct enqueue *e, const Shoal__NodeReply *rep, bool has_map)
 {
 	struct enq_req *r;
-	Shoal__ShardMap *m = NULL;
 
-	if (rep->map) {
-		/* the map arrived nested; re-check it as if packed alone */
-		size_t len = shoal__shard_map__get_packed_size(rep->map);
-		void *p = xmalloc(len ? len : 1);
-
-		shoal__shard_map__pack(rep->map, p);
-		m = shardmap_unpack(p, len, e->cfg->cluster.shards);
-		free(p);
-		if (m == NULL)
-			log_warn("node=%.64s event=bad_reply reason=\"bad map\"",
-				 rep->node_id);
-		else
-			enq_adopt_map(e, m);
-	}
-	if (rep->request_id == e->map_request_id ||
-	    (rep->request_id & ENQ_HB_BIT)) {
-		shardmap_free(m);
-		return;
-	}
 	r = idmap_get(e->pending, rep->request_id);
 	if (r == NULL) {
 		log_debug(LOG_SUB_ZMQ, "zmq event=late_reply request_id=%llu",
 			  (unsigned long long)rep->request_id);
-		shardmap_free(m);
 		return;
 	}
 	if (r->check_addr) {
-		enq_on_check_reply(e, r, rep, m != NULL);
-		shardmap_free(m);
+		enq_on_check_reply(e, r, rep, has_map);
 		return;
 	}
 	switch (rep->status) {
@@ -690,7 +484,7 @@ enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
 			r->unsent = true;
 			event_del(&r->timer);
 			event_add(&r->timer, &tv);
-		} else if (m && r->redirects++ < ENQ_REDIRECTS_MAX) {
+		} else if (has_map && r->redirects++ < ENQ_REDIRECTS_MAX) {
 			int rc = enq_send(e, r);
 
 			if (rc != 0)
@@ -717,114 +511,9 @@ enq_on_reply(struct enqueue *e, const Shoal__NodeReply *rep)
 		break;
 	}
 	}
-	shardmap_free(m);
 }
 
-static void
-enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
-{
-	struct enqueue *e = arg;
-	Shoal__NodeReply *rep;
-
-	if (nframes != 1) {
-		log_warn("zmq event=bad_reply reason=\"%zu frames\"", nframes);
-		return;
-	}
-	rep = shoal__node_reply__unpack(NULL, zmq_msg_size(&frames[0]),
-					zmq_msg_data(&frames[0]));
-	if (rep == NULL) {
-		log_warn("zmq event=bad_reply reason=\"undecodable\"");
-		return;
-	}
-	for (size_t i = 0; i < e->n_conns; i++) {
-		if (e->conns[i].zs == zs) {
-			e->conns[i].heard_ms = enq_now_ms();
-			e->conns[i].epoch = rep->epoch;
-			e->conns[i].node_sent_ms = rep->sent_ms;
-			snprintf(e->conns[i].author,
-				 sizeof(e->conns[i].author), "%s",
-				 rep->author);
-			enq_note_incarnation(e, i, rep->incarnation);
-			break;
-		}
-	}
-	enq_on_reply(e, rep);
-	shoal__node_reply__free_unpacked(rep, NULL);
-}
-
-/* Ask every configured node for the map until one answers. */
-static void
-enq_fetch_map(evutil_socket_t fd, short what, void *arg)
-{
-	struct enqueue *e = arg;
-	Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
-	Shoal__MapRequest mr = SHOAL__MAP_REQUEST__INIT;
-	struct timeval tv = { 0, ENQ_MAP_RETRY_MS * 1000 };
-	unsigned char buf[256];
-	size_t len;
-
-	(void)fd;
-	(void)what;
-	if (e->map)
-		return;
-	e->map_request_id = ++e->next_id;
-	req.request_id = e->map_request_id;
-	req.router_id = e->router_id;
-	req.body_case = SHOAL__ROUTER_REQUEST__BODY_MAP;
-	req.map = &mr;
-	len = shoal__router_request__pack(&req, buf);
-	for (size_t i = 0; i < e->n_conns; i++) {
-		const void *bufs[2] = { WIRE_TAG_ROUTER, buf };
-		size_t lens[2] = { WIRE_TAG_LEN, len };
-
-		zsock_send(e->conns[i].zs, bufs, lens, 2, NULL);
-	}
-	event_add(e->map_timer, &tv);
-}
-
-/* Every heartbeat_ms, to every node: which nodes we hear (the failover
- * vote, see node/owner.c), and our map to a node whose epoch is older. The
- * replies keep our map current. */
-static void
-enq_heartbeat(evutil_socket_t fd, short what, void *arg)
-{
-	struct enqueue *e = arg;
-	uint64_t now = enq_now_ms();
-	uint64_t window = e->cfg->replication.failover_after_ms;
-	const char **seen = xcalloc(e->n_conns ? e->n_conns : 1, sizeof(*seen));
-	size_t n_seen = 0;
-
-	(void)fd;
-	(void)what;
-	for (size_t i = 0; i < e->n_conns; i++)
-		if (e->conns[i].heard_ms && now - e->conns[i].heard_ms <= window)
-			seen[n_seen++] = e->conns[i].id;
-	e->hb_seq++;
-	for (size_t i = 0; i < e->n_conns; i++) {
-		struct enq_conn *c = &e->conns[i];
-		Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
-		Shoal__RouterHeartbeat hb = SHOAL__ROUTER_HEARTBEAT__INIT;
-
-		hb.n_seen = n_seen;
-		hb.seen = (char **)seen;
-		hb.echo_ms = c->node_sent_ms; /* the node's lease */
-		/* a node behind us, or at our epoch made by another node
-		 * (two pairs failed over at once): it gets our map */
-		if (e->map && c->heard_ms &&
-		    (c->epoch < e->map->epoch ||
-		     (c->epoch == e->map->epoch &&
-		      strncmp(c->author, e->map->author,
-			      sizeof(c->author) - 1) != 0)))
-			hb.map = e->map;
-		req.request_id = ENQ_HB_BIT | e->hb_seq;
-		req.epoch = e->map ? e->map->epoch : 0;
-		req.router_id = e->router_id;
-		req.body_case = SHOAL__ROUTER_REQUEST__BODY_HEARTBEAT;
-		req.heartbeat = &hb;
-		enq_send_small(c, &req);
-	}
-	free(seen);
-}
+/* ---- life ----------------------------------------------------------- */
 
 struct enqueue *
 enqueue_new(struct event_base *base, const struct config *cfg,
@@ -841,33 +530,12 @@ enqueue_new(struct event_base *base, const struct config *cfg,
 	gethostname(host, sizeof(host) - 1);
 	snprintf(e->router_id, sizeof(e->router_id), "%s:%d", host,
 		 (int)getpid());
-	e->zctx = zmq_ctx_new();
-	for (size_t i = 0; i < cfg->n_nodes; i++)
-		if (enq_conn_add(e, cfg->nodes[i].id, cfg->nodes[i].endpoint) ==
-		    NULL)
-			goto fail;
-	e->map_timer = event_new(base, -1, 0, enq_fetch_map, e);
-	event_active(e->map_timer, 0, 0);
-	e->hb_timer = event_new(base, -1, EV_PERSIST, enq_heartbeat, e);
-	{
-		uint32_t ms = cfg->replication.heartbeat_ms;
-		struct timeval tv = { (time_t)(ms / 1000),
-				      (suseconds_t)(ms % 1000) * 1000 };
-
-		event_add(e->hb_timer, &tv);
-	}
+	if (enq_link_open(e) != 0)
+		goto fail;
 	return e;
 fail:
 	enqueue_free(e);
 	return NULL;
-}
-
-void
-enqueue_foreach_node(const struct enqueue *e, enqueue_node_fn fn, void *arg)
-{
-	for (size_t i = 0; i < e->n_conns; i++)
-		fn(e->conns[i].id, e->conns[i].results, arg);
-	fn("none", e->unsent_results, arg);
 }
 
 static void
@@ -887,18 +555,6 @@ enqueue_free(struct enqueue *e)
 		idmap_foreach(e->pending, enq_drop_one, NULL);
 		idmap_free(e->pending);
 	}
-	if (e->map_timer)
-		event_free(e->map_timer);
-	if (e->hb_timer)
-		event_free(e->hb_timer);
-	for (size_t i = 0; i < e->n_conns; i++) {
-		zsock_free(e->conns[i].zs);
-		free(e->conns[i].id);
-		free(e->conns[i].endpoint);
-	}
-	free(e->conns);
-	shardmap_free(e->map);
-	if (e->zctx)
-		zmq_ctx_term(e->zctx);
+	enq_link_close(e);
 	free(e);
 }

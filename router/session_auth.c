@@ -353,7 +353,7 @@ session_cmd_auth(struct session *s, const struct smtp_cmd *cmd)
 				       "authentication type");
 		return;
 	}
-	session_set_state(s, SESSION_ST_AUTH);
+	session_cmd_ok(s); /* the 334 dialog */
 	if (init != NULL) {
 		sa_response(s, init, init_len);
 		return;

@@ -1,13 +1,13 @@
 /* The message transfer of an SMTP server session (see transfer.h): DATA
  * (RFC 5321 4.1.1.4, 4.5.2) and BDAT (RFC 3030) read into the body
  * buffer behind our Received: header (RFC 5321 4.4), and the finished
- * message handed to its node through router/enqueue.c. Leaves commands,
- * states and the session's life to router/session.c, and every content
- * rule (line ends, NUL, line length, size, hops, the 8-bit flag) and
- * DATA's dot framing to lib/smtp_data.c, which DATA and BDAT both feed:
- * the same octets get the same answer by either command. Untrusted input:
- * a refused message is still read to its end (CRLF.CRLF, or the LAST
- * chunk) and dropped, then answered once. */
+ * message handed to its node through router/enqueue.c. Leaves the states
+ * and the command table to router/session_table.c, the session's life to
+ * router/session.c, and every content rule (line ends, NUL, line length,
+ * size, hops, the 8-bit flag) and DATA's dot framing to lib/smtp_data.c,
+ * which DATA and BDAT both feed: the same octets get the same answer by
+ * either command. Untrusted input: a refused message is still read to its
+ * end (CRLF.CRLF, or the LAST chunk) and dropped, then answered once. */
 #include "router/transfer.h"
 
 #include <event2/buffer.h>
@@ -80,7 +80,7 @@ transfer_begin_body(struct session *s, unsigned flags)
 
 /* ---- the finished message ------------------------------------------ */
 
-#define TRANSFER_SIGS_MAX (32u * 1024)   /* our DKIM-Signature fields */
+#define TRANSFER_SIGS_MAX (32u * 1024) /* our DKIM-Signature fields */
 
 /* DKIM-sign the client's message (after our Received header) and put the
  * signatures in front of everything. A message that cannot be signed goes
@@ -100,7 +100,8 @@ transfer_sign(struct session *s)
 			s->body.len - s->header_len, &sigs) > 0 &&
 	    buf_insert(&s->body, 0, sigs.data, sigs.len) != 0)
 		log_warn("qid=%s dkim=not_signed reason=\"no room for the "
-			 "signature\"", s->qid);
+			 "signature\"",
+			 s->qid);
 	buf_free(&sigs);
 }
 
@@ -142,7 +143,7 @@ transfer_on_durable(int result, void *arg)
 					 "again later");
 	}
 	session_reset_txn(s);
-	session_set_state(s, SESSION_ST_HELO);
+	session_set_state(s, SESSION_ST_AFTER_MESSAGE);
 	session_process(s);
 	session_leave(s);
 }
@@ -233,7 +234,7 @@ transfer_cmd_data(struct session *s, const struct smtp_cmd *cmd)
 {
 	(void)cmd;
 	transfer_begin_body(s, 0);
-	session_set_state(s, SESSION_ST_DATA);
+	session_cmd_ok(s);
 	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
@@ -246,7 +247,8 @@ transfer_message_done(struct session *s)
 		char q[64];
 
 		s->env->stats.rejected[s->data.error == SMTP_DATA_E_TOO_BIG ?
-			ROUTER_REJECT_TOO_BIG : ROUTER_REJECT_BAD_SYNTAX]++;
+					       ROUTER_REJECT_TOO_BIG :
+					       ROUTER_REJECT_BAD_SYNTAX]++;
 		log_info("qid=%s client=%s event=data_refused reason=%s",
 			 s->qid, s->client,
 			 log_quote(q, sizeof(q),
@@ -254,7 +256,7 @@ transfer_message_done(struct session *s)
 		session_reply_error(s, smtp_data_strerror(s->data.error));
 		session_reset_txn(s);
 		if (s->state != SESSION_ST_CLOSING)
-			session_set_state(s, SESSION_ST_HELO);
+			session_set_state(s, SESSION_ST_AFTER_MESSAGE);
 		return;
 	}
 	transfer_submit(s, s->data.has_8bit);
@@ -290,48 +292,61 @@ transfer_read_data(struct session *s, struct evbuffer *in)
  * not a 503 for every chunk already on the wire (each of which would
  * count towards router.max_errors), and the session never leaves the
  * transaction between chunks, where framing could slip. */
-void
-transfer_cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
+
+/* Read "BDAT size [LAST]" into s: how many octets follow. Returns 0, or
+ * -1 when the size is unreadable: the session cannot stay in step with
+ * the client then, so it ends here (501, 421, closing). */
+static int
+transfer_bdat_size(struct session *s, const struct smtp_cmd *cmd)
 {
 	uint64_t size;
 	bool last;
 
 	if (smtp_bdat_parse(cmd->arg, cmd->arg_len, &size, &last) != 0) {
-		/* the chunk length is unknown: the session cannot stay in
-		 * step with the client, so it ends here */
 		session_reply(
 			s, "%s",
 			smtp_cmd_strerror(SMTP_CMD_E_SYNTAX, SMTP_VERB_BDAT));
 		session_reply(s, "421 4.5.0 %s Error: lost BDAT framing",
 			      s->env->cfg->router.hostname);
 		session_close_after_reply(s);
-		return;
+		return -1;
 	}
 	s->bdat_remaining = size;
 	s->bdat_last = last;
-	s->in_chunk = true;
-	if (!(s->state & (SESSION_ST_RCPT | SESSION_ST_BDAT))) {
-		/* RFC 3030 3: the chunk is read and thrown away */
-		s->bdat_discard = true;
+	return 0;
+}
+
+void
+transfer_cmd_bdat(struct session *s, const struct smtp_cmd *cmd)
+{
+	if (transfer_bdat_size(s, cmd) != 0)
 		return;
-	}
 	if (s->state == SESSION_ST_RCPT)
 		transfer_begin_body(s, SMTP_DATA_CHUNKED);
-	session_set_state(s, SESSION_ST_BDAT);
+	session_cmd_ok(s);
+}
+
+void
+transfer_skip_bdat(struct session *s, const struct smtp_cmd *cmd)
+{
+	if (transfer_bdat_size(s, cmd) != 0)
+		return;
+	s->resume_state = s->state;
+	session_set_state(s, SESSION_ST_SKIP);
 }
 
 /* A whole BDAT chunk has been read. */
 static void
 transfer_chunk_done(struct session *s)
 {
-	s->in_chunk = false;
-	if (s->bdat_discard) {
-		s->bdat_discard = false;
-		session_reply_error(s,
-				    session_sequence_error(s, SMTP_VERB_DATA));
+	if (s->state == SESSION_ST_SKIP) {
+		session_set_state(s, s->resume_state);
+		session_reply_error(
+			s, session_sequence_error(s->state, SMTP_VERB_BDAT));
 		return;
 	}
 	if (!s->bdat_last) {
+		session_set_state(s, SESSION_ST_AFTER_CHUNK);
 		if (s->data.error != SMTP_DATA_OK)
 			session_reply(s, "250 2.0.0 Chunk discarded");
 		else
@@ -358,7 +373,7 @@ transfer_take_chunk(struct session *s, struct evbuffer *in)
 		take = vec.iov_len < s->bdat_remaining ?
 			       vec.iov_len :
 			       (size_t)s->bdat_remaining;
-		if (!s->bdat_discard) {
+		if (s->state != SESSION_ST_SKIP) {
 			/* a chunked message takes every octet */
 			smtp_data_feed(&s->data, vec.iov_base, take, &used);
 			SHOAL_ASSERT(used == take);

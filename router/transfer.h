@@ -1,7 +1,8 @@
 /* The message transfer of an SMTP server session: DATA and BDAT read into
  * the body, the Received: header, and the hand-off to router/enqueue.c.
- * Internal to router/session.c, which calls these from its command table
- * and its input loop; struct session is in router/session_int.h. */
+ * Internal to the session: router/session_table.c's rows and dispatcher
+ * and router/session.c's input loop call these; struct session is in
+ * router/session_int.h. */
 #ifndef SHOAL_ROUTER_TRANSFER_H
 #define SHOAL_ROUTER_TRANSFER_H
 
@@ -15,12 +16,17 @@ struct smtp_cmd;
  * header) and answer 354; the session moves to SESSION_ST_DATA. */
 void transfer_cmd_data(struct session *s, const struct smtp_cmd *cmd);
 
-/* BDAT: start a chunk of cmd's size. In SESSION_ST_RCPT it starts the body
- * as DATA does; in SESSION_ST_BDAT it continues it; in any other state the
- * chunk is read and thrown away (RFC 3030 3), and the caller may also set
- * s->bdat_discard to that end. An unreadable size loses the framing: 421
- * and the session closes. */
+/* BDAT, in SESSION_ST_RCPT (the body starts as DATA's does) or
+ * SESSION_ST_BDAT (it goes on): the session reads the chunk of cmd's size
+ * in SESSION_ST_CHUNK. An unreadable size loses the framing: 501, 421 and
+ * the session closes. */
 void transfer_cmd_bdat(struct session *s, const struct smtp_cmd *cmd);
+
+/* BDAT where it is out of sequence: its chunk is still read, in
+ * SESSION_ST_SKIP, and dropped (RFC 3030 2); then the 503, and the session
+ * is back in the state it was in. An unreadable size closes the session
+ * as for transfer_cmd_bdat(). */
+void transfer_skip_bdat(struct session *s, const struct smtp_cmd *cmd);
 
 /* In SESSION_ST_DATA: feed what in holds to the DATA parser. Returns true
  * when the message ended: refused with its error reply, or handed to the
@@ -28,10 +34,11 @@ void transfer_cmd_bdat(struct session *s, const struct smtp_cmd *cmd);
  * false when more input is needed. */
 bool transfer_read_data(struct session *s, struct evbuffer *in);
 
-/* While s->in_chunk: take up to the rest of the BDAT chunk from in and,
- * once it is whole, answer it, or on LAST hand the message to the node.
- * Returns true when the chunk is complete, false when more input is
- * needed. */
+/* In SESSION_ST_CHUNK or SESSION_ST_SKIP: take up to the rest of the BDAT
+ * chunk from in and, once it is whole, answer it: a chunk not LAST with
+ * 250 (the session is between chunks, SESSION_ST_BDAT), the LAST one by
+ * handing the message to the node, a skipped one with its 503. Returns
+ * true when the chunk is complete, false when more input is needed. */
 bool transfer_read_chunk(struct session *s, struct evbuffer *in);
 
 #endif
