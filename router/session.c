@@ -384,6 +384,13 @@ session_process(struct session *s)
 		if (s->state == SESSION_ST_WAIT ||
 		    s->state == SESSION_ST_CLOSING)
 			break;
+		if (s->is_expired) {
+			s->env->stats.rejected[ROUTER_REJECT_TIMEOUT]++;
+			session_reply(s, "421 4.4.2 %s Error: session too long",
+				      s->env->cfg->router.hostname);
+			session_close_after_reply(s);
+			break;
+		}
 		if (session_must_stop(s)) {
 			log_info("qid=%s client=%s event=shutdown state=%s",
 				 session_qid(s), s->client,
@@ -484,7 +491,15 @@ session_on_lifetime(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	s->in_callback++;
-	if (s->state != SESSION_ST_CLOSING) {
+	if (s->state == SESSION_ST_WAIT) {
+		/* the client waits for the answer to its message: a 421 now
+		 * would leave it not knowing whether the message was taken
+		 * (it would send it again); answer first, then close */
+		s->is_expired = true;
+		log_info("qid=%s client=%s event=session_timeout "
+			 "note=\"waiting for the node: 421 after its answer\"",
+			 session_qid(s), s->client);
+	} else if (s->state != SESSION_ST_CLOSING) {
 		log_info("qid=%s client=%s event=session_timeout",
 			 session_qid(s), s->client);
 		s->env->stats.rejected[ROUTER_REJECT_TIMEOUT]++;

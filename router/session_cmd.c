@@ -172,6 +172,14 @@ session_on_checked(int result, const struct enqueue_check_result *res,
 
 	s->in_callback++;
 	s->check_id = 0;
+	if (s->state != SESSION_ST_WAIT) {
+		/* closing meanwhile: the recipient gets no answer */
+		free(sr->addr);
+		free(sr->orcpt);
+		memset(sr, 0, sizeof(*sr));
+		session_leave(s);
+		return;
+	}
 	session_set_state(s, s->resume_state);
 	if (result != 0) {
 		/* warned about in router/enqueue.c, rate-limited */

@@ -62,6 +62,8 @@ struct session {
 	unsigned errors;
 	bool skipping_line; /* discarding the rest of a long line */
 	int in_callback;
+	bool is_expired;	      /* session_timeout passed while waiting for the
+				 node: 421 once its answer is given */
 	bool want_free;
 	struct evbuffer *pend; /* replies made in a callback, until it ends */
 

@@ -124,6 +124,14 @@ transfer_on_durable(int result, void *arg)
 	s->in_callback++;
 	s->request_id = 0;
 	router_stats_enqueued(s->env, result, s->data_end_us, s->msg_size);
+	if (s->state != SESSION_ST_WAIT) {
+		/* the session is closing: nothing more is said to the client,
+		 * least of all a 250 after its 421 */
+		log_info("qid=%s event=answer_after_close client=%s result=%s",
+			 s->qid, s->client, shoal_strerror(result));
+		session_leave(s);
+		return;
+	}
 	if (result == 0) {
 		s->env->accepted++;
 		log_info("qid=%s event=accepted client=%s from=<%s> nrcpt=%zu "

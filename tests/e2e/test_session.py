@@ -317,3 +317,38 @@ biff = no
         names = {n for t in transitions() for n in t}
         self.assertNotIn("?", names, transitions())
         self.assertIn("auth", names, transitions())
+
+    # ---- 5 ----
+
+    def test_5_session_timeout_while_waiting_answers_first(self):
+        """router.session_timeout passing while the session waits for the
+        node's answer to its message: the client gets that answer (the
+        message may be stored: a bare 421 would make it send it again)
+        and then the 421, and nothing after it."""
+        c = self.cluster(nodes=1, router_extra="session_timeout = 1;",
+                         node_timeout_ms=8000)
+        conn = self.smtp(c)
+        conn.ehlo()
+        conn.expect(f"MAIL FROM:<{SENDER}>", 250)
+        conn.expect(f"RCPT TO:<{RCPT}>", 250)
+        conn.expect("DATA", 354)
+        n1 = c.node("n1")
+        router = c.router
+        mark = router.log_offset()
+        # the node cannot answer: the session waits past its lifetime
+        n1.send_signal(signal.SIGSTOP)
+        self.addCleanup(n1.send_signal, signal.SIGCONT)
+        conn.send(make_message("waits past the session timeout") +
+                  b".\r\n")
+        router.wait_log(r"event=session_timeout", 10, since=mark)
+        n1.send_signal(signal.SIGCONT)
+        first = conn.reply()
+        self.assertEqual(first.code, 250, f"the answer to the message "
+                         f"first, then the 421: got {first}")
+        qid = qid_from_reply(first.text)
+        second = conn.reply()
+        self.assertEqual((second.code, second.text.split()[0]),
+                         (421, "4.4.2"), second)
+        self.assertTrue(conn.closed_by_peer(), "closed after the 421")
+        # the 250 was true: the node has it
+        self.assertIn(qid, [m["qid"] for m in c.queue_list()["messages"]])
