@@ -291,7 +291,10 @@ repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
 		return bytes + len;
 	}
 	if (store_msg_get_meta(t, qid, &p, &len) != 0) {
+		/* gone: for good when we finished it (our tombstone), or
+		 * withdrawn (its client was told 4xx: the qid may come again) */
 		rec->deleted = true;
+		rec->finished = store_tomb_has(t, qid) == 0;
 		return bytes;
 	}
 	rec->meta.data = (uint8_t *)p;

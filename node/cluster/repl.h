@@ -74,15 +74,17 @@ void repl_heartbeat_now(struct repl *r);
 struct store_txn;
 
 /* A record of a message's state now in t: meta (and body, when body),
- * or deleted. The record borrows from t. Returns about the bytes it
- * holds. */
+ * or deleted, and then finished when t holds its tombstone (a final
+ * outcome, not a withdrawal). The record borrows from t. Returns about
+ * the bytes it holds. */
 size_t repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
 			bool body, Shoal__ReplRecord *rec);
 
 /* Whether a record from a peer is well formed for a cluster of shards. */
 bool repl_record_ok(const Shoal__ReplRecord *rec, uint32_t shards);
 
-/* Apply a record as a copy: put, meta update or delete; no due entry. */
+/* Apply a record as a copy: put, meta update or delete (with a
+ * tombstone only when finished); no due entry. */
 int repl_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec);
 
 /* Fill a status message (strings point into static storage or r). The

@@ -49,8 +49,15 @@ struct repl_apply {
 
 /* A record for a shard we are primary for: the peer owned it before a
  * failover and is handing back what we did not get from it. New messages
- * are adopted, deletions (it delivered them) applied; any other state of
- * ours wins over its older one. */
+ * are adopted, final deletions (it delivered them) applied; any other
+ * state of ours wins over its older one.
+ *
+ * A withdrawal there (deleted, not finished: its client was answered 4xx)
+ * removes nothing here and leaves no tombstone. The router may have sent
+ * the qid again since, to us (the refusal was lost, the old primary
+ * died), and had our OK: removing our copy would lose that mail. Keeping
+ * it costs at worst a second delivery, when the refusal did reach the
+ * client and our copy is the replica's, made due by the takeover. */
 static int
 repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 		    const Shoal__ReplRecord *rec)
@@ -64,6 +71,13 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 
 	if (rc != 0 && rc != -ENOENT)
 		return rc;
+	if (rec->deleted && !rec->finished) {
+		if (rc == 0)
+			log_info("qid=%s event=handback action=kept "
+				 "reason=\"withdrawn there\" peer=%s",
+				 rec->qid, a->r->peer->id);
+		return 0;
+	}
 	if (rec->deleted && rc == 0) {
 		sm = shoal__stored_message__unpack(NULL, len, p);
 		if (sm != NULL) {
@@ -122,8 +136,12 @@ repl_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec)
 
 	if (rec->suppression)
 		return suppress_record_apply(t, rec);
-	if (rec->deleted) /* a final deletion (node/store.h) */
+	if (rec->deleted && rec->finished) /* for good: a tombstone too */
 		return store_msg_retire(t, rec->qid, rec->shard);
+	if (rec->deleted) { /* withdrawn: the qid may come again */
+		rc = store_msg_del(t, rec->qid, rec->shard);
+		return rc == -ENOENT ? 0 : rc;
+	}
 	if (rec->has_body)
 		return store_msg_put(t, rec->qid, rec->shard, rec->meta.data,
 				     rec->meta.len, rec->body.data,

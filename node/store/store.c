@@ -26,8 +26,7 @@
  * their qid, so they replicate and move with their shard; pending adds
  * ("+" keys, shard STORE_SHARD_NONE) stay local.
  * tomb holds the qids this node finished (delivered, bounced, deleted by
- * the postmaster, or deleted through its peer's stream): see the
- * tombstone section. An environment written before it existed gains it
+ * the postmaster, here or on its peer): see the tombstone section. An environment written before it existed gains it
  * empty at the next open.
  * counts holds the queue counts per shard (see "queue counts" below).
  * The shard in front of meta lets replace and delete find the shard index
@@ -1236,12 +1235,16 @@ store_supp_count(struct store_txn *t)
 
 /* ---- tombstones ---------------------------------------------------------
  * A tombstone is the qid of a message this node finished: delivered or
- * bounced for good, deleted by the postmaster, or deleted through its
- * peer's stream (which carries only those final deletions of a primary,
- * and withdrawals of messages whose client was answered 4xx already). It
- * is written in the transaction that removes the message, so a router's
- * resend or an old primary's handback of the qid finds it and is a no-op
- * instead of a second delivery (node/ingest.c, node/repl_apply.c).
+ * bounced for good, deleted by the postmaster, or such a final deletion
+ * arriving in its peer's stream (ReplRecord.finished, which the primary
+ * sets from its own tombstone). It is written in the transaction that
+ * removes the message, so a router's resend or an old primary's handback
+ * of the qid finds it and is a no-op instead of a second delivery
+ * (node/ingest.c, node/repl_apply.c). A withdrawal (an enqueue refused
+ * under require_peer: its client was answered 4xx and the router may send
+ * the qid again) and a copy dropped after a move are no final outcome:
+ * they leave no tombstone on either node (store_msg_del), or a resend of
+ * the qid would be answered OK and never stored.
  *
  * Cost: the key alone (22 bytes and LMDB's 8-byte node header, about 50
  * bytes a qid with the B-tree's pages), kept until the qid's own time

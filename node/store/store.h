@@ -227,11 +227,13 @@ void store_tomb_keep(struct store *st, uint64_t seconds);
 
 /* Remove a message for good: as store_msg_del (journaled; the caller
  * removes its due entry), and note its qid as finished, also when the
- * message was not held here (a deletion from the peer's stream). Drops a
- * few expired tombstones on the way. Returns 0, -EINVAL (bad qid),
- * SHOAL_E_STORAGE_FULL or -errno. Not for a message that lives on
- * elsewhere (moved away) or whose client was not told 250 (withdrawn):
- * those use store_msg_del. */
+ * message was not held here (a final deletion from the peer's stream).
+ * Drops a few expired tombstones on the way. Returns 0, -EINVAL (bad
+ * qid), SHOAL_E_STORAGE_FULL or -errno. Only for a final outcome; not for
+ * a message that lives on elsewhere (moved away) or whose client was told
+ * 4xx (withdrawn: the qid may come again), here or on the peer: those use
+ * store_msg_del. The tombstone is what tells the peer the difference
+ * (repl_record_fill()). */
 int store_msg_retire(struct store_txn *t, const char *qid, uint32_t shard);
 
 /* Whether qid was finished here: 0 yes, -ENOENT no, or -errno. */

@@ -13,6 +13,9 @@ paths on loopback and checks what the client was told against what the MX
       a takeover (the replica's tombstone)
   17  a primary killed after it stored a message and back within seconds:
       the router resends, the client gets 250, the MX one copy
+  18  a message refused and withdrawn under require_peer, sent again: it
+      is stored, on the primary and on the replica after a takeover (no
+      tombstone of a withdrawal anywhere)
 
 Some tests speak the router link themselves (FakeRouter: ZMTP 3.0 with
 the NULL mechanism and hand-packed protobuf, proto/router_node.proto) to
@@ -553,6 +556,49 @@ class PromisesTest(ShoalTestCase):
         r2 = send_one(c, "after")
         self.assertEqual(r2.code, 250, r2)
         rig.wait_delivered(r2.qid)
+        self.assertEqual(rig.delivered().get(qid), 1)
+
+    # ---- follow-up: a withdrawal is no final outcome ----
+
+    def test_18_withdrawn_message_is_stored_again_after_a_takeover(self):
+        """require_peer refuses an enqueue and the primary withdraws its
+        copy; the deletion reaches the replica. When the router sends the
+        qid again (the refusal was lost on the way, the primary died), it
+        must be stored, on the primary as on the replica after a
+        takeover: not answered OK from a tombstone and never delivered."""
+        rig = Rig(self, f"require_peer = true; {FAST}", router=False)
+        c = rig.c
+        rig.wait_healthy("n1", "n2")
+        fr = FakeRouter(c.node_port["n1"])
+        self.addCleanup(fr.close)
+        epoch, _ = fr.node_map()
+        qid = qid_for(c, "n1")
+        c.node("n2").send_signal(signal.SIGSTOP)
+        self.addCleanup(c.node("n2").send_signal, signal.SIGCONT)
+        status, _ = fr.enqueue(qid, epoch, c.shards, "withdrawn")
+        self.assertEqual(status, "NOT_DURABLE")
+        rig.wait_log("n1", f"qid={qid} event=withdrawn")
+        # the resend to the primary: stored again (and refused again)
+        status, _ = fr.enqueue(qid, epoch, c.shards, "withdrawn")
+        self.assertEqual(status, "NOT_DURABLE")
+        self.assertEqual(rig.log("n1").count(f"qid={qid} event=stored "),
+                         2, "the primary did not store the resend")
+        wait_for(lambda: rig.log("n1").count(
+            f"qid={qid} event=withdrawn") == 2, 10, "second withdrawal")
+        # the replica gets the withdrawal through the stream, then owns
+        # the shard
+        c.node("n2").send_signal(signal.SIGCONT)
+        rig.wait_healthy("n1")
+        c.ctl_ok("node", "failover", "n1")
+        fr2 = FakeRouter(c.node_port["n2"])
+        self.addCleanup(fr2.close)
+        epoch2, _ = fr2.node_map()
+        self.assertGreater(epoch2, epoch)
+        status, _ = fr2.enqueue(qid, epoch2, c.shards, "withdrawn")
+        self.assertEqual(status, "OK")
+        self.assertIn(f"qid={qid} event=stored ", rig.log("n2"),
+                      "answered OK for a message n2 does not hold")
+        rig.wait_delivered(qid)
         self.assertEqual(rig.delivered().get(qid), 1)
 
 

@@ -45,6 +45,7 @@ static struct node *t_node;
 static void *t_zctx;
 static void *t_peer; /* ROUTER at n2's endpoint */
 static char t_qids[T_QIDS][QID_LEN + 1];
+static char t_own[T_QIDS][QID_LEN + 1]; /* of n1's own (even) shards */
 
 /* What the node told its peer so far. */
 static uint64_t t_acked;	/* highest ack of our stream */
@@ -121,6 +122,11 @@ t_setup(void)
 		for (int i = 0; i < T_QIDS;) {
 			qid_next(&g, t_qids[i]);
 			if (shard_of(t_qids[i], T_SHARDS) % 2 == 1)
+				i++;
+		}
+		for (int i = 0; i < T_QIDS;) {
+			qid_next(&g, t_own[i]);
+			if (shard_of(t_own[i], T_SHARDS) % 2 == 0)
 				i++;
 		}
 	}
@@ -215,46 +221,53 @@ t_wait_link(void)
 	ck_abort_msg("the node never reached its peer");
 }
 
-/* Hand the node a batch of our stream: (prev, prev + n] for qids
- * t_qids[first..first + n), each with a body of body_len bytes. */
+/* A record of qid at seq: a message with a body of body_len bytes of
+ * 'x' (the caller frees meta.data and body.data), or deleted, finished or
+ * not, when body_len is 0. */
 static void
-t_batch(uint64_t prev, int first, int n, size_t body_len)
+t_record(Shoal__ReplRecord *rec, uint64_t seq, const char *qid, size_t body_len,
+	 bool finished)
 {
-	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
-	Shoal__PeerHeartbeat hb = SHOAL__PEER_HEARTBEAT__INIT;
-	Shoal__ReplBatch b = SHOAL__REPL_BATCH__INIT;
-	Shoal__ReplRecord recs[T_QIDS], *ptrs[T_QIDS];
 	Shoal__StoredMessage sm = SHOAL__STORED_MESSAGE__INIT;
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
-	uint8_t meta[512];
-	size_t meta_len;
-	char *body = malloc(body_len);
-	zmq_msg_t f[3];
-	size_t len;
-	void *packed;
 
-	(void)hb;
-	memset(body, 'x', body_len);
+	shoal__repl_record__init(rec);
+	rec->seq = seq;
+	rec->qid = (char *)qid;
+	rec->shard = shard_of(qid, T_SHARDS);
+	if (body_len == 0) {
+		rec->deleted = true;
+		rec->finished = finished;
+		return;
+	}
 	env.mail_from = "a@example.com";
 	sm.envelope = &env;
-	for (int i = 0; i < n; i++) {
-		const char *qid = t_qids[first + i];
+	sm.qid = (char *)qid;
+	sm.shard = rec->shard;
+	sm.due = (uint64_t)time(NULL);
+	rec->meta.len = shoal__stored_message__get_packed_size(&sm);
+	rec->meta.data = malloc(rec->meta.len);
+	shoal__stored_message__pack(&sm, rec->meta.data);
+	rec->has_body = true;
+	rec->body.len = body_len;
+	rec->body.data = malloc(body_len);
+	memset(rec->body.data, 'x', body_len);
+}
 
-		sm.qid = (char *)qid;
-		sm.shard = shard_of(qid, T_SHARDS);
-		meta_len = shoal__stored_message__pack(&sm, meta);
-		shoal__repl_record__init(&recs[i]);
-		recs[i].seq = prev + (uint64_t)i + 1;
-		recs[i].qid = (char *)qid;
-		recs[i].shard = sm.shard;
-		recs[i].meta.data = malloc(meta_len);
-		memcpy(recs[i].meta.data, meta, meta_len);
-		recs[i].meta.len = meta_len;
-		recs[i].has_body = true;
-		recs[i].body.data = (uint8_t *)body;
-		recs[i].body.len = body_len;
+/* Hand the node a batch of our stream, (prev, prev + n], made of recs
+ * (freed here). */
+static void
+t_send(uint64_t prev, Shoal__ReplRecord *recs, int n)
+{
+	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
+	Shoal__ReplBatch b = SHOAL__REPL_BATCH__INIT;
+	Shoal__ReplRecord *ptrs[8];
+	zmq_msg_t f[3];
+	size_t len;
+
+	ck_assert_int_le(n, 8);
+	for (int i = 0; i < n; i++)
 		ptrs[i] = &recs[i];
-	}
 	b.prev_seq = prev;
 	b.last_seq = prev + (uint64_t)n;
 	b.n_records = (size_t)n;
@@ -265,21 +278,32 @@ t_batch(uint64_t prev, int first, int n, size_t body_len)
 	pm.body_case = SHOAL__PEER_MESSAGE__BODY_BATCH;
 	pm.batch = &b;
 	len = shoal__peer_message__get_packed_size(&pm);
-	packed = malloc(len);
-	shoal__peer_message__pack(&pm, packed);
 	zmq_msg_init_size(&f[0], 2);
 	memcpy(zmq_msg_data(&f[0]), "id", 2);
 	zmq_msg_init_size(&f[1], WIRE_TAG_LEN);
 	memcpy(zmq_msg_data(&f[1]), WIRE_TAG_NODE, WIRE_TAG_LEN);
 	zmq_msg_init_size(&f[2], len);
-	memcpy(zmq_msg_data(&f[2]), packed, len);
+	shoal__peer_message__pack(&pm, zmq_msg_data(&f[2]));
 	repl_handle(t_node->repl, f, 3);
 	for (int i = 0; i < 3; i++)
 		zmq_msg_close(&f[i]);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		free(recs[i].meta.data);
-	free(packed);
-	free(body);
+		free(recs[i].body.data);
+	}
+}
+
+/* Hand the node a batch of our stream: (prev, prev + n] for qids
+ * t_qids[first..first + n), each with a body of body_len bytes. */
+static void
+t_batch(uint64_t prev, int first, int n, size_t body_len)
+{
+	Shoal__ReplRecord recs[T_QIDS];
+
+	for (int i = 0; i < n; i++)
+		t_record(&recs[i], prev + (uint64_t)i + 1, t_qids[first + i],
+			 body_len, false);
+	t_send(prev, recs, n);
 }
 
 /* Hand the node a heartbeat from its peer: the peer's clock (0: a peer
@@ -340,6 +364,53 @@ t_has(const char *qid)
 	rc = store_msg_get_meta(t, qid, &p, &len);
 	store_txn_abort(t);
 	return rc == 0;
+}
+
+/* Whether n1 keeps a tombstone of qid. */
+static bool
+t_tomb(const char *qid)
+{
+	struct store_txn *t;
+	int rc;
+
+	ck_assert_int_eq(store_txn_begin(t_node->store, true, &t), 0);
+	rc = store_tomb_has(t, qid);
+	store_txn_abort(t);
+	ck_assert(rc == 0 || rc == -ENOENT);
+	return rc == 0;
+}
+
+/* Hand the node a batch and run its loop until it acknowledges it. */
+static void
+t_apply(uint64_t prev, Shoal__ReplRecord *recs, int n)
+{
+	uint64_t until = clock_mono_ms() + 5000;
+
+	t_send(prev, recs, n);
+	while (t_acked < prev + (uint64_t)n && clock_mono_ms() < until)
+		t_run(10);
+	ck_assert_msg(t_acked == prev + (uint64_t)n, "acked %llu of %llu",
+		      (unsigned long long)t_acked,
+		      (unsigned long long)(prev + (uint64_t)n));
+}
+
+/* Store a message of n1's own in one transaction, due now. */
+static void
+t_store_own(const char *qid)
+{
+	Shoal__ReplRecord rec;
+	struct store_txn *t;
+
+	t_record(&rec, 0, qid, 100, false);
+	ck_assert_int_eq(store_txn_begin(t_node->store, false, &t), 0);
+	ck_assert_int_eq(store_msg_put(t, qid, rec.shard, rec.meta.data,
+				       rec.meta.len, rec.body.data,
+				       rec.body.len),
+			 0);
+	ck_assert_int_eq(store_due_add(t, (uint64_t)time(NULL), qid), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	free(rec.meta.data);
+	free(rec.body.data);
 }
 
 /* Three batches read in one pass share a group commit; the middle one
@@ -447,6 +518,89 @@ START_TEST(test_a_peer_without_echo_counts_from_arrival)
 	}
 END_TEST
 
+/* A replica copy: the primary's deletion leaves a tombstone only when it
+ * finished the message. A withdrawal (its client was answered 4xx) must
+ * leave none, or a router's resend of the qid after a takeover would be
+ * answered OK from it and never stored: acknowledged mail lost. */
+START_TEST(test_replica_keeps_a_tombstone_only_of_a_finished_message)
+	{
+		Shoal__ReplRecord r[2];
+
+		t_wait_link();
+		t_record(&r[0], 1, t_qids[0], 100, false);
+		t_record(&r[1], 2, t_qids[1], 100, false);
+		t_apply(0, r, 2);
+		ck_assert(t_has(t_qids[0]) && t_has(t_qids[1]));
+		t_record(&r[0], 3, t_qids[0], 0, false); /* withdrawn */
+		t_record(&r[1], 4, t_qids[1], 0, true);	 /* delivered */
+		t_apply(2, r, 2);
+		ck_assert(!t_has(t_qids[0]) && !t_has(t_qids[1]));
+		ck_assert_msg(!t_tomb(t_qids[0]),
+			      "a withdrawn message left a tombstone");
+		ck_assert_msg(t_tomb(t_qids[1]),
+			      "a delivered message left no tombstone");
+		/* a withdrawal of a copy never received: nothing either */
+		t_record(&r[0], 5, t_qids[2], 0, false);
+		t_apply(4, r, 1);
+		ck_assert(!t_tomb(t_qids[2]));
+		/* the withdrawn qid may come again, and stays this time */
+		t_record(&r[0], 6, t_qids[0], 100, false);
+		t_apply(5, r, 1);
+		ck_assert(t_has(t_qids[0]));
+	}
+END_TEST
+
+/* A handback (records of a shard n1 now owns, from its old primary). A
+ * final deletion removes n1's copy and leaves a tombstone, as before. A
+ * withdrawal there must not remove n1's copy, which n1 may have answered
+ * OK to the router's resend since the takeover, nor leave a tombstone. */
+START_TEST(test_handback_of_a_withdrawal_keeps_our_copy)
+	{
+		Shoal__ReplRecord r[3];
+
+		t_wait_link();
+		t_store_own(t_own[0]);
+		t_store_own(t_own[1]);
+		t_record(&r[0], 1, t_own[0], 0, false); /* withdrawn there */
+		t_record(&r[1], 2, t_own[1], 0, true);	/* delivered there */
+		t_record(&r[2], 3, t_own[2], 0, false); /* not held here */
+		t_apply(0, r, 3);
+		ck_assert_msg(t_has(t_own[0]),
+			      "a handback withdrawal removed our copy");
+		ck_assert(!t_tomb(t_own[0]));
+		ck_assert(!t_has(t_own[1]) && t_tomb(t_own[1]));
+		ck_assert_msg(!t_tomb(t_own[2]),
+			      "a handback withdrawal left a tombstone");
+	}
+END_TEST
+
+/* The primary's side: the record of a removed message says whether the
+ * removal was final (retired: a tombstone here) or a withdrawal. */
+START_TEST(test_record_says_whether_a_deletion_is_final)
+	{
+		Shoal__ReplRecord rec;
+		struct store_txn *t;
+
+		t_store_own(t_own[0]);
+		t_store_own(t_own[1]);
+		ck_assert_int_eq(store_txn_begin(t_node->store, false, &t), 0);
+		ck_assert_int_eq(store_msg_del(t, t_own[0],
+					       shard_of(t_own[0], T_SHARDS)),
+				 0);
+		ck_assert_int_eq(store_msg_retire(t, t_own[1],
+						  shard_of(t_own[1], T_SHARDS)),
+				 0);
+		repl_record_fill(t, t_own[0], shard_of(t_own[0], T_SHARDS),
+				 true, &rec);
+		ck_assert(rec.deleted && !rec.finished);
+		repl_record_fill(t, t_own[1], shard_of(t_own[1], T_SHARDS),
+				 true, &rec);
+		ck_assert_msg(rec.deleted && rec.finished,
+			      "a final deletion not marked so");
+		store_txn_abort(t);
+	}
+END_TEST
+
 static Suite *
 repl_suite(void)
 {
@@ -457,6 +611,10 @@ repl_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_batch_after_a_failed_one_is_not_applied);
 	tcase_add_test(tc, test_failed_apply_is_retried_until_it_succeeds);
+	tcase_add_test(
+		tc, test_replica_keeps_a_tombstone_only_of_a_finished_message);
+	tcase_add_test(tc, test_handback_of_a_withdrawal_keeps_our_copy);
+	tcase_add_test(tc, test_record_says_whether_a_deletion_is_final);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("lease");
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
