@@ -7,7 +7,8 @@
  *   healthy      the peer acknowledges; sync enqueues wait for it
  *   degraded     the peer is silent (or an ack took peer_timeout_ms):
  *                enqueues are acknowledged on our fsync alone, or refused
- *                with require_peer
+ *                with require_peer (right after our start, not before the
+ *                peer has had peer_timeout_ms to be heard)
  *   catching_up  the peer is back and receiving what it missed; healthy
  *                again once it has everything journaled when it returned
  *   off          no peer, or replication.mode = "none"
@@ -100,6 +101,18 @@ repl_peer_alive(const struct repl *r, uint64_t now)
 	       now - heard <= r->n->cfg->replication.peer_timeout_ms;
 }
 
+/* Whether the peer may still be heard for the first time since we
+ * started: not yet silent for peer_timeout_ms, counted from our start. A
+ * node just (re)started has not heard anyone; refusing at once then would
+ * refuse what a moment's wait confirms (and answer 4xx to a resend of a
+ * message that is stored here and will be delivered). */
+static bool
+repl_peer_awaited(const struct repl *r, uint64_t now)
+{
+	return owner_peer_heard_ms(r->n->owner) == 0 &&
+	       now - r->started_ms < r->n->cfg->replication.peer_timeout_ms;
+}
+
 /* ---- waits ---------------------------------------------------------- */
 
 static void
@@ -153,7 +166,7 @@ repl_wait(struct repl *r, uint64_t seq, repl_wait_fn fn, void *arg)
 			fn(true, arg);	/* degraded: our fsync alone */
 			return;
 		}
-		if (!repl_peer_alive(r, now)) {
+		if (!repl_peer_alive(r, now) && !repl_peer_awaited(r, now)) {
 			fn(false, arg);
 			return;
 		}
@@ -915,6 +928,7 @@ repl_new(struct node *n)
 	r->peer = n->me->peer ? config_find_node(cfg, n->me->peer) : NULL;
 	r->on = r->peer != NULL && cfg->replication.mode != CFG_REPL_NONE;
 	r->state = r->on ? REPL_DEGRADED : REPL_OFF;
+	r->started_ms = clock_mono_ms();
 	if (repl_load(r) != 0) {
 		repl_free(r);
 		return NULL;

@@ -55,7 +55,10 @@ void repl_kick(struct repl *r);
 typedef void (*repl_wait_fn)(bool durable, void *arg);
 
 /* Call fn once the change with journal seq `seq` (just committed locally)
- * is as durable as the mode asks; maybe at once, from inside this call. */
+ * is as durable as the mode asks; maybe at once, from inside this call.
+ * With require_peer and a pair not healthy, fn(false) at once only when
+ * the peer is silent: a node just started first gives it peer_timeout_ms
+ * to be heard. */
 void repl_wait(struct repl *r, uint64_t seq, repl_wait_fn fn, void *arg);
 
 /* Whether the peer has acknowledged every change journaled so far (always

@@ -43,6 +43,7 @@ struct repl {
 	struct zsock *link;           /* DEALER to the peer */
 	enum repl_state state;
 	uint64_t catchup_target;
+	uint64_t started_ms; /* repl_new(): the peer is awaited from then */
 
 	/* our stream */
 	uint64_t stream;

@@ -18,7 +18,14 @@
  *     after a crash a stored message is due at once, as its client may
  *     have had its 250 (at-least-once), and the router sends the
  *     request again to the new process (router/enqueue.c), which then
- *     finds it stored. */
+ *     finds it stored.
+ *   - the reply to a qid stored here already (a router's resend: it had
+ *     no answer, so this one is what its client gets) matches what
+ *     becomes of the stored copy (ingest_known()): OK at once when the
+ *     peer has the message; else it is held and answered as a new one
+ *     would be, OK once the peer has it or refused and withdrawn; and
+ *     while another request for the qid waits here, the resend gets
+ *     that request's answer (ingest_follow()). */
 #include "node/queue/ingest.h"
 
 #include <errno.h>
@@ -70,6 +77,10 @@ struct ingest_item {
 	bool known;          /* the qid was stored already (a resend) */
 	bool finished;	     /* and is delivered or removed (a tombstone) */
 	bool is_held;	     /* in in->held */
+	Shoal__Status answer;	       /* what the router was told */
+	const char *answer_text;       /* static */
+	struct ingest_item *followers; /* resends of the qid given our answer */
+	struct ingest_item *next;      /* in the holder's followers */
 	Shoal__Status turned;  /* ingest_admit() said no at commit time */
 	uint32_t n_suppressed; /* recipients to bounce without an attempt */
 	void *meta;
@@ -104,6 +115,17 @@ ingest_reply(struct ingest *in, const void *id, size_t id_len,
 	node_reply(in->n, id, id_len, p, len);
 	if (p != small)
 		free(p);
+}
+
+/* Answer an item's request, and remember the answer for the resends that
+ * follow it (ingest_follow()). text: static. */
+static void
+ingest_answer(struct ingest_item *it, Shoal__Status status, const char *text)
+{
+	it->answer = status;
+	it->answer_text = text;
+	ingest_reply(it->in, it->id, it->id_len, it->request_id, status, text,
+		     false);
 }
 
 /* Whether this node may store new mail of shard now: STATUS_OK, or what
@@ -161,6 +183,48 @@ ingest_holds(const struct ingest *in, const char *qid)
 		idmap_get(in->held, shard_hash(qid, strlen(qid)));
 
 	return it != NULL && strcmp(it->qid, qid) == 0;
+}
+
+/* Another request for the same qid waits here for its answer (the
+ * router sent the qid again meanwhile): this resend gets that answer,
+ * when that request does, so that the two cannot differ (one OK, one
+ * refusal that withdraws the copy). */
+static bool
+ingest_follow(struct ingest_item *it)
+{
+	struct ingest_item *h =
+		idmap_get(it->in->held, shard_hash(it->qid, strlen(it->qid)));
+
+	if (h == NULL || h == it || strcmp(h->qid, it->qid) != 0)
+		return false;
+	it->next = h->followers;
+	h->followers = it;
+	return true;
+}
+
+/* A resend of a qid stored here: is the message durable on the peer?
+ * Then it->seq = 0 and it is answered OK at once (the copy stands, with
+ * whatever delivery state it has). It is when its journal entry is
+ * acknowledged, or gone (trimmed after the ack), or only notes a later
+ * change (the body was acknowledged before). Else it waits for the
+ * entry's seq as a new message would, held back from delivery meanwhile:
+ * after a restart the copy is due at once, and a copy delivered while
+ * its answer turns out a refusal would be delivered twice. */
+static int
+ingest_known(struct ingest_item *it, struct store_txn *t)
+{
+	bool body = false;
+	int rc = store_journal_seq_of(t, it->qid, &it->seq, &body);
+
+	if (rc != 0 && rc != -ENOENT)
+		return rc;
+	if (rc == -ENOENT || !body ||
+	    repl_acked_upto(it->in->n->repl, it->seq)) {
+		it->seq = 0;
+		return 0;
+	}
+	ingest_hold(it);
+	return 0;
 }
 
 /* Mode "bounce" of the suppression list: the DSN for the recipients the
@@ -223,13 +287,11 @@ ingest_apply(struct store_txn *t, void *arg)
 	if (it->turned != SHOAL__STATUS__STATUS_OK)
 		return 0;
 	/* a router resends after a failover, a restart or a lost reply: the
-	 * first copy stands, with whatever delivery state it has now, and
-	 * is answered once it is as durable as a new one would be */
+	 * first copy stands, and the answer follows it (ingest_known) */
 	rc = store_msg_get_meta(t, it->qid, &p, &len);
 	if (rc == 0) {
 		it->known = true;
-		rc = store_journal_seq_of(t, it->qid, &it->seq);
-		return rc == -ENOENT ? 0 : rc;
+		return ingest_known(it, t);
 	}
 	if (rc != -ENOENT)
 		return rc;
@@ -256,7 +318,18 @@ ingest_apply(struct store_txn *t, void *arg)
 static void
 ingest_item_free(struct ingest_item *it)
 {
+	struct ingest_item *f;
+
 	ingest_release(it);
+	/* resends of the qid that waited for our answer get it now */
+	while ((f = it->followers) != NULL) {
+		it->followers = f->next;
+		if (it->answer != SHOAL__STATUS__STATUS_OK)
+			it->in->refused++;
+		ingest_reply(it->in, f->id, f->id_len, f->request_id,
+			     it->answer, it->answer_text, false);
+		ingest_item_free(f);
+	}
 	it->in->pending--;
 	zmq_msg_close(&it->body);
 	free(it->meta);
@@ -264,15 +337,31 @@ ingest_item_free(struct ingest_item *it)
 }
 
 /* Undo a message the peer never confirmed (require_peer): the client got
- * a 4xx and sends it again, so keeping this copy would deliver it twice. */
+ * a 4xx and sends it again, so keeping this copy would deliver it twice.
+ * Its due entry is the one its record names now (a resend's copy may
+ * have been tried since it was stored). No tombstone: the qid may come
+ * again, and the replica keeps none either (node/store.h). */
 static int
 ingest_undo_apply(struct store_txn *t, void *arg)
 {
 	struct ingest_item *it = arg;
-	int rc = store_due_del(t, it->now, it->qid);
+	Shoal__StoredMessage *sm;
+	const void *p;
+	size_t len;
+	uint64_t due = 0;
+	int rc = store_msg_get_meta(t, it->qid, &p, &len);
 
-	if (rc == 0)
-		rc = store_msg_del(t, it->qid, it->shard);
+	if (rc != 0)
+		return rc == -ENOENT ? 0 : rc;
+	sm = shoal__stored_message__unpack(NULL, len, p);
+	if (sm != NULL) {
+		due = sm->due;
+		shoal__stored_message__free_unpacked(sm, NULL);
+	}
+	if (due != 0 && (rc = store_due_del(t, due, it->qid)) != 0 &&
+	    rc != -ENOENT)
+		return rc;
+	rc = store_msg_del(t, it->qid, it->shard);
 	return rc == -ENOENT ? 0 : rc;
 }
 
@@ -289,10 +378,11 @@ ingest_undo_done(int result, void *arg)
 }
 
 /* The peer has it too (or need not): answer the router. Only an OK ends
- * the hold on delivery; a refusal of a message stored by this request
- * withdraws it first. The refusal goes out before the withdrawal is
- * committed, so that a withdrawal reaching the peer (a tombstone there)
- * always follows an answer the router has. */
+ * the hold on delivery. A refusal withdraws the copy first, whether this
+ * request stored it or found it stored (a resend: the refusal is what its
+ * client gets, and the copy must not be delivered after it). The refusal
+ * goes out before the withdrawal is committed, so that a withdrawal
+ * reaching the peer always follows an answer the router has. */
 static void
 ingest_durable(bool durable, void *arg)
 {
@@ -300,10 +390,11 @@ ingest_durable(bool durable, void *arg)
 	struct ingest *in = it->in;
 
 	if (durable) {
-		ingest_reply(in, it->id, it->id_len, it->request_id,
-			     SHOAL__STATUS__STATUS_OK, "", false);
+		ingest_answer(it, SHOAL__STATUS__STATUS_OK, "");
 		if (!it->known) /* stored by this request: due now */
 			scheduler_kick_due(in->n->sched, it->now, it->qid);
+		else if (it->is_held) /* due since it was stored */
+			scheduler_kick(in->n->sched);
 		ingest_item_free(it);
 		return;
 	}
@@ -311,15 +402,8 @@ ingest_durable(bool durable, void *arg)
 	log_warn("qid=%s event=refused shard=%u error=\"not durable: peer "
 		 "unavailable and replication.require_peer is set\"",
 		 it->qid, it->shard);
-	ingest_reply(in, it->id, it->id_len, it->request_id,
-		     SHOAL__STATUS__STATUS_NOT_DURABLE, "peer unavailable",
-		     false);
-	if (it->known) {
-		/* stored by an earlier request, whose answer stands: not ours
-		 * to withdraw */
-		ingest_item_free(it);
-		return;
-	}
+	ingest_answer(it, SHOAL__STATUS__STATUS_NOT_DURABLE,
+		      "peer unavailable");
 	commit_add(in->n->commit, ingest_undo_apply, ingest_undo_done, it);
 }
 
@@ -350,7 +434,7 @@ ingest_done(int result, void *arg)
 			 it->finished ? "finished" : "queued");
 		if (it->finished)
 			ingest_durable(true, it);
-		else
+		else if (!ingest_follow(it))
 			repl_wait(in->n->repl, it->seq, ingest_durable, it);
 		return;
 	}
@@ -370,8 +454,7 @@ ingest_done(int result, void *arg)
 		log_warn("qid=%s event=refused shard=%u size=%zu error=\"%s\"",
 			 it->qid, it->shard, zmq_msg_size(&it->body), text);
 	}
-	ingest_reply(in, it->id, it->id_len, it->request_id, status, text,
-		     false);
+	ingest_answer(it, status, text);
 	ingest_item_free(it);
 }
 
@@ -474,6 +557,8 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 	memcpy(it->id, id, id_len);
 	it->id_len = id_len;
 	it->request_id = req->request_id;
+	it->answer = SHOAL__STATUS__STATUS_INTERNAL; /* until answered */
+	it->answer_text = "no answer";
 	snprintf(it->qid, sizeof(it->qid), "%s", eq->qid);
 	it->shard = eq->shard;
 	it->n_rcpts = (uint32_t)eq->envelope->n_rcpts;

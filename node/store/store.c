@@ -1122,7 +1122,8 @@ store_journal_seq(const struct store *st)
 }
 
 int
-store_journal_seq_of(struct store_txn *t, const char *qid, uint64_t *seq)
+store_journal_seq_of(struct store_txn *t, const char *qid, uint64_t *seq,
+		     bool *body)
 {
 	MDB_val key, val;
 	int rc;
@@ -1133,6 +1134,7 @@ store_journal_seq_of(struct store_txn *t, const char *qid, uint64_t *seq)
 	if (val.mv_size != 9)
 		return store_corrupt(t->st, "jqid", &key);
 	*seq = store_get_be(val.mv_data, 8);
+	*body = (((const unsigned char *)val.mv_data)[8] & STORE_J_BODY) != 0;
 	return 0;
 }
 

@@ -161,8 +161,11 @@ uint64_t store_txn_journal_seq(const struct store_txn *t);
 uint64_t store_journal_seq(const struct store *st);
 
 /* The seq of qid's entry in the journal: 0 and *seq, or -ENOENT when it
- * has none (its newest change is acknowledged, or not journaled). */
-int store_journal_seq_of(struct store_txn *t, const char *qid, uint64_t *seq);
+ * has none (its newest change is acknowledged, or not journaled). *body:
+ * whether the entry carries the body, that is whether the message itself
+ * (not only a later change to it) may be unacknowledged. */
+int store_journal_seq_of(struct store_txn *t, const char *qid, uint64_t *seq,
+			 bool *body);
 
 /* Journal a message as changed, body included (a full resync). */
 int store_journal_touch(struct store_txn *t, const char *qid, uint32_t shard);

@@ -16,6 +16,8 @@ paths on loopback and checks what the client was told against what the MX
   18  a message refused and withdrawn under require_peer, sent again: it
       is stored, on the primary and on the replica after a takeover (no
       tombstone of a withdrawal anywhere)
+  19  require_peer, a resend to a node restarted while its peer is silent:
+      the reply the client gets matches what becomes of the stored copy
 
 Some tests speak the router link themselves (FakeRouter: ZMTP 3.0 with
 the NULL mechanism and hand-packed protobuf, proto/router_node.proto) to
@@ -600,6 +602,68 @@ class PromisesTest(ShoalTestCase):
                       "answered OK for a message n2 does not hold")
         rig.wait_delivered(qid)
         self.assertEqual(rig.delivered().get(qid), 1)
+
+    # ---- follow-up: a resend to a restarted node under require_peer ----
+
+    def _resend_after_restart(self, resume_during_wait):
+        """n1 stores a message its silent peer never acknowledges and is
+        killed before it answers; it restarts with the peer still
+        stopped and the router resends. The peer comes back during the
+        node's wait, or only after its answer. Returns (client reply,
+        copies at the sink, qid) once the queue has drained."""
+        rig = Rig(self, "require_peer = true; heartbeat_ms = 200; "
+                  "failover_after_ms = 8000; peer_timeout_ms = 2500;",
+                  node_timeout_ms=15000)
+        c = rig.c
+        rig.wait_healthy("n1", "n2")
+        rig.owner_all("n1")
+        rig.wait_healthy("n1")
+        mark = len(rig.log("n1"))
+        n2 = c.node("n2")
+        n2.send_signal(signal.SIGSTOP)
+        self.addCleanup(n2.send_signal, signal.SIGCONT)
+        client = Client(c, "resent after a restart", timeout=25)
+        client.start()
+        wait_for(lambda: rig.stored_qid("n1", mark), 10,
+                 "n1 storing the message")
+        qid = rig.stored_qid("n1", mark)
+        c.kill_node("n1", signal.SIGKILL)
+        since = c.node("n1").log_offset()
+        c.start_node("n1")
+        c.node("n1").wait_log(f"qid={qid} event=stored_already", 10,
+                              since=since, what="the router's resend")
+        if resume_during_wait:
+            n2.send_signal(signal.SIGCONT)
+        r = client.result()
+        self.assertFalse(isinstance(r, Exception), r)
+        n2.send_signal(signal.SIGCONT)
+        rig.wait_healthy("n1")
+        # positive control: the same path delivers a message now
+        ctl = send_one(c, "control")
+        self.assertEqual(ctl.code, 250, ctl)
+        rig.wait_delivered(ctl.qid)
+        # the stored copy is delivered or gone: nothing more can arrive
+        wait_for(lambda: c.queued(qid) == [], 30, f"{qid} out of the queue",
+                 interval=0.3)
+        return r, rig.delivered().get(qid, 0), qid
+
+    def _assert_consistent(self, r, copies, qid):
+        self.assertTrue(
+            (r.code == 250 and copies == 1) or
+            (400 <= r.code < 500 and copies == 0),
+            f"client told {r.code} for {qid}, the MX got {copies} "
+            f"copies")
+
+    def test_19_resend_refused_after_a_restart_is_not_delivered(self):
+        r, copies, qid = self._resend_after_restart(False)
+        self._assert_consistent(r, copies, qid)
+        self.assertEqual(r.code, 451, "the peer never acknowledged it")
+
+    def test_19b_resend_after_a_restart_waits_for_the_peer(self):
+        r, copies, qid = self._resend_after_restart(True)
+        self._assert_consistent(r, copies, qid)
+        self.assertEqual(r.code, 250, "the peer came back within "
+                         "peer_timeout_ms")
 
 
 if __name__ == "__main__":
