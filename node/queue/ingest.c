@@ -197,6 +197,9 @@ ingest_follow(struct ingest_item *it)
 
 	if (h == NULL || h == it || strcmp(h->qid, it->qid) != 0)
 		return false;
+	log_info("qid=%s event=follows reason=\"an earlier request for it "
+		 "waits here\"",
+		 it->qid);
 	it->next = h->followers;
 	h->followers = it;
 	return true;

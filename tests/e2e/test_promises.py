@@ -17,7 +17,8 @@ paths on loopback and checks what the client was told against what the MX
       is stored, on the primary and on the replica after a takeover (no
       tombstone of a withdrawal anywhere)
   19  require_peer, a resend to a node restarted while its peer is silent:
-      the reply the client gets matches what becomes of the stored copy
+      the reply the client gets matches what becomes of the stored copy;
+      two requests for one qid on one node get one answer
 
 Some tests speak the router link themselves (FakeRouter: ZMTP 3.0 with
 the NULL mechanism and hand-packed protobuf, proto/router_node.proto) to
@@ -664,6 +665,44 @@ class PromisesTest(ShoalTestCase):
         self._assert_consistent(r, copies, qid)
         self.assertEqual(r.code, 250, "the peer came back within "
                          "peer_timeout_ms")
+
+    def test_19c_two_requests_for_one_qid_get_one_answer(self):
+        """The same qid twice in one read while the first waits for the
+        peer: the second finds it stored and gets the first's answer
+        (node/ingest.c, ingest_follow), and the MX one copy."""
+        rig = Rig(self, "require_peer = true; heartbeat_ms = 200; "
+                  "failover_after_ms = 8000; peer_timeout_ms = 2500;",
+                  router=False)
+        c = rig.c
+        rig.wait_healthy("n1", "n2")
+        fr = FakeRouter(c.node_port["n1"])
+        self.addCleanup(fr.close)
+        epoch, _ = fr.node_map()
+        qid = qid_for(c, "n1")
+        n2 = c.node("n2")
+        n2.send_signal(signal.SIGSTOP)
+        self.addCleanup(n2.send_signal, signal.SIGCONT)
+        rid1, f1 = fr.enqueue_request(qid, epoch, c.shards, "twice")
+        rid2, f2 = fr.enqueue_request(qid, epoch, c.shards, "twice")
+        fr.sock.sendall(f1 + f2)
+        rig.wait_log("n1", f"qid={qid} event=stored_already")
+        n2.send_signal(signal.SIGCONT)
+        answers = {}
+        deadline = time.monotonic() + 15
+        while len(answers) < 2 and time.monotonic() < deadline:
+            (payload,) = fr.recv(deadline - time.monotonic())
+            f = dict(pb_fields(payload))
+            if f.get(1) in (rid1, rid2):
+                answers[f[1]] = STATUS.get(f.get(2, 0), "?")
+        self.assertEqual(answers, {rid1: "OK", rid2: "OK"})
+        self.assertIn(f"qid={qid} event=follows", rig.log("n1"))
+        rig.wait_delivered(qid)
+        # positive control for "one copy": a later message delivered
+        other = qid_for(c, "n1")
+        status, _ = fr.enqueue(other, epoch, c.shards, "control")
+        self.assertEqual(status, "OK")
+        rig.wait_delivered(other)
+        self.assertEqual(rig.delivered().get(qid), 1)
 
 
 if __name__ == "__main__":
