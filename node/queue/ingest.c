@@ -368,8 +368,12 @@ ingest_undo_apply(struct store_txn *t, void *arg)
 	return rc == -ENOENT ? 0 : rc;
 }
 
-/* The withdrawal is committed (or failed: then the message stays and is
- * delivered, at-least-once): the hold ends with the item. */
+/* The withdrawal is committed: now the refusal goes out, and the hold
+ * ends with the item. Had it gone out first, a crash before this commit
+ * would leave a copy due at the restart for a message its client was
+ * told 4xx. (A withdrawal that failed leaves the copy, which is then
+ * delivered, at-least-once: still refused, as the peer does not have
+ * it.) */
 static void
 ingest_undo_done(int result, void *arg)
 {
@@ -377,15 +381,19 @@ ingest_undo_done(int result, void *arg)
 
 	log_info("qid=%s event=withdrawn reason=\"peer did not confirm\" "
 		 "result=%s", it->qid, shoal_strerror(result));
+	ingest_answer(it, SHOAL__STATUS__STATUS_NOT_DURABLE,
+		      "peer unavailable");
 	ingest_item_free(it);
 }
 
 /* The peer has it too (or need not): answer the router. Only an OK ends
  * the hold on delivery. A refusal withdraws the copy first, whether this
  * request stored it or found it stored (a resend: the refusal is what its
- * client gets, and the copy must not be delivered after it). The refusal
- * goes out before the withdrawal is committed, so that a withdrawal
- * reaching the peer always follows an answer the router has. */
+ * client gets, and the copy must not be delivered after it), and is
+ * answered once the withdrawal is committed (ingest_undo_done). The
+ * withdrawal leaves no tombstone, here or on the peer, so it may reach
+ * the peer before the router has the refusal: a resend finds nothing
+ * and stores the message anew. */
 static void
 ingest_durable(bool durable, void *arg)
 {
@@ -405,8 +413,6 @@ ingest_durable(bool durable, void *arg)
 	log_warn("qid=%s event=refused shard=%u error=\"not durable: peer "
 		 "unavailable and replication.require_peer is set\"",
 		 it->qid, it->shard);
-	ingest_answer(it, SHOAL__STATUS__STATUS_NOT_DURABLE,
-		      "peer unavailable");
 	commit_add(in->n->commit, ingest_undo_apply, ingest_undo_done, it);
 }
 
