@@ -343,7 +343,7 @@ ingest_item_free(struct ingest_item *it)
  * a 4xx and sends it again, so keeping this copy would deliver it twice.
  * Its due entry is the one its record names now (a resend's copy may
  * have been tried since it was stored). No tombstone: the qid may come
- * again, and the replica keeps none either (node/store.h). */
+ * again, and the replica keeps none either (node/store/store.h). */
 static int
 ingest_undo_apply(struct store_txn *t, void *arg)
 {

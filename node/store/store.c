@@ -1242,11 +1242,11 @@ store_supp_count(struct store_txn *t)
  * sets from its own tombstone). It is written in the transaction that
  * removes the message, so a router's resend or an old primary's handback
  * of the qid finds it and is a no-op instead of a second delivery
- * (node/ingest.c, node/repl_apply.c). A withdrawal (an enqueue refused
- * under require_peer: its client was answered 4xx and the router may send
- * the qid again) and a copy dropped after a move are no final outcome:
- * they leave no tombstone on either node (store_msg_del), or a resend of
- * the qid would be answered OK and never stored.
+ * (node/queue/ingest.c, node/cluster/repl_apply.c). A withdrawal (an
+ * enqueue refused under require_peer: its client was answered 4xx and the
+ * router may send the qid again) and a copy dropped after a move are no
+ * final outcome: they leave no tombstone on either node (store_msg_del),
+ * or a resend of the qid would be answered OK and never stored.
  *
  * Cost: the key alone (22 bytes and LMDB's 8-byte node header, about 50
  * bytes a qid with the B-tree's pages), kept until the qid's own time

@@ -669,7 +669,7 @@ class PromisesTest(ShoalTestCase):
     def test_19c_two_requests_for_one_qid_get_one_answer(self):
         """The same qid twice in one read while the first waits for the
         peer: the second finds it stored and gets the first's answer
-        (node/ingest.c, ingest_follow), and the MX one copy."""
+        (node/queue/ingest.c, ingest_follow), and the MX one copy."""
         rig = Rig(self, "require_peer = true; heartbeat_ms = 200; "
                   "failover_after_ms = 8000; peer_timeout_ms = 2500;",
                   router=False)
