@@ -660,6 +660,13 @@ class IngestTest(ShoalTestCase):
             src.kill()
         wait_for(lambda: c.queue_list()["unreachable"] == [], 30,
                  "every node answering queue list")
+        # what n1 acknowledged alone (its pair was not yet healthy, or
+        # degraded) reaches n2, the new owner, as a handback once the two
+        # hear each other again: the pair healthy both ways says it has
+        wait_for(lambda: [n.get("replication", {}).get("state")
+                          for n in c.status()["nodes"]] ==
+                 ["healthy", "healthy"], 30,
+                 "the pair healthy again (handback done)")
         listing = c.queue_list()
         st = c.status()
         owners = c.owners(st)
