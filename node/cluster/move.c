@@ -403,7 +403,7 @@ move_out_tick(struct move *m, uint64_t now)
 
 	if (o->phase == MOVE_IDLE)
 		return;
-	if (!owner_is_primary(m->n, o->shard)) {
+	if (!owner_is_primary(m->n->owner, o->shard)) {
 		move_out_end(m, SHOAL__STATUS__STATUS_INTERNAL,
 			     "no longer the shard's primary (failover?)");
 		return;
@@ -461,7 +461,7 @@ move_request(struct move *m, const void *reply_to, size_t reply_to_len,
 		why = "shard out of range";
 	else if (shardmap_node(m->n->map, req->to) == NULL)
 		why = "unknown node (not in the shard map: did it join?)";
-	else if (!owner_is_primary(m->n, req->shard))
+	else if (!owner_is_primary(m->n->owner, req->shard))
 		why = "not the shard's primary";
 	else if (strcmp(req->to, m->n->me->id) == 0)
 		why = "the shard is here already";
@@ -717,7 +717,8 @@ move_resume(struct move *m)
 	memcpy(to, (const char *)p + 4, len - 4);
 	to[len - 4] = '\0';
 	store_txn_abort(t);
-	if (shard < m->n->map->n_shards && owner_is_primary(m->n, shard) &&
+	if (shard < m->n->map->n_shards &&
+	    owner_is_primary(m->n->owner, shard) &&
 	    move_out_begin(m, shard, to) == 0)
 		log_info("node id=%s event=move_resumed shard=%u to=%s",
 			 m->n->me->id, shard, to);

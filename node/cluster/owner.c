@@ -95,11 +95,11 @@ struct owner {
 };
 
 bool
-owner_is_primary(const struct node *n, uint32_t shard)
+owner_is_primary(const struct owner *o, uint32_t shard)
 {
-	const char *p = shardmap_primary(n->map, shard);
+	const char *p = shardmap_primary(o->n->map, shard);
 
-	return p != NULL && strcmp(p, n->me->id) == 0;
+	return p != NULL && strcmp(p, o->n->me->id) == 0;
 }
 
 /* Journaled: the shards we are primary for, and one being moved here (it
@@ -110,7 +110,8 @@ owner_set_journal(struct node *n)
 	uint8_t *on = xcalloc(n->map->n_shards ? n->map->n_shards : 1, 1);
 
 	for (uint32_t s = 0; s < n->map->n_shards; s++)
-		on[s] = owner_is_primary(n, s) || n->owner->incoming == (int64_t)s;
+		on[s] = owner_is_primary(n->owner, s) ||
+			n->owner->incoming == (int64_t)s;
 	store_journal_shards(n->store, on, (uint32_t)n->map->n_shards);
 	free(on);
 }
@@ -235,7 +236,7 @@ owner_store_map(struct node *n, const Shoal__ShardMap *m, uint64_t *gained,
 			rc = owner_purge_in(t, s, lost);
 			continue;
 		}
-		bool was = owner_is_primary(n, s);
+		bool was = owner_is_primary(n->owner, s);
 		bool will = strcmp(m->shards[s]->primary, n->me->id) == 0;
 
 		if (was == will)
@@ -335,9 +336,9 @@ owner_set_frozen(struct owner *o, int64_t shard)
 }
 
 bool
-owner_is_frozen(const struct node *n, uint32_t shard)
+owner_is_frozen(const struct owner *o, uint32_t shard)
 {
-	return n->owner != NULL && n->owner->frozen == (int64_t)shard;
+	return o != NULL && o->frozen == (int64_t)shard;
 }
 
 /* Whether a planned handover is giving shard away. */
@@ -350,7 +351,7 @@ owner_is_handing(const struct owner *o, uint32_t shard)
 bool
 owner_may_start(struct owner *o, uint32_t shard)
 {
-	return owner_may_deliver(o) && owner_is_primary(o->n, shard) &&
+	return owner_may_deliver(o) && owner_is_primary(o, shard) &&
 	       o->frozen != (int64_t)shard && !owner_is_handing(o, shard);
 }
 

@@ -41,14 +41,14 @@ void owner_set_incoming(struct owner *o, int64_t shard);
 /* A shard being moved away: no deliveries start, enqueues are answered
  * "moving" (the router tries again). -1 for none. */
 void owner_set_frozen(struct owner *o, int64_t shard);
-bool owner_is_frozen(const struct node *n, uint32_t shard);
+bool owner_is_frozen(const struct owner *o, uint32_t shard);
 
 /* Drop the messages of a shard this node neither owns, replicates nor is
  * receiving (a move here that did not finish). Returns 0 or an error. */
 int owner_purge(struct owner *o, uint32_t shard);
 
 /* Whether this node is the primary of shard by its map. */
-bool owner_is_primary(const struct node *n, uint32_t shard);
+bool owner_is_primary(const struct owner *o, uint32_t shard);
 
 /* Adopt m if it is newer than the current map (lib/shardmap.h rule). m
  * is untrusted: it is re-checked. Returns true when adopted. */

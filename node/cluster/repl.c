@@ -517,7 +517,7 @@ repl_resync_one(const char *qid, uint32_t shard, const void *meta,
 
 	(void)meta;
 	(void)meta_len;
-	if (!owner_is_primary(rs->r->n, shard))
+	if (!owner_is_primary(rs->r->n->owner, shard))
 		return 0;
 	rs->n++;
 	return store_journal_touch(rs->t, qid, shard);
@@ -832,7 +832,7 @@ repl_count_replica(const char *qid, uint32_t shard, const void *meta,
 	(void)qid;
 	(void)meta;
 	(void)meta_len;
-	if (!owner_is_primary(rc->n, shard))
+	if (!owner_is_primary(rc->n->owner, shard))
 		rc->count++;
 	return 0;
 }

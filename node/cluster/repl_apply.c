@@ -188,7 +188,8 @@ repl_apply(struct store_txn *t, void *arg)
 		if (rec->seq <= a->have)
 			continue; /* applied already (a resend) */
 		/* suppression entries: the record as it is, either way */
-		if (!rec->suppression && owner_is_primary(a->r->n, rec->shard))
+		if (!rec->suppression &&
+		    owner_is_primary(a->r->n->owner, rec->shard))
 			rc = repl_apply_handback(a, t, rec);
 		else
 			rc = repl_record_apply(t, rec);

@@ -169,7 +169,7 @@ act_one(struct act_item *it, struct store_txn *t, const char *qid,
 		res->message = "unreadable record";
 		return 0;
 	}
-	if (!owner_is_primary(it->n, sm->shard)) {
+	if (!owner_is_primary(it->n->owner, sm->shard)) {
 		/* a replica copy: its primary answers for it */
 		res->message = "unknown qid";
 		shoal__stored_message__free_unpacked(sm, NULL);
@@ -227,7 +227,7 @@ act_flush_collect(const char *qid, uint32_t shard, const void *meta,
 
 	(void)meta;
 	(void)meta_len;
-	if (!owner_is_primary(f->it->n, shard))
+	if (!owner_is_primary(f->it->n->owner, shard))
 		return 0;
 	if (f->n == f->cap) {
 		f->cap = f->cap ? f->cap * 2 : 256;

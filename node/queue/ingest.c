@@ -134,9 +134,9 @@ ingest_answer(struct ingest_item *it, Shoal__Status status, const char *text)
 static Shoal__Status
 ingest_admit(const struct node *n, uint32_t shard)
 {
-	if (!owner_is_primary(n, shard))
+	if (!owner_is_primary(n->owner, shard))
 		return SHOAL__STATUS__STATUS_NOT_OWNER;
-	if (owner_is_frozen(n, shard))
+	if (owner_is_frozen(n->owner, shard))
 		return SHOAL__STATUS__STATUS_MOVING;
 	return SHOAL__STATUS__STATUS_OK;
 }

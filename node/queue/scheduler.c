@@ -97,7 +97,7 @@ sched_now(void)
 static bool
 sched_is_mine(const struct scheduler *s, uint32_t shard)
 {
-	return owner_is_primary(s->n, shard);
+	return owner_is_primary(s->n->owner, shard);
 }
 
 static int

@@ -177,7 +177,8 @@ suppress_note_bounce(struct suppress *sp, struct store_txn *t, const char *addr,
 	shard = suppress_shard(norm, sp->n->cfg->cluster.shards);
 	/* a frozen shard is being moved: an entry written now might miss the
 	 * last batch, so it waits as a pending add for the new owner */
-	mine = owner_is_primary(sp->n, shard) && !owner_is_frozen(sp->n, shard);
+	mine = owner_is_primary(sp->n->owner, shard) &&
+	       !owner_is_frozen(sp->n->owner, shard);
 	rc = suppress_entry_put(sp, t,
 				mine ? SUPPRESS_KEY_TAG : SUPPRESS_PENDING_TAG,
 				norm, reply, enhanced, "bounce", qid, 0);
@@ -251,7 +252,7 @@ supp_collect(const char *key, uint32_t shard, const void *entry, size_t len,
 
 	(void)entry;
 	(void)len;
-	if (k->node && !owner_is_primary(k->node, shard))
+	if (k->node && !owner_is_primary(k->node->owner, shard))
 		return 0;
 	if (k->n == k->cap) {
 		k->cap = k->cap ? k->cap * 2 : 64;
@@ -322,7 +323,7 @@ suppress_check(struct suppress *sp, const void *id, size_t id_len,
 		goto reply;
 	}
 	shard = suppress_shard(norm, n->cfg->cluster.shards);
-	if (!owner_is_primary(n, shard)) {
+	if (!owner_is_primary(n->owner, shard)) {
 		r.status = SHOAL__STATUS__STATUS_NOT_OWNER;
 		r.map = n->map;
 		goto reply;

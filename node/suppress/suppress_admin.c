@@ -147,7 +147,7 @@ supp_list_one(const char *key, uint32_t shard, const void *entry, size_t len,
 	Shoal__SuppressEntry *e;
 	const char *at;
 
-	if (!owner_is_primary(l->sp->n, shard))
+	if (!owner_is_primary(l->sp->n->owner, shard))
 		return 0;
 	if (l->n == l->limit) {
 		l->more = true;
@@ -277,14 +277,14 @@ suppress_admin(struct suppress *sp, const void *reply_to, size_t reply_to_len,
 		return;
 	}
 	if (!owner_is_primary(
-		    sp->n, suppress_shard(norm, sp->n->cfg->cluster.shards))) {
+		    sp->n->owner, suppress_shard(norm, sp->n->cfg->cluster.shards))) {
 		supp_answer(sp, reply_to, reply_to_len, rq->request_id,
 			    SHOAL__STATUS__STATUS_NOT_OWNER,
 			    "not the primary of the address's shard", NULL);
 		return;
 	}
 	if (sr->op != SHOAL__SUPPRESS_OP__SUPPRESS_SHOW &&
-	    owner_is_frozen(sp->n, suppress_shard(norm,
+	    owner_is_frozen(sp->n->owner, suppress_shard(norm,
 						  sp->n->cfg->cluster.shards))) {
 		/* a change now could miss the move's last batch */
 		supp_answer(sp, reply_to, reply_to_len, rq->request_id,

@@ -151,7 +151,7 @@ supp_send_add(struct suppress *sp, const char *key, Shoal__SuppressEntry *e)
 	if (owner == NULL)
 		goto keep;
 	if (strcmp(owner, sp->n->me->id) == 0) {
-		if (owner_is_frozen(sp->n, shard))
+		if (owner_is_frozen(sp->n->owner, shard))
 			goto keep;	/* moving: for the new owner */
 		supp_settle(sp, key, e);
 		return;
