@@ -34,6 +34,7 @@
 #include "node/cluster/owner.h"
 #include "node/cluster/repl.h"
 #include "node/queue/scheduler.h"
+#include "node/rpc/rpc.h"
 #include "node/store/store.h"
 #include "node/suppress/suppress.h"
 
@@ -45,14 +46,12 @@ int
 node_reply(struct node *n, const void *id, size_t id_len, const void *payload,
 	   size_t len)
 {
-	const void *bufs[2] = { id, payload };
-	size_t lens[2] = { id_len, len };
-	int rc = zsock_send(n->front, bufs, lens, 2, NULL);
+	struct rpc_ticket t = { .id_len = id_len };
 
-	if (rc != 0)
-		log_debug(LOG_SUB_ZMQ, "zmq event=reply_dropped error=\"%s\"",
-			  shoal_strerror(rc));
-	return rc;
+	if (id_len == 0 || id_len > RPC_ID_MAX)
+		return -EPROTO;
+	memcpy(t.id, id, id_len);
+	return rpc_reply(n->rpc, &t, payload, len);
 }
 
 /* Admin requests that change things, answered when done. */
@@ -107,29 +106,35 @@ node_on_admin(struct node *n, zmq_msg_t *frames, size_t nframes)
 	}
 }
 
+/* The links of the front socket (lib/wire.h tags), each to its module. */
 static void
-node_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
+node_on_router_link(void *arg, zmq_msg_t *frames, size_t nframes)
 {
 	struct node *n = arg;
-	const char *tag;
 
-	(void)zs;
-	if (nframes < 3 || zmq_msg_size(&frames[1]) != WIRE_TAG_LEN) {
-		log_warn("zmq event=bad_message reason=\"no link tag\" frames=%zu",
-			 nframes);
-		return;
-	}
-	tag = zmq_msg_data(&frames[1]);
-	if (memcmp(tag, WIRE_TAG_ROUTER, WIRE_TAG_LEN) == 0)
-		ingest_handle(n->ingest, frames, nframes);
-	else if (memcmp(tag, WIRE_TAG_ADMIN, WIRE_TAG_LEN) == 0)
-		node_on_admin(n, frames, nframes);
-	else if (memcmp(tag, WIRE_TAG_NODE, WIRE_TAG_LEN) == 0)
-		repl_handle(n->repl, frames, nframes);
-	else if (memcmp(tag, WIRE_TAG_MOVE, WIRE_TAG_LEN) == 0)
-		move_handle(n->move, frames, nframes);
-	else
-		log_warn("zmq event=bad_message reason=\"unknown link tag\"");
+	ingest_handle(n->ingest, frames, nframes);
+}
+
+static void
+node_on_admin_link(void *arg, zmq_msg_t *frames, size_t nframes)
+{
+	node_on_admin(arg, frames, nframes);
+}
+
+static void
+node_on_peer_link(void *arg, zmq_msg_t *frames, size_t nframes)
+{
+	struct node *n = arg;
+
+	repl_handle(n->repl, frames, nframes);
+}
+
+static void
+node_on_move_link(void *arg, zmq_msg_t *frames, size_t nframes)
+{
+	struct node *n = arg;
+
+	move_handle(n->move, frames, nframes);
 }
 
 /* Load the stored map, or store the config-derived first map. */
@@ -206,91 +211,6 @@ static void
 node_commit_hook(void *arg)
 {
 	repl_kick(arg);
-}
-
-/* A ZAP request (RFC 27): version, id, domain, address, identity,
- * mechanism, then for CURVE the client's public key. */
-static void
-node_on_zap(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
-{
-	struct node *n = arg;
-	bool ok = nframes == 7 && zmq_msg_size(&frames[5]) == 5 &&
-		  memcmp(zmq_msg_data(&frames[5]), "CURVE", 5) == 0 &&
-		  curve_client_allowed(zmq_msg_data(&frames[6]),
-				       zmq_msg_size(&frames[6]));
-	const void *bufs[6] = { "1.0", NULL, ok ? "200" : "400",
-				ok ? "OK" : "not a cluster key", "", "" };
-	size_t lens[6] = { 3, 0, 3, ok ? 2 : 17, 0, 0 };
-
-	if (nframes < 2)
-		return;
-	bufs[1] = zmq_msg_data(&frames[1]);
-	lens[1] = zmq_msg_size(&frames[1]);
-	if (!ok)
-		log_warn("node id=%s event=refused_client reason=\"no cluster "
-			 "key\"",
-			 n->me->id);
-	zsock_send(zs, bufs, lens, 6, NULL);
-}
-
-/* Loopback, IPC or in-process: nothing to encrypt. */
-static bool
-node_is_local(const char *ep)
-{
-	return strncmp(ep, "tcp://127.", 10) == 0 ||
-	       strncmp(ep, "tcp://[::1]", 11) == 0 ||
-	       strncmp(ep, "tcp://localhost:", 16) == 0 ||
-	       strncmp(ep, "ipc://", 6) == 0 || strncmp(ep, "inproc://", 9) == 0;
-}
-
-/* Whether the host of a tcp:// endpoint is a name rather than an IP
- * literal or "*": ZeroMQ binds only to addresses and interfaces, never to
- * a DNS name (zmq_bind fails with ENODEV). */
-static bool
-node_is_host_name(const char *ep)
-{
-	const char *h = ep + 6, *port = strrchr(ep, ':');
-	char host[256];
-	unsigned char bin[4];
-	size_t len = (size_t)(port - h);
-
-	if (h[0] == '[' || h[0] == '*' || len == 0 || len >= sizeof(host))
-		return false;
-	memcpy(host, h, len);
-	host[len] = '\0';
-	return inet_pton(AF_INET, host, bin) != 1;
-}
-
-/* Where to bind: the endpoint; without CURVE keys only its port on
- * loopback (unencrypted links stay on this host), with a warning. An
- * endpoint named by host name (Kubernetes: pod-0.service) binds the port
- * on every interface, with CURVE, or on loopback without it
- * ("localhost"). */
-static const char *
-node_bind_endpoint(const char *ep, char *buf, size_t len)
-{
-	const char *port = strrchr(ep, ':');
-
-	if (strncmp(ep, "tcp://", 6) != 0 || port == NULL)
-		return ep;
-	if (strncmp(ep, "tcp://localhost:", 16) == 0) {
-		snprintf(buf, len, "tcp://127.0.0.1%s", port);
-		return buf;
-	}
-	if (curve_on() && node_is_host_name(ep)) {
-		snprintf(buf, len, "tcp://*%s", port);
-		log_info("node endpoint=%s event=bind bound=%s note=\"a host "
-			 "name: listening on every interface\"", ep, buf);
-		return buf;
-	}
-	if (curve_on() || node_is_local(ep))
-		return ep;
-	snprintf(buf, len, "tcp://127.0.0.1%s", port);
-	log_warn("node endpoint=%s event=unencrypted bound=%s note=\"without "
-		 "cluster.curve_keys the node listens on loopback only: set it "
-		 "(shoalctl keygen) to serve other hosts\"",
-		 ep, buf);
-	return buf;
 }
 
 #define NODE_STOP_POLL_MS 20
@@ -390,7 +310,6 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	struct node *n = xcalloc(1, sizeof(*n));
 	int64_t max_msg = (int64_t)cfg->router.max_message_size +
 			  WIRE_BODY_SLACK + WIRE_META_MAX;
-	char local[64];
 	int rc;
 
 	n->cfg = cfg;
@@ -439,26 +358,13 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	n->metrics = metrics_new(n);
 	n->move = move_new(n);
 	n->supp = suppress_new(n);
-	n->front = zsock_new(base, n->zctx, ZMQ_ROUTER, max_msg, node_on_msg,
-			     NULL, n);
-	if (n->front == NULL) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	if (curve_on()) {
-		/* ZAP: only clients holding the cluster's keys get in */
-		n->zap = zsock_new(base, n->zctx, ZMQ_REP, 4096, node_on_zap,
-				   NULL, n);
-		if (n->zap == NULL ||
-		    zsock_bind(n->zap, "inproc://zeromq.zap.01") != 0) {
-			rc = -EIO;
-			goto fail;
-		}
-	}
-	rc = zsock_bind(n->front, node_bind_endpoint(me->endpoint, local,
-						     sizeof(local)));
+	rc = rpc_open(base, n->zctx, me->id, me->endpoint, max_msg, &n->rpc);
 	if (rc != 0)
 		goto fail;
+	rpc_on(n->rpc, WIRE_TAG_ROUTER, node_on_router_link, n);
+	rpc_on(n->rpc, WIRE_TAG_ADMIN, node_on_admin_link, n);
+	rpc_on(n->rpc, WIRE_TAG_NODE, node_on_peer_link, n);
+	rpc_on(n->rpc, WIRE_TAG_MOVE, node_on_move_link, n);
 	n->sig_term = evsignal_new(base, SIGTERM, node_on_signal, n);
 	n->sig_int = evsignal_new(base, SIGINT, node_on_signal, n);
 	n->sig_hup = evsignal_new(base, SIGHUP, node_on_hup, n);
@@ -520,8 +426,7 @@ node_free(struct node *n)
 		event_free(n->stop_timer);
 	if (n->release_timer)
 		event_free(n->release_timer);
-	zsock_free(n->front);
-	zsock_free(n->zap);
+	rpc_close(n->rpc);
 	if (n->zctx)
 		zmq_ctx_term(n->zctx);
 	commit_free(n->commit);

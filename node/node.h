@@ -15,6 +15,7 @@ struct event_base;
 struct store;
 struct commit;
 struct zsock;
+struct rpc;
 struct ingest;
 struct scheduler;
 struct deliver;
@@ -32,8 +33,7 @@ struct node {
 	void *zctx;
 	struct store *store;
 	struct commit *commit;
-	struct zsock *front;       /* ROUTER at me->endpoint */
-	struct zsock *zap;         /* CURVE admission (lib/curve.h), or NULL */
+	struct rpc *rpc;           /* the front socket (node/rpc/rpc.h) */
 	struct ingest *ingest;
 	struct scheduler *sched;
 	struct deliver *deliver;
