@@ -104,6 +104,7 @@ struct deliver {
 	struct node *n;
 	struct dns *dns;
 	SSL_CTX *ssl;
+	struct smtpc_ctx *smtpc;  /* our SMTP clients, those saying QUIT too */
 	struct dest *dests;
 	struct dwait *waits;      /* jobs waiting for DNS */
 	uint32_t n_conns;
@@ -650,7 +651,7 @@ dconn_open(struct dconn *dc)
 	o.ssl_ctx = d->ssl;
 	o.addr = (const struct sockaddr *)&a->sa;
 	o.timeout_scale_pct = 100;
-	dc->c = smtpc_open(d->n->base, &o, dconn_on_ready, dc);
+	dc->c = smtpc_open(d->smtpc, &o, dconn_on_ready, dc);
 	if (dc->c == NULL) {
 		struct smtpc_reply r = { 0 };
 
@@ -1047,6 +1048,7 @@ deliver_new(struct node *n)
 	if ((d->egress = egress_new(n->cfg)) == NULL)
 		goto fail;
 	d->ssl = smtpc_ssl_ctx_new();
+	d->smtpc = smtpc_ctx_new(n->base);
 	d->share = shaping_share(n->map, n->me->id);
 	return d;
 fail:
@@ -1109,7 +1111,7 @@ deliver_free(struct deliver *d)
 		job_free(w->job);
 		free(w);
 	}
-	smtpc_shutdown();
+	smtpc_ctx_free(d->smtpc); /* after every connection was closed */
 	egress_free(d->egress);
 	dns_free(d->dns);
 	if (d->ssl)

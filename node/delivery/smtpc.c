@@ -4,9 +4,10 @@
  * RCPT..., DATA) written all at once when the server offers PIPELINING,
  * one by one otherwise; replies are matched to the plan in order.
  *
- * Callbacks into the caller go through smtpc_call_*(), which notice when
- * the caller closed the connection from inside the callback: the reading
- * loop then stops touching the connection. */
+ * Callbacks into the caller go through smtpc_call_*(), inside a guard
+ * (lib/guard.h): when the caller closes the connection from inside the
+ * callback, the reading loop stops touching it and the outermost callback
+ * frees it on the way out. */
 #include "node/delivery/smtpc.h"
 
 #include <arpa/inet.h>
@@ -24,6 +25,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "lib/guard.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "node/delivery/smtpc_proto.h"
@@ -72,8 +74,15 @@ static const struct {
 /* One command of a message plan and what its reply means. */
 enum plan_cmd { PLAN_RSET, PLAN_MAIL, PLAN_RCPT, PLAN_DATA };
 
+struct smtpc_ctx {
+	struct event_base *base;
+	struct smtpc *quitting;   /* closed, waiting for the reply to QUIT */
+	uint64_t repairs;         /* bodies the encoder had to repair */
+};
+
 struct smtpc {
-	struct smtpc *qnext, **qprev; /* on smtpc_quitting while saying QUIT */
+	struct smtpc_ctx *x;
+	struct smtpc *qnext, **qprev; /* on x->quitting while saying QUIT */
 	struct event_base *base;
 	struct bufferevent *bev;
 	struct event *timer;     /* the current state's timeout */
@@ -81,9 +90,8 @@ struct smtpc {
 	enum smtpc_state state;
 	bool tls_wanted;         /* opportunistic or required, with a ctx */
 	bool tls_tried;          /* STARTTLS sent once */
-	bool closing;            /* smtpc_close() called: no more callbacks */
-	int in_cb;               /* depth of caller callbacks running */
-	bool free_after_cb;
+	struct guard guard;      /* closing: smtpc_close() called, no more
+				    callbacks; sections: caller callbacks */
 	/* Output of one read callback (or one smtpc_send) gathers in pend
 	 * and is written straight to the socket at its end (smtpc_flush):
 	 * no write event to add and remove, no extra pass of the loop. Only
@@ -117,13 +125,6 @@ struct smtpc {
 	size_t n_accepted;       /* recipients accepted at RCPT */
 	bool *rcpt_ok;
 };
-
-/* Closed connections still waiting for the reply to QUIT: nobody else
- * points at them, so smtpc_shutdown() finds them here. */
-static struct smtpc *smtpc_quitting;
-
-/* Bodies the encoder had to repair, for the rate-limited warning. */
-static uint64_t smtpc_repairs;
 
 static void smtpc_on_read(struct bufferevent *bev, void *arg);
 static void smtpc_on_write(struct bufferevent *bev, void *arg);
@@ -180,23 +181,23 @@ smtpc_local(struct smtpc_reply *r, int code, const char *enhanced,
 static bool
 smtpc_after_cb(struct smtpc *c)
 {
-	if (--c->in_cb > 0 || !c->closing)
-		return !c->closing;
-	if (c->free_after_cb)
-		smtpc_free(c);
-	return false;
+	if (guard_leave(&c->guard)) {
+		smtpc_free(c); /* smtpc_close() inside the callback */
+		return false;
+	}
+	return !guard_is_closing(&c->guard);
 }
 
 static bool
 smtpc_call_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 		 const struct smtpc_reply *r)
 {
-	if (c->closing || c->ready == NULL)
-		return !c->closing;
+	if (guard_is_closing(&c->guard) || c->ready == NULL)
+		return !guard_is_closing(&c->guard);
 	smtpc_ready_fn fn = c->ready;
 
 	c->ready = NULL;
-	c->in_cb++;
+	guard_enter(&c->guard);
 	fn(c, ok, phase, r, c->ready_arg);
 	return smtpc_after_cb(c);
 }
@@ -216,11 +217,11 @@ smtpc_call_done(struct smtpc *c)
 	memset(&c->msg, 0, sizeof(c->msg));
 	if (c->state == ST_PLAN || c->state == ST_DOT)
 		smtpc_enter(c, ST_READY);
-	if (c->closing || fn == NULL) {
+	if (guard_is_closing(&c->guard) || fn == NULL) {
 		free(res.rcpt);
-		return !c->closing;
+		return !guard_is_closing(&c->guard);
 	}
-	c->in_cb++;
+	guard_enter(&c->guard);
 	fn(c, &res, c->done_arg);
 	ok = smtpc_after_cb(c);
 	free(res.rcpt);
@@ -255,7 +256,7 @@ smtpc_fail(struct smtpc *c, enum smtpc_phase phase,
 		c->res.failed_phase = phase;
 		return smtpc_call_done(c);
 	}
-	return !c->closing;
+	return !guard_is_closing(&c->guard);
 }
 
 static bool
@@ -293,7 +294,8 @@ smtpc_on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->state == ST_QUIT || (c->closing && c->in_cb == 0)) {
+	if (c->state == ST_QUIT || (guard_is_closing(&c->guard) &&
+				    !guard_is_held(&c->guard))) {
 		smtpc_free(c);
 		return;
 	}
@@ -341,8 +343,8 @@ smtpc_out(struct smtpc *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
-	if (c->batching && !c->closing && c->state != ST_DEAD &&
-	    bufferevent_get_underlying(c->bev) == NULL)
+	if (c->batching && !guard_is_closing(&c->guard) &&
+	    c->state != ST_DEAD && bufferevent_get_underlying(c->bev) == NULL)
 		return c->pend;
 	if (c->pend != NULL && evbuffer_get_length(c->pend) > 0)
 		evbuffer_add_buffer(out, c->pend);
@@ -694,7 +696,7 @@ smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_done_fn done,
 
 	if (c->done != NULL || c->done_pending)
 		return -EBUSY;
-	if (c->state != ST_READY || c->closing)
+	if (c->state != ST_READY || guard_is_closing(&c->guard))
 		return -ENOTCONN;
 	c->msg = *m;
 	c->done = done;
@@ -767,13 +769,13 @@ smtpc_add_body(struct smtpc *c)
 	smtpc_proto_body_feed(&enc, out, c->msg.body, c->msg.body_len);
 	smtpc_proto_body_end(&enc, out);
 	if (smtpc_proto_body_repaired(&enc) &&
-	    smtpc_repairs++ % SMTPC_REPAIR_LOG_EVERY == 0)
+	    c->x->repairs++ % SMTPC_REPAIR_LOG_EVERY == 0)
 		log_warn("qid=%s mx=%s event=body_repaired bare_cr=%zu "
 			 "bare_lf=%zu folded=%zu count=%llu",
 			 c->msg.qid && c->msg.qid[0] ? c->msg.qid : "-",
 			 c->info.mx_name[0] ? c->info.mx_name : c->info.peer_ip,
 			 enc.bare_cr, enc.bare_lf, enc.folded,
-			 (unsigned long long)smtpc_repairs);
+			 (unsigned long long)c->x->repairs);
 }
 
 static bool
@@ -1031,9 +1033,10 @@ smtpc_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
 }
 
 struct smtpc *
-smtpc_open(struct event_base *base, const struct smtpc_opts *o,
+smtpc_open(struct smtpc_ctx *x, const struct smtpc_opts *o,
 	   smtpc_ready_fn ready, void *arg)
 {
+	struct event_base *base = x->base;
 	struct smtpc *c;
 	evutil_socket_t fd;
 	socklen_t alen = o->addr->sa_family == AF_INET6 ?
@@ -1048,6 +1051,7 @@ smtpc_open(struct event_base *base, const struct smtpc_opts *o,
 		return NULL;
 	}
 	c = xcalloc(1, sizeof(*c));
+	c->x = x;
 	c->base = base;
 	c->ready = ready;
 	c->ready_arg = arg;
@@ -1113,7 +1117,7 @@ smtpc_info(const struct smtpc *c)
 bool
 smtpc_is_usable(const struct smtpc *c)
 {
-	return !c->closing && c->state == ST_READY;
+	return !guard_is_closing(&c->guard) && c->state == ST_READY;
 }
 
 static void
@@ -1141,25 +1145,25 @@ smtpc_free(struct smtpc *c)
 void
 smtpc_close(struct smtpc *c)
 {
-	if (c == NULL || c->closing)
+	if (c == NULL || guard_is_closing(&c->guard))
 		return;
-	c->closing = true;
 	if (c->later)
 		event_del(c->later);
 	c->ready_pending = c->done_pending = false;
 	if (c->state == ST_READY) {
 		/* polite QUIT; freed on its reply, on EOF or after a while */
+		guard_close(&c->guard);
 		smtpc_write(c, "QUIT");
 		smtpc_enter(c, ST_QUIT);
-		c->qnext = smtpc_quitting;
+		c->qnext = c->x->quitting;
 		if (c->qnext)
 			c->qnext->qprev = &c->qnext;
-		c->qprev = &smtpc_quitting;
-		smtpc_quitting = c;
+		c->qprev = &c->x->quitting;
+		c->x->quitting = c;
 		return;
 	}
-	if (c->in_cb > 0) {
-		c->free_after_cb = true;
+	if (!guard_free(&c->guard)) {
+		/* inside one of its callbacks: freed on their way out */
 		c->state = ST_DEAD;
 		evtimer_del(c->timer);
 		if (c->bev)
@@ -1184,9 +1188,21 @@ smtpc_ssl_ctx_new(void)
 	return ctx;
 }
 
-void
-smtpc_shutdown(void)
+struct smtpc_ctx *
+smtpc_ctx_new(struct event_base *base)
 {
-	while (smtpc_quitting)
-		smtpc_free(smtpc_quitting);
+	struct smtpc_ctx *x = xcalloc(1, sizeof(*x));
+
+	x->base = base;
+	return x;
+}
+
+void
+smtpc_ctx_free(struct smtpc_ctx *x)
+{
+	if (x == NULL)
+		return;
+	while (x->quitting)
+		smtpc_free(x->quitting);
+	free(x);
 }
