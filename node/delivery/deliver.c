@@ -153,56 +153,45 @@ deliver_log_result(const struct job *j, size_t k, const char *mx,
 		 "status=%s category=%s text=%s",
 		 j->msg->qid, j->msg->sm->envelope->rcpts[j->rcpt[k]]->address,
 		 mx && mx[0] ? mx : "-", ip && ip[0] ? ip : "-",
-		 source && source[0] ? source : "-",
-		 oc == OUTCOME_DELIVERED ? "delivered" :
-		 oc == OUTCOME_BOUNCED	 ? "bounced" :
-					   "deferred",
-		 code, status[0] ? status : "-",
+		 source && source[0] ? source : "-", outcome_name(oc), code, status[0] ? status : "-",
 		 cat ? classify_name(cat) : "-",
 		 log_quote(q, sizeof(q), text, strlen(text)));
 }
 
-/* Give every recipient of a job the same result and hand it back. */
+/* Give every recipient of a job the same verdict (outcome.c's) and hand
+ * it back; code and text say what happened. */
 static void
-deliver_finish_all(struct job *j, enum outcome oc, enum classify_cat cat,
-		   int code, const char *status, const char *text,
-		   const char *mx, const char *source)
+deliver_finish_all(struct job *j, const struct outcome_verdict *v, int code,
+		   const char *text, const char *mx, const char *source)
 {
 	for (size_t k = 0; k < j->n; k++) {
 		struct job_result *r = &j->res[k];
 
 		memset(r, 0, sizeof(*r));
-		r->outcome = oc;
-		r->category = cat;
+		r->outcome = v->outcome;
+		r->category = v->category;
 		r->reply.code = code;
 		snprintf(r->reply.enhanced, sizeof(r->reply.enhanced), "%s",
-			 status);
+			 v->status);
 		snprintf(r->reply.text, sizeof(r->reply.text), "%s", text);
-		snprintf(r->status, sizeof(r->status), "%s", status);
+		snprintf(r->status, sizeof(r->status), "%s", v->status);
 		snprintf(r->mx, sizeof(r->mx), "%s", mx ? mx : "");
 		snprintf(r->source, sizeof(r->source), "%s",
 			 source ? source : "");
-		deliver_log_result(j, k, mx, NULL, source, oc, cat, code, status,
-				   text);
+		deliver_log_result(j, k, mx, NULL, source, v->outcome,
+				   v->category, code, v->status, text);
 	}
 	scheduler_job_done(j->sched, j);
 }
 
+/* A failure found before any server was asked. */
 static void
-deliver_finish_reply(struct job *j, const struct smtpc_reply *reply,
-		     enum smtpc_phase phase, const char *mx, const char *source)
+deliver_finish_local(struct job *j, enum outcome_local why, const char *text)
 {
-	char status[16];
-	enum outcome oc = outcome_of_reply(reply);
+	struct outcome_verdict v;
 
-	/* a connection-level failure never delivers nor bounces by itself */
-	if (oc == OUTCOME_DELIVERED || phase <= SMTPC_PH_TLS)
-		oc = OUTCOME_DEFERRED;
-	outcome_status(reply, status);
-	if (oc == OUTCOME_DEFERRED && status[0] != '4')
-		status[0] = '4';
-	deliver_finish_all(j, oc, classify_reply(reply, phase), reply->code,
-			   status, reply->text, mx, source);
+	outcome_of_local(why, &v);
+	deliver_finish_all(j, &v, 0, text, "", NULL);
 }
 
 /* ---- destinations ---------------------------------------------------- */
@@ -402,18 +391,21 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 		const struct smtpc_reply *rep =
 			k < res->n_rcpts ? &res->rcpt[k] : &res->msg_reply;
 
+		struct outcome_verdict v;
+
+		outcome_of_rcpt(rep, res->failed_phase, &v);
 		memset(r, 0, sizeof(*r));
 		r->reply = *rep;
-		r->outcome = outcome_of_reply(rep);
-		r->category = classify_reply(rep, res->failed_phase);
-		outcome_status(rep, r->status);
+		r->outcome = v.outcome;
+		r->category = v.category;
+		snprintf(r->status, sizeof(r->status), "%s", v.status);
 		snprintf(r->mx, sizeof(r->mx), "%s", mx);
 		snprintf(r->ip, sizeof(r->ip), "%s", info->peer_ip);
 		snprintf(r->source, sizeof(r->source), "%s", info->source_ip);
 		if (info->tls_active)
 			snprintf(r->tls, sizeof(r->tls), "%s %s",
 				 info->tls_version, info->tls_cipher);
-		r->relayed_no_dsn = r->outcome == OUTCOME_DELIVERED && !info->dsn;
+		r->relayed_no_dsn = outcome_is_relayed(r->outcome, info->dsn);
 		deliver_log_result(j, k, mx, info->peer_ip, info->source_ip,
 				   r->outcome, r->category, rep->code, r->status,
 				   rep->text);
@@ -512,6 +504,7 @@ dest_fail(struct dest *ds, enum smtpc_phase phase,
 	  const struct smtpc_reply *reply, const char *mx, const char *source)
 {
 	char q[LOG_QUOTE_BUF];
+	struct outcome_verdict v;
 	struct job *j;
 
 	if (ds->n_conns > ds->n_connecting)
@@ -519,8 +512,9 @@ dest_fail(struct dest *ds, enum smtpc_phase phase,
 	log_info("dest=%s event=all_hosts_failed queued=%zu error=%s",
 		 ds->key, ds->queued,
 		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
+	outcome_of_setup_failure(phase, reply, &v);
 	while ((j = dest_pop(ds)) != NULL)
-		deliver_finish_reply(j, reply, phase, mx, source);
+		deliver_finish_all(j, &v, reply->code, reply->text, mx, source);
 }
 
 /* This connection could not be set up at its address: the next MX
@@ -603,13 +597,13 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 		return;
 	}
 	/* opportunistic TLS that failed: this host again, in plain text */
-	if (phase == SMTPC_PH_TLS && ds->tls == SMTPC_TLS_OPPORTUNISTIC &&
-	    !dc->tls_off) {
+	if (outcome_retry_plain(phase, ds->tls == SMTPC_TLS_OPPORTUNISTIC,
+				dc->tls_off)) {
 		dc->tls_off = true;
 		dconn_open(dc);
 		return;
 	}
-	if (phase <= SMTPC_PH_GREETING)
+	if (outcome_marks_host_down(phase))
 		a->down_until = deliver_now() + DELIVER_DOWN_S;
 	dconn_fail(dc, phase, reply, source, true);
 }
@@ -823,6 +817,7 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	struct deliver *d = w->d;
 	struct job *j = w->job;
 	char key[DELIVER_KEY_MAX], mxkey[DELIVER_KEY_MAX];
+	struct outcome_verdict v;
 	ssize_t pool;
 	struct dest *ds;
 	uint16_t port = w->route_key[0] ? w->route_port :
@@ -830,24 +825,9 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 
 	dwait_unlink(w);
 	metrics_dns(d->n->metrics, r->status);
-	switch (r->status) {
-	case DNS_OK:
-		break;
-	case DNS_NULL_MX:
-		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE, 0,
-				   "5.1.10", r->error, "", NULL);
+	if (outcome_of_dns(r->status, &v)) {
 		free(w);
-		return;
-	case DNS_NXDOMAIN:
-	case DNS_NO_HOSTS:
-		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE, 0,
-				   "5.1.2", r->error, "", NULL);
-		free(w);
-		return;
-	default:
-		deliver_finish_all(j, OUTCOME_DEFERRED, CLASSIFY_DNS_FAILURE, 0,
-				   "4.4.3", r->error, "", NULL);
-		free(w);
+		deliver_finish_all(j, &v, 0, r->error, "", NULL);
 		return;
 	}
 	pool = deliver_pool(d, j);
@@ -948,8 +928,8 @@ deliver_submit(struct deliver *d, struct job *j)
 					   &w->route_port,
 					   (uint16_t)cfg->delivery.smtp_port) != 0) {
 			free(w);
-			deliver_finish_all(j, OUTCOME_DEFERRED, CLASSIFY_OTHER,
-					   0, "4.3.5", "bad route host", "", NULL);
+			deliver_finish_local(j, OUTCOME_LOCAL_BAD_ROUTE,
+					     "bad route host");
 			return;
 		}
 		snprintf(w->route_key, sizeof(w->route_key), "route:%s",
@@ -961,8 +941,8 @@ deliver_submit(struct deliver *d, struct job *j)
 	}
 	if (j->domain[0] == '\0') {
 		free(w);
-		deliver_finish_all(j, OUTCOME_BOUNCED, CLASSIFY_INVALID_RECIPIENT,
-				   0, "5.1.3", "recipient has no domain", "", NULL);
+		deliver_finish_local(j, OUTCOME_LOCAL_NO_DOMAIN,
+				     "recipient has no domain");
 		return;
 	}
 	/* an address literal [1.2.3.4] is its own host */
@@ -976,9 +956,8 @@ deliver_submit(struct deliver *d, struct job *j)
 		l = strlen(h);
 		if (l < 2 || l >= sizeof(host) || h[l - 1] != ']') {
 			free(w);
-			deliver_finish_all(j, OUTCOME_BOUNCED,
-					   CLASSIFY_INVALID_RECIPIENT, 0,
-					   "5.1.2", "bad address literal", "", NULL);
+			deliver_finish_local(j, OUTCOME_LOCAL_BAD_LITERAL,
+					     "bad address literal");
 			return;
 		}
 		memcpy(host, h, l - 1);
