@@ -34,10 +34,7 @@
 #include "node/delivery/dns.h"
 #include "node/delivery/egress.h"
 #include "node/delivery/job.h"
-#include "node/ops/metrics.h"
-#include "node/node.h"
 #include "node/delivery/outcome.h"
-#include "node/queue/scheduler.h"
 #include "node/delivery/shaping.h"
 #include "node/delivery/smtpc.h"
 
@@ -101,7 +98,10 @@ struct dconn {
 };
 
 struct deliver {
-	struct node *n;
+	struct event_base *base;
+	const struct config *cfg;   /* borrowed: outlives d */
+	char *node_id;              /* ours, for the limits share */
+	struct deliver_hooks hooks; /* to the layer above (node.c's) */
 	struct dns *dns;
 	SSL_CTX *ssl;
 	struct smtpc_ctx *smtpc;  /* our SMTP clients, those saying QUIT too */
@@ -161,8 +161,9 @@ deliver_log_result(const struct job *j, size_t k, const char *mx,
 /* Give every recipient of a job the same verdict (outcome.c's) and hand
  * it back; code and text say what happened. */
 static void
-deliver_finish_all(struct job *j, const struct outcome_verdict *v, int code,
-		   const char *text, const char *mx, const char *source)
+deliver_finish_all(struct deliver *d, struct job *j,
+		   const struct outcome_verdict *v, int code, const char *text,
+		   const char *mx, const char *source)
 {
 	for (size_t k = 0; k < j->n; k++) {
 		struct job_result *r = &j->res[k];
@@ -181,17 +182,33 @@ deliver_finish_all(struct job *j, const struct outcome_verdict *v, int code,
 		deliver_log_result(j, k, mx, NULL, source, v->outcome,
 				   v->category, code, v->status, text);
 	}
-	scheduler_job_done(j->sched, j);
+	d->hooks.job_done(d->hooks.arg, j);
 }
 
 /* A failure found before any server was asked. */
 static void
-deliver_finish_local(struct job *j, enum outcome_local why, const char *text)
+deliver_finish_local(struct deliver *d, struct job *j, enum outcome_local why,
+		     const char *text)
 {
 	struct outcome_verdict v;
 
 	outcome_of_local(why, &v);
-	deliver_finish_all(j, &v, 0, text, "", NULL);
+	deliver_finish_all(d, j, &v, 0, text, "", NULL);
+}
+
+/* Whether j may start now: the lease, ownership and freezes, as the layer
+ * above says (node/cluster's owner_may_start() behind the hook). */
+static bool
+deliver_may_start(const struct deliver *d, const struct job *j)
+{
+	return d->hooks.job_may_start(d->hooks.arg, j);
+}
+
+/* Hand j back without an attempt: it stays due. */
+static void
+deliver_abandon(struct deliver *d, struct job *j)
+{
+	d->hooks.job_abandon(d->hooks.arg, j);
 }
 
 /* ---- destinations ---------------------------------------------------- */
@@ -231,9 +248,9 @@ dest_new(struct deliver *d, const char *key, const char *domain,
 	ds->pool = pool;
 	snprintf(ds->key, sizeof(ds->key), "%s", key);
 	snprintf(ds->domain, sizeof(ds->domain), "%s", domain);
-	shaping_for_pool(d->n->cfg, dest_pool_name(ds), domain, d->share,
+	shaping_for_pool(d->cfg, dest_pool_name(ds), domain, d->share,
 			 &ds->shape);
-	ds->wake = evtimer_new(d->n->base, dest_on_wake, ds);
+	ds->wake = evtimer_new(d->base, dest_on_wake, ds);
 	ds->next = d->dests;
 	d->dests = ds;
 	log_debug(LOG_SUB_SMTP, "dest=%s event=created max_conns=%u", key,
@@ -279,7 +296,7 @@ dest_enqueue(struct dest *ds, struct job *j)
 	struct shaping s;
 
 	/* a limit naming this domain applies to its whole destination */
-	shaping_for_pool(ds->d->n->cfg, dest_pool_name(ds), j->domain,
+	shaping_for_pool(ds->d->cfg, dest_pool_name(ds), j->domain,
 			 ds->d->share, &s);
 	if (s.is_specific && !ds->shape.is_specific) {
 		s.tokens = ds->shape.tokens;
@@ -379,7 +396,7 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 	if (res->withdrawn) {
 		/* fenced or handed over while the commands were out: not an
 		 * attempt, the message stays due (node/owner.h) */
-		scheduler_job_abandon(j->sched, j);
+		deliver_abandon(ds->d, j);
 		dconn_free(dc);
 		dest_pump(ds);
 		dest_maybe_free(ds);
@@ -410,7 +427,7 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 				   r->outcome, r->category, rep->code, r->status,
 				   rep->text);
 	}
-	scheduler_job_done(j->sched, j);
+	ds->d->hooks.job_done(ds->d->hooks.arg, j);
 	if (res->conn_lost || !smtpc_is_usable(c) ||
 	    dc->msgs >= ds->shape.max_msgs_per_conn ||
 	    ds->n_conns > ds->shape.max_connections) {
@@ -427,7 +444,9 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 static bool
 dconn_may_commit(void *arg)
 {
-	return scheduler_job_may_start(arg);
+	struct dconn *dc = arg;
+
+	return deliver_may_start(dc->dest->d, dc->send.job);
 }
 
 static void
@@ -462,7 +481,7 @@ dconn_send(struct dconn *dc, struct job *j)
 	m.body_len = j->msg->body_len;
 	m.qid = j->msg->qid;
 	m.may_commit = dconn_may_commit;
-	m.commit_arg = j;
+	m.commit_arg = dc;
 	if (smtpc_send(dc->c, &m, dconn_on_sent, dc) != 0) {
 		struct dest *ds = dc->dest;
 
@@ -514,7 +533,8 @@ dest_fail(struct dest *ds, enum smtpc_phase phase,
 		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
 	outcome_of_setup_failure(phase, reply, &v);
 	while ((j = dest_pop(ds)) != NULL)
-		deliver_finish_all(j, &v, reply->code, reply->text, mx, source);
+		deliver_finish_all(ds->d, j, &v, reply->code, reply->text, mx,
+				   source);
 }
 
 /* This connection could not be set up at its address: the next MX
@@ -578,7 +598,7 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 	/* the source's fault: cool it down and try this MX address again
 	 * from the pool's next source, at most once per source */
 	if (is_source_fault) {
-		const struct config *cfg = ds->d->n->cfg;
+		const struct config *cfg = ds->d->cfg;
 		size_t pool = (size_t)ds->pool;
 
 		if (egress_cool(ds->d->egress, pool, (size_t)dc->src,
@@ -613,7 +633,7 @@ dconn_open(struct dconn *dc)
 {
 	struct dest *ds = dc->dest;
 	struct deliver *d = ds->d;
-	const struct config *cfg = d->n->cfg;
+	const struct config *cfg = d->cfg;
 	struct dest_addr *a = &ds->addrs[dc->addr_idx];
 	struct smtpc_opts o = { 0 };
 
@@ -662,7 +682,7 @@ dest_connect(struct dest *ds)
 
 	dc->dest = ds;
 	dc->state = DCONN_CONNECTING;
-	dc->idle = evtimer_new(ds->d->n->base, dconn_on_idle, dc);
+	dc->idle = evtimer_new(ds->d->base, dconn_on_idle, dc);
 	dc->next = ds->conns;
 	ds->conns = dc;
 	ds->n_conns++;
@@ -689,10 +709,8 @@ dest_pump(struct dest *ds)
 		/* the lease, ownership and freezes, checked now: a paused
 		 * or handed-over node starts nothing, reused connection or
 		 * not (node/owner.h owner_may_start()) */
-		if (!scheduler_job_may_start(ds->head)) {
-			struct job *j = dest_pop(ds);
-
-			scheduler_job_abandon(j->sched, j);
+		if (!deliver_may_start(ds->d, ds->head)) {
+			deliver_abandon(ds->d, dest_pop(ds));
 			continue;
 		}
 
@@ -821,13 +839,14 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	ssize_t pool;
 	struct dest *ds;
 	uint16_t port = w->route_key[0] ? w->route_port :
-					  (uint16_t)d->n->cfg->delivery.smtp_port;
+					  (uint16_t)d->cfg->delivery.smtp_port;
 
 	dwait_unlink(w);
-	metrics_dns(d->n->metrics, r->status);
+	if (d->hooks.dns_done)
+		d->hooks.dns_done(d->hooks.arg, r->status);
 	if (outcome_of_dns(r->status, &v)) {
 		free(w);
-		deliver_finish_all(j, &v, 0, r->error, "", NULL);
+		deliver_finish_all(d, j, &v, 0, r->error, "", NULL);
 		return;
 	}
 	pool = deliver_pool(d, j);
@@ -915,7 +934,7 @@ deliver_wait(struct deliver *d, struct dwait *w)
 void
 deliver_submit(struct deliver *d, struct job *j)
 {
-	const struct config *cfg = d->n->cfg;
+	const struct config *cfg = d->cfg;
 	const struct cfg_route *rt = deliver_route(cfg, j->domain);
 	struct dwait *w = xcalloc(1, sizeof(*w));
 
@@ -928,7 +947,7 @@ deliver_submit(struct deliver *d, struct job *j)
 					   &w->route_port,
 					   (uint16_t)cfg->delivery.smtp_port) != 0) {
 			free(w);
-			deliver_finish_local(j, OUTCOME_LOCAL_BAD_ROUTE,
+			deliver_finish_local(d, j, OUTCOME_LOCAL_BAD_ROUTE,
 					     "bad route host");
 			return;
 		}
@@ -941,7 +960,7 @@ deliver_submit(struct deliver *d, struct job *j)
 	}
 	if (j->domain[0] == '\0') {
 		free(w);
-		deliver_finish_local(j, OUTCOME_LOCAL_NO_DOMAIN,
+		deliver_finish_local(d, j, OUTCOME_LOCAL_NO_DOMAIN,
 				     "recipient has no domain");
 		return;
 	}
@@ -956,7 +975,7 @@ deliver_submit(struct deliver *d, struct job *j)
 		l = strlen(h);
 		if (l < 2 || l >= sizeof(host) || h[l - 1] != ']') {
 			free(w);
-			deliver_finish_local(j, OUTCOME_LOCAL_BAD_LITERAL,
+			deliver_finish_local(d, j, OUTCOME_LOCAL_BAD_LITERAL,
 					     "bad address literal");
 			return;
 		}
@@ -986,8 +1005,8 @@ deliver_recheck(struct deliver *d)
 		while ((j = all) != NULL) {
 			all = j->next;
 			j->next = NULL;
-			if (!scheduler_job_may_start(j)) {
-				scheduler_job_abandon(j->sched, j);
+			if (!deliver_may_start(d, j)) {
+				deliver_abandon(d, j);
 				continue;
 			}
 			if (ds->tail)
@@ -1017,18 +1036,23 @@ deliver_foreach_dest(const struct deliver *d, deliver_dest_fn fn, void *arg)
 }
 
 struct deliver *
-deliver_new(struct node *n)
+deliver_new(struct event_base *base, const struct config *cfg,
+	    const char *node_id, const Shoal__ShardMap *map,
+	    const struct deliver_hooks *hooks)
 {
 	struct deliver *d = xcalloc(1, sizeof(*d));
 
-	d->n = n;
-	if (dns_new(n->base, n->cfg, &d->dns) != 0)
+	d->base = base;
+	d->cfg = cfg;
+	d->node_id = xstrdup(node_id);
+	d->hooks = *hooks;
+	if (dns_new(base, cfg, &d->dns) != 0)
 		goto fail;
-	if ((d->egress = egress_new(n->cfg)) == NULL)
+	if ((d->egress = egress_new(cfg)) == NULL)
 		goto fail;
 	d->ssl = smtpc_ssl_ctx_new();
-	d->smtpc = smtpc_ctx_new(n->base);
-	d->share = shaping_share(n->map, n->me->id);
+	d->smtpc = smtpc_ctx_new(base);
+	d->share = shaping_share(map, node_id);
 	return d;
 fail:
 	deliver_free(d);
@@ -1036,19 +1060,19 @@ fail:
 }
 
 void
-deliver_map_changed(struct deliver *d)
+deliver_map_changed(struct deliver *d, const Shoal__ShardMap *map)
 {
 	double share;
 
 	if (d == NULL)
 		return;
-	share = shaping_share(d->n->map, d->n->me->id);
+	share = shaping_share(map, d->node_id);
 	if (share == d->share)
 		return;
 	log_info("node id=%s event=limits_share share=%.4f old_share=%.4f "
 		 "epoch=%llu",
-		 d->n->me->id, share, d->share,
-		 (unsigned long long)d->n->map->epoch);
+		 d->node_id, share, d->share,
+		 (unsigned long long)(map ? map->epoch : 0));
 	d->share = share;
 	for (struct dest *ds = d->dests; ds; ds = ds->next) {
 		/* connections above a smaller count close after their next
@@ -1095,5 +1119,6 @@ deliver_free(struct deliver *d)
 	dns_free(d->dns);
 	if (d->ssl)
 		SSL_CTX_free(d->ssl);
+	free(d->node_id);
 	free(d);
 }
