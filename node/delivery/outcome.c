@@ -109,7 +109,8 @@ outcome_of_dns(enum dns_status st, struct outcome_verdict *out)
 		return true;
 	case DNS_NXDOMAIN:
 	case DNS_NO_HOSTS:
-		outcome_set(out, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE, "5.1.2");
+		outcome_set(out, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE,
+			    "5.1.2");
 		return true;
 	default:
 		outcome_set(out, OUTCOME_DEFERRED, CLASSIFY_DNS_FAILURE,
