@@ -1,8 +1,8 @@
-/* Check suite for node/smtpc.c against a scripted SMTP server in this
- * process: a thread that accepts one connection on 127.0.0.1 (a port the
- * kernel picked) and plays a script of steps (send these reply lines,
- * expect this command, read n lines, read a DATA body, stay quiet, do a
- * TLS handshake, close). Everything the client sends is recorded (after
+/* Check suite for the SMTP client (node/delivery/smtpc*.c) against a
+ * scripted SMTP server in this process: a thread that accepts one
+ * connection on 127.0.0.1 (a port the kernel picked) and plays a script of
+ * steps (send these reply lines, expect this command, read n lines, read a
+ * DATA body, stay quiet, do a TLS handshake, close). Everything the client sends is recorded (after
  * TLS, in clear), so tests compare the exact bytes on the wire.
  *
  * The client runs in the test's own event loop; the server thread never
@@ -678,7 +678,7 @@ setup(void)
 	for (size_t i = 0; i < 3; i++)
 		fx.fillers[i] = -1;
 	signal(SIGPIPE, SIG_IGN);
-	/* TEST_SMTPC_DEBUG=1 shows node/smtpc.c's debug lines */
+	/* TEST_SMTPC_DEBUG=1 shows the SMTP client's debug lines */
 	log_init("test_smtpc", getenv("TEST_SMTPC_DEBUG") ? LOG_LVL_DEBUG :
 							  LOG_LVL_ERROR);
 	if (getenv("TEST_SMTPC_DEBUG"))
