@@ -78,4 +78,13 @@ guard_is_held(const struct guard *g)
 	return g->depth > 0;
 }
 
+/* Whether exactly one section is open: the next guard_leave() is the
+ * outermost (work to do once per event, e.g. flushing output, before
+ * leaving). */
+static inline bool
+guard_is_outermost(const struct guard *g)
+{
+	return g->depth == 1;
+}
+
 #endif

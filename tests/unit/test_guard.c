@@ -24,12 +24,15 @@ START_TEST(test_guard_free_inside_waits_for_outermost_leave)
 	struct guard g = { 0 };
 
 	guard_enter(&g);
+	ck_assert(guard_is_outermost(&g));
 	guard_enter(&g); /* a callback re-entered */
 	ck_assert(guard_is_held(&g));
+	ck_assert(!guard_is_outermost(&g));
 	ck_assert(!guard_free(&g));
 	ck_assert(guard_is_closing(&g));
 	ck_assert(!guard_leave(&g)); /* the inner one: not yet */
 	ck_assert(guard_is_held(&g));
+	ck_assert(guard_is_outermost(&g));
 	ck_assert(guard_leave(&g));  /* the outermost: free now */
 	ck_assert(!guard_is_held(&g));
 }
