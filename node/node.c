@@ -242,8 +242,8 @@ node_deliver_dns_done(void *arg, enum dns_status st)
 }
 
 /* Delivery is a leaf (node/delivery/deliver.h): what it needs of the node
- * is handed over here. The hooks run only from events, after node_new(),
- * when the scheduler and metrics exist. */
+ * is handed over here. The hooks run only once the scheduler hands out
+ * jobs, after node_new(), when the scheduler and metrics exist. */
 static struct deliver *
 node_deliver_new(struct node *n)
 {
