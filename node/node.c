@@ -213,6 +213,56 @@ node_commit_hook(void *arg)
 	repl_kick(arg);
 }
 
+/* ---- delivery's hooks: it reports to the scheduler, asks the owner ---- */
+
+static void
+node_deliver_job_done(void *arg, struct job *j)
+{
+	struct node *n = arg;
+
+	scheduler_job_done(n->sched, j);
+}
+
+static bool
+node_deliver_may_start(void *arg, const struct job *j)
+{
+	(void)arg;
+	return scheduler_job_may_start(j);
+}
+
+static void
+node_deliver_abandon(void *arg, struct job *j)
+{
+	struct node *n = arg;
+
+	scheduler_job_abandon(n->sched, j);
+}
+
+static void
+node_deliver_dns_done(void *arg, enum dns_status st)
+{
+	struct node *n = arg;
+
+	metrics_dns(n->metrics, st);
+}
+
+/* Delivery is a leaf (node/delivery/deliver.h): what it needs of the node
+ * is handed over here. The hooks run only once the scheduler hands out
+ * jobs, after node_new(), when the scheduler and metrics exist. */
+static struct deliver *
+node_deliver_new(struct node *n)
+{
+	const struct deliver_hooks hooks = {
+		.job_done = node_deliver_job_done,
+		.job_may_start = node_deliver_may_start,
+		.job_abandon = node_deliver_abandon,
+		.dns_done = node_deliver_dns_done,
+		.arg = n,
+	};
+
+	return deliver_new(n->base, n->cfg, n->me->id, n->map, &hooks);
+}
+
 #define NODE_STOP_POLL_MS 20
 #define NODE_STOP_SLACK_MS 1000  /* past replication.peer_timeout_ms */
 
@@ -342,7 +392,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	owner_init_journal(n->owner);
 	n->ingest = ingest_new(n);
 	n->dlog = dlog_open(base, me->data_dir);
-	n->deliver = deliver_new(n);
+	n->deliver = node_deliver_new(n);
 	if (n->deliver == NULL) {
 		rc = SHOAL_E_CONFIG;
 		goto fail;

@@ -279,7 +279,7 @@ owner_adopt(struct owner *o, Shoal__ShardMap *m, const char *why)
 	}
 	shardmap_free(n->map);
 	n->map = m;
-	deliver_map_changed(n->deliver);
+	deliver_map_changed(n->deliver, n->map);
 	owner_set_journal(n);
 	log_info("node id=%s event=shard_map epoch=%llu old_epoch=%llu "
 		 "author=%s why=\"%s\" due_gained=%llu due_dropped=%llu",

@@ -1,5 +1,5 @@
 /* Bounce classification: enhanced code, then basic code and reply text,
- * then the phase of a local failure. See node/classify.h for the list. */
+ * then the phase of a local failure. See classify.h for the list. */
 #include "node/delivery/classify.h"
 
 #include <ctype.h>

@@ -2,36 +2,72 @@
  * (or takes its delivery.routes relay), groups jobs by destination (the
  * set of MX hosts, so every domain of one provider shares a queue and its
  * limits: MX rollup), keeps a pool of connections per destination within
- * the traffic-shaping limits (node/shaping.c), tries MX hosts in order and
+ * the traffic-shaping limits (shaping.c), tries MX hosts in order and
  * moves to the next on connection trouble (backup MX), reuses connections
- * for several messages, and hands every job back to the scheduler with one
- * result per recipient. */
+ * for several messages, and hands every job back with one result per
+ * recipient, as outcome.c judges it.
+ *
+ * A leaf: uses lib/ and proto/ only. What it needs of the node comes at
+ * deliver_new(); it reports upward only through struct deliver_hooks,
+ * which the composition root (node/node.c) installs. */
 #ifndef SHOAL_NODE_DELIVER_H
 #define SHOAL_NODE_DELIVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
-struct node;
+#include "lib/config.h"
+#include "node/delivery/dns.h"
+#include "proto/queue.pb-c.h"
+
+struct event_base;
 struct job;
 struct deliver;
 
-/* Returns NULL (logged) when DNS or TLS cannot be set up. */
-struct deliver *deliver_new(struct node *n);
+/* How delivery reports to the layer above. A hook may run from inside
+ * deliver_submit() (a job refused before any lookup) or deliver_recheck()
+ * (abandoned jobs) as well as from delivery's own events; it must not call
+ * back into delivery. A hook that takes a job owns it from then on. */
+struct deliver_hooks {
+	/* A job is over: j->res holds one result per recipient. */
+	void (*job_done)(void *arg, struct job *j);
+	/* Whether j may start now (the lease, shard ownership, fencing,
+	 * freezes): asked before it starts on a new or a reused connection,
+	 * and again at the 354, the last moment a message can be withdrawn
+	 * (node/cluster/owner.h owner_may_start()). */
+	bool (*job_may_start)(void *arg, const struct job *j);
+	/* j may not start, or was withdrawn at the 354: handed back
+	 * without an attempt (it stays due). */
+	void (*job_abandon)(void *arg, struct job *j);
+	/* A domain lookup ended with st (metrics); may be NULL. */
+	void (*dns_done)(void *arg, enum dns_status st);
+	void *arg;
+};
+
+/* Set up delivery on base with cfg (borrowed: it must outlive the
+ * result). node_id is this node's (copied); map is the shard map at start
+ * (read now only, for this node's share of the limits; may be NULL: the
+ * whole limits). hooks is copied; job_done, job_may_start and job_abandon
+ * must be set. Returns NULL (logged) when DNS or the IP pools cannot be
+ * set up. */
+struct deliver *deliver_new(struct event_base *base, const struct config *cfg,
+			    const char *node_id, const Shoal__ShardMap *map,
+			    const struct deliver_hooks *hooks);
 
 /* Closes connections and drops jobs without results (they are due again
  * at the next start). deliver_free(NULL) does nothing. */
 void deliver_free(struct deliver *d);
 
-/* The node adopted a new shard map: its share of the cluster-wide limits
- * (node/shaping.h) is computed again and applied to every destination
- * (the rate at once, connections above a smaller count as they finish).
- * deliver_map_changed(NULL) does nothing. */
-void deliver_map_changed(struct deliver *d);
+/* The node adopted a new shard map (map, read during the call only): its
+ * share of the cluster-wide limits (shaping.h) is computed again and
+ * applied to every destination (the rate at once, connections above a
+ * smaller count as they finish). deliver_map_changed(NULL, ...) does
+ * nothing. */
+void deliver_map_changed(struct deliver *d, const Shoal__ShardMap *map);
 
-/* Take a job; its results go to scheduler_job_done(). Before the job
- * starts (on a new or a reused connection) delivery asks
- * scheduler_job_may_start(); a job that may not start is handed back with
- * scheduler_job_abandon(). */
+/* Take a job; its results go to hooks.job_done. Before the job starts
+ * (on a new or a reused connection) delivery asks hooks.job_may_start; a
+ * job that may not start is handed back with hooks.job_abandon. */
 void deliver_submit(struct deliver *d, struct job *j);
 
 /* Hand back every waiting job that may not start now (ownership, fencing

@@ -1,9 +1,9 @@
-/* The answer cache of node/dns.c: a hash table by (kind, name) and a heap
- * by expiry for eviction.
+/* The answer cache of dns.c and dns_query.c: a hash table by (kind,
+ * name) and a heap by expiry for eviction.
  *
  * Owns the entries, their answers' cache refs and the bound of
  * DNS_CACHE_MAX entries with answers; leaves what to cache and for how
- * long to node/dns.c. Handles untrusted input: names from mail senders and
+ * long to dns_query.c. Handles untrusted input: names from mail senders and
  * DNS, hence the seeded hash. */
 #include "node/delivery/dns_cache.h"
 

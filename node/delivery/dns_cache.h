@@ -1,10 +1,11 @@
-/* The answer cache behind node/dns.c; internal to the two.
+/* The answer cache behind node/delivery/dns.c and dns_query.c; internal
+ * to the resolver.
  *
  * Owns the refcounted answer (struct dns_answer), the entries that hold
  * one per (kind, name) for its TTL, the hash table that finds them (dns.c
  * also files its lookups by id in one) and the heap by expiry that evicts
  * past DNS_CACHE_MAX. Leaves querying, TTL choice and what gets cached to
- * node/dns.c. Names come from mail senders and DNS: they are hashed with
+ * dns_query.c. Names come from mail senders and DNS: they are hashed with
  * a random seed and compared case-blind. */
 #ifndef SHOAL_NODE_DNS_CACHE_H
 #define SHOAL_NODE_DNS_CACHE_H

@@ -1,7 +1,7 @@
 /* The source addresses of this node's IP pools (delivery.pools,
  * docs/pools.md): each pool's addresses parsed once, the round-robin
  * position, and the cool-down of an address that failed for its own
- * sake. Knows nothing of connections: node/deliver.c binds and connects.
+ * sake. Knows nothing of connections: dest.c picks, smtpc.c binds and connects.
  * Input: the config, already checked by lib/config_check.c. */
 #ifndef SHOAL_NODE_EGRESS_H
 #define SHOAL_NODE_EGRESS_H

@@ -45,7 +45,9 @@ struct job {
 	struct job_result *res;    /* n results, filled by delivery */
 	uint64_t started;          /* unix seconds */
 	uint64_t started_us;       /* clock_mono_us(), for metrics */
-	struct scheduler *sched;   /* owner, gets the job back */
+	struct scheduler *sched;   /* the scheduler's (it made the job);
+				      delivery never reads it: jobs go
+				      back through struct deliver_hooks */
 	struct job *next;          /* delivery's queue link */
 };
 

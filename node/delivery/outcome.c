@@ -1,5 +1,9 @@
-/* Delivery-error policy: reply → outcome, retry times, expiry and DSN
- * status. Pure functions; no I/O. */
+/* Delivery-error policy (see outcome.h): reply → outcome, setup failures
+ * → next host, plain-text retry, host down or the whole destination
+ * deferred, DNS and local failures → outcome, retry times, expiry and DSN
+ * status. Pure functions; no I/O. Replies come from remote servers but
+ * have been bounded by smtpc; only their code and enhanced code are read
+ * here (classify.c reads the text). */
 #include "node/delivery/outcome.h"
 
 #include <ctype.h>
@@ -7,6 +11,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+
+const char *
+outcome_name(enum outcome oc)
+{
+	switch (oc) {
+	case OUTCOME_DELIVERED:
+		return "delivered";
+	case OUTCOME_BOUNCED:
+		return "bounced";
+	default:
+		return "deferred";
+	}
+}
+
+static void
+outcome_set(struct outcome_verdict *out, enum outcome oc,
+	    enum classify_cat cat, const char *status)
+{
+	out->outcome = oc;
+	out->category = cat;
+	snprintf(out->status, sizeof(out->status), "%s", status);
+}
 
 enum outcome
 outcome_of_reply(const struct smtpc_reply *r)
@@ -18,12 +44,103 @@ outcome_of_reply(const struct smtpc_reply *r)
 	return OUTCOME_DEFERRED;
 }
 
+void
+outcome_of_rcpt(const struct smtpc_reply *r, enum smtpc_phase failed_phase,
+		struct outcome_verdict *out)
+{
+	out->outcome = outcome_of_reply(r);
+	out->category = classify_reply(r, failed_phase);
+	outcome_status(r, out->status);
+}
+
+bool
+outcome_is_relayed(enum outcome oc, bool peer_has_dsn)
+{
+	return oc == OUTCOME_DELIVERED && !peer_has_dsn;
+}
+
 bool
 outcome_try_next_host(enum smtpc_phase phase, const struct smtpc_reply *r)
 {
 	(void)phase;
 	(void)r;
 	return true;
+}
+
+bool
+outcome_retry_plain(enum smtpc_phase phase, bool is_tls_opportunistic,
+		    bool is_plain_tried)
+{
+	return phase == SMTPC_PH_TLS && is_tls_opportunistic &&
+	       !is_plain_tried;
+}
+
+bool
+outcome_marks_host_down(enum smtpc_phase phase)
+{
+	return phase <= SMTPC_PH_GREETING;
+}
+
+void
+outcome_of_setup_failure(enum smtpc_phase phase, const struct smtpc_reply *r,
+			 struct outcome_verdict *out)
+{
+	enum outcome oc = outcome_of_reply(r);
+
+	/* a connection-level failure never delivers nor bounces by itself */
+	if (oc == OUTCOME_DELIVERED || phase <= SMTPC_PH_TLS)
+		oc = OUTCOME_DEFERRED;
+	out->outcome = oc;
+	out->category = classify_reply(r, phase);
+	outcome_status(r, out->status);
+	if (oc == OUTCOME_DEFERRED && out->status[0] != '4')
+		out->status[0] = '4';
+}
+
+bool
+outcome_of_dns(enum dns_status st, struct outcome_verdict *out)
+{
+	switch (st) {
+	case DNS_OK:
+		return false;
+	case DNS_NULL_MX:
+		outcome_set(out, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE,
+			    "5.1.10");
+		return true;
+	case DNS_NXDOMAIN:
+	case DNS_NO_HOSTS:
+		outcome_set(out, OUTCOME_BOUNCED, CLASSIFY_DNS_FAILURE,
+			    "5.1.2");
+		return true;
+	default:
+		outcome_set(out, OUTCOME_DEFERRED, CLASSIFY_DNS_FAILURE,
+			    "4.4.3");
+		return true;
+	}
+}
+
+void
+outcome_of_local(enum outcome_local why, struct outcome_verdict *out)
+{
+	switch (why) {
+	case OUTCOME_LOCAL_NO_DOMAIN:
+		outcome_set(out, OUTCOME_BOUNCED, CLASSIFY_INVALID_RECIPIENT,
+			    "5.1.3");
+		return;
+	case OUTCOME_LOCAL_BAD_LITERAL:
+		outcome_set(out, OUTCOME_BOUNCED, CLASSIFY_INVALID_RECIPIENT,
+			    "5.1.2");
+		return;
+	case OUTCOME_LOCAL_SUPPRESSED:
+		outcome_set(out, OUTCOME_BOUNCED, CLASSIFY_INVALID_RECIPIENT,
+			    "5.1.1");
+		return;
+	case OUTCOME_LOCAL_BAD_ROUTE:
+	default:
+		/* our own config: never the recipient's fault */
+		outcome_set(out, OUTCOME_DEFERRED, CLASSIFY_OTHER, "4.3.5");
+		return;
+	}
 }
 
 uint64_t
@@ -56,6 +173,16 @@ bool
 outcome_is_expired(uint64_t now, uint64_t arrival, uint32_t max_queue_lifetime)
 {
 	return arrival + max_queue_lifetime <= now;
+}
+
+enum outcome
+outcome_final(enum outcome oc, uint64_t now, uint64_t arrival,
+	      uint32_t max_queue_lifetime)
+{
+	if (oc == OUTCOME_DEFERRED &&
+	    outcome_is_expired(now, arrival, max_queue_lifetime))
+		return OUTCOME_BOUNCED;
+	return oc;
 }
 
 /* Whether s starts with a well-formed enhanced code of class c. */

@@ -1,12 +1,17 @@
-/* The SMTP client for delivery (see smtpc.h). One connection runs through
- * the states below; each state expects one reply and has its own timeout
- * (RFC 5321 4.5.3.2). A message is sent as a plan of commands (RSET, MAIL,
- * RCPT..., DATA) written all at once when the server offers PIPELINING,
- * one by one otherwise; replies are matched to the plan in order.
+/* The SMTP client's connection (see smtpc.h; smtpc_impl.h maps the three
+ * files). Owns the life cycle (open, close with a polite QUIT, the owner's
+ * context holding those still saying it), the per-state timeouts (RFC 5321
+ * 4.5.3.2), reading replies and handing each complete one to the file that
+ * owns the state, writing (commands of one read callback go out together),
+ * calling the caller back and failing. Leaves the session before messages
+ * to smtpc_session.c and messages to smtpc_msg.c.
  *
- * Callbacks into the caller go through smtpc_call_*(), which notice when
- * the caller closed the connection from inside the callback: the reading
- * loop then stops touching the connection. */
+ * Callbacks into the caller go through smtpc_call_*(), inside a guard
+ * (lib/guard.h): when the caller closes the connection from inside the
+ * callback, the reading loop stops touching it and the outermost callback
+ * frees it on the way out.
+ * Handles untrusted input: reply lines, bounded by SMTPC_LINE_MAX and
+ * parsed by smtpc_proto.c. */
 #include "node/delivery/smtpc.h"
 
 #include <arpa/inet.h>
@@ -24,35 +29,17 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "lib/guard.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "node/delivery/smtpc_impl.h"
 #include "node/delivery/smtpc_proto.h"
 
 #define SMTPC_LINE_MAX 2048       /* a longer reply line: protocol error */
 #define SMTPC_QUIT_WAIT_S 10      /* after smtpc_close(): wait for 221 */
-#define SMTPC_REPAIR_LOG_EVERY 1000 /* repaired bodies per warning */
-
-enum smtpc_state {
-	ST_CONNECT = 0,
-	ST_GREETING,
-	ST_EHLO,
-	ST_HELO,
-	ST_STARTTLS,
-	ST_HANDSHAKE,
-	ST_READY,       /* idle, waiting for smtpc_send() */
-	ST_PLAN,        /* replies to RSET/MAIL/RCPT/DATA expected */
-	ST_DOT,         /* body sent, reply to the final dot expected */
-	ST_QUIT,
-	ST_DEAD,
-	ST_COUNT
-};
 
 /* Seconds per state, RFC 5321 4.5.3.2 (connect and TLS after Postfix). */
-static const struct {
-	const char *name;
-	int timeout_s;
-	enum smtpc_phase phase;
-} smtpc_states[ST_COUNT] = {
+const struct smtpc_state_info smtpc_states[ST_COUNT] = {
 	[ST_CONNECT] = { "connect", 30, SMTPC_PH_CONNECT },
 	[ST_GREETING] = { "greeting", 300, SMTPC_PH_GREETING },
 	[ST_EHLO] = { "EHLO", 300, SMTPC_PH_EHLO },
@@ -66,71 +53,9 @@ static const struct {
 	[ST_DEAD] = { "closed", 0, SMTPC_PH_QUIT },
 };
 
-#define SMTPC_DATA_BLOCK_S 180    /* each write of the body */
-#define SMTPC_DATA_INIT_S 120     /* the reply to DATA */
-
-/* One command of a message plan and what its reply means. */
-enum plan_cmd { PLAN_RSET, PLAN_MAIL, PLAN_RCPT, PLAN_DATA };
-
-struct smtpc {
-	struct smtpc *qnext, **qprev; /* on smtpc_quitting while saying QUIT */
-	struct event_base *base;
-	struct bufferevent *bev;
-	struct event *timer;     /* the current state's timeout */
-	struct event *later;     /* runs deferred callbacks */
-	enum smtpc_state state;
-	bool tls_wanted;         /* opportunistic or required, with a ctx */
-	bool tls_tried;          /* STARTTLS sent once */
-	bool closing;            /* smtpc_close() called: no more callbacks */
-	int in_cb;               /* depth of caller callbacks running */
-	bool free_after_cb;
-	/* Output of one read callback (or one smtpc_send) gathers in pend
-	 * and is written straight to the socket at its end (smtpc_flush):
-	 * no write event to add and remove, no extra pass of the loop. Only
-	 * on a plain socket; NULL when it could not be allocated. */
-	struct evbuffer *pend;
-	bool batching;
-	bool first_msg_sent;
-	enum smtpc_tls tls;
-	SSL_CTX *ssl_ctx;
-	uint32_t scale_pct;
-	char helo[256];
-	struct smtpc_info info;
-
-	smtpc_ready_fn ready;
-	void *ready_arg;
-	bool ready_pending;      /* a deferred ready(false) is waiting */
-	enum smtpc_phase fail_phase;
-	struct smtpc_reply fail_reply;
-
-	struct smtpc_reply_reader cur; /* the reply being read */
-
-	/* the message being sent */
-	struct smtpc_msg msg;
-	smtpc_done_fn done;
-	void *done_arg;
-	bool done_pending;       /* a deferred done() is waiting */
-	struct smtpc_result res;
-	enum plan_cmd *plan;     /* commands whose replies are expected */
-	size_t plan_len, plan_pos, plan_sent;
-	size_t plan_cap;
-	size_t n_accepted;       /* recipients accepted at RCPT */
-	bool *rcpt_ok;
-};
-
-/* Closed connections still waiting for the reply to QUIT: nobody else
- * points at them, so smtpc_shutdown() finds them here. */
-static struct smtpc *smtpc_quitting;
-
-/* Bodies the encoder had to repair, for the rate-limited warning. */
-static uint64_t smtpc_repairs;
-
-static void smtpc_on_read(struct bufferevent *bev, void *arg);
-static void smtpc_on_write(struct bufferevent *bev, void *arg);
-static void smtpc_on_event(struct bufferevent *bev, short what, void *arg);
 static void smtpc_free(struct smtpc *c);
 
-static struct timeval
+struct timeval
 smtpc_tv(const struct smtpc *c, int seconds)
 {
 	uint64_t ms = (uint64_t)seconds * 1000 * c->scale_pct / 100;
@@ -143,7 +68,7 @@ smtpc_tv(const struct smtpc *c, int seconds)
 	return tv;
 }
 
-static void
+void
 smtpc_arm(struct smtpc *c, int seconds)
 {
 	struct timeval tv;
@@ -156,14 +81,14 @@ smtpc_arm(struct smtpc *c, int seconds)
 	evtimer_add(c->timer, &tv);
 }
 
-static void
+void
 smtpc_enter(struct smtpc *c, enum smtpc_state st)
 {
 	c->state = st;
 	smtpc_arm(c, smtpc_states[st].timeout_s);
 }
 
-static void
+void
 smtpc_local(struct smtpc_reply *r, int code, const char *enhanced,
 	    const char *fmt, const char *arg)
 {
@@ -180,28 +105,28 @@ smtpc_local(struct smtpc_reply *r, int code, const char *enhanced,
 static bool
 smtpc_after_cb(struct smtpc *c)
 {
-	if (--c->in_cb > 0 || !c->closing)
-		return !c->closing;
-	if (c->free_after_cb)
-		smtpc_free(c);
-	return false;
+	if (guard_leave(&c->guard)) {
+		smtpc_free(c); /* smtpc_close() inside the callback */
+		return false;
+	}
+	return !guard_is_closing(&c->guard);
 }
 
-static bool
+bool
 smtpc_call_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 		 const struct smtpc_reply *r)
 {
-	if (c->closing || c->ready == NULL)
-		return !c->closing;
+	if (guard_is_closing(&c->guard) || c->ready == NULL)
+		return !guard_is_closing(&c->guard);
 	smtpc_ready_fn fn = c->ready;
 
 	c->ready = NULL;
-	c->in_cb++;
+	guard_enter(&c->guard);
 	fn(c, ok, phase, r, c->ready_arg);
 	return smtpc_after_cb(c);
 }
 
-static bool
+bool
 smtpc_call_done(struct smtpc *c)
 {
 	smtpc_done_fn fn = c->done;
@@ -216,11 +141,11 @@ smtpc_call_done(struct smtpc *c)
 	memset(&c->msg, 0, sizeof(c->msg));
 	if (c->state == ST_PLAN || c->state == ST_DOT)
 		smtpc_enter(c, ST_READY);
-	if (c->closing || fn == NULL) {
+	if (guard_is_closing(&c->guard) || fn == NULL) {
 		free(res.rcpt);
-		return !c->closing;
+		return !guard_is_closing(&c->guard);
 	}
-	c->in_cb++;
+	guard_enter(&c->guard);
 	fn(c, &res, c->done_arg);
 	ok = smtpc_after_cb(c);
 	free(res.rcpt);
@@ -231,7 +156,7 @@ smtpc_call_done(struct smtpc *c)
 
 /* The connection is finished. Before ready: ready(false). During a message:
  * every recipient without a final reply gets r, and done(). */
-static bool
+bool
 smtpc_fail(struct smtpc *c, enum smtpc_phase phase,
 	   const struct smtpc_reply *r)
 {
@@ -255,10 +180,10 @@ smtpc_fail(struct smtpc *c, enum smtpc_phase phase,
 		c->res.failed_phase = phase;
 		return smtpc_call_done(c);
 	}
-	return !c->closing;
+	return !guard_is_closing(&c->guard);
 }
 
-static bool
+bool
 smtpc_fail_local(struct smtpc *c, const char *what)
 {
 	struct smtpc_reply r;
@@ -293,7 +218,8 @@ smtpc_on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->state == ST_QUIT || (c->closing && c->in_cb == 0)) {
+	if (c->state == ST_QUIT || (guard_is_closing(&c->guard) &&
+				    !guard_is_held(&c->guard))) {
 		smtpc_free(c);
 		return;
 	}
@@ -336,13 +262,13 @@ smtpc_on_later(evutil_socket_t fd, short what, void *arg)
 
 /* Where output goes now: pend while batching, else the bufferevent (with
  * anything still in pend moved there first, to keep the order). */
-static struct evbuffer *
+struct evbuffer *
 smtpc_out(struct smtpc *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
-	if (c->batching && !c->closing && c->state != ST_DEAD &&
-	    bufferevent_get_underlying(c->bev) == NULL)
+	if (c->batching && !guard_is_closing(&c->guard) &&
+	    c->state != ST_DEAD && bufferevent_get_underlying(c->bev) == NULL)
 		return c->pend;
 	if (c->pend != NULL && evbuffer_get_length(c->pend) > 0)
 		evbuffer_add_buffer(out, c->pend);
@@ -350,14 +276,14 @@ smtpc_out(struct smtpc *c)
 }
 
 /* Bytes handed to us and not yet written to the socket. */
-static size_t
+size_t
 smtpc_unsent(struct smtpc *c)
 {
 	return evbuffer_get_length(bufferevent_get_output(c->bev)) +
 	       (c->pend != NULL ? evbuffer_get_length(c->pend) : 0);
 }
 
-static bool
+bool
 smtpc_may_batch(const struct smtpc *c)
 {
 	return c->pend != NULL && !c->batching &&
@@ -368,7 +294,7 @@ smtpc_may_batch(const struct smtpc *c)
 /* End of batching: write pend to the socket now if nothing is queued
  * before it; what the socket does not take goes through the bufferevent
  * (its write timeout and smtpc_on_write included). */
-static void
+void
 smtpc_flush(struct smtpc *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -388,7 +314,7 @@ smtpc_flush(struct smtpc *c)
 		smtpc_on_write(c->bev, c); /* all out, as if it had drained */
 }
 
-static void
+void
 smtpc_write(struct smtpc *c, const char *line)
 {
 	evbuffer_add_printf(smtpc_out(c), "%s\r\n", line);
@@ -398,7 +324,7 @@ smtpc_write(struct smtpc *c, const char *line)
 
 static bool smtpc_on_reply(struct smtpc *c);
 
-static void
+void
 smtpc_on_read(struct bufferevent *bev, void *arg)
 {
 	struct smtpc *c = arg;
@@ -452,7 +378,7 @@ smtpc_on_read(struct bufferevent *bev, void *arg)
 
 /* The output buffer drained. In ST_DOT the whole body is out: now the
  * server has its 10 minutes to answer. */
-static void
+void
 smtpc_on_write(struct bufferevent *bev, void *arg)
 {
 	struct smtpc *c = arg;
@@ -462,455 +388,6 @@ smtpc_on_write(struct bufferevent *bev, void *arg)
 		bufferevent_set_timeouts(c->bev, NULL, NULL);
 		smtpc_arm(c, smtpc_states[ST_DOT].timeout_s);
 	}
-}
-
-/* --- the session before messages ---------------------------------------- */
-
-static bool smtpc_session_ready(struct smtpc *c);
-static bool smtpc_start_tls(struct smtpc *c);
-
-static void
-smtpc_send_ehlo(struct smtpc *c)
-{
-	char line[300];
-
-	snprintf(line, sizeof(line), "EHLO %s", c->helo);
-	smtpc_write(c, line);
-	smtpc_enter(c, ST_EHLO);
-	c->info.esmtp = c->info.pipelining = c->info.starttls = false;
-	c->info.size = c->info.eightbit = c->info.smtputf8 = false;
-	c->info.dsn = false;
-	c->info.max_size = 0;
-}
-
-static bool
-smtpc_on_session_reply(struct smtpc *c)
-{
-	struct smtpc_reply *r = &c->cur.reply;
-	int cls = r->code / 100;
-
-	switch (c->state) {
-	case ST_GREETING:
-		c->info.greeting = *r;
-		if (cls != 2)
-			return smtpc_fail(c, SMTPC_PH_GREETING, r);
-		smtpc_send_ehlo(c);
-		return true;
-	case ST_EHLO:
-		if (cls == 2) {
-			c->info.esmtp = true;
-			break;
-		}
-		if (r->code == 421)
-			return smtpc_fail(c, SMTPC_PH_EHLO, r);
-		{
-			char line[300];
-
-			snprintf(line, sizeof(line), "HELO %s", c->helo);
-			smtpc_write(c, line);
-			smtpc_enter(c, ST_HELO);
-		}
-		return true;
-	case ST_HELO:
-		if (cls != 2)
-			return smtpc_fail(c, SMTPC_PH_EHLO, r);
-		break;
-	case ST_STARTTLS:
-		if (cls != 2)
-			return smtpc_fail(c, SMTPC_PH_TLS, r);
-		return smtpc_start_tls(c);
-	default:
-		return smtpc_fail_local(c, "reply in an unexpected state");
-	}
-	/* EHLO or HELO accepted */
-	if (c->tls_wanted && !c->tls_tried && !c->info.tls_active &&
-	    c->info.starttls) {
-		c->tls_tried = true;
-		smtpc_write(c, "STARTTLS");
-		smtpc_enter(c, ST_STARTTLS);
-		return true;
-	}
-	if (c->tls == SMTPC_TLS_REQUIRED && !c->info.tls_active) {
-		/* without a client context TLS cannot happen: never fall
-		 * back to plain text for a destination that requires it */
-		struct smtpc_reply l;
-
-		smtpc_local(&l, 0, "4.7.10", "%s",
-			    c->ssl_ctx ?
-				    "TLS required but STARTTLS not offered" :
-				    "TLS required but no TLS context");
-		return smtpc_fail(c, SMTPC_PH_TLS, &l);
-	}
-	return smtpc_session_ready(c);
-}
-
-static bool
-smtpc_session_ready(struct smtpc *c)
-{
-	smtpc_enter(c, ST_READY);
-	log_debug(LOG_SUB_SMTP,
-		  "mx=%s ip=%s event=ready esmtp=%d pipelining=%d tls=%s",
-		  c->info.mx_name, c->info.peer_ip, c->info.esmtp,
-		  c->info.pipelining,
-		  c->info.tls_active ? c->info.tls_version : "none");
-	return smtpc_call_ready(c, true, SMTPC_PH_QUIT, &c->cur.reply);
-}
-
-/* 220 to STARTTLS: anything the server sent after it is plaintext that
- * must not be taken as coming over TLS (the client side of
- * CVE-2011-0411), so it is dropped before the handshake. */
-static bool
-smtpc_start_tls(struct smtpc *c)
-{
-	struct bufferevent *tls;
-	SSL *ssl = SSL_new(c->ssl_ctx);
-	struct in6_addr a6;
-	struct in_addr a4;
-
-	/* what this callback wrote so far goes out in plain text, and
-	 * nothing after it may */
-	smtpc_flush(c);
-	if (ssl == NULL)
-		return smtpc_fail_local(c, "cannot create TLS session");
-	if (c->info.mx_name[0] && inet_pton(AF_INET, c->info.mx_name, &a4) != 1 &&
-	    inet_pton(AF_INET6, c->info.mx_name, &a6) != 1)
-		SSL_set_tlsext_host_name(ssl, c->info.mx_name);
-	evbuffer_drain(bufferevent_get_input(c->bev),
-		       evbuffer_get_length(bufferevent_get_input(c->bev)));
-	tls = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
-					     BUFFEREVENT_SSL_CONNECTING,
-					     BEV_OPT_CLOSE_ON_FREE);
-	if (tls == NULL) {
-		SSL_free(ssl);
-		return smtpc_fail_local(c, "cannot start TLS");
-	}
-	c->bev = tls;
-	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
-	bufferevent_setcb(tls, smtpc_on_read, smtpc_on_write, smtpc_on_event, c);
-	bufferevent_enable(tls, EV_READ | EV_WRITE);
-	smtpc_enter(c, ST_HANDSHAKE);
-	return false; /* nothing more to read on the old buffer */
-}
-
-static void
-smtpc_tls_up(struct smtpc *c)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-
-	c->info.tls_active = true;
-	snprintf(c->info.tls_version, sizeof(c->info.tls_version), "%s",
-		 SSL_get_version(ssl));
-	snprintf(c->info.tls_cipher, sizeof(c->info.tls_cipher), "%s",
-		 SSL_get_cipher_name(ssl));
-	/* RFC 3207 4.2: forget what the server said before; ask again */
-	smtpc_send_ehlo(c);
-}
-
-/* --- messages ----------------------------------------------------------- */
-
-static void
-smtpc_plan_add(struct smtpc *c, enum plan_cmd cmd)
-{
-	if (c->plan_len == c->plan_cap) {
-		c->plan_cap = c->plan_cap ? 2 * c->plan_cap : 16;
-		c->plan = xrealloc(c->plan, c->plan_cap * sizeof(*c->plan));
-	}
-	c->plan[c->plan_len++] = cmd;
-}
-
-/* The index of the recipient for plan entry i. */
-static size_t
-smtpc_rcpt_index(const struct smtpc *c, size_t i)
-{
-	size_t k = 0;
-
-	for (size_t j = 0; j < i; j++)
-		k += c->plan[j] == PLAN_RCPT;
-	return k;
-}
-
-/* Write the command for plan entry i. */
-static void
-smtpc_write_cmd(struct smtpc *c, size_t i)
-{
-	char line[SMTPC_CMD_MAX];
-
-	switch (c->plan[i]) {
-	case PLAN_RSET:
-		smtpc_write(c, "RSET");
-		return;
-	case PLAN_MAIL:
-		smtpc_proto_format_mail(line, sizeof(line), &c->msg, &c->info);
-		smtpc_write(c, line);
-		return;
-	case PLAN_RCPT:
-		smtpc_proto_format_rcpt(line, sizeof(line), &c->msg,
-					smtpc_rcpt_index(c, i), &c->info);
-		smtpc_write(c, line);
-		return;
-	case PLAN_DATA:
-		smtpc_write(c, "DATA");
-		return;
-	}
-}
-
-/* Write what may be written now: everything when pipelining, else the
- * next command once the previous reply is in. */
-static void
-smtpc_plan_flush(struct smtpc *c)
-{
-	size_t upto = c->info.pipelining ? c->plan_len : c->plan_pos + 1;
-
-	if (upto > c->plan_len)
-		upto = c->plan_len;
-	while (c->plan_sent < upto)
-		smtpc_write_cmd(c, c->plan_sent++);
-}
-
-/* Finish the message early from inside smtpc_send(): done() comes later. */
-static int
-smtpc_finish_soon(struct smtpc *c, int code, const char *enh,
-		  const char *text)
-{
-	struct smtpc_reply r;
-
-	smtpc_local(&r, code, enh, "%s", text);
-	for (size_t k = 0; k < c->res.n_rcpts; k++)
-		c->res.rcpt[k] = r;
-	c->res.msg_reply = r;
-	c->res.failed_phase = SMTPC_PH_MAIL;
-	c->done_pending = true;
-	event_active(c->later, EV_TIMEOUT, 0);
-	return 0;
-}
-
-int
-smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_done_fn done,
-	   void *arg)
-{
-	char why[160];
-	const char *enh;
-	int code;
-
-	if (c->done != NULL || c->done_pending)
-		return -EBUSY;
-	if (c->state != ST_READY || c->closing)
-		return -ENOTCONN;
-	c->msg = *m;
-	c->done = done;
-	c->done_arg = arg;
-	memset(&c->res, 0, sizeof(c->res));
-	c->res.failed_phase = SMTPC_PH_QUIT;
-	c->res.n_rcpts = m->n_rcpts;
-	c->res.rcpt = xcalloc(m->n_rcpts ? m->n_rcpts : 1, sizeof(*c->res.rcpt));
-	c->rcpt_ok = xrealloc(c->rcpt_ok, (m->n_rcpts ? m->n_rcpts : 1) *
-						  sizeof(*c->rcpt_ok));
-	memset(c->rcpt_ok, 0, (m->n_rcpts ? m->n_rcpts : 1) * sizeof(bool));
-	c->n_accepted = 0;
-	c->plan_len = c->plan_pos = c->plan_sent = 0;
-
-	if (m->n_rcpts == 0)
-		return smtpc_finish_soon(c, 0, "4.3.0", "no recipients");
-	code = smtpc_proto_check_msg(m, &c->info, &enh, why, sizeof(why));
-	if (code != 0)
-		return smtpc_finish_soon(c, code, enh, why);
-	if (c->first_msg_sent)
-		smtpc_plan_add(c, PLAN_RSET);
-	c->first_msg_sent = true;
-	smtpc_plan_add(c, PLAN_MAIL);
-	for (size_t k = 0; k < m->n_rcpts; k++)
-		smtpc_plan_add(c, PLAN_RCPT);
-	smtpc_plan_add(c, PLAN_DATA);
-	smtpc_enter(c, ST_PLAN);
-	if (smtpc_may_batch(c)) {
-		c->batching = true;
-		smtpc_plan_flush(c);
-		smtpc_flush(c);
-	} else {
-		smtpc_plan_flush(c);
-	}
-	return 0;
-}
-
-/* Every recipient not refused at RCPT gets r; the message is over. */
-static bool
-smtpc_msg_end(struct smtpc *c, enum smtpc_phase phase,
-	      const struct smtpc_reply *r)
-{
-	for (size_t k = 0; k < c->res.n_rcpts; k++)
-		if (c->rcpt_ok[k] || c->res.rcpt[k].code == 0)
-			c->res.rcpt[k] = *r;
-	c->res.msg_reply = *r;
-	c->res.failed_phase = phase;
-	if (phase != SMTPC_PH_QUIT && c->plan_pos + 1 < c->plan_len) {
-		/* replies are still due for pipelined commands: the
-		 * connection is in an unknown state, do not reuse it */
-		c->res.conn_lost = true;
-		c->state = ST_DEAD;
-		evtimer_del(c->timer);
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	}
-	return smtpc_call_done(c);
-}
-
-/* The message body after 354, through the one encoder that decides what
- * reaches the wire (smtpc_proto_body_feed()). A body it had to repair is
- * still sent, repaired: it was acknowledged, and its DSN would quote the
- * same octets. Logged once, then every SMTPC_REPAIR_LOG_EVERY. */
-static void
-smtpc_add_body(struct smtpc *c)
-{
-	struct evbuffer *out = smtpc_out(c);
-	struct smtpc_body_enc enc;
-
-	smtpc_proto_body_init(&enc);
-	smtpc_proto_body_feed(&enc, out, c->msg.body, c->msg.body_len);
-	smtpc_proto_body_end(&enc, out);
-	if (smtpc_proto_body_repaired(&enc) &&
-	    smtpc_repairs++ % SMTPC_REPAIR_LOG_EVERY == 0)
-		log_warn("qid=%s mx=%s event=body_repaired bare_cr=%zu "
-			 "bare_lf=%zu folded=%zu count=%llu",
-			 c->msg.qid && c->msg.qid[0] ? c->msg.qid : "-",
-			 c->info.mx_name[0] ? c->info.mx_name : c->info.peer_ip,
-			 enc.bare_cr, enc.bare_lf, enc.folded,
-			 (unsigned long long)smtpc_repairs);
-}
-
-static bool
-smtpc_on_plan_reply(struct smtpc *c)
-{
-	struct smtpc_reply *r = &c->cur.reply;
-	int cls = r->code / 100;
-	enum plan_cmd cmd = c->plan[c->plan_pos];
-	size_t k;
-
-	switch (cmd) {
-	case PLAN_RSET:
-		if (cls != 2) {
-			struct smtpc_reply l = *r;
-
-			c->res.conn_lost = true;
-			l.code = 0;
-			snprintf(l.enhanced, sizeof(l.enhanced), "4.4.2");
-			return smtpc_fail(c, SMTPC_PH_MAIL, &l);
-		}
-		break;
-	case PLAN_MAIL:
-		if (cls != 2) {
-			if (c->info.pipelining) {
-				/* RCPT and DATA replies still come; wait for
-				 * them and answer every recipient with this */
-				c->res.msg_reply = *r;
-				c->res.failed_phase = SMTPC_PH_MAIL;
-				for (k = 0; k < c->res.n_rcpts; k++)
-					c->res.rcpt[k] = *r;
-				break;
-			}
-			for (k = 0; k < c->res.n_rcpts; k++)
-				c->res.rcpt[k] = *r;
-			c->res.msg_reply = *r;
-			c->res.failed_phase = SMTPC_PH_MAIL;
-			return smtpc_call_done(c);
-		}
-		break;
-	case PLAN_RCPT:
-		k = smtpc_rcpt_index(c, c->plan_pos);
-		if (c->res.failed_phase == SMTPC_PH_MAIL)
-			break; /* MAIL failed: its reply stands */
-		c->res.rcpt[k] = *r;
-		if (cls == 2) {
-			c->rcpt_ok[k] = true;
-			c->n_accepted++;
-		}
-		if (!c->info.pipelining && k + 1 == c->res.n_rcpts &&
-		    c->n_accepted == 0) {
-			c->res.msg_reply = *r;
-			c->res.failed_phase = SMTPC_PH_RCPT;
-			return smtpc_call_done(c);
-		}
-		break;
-	case PLAN_DATA:
-		if (r->code == 354) {
-			if (c->n_accepted == 0) {
-				/* RFC 2920 3.1: DATA was pipelined behind
-				 * refused recipients and accepted anyway:
-				 * send an empty message's end to recover */
-				smtpc_write(c, ".");
-				c->plan_pos++;
-				smtpc_enter(c, ST_DOT);
-				c->res.failed_phase =
-					c->res.failed_phase == SMTPC_PH_MAIL ?
-						SMTPC_PH_MAIL :
-						SMTPC_PH_RCPT;
-				c->msg.body_len = 0;
-				return true;
-			}
-			if (c->msg.may_commit &&
-			    !c->msg.may_commit(c->msg.commit_arg)) {
-				c->res.withdrawn = true;
-				return smtpc_fail_local(c, "withdrawn before "
-							   "the message");
-			}
-			struct timeval wtv = smtpc_tv(c, SMTPC_DATA_BLOCK_S);
-
-			/* while the body goes out, each write must progress
-			 * within the data-block timeout; the 10 minutes for
-			 * the final reply start once it is all sent */
-			smtpc_add_body(c);
-			bufferevent_set_timeouts(c->bev, NULL, &wtv);
-			c->plan_pos++;
-			c->state = ST_DOT;
-			evtimer_del(c->timer);
-			return true;
-		}
-		if (c->res.failed_phase == SMTPC_PH_MAIL)
-			return smtpc_call_done(c);
-		if (c->n_accepted == 0) {
-			/* the last refused RCPT decides for the message */
-			for (k = c->res.n_rcpts; k-- > 0;)
-				if (c->res.rcpt[k].code != 0) {
-					c->res.msg_reply = c->res.rcpt[k];
-					break;
-				}
-			c->res.failed_phase = SMTPC_PH_RCPT;
-			return smtpc_call_done(c);
-		}
-		return smtpc_msg_end(c, SMTPC_PH_DATA, r);
-	}
-	c->plan_pos++;
-	if (c->plan_pos < c->plan_len) {
-		if (c->plan[c->plan_pos] == PLAN_DATA)
-			smtpc_arm(c, SMTPC_DATA_INIT_S);
-		else
-			smtpc_arm(c, smtpc_states[ST_PLAN].timeout_s);
-		smtpc_plan_flush(c);
-	}
-	return true;
-}
-
-static bool
-smtpc_on_dot_reply(struct smtpc *c)
-{
-	struct smtpc_reply *r = &c->cur.reply;
-
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	if (smtpc_unsent(c) > 0) {
-		/* a reply before the whole body went out: stop writing it
-		 * (it is borrowed only until done()) and never reuse the
-		 * link; a 2xx for part of a message is no delivery */
-		if (r->code / 100 == 2)
-			return smtpc_fail_local(c, "reply before end of data");
-		c->res.conn_lost = true;
-		c->state = ST_DEAD;
-		evtimer_del(c->timer);
-		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-		return smtpc_msg_end(c, SMTPC_PH_DOT, r);
-	}
-	if (c->n_accepted == 0) /* the recovery dot of RFC 2920 3.1 */
-		return smtpc_call_done(c);
-	return smtpc_msg_end(c, r->code / 100 == 2 ? SMTPC_PH_QUIT :
-						     SMTPC_PH_DOT,
-			     r);
 }
 
 /* A complete reply arrived; false when the connection may be gone. */
@@ -924,11 +401,11 @@ smtpc_on_reply(struct smtpc *c)
 	case ST_STARTTLS:
 		if (c->state == ST_EHLO && c->cur.reply.code / 100 == 2)
 			c->info.esmtp = true;
-		return smtpc_on_session_reply(c);
+		return smtpc_session_on_reply(c);
 	case ST_PLAN:
-		return smtpc_on_plan_reply(c);
+		return smtpc_msg_on_plan_reply(c);
 	case ST_DOT:
-		return smtpc_on_dot_reply(c);
+		return smtpc_msg_on_dot_reply(c);
 	case ST_QUIT:
 		smtpc_free(c);
 		return false;
@@ -947,7 +424,7 @@ smtpc_is_source_errno(int e)
 	return e == EADDRNOTAVAIL || e == EADDRINUSE || e == ENETUNREACH;
 }
 
-static void
+void
 smtpc_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtpc *c = arg;
@@ -964,7 +441,7 @@ smtpc_on_event(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		if (c->state == ST_HANDSHAKE) {
-			smtpc_tls_up(c);
+			smtpc_session_tls_up(c);
 			return;
 		}
 		return;
@@ -1031,9 +508,10 @@ smtpc_addr_text(const struct sockaddr *sa, char *out, size_t outlen)
 }
 
 struct smtpc *
-smtpc_open(struct event_base *base, const struct smtpc_opts *o,
+smtpc_open(struct smtpc_ctx *x, const struct smtpc_opts *o,
 	   smtpc_ready_fn ready, void *arg)
 {
+	struct event_base *base = x->base;
 	struct smtpc *c;
 	evutil_socket_t fd;
 	socklen_t alen = o->addr->sa_family == AF_INET6 ?
@@ -1048,6 +526,7 @@ smtpc_open(struct event_base *base, const struct smtpc_opts *o,
 		return NULL;
 	}
 	c = xcalloc(1, sizeof(*c));
+	c->x = x;
 	c->base = base;
 	c->ready = ready;
 	c->ready_arg = arg;
@@ -1104,6 +583,18 @@ smtpc_open(struct event_base *base, const struct smtpc_opts *o,
 	return c;
 }
 
+int
+smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_done_fn done,
+	   void *arg)
+{
+	if (c->done != NULL || c->done_pending)
+		return -EBUSY;
+	if (c->state != ST_READY || guard_is_closing(&c->guard))
+		return -ENOTCONN;
+	smtpc_msg_start(c, m, done, arg);
+	return 0;
+}
+
 const struct smtpc_info *
 smtpc_info(const struct smtpc *c)
 {
@@ -1113,7 +604,7 @@ smtpc_info(const struct smtpc *c)
 bool
 smtpc_is_usable(const struct smtpc *c)
 {
-	return !c->closing && c->state == ST_READY;
+	return !guard_is_closing(&c->guard) && c->state == ST_READY;
 }
 
 static void
@@ -1141,25 +632,25 @@ smtpc_free(struct smtpc *c)
 void
 smtpc_close(struct smtpc *c)
 {
-	if (c == NULL || c->closing)
+	if (c == NULL || guard_is_closing(&c->guard))
 		return;
-	c->closing = true;
 	if (c->later)
 		event_del(c->later);
 	c->ready_pending = c->done_pending = false;
 	if (c->state == ST_READY) {
 		/* polite QUIT; freed on its reply, on EOF or after a while */
+		guard_close(&c->guard);
 		smtpc_write(c, "QUIT");
 		smtpc_enter(c, ST_QUIT);
-		c->qnext = smtpc_quitting;
+		c->qnext = c->x->quitting;
 		if (c->qnext)
 			c->qnext->qprev = &c->qnext;
-		c->qprev = &smtpc_quitting;
-		smtpc_quitting = c;
+		c->qprev = &c->x->quitting;
+		c->x->quitting = c;
 		return;
 	}
-	if (c->in_cb > 0) {
-		c->free_after_cb = true;
+	if (!guard_free(&c->guard)) {
+		/* inside one of its callbacks: freed on their way out */
 		c->state = ST_DEAD;
 		evtimer_del(c->timer);
 		if (c->bev)
@@ -1184,9 +675,21 @@ smtpc_ssl_ctx_new(void)
 	return ctx;
 }
 
-void
-smtpc_shutdown(void)
+struct smtpc_ctx *
+smtpc_ctx_new(struct event_base *base)
 {
-	while (smtpc_quitting)
-		smtpc_free(smtpc_quitting);
+	struct smtpc_ctx *x = xcalloc(1, sizeof(*x));
+
+	x->base = base;
+	return x;
+}
+
+void
+smtpc_ctx_free(struct smtpc_ctx *x)
+{
+	if (x == NULL)
+		return;
+	while (x->quitting)
+		smtpc_free(x->quitting);
+	free(x);
 }

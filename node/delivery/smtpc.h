@@ -5,8 +5,8 @@
  * and the timeouts of RFC 5321 4.5.3.2.
  *
  * It reports what the server said; it decides nothing about retries or
- * bounces (node/outcome.c does). One state per expected reply; per-state
- * timeouts live in a table. Handles untrusted input: replies are bounded
+ * bounces (node/delivery/outcome.c does). One state per expected reply;
+ * per-state timeouts live in a table. Handles untrusted input: replies are bounded
  * (line length, line count) and parsed strictly. */
 #ifndef SHOAL_NODE_SMTPC_H
 #define SHOAL_NODE_SMTPC_H
@@ -18,6 +18,7 @@
 
 struct event_base;
 struct smtpc;
+struct smtpc_ctx;
 typedef struct ssl_ctx_st SSL_CTX;
 
 #define SMTPC_REPLY_TEXT_MAX 512   /* kept of a reply (lines joined) */
@@ -123,10 +124,21 @@ struct smtpc_opts {
 	uint32_t timeout_scale_pct;   /* 100 = RFC 5321 4.5.3.2 values (tests shrink them) */
 };
 
+/* The clients of one owner: the event loop they run on, the connections
+ * closed with smtpc_close() that still wait for the reply to their QUIT
+ * (nobody else points at them) and the count of bodies repaired for the
+ * rate-limited warning. Returns NULL (logged) when out of memory. */
+struct smtpc_ctx *smtpc_ctx_new(struct event_base *base);
+
+/* Free every closed connection still saying QUIT, then x; for shutdown,
+ * when the event loop will not run again. Every connection opened with x
+ * must have been closed. smtpc_ctx_free(NULL) does nothing. */
+void smtpc_ctx_free(struct smtpc_ctx *x);
+
 /* Connect and run greeting, EHLO/HELO and STARTTLS. ready is called once,
- * never before smtpc_open() returns. Returns NULL only on a local error
- * (no socket), logged. */
-struct smtpc *smtpc_open(struct event_base *base, const struct smtpc_opts *o,
+ * never before smtpc_open() returns. x must outlive the connection.
+ * Returns NULL only on a local error (no socket), logged. */
+struct smtpc *smtpc_open(struct smtpc_ctx *x, const struct smtpc_opts *o,
 			 smtpc_ready_fn ready, void *arg);
 
 /* Send one message on a ready, idle connection. done is called once, never
@@ -143,13 +155,11 @@ const struct smtpc_info *smtpc_info(const struct smtpc *c);
 bool smtpc_is_usable(const struct smtpc *c);
 
 /* Send QUIT (if usable) and free the connection when done or after a short
- * timeout; no callbacks are called afterwards. Safe to call from inside
- * this connection's callbacks. smtpc_close(NULL) does nothing. */
+ * timeout (smtpc_ctx_free() frees it at shutdown); no callbacks are called
+ * afterwards. Safe to call from inside this connection's callbacks: then
+ * the connection is freed on their way out. smtpc_close(NULL) does
+ * nothing. */
 void smtpc_close(struct smtpc *c);
-
-/* Free every closed connection still waiting for its QUIT reply; for
- * shutdown, when the event loop will not run again. */
-void smtpc_shutdown(void);
 
 /* Build a client SSL_CTX: TLS 1.2+ with OpenSSL's defaults, no
  * certificate verification (opportunistic, RFC 7435). Returns NULL and

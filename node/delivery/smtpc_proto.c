@@ -1,4 +1,4 @@
-/* The SMTP client's wire format (see smtpc_proto.h): what node/smtpc.c
+/* The SMTP client's wire format (see smtpc_proto.h): what the SMTP client
  * reads from and writes to the server, with no connection state. Reply
  * lines are untrusted: bounded by the caller's line limit and
  * SMTPC_REPLY_LINES_MAX here, parsed strictly, and kept as printable ASCII

@@ -1,4 +1,4 @@
-/* The SMTP client's wire format, internal to node/smtpc.c: reading reply
+/* The SMTP client's wire format, internal to smtpc*.c: reading reply
  * lines (RFC 5321 4.2, enhanced codes RFC 3463), EHLO keywords (RFC 5321
  * 4.1.1.1), whether a message can be put on the wire at all, writing MAIL
  * and RCPT with their SIZE, BODY, SMTPUTF8 and DSN parameters (RFC 1870,

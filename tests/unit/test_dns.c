@@ -1,6 +1,7 @@
-/* Check suite for node/dns.c against a real dnsmasq on 127.0.0.1 at a free
- * port, plus a fake server in this process for the answers dnsmasq will not
- * give (SERVFAIL, REFUSED, silence, garbage) and for counting queries.
+/* Check suite for the resolver (node/delivery/dns*.c) against a real
+ * dnsmasq on 127.0.0.1 at a free port, plus a fake server in this process
+ * for the answers dnsmasq will not give (SERVFAIL, REFUSED, silence,
+ * garbage) and for counting queries.
  * No test reads /etc/resolv.conf or sends DNS anywhere else. */
 #include <arpa/inet.h>
 #include <ares.h>
@@ -287,7 +288,7 @@ setup_base(void)
 {
 	memset(&fx, 0, sizeof(fx));
 	fx.fake_fd = -1;
-	/* TEST_DNS_DEBUG=1 shows node/dns.c's debug lines */
+	/* TEST_DNS_DEBUG=1 shows the resolver's debug lines */
 	log_init("test_dns", getenv("TEST_DNS_DEBUG") ? LOG_LVL_DEBUG :
 							LOG_LVL_WARN);
 	fx.base = event_base_new();

@@ -1,9 +1,13 @@
-/* Check suite for node/outcome.c, the delivery-error policy: what a final
- * reply means for a recipient (2xx delivered, 4xx and local failures
- * deferred, 5xx bounced), moving to the next MX host on connection-level
- * trouble (RFC 5321 5.1), retry times with jitter, queue lifetime expiry,
- * and the RFC 3463 status a DSN carries (categories: test_classify.c). Replies are
- * data, so most of this is tables run with tcase_add_loop_test(). */
+/* Check suite for node/delivery/outcome.c, the delivery-error policy, one
+ * table per decision it owns: what a final reply means for a recipient
+ * (2xx delivered, 4xx and local failures deferred, 5xx bounced) with its
+ * DSN status (RFC 3463) and category; what a failure to set up a
+ * connection leads to (same host in plain text, host marked down, next MX
+ * host per RFC 5321 5.1, the whole destination deferred); what a DNS
+ * answer and a local refusal mean for a job; retry times by attempt with
+ * jitter; and when queue lifetime turns a deferral into a bounce (the
+ * categories themselves: test_classify.c). Replies are data, so this is
+ * tables run with tcase_add_loop_test(). */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +79,239 @@ START_TEST(test_outcome_of_reply_uses_basic_code_only)
 }
 END_TEST
 
+/* ---- one recipient of an attempt ------------------------------------ */
+
+/* reply code / enhanced code / phase the attempt ended in -> verdict */
+struct rcpt_case {
+	int code;
+	const char *enhanced;
+	const char *text;
+	enum smtpc_phase phase;
+	enum outcome want;
+	const char *status;
+	enum classify_cat cat;
+};
+
+static const struct rcpt_case rcpt_cases[] = {
+	/* done */
+	{ 250, "", "ok", SMTPC_PH_QUIT, OUTCOME_DELIVERED, "2.0.0",
+	  CLASSIFY_NONE },
+	{ 250, "2.6.0", "queued as 1234", SMTPC_PH_QUIT, OUTCOME_DELIVERED,
+	  "2.6.0", CLASSIFY_NONE },
+	{ 251, "2.1.5", "will forward", SMTPC_PH_QUIT, OUTCOME_DELIVERED,
+	  "2.1.5", CLASSIFY_NONE },
+	/* bounce: a 5xx at RCPT, after the dot, or MAIL's for everyone */
+	{ 550, "5.1.1", "user unknown", SMTPC_PH_RCPT, OUTCOME_BOUNCED,
+	  "5.1.1", CLASSIFY_INVALID_RECIPIENT },
+	{ 552, "5.2.2", "mailbox full", SMTPC_PH_DOT, OUTCOME_BOUNCED, "5.2.2",
+	  CLASSIFY_MAILBOX_FULL },
+	{ 554, "5.7.1", "rejected as spam", SMTPC_PH_DOT, OUTCOME_BOUNCED,
+	  "5.7.1", CLASSIFY_POLICY_BLOCK },
+	{ 552, "5.3.4", "message too big", SMTPC_PH_MAIL, OUTCOME_BOUNCED,
+	  "5.3.4", CLASSIFY_MESSAGE_TOO_LARGE },
+	{ 550, "", "no such user here", SMTPC_PH_RCPT, OUTCOME_BOUNCED,
+	  "5.0.0", CLASSIFY_INVALID_RECIPIENT },
+	/* a contradicting enhanced code: the basic code decides */
+	{ 550, "4.2.2", "over quota", SMTPC_PH_RCPT, OUTCOME_BOUNCED, "5.0.0",
+	  CLASSIFY_MAILBOX_FULL },
+	/* defer: 4xx anywhere */
+	{ 451, "4.7.1", "greylisted, try again later", SMTPC_PH_RCPT,
+	  OUTCOME_DEFERRED, "4.7.1", CLASSIFY_RATE_LIMITED },
+	{ 452, "4.2.2", "mailbox full", SMTPC_PH_RCPT, OUTCOME_DEFERRED,
+	  "4.2.2", CLASSIFY_MAILBOX_FULL },
+	{ 421, "4.3.2", "shutting down", SMTPC_PH_MAIL, OUTCOME_DEFERRED,
+	  "4.3.2", CLASSIFY_OTHER },
+	{ 451, "", "local error", SMTPC_PH_DOT, OUTCOME_DEFERRED, "4.0.0",
+	  CLASSIFY_OTHER },
+	/* defer: no reply at all (lost, timed out) in any phase */
+	{ 0, "", "timeout after end of data", SMTPC_PH_DOT, OUTCOME_DEFERRED,
+	  "4.4.1", CLASSIFY_CONNECTION_FAILURE },
+	{ 0, "4.4.2", "connection lost in MAIL", SMTPC_PH_MAIL,
+	  OUTCOME_DEFERRED, "4.4.2", CLASSIFY_CONNECTION_FAILURE },
+	{ 0, "", "connection closed by server", SMTPC_PH_DATA,
+	  OUTCOME_DEFERRED, "4.4.1", CLASSIFY_CONNECTION_FAILURE },
+	/* defer: no sense as a final reply */
+	{ 354, "", "go ahead", SMTPC_PH_DATA, OUTCOME_DEFERRED, "4.0.0",
+	  CLASSIFY_OTHER },
+};
+
+START_TEST(test_outcome_of_rcpt_table)
+{
+	const struct rcpt_case *c = &rcpt_cases[_i];
+	struct smtpc_reply r = reply(c->code, c->enhanced, c->text);
+	struct outcome_verdict v;
+
+	memset(&v, 'X', sizeof(v));
+	outcome_of_rcpt(&r, c->phase, &v);
+	ck_assert_msg(v.outcome == c->want, "row %d: outcome %s want %s", _i,
+		      outcome_name(v.outcome), outcome_name(c->want));
+	ck_assert_msg(strcmp(v.status, c->status) == 0,
+		      "row %d: status %s want %s", _i, v.status, c->status);
+	ck_assert_msg(v.category == c->cat, "row %d: category %s want %s", _i,
+		      classify_name(v.category), classify_name(c->cat));
+}
+END_TEST
+
+/* RFC 3461 4.1: "relayed" only for a delivery to a server without DSN. */
+START_TEST(test_outcome_is_relayed)
+{
+	ck_assert(outcome_is_relayed(OUTCOME_DELIVERED, false));
+	ck_assert(!outcome_is_relayed(OUTCOME_DELIVERED, true));
+	ck_assert(!outcome_is_relayed(OUTCOME_DEFERRED, false));
+	ck_assert(!outcome_is_relayed(OUTCOME_BOUNCED, false));
+}
+END_TEST
+
+START_TEST(test_outcome_name)
+{
+	ck_assert_str_eq(outcome_name(OUTCOME_DELIVERED), "delivered");
+	ck_assert_str_eq(outcome_name(OUTCOME_DEFERRED), "deferred");
+	ck_assert_str_eq(outcome_name(OUTCOME_BOUNCED), "bounced");
+	ck_assert_str_eq(outcome_name((enum outcome)42), "deferred");
+}
+END_TEST
+
+/* ---- setting up a connection --------------------------------------- */
+
+/* phase / reply / TLS mode -> same host in plain text? host down? next
+ * host? and, when no address is left, the whole destination's verdict */
+struct setup_case {
+	enum smtpc_phase phase;
+	int code;
+	const char *enhanced;
+	const char *text;
+	bool is_tls_opportunistic, is_plain_tried;
+	bool want_plain, want_down, want_next;
+	const char *status;            /* whole destination: always deferred */
+	enum classify_cat cat;
+};
+
+static const struct setup_case setup_cases[] = {
+	/* nothing answered: down, next host */
+	{ SMTPC_PH_CONNECT, 0, "4.4.1", "connect: Connection refused", true,
+	  false, false, true, true, "4.4.1", CLASSIFY_CONNECTION_FAILURE },
+	{ SMTPC_PH_CONNECT, 0, "", "connection timed out", false, false,
+	  false, true, true, "4.4.1", CLASSIFY_CONNECTION_FAILURE },
+	/* no SMTP service: down; a 5xx greeting refuses the connection,
+	 * not the recipients, so the destination is deferred, class 4 */
+	{ SMTPC_PH_GREETING, 554, "5.7.1", "go away", true, false, false,
+	  true, true, "4.7.1", CLASSIFY_POLICY_BLOCK },
+	{ SMTPC_PH_GREETING, 421, "4.3.2", "busy", true, false, false, true,
+	  true, "4.3.2", CLASSIFY_OTHER },
+	{ SMTPC_PH_GREETING, 554, "", "no SMTP service here", true, false,
+	  false, true, true, "4.0.0", CLASSIFY_OTHER },
+	/* EHLO and HELO refused: next host, but not down */
+	{ SMTPC_PH_EHLO, 550, "5.5.1", "HELO refused", true, false, false,
+	  false, true, "4.5.1", CLASSIFY_OTHER },
+	{ SMTPC_PH_EHLO, 421, "", "closing", false, false, false, false, true,
+	  "4.0.0", CLASSIFY_OTHER },
+	/* a 2xx reported as a setup failure still delivers nothing */
+	{ SMTPC_PH_EHLO, 250, "2.0.0", "odd", false, false, false, false, true,
+	  "4.0.0", CLASSIFY_NONE },
+	/* opportunistic TLS that failed: the same host in plain text once */
+	{ SMTPC_PH_TLS, 0, "4.7.5", "TLS: handshake failed", true, false,
+	  true, false, true, "4.7.5", CLASSIFY_TLS_FAILURE },
+	{ SMTPC_PH_TLS, 454, "4.7.0", "TLS not available", true, false, true,
+	  false, true, "4.7.0", CLASSIFY_TLS_FAILURE },
+	{ SMTPC_PH_TLS, 0, "4.7.5", "TLS: handshake failed", true, true,
+	  false, false, true, "4.7.5", CLASSIFY_TLS_FAILURE },
+	/* required TLS: never in plain text */
+	{ SMTPC_PH_TLS, 0, "4.7.10", "TLS required but STARTTLS not offered",
+	  false, false, false, false, true, "4.7.10", CLASSIFY_TLS_FAILURE },
+	{ SMTPC_PH_TLS, 554, "5.7.10", "TLS required", false, false, false,
+	  false, true, "4.7.10", CLASSIFY_TLS_FAILURE },
+};
+
+START_TEST(test_outcome_setup_failure_table)
+{
+	const struct setup_case *c = &setup_cases[_i];
+	struct smtpc_reply r = reply(c->code, c->enhanced, c->text);
+	struct outcome_verdict v;
+
+	ck_assert_msg(outcome_retry_plain(c->phase, c->is_tls_opportunistic,
+					  c->is_plain_tried) == c->want_plain,
+		      "row %d: plain", _i);
+	ck_assert_msg(outcome_marks_host_down(c->phase) == c->want_down,
+		      "row %d: down", _i);
+	ck_assert_msg(outcome_try_next_host(c->phase, &r) == c->want_next,
+		      "row %d: next host", _i);
+	memset(&v, 'X', sizeof(v));
+	outcome_of_setup_failure(c->phase, &r, &v);
+	ck_assert_msg(v.outcome == OUTCOME_DEFERRED, "row %d: outcome %s", _i,
+		      outcome_name(v.outcome));
+	ck_assert_msg(strcmp(v.status, c->status) == 0,
+		      "row %d: status %s want %s", _i, v.status, c->status);
+	ck_assert_msg(v.category == c->cat, "row %d: category %s want %s", _i,
+		      classify_name(v.category), classify_name(c->cat));
+}
+END_TEST
+
+/* ---- DNS and local failures ---------------------------------------- */
+
+struct dns_case {
+	enum dns_status st;
+	bool want_end;
+	enum outcome want;
+	const char *status;
+};
+
+static const struct dns_case dns_cases[] = {
+	{ DNS_OK, false, OUTCOME_DELIVERED, "" },
+	{ DNS_NULL_MX, true, OUTCOME_BOUNCED, "5.1.10" }, /* RFC 7505 4.2 */
+	{ DNS_NXDOMAIN, true, OUTCOME_BOUNCED, "5.1.2" },
+	{ DNS_NO_HOSTS, true, OUTCOME_BOUNCED, "5.1.2" },
+	{ DNS_TEMPFAIL, true, OUTCOME_DEFERRED, "4.4.3" },
+	{ (enum dns_status)99, true, OUTCOME_DEFERRED, "4.4.3" },
+};
+
+START_TEST(test_outcome_of_dns_table)
+{
+	const struct dns_case *c = &dns_cases[_i];
+	struct outcome_verdict v;
+
+	memset(&v, 'X', sizeof(v));
+	ck_assert_int_eq(outcome_of_dns(c->st, &v), c->want_end);
+	if (!c->want_end) {
+		ck_assert_int_eq(v.status[0], 'X'); /* untouched */
+		return;
+	}
+	ck_assert_int_eq(v.outcome, c->want);
+	ck_assert_str_eq(v.status, c->status);
+	ck_assert_int_eq(v.category, CLASSIFY_DNS_FAILURE);
+}
+END_TEST
+
+struct local_case {
+	enum outcome_local why;
+	enum outcome want;
+	const char *status;
+	enum classify_cat cat;
+};
+
+static const struct local_case local_cases[] = {
+	/* our own config: never the recipient's fault */
+	{ OUTCOME_LOCAL_BAD_ROUTE, OUTCOME_DEFERRED, "4.3.5", CLASSIFY_OTHER },
+	{ OUTCOME_LOCAL_NO_DOMAIN, OUTCOME_BOUNCED, "5.1.3",
+	  CLASSIFY_INVALID_RECIPIENT },
+	{ OUTCOME_LOCAL_BAD_LITERAL, OUTCOME_BOUNCED, "5.1.2",
+	  CLASSIFY_INVALID_RECIPIENT },
+	{ OUTCOME_LOCAL_SUPPRESSED, OUTCOME_BOUNCED, "5.1.1",
+	  CLASSIFY_INVALID_RECIPIENT },
+};
+
+START_TEST(test_outcome_of_local_table)
+{
+	const struct local_case *c = &local_cases[_i];
+	struct outcome_verdict v;
+
+	memset(&v, 'X', sizeof(v));
+	outcome_of_local(c->why, &v);
+	ck_assert_int_eq(v.outcome, c->want);
+	ck_assert_str_eq(v.status, c->status);
+	ck_assert_int_eq(v.category, c->cat);
+}
+END_TEST
+
 /* ---- next MX ------------------------------------------------------- */
 
 START_TEST(test_outcome_try_next_host_on_any_connection_trouble)
@@ -126,6 +363,28 @@ START_TEST(test_outcome_next_try_follows_schedule)
 		assert_within_jitter(outcome_next_try(now, 3, sched3, 3), now,
 				     900);
 	}
+}
+END_TEST
+
+/* attempts -> the slot of delivery.retry_schedule used */
+struct try_case {
+	uint32_t attempts;
+	uint64_t delay;
+};
+
+static const struct try_case try_cases[] = {
+	{ 0, 60 },   { 1, 60 },   { 2, 300 },	     { 3, 900 },
+	{ 4, 900 },  { 10, 900 }, { UINT32_MAX, 900 },
+};
+
+START_TEST(test_outcome_next_try_table)
+{
+	const struct try_case *c = &try_cases[_i];
+
+	for (int k = 0; k < 50; k++)
+		assert_within_jitter(outcome_next_try(1700000000, c->attempts,
+						      sched3, 3),
+				     1700000000, c->delay);
 }
 END_TEST
 
@@ -247,6 +506,44 @@ START_TEST(test_outcome_expiry_shortest_lifetime)
 }
 END_TEST
 
+/* age -> does the attempt's outcome stand? (lifetime 5 days) */
+struct final_case {
+	enum outcome oc;
+	uint64_t age;
+	enum outcome want;
+};
+
+#define LIFE 432000u
+
+static const struct final_case final_cases[] = {
+	{ OUTCOME_DEFERRED, 0, OUTCOME_DEFERRED },
+	{ OUTCOME_DEFERRED, LIFE - 1, OUTCOME_DEFERRED },
+	{ OUTCOME_DEFERRED, LIFE, OUTCOME_BOUNCED }, /* expired: it ends */
+	{ OUTCOME_DEFERRED, 10ull * LIFE, OUTCOME_BOUNCED },
+	{ OUTCOME_DELIVERED, LIFE, OUTCOME_DELIVERED }, /* late, but done */
+	{ OUTCOME_DELIVERED, 0, OUTCOME_DELIVERED },
+	{ OUTCOME_BOUNCED, 0, OUTCOME_BOUNCED },
+	{ OUTCOME_BOUNCED, LIFE, OUTCOME_BOUNCED },
+};
+
+START_TEST(test_outcome_final_table)
+{
+	const struct final_case *c = &final_cases[_i];
+	const uint64_t arrival = 1700000000;
+
+	ck_assert_int_eq(outcome_final(c->oc, arrival + c->age, arrival, LIFE),
+			 c->want);
+}
+END_TEST
+
+/* A clock behind the arrival (skew between nodes) never ends anything. */
+START_TEST(test_outcome_final_arrival_in_future)
+{
+	ck_assert_int_eq(outcome_final(OUTCOME_DEFERRED, 1000, 2000, 1),
+			 OUTCOME_DEFERRED);
+}
+END_TEST
+
 /* ---- DSN status (RFC 3463) ----------------------------------------- */
 
 struct status_case {
@@ -339,10 +636,28 @@ outcome_suite(void)
 	tcase_add_test(tc, test_outcome_of_reply_uses_basic_code_only);
 	tcase_add_test(tc,
 		       test_outcome_try_next_host_on_any_connection_trouble);
+	tcase_add_loop_test(tc, test_outcome_of_rcpt_table, 0,
+			    sizeof(rcpt_cases) / sizeof(rcpt_cases[0]));
+	tcase_add_test(tc, test_outcome_is_relayed);
+	tcase_add_test(tc, test_outcome_name);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("setup");
+	tcase_add_loop_test(tc, test_outcome_setup_failure_table, 0,
+			    sizeof(setup_cases) / sizeof(setup_cases[0]));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("dns_local");
+	tcase_add_loop_test(tc, test_outcome_of_dns_table, 0,
+			    sizeof(dns_cases) / sizeof(dns_cases[0]));
+	tcase_add_loop_test(tc, test_outcome_of_local_table, 0,
+			    sizeof(local_cases) / sizeof(local_cases[0]));
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("retry");
 	tcase_add_test(tc, test_outcome_next_try_follows_schedule);
+	tcase_add_loop_test(tc, test_outcome_next_try_table, 0,
+			    sizeof(try_cases) / sizeof(try_cases[0]));
 	tcase_add_test(tc, test_outcome_next_try_last_slot_repeats);
 	tcase_add_test(tc, test_outcome_next_try_attempt_zero_uses_first_slot);
 	tcase_add_test(tc, test_outcome_next_try_empty_schedule_is_60s);
@@ -355,6 +670,9 @@ outcome_suite(void)
 	tcase_add_test(tc, test_outcome_expiry_boundary);
 	tcase_add_test(tc, test_outcome_expiry_arrival_in_future);
 	tcase_add_test(tc, test_outcome_expiry_shortest_lifetime);
+	tcase_add_loop_test(tc, test_outcome_final_table, 0,
+			    sizeof(final_cases) / sizeof(final_cases[0]));
+	tcase_add_test(tc, test_outcome_final_arrival_in_future);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("status");

@@ -1,4 +1,4 @@
-/* Check suite for node/shaping.c: which delivery.limits entry applies to a
+/* Check suite for node/delivery/shaping.c: which delivery.limits entry applies to a
  * destination ("*" the default, a named domain matched without regard to
  * case, the first of duplicates), how the cluster-wide budget is split by
  * this node's share of shards (rounded down, never below one connection),

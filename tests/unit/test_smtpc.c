@@ -1,8 +1,8 @@
-/* Check suite for node/smtpc.c against a scripted SMTP server in this
- * process: a thread that accepts one connection on 127.0.0.1 (a port the
- * kernel picked) and plays a script of steps (send these reply lines,
- * expect this command, read n lines, read a DATA body, stay quiet, do a
- * TLS handshake, close). Everything the client sends is recorded (after
+/* Check suite for the SMTP client (node/delivery/smtpc*.c) against a
+ * scripted SMTP server in this process: a thread that accepts one
+ * connection on 127.0.0.1 (a port the kernel picked) and plays a script of
+ * steps (send these reply lines, expect this command, read n lines, read a
+ * DATA body, stay quiet, do a TLS handshake, close). Everything the client sends is recorded (after
  * TLS, in clear), so tests compare the exact bytes on the wire.
  *
  * The client runs in the test's own event loop; the server thread never
@@ -470,6 +470,7 @@ struct got_done {
 
 static struct {
 	struct event_base *base;
+	struct smtpc_ctx *x;           /* the clients' owner */
 	struct smtpc *c;
 	SSL_CTX *client_ctx;
 	bool in_api;                   /* inside smtpc_open() / smtpc_send() */
@@ -585,7 +586,7 @@ client_open_at(int port, enum smtpc_tls tls, SSL_CTX *ctx, uint32_t scale,
 	};
 
 	fx.in_api = true;
-	fx.c = smtpc_open(fx.base, &o, on_ready, NULL);
+	fx.c = smtpc_open(fx.x, &o, on_ready, NULL);
 	fx.in_api = false;
 	ck_assert_ptr_nonnull(fx.c);
 }
@@ -677,13 +678,15 @@ setup(void)
 	for (size_t i = 0; i < 3; i++)
 		fx.fillers[i] = -1;
 	signal(SIGPIPE, SIG_IGN);
-	/* TEST_SMTPC_DEBUG=1 shows node/smtpc.c's debug lines */
+	/* TEST_SMTPC_DEBUG=1 shows the SMTP client's debug lines */
 	log_init("test_smtpc", getenv("TEST_SMTPC_DEBUG") ? LOG_LVL_DEBUG :
 							  LOG_LVL_ERROR);
 	if (getenv("TEST_SMTPC_DEBUG"))
 		log_set_debug("smtp");
 	fx.base = event_base_new();
 	ck_assert_ptr_nonnull(fx.base);
+	fx.x = smtpc_ctx_new(fx.base);
+	ck_assert_ptr_nonnull(fx.x);
 }
 
 static void
@@ -699,6 +702,7 @@ teardown(void)
 			close(fx.fillers[i]);
 	free(srv.got);
 	free(fx.heap_body);
+	smtpc_ctx_free(fx.x); /* frees a connection still saying QUIT */
 	SSL_CTX_free(srv.ctx);
 	SSL_CTX_free(fx.client_ctx);
 	event_base_free(fx.base);
@@ -1825,6 +1829,32 @@ START_TEST(test_close_during_message_calls_nothing)
 }
 END_TEST
 
+/* A connection closed while ready says QUIT and waits for the reply; one
+ * still waiting at shutdown is the owner's context's to free (there is no
+ * global list): smtpc_ctx_free() closes it without the loop running. */
+START_TEST(test_ctx_free_frees_connection_waiting_for_quit)
+{
+	static const struct step script[] = {
+		GREET,
+		SEND("250 mx.test\r\n"),
+		EXPECT("QUIT"),
+		WAIT_EOF, /* no 221: only smtpc_ctx_free() ends it */
+		END,
+	};
+
+	session_ok(script);
+	smtpc_close(fx.c);
+	fx.c = NULL;
+	run_until(&srv.steps, 4); /* the server has read QUIT */
+	smtpc_ctx_free(fx.x);
+	fx.x = NULL;
+	run_until(&srv.finished, 1);
+	pthread_join(srv.thread, NULL);
+	srv.running = false;
+	ck_assert_msg(srv.err[0] == '\0', "server: %s", srv.err);
+}
+END_TEST
+
 /* ---- input the client must refuse ---------------------------------------- */
 
 /* _i = 0: the reply to the final dot is 554, 1: 250; either way it comes
@@ -2435,6 +2465,7 @@ smtpc_suite(void)
 	tcase_add_test(tc, test_close_inside_done_callback_after_failure);
 	tcase_add_loop_test(tc, test_close_inside_ready_callback, 0, 2);
 	tcase_add_test(tc, test_close_during_message_calls_nothing);
+	tcase_add_test(tc, test_ctx_free_frees_connection_waiting_for_quit);
 	tcase_add_loop_test(tc, test_reply_before_end_of_data_stops_the_body,
 			    0, 2);
 	tcase_add_test(tc, test_overlong_addresses_are_refused_locally);

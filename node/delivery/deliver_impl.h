@@ -1,0 +1,131 @@
+/* Delivery's insides, shared by its two files and by nothing else (the
+ * interface is deliver.h):
+ *
+ *   deliver.c  the job flow: a job in (deliver_submit), its route or DNS
+ *              lookup, the destination it joins, its results out through
+ *              the hooks; setup, the limits share, shutdown
+ *   dest.c     destinations and their connection pools: jobs waiting per
+ *              destination, connections within the shaping limits, MX
+ *              fallback, the TLS retry, IP-pool sources, reuse and idling
+ *
+ * outcome.c judges every result either file hands out. */
+#ifndef SHOAL_NODE_DELIVER_IMPL_H
+#define SHOAL_NODE_DELIVER_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "lib/config.h"
+#include "lib/guard.h"
+#include "node/delivery/deliver.h"
+#include "node/delivery/dns.h"
+#include "node/delivery/outcome.h"
+#include "node/delivery/shaping.h"
+#include "node/delivery/smtpc.h"
+
+#define DELIVER_ADDRS_MAX (DNS_HOSTS_MAX * DNS_ADDRS_MAX)
+#define DELIVER_KEY_MAX 1024
+
+struct event;
+struct event_base;
+struct job;
+struct dconn;
+struct dwait;
+
+struct deliver {
+	struct event_base *base;
+	const struct config *cfg;   /* borrowed: outlives d */
+	char *node_id;              /* ours, for the limits share */
+	struct deliver_hooks hooks; /* to the layer above (node.c's) */
+	struct dns *dns;
+	SSL_CTX *ssl;
+	struct smtpc_ctx *smtpc;  /* our SMTP clients, those saying QUIT too */
+	struct dest *dests;
+	struct dwait *waits;      /* jobs waiting for DNS */
+	uint32_t n_conns;
+	double share;             /* of the cluster's limits */
+	struct egress *egress;    /* IP pools' source addresses */
+	uint64_t unknown_pools;   /* messages naming a pool we lack */
+};
+
+struct dest_addr {
+	struct sockaddr_storage sa;
+	char mx[DNS_NAME_MAX + 1];
+	uint64_t down_until;      /* unix seconds */
+};
+
+/* A destination: the sorted set of MX host names a domain resolves to (or
+ * "route:HOST:PORT" for a delivery.routes relay), per IP pool. */
+struct dest {
+	struct deliver *d;
+	char key[DELIVER_KEY_MAX];    /* "pool:NAME|" + MX key with a pool */
+	ssize_t pool;                 /* egress.h index, -1 = none */
+	char domain[DNS_NAME_MAX + 1]; /* whose job made it: metrics label */
+	struct dest_addr addrs[DELIVER_ADDRS_MAX];
+	size_t n_addrs;
+	struct shaping shape;
+	enum smtpc_tls tls;
+	struct job *head, *tail;  /* waiting jobs */
+	size_t queued;
+	struct dconn *conns;      /* all connections */
+	uint32_t n_conns, n_connecting;
+	struct event *wake;       /* rate limit timer */
+	struct guard guard;       /* held while dest_pump() runs */
+	struct dest *next;
+};
+
+/* ---- deliver.c: results ------------------------------------------------ */
+
+/* One log line for recipient k of j, subject first: the qid. */
+void deliver_log_result(const struct job *j, size_t k, const char *mx,
+			const char *ip, const char *source, enum outcome oc,
+			enum classify_cat cat, int code, const char *status,
+			const char *text);
+
+/* Give every recipient of j the same verdict (outcome.c's) and hand j
+ * back through hooks.job_done; code and text say what happened. */
+void deliver_finish_all(struct deliver *d, struct job *j,
+			const struct outcome_verdict *v, int code,
+			const char *text, const char *mx, const char *source);
+
+/* Whether j may start now (hooks.job_may_start). */
+bool deliver_may_start(const struct deliver *d, const struct job *j);
+
+/* Hand j back without an attempt (hooks.job_abandon); it stays due. */
+void deliver_abandon(struct deliver *d, struct job *j);
+
+/* ---- dest.c: destinations ------------------------------------------------ */
+
+/* The destination filed under key, or NULL. */
+struct dest *dest_find(struct deliver *d, const char *key);
+
+/* A new, empty destination under key, made for a job of domain, sending
+ * from IP pool pool (-1: none), with route_tls (a delivery.routes relay's
+ * TLS mode) or, when NULL, the TLS mode of the limits that apply. */
+struct dest *dest_new(struct deliver *d, const char *key, const char *domain,
+		      ssize_t pool, const enum cfg_tls *route_tls);
+
+/* Take the addresses of a DNS answer (port set to port), keeping the
+ * down marks of addresses already known. */
+void dest_set_addrs(struct dest *ds, const struct dns_result *r,
+		    uint16_t port);
+
+/* Queue j and start what the limits allow. May free ds (nothing left
+ * to do: j could not start). */
+void dest_enqueue(struct dest *ds, struct job *j);
+
+/* Hand back every waiting job that may not start now. May free ds. */
+void dest_recheck(struct dest *ds);
+
+/* Apply a new share of the limits; the next pump (on the next loop pass)
+ * uses it. */
+void dest_set_share(struct dest *ds, double share);
+
+/* Shutdown: close every connection, free the jobs (waiting and in flight)
+ * without results, unlink and free ds. */
+void dest_free(struct dest *ds);
+
+#endif

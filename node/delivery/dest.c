@@ -1,0 +1,709 @@
+/* Destinations and their connection pools (see deliver_impl.h).
+ *
+ * A destination is the sorted set of MX host names a domain resolves to
+ * (or "route:HOST:PORT" for a delivery.routes relay), per IP pool. Each
+ * holds a FIFO of jobs, its shaping state (shaping.c) and its connections.
+ * A connection attempt walks the destination's addresses in MX order,
+ * skipping those marked down in the last DELIVER_DOWN_S seconds; what a
+ * failure leads to (the same address in plain text, a down mark, the next
+ * address, or every waiting job deferred when none is left and no other
+ * connection lives) is outcome.c's decision. A pool's destination sends
+ * from the pool's source addresses (egress.c), trying the next source when
+ * one is at fault. Connections carry several messages in turn and close
+ * when idle for DELIVER_IDLE_MS.
+ *
+ * Leaves the job flow (lookups, results, hooks) to deliver.c.
+ * Handles untrusted input indirectly: DNS answers and SMTP replies have
+ * been bounded by dns.c and smtpc.c. */
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "lib/clock.h"
+#include "lib/guard.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "node/delivery/deliver_impl.h"
+#include "node/delivery/egress.h"
+#include "node/delivery/job.h"
+#include "node/delivery/outcome.h"
+#include "node/delivery/shaping.h"
+#include "node/delivery/smtpc.h"
+
+#define DELIVER_IDLE_MS 5000      /* keep an idle connection this long */
+#define DELIVER_DOWN_S 60         /* skip an address that just failed */
+
+enum dconn_state {
+	DCONN_CONNECTING,
+	DCONN_IDLE,
+	DCONN_BUSY,
+};
+
+/* One message being sent: smtpc borrows these arrays until done. */
+struct dsend {
+	struct job *job;
+	const char **rcpts;
+	unsigned *notify;
+	const char **orcpt;
+};
+
+/* One connection of a destination. */
+struct dconn {
+	struct dest *dest;
+	struct smtpc *c;
+	enum dconn_state state;
+	size_t addr_idx;          /* which address this attempt uses */
+	size_t tried;             /* addresses tried by this connection */
+	bool tls_off;             /* retrying this address without TLS */
+	ssize_t src;              /* pool source address, -1 = none yet */
+	size_t src_tries;         /* sources tried for this MX address */
+	uint32_t msgs;
+	struct dsend send;
+	struct event *idle;
+	struct dconn *next;
+};
+
+static void dest_pump(struct dest *ds);
+
+static uint64_t
+dest_now(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+static uint64_t
+dest_now_us(void)
+{
+	return clock_mono_us(); /* for shaping: never steps */
+}
+
+struct dest *
+dest_find(struct deliver *d, const char *key)
+{
+	for (struct dest *ds = d->dests; ds; ds = ds->next)
+		if (strcmp(ds->key, key) == 0)
+			return ds;
+	return NULL;
+}
+
+static void
+dest_on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	dest_pump(arg);
+}
+
+/* The name of the destination's IP pool, or NULL. */
+static const char *
+dest_pool_name(const struct dest *ds)
+{
+	return ds->pool >= 0 ? egress_pool(ds->d->egress, (size_t)ds->pool)->name :
+			       NULL;
+}
+
+static enum smtpc_tls
+dest_tls_mode(enum cfg_tls t)
+{
+	switch (t) {
+	case CFG_TLS_REQUIRED:
+		return SMTPC_TLS_REQUIRED;
+	case CFG_TLS_NONE:
+		return SMTPC_TLS_NONE;
+	default:
+		return SMTPC_TLS_OPPORTUNISTIC;
+	}
+}
+
+struct dest *
+dest_new(struct deliver *d, const char *key, const char *domain, ssize_t pool,
+	 const enum cfg_tls *route_tls)
+{
+	struct dest *ds = xcalloc(1, sizeof(*ds));
+
+	ds->d = d;
+	ds->pool = pool;
+	snprintf(ds->key, sizeof(ds->key), "%s", key);
+	snprintf(ds->domain, sizeof(ds->domain), "%s", domain);
+	shaping_for_pool(d->cfg, dest_pool_name(ds), domain, d->share,
+			 &ds->shape);
+	ds->tls = dest_tls_mode(route_tls ? *route_tls : ds->shape.tls);
+	ds->wake = evtimer_new(d->base, dest_on_wake, ds);
+	ds->next = d->dests;
+	d->dests = ds;
+	log_debug(LOG_SUB_SMTP, "dest=%s event=created max_conns=%u", key,
+		  ds->shape.max_connections);
+	return ds;
+}
+
+static void
+dest_unlink_free(struct dest *ds)
+{
+	struct deliver *d = ds->d;
+	struct dest **pp;
+
+	for (pp = &d->dests; *pp; pp = &(*pp)->next) {
+		if (*pp == ds) {
+			*pp = ds->next;
+			break;
+		}
+	}
+	event_free(ds->wake);
+	free(ds);
+}
+
+/* Free a destination with nothing left to do: at once, or when the
+ * dest_pump() running on it (lib/guard.h) returns. The caller must not
+ * touch ds afterwards. */
+static void
+dest_maybe_free(struct dest *ds)
+{
+	if (ds->queued || ds->n_conns)
+		return;
+	if (guard_free(&ds->guard))
+		dest_unlink_free(ds);
+}
+
+void
+dest_enqueue(struct dest *ds, struct job *j)
+{
+	struct shaping s;
+
+	/* a limit naming this domain applies to its whole destination */
+	shaping_for_pool(ds->d->cfg, dest_pool_name(ds), j->domain,
+			 ds->d->share, &s);
+	if (s.is_specific && !ds->shape.is_specific) {
+		s.tokens = ds->shape.tokens;
+		s.refilled_us = ds->shape.refilled_us;
+		ds->shape = s;
+		ds->tls = dest_tls_mode(s.tls);
+	}
+	j->next = NULL;
+	if (ds->tail)
+		ds->tail->next = j;
+	else
+		ds->head = j;
+	ds->tail = j;
+	ds->queued++;
+	dest_pump(ds);
+}
+
+static struct job *
+dest_pop(struct dest *ds)
+{
+	struct job *j = ds->head;
+
+	if (j == NULL)
+		return NULL;
+	ds->head = j->next;
+	if (ds->head == NULL)
+		ds->tail = NULL;
+	j->next = NULL;
+	ds->queued--;
+	return j;
+}
+
+/* ---- connections ----------------------------------------------------- */
+
+static void dconn_open(struct dconn *dc);
+
+static void
+dconn_free(struct dconn *dc)
+{
+	struct dest *ds = dc->dest;
+	struct dconn **pp;
+
+	for (pp = &ds->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == dc) {
+			*pp = dc->next;
+			break;
+		}
+	}
+	if (dc->state == DCONN_CONNECTING)
+		ds->n_connecting--;
+	ds->n_conns--;
+	ds->d->n_conns--;
+	smtpc_close(dc->c);
+	if (dc->idle)
+		event_free(dc->idle);
+	free(dc->send.rcpts);
+	free(dc->send.notify);
+	free(dc->send.orcpt);
+	free(dc);
+}
+
+static void
+dconn_on_idle(evutil_socket_t fd, short what, void *arg)
+{
+	struct dconn *dc = arg;
+	struct dest *ds = dc->dest;
+
+	(void)fd;
+	(void)what;
+	log_debug(LOG_SUB_SMTP, "dest=%s event=idle_close msgs=%u", ds->key,
+		  dc->msgs);
+	dconn_free(dc);
+	dest_maybe_free(ds);
+}
+
+/* Ready for a job; closed if none comes within DELIVER_IDLE_MS. */
+static void
+dconn_set_idle(struct dconn *dc)
+{
+	struct timeval tv = { DELIVER_IDLE_MS / 1000,
+			      (DELIVER_IDLE_MS % 1000) * 1000 };
+
+	dc->state = DCONN_IDLE;
+	evtimer_add(dc->idle, &tv);
+}
+
+static void
+dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
+{
+	struct dconn *dc = arg;
+	struct dest *ds = dc->dest;
+	struct job *j = dc->send.job;
+	const struct smtpc_info *info = smtpc_info(c);
+	const char *mx = ds->addrs[dc->addr_idx].mx;
+
+	dc->send.job = NULL;
+	if (res->withdrawn) {
+		/* fenced or handed over while the commands were out: not an
+		 * attempt, the message stays due (node/cluster/owner.h) */
+		deliver_abandon(ds->d, j);
+		dconn_free(dc);
+		dest_pump(ds);
+		return;
+	}
+	dc->msgs++;
+	for (size_t k = 0; k < j->n; k++) {
+		struct job_result *r = &j->res[k];
+		const struct smtpc_reply *rep =
+			k < res->n_rcpts ? &res->rcpt[k] : &res->msg_reply;
+		struct outcome_verdict v;
+
+		outcome_of_rcpt(rep, res->failed_phase, &v);
+		memset(r, 0, sizeof(*r));
+		r->reply = *rep;
+		r->outcome = v.outcome;
+		r->category = v.category;
+		snprintf(r->status, sizeof(r->status), "%s", v.status);
+		snprintf(r->mx, sizeof(r->mx), "%s", mx);
+		snprintf(r->ip, sizeof(r->ip), "%s", info->peer_ip);
+		snprintf(r->source, sizeof(r->source), "%s", info->source_ip);
+		if (info->tls_active)
+			snprintf(r->tls, sizeof(r->tls), "%s %s",
+				 info->tls_version, info->tls_cipher);
+		r->relayed_no_dsn = outcome_is_relayed(r->outcome, info->dsn);
+		deliver_log_result(j, k, mx, info->peer_ip, info->source_ip,
+				   r->outcome, r->category, rep->code, r->status,
+				   rep->text);
+	}
+	ds->d->hooks.job_done(ds->d->hooks.arg, j);
+	if (res->conn_lost || !smtpc_is_usable(c) ||
+	    dc->msgs >= ds->shape.max_msgs_per_conn ||
+	    ds->n_conns > ds->shape.max_connections) {
+		dconn_free(dc);
+	} else {
+		dconn_set_idle(dc);
+	}
+	dest_pump(ds);
+}
+
+/* smtpc's last check before the message goes out (its 354): the lease
+ * may have lapsed while the commands were on the wire. */
+static bool
+dconn_may_commit(void *arg)
+{
+	struct dconn *dc = arg;
+
+	return deliver_may_start(dc->dest->d, dc->send.job);
+}
+
+static void
+dconn_send(struct dconn *dc, struct job *j)
+{
+	const Shoal__Envelope *env = j->msg->sm->envelope;
+	struct smtpc_msg m = { 0 };
+
+	evtimer_del(dc->idle);
+	dc->state = DCONN_BUSY;
+	dc->send.job = j;
+	dc->send.rcpts = xrealloc(dc->send.rcpts, j->n * sizeof(char *));
+	dc->send.notify = xrealloc(dc->send.notify, j->n * sizeof(unsigned));
+	dc->send.orcpt = xrealloc(dc->send.orcpt, j->n * sizeof(char *));
+	for (size_t k = 0; k < j->n; k++) {
+		const Shoal__Recipient *r = env->rcpts[j->rcpt[k]];
+
+		dc->send.rcpts[k] = r->address;
+		dc->send.notify[k] = r->notify;
+		dc->send.orcpt[k] = r->orcpt;
+	}
+	m.mail_from = env->mail_from;
+	m.n_rcpts = j->n;
+	m.rcpts = dc->send.rcpts;
+	m.notify = dc->send.notify;
+	m.orcpt = dc->send.orcpt;
+	m.ret = env->ret;
+	m.envid = env->envid;
+	m.smtputf8 = env->smtputf8;
+	m.body_8bit = env->body != SHOAL__BODY_TYPE__BODY_7BIT;
+	m.body = j->msg->body;
+	m.body_len = j->msg->body_len;
+	m.qid = j->msg->qid;
+	m.may_commit = dconn_may_commit;
+	m.commit_arg = dc;
+	if (smtpc_send(dc->c, &m, dconn_on_sent, dc) != 0) {
+		struct dest *ds = dc->dest;
+
+		/* the connection went bad while idle: the job goes back to
+		 * the head of the line and another connection takes it */
+		dc->send.job = NULL;
+		dconn_free(dc);
+		j->next = ds->head;
+		ds->head = j;
+		if (ds->tail == NULL)
+			ds->tail = j;
+		ds->queued++;
+	}
+}
+
+/* The next address to try for a connection: the first not marked down,
+ * in MX order, starting after those this connection already tried. */
+static bool
+dconn_next_addr(struct dconn *dc)
+{
+	struct dest *ds = dc->dest;
+	uint64_t now = dest_now();
+
+	for (size_t i = dc->tried; i < ds->n_addrs; i++) {
+		if (ds->addrs[i].down_until <= now || i + 1 == ds->n_addrs) {
+			dc->addr_idx = i;
+			dc->tried = i + 1;
+			dc->src = -1;
+			dc->src_tries = 0;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Every address failed: defer what waits, unless a connection lives. */
+static void
+dest_fail(struct dest *ds, enum smtpc_phase phase,
+	  const struct smtpc_reply *reply, const char *mx, const char *source)
+{
+	char q[LOG_QUOTE_BUF];
+	struct outcome_verdict v;
+	struct job *j;
+
+	if (ds->n_conns > ds->n_connecting)
+		return; /* a live connection will take them */
+	log_info("dest=%s event=all_hosts_failed queued=%zu error=%s",
+		 ds->key, ds->queued,
+		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
+	outcome_of_setup_failure(phase, reply, &v);
+	while ((j = dest_pop(ds)) != NULL)
+		deliver_finish_all(ds->d, j, &v, reply->code, reply->text, mx,
+				   source);
+}
+
+/* This connection could not be set up at its address: the next MX
+ * address, or, when none is left, the destination's jobs deferred. */
+static void
+dconn_fail(struct dconn *dc, enum smtpc_phase phase,
+	   const struct smtpc_reply *reply, const char *source)
+{
+	struct dest *ds = dc->dest;
+	struct dest_addr *a = &ds->addrs[dc->addr_idx];
+	struct smtpc_reply last = *reply;
+	char mx[DNS_NAME_MAX + 1], src[64];
+
+	dc->tls_off = false;
+	if (outcome_try_next_host(phase, reply) && dconn_next_addr(dc)) {
+		dconn_open(dc);
+		return;
+	}
+	snprintf(mx, sizeof(mx), "%s", a->mx);
+	snprintf(src, sizeof(src), "%s", source);
+	dconn_free(dc);
+	dest_fail(ds, phase, &last, mx, src);
+	dest_maybe_free(ds); /* inside dest_pump(): when it returns */
+}
+
+static void
+dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
+	       const struct smtpc_reply *reply, void *arg)
+{
+	struct dconn *dc = arg;
+	struct dest *ds = dc->dest;
+	struct dest_addr *a = &ds->addrs[dc->addr_idx];
+	char q[LOG_QUOTE_BUF];
+	const struct smtpc_info *info = smtpc_info(c);
+	bool is_source_fault = info->source_failed && ds->pool >= 0 &&
+			       dc->src >= 0;
+	char source[64];
+
+	if (ok) {
+		/* the job it was opened for may have gone to another
+		 * connection meanwhile: then it idles out like any other */
+		ds->n_connecting--;
+		dconn_set_idle(dc);
+		a->down_until = 0;
+		log_debug(LOG_SUB_SMTP, "dest=%s mx=%s source=%s event=connected",
+			  ds->key, a->mx, info->source_ip);
+		dest_pump(ds);
+		return;
+	}
+	log_info("dest=%s mx=%s source=%s event=connect_failed phase=%d "
+		 "code=%d error=%s",
+		 ds->key, a->mx, info->source_ip[0] ? info->source_ip : "-",
+		 (int)phase, reply->code,
+		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
+	snprintf(source, sizeof(source), "%s", info->source_ip);
+	smtpc_close(dc->c);
+	dc->c = NULL;
+	/* the source's fault: cool it down and try this MX address again
+	 * from the pool's next source, at most once per source */
+	if (is_source_fault) {
+		const struct config *cfg = ds->d->cfg;
+		size_t pool = (size_t)ds->pool;
+
+		if (egress_cool(ds->d->egress, pool, (size_t)dc->src,
+				dest_now(), cfg->delivery.pool_cooldown))
+			log_warn("pool=%s source=%s event=source_cooling_down "
+				 "seconds=%u",
+				 dest_pool_name(ds), source,
+				 cfg->delivery.pool_cooldown);
+		dc->src = -1;
+		if (++dc->src_tries <
+		    egress_pool(ds->d->egress, pool)->n_addresses) {
+			dconn_open(dc);
+			return;
+		}
+		dconn_fail(dc, phase, reply, source);
+		return;
+	}
+	/* opportunistic TLS that failed: this host again, in plain text */
+	if (outcome_retry_plain(phase, ds->tls == SMTPC_TLS_OPPORTUNISTIC,
+				dc->tls_off)) {
+		dc->tls_off = true;
+		dconn_open(dc);
+		return;
+	}
+	if (outcome_marks_host_down(phase))
+		a->down_until = dest_now() + DELIVER_DOWN_S;
+	dconn_fail(dc, phase, reply, source);
+}
+
+static void
+dconn_open(struct dconn *dc)
+{
+	struct dest *ds = dc->dest;
+	struct deliver *d = ds->d;
+	const struct config *cfg = d->cfg;
+	struct dest_addr *a = &ds->addrs[dc->addr_idx];
+	struct smtpc_opts o = { 0 };
+
+	o.helo_name = cfg->delivery.helo_name;
+	if (ds->pool >= 0) {
+		size_t pool = (size_t)ds->pool;
+		const struct cfg_pool_addr *pa;
+
+		if (dc->src < 0)
+			dc->src = egress_pick(d->egress, pool, a->sa.ss_family,
+					      dest_now());
+		if (dc->src < 0) {
+			struct smtpc_reply r = { 0 };
+
+			snprintf(r.text, sizeof(r.text),
+				 "pool %s has no IPv%c source address",
+				 dest_pool_name(ds),
+				 a->sa.ss_family == AF_INET6 ? '6' : '4');
+			dconn_fail(dc, SMTPC_PH_CONNECT, &r, "");
+			return;
+		}
+		pa = &egress_pool(d->egress, pool)->addresses[dc->src];
+		o.source = egress_addr(d->egress, pool, (size_t)dc->src);
+		if (pa->ehlo)
+			o.helo_name = pa->ehlo;
+	}
+	o.mx_name = a->mx;
+	o.tls = dc->tls_off ? SMTPC_TLS_NONE : ds->tls;
+	o.ssl_ctx = d->ssl;
+	o.addr = (const struct sockaddr *)&a->sa;
+	o.timeout_scale_pct = 100;
+	dc->c = smtpc_open(d->smtpc, &o, dconn_on_ready, dc);
+	if (dc->c == NULL) {
+		struct smtpc_reply r = { 0 };
+
+		snprintf(r.text, sizeof(r.text), "cannot create socket");
+		dconn_free(dc);
+		dest_fail(ds, SMTPC_PH_CONNECT, &r, a->mx, "");
+		dest_maybe_free(ds);
+	}
+}
+
+static void
+dest_connect(struct dest *ds)
+{
+	struct dconn *dc = xcalloc(1, sizeof(*dc));
+
+	dc->dest = ds;
+	dc->state = DCONN_CONNECTING;
+	dc->idle = evtimer_new(ds->d->base, dconn_on_idle, dc);
+	dc->next = ds->conns;
+	ds->conns = dc;
+	ds->n_conns++;
+	ds->n_connecting++;
+	ds->d->n_conns++;
+	if (!dconn_next_addr(dc)) {
+		struct smtpc_reply r = { 0 };
+
+		snprintf(r.text, sizeof(r.text), "no usable address");
+		dconn_free(dc);
+		dest_fail(ds, SMTPC_PH_CONNECT, &r, "", "");
+		return;
+	}
+	dconn_open(dc);
+}
+
+static void
+dest_pump_jobs(struct dest *ds)
+{
+	while (ds->head) {
+		struct dconn *idle = NULL;
+		uint64_t wait;
+
+		/* the lease, ownership and freezes, checked now: a paused
+		 * or handed-over node starts nothing, reused connection or
+		 * not (node/cluster/owner.h owner_may_start()) */
+		if (!deliver_may_start(ds->d, ds->head)) {
+			deliver_abandon(ds->d, dest_pop(ds));
+			continue;
+		}
+
+		for (struct dconn *dc = ds->conns; dc; dc = dc->next)
+			if (dc->state == DCONN_IDLE) {
+				idle = dc;
+				break;
+			}
+		if (idle == NULL) {
+			/* one new connection per waiting job, within limits */
+			while (ds->n_conns < ds->shape.max_connections &&
+			       ds->n_connecting < ds->queued)
+				dest_connect(ds);
+			return;
+		}
+		wait = shaping_take(&ds->shape, dest_now_us());
+		if (wait) {
+			struct timeval tv = { (time_t)(wait / 1000000),
+					      (suseconds_t)(wait % 1000000) };
+
+			if (!evtimer_pending(ds->wake, NULL))
+				evtimer_add(ds->wake, &tv);
+			return;
+		}
+		dconn_send(idle, dest_pop(ds));
+	}
+}
+
+/* Start what waits, within the limits. Frees ds when nothing is left to
+ * do (also when that was found while pumping): the caller must not touch
+ * ds afterwards. */
+static void
+dest_pump(struct dest *ds)
+{
+	guard_enter(&ds->guard);
+	dest_pump_jobs(ds);
+	(void)guard_leave(&ds->guard);
+	dest_maybe_free(ds);
+}
+
+void
+dest_set_addrs(struct dest *ds, const struct dns_result *r, uint16_t port)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->n_hosts; i++) {
+		const struct dns_host *h = &r->hosts[i];
+
+		for (size_t k = 0; k < h->n_addrs && n < DELIVER_ADDRS_MAX; k++) {
+			struct dest_addr *a = &ds->addrs[n];
+			uint64_t down = 0;
+
+			/* keep the down mark of an address we know */
+			for (size_t m = 0; m < ds->n_addrs; m++)
+				if (memcmp(&ds->addrs[m].sa, &h->addrs[k],
+					   sizeof(h->addrs[k])) == 0)
+					down = ds->addrs[m].down_until;
+			memcpy(&a->sa, &h->addrs[k], sizeof(a->sa));
+			if (a->sa.ss_family == AF_INET)
+				((struct sockaddr_in *)&a->sa)->sin_port = htons(port);
+			else
+				((struct sockaddr_in6 *)&a->sa)->sin6_port = htons(port);
+			snprintf(a->mx, sizeof(a->mx), "%s", h->name);
+			a->down_until = down;
+			n++;
+		}
+	}
+	ds->n_addrs = n;
+}
+
+void
+dest_recheck(struct dest *ds)
+{
+	struct job *all = ds->head, *j;
+
+	ds->head = ds->tail = NULL;
+	ds->queued = 0;
+	while ((j = all) != NULL) {
+		all = j->next;
+		j->next = NULL;
+		if (!deliver_may_start(ds->d, j)) {
+			deliver_abandon(ds->d, j);
+			continue;
+		}
+		if (ds->tail)
+			ds->tail->next = j;
+		else
+			ds->head = j;
+		ds->tail = j;
+		ds->queued++;
+	}
+	dest_maybe_free(ds);
+}
+
+void
+dest_set_share(struct dest *ds, double share)
+{
+	/* connections above a smaller count close after their next
+	 * message (dconn_on_sent) */
+	shaping_set_share(&ds->shape, share);
+	/* pump on the next loop pass, with the new rate and count */
+	evtimer_del(ds->wake);
+	event_active(ds->wake, EV_TIMEOUT, 0);
+}
+
+void
+dest_free(struct dest *ds)
+{
+	struct job *j;
+
+	while ((j = dest_pop(ds)) != NULL)
+		job_free(j);
+	while (ds->conns) {
+		struct job *busy = ds->conns->send.job;
+
+		ds->conns->send.job = NULL;
+		dconn_free(ds->conns);
+		job_free(busy);
+	}
+	dest_unlink_free(ds);
+}
