@@ -745,6 +745,12 @@ owner_peer_heard_ms(const struct owner *o)
 	return o->peer_heard_ms;
 }
 
+const Shoal__ShardMap *
+owner_map(const struct owner *o)
+{
+	return o->n->map;
+}
+
 /* Routers heard within ms: how many, and how many still see the peer. */
 static void
 owner_router_votes(const struct owner *o, uint64_t now, uint64_t ms,

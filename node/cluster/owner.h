@@ -75,6 +75,11 @@ void owner_heard_peer_map(struct owner *o, uint64_t sent_ms, uint64_t echo_ms);
  * never (the failover rule and pair health count from arrival). */
 uint64_t owner_peer_heard_ms(const struct owner *o);
 
+/* The shard map in force: read-only for everyone but the owner. Valid
+ * until the next map change (owner_offer(), a failover, a move); copy
+ * what must outlive a callback. */
+const Shoal__ShardMap *owner_map(const struct owner *o);
+
 /* Whether this node may start deliveries now (not fenced), by its lease on
  * the monotonic clock now. */
 bool owner_may_deliver(struct owner *o);
