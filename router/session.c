@@ -85,7 +85,7 @@ session_bev_output(struct session *s)
 void
 session_reply(struct session *s, const char *fmt, ...)
 {
-	struct evbuffer *out = s->in_callback > 0 && s->pend != NULL ?
+	struct evbuffer *out = guard_is_held(&s->guard) && s->pend != NULL ?
 				       s->pend :
 				       session_bev_output(s);
 	va_list ap;
@@ -152,7 +152,7 @@ session_free_when_flushed(struct session *s)
 	if (below == NULL ||
 	    evbuffer_get_length(bufferevent_get_output(below)) == 0 ||
 	    s->flush_polls++ >= SESSION_FLUSH_MAX_MS / SESSION_FLUSH_POLL_MS) {
-		s->want_free = true;
+		(void)guard_free(&s->guard);
 		return;
 	}
 	evtimer_del(s->lifetime);
@@ -228,11 +228,9 @@ session_free(struct session *s)
 void
 session_leave(struct session *s)
 {
-	if (--s->in_callback > 0)
-		return;
-	if (!s->want_free)
-		session_flush(s);
-	if (s->want_free)
+	if (guard_is_outermost(&s->guard) && !guard_is_closing(&s->guard))
+		session_flush(s); /* may ask for the free: done on the way out */
+	if (guard_leave(&s->guard))
 		session_free(s);
 }
 
@@ -380,7 +378,7 @@ session_process(struct session *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 
-	while (!s->want_free) {
+	while (!guard_is_closing(&s->guard)) {
 		if (s->state == SESSION_ST_WAIT ||
 		    s->state == SESSION_ST_CLOSING)
 			break;
@@ -414,7 +412,7 @@ session_on_read(struct bufferevent *bev, void *arg)
 	struct session *s = arg;
 
 	(void)bev;
-	s->in_callback++;
+	guard_enter(&s->guard);
 	session_process(s);
 	session_leave(s);
 }
@@ -425,7 +423,7 @@ session_on_write(struct bufferevent *bev, void *arg)
 	struct session *s = arg;
 
 	(void)bev;
-	s->in_callback++;
+	guard_enter(&s->guard);
 	if (s->state == SESSION_ST_CLOSING)
 		session_free_when_flushed(s);
 	else
@@ -438,7 +436,7 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 
-	s->in_callback++;
+	guard_enter(&s->guard);
 	s->env->stats.tls_ok += (what & BEV_EVENT_CONNECTED) != 0;
 	if ((what & BEV_EVENT_TIMEOUT) &&
 	    ((what & BEV_EVENT_WRITING) || s->state == SESSION_ST_CLOSING)) {
@@ -446,7 +444,7 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 		log_info("qid=%s client=%s event=timeout state=%s writing=1",
 			 session_qid(s), s->client,
 			 session_state_name(s->state));
-		s->want_free = true;
+		(void)guard_free(&s->guard);
 	} else if (what & BEV_EVENT_TIMEOUT) {
 		log_info("qid=%s client=%s event=timeout state=%s",
 			 session_qid(s), s->client,
@@ -478,7 +476,7 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 				 session_qid(s), s->client,
 				 session_state_name(s->state));
 		}
-		s->want_free = true;
+		(void)guard_free(&s->guard);
 	}
 	session_leave(s);
 }
@@ -490,7 +488,7 @@ session_on_lifetime(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	s->in_callback++;
+	guard_enter(&s->guard);
 	if (s->state == SESSION_ST_WAIT) {
 		/* the client waits for the answer to its message: a 421 now
 		 * would leave it not knowing whether the message was taken
@@ -600,7 +598,7 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 	evtimer_add(s->lifetime, &life);
 	s->pend = evbuffer_new(); /* NULL: replies go the slow way */
 	log_debug(LOG_SUB_SMTP, "client=%s event=connect", s->client);
-	s->in_callback++; /* the greeting goes out as a callback's would */
+	guard_enter(&s->guard); /* the greeting goes out as a callback's would */
 	session_reply(s, "220 %s ESMTP Shoal", cfg->router.hostname);
 	session_leave(s);
 }
@@ -614,9 +612,9 @@ session_shutdown_all(struct session_env *env, bool is_past_deadline)
 	env->is_past_deadline = is_past_deadline;
 	for (; s != NULL; s = next) {
 		next = s->next;
-		if (s->want_free)
+		if (guard_is_closing(&s->guard))
 			continue;
-		s->in_callback++;
+		guard_enter(&s->guard);
 		session_process(s);
 		session_leave(s);
 	}

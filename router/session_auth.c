@@ -83,7 +83,7 @@ sa_on_delay(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	s->in_callback++;
+	guard_enter(&s->guard);
 	if (s->state == SESSION_ST_WAIT) {	/* else closing: say nothing */
 		session_set_state(s, SESSION_ST_HELO);
 		s->env->stats.rejected[ROUTER_REJECT_AUTH_FAILED]++;
@@ -153,7 +153,7 @@ sa_on_checked(void *ctx, void *arg, const struct auth_result *r)
 		}
 		return;
 	}
-	s->in_callback++;
+	guard_enter(&s->guard);
 	if (s->state != SESSION_ST_WAIT) {
 		/* closing meanwhile (timeout, shutdown): nothing to say */
 		s->auth_step = SESSION_AUTH_NONE;

@@ -170,7 +170,7 @@ session_on_checked(int result, const struct enqueue_check_result *res,
 	struct session *s = arg;
 	struct session_rcpt *sr = &s->checking;
 
-	s->in_callback++;
+	guard_enter(&s->guard);
 	s->check_id = 0;
 	if (s->state != SESSION_ST_WAIT) {
 		/* closing meanwhile: the recipient gets no answer */

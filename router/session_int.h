@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "lib/buf.h"
+#include "lib/guard.h"
 #include "lib/qid.h"
 #include "lib/smtp_cmd.h"
 #include "lib/smtp_data.h"
@@ -61,10 +62,10 @@ struct session {
 	char helo[SESSION_HELO_MAX + 1];
 	unsigned errors;
 	bool skipping_line; /* discarding the rest of a long line */
-	int in_callback;
-	bool is_expired;	      /* session_timeout passed while waiting for the
-				 node: 421 once its answer is given */
-	bool want_free;
+	struct guard guard;  /* callbacks on the stack; freed on the way out
+				(lib/guard.h) */
+	bool is_expired;     /* session_timeout passed while waiting for the
+				node: 421 once its answer is given */
 	struct evbuffer *pend; /* replies made in a callback, until it ends */
 
 	/* the transaction */
@@ -96,7 +97,7 @@ void session_set_state(struct session *s, enum session_state st);
  * response, a park in SESSION_ST_WAIT). */
 void session_cmd_ok(struct session *s);
 
-/* Queue one reply line; CRLF is added. Inside a callback (in_callback > 0)
+/* Queue one reply line; CRLF is added. Inside a callback (guard held)
  * replies collect in s->pend and session_leave() writes them: straight to
  * the socket when nothing else is waiting, which spares the bufferevent's
  * write event (an epoll_ctl to arm it and one to disarm it per reply). */
@@ -134,7 +135,7 @@ size_t session_peek_input(struct session *s, char *buf, size_t n);
  * closing then). */
 int session_start_tls(struct session *s);
 
-/* Leave a libevent callback (balances s->in_callback++): free the session
+/* Leave a libevent callback (balances guard_enter(&s->guard)): free the session
  * if it asked for it. s may be gone afterwards. */
 void session_leave(struct session *s);
 

@@ -121,7 +121,7 @@ transfer_on_durable(int result, void *arg)
 {
 	struct session *s = arg;
 
-	s->in_callback++;
+	guard_enter(&s->guard);
 	s->request_id = 0;
 	router_stats_enqueued(s->env, result, s->data_end_us, s->msg_size);
 	if (s->state != SESSION_ST_WAIT) {
