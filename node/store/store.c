@@ -54,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/be.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -163,24 +164,6 @@ store_corrupt(struct store *st, const char *db, const MDB_val *key)
 	return -EIO;
 }
 
-static void
-store_put_be(unsigned char *p, uint64_t v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)(v >> (8 * (n - 1 - i)));
-}
-
-static uint64_t
-store_get_be(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < n; i++)
-		v = (v << 8) | b[i];
-	return v;
-}
-
 /* Key of qid: be(prefix) in prefix_len bytes (0, 4 or 8), then qid and its
  * NUL. With no prefix the key points at qid itself. */
 static int
@@ -194,7 +177,10 @@ store_key(unsigned char buf[STORE_KEY_MAX], uint64_t prefix,
 	if (prefix_len == 0) {
 		key->mv_data = (void *)qid;
 	} else {
-		store_put_be(buf, prefix, prefix_len);
+		if (prefix_len == 8)
+			be64_put(buf, prefix);
+		else
+			be32_put(buf, (uint32_t)prefix);
 		memcpy(buf + prefix_len, qid, n + 1);
 		key->mv_data = buf;
 	}
@@ -325,7 +311,7 @@ store_open(const char *dir, uint64_t map_size, struct store **out)
 
 		rc = mdb_get(txn, st->dbi[STORE_DB_META], &key, &val);
 		if (rc == 0 && val.mv_size == 8)
-			st->journal_seq = store_get_be(val.mv_data, 8);
+			st->journal_seq = be64_get(val.mv_data);
 		if (rc == MDB_NOTFOUND || rc == 0)
 			rc = 0;
 	}
@@ -560,22 +546,22 @@ store_journal_mark(struct store_txn *t, MDB_val *qkey, uint32_t shard,
 	}
 	seq = ++st->journal_seq;
 	t->journal_seq = seq;
-	store_put_be(sk, seq, 8);
+	be64_put(sk, seq);
 	val.mv_size = STORE_J_HDR + qkey->mv_size;
 	val.mv_data = NULL;
 	if ((rc = store_put(t, STORE_DB_JSEQ, &key, &val, MDB_RESERVE)) != 0)
 		return rc;
 	((unsigned char *)val.mv_data)[0] = flags;
-	store_put_be((unsigned char *)val.mv_data + 1, (uint64_t)time(NULL), 8);
+	be64_put((unsigned char *)val.mv_data + 1, (uint64_t)time(NULL));
 	memcpy((unsigned char *)val.mv_data + STORE_J_HDR, qkey->mv_data,
 	       qkey->mv_size);
-	store_put_be(qv, seq, 8);
+	be64_put(qv, seq);
 	qv[8] = flags;
 	val.mv_size = sizeof(qv);
 	val.mv_data = qv;
 	if ((rc = store_put(t, STORE_DB_JQID, qkey, &val, 0)) != 0)
 		return rc;
-	store_put_be(jv, seq, 8);
+	be64_put(jv, seq);
 	key.mv_size = strlen(STORE_META_JSEQ);
 	key.mv_data = STORE_META_JSEQ;
 	val.mv_size = sizeof(jv);
@@ -623,7 +609,7 @@ store_msg_shard(struct store_txn *t, MDB_val *key, uint32_t *shard)
 		return rc;
 	if (val.mv_size < STORE_SHARD_LEN)
 		return store_corrupt(t->st, "msg", key);
-	*shard = (uint32_t)store_get_be(val.mv_data, STORE_SHARD_LEN);
+	*shard = be32_get(val.mv_data);
 	return 0;
 }
 
@@ -637,7 +623,7 @@ store_msg_write(struct store_txn *t, MDB_val *key, uint32_t shard,
 
 	if (rc != 0)
 		return rc;
-	store_put_be(val.mv_data, shard, STORE_SHARD_LEN);
+	be32_put(val.mv_data, shard);
 	if (meta_len > 0)
 		memcpy((char *)val.mv_data + STORE_SHARD_LEN, meta, meta_len);
 	return 0;
@@ -757,8 +743,7 @@ store_msg_visit(struct store_txn *t, const MDB_val *key, const MDB_val *val,
 	if (!store_is_qid(key->mv_data, key->mv_size) ||
 	    val->mv_size < STORE_SHARD_LEN)
 		return store_corrupt(t->st, "msg", key);
-	return fn(key->mv_data,
-		  (uint32_t)store_get_be(val->mv_data, STORE_SHARD_LEN),
+	return fn(key->mv_data, be32_get(val->mv_data),
 		  (const char *)val->mv_data + STORE_SHARD_LEN,
 		  val->mv_size - STORE_SHARD_LEN, arg);
 }
@@ -846,13 +831,13 @@ store_shard_foreach_after(struct store_txn *t, uint32_t shard,
 
 	if ((rc = store_cursor_open(t, STORE_DB_SHARD, &cur)) != 0)
 		return rc;
-	store_put_be(buf, shard, STORE_SHARD_LEN);
+	be32_put(buf, shard);
 	if (after[0] && store_key(buf, shard, STORE_SHARD_LEN, after,
 				  &ikey) == 0)
 		skip = ikey.mv_size;	/* position on `after`, step over it */
 	while ((rc = store_cursor_get(t, cur, &ikey, &val, op)) == 0 &&
 	       ikey.mv_data != NULL && ikey.mv_size > STORE_SHARD_LEN &&
-	       store_get_be(ikey.mv_data, STORE_SHARD_LEN) == shard) {
+	       be32_get(ikey.mv_data) == shard) {
 		op = MDB_NEXT;
 		if (skip && ikey.mv_size == skip &&
 		    memcmp(ikey.mv_data, buf, skip) == 0)
@@ -926,7 +911,7 @@ store_due_foreach(struct store_txn *t, uint64_t from_due,
 
 	if (from_due != 0 || from_qid != NULL) {
 		/* a bare time sorts before every qid at that time */
-		store_put_be(buf, from_due, 8);
+		be64_put(buf, from_due);
 		key.mv_data = buf;
 		key.mv_size = 8;
 		if (from_qid != NULL && from_qid[0] != '\0' &&
@@ -945,7 +930,7 @@ store_due_foreach(struct store_txn *t, uint64_t from_due,
 			rc = store_corrupt(t->st, "due", &key);
 			break;
 		}
-		due = store_get_be(key.mv_data, 8);
+		due = be64_get(key.mv_data);
 		if (due > now ||
 		    (rc = fn(due, (const char *)key.mv_data + 8, arg)) != 0)
 			break;
@@ -969,7 +954,7 @@ store_due_first(struct store_txn *t, uint64_t *due)
 	else if (rc == 0 && key.mv_size <= 8)
 		rc = store_corrupt(t->st, "due", &key);
 	else if (rc == 0)
-		*due = store_get_be(key.mv_data, 8);
+		*due = be64_get(key.mv_data);
 	mdb_cursor_close(cur);
 	return rc;
 }
@@ -1021,7 +1006,7 @@ store_journal_foreach(struct store_txn *t, uint64_t after, size_t max,
 
 	if ((rc = store_cursor_open(t, STORE_DB_JSEQ, &cur)) != 0)
 		return rc;
-	store_put_be(sk, after + 1, 8);
+	be64_put(sk, after + 1);
 	for (size_t n = 0; n < max; n++, op = MDB_NEXT) {
 		const unsigned char *v;
 
@@ -1034,9 +1019,8 @@ store_journal_foreach(struct store_txn *t, uint64_t after, size_t max,
 			rc = store_corrupt(t->st, "jseq", &key);
 			break;
 		}
-		rc = fn(store_get_be(key.mv_data, 8),
-			(const char *)v + STORE_J_HDR, (v[0] & STORE_J_BODY) != 0,
-			store_get_be(v + 1, 8), arg);
+		rc = fn(be64_get(key.mv_data), (const char *)v + STORE_J_HDR,
+			(v[0] & STORE_J_BODY) != 0, be64_get(v + 1), arg);
 		if (rc != 0)
 			break;
 	}
@@ -1058,7 +1042,7 @@ store_journal_trim(struct store_txn *t, uint64_t upto, size_t max)
 	while (n < max &&
 	       (rc = store_cursor_get(t, cur, &key, &val, MDB_FIRST)) == 0 &&
 	       key.mv_data != NULL && key.mv_size == 8 &&
-	       store_get_be(key.mv_data, 8) <= upto) {
+	       be64_get(key.mv_data) <= upto) {
 		MDB_val qval;
 
 		if (val.mv_size > STORE_J_HDR) {
@@ -1110,7 +1094,7 @@ store_journal_last(struct store_txn *t, uint64_t *seq)
 	else if (rc == 0 && key.mv_size != 8)
 		rc = store_corrupt(t->st, "jseq", &key);
 	else if (rc == 0)
-		*seq = store_get_be(key.mv_data, 8);
+		*seq = be64_get(key.mv_data);
 	mdb_cursor_close(cur);
 	return rc;
 }
@@ -1133,7 +1117,7 @@ store_journal_seq_of(struct store_txn *t, const char *qid, uint64_t *seq,
 		return rc;
 	if (val.mv_size != 9)
 		return store_corrupt(t->st, "jqid", &key);
-	*seq = store_get_be(val.mv_data, 8);
+	*seq = be64_get(val.mv_data);
 	*body = (((const unsigned char *)val.mv_data)[8] & STORE_J_BODY) != 0;
 	return 0;
 }
@@ -1152,7 +1136,7 @@ store_supp_put(struct store_txn *t, const char *key, uint32_t shard,
 		return rc;
 	if ((rc = store_put(t, STORE_DB_SUPP, &k, &val, MDB_RESERVE)) != 0)
 		return rc;
-	store_put_be(val.mv_data, shard, STORE_SHARD_LEN);
+	be32_put(val.mv_data, shard);
 	if (len > 0)
 		memcpy((char *)val.mv_data + STORE_SHARD_LEN, entry, len);
 	rc = store_journal_mark(t, &k, shard, false);
@@ -1189,7 +1173,7 @@ store_supp_del(struct store_txn *t, const char *key)
 		return rc;
 	if (val.mv_size < STORE_SHARD_LEN)
 		return store_corrupt(t->st, "supp", &k);
-	shard = (uint32_t)store_get_be(val.mv_data, STORE_SHARD_LEN);
+	shard = be32_get(val.mv_data);
 	if ((rc = store_del(t, STORE_DB_SUPP, &k)) != 0)
 		return rc;
 	rc = store_journal_mark(t, &k, shard, false);
@@ -1391,10 +1375,10 @@ store_counts_get(const void *p, struct store_counts *c)
 {
 	const unsigned char *b = p;
 
-	c->messages = store_get_be(b, 8);
-	c->queued = store_get_be(b + 8, 8);
-	c->deferred = store_get_be(b + 16, 8);
-	c->held = store_get_be(b + 24, 8);
+	c->messages = be64_get(b);
+	c->queued = be64_get(b + 8);
+	c->deferred = be64_get(b + 16);
+	c->held = be64_get(b + 24);
 }
 
 static bool
@@ -1429,7 +1413,7 @@ store_count_add(struct store_txn *t, uint32_t shard,
 	struct store_counts cur = { 0 };
 	int rc;
 
-	store_put_be(kb, shard, sizeof(kb));
+	be32_put(kb, shard);
 	rc = mdb_get(t->txn, st->dbi[STORE_DB_COUNTS], &key, &val);
 	if (rc == 0 && val.mv_size == STORE_COUNT_LEN)
 		store_counts_get(val.mv_data, &cur);
@@ -1453,10 +1437,10 @@ store_count_add(struct store_txn *t, uint32_t shard,
 	if (cur.messages == 0 && cur.queued == 0 && cur.deferred == 0 &&
 	    cur.held == 0)
 		return store_del(t, STORE_DB_COUNTS, &key);
-	store_put_be(vb, cur.messages, 8);
-	store_put_be(vb + 8, cur.queued, 8);
-	store_put_be(vb + 16, cur.deferred, 8);
-	store_put_be(vb + 24, cur.held, 8);
+	be64_put(vb, cur.messages);
+	be64_put(vb + 8, cur.queued);
+	be64_put(vb + 16, cur.deferred);
+	be64_put(vb + 24, cur.held);
 	val.mv_size = sizeof(vb);
 	val.mv_data = vb;
 	return store_put(t, STORE_DB_COUNTS, &key, &val, 0);
@@ -1477,8 +1461,7 @@ store_count_change(struct store_txn *t, MDB_val *key, uint32_t shard,
 	rc = mdb_get(t->txn, t->st->dbi[STORE_DB_MSG], key, &val);
 	if (rc == 0 && val.mv_size >= STORE_SHARD_LEN) {
 		had = true;
-		old_shard =
-			(uint32_t)store_get_be(val.mv_data, STORE_SHARD_LEN);
+		old_shard = be32_get(val.mv_data);
 		store_count_record((const char *)val.mv_data + STORE_SHARD_LEN,
 				   val.mv_size - STORE_SHARD_LEN, &before);
 	} else if (rc == 0) {
@@ -1508,8 +1491,8 @@ store_count_mark(struct store_txn *t)
 	MDB_val key = { strlen(STORE_META_COUNTS), STORE_META_COUNTS };
 	MDB_val val = { sizeof(v), v };
 
-	store_put_be(v, t->st->are_counts_bad ? 0 : STORE_COUNTS_VERSION, 4);
-	store_put_be(v + 4, mdb_txn_id(t->txn), 8);
+	be32_put(v, t->st->are_counts_bad ? 0 : STORE_COUNTS_VERSION);
+	be64_put(v + 4, mdb_txn_id(t->txn));
 	return store_put(t, STORE_DB_META, &key, &val, 0);
 }
 
@@ -1533,7 +1516,7 @@ store_count_foreach(struct store_txn *t, store_count_fn fn, void *arg)
 			break;
 		}
 		store_counts_get(val.mv_data, &c);
-		rc = fn((uint32_t)store_get_be(key.mv_data, STORE_SHARD_LEN),
+		rc = fn(be32_get(key.mv_data),
 			&c, arg);
 		if (rc != 0)
 			break;
@@ -1560,12 +1543,12 @@ store_count_doubt(struct store_txn *t)
 	if (store_get(t, STORE_DB_META, &key, &val) != 0 ||
 	    val.mv_size != STORE_COUNTS_MARK)
 		return "missing";
-	if (store_get_be(val.mv_data, 4) == 0)
+	if (be32_get(val.mv_data) == 0)
 		return "known_wrong";
-	if (store_get_be(val.mv_data, 4) != STORE_COUNTS_VERSION)
+	if (be32_get(val.mv_data) != STORE_COUNTS_VERSION)
 		return "other_version";
 	/* our last commit wrote its own id: a later one is another writer's */
-	if (store_get_be((const char *)val.mv_data + 4, 8) !=
+	if (be64_get((const char *)val.mv_data + 4) !=
 	    mdb_txn_id(t->txn))
 		return "written_without_counts";
 	if (store_count_foreach(t, store_count_sum_one, &sum) != 0 ||
@@ -1605,9 +1588,7 @@ store_count_rebuild(struct store *st)
 		}
 		store_count_record((const char *)val.mv_data + STORE_SHARD_LEN,
 				   val.mv_size - STORE_SHARD_LEN, &c);
-		rc = store_count_add(
-			t, (uint32_t)store_get_be(val.mv_data, STORE_SHARD_LEN),
-			&c, false);
+		rc = store_count_add(t, be32_get(val.mv_data), &c, false);
 		if (rc != 0)
 			break;
 	}
@@ -1676,7 +1657,7 @@ store_count_compare(struct store_count_walk *w)
 	if (!w->has_shard)
 		return;
 	w->shards++;
-	store_put_be(kb, w->shard, sizeof(kb));
+	be32_put(kb, w->shard);
 	if (mdb_get(w->t->txn, w->t->st->dbi[STORE_DB_COUNTS], &key, &val) ==
 		    0 &&
 	    val.mv_size == STORE_COUNT_LEN)
@@ -1735,14 +1716,14 @@ store_count_check(struct store_txn *t)
 		/* the next shard that has an index entry */
 		if ((rc = store_cursor_open(t, STORE_DB_SHARD, &cur)) != 0)
 			return rc;
-		store_put_be(kb, s, sizeof(kb));
+		be32_put(kb, (uint32_t)s);
 		rc = store_cursor_get(t, cur, &key, &val, MDB_SET_RANGE);
 		mdb_cursor_close(cur);
 		if (rc != 0)
 			return rc;
 		if (key.mv_data == NULL || key.mv_size <= STORE_SHARD_LEN)
 			break;
-		s = store_get_be(key.mv_data, STORE_SHARD_LEN);
+		s = be32_get(key.mv_data);
 		rc = store_shard_foreach(t, (uint32_t)s, store_count_walk_one,
 					 &w);
 		if (rc != 0)
