@@ -1,4 +1,4 @@
-/* Group commit on top of node/store.c. One transaction per batch; when a
+/* Group commit on top of node/store/store.c. One transaction per batch; when a
  * batch fails as a whole (one message too large for the remaining space,
  * say), its items are retried one per transaction so that a single bad
  * item cannot sink the others.

@@ -1,4 +1,4 @@
-/* Check suite for node/commit.c: group commit with one sync point per
+/* Check suite for node/store/commit.c: group commit with one sync point per
  * batch. A real store in a fresh mkdtemp() directory and a real libevent
  * loop, driven one pass at a time (EVLOOP_ONCE | EVLOOP_NONBLOCK), so each test can say
  * in which pass an item's done callback ran. */

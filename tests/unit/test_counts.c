@@ -1,6 +1,6 @@
 /* The queue's counts: messages, recipients queued and deferred and held
- * messages per shard, kept by node/store.c in the transaction that changes
- * a message, and what node/admin.c answers from them. What must hold:
+ * messages per shard, kept by node/store/store_counts.c in the transaction
+ * that changes a message, and what node/ops/admin.c answers from them. What must hold:
  * status and the metrics' depth cost the same at any queue size; the
  * counters equal a full walk after any mix of puts, meta updates, deletes,
  * shard changes and aborted transactions, across a reopen, and for a queue
