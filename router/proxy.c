@@ -17,6 +17,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "lib/be.h"
+
 #define PROXY_V1_PREFIX "PROXY "
 #define PROXY_V1_PREFIX_LEN 6
 #define PROXY_V1_ADDR_MAX 45 /* INET6_ADDRSTRLEN - 1 */
@@ -245,7 +247,7 @@ proxy_parse_v2(const uint8_t *buf, size_t n, struct proxy_hdr *out)
 	if (n < PROXY_V2_FIXED)
 		return PROXY_NEED_MORE;
 	cmd = buf[12] & 0x0f;
-	len = (size_t)buf[14] << 8 | buf[15];
+	len = be16_get(buf + 14);
 	if (len > PROXY_V2_LEN_MAX)
 		return PROXY_E_V2_LONG;
 	/* 2.2: a LOCAL header's address block, if any, is skipped unread */

@@ -1,7 +1,9 @@
-/* Group commit on top of node/store.c. One transaction per batch; when a
- * batch fails as a whole (one message too large for the remaining space,
- * say), its items are retried one per transaction so that a single bad
- * item cannot sink the others.
+/* Group commit on top of node/store/store.c. One transaction per batch;
+ * when a batch fails as a whole (one message too large for the remaining
+ * space, say), its items are retried one per transaction so that a single
+ * bad item cannot sink the others. An item's apply therefore may run more
+ * than once, and must be pure (commit.h says what that rules out);
+ * commit_set_rehearse() reruns every batch so that tests see it.
  *
  * One sync point per batch, not two: a batch commits lazily (its pages are
  * fdatasynced, the meta page that publishes them is not) and its items
@@ -55,6 +57,7 @@ struct commit {
 	uint64_t armed_at;         /* commits when sync_ev was armed */
 	int wait_passes;
 	uint64_t batches, batched_items, syncs;
+	bool is_rehearsing;        /* commit_set_rehearse() */
 	void (*hook)(void *);
 	void *hook_arg;
 };
@@ -88,6 +91,21 @@ commit_run_items(struct commit *c, struct commit_item *items, size_t n,
 		}
 	}
 	return store_txn_commit_lazy(t, synced);
+}
+
+/* commit_set_rehearse(): run the batch's applies as the real run will,
+ * stopping at the first failure like it, and throw the transaction away. */
+static void
+commit_rehearse(struct commit *c, struct commit_item *items, size_t n)
+{
+	struct store_txn *t;
+
+	if (store_txn_begin(c->st, false, &t) != 0)
+		return; /* the real run meets the same failure */
+	for (size_t i = 0; i < n; i++)
+		if (items[i].apply(t, items[i].arg) != 0)
+			break;
+	store_txn_abort(t);
 }
 
 /* The waiting items are durable (result 0) or will not be (an error):
@@ -160,6 +178,8 @@ commit_run(struct commit *c)
 		return;
 	/* new items added by done callbacks go to a fresh batch */
 	c->queued = (struct commit_list){ 0 };
+	if (c->is_rehearsing)
+		commit_rehearse(c, b.v, b.n);
 	rc = commit_run_items(c, b.v, b.n, &synced);
 	c->batches++;
 	c->batched_items += b.n;
@@ -247,6 +267,12 @@ commit_add(struct commit *c, commit_apply_fn apply, commit_done_fn done,
 	commit_list_add(&c->queued, (struct commit_item){ apply, done, arg });
 	if (c->queued.n == 1)
 		event_active(c->ev, 0, 0);
+}
+
+void
+commit_set_rehearse(struct commit *c, bool on)
+{
+	c->is_rehearsing = on;
 }
 
 void

@@ -11,6 +11,7 @@
 #ifndef SHOAL_NODE_COMMIT_H
 #define SHOAL_NODE_COMMIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,11 +20,39 @@ struct store;
 struct store_txn;
 struct commit;
 
-/* Perform an item's writes in t. Returns 0 or an error (store codes). */
+/* Perform an item's writes in t. Returns 0, or an error (a store code, or
+ * the caller's own) that fails the item: done gets it and nothing of the
+ * item is kept.
+ *
+ * An apply must be pure, because it may run more than once for one item,
+ * each time in a new write transaction of which only the last can commit:
+ * a batch that fails as a whole is aborted and each of its items runs
+ * again alone, and commit_set_rehearse() runs every batch once more in a
+ * transaction it aborts. What a run did outside t is not undone. So:
+ * - It writes only through t, and decides from what t holds (an earlier
+ *   batch may have failed since the item was queued). It may read
+ *   in-memory state and the clock.
+ * - Nothing outside t: no log lines, no counters or metrics, no qid drawn
+ *   (qid_next() draws for good), no event or timer armed, no message sent,
+ *   no in-memory table changed (a resume point, a hold). Each of those
+ *   goes in done, which runs once, knowing the outcome; an apply notes in
+ *   arg what done needs for it.
+ * - What it leaves in arg for done (found, the journal seq, a count) is set
+ *   afresh by every run: done sees the last run's values. Memory it hangs
+ *   on arg is replaced (the earlier run's freed) or reused, and done frees
+ *   it; a repeated run must not leak.
+ * - It opens no other write transaction and calls nothing of this module
+ *   (one writer: LMDB would wait on itself).
+ * commit_set_rehearse() makes a break of these rules visible to tests: a
+ * side effect then happens twice. */
 typedef int (*commit_apply_fn)(struct store_txn *t, void *arg);
 
-/* The item's outcome: 0 when durable, else SHOAL_E_STORAGE_FULL, -errno or
- * the apply function's error. Called exactly once per item. */
+/* The item's outcome: 0 when its writes are durable, else
+ * SHOAL_E_STORAGE_FULL, -errno or the apply's error (nothing of the item
+ * kept). Called exactly once per item, never from inside commit_add();
+ * for a durable item after the hook (commit_set_hook). It is where the
+ * item's side effects go (logs, counters, replies, kicks) and where arg
+ * is freed; it may queue new items with commit_add(). */
 typedef void (*commit_done_fn)(int result, void *arg);
 
 struct commit *commit_new(struct event_base *base, struct store *st);
@@ -31,9 +60,19 @@ struct commit *commit_new(struct event_base *base, struct store *st);
 /* Runs pending batches first. commit_free(NULL) does nothing. */
 void commit_free(struct commit *c);
 
-/* Queue an item for the next batch. */
+/* Queue an item for the next batch. apply (see commit_apply_fn: it may
+ * run more than once) and then done (exactly once) get arg, which stays
+ * the caller's: commit never frees it. */
 void commit_add(struct commit *c, commit_apply_fn apply, commit_done_fn done,
 		void *arg);
+
+/* Rehearse every batch (on) or not (off, the default): before its real
+ * run, a batch's applies run once in a write transaction that is then
+ * aborted, as after a failed batch. Pure applies commit exactly what they
+ * would without it; an impure one shows its side effect twice (two log
+ * lines, two qids drawn, a counter counted twice). For tests: it doubles
+ * the apply work of every batch. */
+void commit_set_rehearse(struct commit *c, bool on);
 
 /* Call fn(arg) whenever committed batches become durable (before their
  * items' done callbacks), e.g. to ship the journal. One hook; NULL removes

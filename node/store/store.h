@@ -9,11 +9,14 @@
  *   shard be32(shard) || qid -> empty          (shard moves, listings)
  *   meta  name -> value                        (node id, shard map, ...)
  *   counts be32(shard) -> queue counts         (status, /metrics: below)
+ * and the journal, suppression list and tombstones (sections below). The
+ * whole on-disk layout: node/store/store.c; each section has its own file
+ * there.
  *
  * Memory: values handed out by a transaction are LMDB's and live only until
  * that transaction ends (in a write transaction: until its next write).
- * Keys store each qid with its NUL, so qids handed out are C strings. Nothing is cached in RAM: the queue can be larger
- * than memory. */
+ * Keys store each qid with its NUL, so qids handed out are C strings.
+ * Nothing is cached in RAM: the queue can be larger than memory. */
 #ifndef SHOAL_NODE_STORE_H
 #define SHOAL_NODE_STORE_H
 
@@ -146,7 +149,7 @@ int store_meta_get(struct store_txn *t, const char *name, const void **p,
 int store_meta_put(struct store_txn *t, const char *name, const void *p,
 		   size_t len);
 
-/* ---- replication journal (see store.c for the layout) ----
+/* ---- replication journal (node/store/store_journal.c) ----
  * Changes to messages in journaled shards (those this node is primary
  * for) are noted in the same transaction: put, set_meta and del each give
  * the message a new sequence number, replacing its older entry. */
@@ -188,7 +191,8 @@ int store_journal_trim(struct store_txn *t, uint64_t upto, size_t max);
 uint64_t store_journal_count(struct store_txn *t);
 int store_journal_last(struct store_txn *t, uint64_t *seq);
 
-/* ---- suppression list (node/suppress.c; keys: lib/suppress_key.h) ----
+/* ---- suppression list (node/store/store_supp.c for node/suppress/;
+ * keys: lib/suppress_key.h) ----
  * supp  key -> be32(shard) || entry. A put or del of a key whose shard is
  * journaled is journaled under the key, as a message under its qid. */
 
@@ -216,7 +220,7 @@ int store_supp_foreach(struct store_txn *t, const char *prefix,
 /* Entries and pending adds held. */
 uint64_t store_supp_count(struct store_txn *t);
 
-/* ---- tombstones (see store.c for what they cost) ----
+/* ---- tombstones (node/store/store_tomb.c says what they cost) ----
  *   tomb  qid\0 -> empty
  * The qids of messages this node finished, so that a resend or a handback
  * of one is recognised after the message is gone. */
@@ -249,9 +253,9 @@ int store_tomb_trim(struct store_txn *t, uint64_t now, size_t max);
 
 /* Tombstones held. */
 uint64_t store_tomb_count(struct store_txn *t);
-/* ---- queue counts (see store.c for the layout) ----
+/* ---- queue counts (node/store/store_counts.c) ----
  * Per shard: messages, recipients queued and deferred of messages not
- * held, and held messages, as node/admin.c reports them. Kept in the
+ * held, and held messages, as node/ops/admin.c reports them. Kept in the
  * transaction that changes a message (store_msg_put, store_msg_set_meta,
  * store_msg_del), so reading them costs O(shards) at any queue size.
  * store_open() rebuilds them once, by a walk it logs, when they are

@@ -1,14 +1,18 @@
-/* Check suite for node/commit.c: group commit with one sync point per
- * batch. A real store in a fresh mkdtemp() directory and a real libevent
- * loop, driven one pass at a time (EVLOOP_ONCE | EVLOOP_NONBLOCK), so each test can say
- * in which pass an item's done callback ran. */
+/* Check suite for node/store/commit.c: group commit with one sync point
+ * per batch, and the purity its applies owe it (reruns after a failed
+ * batch, commit_set_rehearse()). A real store in a fresh mkdtemp()
+ * directory and a real libevent loop, driven one pass at a time
+ * (EVLOOP_ONCE | EVLOOP_NONBLOCK), so each test can say in which pass an
+ * item's done callback ran. */
 #include "node/store/commit.h"
 
 #include <errno.h>
 #include <event2/event.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/be.h"
 #include "lib/log.h"
 #include "node/store/store.h"
 #include "tests/unit/check_helpers.h"
@@ -28,10 +32,12 @@ struct t_item {
 	int done;       /* times done ran */
 	int result;
 	int order;      /* position among all done calls, from 1 */
+	uint64_t drawn; /* the number its last apply run drew */
 };
 
 static struct t_item t_items[T_ITEMS];
 static int t_done_seen;
+static uint64_t t_global_drawn; /* t_apply_impure's draws, below */
 
 static void
 t_setup(void)
@@ -44,6 +50,7 @@ t_setup(void)
 	t_c = commit_new(t_base, t_st);
 	memset(t_items, 0, sizeof(t_items));
 	t_done_seen = 0;
+	t_global_drawn = 0;
 }
 
 static void
@@ -105,6 +112,22 @@ t_see(uint64_t due, const char *qid, void *arg)
 	(void)due;
 	if (*want != NULL && strcmp(qid, *want) == 0)
 		*want = NULL;
+	return 0;
+}
+
+struct t_dues {
+	char *out;
+	size_t len;
+};
+
+static int
+t_see_due(uint64_t due, const char *qid, void *arg)
+{
+	struct t_dues *d = arg;
+	size_t n = strlen(d->out);
+
+	snprintf(d->out + n, d->len - n, "%llu:%s ", (unsigned long long)due,
+		 qid);
 	return 0;
 }
 
@@ -269,6 +292,167 @@ START_TEST(test_flush_runs_items_queued_by_done_callbacks)
 	}
 END_TEST
 
+/* ---- the purity of applies (commit.h: commit_apply_fn) ---------------
+ * Two ways to give each item a number, as ingest gives a DSN its qid:
+ * pure, from a counter the transaction holds (meta "drawn"), and impure,
+ * from a global that stands for qid_next(), a log line or a metric. Each
+ * writes a due entry at its number; it->drawn is what done would see. */
+
+/* Store due entry (number, qid) and note the number for done. */
+static int
+t_write_drawn(struct store_txn *t, struct t_item *it, uint64_t n)
+{
+	it->drawn = n;
+	return store_due_add(t, n, it->qid);
+}
+
+static int
+t_apply_pure(struct store_txn *t, void *arg)
+{
+	struct t_item *it = arg;
+	const void *p;
+	size_t len;
+	uint64_t n = 0;
+	unsigned char v[8];
+	int rc = store_meta_get(t, "drawn", &p, &len);
+
+	if (rc == 0 && len == sizeof(v))
+		n = be64_get(p);
+	else if (rc != -ENOENT)
+		return rc ? rc : -EIO;
+	be64_put(v, ++n);
+	if ((rc = store_meta_put(t, "drawn", v, sizeof(v))) != 0)
+		return rc;
+	return it->fail ? it->fail : t_write_drawn(t, it, n);
+}
+
+static int
+t_apply_impure(struct store_txn *t, void *arg)
+{
+	struct t_item *it = arg;
+	uint64_t n = ++t_global_drawn; /* outside t: never undone */
+
+	return it->fail ? it->fail : t_write_drawn(t, it, n);
+}
+
+static void
+t_add_with(int i, const char *qid, commit_apply_fn apply)
+{
+	snprintf(t_items[i].qid, sizeof(t_items[i].qid), "%s", qid);
+	commit_add(t_c, apply, t_done, &t_items[i]);
+}
+
+/* The due entries stored, as "time:qid ..." in time order. */
+static void
+t_dues(char *out, size_t len)
+{
+	struct store_txn *t;
+	struct t_dues d = { out, len };
+
+	out[0] = '\0';
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	ck_assert_int_eq(store_due_foreach(t, 0, NULL, UINT64_MAX, 100,
+					   t_see_due, &d),
+			 0);
+	store_txn_abort(t);
+}
+
+/* Why the contract: even without rehearsal, an item of a batch that
+ * failed runs again alone, so a side effect of its apply happens twice. */
+START_TEST(test_an_apply_runs_again_when_its_batch_fails)
+{
+	char dues[128];
+
+	t_add_with(0, "0A", t_apply_impure);
+	t_items[1].fail = -EIO;
+	t_add_with(1, "0B", t_apply_impure);
+	t_idle();
+	ck_assert_int_eq(t_items[0].done, 1);
+	ck_assert_int_eq(t_items[0].result, 0);
+	ck_assert_int_eq(t_items[1].done, 1);
+	ck_assert_int_eq(t_items[1].result, -EIO);
+	/* 0A ran in the batch and alone, 0B in the batch and alone */
+	ck_assert_uint_eq(t_global_drawn, 4);
+	t_dues(dues, sizeof(dues));
+	ck_assert_str_eq(dues, "3:0A ");
+}
+END_TEST
+
+/* A pure apply commits under rehearsal exactly what it commits without:
+ * numbers 1, 2, 3 in the store and in what done sees, each done once. */
+START_TEST(test_rehearsal_keeps_a_pure_apply_exact)
+{
+	char dues[128];
+
+	commit_set_rehearse(t_c, true);
+	t_add_with(0, "0A", t_apply_pure);
+	t_add_with(1, "0B", t_apply_pure);
+	t_pass(); /* one batch, rehearsed then run */
+	t_add_with(2, "0C", t_apply_pure);
+	t_idle();
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(t_items[i].done, 1);
+		ck_assert_int_eq(t_items[i].result, 0);
+		ck_assert_uint_eq(t_items[i].drawn, (uint64_t)i + 1);
+	}
+	t_dues(dues, sizeof(dues));
+	ck_assert_str_eq(dues, "1:0A 2:0B 3:0C ");
+}
+END_TEST
+
+/* The same with a failing item: the rehearsal changes no outcome. */
+START_TEST(test_rehearsal_keeps_outcomes_of_a_failing_batch)
+{
+	char dues[128];
+
+	commit_set_rehearse(t_c, true);
+	t_add_with(0, "0A", t_apply_pure);
+	t_items[1].fail = -EIO;
+	t_add_with(1, "0B", t_apply_pure);
+	t_add_with(2, "0C", t_apply_pure);
+	t_idle();
+	ck_assert_int_eq(t_items[0].result, 0);
+	ck_assert_int_eq(t_items[1].result, -EIO);
+	ck_assert_int_eq(t_items[2].result, 0);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(t_items[i].done, 1);
+	ck_assert_uint_eq(t_items[0].drawn, 1);
+	ck_assert_uint_eq(t_items[2].drawn, 2);
+	t_dues(dues, sizeof(dues));
+	ck_assert_str_eq(dues, "1:0A 2:0C ");
+}
+END_TEST
+
+/* The positive control: an impure apply that passes unnoticed without
+ * rehearsal (numbers 1..3, as a pure one) is caught with it: every side
+ * effect twice, and the numbers done sees are not those of a single run. */
+START_TEST(test_rehearsal_shows_an_impure_apply_twice)
+{
+	char dues[128];
+
+	t_add_with(0, "0A", t_apply_impure);
+	t_add_with(1, "0B", t_apply_impure);
+	t_add_with(2, "0C", t_apply_impure);
+	t_idle();
+	ck_assert_uint_eq(t_global_drawn, 3);
+	t_dues(dues, sizeof(dues));
+	ck_assert_str_eq(dues, "1:0A 2:0B 3:0C ");
+
+	commit_set_rehearse(t_c, true);
+	t_global_drawn = 0;
+	t_add_with(3, "0D", t_apply_impure);
+	t_add_with(4, "0E", t_apply_impure);
+	t_add_with(5, "0F", t_apply_impure);
+	t_idle();
+	ck_assert_uint_eq(t_global_drawn, 6); /* caught: twice per item */
+	ck_assert_uint_eq(t_items[3].drawn, 4);
+	t_dues(dues, sizeof(dues));
+	ck_assert_str_eq(dues, "1:0A 2:0B 3:0C 4:0D 5:0E 6:0F ");
+	for (int i = 3; i < 6; i++)
+		ck_assert_int_eq(t_items[i].done, 1);
+}
+END_TEST
+
 static Suite *
 commit_suite(void)
 {
@@ -286,6 +470,15 @@ commit_suite(void)
 	tcase_add_test(tc, test_a_failed_batch_leaves_no_item_stranded);
 	tcase_add_test(tc, test_flush_finishes_everything_at_once);
 	tcase_add_test(tc, test_flush_runs_items_queued_by_done_callbacks);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("purity");
+	tcase_add_checked_fixture(tc, t_setup, t_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_an_apply_runs_again_when_its_batch_fails);
+	tcase_add_test(tc, test_rehearsal_keeps_a_pure_apply_exact);
+	tcase_add_test(tc, test_rehearsal_keeps_outcomes_of_a_failing_batch);
+	tcase_add_test(tc, test_rehearsal_shows_an_impure_apply_twice);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,6 +1,6 @@
 /* The queue's counts: messages, recipients queued and deferred and held
- * messages per shard, kept by node/store.c in the transaction that changes
- * a message, and what node/admin.c answers from them. What must hold:
+ * messages per shard, kept by node/store/store_counts.c in the transaction
+ * that changes a message, and what node/ops/admin.c answers from them. What must hold:
  * status and the metrics' depth cost the same at any queue size; the
  * counters equal a full walk after any mix of puts, meta updates, deletes,
  * shard changes and aborted transactions, across a reopen, and for a queue
@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/be.h"
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "node/ops/admin.h"
@@ -668,8 +669,7 @@ t_forge_count(MDB_txn *txn, MDB_env *env)
 	val.mv_data = v;
 	ck_assert_int_eq(mdb_put(txn, t_dbi(txn, "counts"), &key, &val, 0), 0);
 	mark[3] = 1;
-	for (int i = 0; i < 8; i++)
-		mark[4 + i] = (unsigned char)((uint64_t)id >> (56 - 8 * i));
+	be64_put(mark + 4, id);
 	val.mv_size = sizeof(mark);
 	val.mv_data = mark;
 	ck_assert_int_eq(mdb_put(txn, t_dbi(txn, "meta"), &mkey, &val, 0), 0);
@@ -705,8 +705,7 @@ t_forge_low_count(MDB_txn *txn, MDB_env *env)
 	val.mv_data = v;
 	ck_assert_int_eq(mdb_put(txn, t_dbi(txn, "counts"), &key, &val, 0), 0);
 	mark[3] = 1;
-	for (int i = 0; i < 8; i++)
-		mark[4 + i] = (unsigned char)((uint64_t)id >> (56 - 8 * i));
+	be64_put(mark + 4, id);
 	val.mv_size = sizeof(mark);
 	val.mv_data = mark;
 	ck_assert_int_eq(mdb_put(txn, t_dbi(txn, "meta"), &mkey, &val, 0), 0);

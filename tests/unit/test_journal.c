@@ -1,7 +1,7 @@
-/* Check suite for the replication journal in node/store.c (which changes
- * are noted, one entry per qid, trim, the seq counter across a reopen and
- * an abort) and for the map handover helpers of lib/shardmap.c
- * (shardmap_newer, shardmap_swap). Each test gets a fresh mkdtemp()
+/* Check suite for the replication journal in node/store/store_journal.c
+ * (which changes are noted, one entry per qid, its body flag, trim, the
+ * seq counter across a reopen and an abort) and for the map handover
+ * helpers of lib/shardmap.c (shardmap_newer, shardmap_swap). Each test gets a fresh mkdtemp()
  * directory, removed in teardown. Shards 1 and 3 of 8 are journaled. */
 #include "node/store/store.h"
 
@@ -413,6 +413,52 @@ START_TEST(test_journal_touch_sets_body)
 }
 END_TEST
 
+/* store_journal_seq_of: a qid's entry and whether it carries the body,
+ * -ENOENT once acknowledged or when never journaled, out-parameters
+ * untouched then; a bad qid is -EINVAL. */
+static int
+t_seq_of(const char *qid, uint64_t *seq, bool *body)
+{
+	struct store_txn *t;
+	int rc;
+
+	ck_assert_int_eq(store_txn_begin(t_st, true, &t), 0);
+	rc = store_journal_seq_of(t, qid, seq, body);
+	store_txn_abort(t);
+	return rc;
+}
+
+START_TEST(test_journal_seq_of_names_entry_and_body)
+{
+	uint64_t seq = 99;
+	bool body = false;
+
+	t_open();
+	t_put("0A", T_ON);
+	t_put("0B", T_OFF);
+	ck_assert_int_eq(t_seq_of("0A", &seq, &body), 0);
+	ck_assert_uint_eq(seq, 1);
+	ck_assert(body);
+	seq = 99;
+	ck_assert_int_eq(t_seq_of("0B", &seq, &body), -ENOENT);
+	ck_assert_uint_eq(seq, 99);
+	ck_assert_int_eq(t_seq_of("", &seq, &body), -EINVAL);
+	/* a change after the peer has the message: no body */
+	t_trim(1, 100);
+	ck_assert_int_eq(t_seq_of("0A", &seq, &body), -ENOENT);
+	ck_assert_uint_eq(t_set_meta("0A"), 2);
+	ck_assert_int_eq(t_seq_of("0A", &seq, &body), 0);
+	ck_assert_uint_eq(seq, 2);
+	ck_assert(!body);
+	/* a change before the peer has it keeps the body flag */
+	t_put("0C", T_ON2);
+	ck_assert_uint_eq(t_set_meta("0C"), 4);
+	ck_assert_int_eq(t_seq_of("0C", &seq, &body), 0);
+	ck_assert_uint_eq(seq, 4);
+	ck_assert(body);
+}
+END_TEST
+
 /* ---- durability of the counter, abort -------------------------------- */
 
 START_TEST(test_journal_seq_survives_reopen)
@@ -661,6 +707,7 @@ journal_suite(void)
 	tcase_add_test(tc, test_journal_trim_upto_and_max);
 	tcase_add_test(tc, test_journal_change_after_trim_has_no_body);
 	tcase_add_test(tc, test_journal_touch_sets_body);
+	tcase_add_test(tc, test_journal_seq_of_names_entry_and_body);
 	tcase_add_test(tc, test_journal_seq_survives_reopen);
 	tcase_add_test(tc, test_journal_abort_leaves_no_entries);
 	suite_add_tcase(s, tc);

@@ -1,4 +1,4 @@
-/* Check suite for node/store.c: the LMDB queue. Each test gets a fresh
+/* Check suite for node/store/store*.c: the LMDB queue. Each test gets a fresh
  * mkdtemp() directory, removed in teardown. The durability test forks a
  * writer and kills it with SIGKILL right after its commits return. */
 #include "node/store/store.h"
@@ -1050,6 +1050,149 @@ START_TEST(test_open_adds_tombstones_to_an_older_queue)
 	}
 END_TEST
 
+/* ---- on-disk layout (node/store/store.c's table) ---- */
+
+/* One database's entries, read with LMDB alone (not through the store). */
+struct t_db {
+	size_t n;
+	MDB_val key[8], val[8];
+	unsigned char buf[8][64 + 64];
+};
+
+static void
+t_db_read(MDB_txn *txn, const char *name, struct t_db *d)
+{
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	MDB_cursor_op op = MDB_FIRST;
+
+	memset(d, 0, sizeof(*d));
+	ck_assert_int_eq(mdb_dbi_open(txn, name, 0, &dbi), 0);
+	ck_assert_int_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+	while (mdb_cursor_get(cur, &key, &val, op) == 0) {
+		op = MDB_NEXT;
+		ck_assert_uint_lt(d->n, 8);
+		ck_assert_uint_le(key.mv_size, 64);
+		ck_assert_uint_le(val.mv_size, 64);
+		memcpy(d->buf[d->n], key.mv_data, key.mv_size);
+		memcpy(d->buf[d->n] + 64, val.mv_data, val.mv_size);
+		d->key[d->n] = (MDB_val){ key.mv_size, d->buf[d->n] };
+		d->val[d->n] = (MDB_val){ val.mv_size, d->buf[d->n] + 64 };
+		d->n++;
+	}
+	mdb_cursor_close(cur);
+}
+
+/* Entry i of d is exactly key/klen -> val/vlen. */
+static void
+t_db_entry(const struct t_db *d, size_t i, const void *key, size_t klen,
+	   const void *val, size_t vlen)
+{
+	ck_assert_uint_lt(i, d->n);
+	ck_assert_uint_eq(d->key[i].mv_size, klen);
+	ck_assert_mem_eq(d->key[i].mv_data, key, klen);
+	ck_assert_uint_eq(d->val[i].mv_size, vlen);
+	if (vlen > 0)
+		ck_assert_mem_eq(d->val[i].mv_data, val, vlen);
+}
+
+/* Every database's bytes, spelled out here rather than through lib/be.h,
+ * so a change of any key or value layout (or of the integers' byte
+ * order) fails even when the store still reads what it wrote: queues
+ * written by older builds must keep opening (tests/e2e/test_upgrade.py). */
+START_TEST(test_layout_of_every_database_is_the_documented_bytes)
+{
+	static const uint8_t on[3] = { 0, 0, 1 };
+	char tq[QID_LEN + 1], tk[QID_LEN + 2];
+	struct store_txn *t;
+	struct t_db d;
+	MDB_env *env;
+	MDB_txn *txn;
+	uint64_t t0 = (uint64_t)time(NULL), v;
+
+	t_qid_at(tq, t0, 1);
+	t_open(T_MAP_SIZE);
+	store_journal_shards(t_st, on, 3);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	/* "m" does not unpack as a StoredMessage: it counts as one message */
+	ck_assert_int_eq(store_msg_put(t, "0A", 2, "m", 1, "b", 1), 0);
+	ck_assert_int_eq(store_due_add(t, 0x0102030405060708ull, "0A"), 0);
+	ck_assert_int_eq(store_meta_put(t, "k", "v", 1), 0);
+	ck_assert_int_eq(store_supp_put(t, "~K", 2, "e", 1), 0);
+	ck_assert_int_eq(store_msg_retire(t, tq, 1), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	store_close(t_st);
+	t_st = NULL;
+
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 32), 0);
+	ck_assert_int_eq(mdb_env_open(env, t_dir, MDB_RDONLY, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+
+	t_db_read(txn, "msg", &d); /* qid\0 -> be32(shard) || meta */
+	ck_assert_uint_eq(d.n, 1);
+	t_db_entry(&d, 0, "0A", 3, "\0\0\0\2m", 5);
+	t_db_read(txn, "body", &d); /* qid\0 -> body */
+	ck_assert_uint_eq(d.n, 1);
+	t_db_entry(&d, 0, "0A", 3, "b", 1);
+	t_db_read(txn, "due", &d); /* be64(due) || qid\0 -> empty */
+	ck_assert_uint_eq(d.n, 1);
+	t_db_entry(&d, 0, "\1\2\3\4\5\6\7\10" "0A", 11, NULL, 0);
+	t_db_read(txn, "shard", &d); /* be32(shard) || qid\0 -> empty */
+	ck_assert_uint_eq(d.n, 1);
+	t_db_entry(&d, 0, "\0\0\0\2" "0A", 7, NULL, 0);
+	/* jseq be64(seq) -> flags || be64(noted) || qid\0; the body flag
+	 * (1) on the message, not on the suppression entry */
+	t_db_read(txn, "jseq", &d);
+	ck_assert_uint_eq(d.n, 2);
+	ck_assert_uint_eq(d.val[0].mv_size, 1 + 8 + 3);
+	t_db_entry(&d, 0, "\0\0\0\0\0\0\0\1", 8, d.val[0].mv_data, 12);
+	ck_assert_uint_eq(((unsigned char *)d.val[0].mv_data)[0], 1);
+	ck_assert_mem_eq((char *)d.val[0].mv_data + 9, "0A", 3);
+	v = 0;
+	for (int i = 1; i <= 8; i++)
+		v = v << 8 | ((unsigned char *)d.val[0].mv_data)[i];
+	ck_assert(v >= t0 && v <= (uint64_t)time(NULL)); /* noted */
+	ck_assert_uint_eq(d.val[1].mv_size, 1 + 8 + 3);
+	t_db_entry(&d, 1, "\0\0\0\0\0\0\0\2", 8, d.val[1].mv_data, 12);
+	ck_assert_uint_eq(((unsigned char *)d.val[1].mv_data)[0], 0);
+	ck_assert_mem_eq((char *)d.val[1].mv_data + 9, "~K", 3);
+	t_db_read(txn, "jqid", &d); /* qid\0 -> be64(seq) || flags */
+	ck_assert_uint_eq(d.n, 2);
+	t_db_entry(&d, 0, "0A", 3, "\0\0\0\0\0\0\0\1\1", 9);
+	t_db_entry(&d, 1, "~K", 3, "\0\0\0\0\0\0\0\2\0", 9);
+	t_db_read(txn, "supp", &d); /* key\0 -> be32(shard) || entry */
+	ck_assert_uint_eq(d.n, 1);
+	t_db_entry(&d, 0, "~K", 3, "\0\0\0\2e", 5);
+	t_db_read(txn, "tomb", &d); /* qid\0 -> empty */
+	ck_assert_uint_eq(d.n, 1);
+	memcpy(tk, tq, sizeof(tq));
+	t_db_entry(&d, 0, tk, QID_LEN + 1, NULL, 0);
+	/* counts be32(shard) -> be64 messages, queued, deferred, held */
+	t_db_read(txn, "counts", &d);
+	ck_assert_uint_eq(d.n, 1);
+	t_db_entry(&d, 0, "\0\0\0\2", 4,
+		   "\0\0\0\0\0\0\0\1" "\0\0\0\0\0\0\0\0"
+		   "\0\0\0\0\0\0\0\0" "\0\0\0\0\0\0\0\0", 32);
+	/* meta: journal_seq be64; our "k"; queue_counts be32(version 1) ||
+	 * be64(the txn id that wrote it) */
+	t_db_read(txn, "meta", &d);
+	ck_assert_uint_eq(d.n, 3);
+	t_db_entry(&d, 0, "journal_seq", 11, "\0\0\0\0\0\0\0\2", 8);
+	t_db_entry(&d, 1, "k", 1, "v", 1);
+	ck_assert_uint_eq(d.val[2].mv_size, 12);
+	t_db_entry(&d, 2, "queue_counts", 12, d.val[2].mv_data, 12);
+	ck_assert_mem_eq(d.val[2].mv_data, "\0\0\0\1", 4);
+	v = 0;
+	for (int i = 4; i < 12; i++)
+		v = v << 8 | ((unsigned char *)d.val[2].mv_data)[i];
+	ck_assert_uint_eq(v, mdb_txn_id(txn)); /* our commit's id */
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -1057,6 +1200,7 @@ store_suite(void)
 	TCase *tc = tcase_create("queue");
 	TCase *tc_slow = tcase_create("durability");
 	TCase *tc_tomb = tcase_create("tombstones");
+	TCase *tc_layout = tcase_create("layout");
 
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
 	tcase_add_test(tc, test_put_then_get_returns_meta_and_body);
@@ -1102,6 +1246,11 @@ store_suite(void)
 		       test_retire_trims_expired_tombstones_on_the_way);
 	tcase_add_test(tc_tomb, test_open_adds_tombstones_to_an_older_queue);
 	suite_add_tcase(s, tc_tomb);
+
+	tcase_add_checked_fixture(tc_layout, t_setup, t_teardown);
+	tcase_add_test(tc_layout,
+		       test_layout_of_every_database_is_the_documented_bytes);
+	suite_add_tcase(s, tc_layout);
 	return s;
 }
 
