@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/be.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "node/delivery/dns_cache.h"
@@ -73,9 +74,9 @@ dns_msg_ttls(const unsigned char *m, int len, uint32_t *pos, uint32_t *neg)
 
 	if (m == NULL || len < 12 || !(m[2] & 0x80)) /* QR: a response */
 		return -1;
-	qd = m[4] << 8 | m[5];
-	an = m[6] << 8 | m[7];
-	ns = m[8] << 8 | m[9];
+	qd = be16_get(m + 4);
+	an = be16_get(m + 6);
+	ns = be16_get(m + 8);
 	for (int i = 0; i < qd + an + ns; i++) {
 		uint32_t ttl;
 		int type, rdlen;
@@ -92,21 +93,17 @@ dns_msg_ttls(const unsigned char *m, int len, uint32_t *pos, uint32_t *neg)
 		}
 		if (off + 10 > len)
 			return -1;
-		type = m[off] << 8 | m[off + 1];
-		ttl = (uint32_t)m[off + 4] << 24 | (uint32_t)m[off + 5] << 16 |
-		      (uint32_t)m[off + 6] << 8 | m[off + 7];
+		type = be16_get(m + off);
+		ttl = be32_get(m + off + 4);
 		ttl = ttl > INT32_MAX ? 0 : ttl; /* RFC 2181 8 */
-		rdlen = m[off + 8] << 8 | m[off + 9];
+		rdlen = be16_get(m + off + 8);
 		off += 10 + rdlen;
 		if (off > len)
 			return -1;
 		if (i < qd + an) {
 			*pos = ttl < *pos ? ttl : *pos;
 		} else if (type == 6 && rdlen >= 22) { /* SOA, MINIMUM last */
-			const unsigned char *mn = m + off - 4;
-			uint32_t min = (uint32_t)mn[0] << 24 |
-				       (uint32_t)mn[1] << 16 |
-				       (uint32_t)mn[2] << 8 | mn[3];
+			uint32_t min = be32_get(m + off - 4);
 
 			ttl = min < ttl ? min : ttl;
 			*neg = ttl < *neg ? ttl : *neg;
