@@ -37,12 +37,9 @@
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
-#include "node/store/commit.h"
-#include "node/node.h"
 #include "node/cluster/owner.h"
-#include "node/queue/scheduler.h"
+#include "node/store/commit.h"
 #include "node/store/store.h"
-#include "node/suppress/suppress.h"
 #include "proto/node_node.pb-c.h"
 
 #define REPL_META_STREAM "repl_stream"  /* be64: our stream id */
@@ -84,21 +81,21 @@ repl_set_state(struct repl *r, enum repl_state s, const char *why)
 	if (s == REPL_DEGRADED)
 		log_warn("repl node=%s peer=%s event=state state=%s "
 			 "reason=\"%s\"",
-			 r->n->me->id, r->peer->id, repl_state_names[s], why);
+			 r->me->id, r->peer->id, repl_state_names[s], why);
 	else
 		log_info("repl node=%s peer=%s event=state state=%s "
 			 "reason=\"%s\"",
-			 r->n->me->id, r->peer->id, repl_state_names[s], why);
+			 r->me->id, r->peer->id, repl_state_names[s], why);
 	r->state = s;
 }
 
 static bool
 repl_peer_alive(const struct repl *r, uint64_t now)
 {
-	uint64_t heard = owner_peer_heard_ms(r->n->owner);
+	uint64_t heard = owner_peer_heard_ms(r->owner);
 
 	return heard != 0 &&
-	       now - heard <= r->n->cfg->replication.peer_timeout_ms;
+	       now - heard <= r->cfg->replication.peer_timeout_ms;
 }
 
 /* Whether the peer may still be heard for the first time since we
@@ -109,8 +106,8 @@ repl_peer_alive(const struct repl *r, uint64_t now)
 static bool
 repl_peer_awaited(const struct repl *r, uint64_t now)
 {
-	return owner_peer_heard_ms(r->n->owner) == 0 &&
-	       now - r->started_ms < r->n->cfg->replication.peer_timeout_ms;
+	return owner_peer_heard_ms(r->owner) == 0 &&
+	       now - r->started_ms < r->cfg->replication.peer_timeout_ms;
 }
 
 /* ---- waits ---------------------------------------------------------- */
@@ -151,7 +148,7 @@ repl_release(struct repl *r, uint64_t seq, bool all, bool durable)
 void
 repl_wait(struct repl *r, uint64_t seq, repl_wait_fn fn, void *arg)
 {
-	const struct config *cfg = r->n->cfg;
+	const struct config *cfg = r->cfg;
 	uint64_t now = clock_mono_ms();
 	struct repl_waiter w = { seq, now + cfg->replication.peer_timeout_ms,
 				 fn, arg };
@@ -224,14 +221,14 @@ repl_send_msg(struct repl *r, Shoal__PeerMessage *pm)
 static bool
 repl_map_due(struct repl *r, uint64_t now)
 {
-	const Shoal__ShardMap *m = r->n->map;
+	const Shoal__ShardMap *m = owner_map(r->owner);
 
 	if (m == NULL)
 		return false;
 	if (!r->peer_map_known || r->peer_map_epoch != m->epoch ||
 	    strcmp(r->peer_map_author, m->author) != 0)
 		return true;
-	return now - r->map_sent_ms >= r->n->cfg->replication.heartbeat_ms;
+	return now - r->map_sent_ms >= r->cfg->replication.heartbeat_ms;
 }
 
 /* Note the map the peer carried; NULL: forget it (the peer was silent or
@@ -254,11 +251,12 @@ repl_header(struct repl *r, Shoal__PeerMessage *pm)
 {
 	uint64_t now = clock_mono_ms();
 
-	pm->from = r->n->me->id;
+	pm->from = r->me->id;
 	pm->stream = r->stream;
-	pm->head_seq = store_journal_seq(r->n->store);
+	pm->head_seq = store_journal_seq(r->store);
 	if (repl_map_due(r, now)) {
-		pm->map = r->n->map;
+		/* protobuf-c fields are not const: packed, never changed */
+		pm->map = (Shoal__ShardMap *)owner_map(r->owner);
 		r->map_sent_ms = now;
 	}
 	pm->acked_stream = r->peer_stream;
@@ -356,7 +354,7 @@ repl_collect(uint64_t seq, const char *qid, bool body, uint64_t noted,
 	rec = &b->recs[b->n];
 	b->bytes += repl_record_fill(b->t, qid,
 				     repl_key_shard(qid,
-						    b->r->n->cfg->cluster.shards),
+						    b->r->cfg->cluster.shards),
 				     body, rec);
 	rec->seq = seq;
 	b->ptrs[b->n++] = rec;
@@ -375,9 +373,9 @@ repl_send_batch(struct repl *r)
 
 	/* nothing journaled past what was sent: no transaction, no arrays
 	 * (every pump ends with this call) */
-	if (store_journal_seq(r->n->store) <= r->sent)
+	if (store_journal_seq(r->store) <= r->sent)
 		return false;
-	if (store_txn_begin(r->n->store, true, &b.t) != 0)
+	if (store_txn_begin(r->store, true, &b.t) != 0)
 		return false;
 	if (r->batch_recs == NULL) {
 		r->batch_recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*r->batch_recs));
@@ -452,7 +450,7 @@ repl_rewind(struct repl *r, uint64_t from)
 static uint64_t
 repl_stall_ms(const struct repl *r)
 {
-	uint64_t ms = 2 * (uint64_t)r->n->cfg->replication.heartbeat_ms;
+	uint64_t ms = 2 * (uint64_t)r->cfg->replication.heartbeat_ms;
 	uint32_t shift = r->rewinds < REPL_REWIND_SHIFT_MAX ?
 				 r->rewinds :
 				 REPL_REWIND_SHIFT_MAX;
@@ -500,7 +498,7 @@ repl_maybe_trim(struct repl *r)
 	tr->r = r;
 	tr->upto = r->acked;
 	r->trim_busy = true;
-	commit_add(r->n->commit, repl_trim_apply, repl_trim_done, tr);
+	commit_add(r->commit, repl_trim_apply, repl_trim_done, tr);
 }
 
 struct repl_resync {
@@ -517,7 +515,7 @@ repl_resync_one(const char *qid, uint32_t shard, const void *meta,
 
 	(void)meta;
 	(void)meta_len;
-	if (!owner_is_primary(rs->r->n->owner, shard))
+	if (!owner_is_primary(rs->r->owner, shard))
 		return 0;
 	rs->n++;
 	return store_journal_touch(rs->t, qid, shard);
@@ -533,7 +531,7 @@ repl_resync_apply(struct store_txn *t, void *arg)
 	rs->t = t;
 	rs->n = 0;
 	rc = store_msg_foreach(t, repl_resync_one, rs);
-	return rc ? rc : suppress_touch_primary(rs->r->n, t, &rs->n);
+	return rc ? rc : rs->r->hooks.supp_touch(rs->r->hooks.arg, t, &rs->n);
 }
 
 static void
@@ -544,7 +542,7 @@ repl_resync_done(int result, void *arg)
 
 	r->resync_busy = false;
 	log_info("repl node=%s peer=%s event=resync messages=%llu result=%s",
-		 r->n->me->id, r->peer->id, (unsigned long long)rs->n,
+		 r->me->id, r->peer->id, (unsigned long long)rs->n,
 		 shoal_strerror(result));
 	free(rs);
 	repl_kick(r);
@@ -559,7 +557,7 @@ repl_resync(struct repl *r, uint64_t peer_has)
 
 	log_warn("repl node=%s peer=%s event=peer_lost_data acked=%llu "
 		 "peer_has=%llu",
-		 r->n->me->id, r->peer->id, (unsigned long long)r->acked,
+		 r->me->id, r->peer->id, (unsigned long long)r->acked,
 		 (unsigned long long)peer_has);
 	r->acked = peer_has;
 	r->trimmed = peer_has;
@@ -569,7 +567,7 @@ repl_resync(struct repl *r, uint64_t peer_has)
 	rs = xcalloc(1, sizeof(*rs));
 	rs->r = r;
 	r->resync_busy = true;
-	commit_add(r->n->commit, repl_resync_apply, repl_resync_done, rs);
+	commit_add(r->commit, repl_resync_apply, repl_resync_done, rs);
 }
 
 /* ---- acks of our stream ------------------------------------------------ */
@@ -635,10 +633,10 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 		return;
 	}
 	was_alive = repl_peer_alive(r, now);
-	owner_heard_peer(r->n->owner, pm->sent_ms, pm->echo_ms);
+	owner_heard_peer(r->owner, pm->sent_ms, pm->echo_ms);
 	r->peer_sent_ms = pm->sent_ms; /* echoed in our next message */
 	if (!was_alive) {
-		log_info("repl node=%s peer=%s event=peer_heard", r->n->me->id,
+		log_info("repl node=%s peer=%s event=peer_heard", r->me->id,
 			 r->peer->id);
 		/* back: resend what it lacks now, not after a stall backoff */
 		r->rewinds = 0;
@@ -651,14 +649,14 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 	if (pm->stream == r->peer_stream && pm->head_seq <= r->applied)
 		repl_apply_recovered(r); /* nothing left to retry */
 	if (r->state == REPL_DEGRADED) {
-		r->catchup_target = store_journal_seq(r->n->store);
+		r->catchup_target = store_journal_seq(r->store);
 		repl_set_state(r, REPL_CATCHING_UP, "peer heard");
 	}
 	if (!was_alive || pm->stream != r->peer_stream)
 		repl_note_peer_map(r, NULL);
 	if (pm->map) {
-		owner_offer(r->n->owner, pm->map);
-		owner_heard_peer_map(r->n->owner, pm->sent_ms, pm->echo_ms);
+		owner_offer(r->owner, pm->map);
+		owner_heard_peer_map(r->owner, pm->sent_ms, pm->echo_ms);
 		repl_note_peer_map(r, pm->map);
 	}
 	/* the peer is back or new: our map at once, echoing what it just
@@ -709,7 +707,7 @@ repl_behind_why(const struct repl *r, uint64_t now, char *out, size_t len)
 static void
 repl_report_behind(struct repl *r, uint64_t now)
 {
-	const struct config *cfg = r->n->cfg;
+	const struct config *cfg = r->cfg;
 	char why[sizeof(r->behind_why)];
 	Shoal__Replication st = SHOAL__REPLICATION__INIT;
 
@@ -719,7 +717,7 @@ repl_report_behind(struct repl *r, uint64_t now)
 			log_info(
 				"repl node=%s peer=%s event=behind_ended "
 				"behind_s=%llu acked=%llu",
-				r->n->me->id, r->peer->id,
+				r->me->id, r->peer->id,
 				(unsigned long long)(now - r->behind_since_ms) /
 					1000,
 				(unsigned long long)r->acked);
@@ -738,7 +736,7 @@ repl_report_behind(struct repl *r, uint64_t now)
 	log_warn("repl node=%s peer=%s event=behind state=%s behind_s=%llu "
 		 "lag_ops=%llu lag_s=%llu head=%llu acked=%llu enqueues=\"%s\" "
 		 "reason=\"%s\"",
-		 r->n->me->id, r->peer->id, repl_state_names[r->state],
+		 r->me->id, r->peer->id, repl_state_names[r->state],
 		 (unsigned long long)(now - r->behind_since_ms) / 1000,
 		 (unsigned long long)st.lag_ops, (unsigned long long)st.lag_s,
 		 (unsigned long long)st.head_seq,
@@ -755,7 +753,7 @@ static void
 repl_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct repl *r = arg;
-	const struct config *cfg = r->n->cfg;
+	const struct config *cfg = r->cfg;
 	uint64_t now = clock_mono_ms();
 	uint64_t resend_ms = repl_stall_ms(r);
 
@@ -782,13 +780,12 @@ repl_on_timer(evutil_socket_t fd, short what, void *arg)
 	repl_send_heartbeat(r);
 	repl_pump(r);
 	repl_report_behind(r, now);
-	owner_tick(r->n->owner);
 }
 
 bool
 repl_caught_up(const struct repl *r)
 {
-	return !r->on || r->acked >= store_journal_seq(r->n->store);
+	return !r->on || r->acked >= store_journal_seq(r->store);
 }
 
 bool
@@ -819,7 +816,7 @@ repl_oldest(uint64_t seq, const char *qid, bool body, uint64_t noted,
 }
 
 struct repl_replica {
-	const struct node *n;
+	const struct owner *owner;
 	uint64_t count;
 };
 
@@ -832,7 +829,7 @@ repl_count_replica(const char *qid, uint32_t shard, const void *meta,
 	(void)qid;
 	(void)meta;
 	(void)meta_len;
-	if (!owner_is_primary(rc->n->owner, shard))
+	if (!owner_is_primary(rc->owner, shard))
 		rc->count++;
 	return 0;
 }
@@ -843,18 +840,18 @@ repl_status(struct repl *r, Shoal__Replication *out, bool count_copies)
 	static const char *const modes[] = { "sync", "async", "none" };
 	uint64_t lag = 0, oldest = 0;
 	struct store_txn *t;
-	uint64_t now = clock_mono_ms(), heard = owner_peer_heard_ms(r->n->owner);
-	struct repl_replica replica = { r->n, 0 };
+	uint64_t now = clock_mono_ms(), heard = owner_peer_heard_ms(r->owner);
+	struct repl_replica replica = { r->owner, 0 };
 
-	out->mode = (char *)modes[r->n->cfg->replication.mode];
+	out->mode = (char *)modes[r->cfg->replication.mode];
 	out->peer = r->peer ? r->peer->id : "";
 	out->state = (char *)repl_state_names[r->state];
-	out->head_seq = store_journal_seq(r->n->store);
+	out->head_seq = store_journal_seq(r->store);
 	out->acked_seq = r->acked;
 	out->peer_seen_ms = heard ? now - heard : 0;
-	out->may_deliver = owner_may_deliver(r->n->owner);
+	out->may_deliver = owner_may_deliver(r->owner);
 	/* O(1): entries up to the ack are trimmed right after it */
-	if (store_txn_begin(r->n->store, true, &t) == 0) {
+	if (store_txn_begin(r->store, true, &t) == 0) {
 		lag = store_journal_count(t);
 		store_journal_foreach(t, r->acked, 1, repl_oldest, &oldest);
 		if (count_copies)
@@ -882,7 +879,7 @@ repl_load(struct repl *r)
 	const void *p;
 	size_t len;
 	unsigned char v[8];
-	int rc = store_txn_begin(r->n->store, false, &t);
+	int rc = store_txn_begin(r->store, false, &t);
 
 	if (rc != 0)
 		return rc;
@@ -913,10 +910,12 @@ repl_load(struct repl *r)
 }
 
 struct repl *
-repl_new(struct node *n)
+repl_new(struct event_base *base, const struct config *cfg,
+	 const struct cfg_node *me, void *zctx, struct store *st,
+	 struct commit *commit, struct owner *o,
+	 const struct cluster_hooks *hooks)
 {
 	struct repl *r = xcalloc(1, sizeof(*r));
-	const struct config *cfg = n->cfg;
 	int64_t max_msg = (int64_t)cfg->router.max_message_size +
 			  WIRE_BODY_SLACK + WIRE_META_MAX;
 	struct timeval tv = { (time_t)(cfg->replication.heartbeat_ms / 1000),
@@ -924,8 +923,13 @@ repl_new(struct node *n)
 				      1000 };
 	int one = 1;
 
-	r->n = n;
-	r->peer = n->me->peer ? config_find_node(cfg, n->me->peer) : NULL;
+	r->cfg = cfg;
+	r->me = me;
+	r->store = st;
+	r->commit = commit;
+	r->owner = o;
+	r->hooks = *hooks;
+	r->peer = me->peer ? config_find_node(cfg, me->peer) : NULL;
 	r->on = r->peer != NULL && cfg->replication.mode != CFG_REPL_NONE;
 	r->state = r->on ? REPL_DEGRADED : REPL_OFF;
 	r->started_ms = clock_mono_ms();
@@ -933,12 +937,12 @@ repl_new(struct node *n)
 		repl_free(r);
 		return NULL;
 	}
-	r->kick_ev = event_new(n->base, -1, 0, repl_on_kick, r);
-	r->ack_ev = event_new(n->base, -1, 0, repl_on_ack_event, r);
-	r->timer = event_new(n->base, -1, EV_PERSIST, repl_on_timer, r);
+	r->kick_ev = event_new(base, -1, 0, repl_on_kick, r);
+	r->ack_ev = event_new(base, -1, 0, repl_on_ack_event, r);
+	r->timer = event_new(base, -1, EV_PERSIST, repl_on_timer, r);
 	if (!r->on)
 		return r;
-	r->link = zsock_new(n->base, n->zctx, ZMQ_DEALER, max_msg,
+	r->link = zsock_new(base, zctx, ZMQ_DEALER, max_msg,
 			    repl_on_link_msg, NULL, r);
 	if (r->link == NULL) {
 		repl_free(r);
@@ -963,7 +967,7 @@ repl_new(struct node *n)
 	event_add(r->timer, &tv);
 	log_info("repl node=%s peer=%s event=start mode=%s stream=%llx "
 		 "acked=%llu peer_applied=%llu",
-		 n->me->id, r->peer->id,
+		 me->id, r->peer->id,
 		 cfg->replication.mode == CFG_REPL_SYNC ? "sync" : "async",
 		 (unsigned long long)r->stream, (unsigned long long)r->acked,
 		 (unsigned long long)r->applied);
@@ -978,7 +982,7 @@ repl_free(struct repl *r)
 	/* what still waits was committed here: answer as a silent peer
 	 * would have it answered */
 	if (r->w_n > 0)
-		repl_release(r, 0, true, !r->n->cfg->replication.require_peer);
+		repl_release(r, 0, true, !r->cfg->replication.require_peer);
 	if (r->timer)
 		event_free(r->timer);
 	if (r->kick_ev)

@@ -24,14 +24,12 @@
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "lib/shardmap.h"
+#include "lib/suppress_key.h"
 #include "lib/xmalloc.h"
-#include "node/store/commit.h"
-#include "node/node.h"
 #include "node/cluster/owner.h"
 #include "node/cluster/repl_int.h"
-#include "node/queue/scheduler.h"
+#include "node/store/commit.h"
 #include "node/store/store.h"
-#include "node/suppress/suppress.h"
 
 #define REPL_RESEND_ASK_MS 200          /* between two resend requests */
 #define REPL_RETRY_MIN_MS 250		/* after a failed apply, doubling */
@@ -130,12 +128,13 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 
 /* A replica copy: the record as it is, without due entries. */
 int
-repl_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec)
+repl_record_apply(struct repl *r, struct store_txn *t,
+		  const Shoal__ReplRecord *rec)
 {
 	int rc;
 
 	if (rec->suppression)
-		return suppress_record_apply(t, rec);
+		return r->hooks.supp_apply(r->hooks.arg, t, rec);
 	if (rec->deleted && rec->finished) /* for good: a tombstone too */
 		return store_msg_retire(t, rec->qid, rec->shard);
 	if (rec->deleted) { /* withdrawn: the qid may come again */
@@ -189,10 +188,10 @@ repl_apply(struct store_txn *t, void *arg)
 			continue; /* applied already (a resend) */
 		/* suppression entries: the record as it is, either way */
 		if (!rec->suppression &&
-		    owner_is_primary(a->r->n->owner, rec->shard))
+		    owner_is_primary(a->r->owner, rec->shard))
 			rc = repl_apply_handback(a, t, rec);
 		else
-			rc = repl_record_apply(t, rec);
+			rc = repl_record_apply(a->r, t, rec);
 	}
 	repl_be64(v, a->stream);
 	repl_be64(v + 8, b->last_seq);
@@ -246,7 +245,7 @@ repl_apply_failed(struct repl *r, uint64_t prev, uint64_t last, int result)
 		log_error("repl node=%s peer=%s event=apply_failed last=%llu "
 			  "applied=%llu failures=%u failing_s=%llu "
 			  "retry_in_ms=%llu error=\"%s\"",
-			  r->n->me->id, r->peer->id, (unsigned long long)last,
+			  r->me->id, r->peer->id, (unsigned long long)last,
 			  (unsigned long long)r->applied, r->apply_failures,
 			  (unsigned long long)(now - r->apply_failed_ms) / 1000,
 			  (unsigned long long)wait, r->apply_error);
@@ -260,7 +259,7 @@ repl_apply_recovered(struct repl *r)
 		return;
 	log_info("repl node=%s peer=%s event=apply_recovered applied=%llu "
 		 "failures=%u failing_s=%llu",
-		 r->n->me->id, r->peer->id, (unsigned long long)r->applied,
+		 r->me->id, r->peer->id, (unsigned long long)r->applied,
 		 r->apply_failures,
 		 (unsigned long long)(clock_mono_ms() - r->apply_failed_ms) /
 			 1000);
@@ -311,7 +310,7 @@ repl_applied(int result, void *arg)
 		r->records_applied += b->n_records;
 		event_active(r->ack_ev, 0, 0);
 		if (a->adopted)
-			scheduler_kick(r->n->sched);
+			r->hooks.work_due(r->hooks.arg);
 	}
 	shoal__peer_message__free_unpacked(a->pm, NULL);
 	free(a);
@@ -325,7 +324,7 @@ repl_batch_ok(const struct repl *r, const Shoal__ReplBatch *b)
 	for (size_t i = 0; i < b->n_records; i++) {
 		const Shoal__ReplRecord *rec = b->records[i];
 
-		if (!repl_record_ok(rec, r->n->cfg->cluster.shards) ||
+		if (!repl_record_ok(rec, r->cfg->cluster.shards) ||
 		    rec->seq <= b->prev_seq || rec->seq > b->last_seq)
 			return false;
 	}
@@ -336,9 +335,12 @@ bool
 repl_record_ok(const Shoal__ReplRecord *rec, uint32_t shards)
 {
 	size_t ql = strnlen(rec->qid, QID_MAX);
+	uint32_t shard;
 
-	if (rec->suppression)
-		return suppress_record_ok(rec, shards);
+	if (rec->suppression) /* an entry: its key names its shard */
+		return suppress_key_parse(rec->qid, &shard) &&
+		       shard == rec->shard && shard < shards &&
+		       !rec->has_body && (rec->deleted || rec->meta.len > 0);
 	return qid_valid(rec->qid, ql) &&
 	       rec->shard == shard_of(rec->qid, shards) &&
 	       (rec->deleted || rec->meta.len > 0) &&
@@ -354,7 +356,7 @@ repl_on_batch(struct repl *r, Shoal__PeerMessage *pm)
 	struct repl_apply *a;
 
 	if (!repl_batch_ok(r, b)) {
-		log_warn("repl node=%s peer=%s event=bad_batch", r->n->me->id,
+		log_warn("repl node=%s peer=%s event=bad_batch", r->me->id,
 			 r->peer->id);
 		shoal__peer_message__free_unpacked(pm, NULL);
 		return;
@@ -362,7 +364,7 @@ repl_on_batch(struct repl *r, Shoal__PeerMessage *pm)
 	if (pm->stream != r->peer_stream) {
 		/* a new stream (the peer's data dir is new): from its start */
 		log_info("repl node=%s peer=%s event=new_stream stream=%llx",
-			 r->n->me->id, r->peer->id,
+			 r->me->id, r->peer->id,
 			 (unsigned long long)pm->stream);
 		r->peer_stream = pm->stream;
 		r->applied = r->accepted = 0;
@@ -389,5 +391,5 @@ repl_on_batch(struct repl *r, Shoal__PeerMessage *pm)
 	a->pm = pm;
 	a->stream = pm->stream;
 	r->applying++;
-	commit_add(r->n->commit, repl_apply, repl_applied, a);
+	commit_add(r->commit, repl_apply, repl_applied, a);
 }

@@ -8,12 +8,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/config.h"
+#include "node/cluster/hooks.h"
 #include "node/cluster/repl.h"
 #include "proto/node_node.pb-c.h"
 
-struct node;
+struct commit;
+struct owner;
+struct store;
 struct zsock;
-struct cfg_node;
 
 #define REPL_META_PEER "repl_peer" /* be64 stream || be64 applied */
 
@@ -37,7 +40,12 @@ struct repl_flight {
 };
 
 struct repl {
-	struct node *n;
+	const struct config *cfg;
+	const struct cfg_node *me;
+	struct store *store;
+	struct commit *commit;
+	struct owner *owner;
+	struct cluster_hooks hooks;
 	const struct cfg_node *peer;
 	bool on;
 	struct zsock *link;           /* DEALER to the peer */
