@@ -1,6 +1,6 @@
 /* Shard moves: the source side (freeze, drain, copy in batches, hand
  * over) and the target side (store, replicate, acknowledge, take the
- * map). See node/move.h for the protocol and why nothing is lost or
+ * map). See move.h for the protocol and why nothing is lost or
  * delivered twice. One timer drives both sides. */
 #include "node/cluster/move.h"
 

@@ -340,7 +340,7 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 	}
 	/* the peer is back or new: our map at once, echoing what it just
 	 * sent, so that it need not wait a heartbeat to deliver
-	 * (node/owner.c counts only a map that echoes its own time) */
+	 * (owner.c counts only a map that echoes its own time) */
 	if (!was_alive) {
 		r->map_sent_ms = 0;
 		repl_send_heartbeat(r);

@@ -1,7 +1,7 @@
 /* Replication between the two nodes of a pair (proto/node_node.proto).
  *
  * Sending: the store journals every change to the shards this node is
- * primary for (node/store.h). After each commit the journal is read from
+ * primary for (node/store/store.h). After each commit the journal is read from
  * the last seq sent and shipped in batches holding each message's state
  * now (full record and body, meta only, or deleted). The peer acknowledges
  * the highest seq it has made durable; the journal is trimmed up to it.
@@ -86,7 +86,7 @@ bool repl_acked_upto(const struct repl *r, uint64_t seq);
 /* Send a heartbeat (with our map) to the peer now. */
 void repl_heartbeat_now(struct repl *r);
 
-/* ---- records, shared with shard moves (node/move.c) ---- */
+/* ---- records, shared with shard moves (move.c) ---- */
 
 struct store_txn;
 

@@ -38,7 +38,7 @@ repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
 	rec->qid = (char *)qid;
 	rec->shard = shard;
 	if (qid[0] == SUPPRESS_KEY_TAG) {
-		/* a suppression entry (node/suppress.h): no body */
+		/* a suppression entry (node/suppress/suppress.h): no body */
 		rec->suppression = true;
 		if (store_supp_get(t, qid, &p, &len) != 0) {
 			rec->deleted = true;
