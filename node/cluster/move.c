@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "lib/be.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -148,8 +149,7 @@ move_remember(struct move *m, int64_t shard, const char *to)
 	size_t len = 0;
 
 	if (shard >= 0) {
-		for (int i = 0; i < 4; i++)
-			v[i] = (unsigned char)((uint64_t)shard >> (24 - 8 * i));
+		be32_put(v, (uint32_t)shard);
 		len = strnlen(to, MOVE_ID_MAX);
 		memcpy(v + 4, to, len);
 		len += 4;
@@ -720,8 +720,7 @@ move_resume(struct move *m)
 		store_txn_abort(t);
 		return;
 	}
-	for (int i = 0; i < 4; i++)
-		shard = (shard << 8) | ((const unsigned char *)p)[i];
+	shard = be32_get(p);
 	memcpy(to, (const char *)p + 4, len - 4);
 	to[len - 4] = '\0';
 	store_txn_abort(t);

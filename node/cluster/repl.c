@@ -31,6 +31,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "lib/be.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -50,24 +51,6 @@ static const char *const repl_state_names[] = {
 };
 
 /* ---- small helpers ---------------------------------------------------- */
-
-void
-repl_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (56 - 8 * i));
-}
-
-uint64_t
-repl_get64(const void *p)
-{
-	const unsigned char *b = p;
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | b[i];
-	return v;
-}
 
 void
 repl_set_state(struct repl *r, enum repl_state s, const char *why)
@@ -563,23 +546,23 @@ repl_load(struct repl *r)
 	if (rc != 0)
 		return rc;
 	if (store_meta_get(t, REPL_META_STREAM, &p, &len) == 0 && len == 8) {
-		r->stream = repl_get64(p);
+		r->stream = be64_get(p);
 	} else {
 		while (r->stream == 0)
 			if (getrandom(&r->stream, sizeof(r->stream), 0) !=
 			    sizeof(r->stream))
 				r->stream = ((uint64_t)time(NULL) << 20) ^
 					    (uint64_t)clock_mono_us();
-		repl_be64(v, r->stream);
+		be64_put(v, r->stream);
 		rc = store_meta_put(t, REPL_META_STREAM, v, sizeof(v));
 	}
 	if (rc == 0 && store_meta_get(t, REPL_META_ACKED, &p, &len) == 0 &&
 	    len == 8)
-		r->acked = r->sent = r->trimmed = repl_get64(p);
+		r->acked = r->sent = r->trimmed = be64_get(p);
 	if (rc == 0 && store_meta_get(t, REPL_META_PEER, &p, &len) == 0 &&
 	    len == 16) {
-		r->peer_stream = repl_get64(p);
-		r->applied = r->accepted = repl_get64((const char *)p + 8);
+		r->peer_stream = be64_get(p);
+		r->applied = r->accepted = be64_get((const char *)p + 8);
 	}
 	if (rc != 0) {
 		store_txn_abort(t);

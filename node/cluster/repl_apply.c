@@ -19,6 +19,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/be.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -162,9 +163,9 @@ repl_stored_applied(struct store_txn *t, uint64_t stream)
 	size_t len;
 
 	if (store_meta_get(t, REPL_META_PEER, &p, &len) != 0 || len != 16 ||
-	    repl_get64(p) != stream)
+	    be64_get(p) != stream)
 		return 0;
-	return repl_get64((const char *)p + 8);
+	return be64_get((const char *)p + 8);
 }
 
 static int
@@ -193,8 +194,8 @@ repl_apply(struct store_txn *t, void *arg)
 		else
 			rc = repl_record_apply(a->r, t, rec);
 	}
-	repl_be64(v, a->stream);
-	repl_be64(v + 8, b->last_seq);
+	be64_put(v, a->stream);
+	be64_put(v + 8, b->last_seq);
 	return rc ? rc : store_meta_put(t, REPL_META_PEER, v, sizeof(v));
 }
 

@@ -111,10 +111,6 @@ struct repl {
 	uint64_t batches_sent, batches_applied, records_applied;
 };
 
-/* Big-endian 64-bit into 8 bytes, and back. */
-void repl_be64(unsigned char *p, uint64_t v);
-uint64_t repl_get64(const void *p);
-
 /* ---- repl.c ---- */
 
 /* Our header (map, ack) with an empty heartbeat, to the peer now. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/be.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -221,7 +222,7 @@ repl_trim_apply(struct store_txn *t, void *arg)
 	unsigned char v[8];
 	int rc = store_journal_trim(t, tr->upto, REPL_TRIM_MAX);
 
-	repl_be64(v, tr->upto);
+	be64_put(v, tr->upto);
 	return rc ? rc : store_meta_put(t, REPL_META_ACKED, v, sizeof(v));
 }
 
