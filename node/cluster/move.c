@@ -525,21 +525,29 @@ move_in_end(struct move *m, bool purge)
 		owner_purge(m->owner, shard);
 }
 
+/* A batch through group commit; move_apply() may run more than once
+ * (node/store/commit.h): seq and notes are set afresh by each run. */
 struct move_apply {
 	struct move *m;
 	Shoal__MoveBatch *mb;
 	uint64_t id;
 	uint64_t seq;
+	uint8_t *notes; /* enum repl_note per record, logged once durable */
 };
 
 static int
 move_apply(struct store_txn *t, void *arg)
 {
 	struct move_apply *a = arg;
+	size_t n = a->mb->n_records;
 	int rc = 0;
 
-	for (size_t i = 0; rc == 0 && i < a->mb->n_records; i++)
-		rc = repl_record_apply(a->m->repl, t, a->mb->records[i]);
+	if (a->notes == NULL)
+		a->notes = xcalloc(n ? n : 1, 1);
+	memset(a->notes, REPL_NOTE_NONE, n);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = repl_record_apply(a->m->repl, t, a->mb->records[i],
+				       &a->notes[i]);
 	a->seq = store_txn_journal_seq(t);
 	return rc;
 }
@@ -567,6 +575,10 @@ move_applied(int result, void *arg)
 	struct move_apply *a = arg;
 	struct move *m = a->m;
 
+	for (size_t i = 0; result == 0 && i < a->mb->n_records; i++)
+		repl_record_log(m->repl, a->mb->records[i], a->notes[i]);
+	free(a->notes);
+	a->notes = NULL;
 	if (result != 0) {
 		if (m->in.active && m->in.id == a->id) {
 			m->in.applying = false;

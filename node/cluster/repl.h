@@ -100,11 +100,30 @@ size_t repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
 /* Whether a record from a peer is well formed for a cluster of shards. */
 bool repl_record_ok(const Shoal__ReplRecord *rec, uint32_t shards);
 
+/* What applying a record found worth a log line. An apply of the group
+ * commit may run more than once (node/store/commit.h), so it notes what
+ * happened and its done callback logs it (repl_record_log()). */
+enum repl_note {
+	REPL_NOTE_NONE,
+	REPL_NOTE_GAP,               /* an update of a message never received */
+	REPL_NOTE_HANDBACK_KEPT,     /* a withdrawal there: our copy kept */
+	REPL_NOTE_HANDBACK_DELETED,  /* finished there: ours retired */
+	REPL_NOTE_HANDBACK_FINISHED, /* finished here: not adopted again */
+	REPL_NOTE_HANDBACK_BAD,      /* unreadable record: skipped */
+	REPL_NOTE_HANDBACK_ADOPTED,  /* new to us: adopted, due */
+};
+
 /* Apply a record as a copy in t: put, meta update or delete (with a
  * tombstone only when finished); no due entry. A suppression entry goes
- * to r's supp_apply hook. Returns 0 or a store error. */
+ * to r's supp_apply hook. Sets *note (enum repl_note). Returns 0 or a
+ * store error. Writes nothing outside t. */
 int repl_record_apply(struct repl *r, struct store_txn *t,
-		      const Shoal__ReplRecord *rec);
+		      const Shoal__ReplRecord *rec, uint8_t *note);
+
+/* Log what applying rec noted (nothing for REPL_NOTE_NONE): once the
+ * transaction committed. */
+void repl_record_log(const struct repl *r, const Shoal__ReplRecord *rec,
+		     uint8_t note);
 
 /* Fill a status message (strings point into static storage or r). The
  * lag is O(1); counting the replica copies walks the store, so only when

@@ -37,6 +37,9 @@
 #define REPL_RETRY_MAX_MS 5000
 #define REPL_FAIL_LOG_MS 10000 /* failing applies: one line per */
 
+/* A batch through group commit. repl_apply() may run more than once
+ * (node/store/commit.h): it sets every field below pm afresh, and what is
+ * worth a log line is noted per record for repl_applied() to log once. */
 struct repl_apply {
 	struct repl *r;
 	Shoal__PeerMessage *pm;
@@ -44,6 +47,7 @@ struct repl_apply {
 	uint64_t have;		      /* applied seq the transaction saw */
 	bool adopted;                 /* a handback added due work */
 	bool skipped;		      /* did not follow `have`: not applied */
+	uint8_t *notes;		      /* enum repl_note per record */
 };
 
 /* A record for a shard we are primary for: the peer owned it before a
@@ -59,7 +63,7 @@ struct repl_apply {
  * client and our copy is the replica's, made due by the takeover. */
 static int
 repl_apply_handback(struct repl_apply *a, struct store_txn *t,
-		    const Shoal__ReplRecord *rec)
+		    const Shoal__ReplRecord *rec, uint8_t *note)
 {
 	Shoal__StoredMessage *sm;
 	const void *p;
@@ -72,9 +76,7 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 		return rc;
 	if (rec->deleted && !rec->finished) {
 		if (rc == 0)
-			log_info("qid=%s event=handback action=kept "
-				 "reason=\"withdrawn there\" peer=%s",
-				 rec->qid, a->r->peer->id);
+			*note = REPL_NOTE_HANDBACK_KEPT;
 		return 0;
 	}
 	if (rec->deleted && rc == 0) {
@@ -85,8 +87,7 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 		}
 		if (due != 0 && (rc = store_due_del(t, due, rec->qid)) != 0)
 			return rc;
-		log_info("qid=%s event=handback action=deleted peer=%s",
-			 rec->qid, a->r->peer->id);
+		*note = REPL_NOTE_HANDBACK_DELETED;
 		return store_msg_retire(t, rec->qid, rec->shard);
 	}
 	if (rec->deleted) /* finished there: a resend here is a no-op */
@@ -98,17 +99,14 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 	rc = store_tomb_has(t, rec->qid);
 	if (rc != -ENOENT) {
 		if (rc == 0)
-			log_info("qid=%s event=handback action=skipped "
-				 "reason=finished peer=%s",
-				 rec->qid, a->r->peer->id);
+			*note = REPL_NOTE_HANDBACK_FINISHED;
 		return rc;
 	}
 	sm = shoal__stored_message__unpack(NULL, rec->meta.len, rec->meta.data);
 	if (sm == NULL || sm->envelope == NULL) {
 		if (sm)
 			shoal__stored_message__free_unpacked(sm, NULL);
-		log_warn("qid=%s event=handback action=skipped reason=\"bad "
-			 "record\"", rec->qid);
+		*note = REPL_NOTE_HANDBACK_BAD;
 		return 0;
 	}
 	due = sm->due;
@@ -121,8 +119,7 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 				   rec->qid);
 	if (rc == 0) {
 		a->adopted = true;
-		log_info("qid=%s event=handback action=adopted peer=%s",
-			 rec->qid, a->r->peer->id);
+		*note = REPL_NOTE_HANDBACK_ADOPTED;
 	}
 	return rc;
 }
@@ -130,10 +127,11 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 /* A replica copy: the record as it is, without due entries. */
 int
 repl_record_apply(struct repl *r, struct store_txn *t,
-		  const Shoal__ReplRecord *rec)
+		  const Shoal__ReplRecord *rec, uint8_t *note)
 {
 	int rc;
 
+	*note = REPL_NOTE_NONE;
 	if (rec->suppression)
 		return r->hooks.supp_apply(r->hooks.arg, t, rec);
 	if (rec->deleted && rec->finished) /* for good: a tombstone too */
@@ -148,11 +146,48 @@ repl_record_apply(struct repl *r, struct store_txn *t,
 				     rec->body.len);
 	rc = store_msg_set_meta(t, rec->qid, rec->meta.data, rec->meta.len);
 	if (rc == -ENOENT) {
-		log_warn("qid=%s event=replica_gap reason=\"update of a "
-			 "message never received\"", rec->qid);
+		*note = REPL_NOTE_GAP;
 		rc = 0;
 	}
 	return rc;
+}
+
+void
+repl_record_log(const struct repl *r, const Shoal__ReplRecord *rec,
+		uint8_t note)
+{
+	const char *peer = r->peer ? r->peer->id : "";
+
+	switch (note) {
+	case REPL_NOTE_GAP:
+		log_warn("qid=%s event=replica_gap reason=\"update of a "
+			 "message never received\"", rec->qid);
+		break;
+	case REPL_NOTE_HANDBACK_KEPT:
+		log_info("qid=%s event=handback action=kept "
+			 "reason=\"withdrawn there\" peer=%s",
+			 rec->qid, peer);
+		break;
+	case REPL_NOTE_HANDBACK_DELETED:
+		log_info("qid=%s event=handback action=deleted peer=%s",
+			 rec->qid, peer);
+		break;
+	case REPL_NOTE_HANDBACK_FINISHED:
+		log_info("qid=%s event=handback action=skipped "
+			 "reason=finished peer=%s",
+			 rec->qid, peer);
+		break;
+	case REPL_NOTE_HANDBACK_BAD:
+		log_warn("qid=%s event=handback action=skipped reason=\"bad "
+			 "record\"", rec->qid);
+		break;
+	case REPL_NOTE_HANDBACK_ADOPTED:
+		log_info("qid=%s event=handback action=adopted peer=%s",
+			 rec->qid, peer);
+		break;
+	default:
+		break;
+	}
 }
 
 /* The applied seq of stream that t holds (0 for another stream). */
@@ -180,6 +215,10 @@ repl_apply(struct store_txn *t, void *arg)
 	 * failed after this one was queued */
 	a->have = repl_stored_applied(t, a->stream);
 	a->skipped = b->prev_seq > a->have;
+	a->adopted = false;
+	if (a->notes == NULL)
+		a->notes = xcalloc(b->n_records ? b->n_records : 1, 1);
+	memset(a->notes, REPL_NOTE_NONE, b->n_records);
 	if (a->skipped || b->last_seq <= a->have)
 		return 0;
 	for (size_t i = 0; rc == 0 && i < b->n_records; i++) {
@@ -190,9 +229,9 @@ repl_apply(struct store_txn *t, void *arg)
 		/* suppression entries: the record as it is, either way */
 		if (!rec->suppression &&
 		    owner_is_primary(a->r->owner, rec->shard))
-			rc = repl_apply_handback(a, t, rec);
+			rc = repl_apply_handback(a, t, rec, &a->notes[i]);
 		else
-			rc = repl_record_apply(a->r, t, rec);
+			rc = repl_record_apply(a->r, t, rec, &a->notes[i]);
 	}
 	be64_put(v, a->stream);
 	be64_put(v + 8, b->last_seq);
@@ -287,6 +326,8 @@ repl_applied(int result, void *arg)
 	const Shoal__ReplBatch *b = a->pm->batch;
 
 	r->applying--;
+	for (size_t i = 0; result == 0 && a->notes && i < b->n_records; i++)
+		repl_record_log(r, b->records[i], a->notes[i]);
 	if (a->stream != r->peer_stream) {
 		/* a batch of the peer's previous stream: forget it */
 	} else if (result != 0) {
@@ -314,6 +355,7 @@ repl_applied(int result, void *arg)
 			r->hooks.work_due(r->hooks.arg);
 	}
 	shoal__peer_message__free_unpacked(a->pm, NULL);
+	free(a->notes);
 	free(a);
 }
 

@@ -677,6 +677,59 @@ START_TEST(test_handback_adopts_what_we_lack_only)
 	}
 END_TEST
 
+/* How many lines of the log file at path hold needle. */
+static int
+t_log_count(const char *path, const char *needle)
+{
+	char line[1024];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* The group commit may run an apply more than once (node/store/commit.h;
+ * rehearsal runs every batch once more and aborts it): applying the
+ * peer's stream writes only through its transaction, so what it logs is
+ * logged once, when committed, and the state is as without rehearsal. */
+START_TEST(test_apply_logs_once_under_rehearsal)
+	{
+		Shoal__ReplRecord r[4];
+		char log[96];
+
+		snprintf(log, sizeof(log), "%s/apply.log", t_dir);
+		log_init("test_repl", LOG_LVL_INFO);
+		ck_assert_int_eq(log_open_file(log), 0);
+		commit_set_rehearse(t_commit, true);
+		t_wait_link();
+		t_store_own(t_own[0]);
+		t_store_own(t_own[1]);
+		t_record(&r[0], 1, t_own[0], 0, false); /* withdrawn there */
+		t_record(&r[1], 2, t_own[1], 0, true);	/* delivered there */
+		t_record(&r[2], 3, t_own[2], 100, false); /* new to us */
+		t_record(&r[3], 4, t_qids[0], 100, false); /* a replica copy */
+		/* an update of a copy never received */
+		r[3].has_body = false;
+		free(r[3].body.data);
+		r[3].body.data = NULL;
+		r[3].body.len = 0;
+		t_apply(0, r, 4);
+		log_close();
+		ck_assert_int_eq(t_log_count(log, "action=kept"), 1);
+		ck_assert_int_eq(t_log_count(log, "action=deleted"), 1);
+		ck_assert_int_eq(t_log_count(log, "action=adopted"), 1);
+		ck_assert_int_eq(t_log_count(log, "event=replica_gap"), 1);
+		ck_assert(t_has(t_own[0]) && !t_has(t_own[1]));
+		ck_assert(t_has(t_own[2]) && t_is_due(t_own[2]));
+		ck_assert(!t_has(t_qids[0]));
+		ck_assert_int_eq(t_due, 1);
+	}
+END_TEST
+
 /* Three batches read in one pass share a group commit; the middle one
  * does not fit. The third must not be applied over the hole the second
  * left, nor acknowledged: the primary would trim what n1 never stored. */
@@ -881,6 +934,7 @@ repl_suite(void)
 	tcase_add_test(
 		tc, test_replica_keeps_a_tombstone_only_of_a_finished_message);
 	tcase_add_test(tc, test_handback_adopts_what_we_lack_only);
+	tcase_add_test(tc, test_apply_logs_once_under_rehearsal);
 	tcase_add_test(tc, test_handback_of_a_withdrawal_keeps_our_copy);
 	tcase_add_test(tc, test_record_says_whether_a_deletion_is_final);
 	suite_add_tcase(s, tc);
