@@ -38,8 +38,6 @@
 #include "node/store/store.h"
 #include "node/suppress/suppress.h"
 
-#define NODE_META_MAP "shard_map"
-#define NODE_META_ID "node_id"
 #define NODE_TOMB_MARGIN_S 86400 /* tombstones: past max_queue_lifetime */
 
 int
@@ -54,19 +52,23 @@ node_reply(struct node *n, const void *id, size_t id_len, const void *payload,
 	return rpc_reply(n->rpc, &t, payload, len);
 }
 
-/* Admin requests that change things, answered when done. */
+/* Admin requests that change things, answered when done. reply_to is
+ * node_on_admin()'s routing id frame (1..RPC_ID_MAX bytes). */
 static void
 node_on_admin_defer(void *arg, const void *reply_to, size_t reply_to_len,
 		    const Shoal__AdminRequest *rq)
 {
 	struct node *n = arg;
+	struct rpc_ticket t = { .request_id = rq->request_id };
 
+	if (reply_to_len <= RPC_ID_MAX) { /* else answered to nobody */
+		memcpy(t.id, reply_to, reply_to_len);
+		t.id_len = reply_to_len;
+	}
 	if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FAILOVER)
-		owner_failover(n->owner, reply_to, reply_to_len,
-			       rq->request_id, rq->failover);
+		owner_failover(n->owner, &t, rq->failover);
 	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE)
-		move_request(n->move, reply_to, reply_to_len, rq->request_id,
-			     rq->move);
+		move_request(n->move, &t, rq->move);
 	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SUPPRESS)
 		suppress_admin(n->supp, reply_to, reply_to_len, rq);
 	else
@@ -137,80 +139,117 @@ node_on_move_link(void *arg, zmq_msg_t *frames, size_t nframes)
 	move_handle(n->move, frames, nframes);
 }
 
-/* Load the stored map, or store the config-derived first map. */
-static int
-node_load_map(struct node *n, bool join)
-{
-	struct store_txn *t;
-	const void *p;
-	size_t len;
-	int rc;
-
-	rc = store_txn_begin(n->store, false, &t);
-	if (rc != 0)
-		return rc;
-	rc = store_meta_get(t, NODE_META_ID, &p, &len);
-	if (rc == 0 && (len != strlen(n->me->id) || memcmp(p, n->me->id, len))) {
-		log_error("node id=%s event=start error=\"data_dir %s belongs "
-			  "to node %.*s\"",
-			  n->me->id, n->me->data_dir, (int)len, (const char *)p);
-		rc = SHOAL_E_CONFIG;
-		goto fail;
-	}
-	if (rc == -ENOENT)
-		rc = store_meta_put(t, NODE_META_ID, n->me->id,
-				    strlen(n->me->id));
-	if (rc != 0)
-		goto fail;
-	rc = store_meta_get(t, NODE_META_MAP, &p, &len);
-	if (rc == 0) {
-		n->map = shardmap_unpack(p, len, n->cfg->cluster.shards);
-		if (n->map == NULL) {
-			log_error("node id=%s event=start error=\"stored shard "
-				  "map unreadable or cluster.shards changed\"",
-				  n->me->id);
-			rc = SHOAL_E_CONFIG;
-			goto fail;
-		}
-		store_txn_abort(t);
-		return 0;
-	}
-	if (rc != -ENOENT)
-		goto fail;
-	if (join) {
-		/* not the first start of the cluster: take its map */
-		store_txn_abort(t);
-		rc = join_fetch_map(n->cfg, n->me->id, &n->map);
-		if (rc != 0)
-			return rc;
-		rc = store_txn_begin(n->store, false, &t);
-		if (rc == 0)
-			rc = store_meta_put(t, NODE_META_ID, n->me->id,
-					    strlen(n->me->id));
-		if (rc != 0)
-			goto fail;
-	} else {
-		n->map = shardmap_derive(n->cfg);
-	}
-	{
-		void *packed = shardmap_pack(n->map, &len);
-
-		rc = store_meta_put(t, NODE_META_MAP, packed, len);
-		free(packed);
-	}
-	if (rc != 0)
-		goto fail;
-	return store_txn_commit(t);
-fail:
-	store_txn_abort(t);
-	return rc;
-}
-
 /* After each group commit: ship the journal to the peer. */
 static void
 node_commit_hook(void *arg)
 {
 	repl_kick(arg);
+}
+
+/* ---- cluster's hooks: what a change of ownership means above it ---- */
+
+static void
+node_cluster_map_changed(void *arg, const Shoal__ShardMap *map)
+{
+	struct node *n = arg;
+
+	n->map = (Shoal__ShardMap *)map; /* the alias in struct node */
+	deliver_map_changed(n->deliver, map);
+	scheduler_recheck(n->sched);
+	if (n->sched)
+		scheduler_kick(n->sched);
+}
+
+static void
+node_cluster_fence_changed(void *arg, bool may_deliver)
+{
+	struct node *n = arg;
+
+	if (!may_deliver)
+		scheduler_recheck(n->sched);
+	else if (n->sched)
+		scheduler_kick(n->sched);
+}
+
+static void
+node_cluster_starts_revoked(void *arg)
+{
+	struct node *n = arg;
+
+	scheduler_recheck(n->sched);
+}
+
+static void
+node_cluster_work_due(void *arg)
+{
+	struct node *n = arg;
+
+	if (n->sched)
+		scheduler_kick(n->sched);
+}
+
+static uint64_t
+node_cluster_in_flight(void *arg, const uint8_t *shards, size_t count)
+{
+	struct node *n = arg;
+
+	if (n->sched == NULL)
+		return 0;
+	return shards ? scheduler_in_flight_of(n->sched, shards, count) :
+			scheduler_in_flight(n->sched);
+}
+
+static int
+node_cluster_supp_apply(void *arg, struct store_txn *t,
+			const Shoal__ReplRecord *rec)
+{
+	(void)arg;
+	return suppress_record_apply(t, rec);
+}
+
+static int
+node_cluster_supp_purge(void *arg, struct store_txn *t, uint32_t shard,
+			uint64_t *count)
+{
+	(void)arg;
+	return suppress_purge_shard(t, shard, count);
+}
+
+static int
+node_cluster_supp_touch(void *arg, struct store_txn *t, uint64_t *count)
+{
+	return suppress_touch_primary(arg, t, count);
+}
+
+/* Shard ownership, the peer link and shard moves (node/cluster/), given
+ * what they need and the hooks above; the owner takes map. */
+static int
+node_cluster_new(struct node *n, Shoal__ShardMap *map)
+{
+	const struct cluster_hooks hooks = {
+		.map_changed = node_cluster_map_changed,
+		.fence_changed = node_cluster_fence_changed,
+		.starts_revoked = node_cluster_starts_revoked,
+		.work_due = node_cluster_work_due,
+		.in_flight = node_cluster_in_flight,
+		.supp_apply = node_cluster_supp_apply,
+		.supp_purge = node_cluster_supp_purge,
+		.supp_touch = node_cluster_supp_touch,
+		.arg = n,
+	};
+
+	n->owner = owner_new(n->base, n->cfg, n->me, n->store, n->rpc, map,
+			     &hooks);
+	n->map = (Shoal__ShardMap *)owner_map(n->owner);
+	n->repl = repl_new(n->base, n->cfg, n->me, n->zctx, n->store,
+			   n->commit, n->owner, &hooks);
+	if (n->repl == NULL)
+		return -EIO;
+	owner_set_repl(n->owner, n->repl);
+	commit_set_hook(n->commit, node_commit_hook, n->repl);
+	n->move = move_new(n->base, n->cfg, n->me, n->zctx, n->store,
+			   n->commit, n->rpc, n->owner, n->repl, &hooks);
+	return 0;
 }
 
 /* ---- delivery's hooks: it reports to the scheduler, asks the owner ---- */
@@ -360,6 +399,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	struct node *n = xcalloc(1, sizeof(*n));
 	int64_t max_msg = (int64_t)cfg->router.max_message_size +
 			  WIRE_BODY_SLACK + WIRE_META_MAX;
+	Shoal__ShardMap *map = NULL;
 	int rc;
 
 	n->cfg = cfg;
@@ -380,7 +420,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	rc = store_open(me->data_dir, me->map_size, &n->store);
 	if (rc != 0)
 		goto fail;
-	rc = node_load_map(n, join);
+	rc = join_load_map(n->store, cfg, me, join, &map);
 	if (rc != 0)
 		goto fail;
 	/* a resend or handback of a finished qid can come as long as a copy
@@ -388,8 +428,15 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	store_tomb_keep(n->store, (uint64_t)cfg->delivery.max_queue_lifetime +
 					  NODE_TOMB_MARGIN_S);
 	n->commit = commit_new(base, n->store);
-	n->owner = owner_new(n);
-	owner_init_journal(n->owner);
+	n->zctx = zmq_ctx_new();
+	rc = rpc_open(base, n->zctx, me->id, me->endpoint, max_msg, &n->rpc);
+	if (rc != 0) {
+		shardmap_free(map);
+		goto fail;
+	}
+	rc = node_cluster_new(n, map);
+	if (rc != 0)
+		goto fail;
 	n->ingest = ingest_new(n);
 	n->dlog = dlog_open(base, me->data_dir);
 	n->deliver = node_deliver_new(n);
@@ -398,19 +445,8 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 		goto fail;
 	}
 	n->sched = scheduler_new(n);
-	n->zctx = zmq_ctx_new();
-	n->repl = repl_new(n);
-	if (n->repl == NULL) {
-		rc = -EIO;
-		goto fail;
-	}
-	commit_set_hook(n->commit, node_commit_hook, n->repl);
 	n->metrics = metrics_new(n);
-	n->move = move_new(n);
 	n->supp = suppress_new(n);
-	rc = rpc_open(base, n->zctx, me->id, me->endpoint, max_msg, &n->rpc);
-	if (rc != 0)
-		goto fail;
 	rpc_on(n->rpc, WIRE_TAG_ROUTER, node_on_router_link, n);
 	rpc_on(n->rpc, WIRE_TAG_ADMIN, node_on_admin_link, n);
 	rpc_on(n->rpc, WIRE_TAG_NODE, node_on_peer_link, n);
@@ -480,8 +516,8 @@ node_free(struct node *n)
 	if (n->zctx)
 		zmq_ctx_term(n->zctx);
 	commit_free(n->commit);
-	owner_free(n->owner);
-	shardmap_free(n->map);
+	owner_free(n->owner); /* and the map n->map points to */
+	n->map = NULL;
 	store_close(n->store);
 	free(n);
 }

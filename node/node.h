@@ -43,7 +43,9 @@ struct node {
 	struct metrics *metrics;   /* GET /metrics, may be NULL */
 	struct move *move;         /* shard moves, both directions */
 	struct suppress *supp;     /* the suppression list */
-	Shoal__ShardMap *map;      /* current map, owned */
+	Shoal__ShardMap *map;      /* owner_map(owner), borrowed: kept
+				    * current by node.c's map_changed hook
+				    * for the modules that still read it */
 	uint64_t started_at;       /* unix seconds */
 	uint64_t incarnation;	   /* random, new at each start, never 0:
 				    * routers resend what this process's

@@ -1,4 +1,9 @@
-/* Joining a running cluster (shoal-node --join): a node starting with an
+/* The shard map a node starts with: the one stored in its data dir, or
+ * on the first start the map derived from the config, or, joining a
+ * running cluster (shoal-node --join), the cluster's map. The data dir
+ * also records whose it is: a node never starts on another's.
+ *
+ * Joining: a node starting with an
  * empty data dir asks the other nodes of its config for the shard map
  * (the routers' MapRequest), takes the newest answer and adds the nodes
  * of its config that the map does not list yet, in a new epoch that it
@@ -22,10 +27,13 @@
 #include "lib/shardmap.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
+#include "node/cluster/owner.h"
+#include "node/store/store.h"
 #include "proto/router_node.pb-c.h"
 
 #define JOIN_ROUND_MS 1000        /* one round of asking everybody */
 #define JOIN_TIMEOUT_MS 30000
+#define JOIN_META_ID "node_id"    /* whose data dir this is */
 
 /* Read one reply; keep its map when valid and newer than *best. */
 static void
@@ -230,4 +238,83 @@ join_fetch_map(const struct config *cfg, const char *me,
 		 (unsigned long long)m->epoch, m->n_nodes);
 	*out = m;
 	return 0;
+}
+
+int
+join_load_map(struct store *st, const struct config *cfg,
+	      const struct cfg_node *me, bool join, Shoal__ShardMap **out)
+{
+	Shoal__ShardMap *map = NULL;
+	struct store_txn *t;
+	const void *p;
+	size_t len;
+	int rc;
+
+	rc = store_txn_begin(st, false, &t);
+	if (rc != 0)
+		return rc;
+	rc = store_meta_get(t, JOIN_META_ID, &p, &len);
+	if (rc == 0 && (len != strlen(me->id) || memcmp(p, me->id, len))) {
+		log_error("node id=%s event=start error=\"data_dir %s belongs "
+			  "to node %.*s\"",
+			  me->id, me->data_dir, (int)len, (const char *)p);
+		rc = SHOAL_E_CONFIG;
+		goto fail;
+	}
+	if (rc == -ENOENT)
+		rc = store_meta_put(t, JOIN_META_ID, me->id, strlen(me->id));
+	if (rc != 0)
+		goto fail;
+	rc = store_meta_get(t, OWNER_META_MAP, &p, &len);
+	if (rc == 0) {
+		map = shardmap_unpack(p, len, cfg->cluster.shards);
+		if (map == NULL) {
+			log_error("node id=%s event=start error=\"stored shard "
+				  "map unreadable or cluster.shards changed\"",
+				  me->id);
+			rc = SHOAL_E_CONFIG;
+			goto fail;
+		}
+		store_txn_abort(t);
+		*out = map;
+		return 0;
+	}
+	if (rc != -ENOENT)
+		goto fail;
+	if (join) {
+		/* not the first start of the cluster: take its map */
+		store_txn_abort(t);
+		rc = join_fetch_map(cfg, me->id, &map);
+		if (rc != 0)
+			return rc;
+		rc = store_txn_begin(st, false, &t);
+		if (rc != 0) {
+			shardmap_free(map);
+			return rc;
+		}
+		rc = store_meta_put(t, JOIN_META_ID, me->id, strlen(me->id));
+		if (rc != 0)
+			goto fail;
+	} else {
+		map = shardmap_derive(cfg);
+	}
+	{
+		void *packed = shardmap_pack(map, &len);
+
+		rc = store_meta_put(t, OWNER_META_MAP, packed, len);
+		free(packed);
+	}
+	if (rc != 0)
+		goto fail;
+	rc = store_txn_commit(t);
+	if (rc != 0) {
+		shardmap_free(map);
+		return rc;
+	}
+	*out = map;
+	return 0;
+fail:
+	store_txn_abort(t);
+	shardmap_free(map);
+	return rc;
 }

@@ -1,6 +1,6 @@
 /* Shard moves: the source side (freeze, drain, copy in batches, hand
  * over) and the target side (store, replicate, acknowledge, take the
- * map). See node/move.h for the protocol and why nothing is lost or
+ * map). See move.h for the protocol and why nothing is lost or
  * delivered twice. One timer drives both sides. */
 #include "node/cluster/move.h"
 
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "lib/be.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
@@ -19,12 +20,10 @@
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
-#include "node/ops/admin.h"
-#include "node/store/commit.h"
-#include "node/node.h"
 #include "node/cluster/owner.h"
 #include "node/cluster/repl.h"
-#include "node/queue/scheduler.h"
+#include "node/rpc/rpc.h"
+#include "node/store/commit.h"
 #include "node/store/store.h"
 #include "proto/node_node.pb-c.h"
 
@@ -57,9 +56,7 @@ struct move_out {
 	uint64_t sent_ms, heard_ms, retry_ms;
 	uint64_t messages;
 	bool has_reply;
-	unsigned char reply_to[MOVE_ID_MAX];
-	size_t reply_to_len;
-	uint64_t request_id;
+	struct rpc_ticket asker;   /* shoalctl, answered when done */
 };
 
 /* A shard being moved here. */
@@ -70,13 +67,21 @@ struct move_in {
 	uint64_t id;
 	uint64_t batch;            /* the last batch durable here and there */
 	char from[MOVE_ID_MAX + 1];
-	unsigned char reply_to[MOVE_ID_MAX];
-	size_t reply_to_len;
+	struct rpc_ticket source;  /* the source's DEALER: acks go there */
 	uint64_t heard_ms;
 };
 
 struct move {
-	struct node *n;
+	struct event_base *base;
+	const struct config *cfg;
+	const struct cfg_node *me;
+	void *zctx;
+	struct store *store;
+	struct commit *commit;
+	struct rpc *rpc;
+	struct owner *owner;
+	struct repl *repl;
+	struct cluster_hooks hooks;
 	struct event *timer;
 	struct move_out out;
 	struct move_in in;
@@ -87,7 +92,7 @@ struct move {
 static uint64_t
 move_giveup_ms(const struct move *m)
 {
-	return 3 * (uint64_t)m->n->cfg->replication.failover_after_ms;
+	return 3 * (uint64_t)m->cfg->replication.failover_after_ms;
 }
 
 static void
@@ -102,31 +107,26 @@ move_zfree(void *data, void *hint)
 /* Answer a move request: OK with the shard's assignment now, or an
  * error. */
 static void
-move_reply(struct move *m, const void *to, size_t to_len, uint64_t request_id,
-	   uint32_t shard, uint64_t messages, Shoal__Status status,
-	   const char *message)
+move_reply(struct move *m, const struct rpc_ticket *to, uint32_t shard,
+	   uint64_t messages, Shoal__Status status, const char *message)
 {
+	const Shoal__ShardMap *map = owner_map(m->owner);
 	Shoal__AdminReply r = SHOAL__ADMIN_REPLY__INIT;
 	Shoal__MoveReply mr = SHOAL__MOVE_REPLY__INIT;
-	void *out;
-	size_t len;
 
-	r.node_id = m->n->me->id;
-	r.request_id = request_id;
+	r.node_id = (char *)m->me->id;
 	r.status = status;
 	r.message = (char *)(message ? message : "");
 	if (status == SHOAL__STATUS__STATUS_OK) {
-		mr.epoch = m->n->map->epoch;
+		mr.epoch = map->epoch;
 		mr.shard = shard;
-		mr.primary = m->n->map->shards[shard]->primary;
-		mr.replica = m->n->map->shards[shard]->replica;
+		mr.primary = map->shards[shard]->primary;
+		mr.replica = map->shards[shard]->replica;
 		mr.messages = messages;
 		r.body_case = SHOAL__ADMIN_REPLY__BODY_MOVE;
 		r.move = &mr;
 	}
-	admin_reply_pack(&r, &out, &len);
-	node_reply(m->n, to, to_len, out, len);
-	free(out);
+	rpc_reply_admin(m->rpc, to, &r);
 }
 
 static void
@@ -136,8 +136,7 @@ move_answer(struct move *m, Shoal__Status status, const char *message)
 
 	if (!o->has_reply)
 		return;
-	move_reply(m, o->reply_to, o->reply_to_len, o->request_id, o->shard,
-		   o->messages, status, message);
+	move_reply(m, &o->asker, o->shard, o->messages, status, message);
 	o->has_reply = false;
 }
 
@@ -150,13 +149,12 @@ move_remember(struct move *m, int64_t shard, const char *to)
 	size_t len = 0;
 
 	if (shard >= 0) {
-		for (int i = 0; i < 4; i++)
-			v[i] = (unsigned char)((uint64_t)shard >> (24 - 8 * i));
+		be32_put(v, (uint32_t)shard);
 		len = strnlen(to, MOVE_ID_MAX);
 		memcpy(v + 4, to, len);
 		len += 4;
 	}
-	if (store_txn_begin(m->n->store, false, &t) != 0)
+	if (store_txn_begin(m->store, false, &t) != 0)
 		return;
 	if (store_meta_put(t, MOVE_META, v, len) != 0)
 		store_txn_abort(t);
@@ -168,26 +166,27 @@ static void
 move_out_end(struct move *m, Shoal__Status status, const char *why)
 {
 	struct move_out *o = &m->out;
+	uint64_t epoch = owner_map(m->owner)->epoch;
 
 	if (status == SHOAL__STATUS__STATUS_OK)
 		log_info("node id=%s event=move_done shard=%u to=%s "
 			 "messages=%llu epoch=%llu",
-			 m->n->me->id, o->shard, o->to,
+			 m->me->id, o->shard, o->to,
 			 (unsigned long long)o->messages,
-			 (unsigned long long)m->n->map->epoch);
+			 (unsigned long long)epoch);
 	else
 		log_warn("node id=%s event=move_failed shard=%u to=%s "
 			 "error=\"%s\"",
-			 m->n->me->id, o->shard, o->to, why);
+			 m->me->id, o->shard, o->to, why);
 	move_answer(m, status, why);
-	owner_set_frozen(m->n->owner, -1);
+	owner_set_frozen(m->owner, -1);
 	move_remember(m, -1, "");
 	/* the link stays until the next move or move_free(): we may be in
 	 * its own callback here */
 	shardmap_free(o->map);
 	o->map = NULL;
 	o->phase = MOVE_IDLE;
-	scheduler_kick(m->n->sched);
+	m->hooks.work_due(m->hooks.arg);
 }
 
 /* The map the last batch carries: the target primary, its peer replica. */
@@ -195,7 +194,7 @@ static Shoal__ShardMap *
 move_new_map(struct move *m)
 {
 	struct move_out *o = &m->out;
-	Shoal__ShardMap *nm = shardmap_dup(m->n->map);
+	Shoal__ShardMap *nm = shardmap_dup(owner_map(m->owner));
 	const Shoal__NodeInfo *to = shardmap_node(nm, o->to);
 	Shoal__ShardAssignment *a = nm->shards[o->shard];
 
@@ -207,8 +206,8 @@ move_new_map(struct move *m)
 	a->replica = xstrdup(to ? to->peer : "");
 	if (nm->author != protobuf_c_empty_string)
 		free(nm->author);
-	nm->author = xstrdup(m->n->me->id);
-	nm->epoch = m->n->map->epoch + 1;
+	nm->author = xstrdup(m->me->id);
+	nm->epoch = owner_map(m->owner)->epoch + 1;
 	return nm;
 }
 
@@ -251,7 +250,7 @@ move_send_batch(struct move *m)
 	void *p;
 	int rc;
 
-	if (store_txn_begin(m->n->store, true, &b.t) != 0)
+	if (store_txn_begin(m->store, true, &b.t) != 0)
 		return;
 	b.recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.recs));
 	b.ptrs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.ptrs));
@@ -270,7 +269,7 @@ move_send_batch(struct move *m)
 						o->cursor : "",
 					move_collect, &b);
 	}
-	mb.from = m->n->me->id;
+	mb.from = m->me->id;
 	mb.shard = o->shard;
 	mb.move_id = o->id;
 	mb.batch = o->batch;
@@ -321,8 +320,8 @@ move_restart(struct move *m)
 	o->map = NULL;
 	o->heard_ms = clock_mono_ms();
 	o->phase = MOVE_DRAIN;
-	owner_set_frozen(m->n->owner, o->shard);
-	log_info("node id=%s event=move_start shard=%u to=%s", m->n->me->id,
+	owner_set_frozen(m->owner, o->shard);
+	log_info("node id=%s event=move_start shard=%u to=%s", m->me->id,
 		 o->shard, o->to);
 }
 
@@ -350,15 +349,16 @@ move_on_ack(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 	if (!ack->ok) {
 		log_info("node id=%s event=move_restart shard=%u to=%s "
 			 "reason=\"%.200s\"",
-			 m->n->me->id, o->shard, o->to, ack->error);
+			 m->me->id, o->shard, o->to, ack->error);
 		o->batch = 0;
 		o->cursor[0] = '\0';
 		o->messages = 0;
 		move_next_batch(m);
 	} else if (ack->batch == o->batch && o->last_sent) {
 		/* the target has it all and the map: hand over */
-		if (!owner_offer(m->n->owner, o->map) &&
-		    strcmp(shardmap_primary(m->n->map, o->shard), o->to) != 0)
+		if (!owner_offer(m->owner, o->map) &&
+		    strcmp(shardmap_primary(owner_map(m->owner), o->shard),
+			   o->to) != 0)
 			move_out_end(m, SHOAL__STATUS__STATUS_INTERNAL,
 				     "a newer map came first");
 		else
@@ -376,7 +376,7 @@ move_out_begin(struct move *m, uint32_t shard, const char *to)
 {
 	struct move_out *o = &m->out;
 	/* the map, not our config: it names nodes that joined since */
-	const Shoal__NodeInfo *t = shardmap_node(m->n->map, to);
+	const Shoal__NodeInfo *t = shardmap_node(owner_map(m->owner), to);
 	int64_t max = WIRE_META_MAX;
 
 	if (t == NULL)
@@ -384,7 +384,7 @@ move_out_begin(struct move *m, uint32_t shard, const char *to)
 	zsock_free(o->link);
 	o->shard = shard;
 	snprintf(o->to, sizeof(o->to), "%s", to);
-	o->link = zsock_new(m->n->base, m->n->zctx, ZMQ_DEALER, max,
+	o->link = zsock_new(m->base, m->zctx, ZMQ_DEALER, max,
 			    move_on_ack, NULL, m);
 	if (o->link == NULL || zsock_connect(o->link, t->endpoint) != 0) {
 		zsock_free(o->link);
@@ -396,6 +396,19 @@ move_out_begin(struct move *m, uint32_t shard, const char *to)
 	return 0;
 }
 
+/* Whether deliveries of shard are in flight. */
+static bool
+move_shard_busy(struct move *m, uint32_t shard)
+{
+	uint8_t *one = xcalloc((size_t)shard + 1, 1);
+	bool busy;
+
+	one[shard] = 1;
+	busy = m->hooks.in_flight(m->hooks.arg, one, (size_t)shard + 1) > 0;
+	free(one);
+	return busy;
+}
+
 static void
 move_out_tick(struct move *m, uint64_t now)
 {
@@ -403,14 +416,14 @@ move_out_tick(struct move *m, uint64_t now)
 
 	if (o->phase == MOVE_IDLE)
 		return;
-	if (!owner_is_primary(m->n->owner, o->shard)) {
+	if (!owner_is_primary(m->owner, o->shard)) {
 		move_out_end(m, SHOAL__STATUS__STATUS_INTERNAL,
 			     "no longer the shard's primary (failover?)");
 		return;
 	}
 	switch (o->phase) {
 	case MOVE_DRAIN:
-		if (!scheduler_shard_busy(m->n->sched, o->shard)) {
+		if (!move_shard_busy(m, o->shard)) {
 			o->phase = MOVE_COPY;
 			move_next_batch(m);
 		}
@@ -419,9 +432,9 @@ move_out_tick(struct move *m, uint64_t now)
 		if (now - o->heard_ms >= move_giveup_ms(m)) {
 			log_warn("node id=%s event=move_paused shard=%u to=%s "
 				 "reason=\"target silent\"",
-				 m->n->me->id, o->shard, o->to);
-			owner_set_frozen(m->n->owner, -1);
-			scheduler_kick(m->n->sched);
+				 m->me->id, o->shard, o->to);
+			owner_set_frozen(m->owner, -1);
+			m->hooks.work_due(m->hooks.arg);
 			o->phase = MOVE_PAUSED;
 			o->retry_ms = now + MOVE_RETRY_MS;
 		} else if (now - o->sent_ms >= MOVE_RESEND_MS) {
@@ -438,32 +451,29 @@ move_out_tick(struct move *m, uint64_t now)
 }
 
 void
-move_request(struct move *m, const void *reply_to, size_t reply_to_len,
-	     uint64_t request_id, const Shoal__MoveRequest *req)
+move_request(struct move *m, const struct rpc_ticket *t,
+	     const Shoal__MoveRequest *req)
 {
 	struct move_out *o = &m->out;
+	const Shoal__ShardMap *map = owner_map(m->owner);
 	const char *why = NULL;
 	int rc;
 
-	if (reply_to_len == 0 || reply_to_len > sizeof(o->reply_to))
-		return;
 	if (o->phase != MOVE_IDLE && o->shard == req->shard &&
 	    strcmp(o->to, req->to) == 0) {
 		/* the same move asked again (shoalctl waits in slices):
 		 * answer this request when it is done */
 		o->has_reply = true;
-		memcpy(o->reply_to, reply_to, reply_to_len);
-		o->reply_to_len = reply_to_len;
-		o->request_id = request_id;
+		o->asker = *t;
 		return;
 	}
-	if (req->shard >= m->n->map->n_shards)
+	if (req->shard >= map->n_shards)
 		why = "shard out of range";
-	else if (shardmap_node(m->n->map, req->to) == NULL)
+	else if (shardmap_node(map, req->to) == NULL)
 		why = "unknown node (not in the shard map: did it join?)";
-	else if (!owner_is_primary(m->n->owner, req->shard))
+	else if (!owner_is_primary(m->owner, req->shard))
 		why = "not the shard's primary";
-	else if (strcmp(req->to, m->n->me->id) == 0)
+	else if (strcmp(req->to, m->me->id) == 0)
 		why = "the shard is here already";
 	else if (o->phase != MOVE_IDLE)
 		why = "a move is in progress";
@@ -472,15 +482,13 @@ move_request(struct move *m, const void *reply_to, size_t reply_to_len,
 	if (why != NULL) {
 		log_warn("node id=%s event=move_refused shard=%u to=%.64s "
 			 "reason=\"%s\"",
-			 m->n->me->id, req->shard, req->to, why);
-		move_reply(m, reply_to, reply_to_len, request_id, req->shard, 0,
+			 m->me->id, req->shard, req->to, why);
+		move_reply(m, t, req->shard, 0,
 			   SHOAL__STATUS__STATUS_BAD_REQUEST, why);
 		return;
 	}
 	o->has_reply = true;
-	memcpy(o->reply_to, reply_to, reply_to_len);
-	o->reply_to_len = reply_to_len;
-	o->request_id = request_id;
+	o->asker = *t;
 }
 
 /* ---- target -------------------------------------------------------------- */
@@ -493,7 +501,7 @@ move_ack(struct move *m, bool ok, const char *error)
 	unsigned char buf[512];
 	size_t len;
 
-	ack.from = m->n->me->id;
+	ack.from = m->me->id;
 	ack.shard = in->shard;
 	ack.move_id = in->id;
 	ack.batch = in->batch;
@@ -502,7 +510,7 @@ move_ack(struct move *m, bool ok, const char *error)
 	if (shoal__move_ack__get_packed_size(&ack) > sizeof(buf))
 		ack.error = "";
 	len = shoal__move_ack__pack(&ack, buf);
-	node_reply(m->n, in->reply_to, in->reply_to_len, buf, len);
+	rpc_reply(m->rpc, &in->source, buf, len);
 }
 
 static void
@@ -512,26 +520,34 @@ move_in_end(struct move *m, bool purge)
 	uint32_t shard = in->shard;
 
 	in->active = false;
-	owner_set_incoming(m->n->owner, -1);
+	owner_set_incoming(m->owner, -1);
 	if (purge)
-		owner_purge(m->n->owner, shard);
+		owner_purge(m->owner, shard);
 }
 
+/* A batch through group commit; move_apply() may run more than once
+ * (node/store/commit.h): seq and notes are set afresh by each run. */
 struct move_apply {
 	struct move *m;
 	Shoal__MoveBatch *mb;
 	uint64_t id;
 	uint64_t seq;
+	uint8_t *notes; /* enum repl_note per record, logged once durable */
 };
 
 static int
 move_apply(struct store_txn *t, void *arg)
 {
 	struct move_apply *a = arg;
+	size_t n = a->mb->n_records;
 	int rc = 0;
 
-	for (size_t i = 0; rc == 0 && i < a->mb->n_records; i++)
-		rc = repl_record_apply(t, a->mb->records[i]);
+	if (a->notes == NULL)
+		a->notes = xcalloc(n ? n : 1, 1);
+	memset(a->notes, REPL_NOTE_NONE, n);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = repl_record_apply(a->m->repl, t, a->mb->records[i],
+				       &a->notes[i]);
 	a->seq = store_txn_journal_seq(t);
 	return rc;
 }
@@ -559,6 +575,10 @@ move_applied(int result, void *arg)
 	struct move_apply *a = arg;
 	struct move *m = a->m;
 
+	for (size_t i = 0; result == 0 && i < a->mb->n_records; i++)
+		repl_record_log(m->repl, a->mb->records[i], a->notes[i]);
+	free(a->notes);
+	a->notes = NULL;
 	if (result != 0) {
 		if (m->in.active && m->in.id == a->id) {
 			m->in.applying = false;
@@ -568,13 +588,13 @@ move_applied(int result, void *arg)
 		free(a);
 		return;
 	}
-	repl_wait(m->n->repl, a->seq, move_replicated, a);
+	repl_wait(m->repl, a->seq, move_replicated, a);
 }
 
 static bool
 move_batch_ok(const struct move *m, const Shoal__MoveBatch *mb)
 {
-	const char *primary = shardmap_primary(m->n->map, mb->shard);
+	const char *primary = shardmap_primary(owner_map(m->owner), mb->shard);
 
 	if (primary == NULL || mb->move_id == 0 || mb->batch == 0 ||
 	    strnlen(mb->from, MOVE_ID_MAX + 1) > MOVE_ID_MAX)
@@ -582,18 +602,18 @@ move_batch_ok(const struct move *m, const Shoal__MoveBatch *mb)
 	/* from the shard's primary, or a repeat of the last batch after we
 	 * took the shard */
 	if (strcmp(primary, mb->from) != 0 &&
-	    strcmp(primary, m->n->me->id) != 0)
+	    strcmp(primary, m->me->id) != 0)
 		return false;
 	for (size_t i = 0; i < mb->n_records; i++)
-		if (!repl_record_ok(mb->records[i], m->n->cfg->cluster.shards) ||
+		if (!repl_record_ok(mb->records[i], m->cfg->cluster.shards) ||
 		    mb->records[i]->shard != mb->shard)
 			return false;
 	return !mb->last || mb->map != NULL;
 }
 
-/* Takes mb. */
+/* Takes mb; from is the source's DEALER. */
 static void
-move_on_batch(struct move *m, const void *id, size_t id_len,
+move_on_batch(struct move *m, const struct rpc_ticket *from,
 	      Shoal__MoveBatch *mb)
 {
 	struct move_in *in = &m->in;
@@ -609,12 +629,11 @@ move_on_batch(struct move *m, const void *id, size_t id_len,
 		in->shard = mb->shard;
 		in->id = mb->move_id;
 		snprintf(in->from, sizeof(in->from), "%s", mb->from);
-		owner_set_incoming(m->n->owner, mb->shard);
+		owner_set_incoming(m->owner, mb->shard);
 		log_info("node id=%s event=move_incoming shard=%u from=%s",
-			 m->n->me->id, mb->shard, mb->from);
+			 m->me->id, mb->shard, mb->from);
 	}
-	memcpy(in->reply_to, id, id_len);
-	in->reply_to_len = id_len;
+	in->source = *from;
 	if (!in->active || in->id != mb->move_id || in->shard != mb->shard) {
 		in->batch = 0;
 		move_ack(m, false, "unknown move: start again");
@@ -632,16 +651,17 @@ move_on_batch(struct move *m, const void *id, size_t id_len,
 	if (mb->last) {
 		bool mine;
 
-		owner_offer(m->n->owner, mb->map);
-		mine = strcmp(shardmap_primary(m->n->map, mb->shard),
-			      m->n->me->id) == 0;
+		owner_offer(m->owner, mb->map);
+		mine = strcmp(shardmap_primary(owner_map(m->owner), mb->shard),
+			      m->me->id) == 0;
 		in->batch = mb->batch;
 		move_ack(m, mine, mine ? "" : "map not taken");
 		if (mine) {
 			log_info("node id=%s event=move_received shard=%u "
 				 "from=%s epoch=%llu",
-				 m->n->me->id, mb->shard, mb->from,
-				 (unsigned long long)m->n->map->epoch);
+				 m->me->id, mb->shard, mb->from,
+				 (unsigned long long)owner_map(m->owner)
+					 ->epoch);
 			move_in_end(m, false);
 		}
 		shoal__move_batch__free_unpacked(mb, NULL);
@@ -652,16 +672,16 @@ move_on_batch(struct move *m, const void *id, size_t id_len,
 	a->m = m;
 	a->mb = mb;
 	a->id = in->id;
-	commit_add(m->n->commit, move_apply, move_applied, a);
+	commit_add(m->commit, move_apply, move_applied, a);
 }
 
 void
 move_handle(struct move *m, zmq_msg_t *frames, size_t nframes)
 {
 	Shoal__MoveBatch *mb;
-	size_t id_len = zmq_msg_size(&frames[0]);
+	struct rpc_ticket from;
 
-	if (nframes != 3 || id_len == 0 || id_len > MOVE_ID_MAX) {
+	if (nframes != 3 || rpc_ticket_set(&from, &frames[0], 0) != 0) {
 		log_warn("move event=bad_message reason=\"frames\"");
 		return;
 	}
@@ -674,7 +694,7 @@ move_handle(struct move *m, zmq_msg_t *frames, size_t nframes)
 			shoal__move_batch__free_unpacked(mb, NULL);
 		return;
 	}
-	move_on_batch(m, zmq_msg_data(&frames[0]), id_len, mb);
+	move_on_batch(m, &from, mb);
 }
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -690,7 +710,7 @@ move_on_timer(evutil_socket_t fd, short what, void *arg)
 	move_out_tick(m, now);
 	if (m->in.active && now - m->in.heard_ms >= 2 * move_giveup_ms(m)) {
 		log_warn("node id=%s event=move_abandoned shard=%u from=%s",
-			 m->n->me->id, m->in.shard, m->in.from);
+			 m->me->id, m->in.shard, m->in.from);
 		move_in_end(m, true);
 	}
 }
@@ -705,35 +725,46 @@ move_resume(struct move *m)
 	char to[MOVE_ID_MAX + 1];
 	uint32_t shard = 0;
 
-	if (store_txn_begin(m->n->store, true, &t) != 0)
+	if (store_txn_begin(m->store, true, &t) != 0)
 		return;
 	if (store_meta_get(t, MOVE_META, &p, &len) != 0 || len <= 4 ||
 	    len > 4 + MOVE_ID_MAX) {
 		store_txn_abort(t);
 		return;
 	}
-	for (int i = 0; i < 4; i++)
-		shard = (shard << 8) | ((const unsigned char *)p)[i];
+	shard = be32_get(p);
 	memcpy(to, (const char *)p + 4, len - 4);
 	to[len - 4] = '\0';
 	store_txn_abort(t);
-	if (shard < m->n->map->n_shards &&
-	    owner_is_primary(m->n->owner, shard) &&
+	if (shard < owner_map(m->owner)->n_shards &&
+	    owner_is_primary(m->owner, shard) &&
 	    move_out_begin(m, shard, to) == 0)
 		log_info("node id=%s event=move_resumed shard=%u to=%s",
-			 m->n->me->id, shard, to);
+			 m->me->id, shard, to);
 	else
 		move_remember(m, -1, "");
 }
 
 struct move *
-move_new(struct node *n)
+move_new(struct event_base *base, const struct config *cfg,
+	 const struct cfg_node *me, void *zctx, struct store *st,
+	 struct commit *commit, struct rpc *rpc, struct owner *o,
+	 struct repl *r, const struct cluster_hooks *hooks)
 {
 	struct move *m = xcalloc(1, sizeof(*m));
 	struct timeval tv = { 0, MOVE_TICK_MS * 1000 };
 
-	m->n = n;
-	m->timer = event_new(n->base, -1, EV_PERSIST, move_on_timer, m);
+	m->base = base;
+	m->cfg = cfg;
+	m->me = me;
+	m->zctx = zctx;
+	m->store = st;
+	m->commit = commit;
+	m->rpc = rpc;
+	m->owner = o;
+	m->repl = r;
+	m->hooks = *hooks;
+	m->timer = event_new(base, -1, EV_PERSIST, move_on_timer, m);
 	event_add(m->timer, &tv);
 	move_resume(m);
 	return m;

@@ -26,21 +26,37 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "lib/config.h"
+#include "node/cluster/hooks.h"
 #include "proto/cli_node.pb-c.h"
 
-struct node;
+struct commit;
+struct event_base;
 struct move;
+struct owner;
+struct repl;
+struct rpc;
+struct rpc_ticket;
+struct store;
 
-struct move *move_new(struct node *n);
+/* Moves of node me: batches read from st and applied through commit,
+ * journaled to our peer and waited for through r, ownership and freezes
+ * through o, DEALERs to targets in zctx, acks and admin answers through
+ * rpc, hooks copied. Resumes a move that was going on at the last stop
+ * (kept in st's meta); its timer runs from the event loop. */
+struct move *move_new(struct event_base *base, const struct config *cfg,
+		      const struct cfg_node *me, void *zctx, struct store *st,
+		      struct commit *commit, struct rpc *rpc, struct owner *o,
+		      struct repl *r, const struct cluster_hooks *hooks);
 
 /* move_free(NULL) does nothing. A move in progress stays in meta and is
  * resumed at the next start. */
 void move_free(struct move *m);
 
-/* A MoveRequest from shoalctl (checked by node/admin.c): start, and answer
- * reply_to when the shard is the target's, or with an error. */
-void move_request(struct move *m, const void *reply_to, size_t reply_to_len,
-		  uint64_t request_id, const Shoal__MoveRequest *req);
+/* A MoveRequest from shoalctl (checked by node/ops/admin.c): start, and
+ * answer t (copied) when the shard is the target's, or with an error. */
+void move_request(struct move *m, const struct rpc_ticket *t,
+		  const Shoal__MoveRequest *req);
 
 /* An M1 message on the front socket (frames[0] identity, [1] tag, [2] a
  * MoveBatch for us as target). Untrusted. */

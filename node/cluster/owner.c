@@ -25,10 +25,18 @@
  * message that echoes a time after the lapse, or wait failover_after_ms.
  * owner_may_start() asks all of this, with the shard's ownership and
  * freezes, before every delivery starts, including each further message
- * on an open connection (node/deliver.c). */
+ * on an open connection (node/delivery/deliver.c).
+ *
+ * Leaves to others: planned failover and failback (owner_handover.c),
+ * what happens on a map change or a fence beyond the store (the hooks
+ * node.c installs), the peer link (repl.c), shard moves (move.c), and the
+ * map at start (join.c). Maps offered by the peer or routers are
+ * untrusted: re-checked before adoption. */
 #include "node/cluster/owner.h"
+#include "node/cluster/owner_int.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,91 +46,44 @@
 #include "lib/qid.h"
 #include "lib/shardmap.h"
 #include "lib/xmalloc.h"
-#include "node/ops/admin.h"
-#include "node/delivery/deliver.h"
-#include "node/node.h"
 #include "node/cluster/repl.h"
-#include "node/queue/scheduler.h"
 #include "node/store/store.h"
-#include "node/suppress/suppress.h"
-
-#define OWNER_META_MAP "shard_map"
-#define OWNER_HANDOVER_MAX_MS 30000   /* deliveries in flight may finish */
-#define OWNER_LAG_WAIT_MS 5000        /* then the handback carries the rest */
-
-struct owner_router {
-	char id[256];
-	uint64_t heard_ms; /* arrival of its last heartbeat */
-	bool sees_peer;
-};
-
-/* A planned failover in progress: the shards it gives away are frozen
- * (no delivery of them starts), it waits for those in flight and for the
- * peer's ack of the journal, then the shards go to the peer. */
-struct owner_handover {
-	bool active;
-	bool back;                    /* failback: only the peer's first shards */
-	unsigned char reply_to[256];
-	size_t reply_to_len;
-	uint64_t request_id;
-	uint64_t started_ms;
-	uint64_t drained_ms; /* nothing of them in flight since */
-	uint64_t lag_target; /* journal seq then: the peer's ack */
-};
-
-struct owner {
-	struct node *n;
-	const char *peer;             /* peer id, NULL when none */
-	bool active;                  /* a peer and replication on */
-	uint64_t started_ms;
-	uint64_t peer_heard_ms; /* arrival of its last message, 0 none */
-	/* the lease: the newest time (our clock) the peer or a router
-	 * provably heard us; and since when the peer's map must be heard
-	 * again (start, a lapsed lease, a stalled loop) */
-	uint64_t contact_ms;
-	uint64_t relearn_ms;
-	bool relearn_strict; /* after a lapse: only an echoed map */
-	bool peer_map_heard; /* since relearn_ms */
-	uint64_t loop_ms;    /* last owner_tick(): stall detection */
-	struct owner_router routers[OWNER_ROUTERS_MAX];
-	size_t n_routers;
-	bool fenced;                  /* last answer of owner_may_deliver */
-	struct owner_handover ho;
-	uint8_t *handing; /* per shard: the handover gives it */
-	size_t n_handing;
-	int64_t incoming;             /* shard being moved here, or -1 */
-	int64_t frozen;               /* shard being moved away, or -1 */
-};
 
 bool
 owner_is_primary(const struct owner *o, uint32_t shard)
 {
-	const char *p = shardmap_primary(o->n->map, shard);
+	const char *p = shardmap_primary(o->map, shard);
 
-	return p != NULL && strcmp(p, o->n->me->id) == 0;
+	return p != NULL && strcmp(p, o->me->id) == 0;
+}
+
+uint32_t
+owner_primary_shards(const struct owner *o, uint8_t *mask)
+{
+	uint32_t count = 0;
+
+	for (uint32_t s = 0; s < o->map->n_shards; s++) {
+		bool mine = owner_is_primary(o, s);
+
+		if (mask != NULL)
+			mask[s] = mine;
+		count += mine;
+	}
+	return count;
 }
 
 /* Journaled: the shards we are primary for, and one being moved here (it
  * must reach our peer before we take it). */
 static void
-owner_set_journal(struct node *n)
+owner_set_journal(struct owner *o)
 {
-	uint8_t *on = xcalloc(n->map->n_shards ? n->map->n_shards : 1, 1);
+	uint8_t *on = xcalloc(o->map->n_shards ? o->map->n_shards : 1, 1);
 
-	for (uint32_t s = 0; s < n->map->n_shards; s++)
-		on[s] = owner_is_primary(n->owner, s) ||
-			n->owner->incoming == (int64_t)s;
-	store_journal_shards(n->store, on, (uint32_t)n->map->n_shards);
+	owner_primary_shards(o, on);
+	if (o->incoming >= 0 && (uint64_t)o->incoming < o->map->n_shards)
+		on[o->incoming] = 1;
+	store_journal_shards(o->store, on, (uint32_t)o->map->n_shards);
 	free(on);
-}
-
-void
-owner_init_journal(struct owner *o)
-{
-	owner_set_journal(o->n);
-	/* what a move here left behind when it did not finish */
-	for (uint32_t s = 0; s < o->n->map->n_shards; s++)
-		owner_purge(o, s);
 }
 
 /* ---- changing the map ------------------------------------------------ */
@@ -157,7 +118,8 @@ owner_collect(const char *qid, uint32_t shard, const void *meta,
  * (moved away, or a move here that did not finish). Not journaled: the
  * shard is not ours. Returns 0 or a store error; *n counts. */
 static int
-owner_purge_in(struct store_txn *t, uint32_t shard, uint64_t *n)
+owner_purge_in(struct owner *o, struct store_txn *t, uint32_t shard,
+	       uint64_t *n)
 {
 	struct owner_due d = { .t = t };
 	int rc = store_shard_foreach(t, shard, owner_collect, &d);
@@ -179,7 +141,7 @@ owner_purge_in(struct store_txn *t, uint32_t shard, uint64_t *n)
 	}
 	*n += d.n_qids;
 	free(d.qids);
-	return rc ? rc : suppress_purge_shard(t, shard, n);
+	return rc ? rc : o->hooks.supp_purge(o->hooks.arg, t, shard, n);
 }
 
 static bool
@@ -216,7 +178,7 @@ owner_due_one(const char *qid, uint32_t shard, const void *meta,
 /* Store m and move due entries: one transaction, so a crash leaves the old
  * map with the old index or the new map with the new one. */
 static int
-owner_store_map(struct node *n, const Shoal__ShardMap *m, uint64_t *gained,
+owner_store_map(struct owner *o, const Shoal__ShardMap *m, uint64_t *gained,
 		uint64_t *lost)
 {
 	struct owner_due d = { 0 };
@@ -226,18 +188,18 @@ owner_store_map(struct node *n, const Shoal__ShardMap *m, uint64_t *gained,
 	int rc;
 
 	*gained = *lost = 0;
-	rc = store_txn_begin(n->store, false, &t);
+	rc = store_txn_begin(o->store, false, &t);
 	if (rc != 0)
 		return rc;
 	d.t = t;
 	for (uint32_t s = 0; rc == 0 && s < m->n_shards; s++) {
-		if (!owner_keeps(m, n->me->id, s) &&
-		    n->owner->incoming != (int64_t)s) {
-			rc = owner_purge_in(t, s, lost);
+		if (!owner_keeps(m, o->me->id, s) &&
+		    o->incoming != (int64_t)s) {
+			rc = owner_purge_in(o, t, s, lost);
 			continue;
 		}
-		bool was = owner_is_primary(n->owner, s);
-		bool will = strcmp(m->shards[s]->primary, n->me->id) == 0;
+		bool was = owner_is_primary(o, s);
+		bool will = strcmp(m->shards[s]->primary, o->me->id) == 0;
 
 		if (was == will)
 			continue;
@@ -264,33 +226,31 @@ owner_store_map(struct node *n, const Shoal__ShardMap *m, uint64_t *gained,
 static int
 owner_adopt(struct owner *o, Shoal__ShardMap *m, const char *why)
 {
-	struct node *n = o->n;
+	Shoal__ShardMap *old = o->map;
 	uint64_t gained, lost;
-	uint64_t old_epoch = n->map->epoch;
-	int rc = owner_store_map(n, m, &gained, &lost);
+	int rc = owner_store_map(o, m, &gained, &lost);
 
 	if (rc != 0) {
 		log_error("node id=%s event=map_not_stored epoch=%llu "
 			  "error=\"%s\"",
-			  n->me->id, (unsigned long long)m->epoch,
+			  o->me->id, (unsigned long long)m->epoch,
 			  shoal_strerror(rc));
 		shardmap_free(m);
 		return rc;
 	}
-	shardmap_free(n->map);
-	n->map = m;
-	deliver_map_changed(n->deliver, n->map);
-	owner_set_journal(n);
+	o->map = m;
+	owner_set_journal(o);
 	log_info("node id=%s event=shard_map epoch=%llu old_epoch=%llu "
 		 "author=%s why=\"%s\" due_gained=%llu due_dropped=%llu",
-		 n->me->id, (unsigned long long)m->epoch,
-		 (unsigned long long)old_epoch, m->author[0] ? m->author : "config",
-		 why, (unsigned long long)gained, (unsigned long long)lost);
+		 o->me->id, (unsigned long long)m->epoch,
+		 (unsigned long long)old->epoch,
+		 m->author[0] ? m->author : "config", why,
+		 (unsigned long long)gained, (unsigned long long)lost);
 	/* our own work, not a pause: what follows is fresh */
 	if (o->loop_ms != 0)
 		o->loop_ms = clock_mono_ms();
-	scheduler_recheck(n->sched);
-	scheduler_kick(n->sched);
+	o->hooks.map_changed(o->hooks.arg, o->map);
+	shardmap_free(old); /* after the hook: nobody holds it any more */
 	return 0;
 }
 
@@ -298,24 +258,23 @@ void
 owner_set_incoming(struct owner *o, int64_t shard)
 {
 	o->incoming = shard;
-	owner_set_journal(o->n);
+	owner_set_journal(o);
 }
 
 int
 owner_purge(struct owner *o, uint32_t shard)
 {
-	struct node *n = o->n;
 	struct store_txn *t;
 	uint64_t count = 0;
 	int rc;
 
-	if (shard >= n->map->n_shards || owner_keeps(n->map, n->me->id, shard) ||
+	if (shard >= o->map->n_shards || owner_keeps(o->map, o->me->id, shard) ||
 	    o->incoming == (int64_t)shard)
 		return 0;
-	rc = store_txn_begin(n->store, false, &t);
+	rc = store_txn_begin(o->store, false, &t);
 	if (rc != 0)
 		return rc;
-	rc = owner_purge_in(t, shard, &count);
+	rc = owner_purge_in(o, t, shard, &count);
 	if (rc != 0) {
 		store_txn_abort(t);
 		return rc;
@@ -323,7 +282,7 @@ owner_purge(struct owner *o, uint32_t shard)
 	rc = store_txn_commit(t);
 	if (rc == 0 && count)
 		log_info("node id=%s event=purged shard=%u messages=%llu",
-			 n->me->id, shard, (unsigned long long)count);
+			 o->me->id, shard, (unsigned long long)count);
 	return rc;
 }
 
@@ -331,21 +290,14 @@ void
 owner_set_frozen(struct owner *o, int64_t shard)
 {
 	o->frozen = shard;
-	if (shard >= 0)
-		scheduler_recheck(o->n->sched); /* its jobs waiting: dropped */
+	if (shard >= 0) /* its jobs waiting: dropped */
+		o->hooks.starts_revoked(o->hooks.arg);
 }
 
 bool
 owner_is_frozen(const struct owner *o, uint32_t shard)
 {
 	return o != NULL && o->frozen == (int64_t)shard;
-}
-
-/* Whether a planned handover is giving shard away. */
-static bool
-owner_is_handing(const struct owner *o, uint32_t shard)
-{
-	return o->ho.active && shard < o->n_handing && o->handing[shard];
 }
 
 bool
@@ -358,43 +310,38 @@ owner_may_start(struct owner *o, uint32_t shard)
 bool
 owner_offer(struct owner *o, const Shoal__ShardMap *m)
 {
-	struct node *n = o->n;
 	Shoal__ShardMap *copy;
 	size_t len;
 	void *packed;
 
-	if (m == NULL || !shardmap_newer(m, n->map))
+	if (m == NULL || !shardmap_newer(m, o->map))
 		return false;
 	/* nested maps skipped shardmap_unpack()'s checks: run them */
 	packed = shardmap_pack(m, &len);
-	copy = shardmap_unpack(packed, len, n->cfg->cluster.shards);
+	copy = shardmap_unpack(packed, len, o->cfg->cluster.shards);
 	free(packed);
 	if (copy == NULL) {
 		log_warn("node id=%s event=bad_map reason=\"malformed map offered\"",
-			 n->me->id);
+			 o->me->id);
 		return false;
 	}
-	if (shardmap_node(copy, n->me->id) == NULL) {
+	if (shardmap_node(copy, o->me->id) == NULL) {
 		log_warn("node id=%s event=bad_map reason=\"map without this "
 			 "node\" epoch=%llu",
-			 n->me->id, (unsigned long long)copy->epoch);
+			 o->me->id, (unsigned long long)copy->epoch);
 		shardmap_free(copy);
 		return false;
 	}
 	return owner_adopt(o, copy, "newer map") == 0;
 }
 
-/* A new epoch by this node in which the shards with primary `from` and
- * replica `to` change places; with back, only those `to` had in the
- * cluster's first map. Returns the shards moved or -errno. */
-static int
+int
 owner_swap(struct owner *o, const char *from, const char *to, bool back,
 	   const char *why)
 {
-	struct node *n = o->n;
-	Shoal__ShardMap *first = back ? shardmap_derive(n->cfg) : NULL;
+	Shoal__ShardMap *first = back ? shardmap_derive(o->cfg) : NULL;
 	size_t moved;
-	Shoal__ShardMap *m = shardmap_swap(n->map, from, to, n->me->id, first,
+	Shoal__ShardMap *m = shardmap_swap(o->map, from, to, o->me->id, first,
 					   &moved);
 	int rc;
 
@@ -405,9 +352,10 @@ owner_swap(struct owner *o, const char *from, const char *to, bool back,
 	}
 	log_warn("node id=%s event=shards_moved from=%s to=%s shards=%zu "
 		 "why=\"%s\"",
-		 n->me->id, from, to, moved, why);
+		 o->me->id, from, to, moved, why);
 	rc = owner_adopt(o, m, why);
-	repl_heartbeat_now(n->repl);	/* the peer learns it first */
+	if (o->repl != NULL)
+		repl_heartbeat_now(o->repl);	/* the peer learns it first */
 	return rc ? rc : (int)moved;
 }
 
@@ -418,204 +366,12 @@ owner_take_over(struct owner *o, const char *why)
 
 	if (o->peer == NULL)
 		return -EINVAL;
-	moved = owner_swap(o, o->peer, o->n->me->id, false, why);
+	moved = owner_swap(o, o->peer, o->me->id, false, why);
 	if (moved > 0)
 		log_warn("node id=%s event=takeover peer=%s shards=%d "
 			 "why=\"%s\"",
-			 o->n->me->id, o->peer, moved, why);
+			 o->me->id, o->peer, moved, why);
 	return moved;
-}
-
-/* ---- planned failover ------------------------------------------------ */
-
-static void
-owner_failover_answer(struct owner *o, const void *to, size_t to_len,
-		      uint64_t request_id, Shoal__Status status,
-		      const char *message, int moved, bool forced)
-{
-	Shoal__FailoverReply fr = SHOAL__FAILOVER_REPLY__INIT;
-	Shoal__AdminReply r = SHOAL__ADMIN_REPLY__INIT;
-	void *out;
-	size_t len;
-
-	fr.epoch = o->n->map->epoch;
-	fr.primary = (char *)(o->peer && !forced ? o->peer : o->n->me->id);
-	fr.shards = moved > 0 ? (uint32_t)moved : 0;
-	fr.forced = forced;
-	r.node_id = o->n->me->id;
-	r.request_id = request_id;
-	r.status = status;
-	r.message = (char *)(message ? message : "");
-	if (status == SHOAL__STATUS__STATUS_OK) {
-		r.body_case = SHOAL__ADMIN_REPLY__BODY_FAILOVER;
-		r.failover = &fr;
-	}
-	admin_reply_pack(&r, &out, &len);
-	node_reply(o->n, to, to_len, out, len);
-	free(out);
-}
-
-/* Freeze the shards a handover gives away: those whose primary the swap
- * would change. Their deliveries waiting in delivery's queues are dropped
- * (still due; the new owner delivers them). */
-static void
-owner_handing_start(struct owner *o)
-{
-	struct node *n = o->n;
-	Shoal__ShardMap *first = o->ho.back ? shardmap_derive(n->cfg) : NULL;
-	size_t moved;
-	Shoal__ShardMap *next = shardmap_swap(n->map, n->me->id, o->peer,
-					      n->me->id, first, &moved);
-
-	free(o->handing);
-	o->n_handing = n->map->n_shards;
-	o->handing = xcalloc(o->n_handing ? o->n_handing : 1, 1);
-	for (size_t s = 0; s < o->n_handing && s < next->n_shards; s++)
-		o->handing[s] = strcmp(n->map->shards[s]->primary,
-				       next->shards[s]->primary) != 0;
-	shardmap_free(next);
-	shardmap_free(first);
-	scheduler_recheck(n->sched);
-}
-
-static void
-owner_handing_end(struct owner *o)
-{
-	free(o->handing);
-	o->handing = NULL;
-	o->n_handing = 0;
-}
-
-/* Hand the shards over once nothing of theirs is in flight and the peer
- * has acknowledged the journal as it was then (or OWNER_LAG_WAIT_MS
- * passed: the rest arrives as a handback). */
-static void
-owner_handover_step(struct owner *o)
-{
-	struct owner_handover *ho = &o->ho;
-	struct node *n = o->n;
-	uint64_t now = clock_mono_ms(), waited = now - ho->started_ms;
-	uint64_t busy;
-	int moved;
-
-	if (!ho->active)
-		return;
-	busy = scheduler_in_flight_of(n->sched, o->handing, o->n_handing);
-	if (busy > 0 && waited >= OWNER_HANDOVER_MAX_MS) {
-		ho->active = false;
-		owner_handing_end(o);
-		log_warn("node id=%s event=failover_abandoned in_flight=%llu",
-			 n->me->id, (unsigned long long)busy);
-		owner_failover_answer(o, ho->reply_to, ho->reply_to_len,
-				      ho->request_id,
-				      SHOAL__STATUS__STATUS_INTERNAL,
-				      "deliveries still in flight after 30 s; "
-				      "nothing moved", 0, false);
-		scheduler_kick(n->sched);
-		return;
-	}
-	if (busy > 0)
-		return;
-	if (ho->drained_ms == 0) {
-		ho->drained_ms = now;
-		ho->lag_target = store_journal_seq(n->store);
-		log_info("node id=%s event=handover_drained waited_ms=%llu "
-			 "journal=%llu",
-			 n->me->id, (unsigned long long)waited,
-			 (unsigned long long)ho->lag_target);
-	}
-	if (!repl_acked_upto(n->repl, ho->lag_target) &&
-	    now - ho->drained_ms < OWNER_LAG_WAIT_MS)
-		return;
-	ho->active = false;
-	owner_handing_end(o);
-	moved = owner_swap(o, n->me->id, o->peer, ho->back,
-			   ho->back ? "planned failback" : "planned failover");
-	if (moved < 0)
-		owner_failover_answer(o, ho->reply_to, ho->reply_to_len,
-				      ho->request_id,
-				      SHOAL__STATUS__STATUS_INTERNAL,
-				      shoal_strerror(moved), 0, false);
-	else
-		owner_failover_answer(o, ho->reply_to, ho->reply_to_len,
-				      ho->request_id, SHOAL__STATUS__STATUS_OK,
-				      "", moved, false);
-	scheduler_kick(n->sched);
-}
-
-void
-owner_failover(struct owner *o, const void *reply_to, size_t reply_to_len,
-	       uint64_t request_id, const Shoal__FailoverRequest *req)
-{
-	struct node *n = o->n;
-	const char *me = n->me->id, *id = req->node_id;
-	bool is_me = strcmp(id, me) == 0;
-	bool is_peer = o->peer && strcmp(id, o->peer) == 0;
-	Shoal__Status bad = SHOAL__STATUS__STATUS_BAD_REQUEST;
-	int moved;
-
-	log_info("node id=%s event=failover_request node=%.64s force=%d "
-		 "back=%d",
-		 me, id, (int)req->force, (int)req->back);
-	if (!o->active) {
-		owner_failover_answer(o, reply_to, reply_to_len, request_id,
-				      bad, "no peer to fail over to (or "
-				      "replication.mode = none)", 0, false);
-		return;
-	}
-	if (!is_me && !is_peer) {
-		owner_failover_answer(o, reply_to, reply_to_len, request_id,
-				      bad, "not this node or its peer", 0,
-				      false);
-		return;
-	}
-	/* forced: the other node is down, take its shards (or, back, ours)
-	 * now; "me" gives up nothing here */
-	if (req->force) {
-		if (req->back ? !is_me : !is_peer) {
-			owner_failover_answer(o, reply_to, reply_to_len,
-					      request_id, bad,
-					      "force goes to the node that "
-					      "takes the shards", 0, false);
-			return;
-		}
-		moved = owner_swap(o, o->peer, me, req->back,
-				   req->back ? "forced failback" :
-					       "forced failover");
-		owner_failover_answer(o, reply_to, reply_to_len, request_id,
-				      moved < 0 ? SHOAL__STATUS__STATUS_INTERNAL :
-						  SHOAL__STATUS__STATUS_OK,
-				      moved < 0 ? shoal_strerror(moved) : "",
-				      moved, true);
-		return;
-	}
-	if (req->back ? !is_peer : !is_me) {
-		owner_failover_answer(o, reply_to, reply_to_len, request_id,
-				      bad, "send it to the node that gives "
-				      "the shards up", 0, false);
-		return;
-	}
-	if (o->ho.active || reply_to_len > sizeof(o->ho.reply_to)) {
-		owner_failover_answer(o, reply_to, reply_to_len, request_id,
-				      bad, "a failover is in progress", 0,
-				      false);
-		return;
-	}
-	o->ho = (struct owner_handover){ 0 };
-	o->ho.active = true;
-	o->ho.back = req->back;
-	memcpy(o->ho.reply_to, reply_to, reply_to_len);
-	o->ho.reply_to_len = reply_to_len;
-	o->ho.request_id = request_id;
-	o->ho.started_ms = clock_mono_ms();
-	owner_handing_start(o);
-	log_info("node id=%s event=handover_start to=%s back=%d in_flight=%llu "
-		 "in_flight_moving=%llu",
-		 me, o->peer, (int)req->back,
-		 (unsigned long long)scheduler_in_flight(n->sched),
-		 (unsigned long long)scheduler_in_flight_of(
-			 n->sched, o->handing, o->n_handing));
-	owner_handover_step(o);
 }
 
 /* ---- what the node hears --------------------------------------------- */
@@ -623,7 +379,7 @@ owner_failover(struct owner *o, const void *reply_to, size_t reply_to_len,
 static uint64_t
 owner_lease_ms(const struct owner *o)
 {
-	return o->n->cfg->replication.failover_after_ms / 2;
+	return o->cfg->replication.failover_after_ms / 2;
 }
 
 /* From now on the peer's map must be heard again: in a message echoing a
@@ -640,7 +396,7 @@ owner_relearn(struct owner *o, uint64_t since, bool strict, const char *why,
 			"node id=%s event=lease_lost gap_ms=%llu reason=\"%s\" "
 			"note=\"fenced until the peer's map is heard again or "
 			"failover_after_ms passes\"",
-			o->n->me->id, (unsigned long long)gap_ms, why);
+			o->me->id, (unsigned long long)gap_ms, why);
 	o->relearn_ms = since;
 	o->relearn_strict = strict;
 	o->peer_map_heard = false;
@@ -710,7 +466,7 @@ owner_heard_router(struct owner *o, const char *router_id, bool sees_peer,
 	if (r == NULL && o->n_routers < OWNER_ROUTERS_MAX)
 		r = &o->routers[o->n_routers++];
 	else if (r == NULL &&
-		 now - oldest->heard_ms > o->n->cfg->replication.failover_after_ms)
+		 now - oldest->heard_ms > o->cfg->replication.failover_after_ms)
 		r = oldest;	/* a quiet one makes room */
 	if (r == NULL)
 		return;
@@ -748,7 +504,7 @@ owner_peer_heard_ms(const struct owner *o)
 const Shoal__ShardMap *
 owner_map(const struct owner *o)
 {
-	return o->n->map;
+	return o->map;
 }
 
 /* Routers heard within ms: how many, and how many still see the peer. */
@@ -774,14 +530,14 @@ owner_routers(const struct owner *o,
 
 	for (size_t i = 0; i < o->n_routers; i++)
 		if (now - o->routers[i].heard_ms <=
-		    o->n->cfg->replication.failover_after_ms)
+		    o->cfg->replication.failover_after_ms)
 			fn(o->routers[i].id, now - o->routers[i].heard_ms, arg);
 }
 
 bool
 owner_may_deliver(struct owner *o)
 {
-	const struct config *cfg = o->n->cfg;
+	const struct config *cfg = o->cfg;
 	uint64_t now = clock_mono_ms(), lease = owner_lease_ms(o);
 	bool has_lease, ok;
 
@@ -797,17 +553,16 @@ owner_may_deliver(struct owner *o)
 	      now - o->relearn_ms >= cfg->replication.failover_after_ms);
 	if (ok == o->fenced) {
 		o->fenced = !ok;
-		if (ok) {
-			log_info("node id=%s event=unfenced", o->n->me->id);
-			scheduler_kick(o->n->sched);
-		} else {
+		if (ok)
+			log_info("node id=%s event=unfenced", o->me->id);
+		else
 			log_warn("node id=%s event=fenced reason=\"%s\"",
-				 o->n->me->id,
+				 o->me->id,
 				 !has_lease ? "neither peer nor router heard" :
 					      "waiting for the peer's map");
-			/* deliveries waiting to start: dropped, still due */
-			scheduler_recheck(o->n->sched);
-		}
+		/* fenced: deliveries waiting to start are dropped, still
+		 * due */
+		o->hooks.fence_changed(o->hooks.arg, ok);
 	}
 	return ok;
 }
@@ -815,7 +570,7 @@ owner_may_deliver(struct owner *o)
 void
 owner_tick(struct owner *o)
 {
-	const struct config *cfg = o->n->cfg;
+	const struct config *cfg = o->cfg;
 	uint64_t now = clock_mono_ms(), after = cfg->replication.failover_after_ms;
 	uint64_t last = o->peer_heard_ms ? o->peer_heard_ms : o->started_ms;
 	size_t heard, see_peer;
@@ -831,20 +586,52 @@ owner_tick(struct owner *o)
 	owner_take_over(o, "peer silent and no router hears it");
 }
 
+static void
+owner_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	owner_tick(arg);
+}
+
 struct owner *
-owner_new(struct node *n)
+owner_new(struct event_base *base, const struct config *cfg,
+	  const struct cfg_node *me, struct store *st, struct rpc *rpc,
+	  Shoal__ShardMap *map, const struct cluster_hooks *hooks)
 {
 	struct owner *o = xcalloc(1, sizeof(*o));
+	uint32_t hb = cfg->replication.heartbeat_ms;
+	struct timeval tv = { (time_t)(hb / 1000),
+			      (suseconds_t)(hb % 1000) * 1000 };
 
-	o->n = n;
-	o->peer = n->me->peer;
+	o->cfg = cfg;
+	o->me = me;
+	o->store = st;
+	o->rpc = rpc;
+	o->hooks = *hooks;
+	o->map = map;
+	o->peer = me->peer;
 	o->active = o->peer != NULL &&
-		    n->cfg->replication.mode != CFG_REPL_NONE;
+		    cfg->replication.mode != CFG_REPL_NONE;
 	o->started_ms = clock_mono_ms();
 	o->relearn_ms = o->started_ms;
 	o->fenced = o->active;
 	o->incoming = o->frozen = -1;
+	owner_set_journal(o);
+	/* what a move here left behind when it did not finish */
+	for (uint32_t s = 0; s < o->map->n_shards; s++)
+		owner_purge(o, s);
+	if (o->active) {
+		o->timer = event_new(base, -1, EV_PERSIST, owner_on_timer, o);
+		event_add(o->timer, &tv);
+	}
 	return o;
+}
+
+void
+owner_set_repl(struct owner *o, struct repl *r)
+{
+	o->repl = r;
 }
 
 void
@@ -852,6 +639,9 @@ owner_free(struct owner *o)
 {
 	if (o == NULL)
 		return;
+	if (o->timer)
+		event_free(o->timer);
+	shardmap_free(o->map);
 	free(o->handing);
 	free(o);
 }

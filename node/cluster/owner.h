@@ -7,7 +7,13 @@
  * Changing the map is one write transaction: the map is stored, and the
  * due index gains entries for the shards gained (a replica holds no due
  * entries) and loses those of the shards lost. Then the store journals
- * exactly the shards this node is primary for. */
+ * exactly the shards this node is primary for.
+ *
+ * The owner holds the map in force (owner_map()); everyone else reads it
+ * there and is told of changes through the hooks node.c installs
+ * (node/cluster/hooks.h). Its own timer (each replication.heartbeat_ms)
+ * runs the failover rule, the fencing transitions and planned failovers;
+ * the peer link (node/cluster/repl.c) only reports what it hears. */
 #ifndef SHOAL_NODE_OWNER_H
 #define SHOAL_NODE_OWNER_H
 
@@ -15,24 +21,43 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/config.h"
+#include "node/cluster/hooks.h"
 #include "proto/cli_node.pb-c.h"
 #include "proto/queue.pb-c.h"
 
-struct node;
+struct event_base;
 struct owner;
+struct repl;
+struct rpc;
+struct rpc_ticket;
+struct store;
+
+/* The store's meta key of the map in force (join.c stores the first). */
+#define OWNER_META_MAP "shard_map"
 
 /* Routers remembered for fencing and failover decisions; more are
  * ignored until one goes quiet. */
 #define OWNER_ROUTERS_MAX 256
 
-struct owner *owner_new(struct node *n);
+/* The owner of node me, acting on map (taken: join_load_map()'s), with
+ * st for the map and the due index, rpc to answer planned failovers and
+ * hooks (copied) for everything above. Sets the journaled shards from map
+ * and drops the messages of shards this node has no part in (what a move
+ * here left when it did not finish). With a peer and replication on,
+ * fenced until it hears its peer's map (see owner_may_deliver()), and
+ * its timer runs from the event loop. */
+struct owner *owner_new(struct event_base *base, const struct config *cfg,
+			const struct cfg_node *me, struct store *st,
+			struct rpc *rpc, Shoal__ShardMap *map,
+			const struct cluster_hooks *hooks);
 
-/* owner_free(NULL) does nothing. */
+/* The peer link, made after the owner: a takeover tells the peer at once,
+ * a planned failover waits for its ack of the journal. */
+void owner_set_repl(struct owner *o, struct repl *r);
+
+/* owner_free(NULL) does nothing. Frees the map. */
 void owner_free(struct owner *o);
-
-/* Set the journaled shards from the current map and drop messages of
- * shards this node has no part in (at start). */
-void owner_init_journal(struct owner *o);
 
 /* A shard being moved here (journaled to our peer while it arrives, not
  * purged), or -1 for none. */
@@ -49,6 +74,12 @@ int owner_purge(struct owner *o, uint32_t shard);
 
 /* Whether this node is the primary of shard by its map. */
 bool owner_is_primary(const struct owner *o, uint32_t shard);
+
+/* The shards this node is primary for by the map in force: their number,
+ * and, when mask is not NULL, mask[s] = 1 for each of them and 0 for the
+ * others (mask holds owner_map(o)->n_shards bytes). The one count of
+ * them. */
+uint32_t owner_primary_shards(const struct owner *o, uint8_t *mask);
 
 /* Adopt m if it is newer than the current map (lib/shardmap.h rule). m
  * is untrusted: it is re-checked. Returns true when adopted. */
@@ -96,9 +127,8 @@ bool owner_may_start(struct owner *o, uint32_t shard);
 int owner_take_over(struct owner *o, const char *why);
 
 /* Planned failover and failback (proto/cli_node.proto FailoverRequest),
- * answered on the admin link (to reply_to) once done. */
-void owner_failover(struct owner *o, const void *reply_to,
-		    size_t reply_to_len, uint64_t request_id,
+ * answered to t (copied) on the admin link once done. */
+void owner_failover(struct owner *o, const struct rpc_ticket *t,
 		    const Shoal__FailoverRequest *req);
 
 /* Routers heard within failover_after_ms: calls fn for each with its id
@@ -107,9 +137,11 @@ void owner_routers(const struct owner *o,
 		   void (*fn)(const char *id, uint64_t ms_ago, void *arg),
 		   void *arg);
 
-/* Periodic work (each replication.heartbeat_ms): the failover rule (the
- * peer silent for failover_after_ms and every router heard within that
- * time agreeing it is gone) and fencing transitions. */
+/* Periodic work, run by the owner's timer each replication.heartbeat_ms
+ * (a test may call it): a planned failover's next step, fencing
+ * transitions, and the failover rule (the peer silent for
+ * failover_after_ms and every router heard within that time agreeing it
+ * is gone). */
 void owner_tick(struct owner *o);
 
 #endif

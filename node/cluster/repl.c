@@ -1,7 +1,10 @@
-/* Replication to and from the peer: the link, our journal shipped in
- * batches, the peer's acks, and the durability waits of enqueues. Applying
- * the peer's stream is node/repl_apply.c. The protocol and its invariants
- * are in node/repl.h; ownership rules in node/owner.c.
+/* Replication to and from the peer: the link, the header every message
+ * carries, what the peer's messages say, pair health, the heartbeat timer,
+ * the durability waits of enqueues and status. Our stream (batches, acks,
+ * trim, resync) is repl_send.c; applying the peer's stream is
+ * repl_apply.c. The protocol and its invariants are in repl.h; ownership
+ * rules in owner.c. Messages from the peer are untrusted: checked here
+ * and in repl_apply.c.
  *
  * Pair health, as status shows it:
  *   healthy      the peer acknowledges; sync enqueues wait for it
@@ -28,55 +31,28 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "lib/be.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
-#include "lib/qid.h"
-#include "lib/suppress_key.h"
 #include "lib/shardmap.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
-#include "node/store/commit.h"
-#include "node/node.h"
 #include "node/cluster/owner.h"
-#include "node/queue/scheduler.h"
 #include "node/store/store.h"
-#include "node/suppress/suppress.h"
 #include "proto/node_node.pb-c.h"
 
 #define REPL_META_STREAM "repl_stream"  /* be64: our stream id */
-#define REPL_META_ACKED "repl_acked"    /* be64: highest ack of our stream */
-#define REPL_TRIM_MAX 100000            /* journal entries per trim */
 #define REPL_BEHIND_LOG_MS 10000	/* a pair behind: one line per */
-#define REPL_REWIND_SHIFT_MAX 3		/* stall rewinds: backoff up to 8x */
 
 static const char *const repl_state_names[] = {
 	"off", "degraded", "catching_up", "healthy",
 };
 
-
 /* ---- small helpers ---------------------------------------------------- */
 
 void
-repl_be64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (56 - 8 * i));
-}
-
-uint64_t
-repl_get64(const void *p)
-{
-	const unsigned char *b = p;
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | b[i];
-	return v;
-}
-
-static void
 repl_set_state(struct repl *r, enum repl_state s, const char *why)
 {
 	if (r->state == s)
@@ -84,21 +60,21 @@ repl_set_state(struct repl *r, enum repl_state s, const char *why)
 	if (s == REPL_DEGRADED)
 		log_warn("repl node=%s peer=%s event=state state=%s "
 			 "reason=\"%s\"",
-			 r->n->me->id, r->peer->id, repl_state_names[s], why);
+			 r->me->id, r->peer->id, repl_state_names[s], why);
 	else
 		log_info("repl node=%s peer=%s event=state state=%s "
 			 "reason=\"%s\"",
-			 r->n->me->id, r->peer->id, repl_state_names[s], why);
+			 r->me->id, r->peer->id, repl_state_names[s], why);
 	r->state = s;
 }
 
 static bool
 repl_peer_alive(const struct repl *r, uint64_t now)
 {
-	uint64_t heard = owner_peer_heard_ms(r->n->owner);
+	uint64_t heard = owner_peer_heard_ms(r->owner);
 
 	return heard != 0 &&
-	       now - heard <= r->n->cfg->replication.peer_timeout_ms;
+	       now - heard <= r->cfg->replication.peer_timeout_ms;
 }
 
 /* Whether the peer may still be heard for the first time since we
@@ -109,8 +85,8 @@ repl_peer_alive(const struct repl *r, uint64_t now)
 static bool
 repl_peer_awaited(const struct repl *r, uint64_t now)
 {
-	return owner_peer_heard_ms(r->n->owner) == 0 &&
-	       now - r->started_ms < r->n->cfg->replication.peer_timeout_ms;
+	return owner_peer_heard_ms(r->owner) == 0 &&
+	       now - r->started_ms < r->cfg->replication.peer_timeout_ms;
 }
 
 /* ---- waits ---------------------------------------------------------- */
@@ -134,7 +110,7 @@ repl_waiter_push(struct repl *r, const struct repl_waiter *w)
 }
 
 /* Answer waiters: those at or below seq durable, or all with `all`. */
-static void
+void
 repl_release(struct repl *r, uint64_t seq, bool all, bool durable)
 {
 	while (r->w_n > 0) {
@@ -151,7 +127,7 @@ repl_release(struct repl *r, uint64_t seq, bool all, bool durable)
 void
 repl_wait(struct repl *r, uint64_t seq, repl_wait_fn fn, void *arg)
 {
-	const struct config *cfg = r->n->cfg;
+	const struct config *cfg = r->cfg;
 	uint64_t now = clock_mono_ms();
 	struct repl_waiter w = { seq, now + cfg->replication.peer_timeout_ms,
 				 fn, arg };
@@ -174,7 +150,7 @@ repl_wait(struct repl *r, uint64_t seq, repl_wait_fn fn, void *arg)
 	repl_waiter_push(r, &w);
 }
 
-/* ---- sending our stream ------------------------------------------------ */
+/* ---- the link, and the header of every message ----------------------- */
 
 /* libzmq's free callback for a packed message (its I/O thread). */
 static void
@@ -196,7 +172,7 @@ repl_on_link_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes,
 		  nframes);
 }
 
-static void
+void
 repl_send_msg(struct repl *r, Shoal__PeerMessage *pm)
 {
 	size_t len = shoal__peer_message__get_packed_size(pm);
@@ -224,14 +200,14 @@ repl_send_msg(struct repl *r, Shoal__PeerMessage *pm)
 static bool
 repl_map_due(struct repl *r, uint64_t now)
 {
-	const Shoal__ShardMap *m = r->n->map;
+	const Shoal__ShardMap *m = owner_map(r->owner);
 
 	if (m == NULL)
 		return false;
 	if (!r->peer_map_known || r->peer_map_epoch != m->epoch ||
 	    strcmp(r->peer_map_author, m->author) != 0)
 		return true;
-	return now - r->map_sent_ms >= r->n->cfg->replication.heartbeat_ms;
+	return now - r->map_sent_ms >= r->cfg->replication.heartbeat_ms;
 }
 
 /* Note the map the peer carried; NULL: forget it (the peer was silent or
@@ -249,16 +225,17 @@ repl_note_peer_map(struct repl *r, const Shoal__ShardMap *m)
 
 /* The header every message carries: who we are, our ack, and our map when
  * repl_map_due(). */
-static void
+void
 repl_header(struct repl *r, Shoal__PeerMessage *pm)
 {
 	uint64_t now = clock_mono_ms();
 
-	pm->from = r->n->me->id;
+	pm->from = r->me->id;
 	pm->stream = r->stream;
-	pm->head_seq = store_journal_seq(r->n->store);
+	pm->head_seq = store_journal_seq(r->store);
 	if (repl_map_due(r, now)) {
-		pm->map = r->n->map;
+		/* protobuf-c fields are not const: packed, never changed */
+		pm->map = (Shoal__ShardMap *)owner_map(r->owner);
 		r->map_sent_ms = now;
 	}
 	pm->acked_stream = r->peer_stream;
@@ -282,326 +259,9 @@ repl_send_heartbeat(struct repl *r)
 	r->want_resend = false;
 }
 
-size_t
-repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
-		 bool body, Shoal__ReplRecord *rec)
-{
-	const void *p;
-	size_t len, bytes = strlen(qid) + 16;
+/* ---- the peer's messages -------------------------------------------- */
 
-	shoal__repl_record__init(rec);
-	rec->qid = (char *)qid;
-	rec->shard = shard;
-	if (qid[0] == SUPPRESS_KEY_TAG) {
-		/* a suppression entry (node/suppress.h): no body */
-		rec->suppression = true;
-		if (store_supp_get(t, qid, &p, &len) != 0) {
-			rec->deleted = true;
-			return bytes;
-		}
-		rec->meta.data = (uint8_t *)p;
-		rec->meta.len = len;
-		return bytes + len;
-	}
-	if (store_msg_get_meta(t, qid, &p, &len) != 0) {
-		/* gone: for good when we finished it (our tombstone), or
-		 * withdrawn (its client was told 4xx: the qid may come again) */
-		rec->deleted = true;
-		rec->finished = store_tomb_has(t, qid) == 0;
-		return bytes;
-	}
-	rec->meta.data = (uint8_t *)p;
-	rec->meta.len = len;
-	bytes += len;
-	if (body && store_msg_get_body(t, qid, &p, &len) == 0) {
-		rec->has_body = true;
-		rec->body.data = (uint8_t *)p;
-		rec->body.len = len;
-		bytes += len;
-	}
-	return bytes;
-}
-
-/* The shard of a journal key: a qid's, or the one a suppression key
- * names. */
-static uint32_t
-repl_key_shard(const char *key, uint32_t shards)
-{
-	uint32_t shard;
-
-	return suppress_key_parse(key, &shard) ? shard : shard_of(key, shards);
-}
-
-struct repl_build {
-	struct repl *r;
-	struct store_txn *t;
-	Shoal__ReplRecord *recs;
-	Shoal__ReplRecord **ptrs;
-	size_t n;
-	size_t bytes;
-	uint64_t last;
-};
-
-static int
-repl_collect(uint64_t seq, const char *qid, bool body, uint64_t noted,
-	     void *arg)
-{
-	struct repl_build *b = arg;
-	Shoal__ReplRecord *rec;
-
-	(void)noted;
-	if (b->n == REPL_BATCH_RECORDS ||
-	    (b->n > 0 && b->bytes >= REPL_BATCH_BYTES))
-		return 1;
-	rec = &b->recs[b->n];
-	b->bytes += repl_record_fill(b->t, qid,
-				     repl_key_shard(qid,
-						    b->r->n->cfg->cluster.shards),
-				     body, rec);
-	rec->seq = seq;
-	b->ptrs[b->n++] = rec;
-	b->last = seq;
-	return 0;
-}
-
-/* Send one batch from r->sent on. Returns true when one was sent. */
-static bool
-repl_send_batch(struct repl *r)
-{
-	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
-	Shoal__ReplBatch batch = SHOAL__REPL_BATCH__INIT;
-	struct repl_build b = { .r = r };
-	int rc;
-
-	/* nothing journaled past what was sent: no transaction, no arrays
-	 * (every pump ends with this call) */
-	if (store_journal_seq(r->n->store) <= r->sent)
-		return false;
-	if (store_txn_begin(r->n->store, true, &b.t) != 0)
-		return false;
-	if (r->batch_recs == NULL) {
-		r->batch_recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*r->batch_recs));
-		r->batch_ptrs = xcalloc(REPL_BATCH_RECORDS, sizeof(*r->batch_ptrs));
-	}
-	b.recs = r->batch_recs;
-	b.ptrs = r->batch_ptrs;
-	rc = store_journal_foreach(b.t, r->sent, REPL_BATCH_RECORDS, repl_collect,
-				   &b);
-	if ((rc == 0 || rc == 1) && b.n > 0) {
-		repl_header(r, &pm);
-		batch.prev_seq = r->sent;
-		batch.last_seq = b.last;
-		batch.n_records = b.n;
-		batch.records = b.ptrs;
-		pm.body_case = SHOAL__PEER_MESSAGE__BODY_BATCH;
-		pm.batch = &batch;
-		/* packed while the transaction still lends meta and bodies */
-		repl_send_msg(r, &pm);
-		r->want_resend = false;
-		if (r->sent == r->acked)
-			r->progress_ms = clock_mono_ms();
-		r->fl[r->n_fl++] = (struct repl_flight){ b.last, b.bytes };
-		r->sent = b.last;
-		log_debug(LOG_SUB_REPL, "repl event=batch_sent prev=%llu "
-			  "last=%llu records=%zu bytes=%zu",
-			  (unsigned long long)batch.prev_seq,
-			  (unsigned long long)b.last, b.n, b.bytes);
-	}
-	store_txn_abort(b.t);
-	return b.n > 0;
-}
-
-/* Ship what the window allows. A peer that is not connected makes the send
- * fail with EAGAIN inside zsock; the go-back timer sends again. */
-static void
-repl_pump(struct repl *r)
-{
-	if (!r->on)
-		return;
-	while (r->n_fl < REPL_WINDOW && repl_send_batch(r))
-		;
-}
-
-static void
-repl_on_kick(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	repl_pump(arg);
-}
-
-void
-repl_kick(struct repl *r)
-{
-	if (r != NULL && r->on)
-		event_active(r->kick_ev, 0, 0);
-}
-
-/* Start over from `from`: the peer said so, or acks stalled. */
-static void
-repl_rewind(struct repl *r, uint64_t from)
-{
-	r->sent = from;
-	r->n_fl = 0;
-	r->progress_ms = clock_mono_ms();
-}
-
-/* How long acks may stall before the stream goes back to the ack:
- * 2 x heartbeat_ms (at least 1 s), doubled for each go-back that brought
- * nothing (a peer that cannot apply), up to 8 times that. */
-static uint64_t
-repl_stall_ms(const struct repl *r)
-{
-	uint64_t ms = 2 * (uint64_t)r->n->cfg->replication.heartbeat_ms;
-	uint32_t shift = r->rewinds < REPL_REWIND_SHIFT_MAX ?
-				 r->rewinds :
-				 REPL_REWIND_SHIFT_MAX;
-
-	return (ms < 1000 ? 1000 : ms) << shift;
-}
-
-/* ---- trimming and full resync (through group commit) ------------------- */
-
-struct repl_trim {
-	struct repl *r;
-	uint64_t upto;
-};
-
-static int
-repl_trim_apply(struct store_txn *t, void *arg)
-{
-	struct repl_trim *tr = arg;
-	unsigned char v[8];
-	int rc = store_journal_trim(t, tr->upto, REPL_TRIM_MAX);
-
-	repl_be64(v, tr->upto);
-	return rc ? rc : store_meta_put(t, REPL_META_ACKED, v, sizeof(v));
-}
-
-static void
-repl_trim_done(int result, void *arg)
-{
-	struct repl_trim *tr = arg;
-
-	tr->r->trim_busy = false;
-	if (result == 0)
-		tr->r->trimmed = tr->upto;
-	free(tr);
-}
-
-static void
-repl_maybe_trim(struct repl *r)
-{
-	struct repl_trim *tr;
-
-	if (r->trim_busy || r->acked <= r->trimmed)
-		return;
-	tr = xmalloc(sizeof(*tr));
-	tr->r = r;
-	tr->upto = r->acked;
-	r->trim_busy = true;
-	commit_add(r->n->commit, repl_trim_apply, repl_trim_done, tr);
-}
-
-struct repl_resync {
-	struct repl *r;
-	struct store_txn *t;
-	uint64_t n;
-};
-
-static int
-repl_resync_one(const char *qid, uint32_t shard, const void *meta,
-		size_t meta_len, void *arg)
-{
-	struct repl_resync *rs = arg;
-
-	(void)meta;
-	(void)meta_len;
-	if (!owner_is_primary(rs->r->n->owner, shard))
-		return 0;
-	rs->n++;
-	return store_journal_touch(rs->t, qid, shard);
-}
-
-static int
-repl_resync_apply(struct store_txn *t, void *arg)
-{
-	struct repl_resync *rs = arg;
-
-	int rc;
-
-	rs->t = t;
-	rs->n = 0;
-	rc = store_msg_foreach(t, repl_resync_one, rs);
-	return rc ? rc : suppress_touch_primary(rs->r->n, t, &rs->n);
-}
-
-static void
-repl_resync_done(int result, void *arg)
-{
-	struct repl_resync *rs = arg;
-	struct repl *r = rs->r;
-
-	r->resync_busy = false;
-	log_info("repl node=%s peer=%s event=resync messages=%llu result=%s",
-		 r->n->me->id, r->peer->id, (unsigned long long)rs->n,
-		 shoal_strerror(result));
-	free(rs);
-	repl_kick(r);
-}
-
-/* The peer has less of our stream than it once acknowledged (its data
- * was lost or replaced): journal every message of ours again. */
-static void
-repl_resync(struct repl *r, uint64_t peer_has)
-{
-	struct repl_resync *rs;
-
-	log_warn("repl node=%s peer=%s event=peer_lost_data acked=%llu "
-		 "peer_has=%llu",
-		 r->n->me->id, r->peer->id, (unsigned long long)r->acked,
-		 (unsigned long long)peer_has);
-	r->acked = peer_has;
-	r->trimmed = peer_has;
-	repl_rewind(r, peer_has);
-	if (r->resync_busy)
-		return;
-	rs = xcalloc(1, sizeof(*rs));
-	rs->r = r;
-	r->resync_busy = true;
-	commit_add(r->n->commit, repl_resync_apply, repl_resync_done, rs);
-}
-
-/* ---- acks of our stream ------------------------------------------------ */
-
-static void
-repl_on_ack(struct repl *r, uint64_t seq, bool resend)
-{
-	if (seq < r->acked) {
-		repl_resync(r, seq);
-		return;
-	}
-	if (seq > r->acked) {
-		r->acked = seq;
-		r->progress_ms = clock_mono_ms();
-		r->rewinds = 0;
-		while (r->n_fl > 0 && r->fl[0].last <= seq) {
-			memmove(&r->fl[0], &r->fl[1],
-				(r->n_fl - 1) * sizeof(r->fl[0]));
-			r->n_fl--;
-		}
-		if (r->sent < seq)
-			r->sent = seq;
-		repl_release(r, seq, false, true);
-		repl_maybe_trim(r);
-		if (r->state == REPL_CATCHING_UP && seq >= r->catchup_target)
-			repl_set_state(r, REPL_HEALTHY, "peer caught up");
-	}
-	if (resend && r->sent > seq)
-		repl_rewind(r, seq);
-	repl_pump(r);
-}
-
+/* Applied past what we last acknowledged: say so (repl_apply.c). */
 static void
 repl_on_ack_event(evutil_socket_t fd, short what, void *arg)
 {
@@ -635,10 +295,10 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 		return;
 	}
 	was_alive = repl_peer_alive(r, now);
-	owner_heard_peer(r->n->owner, pm->sent_ms, pm->echo_ms);
+	owner_heard_peer(r->owner, pm->sent_ms, pm->echo_ms);
 	r->peer_sent_ms = pm->sent_ms; /* echoed in our next message */
 	if (!was_alive) {
-		log_info("repl node=%s peer=%s event=peer_heard", r->n->me->id,
+		log_info("repl node=%s peer=%s event=peer_heard", r->me->id,
 			 r->peer->id);
 		/* back: resend what it lacks now, not after a stall backoff */
 		r->rewinds = 0;
@@ -651,19 +311,19 @@ repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes)
 	if (pm->stream == r->peer_stream && pm->head_seq <= r->applied)
 		repl_apply_recovered(r); /* nothing left to retry */
 	if (r->state == REPL_DEGRADED) {
-		r->catchup_target = store_journal_seq(r->n->store);
+		r->catchup_target = store_journal_seq(r->store);
 		repl_set_state(r, REPL_CATCHING_UP, "peer heard");
 	}
 	if (!was_alive || pm->stream != r->peer_stream)
 		repl_note_peer_map(r, NULL);
 	if (pm->map) {
-		owner_offer(r->n->owner, pm->map);
-		owner_heard_peer_map(r->n->owner, pm->sent_ms, pm->echo_ms);
+		owner_offer(r->owner, pm->map);
+		owner_heard_peer_map(r->owner, pm->sent_ms, pm->echo_ms);
 		repl_note_peer_map(r, pm->map);
 	}
 	/* the peer is back or new: our map at once, echoing what it just
 	 * sent, so that it need not wait a heartbeat to deliver
-	 * (node/owner.c counts only a map that echoes its own time) */
+	 * (owner.c counts only a map that echoes its own time) */
 	if (!was_alive) {
 		r->map_sent_ms = 0;
 		repl_send_heartbeat(r);
@@ -709,7 +369,7 @@ repl_behind_why(const struct repl *r, uint64_t now, char *out, size_t len)
 static void
 repl_report_behind(struct repl *r, uint64_t now)
 {
-	const struct config *cfg = r->n->cfg;
+	const struct config *cfg = r->cfg;
 	char why[sizeof(r->behind_why)];
 	Shoal__Replication st = SHOAL__REPLICATION__INIT;
 
@@ -719,7 +379,7 @@ repl_report_behind(struct repl *r, uint64_t now)
 			log_info(
 				"repl node=%s peer=%s event=behind_ended "
 				"behind_s=%llu acked=%llu",
-				r->n->me->id, r->peer->id,
+				r->me->id, r->peer->id,
 				(unsigned long long)(now - r->behind_since_ms) /
 					1000,
 				(unsigned long long)r->acked);
@@ -738,7 +398,7 @@ repl_report_behind(struct repl *r, uint64_t now)
 	log_warn("repl node=%s peer=%s event=behind state=%s behind_s=%llu "
 		 "lag_ops=%llu lag_s=%llu head=%llu acked=%llu enqueues=\"%s\" "
 		 "reason=\"%s\"",
-		 r->n->me->id, r->peer->id, repl_state_names[r->state],
+		 r->me->id, r->peer->id, repl_state_names[r->state],
 		 (unsigned long long)(now - r->behind_since_ms) / 1000,
 		 (unsigned long long)st.lag_ops, (unsigned long long)st.lag_s,
 		 (unsigned long long)st.head_seq,
@@ -755,7 +415,7 @@ static void
 repl_on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct repl *r = arg;
-	const struct config *cfg = r->n->cfg;
+	const struct config *cfg = r->cfg;
 	uint64_t now = clock_mono_ms();
 	uint64_t resend_ms = repl_stall_ms(r);
 
@@ -782,13 +442,12 @@ repl_on_timer(evutil_socket_t fd, short what, void *arg)
 	repl_send_heartbeat(r);
 	repl_pump(r);
 	repl_report_behind(r, now);
-	owner_tick(r->n->owner);
 }
 
 bool
 repl_caught_up(const struct repl *r)
 {
-	return !r->on || r->acked >= store_journal_seq(r->n->store);
+	return !r->on || r->acked >= store_journal_seq(r->store);
 }
 
 bool
@@ -819,7 +478,7 @@ repl_oldest(uint64_t seq, const char *qid, bool body, uint64_t noted,
 }
 
 struct repl_replica {
-	const struct node *n;
+	const struct owner *owner;
 	uint64_t count;
 };
 
@@ -832,7 +491,7 @@ repl_count_replica(const char *qid, uint32_t shard, const void *meta,
 	(void)qid;
 	(void)meta;
 	(void)meta_len;
-	if (!owner_is_primary(rc->n->owner, shard))
+	if (!owner_is_primary(rc->owner, shard))
 		rc->count++;
 	return 0;
 }
@@ -843,18 +502,18 @@ repl_status(struct repl *r, Shoal__Replication *out, bool count_copies)
 	static const char *const modes[] = { "sync", "async", "none" };
 	uint64_t lag = 0, oldest = 0;
 	struct store_txn *t;
-	uint64_t now = clock_mono_ms(), heard = owner_peer_heard_ms(r->n->owner);
-	struct repl_replica replica = { r->n, 0 };
+	uint64_t now = clock_mono_ms(), heard = owner_peer_heard_ms(r->owner);
+	struct repl_replica replica = { r->owner, 0 };
 
-	out->mode = (char *)modes[r->n->cfg->replication.mode];
+	out->mode = (char *)modes[r->cfg->replication.mode];
 	out->peer = r->peer ? r->peer->id : "";
 	out->state = (char *)repl_state_names[r->state];
-	out->head_seq = store_journal_seq(r->n->store);
+	out->head_seq = store_journal_seq(r->store);
 	out->acked_seq = r->acked;
 	out->peer_seen_ms = heard ? now - heard : 0;
-	out->may_deliver = owner_may_deliver(r->n->owner);
+	out->may_deliver = owner_may_deliver(r->owner);
 	/* O(1): entries up to the ack are trimmed right after it */
-	if (store_txn_begin(r->n->store, true, &t) == 0) {
+	if (store_txn_begin(r->store, true, &t) == 0) {
 		lag = store_journal_count(t);
 		store_journal_foreach(t, r->acked, 1, repl_oldest, &oldest);
 		if (count_copies)
@@ -882,28 +541,28 @@ repl_load(struct repl *r)
 	const void *p;
 	size_t len;
 	unsigned char v[8];
-	int rc = store_txn_begin(r->n->store, false, &t);
+	int rc = store_txn_begin(r->store, false, &t);
 
 	if (rc != 0)
 		return rc;
 	if (store_meta_get(t, REPL_META_STREAM, &p, &len) == 0 && len == 8) {
-		r->stream = repl_get64(p);
+		r->stream = be64_get(p);
 	} else {
 		while (r->stream == 0)
 			if (getrandom(&r->stream, sizeof(r->stream), 0) !=
 			    sizeof(r->stream))
 				r->stream = ((uint64_t)time(NULL) << 20) ^
 					    (uint64_t)clock_mono_us();
-		repl_be64(v, r->stream);
+		be64_put(v, r->stream);
 		rc = store_meta_put(t, REPL_META_STREAM, v, sizeof(v));
 	}
 	if (rc == 0 && store_meta_get(t, REPL_META_ACKED, &p, &len) == 0 &&
 	    len == 8)
-		r->acked = r->sent = r->trimmed = repl_get64(p);
+		r->acked = r->sent = r->trimmed = be64_get(p);
 	if (rc == 0 && store_meta_get(t, REPL_META_PEER, &p, &len) == 0 &&
 	    len == 16) {
-		r->peer_stream = repl_get64(p);
-		r->applied = r->accepted = repl_get64((const char *)p + 8);
+		r->peer_stream = be64_get(p);
+		r->applied = r->accepted = be64_get((const char *)p + 8);
 	}
 	if (rc != 0) {
 		store_txn_abort(t);
@@ -913,10 +572,12 @@ repl_load(struct repl *r)
 }
 
 struct repl *
-repl_new(struct node *n)
+repl_new(struct event_base *base, const struct config *cfg,
+	 const struct cfg_node *me, void *zctx, struct store *st,
+	 struct commit *commit, struct owner *o,
+	 const struct cluster_hooks *hooks)
 {
 	struct repl *r = xcalloc(1, sizeof(*r));
-	const struct config *cfg = n->cfg;
 	int64_t max_msg = (int64_t)cfg->router.max_message_size +
 			  WIRE_BODY_SLACK + WIRE_META_MAX;
 	struct timeval tv = { (time_t)(cfg->replication.heartbeat_ms / 1000),
@@ -924,8 +585,13 @@ repl_new(struct node *n)
 				      1000 };
 	int one = 1;
 
-	r->n = n;
-	r->peer = n->me->peer ? config_find_node(cfg, n->me->peer) : NULL;
+	r->cfg = cfg;
+	r->me = me;
+	r->store = st;
+	r->commit = commit;
+	r->owner = o;
+	r->hooks = *hooks;
+	r->peer = me->peer ? config_find_node(cfg, me->peer) : NULL;
 	r->on = r->peer != NULL && cfg->replication.mode != CFG_REPL_NONE;
 	r->state = r->on ? REPL_DEGRADED : REPL_OFF;
 	r->started_ms = clock_mono_ms();
@@ -933,12 +599,12 @@ repl_new(struct node *n)
 		repl_free(r);
 		return NULL;
 	}
-	r->kick_ev = event_new(n->base, -1, 0, repl_on_kick, r);
-	r->ack_ev = event_new(n->base, -1, 0, repl_on_ack_event, r);
-	r->timer = event_new(n->base, -1, EV_PERSIST, repl_on_timer, r);
+	r->kick_ev = event_new(base, -1, 0, repl_on_kick, r);
+	r->ack_ev = event_new(base, -1, 0, repl_on_ack_event, r);
+	r->timer = event_new(base, -1, EV_PERSIST, repl_on_timer, r);
 	if (!r->on)
 		return r;
-	r->link = zsock_new(n->base, n->zctx, ZMQ_DEALER, max_msg,
+	r->link = zsock_new(base, zctx, ZMQ_DEALER, max_msg,
 			    repl_on_link_msg, NULL, r);
 	if (r->link == NULL) {
 		repl_free(r);
@@ -963,7 +629,7 @@ repl_new(struct node *n)
 	event_add(r->timer, &tv);
 	log_info("repl node=%s peer=%s event=start mode=%s stream=%llx "
 		 "acked=%llu peer_applied=%llu",
-		 n->me->id, r->peer->id,
+		 me->id, r->peer->id,
 		 cfg->replication.mode == CFG_REPL_SYNC ? "sync" : "async",
 		 (unsigned long long)r->stream, (unsigned long long)r->acked,
 		 (unsigned long long)r->applied);
@@ -978,7 +644,7 @@ repl_free(struct repl *r)
 	/* what still waits was committed here: answer as a silent peer
 	 * would have it answered */
 	if (r->w_n > 0)
-		repl_release(r, 0, true, !r->n->cfg->replication.require_peer);
+		repl_release(r, 0, true, !r->cfg->replication.require_peer);
 	if (r->timer)
 		event_free(r->timer);
 	if (r->kick_ev)

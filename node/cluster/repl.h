@@ -1,7 +1,7 @@
 /* Replication between the two nodes of a pair (proto/node_node.proto).
  *
  * Sending: the store journals every change to the shards this node is
- * primary for (node/store.h). After each commit the journal is read from
+ * primary for (node/store/store.h). After each commit the journal is read from
  * the last seq sent and shipped in batches holding each message's state
  * now (full record and body, meta only, or deleted). The peer acknowledges
  * the highest seq it has made durable; the journal is trimmed up to it.
@@ -26,11 +26,16 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "lib/config.h"
+#include "node/cluster/hooks.h"
 #include "proto/cli_node.pb-c.h"
 #include "proto/node_node.pb-c.h"
 
-struct node;
+struct commit;
+struct event_base;
+struct owner;
 struct repl;
+struct store;
 
 /* Records per batch, and bytes per batch (one bigger message may exceed
  * it alone), and batches sent but not yet acknowledged. */
@@ -38,7 +43,16 @@ struct repl;
 #define REPL_BATCH_BYTES (4u << 20)
 #define REPL_WINDOW 8
 
-struct repl *repl_new(struct node *n);
+/* The peer link of node me (a DEALER in zctx to its peer's endpoint, a
+ * timer each replication.heartbeat_ms), our stream read from st's journal,
+ * the peer's applied through commit, ownership asked of o, hooks copied.
+ * Without a peer or with replication.mode = "none": off (waits answered
+ * at once, nothing sent). Loads the stream ids and seqs kept in st's
+ * meta. Returns NULL when that or the socket fails. */
+struct repl *repl_new(struct event_base *base, const struct config *cfg,
+		      const struct cfg_node *me, void *zctx, struct store *st,
+		      struct commit *commit, struct owner *o,
+		      const struct cluster_hooks *hooks);
 
 /* repl_free(NULL) does nothing. Enqueues still waiting are answered as a
  * silent peer would have them answered (durable unless require_peer). */
@@ -72,7 +86,7 @@ bool repl_acked_upto(const struct repl *r, uint64_t seq);
 /* Send a heartbeat (with our map) to the peer now. */
 void repl_heartbeat_now(struct repl *r);
 
-/* ---- records, shared with shard moves (node/move.c) ---- */
+/* ---- records, shared with shard moves (move.c) ---- */
 
 struct store_txn;
 
@@ -86,9 +100,30 @@ size_t repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
 /* Whether a record from a peer is well formed for a cluster of shards. */
 bool repl_record_ok(const Shoal__ReplRecord *rec, uint32_t shards);
 
-/* Apply a record as a copy: put, meta update or delete (with a
- * tombstone only when finished); no due entry. */
-int repl_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec);
+/* What applying a record found worth a log line. An apply of the group
+ * commit may run more than once (node/store/commit.h), so it notes what
+ * happened and its done callback logs it (repl_record_log()). */
+enum repl_note {
+	REPL_NOTE_NONE,
+	REPL_NOTE_GAP,               /* an update of a message never received */
+	REPL_NOTE_HANDBACK_KEPT,     /* a withdrawal there: our copy kept */
+	REPL_NOTE_HANDBACK_DELETED,  /* finished there: ours retired */
+	REPL_NOTE_HANDBACK_FINISHED, /* finished here: not adopted again */
+	REPL_NOTE_HANDBACK_BAD,      /* unreadable record: skipped */
+	REPL_NOTE_HANDBACK_ADOPTED,  /* new to us: adopted, due */
+};
+
+/* Apply a record as a copy in t: put, meta update or delete (with a
+ * tombstone only when finished); no due entry. A suppression entry goes
+ * to r's supp_apply hook. Sets *note (enum repl_note). Returns 0 or a
+ * store error. Writes nothing outside t. */
+int repl_record_apply(struct repl *r, struct store_txn *t,
+		      const Shoal__ReplRecord *rec, uint8_t *note);
+
+/* Log what applying rec noted (nothing for REPL_NOTE_NONE): once the
+ * transaction committed. */
+void repl_record_log(const struct repl *r, const Shoal__ReplRecord *rec,
+		     uint8_t note);
 
 /* Fill a status message (strings point into static storage or r). The
  * lag is O(1); counting the replica copies walks the store, so only when

@@ -19,25 +19,27 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/be.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "lib/shardmap.h"
+#include "lib/suppress_key.h"
 #include "lib/xmalloc.h"
-#include "node/store/commit.h"
-#include "node/node.h"
 #include "node/cluster/owner.h"
 #include "node/cluster/repl_int.h"
-#include "node/queue/scheduler.h"
+#include "node/store/commit.h"
 #include "node/store/store.h"
-#include "node/suppress/suppress.h"
 
 #define REPL_RESEND_ASK_MS 200          /* between two resend requests */
 #define REPL_RETRY_MIN_MS 250		/* after a failed apply, doubling */
 #define REPL_RETRY_MAX_MS 5000
 #define REPL_FAIL_LOG_MS 10000 /* failing applies: one line per */
 
+/* A batch through group commit. repl_apply() may run more than once
+ * (node/store/commit.h): it sets every field below pm afresh, and what is
+ * worth a log line is noted per record for repl_applied() to log once. */
 struct repl_apply {
 	struct repl *r;
 	Shoal__PeerMessage *pm;
@@ -45,6 +47,7 @@ struct repl_apply {
 	uint64_t have;		      /* applied seq the transaction saw */
 	bool adopted;                 /* a handback added due work */
 	bool skipped;		      /* did not follow `have`: not applied */
+	uint8_t *notes;		      /* enum repl_note per record */
 };
 
 /* A record for a shard we are primary for: the peer owned it before a
@@ -60,7 +63,7 @@ struct repl_apply {
  * client and our copy is the replica's, made due by the takeover. */
 static int
 repl_apply_handback(struct repl_apply *a, struct store_txn *t,
-		    const Shoal__ReplRecord *rec)
+		    const Shoal__ReplRecord *rec, uint8_t *note)
 {
 	Shoal__StoredMessage *sm;
 	const void *p;
@@ -73,9 +76,7 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 		return rc;
 	if (rec->deleted && !rec->finished) {
 		if (rc == 0)
-			log_info("qid=%s event=handback action=kept "
-				 "reason=\"withdrawn there\" peer=%s",
-				 rec->qid, a->r->peer->id);
+			*note = REPL_NOTE_HANDBACK_KEPT;
 		return 0;
 	}
 	if (rec->deleted && rc == 0) {
@@ -86,8 +87,7 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 		}
 		if (due != 0 && (rc = store_due_del(t, due, rec->qid)) != 0)
 			return rc;
-		log_info("qid=%s event=handback action=deleted peer=%s",
-			 rec->qid, a->r->peer->id);
+		*note = REPL_NOTE_HANDBACK_DELETED;
 		return store_msg_retire(t, rec->qid, rec->shard);
 	}
 	if (rec->deleted) /* finished there: a resend here is a no-op */
@@ -99,17 +99,14 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 	rc = store_tomb_has(t, rec->qid);
 	if (rc != -ENOENT) {
 		if (rc == 0)
-			log_info("qid=%s event=handback action=skipped "
-				 "reason=finished peer=%s",
-				 rec->qid, a->r->peer->id);
+			*note = REPL_NOTE_HANDBACK_FINISHED;
 		return rc;
 	}
 	sm = shoal__stored_message__unpack(NULL, rec->meta.len, rec->meta.data);
 	if (sm == NULL || sm->envelope == NULL) {
 		if (sm)
 			shoal__stored_message__free_unpacked(sm, NULL);
-		log_warn("qid=%s event=handback action=skipped reason=\"bad "
-			 "record\"", rec->qid);
+		*note = REPL_NOTE_HANDBACK_BAD;
 		return 0;
 	}
 	due = sm->due;
@@ -122,20 +119,21 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 				   rec->qid);
 	if (rc == 0) {
 		a->adopted = true;
-		log_info("qid=%s event=handback action=adopted peer=%s",
-			 rec->qid, a->r->peer->id);
+		*note = REPL_NOTE_HANDBACK_ADOPTED;
 	}
 	return rc;
 }
 
 /* A replica copy: the record as it is, without due entries. */
 int
-repl_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec)
+repl_record_apply(struct repl *r, struct store_txn *t,
+		  const Shoal__ReplRecord *rec, uint8_t *note)
 {
 	int rc;
 
+	*note = REPL_NOTE_NONE;
 	if (rec->suppression)
-		return suppress_record_apply(t, rec);
+		return r->hooks.supp_apply(r->hooks.arg, t, rec);
 	if (rec->deleted && rec->finished) /* for good: a tombstone too */
 		return store_msg_retire(t, rec->qid, rec->shard);
 	if (rec->deleted) { /* withdrawn: the qid may come again */
@@ -148,11 +146,48 @@ repl_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec)
 				     rec->body.len);
 	rc = store_msg_set_meta(t, rec->qid, rec->meta.data, rec->meta.len);
 	if (rc == -ENOENT) {
-		log_warn("qid=%s event=replica_gap reason=\"update of a "
-			 "message never received\"", rec->qid);
+		*note = REPL_NOTE_GAP;
 		rc = 0;
 	}
 	return rc;
+}
+
+void
+repl_record_log(const struct repl *r, const Shoal__ReplRecord *rec,
+		uint8_t note)
+{
+	const char *peer = r->peer ? r->peer->id : "";
+
+	switch (note) {
+	case REPL_NOTE_GAP:
+		log_warn("qid=%s event=replica_gap reason=\"update of a "
+			 "message never received\"", rec->qid);
+		break;
+	case REPL_NOTE_HANDBACK_KEPT:
+		log_info("qid=%s event=handback action=kept "
+			 "reason=\"withdrawn there\" peer=%s",
+			 rec->qid, peer);
+		break;
+	case REPL_NOTE_HANDBACK_DELETED:
+		log_info("qid=%s event=handback action=deleted peer=%s",
+			 rec->qid, peer);
+		break;
+	case REPL_NOTE_HANDBACK_FINISHED:
+		log_info("qid=%s event=handback action=skipped "
+			 "reason=finished peer=%s",
+			 rec->qid, peer);
+		break;
+	case REPL_NOTE_HANDBACK_BAD:
+		log_warn("qid=%s event=handback action=skipped reason=\"bad "
+			 "record\"", rec->qid);
+		break;
+	case REPL_NOTE_HANDBACK_ADOPTED:
+		log_info("qid=%s event=handback action=adopted peer=%s",
+			 rec->qid, peer);
+		break;
+	default:
+		break;
+	}
 }
 
 /* The applied seq of stream that t holds (0 for another stream). */
@@ -163,9 +198,9 @@ repl_stored_applied(struct store_txn *t, uint64_t stream)
 	size_t len;
 
 	if (store_meta_get(t, REPL_META_PEER, &p, &len) != 0 || len != 16 ||
-	    repl_get64(p) != stream)
+	    be64_get(p) != stream)
 		return 0;
-	return repl_get64((const char *)p + 8);
+	return be64_get((const char *)p + 8);
 }
 
 static int
@@ -180,6 +215,10 @@ repl_apply(struct store_txn *t, void *arg)
 	 * failed after this one was queued */
 	a->have = repl_stored_applied(t, a->stream);
 	a->skipped = b->prev_seq > a->have;
+	a->adopted = false;
+	if (a->notes == NULL)
+		a->notes = xcalloc(b->n_records ? b->n_records : 1, 1);
+	memset(a->notes, REPL_NOTE_NONE, b->n_records);
 	if (a->skipped || b->last_seq <= a->have)
 		return 0;
 	for (size_t i = 0; rc == 0 && i < b->n_records; i++) {
@@ -189,13 +228,13 @@ repl_apply(struct store_txn *t, void *arg)
 			continue; /* applied already (a resend) */
 		/* suppression entries: the record as it is, either way */
 		if (!rec->suppression &&
-		    owner_is_primary(a->r->n->owner, rec->shard))
-			rc = repl_apply_handback(a, t, rec);
+		    owner_is_primary(a->r->owner, rec->shard))
+			rc = repl_apply_handback(a, t, rec, &a->notes[i]);
 		else
-			rc = repl_record_apply(t, rec);
+			rc = repl_record_apply(a->r, t, rec, &a->notes[i]);
 	}
-	repl_be64(v, a->stream);
-	repl_be64(v + 8, b->last_seq);
+	be64_put(v, a->stream);
+	be64_put(v + 8, b->last_seq);
 	return rc ? rc : store_meta_put(t, REPL_META_PEER, v, sizeof(v));
 }
 
@@ -246,7 +285,7 @@ repl_apply_failed(struct repl *r, uint64_t prev, uint64_t last, int result)
 		log_error("repl node=%s peer=%s event=apply_failed last=%llu "
 			  "applied=%llu failures=%u failing_s=%llu "
 			  "retry_in_ms=%llu error=\"%s\"",
-			  r->n->me->id, r->peer->id, (unsigned long long)last,
+			  r->me->id, r->peer->id, (unsigned long long)last,
 			  (unsigned long long)r->applied, r->apply_failures,
 			  (unsigned long long)(now - r->apply_failed_ms) / 1000,
 			  (unsigned long long)wait, r->apply_error);
@@ -260,7 +299,7 @@ repl_apply_recovered(struct repl *r)
 		return;
 	log_info("repl node=%s peer=%s event=apply_recovered applied=%llu "
 		 "failures=%u failing_s=%llu",
-		 r->n->me->id, r->peer->id, (unsigned long long)r->applied,
+		 r->me->id, r->peer->id, (unsigned long long)r->applied,
 		 r->apply_failures,
 		 (unsigned long long)(clock_mono_ms() - r->apply_failed_ms) /
 			 1000);
@@ -287,6 +326,8 @@ repl_applied(int result, void *arg)
 	const Shoal__ReplBatch *b = a->pm->batch;
 
 	r->applying--;
+	for (size_t i = 0; result == 0 && a->notes && i < b->n_records; i++)
+		repl_record_log(r, b->records[i], a->notes[i]);
 	if (a->stream != r->peer_stream) {
 		/* a batch of the peer's previous stream: forget it */
 	} else if (result != 0) {
@@ -311,9 +352,10 @@ repl_applied(int result, void *arg)
 		r->records_applied += b->n_records;
 		event_active(r->ack_ev, 0, 0);
 		if (a->adopted)
-			scheduler_kick(r->n->sched);
+			r->hooks.work_due(r->hooks.arg);
 	}
 	shoal__peer_message__free_unpacked(a->pm, NULL);
+	free(a->notes);
 	free(a);
 }
 
@@ -325,7 +367,7 @@ repl_batch_ok(const struct repl *r, const Shoal__ReplBatch *b)
 	for (size_t i = 0; i < b->n_records; i++) {
 		const Shoal__ReplRecord *rec = b->records[i];
 
-		if (!repl_record_ok(rec, r->n->cfg->cluster.shards) ||
+		if (!repl_record_ok(rec, r->cfg->cluster.shards) ||
 		    rec->seq <= b->prev_seq || rec->seq > b->last_seq)
 			return false;
 	}
@@ -336,9 +378,12 @@ bool
 repl_record_ok(const Shoal__ReplRecord *rec, uint32_t shards)
 {
 	size_t ql = strnlen(rec->qid, QID_MAX);
+	uint32_t shard;
 
-	if (rec->suppression)
-		return suppress_record_ok(rec, shards);
+	if (rec->suppression) /* an entry: its key names its shard */
+		return suppress_key_parse(rec->qid, &shard) &&
+		       shard == rec->shard && shard < shards &&
+		       !rec->has_body && (rec->deleted || rec->meta.len > 0);
 	return qid_valid(rec->qid, ql) &&
 	       rec->shard == shard_of(rec->qid, shards) &&
 	       (rec->deleted || rec->meta.len > 0) &&
@@ -354,7 +399,7 @@ repl_on_batch(struct repl *r, Shoal__PeerMessage *pm)
 	struct repl_apply *a;
 
 	if (!repl_batch_ok(r, b)) {
-		log_warn("repl node=%s peer=%s event=bad_batch", r->n->me->id,
+		log_warn("repl node=%s peer=%s event=bad_batch", r->me->id,
 			 r->peer->id);
 		shoal__peer_message__free_unpacked(pm, NULL);
 		return;
@@ -362,7 +407,7 @@ repl_on_batch(struct repl *r, Shoal__PeerMessage *pm)
 	if (pm->stream != r->peer_stream) {
 		/* a new stream (the peer's data dir is new): from its start */
 		log_info("repl node=%s peer=%s event=new_stream stream=%llx",
-			 r->n->me->id, r->peer->id,
+			 r->me->id, r->peer->id,
 			 (unsigned long long)pm->stream);
 		r->peer_stream = pm->stream;
 		r->applied = r->accepted = 0;
@@ -389,5 +434,5 @@ repl_on_batch(struct repl *r, Shoal__PeerMessage *pm)
 	a->pm = pm;
 	a->stream = pm->stream;
 	r->applying++;
-	commit_add(r->n->commit, repl_apply, repl_applied, a);
+	commit_add(r->commit, repl_apply, repl_applied, a);
 }

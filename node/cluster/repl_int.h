@@ -1,6 +1,7 @@
-/* What node/repl.c (the link, our stream, acks, waits) and
- * node/repl_apply.c (applying the peer's stream) share: the state of the
- * pair. Nothing outside those two files includes this. */
+/* What node/cluster/repl.c (the link, pair health, waits, status),
+ * repl_send.c (our stream, acks, trim, resync) and repl_apply.c (applying
+ * the peer's stream) share: the state of the pair. Nothing outside those
+ * three files includes this. */
 #ifndef SHOAL_NODE_REPL_INT_H
 #define SHOAL_NODE_REPL_INT_H
 
@@ -8,14 +9,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/config.h"
+#include "node/cluster/hooks.h"
 #include "node/cluster/repl.h"
 #include "proto/node_node.pb-c.h"
 
-struct node;
+struct commit;
+struct owner;
+struct store;
 struct zsock;
-struct cfg_node;
 
 #define REPL_META_PEER "repl_peer" /* be64 stream || be64 applied */
+#define REPL_META_ACKED "repl_acked" /* be64: highest ack of our stream */
 
 enum repl_state {
 	REPL_OFF,
@@ -37,7 +42,12 @@ struct repl_flight {
 };
 
 struct repl {
-	struct node *n;
+	const struct config *cfg;
+	const struct cfg_node *me;
+	struct store *store;
+	struct commit *commit;
+	struct owner *owner;
+	struct cluster_hooks hooks;
 	const struct cfg_node *peer;
 	bool on;
 	struct zsock *link;           /* DEALER to the peer */
@@ -101,12 +111,45 @@ struct repl {
 	uint64_t batches_sent, batches_applied, records_applied;
 };
 
-/* Big-endian 64-bit into 8 bytes, and back. */
-void repl_be64(unsigned char *p, uint64_t v);
-uint64_t repl_get64(const void *p);
+/* ---- repl.c ---- */
 
 /* Our header (map, ack) with an empty heartbeat, to the peer now. */
 void repl_send_heartbeat(struct repl *r);
+
+/* Fill the header every message to the peer carries: who we are, our
+ * ack, our clock and its echo, and our map when it is due. */
+void repl_header(struct repl *r, Shoal__PeerMessage *pm);
+
+/* Pack pm and send it to the peer (dropped when the link cannot take
+ * it: the go-back timer sends again). */
+void repl_send_msg(struct repl *r, Shoal__PeerMessage *pm);
+
+/* Pair health moves to s, logged with why. */
+void repl_set_state(struct repl *r, enum repl_state s, const char *why);
+
+/* Answer the waits: those at or below seq durable, or all of them with
+ * `all`, durable or not. */
+void repl_release(struct repl *r, uint64_t seq, bool all, bool durable);
+
+/* ---- repl_send.c ---- */
+
+/* Ship what the window allows of the journal past r->sent. */
+void repl_pump(struct repl *r);
+
+/* repl_kick()'s event: repl_pump(arg). */
+void repl_on_kick(evutil_socket_t fd, short what, void *arg);
+
+/* Send again from `from` on: the peer asked, or acks stalled. */
+void repl_rewind(struct repl *r, uint64_t from);
+
+/* How long acks may stall before the stream goes back to the ack. */
+uint64_t repl_stall_ms(const struct repl *r);
+
+/* The peer acknowledges our stream up to seq (less than before: it lost
+ * data, we resync), and maybe asks for a resend from there. */
+void repl_on_ack(struct repl *r, uint64_t seq, bool resend);
+
+/* ---- repl_apply.c ---- */
 
 /* A batch of the peer's stream arrived (repl_apply.c). Takes pm. */
 void repl_on_batch(struct repl *r, Shoal__PeerMessage *pm);

@@ -1,17 +1,23 @@
-/* Check suite for node/repl.c and node/repl_apply.c: the replica's side of
- * the stream when an apply fails (issue 15, item 14), and the lease the
- * peer link gives node/owner.c (item 12). A real shoal-node
- * (node_new) with a 1 MiB map, driven one loop pass at a time; the test is
- * its peer n2: it hands batches to repl_handle() as the front socket would,
- * and reads what the node sends back on a ZeroMQ ROUTER bound at n2's
- * endpoint. A record with a 2 MiB body cannot fit the map: its batch fails
- * with "storage full", as on a full disk. */
+/* Check suite for node/cluster/repl*.c, built without the rest of the
+ * node: node n1's store (a fresh LMDB dir with a 1 MiB map), group
+ * commit, owner and peer link, wired as node.c does, with hooks that
+ * count what they ask of the node above; driven one loop pass at a time.
+ * The test is n1's peer n2: it hands batches to repl_handle() as the
+ * front socket would, and reads what n1 sends back on a ZeroMQ ROUTER
+ * bound at n2's endpoint.
+ *
+ * Applying the peer's stream: in order, a duplicate batch, a gap (a
+ * resend asked), a failed apply (a record with a 2 MiB body cannot fit
+ * the map: "storage full", as on a full disk) retried until it succeeds;
+ * handbacks; withdrawn against finished deletions. And the lease the peer
+ * link gives the owner (node/cluster/owner.c). */
 #include "node/cluster/repl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +32,8 @@
 #include "lib/qid.h"
 #include "lib/shardmap.h"
 #include "lib/wire.h"
-#include "node/node.h"
 #include "node/cluster/owner.h"
+#include "node/store/commit.h"
 #include "node/store/store.h"
 #include "proto/node_node.pb-c.h"
 #include "proto/queue.pb-c.h"
@@ -41,7 +47,10 @@
 static char t_dir[64];
 static struct config *t_cfg;
 static struct event_base *t_base;
-static struct node *t_node;
+static struct store *t_store;
+static struct commit *t_commit;
+static struct owner *t_owner;
+static struct repl *t_repl;
 static void *t_zctx;
 static void *t_peer; /* ROUTER at n2's endpoint */
 static char t_qids[T_QIDS][QID_LEN + 1];
@@ -52,6 +61,90 @@ static uint64_t t_acked;	/* highest ack of our stream */
 static bool t_resend;		/* a resend request since last reset */
 static char t_apply_error[128]; /* the last apply_error it reported */
 static uint64_t t_node_sent;	/* its clock in its last message */
+
+/* What the cluster asked of the node above it. */
+static int t_due; /* work_due: a handback adopted messages */
+
+static void
+t_hook_map_changed(void *arg, const Shoal__ShardMap *map)
+{
+	(void)arg;
+	(void)map;
+}
+
+static void
+t_hook_fence_changed(void *arg, bool may_deliver)
+{
+	(void)arg;
+	(void)may_deliver;
+}
+
+static void
+t_hook_starts_revoked(void *arg)
+{
+	(void)arg;
+}
+
+static void
+t_hook_work_due(void *arg)
+{
+	(void)arg;
+	t_due++;
+}
+
+static uint64_t
+t_hook_in_flight(void *arg, const uint8_t *shards, size_t n)
+{
+	(void)arg;
+	(void)shards;
+	(void)n;
+	return 0;
+}
+
+static int
+t_hook_supp_apply(void *arg, struct store_txn *t, const Shoal__ReplRecord *rec)
+{
+	(void)arg;
+	(void)t;
+	(void)rec;
+	return 0;
+}
+
+static int
+t_hook_supp_purge(void *arg, struct store_txn *t, uint32_t shard, uint64_t *n)
+{
+	(void)arg;
+	(void)t;
+	(void)shard;
+	(void)n;
+	return 0;
+}
+
+static int
+t_hook_supp_touch(void *arg, struct store_txn *t, uint64_t *n)
+{
+	(void)arg;
+	(void)t;
+	(void)n;
+	return 0;
+}
+
+static const struct cluster_hooks t_hooks = {
+	.map_changed = t_hook_map_changed,
+	.fence_changed = t_hook_fence_changed,
+	.starts_revoked = t_hook_starts_revoked,
+	.work_due = t_hook_work_due,
+	.in_flight = t_hook_in_flight,
+	.supp_apply = t_hook_supp_apply,
+	.supp_purge = t_hook_supp_purge,
+	.supp_touch = t_hook_supp_touch,
+};
+
+static void
+t_commit_hook(void *arg)
+{
+	repl_kick(arg);
+}
 
 /* A TCP port that was free on 127.0.0.1 a moment ago. */
 static int
@@ -71,7 +164,8 @@ t_free_port(void)
 static void
 t_setup(void)
 {
-	char conf[128], text[2048], err[256], ep[64];
+	char conf[128], text[2048], err[256], ep[64], n1[96];
+	const struct cfg_node *me;
 	int p1, p2;
 	FILE *f;
 
@@ -111,9 +205,19 @@ t_setup(void)
 	ck_assert_msg(config_load(conf, &t_cfg, err, sizeof(err)) == 0, "%s",
 		      err);
 	t_base = event_base_new();
-	ck_assert_int_eq(node_new(t_cfg, config_find_node(t_cfg, "n1"), t_base,
-				  false, &t_node),
-			 0);
+	/* n1's cluster modules, as node.c's node_cluster_new() makes them */
+	me = config_find_node(t_cfg, "n1");
+	snprintf(n1, sizeof(n1), "%s/n1", t_dir);
+	ck_assert_int_eq(mkdir(n1, 0700), 0);
+	ck_assert_int_eq(store_open(n1, me->map_size, &t_store), 0);
+	t_commit = commit_new(t_base, t_store);
+	t_owner = owner_new(t_base, t_cfg, me, t_store, NULL,
+			    shardmap_derive(t_cfg), &t_hooks);
+	t_repl = repl_new(t_base, t_cfg, me, t_zctx, t_store, t_commit,
+			  t_owner, &t_hooks);
+	ck_assert_ptr_nonnull(t_repl);
+	owner_set_repl(t_owner, t_repl);
+	commit_set_hook(t_commit, t_commit_hook, t_repl);
 	/* qids of n2's shards (odd ones): replica copies on n1 */
 	{
 		struct qid_gen g;
@@ -134,12 +238,20 @@ t_setup(void)
 	t_resend = false;
 	t_apply_error[0] = '\0';
 	t_node_sent = 0;
+	t_due = 0;
 }
 
 static void
 t_teardown(void)
 {
-	node_free(t_node);
+	/* node_free()'s order: commit, answer the waits, commit again */
+	commit_flush(t_commit);
+	commit_set_hook(t_commit, NULL, NULL);
+	repl_free(t_repl);
+	commit_flush(t_commit);
+	commit_free(t_commit);
+	owner_free(t_owner);
+	store_close(t_store);
 	event_base_free(t_base);
 	zmq_close(t_peer);
 	zmq_ctx_term(t_zctx);
@@ -284,7 +396,7 @@ t_send(uint64_t prev, Shoal__ReplRecord *recs, int n)
 	memcpy(zmq_msg_data(&f[1]), WIRE_TAG_NODE, WIRE_TAG_LEN);
 	zmq_msg_init_size(&f[2], len);
 	shoal__peer_message__pack(&pm, zmq_msg_data(&f[2]));
-	repl_handle(t_node->repl, f, 3);
+	repl_handle(t_repl, f, 3);
 	for (int i = 0; i < 3; i++)
 		zmq_msg_close(&f[i]);
 	for (int i = 0; i < n; i++) {
@@ -322,7 +434,7 @@ t_heartbeat(uint64_t sent_ms, uint64_t echo_ms, bool with_map)
 	pm.sent_ms = sent_ms;
 	pm.echo_ms = echo_ms;
 	if (with_map)
-		pm.map = t_node->map;
+		pm.map = (Shoal__ShardMap *)owner_map(t_owner);
 	pm.body_case = SHOAL__PEER_MESSAGE__BODY_HEARTBEAT;
 	pm.heartbeat = &hb;
 	len = shoal__peer_message__get_packed_size(&pm);
@@ -332,7 +444,7 @@ t_heartbeat(uint64_t sent_ms, uint64_t echo_ms, bool with_map)
 	memcpy(zmq_msg_data(&f[1]), WIRE_TAG_NODE, WIRE_TAG_LEN);
 	zmq_msg_init_size(&f[2], len);
 	shoal__peer_message__pack(&pm, zmq_msg_data(&f[2]));
-	repl_handle(t_node->repl, f, 3);
+	repl_handle(t_repl, f, 3);
 	for (int i = 0; i < 3; i++)
 		zmq_msg_close(&f[i]);
 }
@@ -360,7 +472,7 @@ t_has(const char *qid)
 	size_t len;
 	int rc;
 
-	ck_assert_int_eq(store_txn_begin(t_node->store, true, &t), 0);
+	ck_assert_int_eq(store_txn_begin(t_store, true, &t), 0);
 	rc = store_msg_get_meta(t, qid, &p, &len);
 	store_txn_abort(t);
 	return rc == 0;
@@ -373,7 +485,7 @@ t_tomb(const char *qid)
 	struct store_txn *t;
 	int rc;
 
-	ck_assert_int_eq(store_txn_begin(t_node->store, true, &t), 0);
+	ck_assert_int_eq(store_txn_begin(t_store, true, &t), 0);
 	rc = store_tomb_has(t, qid);
 	store_txn_abort(t);
 	ck_assert(rc == 0 || rc == -ENOENT);
@@ -402,7 +514,7 @@ t_store_own(const char *qid)
 	struct store_txn *t;
 
 	t_record(&rec, 0, qid, 100, false);
-	ck_assert_int_eq(store_txn_begin(t_node->store, false, &t), 0);
+	ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
 	ck_assert_int_eq(store_msg_put(t, qid, rec.shard, rec.meta.data,
 				       rec.meta.len, rec.body.data,
 				       rec.body.len),
@@ -412,6 +524,211 @@ t_store_own(const char *qid)
 	free(rec.meta.data);
 	free(rec.body.data);
 }
+
+/* Whether n1's due index holds qid (due by now). */
+static bool t_due_has_cb_found;
+
+static int
+t_due_one(uint64_t due, const char *qid, void *arg)
+{
+	(void)due;
+	if (strcmp(qid, arg) == 0)
+		t_due_has_cb_found = true;
+	return 0;
+}
+
+static bool
+t_is_due(const char *qid)
+{
+	struct store_txn *t;
+
+	t_due_has_cb_found = false;
+	ck_assert_int_eq(store_txn_begin(t_store, true, &t), 0);
+	ck_assert_int_eq(store_due_foreach(t, 0, NULL,
+					   (uint64_t)time(NULL) + 1, 1000,
+					   t_due_one, (void *)qid),
+			 0);
+	store_txn_abort(t);
+	return t_due_has_cb_found;
+}
+
+/* The size of n1's body of qid, 0 when it has none. */
+static size_t
+t_body_len(const char *qid)
+{
+	struct store_txn *t;
+	const void *p;
+	size_t len = 0;
+
+	ck_assert_int_eq(store_txn_begin(t_store, true, &t), 0);
+	if (store_msg_get_body(t, qid, &p, &len) != 0)
+		len = 0;
+	store_txn_abort(t);
+	return len;
+}
+
+/* Batches that follow one another are applied in order, each
+ * acknowledged; replica copies are not due (a replica delivers
+ * nothing). */
+START_TEST(test_batches_are_applied_in_order)
+	{
+		Shoal__ReplRecord r[2];
+
+		t_wait_link();
+		t_record(&r[0], 1, t_qids[0], 100, false);
+		t_record(&r[1], 2, t_qids[1], 100, false);
+		t_apply(0, r, 2);
+		t_record(&r[0], 3, t_qids[2], 100, false);
+		t_apply(2, r, 1);
+		for (int i = 0; i < T_QIDS; i++) {
+			ck_assert(t_has(t_qids[i]));
+			ck_assert_msg(!t_is_due(t_qids[i]),
+				      "a replica copy is due");
+		}
+		ck_assert(!t_resend);
+		ck_assert_int_eq(t_due, 0);
+	}
+END_TEST
+
+/* A batch applied already (the primary went back after a lost ack) is
+ * acknowledged again and changes nothing: it must not bring back a
+ * message a later batch deleted. One that overlaps what is applied
+ * applies only its new records. */
+START_TEST(test_a_duplicate_batch_changes_nothing)
+	{
+		Shoal__ReplRecord r[3];
+
+		t_wait_link();
+		t_record(&r[0], 1, t_qids[0], 100, false);
+		t_apply(0, r, 1);
+		t_record(&r[0], 2, t_qids[0], 0, true); /* delivered there */
+		t_apply(1, r, 1);
+		ck_assert(!t_has(t_qids[0]) && t_tomb(t_qids[0]));
+		t_record(&r[0], 1, t_qids[0], 100, false);
+		t_send(0, r, 1);
+		t_run(200);
+		ck_assert_msg(!t_has(t_qids[0]),
+			      "a duplicate batch undid a later deletion");
+		ck_assert_uint_eq(t_acked, 2);
+		ck_assert(!t_resend);
+		/* (0, 3]: seqs 1 and 2 again, 3 new */
+		t_record(&r[0], 1, t_qids[0], 100, false);
+		t_record(&r[1], 2, t_qids[0], 0, true);
+		t_record(&r[2], 3, t_qids[1], 100, false);
+		t_apply(0, r, 3);
+		ck_assert(!t_has(t_qids[0]));
+		ck_assert(t_has(t_qids[1]));
+	}
+END_TEST
+
+/* A batch that does not follow what n1 applied (one was lost on the way)
+ * is not applied: n1 asks for a resend from its ack, and the batches
+ * from there fill the gap. */
+START_TEST(test_a_gap_asks_for_a_resend)
+	{
+		uint64_t until;
+
+		t_wait_link();
+		t_batch(0, 0, 1, 100);
+		t_run(100);
+		ck_assert_uint_eq(t_acked, 1);
+		t_resend = false;
+		t_batch(2, 2, 1, 100); /* seq 2 missing */
+		t_run(100);
+		ck_assert_msg(t_resend, "no resend asked after a gap");
+		ck_assert(!t_has(t_qids[2]));
+		ck_assert_uint_eq(t_acked, 1);
+		t_batch(1, 1, 2, 100); /* the resend: seqs 2 and 3 */
+		until = clock_mono_ms() + 5000;
+		while (t_acked < 3 && clock_mono_ms() < until)
+			t_run(10);
+		ck_assert_uint_eq(t_acked, 3);
+		ck_assert(t_has(t_qids[1]) && t_has(t_qids[2]));
+	}
+END_TEST
+
+/* A handback (records of a shard n1 now owns, from its primary before a
+ * failover): a message n1 lacks is adopted and due, and the scheduler is
+ * told; n1's own copy wins over the old primary's; a message n1 finished
+ * since the takeover is not adopted again (it would be delivered twice). */
+START_TEST(test_handback_adopts_what_we_lack_only)
+	{
+		Shoal__ReplRecord r[3];
+		struct store_txn *t;
+
+		t_wait_link();
+		t_store_own(t_own[0]); /* body of 100 bytes */
+		t_store_own(t_own[2]);
+		ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
+		ck_assert_int_eq(store_msg_retire(t, t_own[2],
+						  shard_of(t_own[2], T_SHARDS)),
+				 0);
+		ck_assert_int_eq(store_txn_commit(t), 0);
+		t_record(&r[0], 1, t_own[0], 200, false);
+		t_record(&r[1], 2, t_own[1], 100, false);
+		t_record(&r[2], 3, t_own[2], 100, false);
+		t_apply(0, r, 3);
+		ck_assert_msg(t_body_len(t_own[0]) == 100,
+			      "the old primary's copy replaced ours");
+		ck_assert(t_has(t_own[1]) && t_is_due(t_own[1]));
+		ck_assert_int_eq(t_due, 1);
+		ck_assert_msg(!t_has(t_own[2]),
+			      "a message finished here adopted again");
+	}
+END_TEST
+
+/* How many lines of the log file at path hold needle. */
+static int
+t_log_count(const char *path, const char *needle)
+{
+	char line[1024];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* The group commit may run an apply more than once (node/store/commit.h;
+ * rehearsal runs every batch once more and aborts it): applying the
+ * peer's stream writes only through its transaction, so what it logs is
+ * logged once, when committed, and the state is as without rehearsal. */
+START_TEST(test_apply_logs_once_under_rehearsal)
+	{
+		Shoal__ReplRecord r[4];
+		char log[96];
+
+		snprintf(log, sizeof(log), "%s/apply.log", t_dir);
+		log_init("test_repl", LOG_LVL_INFO);
+		ck_assert_int_eq(log_open_file(log), 0);
+		commit_set_rehearse(t_commit, true);
+		t_wait_link();
+		t_store_own(t_own[0]);
+		t_store_own(t_own[1]);
+		t_record(&r[0], 1, t_own[0], 0, false); /* withdrawn there */
+		t_record(&r[1], 2, t_own[1], 0, true);	/* delivered there */
+		t_record(&r[2], 3, t_own[2], 100, false); /* new to us */
+		t_record(&r[3], 4, t_qids[0], 100, false); /* a replica copy */
+		/* an update of a copy never received */
+		r[3].has_body = false;
+		free(r[3].body.data);
+		r[3].body.data = NULL;
+		r[3].body.len = 0;
+		t_apply(0, r, 4);
+		log_close();
+		ck_assert_int_eq(t_log_count(log, "action=kept"), 1);
+		ck_assert_int_eq(t_log_count(log, "action=deleted"), 1);
+		ck_assert_int_eq(t_log_count(log, "action=adopted"), 1);
+		ck_assert_int_eq(t_log_count(log, "event=replica_gap"), 1);
+		ck_assert(t_has(t_own[0]) && !t_has(t_own[1]));
+		ck_assert(t_has(t_own[2]) && t_is_due(t_own[2]));
+		ck_assert(!t_has(t_qids[0]));
+		ck_assert_int_eq(t_due, 1);
+	}
+END_TEST
 
 /* Three batches read in one pass share a group commit; the middle one
  * does not fit. The third must not be applied over the hole the second
@@ -484,20 +801,20 @@ START_TEST(test_stale_messages_do_not_extend_the_lease)
 		t_run(100);
 		ck_assert(t_node_sent != 0);
 		t_heartbeats(300, 0, true);
-		ck_assert_msg(owner_may_deliver(t_node->owner),
+		ck_assert_msg(owner_may_deliver(t_owner),
 			      "fresh contact and the peer's map: may deliver");
 		stale = t_node_sent;
 		t_heartbeats(800, stale, true);
-		ck_assert_msg(!owner_may_deliver(t_node->owner),
+		ck_assert_msg(!owner_may_deliver(t_owner),
 			      "a lease kept alive by stale echoes");
 		/* fresh contact, but the map comes only in a stale message */
 		t_heartbeats(200, 0, false);
 		t_heartbeat(clock_mono_ms(), stale, true);
 		t_run(20);
-		ck_assert_msg(!owner_may_deliver(t_node->owner),
+		ck_assert_msg(!owner_may_deliver(t_owner),
 			      "unfenced by a map that predates the lapse");
 		t_heartbeats(200, 0, true);
-		ck_assert(owner_may_deliver(t_node->owner));
+		ck_assert(owner_may_deliver(t_owner));
 	}
 END_TEST
 
@@ -508,12 +825,12 @@ START_TEST(test_a_peer_without_echo_counts_from_arrival)
 		uint64_t until;
 
 		t_wait_link();
-		ck_assert(!owner_may_deliver(t_node->owner));
+		ck_assert(!owner_may_deliver(t_owner));
 		until = clock_mono_ms() + 1000;
 		while (clock_mono_ms() < until) {
 			t_heartbeat(0, 0, true);
 			t_run(20);
-			ck_assert(owner_may_deliver(t_node->owner));
+			ck_assert(owner_may_deliver(t_owner));
 		}
 	}
 END_TEST
@@ -583,7 +900,7 @@ START_TEST(test_record_says_whether_a_deletion_is_final)
 
 		t_store_own(t_own[0]);
 		t_store_own(t_own[1]);
-		ck_assert_int_eq(store_txn_begin(t_node->store, false, &t), 0);
+		ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
 		ck_assert_int_eq(store_msg_del(t, t_own[0],
 					       shard_of(t_own[0], T_SHARDS)),
 				 0);
@@ -609,10 +926,15 @@ repl_suite(void)
 
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
 	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_batches_are_applied_in_order);
+	tcase_add_test(tc, test_a_duplicate_batch_changes_nothing);
+	tcase_add_test(tc, test_a_gap_asks_for_a_resend);
 	tcase_add_test(tc, test_batch_after_a_failed_one_is_not_applied);
 	tcase_add_test(tc, test_failed_apply_is_retried_until_it_succeeds);
 	tcase_add_test(
 		tc, test_replica_keeps_a_tombstone_only_of_a_finished_message);
+	tcase_add_test(tc, test_handback_adopts_what_we_lack_only);
+	tcase_add_test(tc, test_apply_logs_once_under_rehearsal);
 	tcase_add_test(tc, test_handback_of_a_withdrawal_keeps_our_copy);
 	tcase_add_test(tc, test_record_says_whether_a_deletion_is_final);
 	suite_add_tcase(s, tc);
