@@ -476,13 +476,11 @@ node_free(struct node *n)
 		return;
 	metrics_free(n->metrics);
 	n->metrics = NULL; /* delivery's teardown must not count into it */
-	move_free(n->move);
-	n->move = NULL;
 	/* delivery first: it holds the jobs in flight */
 	deliver_free(n->deliver);
 	n->deliver = NULL;
 	/* Then in dependency order: commit items and peer waits call back
-	 * into ingest, the scheduler, suppression and the front socket
+	 * into ingest, the scheduler, moves, suppression and the front socket
 	 * (replies), so all of those outlive them. Commit what is queued
 	 * (a done callback may start a peer wait), answer the peer waits
 	 * (a refusal under require_peer queues its withdrawal), commit those
@@ -495,6 +493,9 @@ node_free(struct node *n)
 	n->repl = NULL;
 	if (n->commit)
 		commit_flush(n->commit);
+	/* a move batch's commit and its peer wait call back into the move */
+	move_free(n->move);
+	n->move = NULL;
 	scheduler_free(n->sched);
 	n->sched = NULL;
 	suppress_free(n->supp);
