@@ -213,7 +213,10 @@ repl_stall_ms(const struct repl *r)
 struct repl_trim {
 	struct repl *r;
 	uint64_t upto;
+	bool is_partial;	/* REPL_TRIM_MAX dropped: more may be left */
 };
+
+static void repl_maybe_trim(struct repl *r);
 
 static int
 repl_trim_apply(struct store_txn *t, void *arg)
@@ -222,19 +225,29 @@ repl_trim_apply(struct store_txn *t, void *arg)
 	unsigned char v[8];
 	int rc = store_journal_trim(t, tr->upto, REPL_TRIM_MAX);
 
+	if (rc < 0)
+		return rc;
+	tr->is_partial = rc >= REPL_TRIM_MAX; /* this run's answer */
 	be64_put(v, tr->upto);
-	return rc ? rc : store_meta_put(t, REPL_META_ACKED, v, sizeof(v));
+	return store_meta_put(t, REPL_META_ACKED, v, sizeof(v));
 }
 
+/* Trimmed: up to the ack it was for, unless it stopped at REPL_TRIM_MAX;
+ * either way go again for what is left or was acknowledged meanwhile, so
+ * the journal ends empty once the peer has everything (not only when the
+ * next ack comes). */
 static void
 repl_trim_done(int result, void *arg)
 {
 	struct repl_trim *tr = arg;
+	struct repl *r = tr->r;
 
-	tr->r->trim_busy = false;
-	if (result == 0)
-		tr->r->trimmed = tr->upto;
+	r->trim_busy = false;
+	if (result == 0 && !tr->is_partial)
+		r->trimmed = tr->upto;
 	free(tr);
+	if (result == 0)
+		repl_maybe_trim(r);
 }
 
 static void

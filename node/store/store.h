@@ -184,7 +184,8 @@ typedef int (*store_journal_fn)(uint64_t seq, const char *qid, bool body,
 int store_journal_foreach(struct store_txn *t, uint64_t after, size_t max,
 			  store_journal_fn fn, void *arg);
 
-/* Drop at most max entries with seq <= upto (the peer has them). */
+/* Drop at most max entries with seq <= upto (the peer has them). Returns
+ * how many were dropped (max: more may be left), or -errno. */
 int store_journal_trim(struct store_txn *t, uint64_t upto, size_t max);
 
 /* Entries held, and the newest seq (-ENOENT when empty). */

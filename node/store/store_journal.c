@@ -177,7 +177,7 @@ store_journal_trim(struct store_txn *t, uint64_t upto, size_t max)
 		n++;
 	}
 	mdb_cursor_close(cur);
-	return rc;
+	return rc != 0 ? rc : (int)n;
 }
 
 uint64_t

@@ -61,6 +61,8 @@ static uint64_t t_acked;	/* highest ack of our stream */
 static bool t_resend;		/* a resend request since last reset */
 static char t_apply_error[128]; /* the last apply_error it reported */
 static uint64_t t_node_sent;	/* its clock in its last message */
+static uint64_t t_node_stream;	/* the id of its own stream */
+static uint64_t t_node_head;	/* the newest seq of it that it sent */
 
 /* What the cluster asked of the node above it. */
 static int t_due; /* work_due: a handback adopted messages */
@@ -238,6 +240,8 @@ t_setup(void)
 	t_resend = false;
 	t_apply_error[0] = '\0';
 	t_node_sent = 0;
+	t_node_stream = 0;
+	t_node_head = 0;
 	t_due = 0;
 }
 
@@ -290,6 +294,10 @@ t_read_peer(void)
 			snprintf(t_apply_error, sizeof(t_apply_error), "%s",
 				 pm->apply_error ? pm->apply_error : "");
 			t_node_sent = pm->sent_ms;
+			t_node_stream = pm->stream;
+			if (pm->body_case == SHOAL__PEER_MESSAGE__BODY_BATCH &&
+			    pm->batch->last_seq > t_node_head)
+				t_node_head = pm->batch->last_seq;
 			shoal__peer_message__free_unpacked(pm, NULL);
 		}
 		for (int i = 0; i < n; i++)
@@ -463,6 +471,46 @@ t_heartbeats(uint64_t ms, uint64_t stale_echo, bool with_map)
 	}
 }
 
+/* Hand the node its peer's acknowledgement of its own stream up to seq. */
+static void
+t_ack(uint64_t seq)
+{
+	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
+	Shoal__PeerHeartbeat hb = SHOAL__PEER_HEARTBEAT__INIT;
+	zmq_msg_t f[3];
+	size_t len;
+
+	pm.from = "n2";
+	pm.stream = T_STREAM;
+	pm.acked_stream = t_node_stream;
+	pm.acked_seq = seq;
+	pm.body_case = SHOAL__PEER_MESSAGE__BODY_HEARTBEAT;
+	pm.heartbeat = &hb;
+	len = shoal__peer_message__get_packed_size(&pm);
+	zmq_msg_init_size(&f[0], 2);
+	memcpy(zmq_msg_data(&f[0]), "id", 2);
+	zmq_msg_init_size(&f[1], WIRE_TAG_LEN);
+	memcpy(zmq_msg_data(&f[1]), WIRE_TAG_NODE, WIRE_TAG_LEN);
+	zmq_msg_init_size(&f[2], len);
+	shoal__peer_message__pack(&pm, zmq_msg_data(&f[2]));
+	repl_handle(t_repl, f, 3);
+	for (int i = 0; i < 3; i++)
+		zmq_msg_close(&f[i]);
+}
+
+/* Entries left in n1's journal. */
+static uint64_t
+t_journal_left(void)
+{
+	struct store_txn *t;
+	uint64_t n;
+
+	ck_assert_int_eq(store_txn_begin(t_store, true, &t), 0);
+	n = store_journal_count(t);
+	store_txn_abort(t);
+	return n;
+}
+
 /* Whether n1 holds a copy of qid. */
 static bool
 t_has(const char *qid)
@@ -566,6 +614,37 @@ t_body_len(const char *qid)
 	store_txn_abort(t);
 	return len;
 }
+
+/* Acknowledgements that come while the journal is being trimmed for an
+ * earlier one are trimmed too once that trim is done, not only when a
+ * later ack comes (an idle pair showed lag_ops > 0 for ever with
+ * head_seq == acked_seq). */
+START_TEST(test_an_ack_during_a_trim_is_trimmed_after_it)
+	{
+		uint64_t until;
+
+		for (int i = 0; i < T_QIDS; i++)
+			t_store_own(t_own[i]);
+		repl_kick(t_repl);
+		t_wait_link();
+		until = clock_mono_ms() + 5000;
+		while (t_node_head < T_QIDS && clock_mono_ms() < until)
+			t_run(10);
+		ck_assert_uint_eq(t_node_head, T_QIDS);
+		ck_assert_uint_eq(t_journal_left(), T_QIDS);
+		/* two acks in one pass: the second finds the first's trim
+		 * queued in the group commit */
+		t_ack(1);
+		t_ack(T_QIDS);
+		until = clock_mono_ms() + 2000;
+		while (t_journal_left() > 0 && clock_mono_ms() < until)
+			t_run(10);
+		ck_assert_msg(t_journal_left() == 0,
+			      "%llu journal entries left after the peer "
+			      "acknowledged them all",
+			      (unsigned long long)t_journal_left());
+	}
+END_TEST
 
 /* Batches that follow one another are applied in order, each
  * acknowledged; replica copies are not due (a replica delivers
@@ -937,6 +1016,7 @@ repl_suite(void)
 	tcase_add_test(tc, test_apply_logs_once_under_rehearsal);
 	tcase_add_test(tc, test_handback_of_a_withdrawal_keeps_our_copy);
 	tcase_add_test(tc, test_record_says_whether_a_deletion_is_final);
+	tcase_add_test(tc, test_an_ack_during_a_trim_is_trimmed_after_it);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("lease");
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
