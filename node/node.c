@@ -40,72 +40,41 @@
 
 #define NODE_TOMB_MARGIN_S 86400 /* tombstones: past max_queue_lifetime */
 
-int
-node_reply(struct node *n, const void *id, size_t id_len, const void *payload,
-	   size_t len)
-{
-	struct rpc_ticket t = { .id_len = id_len };
-
-	if (id_len == 0 || id_len > RPC_ID_MAX)
-		return -EPROTO;
-	memcpy(t.id, id, id_len);
-	return rpc_reply(n->rpc, &t, payload, len);
-}
-
-/* Admin requests that change things, answered when done. reply_to is
- * node_on_admin()'s routing id frame (1..RPC_ID_MAX bytes). */
+/* Admin requests that change things, answered when done. */
 static void
-node_on_admin_defer(void *arg, const void *reply_to, size_t reply_to_len,
+node_on_admin_defer(void *arg, const struct rpc_ticket *t,
 		    const Shoal__AdminRequest *rq)
 {
 	struct node *n = arg;
-	struct rpc_ticket t = { .request_id = rq->request_id };
 
-	if (reply_to_len <= RPC_ID_MAX) { /* else answered to nobody */
-		memcpy(t.id, reply_to, reply_to_len);
-		t.id_len = reply_to_len;
-	}
 	if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FAILOVER)
-		owner_failover(n->owner, &t, rq->failover);
+		owner_failover(n->owner, t, rq->failover);
 	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE)
-		move_request(n->move, &t, rq->move);
+		move_request(n->move, t, rq->move);
 	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SUPPRESS)
-		suppress_admin(n->supp, reply_to, reply_to_len, rq);
+		suppress_admin(n->supp, t, rq);
 	else
-		actions_handle(n, reply_to, reply_to_len, rq);
+		actions_handle(n->actions, t, rq);
 }
 
+/* The admin link: what a request reads, as it is now. */
 static void
 node_on_admin(struct node *n, zmq_msg_t *frames, size_t nframes)
 {
 	struct admin_ctx ctx = {
+		.rpc = n->rpc,
 		.store = n->store,
 		.node_id = n->me->id,
-		.map = n->map,
+		.map = owner_map(n->owner),
 		.started_at = n->started_at,
 		.repl = n->repl,
 		.sched = n->sched,
 		.owner = n->owner,
 		.defer = node_on_admin_defer,
 		.defer_arg = n,
-		.reply_to = zmq_msg_data(&frames[0]),
-		.reply_to_len = zmq_msg_size(&frames[0]),
 	};
-	void *out = NULL;
-	size_t out_len = 0;
 
-	if (nframes != 3) {
-		log_warn("admin event=bad_request reason=\"%zu frames\"",
-			 nframes);
-		return;
-	}
-	admin_handle(&ctx, zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]),
-		     &out, &out_len);
-	if (out) {
-		node_reply(n, zmq_msg_data(&frames[0]),
-			   zmq_msg_size(&frames[0]), out, out_len);
-		free(out);
-	}
+	admin_handle(&ctx, frames, nframes);
 }
 
 /* The links of the front socket (lib/wire.h tags), each to its module. */
@@ -218,7 +187,9 @@ node_cluster_supp_purge(void *arg, struct store_txn *t, uint32_t shard,
 static int
 node_cluster_supp_touch(void *arg, struct store_txn *t, uint64_t *count)
 {
-	return suppress_touch_primary(arg, t, count);
+	struct node *n = arg;
+
+	return suppress_touch(n->supp, t, count);
 }
 
 /* Shard ownership, the peer link and shard moves (node/cluster/), given
@@ -265,8 +236,9 @@ node_deliver_job_done(void *arg, struct job *j)
 static bool
 node_deliver_may_start(void *arg, const struct job *j)
 {
-	(void)arg;
-	return scheduler_job_may_start(j);
+	struct node *n = arg;
+
+	return owner_may_start(n->owner, j->msg->sm->shard);
 }
 
 static void
@@ -300,6 +272,153 @@ node_deliver_new(struct node *n)
 	};
 
 	return deliver_new(n->base, n->cfg, n->me->id, n->map, &hooks);
+}
+
+/* ---- suppression: its list, checks and pending adds ---- */
+
+static struct suppress *
+node_suppress_new(struct node *n)
+{
+	const struct suppress_deps deps = {
+		.base = n->base,
+		.zctx = n->zctx,
+		.cfg = n->cfg,
+		.node_id = n->me->id,
+		.store = n->store,
+		.commit = n->commit,
+		.rpc = n->rpc,
+		.owner = n->owner,
+		.repl = n->repl,
+	};
+
+	return suppress_new(&deps);
+}
+
+/* ---- the queue: the scheduler asks the owner and ingest, feeds
+ * delivery, and tells metrics ---- */
+
+static bool
+node_sched_may_deliver(void *arg)
+{
+	struct node *n = arg;
+
+	return owner_may_deliver(n->owner);
+}
+
+static bool
+node_sched_may_start(void *arg, uint32_t shard)
+{
+	struct node *n = arg;
+
+	return owner_may_start(n->owner, shard);
+}
+
+static bool
+node_sched_is_primary(void *arg, uint32_t shard)
+{
+	struct node *n = arg;
+
+	return owner_is_primary(n->owner, shard);
+}
+
+static bool
+node_sched_is_held(void *arg, const char *qid)
+{
+	struct node *n = arg;
+
+	return ingest_holds(n->ingest, qid);
+}
+
+static void
+node_sched_submit(void *arg, struct job *j)
+{
+	struct node *n = arg;
+
+	deliver_submit(n->deliver, j);
+}
+
+static void
+node_sched_recheck(void *arg)
+{
+	struct node *n = arg;
+
+	deliver_recheck(n->deliver);
+}
+
+static void
+node_sched_results(void *arg, const struct job *j)
+{
+	struct node *n = arg;
+
+	metrics_job(n->metrics, j);
+}
+
+/* The delivery log, the scheduler, ingest and queue actions. The hooks
+ * run from the loop, once every module exists. */
+static void
+node_queue_new(struct node *n)
+{
+	struct scheduler_deps sd = {
+		.base = n->base,
+		.cfg = n->cfg,
+		.node_id = n->me->id,
+		.store = n->store,
+		.commit = n->commit,
+		.supp = n->supp,
+		.hooks = {
+			.may_deliver = node_sched_may_deliver,
+			.may_start = node_sched_may_start,
+			.is_primary = node_sched_is_primary,
+			.is_held = node_sched_is_held,
+			.submit = node_sched_submit,
+			.recheck = node_sched_recheck,
+			.results = node_sched_results,
+			.arg = n,
+		},
+	};
+	struct ingest_deps id = {
+		.cfg = n->cfg,
+		.me = n->me,
+		.incarnation = n->incarnation,
+		.rpc = n->rpc,
+		.commit = n->commit,
+		.owner = n->owner,
+		.repl = n->repl,
+		.supp = n->supp,
+	};
+	struct actions_deps ad = {
+		.node_id = n->me->id,
+		.rpc = n->rpc,
+		.commit = n->commit,
+		.owner = n->owner,
+	};
+
+	n->dlog = dlog_open(n->base, n->me->data_dir);
+	sd.dlog = n->dlog;
+	n->sched = scheduler_new(&sd);
+	id.sched = ad.sched = n->sched;
+	n->ingest = ingest_new(&id);
+	n->actions = actions_new(&ad);
+}
+
+/* ---- ops: metrics (admin is per request: node_on_admin()) ---- */
+
+static struct metrics *
+node_ops_new(struct node *n)
+{
+	const struct metrics_deps deps = {
+		.base = n->base,
+		.me = n->me,
+		.store = n->store,
+		.commit = n->commit,
+		.owner = n->owner,
+		.repl = n->repl,
+		.ingest = n->ingest,
+		.sched = n->sched,
+		.deliver = n->deliver,
+	};
+
+	return metrics_new(&deps);
 }
 
 #define NODE_STOP_POLL_MS 20
@@ -345,6 +464,7 @@ node_on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	n->is_stopping = true;
+	ingest_stop(n->ingest);
 	sd_notify(0, "STOPPING=1\nSTATUS=Finishing enqueues in flight");
 	log_info("node id=%s event=stopping signal=%d pending=%llu", n->me->id,
 		 (int)sig, (unsigned long long)ingest_pending(n->ingest));
@@ -429,6 +549,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 					  NODE_TOMB_MARGIN_S);
 	n->commit = commit_new(base, n->store);
 	n->zctx = zmq_ctx_new();
+	/* bound now, served from the loop: the modules below answer on it */
 	rc = rpc_open(base, n->zctx, me->id, me->endpoint, max_msg, &n->rpc);
 	if (rc != 0) {
 		shardmap_free(map);
@@ -437,16 +558,14 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	rc = node_cluster_new(n, map);
 	if (rc != 0)
 		goto fail;
-	n->ingest = ingest_new(n);
-	n->dlog = dlog_open(base, me->data_dir);
 	n->deliver = node_deliver_new(n);
 	if (n->deliver == NULL) {
 		rc = SHOAL_E_CONFIG;
 		goto fail;
 	}
-	n->sched = scheduler_new(n);
-	n->metrics = metrics_new(n);
-	n->supp = suppress_new(n);
+	n->supp = node_suppress_new(n);
+	node_queue_new(n);
+	n->metrics = node_ops_new(n);
 	rpc_on(n->rpc, WIRE_TAG_ROUTER, node_on_router_link, n);
 	rpc_on(n->rpc, WIRE_TAG_ADMIN, node_on_admin_link, n);
 	rpc_on(n->rpc, WIRE_TAG_NODE, node_on_peer_link, n);
@@ -500,6 +619,8 @@ node_free(struct node *n)
 	n->sched = NULL;
 	suppress_free(n->supp);
 	n->supp = NULL;
+	actions_free(n->actions);
+	n->actions = NULL;
 	ingest_free(n->ingest);
 	n->ingest = NULL;
 	dlog_close(n->dlog);

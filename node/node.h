@@ -17,6 +17,7 @@ struct commit;
 struct zsock;
 struct rpc;
 struct ingest;
+struct actions;
 struct scheduler;
 struct deliver;
 struct dlog;
@@ -35,6 +36,7 @@ struct node {
 	struct commit *commit;
 	struct rpc *rpc;           /* the front socket (node/rpc/rpc.h) */
 	struct ingest *ingest;
+	struct actions *actions;   /* shoalctl's queue actions */
 	struct scheduler *sched;
 	struct deliver *deliver;
 	struct dlog *dlog;         /* delivery log, may be NULL */
@@ -68,10 +70,5 @@ int node_new(const struct config *cfg, const struct cfg_node *me,
  * commit or the peer), then release everything in dependency order.
  * node_free(NULL) does nothing. */
 void node_free(struct node *n);
-
-/* Reply on the front socket to the peer whose identity frame is id. The
- * payload is copied. Returns 0 or -errno (peer gone: logged at debug). */
-int node_reply(struct node *n, const void *id, size_t id_len,
-	       const void *payload, size_t len);
 
 #endif

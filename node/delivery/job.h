@@ -14,8 +14,6 @@
 #include "node/delivery/smtpc.h"
 #include "proto/queue.pb-c.h"
 
-struct scheduler;
-
 struct job_msg {
 	int refs;
 	char qid[QID_MAX];
@@ -45,9 +43,6 @@ struct job {
 	struct job_result *res;    /* n results, filled by delivery */
 	uint64_t started;          /* unix seconds */
 	uint64_t started_us;       /* clock_mono_us(), for metrics */
-	struct scheduler *sched;   /* the scheduler's (it made the job);
-				      delivery never reads it: jobs go
-				      back through struct deliver_hooks */
 	struct job *next;          /* delivery's queue link */
 };
 

@@ -1,9 +1,11 @@
 /* The admin link on a node: answers shoalctl's status, queue list and
- * queue show requests from the store, in one read-only transaction each.
- * Status counts come from the store's per-shard queue counts (kept in the
- * commit, node/store.h), never from a walk: a status costs O(shards) at
- * any queue size. Leaves framing and sockets to node.c, and queue actions
- * (hold, flush, delete) to a later module.
+ * queue show requests from the store, in one read-only transaction each,
+ * through rpc_reply_admin() (node/rpc/rpc.h, which also owns the rule for
+ * a reply too large to read). Status counts come from the store's
+ * per-shard queue counts (kept in the commit, node/store.h), never from a
+ * walk: a status costs O(shards) at any queue size. Requests that change
+ * things (failover, moves, queue actions, suppression) go to the defer
+ * hook node.c installs, with the request's ticket.
  *
  * Handles untrusted input: the request comes from whoever reached the node
  * endpoint. Everything is checked before use; a bad request is answered
@@ -34,6 +36,7 @@
 #include "node/cluster/owner.h"
 #include "node/cluster/repl.h"
 #include "node/queue/scheduler.h"
+#include "node/rpc/rpc.h"
 #include "node/store/store.h"
 #include "proto/cli_node.pb-c.h"
 
@@ -55,61 +58,35 @@ static const char *const admin_kind_names[] = {
 	[SHOAL__ADMIN_REQUEST__BODY_SUPPRESS] = "suppress",
 };
 
-/* Pack r into a new buffer for the caller. */
-static void
-admin_pack(Shoal__AdminReply *r, void **out, size_t *out_len)
-{
-	size_t n = shoal__admin_reply__get_packed_size(r);
-	void *p = xmalloc(n ? n : 1);
-
-	shoal__admin_reply__pack(r, p);
-	*out = p;
-	*out_len = n;
-}
-
 /* Answer with an error: no body, a status and a message. */
 static void
-admin_fail(Shoal__AdminReply *r, Shoal__Status status, const char *text,
-	   void **out, size_t *out_len)
+admin_fail(const struct admin_ctx *ctx, const struct rpc_ticket *t,
+	   Shoal__AdminReply *r, Shoal__Status status, const char *text)
 {
 	r->body_case = SHOAL__ADMIN_REPLY__BODY__NOT_SET;
 	r->status = status;
 	r->message = (char *)text;
-	admin_pack(r, out, out_len);
+	rpc_reply_admin(ctx->rpc, t, r);
 }
 
 static void
-admin_bad(Shoal__AdminReply *r, const char *why, void **out, size_t *out_len)
+admin_bad(const struct admin_ctx *ctx, const struct rpc_ticket *t,
+	  Shoal__AdminReply *r, const char *why)
 {
 	log_warn("admin request_id=%llu event=bad_request reason=\"%s\"",
-		 (unsigned long long)r->request_id, why);
-	admin_fail(r, SHOAL__STATUS__STATUS_BAD_REQUEST, why, out, out_len);
+		 (unsigned long long)t->request_id, why);
+	admin_fail(ctx, t, r, SHOAL__STATUS__STATUS_BAD_REQUEST, why);
 }
 
 static void
-admin_internal(Shoal__AdminReply *r, const char *what, int err, void **out,
-	       size_t *out_len)
+admin_internal(const struct admin_ctx *ctx, const struct rpc_ticket *t,
+	       Shoal__AdminReply *r, const char *what, int err)
 {
 	log_error("admin request_id=%llu event=failed op=%s error=\"%s\"",
-		  (unsigned long long)r->request_id, what,
+		  (unsigned long long)t->request_id, what,
 		  shoal_strerror(err));
-	admin_fail(r, SHOAL__STATUS__STATUS_INTERNAL, shoal_strerror(err), out,
-		   out_len);
-}
-
-/* Pack r unless the result would not fit in the client's ZMQ_MAXMSGSIZE;
- * then answer INTERNAL instead of a reply nobody could read. */
-static void
-admin_pack_checked(Shoal__AdminReply *r, void **out, size_t *out_len)
-{
-	if (shoal__admin_reply__get_packed_size(r) > WIRE_META_MAX) {
-		log_warn("admin request_id=%llu event=reply_too_large",
-			 (unsigned long long)r->request_id);
-		admin_fail(r, SHOAL__STATUS__STATUS_INTERNAL,
-			   "reply too large", out, out_len);
-		return;
-	}
-	admin_pack(r, out, out_len);
+	admin_fail(ctx, t, r, SHOAL__STATUS__STATUS_INTERNAL,
+		   shoal_strerror(err));
 }
 
 /* Unpack a stored meta record. Our own disk wrote it, but a record we
@@ -258,8 +235,8 @@ admin_router_one(const char *id, uint64_t ms_ago, void *arg)
 }
 
 static void
-admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
-	     size_t *out_len)
+admin_status(const struct admin_ctx *ctx, const struct rpc_ticket *tk,
+	     Shoal__AdminReply *r)
 {
 	Shoal__StatusReply sr = SHOAL__STATUS_REPLY__INIT;
 	Shoal__Replication repl = SHOAL__REPLICATION__INIT;
@@ -275,7 +252,7 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 			      sizeof(*c.per_shard));
 	rc = store_txn_begin(ctx->store, true, &t);
 	if (rc != 0) {
-		admin_internal(r, "txn_begin", rc, out, out_len);
+		admin_internal(ctx, tk, r, "txn_begin", rc);
 		free(c.per_shard);
 		return;
 	}
@@ -284,7 +261,7 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 		sr.oldest_arrival = admin_oldest(t, &c);
 	store_txn_abort(t);
 	if (rc != 0) {
-		admin_internal(r, "count_foreach", rc, out, out_len);
+		admin_internal(ctx, tk, r, "count_foreach", rc);
 		free(c.per_shard);
 		return;
 	}
@@ -317,7 +294,7 @@ admin_status(const struct admin_ctx *ctx, Shoal__AdminReply *r, void **out,
 	sr.shard_messages = c.per_shard;
 	r->body_case = SHOAL__ADMIN_REPLY__BODY_STATUS_REPLY;
 	r->status_reply = &sr;
-	admin_pack_checked(r, out, out_len);
+	rpc_reply_admin(ctx->rpc, tk, r);
 	free(sr.primary_shards);
 	free(sr.replica_shards);
 	free(c.per_shard);
@@ -483,8 +460,8 @@ admin_list_check(const Shoal__QueueListRequest *req)
 }
 
 static void
-admin_list(const struct admin_ctx *ctx, const Shoal__QueueListRequest *req,
-	   Shoal__AdminReply *r, void **out, size_t *out_len)
+admin_list(const struct admin_ctx *ctx, const struct rpc_ticket *tk,
+	   const Shoal__QueueListRequest *req, Shoal__AdminReply *r)
 {
 	Shoal__QueueListReply lr = SHOAL__QUEUE_LIST_REPLY__INIT;
 	Shoal__QueueEntry **ptrs = NULL;
@@ -495,7 +472,7 @@ admin_list(const struct admin_ctx *ctx, const Shoal__QueueListRequest *req,
 
 	why = admin_list_check(req);
 	if (why != NULL) {
-		admin_bad(r, why, out, out_len);
+		admin_bad(ctx, tk, r, why);
 		return;
 	}
 	memset(&l, 0, sizeof(l));
@@ -507,16 +484,16 @@ admin_list(const struct admin_ctx *ctx, const Shoal__QueueListRequest *req,
 	l.items = xcalloc(l.limit, sizeof(*l.items));
 	rc = store_txn_begin(ctx->store, true, &t);
 	if (rc != 0) {
-		admin_internal(r, "txn_begin", rc, out, out_len);
+		admin_internal(ctx, tk, r, "txn_begin", rc);
 		goto done;
 	}
 	/* the entries borrow qids and records we copied or unpacked, so the
 	 * transaction need not outlive the walk */
 	rc = store_msg_foreach_after(t, req->after_qid, admin_list_one, &l);
 	store_txn_abort(t);
-	admin_log_unreadable(r->request_id, l.unreadable, l.first_unreadable);
+	admin_log_unreadable(tk->request_id, l.unreadable, l.first_unreadable);
 	if (rc != 0 && rc != ADMIN_WALK_STOP) {
-		admin_internal(r, "msg_foreach", rc, out, out_len);
+		admin_internal(ctx, tk, r, "msg_foreach", rc);
 		goto done;
 	}
 	ptrs = xcalloc(l.n ? l.n : 1, sizeof(*ptrs));
@@ -527,7 +504,7 @@ admin_list(const struct admin_ctx *ctx, const Shoal__QueueListRequest *req,
 	lr.more = l.has_more;
 	r->body_case = SHOAL__ADMIN_REPLY__BODY_LIST;
 	r->list = &lr;
-	admin_pack_checked(r, out, out_len);
+	rpc_reply_admin(ctx->rpc, tk, r);
 done:
 	for (size_t i = 0; i < l.n; i++)
 		shoal__stored_message__free_unpacked(l.items[i].sm, NULL);
@@ -554,8 +531,8 @@ admin_header_len(const char *body, size_t len)
 }
 
 static void
-admin_show(const struct admin_ctx *ctx, const Shoal__QueueShowRequest *req,
-	   Shoal__AdminReply *r, void **out, size_t *out_len)
+admin_show(const struct admin_ctx *ctx, const struct rpc_ticket *tk,
+	   const Shoal__QueueShowRequest *req, Shoal__AdminReply *r)
 {
 	Shoal__QueueShowReply shr = SHOAL__QUEUE_SHOW_REPLY__INIT;
 	Shoal__StoredMessage *sm = NULL;
@@ -566,12 +543,12 @@ admin_show(const struct admin_ctx *ctx, const Shoal__QueueShowRequest *req,
 
 	qlen = strnlen(req->qid, QID_MAX);
 	if (!qid_valid(req->qid, qlen)) {
-		admin_bad(r, "bad qid", out, out_len);
+		admin_bad(ctx, tk, r, "bad qid");
 		return;
 	}
 	rc = store_txn_begin(ctx->store, true, &t);
 	if (rc != 0) {
-		admin_internal(r, "txn_begin", rc, out, out_len);
+		admin_internal(ctx, tk, r, "txn_begin", rc);
 		return;
 	}
 	rc = store_msg_get_meta(t, req->qid, &p, &len);
@@ -579,25 +556,25 @@ admin_show(const struct admin_ctx *ctx, const Shoal__QueueShowRequest *req,
 		/* not a warning: asking every node is how shoalctl finds it */
 		log_debug(LOG_SUB_MAIN, "admin request_id=%llu qid=%s "
 			  "event=unknown_qid",
-			  (unsigned long long)r->request_id, req->qid);
-		admin_fail(r, SHOAL__STATUS__STATUS_BAD_REQUEST,
-			   WIRE_MSG_UNKNOWN_QID, out, out_len);
+			  (unsigned long long)tk->request_id, req->qid);
+		admin_fail(ctx, tk, r, SHOAL__STATUS__STATUS_BAD_REQUEST,
+			   WIRE_MSG_UNKNOWN_QID);
 		goto done;
 	}
 	if (rc != 0) {
-		admin_internal(r, "get_meta", rc, out, out_len);
+		admin_internal(ctx, tk, r, "get_meta", rc);
 		goto done;
 	}
 	sm = admin_meta_unpack(p, len);
 	if (sm != NULL && !admin_is_primary(ctx, sm->shard)) {
 		/* a replica copy: the primary answers for it */
-		admin_fail(r, SHOAL__STATUS__STATUS_BAD_REQUEST,
-			   WIRE_MSG_UNKNOWN_QID, out, out_len);
+		admin_fail(ctx, tk, r, SHOAL__STATUS__STATUS_BAD_REQUEST,
+			   WIRE_MSG_UNKNOWN_QID);
 		goto done;
 	}
 	if (sm == NULL) {
-		admin_log_unreadable(r->request_id, 1, req->qid);
-		admin_internal(r, "unpack_meta", SHOAL_E_PROTO, out, out_len);
+		admin_log_unreadable(tk->request_id, 1, req->qid);
+		admin_internal(ctx, tk, r, "unpack_meta", SHOAL_E_PROTO);
 		goto done;
 	}
 	rc = store_msg_get_body(t, req->qid, &p, &len);
@@ -608,14 +585,14 @@ admin_show(const struct admin_ctx *ctx, const Shoal__QueueShowRequest *req,
 		/* the envelope is still worth showing */
 		log_warn("admin request_id=%llu qid=%s event=body_unreadable "
 			 "error=\"%s\"",
-			 (unsigned long long)r->request_id, req->qid,
+			 (unsigned long long)tk->request_id, req->qid,
 			 shoal_strerror(rc));
 	}
 	shr.msg = sm;
 	r->body_case = SHOAL__ADMIN_REPLY__BODY_SHOW;
 	r->show = &shr;
-	/* the body is borrowed from t: pack before it ends */
-	admin_pack_checked(r, out, out_len);
+	/* the body is borrowed from t: reply before it ends */
+	rpc_reply_admin(ctx->rpc, tk, r);
 done:
 	store_txn_abort(t);
 	if (sm != NULL)
@@ -661,33 +638,38 @@ admin_defer_check(const Shoal__AdminRequest *rq)
 	}
 }
 
-void
-admin_reply_pack(Shoal__AdminReply *r, void **out, size_t *out_len)
-{
-	admin_pack_checked(r, out, out_len);
-}
-
 /* ---- dispatch -------------------------------------------------------- */
 
 void
-admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
-	     void **out, size_t *out_len)
+admin_handle(const struct admin_ctx *ctx, zmq_msg_t *frames, size_t nframes)
 {
 	Shoal__AdminReply r = SHOAL__ADMIN_REPLY__INIT;
 	Shoal__AdminRequest *rq = NULL;
+	struct rpc_ticket tk;
 	const char *why;
+	size_t len;
 
+	if (nframes != 3) {
+		log_warn("admin event=bad_request reason=\"%zu frames\"",
+			 nframes);
+		return;
+	}
+	if (rpc_ticket_set(&tk, &frames[0], 0) != 0) {
+		log_warn("admin event=bad_request reason=\"no routing id\"");
+		return;
+	}
 	r.node_id = (char *)ctx->node_id;
+	len = zmq_msg_size(&frames[2]);
 	if (len > ADMIN_REQUEST_MAX) {
-		admin_bad(&r, "request too large", out, out_len);
+		admin_bad(ctx, &tk, &r, "request too large");
 		return;
 	}
-	rq = shoal__admin_request__unpack(NULL, len, req);
+	rq = shoal__admin_request__unpack(NULL, len, zmq_msg_data(&frames[2]));
 	if (rq == NULL) {
-		admin_bad(&r, "undecodable request", out, out_len);
+		admin_bad(ctx, &tk, &r, "undecodable request");
 		return;
 	}
-	r.request_id = rq->request_id;
+	tk.request_id = rq->request_id;
 	if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_STATUS ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_LIST ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHOW ||
@@ -702,13 +684,13 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 			  admin_kind_names[rq->body_case]);
 	switch (rq->body_case) {
 	case SHOAL__ADMIN_REQUEST__BODY_STATUS:
-		admin_status(ctx, &r, out, out_len);
+		admin_status(ctx, &tk, &r);
 		break;
 	case SHOAL__ADMIN_REQUEST__BODY_LIST:
-		admin_list(ctx, rq->list, &r, out, out_len);
+		admin_list(ctx, &tk, rq->list, &r);
 		break;
 	case SHOAL__ADMIN_REQUEST__BODY_SHOW:
-		admin_show(ctx, rq->show, &r, out, out_len);
+		admin_show(ctx, &tk, rq->show, &r);
 		break;
 	case SHOAL__ADMIN_REQUEST__BODY_FAILOVER:
 	case SHOAL__ADMIN_REQUEST__BODY_ACTION:
@@ -717,17 +699,15 @@ admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
 	case SHOAL__ADMIN_REQUEST__BODY_SUPPRESS:
 		why = admin_defer_check(rq);
 		if (ctx->defer == NULL)
-			admin_bad(&r, "not possible on this node", out, out_len);
+			admin_bad(ctx, &tk, &r, "not possible on this node");
 		else if (why != NULL)
-			admin_bad(&r, why, out, out_len);
+			admin_bad(ctx, &tk, &r, why);
 		else
-			ctx->defer(ctx->defer_arg, ctx->reply_to,
-				   ctx->reply_to_len, rq);
+			ctx->defer(ctx->defer_arg, &tk, rq);
 		break;
 	default:
-		admin_bad(&r, "unknown request", out, out_len);
+		admin_bad(ctx, &tk, &r, "unknown request");
 		break;
 	}
 	shoal__admin_request__free_unpacked(rq, NULL);
 }
-

@@ -1,6 +1,7 @@
 /* The admin link on a node (proto/cli_node.proto): status, queue listing
- * and queue inspection for shoalctl. A pure handler: bytes in, bytes out,
- * no sockets; node.c does the framing (lib/wire.h WIRE_TAG_ADMIN).
+ * and queue inspection for shoalctl, answered on the front socket
+ * (node/rpc/rpc.h rpc_reply_admin()); node.c hands it the link's messages
+ * (lib/wire.h WIRE_TAG_ADMIN) with what it reads, per request.
  *
  * Handles untrusted input: every request is unpacked and checked (qid
  * syntax, string lengths, enum ranges) before use. A bad request gets a
@@ -11,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <zmq.h>
 
 #include "proto/cli_node.pb-c.h"
 #include "proto/queue.pb-c.h"
@@ -19,6 +21,8 @@ struct store;
 struct repl;
 struct scheduler;
 struct owner;
+struct rpc;
+struct rpc_ticket;
 
 /* Requests larger than this are refused unread: the biggest real one is a
  * QueueListRequest of a few hundred bytes. */
@@ -44,14 +48,16 @@ struct owner;
 #define ADMIN_HEADERS_MAX (64u * 1024)
 
 
-/* Requests that change things (failover, queue actions, flush) are
- * answered later by the node's other modules: the handler gets the
- * requester's routing id to reply to and must copy what it keeps of rq. */
-typedef void (*admin_defer_fn)(void *arg, const void *reply_to,
-			       size_t reply_to_len,
+/* Requests that change things (failover, queue actions, flush, moves,
+ * suppression) are answered later by the node's other modules: the
+ * handler gets the request's ticket (who asked, request_id) and must copy
+ * it and what it keeps of rq. */
+typedef void (*admin_defer_fn)(void *arg, const struct rpc_ticket *t,
 			       const Shoal__AdminRequest *rq);
 
+/* What one request reads: borrowed for the call. */
 struct admin_ctx {
+	struct rpc *rpc;            /* where the reply goes */
 	struct store *store;        /* node/store.h */
 	const char *node_id;
 	const Shoal__ShardMap *map; /* current shard map */
@@ -61,26 +67,24 @@ struct admin_ctx {
 	const struct owner *owner;  /* routers heard; may be NULL */
 	admin_defer_fn defer;       /* may be NULL: such requests refused */
 	void *defer_arg;
-	const void *reply_to;       /* the requester's routing id */
-	size_t reply_to_len;
 };
 
-/* Handle one packed AdminRequest of len bytes. Always produces a reply:
- * errors become a reply with status BAD_REQUEST (the request is wrong,
- * including an unknown qid) or INTERNAL (the store failed) and a message.
- * A request that cannot be unpacked at all (or is over ADMIN_REQUEST_MAX)
- * gets request_id 0 and BAD_REQUEST. Sets *out to the packed AdminReply
- * (caller frees with free()) and *out_len to its size.
+/* Handle one admin-link message: frames[0] the requester's routing id,
+ * frames[1] the tag, frames[2] a packed AdminRequest (untrusted); other
+ * shapes are logged and dropped. Always answers: errors become a reply
+ * with status BAD_REQUEST (the request is wrong, including an unknown
+ * qid) or INTERNAL (the store failed) and a message. A request that
+ * cannot be unpacked at all (or is over ADMIN_REQUEST_MAX) gets
+ * request_id 0 and BAD_REQUEST.
  *
  * Only messages of shards this node is primary for are counted, listed or
  * shown: the copies it holds as a replica belong to its peer's answers.
- * A failover, queue action or flush is handed to ctx->defer and *out
- * stays NULL: the reply comes when it is done (admin_reply_pack()).
- * Each request runs in one read-only store transaction. Status reads the
- * store's queue counts, O(shards) at any queue size; a list page walks
- * from its after_qid. */
-void admin_handle(const struct admin_ctx *ctx, const void *req, size_t len,
-		  void **out, size_t *out_len);
+ * A failover, move, queue action, flush or suppress request is handed to
+ * ctx->defer, which answers when it is done. Each request runs in one
+ * read-only store transaction. Status reads the store's queue counts,
+ * O(shards) at any queue size; a list page walks from its after_qid. */
+void admin_handle(const struct admin_ctx *ctx, zmq_msg_t *frames,
+		  size_t nframes);
 
 /* The queue as `shoalctl status` counts it, for shards this node is
  * primary for: messages, recipients queued and deferred (held messages
@@ -94,9 +98,5 @@ struct admin_depth {
  * *out, or the store's error. */
 int admin_queue_depth(struct store *st, const Shoal__ShardMap *map,
 		      const char *node_id, struct admin_depth *out);
-
-/* Pack a reply built by a deferred handler (INTERNAL instead when it
- * would be too large to read). Caller frees *out. */
-void admin_reply_pack(Shoal__AdminReply *r, void **out, size_t *out_len);
 
 #endif

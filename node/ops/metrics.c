@@ -20,13 +20,14 @@
 #include "lib/metrics.h"
 #include "lib/metrics_http.h"
 #include "lib/xmalloc.h"
-#include "node/ops/admin.h"
-#include "node/store/commit.h"
-#include "node/delivery/deliver.h"
-#include "node/queue/ingest.h"
-#include "node/node.h"
+#include "node/cluster/owner.h"
 #include "node/cluster/repl.h"
+#include "node/delivery/deliver.h"
+#include "node/delivery/outcome.h"
+#include "node/ops/admin.h"
+#include "node/queue/ingest.h"
 #include "node/queue/scheduler.h"
+#include "node/store/commit.h"
 #include "node/store/store.h"
 
 #define METRICS_OUTCOMES 3		  /* enum outcome */
@@ -46,12 +47,6 @@ static const char *const metrics_states[] = {
 	"off",
 };
 
-static const char *const metrics_outcomes[METRICS_OUTCOMES] = {
-	[OUTCOME_DELIVERED] = "delivered",
-	[OUTCOME_DEFERRED] = "deferred",
-	[OUTCOME_BOUNCED] = "bounced",
-};
-
 static const char *const metrics_dns_results[METRICS_DNS_RESULTS] = {
 	[DNS_OK] = "ok",
 	[DNS_NXDOMAIN] = "nxdomain",
@@ -67,7 +62,7 @@ struct metrics_dest {
 };
 
 struct metrics {
-	struct node *n;
+	struct metrics_deps d;
 	struct metrics_http *http; /* NULL without an address */
 	/* dests[0..n_dests) named, dests[METRICS_OTHER] the rest */
 	struct metrics_dest dests[METRICS_DEST_LABELS + 1];
@@ -95,23 +90,21 @@ metrics_dest_for(struct metrics *m, const char *domain)
 }
 
 void
-metrics_delivery(struct metrics *m, const char *domain, enum outcome oc)
-{
-	if (m == NULL || (unsigned)oc >= METRICS_OUTCOMES)
-		return;
-	metrics_dest_for(m, domain)->results[oc]++;
-}
-
-void
-metrics_attempt(struct metrics *m, uint64_t started_us)
+metrics_job(struct metrics *m, const struct job *j)
 {
 	uint64_t now = clock_mono_us();
+	size_t n_rcpts = j->msg->sm->envelope->n_rcpts;
 
 	if (m == NULL)
 		return;
-	metrics_hist_observe(
-		&m->attempt,
-		now > started_us ? (double)(now - started_us) / 1e6 : 0);
+	for (size_t k = 0; k < j->n; k++)
+		if (j->rcpt[k] < n_rcpts &&
+		    (unsigned)j->res[k].outcome < METRICS_OUTCOMES)
+			metrics_dest_for(m, j->domain)
+				->results[j->res[k].outcome]++;
+	metrics_hist_observe(&m->attempt, now > j->started_us ?
+				 (double)(now - j->started_us) / 1e6 :
+				 0);
 }
 
 void
@@ -146,7 +139,7 @@ metrics_render_delivery(struct metrics *m, struct buf *b)
 
 	for (size_t i = 0; i <= METRICS_DEST_LABELS; i++)
 		m->dests[i].conns = 0;
-	deliver_foreach_dest(m->n->deliver, metrics_count_conns, m);
+	deliver_foreach_dest(m->d.deliver, metrics_count_conns, m);
 	for (size_t i = 0; i < m->n_dests; i++)
 		slots[n++] = i;
 	slots[n++] = METRICS_OTHER;
@@ -160,7 +153,7 @@ metrics_render_delivery(struct metrics *m, struct buf *b)
 
 		for (size_t oc = 0; oc < METRICS_OUTCOMES; oc++) {
 			l[0] = (struct metrics_label){ "result",
-						       metrics_outcomes[oc] };
+						       outcome_name(oc) };
 			l[1] = (struct metrics_label){
 				"destination", metrics_dest_name(m, slots[k])
 			};
@@ -179,7 +172,7 @@ metrics_render_delivery(struct metrics *m, struct buf *b)
 	}
 	metrics_gauge(b, "shoal_delivery_connections_open",
 		      "Outgoing SMTP connections open, all destinations.",
-		      deliver_connections(m->n->deliver));
+		      deliver_connections(m->d.deliver));
 	metrics_family(b, "shoal_dns_lookups_total", "counter",
 		       "DNS answers delivery acted on, by result.");
 	for (size_t i = 0; i < METRICS_DNS_RESULTS; i++) {
@@ -197,12 +190,11 @@ metrics_render_delivery(struct metrics *m, struct buf *b)
 static void
 metrics_render_queue(struct metrics *m, struct buf *b)
 {
-	struct node *n = m->n;
 	struct metrics_label l;
 	struct admin_depth d = { 0 };
 
 	/* a store error is logged there; the scrape still answers */
-	admin_queue_depth(n->store, n->map, n->me->id, &d);
+	admin_queue_depth(m->d.store, owner_map(m->d.owner), m->d.me->id, &d);
 	metrics_family(b, "shoal_queue_depth", "gauge",
 		       "The queue of this node's primary shards as shoalctl "
 		       "status counts it: recipients queued and deferred, "
@@ -221,28 +213,29 @@ static void
 metrics_render(struct buf *b, void *arg)
 {
 	struct metrics *m = arg;
-	struct node *n = m->n;
+	const Shoal__ShardMap *map = owner_map(m->d.owner);
+	const char *id = m->d.me->id;
 	Shoal__Replication r = SHOAL__REPLICATION__INIT;
 	struct store_txn *t;
 	struct metrics_label l[3];
 	uint64_t stored = 0, refused = 0, held = 0, primary = 0, replica = 0;
 	uint64_t batches, items, syncs;
 
-	repl_status(n->repl, &r, false);
-	ingest_counts(n->ingest, &stored, &refused);
-	if (store_txn_begin(n->store, true, &t) == 0) {
+	repl_status(m->d.repl, &r, false);
+	ingest_counts(m->d.ingest, &stored, &refused);
+	if (store_txn_begin(m->d.store, true, &t) == 0) {
 		held = store_msg_count(t);
 		store_txn_abort(t);
 	}
-	for (size_t s = 0; s < n->map->n_shards; s++) {
-		if (strcmp(n->map->shards[s]->primary, n->me->id) == 0)
+	for (size_t s = 0; s < map->n_shards; s++) {
+		if (strcmp(map->shards[s]->primary, id) == 0)
 			primary++;
-		else if (strcmp(n->map->shards[s]->replica, n->me->id) == 0)
+		else if (strcmp(map->shards[s]->replica, id) == 0)
 			replica++;
 	}
 	metrics_family(b, "shoal_node_info", "gauge",
 		       "This node, its peer and replication mode.");
-	l[0] = (struct metrics_label){ "node", n->me->id };
+	l[0] = (struct metrics_label){ "node", id };
 	l[1] = (struct metrics_label){ "peer", r.peer };
 	l[2] = (struct metrics_label){ "mode", r.mode };
 	metrics_sample(b, "shoal_node_info", l, 3, 1);
@@ -281,7 +274,7 @@ metrics_render(struct buf *b, void *arg)
 			"here (a full disk...); retried until they succeed.",
 			r.apply_failures);
 	metrics_gauge(b, "shoal_shard_map_epoch", "Epoch of the shard map.",
-		      n->map->epoch);
+		      map->epoch);
 	metrics_gauge(b, "shoal_node_primary_shards",
 		      "Shards this node is primary for.", primary);
 	metrics_gauge(b, "shoal_node_replica_shards",
@@ -290,13 +283,13 @@ metrics_render(struct buf *b, void *arg)
 		      "Messages held, replica copies included.", held);
 	metrics_gauge(b, "shoal_scheduler_in_flight",
 		      "Messages with a delivery attempt in flight.",
-		      scheduler_in_flight(n->sched));
+		      scheduler_in_flight(m->d.sched));
 	metrics_counter(b, "shoal_messages_stored_total",
 			"Messages stored for routers.", stored);
 	metrics_counter(b, "shoal_messages_refused_total",
 			"Messages refused to routers (storage, durability).",
 			refused);
-	commit_stats(n->commit, &batches, &items, &syncs);
+	commit_stats(m->d.commit, &batches, &items, &syncs);
 	metrics_counter(b, "shoal_store_commits_total",
 			"Group commits (LMDB write transactions).", batches);
 	metrics_counter(b, "shoal_store_commit_items_total",
@@ -312,17 +305,17 @@ metrics_render(struct buf *b, void *arg)
 }
 
 struct metrics *
-metrics_new(struct node *n)
+metrics_new(const struct metrics_deps *deps)
 {
 	struct metrics *m = xcalloc(1, sizeof(*m));
-	const char *addr = n->me->metrics;
+	const char *addr = deps->me->metrics;
 
-	m->n = n;
+	m->d = *deps;
 	metrics_hist_init(&m->attempt, metrics_attempt_bounds,
 			  sizeof(metrics_attempt_bounds) /
 				  sizeof(metrics_attempt_bounds[0]));
 	if (addr != NULL && addr[0] != '\0')
-		m->http = metrics_http_new(n->base, addr, metrics_render, m);
+		m->http = metrics_http_new(m->d.base, addr, metrics_render, m);
 	return m;
 }
 

@@ -12,11 +12,34 @@
 
 #include "proto/cli_node.pb-c.h"
 
-struct node;
+struct rpc;
+struct rpc_ticket;
+struct commit;
+struct owner;
+struct scheduler;
+struct actions;
 
-/* Run the action or flush in rq (already checked by node/admin.c) and
- * answer reply_to on the admin link when it is durable. rq is copied. */
-void actions_handle(struct node *n, const void *reply_to,
-		    size_t reply_to_len, const Shoal__AdminRequest *rq);
+/* What queue actions need of the node; every pointer borrowed, outliving
+ * them. */
+struct actions_deps {
+	const char *node_id;
+	struct rpc *rpc;            /* the answers */
+	struct commit *commit;
+	const struct owner *owner;  /* which messages are ours */
+	struct scheduler *sched;    /* released and flushed mail is due;
+				       DSNs of bounces */
+};
+
+/* deps is copied. */
+struct actions *actions_new(const struct actions_deps *deps);
+
+/* actions_free(NULL) does nothing. Actions still in the commit must be
+ * done first (commit_flush()): their callbacks use it. */
+void actions_free(struct actions *a);
+
+/* Run the action or flush in rq (already checked by node/ops/admin.c) and
+ * answer t on the admin link when it is durable. rq and t are copied. */
+void actions_handle(struct actions *a, const struct rpc_ticket *t,
+		    const Shoal__AdminRequest *rq);
 
 #endif

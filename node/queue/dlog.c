@@ -99,19 +99,6 @@ dlog_reopen(struct dlog *d)
 	d->f = f;
 }
 
-static const char *
-dlog_result_name(enum outcome o)
-{
-	switch (o) {
-	case OUTCOME_DELIVERED:
-		return "delivered";
-	case OUTCOME_BOUNCED:
-		return "bounced";
-	default:
-		return "deferred";
-	}
-}
-
 void
 dlog_attempt(struct dlog *d, const struct job_msg *m, const struct job *j,
 	     const Shoal__Recipient *r, const struct job_result *res)
@@ -142,7 +129,7 @@ dlog_attempt(struct dlog *d, const struct job_msg *m, const struct job *j,
 	json_kv_str(&js, "pool", m->sm->envelope->pool);
 	json_kv_str(&js, "source", res->source);
 	json_kv_u64(&js, "attempt", (uint64_t)r->attempts + 1);
-	json_kv_str(&js, "result", dlog_result_name(res->outcome));
+	json_kv_str(&js, "result", outcome_name(res->outcome));
 	json_kv_u64(&js, "code", (uint64_t)(res->reply.code > 0 ? res->reply.code : 0));
 	json_kv_str(&js, "enhanced", res->status);
 	json_kv_str(&js, "text", res->reply.text);

@@ -12,7 +12,7 @@
  *     or router's newer map) can come in between and a message stored
  *     for a shard no longer ours is neither delivered nor replicated.
  *   - a message stored here is held back from delivery (ingest_holds())
- *     from the transaction that stores it until its reply is OK, or
+ *     from the request that stores it until its reply is OK, or
  *     until its withdrawal is committed when the reply is a refusal
  *     (require_peer without the peer's ack). The hold is in memory only:
  *     after a crash a stored message is due at once, as its client may
@@ -25,7 +25,12 @@
  *     peer has the message; else it is held and answered as a new one
  *     would be, OK once the peer has it or refused and withdrawn; and
  *     while another request for the qid waits here, the resend gets
- *     that request's answer (ingest_follow()). */
+ *     that request's answer (ingest_follow()).
+ *
+ * The apply function of the group commit may run twice: it writes the
+ * transaction and the item's own record of what it found, nothing else.
+ * The hold is taken before (at the request), a DSN's qid drawn before,
+ * and the log lines follow in the done callback. */
 #include "node/queue/ingest.h"
 
 #include <errno.h>
@@ -42,33 +47,34 @@
 #include "lib/shardmap.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
-#include "node/queue/bounce.h"
-#include "node/delivery/classify.h"
-#include "node/store/commit.h"
-#include "node/node.h"
 #include "node/cluster/owner.h"
 #include "node/cluster/repl.h"
+#include "node/delivery/classify.h"
+#include "node/delivery/outcome.h"
+#include "node/queue/bounce.h"
+#include "node/queue/dsn.h"
 #include "node/queue/scheduler.h"
+#include "node/rpc/rpc.h"
+#include "node/store/commit.h"
 #include "node/store/store.h"
 #include "node/suppress/suppress.h"
 #include "proto/router_node.pb-c.h"
 
-#define INGEST_ID_MAX 255   /* ZeroMQ routing ids are at most 255 bytes */
-
 struct ingest {
-	struct node *n;
+	struct ingest_deps d;
+	bool is_stopping;    /* ingest_stop(): new enqueues turned away */
 	uint64_t stored, refused;
 	uint64_t pending;    /* items between commit_add and their answer */
-	struct idmap *held;  /* shard_hash(qid) -> item: stored, not yet
-			      * answered OK (ingest_holds) */
+	struct idmap *holds; /* shard_hash(qid) -> how many items hold it
+			      * back from delivery (ingest_holds) */
+	struct idmap *leads; /* shard_hash(qid) -> the item other requests
+			      * for it follow (ingest_follow) */
 };
 
 /* One enqueue waiting for its commit. */
 struct ingest_item {
 	struct ingest *in;
-	unsigned char id[INGEST_ID_MAX];
-	size_t id_len;
-	uint64_t request_id;
+	struct rpc_ticket ticket;
 	char qid[QID_MAX];
 	uint32_t shard;
 	uint32_t n_rcpts;
@@ -76,43 +82,45 @@ struct ingest_item {
 	uint64_t seq;        /* journal seq of the put, 0 = none */
 	bool known;          /* the qid was stored already (a resend) */
 	bool finished;	     /* and is delivered or removed (a tombstone) */
-	bool is_held;	     /* in in->held */
+	bool has_hold;	     /* counted in in->holds */
+	bool is_leader;	     /* in in->leads */
 	Shoal__Status answer;	       /* what the router was told */
 	const char *answer_text;       /* static */
 	struct ingest_item *followers; /* resends of the qid given our answer */
 	struct ingest_item *next;      /* in the holder's followers */
 	Shoal__Status turned;  /* ingest_admit() said no at commit time */
 	uint32_t n_suppressed; /* recipients to bounce without an attempt */
+	struct dsn_slot dsn;   /* their DSN, drawn at the request */
 	void *meta;
 	size_t meta_len;
 	zmq_msg_t body;
 };
 
 static void
-ingest_reply(struct ingest *in, const void *id, size_t id_len,
-	     uint64_t request_id, Shoal__Status status, const char *text,
-	     bool with_map)
+ingest_reply(struct ingest *in, const struct rpc_ticket *t,
+	     Shoal__Status status, const char *text, bool with_map)
 {
+	const Shoal__ShardMap *map = owner_map(in->d.owner);
 	Shoal__NodeReply r = SHOAL__NODE_REPLY__INIT;
 	unsigned char small[512];
 	unsigned char *p = small;
 	size_t len;
 
-	r.request_id = request_id;
+	r.request_id = t->request_id;
 	r.status = status;
 	r.message = (char *)(text ? text : "");
-	r.node_id = in->n->me->id;
-	r.epoch = in->n->map->epoch;
-	r.author = in->n->map->author;
-	r.incarnation = in->n->incarnation;
+	r.node_id = in->d.me->id;
+	r.epoch = map->epoch;
+	r.author = map->author;
+	r.incarnation = in->d.incarnation;
 	r.sent_ms = clock_mono_ms(); /* echoed: our lease (node/owner.c) */
 	if (with_map)
-		r.map = in->n->map;
+		r.map = (Shoal__ShardMap *)map;
 	len = shoal__node_reply__get_packed_size(&r);
 	if (len > sizeof(small))
 		p = xmalloc(len);
 	shoal__node_reply__pack(&r, p);
-	node_reply(in->n, id, id_len, p, len);
+	rpc_reply(in->d.rpc, t, p, len);
 	if (p != small)
 		free(p);
 }
@@ -124,19 +132,18 @@ ingest_answer(struct ingest_item *it, Shoal__Status status, const char *text)
 {
 	it->answer = status;
 	it->answer_text = text;
-	ingest_reply(it->in, it->id, it->id_len, it->request_id, status, text,
-		     false);
+	ingest_reply(it->in, &it->ticket, status, text, false);
 }
 
 /* Whether this node may store new mail of shard now: STATUS_OK, or what
  * to answer (NOT_OWNER carries our map; MOVING, try again shortly). The
  * one place that decides it, at the request and again at the commit. */
 static Shoal__Status
-ingest_admit(const struct node *n, uint32_t shard)
+ingest_admit(const struct ingest *in, uint32_t shard)
 {
-	if (!owner_is_primary(n->owner, shard))
+	if (!owner_is_primary(in->d.owner, shard))
 		return SHOAL__STATUS__STATUS_NOT_OWNER;
-	if (owner_is_frozen(n->owner, shard))
+	if (owner_is_frozen(in->d.owner, shard))
 		return SHOAL__STATUS__STATUS_MOVING;
 	return SHOAL__STATUS__STATUS_OK;
 }
@@ -144,45 +151,68 @@ ingest_admit(const struct node *n, uint32_t shard)
 /* Answer what ingest_admit() refused: NOT_OWNER with our map (the router
  * sends the message to the owner it names), MOVING (it tries again). */
 static void
-ingest_turn_away(struct ingest *in, const void *id, size_t id_len,
-		 uint64_t request_id, Shoal__Status status)
+ingest_turn_away(struct ingest *in, const struct rpc_ticket *t,
+		 Shoal__Status status)
 {
 	bool moved = status == SHOAL__STATUS__STATUS_NOT_OWNER;
 
-	ingest_reply(in, id, id_len, request_id, status,
-		     moved ? "not owner" : "shard moving", moved);
+	ingest_reply(in, t, status, moved ? "not owner" : "shard moving",
+		     moved);
 }
 
-/* Hold the message back from delivery until its reply is known to be OK
- * (its due entry is visible from this transaction on). */
+/* Hold the message back from delivery until this request's reply is
+ * known to be OK: taken at the request, before the transaction that may
+ * store it (from which its due entry is visible), and ended with the
+ * item. Every request for a qid holds it (a hash twin's too). */
 static void
 ingest_hold(struct ingest_item *it)
 {
 	uint64_t h = shard_hash(it->qid, strlen(it->qid));
+	uintptr_t n = (uintptr_t)idmap_get(it->in->holds, h);
 
-	/* a second item for the same qid (or a hash twin) finds it held */
-	if (it->is_held || idmap_get(it->in->held, h) != NULL)
+	idmap_put(it->in->holds, h, (void *)(n + 1));
+	it->has_hold = true;
+}
+
+/* The request that stored the qid, or found it stored and not yet on the
+ * peer, is the one later requests for it follow (ingest_follow()),
+ * unless one leads already. From its done callback: whether it stored
+ * the qid is known only after the commit. */
+static void
+ingest_lead(struct ingest_item *it)
+{
+	uint64_t h = shard_hash(it->qid, strlen(it->qid));
+
+	if (it->is_leader || idmap_get(it->in->leads, h) != NULL)
 		return;
-	idmap_put(it->in->held, h, it);
-	it->is_held = true;
+	idmap_put(it->in->leads, h, it);
+	it->is_leader = true;
 }
 
 static void
 ingest_release(struct ingest_item *it)
 {
-	if (!it->is_held)
-		return;
-	idmap_del(it->in->held, shard_hash(it->qid, strlen(it->qid)));
-	it->is_held = false;
+	uint64_t h = shard_hash(it->qid, strlen(it->qid));
+
+	if (it->has_hold) {
+		uintptr_t n = (uintptr_t)idmap_get(it->in->holds, h);
+
+		if (n > 1)
+			idmap_put(it->in->holds, h, (void *)(n - 1));
+		else
+			idmap_del(it->in->holds, h);
+		it->has_hold = false;
+	}
+	if (it->is_leader) {
+		idmap_del(it->in->leads, h);
+		it->is_leader = false;
+	}
 }
 
 bool
 ingest_holds(const struct ingest *in, const char *qid)
 {
-	const struct ingest_item *it =
-		idmap_get(in->held, shard_hash(qid, strlen(qid)));
-
-	return it != NULL && strcmp(it->qid, qid) == 0;
+	return idmap_get(in->holds, shard_hash(qid, strlen(qid))) != NULL;
 }
 
 /* Another request for the same qid waits here for its answer (the
@@ -193,7 +223,7 @@ static bool
 ingest_follow(struct ingest_item *it)
 {
 	struct ingest_item *h =
-		idmap_get(it->in->held, shard_hash(it->qid, strlen(it->qid)));
+		idmap_get(it->in->leads, shard_hash(it->qid, strlen(it->qid)));
 
 	if (h == NULL || h == it || strcmp(h->qid, it->qid) != 0)
 		return false;
@@ -210,9 +240,10 @@ ingest_follow(struct ingest_item *it)
  * whatever delivery state it has). It is when its journal entry is
  * acknowledged, or gone (trimmed after the ack), or only notes a later
  * change (the body was acknowledged before). Else it waits for the
- * entry's seq as a new message would, held back from delivery meanwhile:
- * after a restart the copy is due at once, and a copy delivered while
- * its answer turns out a refusal would be delivered twice. */
+ * entry's seq as a new message would, held back from delivery meanwhile
+ * (the hold taken at the request stays): after a restart the copy is due
+ * at once, and a copy delivered while its answer turns out a refusal
+ * would be delivered twice. */
 static int
 ingest_known(struct ingest_item *it, struct store_txn *t)
 {
@@ -222,23 +253,21 @@ ingest_known(struct ingest_item *it, struct store_txn *t)
 	if (rc != 0 && rc != -ENOENT)
 		return rc;
 	if (rc == -ENOENT || !body ||
-	    repl_acked_upto(it->in->n->repl, it->seq)) {
+	    repl_acked_upto(it->in->d.repl, it->seq))
 		it->seq = 0;
-		return 0;
-	}
-	ingest_hold(it);
 	return 0;
 }
 
 /* Mode "bounce" of the suppression list: the DSN for the recipients the
  * router found listed, in the transaction that stores the message (they
  * are bounced already in its record; the scheduler tidies the message
- * up when nothing else is pending). */
+ * up when nothing else is pending). Its verdict is outcome.c's. */
 static int
 ingest_bounce_suppressed(struct ingest_item *it, struct store_txn *t)
 {
 	Shoal__StoredMessage *sm =
 		shoal__stored_message__unpack(NULL, it->meta_len, it->meta);
+	struct outcome_verdict v;
 	struct bounce_rcpt *brs;
 	size_t n = 0;
 	int rc = 0;
@@ -248,33 +277,56 @@ ingest_bounce_suppressed(struct ingest_item *it, struct store_txn *t)
 			shoal__stored_message__free_unpacked(sm, NULL);
 		return -EIO;
 	}
+	outcome_of_local(OUTCOME_LOCAL_SUPPRESSED, &v);
 	brs = xcalloc(sm->envelope->n_rcpts, sizeof(*brs));
 	for (size_t i = 0; i < sm->envelope->n_rcpts; i++) {
 		const Shoal__Recipient *r = sm->envelope->rcpts[i];
 
-		if (!r->suppressed)
-			continue;
-		log_info("qid=%s rcpt=<%s> event=bounced reason=suppressed",
-			 it->qid, r->address);
-		if (bounce_wanted(sm->envelope, r, BOUNCE_FAILED))
+		if (r->suppressed && bounce_wanted(sm->envelope, r,
+						   BOUNCE_FAILED))
 			brs[n++] = (struct bounce_rcpt){
-				r->address, r->orcpt, BOUNCE_FAILED, "5.1.1",
+				r->address, r->orcpt, BOUNCE_FAILED, v.status,
 				"", 0, r->last_reply,
-				classify_name(CLASSIFY_INVALID_RECIPIENT),
+				classify_name(v.category),
 			};
 	}
-	if (n > 0)
-		rc = scheduler_queue_dsn(it->in->n->sched, t, it->qid,
-					 sm->envelope, zmq_msg_data(&it->body),
-					 zmq_msg_size(&it->body), brs, n,
-					 it->now);
+	if (n > 0) {
+		struct dsn_about a = {
+			.orig_qid = it->qid,
+			.env = sm->envelope,
+			.orig = zmq_msg_data(&it->body),
+			.orig_len = zmq_msg_size(&it->body),
+			.brs = brs,
+			.n = n,
+			.now = it->now,
+		};
+
+		rc = scheduler_dsn_store(it->in->d.sched, t, &it->dsn, &a);
+	}
 	free(brs);
 	shoal__stored_message__free_unpacked(sm, NULL);
 	return rc;
 }
 
+/* After the commit: the recipients bounced for being suppressed. */
+static void
+ingest_log_suppressed(const struct ingest_item *it)
+{
+	Shoal__StoredMessage *sm =
+		shoal__stored_message__unpack(NULL, it->meta_len, it->meta);
+
+	for (size_t i = 0; sm && sm->envelope && i < sm->envelope->n_rcpts;
+	     i++)
+		if (sm->envelope->rcpts[i]->suppressed)
+			log_info("qid=%s rcpt=<%s> event=bounced "
+				 "reason=suppressed",
+				 it->qid, sm->envelope->rcpts[i]->address);
+	if (sm)
+		shoal__stored_message__free_unpacked(sm, NULL);
+}
+
 /* May run twice (commit.c retries a failed batch item by item): every
- * outcome is set afresh. */
+ * outcome is set afresh, and nothing but t and the item changes. */
 static int
 ingest_apply(struct store_txn *t, void *arg)
 {
@@ -285,8 +337,9 @@ ingest_apply(struct store_txn *t, void *arg)
 
 	it->known = it->finished = false;
 	it->seq = 0;
+	dsn_slot_clear(&it->dsn);
 	/* the map may have changed since the request was checked */
-	it->turned = ingest_admit(it->in->n, it->shard);
+	it->turned = ingest_admit(it->in, it->shard);
 	if (it->turned != SHOAL__STATUS__STATUS_OK)
 		return 0;
 	/* a router resends after a failover, a restart or a lost reply: the
@@ -313,8 +366,6 @@ ingest_apply(struct store_txn *t, void *arg)
 	if (rc == 0 && it->n_suppressed)
 		rc = ingest_bounce_suppressed(it, t);
 	it->seq = store_txn_journal_seq(t);
-	if (rc == 0)
-		ingest_hold(it);
 	return rc;
 }
 
@@ -329,8 +380,8 @@ ingest_item_free(struct ingest_item *it)
 		it->followers = f->next;
 		if (it->answer != SHOAL__STATUS__STATUS_OK)
 			it->in->refused++;
-		ingest_reply(it->in, f->id, f->id_len, f->request_id,
-			     it->answer, it->answer_text, false);
+		ingest_reply(it->in, &f->ticket, it->answer, it->answer_text,
+			     false);
 		ingest_item_free(f);
 	}
 	it->in->pending--;
@@ -403,9 +454,9 @@ ingest_durable(bool durable, void *arg)
 	if (durable) {
 		ingest_answer(it, SHOAL__STATUS__STATUS_OK, "");
 		if (!it->known) /* stored by this request: due now */
-			scheduler_kick_due(in->n->sched, it->now, it->qid);
-		else if (it->is_held) /* due since it was stored */
-			scheduler_kick(in->n->sched);
+			scheduler_kick_due(in->d.sched, it->now, it->qid);
+		else if (it->is_leader) /* due since it was stored */
+			scheduler_kick(in->d.sched);
 		ingest_item_free(it);
 		return;
 	}
@@ -413,7 +464,7 @@ ingest_durable(bool durable, void *arg)
 	log_warn("qid=%s event=refused shard=%u error=\"not durable: peer "
 		 "unavailable and replication.require_peer is set\"",
 		 it->qid, it->shard);
-	commit_add(in->n->commit, ingest_undo_apply, ingest_undo_done, it);
+	commit_add(in->d.commit, ingest_undo_apply, ingest_undo_done, it);
 }
 
 static void
@@ -432,8 +483,7 @@ ingest_done(int result, void *arg)
 			 it->turned == SHOAL__STATUS__STATUS_NOT_OWNER ?
 				 "not the owner" :
 				 "shard moving");
-		ingest_turn_away(in, it->id, it->id_len, it->request_id,
-				 it->turned);
+		ingest_turn_away(in, &it->ticket, it->turned);
 		ingest_item_free(it);
 		return;
 	}
@@ -441,20 +491,27 @@ ingest_done(int result, void *arg)
 		log_info("qid=%s event=stored_already shard=%u state=%s",
 			 it->qid, it->shard,
 			 it->finished ? "finished" : "queued");
+		if (!it->finished && it->seq != 0)
+			ingest_lead(it);
 		if (it->finished)
 			ingest_durable(true, it);
 		else if (!ingest_follow(it))
-			repl_wait(in->n->repl, it->seq, ingest_durable, it);
+			repl_wait(in->d.repl, it->seq, ingest_durable, it);
 		return;
 	}
 	if (result == 0) {
+		ingest_lead(it);
 		in->stored++;
+		if (it->n_suppressed)
+			ingest_log_suppressed(it);
+		scheduler_dsn_done(in->d.sched, &it->dsn, result);
 		log_info("qid=%s event=stored shard=%u size=%zu rcpts=%u",
 			 it->qid, it->shard, zmq_msg_size(&it->body),
 			 it->n_rcpts);
-		repl_wait(in->n->repl, it->seq, ingest_durable, it);
+		repl_wait(in->d.repl, it->seq, ingest_durable, it);
 		return;
 	} else {
+		scheduler_dsn_done(in->d.sched, &it->dsn, result);
 		in->refused++;
 		status = result == SHOAL_E_STORAGE_FULL ?
 				 SHOAL__STATUS__STATUS_STORAGE_FULL :
@@ -467,15 +524,32 @@ ingest_done(int result, void *arg)
 	ingest_item_free(it);
 }
 
+/* The stored state of a recipient whose outcome is known at once. */
+static Shoal__RcptState
+ingest_rcpt_state(enum outcome oc)
+{
+	switch (oc) {
+	case OUTCOME_DELIVERED:
+		return SHOAL__RCPT_STATE__RCPT_DELIVERED;
+	case OUTCOME_BOUNCED:
+		return SHOAL__RCPT_STATE__RCPT_BOUNCED;
+	default:
+		return SHOAL__RCPT_STATE__RCPT_QUEUED;
+	}
+}
+
 /* Build the stored record: the router's envelope with each recipient
- * queued and due now. */
+ * queued and due now; a suppressed one as outcome.c judges it (bounced
+ * at once). */
 static void *
 ingest_pack_meta(const char *qid, uint32_t shard, Shoal__Envelope *env,
 		 uint64_t now, size_t body_len, size_t *len)
 {
 	Shoal__StoredMessage sm = SHOAL__STORED_MESSAGE__INIT;
+	struct outcome_verdict v;
 	void *p;
 
+	outcome_of_local(OUTCOME_LOCAL_SUPPRESSED, &v);
 	for (size_t i = 0; i < env->n_rcpts; i++) {
 		Shoal__Recipient *r = env->rcpts[i];
 
@@ -493,7 +567,7 @@ ingest_pack_meta(const char *qid, uint32_t shard, Shoal__Envelope *env,
 			if (r->last_reply != protobuf_c_empty_string)
 				free(r->last_reply);
 			r->last_reply = line;
-			r->state = SHOAL__RCPT_STATE__RCPT_BOUNCED;
+			r->state = ingest_rcpt_state(v.outcome);
 		}
 	}
 	env->size = body_len;
@@ -510,22 +584,20 @@ ingest_pack_meta(const char *qid, uint32_t shard, Shoal__Envelope *env,
 }
 
 static void
-ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
+ingest_enqueue(struct ingest *in, const struct rpc_ticket *tk,
+	       zmq_msg_t *frames, size_t nframes,
 	       const Shoal__RouterRequest *req)
 {
-	struct node *n = in->n;
+	const struct config *cfg = in->d.cfg;
 	const Shoal__EnqueueRequest *eq = req->enqueue;
-	const void *id = zmq_msg_data(&frames[0]);
-	size_t id_len = zmq_msg_size(&frames[0]);
 	const char *why = NULL;
 	struct ingest_item *it;
 	Shoal__Status admit;
 	size_t body_len;
 
-	if (req->epoch != n->map->epoch) {
-		ingest_reply(in, id, id_len, req->request_id,
-			     SHOAL__STATUS__STATUS_WRONG_EPOCH, "wrong epoch",
-			     true);
+	if (req->epoch != owner_map(in->d.owner)->epoch) {
+		ingest_reply(in, tk, SHOAL__STATUS__STATUS_WRONG_EPOCH,
+			     "wrong epoch", true);
 		return;
 	}
 	if (nframes != 4) {
@@ -535,37 +607,34 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 	body_len = zmq_msg_size(&frames[3]);
 	if (!qid_valid(eq->qid, strlen(eq->qid)))
 		why = "bad qid";
-	else if (eq->shard >= n->cfg->cluster.shards ||
-		 eq->shard != shard_of(eq->qid, n->cfg->cluster.shards))
+	else if (eq->shard >= cfg->cluster.shards ||
+		 eq->shard != shard_of(eq->qid, cfg->cluster.shards))
 		why = "shard does not match qid";
 	else if (envelope_validate(eq->envelope, &why) != 0)
 		;
 	else if (body_len == 0 ||
-		 body_len > n->cfg->router.max_message_size + WIRE_BODY_SLACK)
+		 body_len > cfg->router.max_message_size + WIRE_BODY_SLACK)
 		why = "body size out of range";
 	if (why)
 		goto bad;
-	admit = ingest_admit(n, eq->shard);
+	admit = ingest_admit(in, eq->shard);
 	if (admit != SHOAL__STATUS__STATUS_OK) {
-		ingest_turn_away(in, id, id_len, req->request_id, admit);
+		ingest_turn_away(in, tk, admit);
 		return;
 	}
-	if (n->is_stopping) {
+	if (in->is_stopping) {
 		/* the router tries again shortly, here after our restart or
 		 * at the peer after a failover */
 		log_debug(LOG_SUB_MAIN, "qid=%s event=turned_away "
 			  "reason=stopping", eq->qid);
-		ingest_reply(in, id, id_len, req->request_id,
-			     SHOAL__STATUS__STATUS_MOVING, "node stopping",
-			     false);
+		ingest_reply(in, tk, SHOAL__STATUS__STATUS_MOVING,
+			     "node stopping", false);
 		return;
 	}
 
 	it = xcalloc(1, sizeof(*it));
 	it->in = in;
-	memcpy(it->id, id, id_len);
-	it->id_len = id_len;
-	it->request_id = req->request_id;
+	it->ticket = *tk;
 	it->answer = SHOAL__STATUS__STATUS_INTERNAL; /* until answered */
 	it->answer_text = "no answer";
 	snprintf(it->qid, sizeof(it->qid), "%s", eq->qid);
@@ -574,13 +643,16 @@ ingest_enqueue(struct ingest *in, zmq_msg_t *frames, size_t nframes,
 	for (size_t i = 0; i < eq->envelope->n_rcpts; i++)
 		if (eq->envelope->rcpts[i]->suppressed)
 			it->n_suppressed++;
+	if (it->n_suppressed)
+		scheduler_dsn_draw(in->d.sched, &it->dsn);
 	it->now = (uint64_t)time(NULL);
 	it->meta = ingest_pack_meta(eq->qid, eq->shard, eq->envelope, it->now,
 				    body_len, &it->meta_len);
 	zmq_msg_init(&it->body);
 	zmq_msg_move(&it->body, &frames[3]);
 	in->pending++;
-	commit_add(n->commit, ingest_apply, ingest_done, it);
+	ingest_hold(it);
+	commit_add(in->d.commit, ingest_apply, ingest_done, it);
 	return;
 bad:
 	{
@@ -591,8 +663,7 @@ bad:
 				   strlen(req->router_id)),
 			 why);
 	}
-	ingest_reply(in, id, id_len, req->request_id,
-		     SHOAL__STATUS__STATUS_BAD_REQUEST, why, false);
+	ingest_reply(in, tk, SHOAL__STATUS__STATUS_BAD_REQUEST, why, false);
 }
 
 #define INGEST_SEEN_MAX 1024   /* node ids in one router heartbeat */
@@ -600,12 +671,13 @@ bad:
 /* A router's heartbeat: remember it (fencing, failover votes) and trade
  * maps with it. */
 static void
-ingest_heartbeat(struct ingest *in, zmq_msg_t *frames,
+ingest_heartbeat(struct ingest *in, const struct rpc_ticket *tk,
 		 const Shoal__RouterRequest *req)
 {
 	const Shoal__RouterHeartbeat *hb = req->heartbeat;
-	const char *peer = in->n->me->peer;
+	const char *peer = in->d.me->peer;
 	bool sees_peer = false;
+	bool offer_refused;
 
 	if (hb->n_seen > INGEST_SEEN_MAX || req->router_id[0] == '\0') {
 		log_warn("router=? event=bad_request reason=\"bad heartbeat\"");
@@ -614,24 +686,29 @@ ingest_heartbeat(struct ingest *in, zmq_msg_t *frames,
 	for (size_t i = 0; peer && i < hb->n_seen; i++)
 		if (strcmp(hb->seen[i], peer) == 0)
 			sees_peer = true;
-	owner_heard_router(in->n->owner, req->router_id, sees_peer,
+	owner_heard_router(in->d.owner, req->router_id, sees_peer,
 			   hb->echo_ms);
 	/* a map the router sent us that we do not take (ours wins) goes
 	 * back with the reply, so that both end up with the same one */
-	ingest_reply(in, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]),
-		     req->request_id, SHOAL__STATUS__STATUS_OK, "",
-		     (hb->map && !owner_offer(in->n->owner, hb->map)) ||
-			     req->epoch != in->n->map->epoch);
+	offer_refused = hb->map && !owner_offer(in->d.owner, hb->map);
+	ingest_reply(in, tk, SHOAL__STATUS__STATUS_OK, "",
+		     offer_refused ||
+			     req->epoch != owner_map(in->d.owner)->epoch);
 }
 
 void
 ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes)
 {
 	Shoal__RouterRequest *req;
-	size_t id_len = zmq_msg_size(&frames[0]);
+	struct rpc_ticket tk;
 
-	if (id_len == 0 || id_len > INGEST_ID_MAX || nframes < 3 ||
-	    zmq_msg_size(&frames[2]) > WIRE_META_MAX)
+	if (rpc_ticket_set(&tk, &frames[0], 0) != 0) {
+		/* no routing id to answer */
+		log_warn("router=? event=bad_request reason=\"undecodable "
+			 "request\"");
+		return;
+	}
+	if (nframes < 3 || zmq_msg_size(&frames[2]) > WIRE_META_MAX)
 		goto bad;
 	req = shoal__router_request__unpack(NULL, zmq_msg_size(&frames[2]),
 					    zmq_msg_data(&frames[2]));
@@ -641,28 +718,24 @@ ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes)
 		shoal__router_request__free_unpacked(req, NULL);
 		goto bad;
 	}
+	tk.request_id = req->request_id;
 	switch (req->body_case) {
 	case SHOAL__ROUTER_REQUEST__BODY_MAP:
 		if (req->map->offer)
-			owner_offer(in->n->owner, req->map->offer);
-		ingest_reply(in, zmq_msg_data(&frames[0]), id_len,
-			     req->request_id, SHOAL__STATUS__STATUS_OK, "",
-			     true);
+			owner_offer(in->d.owner, req->map->offer);
+		ingest_reply(in, &tk, SHOAL__STATUS__STATUS_OK, "", true);
 		break;
 	case SHOAL__ROUTER_REQUEST__BODY_ENQUEUE:
-		ingest_enqueue(in, frames, nframes, req);
+		ingest_enqueue(in, &tk, frames, nframes, req);
 		break;
 	case SHOAL__ROUTER_REQUEST__BODY_HEARTBEAT:
-		ingest_heartbeat(in, frames, req);
+		ingest_heartbeat(in, &tk, req);
 		break;
 	case SHOAL__ROUTER_REQUEST__BODY_CHECK:
-		suppress_check(in->n->supp, zmq_msg_data(&frames[0]), id_len,
-			       req->request_id, req->check);
+		suppress_check(in->d.supp, &tk, req->check);
 		break;
 	default:
-		ingest_reply(in, zmq_msg_data(&frames[0]), id_len,
-			     req->request_id,
-			     SHOAL__STATUS__STATUS_BAD_REQUEST,
+		ingest_reply(in, &tk, SHOAL__STATUS__STATUS_BAD_REQUEST,
 			     "unknown request", false);
 		break;
 	}
@@ -670,20 +743,25 @@ ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes)
 	return;
 bad:
 	log_warn("router=? event=bad_request reason=\"undecodable request\"");
-	if (id_len > 0 && id_len <= INGEST_ID_MAX)
-		ingest_reply(in, zmq_msg_data(&frames[0]), id_len, 0,
-			     SHOAL__STATUS__STATUS_BAD_REQUEST,
-			     "undecodable request", false);
+	ingest_reply(in, &tk, SHOAL__STATUS__STATUS_BAD_REQUEST,
+		     "undecodable request", false);
 }
 
 struct ingest *
-ingest_new(struct node *n)
+ingest_new(const struct ingest_deps *deps)
 {
 	struct ingest *in = xcalloc(1, sizeof(*in));
 
-	in->n = n;
-	in->held = idmap_new();
+	in->d = *deps;
+	in->holds = idmap_new();
+	in->leads = idmap_new();
 	return in;
+}
+
+void
+ingest_stop(struct ingest *in)
+{
+	in->is_stopping = true;
 }
 
 void
@@ -695,7 +773,8 @@ ingest_free(struct ingest *in)
 	if (in->pending)
 		log_warn("node event=ingest_free pending=%llu",
 			 (unsigned long long)in->pending);
-	idmap_free(in->held);
+	idmap_free(in->holds);
+	idmap_free(in->leads);
 	free(in);
 }
 

@@ -10,10 +10,31 @@
 #include <stdint.h>
 #include <zmq.h>
 
-struct node;
+#include "lib/config.h"
+
+struct commit;
+struct rpc;
+struct owner;
+struct repl;
+struct scheduler;
+struct suppress;
 struct ingest;
 
-struct ingest *ingest_new(struct node *n);
+/* What ingest needs of the node; every pointer borrowed, outliving it. */
+struct ingest_deps {
+	const struct config *cfg;
+	const struct cfg_node *me;  /* its id, and its peer's */
+	uint64_t incarnation;       /* this process's, in every reply */
+	struct rpc *rpc;            /* replies */
+	struct commit *commit;
+	struct owner *owner;        /* the map, may we store, router news */
+	struct repl *repl;          /* answers wait for the peer */
+	struct scheduler *sched;    /* new mail is due; DSNs */
+	struct suppress *supp;      /* routers' RCPT checks */
+};
+
+/* deps is copied. */
+struct ingest *ingest_new(const struct ingest_deps *deps);
 
 /* ingest_free(NULL) does nothing. Requests still waiting for their commit
  * or their peer are answered by node_free() first (commit flush, repl_free,
@@ -26,9 +47,9 @@ void ingest_free(struct ingest *in);
 void ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes);
 
 /* Whether the message qid, stored by an enqueue in flight, must not be
- * delivered yet: from the transaction that stores it until its reply is
- * OK (or, refused, until it is withdrawn). The scheduler asks before it
- * picks a due message. O(1). */
+ * delivered yet: from the request that stores it (before its
+ * transaction) until its reply is OK (or, refused, until it is
+ * withdrawn). The scheduler asks before it picks a due message. O(1). */
 bool ingest_holds(const struct ingest *in, const char *qid);
 
 /* Messages stored and refused since the start (metrics). */
@@ -38,5 +59,9 @@ void ingest_counts(const struct ingest *in, uint64_t *stored,
 /* Enqueues taken and not yet answered (waiting for the commit or the
  * peer): shutdown waits for them. */
 uint64_t ingest_pending(const struct ingest *in);
+
+/* The node is stopping: new enqueues are answered MOVING "node stopping"
+ * (the router tries again, here after the restart or at the peer). */
+void ingest_stop(struct ingest *in);
 
 #endif

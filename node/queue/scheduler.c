@@ -17,66 +17,34 @@
  *
  * Results of several jobs are applied through group commit; each apply
  * re-reads the message in the transaction, so jobs of one message for
- * different domains update it one after the other. */
+ * different domains update it one after the other (scheduler_result.c).
+ *
+ * Ownership, ingest's holds and delivery are reached through the hooks
+ * node.c installs (scheduler.h), so that tests/unit/test_scheduler.c
+ * runs the scheduler on a store alone. */
 #include "node/queue/scheduler.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "lib/buf.h"
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/idmap.h"
 #include "lib/log.h"
-#include "lib/shardmap.h"
+#include "lib/qid.h"
 #include "lib/xmalloc.h"
-#include "node/queue/bounce.h"
-#include "node/store/commit.h"
-#include "node/delivery/deliver.h"
-#include "node/queue/dlog.h"
-#include "node/queue/ingest.h"
 #include "node/delivery/job.h"
-#include "node/ops/metrics.h"
-#include "node/node.h"
-#include "node/cluster/owner.h"
+#include "node/queue/dsn.h"
+#include "node/queue/scheduler_int.h"
 #include "node/store/store.h"
-#include "node/suppress/suppress.h"
 
 #define SCHED_SCAN_MAX 1000              /* due entries looked at per pass */
 #define SCHED_INFLIGHT_MAX 5000          /* messages in flight */
 #define SCHED_INFLIGHT_BYTES (256u << 20) /* their bodies, in RAM */
-#define SCHED_BOUNCE_QID_TRIES 100000
-
-/* Results per second over the last minute, per outcome (status). */
-#define SCHED_WINDOW 60
-
-struct sched_window {
-	uint64_t sec[SCHED_WINDOW];           /* which second a slot holds */
-	uint32_t count[SCHED_WINDOW][3];      /* by enum outcome */
-};
-
-struct scheduler {
-	struct node *n;
-	struct sched_window recent;
-	struct event *timer;
-	struct idmap *inflight;   /* shard_hash(qid) -> struct job_msg */
-	uint64_t inflight_bytes;
-	struct qid_gen qids;      /* for DSNs */
-	uint64_t picked, applied;
-	uint64_t abandoned;	  /* jobs delivery did not start */
-	struct event *recheck_ev; /* scheduler_recheck() */
-	/* the next pass starts at (resume_due, resume_qid) unless want_full
-	 * or a new second has begun since the last full pass */
-	uint64_t resume_due;
-	char resume_qid[QID_MAX];
-	bool want_full;
-	uint64_t last_full;
-};
 
 struct sched_due {
 	uint64_t due;
@@ -88,16 +56,11 @@ struct sched_scan {
 	size_t n, cap, max;
 };
 
-static uint64_t
-sched_now(void)
-{
-	return (uint64_t)time(NULL);
-}
-
+/* dsn_mine_fn */
 static bool
-sched_is_mine(const struct scheduler *s, uint32_t shard)
+sched_dsn_mine(void *arg, uint32_t shard)
 {
-	return owner_is_primary(s->n->owner, shard);
+	return sched_is_mine(arg, shard);
 }
 
 static int
@@ -114,13 +77,6 @@ sched_collect(uint64_t due, const char *qid, void *arg)
 	memcpy(sc->v[sc->n].qid, qid, strlen(qid) + 1);
 	sc->n++;
 	return 0;
-}
-
-static bool
-sched_rcpt_pending(const Shoal__Recipient *r)
-{
-	return r->state == SHOAL__RCPT_STATE__RCPT_QUEUED ||
-	       r->state == SHOAL__RCPT_STATE__RCPT_DEFERRED;
 }
 
 static void
@@ -172,7 +128,6 @@ sched_make_jobs(struct scheduler *s, struct job_msg *m, uint64_t now,
 		j->res = xcalloc(j->n, sizeof(*j->res));
 		j->started = now;
 		j->started_us = clock_mono_us();
-		j->sched = s;
 		j->next = *out;
 		*out = j;
 		njobs++;
@@ -193,7 +148,7 @@ sched_pick(struct scheduler *s, struct store_txn *t, const char *qid,
 	size_t njobs;
 
 	/* its enqueue's reply is not yet known to be OK (node/ingest.c) */
-	if (ingest_holds(s->n->ingest, qid))
+	if (s->hooks.is_held && s->hooks.is_held(s->hooks.arg, qid))
 		return 0;
 	if (store_msg_get_meta(t, qid, &p, &len) != 0)
 		return 0;
@@ -204,7 +159,7 @@ sched_pick(struct scheduler *s, struct store_txn *t, const char *qid,
 			shoal__stored_message__free_unpacked(sm, NULL);
 		return 0;
 	}
-	if (sm->held || !owner_may_start(s->n->owner, sm->shard)) {
+	if (sm->held || !s->hooks.may_start(s->hooks.arg, sm->shard)) {
 		shoal__stored_message__free_unpacked(sm, NULL);
 		return 0;
 	}
@@ -227,7 +182,6 @@ sched_pick(struct scheduler *s, struct store_txn *t, const char *qid,
 		struct job *j = xcalloc(1, sizeof(*j));
 
 		j->msg = m;
-		j->sched = s;
 		m->refs++;
 		m->jobs_open++;
 		scheduler_job_done(s, j);
@@ -245,7 +199,7 @@ sched_arm(struct scheduler *s, uint64_t now)
 	uint64_t first;
 	struct timeval tv = { 0, 0 };
 
-	if (store_txn_begin(s->n->store, true, &t) != 0)
+	if (store_txn_begin(s->store, true, &t) != 0)
 		return;
 	if (store_due_first(t, &first) == 0) {
 		if (first > now)
@@ -280,14 +234,14 @@ sched_resume_at(struct scheduler *s, uint64_t due, const char *qid)
 
 /* A due entry (due, qid) was written: the next pass must not start past
  * it. */
-static void
+void
 sched_resume_lower(struct scheduler *s, uint64_t due, const char *qid)
 {
 	if (sched_key_cmp(due, qid, s->resume_due, s->resume_qid) < 0)
 		sched_resume_at(s, due, qid);
 }
 
-static void
+void
 sched_kick_soon(struct scheduler *s)
 {
 	struct timeval tv = { 0, 0 };
@@ -310,14 +264,14 @@ sched_run(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!owner_may_deliver(s->n->owner)) {
+	if (!s->hooks.may_deliver(s->hooks.arg)) {
 		/* fenced: owner kicks us when that ends; look again anyway */
 		struct timeval tv = { 1, 0 };
 
 		evtimer_add(s->timer, &tv);
 		return;
 	}
-	if (store_txn_begin(s->n->store, true, &t) != 0)
+	if (store_txn_begin(s->store, true, &t) != 0)
 		return;
 	full = s->want_full || now != s->last_full;
 	if (full) {
@@ -356,7 +310,7 @@ sched_run(evutil_socket_t fd, short what, void *arg)
 
 		jobs = j->next;
 		j->next = NULL;
-		deliver_submit(s->n->deliver, j);
+		s->hooks.submit(s->hooks.arg, j);
 	}
 	/* a full scan that picked nothing (a shard being moved away) waits
 	 * for the timer instead of spinning */
@@ -380,256 +334,9 @@ scheduler_kick_due(struct scheduler *s, uint64_t due, const char *qid)
 	sched_kick_soon(s);
 }
 
-/* ---- applying results ---------------------------------------------- */
-
-static void
-sched_format_reply(const struct job_result *r, char *out, size_t outlen)
-{
-	if (r->reply.code)
-		snprintf(out, outlen, "%d %s%s%s", r->reply.code,
-			 r->reply.enhanced, r->reply.enhanced[0] ? " " : "",
-			 r->reply.text);
-	else
-		snprintf(out, outlen, "%s", r->reply.text);
-}
-
-int
-scheduler_queue_dsn(struct scheduler *s, struct store_txn *t,
-		    const char *orig_qid, const Shoal__Envelope *env,
-		    const void *orig, size_t orig_len,
-		    const struct bounce_rcpt *brs, size_t n, uint64_t now)
-{
-	const struct config *cfg = s->n->cfg;
-	struct bounce_info bi = {
-		.reporting_mta = cfg->delivery.helo_name,
-		.qid = orig_qid,
-		.sender = env->mail_from,
-		.envid = env->envid,
-		.ret = env->ret,
-		.arrival = env->arrival_time,
-		.now = now,
-		.rcpts = brs,
-		.n_rcpts = n,
-		.orig = orig ? orig : "",
-		.orig_len = orig_len,
-	};
-	Shoal__StoredMessage sm = SHOAL__STORED_MESSAGE__INIT;
-	Shoal__Envelope denv = SHOAL__ENVELOPE__INIT;
-	Shoal__Recipient dr = SHOAL__RECIPIENT__INIT;
-	Shoal__Recipient *drp = &dr;
-	char qid[QID_LEN + 1];
-	struct buf body;
-	uint32_t shard = 0;
-	void *meta;
-	size_t meta_len;
-	int rc;
-
-	buf_init(&body, cfg->router.max_message_size + (1u << 20));
-	if (bounce_build(&bi, &body) != 0) {
-		/* RET=FULL of a huge message: fall back to headers only */
-		buf_reset(&body);
-		bi.ret = 2;
-		bounce_build(&bi, &body);
-	}
-	for (int i = 0; i < SCHED_BOUNCE_QID_TRIES; i++) {
-		qid_next(&s->qids, qid);
-		shard = shard_of(qid, cfg->cluster.shards);
-		if (sched_is_mine(s, shard))
-			break;
-	}
-	if (!sched_is_mine(s, shard)) {
-		/* no shard is ours (all failed over meanwhile): a DSN stored
-		 * here would be neither delivered nor replicated; failing
-		 * leaves the result unsaved, and the owner's copy is tried
-		 * and bounced there */
-		log_warn("qid=%s event=dsn_not_queued reason=\"this node owns "
-			 "no shard\"",
-			 orig_qid);
-		buf_free(&body);
-		return -EAGAIN;
-	}
-	dr.address = env->mail_from;
-	dr.notify = SHOAL__NOTIFY__NOTIFY_NEVER;
-	dr.next_try = now;
-	denv.mail_from = "";
-	denv.n_rcpts = 1;
-	denv.rcpts = &drp;
-	denv.smtputf8 = env->smtputf8;
-	denv.body = env->body;
-	denv.arrival_time = now;
-	denv.client_addr = "127.0.0.1";
-	denv.helo = cfg->delivery.helo_name;
-	denv.size = body.len;
-	sm.qid = qid;
-	sm.shard = shard;
-	sm.envelope = &denv;
-	sm.due = now;
-	meta_len = shoal__stored_message__get_packed_size(&sm);
-	meta = xmalloc(meta_len);
-	shoal__stored_message__pack(&sm, meta);
-	rc = store_msg_put(t, qid, shard, meta, meta_len, body.data, body.len);
-	if (rc == 0)
-		rc = store_due_add(t, now, qid);
-	if (rc == 0)
-		sched_resume_lower(s, now, qid);
-	if (rc == 0)
-		log_info("qid=%s event=dsn_queued orig_qid=%s to=<%s> rcpts=%zu "
-			 "action=%s",
-			 qid, orig_qid, env->mail_from, n,
-			 brs[0].action == BOUNCE_FAILED ? "failed" :
-			 brs[0].action == BOUNCE_DELAYED ? "delayed" : "relayed");
-	free(meta);
-	buf_free(&body);
-	return rc;
-}
-
-static int
-sched_apply(struct store_txn *t, void *arg)
-{
-	struct job *j = arg;
-	struct scheduler *s = j->sched;
-	const struct config *cfg = s->n->cfg;
-	const void *p;
-	size_t len;
-	Shoal__StoredMessage *sm;
-	Shoal__Envelope *env;
-	struct bounce_rcpt *failed, *relayed;
-	char (*texts)[600];
-	size_t n_failed = 0, n_relayed = 0;
-	uint64_t now = sched_now(), due = 0;
-	bool pending = false;
-	int rc;
-
-	rc = store_msg_get_meta(t, j->msg->qid, &p, &len);
-	if (rc == -ENOENT)
-		return 0; /* deleted meanwhile (queue delete): nothing to do */
-	if (rc != 0)
-		return rc;
-	sm = shoal__stored_message__unpack(NULL, len, p);
-	if (sm == NULL || sm->envelope == NULL)
-		return -EIO;
-	env = sm->envelope;
-	failed = xcalloc(j->n + 1, sizeof(*failed));
-	relayed = xcalloc(j->n + 1, sizeof(*relayed));
-	texts = xcalloc(j->n + 1, sizeof(*texts));
-	for (size_t k = 0; k < j->n; k++) {
-		const struct job_result *res = &j->res[k];
-		Shoal__Recipient *r;
-		enum outcome oc = res->outcome;
-
-		if (j->rcpt[k] >= env->n_rcpts)
-			continue;
-		r = env->rcpts[j->rcpt[k]];
-		if (!sched_rcpt_pending(r))
-			continue; /* already final (applied twice) */
-		r->attempts++;
-		sched_format_reply(res, texts[k], sizeof(texts[k]));
-		if (r->last_reply != protobuf_c_empty_string)
-			free(r->last_reply);
-		r->last_reply = xstrdup(texts[k]);
-		if (r->category != protobuf_c_empty_string)
-			free(r->category);
-		r->category = xstrdup(classify_name(res->category));
-		switch (oc) {
-		case OUTCOME_DELIVERED:
-			r->state = SHOAL__RCPT_STATE__RCPT_DELIVERED;
-			if (res->relayed_no_dsn &&
-			    bounce_wanted(env, r, BOUNCE_DELIVERED))
-				relayed[n_relayed++] = (struct bounce_rcpt){
-					r->address, r->orcpt, BOUNCE_DELIVERED,
-					res->status, res->mx, res->reply.code,
-					res->reply.text, "",
-				};
-			break;
-		case OUTCOME_BOUNCED:
-			r->state = SHOAL__RCPT_STATE__RCPT_BOUNCED;
-			if (suppress_is_no_such_user(res->reply.code,
-						     res->reply.enhanced,
-						     res->reply.text) &&
-			    (rc = suppress_note_bounce(s->n->supp, t,
-						       r->address, texts[k],
-						       res->status,
-						       j->msg->qid)) != 0)
-				goto fail;
-			if (bounce_wanted(env, r, BOUNCE_FAILED))
-				failed[n_failed++] = (struct bounce_rcpt){
-					r->address, r->orcpt, BOUNCE_FAILED,
-					res->status, res->mx, res->reply.code,
-					res->reply.text,
-					classify_name(res->category),
-				};
-			break;
-		default:
-			r->state = SHOAL__RCPT_STATE__RCPT_DEFERRED;
-			r->next_try = outcome_next_try(
-				now, r->attempts, cfg->delivery.retry_schedule,
-				cfg->delivery.n_retry_schedule);
-			break;
-		}
-	}
-	rc = 0;
-	if (n_failed)
-		rc = scheduler_queue_dsn(s, t, j->msg->qid, env,
-					 j->msg->body, j->msg->body_len,
-					 failed, n_failed, now);
-	if (rc == 0 && n_relayed)
-		rc = scheduler_queue_dsn(s, t, j->msg->qid, env,
-					 j->msg->body, j->msg->body_len,
-					 relayed, n_relayed, now);
-	for (size_t i = 0; rc == 0 && i < env->n_rcpts; i++) {
-		if (!sched_rcpt_pending(env->rcpts[i]))
-			continue;
-		if (!pending || env->rcpts[i]->next_try < due)
-			due = env->rcpts[i]->next_try;
-		pending = true;
-	}
-	if (!sched_is_mine(s, sm->shard)) {
-		/* the shard moved away while this attempt ran (failover):
-		 * keep its result, leave the due index to the new owner's
-		 * copy; the attempt itself may be repeated there */
-		log_warn("qid=%s event=result_after_ownership_loss shard=%u",
-			 sm->qid, sm->shard);
-	}
-	if (rc == 0 && !pending) {
-		rc = store_due_del(t, sm->due, sm->qid);
-		if (rc == 0)
-			rc = store_msg_retire(t, sm->qid, sm->shard);
-		if (rc == 0)
-			log_info("qid=%s event=removed", sm->qid);
-	} else if (rc == 0) {
-		if (sm->held && sm->due != 0 && sched_is_mine(s, sm->shard)) {
-			/* held while in flight: no due entry until released */
-			rc = store_due_del(t, sm->due, sm->qid);
-			sm->due = 0;
-		} else if (due != sm->due && !sm->held &&
-			   sched_is_mine(s, sm->shard)) {
-			rc = store_due_del(t, sm->due, sm->qid);
-			if (rc == 0)
-				rc = store_due_add(t, due, sm->qid);
-			if (rc == 0)
-				sched_resume_lower(s, due, sm->qid);
-			sm->due = due;
-		}
-		if (rc == 0) {
-			size_t plen = shoal__stored_message__get_packed_size(sm);
-			void *packed = xmalloc(plen ? plen : 1);
-
-			shoal__stored_message__pack(sm, packed);
-			rc = store_msg_set_meta(t, sm->qid, packed, plen);
-			free(packed);
-		}
-	}
-fail:
-	shoal__stored_message__free_unpacked(sm, NULL);
-	free(failed);
-	free(relayed);
-	free(texts);
-	return rc;
-}
-
 /* One job of its message is over (applied or abandoned): the message
  * leaves the in-flight table with its last job. */
-static void
+void
 sched_job_closed(struct scheduler *s, struct job *j)
 {
 	struct job_msg *m = j->msg;
@@ -647,91 +354,6 @@ sched_job_closed(struct scheduler *s, struct job *j)
 	job_free(j);
 }
 
-static void
-sched_applied(int result, void *arg)
-{
-	struct job *j = arg;
-	struct scheduler *s = j->sched;
-
-	if (result != 0)
-		log_error("qid=%s event=result_not_saved error=\"%s\" "
-			  "note=\"will be tried again\"",
-			  j->msg->qid, shoal_strerror(result));
-	s->applied++;
-	sched_job_closed(s, j);
-	if (result != 0)
-		scheduler_kick(s); /* its due entry may lie behind the resume point */
-	else
-		sched_kick_soon(s);
-}
-
-static void
-sched_count(struct scheduler *s, enum outcome oc)
-{
-	uint64_t now = sched_now();
-	size_t i = now % SCHED_WINDOW;
-
-	if ((unsigned)oc > OUTCOME_BOUNCED)
-		return;
-	if (s->recent.sec[i] != now) {
-		s->recent.sec[i] = now;
-		memset(s->recent.count[i], 0, sizeof(s->recent.count[i]));
-	}
-	s->recent.count[i][oc]++;
-}
-
-void
-scheduler_last_minute(const struct scheduler *s, uint64_t *delivered,
-		      uint64_t *deferred, uint64_t *bounced)
-{
-	uint64_t now = sched_now();
-
-	*delivered = *deferred = *bounced = 0;
-	for (size_t i = 0; i < SCHED_WINDOW; i++) {
-		if (s->recent.sec[i] + SCHED_WINDOW <= now)
-			continue;
-		*delivered += s->recent.count[i][OUTCOME_DELIVERED];
-		*deferred += s->recent.count[i][OUTCOME_DEFERRED];
-		*bounced += s->recent.count[i][OUTCOME_BOUNCED];
-	}
-}
-
-void
-scheduler_job_done(struct scheduler *s, struct job *j)
-{
-	Shoal__Envelope *env = j->msg->sm->envelope;
-	bool expired = outcome_is_expired(sched_now(), env->arrival_time,
-					  s->n->cfg->delivery.max_queue_lifetime);
-
-	for (size_t k = 0; k < j->n; k++) {
-		/* past max_queue_lifetime, a deferral ends the recipient: it
-		 * bounces with this attempt's error, and the log says so */
-		if (expired && j->res[k].outcome == OUTCOME_DEFERRED) {
-			j->res[k].outcome = OUTCOME_BOUNCED;
-			log_info("qid=%s rcpt=<%s> event=expired",
-				 j->msg->qid,
-				 j->rcpt[k] < env->n_rcpts ?
-					 env->rcpts[j->rcpt[k]]->address :
-					 "");
-		}
-		if (j->rcpt[k] < env->n_rcpts) {
-			dlog_attempt(s->n->dlog, j->msg, j,
-				     env->rcpts[j->rcpt[k]], &j->res[k]);
-			sched_count(s, j->res[k].outcome);
-			metrics_delivery(s->n->metrics, j->domain,
-					 j->res[k].outcome);
-		}
-	}
-	metrics_attempt(s->n->metrics, j->started_us);
-	commit_add(s->n->commit, sched_apply, sched_applied, j);
-}
-
-bool
-scheduler_job_may_start(const struct job *j)
-{
-	return owner_may_start(j->sched->n->owner, j->msg->sm->shard);
-}
-
 void
 scheduler_job_abandon(struct scheduler *s, struct job *j)
 {
@@ -743,6 +365,30 @@ scheduler_job_abandon(struct scheduler *s, struct job *j)
 	scheduler_kick(s);
 }
 
+/* ---- DSNs of other modules -------------------------------------------- */
+
+void
+scheduler_dsn_draw(struct scheduler *s, struct dsn_slot *slot)
+{
+	dsn_draw(&s->qids, s->cfg->cluster.shards, sched_dsn_mine, s, slot);
+}
+
+int
+scheduler_dsn_store(const struct scheduler *s, struct store_txn *t,
+		    struct dsn_slot *slot, const struct dsn_about *a)
+{
+	return dsn_store(t, s->cfg, sched_dsn_mine, (void *)s, slot, a);
+}
+
+void
+scheduler_dsn_done(struct scheduler *s, const struct dsn_slot *slot,
+		   int result)
+{
+	dsn_log(slot, result);
+	if (result == 0 && slot->is_stored)
+		sched_resume_lower(s, slot->due, slot->qid);
+}
+
 /* From its own event, never from inside delivery's or owner's code. */
 static void
 sched_on_recheck(evutil_socket_t fd, short what, void *arg)
@@ -752,11 +398,11 @@ sched_on_recheck(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	deliver_recheck(s->n->deliver);
+	s->hooks.recheck(s->hooks.arg);
 	if (s->abandoned != before)
 		log_info("node id=%s event=attempts_dropped count=%llu "
 			 "reason=\"fenced, frozen or no longer primary\"",
-			 s->n->me->id,
+			 s->node_id,
 			 (unsigned long long)(s->abandoned - before));
 }
 
@@ -825,15 +471,25 @@ scheduler_in_flight_of(const struct scheduler *s, const uint8_t *shards,
 }
 
 struct scheduler *
-scheduler_new(struct node *n)
+scheduler_new(const struct scheduler_deps *deps)
 {
 	struct scheduler *s = xcalloc(1, sizeof(*s));
 
-	s->n = n;
+	SHOAL_ASSERT(deps->hooks.may_deliver && deps->hooks.may_start &&
+		     deps->hooks.is_primary && deps->hooks.submit &&
+		     deps->hooks.recheck);
+	s->base = deps->base;
+	s->cfg = deps->cfg;
+	s->node_id = deps->node_id;
+	s->store = deps->store;
+	s->commit = deps->commit;
+	s->supp = deps->supp;
+	s->dlog = deps->dlog;
+	s->hooks = deps->hooks;
 	s->inflight = idmap_new();
 	qid_gen_init(&s->qids);
-	s->timer = evtimer_new(n->base, sched_run, s);
-	s->recheck_ev = event_new(n->base, -1, 0, sched_on_recheck, s);
+	s->timer = evtimer_new(s->base, sched_run, s);
+	s->recheck_ev = event_new(s->base, -1, 0, sched_on_recheck, s);
 	scheduler_kick(s);
 	return s;
 }

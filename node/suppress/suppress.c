@@ -21,8 +21,8 @@
 #include "lib/qid.h"
 #include "lib/suppress_key.h"
 #include "lib/xmalloc.h"
-#include "node/node.h"
 #include "node/cluster/owner.h"
+#include "node/rpc/rpc.h"
 #include "node/store/store.h"
 #include "node/suppress/suppress_int.h"
 
@@ -123,7 +123,7 @@ suppress_entry_unpack(const void *p, size_t len)
 bool
 suppress_entry_expired(const struct suppress *sp, const Shoal__SuppressEntry *e)
 {
-	uint32_t ttl = sp->n->cfg->suppression.expire;
+	uint32_t ttl = sp->d.cfg->suppression.expire;
 
 	return ttl != 0 && e->created + ttl < (uint64_t)time(NULL);
 }
@@ -131,14 +131,14 @@ suppress_entry_expired(const struct suppress *sp, const Shoal__SuppressEntry *e)
 /* Write the entry for a normalised address with tag '~' (ours) or '+'
  * (pending for another owner). */
 int
-suppress_entry_put(struct suppress *sp, struct store_txn *t, char tag,
+suppress_entry_put(const struct suppress *sp, struct store_txn *t, char tag,
 		   const char *norm, const char *reply, const char *enhanced,
 		   const char *source, const char *qid, uint64_t created)
 {
 	Shoal__SuppressEntry e = SHOAL__SUPPRESS_ENTRY__INIT;
 	char key[SUPPRESS_KEY_MAX], text[SUPPRESS_REPLY_MAX + 1];
 	char enh[SUPP_ENH_MAX + 1];
-	uint32_t shards = sp->n->cfg->cluster.shards;
+	uint32_t shards = sp->d.cfg->cluster.shards;
 	size_t len;
 	void *p;
 	int rc;
@@ -150,7 +150,7 @@ suppress_entry_put(struct suppress *sp, struct store_txn *t, char tag,
 	e.reply = text;
 	e.enhanced = enh;
 	e.source = (char *)source;
-	e.created = created ? created : (uint64_t)time(NULL);
+	e.created = created;
 	e.qid = (char *)(qid ? qid : "");
 	p = supp_pack(&e, &len);
 	rc = store_supp_put(t, key,
@@ -163,31 +163,46 @@ suppress_entry_put(struct suppress *sp, struct store_txn *t, char tag,
 }
 
 int
-suppress_note_bounce(struct suppress *sp, struct store_txn *t, const char *addr,
-		     const char *reply, const char *enhanced, const char *qid)
+suppress_note_bounce(const struct suppress *sp, struct store_txn *t,
+		     const char *addr, const char *reply, const char *enhanced,
+		     const char *qid, uint64_t now, struct suppress_note *note)
 {
 	char norm[SUPPRESS_ADDR_MAX + 1];
 	uint32_t shard;
 	bool mine;
 	int rc;
 
-	if (sp == NULL || !sp->n->cfg->suppression.enabled ||
+	memset(note, 0, sizeof(*note));
+	if (sp == NULL || !sp->d.cfg->suppression.enabled ||
 	    suppress_addr_norm(addr, strlen(addr), norm) != 0)
 		return 0;
-	shard = suppress_shard(norm, sp->n->cfg->cluster.shards);
+	shard = suppress_shard(norm, sp->d.cfg->cluster.shards);
 	/* a frozen shard is being moved: an entry written now might miss the
 	 * last batch, so it waits as a pending add for the new owner */
-	mine = owner_is_primary(sp->n->owner, shard) &&
-	       !owner_is_frozen(sp->n->owner, shard);
+	mine = owner_is_primary(sp->d.owner, shard) &&
+	       !owner_is_frozen(sp->d.owner, shard);
 	rc = suppress_entry_put(sp, t,
 				mine ? SUPPRESS_KEY_TAG : SUPPRESS_PENDING_TAG,
-				norm, reply, enhanced, "bounce", qid, 0);
-	if (rc == 0)
-		log_info("qid=%s rcpt=<%s> event=suppress_%s shard=%u", qid,
-			 norm, mine ? "added" : "pending", shard);
-	if (rc == 0 && !mine)
+				norm, reply, enhanced, "bounce", qid, now);
+	if (rc != 0)
+		return rc;
+	note->is_noted = true;
+	note->is_mine = mine;
+	note->shard = shard;
+	memcpy(note->addr, norm, sizeof(norm));
+	snprintf(note->qid, sizeof(note->qid), "%s", qid);
+	return 0;
+}
+
+void
+suppress_noted(struct suppress *sp, const struct suppress_note *note)
+{
+	if (sp == NULL || !note->is_noted)
+		return;
+	log_info("qid=%s rcpt=<%s> event=suppress_%s shard=%u", note->qid,
+		 note->addr, note->is_mine ? "added" : "pending", note->shard);
+	if (!note->is_mine)
 		event_active(sp->timer, 0, 0);
-	return rc;
 }
 
 /* ---- replication and moves --------------------------------------------- */
@@ -241,7 +256,7 @@ suppress_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec)
 struct supp_keys {
 	char (*keys)[SUPPRESS_KEY_MAX];
 	size_t n, cap;
-	struct node *node; /* touch: only primary shards */
+	const struct owner *owner; /* touch: only primary shards */
 };
 
 static int
@@ -252,7 +267,7 @@ supp_collect(const char *key, uint32_t shard, const void *entry, size_t len,
 
 	(void)entry;
 	(void)len;
-	if (k->node && !owner_is_primary(k->node->owner, shard))
+	if (k->owner && !owner_is_primary(k->owner, shard))
 		return 0;
 	if (k->n == k->cap) {
 		k->cap = k->cap ? k->cap * 2 : 64;
@@ -279,9 +294,10 @@ suppress_purge_shard(struct store_txn *t, uint32_t shard, uint64_t *n)
 }
 
 int
-suppress_touch_primary(struct node *n, struct store_txn *t, uint64_t *n_out)
+suppress_touch(const struct suppress *sp, struct store_txn *t,
+	       uint64_t *n_out)
 {
-	struct supp_keys k = { .node = n };
+	struct supp_keys k = { .owner = sp->d.owner };
 	char prefix[2] = { SUPPRESS_KEY_TAG, '\0' };
 	uint32_t shard;
 	int rc = store_supp_foreach(t, prefix, "", supp_collect, &k);
@@ -297,10 +313,11 @@ suppress_touch_primary(struct node *n, struct store_txn *t, uint64_t *n_out)
 /* ---- the routers' RCPT check ------------------------------------------- */
 
 void
-suppress_check(struct suppress *sp, const void *id, size_t id_len,
-	       uint64_t request_id, const Shoal__SuppressCheck *c)
+suppress_check(struct suppress *sp, const struct rpc_ticket *tk,
+	       const Shoal__SuppressCheck *c)
 {
-	struct node *n = sp->n;
+	const Shoal__ShardMap *map = owner_map(sp->d.owner);
+	uint32_t shards = sp->d.cfg->cluster.shards;
 	Shoal__NodeReply r = SHOAL__NODE_REPLY__INIT;
 	Shoal__SuppressEntry *e = NULL;
 	char norm[SUPPRESS_ADDR_MAX + 1], key[SUPPRESS_KEY_MAX];
@@ -310,10 +327,10 @@ suppress_check(struct suppress *sp, const void *id, size_t id_len,
 	size_t len, vlen;
 	uint32_t shard;
 
-	r.request_id = request_id;
-	r.node_id = n->me->id;
-	r.epoch = n->map->epoch;
-	r.author = n->map->author;
+	r.request_id = tk->request_id;
+	r.node_id = (char *)sp->d.node_id;
+	r.epoch = map->epoch;
+	r.author = map->author;
 	r.status = SHOAL__STATUS__STATUS_OK;
 	if (suppress_addr_norm(c->address,
 			       strnlen(c->address, SUPPRESS_ADDR_MAX + 1),
@@ -322,14 +339,14 @@ suppress_check(struct suppress *sp, const void *id, size_t id_len,
 		r.message = "bad address";
 		goto reply;
 	}
-	shard = suppress_shard(norm, n->cfg->cluster.shards);
-	if (!owner_is_primary(n->owner, shard)) {
+	shard = suppress_shard(norm, shards);
+	if (!owner_is_primary(sp->d.owner, shard)) {
 		r.status = SHOAL__STATUS__STATUS_NOT_OWNER;
-		r.map = n->map;
+		r.map = (Shoal__ShardMap *)map;
 		goto reply;
 	}
-	suppress_key(norm, n->cfg->cluster.shards, SUPPRESS_KEY_TAG, key);
-	if (store_txn_begin(n->store, true, &t) != 0) {
+	suppress_key(norm, shards, SUPPRESS_KEY_TAG, key);
+	if (store_txn_begin(sp->d.store, true, &t) != 0) {
 		r.status = SHOAL__STATUS__STATUS_INTERNAL;
 		goto reply;
 	}
@@ -346,7 +363,7 @@ reply:
 	if (len > sizeof(small))
 		p = xmalloc(len);
 	shoal__node_reply__pack(&r, p);
-	node_reply(n, id, id_len, p, len);
+	rpc_reply(sp->d.rpc, tk, p, len);
 	if (p != small)
 		free(p);
 	if (e)
@@ -355,15 +372,15 @@ reply:
 }
 
 struct suppress *
-suppress_new(struct node *n)
+suppress_new(const struct suppress_deps *deps)
 {
 	struct suppress *sp = xcalloc(1, sizeof(*sp));
 	struct timeval tv = { SUPP_TICK_MS / 1000,
 			      (SUPP_TICK_MS % 1000) * 1000 };
 
-	sp->n = n;
-	sp->timer =
-		event_new(n->base, -1, EV_PERSIST, suppress_pending_tick, sp);
+	sp->d = *deps;
+	sp->timer = event_new(sp->d.base, -1, EV_PERSIST,
+			      suppress_pending_tick, sp);
 	event_add(sp->timer, &tv);
 	return sp;
 }

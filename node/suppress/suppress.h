@@ -15,12 +15,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/config.h"
+#include "lib/qid.h"
+#include "lib/suppress_key.h"
 #include "proto/cli_node.pb-c.h"
 #include "proto/node_node.pb-c.h"
 #include "proto/router_node.pb-c.h"
 
-struct node;
+struct event_base;
+struct store;
 struct store_txn;
+struct commit;
+struct rpc;
+struct rpc_ticket;
+struct owner;
+struct repl;
 struct suppress;
 
 #define SUPPRESS_REPLY_MAX 400	  /* stored reply text, sanitised */
@@ -38,29 +47,61 @@ bool suppress_is_no_such_user(int code, const char *enhanced, const char *text);
  * become '?'), cut to the bound. */
 void suppress_sanitize(const char *text, char out[SUPPRESS_REPLY_MAX + 1]);
 
-struct suppress *suppress_new(struct node *n);
+/* What the suppression list needs of the node; every pointer borrowed,
+ * outliving the list. */
+struct suppress_deps {
+	struct event_base *base;
+	void *zctx;                 /* DEALERs to other nodes (pending adds) */
+	const struct config *cfg;
+	const char *node_id;
+	struct store *store;
+	struct commit *commit;
+	struct rpc *rpc;            /* replies to routers and shoalctl */
+	struct owner *owner;        /* the map in force, primary, frozen */
+	struct repl *repl;          /* shoalctl's changes wait for the peer */
+};
+
+/* deps is copied. */
+struct suppress *suppress_new(const struct suppress_deps *deps);
 
 /* suppress_free(NULL) does nothing. */
 void suppress_free(struct suppress *sp);
 
-/* A recipient bounced with a "no such user" reply, noted in the caller's
- * write transaction t (the one that records the bounce): the entry itself
- * when this node owns the address's shard, else a pending add that is
- * sent to the owner until acknowledged. Returns 0 (also when disabled or
- * the address is unusable) or a store error. */
-int suppress_note_bounce(struct suppress *sp, struct store_txn *t,
-			 const char *addr, const char *reply,
-			 const char *enhanced, const char *qid);
+/* What suppress_note_bounce() wrote, for suppress_noted() once it is
+ * committed. Plain data; all zero: nothing. */
+struct suppress_note {
+	bool is_noted;
+	bool is_mine;        /* an entry here, else a pending add */
+	uint32_t shard;
+	char addr[SUPPRESS_ADDR_MAX + 1];   /* normalised */
+	char qid[QID_MAX];
+};
 
-/* Answer a router's SuppressCheck on the front socket (id is the
- * router's routing id). Never blocks: one read transaction. */
-void suppress_check(struct suppress *sp, const void *id, size_t id_len,
-		    uint64_t request_id, const Shoal__SuppressCheck *c);
+/* A recipient bounced with a "no such user" reply, noted in the caller's
+ * write transaction t (the one that records the bounce; now is its time):
+ * the entry itself when this node owns the address's shard, else a pending
+ * add that is sent to the owner until acknowledged. Changes nothing but t
+ * and *note (an apply function may call it, and again). Returns 0 (also
+ * when sp is NULL, the list disabled or the address unusable: *note then
+ * says nothing) or a store error. */
+int suppress_note_bounce(const struct suppress *sp, struct store_txn *t,
+			 const char *addr, const char *reply,
+			 const char *enhanced, const char *qid, uint64_t now,
+			 struct suppress_note *note);
+
+/* The transaction of a note committed: its log line, and a pending add
+ * is sent soon. Does nothing for an empty note or a NULL sp. */
+void suppress_noted(struct suppress *sp, const struct suppress_note *note);
+
+/* Answer a router's SuppressCheck (t: who asked, and its request id).
+ * Never blocks: one read transaction. */
+void suppress_check(struct suppress *sp, const struct rpc_ticket *t,
+		    const Shoal__SuppressCheck *c);
 
 /* Handle an AdminRequest with a SuppressRequest body; the reply goes to
- * reply_to (now or after the commit). */
-void suppress_admin(struct suppress *sp, const void *reply_to,
-		    size_t reply_to_len, const Shoal__AdminRequest *rq);
+ * t (now or after the commit; t is copied). */
+void suppress_admin(struct suppress *sp, const struct rpc_ticket *t,
+		    const Shoal__AdminRequest *rq);
 
 /* Replication and moves: whether a record is a suppression record and
  * well-formed (key shape, shard of key, shards); applying one (a put or a
@@ -72,8 +113,9 @@ int suppress_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec);
 int suppress_purge_shard(struct store_txn *t, uint32_t shard, uint64_t *n);
 
 /* Journal every entry of the shards this node is primary for (a peer
- * that lost its data gets them all again). */
-int suppress_touch_primary(struct node *n, struct store_txn *t,
-			   uint64_t *n_out);
+ * that lost its data gets them all again); *n_out grows by their number.
+ * Returns 0 or a store error. */
+int suppress_touch(const struct suppress *sp, struct store_txn *t,
+		   uint64_t *n_out);
 
 #endif

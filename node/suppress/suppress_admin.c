@@ -6,21 +6,22 @@
  * address normalised before use; a bad request gets BAD_REQUEST. */
 #include "node/suppress/suppress.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "lib/suppress_key.h"
 #include "lib/xmalloc.h"
-#include "node/ops/admin.h"
-#include "node/store/commit.h"
-#include "node/node.h"
 #include "node/cluster/owner.h"
 #include "node/cluster/repl.h"
+#include "node/rpc/rpc.h"
+#include "node/store/commit.h"
 #include "node/store/store.h"
 #include "node/suppress/suppress_int.h"
 
@@ -29,9 +30,7 @@
 
 struct supp_req {
 	struct suppress *sp;
-	unsigned char reply_to[SUPP_ID_MAX];
-	size_t reply_to_len;
-	uint64_t request_id;
+	struct rpc_ticket ticket;
 	Shoal__SuppressOp op;
 	char norm[SUPPRESS_ADDR_MAX + 1];
 	char reply[SUPPRESS_REPLY_MAX + 1];
@@ -45,25 +44,19 @@ struct supp_req {
 };
 
 static void
-supp_answer(struct suppress *sp, const void *to, size_t to_len,
-	    uint64_t request_id, Shoal__Status status, const char *msg,
-	    Shoal__SuppressReply *body)
+supp_answer(struct suppress *sp, const struct rpc_ticket *t,
+	    Shoal__Status status, const char *msg, Shoal__SuppressReply *body)
 {
 	Shoal__AdminReply r = SHOAL__ADMIN_REPLY__INIT;
-	void *out = NULL;
-	size_t out_len = 0;
 
-	r.request_id = request_id;
 	r.status = status;
 	r.message = (char *)(msg ? msg : "");
-	r.node_id = sp->n->me->id;
+	r.node_id = (char *)sp->d.node_id;
 	if (body) {
 		r.body_case = SHOAL__ADMIN_REPLY__BODY_SUPPRESS;
 		r.suppress = body;
 	}
-	admin_reply_pack(&r, &out, &out_len);
-	node_reply(sp->n, to, to_len, out, out_len);
-	free(out);
+	rpc_reply_admin(sp->d.rpc, t, &r);
 }
 
 static int
@@ -78,7 +71,7 @@ supp_req_apply(struct store_txn *t, void *arg)
 					q->reply, q->enhanced, q->source,
 					q->qid, q->created);
 	} else {
-		suppress_key(q->norm, q->sp->n->cfg->cluster.shards,
+		suppress_key(q->norm, q->sp->d.cfg->cluster.shards,
 			     SUPPRESS_KEY_TAG, key);
 		rc = store_supp_del(t, key);
 		q->found = rc == 0;
@@ -107,7 +100,7 @@ supp_req_answer(bool durable, void *arg)
 		 result	  ? shoal_strerror(result) :
 		 q->found ? "removed" :
 			    "ok");
-	supp_answer(q->sp, q->reply_to, q->reply_to_len, q->request_id,
+	supp_answer(q->sp, &q->ticket,
 		    result == 0 ? SHOAL__STATUS__STATUS_OK :
 		    result == SHOAL_E_STORAGE_FULL ?
 				  SHOAL__STATUS__STATUS_STORAGE_FULL :
@@ -124,7 +117,7 @@ supp_req_done(int result, void *arg)
 
 	q->result = result;
 	if (result == 0 && q->seq != 0)
-		repl_wait(q->sp->n->repl, q->seq, supp_req_answer, q);
+		repl_wait(q->sp->d.repl, q->seq, supp_req_answer, q);
 	else
 		supp_req_answer(true, q);
 }
@@ -147,7 +140,7 @@ supp_list_one(const char *key, uint32_t shard, const void *entry, size_t len,
 	Shoal__SuppressEntry *e;
 	const char *at;
 
-	if (!owner_is_primary(l->sp->n->owner, shard))
+	if (!owner_is_primary(l->sp->d.owner, shard))
 		return 0;
 	if (l->n == l->limit) {
 		l->more = true;
@@ -168,8 +161,8 @@ supp_list_one(const char *key, uint32_t shard, const void *entry, size_t len,
 }
 
 static void
-supp_list(struct suppress *sp, const void *to, size_t to_len,
-	  uint64_t request_id, const Shoal__SuppressRequest *sr)
+supp_list(struct suppress *sp, const struct rpc_ticket *tk,
+	  const Shoal__SuppressRequest *sr)
 {
 	Shoal__SuppressReply body = SHOAL__SUPPRESS_REPLY__INIT;
 	struct supp_list l = { .sp = sp, .domain = sr->domain };
@@ -182,14 +175,13 @@ supp_list(struct suppress *sp, const void *to, size_t to_len,
 		  sr->limit > SUPPRESS_LIST_MAX ? SUPPRESS_LIST_MAX :
 						  sr->limit;
 	if (sr->after[0] && !suppress_key_parse(sr->after, &shard)) {
-		supp_answer(sp, to, to_len, request_id,
-			    SHOAL__STATUS__STATUS_BAD_REQUEST, "bad after key",
-			    NULL);
+		supp_answer(sp, tk, SHOAL__STATUS__STATUS_BAD_REQUEST,
+			    "bad after key", NULL);
 		return;
 	}
-	if (store_txn_begin(sp->n->store, true, &t) != 0) {
-		supp_answer(sp, to, to_len, request_id,
-			    SHOAL__STATUS__STATUS_INTERNAL, "store", NULL);
+	if (store_txn_begin(sp->d.store, true, &t) != 0) {
+		supp_answer(sp, tk, SHOAL__STATUS__STATUS_INTERNAL, "store",
+			    NULL);
 		return;
 	}
 	l.entries = xcalloc(l.limit, sizeof(*l.entries));
@@ -199,7 +191,7 @@ supp_list(struct suppress *sp, const void *to, size_t to_len,
 	body.entries = l.entries;
 	body.more = l.more;
 	body.last = l.last;
-	supp_answer(sp, to, to_len, request_id,
+	supp_answer(sp, tk,
 		    rc == 0 || rc == 1 ? SHOAL__STATUS__STATUS_OK :
 					 SHOAL__STATUS__STATUS_INTERNAL,
 		    rc == 0 || rc == 1 ? "" : "store", &body);
@@ -209,8 +201,7 @@ supp_list(struct suppress *sp, const void *to, size_t to_len,
 }
 
 static void
-supp_show(struct suppress *sp, const void *to, size_t to_len,
-	  uint64_t request_id, const char *norm)
+supp_show(struct suppress *sp, const struct rpc_ticket *tk, const char *norm)
 {
 	Shoal__SuppressReply body = SHOAL__SUPPRESS_REPLY__INIT;
 	Shoal__SuppressEntry *e = NULL;
@@ -219,10 +210,10 @@ supp_show(struct suppress *sp, const void *to, size_t to_len,
 	const void *v;
 	size_t len;
 
-	suppress_key(norm, sp->n->cfg->cluster.shards, SUPPRESS_KEY_TAG, key);
-	if (store_txn_begin(sp->n->store, true, &t) != 0) {
-		supp_answer(sp, to, to_len, request_id,
-			    SHOAL__STATUS__STATUS_INTERNAL, "store", NULL);
+	suppress_key(norm, sp->d.cfg->cluster.shards, SUPPRESS_KEY_TAG, key);
+	if (store_txn_begin(sp->d.store, true, &t) != 0) {
+		supp_answer(sp, tk, SHOAL__STATUS__STATUS_INTERNAL, "store",
+			    NULL);
 		return;
 	}
 	if (store_supp_get(t, key, &v, &len) == 0 &&
@@ -231,31 +222,29 @@ supp_show(struct suppress *sp, const void *to, size_t to_len,
 		body.n_entries = 1;
 		body.entries = &e;
 	}
-	supp_answer(sp, to, to_len, request_id, SHOAL__STATUS__STATUS_OK, "",
-		    &body);
+	supp_answer(sp, tk, SHOAL__STATUS__STATUS_OK, "", &body);
 	if (e)
 		shoal__suppress_entry__free_unpacked(e, NULL);
 	store_txn_abort(t);
 }
 
 void
-suppress_admin(struct suppress *sp, const void *reply_to, size_t reply_to_len,
+suppress_admin(struct suppress *sp, const struct rpc_ticket *tk,
 	       const Shoal__AdminRequest *rq)
 {
 	const Shoal__SuppressRequest *sr = rq->suppress;
+	uint32_t shards = sp->d.cfg->cluster.shards;
 	char norm[SUPPRESS_ADDR_MAX + 1];
 	struct supp_req *q;
 	const char *why = NULL;
 
-	if (reply_to_len > SUPP_ID_MAX)
-		return;
 	if ((unsigned)sr->op > SHOAL__SUPPRESS_OP__SUPPRESS_SHOW)
 		why = "unknown suppress operation";
 	else if (strnlen(sr->domain, SUPP_DOMAIN_MAX + 1) > SUPP_DOMAIN_MAX ||
 		 strnlen(sr->after, SUPPRESS_KEY_MAX + 1) > SUPPRESS_KEY_MAX)
 		why = "domain or paging key too long";
 	if (why == NULL && sr->op == SHOAL__SUPPRESS_OP__SUPPRESS_LIST) {
-		supp_list(sp, reply_to, reply_to_len, rq->request_id, sr);
+		supp_list(sp, tk, sr);
 		return;
 	}
 	if (why == NULL &&
@@ -272,35 +261,29 @@ suppress_admin(struct suppress *sp, const void *reply_to, size_t reply_to_len,
 	if (why != NULL) {
 		log_warn("admin event=bad_request kind=suppress reason=\"%s\"",
 			 why);
-		supp_answer(sp, reply_to, reply_to_len, rq->request_id,
-			    SHOAL__STATUS__STATUS_BAD_REQUEST, why, NULL);
+		supp_answer(sp, tk, SHOAL__STATUS__STATUS_BAD_REQUEST, why,
+			    NULL);
 		return;
 	}
-	if (!owner_is_primary(
-		    sp->n->owner, suppress_shard(norm, sp->n->cfg->cluster.shards))) {
-		supp_answer(sp, reply_to, reply_to_len, rq->request_id,
-			    SHOAL__STATUS__STATUS_NOT_OWNER,
+	if (!owner_is_primary(sp->d.owner, suppress_shard(norm, shards))) {
+		supp_answer(sp, tk, SHOAL__STATUS__STATUS_NOT_OWNER,
 			    "not the primary of the address's shard", NULL);
 		return;
 	}
 	if (sr->op != SHOAL__SUPPRESS_OP__SUPPRESS_SHOW &&
-	    owner_is_frozen(sp->n->owner, suppress_shard(norm,
-						  sp->n->cfg->cluster.shards))) {
+	    owner_is_frozen(sp->d.owner, suppress_shard(norm, shards))) {
 		/* a change now could miss the move's last batch */
-		supp_answer(sp, reply_to, reply_to_len, rq->request_id,
-			    SHOAL__STATUS__STATUS_MOVING,
+		supp_answer(sp, tk, SHOAL__STATUS__STATUS_MOVING,
 			    "the address's shard is moving, try again", NULL);
 		return;
 	}
 	if (sr->op == SHOAL__SUPPRESS_OP__SUPPRESS_SHOW) {
-		supp_show(sp, reply_to, reply_to_len, rq->request_id, norm);
+		supp_show(sp, tk, norm);
 		return;
 	}
 	q = xcalloc(1, sizeof(*q));
 	q->sp = sp;
-	memcpy(q->reply_to, reply_to, reply_to_len);
-	q->reply_to_len = reply_to_len;
-	q->request_id = rq->request_id;
+	q->ticket = *tk;
 	q->op = sr->op;
 	snprintf(q->norm, sizeof(q->norm), "%s", norm);
 	suppress_sanitize(sr->reply[0] ?
@@ -312,6 +295,7 @@ suppress_admin(struct suppress *sp, const void *reply_to, size_t reply_to_len,
 	snprintf(q->source, sizeof(q->source), "%s",
 		 strcmp(sr->source, "bounce") == 0 ? "bounce" : "admin");
 	snprintf(q->qid, sizeof(q->qid), "%s", sr->qid);
-	q->created = sr->created;
-	commit_add(sp->n->commit, supp_req_apply, supp_req_done, q);
+	/* the time is taken now: the apply may run twice */
+	q->created = sr->created ? sr->created : (uint64_t)time(NULL);
+	commit_add(sp->d.commit, supp_req_apply, supp_req_done, q);
 }

@@ -13,7 +13,6 @@
 #include "node/suppress/suppress.h"
 #include "proto/queue.pb-c.h"
 
-#define SUPP_ID_MAX 255 /* ZeroMQ routing ids */
 #define SUPP_ENH_MAX 15 /* "5.1.1"; RFC 3463 allows 3.3.3 digits */
 
 /* A DEALER to another node, for pending adds. */
@@ -23,7 +22,7 @@ struct supp_link {
 };
 
 struct suppress {
-	struct node *n;
+	struct suppress_deps d;  /* what it was given at suppress_new() */
 	struct event *timer;
 	struct supp_link *links;
 	size_t n_links;
@@ -50,10 +49,10 @@ bool suppress_entry_expired(const struct suppress *sp,
 
 /* Write the entry of a normalised address in t: tag SUPPRESS_KEY_TAG for
  * ours (journaled with its shard), SUPPRESS_PENDING_TAG for an add pending
- * at another owner (local). created 0 means now. Returns 0 or a store
- * error. */
-int suppress_entry_put(struct suppress *sp, struct store_txn *t, char tag,
-		       const char *norm, const char *reply,
+ * at another owner (local); created in unix seconds. Changes nothing but
+ * t. Returns 0 or a store error. */
+int suppress_entry_put(const struct suppress *sp, struct store_txn *t,
+		       char tag, const char *norm, const char *reply,
 		       const char *enhanced, const char *source,
 		       const char *qid, uint64_t created);
 

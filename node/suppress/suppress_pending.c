@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/err.h"
 #include "lib/log.h"
@@ -19,9 +20,8 @@
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
-#include "node/store/commit.h"
-#include "node/node.h"
 #include "node/cluster/owner.h"
+#include "node/store/commit.h"
 #include "node/store/store.h"
 #include "node/suppress/suppress_int.h"
 
@@ -37,12 +37,12 @@ supp_link_for(struct suppress *sp, const char *id)
 	for (size_t i = 0; i < sp->n_links; i++)
 		if (strcmp(sp->links[i].id, id) == 0)
 			return sp->links[i].zs;
-	ni = shardmap_node(sp->n->map, id);
+	ni = shardmap_node(owner_map(sp->d.owner), id);
 	if (ni == NULL)
 		return NULL;
 	sp->links = xrealloc(sp->links, (sp->n_links + 1) * sizeof(*l));
 	l = &sp->links[sp->n_links];
-	l->zs = zsock_new(sp->n->base, sp->n->zctx, ZMQ_DEALER, 1u << 20,
+	l->zs = zsock_new(sp->d.base, sp->d.zctx, ZMQ_DEALER, 1u << 20,
 			  supp_on_link_msg, NULL, sp);
 	if (l->zs == NULL)
 		return NULL;
@@ -133,8 +133,10 @@ supp_settle(struct suppress *sp, const char *key, Shoal__SuppressEntry *e)
 	s->sp = sp;
 	snprintf(s->key, sizeof(s->key), "%s", key);
 	s->e = e;
+	if (e != NULL && e->created == 0) /* now, not in the apply */
+		e->created = (uint64_t)time(NULL);
 	sp->n_settling++;
-	commit_add(sp->n->commit, supp_settle_apply, supp_settle_done, s);
+	commit_add(sp->d.commit, supp_settle_apply, supp_settle_done, s);
 }
 
 static void
@@ -142,16 +144,16 @@ supp_send_add(struct suppress *sp, const char *key, Shoal__SuppressEntry *e)
 {
 	Shoal__AdminRequest rq = SHOAL__ADMIN_REQUEST__INIT;
 	Shoal__SuppressRequest sr = SHOAL__SUPPRESS_REQUEST__INIT;
-	uint32_t shard = suppress_shard(e->address, sp->n->cfg->cluster.shards);
-	const char *owner = shardmap_primary(sp->n->map, shard);
+	uint32_t shard = suppress_shard(e->address, sp->d.cfg->cluster.shards);
+	const char *owner = shardmap_primary(owner_map(sp->d.owner), shard);
 	struct zsock *zs;
 	unsigned char *p;
 	size_t len;
 
 	if (owner == NULL)
 		goto keep;
-	if (strcmp(owner, sp->n->me->id) == 0) {
-		if (owner_is_frozen(sp->n->owner, shard))
+	if (strcmp(owner, sp->d.node_id) == 0) {
+		if (owner_is_frozen(sp->d.owner, shard))
 			goto keep;	/* moving: for the new owner */
 		supp_settle(sp, key, e);
 		return;
@@ -202,7 +204,7 @@ suppress_pending_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	/* what was sent last round and not acknowledged goes again */
 	sp->n_sent = 0;
-	if (store_txn_begin(sp->n->store, true, &t) != 0)
+	if (store_txn_begin(sp->d.store, true, &t) != 0)
 		return;
 	store_supp_foreach(t, prefix, "", supp_pend_one, &pd);
 	store_txn_abort(t);

@@ -1,5 +1,7 @@
-/* node/admin.c against a real store in a fresh directory: status counts,
- * list filters and paging, show, unknown qids and undecodable requests. */
+/* node/ops/admin.c against a real store in a fresh directory, answering
+ * through a real front socket (tests/unit/rpc_helper.h): status counts,
+ * list filters and paging, show, unknown qids, undecodable requests, and
+ * requests handed on with their ticket and answered later. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include "node/store/store.h"
 #include "proto/cli_node.pb-c.h"
 #include "tests/unit/check_helpers.h"
+#include "tests/unit/rpc_helper.h"
 
 #define T_SHARDS 4
 #define T_MAP_SIZE (64u * 1024 * 1024)
@@ -26,6 +29,15 @@ static Shoal__NodeInfo *t_node_ptrs[2];
 static Shoal__ShardAssignment t_shards[T_SHARDS];
 static Shoal__ShardAssignment *t_shard_ptrs[T_SHARDS];
 static struct admin_ctx t_ctx;
+static struct rpc_peer t_peer;
+
+/* The admin link's handler, as node.c registers it. */
+static void
+t_on_admin(void *arg, zmq_msg_t *frames, size_t nframes)
+{
+	(void)arg;
+	admin_handle(&t_ctx, frames, nframes);
+}
 
 /* Two nodes; n1 is primary of the even shards and replica of the odd. */
 static void
@@ -54,6 +66,9 @@ t_setup(void)
 	t_map.nodes = t_node_ptrs;
 	t_map.n_shards = T_SHARDS;
 	t_map.shards = t_shard_ptrs;
+	rpc_peer_open(&t_peer, "inproc://test-admin", WIRE_TAG_ADMIN,
+		      t_on_admin, NULL);
+	t_ctx.rpc = t_peer.rpc;
 	t_ctx.store = t_store;
 	t_ctx.node_id = "n1";
 	t_ctx.map = &t_map;
@@ -63,6 +78,7 @@ t_setup(void)
 static void
 t_teardown(void)
 {
+	rpc_peer_close(&t_peer);
 	store_close(t_store);
 	t_store = NULL;
 	check_rmtree(t_dir);
@@ -143,23 +159,32 @@ t_put(unsigned n, const char *sender, const struct t_rcpt *rcpts, bool held,
 		  sizeof(body) - 1);
 }
 
-/* Pack req, hand it to admin_handle and unpack the reply. */
+/* Send the packed request on the admin link; unpack the reply. */
+static Shoal__AdminReply *
+t_call_raw(const void *p, size_t len)
+{
+	size_t out_len = 0;
+	void *out = rpc_peer_call(&t_peer, WIRE_TAG_ADMIN, p, len, &out_len);
+	Shoal__AdminReply *r;
+
+	ck_assert_ptr_nonnull(out);
+	r = shoal__admin_reply__unpack(NULL, out_len, out);
+	free(out);
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+/* Pack req, send it to admin_handle and unpack the reply. */
 static Shoal__AdminReply *
 t_call(Shoal__AdminRequest *req)
 {
 	size_t len = shoal__admin_request__get_packed_size(req);
 	void *p = malloc(len + 1);
-	void *out = NULL;
-	size_t out_len = 0;
 	Shoal__AdminReply *r;
 
 	shoal__admin_request__pack(req, p);
-	admin_handle(&t_ctx, p, len, &out, &out_len);
+	r = t_call_raw(p, len);
 	free(p);
-	ck_assert_ptr_nonnull(out);
-	r = shoal__admin_reply__unpack(NULL, out_len, out);
-	free(out);
-	ck_assert_ptr_nonnull(r);
 	ck_assert_uint_eq(r->request_id, req->request_id);
 	ck_assert_str_eq(r->node_id, "n1");
 	return r;
@@ -649,15 +674,8 @@ END_TEST
 static void
 t_expect_undecodable(const void *p, size_t len)
 {
-	void *out = NULL;
-	size_t out_len = 0;
-	Shoal__AdminReply *r;
+	Shoal__AdminReply *r = t_call_raw(p, len);
 
-	admin_handle(&t_ctx, p, len, &out, &out_len);
-	ck_assert_ptr_nonnull(out);
-	r = shoal__admin_reply__unpack(NULL, out_len, out);
-	free(out);
-	ck_assert_ptr_nonnull(r);
 	ck_assert_uint_eq(r->request_id, 0);
 	ck_assert_int_eq(r->status, SHOAL__STATUS__STATUS_BAD_REQUEST);
 	ck_assert_str_ne(r->message, "");
@@ -693,8 +711,6 @@ START_TEST(test_random_bytes_never_crash)
 	t_put_mix();
 	for (int round = 0; round < 2000; round++) {
 		size_t len = (size_t)(rand_r(&seed) % (int)sizeof(buf));
-		void *out = NULL;
-		size_t out_len = 0;
 		Shoal__AdminReply *r;
 
 		for (size_t i = 0; i < len; i++)
@@ -702,11 +718,7 @@ START_TEST(test_random_bytes_never_crash)
 		/* half the time, look like a list or show request */
 		if (len > 2 && round % 2 == 0)
 			buf[0] = round % 4 == 0 ? 0x5a : 0x62;
-		admin_handle(&t_ctx, buf, len, &out, &out_len);
-		ck_assert_ptr_nonnull(out);
-		r = shoal__admin_reply__unpack(NULL, out_len, out);
-		free(out);
-		ck_assert_ptr_nonnull(r);
+		r = t_call_raw(buf, len);
 		shoal__admin_reply__free_unpacked(r, NULL);
 	}
 }
@@ -722,6 +734,84 @@ START_TEST(test_request_without_body_is_bad)
 	ck_assert_int_eq(r->status, SHOAL__STATUS__STATUS_BAD_REQUEST);
 	ck_assert_str_eq(r->message, "unknown request");
 	shoal__admin_reply__free_unpacked(r, NULL);
+}
+END_TEST
+
+/* A request that changes things goes to the defer hook with its ticket;
+ * nothing is answered until the hook's module answers on the ticket. */
+static struct rpc_ticket t_deferred;
+static Shoal__AdminRequest__BodyCase t_deferred_case;
+
+static void
+t_defer(void *arg, const struct rpc_ticket *t, const Shoal__AdminRequest *rq)
+{
+	(void)arg;
+	t_deferred = *t;
+	t_deferred_case = rq->body_case;
+}
+
+START_TEST(test_deferred_request_is_answered_on_its_ticket)
+{
+	Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+	Shoal__QueueFlushRequest fl = SHOAL__QUEUE_FLUSH_REQUEST__INIT;
+	Shoal__AdminReply rep = SHOAL__ADMIN_REPLY__INIT, *r;
+	size_t len = 0;
+	void *p, *out;
+
+	t_ctx.defer = t_defer;
+	req.request_id = 4242;
+	req.body_case = SHOAL__ADMIN_REQUEST__BODY_FLUSH;
+	req.flush = &fl;
+	len = shoal__admin_request__get_packed_size(&req);
+	p = malloc(len + 1);
+	shoal__admin_request__pack(&req, p);
+	rpc_peer_send(&t_peer, WIRE_TAG_ADMIN, p, len);
+	free(p);
+	ck_assert_ptr_null(rpc_peer_wait(&t_peer, 200, &len));
+	ck_assert_int_eq(t_deferred_case, SHOAL__ADMIN_REQUEST__BODY_FLUSH);
+	ck_assert_uint_eq(t_deferred.request_id, 4242);
+	/* the module answers later, on the ticket it copied */
+	rep.node_id = "n1";
+	ck_assert_int_eq(rpc_reply_admin(t_peer.rpc, &t_deferred, &rep), 0);
+	out = rpc_peer_wait(&t_peer, RPC_PEER_WAIT_MS, &len);
+	ck_assert_ptr_nonnull(out);
+	r = shoal__admin_reply__unpack(NULL, len, out);
+	free(out);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->request_id, 4242);
+	ck_assert_int_eq(r->status, SHOAL__STATUS__STATUS_OK);
+	shoal__admin_reply__free_unpacked(r, NULL);
+}
+END_TEST
+
+START_TEST(test_deferred_request_without_hook_is_refused)
+{
+	Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+	Shoal__QueueFlushRequest fl = SHOAL__QUEUE_FLUSH_REQUEST__INIT;
+	Shoal__AdminReply *r;
+
+	req.request_id = 5;
+	req.body_case = SHOAL__ADMIN_REQUEST__BODY_FLUSH;
+	req.flush = &fl;
+	r = t_call(&req);
+	ck_assert_int_eq(r->status, SHOAL__STATUS__STATUS_BAD_REQUEST);
+	ck_assert_str_eq(r->message, "not possible on this node");
+	shoal__admin_reply__free_unpacked(r, NULL);
+}
+END_TEST
+
+/* A message of another shape is dropped, not answered. */
+START_TEST(test_wrong_frame_count_is_dropped)
+{
+	size_t len;
+
+	/* the request and one frame too many */
+	ck_assert_int_eq(zmq_send(t_peer.dealer, WIRE_TAG_ADMIN, WIRE_TAG_LEN,
+				  ZMQ_SNDMORE),
+			 WIRE_TAG_LEN);
+	ck_assert_int_eq(zmq_send(t_peer.dealer, "", 0, ZMQ_SNDMORE), 0);
+	ck_assert_int_eq(zmq_send(t_peer.dealer, "x", 1, 0), 1);
+	ck_assert_ptr_null(rpc_peer_wait(&t_peer, 200, &len));
 }
 END_TEST
 
@@ -753,6 +843,9 @@ admin_suite(void)
 	tcase_add_test(tc, test_oversize_request_is_refused_unread);
 	tcase_add_test(tc, test_random_bytes_never_crash);
 	tcase_add_test(tc, test_request_without_body_is_bad);
+	tcase_add_test(tc, test_deferred_request_is_answered_on_its_ticket);
+	tcase_add_test(tc, test_deferred_request_without_hook_is_refused);
+	tcase_add_test(tc, test_wrong_frame_count_is_dropped);
 	suite_add_tcase(s, tc);
 	return s;
 }

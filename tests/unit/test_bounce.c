@@ -7,7 +7,10 @@
  * message/rfc822 for RET=FULL), the per-message and per-recipient fields
  * (RFC 3464 2.2, 2.3), and the bounds: every line CRLF-terminated and at
  * most 998 octets (RFC 5322 2.1.1), remote text cut and cleaned so that it
- * cannot add header lines, and -EMSGSIZE when the output buffer is short. */
+ * cannot add header lines, and -EMSGSIZE when the output buffer is short.
+ * Then node/queue/dsn.c, which queues a DSN as a message of its own: its
+ * qid drawn on a shard of ours, its record stored due now from <>, and
+ * nothing stored (the caller's item fails) once the shard is not ours. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -16,7 +19,12 @@
 #include <string.h>
 
 #include "lib/buf.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/qid.h"
 #include "node/queue/bounce.h"
+#include "node/queue/dsn.h"
+#include "node/store/store.h"
 #include "tests/unit/check_helpers.h"
 
 #define MTA "mta.shoal.example"
@@ -1062,6 +1070,109 @@ START_TEST(test_bounce_header_len_respects_len)
 }
 END_TEST
 
+/* ---- queued as a message (node/queue/dsn.c) ---------------------------- */
+
+#define T_SHARDS 8
+
+/* shards of ours: the one named by arg, or none (arg NULL) */
+static bool
+t_mine(void *arg, uint32_t shard)
+{
+	return arg != NULL && shard == *(const uint32_t *)arg;
+}
+
+START_TEST(test_dsn_draw_finds_a_shard_of_ours)
+{
+	struct qid_gen g;
+	struct dsn_slot slot;
+	uint32_t mine = 5;
+
+	qid_gen_init(&g);
+	for (int i = 0; i < 20; i++) {
+		dsn_draw(&g, T_SHARDS, t_mine, &mine, &slot);
+		ck_assert(qid_valid(slot.qid, strlen(slot.qid)));
+		ck_assert_uint_eq(slot.shard, mine);
+		ck_assert_uint_eq(shard_of(slot.qid, T_SHARDS), mine);
+	}
+	dsn_draw(&g, T_SHARDS, t_mine, NULL, &slot);
+	ck_assert_str_eq(slot.qid, "");
+}
+END_TEST
+
+START_TEST(test_dsn_store_queues_it_due_now_from_null_sender)
+{
+	char dir[64];
+	struct store *st;
+	struct store_txn *t;
+	struct config cfg;
+	struct qid_gen g;
+	struct dsn_slot slot;
+	struct bounce_rcpt r = rcpt_failed();
+	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
+	Shoal__StoredMessage *sm;
+	struct dsn_about a = {
+		.orig_qid = QID,
+		.env = &env,
+		.orig = orig_msg,
+		.orig_len = sizeof(orig_msg) - 1,
+		.brs = &r,
+		.n = 1,
+		.now = NOW,
+	};
+	uint32_t mine = 3;
+	const void *p;
+	size_t len;
+	uint64_t due = 0;
+
+	log_init("test_bounce", LOG_LVL_ERROR);
+	check_mkdtemp(dir, sizeof(dir), "dsn");
+	ck_assert_int_eq(store_open(dir, 64u << 20, &st), 0);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.cluster.shards = T_SHARDS;
+	cfg.router.max_message_size = 1u << 20;
+	cfg.delivery.helo_name = MTA;
+	env.mail_from = SENDER;
+	env.arrival_time = ARRIVAL;
+	qid_gen_init(&g);
+	dsn_draw(&g, T_SHARDS, t_mine, &mine, &slot);
+	ck_assert_int_eq(store_txn_begin(st, false, &t), 0);
+	ck_assert_int_eq(dsn_store(t, &cfg, t_mine, &mine, &slot, &a), 0);
+	ck_assert(slot.is_stored);
+	ck_assert_uint_eq(slot.due, NOW);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	ck_assert_int_eq(store_txn_begin(st, true, &t), 0);
+	ck_assert_int_eq(store_msg_get_meta(t, slot.qid, &p, &len), 0);
+	sm = shoal__stored_message__unpack(NULL, len, p);
+	ck_assert_ptr_nonnull(sm);
+	ck_assert_str_eq(sm->envelope->mail_from, "");
+	ck_assert_uint_eq(sm->envelope->n_rcpts, 1);
+	ck_assert_str_eq(sm->envelope->rcpts[0]->address, SENDER);
+	ck_assert_int_eq(sm->envelope->rcpts[0]->notify,
+			 SHOAL__NOTIFY__NOTIFY_NEVER);
+	ck_assert_uint_eq(sm->shard, mine);
+	ck_assert_uint_eq(sm->due, NOW);
+	shoal__stored_message__free_unpacked(sm, NULL);
+	ck_assert_int_eq(store_due_first(t, &due), 0);
+	ck_assert_uint_eq(due, NOW);
+	store_txn_abort(t);
+
+	/* the shard is no longer ours: nothing stored, the item fails */
+	dsn_draw(&g, T_SHARDS, t_mine, &mine, &slot);
+	ck_assert_int_eq(store_txn_begin(st, false, &t), 0);
+	ck_assert_int_eq(dsn_store(t, &cfg, t_mine, NULL, &slot, &a),
+			 -EAGAIN);
+	ck_assert(slot.is_refused && !slot.is_stored);
+	ck_assert_int_eq(store_msg_get_meta(t, slot.qid, &p, &len), -ENOENT);
+	store_txn_abort(t);
+	/* and a run of it again starts afresh */
+	dsn_slot_clear(&slot);
+	ck_assert(!slot.is_refused && !slot.is_stored);
+	ck_assert(qid_valid(slot.qid, strlen(slot.qid)));
+	store_close(st);
+	check_rmtree(dir);
+}
+END_TEST
+
 static Suite *
 bounce_suite(void)
 {
@@ -1113,6 +1224,11 @@ bounce_suite(void)
 	tcase_add_loop_test(tc, test_bounce_header_len_table, 0,
 			    sizeof(hl_cases) / sizeof(hl_cases[0]));
 	tcase_add_test(tc, test_bounce_header_len_respects_len);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("queued");
+	tcase_add_test(tc, test_dsn_draw_finds_a_shard_of_ours);
+	tcase_add_test(tc, test_dsn_store_queues_it_due_now_from_null_sender);
 	suite_add_tcase(s, tc);
 	return s;
 }

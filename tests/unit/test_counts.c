@@ -22,6 +22,7 @@
 #include "proto/cli_node.pb-c.h"
 #include "proto/queue.pb-c.h"
 #include "tests/unit/check_helpers.h"
+#include "tests/unit/rpc_helper.h"
 
 #define T_SHARDS 4
 #define T_MAP_SIZE (256u * 1024 * 1024)
@@ -33,6 +34,20 @@ static Shoal__NodeInfo t_nodes[2];
 static Shoal__NodeInfo *t_node_ptrs[2];
 static Shoal__ShardAssignment t_shards[T_SHARDS];
 static Shoal__ShardAssignment *t_shard_ptrs[T_SHARDS];
+static struct rpc_peer t_peer;
+
+/* The admin link, as node.c serves it. */
+static void
+t_on_admin(void *arg, zmq_msg_t *frames, size_t nframes)
+{
+	struct admin_ctx ctx = { .rpc = t_peer.rpc,
+				 .store = t_store,
+				 .node_id = "n1",
+				 .map = &t_map };
+
+	(void)arg;
+	admin_handle(&ctx, frames, nframes);
+}
 
 /* Two nodes; n1 is primary of the even shards and replica of the odd. */
 static void
@@ -61,11 +76,14 @@ t_setup(void)
 	t_map.nodes = t_node_ptrs;
 	t_map.n_shards = T_SHARDS;
 	t_map.shards = t_shard_ptrs;
+	rpc_peer_open(&t_peer, "inproc://test-counts", WIRE_TAG_ADMIN,
+		      t_on_admin, NULL);
 }
 
 static void
 t_teardown(void)
 {
+	rpc_peer_close(&t_peer);
 	store_close(t_store);
 	t_store = NULL;
 	check_rmtree(t_dir);
@@ -123,12 +141,9 @@ t_status(void)
 {
 	Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
 	Shoal__StatusRequest st = SHOAL__STATUS_REQUEST__INIT;
-	struct admin_ctx ctx = { .store = t_store,
-				 .node_id = "n1",
-				 .map = &t_map };
 	Shoal__AdminReply *r;
 	size_t len = 0, out_len = 0;
-	void *p, *out = NULL;
+	void *p, *out;
 
 	req.request_id = 7;
 	req.body_case = SHOAL__ADMIN_REQUEST__BODY_STATUS;
@@ -136,7 +151,7 @@ t_status(void)
 	len = shoal__admin_request__get_packed_size(&req);
 	p = malloc(len + 1);
 	shoal__admin_request__pack(&req, p);
-	admin_handle(&ctx, p, len, &out, &out_len);
+	out = rpc_peer_call(&t_peer, WIRE_TAG_ADMIN, p, len, &out_len);
 	free(p);
 	ck_assert_ptr_nonnull(out);
 	r = shoal__admin_reply__unpack(NULL, out_len, out);

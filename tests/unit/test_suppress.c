@@ -1,14 +1,17 @@
 /* Check suite for the suppression list: the "no such user" predicate and
  * the text sanitiser (node/suppress.c), address normalising and keys
  * (lib/suppress_key.c), the supp database of node/store.c with its
- * journal entries, and the checks and application of replicated records.
+ * journal entries, the checks and application of replicated records, and
+ * a bounce noted without the list.
  * Store tests get a fresh mkdtemp() directory, removed in teardown. */
 #include "node/suppress/suppress.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "lib/config.h"
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "lib/suppress_key.h"
@@ -379,6 +382,50 @@ START_TEST(test_record_apply_refuses_entry_not_matching_its_key)
 }
 END_TEST
 
+/* A "no such user" bounce noted while the list is off (or by a node
+ * without one) writes nothing and leaves an empty note: nothing to log
+ * or send once committed. */
+START_TEST(test_note_bounce_without_the_list_writes_nothing)
+{
+	struct config cfg;
+	struct suppress_deps d = { .cfg = &cfg, .node_id = "n1",
+				   .store = t_st };
+	struct suppress_note note;
+	struct suppress *sp;
+	struct store_txn *t;
+	char prefix[2] = { SUPPRESS_KEY_TAG, '\0' };
+	struct t_walk w = { 0 };
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.cluster.shards = T_SHARDS;
+	cfg.suppression.enabled = false;
+	d.base = event_base_new();
+	sp = suppress_new(&d);
+	memset(&note, 0xff, sizeof(note));
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(suppress_note_bounce(sp, t, "gone@x.test",
+					      "550 5.1.1 no such user",
+					      "5.1.1", "Q", 1700000000,
+					      &note),
+			 0);
+	ck_assert(!note.is_noted);
+	memset(&note, 0xff, sizeof(note));
+	ck_assert_int_eq(suppress_note_bounce(NULL, t, "gone@x.test",
+					      "550 5.1.1 no such user",
+					      "5.1.1", "Q", 1700000000,
+					      &note),
+			 0);
+	ck_assert(!note.is_noted);
+	ck_assert_int_eq(store_supp_foreach(t, prefix, "", t_see, &w), 0);
+	ck_assert_uint_eq(w.n, 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	suppress_noted(sp, &note);
+	suppress_noted(NULL, &note);
+	suppress_free(sp);
+	event_base_free(d.base);
+}
+END_TEST
+
 static Suite *
 suppress_suite(void)
 {
@@ -398,6 +445,7 @@ suppress_suite(void)
 	tcase_add_test(store, test_store_journals_entries_of_journaled_shards_only);
 	tcase_add_test(store, test_store_walks_by_prefix_and_after);
 	tcase_add_test(store, test_record_apply_refuses_entry_not_matching_its_key);
+	tcase_add_test(store, test_note_bounce_without_the_list_writes_nothing);
 	suite_add_tcase(s, store);
 	return s;
 }
