@@ -1,6 +1,6 @@
 /* shoalctl queue hold|release|delete|bounce QID... and queue flush
  * [--domain D]: one request to every node at once. Each node acts on the
- * messages of its primary shards (node/actions.c), so a qid is done by
+ * messages of its primary shards (node/queue/actions.c), so a qid is done by
  * the one node that owns it; a node that does not answer is named, and a
  * qid nobody did is an error (exit 1). Handles untrusted input: replies
  * are matched to the qids asked, and their strings escaped. */

@@ -1,6 +1,6 @@
 /* shoalctl shard list: the newest shard map any node has, with each
  * shard's message count from its primary. shard move: asks the shard's
- * primary to move it (node/move.c) and, when that node dies mid-move,
+ * primary to move it (node/cluster/move.c) and, when that node dies mid-move,
  * asks the shard's next primary, until it is done. Handles untrusted
  * input: maps come from nodes and are only shown, ids cut to 64
  * characters. */

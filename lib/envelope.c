@@ -11,7 +11,7 @@ envelope_str_ok(const char *s, size_t max)
 	return s != NULL && strnlen(s, max + 1) <= max;
 }
 
-/* No CR, LF or other control character (0x00-0x1f, 0x7f): node/bounce.c
+/* No CR, LF or other control character (0x00-0x1f, 0x7f): node/queue/bounce.c
  * copies addresses, ORCPT and ENVID into DSN header fields, where one
  * would start a new field. A NUL sent on the wire ends the C string that
  * protobuf-c hands us, so it never gets past this point. */

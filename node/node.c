@@ -544,7 +544,7 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 	if (rc != 0)
 		goto fail;
 	/* a resend or handback of a finished qid can come as long as a copy
-	 * of it may be queued anywhere (node/store.c, tombstones) */
+	 * of it may be queued anywhere (node/store/store.c, tombstones) */
 	store_tomb_keep(n->store, (uint64_t)cfg->delivery.max_queue_lifetime +
 					  NODE_TOMB_MARGIN_S);
 	n->commit = commit_new(base, n->store);

@@ -61,7 +61,7 @@ struct node {
 };
 
 /* Open the store, load the shard map (on the first start: derive it from
- * the config, or with join take the running cluster's, node/join.h), bind
+ * the config, or with join take the running cluster's, node/cluster/join.h), bind
  * the endpoint. Returns 0 and sets *out, or an error (logged). */
 int node_new(const struct config *cfg, const struct cfg_node *me,
 	     struct event_base *base, bool join, struct node **out);

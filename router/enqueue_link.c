@@ -267,7 +267,7 @@ enq_fetch_map(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Every heartbeat_ms, to every node: which nodes we hear (the failover
- * vote, see node/owner.c), and our map to a node whose epoch is older. The
+ * vote, see node/cluster/owner.c), and our map to a node whose epoch is older. The
  * replies keep our map current. */
 static void
 enq_heartbeat(evutil_socket_t fd, short what, void *arg)

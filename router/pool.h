@@ -1,7 +1,7 @@
 /* IP pool choice at the router (docs/pools.md): the pool header is taken
  * out of every message, and each message gets the name of the
  * delivery.pools entry its node delivers it from. Leaves the delivery
- * through the pool's addresses to node/deliver.c. Handles untrusted
+ * through the pool's addresses to node/delivery/deliver.c. Handles untrusted
  * input: the header section is the client's, read within the body's
  * bound, and a header value only counts from a trusted client. */
 #ifndef SHOAL_ROUTER_POOL_H

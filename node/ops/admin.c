@@ -2,7 +2,7 @@
  * queue show requests from the store, in one read-only transaction each,
  * through rpc_reply_admin() (node/rpc/rpc.h, which also owns the rule for
  * a reply too large to read). Status counts come from the store's
- * per-shard queue counts (kept in the commit, node/store.h), never from a
+ * per-shard queue counts (kept in the commit, node/store/store.h), never from a
  * walk: a status costs O(shards) at any queue size. Requests that change
  * things (failover, moves, queue actions, suppression) go to the defer
  * hook node.c installs, with the request's ticket.
@@ -128,7 +128,7 @@ admin_is_primary(const struct admin_ctx *ctx, uint32_t shard)
 }
 
 /* The queue as status reports it, from the store's counts: O(shards),
- * whatever the queue's size (node/store.h, "queue counts"). */
+ * whatever the queue's size (node/store/store.h, "queue counts"). */
 struct admin_count {
 	const struct admin_ctx *ctx;
 	uint64_t *per_shard;           /* n_shards of them */
@@ -632,7 +632,7 @@ admin_defer_check(const Shoal__AdminRequest *rq)
 			return "node id too long";
 		return NULL;
 	case SHOAL__ADMIN_REQUEST__BODY_SUPPRESS:
-		return NULL;	/* node/suppress.c checks the rest */
+		return NULL;	/* node/suppress/suppress.c checks the rest */
 	default:
 		return "unknown request";
 	}

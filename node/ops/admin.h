@@ -58,11 +58,11 @@ typedef void (*admin_defer_fn)(void *arg, const struct rpc_ticket *t,
 /* What one request reads: borrowed for the call. */
 struct admin_ctx {
 	struct rpc *rpc;            /* where the reply goes */
-	struct store *store;        /* node/store.h */
+	struct store *store;        /* node/store/store.h */
 	const char *node_id;
 	const Shoal__ShardMap *map; /* current shard map */
 	uint64_t started_at;        /* unix seconds */
-	struct repl *repl;          /* node/repl.h, for status; may be NULL */
+	struct repl *repl;          /* node/cluster/repl.h, for status; may be NULL */
 	const struct scheduler *sched; /* recent results; may be NULL */
 	const struct owner *owner;  /* routers heard; may be NULL */
 	admin_defer_fn defer;       /* may be NULL: such requests refused */

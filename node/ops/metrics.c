@@ -6,7 +6,7 @@
  *
  * Cost of a scrape: O(1) in the queue's size. The queue depth is read from
  * the store's per-shard counts, kept in the commit that changes a message
- * (node/store.h), as `shoalctl status` reads them: O(shards), and as fresh
+ * (node/store/store.h), as `shoalctl status` reads them: O(shards), and as fresh
  * as the last commit. */
 #include "node/ops/metrics.h"
 

@@ -27,7 +27,7 @@ struct bounce_rcpt {
 	const char *remote_mta;   /* MX host name, or "" */
 	int code;                 /* remote reply code, 0 for a local reason */
 	const char *text;         /* remote reply text or local reason (untrusted) */
-	const char *category;     /* node/classify.h name, "" or NULL for none */
+	const char *category;     /* node/delivery/classify.h name, "" or NULL for none */
 };
 
 struct bounce_info {

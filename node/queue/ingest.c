@@ -113,7 +113,7 @@ ingest_reply(struct ingest *in, const struct rpc_ticket *t,
 	r.epoch = map->epoch;
 	r.author = map->author;
 	r.incarnation = in->d.incarnation;
-	r.sent_ms = clock_mono_ms(); /* echoed: our lease (node/owner.c) */
+	r.sent_ms = clock_mono_ms(); /* echoed: our lease (node/cluster/owner.c) */
 	if (with_map)
 		r.map = (Shoal__ShardMap *)map;
 	len = shoal__node_reply__get_packed_size(&r);

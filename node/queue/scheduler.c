@@ -147,7 +147,7 @@ sched_pick(struct scheduler *s, struct store_txn *t, const char *qid,
 	struct job_msg *m;
 	size_t njobs;
 
-	/* its enqueue's reply is not yet known to be OK (node/ingest.c) */
+	/* its enqueue's reply is not yet known to be OK (node/queue/ingest.c) */
 	if (s->hooks.is_held && s->hooks.is_held(s->hooks.arg, qid))
 		return 0;
 	if (store_msg_get_meta(t, qid, &p, &len) != 0)

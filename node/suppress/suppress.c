@@ -1,5 +1,5 @@
-/* The suppression list on a node: see node/suppress.h and
- * docs/suppression.md. Entries live in the store (node/store.h supp) and
+/* The suppression list on a node: see node/suppress/suppress.h and
+ * docs/suppression.md. Entries live in the store (node/store/store.h supp) and
  * travel through the replication journal and shard moves as records with
  * `suppression` set. This file owns the predicate, the entries, their
  * checks on replication and the routers' RCPT check; shoalctl's requests

@@ -1,6 +1,6 @@
 /* The suppression list on a node (docs/suppression.md): dead addresses
  * kept by the primary of shard_of(address) in the node's store
- * (node/store.h supp), journaled, replicated and moved with their shard
+ * (node/store/store.h supp), journaled, replicated and moved with their shard
  * like messages. This module answers the routers' RCPT checks and
  * shoalctl's suppress requests, notes "no such user" bounces, and sends
  * the adds for addresses of shards other nodes own, durably pending in

@@ -1,4 +1,4 @@
-/* shoalctl's suppress requests on a node (node/suppress.h): list the
+/* shoalctl's suppress requests on a node (node/suppress/suppress.h): list the
  * entries of our primary shards, show one, add or remove one through
  * group commit, answered once the peer has the change.
  *

@@ -1,5 +1,5 @@
-/* What node/suppress.c (entries, replication, the RCPT check),
- * node/suppress_admin.c (shoalctl's requests) and node/suppress_pending.c
+/* What node/suppress/suppress.c (entries, replication, the RCPT check),
+ * node/suppress/suppress_admin.c (shoalctl's requests) and node/suppress/suppress_pending.c
  * (adds sent to other nodes) share. Nothing else includes this. */
 #ifndef SHOAL_NODE_SUPPRESS_INT_H
 #define SHOAL_NODE_SUPPRESS_INT_H

@@ -1,4 +1,4 @@
-/* Adds for addresses of shards another node owns (node/suppress.h):
+/* Adds for addresses of shards another node owns (node/suppress/suppress.h):
  * kept durably as pending records in our store, sent each round to the
  * shard's current primary as a SuppressRequest over a DEALER to its
  * endpoint, and dropped once it answers OK (after the change is durable

@@ -1,4 +1,4 @@
-"""Bounce classification (node/classify.c, docs/pools.md), end to end: an
+"""Bounce classification (node/delivery/classify.c, docs/pools.md), end to end: an
 MX (tests/fixtures/capture_smtpd.py, aiosmtpd) refuses chosen recipients
 with the replies real providers give; each failure's category shows in
 the node's delivery log, in `shoalctl queue show` for a recipient still

@@ -28,7 +28,7 @@ from test_tls import client_ctx, make_cert
 
 SCRAPE_TIMEOUT = 10
 OUTSIDER_IP = "127.0.0.9"          # not in relay_networks below
-DEST_LABELS = 20                   # node/metrics.h METRICS_DEST_LABELS
+DEST_LABELS = 20                   # node/ops/metrics.h METRICS_DEST_LABELS
 MANY = [f"d{i:02d}.test" for i in range(DEST_LABELS + 5)]
 ENQUEUE_BUCKETS = ["0.0005", "0.001", "0.002", "0.005", "0.01", "0.02",
                    "0.05", "0.1", "0.2", "0.5", "1", "2", "5", "+Inf"]

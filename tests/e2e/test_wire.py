@@ -1,7 +1,7 @@
 """What the node's SMTP client puts on the wire, and with how many
 connections (issue 15, items 2 and 10).
 
-Wire: whatever the queue holds, node/smtpc.c never sends a bare CR or a
+Wire: whatever the queue holds, node/delivery/smtpc.c never sends a bare CR or a
 bare LF (RFC 5321 2.3.8), dot-stuffs every line it starts (4.5.2) and keeps
 lines within 1000 octets (4.5.3.1.6). The router refuses such bodies on
 input, so the hostile body goes into the queue as a record an older build
@@ -48,7 +48,7 @@ def mdb_text(data):
 
 
 def put_body(data_dir, qid, body):
-    """Overwrite qid's body in the stopped node's LMDB (node/store.c: the
+    """Overwrite qid's body in the stopped node's LMDB (node/store/store.c: the
     "body" database, key qid with its NUL)."""
     text = mdb_text(qid.encode() + b"\0") + "\n" + mdb_text(body) + "\n"
     r = subprocess.run([MDB_LOAD, "-T", "-s", "body", data_dir],
@@ -61,7 +61,7 @@ def put_body(data_dir, qid, body):
 def model_wire_view(body):
     """What a strict receiver keeps of body once it is sent safely: every
     CRLF, bare CR and bare LF ends a line; a line over LINE octets is
-    folded with CRLF SP (node/smtpc_proto.h)."""
+    folded with CRLF SP (node/delivery/smtpc_proto.h)."""
     out = bytearray()
     i, n = 0, len(body)
     while i < n:

@@ -1,4 +1,4 @@
-/* Check suite for node/bounce.c: the RFC 3464 delivery status notification
+/* Check suite for node/queue/bounce.c: the RFC 3464 delivery status notification
  * as a whole message. Each DSN built here is taken apart again: the top
  * header (From MAILER-DAEMON, To the original sender, Auto-Submitted, a
  * multipart/report of report-type delivery-status, RFC 6522), its three

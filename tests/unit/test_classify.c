@@ -1,4 +1,4 @@
-/* Check suite for node/classify.c, bounce classification: the enhanced
+/* Check suite for node/delivery/classify.c, bounce classification: the enhanced
  * code decides first (RFC 3463), then the basic code and reply text, then
  * the phase of a local failure. The replies below are written in the shape
  * large providers use (multi-line text joined by spaces, help links,

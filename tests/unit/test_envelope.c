@@ -338,7 +338,7 @@ START_TEST(test_envelope_text_fields_bound_1024)
 }
 END_TEST
 
-/* node/bounce.c copies the sender, each recipient address and ORCPT, and
+/* node/queue/bounce.c copies the sender, each recipient address and ORCPT, and
  * the ENVID into DSN header fields: a CR, LF or any other control character
  * in one of them could add a header field, so it is refused. */
 static const char *const ctl_strings[] = {

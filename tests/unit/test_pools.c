@@ -1,8 +1,8 @@
 /* Check suite for IP pools (docs/pools.md): the config keys and their
  * checks (lib/config.c, lib/config_check.c), the router's choice of pool
  * and removal of the pool header (router/pool.c), the node's round robin
- * and cool-down over a pool's source addresses (node/egress.c), and which
- * delivery.limits entry applies to a pool's mail (node/shaping.c). All
+ * and cool-down over a pool's source addresses (node/delivery/egress.c), and which
+ * delivery.limits entry applies to a pool's mail (node/delivery/shaping.c). All
  * pure logic on real config files written under /tmp. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,7 +338,7 @@ START_TEST(test_pools_limit_of_a_pool_never_applies_without_it)
 }
 END_TEST
 
-/* ---- source addresses (node/egress.c) ------------------------------ */
+/* ---- source addresses (node/delivery/egress.c) ------------------------------ */
 
 #define SOURCES                                                              \
 	"delivery: { pools = ( { name = \"p\"; addresses = ( "              \

@@ -9,7 +9,7 @@
  * calls Check (it records its first error, the test asserts on it after
  * joining). Timeouts use timeout_scale_pct = 1 (1% of RFC 5321 values).
  *
- * The body encoder (node/smtpc_proto.h) is held against a model written
+ * The body encoder (node/delivery/smtpc_proto.h) is held against a model written
  * apart from it, for every short input over CR, LF, "." and a letter and
  * for long lines, each cut into pieces at every offset, and every output
  * is read back as a strict receiver would (no bare CR or LF, one "." line
@@ -2133,7 +2133,7 @@ END_TEST
 /* ---- the body encoder ---------------------------------------------------- */
 
 /* What RFC 5321 2.3.8 and 4.5.2 ask of the encoded body, written apart
- * from node/smtpc_proto.c: every line of the input ends at CRLF, at a bare
+ * from node/delivery/smtpc_proto.c: every line of the input ends at CRLF, at a bare
  * CR or at a bare LF (the last one, if unterminated, at the end); a line
  * longer than SMTPC_LINE_OCTETS is cut into pieces of that length, each
  * after the first led by a space; a piece starting with "." gets a second

@@ -1,6 +1,6 @@
 /* Check suite for the suppression list: the "no such user" predicate and
- * the text sanitiser (node/suppress.c), address normalising and keys
- * (lib/suppress_key.c), the supp database of node/store.c with its
+ * the text sanitiser (node/suppress/suppress.c), address normalising and keys
+ * (lib/suppress_key.c), the supp database of node/store/store.c with its
  * journal entries, the checks and application of replicated records, and
  * a bounce noted without the list.
  * Store tests get a fresh mkdtemp() directory, removed in teardown. */
