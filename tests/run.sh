@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run the test suites and print, as the very last line, "N passed, N failed"
-# over all of them. `tests/run.sh` runs unit, a short fuzz run, then e2e;
-# `tests/run.sh unit|fuzz|e2e` runs one kind. SHOAL_BUILD / SHOAL_BIN pick the
-# build (the asan build sets them).
+# over all of them. `tests/run.sh` runs unit, the layout check, a short fuzz
+# run, then e2e; `tests/run.sh unit|layout|fuzz|e2e` runs one kind.
+# SHOAL_BUILD / SHOAL_BIN pick the build (the asan build sets them).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${SHOAL_BUILD:-build}
@@ -47,6 +47,17 @@ run_e2e() {
 	rm -f "$out"
 }
 
+# The source layout rules (README's "Source layout"): its self-test first
+# (a cycle and a wrong-way include it must catch), then the tree; each
+# "layout: NAME ok|FAIL" line is one pass or failure.
+run_layout() {
+	local out
+	out=$({ python3 tests/layout_check.py --self-test; python3 tests/layout_check.py; } 2>&1)
+	echo "$out" | grep -E '^layout: |^    ' || true
+	passed=$((passed + $(echo "$out" | grep -cE '^layout: .* ok$')))
+	failed=$((failed + $(echo "$out" | grep -cE '^layout: .* FAIL$')))
+}
+
 # A short run of every libFuzzer harness (build-fuzz/, `make fuzz-build`),
 # each a pass or a failure; `make fuzz` runs them longer.
 run_fuzz() {
@@ -65,11 +76,12 @@ run_fuzz() {
 }
 
 case "$what" in
-unit) run_unit ;;
+unit) run_unit; run_layout ;;
+layout) run_layout ;;
 e2e) run_e2e ;;
 fuzz) run_fuzz ;;
-all) run_unit; run_fuzz; run_e2e ;;
-*) echo "usage: tests/run.sh [unit|fuzz|e2e|all]" >&2; exit 2 ;;
+all) run_unit; run_layout; run_fuzz; run_e2e ;;
+*) echo "usage: tests/run.sh [unit|layout|fuzz|e2e|all]" >&2; exit 2 ;;
 esac
 
 echo "$passed passed, $failed failed"
