@@ -150,6 +150,26 @@ shardmap_primary(const Shoal__ShardMap *m, uint32_t shard)
 	return m->shards[shard]->primary;
 }
 
+uint32_t
+shardmap_shards_of(const Shoal__ShardMap *m, const char *id,
+		   enum shardmap_role role, uint32_t *out)
+{
+	uint32_t n = 0;
+
+	for (uint32_t s = 0; s < m->n_shards; s++) {
+		const char *who = role == SHARDMAP_PRIMARY ?
+					  m->shards[s]->primary :
+					  m->shards[s]->replica;
+
+		if (strcmp(who, id) != 0)
+			continue;
+		if (out != NULL)
+			out[n] = s;
+		n++;
+	}
+	return n;
+}
+
 bool
 shardmap_newer(const Shoal__ShardMap *m, const Shoal__ShardMap *cur)
 {

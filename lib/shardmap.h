@@ -53,4 +53,16 @@ Shoal__ShardMap *shardmap_swap(const Shoal__ShardMap *m, const char *from,
 /* The primary's id for a shard, or NULL when shard is out of range. */
 const char *shardmap_primary(const Shoal__ShardMap *m, uint32_t shard);
 
+enum shardmap_role {
+	SHARDMAP_PRIMARY,
+	SHARDMAP_REPLICA,
+};
+
+/* The shards in which node id has role: their count, and when out is not
+ * NULL their numbers in ascending order into out (room for m->n_shards).
+ * The one count of "shards I am primary for" (status, metrics, limits,
+ * the ready line). */
+uint32_t shardmap_shards_of(const Shoal__ShardMap *m, const char *id,
+			    enum shardmap_role role, uint32_t *out);
+
 #endif

@@ -124,9 +124,7 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return 1;
 	}
-	for (size_t s = 0; s < n->map->n_shards; s++)
-		if (strcmp(n->map->shards[s]->primary, id) == 0)
-			shards++;
+	shards = (int)shardmap_shards_of(n->map, id, SHARDMAP_PRIMARY, NULL);
 	log_info("node id=%s event=ready endpoint=%s epoch=%llu "
 		 "primary_shards=%d",
 		 id, me->endpoint, (unsigned long long)n->map->epoch, shards);

@@ -60,15 +60,17 @@ owner_is_primary(const struct owner *o, uint32_t shard)
 uint32_t
 owner_primary_shards(const struct owner *o, uint8_t *mask)
 {
-	uint32_t count = 0;
+	uint32_t *v, count;
 
-	for (uint32_t s = 0; s < o->map->n_shards; s++) {
-		bool mine = owner_is_primary(o, s);
-
-		if (mask != NULL)
-			mask[s] = mine;
-		count += mine;
-	}
+	if (mask == NULL)
+		return shardmap_shards_of(o->map, o->me->id, SHARDMAP_PRIMARY,
+					  NULL);
+	v = xcalloc(o->map->n_shards ? o->map->n_shards : 1, sizeof(*v));
+	count = shardmap_shards_of(o->map, o->me->id, SHARDMAP_PRIMARY, v);
+	memset(mask, 0, o->map->n_shards);
+	for (uint32_t i = 0; i < count; i++)
+		mask[v[i]] = 1;
+	free(v);
 	return count;
 }
 

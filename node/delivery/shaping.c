@@ -88,16 +88,11 @@ shaping_set_share(struct shaping *s, double share)
 double
 shaping_share(const Shoal__ShardMap *m, const char *node_id)
 {
-	size_t mine = 0;
+	uint32_t mine;
 
 	if (m == NULL || m->n_shards == 0)
 		return 1;
-	for (size_t s = 0; s < m->n_shards; s++) {
-		const char *p = shardmap_primary(m, (uint32_t)s);
-
-		if (p != NULL && strcmp(p, node_id) == 0)
-			mine++;
-	}
+	mine = shardmap_shards_of(m, node_id, SHARDMAP_PRIMARY, NULL);
 	return (double)(mine ? mine : 1) / (double)m->n_shards;
 }
 

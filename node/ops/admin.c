@@ -201,17 +201,11 @@ admin_shards_of(const Shoal__ShardMap *map, const char *id, bool primary,
 		uint32_t **out)
 {
 	uint32_t *v = xcalloc(map->n_shards ? map->n_shards : 1, sizeof(*v));
-	size_t n = 0;
 
-	for (size_t s = 0; s < map->n_shards; s++) {
-		const char *who = primary ? map->shards[s]->primary :
-					    map->shards[s]->replica;
-
-		if (strcmp(who, id) == 0)
-			v[n++] = (uint32_t)s;
-	}
 	*out = v;
-	return n;
+	return shardmap_shards_of(map, id,
+				  primary ? SHARDMAP_PRIMARY : SHARDMAP_REPLICA,
+				  v);
 }
 
 struct admin_routers {

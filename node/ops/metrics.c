@@ -19,6 +19,7 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/metrics_http.h"
+#include "lib/shardmap.h"
 #include "lib/xmalloc.h"
 #include "node/cluster/owner.h"
 #include "node/cluster/repl.h"
@@ -227,12 +228,8 @@ metrics_render(struct buf *b, void *arg)
 		held = store_msg_count(t);
 		store_txn_abort(t);
 	}
-	for (size_t s = 0; s < map->n_shards; s++) {
-		if (strcmp(map->shards[s]->primary, id) == 0)
-			primary++;
-		else if (strcmp(map->shards[s]->replica, id) == 0)
-			replica++;
-	}
+	primary = shardmap_shards_of(map, id, SHARDMAP_PRIMARY, NULL);
+	replica = shardmap_shards_of(map, id, SHARDMAP_REPLICA, NULL);
 	metrics_family(b, "shoal_node_info", "gauge",
 		       "This node, its peer and replication mode.");
 	l[0] = (struct metrics_label){ "node", id };

@@ -252,6 +252,33 @@ START_TEST(test_shardmap_node_and_primary_lookups)
 }
 END_TEST
 
+/* The one count of a node's shards by role: 8 shards over n1, n2, n3
+ * (primaries n1 n2 n3 n1 n2 n3 n1 n2; replicas n2 n1 - n2 n1 - n2 n1). */
+START_TEST(test_shardmap_shards_of_counts_and_lists)
+{
+	struct config cfg = cfg_of(3, 8);
+	Shoal__ShardMap *m = shardmap_derive(&cfg);
+	uint32_t v[8];
+
+	ck_assert_uint_eq(shardmap_shards_of(m, "n1", SHARDMAP_PRIMARY, v), 3);
+	ck_assert_uint_eq(v[0], 0);
+	ck_assert_uint_eq(v[1], 3);
+	ck_assert_uint_eq(v[2], 6);
+	ck_assert_uint_eq(shardmap_shards_of(m, "n1", SHARDMAP_REPLICA, v), 3);
+	ck_assert_uint_eq(v[0], 1);
+	ck_assert_uint_eq(v[1], 4);
+	ck_assert_uint_eq(v[2], 7);
+	ck_assert_uint_eq(shardmap_shards_of(m, "n3", SHARDMAP_PRIMARY, NULL),
+			  2);
+	ck_assert_uint_eq(shardmap_shards_of(m, "n3", SHARDMAP_REPLICA, NULL),
+			  0);
+	ck_assert_uint_eq(shardmap_shards_of(m, "n4", SHARDMAP_PRIMARY, NULL),
+			  0);
+	ck_assert_uint_eq(shardmap_shards_of(m, "", SHARDMAP_REPLICA, NULL), 2);
+	shardmap_free(m);
+}
+END_TEST
+
 START_TEST(test_shardmap_dup_is_deep)
 {
 	struct config cfg = cfg_of(3, 6);
@@ -639,6 +666,7 @@ shardmap_suite(void)
 	tc = tcase_create("derive");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_shardmap_derive_follows_config_order);
+	tcase_add_test(tc, test_shardmap_shards_of_counts_and_lists);
 	tcase_add_test(tc, test_shardmap_derive_single_node_single_shard);
 	tcase_add_test(tc, test_shardmap_derive_fewer_shards_than_nodes);
 	tcase_add_test(tc, test_shardmap_derive_passes_unpack_checks);
