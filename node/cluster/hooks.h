@@ -43,7 +43,9 @@ struct cluster_hooks {
 	 * moves (node/suppress/suppress.h): apply one record in t; drop
 	 * every entry of shard in t, adding their number to *n; journal
 	 * every entry of the shards this node is primary for in t, adding
-	 * their number to *n. Each returns 0 or a store error. */
+	 * their number to *n. Each returns 0 or a store error; supp_apply
+	 * returns a positive value for a record it skipped as bad (noted
+	 * for the log, which comes after the commit). */
 	int (*supp_apply)(void *arg, struct store_txn *t,
 			  const Shoal__ReplRecord *rec);
 	int (*supp_purge)(void *arg, struct store_txn *t, uint32_t shard,

@@ -111,6 +111,8 @@ enum repl_note {
 	REPL_NOTE_HANDBACK_FINISHED, /* finished here: not adopted again */
 	REPL_NOTE_HANDBACK_BAD,      /* unreadable record: skipped */
 	REPL_NOTE_HANDBACK_ADOPTED,  /* new to us: adopted, due */
+	REPL_NOTE_SUPP_BAD,          /* a suppression entry its key does
+					not name: skipped */
 };
 
 /* Apply a record as a copy in t: put, meta update or delete (with a

@@ -132,8 +132,14 @@ repl_record_apply(struct repl *r, struct store_txn *t,
 	int rc;
 
 	*note = REPL_NOTE_NONE;
-	if (rec->suppression)
-		return r->hooks.supp_apply(r->hooks.arg, t, rec);
+	if (rec->suppression) {
+		rc = r->hooks.supp_apply(r->hooks.arg, t, rec);
+		if (rc > 0) {
+			*note = REPL_NOTE_SUPP_BAD;
+			rc = 0;
+		}
+		return rc;
+	}
 	if (rec->deleted && rec->finished) /* for good: a tombstone too */
 		return store_msg_retire(t, rec->qid, rec->shard);
 	if (rec->deleted) { /* withdrawn: the qid may come again */
@@ -180,6 +186,10 @@ repl_record_log(const struct repl *r, const Shoal__ReplRecord *rec,
 	case REPL_NOTE_HANDBACK_BAD:
 		log_warn("qid=%s event=handback action=skipped reason=\"bad "
 			 "record\"", rec->qid);
+		break;
+	case REPL_NOTE_SUPP_BAD:
+		log_warn("key=%.40s event=suppress_record_skipped "
+			 "reason=\"bad entry\"", rec->qid);
 		break;
 	case REPL_NOTE_HANDBACK_ADOPTED:
 		log_info("qid=%s event=handback action=adopted peer=%s",

@@ -248,9 +248,7 @@ suppress_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec)
 			return store_supp_put(t, rec->qid, rec->shard,
 					      rec->meta.data, rec->meta.len);
 	}
-	log_warn("key=%.40s event=suppress_record_skipped reason=\"bad entry\"",
-		 rec->qid);
-	return 0;
+	return SUPPRESS_RECORD_SKIPPED; /* logged after the commit */
 }
 
 struct supp_keys {

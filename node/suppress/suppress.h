@@ -105,7 +105,10 @@ void suppress_admin(struct suppress *sp, const struct rpc_ticket *t,
 
 /* Replication and moves: whether a record is a suppression record and
  * well-formed (key shape, shard of key, shards); applying one (a put or a
- * delete, never a body) in t. */
+ * delete, never a body) in t: 0, SUPPRESS_RECORD_SKIPPED when the entry
+ * is not the one its key names (nothing written; the caller logs it once
+ * its commit is done: an apply logs nothing), or a store error. */
+#define SUPPRESS_RECORD_SKIPPED 1
 bool suppress_record_ok(const Shoal__ReplRecord *rec, uint32_t shards);
 int suppress_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec);
 
