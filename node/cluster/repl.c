@@ -394,7 +394,7 @@ repl_report_behind(struct repl *r, uint64_t now)
 		return;
 	r->behind_logged_ms = now;
 	memcpy(r->behind_why, why, sizeof(why));
-	repl_status(r, &st, false);
+	repl_status(r, &st);
 	log_warn("repl node=%s peer=%s event=behind state=%s behind_s=%llu "
 		 "lag_ops=%llu lag_s=%llu head=%llu acked=%llu enqueues=\"%s\" "
 		 "reason=\"%s\"",
@@ -477,33 +477,13 @@ repl_oldest(uint64_t seq, const char *qid, bool body, uint64_t noted,
 	return 0;
 }
 
-struct repl_replica {
-	const struct owner *owner;
-	uint64_t count;
-};
-
-static int
-repl_count_replica(const char *qid, uint32_t shard, const void *meta,
-		   size_t meta_len, void *arg)
-{
-	struct repl_replica *rc = arg;
-
-	(void)qid;
-	(void)meta;
-	(void)meta_len;
-	if (!owner_is_primary(rc->owner, shard))
-		rc->count++;
-	return 0;
-}
-
 void
-repl_status(struct repl *r, Shoal__Replication *out, bool count_copies)
+repl_status(struct repl *r, Shoal__Replication *out)
 {
 	static const char *const modes[] = { "sync", "async", "none" };
 	uint64_t lag = 0, oldest = 0;
 	struct store_txn *t;
 	uint64_t now = clock_mono_ms(), heard = owner_peer_heard_ms(r->owner);
-	struct repl_replica replica = { r->owner, 0 };
 
 	out->mode = (char *)modes[r->cfg->replication.mode];
 	out->peer = r->peer ? r->peer->id : "";
@@ -516,14 +496,11 @@ repl_status(struct repl *r, Shoal__Replication *out, bool count_copies)
 	if (store_txn_begin(r->store, true, &t) == 0) {
 		lag = store_journal_count(t);
 		store_journal_foreach(t, r->acked, 1, repl_oldest, &oldest);
-		if (count_copies)
-			store_msg_foreach(t, repl_count_replica, &replica);
 		store_txn_abort(t);
 	}
 	out->lag_ops = r->on ? lag : 0;
 	out->lag_s = r->on && oldest && (uint64_t)time(NULL) > oldest ?
 			     (uint64_t)time(NULL) - oldest : 0;
-	out->replica_messages = replica.count;
 	out->behind = r->behind_why;
 	out->behind_s =
 		r->behind_since_ms ? (now - r->behind_since_ms) / 1000 : 0;

@@ -127,9 +127,9 @@ int repl_record_apply(struct repl *r, struct store_txn *t,
 void repl_record_log(const struct repl *r, const Shoal__ReplRecord *rec,
 		     uint8_t note);
 
-/* Fill a status message (strings point into static storage or r). The
- * lag is O(1); counting the replica copies walks the store, so only when
- * count_copies. */
-void repl_status(struct repl *r, Shoal__Replication *out, bool count_copies);
+/* Fill a status message (strings point into static storage or r), all
+ * but replica_messages (the store's queue counts have it: node/ops/admin.c).
+ * O(1): the lag comes from the journal's size, never a walk. */
+void repl_status(struct repl *r, Shoal__Replication *out);
 
 #endif

@@ -273,7 +273,7 @@ admin_status(const struct admin_ctx *ctx, const struct rpc_ticket *tk,
 	sr.map = (Shoal__ShardMap *)ctx->map;
 	if (ctx->repl) {
 		/* the copies come from the counts too, not from a walk */
-		repl_status(ctx->repl, &repl, false);
+		repl_status(ctx->repl, &repl);
 		repl.replica_messages = c.replica;
 		sr.replication = &repl;
 	}

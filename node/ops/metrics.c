@@ -222,7 +222,7 @@ metrics_render(struct buf *b, void *arg)
 	uint64_t stored = 0, refused = 0, held = 0, primary = 0, replica = 0;
 	uint64_t batches, items, syncs;
 
-	repl_status(m->d.repl, &r, false);
+	repl_status(m->d.repl, &r);
 	ingest_counts(m->d.ingest, &stored, &refused);
 	if (store_txn_begin(m->d.store, true, &t) == 0) {
 		held = store_msg_count(t);
