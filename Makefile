@@ -13,6 +13,8 @@ CPPFLAGS += -I. -I$(BUILD) -D_GNU_SOURCE
 # linking. The asan build sets both on the command line; CFLAGS itself is
 # never set there, since that would drop the warning flags below.
 OPT      ?= -O2 -g
+# Parallel jobs for the builds that test, asan, fuzz and run start.
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 CFLAGS   += $(OPT) $(SAN)
 LDFLAGS  += $(SAN)
 CFLAGS   += -std=c11 -Wall -Wextra -Werror -Wno-unused-parameter \
@@ -107,7 +109,7 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(BUILD)/librouter.a $(BUILD)/libnode.a $(BU
 fuzzers: $(FUZZ_BIN)
 
 fuzz-build:
-	@$(MAKE) --no-print-directory BUILD=build-fuzz BINDIR=build-fuzz/bin \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-fuzz BINDIR=build-fuzz/bin \
 		CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" \
 		fuzzers
@@ -117,7 +119,7 @@ fuzz: deps
 	@FUZZ_TIME=$(FUZZ_TIME) bash fuzz/run.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@$(MAKE) --no-print-directory fuzz-build
 	@bash tests/run.sh
 
@@ -128,14 +130,14 @@ e2e: all
 	@bash tests/run.sh e2e
 
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan BINDIR=build-asan/bin \
+	@$(MAKE) --no-print-directory -j$(JOBS) BUILD=build-asan BINDIR=build-asan/bin \
 		OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all
 	@$(MAKE) --no-print-directory fuzz-build
 	@SHOAL_BUILD=build-asan SHOAL_BIN=build-asan/bin bash tests/run.sh
 
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@bash deploy/local/cluster.sh run
 
 format:

@@ -35,7 +35,8 @@ run_unit() {
 run_e2e() {
 	local out line
 	out=$(mktemp)
-	python3 tests/e2e/runner.py 2>&1 | tee "$out"
+	SHOAL_E2E_JOBS=${SHOAL_E2E_JOBS:-$(nproc 2>/dev/null || echo 1)} \
+		python3 tests/e2e/runner.py 2>&1 | tee "$out"
 	line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
 	if [ -z "$line" ]; then
 		echo "e2e: runner produced no result"
@@ -68,7 +69,8 @@ run_fuzz() {
 		return
 	fi
 	out=$(mktemp)
-	FUZZ_TIME=${SHOAL_FUZZ_TIME:-8} bash fuzz/run.sh >"$out" 2>&1
+	FUZZ_TIME=${SHOAL_FUZZ_TIME:-8} FUZZ_JOBS=$(nproc 2>/dev/null || echo 1) \
+		bash fuzz/run.sh >"$out" 2>&1
 	grep -E '^fuzz: ' "$out" || tail -n 40 "$out"
 	passed=$((passed + $(grep -cE '^fuzz: .* result=ok$' "$out")))
 	failed=$((failed + $(grep -cE '^fuzz: .* result=crash$' "$out")))

@@ -9,7 +9,11 @@ exactly `e2e: N passed, N failed` (skips are reported on the line before
 and counted in neither). Re-executes itself under Debian's /usr/bin/python3,
 which has aiosmtpd and dkim. Env: SHOAL_BIN (binaries, default "bin" under
 the repo root), SHOAL_E2E_TIMEOUT (seconds per test, default 300),
-SHOAL_E2E_KEEP=1 keeps temp dirs, SHOAL_E2E_LOGS=1 prints logs always.
+SHOAL_E2E_KEEP=1 keeps temp dirs, SHOAL_E2E_LOGS=1 prints logs always,
+SHOAL_E2E_JOBS=N runs the modules not in SERIAL in N worker processes
+(whole modules each; each test's lines are printed together), then the
+SERIAL ones alone: those time faults, failovers or latencies, which a
+busy neighbour would distort.
 """
 
 import os
@@ -34,7 +38,8 @@ def _reexec():
 
 _reexec()
 
-import time        # noqa: E402  (after the re-exec on purpose)
+import re          # noqa: E402  (after the re-exec on purpose)
+import time        # noqa: E402
 import traceback   # noqa: E402
 import unittest    # noqa: E402
 
@@ -145,11 +150,99 @@ def _flatten(suite):
             yield t
 
 
+# Modules that run alone, after the parallel phase: fault injection,
+# failover and lease timing, latency bounds, the demo's fixed ports.
+SERIAL = ("test_faults", "test_pair_faults", "test_replication",
+          "test_promises", "test_auth", "test_local")
+
+# Rough seconds per module (a quiet run), to balance the workers; an
+# unknown module counts as 5.
+WEIGHT = {"test_suppress": 46, "test_delivery": 38, "test_shoalctl": 23,
+          "test_ops": 14, "test_ingest": 13, "test_haproxy": 13,
+          "test_wire": 8, "test_hostile": 8, "test_metrics": 7,
+          "test_queue_counts": 7, "test_session": 6, "test_dkim": 6}
+
+TEST_END = re.compile(r"^\S+ \.\.\. (ok|FAIL|ERROR|skipped)")
+SUMMARY = re.compile(r"^e2e: (\d+) passed, (\d+) failed$")
+
+
+def _module(test):
+    return test.id().split(".", 1)[0]
+
+
+def _buckets(modules, n):
+    """modules split into n lists of about equal weight, heaviest first."""
+    out = [[] for _ in range(n)]
+    load = [0] * n
+    for m in sorted(modules, key=lambda m: -WEIGHT.get(m, 5)):
+        i = load.index(min(load))
+        out[i].append(m)
+        load[i] += WEIGHT.get(m, 5)
+    return [b for b in out if b]
+
+
+def _run_workers(buckets, out):
+    """Run one worker process per bucket; print each one's lines test by
+    test as they come. Returns (passed, failed) over all workers."""
+    import subprocess
+    import tempfile
+
+    procs = []
+    for b in buckets:
+        f = tempfile.TemporaryFile(mode="w+")
+        env = dict(os.environ, SHOAL_E2E_JOBS="1", SHOAL_E2E_REEXEC="1")
+        p = subprocess.Popen(
+            [sys.executable, "-u", os.path.abspath(__file__)] +
+            [m + "." for m in b], stdout=f, stderr=subprocess.STDOUT,
+            env=env)
+        procs.append({"p": p, "f": f, "pos": 0, "buf": [], "part": ""})
+    passed = failed = 0
+    try:
+        while procs:
+            time.sleep(0.2)  # a poll interval, not a wait for an event
+            for w in list(procs):
+                done = w["p"].poll() is not None
+                w["f"].seek(w["pos"])
+                data = w["f"].read()
+                w["pos"] = w["f"].tell()
+                text = w["part"] + data
+                lines = text.split("\n")
+                w["part"] = lines.pop()
+                if done and w["part"]:
+                    lines.append(w["part"])
+                    w["part"] = ""
+                for ln in lines:
+                    m = SUMMARY.match(ln)
+                    if m:
+                        passed += int(m.group(1))
+                        failed += int(m.group(2))
+                        continue
+                    w["buf"].append(ln)
+                    if TEST_END.match(ln):
+                        out("\n".join(w["buf"]))
+                        w["buf"] = []
+                if done:
+                    if w["buf"]:
+                        out("\n".join(w["buf"]))
+                    if w["p"].returncode not in (0, 1):
+                        out(f"e2e: a worker ended with status "
+                            f"{w['p'].returncode}")
+                        failed += 1
+                    w["f"].close()
+                    procs.remove(w)
+    finally:
+        for w in procs:
+            w["p"].kill()
+            w["p"].wait()
+    return passed, failed
+
+
 def main(argv):
     os.chdir(REPO)
     sys.path.insert(0, HERE)
     filters = [a for a in argv if not a.startswith("-")]
     timeout = int(os.environ.get("SHOAL_E2E_TIMEOUT", "300"))
+    jobs = int(os.environ.get("SHOAL_E2E_JOBS", "1") or 1)
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.signal(signal.SIGTERM, _on_term)
     signal.signal(signal.SIGHUP, _on_term)
@@ -160,7 +253,15 @@ def main(argv):
              if not filters or any(f in t.id() for f in filters)]
     result = Result(timeout)
     interrupted = False
+    matched = len(tests)
+    w_passed = w_failed = 0
     try:
+        if jobs > 1:
+            parallel = sorted({_module(t) for t in tests} - set(SERIAL))
+            if len(parallel) > 1:
+                w_passed, w_failed = _run_workers(
+                    _buckets(parallel, jobs), result._out)
+                tests = [t for t in tests if _module(t) not in parallel]
         # one suite keeps setUpClass/setUpModule semantics
         unittest.TestSuite(tests).run(result)
     except KeyboardInterrupt as e:
@@ -171,10 +272,12 @@ def main(argv):
     except Exception:
         traceback.print_exc()
         result.n_fail += 1
-    if not tests:
+    if not matched:
         result._out(f"e2e: no tests matched {filters!r}")
     if result.n_skip:
         result._out(f"e2e: {result.n_skip} skipped")
+    result.n_pass += w_passed
+    result.n_fail += w_failed
     result._out(f"e2e: {result.n_pass} passed, {result.n_fail} failed")
     return 1 if (result.n_fail or interrupted) else 0
 
