@@ -47,9 +47,15 @@ bench_init() {
 	trap 'exit 143' TERM
 }
 
+# On failure the directory (logs, queues) stays for a look.
 bench_cleanup() {
+	local rc=$?
 	bench_stop_all
-	[ -n "$BENCH_DIR" ] && rm -rf "$BENCH_DIR"
+	if [ "$rc" -ne 0 ] && [ -n "$BENCH_DIR" ]; then
+		echo "exit $rc: logs kept in $BENCH_DIR" >&2
+	elif [ -n "$BENCH_DIR" ]; then
+		rm -rf "$BENCH_DIR"
+	fi
 	BENCH_DIR=""
 }
 
@@ -72,8 +78,26 @@ bench_stop_all() {
 	PIDS=()
 }
 
+# free_port: a port free on 127.0.0.1 a moment ago, and never one this
+# script was already given: bind(0) and close hands the same port out again
+# while nothing listens on it yet (a sink and a node's metrics once got the
+# same one). The ports given out are kept in the run's directory.
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	python3 - "${BENCH_DIR:?free_port needs bench_init}/.ports" <<'PY'
+import os, socket, sys
+path = sys.argv[1]
+given = set(open(path).read().split()) if os.path.exists(path) else set()
+for _ in range(100):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = str(s.getsockname()[1])
+    s.close()
+    if port not in given:
+        open(path, "a").write(port + "\n")
+        print(port)
+        sys.exit(0)
+sys.exit("no free port")
+PY
 }
 
 # wait_port PORT [TENTHS]: until something accepts on 127.0.0.1:PORT.

@@ -70,15 +70,25 @@ def log(msg):
 
 # ---- ports, hashing -------------------------------------------------------
 
+_ports_given = set()
+
+
 def free_port(kind=socket.SOCK_STREAM):
-    """A port that was free on 127.0.0.1 a moment ago (bind 0, close).
-    Someone may take it before we use it: starters retry on EADDRINUSE."""
-    s = socket.socket(socket.AF_INET, kind)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
+    """A port that was free on 127.0.0.1 a moment ago (bind 0, close), and
+    never one this test was already given: bind 0 hands a port out again
+    while nothing listens on it yet. Someone else may still take it before
+    we use it: starters retry on EADDRINUSE."""
+    for _ in range(100):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        finally:
+            s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no free port on 127.0.0.1")
 
 
 def fnv1a64(data):
