@@ -499,6 +499,7 @@ scheduler_free(struct scheduler *s)
 {
 	if (s == NULL)
 		return;
+	sched_unsaved_free(s);
 	event_free(s->timer);
 	event_free(s->recheck_ev);
 	/* the table holds no references: delivery's jobs do, and it drops

@@ -14,6 +14,7 @@
 
 struct event;
 struct idmap;
+struct sched_res;
 
 /* Results per second over the last minute, per outcome (status). */
 #define SCHED_WINDOW 60
@@ -46,6 +47,14 @@ struct scheduler {
 	char resume_qid[QID_MAX];
 	bool want_full;
 	uint64_t last_full;
+	/* results whose save failed (a full disk): saved again after
+	 * resave_ms, their messages kept in flight meanwhile so that they
+	 * are not delivered again */
+	struct sched_res *unsaved;
+	size_t n_unsaved;
+	uint32_t resave_ms;
+	struct event *resave_ev;
+	uint64_t resave_failures;
 };
 
 static inline uint64_t
@@ -66,6 +75,10 @@ sched_rcpt_pending(const Shoal__Recipient *r)
 	return r->state == SHOAL__RCPT_STATE__RCPT_QUEUED ||
 	       r->state == SHOAL__RCPT_STATE__RCPT_DEFERRED;
 }
+
+/* Results waiting to be saved again: given up at shutdown (the messages
+ * may then be delivered again after a restart, and the log says so). */
+void sched_unsaved_free(struct scheduler *s);
 
 /* A due entry (due, qid) was written: the next pass must not start past
  * it. */

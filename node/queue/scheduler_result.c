@@ -11,8 +11,15 @@
  * transaction and its own record of what it did (struct sched_res) and
  * nothing else; the DSN qids and the time are drawn before the commit,
  * and the log lines, suppression notes and resume point follow in the
- * done callback. */
+ * done callback.
+ *
+ * A save that fails (a full disk, say) is tried again, the same results
+ * with the same DSN qids, after a backoff; meanwhile the message stays in
+ * flight so that nothing delivers it again. Giving up and letting the
+ * scheduler find it due would send it once more on every attempt, and a
+ * full store could never free the space that saved results would free. */
 #include <errno.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +40,12 @@
 
 enum { SCHED_DSN_FAILED = 0, SCHED_DSN_RELAYED, SCHED_DSNS };
 
+/* Saving failed results again: the first wait, the longest, and how
+ * often a result that still cannot be saved is logged again. */
+#define SCHED_RESAVE_MS_MIN 100
+#define SCHED_RESAVE_MS_MAX 5000
+#define SCHED_RESAVE_LOG_EVERY 20
+
 /* One job's results on their way to the store: what the apply needs
  * besides the job, drawn before the commit, and what the apply did, for
  * the done callback (the last four fields, written afresh by each run). */
@@ -46,6 +59,8 @@ struct sched_res {
 	bool is_not_ours;              /* its shard moved away meanwhile */
 	bool has_due;                  /* a due entry at `due` was written */
 	uint64_t due;
+	uint32_t failed_saves;         /* saves that failed so far */
+	struct sched_res *next;        /* in s->unsaved */
 };
 
 /* The recipients a job's DSNs report (pointing into the transaction's
@@ -327,6 +342,94 @@ sched_res_new(struct scheduler *s, struct job *j, uint64_t now)
 	return sr;
 }
 
+static void sched_applied(int result, void *arg);
+
+/* The apply found that the results cannot be saved on this node at all:
+ * a DSN they need has no shard of ours left (dsn.c), so the message is
+ * the new owner's to try. Anything else (a full disk) passes. */
+static bool
+sched_res_refused(const struct sched_res *sr)
+{
+	for (size_t i = 0; i < SCHED_DSNS; i++)
+		if (sr->dsn[i].is_refused)
+			return true;
+	return false;
+}
+
+static void
+sched_resave(evutil_socket_t fd, short what, void *arg)
+{
+	struct scheduler *s = arg;
+	struct sched_res *sr = s->unsaved;
+
+	(void)fd;
+	(void)what;
+	s->unsaved = NULL;
+	s->n_unsaved = 0;
+	while (sr != NULL) {
+		struct sched_res *next = sr->next;
+
+		sr->next = NULL;
+		commit_add(s->commit, sched_apply, sched_applied, sr);
+		sr = next;
+	}
+}
+
+/* The save failed: keep the results (and the message in flight) and save
+ * them again after a backoff that doubles while saves keep failing. */
+static void
+sched_unsaved(struct scheduler *s, struct sched_res *sr, int result)
+{
+	struct timeval tv;
+
+	if (sr->failed_saves++ % SCHED_RESAVE_LOG_EVERY == 0)
+		log_error("qid=%s event=result_not_saved error=\"%s\" "
+			  "failures=%u note=\"saved again soon; not "
+			  "delivered again meanwhile\"",
+			  sr->j->msg->qid, shoal_strerror(result),
+			  sr->failed_saves);
+	s->resave_failures++;
+	sr->next = s->unsaved;
+	s->unsaved = sr;
+	s->n_unsaved++;
+	if (s->resave_ev == NULL) {
+		s->resave_ev = evtimer_new(s->base, sched_resave, s);
+		SHOAL_ASSERT(s->resave_ev != NULL);
+	}
+	if (evtimer_pending(s->resave_ev, NULL))
+		return;
+	s->resave_ms = s->resave_ms == 0 ? SCHED_RESAVE_MS_MIN :
+		       s->resave_ms >= SCHED_RESAVE_MS_MAX / 2 ?
+						   SCHED_RESAVE_MS_MAX :
+						   s->resave_ms * 2;
+	tv.tv_sec = s->resave_ms / 1000;
+	tv.tv_usec = (s->resave_ms % 1000) * 1000;
+	evtimer_add(s->resave_ev, &tv);
+}
+
+void
+sched_unsaved_free(struct scheduler *s)
+{
+	struct sched_res *sr = s->unsaved;
+
+	while (sr != NULL) {
+		struct sched_res *next = sr->next;
+
+		log_error("qid=%s event=result_not_saved note=\"given up at "
+			  "shutdown: may be delivered again after a restart\"",
+			  sr->j->msg->qid);
+		free(sr->notes);
+		job_free(sr->j);
+		free(sr);
+		sr = next;
+	}
+	s->unsaved = NULL;
+	s->n_unsaved = 0;
+	if (s->resave_ev != NULL)
+		event_free(s->resave_ev);
+	s->resave_ev = NULL;
+}
+
 /* Group commit done: what the apply did is logged and made known. */
 static void
 sched_applied(int result, void *arg)
@@ -335,6 +438,15 @@ sched_applied(int result, void *arg)
 	struct scheduler *s = sr->s;
 	struct job *j = sr->j;
 
+	if (result != 0 && !sched_res_refused(sr)) {
+		sched_unsaved(s, sr, result);
+		return;
+	}
+	if (sr->failed_saves > 0 && result == 0)
+		log_warn("qid=%s event=result_saved failures=%u", j->msg->qid,
+			 sr->failed_saves);
+	if (result == 0 && s->n_unsaved == 0)
+		s->resave_ms = 0; /* saves work again */
 	for (size_t k = 0; result == 0 && sr->notes && k < j->n; k++)
 		suppress_noted(s->supp, &sr->notes[k]);
 	for (size_t i = 0; i < SCHED_DSNS; i++)
@@ -350,7 +462,8 @@ sched_applied(int result, void *arg)
 		log_info("qid=%s event=removed", j->msg->qid);
 	if (result != 0)
 		log_error("qid=%s event=result_not_saved error=\"%s\" "
-			  "note=\"will be tried again\"",
+			  "note=\"not ours to save: the shard's owner tries "
+			  "it\"",
 			  j->msg->qid, shoal_strerror(result));
 	s->applied++;
 	free(sr->notes);

@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "lib/config.h"
+#include "lib/err.h"
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "node/delivery/job.h"
@@ -721,6 +722,86 @@ START_TEST(test_unsaved_result_leaves_message_as_it_was)
 }
 END_TEST
 
+/* Fill the store until not even half a KiB more fits, with a reader
+ * open from before: the pages the filling freed stay pinned by it (as a
+ * delivery's read txn pins them while it sends a body), so nothing can
+ * be written until t_unpin() ends it. */
+static struct store_txn *
+t_fill(void)
+{
+	static char chunk[1u << 20];
+	struct store_txn *reader;
+	size_t len = sizeof(chunk);
+	int n = 0;
+
+	ck_assert_int_eq(store_txn_begin(t_store, true, &reader), 0);
+	while (len >= 512) {
+		struct store_txn *t;
+		char name[32];
+		int rc;
+
+		snprintf(name, sizeof(name), "fill%d", n);
+		ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
+		rc = store_meta_put(t, name, chunk, len);
+		if (rc == 0)
+			rc = store_txn_commit(t);
+		else
+			store_txn_abort(t);
+		if (rc == 0)
+			n++;
+		else if (rc == SHOAL_E_STORAGE_FULL)
+			len /= 2;
+		else
+			ck_abort_msg("filling the store: %d", rc);
+	}
+	ck_assert_int_gt(n, 0);
+	return reader;
+}
+
+static void
+t_unpin(struct store_txn *reader)
+{
+	store_txn_abort(reader);
+}
+
+/* A delivered result that cannot be saved (the store is full) keeps its
+ * message in flight: not delivered again, however often the scheduler
+ * passes, and saved by itself once there is room. Before, the message was
+ * due again at once and went out again on every pass, and a full store
+ * never got the space back that the saved results would free. */
+START_TEST(test_result_of_a_full_store_is_saved_later_not_redelivered)
+{
+	char q[QID_LEN + 1];
+	struct store_txn *reader;
+
+	t_put(q, t_one, t_now() - 1, false, t_now(), 0);
+	t_run();
+	ck_assert(t_submitted(q));
+	reader = t_fill();
+	t_finish(t_take(q), OUTCOME_DELIVERED, 250, "2.0.0", "ok");
+	/* the positive control: the save did fail */
+	ck_assert_uint_eq(t_log_count("event=result_not_saved", q), 1);
+	ck_assert_uint_eq(scheduler_in_flight(t_sched), 1);
+	t_n_jobs = 0;
+	for (int i = 0; i < 5; i++) {
+		scheduler_kick(t_sched);
+		t_run();
+	}
+	ck_assert_msg(!t_submitted(q), "delivered again while unsaved");
+	ck_assert_uint_eq(t_count(), 1);
+	t_unpin(reader);
+	/* the backoff timer saves it again: wait for it, bounded */
+	for (int i = 0; i < 200 && t_count() > 0; i++) {
+		event_base_loop(t_base, EVLOOP_ONCE);
+		commit_flush(t_commit);
+	}
+	ck_assert_uint_eq(t_count(), 0);
+	ck_assert_uint_eq(t_log_count("event=result_saved", q), 1);
+	ck_assert_uint_eq(scheduler_in_flight(t_sched), 0);
+	ck_assert(!t_submitted(q));
+}
+END_TEST
+
 /* A message deleted while in flight (queue delete): its result is
  * dropped, nothing comes back. */
 START_TEST(test_result_of_deleted_message_is_dropped)
@@ -772,6 +853,7 @@ scheduler_suite(void)
 		tcase_add_test(tc, test_bounce_without_dsn_for_notify_never);
 		tcase_add_test(tc, test_hold_during_attempt_keeps_it_held);
 		tcase_add_test(tc, test_unsaved_result_leaves_message_as_it_was);
+		tcase_add_test(tc, test_result_of_a_full_store_is_saved_later_not_redelivered);
 		tcase_add_test(tc, test_result_of_deleted_message_is_dropped);
 		suite_add_tcase(s, tc);
 	}
