@@ -146,10 +146,23 @@ repl_record_apply(struct repl *r, struct store_txn *t,
 		rc = store_msg_del(t, rec->qid, rec->shard);
 		return rc == -ENOENT ? 0 : rc;
 	}
-	if (rec->has_body)
+	if (rec->has_body) {
+		/* a copy new to us leaves the store's reserve alone (a
+		 * refusal stalls the stream, loudly, until there is room);
+		 * one sent again replaces ours and takes no more */
+		const void *p;
+		size_t len;
+
+		rc = store_msg_get_meta(t, rec->qid, &p, &len);
+		if (rc == -ENOENT)
+			rc = store_admit(t, rec->meta.len + rec->body.len,
+					 STORE_ADMIT_REPLICA);
+		if (rc != 0)
+			return rc;
 		return store_msg_put(t, rec->qid, rec->shard, rec->meta.data,
 				     rec->meta.len, rec->body.data,
 				     rec->body.len);
+	}
 	rc = store_msg_set_meta(t, rec->qid, rec->meta.data, rec->meta.len);
 	if (rc == -ENOENT) {
 		*note = REPL_NOTE_GAP;

@@ -359,8 +359,13 @@ ingest_apply(struct store_txn *t, void *arg)
 	}
 	if (rc != -ENOENT)
 		return rc;
-	rc = store_msg_put(t, it->qid, it->shard, it->meta, it->meta_len,
-			   zmq_msg_data(&it->body), zmq_msg_size(&it->body));
+	/* new mail leaves the store's reserve for what frees space */
+	rc = store_admit(t, it->meta_len + zmq_msg_size(&it->body),
+			 STORE_ADMIT_MAIL);
+	if (rc == 0)
+		rc = store_msg_put(t, it->qid, it->shard, it->meta,
+				   it->meta_len, zmq_msg_data(&it->body),
+				   zmq_msg_size(&it->body));
 	if (rc == 0)
 		rc = store_due_add(t, it->now, it->qid);
 	if (rc == 0 && it->n_suppressed)

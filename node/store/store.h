@@ -221,6 +221,22 @@ int store_supp_foreach(struct store_txn *t, const char *prefix,
 /* Entries and pending adds held. */
 uint64_t store_supp_count(struct store_txn *t);
 
+/* ---- room for new mail (node/store/store_room.c) ---- */
+
+/* Who adds new messages: mail from routers, or the peer's copies. */
+enum store_admit {
+	STORE_ADMIT_MAIL,
+	STORE_ADMIT_REPLICA,
+	STORE_ADMIT_KINDS,
+};
+
+/* May t add a new message of `bytes` and still leave the store's reserve
+ * for what frees space (results, retirements)? Mail must leave all of the
+ * reserve, the peer's copies half. 0, SHOAL_E_STORAGE_FULL (logged when a
+ * kind reaches the reserve and when it has room again), or -EINVAL.
+ * Results, DSNs and deletions never ask. */
+int store_admit(struct store_txn *t, size_t bytes, enum store_admit kind);
+
 /* ---- tombstones (node/store/store_tomb.c says what they cost) ----
  *   tomb  qid\0 -> empty
  * The qids of messages this node finished, so that a resend or a handback

@@ -53,7 +53,15 @@ struct store {
 	size_t map_len;		/* /proc/self/maps; NULL/0 unknown */
 	uint64_t tomb_keep_s;	/* tombstones outlive their qid's time by */
 	bool are_counts_bad;	/* queue counts known wrong: rebuild at open */
+	/* store_admit() (store_room.c): room known, when it was measured,
+	 * the reserve kept for what frees space, and whether new mail is
+	 * being refused */
+	uint64_t room, room_at_ms, reserve;
+	bool is_room_low[STORE_ADMIT_KINDS];
 };
+
+/* Growth under the reserve plus this much: the free list is counted too. */
+#define STORE_ROOM_BURST (4u << 20)
 
 struct store_txn {
 	struct store *st;
