@@ -234,7 +234,10 @@ enum store_admit {
  * for what frees space (results, retirements)? Mail must leave all of the
  * reserve, the peer's copies half. 0, SHOAL_E_STORAGE_FULL (logged when a
  * kind reaches the reserve and when it has room again), or -EINVAL.
- * Results, DSNs and deletions never ask. */
+ * Results, DSNs and deletions never ask. Safe in a group-commit apply
+ * that runs twice (commit.h): outside t it changes only the room
+ * estimate, which a rerun lowers once more (erring toward a refusal until
+ * the next measurement, at most 100 ms later), and logs transitions only. */
 int store_admit(struct store_txn *t, size_t bytes, enum store_admit kind);
 
 /* ---- tombstones (node/store/store_tomb.c says what they cost) ----
