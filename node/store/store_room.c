@@ -100,6 +100,7 @@ store_room_measure(struct store_txn *t, uint64_t now_ms)
 	struct store *st = t->st;
 	uint64_t growth, capacity;
 	MDB_stat stat;
+	int dead;
 
 	st->room_at_ms = now_ms ? now_ms : 1; /* 0: never measured */
 	if (store_room_growth(st, &growth, &capacity) != 0) {
@@ -110,8 +111,15 @@ store_room_measure(struct store_txn *t, uint64_t now_ms)
 	}
 	st->reserve = store_room_reserve(capacity);
 	st->room = growth;
-	if (growth < st->reserve + STORE_ROOM_BURST &&
-	    mdb_env_stat(st->env, &stat) == 0)
+	if (growth >= st->reserve + STORE_ROOM_BURST)
+		return;
+	/* short of growth: the free pages count, and a reader slot left by
+	 * a killed process (an operator's mdb_dump, say) would keep them
+	 * from being reused for as long as this node runs */
+	if (mdb_reader_check(st->env, &dead) == 0 && dead > 0)
+		log_warn("store dir=%s event=stale_readers_cleared count=%d",
+			 st->dir, dead);
+	if (mdb_env_stat(st->env, &stat) == 0)
 		st->room += store_room_free_bytes(st->env, stat.ms_psize);
 }
 

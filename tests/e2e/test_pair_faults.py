@@ -1,6 +1,7 @@
 """Pair faults where two paths meet (issue 15, items 12 to 14): a primary
 paused past its lease, a failback under load, a replica whose disk was
-full. Built on test_faults.Rig (network namespaces as root, loopback
+full, a primary whose disk is full keeping its results until it can save
+them, then handing its shards over. Built on test_faults.Rig (network namespaces as root, loopback
 otherwise): a node pair, a router, dnsmasq and an MX, with
 tests/fixtures/tracked_sender.py recording every 250. The MX is
 smtp-sink, or for 12 and 13 a slow one (SlowRig: capture_smtpd.py with
@@ -289,6 +290,65 @@ class PairFaultTest(ShoalTestCase):
                         f"n2 did not say why its pair was behind: "
                         f"{behind[:3]}")
 
+    # ---- a full primary hands its shards over ----
+
+    def test_15_full_primary_saves_its_results_then_fails_over(self):
+        """n1's disk fills to the last byte (a filler after its store
+        refused mail) while a reader pins its freed pages, the MX comes
+        back: n1 delivers and cannot save the results. It keeps them and
+        does not deliver those messages again (it did, on every pass).
+        The reader is then killed, leaving a stale slot in LMDB's reader
+        table, and the filler removed: n1 clears the slot (or the freed
+        pages stay pinned for as long as it runs), saves the results and
+        hands its shards to n2. Nothing acknowledged is lost, nothing is
+        delivered twice."""
+        if os.geteuid() != 0:
+            self.skipTest("a real full disk needs root (tmpfs)")
+        rig = Rig(self, map_size={"n1": 64 << 20}, sink_first=False,
+                  size=20000)
+        d = rig.c.data_dir("n1")
+        self.mount_tmpfs(d, 6 << 20)
+        rig.start()
+        rig.start_load(source=False)
+        n1 = rig.c.node("n1")
+        wait_for(lambda: "event=reserve_reached" in n1.log_text(), 60,
+                 "n1's store at its reserve")
+        # a reader of n1's store from outside (mdb_dump into a pipe
+        # nobody reads) pins every page freed from now on, as a slow
+        # delivery's read txn would: with the disk full too, nothing can
+        # be written until it ends
+        pin = subprocess.Popen(["mdb_dump", "-a", d],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (pin.kill(), pin.wait()))
+        wait_for(lambda: str(pin.pid) in subprocess.run(
+            ["mdb_stat", "-r", d], capture_output=True,
+            text=True).stdout, 10, "mdb_dump holding a read txn")
+        filler = os.path.join(d, "filler")
+        log(f"filled n1's disk with {fill_disk(filler)} bytes")
+        rig.start_sink()
+        # the positive control: deliveries happened and their results
+        # could not be saved
+        wait_for(lambda: "event=result_not_saved" in n1.log_text(), 30,
+                 "n1 failing to save a delivery's result")
+        pin.kill()
+        pin.wait()
+        os.unlink(filler)
+        wait_for(lambda: "event=stale_readers_cleared" in n1.log_text(),
+                 30, "n1 clearing the dead reader's slot")
+        wait_for(lambda: "event=result_saved" in n1.log_text(), 30,
+                 "n1 saving the results it kept")
+        t0 = time.monotonic()
+        rc, doc, err = rig.c.shoalctl("node", "failover", "n1",
+                                      timeout=60)
+        took = time.monotonic() - t0
+        self.assertEqual(rc, 0, f"failover once there is room: {err}")
+        wait_for(lambda: "n1" not in rig.c.owners().values(), 15,
+                 "n2 owning every shard")
+        rig.wait_acks(20, what="250s after the failover")
+        row = rig.finish("full primary: results kept, then failover",
+                         took)
+        self.assertEqual(row["duplicated"], 0)
 
 if __name__ == "__main__":
     import unittest

@@ -782,6 +782,15 @@ START_TEST(test_result_of_a_full_store_is_saved_later_not_redelivered)
 	/* the positive control: the save did fail */
 	ck_assert_uint_eq(t_log_count("event=result_not_saved", q), 1);
 	ck_assert_uint_eq(scheduler_in_flight(t_sched), 1);
+	/* a handover waits for it (bounded there): handed over unsaved,
+	 * the new owner would deliver it again */
+	{
+		uint8_t all[T_SHARDS];
+
+		memset(all, 1, sizeof(all));
+		ck_assert_uint_eq(
+			scheduler_in_flight_of(t_sched, all, T_SHARDS), 1);
+	}
 	t_n_jobs = 0;
 	for (int i = 0; i < 5; i++) {
 		scheduler_kick(t_sched);
