@@ -8,7 +8,9 @@
  * what the file system has free) plus the pages LMDB freed for reuse. The
  * free pages are counted by walking LMDB's free list; that is needed only
  * when growth alone is under the reserve, and done at most once per
- * STORE_ROOM_RECHECK_MS. In between, room known is reduced by what was
+ * STORE_ROOM_RECHECK_MS, and for a long list no more than 2% of the time
+ * (reader slots of dead processes, which would pin the freed pages, are
+ * cleared then too). In between, room known is reduced by what was
  * admitted (and the pages a transaction copies), so a burst cannot run
  * past the reserve between checks. */
 #include <errno.h>
@@ -29,6 +31,9 @@
  * copied branch and leaf pages of each table it touches, the journal, the
  * free list. Counted against the known room between measurements. */
 #define STORE_ROOM_TXN_PAGES (64u << 10)
+/* The free list is walked again no sooner than this many times the last
+ * walk took (2% of the time at most). */
+#define STORE_ROOM_WALK_SHARE 50
 
 /* Bytes of the pages on LMDB's free list (FREE_DBI is dbi 0: each record
  * is a list of page numbers, its first size_t word their count: LMDB's
@@ -119,8 +124,26 @@ store_room_measure(struct store_txn *t, uint64_t now_ms)
 	if (mdb_reader_check(st->env, &dead) == 0 && dead > 0)
 		log_warn("store dir=%s event=stale_readers_cleared count=%d",
 			 st->dir, dead);
-	if (mdb_env_stat(st->env, &stat) == 0)
-		st->room += store_room_free_bytes(st->env, stat.ms_psize);
+	if (now_ms >= st->free_next_ms && mdb_env_stat(st->env, &stat) == 0) {
+		uint64_t t0 = clock_mono_us(), took_ms;
+
+		st->free_bytes = store_room_free_bytes(st->env, stat.ms_psize);
+		st->admitted_since_walk = 0;
+		took_ms = (clock_mono_us() - t0) / 1000;
+		/* a long free list costs a walk of it: at most 2% of the
+		 * loop's time, whatever its length */
+		st->free_next_ms = now_ms + took_ms * STORE_ROOM_WALK_SHARE;
+		if (took_ms > 0)
+			log_debug(LOG_SUB_STORE, "store event=free_list_walked "
+				  "ms=%llu free=%llu",
+				  (unsigned long long)took_ms,
+				  (unsigned long long)st->free_bytes);
+	}
+	/* a free list counted a while ago: what was admitted since may
+	 * have come from it */
+	st->room += st->free_bytes > st->admitted_since_walk ?
+			    st->free_bytes - st->admitted_since_walk :
+			    0;
 }
 
 static const char *const store_admit_names[STORE_ADMIT_KINDS] = {
@@ -172,5 +195,6 @@ store_admit(struct store_txn *t, size_t bytes, enum store_admit kind)
 	if (st->is_room_low[kind])
 		return SHOAL_E_STORAGE_FULL;
 	st->room -= need;
+	st->admitted_since_walk += need;
 	return 0;
 }
