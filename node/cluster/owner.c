@@ -250,7 +250,7 @@ owner_adopt(struct owner *o, Shoal__ShardMap *m, const char *why)
 		 (unsigned long long)gained, (unsigned long long)lost);
 	/* our own work, not a pause: what follows is fresh */
 	if (o->loop_ms != 0)
-		o->loop_ms = clock_mono_ms();
+		o->loop_ms = owner_now(o);
 	o->hooks.map_changed(o->hooks.arg, o->map);
 	shardmap_free(old); /* after the hook: nobody holds it any more */
 	return 0;
@@ -449,7 +449,7 @@ void
 owner_heard_router(struct owner *o, const char *router_id, bool sees_peer,
 		   uint64_t echo_ms)
 {
-	uint64_t now = clock_mono_ms(), t;
+	uint64_t now = owner_now(o), t;
 	struct owner_router *r = NULL, *oldest = NULL;
 
 	owner_check_stall(o, now);
@@ -480,7 +480,7 @@ owner_heard_router(struct owner *o, const char *router_id, bool sees_peer,
 void
 owner_heard_peer(struct owner *o, uint64_t sent_ms, uint64_t echo_ms)
 {
-	uint64_t now = clock_mono_ms(), t;
+	uint64_t now = owner_now(o), t;
 
 	owner_check_stall(o, now);
 	o->peer_heard_ms = now;
@@ -492,7 +492,7 @@ owner_heard_peer(struct owner *o, uint64_t sent_ms, uint64_t echo_ms)
 void
 owner_heard_peer_map(struct owner *o, uint64_t sent_ms, uint64_t echo_ms)
 {
-	owner_check_stall(o, clock_mono_ms());
+	owner_check_stall(o, owner_now(o));
 	if (sent_ms != 0 ? echo_ms >= o->relearn_ms : !o->relearn_strict)
 		o->peer_map_heard = true;
 }
@@ -528,7 +528,7 @@ void
 owner_routers(const struct owner *o,
 	      void (*fn)(const char *id, uint64_t ms_ago, void *arg), void *arg)
 {
-	uint64_t now = clock_mono_ms();
+	uint64_t now = owner_now(o);
 
 	for (size_t i = 0; i < o->n_routers; i++)
 		if (now - o->routers[i].heard_ms <=
@@ -540,7 +540,7 @@ bool
 owner_may_deliver(struct owner *o)
 {
 	const struct config *cfg = o->cfg;
-	uint64_t now = clock_mono_ms(), lease = owner_lease_ms(o);
+	uint64_t now = owner_now(o), lease = owner_lease_ms(o);
 	bool has_lease, ok;
 
 	if (!o->active)
@@ -573,13 +573,13 @@ void
 owner_tick(struct owner *o)
 {
 	const struct config *cfg = o->cfg;
-	uint64_t now = clock_mono_ms(), after = cfg->replication.failover_after_ms;
+	uint64_t now = owner_now(o), after = cfg->replication.failover_after_ms;
 	uint64_t last = o->peer_heard_ms ? o->peer_heard_ms : o->started_ms;
 	size_t heard, see_peer;
 
 	owner_handover_step(o);
 	owner_may_deliver(o);	/* logs fencing transitions */
-	o->loop_ms = clock_mono_ms();
+	o->loop_ms = owner_now(o);
 	if (!o->active || now - last < after)
 		return;
 	owner_router_votes(o, now, after, &heard, &see_peer);
@@ -615,7 +615,7 @@ owner_new(struct event_base *base, const struct config *cfg,
 	o->peer = me->peer;
 	o->active = o->peer != NULL &&
 		    cfg->replication.mode != CFG_REPL_NONE;
-	o->started_ms = clock_mono_ms();
+	o->started_ms = owner_now(o);
 	o->relearn_ms = o->started_ms;
 	o->fenced = o->active;
 	o->incoming = o->frozen = -1;
@@ -646,4 +646,11 @@ owner_free(struct owner *o)
 	shardmap_free(o->map);
 	free(o->handing);
 	free(o);
+}
+
+void
+owner_set_clock(struct owner *o, uint64_t (*now_ms)(void *), void *arg)
+{
+	o->clock_ms = now_ms;
+	o->clock_arg = arg;
 }

@@ -111,6 +111,11 @@ uint64_t owner_peer_heard_ms(const struct owner *o);
  * what must outlive a callback. */
 const Shoal__ShardMap *owner_map(const struct owner *o);
 
+/* The clock every decision of the owner reads (leases, silence,
+ * stalls, handover limits): CLOCK_MONOTONIC unless set. For tests, which
+ * move time on without waiting for it. */
+void owner_set_clock(struct owner *o, uint64_t (*now_ms)(void *), void *arg);
+
 /* Whether this node may start deliveries now (not fenced), by its lease on
  * the monotonic clock now. */
 bool owner_may_deliver(struct owner *o);

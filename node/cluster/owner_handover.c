@@ -91,7 +91,7 @@ void
 owner_handover_step(struct owner *o)
 {
 	struct owner_handover *ho = &o->ho;
-	uint64_t now = clock_mono_ms(), waited = now - ho->started_ms;
+	uint64_t now = owner_now(o), waited = now - ho->started_ms;
 	uint64_t busy;
 	int moved;
 
@@ -194,7 +194,7 @@ owner_failover(struct owner *o, const struct rpc_ticket *t,
 	o->ho.active = true;
 	o->ho.back = req->back;
 	o->ho.asker = *t;
-	o->ho.started_ms = clock_mono_ms();
+	o->ho.started_ms = owner_now(o);
 	owner_handing_start(o);
 	log_info("node id=%s event=handover_start to=%s back=%d in_flight=%llu "
 		 "in_flight_moving=%llu",

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/clock.h"
 #include "lib/config.h"
 #include "node/cluster/hooks.h"
 #include "node/cluster/owner.h"
@@ -58,6 +59,8 @@ struct owner {
 	bool relearn_strict; /* after a lapse: only an echoed map */
 	bool peer_map_heard; /* since relearn_ms */
 	uint64_t loop_ms;    /* last owner_tick(): stall detection */
+	uint64_t (*clock_ms)(void *); /* owner_set_clock(); NULL: monotonic */
+	void *clock_arg;
 	struct owner_router routers[OWNER_ROUTERS_MAX];
 	size_t n_routers;
 	bool fenced;                  /* last answer of owner_may_deliver */
@@ -67,6 +70,13 @@ struct owner {
 	int64_t incoming;             /* shard being moved here, or -1 */
 	int64_t frozen;               /* shard being moved away, or -1 */
 };
+
+/* Now, in ms, on the owner's clock: monotonic, or a test's. */
+static inline uint64_t
+owner_now(const struct owner *o)
+{
+	return o->clock_ms ? o->clock_ms(o->clock_arg) : clock_mono_ms();
+}
 
 /* ---- owner.c ---- */
 
