@@ -183,58 +183,95 @@ def _buckets(modules, n):
 
 def _run_workers(buckets, out):
     """Run one worker process per bucket; print each one's lines test by
-    test as they come. Returns (passed, failed) over all workers."""
+    test as they come. Returns (passed, failed) over all workers. Waits on
+    events only: a worker's output pipe becoming readable, or its process
+    ending (a pidfd), whichever comes first."""
+    import codecs
+    import selectors
     import subprocess
-    import tempfile
 
-    procs = []
+    sel = selectors.DefaultSelector()
+    live = []
+    total = {"passed": 0, "failed": 0}
+
+    def feed(w, text, done):
+        lines = (w["part"] + text).split("\n")
+        w["part"] = lines.pop()
+        if done and w["part"]:
+            lines.append(w["part"])
+            w["part"] = ""
+        for ln in lines:
+            m = SUMMARY.match(ln)
+            if m:
+                total["passed"] += int(m.group(1))
+                total["failed"] += int(m.group(2))
+                continue
+            w["buf"].append(ln)
+            if TEST_END.match(ln):
+                out("\n".join(w["buf"]))
+                w["buf"] = []
+
+    def drain(w):
+        """What the pipe holds now (non-blocking); False at its end."""
+        fd = w["p"].stdout.fileno()
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return True
+            if not data:
+                return False
+            feed(w, w["dec"].decode(data), False)
+
+    def finish(w):
+        if w["out_open"]:
+            drain(w)
+            sel.unregister(w["p"].stdout)
+        sel.unregister(w["pidfd"])
+        os.close(w["pidfd"])
+        w["p"].wait()
+        feed(w, w["dec"].decode(b"", final=True), True)
+        if w["buf"]:
+            out("\n".join(w["buf"]))
+        if w["p"].returncode not in (0, 1):
+            out(f"e2e: a worker ended with status {w['p'].returncode}")
+            total["failed"] += 1
+        w["p"].stdout.close()
+        live.remove(w)
+
     for b in buckets:
-        f = tempfile.TemporaryFile(mode="w+")
         env = dict(os.environ, SHOAL_E2E_JOBS="1", SHOAL_E2E_REEXEC="1")
         p = subprocess.Popen(
             [sys.executable, "-u", os.path.abspath(__file__)] +
-            [m + "." for m in b], stdout=f, stderr=subprocess.STDOUT,
-            env=env)
-        procs.append({"p": p, "f": f, "pos": 0, "buf": [], "part": ""})
-    passed = failed = 0
+            [m + "." for m in b], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, env=env)
+        os.set_blocking(p.stdout.fileno(), False)
+        w = {"p": p, "buf": [], "part": "", "out_open": True,
+             "dec": codecs.getincrementaldecoder("utf-8")("replace"),
+             "pidfd": os.pidfd_open(p.pid)}
+        sel.register(p.stdout, selectors.EVENT_READ, ("out", w))
+        sel.register(w["pidfd"], selectors.EVENT_READ, ("exit", w))
+        live.append(w)
     try:
-        while procs:
-            time.sleep(0.2)  # a poll interval, not a wait for an event
-            for w in list(procs):
-                done = w["p"].poll() is not None
-                w["f"].seek(w["pos"])
-                data = w["f"].read()
-                w["pos"] = w["f"].tell()
-                text = w["part"] + data
-                lines = text.split("\n")
-                w["part"] = lines.pop()
-                if done and w["part"]:
-                    lines.append(w["part"])
-                    w["part"] = ""
-                for ln in lines:
-                    m = SUMMARY.match(ln)
-                    if m:
-                        passed += int(m.group(1))
-                        failed += int(m.group(2))
-                        continue
-                    w["buf"].append(ln)
-                    if TEST_END.match(ln):
-                        out("\n".join(w["buf"]))
-                        w["buf"] = []
-                if done:
-                    if w["buf"]:
-                        out("\n".join(w["buf"]))
-                    if w["p"].returncode not in (0, 1):
-                        out(f"e2e: a worker ended with status "
-                            f"{w['p'].returncode}")
-                        failed += 1
-                    w["f"].close()
-                    procs.remove(w)
+        while live:
+            for key, _ in sel.select():
+                kind, w = key.data
+                if w not in live:
+                    continue
+                if kind == "out":
+                    if not drain(w):
+                        # the end of its output: its exit follows
+                        sel.unregister(w["p"].stdout)
+                        w["out_open"] = False
+                else:
+                    # ended; output its children may still hold open is
+                    # read as far as it is there now
+                    finish(w)
     finally:
-        for w in procs:
+        for w in list(live):
             w["p"].kill()
             w["p"].wait()
-    return passed, failed
+    return total["passed"], total["failed"]
 
 
 def main(argv):
