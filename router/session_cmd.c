@@ -342,8 +342,9 @@ session_cmd_help(struct session *s, const struct smtp_cmd *cmd)
 }
 
 /* STARTTLS where it is not offered (no certificate, or a listener with
- * tls = "none"): the RFC 5321 4.2.4 reply for a command we do not
- * implement. */
+ * tls = "none"): 502, the reply RFC 5321 4.2.4 gives for a command the
+ * server does not offer (the wording is Postfix's). Deliberate, complete
+ * behaviour: EHLO does not advertise STARTTLS there either. */
 static void
 session_cmd_not_offered(struct session *s, const struct smtp_cmd *cmd)
 {

@@ -74,12 +74,14 @@ struct session_cmd {
 };
 
 /* The row that takes verb in state st, or NULL: the command is out of
- * sequence there (or not implemented at all, see session_table_verb()). */
+ * sequence there (or unknown, see session_table_verb()). */
 const struct session_cmd *session_table_find(enum smtp_verb verb,
 					     enum session_state st);
 
 /* The first row of verb (every row of a verb has the same flags and
- * handler), or NULL for a verb that is not implemented. */
+ * handler), or NULL for SMTP_VERB_UNKNOWN: every verb lib/smtp_cmd.c
+ * parses has rows (test_session_table checks it), so NULL means a line
+ * that names no command, answered 500 5.5.2. */
 const struct session_cmd *session_table_verb(enum smtp_verb verb);
 
 /* Every row, for reading (*n of them); valid for the program's life. */
