@@ -155,6 +155,17 @@ workq_join(struct workq *wq)
 	wq->n_threads = 0;
 }
 
+bool
+workq_is_stopping(struct workq *wq)
+{
+	bool stopping;
+
+	pthread_mutex_lock(&wq->mu);
+	stopping = wq->is_stopping;
+	pthread_mutex_unlock(&wq->mu);
+	return stopping;
+}
+
 int
 workq_new(struct event_base *base, unsigned threads, unsigned max_queued,
 	  int nice_incr, struct workq **out)

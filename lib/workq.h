@@ -10,6 +10,8 @@
 #ifndef SHOAL_WORKQ_H
 #define SHOAL_WORKQ_H
 
+#include <stdbool.h>
+
 struct event_base;
 struct workq;
 
@@ -34,6 +36,10 @@ int workq_new(struct event_base *base, unsigned threads, unsigned max_queued,
  * Call it before the event base is freed, never from a done callback.
  * workq_free(NULL) does nothing. */
 void workq_free(struct workq *wq);
+
+/* Whether workq_free() has begun: from then on no waiting job starts.
+ * Safe from any thread while wq exists. */
+bool workq_is_stopping(struct workq *wq);
 
 /* Queue a job. Returns 0 (done will be called, never from inside this
  * call), or -EBUSY when max_queued jobs are already waiting (nothing is

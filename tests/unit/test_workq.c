@@ -8,6 +8,7 @@
 #include <semaphore.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/workq.h"
 #include "tests/unit/check_helpers.h"
@@ -127,14 +128,23 @@ START_TEST(test_workq_refuses_past_its_bound)
 }
 END_TEST
 
-/* Open the gate a while after free has begun (it only has to take a
- * lock to say "stop" before joining): the jobs still waiting then never
- * run. */
+struct gate_opener {
+	struct workq *wq;
+	sem_t *gate;
+};
+
+/* Open the gate once free has begun (said "stop", joining now): the jobs
+ * still waiting then never run. Polls the flag, a millisecond apart, for
+ * at most 10 s; the gate opens either way, so free cannot hang. */
 static void *
-open_gate_later(void *arg)
+open_gate_after_stop(void *arg)
 {
-	usleep(200 * 1000);
-	sem_post(arg);
+	struct gate_opener *o = arg;
+	struct timespec ms = { 0, 1000000 };
+
+	for (int i = 0; i < 10000 && !workq_is_stopping(o->wq); i++)
+		nanosleep(&ms, NULL);
+	sem_post(o->gate);
 	return NULL;
 }
 
@@ -145,6 +155,7 @@ START_TEST(test_workq_free_gives_every_job_back)
 	struct job running, waiting[3];
 	sem_t gate, started;
 	pthread_t opener;
+	struct gate_opener go;
 
 	memset(&running, 0, sizeof(running));
 	memset(waiting, 0, sizeof(waiting));
@@ -159,8 +170,12 @@ START_TEST(test_workq_free_gives_every_job_back)
 		ck_assert_int_eq(workq_submit(wq, &waiting[i], job_work,
 					      job_done),
 				 0);
-	/* free waits for the running job: let it finish a little later */
-	ck_assert_int_eq(pthread_create(&opener, NULL, open_gate_later, &gate),
+	/* free waits for the running job: let it finish once free began */
+	ck_assert(!workq_is_stopping(wq));
+	go.wq = wq;
+	go.gate = &gate;
+	ck_assert_int_eq(pthread_create(&opener, NULL, open_gate_after_stop,
+					&go),
 			 0);
 	workq_free(wq);
 	pthread_join(opener, NULL);
