@@ -54,7 +54,6 @@ struct scheduler {
 	size_t n_unsaved;
 	uint32_t resave_ms;
 	struct event *resave_ev;
-	uint64_t resave_failures;
 };
 
 static inline uint64_t

@@ -388,7 +388,6 @@ sched_unsaved(struct scheduler *s, struct sched_res *sr, int result)
 			  "delivered again meanwhile\"",
 			  sr->j->msg->qid, shoal_strerror(result),
 			  sr->failed_saves);
-	s->resave_failures++;
 	sr->next = s->unsaved;
 	s->unsaved = sr;
 	s->n_unsaved++;
