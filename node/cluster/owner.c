@@ -653,4 +653,9 @@ owner_set_clock(struct owner *o, uint64_t (*now_ms)(void *), void *arg)
 {
 	o->clock_ms = now_ms;
 	o->clock_arg = arg;
+	/* what owner_new() read on the old clock, read again on this one */
+	o->started_ms = owner_now(o);
+	o->relearn_ms = o->started_ms;
+	if (o->loop_ms != 0)
+		o->loop_ms = o->started_ms;
 }

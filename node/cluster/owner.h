@@ -113,7 +113,8 @@ const Shoal__ShardMap *owner_map(const struct owner *o);
 
 /* The clock every decision of the owner reads (leases, silence,
  * stalls, handover limits): CLOCK_MONOTONIC unless set. For tests, which
- * move time on without waiting for it. */
+ * move time on without waiting for it; set it right after owner_new(),
+ * which counts the start from it. */
 void owner_set_clock(struct owner *o, uint64_t (*now_ms)(void *), void *arg);
 
 /* Whether this node may start deliveries now (not fenced), by its lease on
