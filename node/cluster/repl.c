@@ -44,6 +44,8 @@
 #include "proto/node_node.pb-c.h"
 
 #define REPL_META_STREAM "repl_stream"  /* be64: our stream id */
+/* Seqs skipped at each start: more than one commit can journal. */
+#define REPL_RESTART_SEQ_GAP (UINT64_C(1) << 32)
 #define REPL_BEHIND_LOG_MS 10000	/* a pair behind: one line per */
 
 static const char *const repl_state_names[] = {
@@ -121,6 +123,17 @@ repl_release(struct repl *r, uint64_t seq, bool all, bool durable)
 		r->w_head = (r->w_head + 1) % r->w_cap;
 		r->w_n--;
 		w.fn(all ? durable : true, w.arg);
+	}
+}
+
+void
+repl_waits_move(struct repl *r, uint64_t above, uint64_t to)
+{
+	for (size_t i = 0; i < r->w_n; i++) {
+		struct repl_waiter *w = &r->w[(r->w_head + i) % r->w_cap];
+
+		if (w->seq > above)
+			w->seq = to;
 	}
 }
 
@@ -533,6 +546,14 @@ repl_load(struct repl *r)
 		be64_put(v, r->stream);
 		rc = store_meta_put(t, REPL_META_STREAM, v, sizeof(v));
 	}
+	/* The journal ships a batch as soon as its commit is written, while
+	 * the commit's last fdatasync still runs (commit.c): a machine that
+	 * crashes then may come back without a batch its peer applied. Its
+	 * seqs must never be given out again, or the peer would take the new
+	 * changes for the ones it has and skip them: start past them, stored
+	 * durably before anything is journaled. */
+	if (rc == 0 && r->on)
+		rc = store_journal_skip(t, REPL_RESTART_SEQ_GAP);
 	if (rc == 0 && store_meta_get(t, REPL_META_ACKED, &p, &len) == 0 &&
 	    len == 8)
 		r->acked = r->sent = r->trimmed = be64_get(p);

@@ -63,7 +63,9 @@ struct repl {
 	struct repl_flight fl[REPL_WINDOW];
 	size_t n_fl;
 	bool trim_busy, resync_busy;
+	bool resync_again; /* asked past the floor of the one running */
 	uint64_t trimmed;
+	uint64_t resync_floor; /* the resync's seqs start past this */
 
 	/* enqueues waiting for the peer, in seq order (a ring) */
 	struct repl_waiter *w;
@@ -146,8 +148,13 @@ void repl_rewind(struct repl *r, uint64_t from);
 uint64_t repl_stall_ms(const struct repl *r);
 
 /* The peer acknowledges our stream up to seq (less than before: it lost
- * data, we resync), and maybe asks for a resend from there. */
+ * data; more than we ever gave out: our store is older than what it
+ * shipped; either way we resync), and maybe asks for a resend from
+ * there. */
 void repl_on_ack(struct repl *r, uint64_t seq, bool resend);
+
+/* Waiters for seqs above `above` wait for seq `to` instead (repl.c). */
+void repl_waits_move(struct repl *r, uint64_t above, uint64_t to);
 
 /* ---- repl_apply.c ---- */
 

@@ -25,6 +25,8 @@
 
 #define REPL_TRIM_MAX 100000            /* journal entries per trim */
 #define REPL_REWIND_SHIFT_MAX 3		/* stall rewinds: backoff up to 8x */
+/* The seq a wait moved behind a resync waits for until it is committed */
+#define REPL_SEQ_RESYNC UINT64_MAX
 
 /* ---- records ------------------------------------------------------------ */
 
@@ -119,6 +121,7 @@ repl_send_batch(struct repl *r)
 	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
 	Shoal__ReplBatch batch = SHOAL__REPL_BATCH__INIT;
 	struct repl_build b = { .r = r };
+	bool is_sent;
 	int rc;
 
 	/* nothing journaled past what was sent: no transaction, no arrays
@@ -135,7 +138,14 @@ repl_send_batch(struct repl *r)
 	b.ptrs = r->batch_ptrs;
 	rc = store_journal_foreach(b.t, r->sent, REPL_BATCH_RECORDS, repl_collect,
 				   &b);
-	if ((rc == 0 || rc == 1) && b.n > 0) {
+	/* no entry past sent, yet committed seqs past it (skipped at a
+	 * start): an empty batch moves the peer's ack up to them, so that
+	 * the waits on the head end. Never a seq a transaction still open
+	 * may give out: only what is committed. */
+	if (rc == 0 && b.n == 0)
+		b.last = store_journal_head(b.t);
+	is_sent = (rc == 0 || rc == 1) && b.last > r->sent;
+	if (is_sent) {
 		repl_header(r, &pm);
 		batch.prev_seq = r->sent;
 		batch.last_seq = b.last;
@@ -156,7 +166,7 @@ repl_send_batch(struct repl *r)
 			  (unsigned long long)b.last, b.n, b.bytes);
 	}
 	store_txn_abort(b.t);
-	return b.n > 0;
+	return is_sent;
 }
 
 /* Ship what the window allows. A peer that is not connected makes the send
@@ -288,14 +298,20 @@ static int
 repl_resync_apply(struct store_txn *t, void *arg)
 {
 	struct repl_resync *rs = arg;
-
-	int rc;
+	uint64_t head = store_journal_seq(rs->r->store);
+	int rc = 0;
 
 	rs->t = t;
 	rs->n = 0;
-	rc = store_msg_foreach(t, repl_resync_one, rs);
+	/* every seq the peer may hold stays behind the new entries */
+	if (head < rs->r->resync_floor)
+		rc = store_journal_skip(t, rs->r->resync_floor - head);
+	if (rc == 0)
+		rc = store_msg_foreach(t, repl_resync_one, rs);
 	return rc ? rc : rs->r->hooks.supp_touch(rs->r->hooks.arg, t, &rs->n);
 }
+
+static void repl_resync(struct repl *r, uint64_t peer_has, const char *event);
 
 static void
 repl_resync_done(int result, void *arg)
@@ -307,21 +323,40 @@ repl_resync_done(int result, void *arg)
 	log_info("repl node=%s peer=%s event=resync messages=%llu result=%s",
 		 r->me->id, r->peer->id, (unsigned long long)rs->n,
 		 shoal_strerror(result));
+	/* the messages are journaled again: their waits end with the ack of
+	 * all of it (a failed resync leaves them to their deadline) */
+	if (result == 0)
+		repl_waits_move(r, REPL_SEQ_RESYNC - 1, store_journal_seq(r->store));
 	free(rs);
+	if (r->resync_again) {
+		r->resync_again = false;
+		repl_resync(r, r->acked, "resync_again");
+		return;
+	}
 	repl_kick(r);
 }
 
-/* The peer has less of our stream than it once acknowledged (its data
- * was lost or replaced): journal every message of ours again. */
+/* What the peer has of our stream is not what we shipped: less than it
+ * once acknowledged (its data was lost or replaced), or seqs we never
+ * gave out (our store is older than what was shipped from it: a copy put
+ * back, a disk that lost its cache). Journal every message of ours again
+ * under seqs past what it has; the enqueues waiting for a seq it claims
+ * to have wait for that instead. */
 static void
-repl_resync(struct repl *r, uint64_t peer_has)
+repl_resync(struct repl *r, uint64_t peer_has, const char *event)
 {
 	struct repl_resync *rs;
 
-	log_warn("repl node=%s peer=%s event=peer_lost_data acked=%llu "
-		 "peer_has=%llu",
-		 r->me->id, r->peer->id, (unsigned long long)r->acked,
-		 (unsigned long long)peer_has);
+	log_warn("repl node=%s peer=%s event=%s acked=%llu peer_has=%llu "
+		 "head=%llu",
+		 r->me->id, r->peer->id, event, (unsigned long long)r->acked,
+		 (unsigned long long)peer_has,
+		 (unsigned long long)store_journal_seq(r->store));
+	if (peer_has > r->resync_floor) {
+		r->resync_floor = peer_has;
+		r->resync_again = r->resync_busy;
+	}
+	repl_waits_move(r, peer_has < r->acked ? peer_has : 0, REPL_SEQ_RESYNC);
 	r->acked = peer_has;
 	r->trimmed = peer_has;
 	repl_rewind(r, peer_has);
@@ -338,8 +373,14 @@ repl_resync(struct repl *r, uint64_t peer_has)
 void
 repl_on_ack(struct repl *r, uint64_t seq, bool resend)
 {
+	if (seq > store_journal_seq(r->store)) {
+		/* its acks say so until it has our resync */
+		if (!r->resync_busy || seq > r->resync_floor)
+			repl_resync(r, seq, "peer_ahead");
+		return;
+	}
 	if (seq < r->acked) {
-		repl_resync(r, seq);
+		repl_resync(r, seq, "peer_lost_data");
 		return;
 	}
 	if (seq > r->acked) {

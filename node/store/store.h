@@ -170,6 +170,11 @@ uint64_t store_journal_seq(const struct store *st);
 int store_journal_seq_of(struct store_txn *t, const char *qid, uint64_t *seq,
 			 bool *body);
 
+/* Give out no seq up to the current one + n: the next change gets a seq
+ * above that. Stored in t like any change of the seq (repl.c: a restart
+ * never gives a seq out twice, not even one a lost commit had shipped). */
+int store_journal_skip(struct store_txn *t, uint64_t n);
+
 /* Journal a message as changed, body included (a full resync). */
 int store_journal_touch(struct store_txn *t, const char *qid, uint32_t shard);
 
@@ -187,6 +192,10 @@ int store_journal_foreach(struct store_txn *t, uint64_t after, size_t max,
 /* Drop at most max entries with seq <= upto (the peer has them). Returns
  * how many were dropped (max: more may be left), or -errno. */
 int store_journal_trim(struct store_txn *t, uint64_t upto, size_t max);
+
+/* The highest seq given out by the transactions committed before t
+ * (store_journal_seq() counts those still open or failed too). */
+uint64_t store_journal_head(struct store_txn *t);
 
 /* Entries held, and the newest seq (-ENOENT when empty). */
 uint64_t store_journal_count(struct store_txn *t);

@@ -28,6 +28,18 @@
 #define STORE_J_BODY 0x01	/* the record must carry the body */
 #define STORE_J_HDR 9		/* flags(1) || be64(time) in front of a jseq qid */
 
+/* The highest seq given out, kept for the next store_open(). */
+static int
+store_journal_put_seq(struct store_txn *t, uint64_t seq)
+{
+	unsigned char jv[8];
+	MDB_val key = { strlen(STORE_META_JSEQ), STORE_META_JSEQ };
+	MDB_val val = { sizeof(jv), jv };
+
+	be64_put(jv, seq);
+	return store_put(t, STORE_DB_META, &key, &val, 0);
+}
+
 /* Note that the message under qkey changed, when its shard is journaled:
  * a new seq replaces the message's older entry, keeping its body flag. */
 int
@@ -35,7 +47,7 @@ store_journal_mark(struct store_txn *t, MDB_val *qkey, uint32_t shard,
 		   bool body)
 {
 	struct store *st = t->st;
-	unsigned char sk[8], qv[9], jv[8];
+	unsigned char sk[8], qv[9];
 	MDB_val key = { 8, sk }, val;
 	uint8_t flags = body ? STORE_J_BODY : 0;
 	uint64_t seq;
@@ -69,12 +81,29 @@ store_journal_mark(struct store_txn *t, MDB_val *qkey, uint32_t shard,
 	val.mv_data = qv;
 	if ((rc = store_put(t, STORE_DB_JQID, qkey, &val, 0)) != 0)
 		return rc;
-	be64_put(jv, seq);
-	key.mv_size = strlen(STORE_META_JSEQ);
-	key.mv_data = STORE_META_JSEQ;
-	val.mv_size = sizeof(jv);
-	val.mv_data = jv;
-	return store_put(t, STORE_DB_META, &key, &val, 0);
+	return store_journal_put_seq(t, seq);
+}
+
+uint64_t
+store_journal_head(struct store_txn *t)
+{
+	MDB_val key = { strlen(STORE_META_JSEQ), STORE_META_JSEQ }, val;
+
+	if (mdb_get(t->txn, t->st->dbi[STORE_DB_META], &key, &val) != 0 ||
+	    val.mv_size != 8)
+		return 0;
+	return be64_get(val.mv_data);
+}
+
+int
+store_journal_skip(struct store_txn *t, uint64_t n)
+{
+	int rc = store_writable(t);
+
+	if (rc != 0)
+		return rc;
+	t->st->journal_seq += n;
+	return store_journal_put_seq(t, t->st->journal_seq);
 }
 
 void

@@ -63,6 +63,9 @@ static char t_apply_error[128]; /* the last apply_error it reported */
 static uint64_t t_node_sent;	/* its clock in its last message */
 static uint64_t t_node_stream;	/* the id of its own stream */
 static uint64_t t_node_head;	/* the newest seq of it that it sent */
+static uint64_t t_node_base;	/* its journal head when it started */
+static uint64_t t_node_prev;	/* prev_seq of the last batch it sent */
+static size_t t_node_records;	/* records in the last batch it sent */
 
 /* What the cluster asked of the node above it. */
 static int t_due; /* work_due: a handback adopted messages */
@@ -242,6 +245,9 @@ t_setup(void)
 	t_node_sent = 0;
 	t_node_stream = 0;
 	t_node_head = 0;
+	t_node_base = store_journal_seq(t_store);
+	t_node_prev = 0;
+	t_node_records = 0;
 	t_due = 0;
 }
 
@@ -296,8 +302,11 @@ t_read_peer(void)
 			t_node_sent = pm->sent_ms;
 			t_node_stream = pm->stream;
 			if (pm->body_case == SHOAL__PEER_MESSAGE__BODY_BATCH &&
-			    pm->batch->last_seq > t_node_head)
+			    pm->batch->last_seq > t_node_head) {
 				t_node_head = pm->batch->last_seq;
+				t_node_prev = pm->batch->prev_seq;
+				t_node_records = pm->batch->n_records;
+			}
 			shoal__peer_message__free_unpacked(pm, NULL);
 		}
 		for (int i = 0; i < n; i++)
@@ -628,14 +637,15 @@ START_TEST(test_an_ack_during_a_trim_is_trimmed_after_it)
 		repl_kick(t_repl);
 		t_wait_link();
 		until = clock_mono_ms() + 5000;
-		while (t_node_head < T_QIDS && clock_mono_ms() < until)
+		while (t_node_head < t_node_base + T_QIDS &&
+		       clock_mono_ms() < until)
 			t_run(10);
-		ck_assert_uint_eq(t_node_head, T_QIDS);
+		ck_assert_uint_eq(t_node_head, t_node_base + T_QIDS);
 		ck_assert_uint_eq(t_journal_left(), T_QIDS);
 		/* two acks in one pass: the second finds the first's trim
 		 * queued in the group commit */
-		t_ack(1);
-		t_ack(T_QIDS);
+		t_ack(t_node_base + 1);
+		t_ack(t_node_base + T_QIDS);
 		until = clock_mono_ms() + 2000;
 		while (t_journal_left() > 0 && clock_mono_ms() < until)
 			t_run(10);
@@ -997,6 +1007,67 @@ START_TEST(test_record_says_whether_a_deletion_is_final)
 	}
 END_TEST
 
+/* Run the loop until the node has sent a batch up to at least seq. */
+static void
+t_wait_head(uint64_t seq)
+{
+	uint64_t until = clock_mono_ms() + 5000;
+
+	while (t_node_head < seq && clock_mono_ms() < until)
+		t_run(10);
+	ck_assert_msg(t_node_head >= seq, "sent up to %llu, not %llu",
+		      (unsigned long long)t_node_head,
+		      (unsigned long long)seq);
+}
+
+/* A start skips 2^32 seqs (a commit lost in a crash may have shipped
+ * some): the next change gets a seq past them, and an empty batch brings
+ * the peer's ack up to the head so that the pair is caught up. */
+START_TEST(test_a_start_skips_seqs_and_an_empty_batch_acks_them)
+	{
+		ck_assert_uint_ge(t_node_base, UINT64_C(1) << 32);
+		t_wait_link();
+		t_wait_head(t_node_base);
+		ck_assert_uint_eq(t_node_prev, 0);
+		ck_assert_uint_eq(t_node_records, 0);
+		ck_assert(!repl_caught_up(t_repl));
+		t_ack(t_node_base);
+		ck_assert(repl_caught_up(t_repl));
+		/* the next change comes after the skipped seqs */
+		t_store_own(t_own[0]);
+		repl_kick(t_repl);
+		t_wait_head(t_node_base + 1);
+		ck_assert_uint_eq(t_node_prev, t_node_base);
+		ck_assert_uint_eq(t_node_records, 1);
+	}
+END_TEST
+
+/* The peer acknowledges a seq this node never gave out: its store is
+ * older than what was shipped from it (a copy put back). Every message
+ * of its own is journaled again under seqs past that ack, so the peer
+ * applies them instead of taking them for the ones it has. */
+START_TEST(test_an_ack_past_our_head_sends_everything_again)
+	{
+		uint64_t claim;
+
+		for (int i = 0; i < T_QIDS; i++)
+			t_store_own(t_own[i]);
+		repl_kick(t_repl);
+		t_wait_link();
+		t_wait_head(t_node_base + T_QIDS);
+		claim = t_node_head + 1000;
+		t_ack(claim);
+		t_wait_head(claim + 1);
+		ck_assert_uint_eq(t_node_prev, claim);
+		ck_assert_uint_eq(t_node_records, T_QIDS);
+		ck_assert_uint_eq(t_node_head, claim + T_QIDS);
+		ck_assert_uint_eq(t_journal_left(), T_QIDS);
+		/* positive control: an ack of what it sent is an ack */
+		t_ack(t_node_head);
+		ck_assert(repl_caught_up(t_repl));
+	}
+END_TEST
+
 static Suite *
 repl_suite(void)
 {
@@ -1017,6 +1088,8 @@ repl_suite(void)
 	tcase_add_test(tc, test_handback_of_a_withdrawal_keeps_our_copy);
 	tcase_add_test(tc, test_record_says_whether_a_deletion_is_final);
 	tcase_add_test(tc, test_an_ack_during_a_trim_is_trimmed_after_it);
+	tcase_add_test(tc, test_a_start_skips_seqs_and_an_empty_batch_acks_them);
+	tcase_add_test(tc, test_an_ack_past_our_head_sends_everything_again);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("lease");
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
