@@ -108,7 +108,7 @@ node_on_move_link(void *arg, zmq_msg_t *frames, size_t nframes)
 	move_handle(n->move, frames, nframes);
 }
 
-/* After each group commit: ship the journal to the peer. */
+/* After each group commit (written, not yet synced): ship the journal. */
 static void
 node_commit_hook(void *arg)
 {

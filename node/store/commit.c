@@ -10,7 +10,9 @@
  * wait until the next batch's fdatasync carries that meta page to disk.
  * Under load the next batch is already queued; when none comes within one
  * pass of the event loop, an explicit fdatasync ends the wait. So an item's
- * done callback still runs only once its writes are durable.
+ * done callback still runs only once its writes are durable. The hook (the
+ * journal's shipping) runs right after each commit instead: the peer
+ * writes its copy while this side waits for that fdatasync.
  *
  * Why not wait longer for bigger batches: at 50 sessions a batch holds
  * about 4 items; holding the next one back for 1 ms made them 14 items and
@@ -109,7 +111,7 @@ commit_rehearse(struct commit *c, struct commit_item *items, size_t n)
 }
 
 /* The waiting items are durable (result 0) or will not be (an error):
- * ship the journal (the hook), then tell each item. */
+ * tell each item. */
 static void
 commit_finish_waiting(struct commit *c, int result)
 {
@@ -124,8 +126,6 @@ commit_finish_waiting(struct commit *c, int result)
 	if (result != 0)
 		log_warn("commit items=%zu result=not_synced error=\"%s\"", w.n,
 			 shoal_strerror(result));
-	if (c->hook)
-		c->hook(c->hook_arg);
 	for (size_t i = 0; i < w.n; i++)
 		w.v[i].done(result, w.v[i].arg);
 	free(w.v);
@@ -153,7 +153,9 @@ commit_arm_sync(struct commit *c)
 	evtimer_add(c->sync_ev, &now);
 }
 
-/* An item (or batch) committed lazily: it waits for the next sync. */
+/* An item (or batch) committed lazily: it waits for the next sync, and
+ * the journal it wrote goes to the peer now (the hook), so that the
+ * peer's writes overlap the sync that ends the wait. */
 static void
 commit_committed(struct commit *c, struct commit_item *items, size_t n,
 		 bool synced)
@@ -164,6 +166,8 @@ commit_committed(struct commit *c, struct commit_item *items, size_t n,
 	for (size_t i = 0; i < n; i++)
 		commit_list_add(&c->waiting, items[i]);
 	c->commits++;
+	if (c->hook)
+		c->hook(c->hook_arg);
 	commit_arm_sync(c);
 }
 

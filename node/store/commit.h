@@ -74,8 +74,11 @@ void commit_add(struct commit *c, commit_apply_fn apply, commit_done_fn done,
  * the apply work of every batch. */
 void commit_set_rehearse(struct commit *c, bool on);
 
-/* Call fn(arg) whenever committed batches become durable (before their
- * items' done callbacks), e.g. to ship the journal. One hook; NULL removes
+/* Call fn(arg) after each commit, as soon as it is written: before the
+ * sync that makes it durable and before its items' done callbacks. To
+ * ship the journal, so that the peer's writes overlap that sync; what fn
+ * reads may therefore be undone by a crash of the machine (node/cluster/
+ * repl.c says how the stream allows for that). One hook; NULL removes
  * it. */
 void commit_set_hook(struct commit *c, void (*fn)(void *), void *arg);
 
