@@ -8,9 +8,9 @@
  * input throughout: every line and chunk is bounded, every error has its
  * own reply.
  *
- * A session reads into one bufferevent input buffer with a high watermark;
- * while it waits for a node to make a message durable it stops parsing
- * (reading stops at the watermark) and resumes when the answer comes.
+ * A session reads into its connection's input buffer (router/conn.h) up to a
+ * limit; while it waits for a node to make a message durable it stops
+ * parsing (reading stops at the limit) and resumes when the answer comes.
  * A session is freed only on the way out of a libevent callback, never in
  * the middle of processing. */
 #include "router/session.h"
@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <event2/event.h>
@@ -31,6 +30,7 @@
 #include <unistd.h>
 
 #include "lib/buf.h"
+#include "router/conn.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/smtp_cmd.h"
@@ -45,8 +45,6 @@
 
 #define SESSION_INPUT_MAX (256 * 1024) /* read watermark per connection */
 #define SESSION_OUTPUT_MAX (64 * 1024) /* queued replies that stop reading */
-#define SESSION_FLUSH_POLL_MS 10       /* TLS: is the last reply out yet? */
-#define SESSION_FLUSH_MAX_MS 2000
 
 /* The message a log line is about: its qid once DATA or BDAT began, "-"
  * before (a qid is drawn only for a body). */
@@ -72,59 +70,33 @@ session_cmd_ok(struct session *s)
 		session_set_state(s, s->cmd->next);
 }
 
-/* The bufferevent's output, for bytes that go the slow way: a plain
- * session's bufferevent writes only once asked to (see session_setup_bev). */
-static struct evbuffer *
-session_bev_output(struct session *s)
-{
-	if (!(bufferevent_get_enabled(s->bev) & EV_WRITE))
-		bufferevent_enable(s->bev, EV_WRITE);
-	return bufferevent_get_output(s->bev);
-}
-
 void
 session_reply(struct session *s, const char *fmt, ...)
 {
-	struct evbuffer *out = guard_is_held(&s->guard) && s->pend != NULL ?
-				       s->pend :
-				       session_bev_output(s);
+	struct evbuffer *out = conn_output(s->conn);
 	va_list ap;
 
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(out, fmt, ap);
 	va_end(ap);
 	evbuffer_add(out, "\r\n", 2);
+	if (!guard_is_held(&s->guard))
+		(void)conn_flush(s->conn); /* what is left: the write callback */
 }
 
-/* Replies not yet written: the bufferevent's and those of this callback. */
+/* Replies not yet written. */
 static size_t
 session_output_len(struct session *s)
 {
-	return evbuffer_get_length(bufferevent_get_output(s->bev)) +
-	       (s->pend != NULL ? evbuffer_get_length(s->pend) : 0);
+	return evbuffer_get_length(conn_output(s->conn));
 }
 
-/* Hand this callback's replies on. When the bufferevent has nothing
- * waiting, the socket is plain and the client has nothing more buffered
- * (so no write callback is needed to go on reading), write them to the
- * socket now; the rest, if any, goes through the bufferevent. */
+/* Write this callback's replies. What the socket does not take now goes
+ * when it can, and the write callback follows (session_on_write). */
 static void
 session_flush(struct session *s)
 {
-	struct evbuffer *out;
-
-	if (s->pend == NULL || evbuffer_get_length(s->pend) == 0)
-		return;
-	out = bufferevent_get_output(s->bev);
-	if (!s->is_tls && evbuffer_get_length(out) == 0 &&
-	    evbuffer_get_length(bufferevent_get_input(s->bev)) == 0) {
-		/* a failure leaves pend as it was; the bufferevent then
-		 * meets the error and reports it */
-		(void)evbuffer_write(s->pend, bufferevent_getfd(s->bev));
-	}
-	if (evbuffer_get_length(s->pend) > 0)
-		evbuffer_add_buffer(session_bev_output(s), s->pend);
-	else if (s->state == SESSION_ST_CLOSING)
+	if (conn_flush(s->conn) && s->state == SESSION_ST_CLOSING)
 		session_free_when_flushed(s);
 }
 
@@ -134,29 +106,18 @@ session_close_after_reply(struct session *s)
 {
 	if (s->state != SESSION_ST_CLOSING) /* QUIT is there already */
 		session_set_state(s, SESSION_ST_CLOSING);
-	bufferevent_disable(s->bev, EV_READ);
+	conn_enable_read(s->conn, false);
 	session_free_when_flushed(s);
 }
 
-/* Free once the last reply has left: for STARTTLS the TLS filter's output
- * drains into the socket's bufferevent below it first, so look there too
- * (every SESSION_FLUSH_POLL_MS, for at most SESSION_FLUSH_MAX_MS). */
+/* Free once the last reply has left (TLS too: the TLS connection writes
+ * straight to the socket, router/conn.h). */
 void
 session_free_when_flushed(struct session *s)
 {
-	struct bufferevent *below = bufferevent_get_underlying(s->bev);
-	struct timeval tv = { 0, SESSION_FLUSH_POLL_MS * 1000 };
-
 	if (session_output_len(s) > 0)
 		return; /* the write callback or session_flush() comes back */
-	if (below == NULL ||
-	    evbuffer_get_length(bufferevent_get_output(below)) == 0 ||
-	    s->flush_polls++ >= SESSION_FLUSH_MAX_MS / SESSION_FLUSH_POLL_MS) {
-		(void)guard_free(&s->guard);
-		return;
-	}
-	evtimer_del(s->lifetime);
-	evtimer_add(s->lifetime, &tv);
+	(void)guard_free(&s->guard);
 }
 
 /* A reply for a client mistake; too many of them end the session. */
@@ -206,11 +167,9 @@ session_free(struct session *s)
 	if (s->auth_timer)
 		event_free(s->auth_timer);
 	session_auth_end(s);
-	if (s->pend)
-		evbuffer_free(s->pend);
 	if (s->has_limit_slot)
 		limits_session_end(s->env->limits, s->client);
-	bufferevent_free(s->bev);
+	conn_free(s->conn);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -236,14 +195,10 @@ session_leave(struct session *s)
 
 /* ---- STARTTLS ------------------------------------------------------ */
 
-/* Callbacks, watermark and timeouts of a session's bufferevent. */
-static void session_setup_bev(struct session *s);
-
 int
 session_start_tls(struct session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	struct bufferevent *tb;
+	struct evbuffer *in = conn_input(s->conn);
 	size_t junk;
 	SSL *ssl;
 
@@ -261,18 +216,17 @@ session_start_tls(struct session *s)
 		evbuffer_drain(in, junk);
 	}
 	session_reply(s, "220 2.0.0 Ready to start TLS");
-	session_flush(s); /* in plaintext, before the filter */
-	tb = bufferevent_openssl_filter_new(s->env->base, s->bev, ssl,
-					    BUFFEREVENT_SSL_ACCEPTING,
-					    BEV_OPT_CLOSE_ON_FREE);
-	if (tb == NULL) {
-		SSL_free(ssl);
+	/* in plaintext, all of it, before TLS takes the socket: a client
+	 * whose socket cannot take 30 octets is not reading its replies */
+	if (!conn_flush(s->conn) ||
+	    conn_start_tls(s->conn, ssl, true) != 0) {
+		log_info("client=%s event=tls_failed error=\"cannot start TLS: "
+			 "the 220 is not written or no TLS connection\"",
+			 s->client);
 		session_close_after_reply(s);
 		return -1;
 	}
-	s->bev = tb;
 	s->is_tls = true;
-	session_setup_bev(s);
 	return 0;
 }
 
@@ -328,17 +282,7 @@ session_read_command(struct session *s, struct evbuffer *in)
 size_t
 session_peek_input(struct session *s, char *buf, size_t n)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	ev_ssize_t got;
-
-	if (evbuffer_get_length(in) > 0) {
-		got = evbuffer_copyout(in, buf, n);
-		return got > 0 ? (size_t)got : 0;
-	}
-	if (s->is_tls)
-		return 0;
-	got = recv(bufferevent_getfd(s->bev), buf, n, MSG_PEEK | MSG_DONTWAIT);
-	return got > 0 ? (size_t)got : 0;
+	return conn_peek(s->conn, buf, n);
 }
 
 /* Take what the state reads: a message part, an AUTH dialog line or a
@@ -376,8 +320,6 @@ session_must_stop(const struct session *s)
 void
 session_process(struct session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-
 	while (!guard_is_closing(&s->guard)) {
 		if (s->state == SESSION_ST_WAIT ||
 		    s->state == SESSION_ST_CLOSING)
@@ -398,31 +340,34 @@ session_process(struct session *s)
 			session_close_after_reply(s);
 			break;
 		}
-		/* a client that does not read its replies waits for us */
-		if (session_output_len(s) > SESSION_OUTPUT_MAX)
+		/* a client that does not read its replies waits for us (the
+		 * write callback resumes: some output waits for the socket) */
+		if (session_output_len(s) > SESSION_OUTPUT_MAX &&
+		    !conn_flush(s->conn))
 			break;
-		if (!session_read(s, in))
+		/* asked each time: STARTTLS puts a new buffer there */
+		if (!session_read(s, conn_input(s->conn)))
 			break;
 	}
 }
 
 static void
-session_on_read(struct bufferevent *bev, void *arg)
+session_on_read(struct conn *c, void *arg)
 {
 	struct session *s = arg;
 
-	(void)bev;
+	(void)c;
 	guard_enter(&s->guard);
 	session_process(s);
 	session_leave(s);
 }
 
 static void
-session_on_write(struct bufferevent *bev, void *arg)
+session_on_write(struct conn *c, void *arg)
 {
 	struct session *s = arg;
 
-	(void)bev;
+	(void)c;
 	guard_enter(&s->guard);
 	if (s->state == SESSION_ST_CLOSING)
 		session_free_when_flushed(s);
@@ -432,7 +377,7 @@ session_on_write(struct bufferevent *bev, void *arg)
 }
 
 static void
-session_on_event(struct bufferevent *bev, short what, void *arg)
+session_on_event(struct conn *c, short what, void *arg)
 {
 	struct session *s = arg;
 
@@ -454,8 +399,7 @@ session_on_event(struct bufferevent *bev, short what, void *arg)
 			      s->env->cfg->router.hostname);
 		session_close_after_reply(s);
 	} else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		unsigned long e =
-			s->is_tls ? bufferevent_get_openssl_error(bev) : 0;
+		unsigned long e = conn_tls_error(c);
 
 		if (e) {
 			char why[256];
@@ -510,24 +454,19 @@ session_on_lifetime(evutil_socket_t fd, short what, void *arg)
 	session_leave(s);
 }
 
+/* Callbacks, input limit and timeouts of a session's connection (they
+ * carry over to TLS after STARTTLS). */
 static void
-session_setup_bev(struct session *s)
+session_setup_conn(struct session *s)
 {
 	const struct config *cfg = s->env->cfg;
 	struct timeval idle = { cfg->router.idle_timeout, 0 };
 
-	bufferevent_setcb(s->bev, session_on_read, session_on_write,
-			  session_on_event, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
-	bufferevent_set_timeouts(s->bev, &idle, &idle);
-	if (s->is_tls) /* a client that just closes is an EOF, not an error */
-		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
-	/* A plain session writes its replies to the socket itself
-	 * (session_flush); enabling EV_WRITE here would add a write event,
-	 * wake up to an empty buffer and remove it again for every
-	 * connection. session_bev_output() enables it when a reply has to
-	 * wait for the socket. */
-	bufferevent_enable(s->bev, s->is_tls ? EV_READ | EV_WRITE : EV_READ);
+	conn_setcb(s->conn, session_on_read, session_on_write,
+		   session_on_event, s);
+	conn_set_read_max(s->conn, SESSION_INPUT_MAX);
+	conn_set_timeouts(s->conn, &idle, &idle);
+	conn_enable_read(s->conn, true);
 }
 
 void
@@ -568,35 +507,31 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 	if (tls_listener_implicit(ls) && env->tls != NULL) {
 		SSL *ssl = tls_server_ssl(env->tls);
 
-		s->bev = ssl ? bufferevent_openssl_socket_new(
-				       env->base, fd, ssl,
-				       BUFFEREVENT_SSL_ACCEPTING,
-				       BEV_OPT_CLOSE_ON_FREE) :
-			       NULL;
 		s->is_tls = true;
-		if (s->bev == NULL) {
-			SSL_free(ssl);
+		if (ssl != NULL)
+			s->conn = conn_new_tls(env->base, fd, ssl, true);
+		else
 			evutil_closesocket(fd);
-			free(s);
-			log_warn("client=%s event=tls_failed error=\"no SSL\"",
-				 "-");
-			return;
-		}
 	} else {
-		s->bev = bufferevent_socket_new(env->base, fd,
-						BEV_OPT_CLOSE_ON_FREE);
+		s->conn = conn_new(env->base, fd);
 	}
-	SHOAL_ASSERT(s->bev != NULL);
+	if (s->conn == NULL) { /* fd closed */
+		log_warn("client=%s event=%s error=\"out of resources\"",
+			 s->client, s->is_tls ? "tls_failed" : "refused");
+		if (s->has_limit_slot)
+			limits_session_end(env->limits, s->client);
+		free(s);
+		return;
+	}
 	env->sessions++;
 	env->stats.sessions_total++;
 	s->next = env->all;
 	if (env->all)
 		env->all->prev = s;
 	env->all = s;
-	session_setup_bev(s);
+	session_setup_conn(s);
 	s->lifetime = evtimer_new(env->base, session_on_lifetime, s);
 	evtimer_add(s->lifetime, &life);
-	s->pend = evbuffer_new(); /* NULL: replies go the slow way */
 	log_debug(LOG_SUB_SMTP, "client=%s event=connect", s->client);
 	guard_enter(&s->guard); /* the greeting goes out as a callback's would */
 	session_reply(s, "220 %s ESMTP Shoal", cfg->router.hostname);

@@ -26,6 +26,8 @@
 
 #define SESSION_HELO_MAX 255 /* RFC 5321 4.5.3.1.2 domain */
 
+struct conn;
+
 enum session_auth_step {
 	SESSION_AUTH_NONE = 0,
 	SESSION_AUTH_PLAIN,
@@ -44,7 +46,7 @@ struct session {
 	struct session_env *env;
 	struct session *next, *prev; /* env->all */
 	const struct cfg_listen *ls;
-	struct bufferevent *bev;
+	struct conn *conn;
 	struct event *lifetime;
 	enum session_state state;
 	const struct session_cmd *cmd; /* the row of the command being run */
@@ -52,7 +54,6 @@ struct session {
 	bool is_relay_client;
 	bool is_esmtp;
 	bool is_tls;	      /* STARTTLS done, or implicit TLS */
-	unsigned flush_polls; /* closing: checks of the output below */
 	bool is_authed;
 	char auth_user[256];
 	char auth_login_user[256]; /* LOGIN: the name, until the password */
@@ -66,7 +67,6 @@ struct session {
 				(lib/guard.h) */
 	bool is_expired;     /* session_timeout passed while waiting for the
 				node: 421 once its answer is given */
-	struct evbuffer *pend; /* replies made in a callback, until it ends */
 
 	/* the transaction */
 	struct smtp_mail mail;
@@ -98,9 +98,8 @@ void session_set_state(struct session *s, enum session_state st);
 void session_cmd_ok(struct session *s);
 
 /* Queue one reply line; CRLF is added. Inside a callback (guard held)
- * replies collect in s->pend and session_leave() writes them: straight to
- * the socket when nothing else is waiting, which spares the bufferevent's
- * write event (an epoll_ctl to arm it and one to disarm it per reply). */
+ * replies collect in the output and session_leave() writes them, all in
+ * one write (router/conn.h); outside one, at once. */
 void session_reply(struct session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -31,14 +31,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <openssl/ssl.h>
-#include <openssl/x509.h>
 
 #include "lib/log.h"
 #include "node/delivery/smtpc.h"
 #include "node/delivery/smtpc_proto.h"
 #include "tests/unit/check_helpers.h"
+#include "tests/unit/tls_helper.h"
 
 #define RUN_MS 8000      /* deadline for one run_until() */
 #define STEP_MS 5000     /* deadline for one server step */
@@ -426,36 +425,6 @@ srv_start(const struct step *script)
 	srv.lfd = listen_any(8, &srv.port);
 	ck_assert_int_eq(pthread_create(&srv.thread, NULL, srv_main, NULL), 0);
 	srv.running = true;
-}
-
-/* A self-signed P-256 certificate for mx.test. */
-static SSL_CTX *
-srv_tls_ctx(void)
-{
-	EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	X509 *x = X509_new();
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	X509_NAME *name;
-
-	ck_assert_ptr_nonnull(key);
-	ck_assert_ptr_nonnull(x);
-	ck_assert_ptr_nonnull(ctx);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-	X509_set_pubkey(x, key);
-	name = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-				   (const unsigned char *)"mx.test", -1, -1, 0);
-	X509_set_issuer_name(x, name);
-	ck_assert_int_gt(X509_sign(x, key, EVP_sha256()), 0);
-	ck_assert_int_eq(SSL_CTX_use_certificate(ctx, x), 1);
-	ck_assert_int_eq(SSL_CTX_use_PrivateKey(ctx, key), 1);
-	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-	X509_free(x);
-	EVP_PKEY_free(key);
-	return ctx;
 }
 
 /* ---- the client side ---------------------------------------------------- */
@@ -1987,7 +1956,7 @@ START_TEST(test_starttls_upgrades_and_repeats_ehlo)
 	};
 	struct smtpc_msg m = msg(1, ".secret\r\n");
 
-	srv.ctx = srv_tls_ctx();
+	srv.ctx = check_tls_server_ctx("mx.test");
 	fx.client_ctx = smtpc_ssl_ctx_new();
 	ck_assert_ptr_nonnull(fx.client_ctx);
 	session(script, SMTPC_TLS_OPPORTUNISTIC, fx.client_ctx, 100);
@@ -2026,7 +1995,7 @@ START_TEST(test_starttls_ignores_plaintext_after_220)
 		QUIT_END,
 	};
 
-	srv.ctx = srv_tls_ctx();
+	srv.ctx = check_tls_server_ctx("mx.test");
 	fx.client_ctx = smtpc_ssl_ctx_new();
 	session(script, SMTPC_TLS_REQUIRED, fx.client_ctx, 100);
 	ck_assert_msg(fx.ready_ok, "phase %d: %s", fx.ready_phase,
