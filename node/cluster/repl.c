@@ -531,6 +531,7 @@ repl_load(struct repl *r)
 	const void *p;
 	size_t len;
 	unsigned char v[8];
+	bool is_first_start = false;
 	int rc = store_txn_begin(r->store, false, &t);
 
 	if (rc != 0)
@@ -538,6 +539,7 @@ repl_load(struct repl *r)
 	if (store_meta_get(t, REPL_META_STREAM, &p, &len) == 0 && len == 8) {
 		r->stream = be64_get(p);
 	} else {
+		is_first_start = true;
 		while (r->stream == 0)
 			if (getrandom(&r->stream, sizeof(r->stream), 0) !=
 			    sizeof(r->stream))
@@ -551,8 +553,9 @@ repl_load(struct repl *r)
 	 * crashes then may come back without a batch its peer applied. Its
 	 * seqs must never be given out again, or the peer would take the new
 	 * changes for the ones it has and skip them: start past them, stored
-	 * durably before anything is journaled. */
-	if (rc == 0 && r->on)
+	 * durably before anything is journaled. (The first start of a store
+	 * shipped nothing before: its stream id is stored here.) */
+	if (rc == 0 && r->on && !is_first_start)
 		rc = store_journal_skip(t, REPL_RESTART_SEQ_GAP);
 	if (rc == 0 && store_meta_get(t, REPL_META_ACKED, &p, &len) == 0 &&
 	    len == 8)
