@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -262,6 +263,8 @@ log_format_json(char *out, size_t outlen, const char *ts, enum log_level level,
 	if (len > LOG_LINE_MAX)
 		len = LOG_LINE_MAX, end = body + len;
 	f = fmemopen(out, outlen, "w");
+	if (f != NULL) /* ours alone: no lock around each character */
+		__fsetlocking(f, FSETLOCKING_BYCALLER);
 	if (f == NULL) {
 		snprintf(out, outlen,
 			 "{\"ts\":\"%s\",\"level\":\"error\","

@@ -34,6 +34,20 @@ dlog_on_flush(evutil_socket_t fd, short what, void *arg)
 	dlog_flush(arg);
 }
 
+/* The log file, appended to with a big buffer; only the loop thread
+ * writes it, so stdio need not lock it for each character. */
+static FILE *
+dlog_fopen(const char *path)
+{
+	FILE *f = fopen(path, "a");
+
+	if (f != NULL) {
+		setvbuf(f, NULL, _IOFBF, DLOG_BUF_SIZE);
+		__fsetlocking(f, FSETLOCKING_BYCALLER);
+	}
+	return f;
+}
+
 struct dlog *
 dlog_open(struct event_base *base, const char *data_dir)
 {
@@ -42,10 +56,8 @@ dlog_open(struct event_base *base, const char *data_dir)
 
 	d->path = xmalloc(n);
 	snprintf(d->path, n, "%s/delivery.log", data_dir);
-	d->f = fopen(d->path, "a");
+	d->f = dlog_fopen(d->path);
 	d->flush_ev = event_new(base, -1, 0, dlog_on_flush, d);
-	if (d->f != NULL)
-		setvbuf(d->f, NULL, _IOFBF, DLOG_BUF_SIZE);
 	if (d->f == NULL || d->flush_ev == NULL) {
 		log_error_errno("dlog path=%s event=open_failed", d->path);
 		if (d->f)
@@ -88,14 +100,13 @@ dlog_reopen(struct dlog *d)
 
 	if (d == NULL)
 		return;
-	f = fopen(d->path, "a");
+	f = dlog_fopen(d->path);
 	if (f == NULL) {
 		log_error_errno("dlog path=%s event=reopen_failed", d->path);
 		return;
 	}
 	dlog_flush(d); /* the last lines go to the old file */
 	fclose(d->f);
-	setvbuf(f, NULL, _IOFBF, DLOG_BUF_SIZE);
 	d->f = f;
 }
 
