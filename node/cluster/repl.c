@@ -505,12 +505,16 @@ repl_status(struct repl *r, Shoal__Replication *out)
 	out->acked_seq = r->acked;
 	out->peer_seen_ms = heard ? now - heard : 0;
 	out->may_deliver = owner_may_deliver(r->owner);
-	/* O(1): entries up to the ack are trimmed right after it */
+	/* O(1): entries up to the ack are trimmed with the next batch (at
+	 * most REPL_TRIM_DELAY_MS later); until then the seqs past the ack
+	 * bound the count (no entries at all once the ack is at the head) */
 	if (store_txn_begin(r->store, true, &t) == 0) {
 		lag = store_journal_count(t);
 		store_journal_foreach(t, r->acked, 1, repl_oldest, &oldest);
 		store_txn_abort(t);
 	}
+	if (r->acked <= out->head_seq && out->head_seq - r->acked < lag)
+		lag = out->head_seq - r->acked;
 	out->lag_ops = r->on ? lag : 0;
 	out->lag_s = r->on && oldest && (uint64_t)time(NULL) > oldest ?
 			     (uint64_t)time(NULL) - oldest : 0;

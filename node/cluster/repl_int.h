@@ -20,6 +20,9 @@ struct store;
 struct zsock;
 
 #define REPL_META_PEER "repl_peer" /* be64 stream || be64 applied */
+/* A trim of the journal waits this long for a batch to join (commit.h,
+ * commit_add_later): an idle pair pays no sync per ack. */
+#define REPL_TRIM_DELAY_MS 100
 #define REPL_META_ACKED "repl_acked" /* be64: highest ack of our stream */
 
 enum repl_state {

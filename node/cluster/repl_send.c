@@ -271,7 +271,9 @@ repl_maybe_trim(struct repl *r)
 	tr->r = r;
 	tr->upto = r->acked;
 	r->trim_busy = true;
-	commit_add(r->commit, repl_trim_apply, repl_trim_done, tr);
+	/* with the next batch: an idle pair would pay a sync per ack */
+	commit_add_later(r->commit, repl_trim_apply, repl_trim_done, tr,
+			 REPL_TRIM_DELAY_MS);
 }
 
 struct repl_resync {

@@ -54,6 +54,8 @@ struct commit {
 	struct event *ev;          /* run the queued batch */
 	struct event *sync_ev;     /* end the wait of committed items */
 	struct commit_list queued; /* the next batch */
+	struct commit_list later;  /* commit_add_later(): with a batch */
+	struct event *later_ev;    /* ... or by themselves after a delay */
 	struct commit_list waiting; /* committed, durable at the next sync */
 	uint64_t commits;          /* lazy commits so far */
 	uint64_t armed_at;         /* commits when sync_ev was armed */
@@ -171,15 +173,27 @@ commit_committed(struct commit *c, struct commit_item *items, size_t n,
 	commit_arm_sync(c);
 }
 
+/* Items that waited for a batch join this one. */
+static void
+commit_take_later(struct commit *c)
+{
+	for (size_t i = 0; i < c->later.n; i++)
+		commit_list_add(&c->queued, c->later.v[i]);
+	c->later.n = 0;
+	evtimer_del(c->later_ev);
+}
+
 static void
 commit_run(struct commit *c)
 {
-	struct commit_list b = c->queued;
+	struct commit_list b;
 	bool synced;
 	int rc;
 
-	if (b.n == 0)
+	if (c->queued.n == 0)
 		return;
+	commit_take_later(c);
+	b = c->queued;
 	/* new items added by done callbacks go to a fresh batch */
 	c->queued = (struct commit_list){ 0 };
 	if (c->is_rehearsing)
@@ -239,6 +253,18 @@ commit_on_event(evutil_socket_t fd, short what, void *arg)
 	commit_run(arg);
 }
 
+/* No batch came for the later items within their delay: run them. */
+static void
+commit_on_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct commit *c = arg;
+
+	(void)fd;
+	(void)what;
+	commit_take_later(c);
+	commit_run(c);
+}
+
 struct commit *
 commit_new(struct event_base *base, struct store *st)
 {
@@ -247,7 +273,9 @@ commit_new(struct event_base *base, struct store *st)
 	c->st = st;
 	c->ev = event_new(base, -1, 0, commit_on_event, c);
 	c->sync_ev = evtimer_new(base, commit_on_sync, c);
-	SHOAL_ASSERT(c->ev != NULL && c->sync_ev != NULL);
+	c->later_ev = evtimer_new(base, commit_on_later, c);
+	SHOAL_ASSERT(c->ev != NULL && c->sync_ev != NULL &&
+		     c->later_ev != NULL);
 	return c;
 }
 
@@ -259,7 +287,9 @@ commit_free(struct commit *c)
 	commit_flush(c);
 	event_free(c->ev);
 	event_free(c->sync_ev);
+	event_free(c->later_ev);
 	free(c->queued.v);
+	free(c->later.v);
 	free(c->waiting.v);
 	free(c);
 }
@@ -271,6 +301,17 @@ commit_add(struct commit *c, commit_apply_fn apply, commit_done_fn done,
 	commit_list_add(&c->queued, (struct commit_item){ apply, done, arg });
 	if (c->queued.n == 1)
 		event_active(c->ev, 0, 0);
+}
+
+void
+commit_add_later(struct commit *c, commit_apply_fn apply, commit_done_fn done,
+		 void *arg, unsigned delay_ms)
+{
+	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
+
+	commit_list_add(&c->later, (struct commit_item){ apply, done, arg });
+	if (!evtimer_pending(c->later_ev, NULL))
+		evtimer_add(c->later_ev, &tv);
 }
 
 void
@@ -301,11 +342,13 @@ commit_flush(struct commit *c)
 	/* done callbacks may queue more (a refused enqueue its withdrawal):
 	 * those run too, a few rounds at most */
 	for (int i = 0; i < COMMIT_FLUSH_ROUNDS_MAX; i++) {
+		commit_take_later(c);
 		commit_run(c);
 		evtimer_del(c->sync_ev);
 		commit_sync_now(c);
-		if (c->queued.n == 0)
+		if (c->queued.n == 0 && c->later.n == 0)
 			return;
 	}
-	log_warn("commit event=flush_incomplete items=%zu", c->queued.n);
+	log_warn("commit event=flush_incomplete items=%zu",
+		 c->queued.n + c->later.n);
 }

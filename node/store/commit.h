@@ -66,6 +66,14 @@ void commit_free(struct commit *c);
 void commit_add(struct commit *c, commit_apply_fn apply, commit_done_fn done,
 		void *arg);
 
+/* Queue an item that need not be durable soon (trimming the journal):
+ * it joins the next batch that runs for other items, or runs by itself
+ * once delay_ms pass (the first such item's delay counts). An idle node
+ * then pays one sync for all of them instead of a sync for each. Same
+ * rules as commit_add() otherwise. */
+void commit_add_later(struct commit *c, commit_apply_fn apply,
+		      commit_done_fn done, void *arg, unsigned delay_ms);
+
 /* Rehearse every batch (on) or not (off, the default): before its real
  * run, a batch's applies run once in a write transaction that is then
  * aborted, as after a failed batch. Pure applies commit exactly what they

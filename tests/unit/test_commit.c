@@ -273,6 +273,51 @@ END_TEST
  * refused while its peer wait is answered queues its withdrawal): flush
  * runs that one too, so nothing is left for after the modules it calls
  * back into are gone. */
+/* A later item joins the next batch that runs for another item (one
+ * batch, one sync for both)... */
+START_TEST(test_a_later_item_joins_the_next_batch)
+{
+	uint64_t batches, items, syncs;
+
+	snprintf(t_items[0].qid, sizeof(t_items[0].qid), "0L");
+	commit_add_later(t_c, t_apply, t_done, &t_items[0], 60000);
+	t_pass();
+	ck_assert(!t_stored("0L")); /* nothing made a batch run */
+	t_add(1, "0B");
+	t_idle();
+	ck_assert_int_eq(t_items[0].done, 1);
+	ck_assert_int_eq(t_items[0].result, 0);
+	ck_assert_int_eq(t_items[1].done, 1);
+	ck_assert(t_stored("0L") && t_stored("0B"));
+	commit_stats(t_c, &batches, &items, &syncs);
+	ck_assert_uint_eq(batches, 1);
+	ck_assert_uint_eq(items, 2);
+}
+END_TEST
+
+/* ... and runs by itself once its delay passes, when none comes. */
+START_TEST(test_a_later_item_alone_runs_after_its_delay)
+{
+	snprintf(t_items[0].qid, sizeof(t_items[0].qid), "0L");
+	commit_add_later(t_c, t_apply, t_done, &t_items[0], 20);
+	t_idle(); /* the delay's timer, the batch, its sync */
+	ck_assert_int_eq(t_items[0].done, 1);
+	ck_assert_int_eq(t_items[0].result, 0);
+	ck_assert(t_stored("0L"));
+}
+END_TEST
+
+/* commit_flush() (shutdown) runs later items too. */
+START_TEST(test_flush_runs_later_items)
+{
+	snprintf(t_items[0].qid, sizeof(t_items[0].qid), "0L");
+	commit_add_later(t_c, t_apply, t_done, &t_items[0], 60000);
+	commit_flush(t_c);
+	ck_assert_int_eq(t_items[0].done, 1);
+	ck_assert(t_stored("0L"));
+}
+END_TEST
+
 static void
 t_done_then_add(int result, void *arg)
 {
@@ -479,6 +524,9 @@ commit_suite(void)
 	tcase_add_test(tc, test_rehearsal_keeps_a_pure_apply_exact);
 	tcase_add_test(tc, test_rehearsal_keeps_outcomes_of_a_failing_batch);
 	tcase_add_test(tc, test_rehearsal_shows_an_impure_apply_twice);
+	tcase_add_test(tc, test_a_later_item_joins_the_next_batch);
+	tcase_add_test(tc, test_a_later_item_alone_runs_after_its_delay);
+	tcase_add_test(tc, test_flush_runs_later_items);
 	suite_add_tcase(s, tc);
 	return s;
 }
