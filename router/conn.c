@@ -406,9 +406,12 @@ conn_flush(struct conn *c)
 		return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
 	if (evbuffer_get_length(c->out) == 0)
 		return true;
+	/* waiting for the socket already: its write timeout runs on from
+	 * the last write that went through, whatever the peer sends */
+	if (event_pending(c->wev, EV_WRITE, NULL))
+		return false;
 	/* a socket error shows again in the write handler, which reports it */
-	if (event_pending(c->wev, EV_WRITE, NULL) || conn_write_plain(c) != 0 ||
-	    evbuffer_get_length(c->out) > 0) {
+	if (conn_write_plain(c) != 0 || evbuffer_get_length(c->out) > 0) {
 		event_add(c->wev, c->has_wtv ? &c->wtv : NULL);
 		return false;
 	}

@@ -100,13 +100,19 @@ session_flush(struct session *s)
 		session_free_when_flushed(s);
 }
 
-/* Close after the pending output is written. */
+/* Close after the pending output is written, or after idle_timeout if
+ * it cannot be (a client that stopped reading, a TLS handshake that never
+ * came: neither may keep the session). */
 void
 session_close_after_reply(struct session *s)
 {
+	struct timeval tv = { s->env->cfg->router.idle_timeout, 0 };
+
 	if (s->state != SESSION_ST_CLOSING) /* QUIT is there already */
 		session_set_state(s, SESSION_ST_CLOSING);
 	conn_enable_read(s->conn, false);
+	evtimer_del(s->lifetime);
+	evtimer_add(s->lifetime, &tv);
 	session_free_when_flushed(s);
 }
 
@@ -317,6 +323,44 @@ session_must_stop(const struct session *s)
 	return s->state == SESSION_ST_GREET || s->state == SESSION_ST_HELO;
 }
 
+/* A lost connection in the middle of a message is worth a line. */
+static void
+session_log_lost(const struct session *s)
+{
+	if (session_state_in(s->state, SESSION_IN(SESSION_ST_DATA) |
+					       SESSION_IN(SESSION_ST_CHUNK) |
+					       SESSION_IN(SESSION_ST_BDAT) |
+					       SESSION_IN(SESSION_ST_WAIT)))
+		log_info("qid=%s client=%s event=lost_connection state=%s",
+			 session_qid(s), s->client,
+			 session_state_name(s->state));
+}
+
+/* Whether a client that half-closed is still to be answered: when what
+ * it sent may carry a message (one being made durable, or input not read
+ * yet: a pipelined group). An AUTH verdict or a suppression check alone
+ * is not worth keeping the session for (a client that closes after AUTH
+ * would hold it for the failure delay). */
+static bool
+session_owes_answers(struct session *s)
+{
+	if (s->request_id != 0)
+		return true;
+	if (s->state == SESSION_ST_WAIT && s->check_id == 0)
+		return false; /* an AUTH verdict */
+	return evbuffer_get_length(conn_input(s->conn)) > 0;
+}
+
+/* The client half-closed and everything it sent before is handled: the
+ * rest of a message it began will not come; the session ends once its
+ * replies are out. */
+static void
+session_end_of_input(struct session *s)
+{
+	session_log_lost(s);
+	session_close_after_reply(s);
+}
+
 void
 session_process(struct session *s)
 {
@@ -346,8 +390,11 @@ session_process(struct session *s)
 		    !conn_flush(s->conn))
 			break;
 		/* asked each time: STARTTLS puts a new buffer there */
-		if (!session_read(s, conn_input(s->conn)))
+		if (!session_read(s, conn_input(s->conn))) {
+			if (s->is_input_ended)
+				session_end_of_input(s);
 			break;
+		}
 	}
 }
 
@@ -409,18 +456,18 @@ session_on_event(struct conn *c, short what, void *arg)
 			log_info("client=%s event=tls_failed state=%s "
 				 "error=\"%s\"",
 				 s->client, session_state_name(s->state), why);
-		} else if (session_state_in(
-				   s->state,
-				   SESSION_IN(SESSION_ST_DATA) |
-					   SESSION_IN(SESSION_ST_CHUNK) |
-					   SESSION_IN(SESSION_ST_BDAT) |
-					   SESSION_IN(SESSION_ST_WAIT))) {
-			log_info("qid=%s client=%s event=lost_connection "
-				 "state=%s",
-				 session_qid(s), s->client,
-				 session_state_name(s->state));
+			(void)guard_free(&s->guard);
+		} else if ((what & BEV_EVENT_EOF) &&
+			   s->state != SESSION_ST_CLOSING &&
+			   session_owes_answers(s)) {
+			/* a half-close: the client may still read; what it
+			 * sent (a message, a pipelined group) is answered */
+			s->is_input_ended = true;
+			session_process(s);
+		} else {
+			session_log_lost(s);
+			(void)guard_free(&s->guard);
 		}
-		(void)guard_free(&s->guard);
 	}
 	session_leave(s);
 }
@@ -449,7 +496,11 @@ session_on_lifetime(evutil_socket_t fd, short what, void *arg)
 			      s->env->cfg->router.hostname);
 		session_close_after_reply(s);
 	} else {
-		session_free_when_flushed(s);
+		/* closing for idle_timeout: its last replies cannot go */
+		log_info("qid=%s client=%s event=timeout state=closing "
+			 "unwritten=%zu",
+			 session_qid(s), s->client, session_output_len(s));
+		(void)guard_free(&s->guard);
 	}
 	session_leave(s);
 }

@@ -67,6 +67,8 @@ struct session {
 				(lib/guard.h) */
 	bool is_expired;     /* session_timeout passed while waiting for the
 				node: 421 once its answer is given */
+	bool is_input_ended; /* the client half-closed: what it sent is
+				still answered, then the session ends */
 
 	/* the transaction */
 	struct smtp_mail mail;

@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import smtplib
+import socket
 import subprocess
 import time
 
@@ -352,3 +353,45 @@ biff = no
         self.assertTrue(conn.closed_by_peer(), "closed after the 421")
         # the 250 was true: the node has it
         self.assertIn(qid, [m["qid"] for m in c.queue_list()["messages"]])
+
+    # ---- 6 ----
+
+    def test_6_a_half_close_still_gets_every_answer(self):
+        """A client that sends its messages and QUIT and then shuts its
+        side (shutdown(SHUT_WR)) before it reads: every message is
+        answered (250 with its qid, stored) and then 221 and the close.
+        The end of input used to end the session at once: messages stored
+        without their 250, which the client would send again."""
+        c = self.cluster(nodes=1)
+        # DATA: the body, "." and QUIT behind it
+        conn = self.smtp(c)
+        conn.ehlo()
+        conn.send(f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{RCPT}>\r\nDATA\r\n")
+        self.assertEqual([r.code for r in conn.replies(3)], [250, 250, 354])
+        conn.send(make_message("half close, DATA") + b".\r\nQUIT\r\n")
+        conn.sock.shutdown(socket.SHUT_WR)
+        answer = conn.reply()
+        self.assertEqual(answer.code, 250, answer)
+        qids = [qid_from_reply(answer.text)]
+        self.assertEqual(conn.reply().code, 221)
+        self.assertTrue(conn.closed_by_peer(), "closed after the 221")
+        # BDAT: three whole transactions pipelined, QUIT, the half-close
+        conn = self.smtp(c)
+        conn.ehlo()
+        sent = b""
+        for i in range(3):
+            msg = make_message(f"half close, BDAT {i}")
+            sent += (f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{RCPT}>\r\n"
+                     f"BDAT {len(msg)} LAST\r\n").encode() + msg
+        conn.send(sent + b"QUIT\r\n")
+        conn.sock.shutdown(socket.SHUT_WR)
+        for i in range(3):
+            mail, rcpt, bdat = conn.replies(3)
+            self.assertEqual((mail.code, rcpt.code, bdat.code),
+                             (250, 250, 250), f"transaction {i}: {bdat}")
+            qids.append(qid_from_reply(bdat.text))
+        self.assertEqual(conn.reply().code, 221)
+        self.assertTrue(conn.closed_by_peer(), "closed after the 221")
+        stored = [m["qid"] for m in c.queue_list()["messages"]]
+        for q in qids:
+            self.assertIn(q, stored)

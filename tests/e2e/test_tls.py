@@ -79,13 +79,13 @@ class TLSTest(ShoalTestCase):
         self.dir = self.tempdir("shoal-tls-")
         self.cert, self.key = make_cert(self.dir, "mx.tls.example")
 
-    def tls_cluster(self, implicit=False, plain=False):
+    def tls_cluster(self, implicit=False, plain=False, extra=""):
         """A cluster whose router has a certificate; its first listener
         offers STARTTLS, and a second one (port2) is implicit TLS or
-        plain when asked."""
+        plain when asked. extra: more router settings."""
         c = self.cluster(start=False,
                          router_extra=f'tls_cert = "{self.cert}"; '
-                                      f'tls_key = "{self.key}";')
+                                      f'tls_key = "{self.key}"; {extra}')
         if implicit:
             c.listen_extra = (f', {{ address = "127.0.0.1:{c.port2}"; '
                               f'tls = "implicit"; }}')
@@ -239,6 +239,32 @@ class TLSTest(ShoalTestCase):
         with self.assertRaises(StartError) as e:
             c2.start()
         self.assertIn("router.tls_cert is not set", str(e.exception))
+
+    def test_8_a_handshake_that_never_comes_ends_the_session(self):
+        """A client that asks for TLS (STARTTLS, or connecting to the
+        implicit listener) and then sends nothing: idle_timeout ends the
+        session, though its 421 cannot go out before a handshake; the
+        router closes the socket (and frees the session) within another
+        idle_timeout."""
+        c = self.tls_cluster(implicit=True, extra="idle_timeout = 1;")
+        r = Raw(c.port)
+        self.assertEqual(r.reply()[0], 220)
+        self.assertEqual(r.cmd("EHLO client.example")[0], 250)
+        self.assertEqual(r.cmd("STARTTLS")[0], 220)
+        implicit = socket.create_connection(("127.0.0.1", c.port2))
+        self.addCleanup(implicit.close)
+        for what, sock in (("STARTTLS", r.sock), ("implicit", implicit)):
+            sock.settimeout(10)
+            try:
+                got = sock.recv(100)
+            except ConnectionResetError:
+                got = b""
+            except socket.timeout:
+                self.fail(f"{what}: the router kept the session 10 s")
+            self.assertEqual(got, b"", f"{what}: closed, nothing said")
+        wait_for(lambda: c.router.log_text().count(
+                 "event=timeout state=closing") >= 2, 5,
+                 "both closings logged")
 
 
 if __name__ == "__main__":

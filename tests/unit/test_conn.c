@@ -251,6 +251,34 @@ START_TEST(test_write_timeout_when_the_far_end_does_not_read)
 }
 END_TEST
 
+/* The session calls conn_flush() after every input: that must not put
+ * the write timeout off (a client sending a byte now and then while it
+ * never reads would live on). */
+static void
+flush_again(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	(void)conn_flush(fx.c);
+}
+
+START_TEST(test_flush_while_waiting_keeps_the_write_timeout)
+{
+	static char big[1 << 20];
+	struct timeval tv = { 0, 200 * 1000 }, every = { 0, 20 * 1000 };
+	struct event *t = event_new(fx.base, -1, EV_PERSIST, flush_again, NULL);
+
+	conn_set_timeouts(fx.c, NULL, &tv);
+	evbuffer_add(conn_output(fx.c), big, sizeof(big));
+	ck_assert(!conn_flush(fx.c));
+	event_add(t, &every);
+	run_until(&fx.events, 0);
+	event_free(t);
+	ck_assert_int_eq(fx.what, BEV_EVENT_WRITING | BEV_EVENT_TIMEOUT);
+}
+END_TEST
+
 START_TEST(test_read_timeout_when_nothing_comes)
 {
 	struct timeval tv = { 0, 100 * 1000 };
@@ -399,6 +427,7 @@ conn_suite(void)
 	tcase_add_test(tc, test_flush_writes_at_once);
 	tcase_add_test(tc, test_full_socket_writes_later_then_calls_back);
 	tcase_add_test(tc, test_write_timeout_when_the_far_end_does_not_read);
+	tcase_add_test(tc, test_flush_while_waiting_keeps_the_write_timeout);
 	tcase_add_test(tc, test_read_timeout_when_nothing_comes);
 	tcase_add_test(tc, test_peek_sees_the_buffer_then_the_socket);
 	tcase_add_test(tc, test_peek_after_a_short_read_asks_no_one);
