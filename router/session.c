@@ -208,6 +208,16 @@ session_start_tls(struct session *s)
 	size_t junk;
 	SSL *ssl;
 
+	/* earlier replies the client has not read yet would have to go out
+	 * before the 220, in plaintext, and TLS wait for them: say no */
+	if (!conn_flush(s->conn)) {
+		log_info("client=%s event=starttls_refused reason=\"earlier "
+			 "replies not read yet\" unwritten=%zu",
+			 s->client, session_output_len(s));
+		session_reply(s, "454 4.7.0 TLS not available due to "
+				 "temporary reason");
+		return -1;
+	}
 	ssl = tls_server_ssl(s->env->tls);
 	if (ssl == NULL) {
 		session_reply(s, "454 4.7.0 TLS not available due to "
@@ -222,8 +232,8 @@ session_start_tls(struct session *s)
 		evbuffer_drain(in, junk);
 	}
 	session_reply(s, "220 2.0.0 Ready to start TLS");
-	/* in plaintext, all of it, before TLS takes the socket: a client
-	 * whose socket cannot take 30 octets is not reading its replies */
+	/* in plaintext, all of it, before TLS takes the socket: a socket
+	 * with nothing waiting that cannot take 30 octets is broken */
 	if (!conn_flush(s->conn) ||
 	    conn_start_tls(s->conn, ssl, true) != 0) {
 		log_info("client=%s event=tls_failed error=\"cannot start TLS: "
