@@ -11,10 +11,27 @@ what=${1:-all}
 passed=0
 failed=0
 
+# A test binary older than its source, the shared test headers or the
+# libraries it links would test yesterday's code: `make all` (or `make
+# unit`) relinks it. Prints the newer file, or nothing.
+unit_stale() {
+	local t=$1 src f
+	src=tests/unit/$(basename "$t").c
+	for f in "$src" tests/unit/*.h "$BUILD"/lib*.a; do
+		[ -e "$f" ] && [ "$f" -nt "$t" ] && { echo "$f"; return; }
+	done
+}
+
 run_unit() {
-	local t out line checks fails errs
+	local t out line checks fails errs newer
 	for t in "$BUILD"/tests/test_*; do
 		[ -x "$t" ] || continue
+		newer=$(unit_stale "$t")
+		if [ -n "$newer" ]; then
+			echo "unit: $(basename "$t"): stale, $newer is newer (make all)"
+			failed=$((failed + 1))
+			continue
+		fi
 		out=$("$t" 2>&1)
 		echo "$out" | grep -E '^[0-9]+%: Checks|:[EF]:' || true
 		line=$(echo "$out" | grep -E '^[0-9]+%: Checks:' | tail -n 1)
