@@ -27,10 +27,7 @@ bench_build
 bench_init shoal-bench
 DIR=$BENCH_DIR
 
-SINK=$(free_port) SMTP=$(free_port)
-shoal_conf "$DIR" "$SMTP" "$SINK"
-sink_start "$SINK" "$DIR/sink.out"
-shoal_start "$DIR" "$SMTP"
+bench_pair_start "$DIR"
 
 t0=$(now)
 smtp-source -s "$SESS" -m "$MSGS" -l "$LEN" -f bench@sink.test \

@@ -163,6 +163,15 @@ shoal_start() {
 	wait_port "$2" 300 || { echo "shoal-router did not listen" >&2; tail -n 5 "$dir"/*.log >&2; return 1; }
 }
 
+# bench_pair_start DIR: free ports SINK and SMTP, DIR/shoal.conf, the
+# sink and the cluster (the start of every bench that needs nothing else).
+bench_pair_start() {
+	SINK=$(free_port) SMTP=$(free_port)
+	shoal_conf "$1" "$SMTP" "$SINK"
+	sink_start "$SINK" "$1/sink.out"
+	shoal_start "$1" "$SMTP"
+}
+
 # n1_start DIR / n2_start DIR: one node of the pair; sets N1_PID / N2_PID.
 n1_start() {
 	"${WRAP_N1[@]}" "$BIN/shoal-node" -c "$1/shoal.conf" -n n1 2>>"$1/n1.log" &

@@ -57,10 +57,7 @@ n1) WRAP_N1=("${WRAP[@]}") ;;
 n2) WRAP_N2=("${WRAP[@]}") ;;
 esac
 
-SINK=$(free_port) SMTP=$(free_port)
-shoal_conf "$DIR" "$SMTP" "$SINK"
-sink_start "$SINK" "$DIR/sink.out"
-shoal_start "$DIR" "$SMTP"
+bench_pair_start "$DIR"
 sleep 2
 # cpu_of PID: utime+stime in seconds (fields 14 and 15 of /proc/PID/stat).
 cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "user=%.2f sys=%.2f", $12 / hz, $13 / hz }' "/proc/$1/stat"; }

@@ -29,10 +29,7 @@ bench_need smtp-source smtp-sink python3 perf
 bench_build
 bench_init shoal-timeline
 DIR=$BENCH_DIR
-SINK=$(free_port) SMTP=$(free_port)
-shoal_conf "$DIR" "$SMTP" "$SINK"
-sink_start "$SINK" "$DIR/sink.out"
-shoal_start "$DIR" "$SMTP"
+bench_pair_start "$DIR"
 source_run() {
 	smtp-source -s 1 -m "$1" -l "$LEN" -f bench@sink.test -t rcpt@sink.test \
 		127.0.0.1:"$SMTP" 2>>"$DIR/source.log"
