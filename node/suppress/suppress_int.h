@@ -15,17 +15,12 @@
 
 #define SUPP_ENH_MAX 15 /* "5.1.1"; RFC 3463 allows 3.3.3 digits */
 
-/* A DEALER to another node, for pending adds. */
-struct supp_link {
-	char *id;
-	struct zsock *zs;
-};
+struct links;
 
 struct suppress {
 	struct suppress_deps d;  /* what it was given at suppress_new() */
 	struct event *timer;
-	struct supp_link *links;
-	size_t n_links;
+	struct links *links;      /* to other nodes, for pending adds */
 	uint64_t next_id;
 	/* the pending adds sent this round: request id -> key */
 	struct {

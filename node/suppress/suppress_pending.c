@@ -21,6 +21,7 @@
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
 #include "node/cluster/owner.h"
+#include "node/rpc/links.h"
 #include "node/store/commit.h"
 #include "node/store/store.h"
 #include "node/suppress/suppress_int.h"
@@ -31,28 +32,10 @@ static void supp_on_link_msg(struct zsock *zs, zmq_msg_t *frames,
 static struct zsock *
 supp_link_for(struct suppress *sp, const char *id)
 {
-	const Shoal__NodeInfo *ni;
-	struct supp_link *l;
-
-	for (size_t i = 0; i < sp->n_links; i++)
-		if (strcmp(sp->links[i].id, id) == 0)
-			return sp->links[i].zs;
-	ni = shardmap_node(owner_map(sp->d.owner), id);
-	if (ni == NULL)
-		return NULL;
-	sp->links = xrealloc(sp->links, (sp->n_links + 1) * sizeof(*l));
-	l = &sp->links[sp->n_links];
-	l->zs = zsock_new(sp->d.base, sp->d.zctx, ZMQ_DEALER, 1u << 20,
-			  supp_on_link_msg, NULL, sp);
-	if (l->zs == NULL)
-		return NULL;
-	if (zsock_connect(l->zs, ni->endpoint) != 0) {
-		zsock_free(l->zs);
-		return NULL;
-	}
-	l->id = xstrdup(id);
-	sp->n_links++;
-	return l->zs;
+	if (sp->links == NULL)
+		sp->links = links_new(sp->d.base, sp->d.zctx, 1u << 20,
+				      supp_on_link_msg, sp);
+	return links_get(sp->links, owner_map(sp->d.owner), id);
 }
 
 struct supp_pend {
@@ -243,11 +226,6 @@ supp_on_link_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 void
 suppress_pending_stop(struct suppress *sp)
 {
-	for (size_t i = 0; i < sp->n_links; i++) {
-		zsock_free(sp->links[i].zs);
-		free(sp->links[i].id);
-	}
-	free(sp->links);
+	links_free(sp->links);
 	sp->links = NULL;
-	sp->n_links = 0;
 }

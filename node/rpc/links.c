@@ -1,0 +1,79 @@
+/* Links to other nodes (see links.h): a small array searched by id; a
+ * cluster has tens of nodes, not thousands. */
+#include "node/rpc/links.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "lib/shardmap.h"
+#include "lib/xmalloc.h"
+
+struct link {
+	char *id;
+	struct zsock *zs;
+};
+
+struct links {
+	struct event_base *base;
+	void *zctx;
+	int64_t max_msg;
+	zsock_msg_fn on_msg;
+	void *arg;
+	struct link *v;
+	size_t n;
+};
+
+struct links *
+links_new(struct event_base *base, void *zctx, int64_t max_msg,
+	  zsock_msg_fn on_msg, void *arg)
+{
+	struct links *l = xcalloc(1, sizeof(*l));
+
+	l->base = base;
+	l->zctx = zctx;
+	l->max_msg = max_msg;
+	l->on_msg = on_msg;
+	l->arg = arg;
+	return l;
+}
+
+void
+links_free(struct links *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < l->n; i++) {
+		zsock_free(l->v[i].zs);
+		free(l->v[i].id);
+	}
+	free(l->v);
+	free(l);
+}
+
+struct zsock *
+links_get(struct links *l, const Shoal__ShardMap *map, const char *id)
+{
+	const Shoal__NodeInfo *ni;
+	struct zsock *zs;
+
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i].id, id) == 0)
+			return l->v[i].zs;
+	ni = shardmap_node(map, id);
+	if (ni == NULL)
+		return NULL;
+	zs = zsock_new(l->base, l->zctx, ZMQ_DEALER, l->max_msg, l->on_msg,
+		       NULL, l->arg);
+	if (zs == NULL)
+		return NULL;
+	if (zsock_connect(zs, ni->endpoint) != 0) {
+		zsock_free(zs);
+		return NULL;
+	}
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n].id = xstrdup(id);
+	l->v[l->n].zs = zs;
+	l->n++;
+	return zs;
+}

@@ -1,0 +1,32 @@
+/* DEALER links from this node to other nodes' front sockets, by node id,
+ * at the endpoint the shard map gives: made on first use and kept until
+ * links_free(). Each user (pending suppression adds, shaping actions)
+ * has its own set, with its own callback for the replies.
+ *
+ * Replies arrive through on_msg like any zsock message (untrusted: the
+ * callback unpacks and checks them). */
+#ifndef SHOAL_NODE_RPC_LINKS_H
+#define SHOAL_NODE_RPC_LINKS_H
+
+#include <stdint.h>
+
+#include "lib/zsock.h"
+#include "proto/queue.pb-c.h"
+
+struct event_base;
+struct links;
+
+/* Messages up to max_msg bytes either way. */
+struct links *links_new(struct event_base *base, void *zctx, int64_t max_msg,
+			zsock_msg_fn on_msg, void *arg);
+
+/* Closes every link. links_free(NULL) does nothing. Not from inside
+ * on_msg. */
+void links_free(struct links *l);
+
+/* The link to node id, made now if needed at its endpoint in map; NULL
+ * when map does not know id or the socket cannot be made (logged). */
+struct zsock *links_get(struct links *l, const Shoal__ShardMap *map,
+			const char *id);
+
+#endif
