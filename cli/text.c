@@ -2,11 +2,22 @@
  * Handles untrusted input: any byte string. */
 #include "cli/text.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "lib/json.h"
+
+/* Marks and embeddings that change the order text is shown in (Unicode
+ * UAX #9): U+200E, U+200F, U+202A..U+202E, U+2066..U+2069. */
+static bool
+text_is_bidi(uint32_t cp)
+{
+	return cp == 0x200e || cp == 0x200f ||
+	       (cp >= 0x202a && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069);
+}
 
 /* Render the unit that starts at s[*i] (one character, or one byte that
  * must be escaped) into unit[4]: returns its length and advances *i. A
@@ -24,7 +35,9 @@ text_next(const char *s, size_t len, size_t *i, char unit[4],
 	*direct = NULL;
 	if (b >= 0x80)
 		n = json_utf8_seq(p + *i, len - *i, &cp);
-	if (n > 0 && cp > 0x9f) { /* C1 controls: some terminals obey them */
+	/* C1 controls: some terminals obey them; bidirectional controls
+	 * reorder what a row shows: both escaped, byte by byte */
+	if (n > 0 && cp > 0x9f && !text_is_bidi(cp)) {
 		*direct = s + *i;
 		*i += n;
 		return n;

@@ -4,6 +4,7 @@
 #include "lib/json.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "lib/err.h"
@@ -196,6 +197,17 @@ json_u64(struct json *j, uint64_t v)
 }
 
 void
+json_double(struct json *j, double v)
+{
+	json_value_prefix(j);
+	/* JSON has no NaN or infinity: null, as JavaScript writes them */
+	if (isfinite(v))
+		fprintf(j->f, "%.15g", v);
+	else
+		fputs("null", j->f);
+}
+
+void
 json_bool(struct json *j, bool v)
 {
 	json_value_prefix(j);
@@ -221,6 +233,13 @@ json_kv_u64(struct json *j, const char *key, uint64_t v)
 {
 	json_key(j, key);
 	json_u64(j, v);
+}
+
+void
+json_kv_double(struct json *j, const char *key, double v)
+{
+	json_key(j, key);
+	json_double(j, v);
 }
 
 void

@@ -1,5 +1,5 @@
 /* A small streaming JSON writer (RFC 8259), for shoalctl --json and the delivery log: objects,
- * arrays, strings, unsigned integers and booleans, written straight to a
+ * arrays, strings, unsigned integers, numbers and booleans, written straight to a
  * FILE as they come, so a long queue listing never sits in memory.
  *
  * Strings may be any bytes. They come out as valid UTF-8 JSON: '"' and
@@ -47,12 +47,16 @@ void json_key(struct json *j, const char *key);
 void json_str(struct json *j, const char *s);
 void json_strn(struct json *j, const void *s, size_t len);
 void json_u64(struct json *j, uint64_t v);
+/* A number as printf's %.15g (0.1 reads "0.1"); NaN and the
+ * infinities, which JSON cannot say, as null. */
+void json_double(struct json *j, double v);
 void json_bool(struct json *j, bool v);
 void json_null(struct json *j);
 
 /* Key and value in one call. */
 void json_kv_str(struct json *j, const char *key, const char *s);
 void json_kv_u64(struct json *j, const char *key, uint64_t v);
+void json_kv_double(struct json *j, const char *key, double v);
 void json_kv_bool(struct json *j, const char *key, bool v);
 
 /* End the document with a newline and flush. Every level must be closed.

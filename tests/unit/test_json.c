@@ -206,6 +206,14 @@ START_TEST(test_text_clean_escapes_terminal_controls)
 	ck_assert_str_eq(text_clean(out, sizeof(out), "\xc2\x9b", 2),
 			 "\\xc2\\x9b");
 	ck_assert_str_eq(text_clean(out, sizeof(out), "\xff", 1), "\\xff");
+	/* right-to-left override (U+202E) and isolate (U+2067): escaped,
+	 * while a neighbour of theirs (U+2030, per mille) stays */
+	ck_assert_str_eq(text_clean(out, sizeof(out), "a\xe2\x80\xae" "b", 5),
+			 "a\\xe2\\x80\\xaeb");
+	ck_assert_str_eq(text_clean(out, sizeof(out), "\xe2\x81\xa7", 3),
+			 "\\xe2\\x81\\xa7");
+	ck_assert_str_eq(text_clean(out, sizeof(out), "\xe2\x80\xb0", 3),
+			 "\xe2\x80\xb0");
 }
 END_TEST
 
