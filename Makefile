@@ -67,6 +67,9 @@ $(BUILD)/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
+# The built-in shaping rules are assembled into the binary (.incbin).
+$(BUILD)/lib/config_file.o: deploy/shaping.rules
+
 # protobuf-c's generated code is not ours to make -Wextra clean.
 $(BUILD)/proto/%.pb-c.o: $(BUILD)/proto/%.pb-c.c
 	$(CC) $(CPPFLAGS) $(filter-out -Werror,$(CFLAGS)) $(PKG_CFLAGS) -c -o $@ $<

@@ -230,6 +230,19 @@ cli_status_name(int status)
 	return "unknown";
 }
 
+const char *
+cli_shaping_kind_name(int kind)
+{
+	switch (kind) {
+	case SHOAL__SHAPING_KIND__SHAPING_SUSPEND: return "suspend";
+	case SHOAL__SHAPING_KIND__SHAPING_RATE: return "rate";
+	case SHOAL__SHAPING_KIND__SHAPING_CONNECTIONS: return "connections";
+	case SHOAL__SHAPING_KIND__SHAPING_SUSPEND_SOURCE:
+		return "suspend_source";
+	}
+	return "unknown";
+}
+
 uint64_t
 cli_now(void)
 {

@@ -1,7 +1,8 @@
 /* What shoalctl's command groups share: the parsed global options, the
  * loaded config, the connections to nodes, error printing and the names
- * of protocol enums. main.c parses; status.c, queue.c, shard.c and node.c
- * run commands and return an exit status. */
+ * of protocol enums. main.c parses; status.c, queue.c, shard.c, node.c,
+ * suppress.c, shaping.c and the others run commands and return an exit
+ * status. */
 #ifndef SHOAL_CLI_CLI_H
 #define SHOAL_CLI_CLI_H
 
@@ -34,6 +35,7 @@ enum cli_opt {
 	CLI_OPT_FORCE = 1 << 7,  /* --force (dkim keygen) */
 	CLI_OPT_LIMIT = 1 << 8,  /* --limit N */
 	CLI_OPT_REASON = 1 << 9, /* --reason TEXT */
+	CLI_OPT_FOR = 1 << 10,   /* --for DURATION (shaping suspend) */
 };
 
 struct cli {
@@ -43,6 +45,7 @@ struct cli {
 	const char *opt_node, *opt_domain, *opt_state, *opt_to;
 	const char *opt_type, *opt_bits, *opt_out;  /* dkim keygen */
 	const char *opt_limit, *opt_reason;
+	const char *opt_for;     /* shaping suspend */
 	unsigned opts_given;     /* CLI_OPT_* */
 	struct config *cfg;      /* set by cli_load() */
 	void *zctx;              /* set by cli_load() */
@@ -105,6 +108,7 @@ const char *cli_rcpt_state_name(int state);
 const char *cli_body_name(int body);
 const char *cli_ret_name(int ret);    /* "" for RET_DEFAULT */
 const char *cli_status_name(int status);
+const char *cli_shaping_kind_name(int kind);   /* "suspend", "rate", ... */
 
 /* Unix seconds now. */
 uint64_t cli_now(void);

@@ -15,6 +15,7 @@
 #include "cli/keygen.h"
 #include "cli/queue.h"
 #include "cli/user.h"
+#include "cli/shaping.h"
 #include "cli/shard.h"
 #include "cli/status.h"
 #include "cli/suppress.h"
@@ -58,6 +59,9 @@ static const struct main_cmd main_cmds[] = {
 	{ "suppress", "add", CLI_OPT_REASON, NULL, suppress_cmd_run },
 	{ "suppress", "remove", 0, NULL, suppress_cmd_run },
 	{ "suppress", "show", 0, NULL, suppress_cmd_run },
+	{ "shaping", "list", 0, NULL, shaping_cmd_run },
+	{ "shaping", "suspend", CLI_OPT_FOR, NULL, shaping_cmd_run },
+	{ "shaping", "resume", 0, NULL, shaping_cmd_run },
 };
 
 #define MAIN_N_CMDS (sizeof(main_cmds) / sizeof(*main_cmds))
@@ -99,6 +103,15 @@ main_usage(FILE *f)
 		"  suppress remove|show ADDRESS\n"
 		"                              the dead-address list "
 		"(docs/suppression.md)\n"
+		"  shaping list                live shaping actions against "
+		"destinations\n"
+		"  shaping suspend DEST [--for DURATION]\n"
+		"                              no new deliveries to DEST "
+		"(a provider, MX host\n"
+		"                              or domain) for DURATION: 90s, "
+		"15m, 2h, 1d\n"
+		"                              (default 1h, at most 7d)\n"
+		"  shaping resume DEST         clear every action on DEST\n"
 		"  keygen FILE                 a cluster key pair for "
 		"cluster.curve_keys\n"
 		"  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] "
@@ -114,7 +127,7 @@ main_usage(FILE *f)
 static const char *const main_opt_names[] = {
 	"--node", "--domain", "--state", "--to",
 	"--type", "--bits", "--out", "--force",
-	"--limit", "--reason",
+	"--limit", "--reason", "--for",
 };
 
 #define MAIN_N_OPTS (sizeof(main_opt_names) / sizeof(*main_opt_names))
@@ -126,7 +139,7 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 {
 	enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_NODE, OPT_DOMAIN, OPT_STATE,
 	       OPT_TO, OPT_TYPE, OPT_BITS, OPT_OUT, OPT_FORCE, OPT_LIMIT,
-	       OPT_REASON };
+	       OPT_REASON, OPT_FOR };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -142,6 +155,7 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 		{ "force", no_argument, NULL, OPT_FORCE },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "reason", required_argument, NULL, OPT_REASON },
+		{ "for", required_argument, NULL, OPT_FOR },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long v;
@@ -209,6 +223,10 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 		case OPT_REASON:
 			c->opt_reason = optarg;
 			c->opts_given |= CLI_OPT_REASON;
+			break;
+		case OPT_FOR:
+			c->opt_for = optarg;
+			c->opts_given |= CLI_OPT_FOR;
 			break;
 		case ':':
 			return cli_usage_error("%s needs a value",

@@ -33,6 +33,7 @@ COMPUTED = {
     "delivery.retry_schedule": "60, 300, 900, 1800, 3600, 7200, 14400",
     "delivery.limits": "one entry, domain `\"*\"`, with the defaults below",
     "delivery.dns_servers": "the servers of /etc/resolv.conf",
+    "delivery.shaping_rules": "the built-in rules (`deploy/shaping.rules`)",
 }
 
 # Allowed values that lib/config_check.c checks rather than the table.

@@ -170,6 +170,7 @@ static const struct cfg_key cfg_delivery_keys[] = {
 	{ "pools", CT_LIST, OFF(delivery.pools), OFF(delivery.n_pools), 0, 1024, NULL, NULL, cfg_pool_keys, sizeof(struct cfg_pool), false },
 	{ "default_pool", CT_STR, OFF(delivery.default_pool), 0, 1, 64, NULL, NULL, NULL, 0, false },
 	{ "pool_cooldown", CT_U32, OFF(delivery.pool_cooldown), 0, 1, 86400, "60", NULL, NULL, 0, false },
+	{ "shaping_rules", CT_STR, OFF(delivery.shaping_rules), 0, 1, 1024, NULL, NULL, NULL, 0, false },
 	END
 };
 
@@ -195,6 +196,36 @@ static const struct cfg_key cfg_supp_keys[] = {
 	{ "mode", CT_ENUM, OFF(suppression.mode), 0, 0, 0, "refuse", cfg_supp_mode_names, NULL, 0, false },
 	{ "expire", CT_U32, OFF(suppression.expire), 0, 0, 315360000, "0", NULL, NULL, 0, false },
 	{ "check_timeout_ms", CT_U32, OFF(suppression.check_timeout_ms), 0, 10, 60000, "500", NULL, NULL, 0, false },
+	END
+};
+
+static const char *const cfg_shaping_kind_names[] = { "suspend", "rate",
+	"connections", "suspend_source", NULL };
+
+#define SOFF(f) offsetof(struct cfg_shaping_rule, f)
+static const struct cfg_key cfg_shaping_rule_keys[] = {
+	{ "name", CT_STR, SOFF(name), 0, 1, 64, NULL, NULL, NULL, 0, true },
+	{ "provider", CT_STR, SOFF(provider), 0, 1, 64, NULL, NULL, NULL, 0, false },
+	{ "code", CT_STR, SOFF(code), 0, 1, 3, NULL, NULL, NULL, 0, false },
+	{ "enhanced", CT_STR, SOFF(enhanced), 0, 5, 11, NULL, NULL, NULL, 0, false },
+	{ "text", CT_STR, SOFF(text), 0, 1, 128, NULL, NULL, NULL, 0, false },
+	{ "action", CT_ENUM, SOFF(action), 0, 0, 0, NULL, cfg_shaping_kind_names, NULL, 0, true },
+	{ "rate", CT_DBL, SOFF(rate), 0, 0, 1e6, "0", NULL, NULL, 0, false },
+	{ "connections", CT_U32, SOFF(connections), 0, 0, 100000, "0", NULL, NULL, 0, false },
+	{ "duration", CT_U32, SOFF(duration), 0, 1, 604800, NULL, NULL, NULL, 0, true },
+	END
+};
+#undef SOFF
+
+static const struct cfg_key cfg_provider_keys[] = {
+	{ "name", CT_STR, offsetof(struct cfg_provider, name), 0, 1, 64, NULL, NULL, NULL, 0, true },
+	{ "mx", CT_STRS, offsetof(struct cfg_provider, mx), offsetof(struct cfg_provider, n_mx), 1, 256, NULL, NULL, NULL, 0, true },
+	END
+};
+
+static const struct cfg_key cfg_shaping_keys[] = {
+	{ "providers", CT_LIST, offsetof(struct cfg_shaping, providers), offsetof(struct cfg_shaping, n_providers), 0, 4096, NULL, NULL, cfg_provider_keys, sizeof(struct cfg_provider), false },
+	{ "rules", CT_LIST, offsetof(struct cfg_shaping, rules), offsetof(struct cfg_shaping, n_rules), 0, 4096, NULL, NULL, cfg_shaping_rule_keys, sizeof(struct cfg_shaping_rule), false },
 	END
 };
 
@@ -643,6 +674,57 @@ config_free(struct config *cfg)
 	/* defaults filled in by cfg_finish() live in the same fields */
 	free(cfg->path);
 	free(cfg);
+}
+
+int
+config_shaping_load(const char *path, struct cfg_shaping **out, char *err,
+		    size_t errlen)
+{
+	const char *name = path ? path : "(built-in)";
+	struct cfg_ctx cx = { name, err, errlen };
+	const config_setting_t *root;
+	struct cfg_shaping *sh;
+	config_t lc;
+	int rc;
+
+	err[0] = '\0';
+	rc = path ? config_file_parse(path, &lc, err, errlen) :
+		    config_text_parse(name, config_builtin_shaping_rules, &lc,
+				      err, errlen);
+	if (rc != 0)
+		return rc;
+	sh = xcalloc(1, sizeof(*sh));
+	sh->path = xstrdup(name);
+	root = config_root_setting(&lc);
+	rc = cfg_group(&cx, root, "", cfg_shaping_keys, sh);
+	if (rc == 0)
+		rc = config_check_shaping(&cx, sh, root);
+	config_destroy(&lc);
+	if (rc != 0) {
+		config_shaping_free(sh);
+		return rc;
+	}
+	*out = sh;
+	return 0;
+}
+
+void
+config_shaping_free(struct cfg_shaping *sh)
+{
+	if (sh == NULL)
+		return;
+	cfg_free_keys(cfg_shaping_keys, sh);
+	free(sh->path);
+	free(sh);
+}
+
+const char *
+config_shaping_kind_name(enum cfg_shaping_kind k)
+{
+	return (unsigned)k < sizeof(cfg_shaping_kind_names) /
+					 sizeof(*cfg_shaping_kind_names) - 1 ?
+		       cfg_shaping_kind_names[k] :
+		       "?";
 }
 
 const struct cfg_node *

@@ -121,6 +121,43 @@ struct cfg_pool_rule {
 	char *pool;                /* required, names a pool */
 };
 
+/* Adaptive shaping (docs/shaping.md): the rules file. The kinds follow
+ * proto/cli_node.proto's ShapingKind, value for value. */
+enum cfg_shaping_kind {
+	CFG_SHAPING_SUSPEND = 0,     /* "suspend" */
+	CFG_SHAPING_RATE,            /* "rate" */
+	CFG_SHAPING_CONNECTIONS,     /* "connections" */
+	CFG_SHAPING_SUSPEND_SOURCE,  /* "suspend_source" */
+};
+
+/* A mailbox provider: the MX hosts that share one shaping state. */
+struct cfg_provider {
+	char *name;                /* required, unique */
+	char **mx;                 /* "*.suffix" or an exact host name */
+	size_t n_mx;               /* at least one */
+};
+
+/* A rule on replies: every matcher set must match (at least one is). */
+struct cfg_shaping_rule {
+	char *name;                /* required, unique */
+	char *provider;            /* only replies from its MX hosts */
+	char *code;                /* "421", or a class: "4" */
+	char *enhanced;            /* "4.7.28", exactly */
+	char *text;                /* case-insensitive substring */
+	enum cfg_shaping_kind action;
+	double rate;               /* CFG_SHAPING_RATE: msgs/s, > 0 */
+	uint32_t connections;      /* CFG_SHAPING_CONNECTIONS: >= 1 */
+	uint32_t duration;         /* seconds, 1..604800 */
+};
+
+struct cfg_shaping {
+	char *path;                /* the file, or "(built-in)" */
+	struct cfg_provider *providers;
+	size_t n_providers;
+	struct cfg_shaping_rule *rules;
+	size_t n_rules;
+};
+
 struct config {
 	char *path;
 
@@ -180,6 +217,7 @@ struct config {
 		size_t n_pools;            /* default none */
 		char *default_pool;        /* NULL = no pool */
 		uint32_t pool_cooldown;    /* seconds a failed source is skipped, default 60 */
+		char *shaping_rules;       /* rules file, NULL = the built-in one */
 	} delivery;
 
 	struct {
@@ -215,6 +253,19 @@ int config_load(const char *path, struct config **out, char *err,
 
 /* config_free(NULL) does nothing. */
 void config_free(struct config *cfg);
+
+/* Read and check a shaping rules file (path), or the rules built into the
+ * binary (path NULL: deploy/shaping.rules at build time). Returns 0 and
+ * sets *out (free it with config_shaping_free()), or SHOAL_E_CONFIG /
+ * -errno with "file:line: rules[2].action: ..." written to err. */
+int config_shaping_load(const char *path, struct cfg_shaping **out, char *err,
+			size_t errlen);
+
+/* config_shaping_free(NULL) does nothing. */
+void config_shaping_free(struct cfg_shaping *s);
+
+/* "suspend", "rate", "connections", "suspend_source"; "?" out of range. */
+const char *config_shaping_kind_name(enum cfg_shaping_kind k);
 
 /* The node with this id, or NULL. Valid while cfg lives. */
 const struct cfg_node *config_find_node(const struct config *cfg,

@@ -375,3 +375,136 @@ config_check_all(struct cfg_ctx *cx, const struct config *c,
 		return rc;
 	return cfg_check_addrs(cx, c, root);
 }
+
+/* "x.y.z": class 2, 4 or 5, then 1-3 and 1-3 digits (RFC 3463 2). */
+static bool
+cfg_is_enhanced(const char *e)
+{
+	const char *p = e + 2;
+	size_t a = 0, b = 0;
+
+	if ((e[0] != '2' && e[0] != '4' && e[0] != '5') || e[1] != '.')
+		return false;
+	while (isdigit((unsigned char)p[a]))
+		a++;
+	if (a == 0 || a > 3 || p[a] != '.')
+		return false;
+	p += a + 1;
+	while (isdigit((unsigned char)p[b]))
+		b++;
+	return b > 0 && b <= 3 && p[b] == '\0';
+}
+
+/* "421", or a class: "4" (2 to 5). */
+static bool
+cfg_is_reply_code(const char *c)
+{
+	size_t n = strlen(c);
+
+	if (c[0] < '2' || c[0] > '5')
+		return false;
+	return n == 1 || (n == 3 && isdigit((unsigned char)c[1]) &&
+			  isdigit((unsigned char)c[2]));
+}
+
+/* A rule's name: letters, digits, '.', '_' and '-'. */
+static bool
+cfg_is_rule_name(const char *n)
+{
+	for (const char *p = n; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+			return false;
+	return n[0] != '\0';
+}
+
+static int
+cfg_check_provider(struct cfg_ctx *cx, const struct cfg_shaping *sh, size_t i,
+		   const config_setting_t *root)
+{
+	const struct cfg_provider *p = &sh->providers[i];
+	char path[CFG_PATH_MAX];
+
+	snprintf(path, sizeof(path), "providers[%zu].name", i);
+	if (!cfg_is_rule_name(p->name))
+		return config_check_fail(
+			cx, cfg_at(root, NULL, "providers", (int)i, "name"),
+			path, "letters, digits, '.', '_' and '-' only");
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(sh->providers[j].name, p->name) == 0)
+			return config_check_fail(
+				cx, cfg_at(root, NULL, "providers", (int)i,
+					   "name"),
+				path, "duplicate provider \"%s\"", p->name);
+	for (size_t k = 0; k < p->n_mx; k++) {
+		const char *h = p->mx[k];
+
+		if (strncmp(h, "*.", 2) == 0)
+			h += 2;
+		if (!cfg_is_hostname(h)) {
+			snprintf(path, sizeof(path), "providers[%zu].mx", i);
+			return config_check_fail(
+				cx, cfg_at(root, NULL, "providers", (int)i, "mx"),
+				path, "\"%.64s\" is not a host name or "
+				"\"*.\" and a domain", p->mx[k]);
+		}
+	}
+	return 0;
+}
+
+static int
+cfg_check_rule(struct cfg_ctx *cx, const struct cfg_shaping *sh, size_t i,
+	       const config_setting_t *root)
+{
+	const struct cfg_shaping_rule *r = &sh->rules[i];
+	const config_setting_t *at = cfg_at(root, NULL, "rules", (int)i, NULL);
+	char path[CFG_PATH_MAX];
+	bool found = r->provider == NULL;
+
+	snprintf(path, sizeof(path), "rules[%zu].name", i);
+	if (!cfg_is_rule_name(r->name))
+		return config_check_fail(cx, at, path, "letters, digits, '.', "
+					 "'_' and '-' only");
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(sh->rules[j].name, r->name) == 0)
+			return config_check_fail(cx, at, path,
+						 "duplicate rule \"%s\"",
+						 r->name);
+	snprintf(path, sizeof(path), "rules[%zu]", i);
+	if (!r->code && !r->enhanced && !r->text)
+		return config_check_fail(cx, at, path, "needs code, enhanced "
+					 "or text to match replies");
+	if (r->code && !cfg_is_reply_code(r->code))
+		return config_check_fail(cx, at, path, "code: a reply code "
+					 "(\"421\") or a class (\"4\")");
+	if (r->enhanced && !cfg_is_enhanced(r->enhanced))
+		return config_check_fail(cx, at, path, "enhanced: an enhanced "
+					 "status code (\"4.7.28\")");
+	for (size_t j = 0; r->provider && j < sh->n_providers; j++)
+		found |= strcmp(sh->providers[j].name, r->provider) == 0;
+	if (!found)
+		return config_check_fail(cx, at, path, "provider \"%s\" is "
+					 "not in providers", r->provider);
+	if (r->action == CFG_SHAPING_RATE && !(r->rate > 0))
+		return config_check_fail(cx, at, path, "action \"rate\" "
+					 "needs rate > 0 (messages/s)");
+	if (r->action == CFG_SHAPING_CONNECTIONS && r->connections == 0)
+		return config_check_fail(cx, at, path, "action "
+					 "\"connections\" needs connections "
+					 ">= 1");
+	return 0;
+}
+
+int
+config_check_shaping(struct cfg_ctx *cx, const struct cfg_shaping *sh,
+		     const config_setting_t *root)
+{
+	int rc;
+
+	for (size_t i = 0; i < sh->n_providers; i++)
+		if ((rc = cfg_check_provider(cx, sh, i, root)) != 0)
+			return rc;
+	for (size_t i = 0; i < sh->n_rules; i++)
+		if ((rc = cfg_check_rule(cx, sh, i, root)) != 0)
+			return rc;
+	return 0;
+}

@@ -33,4 +33,11 @@ int config_check_fail(struct cfg_ctx *cx, const config_setting_t *s,
 int config_check_all(struct cfg_ctx *cx, const struct config *c,
 		     const config_setting_t *root);
 
+/* Check a shaping rules file (lib/config.h struct cfg_shaping): unique
+ * provider and rule names, host patterns, the rules' matchers (at least
+ * one; a code of 3 digits or a class digit, an enhanced code's syntax),
+ * the provider a rule names, and the value each action needs. */
+int config_check_shaping(struct cfg_ctx *cx, const struct cfg_shaping *sh,
+			 const config_setting_t *root);
+
 #endif

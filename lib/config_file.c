@@ -176,17 +176,37 @@ cfg_widen_ints(const char *in, size_t len)
 	return out;
 }
 
+/* The shaping rules built into the binary (deploy/shaping.rules), used
+ * when delivery.shaping_rules is not set. The Makefile rebuilds this
+ * file when the rules change. */
+__asm__(".section .rodata\n"
+	".global config_builtin_shaping_rules\n"
+	"config_builtin_shaping_rules:\n"
+	".incbin \"deploy/shaping.rules\"\n"
+	".byte 0\n"
+	".previous\n");
+
 int
 config_file_parse(const char *path, config_t *lc, char *err, size_t errlen)
 {
-	char *text = NULL, *wide;
+	char *text = NULL;
 	int rc;
 
 	if ((rc = cfg_read_file(path, &text, err, errlen)) != 0)
 		return rc;
-	wide = cfg_widen_ints(text, strlen(text));
+	rc = config_text_parse(path, text, lc, err, errlen);
 	free(text);
-	text = wide;
+	return rc;
+}
+
+int
+config_text_parse(const char *name, const char *in, config_t *lc, char *err,
+		  size_t errlen)
+{
+	const char *path = name;
+	char *text;
+
+	text = cfg_widen_ints(in, strlen(in));
 	config_init(lc);
 	if (config_read_string(lc, text) != CONFIG_TRUE) {
 		const char *file = config_error_file(lc); /* an @include */

@@ -14,4 +14,12 @@
 int config_file_parse(const char *path, config_t *lc, char *err,
 		      size_t errlen);
 
+/* config_file_parse() for text already in memory (NUL-terminated; name
+ * stands for the file in errors). */
+int config_text_parse(const char *name, const char *text, config_t *lc,
+		      char *err, size_t errlen);
+
+/* deploy/shaping.rules as it was at build time, NUL-terminated. */
+extern const char config_builtin_shaping_rules[];
+
 #endif

@@ -75,6 +75,19 @@ main(int argc, char **argv)
 		fprintf(stderr, "shoal-node: %s\n", err);
 		return 1;
 	}
+	{
+		struct cfg_shaping *rules = NULL;
+
+		/* the shaping rules too: -t before a SIGHUP checks them */
+		if (config_shaping_load(cfg->delivery.shaping_rules, &rules,
+					err, sizeof(err)) != 0) {
+			fprintf(stderr, "shoal-node: delivery.shaping_rules: "
+				"%s\n", err);
+			config_free(cfg);
+			return 1;
+		}
+		config_shaping_free(rules);
+	}
 	if (check_only) {
 		rc = id && config_find_node(cfg, id) == NULL;
 		if (rc)

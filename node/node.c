@@ -23,6 +23,7 @@
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
 #include "node/queue/actions.h"
+#include "node/ops/adapt_ops.h"
 #include "node/ops/admin.h"
 #include "node/store/commit.h"
 #include "node/delivery/deliver.h"
@@ -53,6 +54,8 @@ node_on_admin_defer(void *arg, const struct rpc_ticket *t,
 		move_request(n->move, t, rq->move);
 	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SUPPRESS)
 		suppress_admin(n->supp, t, rq);
+	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHAPING)
+		adapt_ops_admin(n->adapt_ops, t, rq);
 	else
 		actions_handle(n->actions, t, rq);
 }
@@ -257,6 +260,16 @@ node_deliver_dns_done(void *arg, enum dns_status st)
 	metrics_dns(n->metrics, st);
 }
 
+/* A shaping rule fired here: the cluster hears of it. */
+static void
+node_deliver_shaping_action(void *arg, const struct adapt_action *x)
+{
+	struct node *n = arg;
+
+	if (n->adapt_ops)
+		adapt_ops_fired(n->adapt_ops, x);
+}
+
 /* Delivery is a leaf (node/delivery/deliver.h): what it needs of the node
  * is handed over here. The hooks run only once the scheduler hands out
  * jobs, after node_new(), when the scheduler and metrics exist. */
@@ -268,6 +281,7 @@ node_deliver_new(struct node *n)
 		.job_may_start = node_deliver_may_start,
 		.job_abandon = node_deliver_abandon,
 		.dns_done = node_deliver_dns_done,
+		.shaping_action = node_deliver_shaping_action,
 		.arg = n,
 	};
 
@@ -401,7 +415,8 @@ node_queue_new(struct node *n)
 	n->actions = actions_new(&ad);
 }
 
-/* ---- ops: metrics (admin is per request: node_on_admin()) ---- */
+/* ---- ops: metrics and shaping across the cluster (admin is per
+ * request: node_on_admin()) ---- */
 
 static struct metrics *
 node_ops_new(struct node *n)
@@ -418,6 +433,17 @@ node_ops_new(struct node *n)
 		.deliver = n->deliver,
 	};
 
+	const struct adapt_ops_deps ad = {
+		.base = n->base,
+		.zctx = n->zctx,
+		.node_id = n->me->id,
+		.rpc = n->rpc,
+		.owner = n->owner,
+		.deliver = n->deliver,
+		.dlog = n->dlog,
+	};
+
+	n->adapt_ops = adapt_ops_new(&ad);
 	return metrics_new(&deps);
 }
 
@@ -499,7 +525,8 @@ node_on_release_timer(evutil_socket_t fd, short what, void *arg)
 	store_release_pages(n->store);
 }
 
-/* SIGHUP: reopen log.file and data_dir/delivery.log (logrotate). */
+/* SIGHUP: reopen log.file and data_dir/delivery.log (logrotate), read
+ * the shaping rules again. */
 static void
 node_on_hup(evutil_socket_t sig, short what, void *arg)
 {
@@ -510,6 +537,7 @@ node_on_hup(evutil_socket_t sig, short what, void *arg)
 	log_reopen();
 	dlog_reopen(n->dlog);
 	log_info("node id=%s event=sighup", n->me->id);
+	adapt_ops_reload(n->adapt_ops);
 }
 
 int
@@ -595,6 +623,8 @@ node_free(struct node *n)
 		return;
 	metrics_free(n->metrics);
 	n->metrics = NULL; /* delivery's teardown must not count into it */
+	adapt_ops_free(n->adapt_ops); /* reads delivery's table */
+	n->adapt_ops = NULL;
 	/* delivery first: it holds the jobs in flight */
 	deliver_free(n->deliver);
 	n->deliver = NULL;

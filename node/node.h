@@ -26,6 +26,7 @@ struct repl;
 struct metrics;
 struct move;
 struct suppress;
+struct adapt_ops;
 
 struct node {
 	const struct config *cfg;
@@ -45,6 +46,7 @@ struct node {
 	struct metrics *metrics;   /* GET /metrics, may be NULL */
 	struct move *move;         /* shard moves, both directions */
 	struct suppress *supp;     /* the suppression list */
+	struct adapt_ops *adapt_ops; /* shaping actions across the cluster */
 	Shoal__ShardMap *map;      /* owner_map(owner), borrowed: kept
 				    * current by node.c's map_changed hook
 				    * for the modules that still read it */

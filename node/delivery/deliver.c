@@ -14,14 +14,17 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <event2/event.h>
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "node/delivery/adapt.h"
 #include "node/delivery/classify.h"
 #include "node/delivery/deliver_impl.h"
 #include "node/delivery/dns.h"
@@ -81,6 +84,7 @@ deliver_finish_all(struct deliver *d, struct job *j,
 		snprintf(r->mx, sizeof(r->mx), "%s", mx ? mx : "");
 		snprintf(r->source, sizeof(r->source), "%s",
 			 source ? source : "");
+		r->retry_at = v->retry_at;
 		deliver_log_result(j, k, mx, NULL, source, v->outcome,
 				   v->category, code, v->status, text);
 	}
@@ -358,6 +362,126 @@ deliver_foreach_dest(const struct deliver *d, deliver_dest_fn fn, void *arg)
 		fn(ds->domain, ds->n_conns, arg);
 }
 
+/* ---- adaptive shaping ------------------------------------------------- */
+
+static void
+deliver_shaping_changed(struct deliver *d)
+{
+	uint64_t next = adapt_next_expiry(d->adapt), now = clock_wall_ms();
+
+	for (struct dest *ds = d->dests; ds; ds = ds->next)
+		dest_shaping_changed(ds);
+	evtimer_del(d->adapt_timer);
+	if (next) {
+		uint64_t ms = next > now ? next - now : 0;
+		struct timeval tv = { (time_t)(ms / 1000),
+				      (suseconds_t)(ms % 1000) * 1000 + 1000 };
+
+		evtimer_add(d->adapt_timer, &tv);
+	}
+}
+
+static void
+deliver_on_adapt_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct deliver *d = arg;
+	uint64_t now = clock_wall_ms();
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < adapt_count(d->adapt); i++) {
+		const struct adapt_action *x = adapt_at(d->adapt, i);
+
+		if (x->expires_ms <= now && !x->cleared)
+			log_info("shaping event=expired key=%s action=%s "
+				 "source=%s rule=%s origin=%s",
+				 x->key, config_shaping_kind_name(x->kind),
+				 x->source[0] ? x->source : "-", x->rule,
+				 x->origin);
+	}
+	adapt_expire(d->adapt, now);
+	deliver_shaping_changed(d);
+}
+
+void
+deliver_observe(struct deliver *d, struct dest *ds, const char *mx,
+		const char *source, const struct smtpc_reply *r)
+{
+	struct adapt_action x;
+
+	if (r->code == 0 || (r->code >= 200 && r->code < 300))
+		return;
+	if (!adapt_observe(d->adapt, ds->provider[0] ? ds->provider : NULL,
+			   mx, source, ds->pool >= 0, r, clock_wall_ms(), &x))
+		return;
+	if (d->hooks.shaping_action)
+		d->hooks.shaping_action(d->hooks.arg, &x);
+	deliver_shaping_changed(d);
+}
+
+int
+deliver_shaping_reload(struct deliver *d, char *err, size_t errlen)
+{
+	struct cfg_shaping *rules;
+	int rc;
+
+	rc = config_shaping_load(d->cfg->delivery.shaping_rules, &rules, err,
+				 errlen);
+	if (rc != 0)
+		return rc;
+	log_info("shaping event=rules_loaded file=%s providers=%zu rules=%zu",
+		 rules->path, rules->n_providers, rules->n_rules);
+	adapt_set_rules(d->adapt, rules);
+	/* provider names come from the rules: find them again */
+	for (struct dest *ds = d->dests; ds; ds = ds->next)
+		ds->provider[0] = '\0';
+	deliver_shaping_changed(d);
+	return 0;
+}
+
+bool
+deliver_shaping_merge(struct deliver *d, const struct adapt_action *x)
+{
+	if (!adapt_merge(d->adapt, x, clock_wall_ms()))
+		return false;
+	deliver_shaping_changed(d);
+	return true;
+}
+
+bool
+deliver_shaping_suspend(struct deliver *d, const char *key, uint32_t seconds,
+			struct adapt_action *out)
+{
+	if (!adapt_suspend(d->adapt, key, seconds, clock_wall_ms(), out))
+		return false;
+	deliver_shaping_changed(d);
+	return true;
+}
+
+size_t
+deliver_shaping_clear(struct deliver *d, const char *key,
+		      void (*fn)(const struct adapt_action *x, void *arg),
+		      void *arg)
+{
+	size_t n = adapt_clear(d->adapt, key, clock_wall_ms(), fn, arg);
+
+	if (n)
+		deliver_shaping_changed(d);
+	return n;
+}
+
+const struct adapt *
+deliver_adapt(const struct deliver *d)
+{
+	return d->adapt;
+}
+
+uint64_t
+deliver_held(const struct deliver *d)
+{
+	return d->held;
+}
+
 struct deliver *
 deliver_new(struct event_base *base, const struct config *cfg,
 	    const char *node_id, const Shoal__ShardMap *map,
@@ -376,6 +500,16 @@ deliver_new(struct event_base *base, const struct config *cfg,
 	d->ssl = smtpc_ssl_ctx_new();
 	d->smtpc = smtpc_ctx_new(base);
 	d->share = shaping_share(map, node_id);
+	d->adapt = adapt_new(node_id, NULL);
+	d->adapt_timer = evtimer_new(base, deliver_on_adapt_timer, d);
+	{
+		char err[1024];
+
+		if (deliver_shaping_reload(d, err, sizeof(err)) != 0) {
+			log_error("shaping event=bad_rules error=\"%s\"", err);
+			goto fail;
+		}
+	}
 	return d;
 fail:
 	deliver_free(d);
@@ -416,6 +550,9 @@ deliver_free(struct deliver *d)
 		job_free(w->job);
 		free(w);
 	}
+	if (d->adapt_timer)
+		event_free(d->adapt_timer);
+	adapt_free(d->adapt);
 	smtpc_ctx_free(d->smtpc); /* after every connection was closed */
 	egress_free(d->egress);
 	dns_free(d->dns);

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "lib/config.h"
+#include "node/delivery/adapt.h"
 #include "node/delivery/dns.h"
 #include "proto/queue.pb-c.h"
 
@@ -41,6 +42,10 @@ struct deliver_hooks {
 	void (*job_abandon)(void *arg, struct job *j);
 	/* A domain lookup ended with st (metrics); may be NULL. */
 	void (*dns_done)(void *arg, enum dns_status st);
+	/* A rule of adaptive shaping fired here: x is a new action (or
+	 * one lengthened) in this node's table, to be logged and spread to
+	 * the other nodes. May be NULL. */
+	void (*shaping_action)(void *arg, const struct adapt_action *x);
 	void *arg;
 };
 
@@ -48,8 +53,9 @@ struct deliver_hooks {
  * result). node_id is this node's (copied); map is the shard map at start
  * (read now only, for this node's share of the limits; may be NULL: the
  * whole limits). hooks is copied; job_done, job_may_start and job_abandon
- * must be set. Returns NULL (logged) when DNS or the IP pools cannot be
- * set up. */
+ * must be set. Returns NULL (logged) when DNS, the IP pools or the shaping
+ * rules (delivery.shaping_rules, else the built-in ones) cannot be set
+ * up. */
 struct deliver *deliver_new(struct event_base *base, const struct config *cfg,
 			    const char *node_id, const Shoal__ShardMap *map,
 			    const struct deliver_hooks *hooks);
@@ -74,6 +80,32 @@ void deliver_submit(struct deliver *d, struct job *j);
  * or a freeze changed); attempts already under way finish. Not from
  * inside delivery's own callbacks. */
 void deliver_recheck(struct deliver *d);
+
+/* Adaptive shaping (adapt.h). Read the rules file again (SIGHUP): 0, or
+ * an error with err saying where the file is wrong (the old rules stay). */
+int deliver_shaping_reload(struct deliver *d, char *err, size_t errlen);
+
+/* Take a copy of an action from another node or an operator; returns
+ * true when it changed the table (destinations look again). */
+bool deliver_shaping_merge(struct deliver *d, const struct adapt_action *x);
+
+/* Suspend key by hand for seconds (adapt_suspend()); false when the
+ * table is full, else *out is the action. */
+bool deliver_shaping_suspend(struct deliver *d, const char *key,
+			     uint32_t seconds, struct adapt_action *out);
+
+/* Clear every live action on key by hand; each cleared copy goes to fn
+ * (to spread it). Returns how many. */
+size_t deliver_shaping_clear(struct deliver *d, const char *key,
+			     void (*fn)(const struct adapt_action *x,
+					void *arg),
+			     void *arg);
+
+/* The table, to read (list, metrics). */
+const struct adapt *deliver_adapt(const struct deliver *d);
+
+/* Jobs deferred by a suspension so far (metrics). */
+uint64_t deliver_held(const struct deliver *d);
 
 /* Open connections now (all destinations). */
 uint32_t deliver_connections(const struct deliver *d);

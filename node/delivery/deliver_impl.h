@@ -20,6 +20,7 @@
 
 #include "lib/config.h"
 #include "lib/guard.h"
+#include "node/delivery/adapt.h"
 #include "node/delivery/deliver.h"
 #include "node/delivery/dns.h"
 #include "node/delivery/outcome.h"
@@ -49,6 +50,9 @@ struct deliver {
 	double share;             /* of the cluster's limits */
 	struct egress *egress;    /* IP pools' source addresses */
 	uint64_t unknown_pools;   /* messages naming a pool we lack */
+	struct adapt *adapt;      /* adaptive shaping: rules and actions */
+	struct event *adapt_timer; /* the next action's expiry */
+	uint64_t held;            /* jobs deferred by a suspension */
 };
 
 struct dest_addr {
@@ -66,6 +70,10 @@ struct dest {
 	char domain[DNS_NAME_MAX + 1]; /* whose job made it: metrics label */
 	struct dest_addr addrs[DELIVER_ADDRS_MAX];
 	size_t n_addrs;
+	const char *mx[DELIVER_ADDRS_MAX]; /* addrs[i].mx, for adapt.h */
+	char provider[ADAPT_NAME_MAX]; /* adapt_provider(), "" = none */
+	struct adapt_verdict av;  /* adapt_check() at av_version */
+	uint64_t av_version;      /* 0: not checked yet */
 	struct shaping shape;
 	enum smtpc_tls tls;
 	struct job *head, *tail;  /* waiting jobs */
@@ -97,6 +105,13 @@ bool deliver_may_start(const struct deliver *d, const struct job *j);
 /* Hand j back without an attempt (hooks.job_abandon); it stays due. */
 void deliver_abandon(struct deliver *d, struct job *j);
 
+/* A reply from host mx of ds, sent from source, that ended an attempt or
+ * a connection's setup: adaptive shaping's rules see it (adapt.h); a new
+ * action goes up through hooks.shaping_action and every destination
+ * looks at the table again. */
+void deliver_observe(struct deliver *d, struct dest *ds, const char *mx,
+		     const char *source, const struct smtpc_reply *r);
+
 /* ---- dest.c: destinations ------------------------------------------------ */
 
 /* The destination filed under key, or NULL. */
@@ -123,6 +138,10 @@ void dest_recheck(struct dest *ds);
 /* Apply a new share of the limits; the next pump (on the next loop pass)
  * uses it. */
 void dest_set_share(struct dest *ds, double share);
+
+/* The shaping actions or rules changed: ds looks at them again on the
+ * next loop pass. */
+void dest_shaping_changed(struct dest *ds);
 
 /* Shutdown: close every connection, free the jobs (waiting and in flight)
  * without results, unlink and free ds. */

@@ -10,13 +10,17 @@
  * connection lives) is outcome.c's decision. A pool's destination sends
  * from the pool's source addresses (egress.c), trying the next source when
  * one is at fault. Connections carry several messages in turn and close
- * when idle for DELIVER_IDLE_MS.
+ * when idle for DELIVER_IDLE_MS. Adaptive shaping (adapt.c) sees the
+ * replies that end attempts, and its actions decide here, before each
+ * job starts, whether the job is held back (deferred without an attempt
+ * until a suspension ends) and what rate and connections are allowed.
  *
  * Leaves the job flow (lookups, results, hooks) to deliver.c.
  * Handles untrusted input indirectly: DNS answers and SMTP replies have
  * been bounded by dns.c and smtpc.c. */
 #include <arpa/inet.h>
 #include <event2/event.h>
+#include <math.h>
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -29,6 +33,7 @@
 #include "lib/guard.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "node/delivery/adapt.h"
 #include "node/delivery/deliver_impl.h"
 #include "node/delivery/egress.h"
 #include "node/delivery/job.h"
@@ -38,6 +43,9 @@
 
 #define DELIVER_IDLE_MS 5000      /* keep an idle connection this long */
 #define DELIVER_DOWN_S 60         /* skip an address that just failed */
+/* failed recipient replies of one transaction that adaptive shaping's
+ * rules look at (the first ones; a provider says the same to all) */
+#define DELIVER_OBSERVE_MAX 4
 
 enum dconn_state {
 	DCONN_CONNECTING,
@@ -183,6 +191,7 @@ dest_enqueue(struct dest *ds, struct job *j)
 		s.refilled_us = ds->shape.refilled_us;
 		ds->shape = s;
 		ds->tls = dest_tls_mode(s.tls);
+		ds->av_version = 0; /* the caps again */
 	}
 	j->next = NULL;
 	if (ds->tail)
@@ -263,6 +272,25 @@ dconn_set_idle(struct dconn *dc)
 	evtimer_add(dc->idle, &tv);
 }
 
+/* Adaptive shaping sees the replies that refused: the message's, and
+ * the first DELIVER_OBSERVE_MAX refused recipients'. */
+static void
+dconn_observe(struct dconn *dc, const struct smtpc_result *res,
+	      const char *mx, const char *source)
+{
+	struct dest *ds = dc->dest;
+	size_t seen = 0;
+
+	for (size_t k = 0; k < res->n_rcpts && seen < DELIVER_OBSERVE_MAX;
+	     k++) {
+		if (res->rcpt[k].code >= 200 && res->rcpt[k].code < 300)
+			continue;
+		deliver_observe(ds->d, ds, mx, source, &res->rcpt[k]);
+		seen++;
+	}
+	deliver_observe(ds->d, ds, mx, source, &res->msg_reply);
+}
+
 static void
 dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 {
@@ -305,10 +333,11 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 				   r->outcome, r->category, rep->code, r->status,
 				   rep->text);
 	}
+	dconn_observe(dc, res, mx, info->source_ip);
 	ds->d->hooks.job_done(ds->d->hooks.arg, j);
 	if (res->conn_lost || !smtpc_is_usable(c) ||
 	    dc->msgs >= ds->shape.max_msgs_per_conn ||
-	    ds->n_conns > ds->shape.max_connections) {
+	    ds->n_conns > shaping_max_conns(&ds->shape)) {
 		dconn_free(dc);
 	} else {
 		dconn_set_idle(dc);
@@ -467,6 +496,7 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 		 (int)phase, reply->code,
 		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
 	snprintf(source, sizeof(source), "%s", info->source_ip);
+	deliver_observe(ds->d, ds, a->mx, source, reply);
 	smtpc_close(dc->c);
 	dc->c = NULL;
 	/* the source's fault: cool it down and try this MX address again
@@ -502,6 +532,19 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 	dconn_fail(dc, phase, reply, source);
 }
 
+/* egress_pick()'s skip: a source adaptive shaping suspended for ds. */
+static bool
+dest_source_held(void *arg, size_t src)
+{
+	struct dest *ds = arg;
+	uint64_t until;
+
+	return adapt_source_suspended(
+		ds->d->adapt, ds->provider[0] ? ds->provider : NULL, ds->mx,
+		ds->n_addrs, egress_name(ds->d->egress, (size_t)ds->pool, src),
+		clock_wall_ms(), &until);
+}
+
 static void
 dconn_open(struct dconn *dc)
 {
@@ -518,7 +561,7 @@ dconn_open(struct dconn *dc)
 
 		if (dc->src < 0)
 			dc->src = egress_pick(d->egress, pool, a->sa.ss_family,
-					      dest_now());
+					      dest_now(), dest_source_held, ds);
 		if (dc->src < 0) {
 			struct smtpc_reply r = { 0 };
 
@@ -574,6 +617,106 @@ dest_connect(struct dest *ds)
 	dconn_open(dc);
 }
 
+/* ---- adaptive shaping ------------------------------------------------- */
+
+/* adapt_check() again when the table changed since: the provider of the
+ * MX hosts, the suspension, and the caps at this node's share. */
+static void
+dest_refresh_verdict(struct dest *ds)
+{
+	const struct adapt *a = ds->d->adapt;
+	const char *p;
+	double share = ds->d->share > 0 && ds->d->share <= 1 ? ds->d->share : 1;
+	uint32_t conns = 0;
+
+	if (ds->av_version == adapt_version(a))
+		return;
+	p = adapt_provider(a, ds->mx, ds->n_addrs);
+	snprintf(ds->provider, sizeof(ds->provider), "%s", p ? p : "");
+	adapt_check(a, p, ds->mx, ds->n_addrs, clock_wall_ms(), &ds->av);
+	if (ds->av.connections) {
+		double c = floor((double)ds->av.connections * share);
+
+		conns = c < 1 ? 1 : (uint32_t)c;
+	}
+	shaping_set_caps(&ds->shape, ds->av.rate * share, conns);
+	ds->av_version = adapt_version(a);
+}
+
+/* Whether every source of ds's pool is suspended for it now; *until_ms
+ * when the first of them comes back. */
+static bool
+dest_sources_held(struct dest *ds, uint64_t now_ms, uint64_t *until_ms)
+{
+	const struct cfg_pool *pool;
+
+	if (ds->pool < 0 || adapt_live(ds->d->adapt,
+				       CFG_SHAPING_SUSPEND_SOURCE, now_ms) == 0)
+		return false;
+	pool = egress_pool(ds->d->egress, (size_t)ds->pool);
+	*until_ms = 0;
+	for (size_t i = 0; i < pool->n_addresses; i++) {
+		uint64_t u;
+
+		if (!adapt_source_suspended(
+			    ds->d->adapt, ds->provider[0] ? ds->provider : NULL,
+			    ds->mx, ds->n_addrs,
+			    egress_name(ds->d->egress, (size_t)ds->pool, i),
+			    now_ms, &u))
+			return false;
+		if (*until_ms == 0 || u < *until_ms)
+			*until_ms = u;
+	}
+	return pool->n_addresses > 0;
+}
+
+/* The job at the head of ds may not go while a suspension lasts (of its
+ * provider or MX host, of its domain, or of every source of its pool):
+ * deferred, not as an attempt, until the suspension ends. */
+static bool
+dest_hold_if_suspended(struct dest *ds)
+{
+	struct deliver *d = ds->d;
+	struct job *j = ds->head;
+	const struct adapt_action *why = NULL;
+	uint64_t now = clock_wall_ms(), until = 0;
+	struct outcome_verdict v;
+	char text[ADAPT_KEY_MAX + 160], when[32];
+	struct tm tm;
+	time_t t;
+
+	dest_refresh_verdict(ds);
+	if (adapt_count(d->adapt) == 0)
+		return false;
+	if (ds->av.until_ms > now) {
+		why = ds->av.suspend;
+		until = ds->av.until_ms;
+	} else if ((why = adapt_domain_suspended(d->adapt, j->domain, now))) {
+		until = why->expires_ms;
+	} else if (!dest_sources_held(ds, now, &until)) {
+		return false;
+	}
+	t = (time_t)(until / 1000);
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (why)
+		snprintf(text, sizeof(text),
+			 "held by adaptive shaping: %s suspended by %s %s "
+			 "until %s", why->key,
+			 strcmp(why->rule, "manual") ? "rule" : "an operator",
+			 strcmp(why->rule, "manual") ? why->rule : "",
+			 when);
+	else
+		snprintf(text, sizeof(text),
+			 "held by adaptive shaping: every source address of "
+			 "pool %s suspended for this destination until %s",
+			 dest_pool_name(ds), when);
+	outcome_of_suspension((uint64_t)time(NULL), (until + 999) / 1000, &v);
+	d->held++;
+	deliver_finish_all(d, dest_pop(ds), &v, 0, text, "", NULL);
+	return true;
+}
+
 static void
 dest_pump_jobs(struct dest *ds)
 {
@@ -588,6 +731,9 @@ dest_pump_jobs(struct dest *ds)
 			deliver_abandon(ds->d, dest_pop(ds));
 			continue;
 		}
+		/* adaptive shaping: a suspension holds it back */
+		if (dest_hold_if_suspended(ds))
+			continue;
 
 		for (struct dconn *dc = ds->conns; dc; dc = dc->next)
 			if (dc->state == DCONN_IDLE) {
@@ -596,7 +742,7 @@ dest_pump_jobs(struct dest *ds)
 			}
 		if (idle == NULL) {
 			/* one new connection per waiting job, within limits */
-			while (ds->n_conns < ds->shape.max_connections &&
+			while (ds->n_conns < shaping_max_conns(&ds->shape) &&
 			       ds->n_connecting < ds->queued)
 				dest_connect(ds);
 			return;
@@ -650,10 +796,12 @@ dest_set_addrs(struct dest *ds, const struct dns_result *r, uint16_t port)
 				((struct sockaddr_in6 *)&a->sa)->sin6_port = htons(port);
 			snprintf(a->mx, sizeof(a->mx), "%s", h->name);
 			a->down_until = down;
+			ds->mx[n] = a->mx;
 			n++;
 		}
 	}
 	ds->n_addrs = n;
+	ds->av_version = 0; /* another provider, maybe */
 }
 
 void
@@ -681,11 +829,20 @@ dest_recheck(struct dest *ds)
 }
 
 void
+dest_shaping_changed(struct dest *ds)
+{
+	ds->av_version = 0;
+	evtimer_del(ds->wake);
+	event_active(ds->wake, EV_TIMEOUT, 0);
+}
+
+void
 dest_set_share(struct dest *ds, double share)
 {
 	/* connections above a smaller count close after their next
 	 * message (dconn_on_sent) */
 	shaping_set_share(&ds->shape, share);
+	ds->av_version = 0; /* the caps at the new share */
 	/* pump on the next loop pass, with the new rate and count */
 	evtimer_del(ds->wake);
 	event_active(ds->wake, EV_TIMEOUT, 0);

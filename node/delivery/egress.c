@@ -12,6 +12,7 @@
 struct egress_pool {
 	const struct cfg_pool *cfg;
 	struct sockaddr_storage *sa; /* cfg->n_addresses entries */
+	char (*name)[INET6_ADDRSTRLEN]; /* sa as inet_ntop() writes it */
 	uint64_t *down_until;	     /* unix seconds */
 	size_t next;		     /* round-robin position */
 };
@@ -53,11 +54,19 @@ egress_new(const struct config *cfg)
 		p->sa = xcalloc(p->cfg->n_addresses + 1, sizeof(*p->sa));
 		p->down_until = xcalloc(p->cfg->n_addresses + 1,
 					sizeof(*p->down_until));
+		p->name = xcalloc(p->cfg->n_addresses + 1, sizeof(*p->name));
 		for (size_t k = 0; k < p->cfg->n_addresses; k++) {
 			const char *a = p->cfg->addresses[k].address;
+			const struct sockaddr_storage *ss = &p->sa[k];
 
-			if (egress_parse(a, &p->sa[k]) == 0)
+			if (egress_parse(a, &p->sa[k]) == 0) {
+				inet_ntop(ss->ss_family,
+					  ss->ss_family == AF_INET ?
+					  (const void *)&((const struct sockaddr_in *)ss)->sin_addr :
+					  (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr,
+					  p->name[k], sizeof(p->name[k]));
 				continue;
+			}
 			log_error("pool=%s source=%.64s event=bad_address",
 				  p->cfg->name, a);
 			egress_free(e);
@@ -75,6 +84,7 @@ egress_free(struct egress *e)
 	for (size_t i = 0; i < e->n_pools; i++) {
 		free(e->pools[i].sa);
 		free(e->pools[i].down_until);
+		free(e->pools[i].name);
 	}
 	free(e->pools);
 	free(e);
@@ -98,7 +108,8 @@ egress_pool(const struct egress *e, size_t pool)
 }
 
 ssize_t
-egress_pick(struct egress *e, size_t pool, int family, uint64_t now)
+egress_pick(struct egress *e, size_t pool, int family, uint64_t now,
+	    bool (*skip)(void *arg, size_t src), void *skip_arg)
 {
 	struct egress_pool *p = &e->pools[pool];
 	size_t n = p->cfg->n_addresses;
@@ -107,7 +118,8 @@ egress_pick(struct egress *e, size_t pool, int family, uint64_t now)
 	for (size_t i = 0; i < n; i++) {
 		size_t k = (p->next + i) % n;
 
-		if (p->sa[k].ss_family != family)
+		if (p->sa[k].ss_family != family ||
+		    (skip && skip(skip_arg, k)))
 			continue;
 		if (p->down_until[k] <= now) {
 			p->next = k + 1;
@@ -136,4 +148,10 @@ egress_cool(struct egress *e, size_t pool, size_t src, uint64_t now,
 
 	p->down_until[src] = now + seconds;
 	return was_up;
+}
+
+const char *
+egress_name(const struct egress *e, size_t pool, size_t src)
+{
+	return e->pools[pool].name[src];
 }

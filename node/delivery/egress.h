@@ -31,8 +31,13 @@ const struct cfg_pool *egress_pool(const struct egress *e, size_t pool);
 
 /* The next source address of the pool for a server of this family (round
  * robin), skipping addresses cooling down at now (unix seconds) unless
- * all are; -1 when the pool has no address of the family. */
-ssize_t egress_pick(struct egress *e, size_t pool, int family, uint64_t now);
+ * all are; -1 when the pool has no address of the family. An address for
+ * which skip (may be NULL) says true is never picked. */
+ssize_t egress_pick(struct egress *e, size_t pool, int family, uint64_t now,
+		    bool (*skip)(void *arg, size_t src), void *skip_arg);
+
+/* Source src of the pool as text ("192.0.2.1", "2001:db8::1"). */
+const char *egress_name(const struct egress *e, size_t pool, size_t src);
 
 /* Source src of the pool, port 0, ready for bind(). Valid while e lives. */
 const struct sockaddr *egress_addr(const struct egress *e, size_t pool,

@@ -33,6 +33,8 @@ struct job_result {
 	char source[64];           /* our source address (IP pools), or "" */
 	char tls[96];              /* "TLSv1.3 TLS_AES_256_GCM_SHA384" or "" */
 	int relayed_no_dsn;        /* delivered to a server without DSN */
+	uint64_t retry_at;         /* outcome_verdict's: held back by
+				      adaptive shaping, not an attempt */
 };
 
 struct job {

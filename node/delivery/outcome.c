@@ -32,6 +32,7 @@ outcome_set(struct outcome_verdict *out, enum outcome oc,
 	out->outcome = oc;
 	out->category = cat;
 	snprintf(out->status, sizeof(out->status), "%s", status);
+	out->retry_at = 0;
 }
 
 enum outcome
@@ -51,6 +52,7 @@ outcome_of_rcpt(const struct smtpc_reply *r, enum smtpc_phase failed_phase,
 	out->outcome = outcome_of_reply(r);
 	out->category = classify_reply(r, failed_phase);
 	outcome_status(r, out->status);
+	out->retry_at = 0;
 }
 
 bool
@@ -95,6 +97,7 @@ outcome_of_setup_failure(enum smtpc_phase phase, const struct smtpc_reply *r,
 	outcome_status(r, out->status);
 	if (oc == OUTCOME_DEFERRED && out->status[0] != '4')
 		out->status[0] = '4';
+	out->retry_at = 0;
 }
 
 bool
@@ -143,12 +146,34 @@ outcome_of_local(enum outcome_local why, struct outcome_verdict *out)
 	}
 }
 
+static uint32_t
+outcome_random(void)
+{
+	uint32_t rnd = 0;
+
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+		rnd = (uint32_t)rand();
+	return rnd;
+}
+
+void
+outcome_of_suspension(uint64_t now, uint64_t until_s,
+		      struct outcome_verdict *out)
+{
+	uint64_t wait = until_s > now ? until_s - now : 0;
+	uint64_t spread = wait / 10 < 60 ? wait / 10 : 60;
+
+	outcome_set(out, OUTCOME_DEFERRED, CLASSIFY_RATE_LIMITED, "4.4.5");
+	out->retry_at = (until_s > now ? until_s : now + 1) +
+			outcome_random() % (spread + 1);
+}
+
 uint64_t
 outcome_next_try(uint64_t now, uint32_t attempts, const uint32_t *schedule,
 		 size_t n_schedule)
 {
 	uint64_t delay = 60;
-	uint32_t rnd = 0;
+	uint32_t rnd = outcome_random();
 	uint64_t jitter;
 
 	if (n_schedule > 0) {
@@ -158,8 +183,6 @@ outcome_next_try(uint64_t now, uint32_t attempts, const uint32_t *schedule,
 			slot = n_schedule - 1;
 		delay = schedule[slot];
 	}
-	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
-		rnd = (uint32_t)rand();
 	/* uniform in [-10%, +10%] of the delay */
 	jitter = delay / 5;
 	if (jitter > 0)

@@ -29,6 +29,9 @@ struct outcome_verdict {
 	enum outcome outcome;
 	enum classify_cat category;  /* CLASSIFY_NONE when delivered */
 	char status[16];             /* DSN status (RFC 3463), "5.1.1" */
+	uint64_t retry_at;           /* deferred: 0 = the retry schedule
+					decides; else due again then (unix
+					s), and the attempt does not count */
 };
 
 /* Failures found before any server was asked (node/delivery/deliver.c,
@@ -97,6 +100,14 @@ bool outcome_of_dns(enum dns_status st, struct outcome_verdict *out);
 
 /* The verdict for a failure found before any server was asked. */
 void outcome_of_local(enum outcome_local why, struct outcome_verdict *out);
+
+/* The verdict for a job that adaptive shaping held back (a suspension
+ * until until_s, unix seconds; node/delivery/adapt.h): deferred, rate
+ * limited, 4.4.5 (congestion), not an attempt, due again at until_s plus
+ * a spread of up to a tenth of the wait (at most 60 s), so that held mail
+ * does not return in one herd. */
+void outcome_of_suspension(uint64_t now, uint64_t until_s,
+			   struct outcome_verdict *out);
 
 /* The next try for a recipient deferred for the attempts-th time
  * (attempts >= 1), from delivery.retry_schedule (the last slot repeats),

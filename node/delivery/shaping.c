@@ -96,18 +96,43 @@ shaping_share(const Shoal__ShardMap *m, const char *node_id)
 	return (double)(mine ? mine : 1) / (double)m->n_shards;
 }
 
+void
+shaping_set_caps(struct shaping *s, double rate, uint32_t conns)
+{
+	s->cap_rate = rate > 0 ? rate : 0;
+	s->cap_conns = conns;
+}
+
+uint32_t
+shaping_max_conns(const struct shaping *s)
+{
+	return s->cap_conns && s->cap_conns < s->max_connections ?
+		       s->cap_conns :
+		       s->max_connections;
+}
+
+/* The rate s allows now: the limit, or a smaller cap; 0 = unlimited. */
+static double
+shaping_rate(const struct shaping *s)
+{
+	if (s->cap_rate > 0 &&
+	    (s->max_msgs_per_sec <= 0 || s->cap_rate < s->max_msgs_per_sec))
+		return s->cap_rate;
+	return s->max_msgs_per_sec;
+}
+
 uint64_t
 shaping_take(struct shaping *s, uint64_t now_us)
 {
-	double cap = s->max_msgs_per_sec > 1 ? s->max_msgs_per_sec : 1;
+	double rate = shaping_rate(s);
+	double cap = rate > 1 ? rate : 1;
 
-	if (s->max_msgs_per_sec <= 0)
+	if (rate <= 0)
 		return 0;
 	/* a clock that stepped back means no time passed, not ~2^64 us */
 	if (s->refilled_us == 0 || now_us < s->refilled_us)
 		s->refilled_us = now_us;
-	s->tokens += (double)(now_us - s->refilled_us) / 1e6 *
-		     s->max_msgs_per_sec;
+	s->tokens += (double)(now_us - s->refilled_us) / 1e6 * rate;
 	if (s->tokens > cap)
 		s->tokens = cap;
 	s->refilled_us = now_us;
@@ -115,5 +140,5 @@ shaping_take(struct shaping *s, uint64_t now_us)
 		s->tokens -= 1;
 		return 0;
 	}
-	return (uint64_t)((1 - s->tokens) / s->max_msgs_per_sec * 1e6) + 1;
+	return (uint64_t)((1 - s->tokens) / rate * 1e6) + 1;
 }

@@ -27,6 +27,10 @@ struct shaping {
 	double max_msgs_per_sec;     /* this node's share, 0 = unlimited */
 	enum cfg_tls tls;
 	bool is_specific;            /* from a limit naming a domain */
+	/* adaptive shaping's caps (node/delivery/adapt.h), this node's
+	 * share already applied; 0 = none */
+	double cap_rate;
+	uint32_t cap_conns;
 	/* token bucket for the rate */
 	double tokens;
 	uint64_t refilled_us;
@@ -61,6 +65,13 @@ double shaping_share(const Shoal__ShardMap *m, const char *node_id);
  * its tokens, capped to the new burst. Connections already open above a
  * smaller count are the caller's to close. */
 void shaping_set_share(struct shaping *s, double share);
+
+/* Adaptive shaping's caps on top of the limits: at most rate msgs/s and
+ * conns connections (0: no cap), this node's share already applied. */
+void shaping_set_caps(struct shaping *s, double rate, uint32_t conns);
+
+/* The connections s allows now: the limit, or a smaller cap. */
+uint32_t shaping_max_conns(const struct shaping *s);
 
 /* Take one message token at now_us (a monotonic clock's reading; should
  * it go back, no time has passed). Returns 0 when a message may go now,

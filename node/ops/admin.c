@@ -56,6 +56,7 @@ static const char *const admin_kind_names[] = {
 	[SHOAL__ADMIN_REQUEST__BODY_FLUSH] = "flush",
 	[SHOAL__ADMIN_REQUEST__BODY_MOVE] = "move",
 	[SHOAL__ADMIN_REQUEST__BODY_SUPPRESS] = "suppress",
+	[SHOAL__ADMIN_REQUEST__BODY_SHAPING] = "shaping",
 };
 
 /* Answer with an error: no body, a status and a message. */
@@ -627,6 +628,8 @@ admin_defer_check(const Shoal__AdminRequest *rq)
 		return NULL;
 	case SHOAL__ADMIN_REQUEST__BODY_SUPPRESS:
 		return NULL;	/* node/suppress/suppress.c checks the rest */
+	case SHOAL__ADMIN_REQUEST__BODY_SHAPING:
+		return NULL;	/* node/ops/adapt_ops.c checks the rest */
 	default:
 		return "unknown request";
 	}
@@ -671,7 +674,8 @@ admin_handle(const struct admin_ctx *ctx, zmq_msg_t *frames, size_t nframes)
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_ACTION ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FLUSH ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE ||
-	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SUPPRESS)
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SUPPRESS ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHAPING)
 		log_debug(LOG_SUB_MAIN, "admin request_id=%llu event=request "
 			  "kind=%s",
 			  (unsigned long long)rq->request_id,
@@ -691,6 +695,7 @@ admin_handle(const struct admin_ctx *ctx, zmq_msg_t *frames, size_t nframes)
 	case SHOAL__ADMIN_REQUEST__BODY_FLUSH:
 	case SHOAL__ADMIN_REQUEST__BODY_MOVE:
 	case SHOAL__ADMIN_REQUEST__BODY_SUPPRESS:
+	case SHOAL__ADMIN_REQUEST__BODY_SHAPING:
 		why = admin_defer_check(rq);
 		if (ctx->defer == NULL)
 			admin_bad(ctx, &tk, &r, "not possible on this node");

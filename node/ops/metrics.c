@@ -210,6 +210,40 @@ metrics_render_queue(struct metrics *m, struct buf *b)
 		      "Messages of this node's primary shards.", d.messages);
 }
 
+/* Adaptive shaping (docs/shaping.md): what this node's rules did, what
+ * the cluster's table holds now, and the jobs held back. */
+static void
+metrics_render_shaping(struct metrics *m, struct buf *b)
+{
+	const struct adapt *a = deliver_adapt(m->d.deliver);
+	uint64_t now = clock_wall_ms();
+	struct metrics_label l;
+
+	metrics_family(b, "shoal_shaping_actions_total", "counter",
+		       "Shaping actions this node's rules took, by action.");
+	for (int k = CFG_SHAPING_SUSPEND; k <= CFG_SHAPING_SUSPEND_SOURCE;
+	     k++) {
+		l = (struct metrics_label){ "action",
+					    config_shaping_kind_name(k) };
+		metrics_sample(b, "shoal_shaping_actions_total", &l, 1,
+			       adapt_fired(a, k));
+	}
+	metrics_family(b, "shoal_shaping_active", "gauge",
+		       "Shaping actions in force in the cluster, as this node "
+		       "knows them, by action.");
+	for (int k = CFG_SHAPING_SUSPEND; k <= CFG_SHAPING_SUSPEND_SOURCE;
+	     k++) {
+		l = (struct metrics_label){ "action",
+					    config_shaping_kind_name(k) };
+		metrics_sample(b, "shoal_shaping_active", &l, 1,
+			       adapt_live(a, k, now));
+	}
+	metrics_counter(b, "shoal_shaping_held_total",
+			"Delivery jobs held back by a suspension (deferred "
+			"without an attempt until it ends).",
+			deliver_held(m->d.deliver));
+}
+
 static void
 metrics_render(struct buf *b, void *arg)
 {
@@ -299,6 +333,7 @@ metrics_render(struct buf *b, void *arg)
 			syncs);
 	metrics_render_queue(m, b);
 	metrics_render_delivery(m, b);
+	metrics_render_shaping(m, b);
 }
 
 struct metrics *

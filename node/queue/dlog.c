@@ -110,28 +110,82 @@ dlog_reopen(struct dlog *d)
 	d->f = f;
 }
 
+/* "2026-12-07T10:00:00.123Z" of a unix time in ms. */
+static void
+dlog_time(char *out, size_t outlen, uint64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+/* Start a line stamped now; *tv is now. */
+static void
+dlog_begin(struct dlog *d, struct json *js, struct timeval *tv)
+{
+	char when[64];
+
+	gettimeofday(tv, NULL);
+	dlog_time(when, sizeof(when),
+		  (uint64_t)tv->tv_sec * 1000 + (uint64_t)tv->tv_usec / 1000);
+	if (__fpending(d->f) > DLOG_BUF_HIGH)
+		dlog_flush(d);
+	json_init(js, d->f);
+	json_object_begin(js);
+	json_kv_str(js, "time", when);
+}
+
+static void
+dlog_end(struct dlog *d, struct json *js)
+{
+	json_object_end(js);
+	if (json_end_line(js) != 0)
+		log_warn("dlog path=%s event=write_failed", d->path);
+	event_active(d->flush_ev, 0, 0);
+}
+
+void
+dlog_shaping(struct dlog *d, const char *event, const struct adapt_action *x)
+{
+	struct json js;
+	struct timeval tv;
+	char when[64];
+
+	if (d == NULL)
+		return;
+	dlog_begin(d, &js, &tv);
+	json_kv_str(&js, "event", "shaping");
+	json_kv_str(&js, "shaping", event);
+	json_kv_str(&js, "key", x->key);
+	json_kv_str(&js, "action", config_shaping_kind_name(x->kind));
+	json_kv_str(&js, "source", x->source);
+	if (x->kind == CFG_SHAPING_RATE)
+		json_kv_double(&js, "rate", x->rate);
+	if (x->kind == CFG_SHAPING_CONNECTIONS)
+		json_kv_u64(&js, "connections", x->connections);
+	json_kv_str(&js, "rule", x->rule);
+	json_kv_str(&js, "origin", x->origin);
+	dlog_time(when, sizeof(when), x->expires_ms);
+	json_kv_str(&js, "expires", when);
+	json_kv_str(&js, "trigger", x->trigger);
+	dlog_end(d, &js);
+}
+
 void
 dlog_attempt(struct dlog *d, const struct job_msg *m, const struct job *j,
 	     const Shoal__Recipient *r, const struct job_result *res)
 {
 	struct json js;
 	struct timeval tv;
-	struct tm tm;
-	char when[64];
 	uint64_t arrival = m->sm->envelope->arrival_time;
 
 	if (d == NULL)
 		return;
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000));
-	if (__fpending(d->f) > DLOG_BUF_HIGH)
-		dlog_flush(d);
-	json_init(&js, d->f);
-	json_object_begin(&js);
-	json_kv_str(&js, "time", when);
+	dlog_begin(d, &js, &tv);
 	json_kv_str(&js, "qid", m->qid);
 	json_kv_str(&js, "rcpt", r->address);
 	json_kv_str(&js, "domain", j->domain);
@@ -149,8 +203,7 @@ dlog_attempt(struct dlog *d, const struct job_msg *m, const struct job *j,
 					  (uint64_t)tv.tv_sec - arrival : 0);
 	json_kv_str(&js, "tls", res->tls);
 	json_kv_u64(&js, "size", m->body_len);
-	json_object_end(&js);
-	if (json_end_line(&js) != 0)
-		log_warn("dlog path=%s event=write_failed", d->path);
-	event_active(d->flush_ev, 0, 0);
+	if (res->retry_at)
+		json_kv_bool(&js, "held", true); /* not an attempt */
+	dlog_end(d, &js);
 }

@@ -9,6 +9,7 @@
 #ifndef SHOAL_NODE_DLOG_H
 #define SHOAL_NODE_DLOG_H
 
+#include "node/delivery/adapt.h"
 #include "node/delivery/job.h"
 
 struct dlog;
@@ -32,5 +33,11 @@ void dlog_reopen(struct dlog *d);
  * before this attempt (attempts not yet counted). */
 void dlog_attempt(struct dlog *d, const struct job_msg *m, const struct job *j,
 		  const Shoal__Recipient *r, const struct job_result *res);
+
+/* One line for an adaptive shaping action (node/delivery/adapt.h): event
+ * "action" (a rule fired here), "learned" (from another node), "manual",
+ * "resumed" or "expired". */
+void dlog_shaping(struct dlog *d, const char *event,
+		  const struct adapt_action *x);
 
 #endif

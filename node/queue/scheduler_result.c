@@ -103,7 +103,9 @@ sched_record_one(const struct sched_res *sr, size_t k,
 	enum bounce_action a = BOUNCE_FAILED;
 	size_t kind = SCHED_DSN_FAILED;
 
-	r->attempts++;
+	/* held back by adaptive shaping: no attempt was made */
+	if (res->retry_at == 0)
+		r->attempts++;
 	sched_format_reply(res, d->texts[k], sizeof(d->texts[k]));
 	sched_set_str(&r->last_reply, d->texts[k]);
 	sched_set_str(&r->category, classify_name(res->category));
@@ -122,9 +124,12 @@ sched_record_one(const struct sched_res *sr, size_t k,
 		r->state = SHOAL__RCPT_STATE__RCPT_DEFERRED;
 		/* the jitter is drawn afresh if the apply runs again: either
 		 * draw is as good, and nothing outside the txn changes */
-		r->next_try = outcome_next_try(sr->now, r->attempts,
-					       cfg->delivery.retry_schedule,
-					       cfg->delivery.n_retry_schedule);
+		r->next_try = res->retry_at ?
+				      res->retry_at :
+				      outcome_next_try(
+					      sr->now, r->attempts,
+					      cfg->delivery.retry_schedule,
+					      cfg->delivery.n_retry_schedule);
 		return;
 	}
 	if (bounce_wanted(env, r, a))

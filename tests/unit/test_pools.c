@@ -357,10 +357,10 @@ START_TEST(test_pools_sources_round_robin_by_family)
 	ck_assert_int_eq(egress_find(e, ""), -1);
 	ck_assert_int_eq(egress_find(e, NULL), -1);
 	for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++)
-		ck_assert_int_eq(egress_pick(e, 0, AF_INET, 100), want[i]);
+		ck_assert_int_eq(egress_pick(e, 0, AF_INET, 100, NULL, NULL), want[i]);
 	/* the one IPv6 source, every time */
-	ck_assert_int_eq(egress_pick(e, 0, AF_INET6, 100), 1);
-	ck_assert_int_eq(egress_pick(e, 0, AF_INET6, 100), 1);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET6, 100, NULL, NULL), 1);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET6, 100, NULL, NULL), 1);
 	ck_assert_int_eq(egress_addr(e, 0, 1)->sa_family, AF_INET6);
 	egress_free(e);
 	config_free(cfg);
@@ -375,16 +375,16 @@ START_TEST(test_pools_sources_cool_down_and_come_back)
 	ck_assert(egress_cool(e, 0, 2, 100, 60));
 	ck_assert(!egress_cool(e, 0, 2, 110, 60)); /* already cooling */
 	/* 127.0.0.3 is skipped until 170 */
-	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 120), 0);
-	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 120), 3);
-	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 120), 0);
-	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 170), 2);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 120, NULL, NULL), 0);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 120, NULL, NULL), 3);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 120, NULL, NULL), 0);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 170, NULL, NULL), 2);
 	/* all cooling: still used, in turn */
 	egress_cool(e, 0, 0, 200, 60);
 	egress_cool(e, 0, 2, 200, 60);
 	egress_cool(e, 0, 3, 200, 60);
-	ck_assert_int_ge(egress_pick(e, 0, AF_INET, 210), 0);
-	ck_assert_int_ne(egress_pick(e, 0, AF_INET, 210), 1);
+	ck_assert_int_ge(egress_pick(e, 0, AF_INET, 210, NULL, NULL), 0);
+	ck_assert_int_ne(egress_pick(e, 0, AF_INET, 210, NULL, NULL), 1);
 	egress_free(e);
 	config_free(cfg);
 }
@@ -397,8 +397,8 @@ START_TEST(test_pools_sources_family_missing)
 		   "address = \"127.0.0.2\"; } ); } ); };\n");
 	struct egress *e = egress_new(cfg);
 
-	ck_assert_int_eq(egress_pick(e, 0, AF_INET6, 1), -1);
-	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 1), 0);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET6, 1, NULL, NULL), -1);
+	ck_assert_int_eq(egress_pick(e, 0, AF_INET, 1, NULL, NULL), 0);
 	egress_free(e);
 	config_free(cfg);
 	egress_free(NULL);
