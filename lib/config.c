@@ -6,10 +6,12 @@
  * may be anything, so the file, every string, list and number is bounded. */
 #include "lib/config.h"
 
+#include <errno.h>
 #include <libconfig.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/config_check.h"
@@ -108,6 +110,8 @@ static const struct cfg_key cfg_limit_keys[] = {
 static const struct cfg_key cfg_pool_addr_keys[] = {
 	{ "address", CT_STR, offsetof(struct cfg_pool_addr, address), 0, 1, 64, NULL, NULL, NULL, 0, true },
 	{ "ehlo", CT_STR, offsetof(struct cfg_pool_addr, ehlo), 0, 1, 255, NULL, NULL, NULL, 0, false },
+	{ "warmup_start", CT_STR, offsetof(struct cfg_pool_addr, warmup_start), 0, 10, 10, NULL, NULL, NULL, 0, false },
+	{ "warmup", CT_U32S, offsetof(struct cfg_pool_addr, warmup), offsetof(struct cfg_pool_addr, n_warmup), 1, 366, NULL, NULL, NULL, 0, false },
 	END
 };
 
@@ -716,6 +720,25 @@ config_shaping_free(struct cfg_shaping *sh)
 	cfg_free_keys(cfg_shaping_keys, sh);
 	free(sh->path);
 	free(sh);
+}
+
+int
+config_parse_day(const char *s, int64_t *days)
+{
+	struct tm tm;
+	const char *end;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%d", &tm);
+	if (end == NULL || *end != '\0' || strlen(s) != 10 ||
+	    tm.tm_year < 70 || tm.tm_year > 1100)
+		return -EINVAL;
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -EINVAL;
+	*days = (int64_t)t / 86400;
+	return 0;
 }
 
 const char *

@@ -105,6 +105,12 @@ struct cfg_limit {
 struct cfg_pool_addr {
 	char *address;             /* required, an IPv4 or IPv6 literal */
 	char *ehlo;                /* NULL = delivery.helo_name */
+	/* IP warm-up: messages per UTC day per provider on day 1, 2, ...
+	 * of the schedule, which starts on warmup_start ("YYYY-MM-DD");
+	 * past its last day, no limit. Both or neither. */
+	char *warmup_start;
+	uint32_t *warmup;
+	size_t n_warmup;
 };
 
 struct cfg_pool {
@@ -263,6 +269,9 @@ int config_shaping_load(const char *path, struct cfg_shaping **out, char *err,
 
 /* config_shaping_free(NULL) does nothing. */
 void config_shaping_free(struct cfg_shaping *s);
+
+/* "YYYY-MM-DD" (a UTC day) as days since 1970-01-01: 0, or -EINVAL. */
+int config_parse_day(const char *s, int64_t *days);
 
 /* "suspend", "rate", "connections", "suspend_source"; "?" out of range. */
 const char *config_shaping_kind_name(enum cfg_shaping_kind k);

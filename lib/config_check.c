@@ -270,8 +270,26 @@ cfg_check_pools(struct cfg_ctx *cx, const struct config *c,
 				path, "duplicate pool name \"%s\"", p->name);
 		}
 		for (size_t j = 0; j < p->n_addresses; j++) {
-			const char *a = p->addresses[j].address;
+			const struct cfg_pool_addr *pa = &p->addresses[j];
+			const char *a = pa->address;
+			int64_t day;
 
+			snprintf(path, sizeof(path),
+				 "delivery.pools[%zu].addresses[%zu].warmup", i,
+				 j);
+			if ((pa->warmup_start == NULL) != (pa->n_warmup == 0))
+				return config_check_fail(
+					cx, cfg_at(root, "delivery", "pools",
+						   (int)i, "addresses"),
+					path, "warmup and warmup_start go "
+					"together");
+			if (pa->warmup_start &&
+			    config_parse_day(pa->warmup_start, &day) != 0)
+				return config_check_fail(
+					cx, cfg_at(root, "delivery", "pools",
+						   (int)i, "addresses"),
+					path, "warmup_start: a day as "
+					"YYYY-MM-DD");
 			if (inet_pton(AF_INET, a, bin) == 1 ||
 			    inet_pton(AF_INET6, a, bin) == 1)
 				continue;

@@ -7,6 +7,8 @@
  *   dest.c     destinations and their connection pools: jobs waiting per
  *              destination, connections within the shaping limits, MX
  *              fallback, the TLS retry, IP-pool sources, reuse and idling
+ *   dest_hold.c what holds a destination's jobs back or steers them to
+ *              another source: adaptive shaping's actions, IP warm-up
  *
  * outcome.c judges every result either file hands out. */
 #ifndef SHOAL_NODE_DELIVER_IMPL_H
@@ -142,6 +144,27 @@ void dest_set_share(struct dest *ds, double share);
 /* The shaping actions or rules changed: ds looks at them again on the
  * next loop pass. */
 void dest_shaping_changed(struct dest *ds);
+
+/* ---- dest_hold.c: what holds jobs back ---------------------------------- */
+
+#define DEST_HOLD_TEXT_MAX (ADAPT_KEY_MAX + 200)
+
+/* Whether job j of ds may not start now: its provider, MX host or domain
+ * is suspended, or no source of its pool may send to it (suspended, or
+ * its warm-up allowance spent today). Then *v is the held verdict
+ * (outcome_of_suspension()) and text says why. Refreshes ds's shaping
+ * caps first. */
+bool dest_hold_check(struct dest *ds, const struct job *j,
+		     struct outcome_verdict *v, char *text, size_t len);
+
+/* egress_pick()'s skip for ds (arg): a source that may not send to it. */
+bool dest_source_held(void *arg, size_t src);
+
+/* The same for a source already picked (-1: none, never held). */
+bool dest_source_full(const struct dest *ds, ssize_t src);
+
+/* A message goes to ds from source src (-1: none): warm-up counts it. */
+void dest_count_sent(struct dest *ds, ssize_t src);
 
 /* Shutdown: close every connection, free the jobs (waiting and in flight)
  * without results, unlink and free ds. */

@@ -20,7 +20,6 @@
  * been bounded by dns.c and smtpc.c. */
 #include <arpa/inet.h>
 #include <event2/event.h>
-#include <math.h>
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -364,6 +363,8 @@ dconn_send(struct dconn *dc, struct job *j)
 	evtimer_del(dc->idle);
 	dc->state = DCONN_BUSY;
 	dc->send.job = j;
+	if (dc->src >= 0)
+		dest_count_sent(dc->dest, dc->src);
 	dc->send.rcpts = xrealloc(dc->send.rcpts, j->n * sizeof(char *));
 	dc->send.notify = xrealloc(dc->send.notify, j->n * sizeof(unsigned));
 	dc->send.orcpt = xrealloc(dc->send.orcpt, j->n * sizeof(char *));
@@ -532,19 +533,6 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 	dconn_fail(dc, phase, reply, source);
 }
 
-/* egress_pick()'s skip: a source adaptive shaping suspended for ds. */
-static bool
-dest_source_held(void *arg, size_t src)
-{
-	struct dest *ds = arg;
-	uint64_t until;
-
-	return adapt_source_suspended(
-		ds->d->adapt, ds->provider[0] ? ds->provider : NULL, ds->mx,
-		ds->n_addrs, egress_name(ds->d->egress, (size_t)ds->pool, src),
-		clock_wall_ms(), &until);
-}
-
 static void
 dconn_open(struct dconn *dc)
 {
@@ -617,111 +605,13 @@ dest_connect(struct dest *ds)
 	dconn_open(dc);
 }
 
-/* ---- adaptive shaping ------------------------------------------------- */
-
-/* adapt_check() again when the table changed since: the provider of the
- * MX hosts, the suspension, and the caps at this node's share. */
-static void
-dest_refresh_verdict(struct dest *ds)
-{
-	const struct adapt *a = ds->d->adapt;
-	const char *p;
-	double share = ds->d->share > 0 && ds->d->share <= 1 ? ds->d->share : 1;
-	uint32_t conns = 0;
-
-	if (ds->av_version == adapt_version(a))
-		return;
-	p = adapt_provider(a, ds->mx, ds->n_addrs);
-	snprintf(ds->provider, sizeof(ds->provider), "%s", p ? p : "");
-	adapt_check(a, p, ds->mx, ds->n_addrs, clock_wall_ms(), &ds->av);
-	if (ds->av.connections) {
-		double c = floor((double)ds->av.connections * share);
-
-		conns = c < 1 ? 1 : (uint32_t)c;
-	}
-	shaping_set_caps(&ds->shape, ds->av.rate * share, conns);
-	ds->av_version = adapt_version(a);
-}
-
-/* Whether every source of ds's pool is suspended for it now; *until_ms
- * when the first of them comes back. */
-static bool
-dest_sources_held(struct dest *ds, uint64_t now_ms, uint64_t *until_ms)
-{
-	const struct cfg_pool *pool;
-
-	if (ds->pool < 0 || adapt_live(ds->d->adapt,
-				       CFG_SHAPING_SUSPEND_SOURCE, now_ms) == 0)
-		return false;
-	pool = egress_pool(ds->d->egress, (size_t)ds->pool);
-	*until_ms = 0;
-	for (size_t i = 0; i < pool->n_addresses; i++) {
-		uint64_t u;
-
-		if (!adapt_source_suspended(
-			    ds->d->adapt, ds->provider[0] ? ds->provider : NULL,
-			    ds->mx, ds->n_addrs,
-			    egress_name(ds->d->egress, (size_t)ds->pool, i),
-			    now_ms, &u))
-			return false;
-		if (*until_ms == 0 || u < *until_ms)
-			*until_ms = u;
-	}
-	return pool->n_addresses > 0;
-}
-
-/* The job at the head of ds may not go while a suspension lasts (of its
- * provider or MX host, of its domain, or of every source of its pool):
- * deferred, not as an attempt, until the suspension ends. */
-static bool
-dest_hold_if_suspended(struct dest *ds)
-{
-	struct deliver *d = ds->d;
-	struct job *j = ds->head;
-	const struct adapt_action *why = NULL;
-	uint64_t now = clock_wall_ms(), until = 0;
-	struct outcome_verdict v;
-	char text[ADAPT_KEY_MAX + 160], when[32];
-	struct tm tm;
-	time_t t;
-
-	dest_refresh_verdict(ds);
-	if (adapt_count(d->adapt) == 0)
-		return false;
-	if (ds->av.until_ms > now) {
-		why = ds->av.suspend;
-		until = ds->av.until_ms;
-	} else if ((why = adapt_domain_suspended(d->adapt, j->domain, now))) {
-		until = why->expires_ms;
-	} else if (!dest_sources_held(ds, now, &until)) {
-		return false;
-	}
-	t = (time_t)(until / 1000);
-	gmtime_r(&t, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (why)
-		snprintf(text, sizeof(text),
-			 "held by adaptive shaping: %s suspended by %s %s "
-			 "until %s", why->key,
-			 strcmp(why->rule, "manual") ? "rule" : "an operator",
-			 strcmp(why->rule, "manual") ? why->rule : "",
-			 when);
-	else
-		snprintf(text, sizeof(text),
-			 "held by adaptive shaping: every source address of "
-			 "pool %s suspended for this destination until %s",
-			 dest_pool_name(ds), when);
-	outcome_of_suspension((uint64_t)time(NULL), (until + 999) / 1000, &v);
-	d->held++;
-	deliver_finish_all(d, dest_pop(ds), &v, 0, text, "", NULL);
-	return true;
-}
-
 static void
 dest_pump_jobs(struct dest *ds)
 {
 	while (ds->head) {
-		struct dconn *idle = NULL;
+		struct dconn *idle = NULL, *next;
+		struct outcome_verdict hold;
+		char why[DEST_HOLD_TEXT_MAX];
 		uint64_t wait;
 
 		/* the lease, ownership and freezes, checked now: a paused
@@ -731,15 +621,27 @@ dest_pump_jobs(struct dest *ds)
 			deliver_abandon(ds->d, dest_pop(ds));
 			continue;
 		}
-		/* adaptive shaping: a suspension holds it back */
-		if (dest_hold_if_suspended(ds))
+		/* adaptive shaping or warm-up holds it back */
+		if (dest_hold_check(ds, ds->head, &hold, why, sizeof(why))) {
+			ds->d->held++;
+			deliver_finish_all(ds->d, dest_pop(ds), &hold, 0, why,
+					   "", NULL);
 			continue;
+		}
 
-		for (struct dconn *dc = ds->conns; dc; dc = dc->next)
-			if (dc->state == DCONN_IDLE) {
-				idle = dc;
-				break;
+		for (struct dconn *dc = ds->conns; dc; dc = next) {
+			next = dc->next;
+			if (dc->state != DCONN_IDLE)
+				continue;
+			/* its source sent its warm-up allowance today: a
+			 * new connection picks a warm one */
+			if (dc->src >= 0 && dest_source_full(ds, dc->src)) {
+				dconn_free(dc);
+				continue;
 			}
+			idle = dc;
+			break;
+		}
 		if (idle == NULL) {
 			/* one new connection per waiting job, within limits */
 			while (ds->n_conns < shaping_max_conns(&ds->shape) &&

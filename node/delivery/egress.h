@@ -48,4 +48,29 @@ const struct sockaddr *egress_addr(const struct egress *e, size_t pool,
 bool egress_cool(struct egress *e, size_t pool, size_t src, uint64_t now,
 		 uint32_t seconds);
 
+/* IP warm-up (docs/pools.md): an address with a schedule may send its
+ * day's allowance per provider (key: a provider name or an MX set) per
+ * UTC day, this node's share of it (rounded up). Counted in memory, per
+ * node, up to EGRESS_WARM_KEYS providers per address and day (more are
+ * taken as full: their mail goes from warm addresses). */
+#define EGRESS_WARM_KEYS 1024
+
+/* src's allowance on the UTC day of now (unix seconds) at share (0, 1]:
+ * UINT32_MAX when it has no schedule or the schedule has ended. */
+uint32_t egress_allowance(const struct egress *e, size_t pool, size_t src,
+			  uint64_t now, double share);
+
+/* Messages src sent to key on the UTC day of now. */
+uint32_t egress_warm_sent(const struct egress *e, size_t pool, size_t src,
+			  const char *key, uint64_t now);
+
+/* Whether src has sent its allowance to key today. */
+bool egress_warm_full(const struct egress *e, size_t pool, size_t src,
+		      const char *key, uint64_t now, double share);
+
+/* One message from src to key now. Returns true when it reached the
+ * day's allowance (the caller logs that once). */
+bool egress_warm_count(struct egress *e, size_t pool, size_t src,
+		       const char *key, uint64_t now, double share);
+
 #endif

@@ -9,7 +9,9 @@ back (deferred without an attempt); when it expires, delivery resumes and
 every message arrives, none bounced. Also: the action in `shoalctl
 shaping list`, /metrics and the delivery log; suspend and resume by hand;
 a SIGHUP with a broken rules file keeps the rules in use; a
-suspend_source rule moves a pool's mail to its other address.
+suspend_source rule moves a pool's mail to its other address; an
+address warming up stops at its daily allowance and the pool's warm
+address sends the rest.
 """
 
 import datetime
@@ -293,6 +295,34 @@ class ShapingTest(ShoalTestCase):
         acts = c.ctl_ok("shaping", "list")["actions"]
         self.assertEqual([(a["action"], a["source"]) for a in acts],
                          [("suspend_source", bad)])
+
+    def test_4_warmup_address_stops_at_its_allowance(self):
+        today = datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d")
+        pools = ('{ name = "bulk"; addresses = ('
+                 f' {{ address = "127.0.0.2"; warmup_start = "{today}";'
+                 ' warmup = [ 3, 30 ]; },'
+                 ' { address = "127.0.0.3"; } ); }')
+        c, cap = self.make_cluster(
+            1, extra_delivery='  default_pool = "bulk";\n'
+            '  limits = ( { domain = "*"; max_msgs_per_conn = 1; } );\n',
+            pools=pools)
+        self.send(c, 0, 12)
+        self.wait_rcpts(cap, {f"u{i}@{DOMAIN}" for i in range(12)})
+        by_src = {}
+        for d in cap.messages():
+            by_src[peer_ip(d)] = by_src.get(peer_ip(d), 0) + 1
+        self.assertEqual(by_src, {"127.0.0.2": 3, "127.0.0.3": 9},
+                         "the warming address sends its allowance, the "
+                         "warm one the rest")
+        c.node("n1").wait_log(r"pool=bulk source=127\.0\.0\.2 dest=bigmail "
+                              r"event=warmup_allowance_spent sent=3",
+                              TIMEOUT)
+        # nothing waited: every message went on its first attempt
+        for d in dlog_lines(c, "n1"):
+            if "rcpt" in d:
+                self.assertEqual((d["result"], d["attempt"]),
+                                 ("delivered", 1), d)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,18 @@ static const struct bad_case bad_cases[] = {
 	  "delivery.pools[0].addresses[0].bogus: unknown key" },
 	{ N1 "delivery: { pool_cooldown = 0; };\n",
 	  "delivery.pool_cooldown: 0 is out of range" },
+	{ N1 "delivery: { pools = ( { name = \"p\"; addresses = ( { "
+	     "address = \"127.0.0.2\"; warmup = [ 5 ]; } ); } ); };\n",
+	  "delivery.pools[0].addresses[0].warmup: warmup and warmup_start go "
+	  "together" },
+	{ N1 "delivery: { pools = ( { name = \"p\"; addresses = ( { "
+	     "address = \"127.0.0.2\"; warmup_start = \"2025-13-01\"; "
+	     "warmup = [ 5 ]; } ); } ); };\n",
+	  "warmup_start: a day as YYYY-MM-DD" },
+	{ N1 "delivery: { pools = ( { name = \"p\"; addresses = ( { "
+	     "address = \"127.0.0.2\"; warmup_start = \"2025-12-01\"; "
+	     "warmup = [ ]; } ); } ); };\n",
+	  "warmup" },
 };
 
 START_TEST(test_pools_config_refuses_mistakes)
@@ -405,6 +417,88 @@ START_TEST(test_pools_sources_family_missing)
 }
 END_TEST
 
+/* ---- IP warm-up (node/delivery/egress.c) -------------------------------- */
+
+#define DAY 86400ull
+#define DAY0 20423ull /* 2025-12-01 */
+
+#define WARM                                                                 \
+	"delivery: { pools = ( { name = \"p\"; addresses = ( "              \
+	"{ address = \"127.0.0.2\"; warmup_start = \"2025-12-01\"; "     \
+	"warmup = [ 3, 10, 100 ]; }, { address = \"127.0.0.3\"; } ); } ); };\n"
+
+START_TEST(test_pools_warmup_allowance_by_day)
+{
+	struct config *cfg = load_ok(N1 WARM);
+	struct egress *e = egress_new(cfg);
+	uint64_t noon = DAY0 * DAY + DAY / 2;
+
+	ck_assert_ptr_nonnull(e);
+	ck_assert_uint_eq(egress_allowance(e, 0, 0, noon - DAY, 1), 3);
+	ck_assert_uint_eq(egress_allowance(e, 0, 0, noon, 1), 3);
+	ck_assert_uint_eq(egress_allowance(e, 0, 0, noon + DAY, 1), 10);
+	ck_assert_uint_eq(egress_allowance(e, 0, 0, noon + 2 * DAY, 1), 100);
+	/* warm after the schedule; the address without one always */
+	ck_assert_uint_eq(egress_allowance(e, 0, 0, noon + 3 * DAY, 1),
+			  UINT32_MAX);
+	ck_assert_uint_eq(egress_allowance(e, 0, 1, noon, 1), UINT32_MAX);
+	/* this node's share, rounded up, at least one */
+	ck_assert_uint_eq(egress_allowance(e, 0, 0, noon + DAY, 0.25), 3);
+	ck_assert_uint_eq(egress_allowance(e, 0, 0, noon, 0.01), 1);
+	egress_free(e);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_pools_warmup_counts_per_provider_and_day)
+{
+	struct config *cfg = load_ok(N1 WARM);
+	struct egress *e = egress_new(cfg);
+	uint64_t noon = DAY0 * DAY + DAY / 2;
+
+	ck_assert(!egress_warm_count(e, 0, 0, "google", noon, 1));
+	ck_assert(!egress_warm_count(e, 0, 0, "google", noon, 1));
+	ck_assert(!egress_warm_full(e, 0, 0, "google", noon, 1));
+	ck_assert(egress_warm_count(e, 0, 0, "google", noon, 1)); /* 3rd */
+	ck_assert(egress_warm_full(e, 0, 0, "google", noon, 1));
+	/* another provider has its own allowance */
+	ck_assert(!egress_warm_full(e, 0, 0, "yahoo", noon, 1));
+	ck_assert_uint_eq(egress_warm_sent(e, 0, 0, "yahoo", noon), 0);
+	/* the next UTC day starts again, with that day's allowance */
+	ck_assert(!egress_warm_full(e, 0, 0, "google", noon + DAY, 1));
+	ck_assert_uint_eq(egress_warm_sent(e, 0, 0, "google", noon + DAY), 0);
+	/* an address without a schedule never fills */
+	for (int i = 0; i < 50; i++)
+		ck_assert(!egress_warm_count(e, 0, 1, "google", noon, 1));
+	ck_assert(!egress_warm_full(e, 0, 1, "google", noon, 1));
+	egress_free(e);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_pools_warmup_bounded_providers)
+{
+	struct config *cfg = load_ok(N1 WARM);
+	struct egress *e = egress_new(cfg);
+	uint64_t noon = DAY0 * DAY + DAY / 2;
+	char key[32];
+
+	for (int i = 0; i < EGRESS_WARM_KEYS; i++) {
+		snprintf(key, sizeof(key), "p%d", i);
+		egress_warm_count(e, 0, 0, key, noon, 1);
+	}
+	/* no room today for one more: full, its mail goes warm */
+	ck_assert(egress_warm_full(e, 0, 0, "one-more", noon, 1));
+	ck_assert(!egress_warm_full(e, 0, 0, "p7", noon, 1));
+	/* tomorrow the slots are reused */
+	ck_assert(!egress_warm_full(e, 0, 0, "one-more", noon + DAY, 1));
+	egress_warm_count(e, 0, 0, "one-more", noon + DAY, 1);
+	ck_assert_uint_eq(egress_warm_sent(e, 0, 0, "one-more", noon + DAY), 1);
+	egress_free(e);
+	config_free(cfg);
+}
+END_TEST
+
 static Suite *
 pools_suite(void)
 {
@@ -432,6 +526,9 @@ pools_suite(void)
 	tcase_add_test(tc, test_pools_sources_round_robin_by_family);
 	tcase_add_test(tc, test_pools_sources_cool_down_and_come_back);
 	tcase_add_test(tc, test_pools_sources_family_missing);
+	tcase_add_test(tc, test_pools_warmup_allowance_by_day);
+	tcase_add_test(tc, test_pools_warmup_counts_per_provider_and_day);
+	tcase_add_test(tc, test_pools_warmup_bounded_providers);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");
