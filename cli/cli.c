@@ -205,6 +205,17 @@ cli_body_name(int body)
 }
 
 const char *
+cli_priority_name(int priority)
+{
+	switch (priority) {
+	case SHOAL__PRIORITY__PRIORITY_NORMAL: return "normal";
+	case SHOAL__PRIORITY__PRIORITY_HIGH: return "high";
+	case SHOAL__PRIORITY__PRIORITY_BULK: return "bulk";
+	}
+	return "unknown";
+}
+
+const char *
 cli_ret_name(int ret)
 {
 	switch (ret) {

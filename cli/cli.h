@@ -106,6 +106,7 @@ const char *cli_peer_strerror(int err);
  * range values from a newer node read "unknown". Static. */
 const char *cli_rcpt_state_name(int state);
 const char *cli_body_name(int body);
+const char *cli_priority_name(int priority); /* "high", "normal", "bulk" */
 const char *cli_ret_name(int ret);    /* "" for RET_DEFAULT */
 const char *cli_status_name(int status);
 const char *cli_shaping_kind_name(int kind);   /* "suspend", "rate", ... */

@@ -444,6 +444,9 @@ queue_show_text(const char *node, const Shoal__QueueShowReply *sh)
 		queue_field_text(0, "auth:", env->auth_user);
 	if (env->pool[0] != '\0')
 		queue_field_text(0, "pool:", env->pool);
+	queue_field(0, "priority:", "%s", cli_priority_name(env->priority));
+	if (env->tenant[0] != '\0')
+		queue_field_text(0, "tenant:", env->tenant);
 	for (size_t i = 0; i < env->n_rcpts; i++) {
 		const Shoal__Recipient *r = env->rcpts[i];
 
@@ -486,6 +489,8 @@ queue_show_json(const char *node, const Shoal__QueueShowReply *sh)
 	json_kv_str(&j, "helo", env->helo);
 	json_kv_str(&j, "auth_user", env->auth_user);
 	json_kv_str(&j, "pool", env->pool);
+	json_kv_str(&j, "priority", cli_priority_name(env->priority));
+	json_kv_str(&j, "tenant", env->tenant);
 	json_kv_bool(&j, "held", sm->held);
 	json_key(&j, "recipients");
 	json_array_begin(&j);

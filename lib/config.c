@@ -60,6 +60,8 @@ static const char *const cfg_dkim_canon_names[] = { "relaxed/relaxed",
 	"relaxed/simple", "simple/relaxed", "simple/simple", "relaxed",
 	"simple", NULL };
 static const char *const cfg_supp_mode_names[] = { "refuse", "bounce", NULL };
+static const char *const cfg_priority_names[] = { "", "high", "normal", "bulk",
+	NULL };
 
 static const struct cfg_key cfg_node_keys[] = {
 	{ "id", CT_STR, offsetof(struct cfg_node, id), 0, 1, 64, NULL, NULL, NULL, 0, true },
@@ -124,7 +126,9 @@ static const struct cfg_key cfg_pool_keys[] = {
 static const struct cfg_key cfg_pool_rule_keys[] = {
 	{ "sender_domain", CT_STR, offsetof(struct cfg_pool_rule, sender_domain), 0, 1, 255, NULL, NULL, NULL, 0, false },
 	{ "user", CT_STR, offsetof(struct cfg_pool_rule, user), 0, 1, 255, NULL, NULL, NULL, 0, false },
-	{ "pool", CT_STR, offsetof(struct cfg_pool_rule, pool), 0, 1, 64, NULL, NULL, NULL, 0, true },
+	{ "pool", CT_STR, offsetof(struct cfg_pool_rule, pool), 0, 1, 64, NULL, NULL, NULL, 0, false },
+	{ "priority", CT_ENUM, offsetof(struct cfg_pool_rule, priority), 0, 0, 0, "", cfg_priority_names, NULL, 0, false },
+	{ "tenant", CT_STR, offsetof(struct cfg_pool_rule, tenant), 0, 1, 64, NULL, NULL, NULL, 0, false },
 	END
 };
 
@@ -159,6 +163,8 @@ static const struct cfg_key cfg_router_keys[] = {
 	{ "shutdown_timeout", CT_U32, OFF(router.shutdown_timeout), 0, 0, 3600, "30", NULL, NULL, 0, false },
 	{ "pool_rules", CT_LIST, OFF(router.pool_rules), OFF(router.n_pool_rules), 0, 100000, NULL, NULL, cfg_pool_rule_keys, sizeof(struct cfg_pool_rule), false },
 	{ "pool_header", CT_STR, OFF(router.pool_header), 0, 0, 64, "X-Shoal-Pool", NULL, NULL, 0, false },
+	{ "priority_header", CT_STR, OFF(router.priority_header), 0, 0, 64, "X-Shoal-Priority", NULL, NULL, 0, false },
+	{ "tenant_header", CT_STR, OFF(router.tenant_header), 0, 0, 64, "X-Shoal-Tenant", NULL, NULL, 0, false },
 	{ "postmaster", CT_STR, OFF(router.postmaster), 0, 3, 254, NULL, NULL, NULL, 0, false },
 	END
 };

@@ -121,10 +121,24 @@ struct cfg_pool {
 
 /* Which pool a message uses when its pool header does not choose one; a
  * rule with both keys needs both to match. */
+/* A message's priority class as a rule names it (docs/shaping.md). */
+enum cfg_priority {
+	CFG_PRIORITY_UNSET = 0,    /* the rule does not say */
+	CFG_PRIORITY_HIGH,         /* "high" */
+	CFG_PRIORITY_NORMAL,       /* "normal" */
+	CFG_PRIORITY_BULK,         /* "bulk" */
+};
+
+/* How the router classifies a message its header does not classify
+ * (from a trusted client): per field, the first rule for the
+ * authenticated user, then the first for the sender's domain, that sets
+ * it. At least one of pool, priority and tenant. */
 struct cfg_pool_rule {
 	char *sender_domain;       /* NULL = any */
 	char *user;                /* authenticated user, NULL = any */
-	char *pool;                /* required, names a pool */
+	char *pool;                /* names a pool, NULL = the rule does not say */
+	enum cfg_priority priority;
+	char *tenant;              /* NULL = the rule does not say */
 };
 
 /* Adaptive shaping (docs/shaping.md): the rules file. The kinds follow
@@ -203,6 +217,8 @@ struct config {
 		struct cfg_pool_rule *pool_rules;
 		size_t n_pool_rules;
 		char *pool_header;         /* default "X-Shoal-Pool", "" = none */
+		char *priority_header;     /* default "X-Shoal-Priority", "" = none */
+		char *tenant_header;       /* default "X-Shoal-Tenant", "" = none */
 		char *postmaster;          /* RCPT TO:<Postmaster> goes here;
 					    * default postmaster@<hostname> */
 	} router;

@@ -59,6 +59,8 @@ cfg_at(const config_setting_t *root, const char *group, const char *key,
 	return s;
 }
 
+static bool cfg_is_rule_name(const char *n);
+
 /* A host name (letters, digits, '-', '_', dots between labels) or an IPv4
  * literal, which has that shape too. */
 static bool
@@ -321,16 +323,28 @@ cfg_check_pools(struct cfg_ctx *cx, const struct config *c,
 	for (size_t i = 0; i < c->router.n_pool_rules; i++) {
 		const struct cfg_pool_rule *r = &c->router.pool_rules[i];
 
-		if (r->sender_domain == NULL && r->user == NULL) {
-			snprintf(path, sizeof(path), "router.pool_rules[%zu]",
-				 i);
+		snprintf(path, sizeof(path), "router.pool_rules[%zu]", i);
+		if (r->sender_domain == NULL && r->user == NULL)
 			return config_check_fail(
 				cx,
 				cfg_at(root, "router", "pool_rules", (int)i,
 				       NULL),
 				path, "needs sender_domain or user");
-		}
-		if (config_find_pool(c, r->pool))
+		if (r->pool == NULL && r->priority == CFG_PRIORITY_UNSET &&
+		    r->tenant == NULL)
+			return config_check_fail(
+				cx,
+				cfg_at(root, "router", "pool_rules", (int)i,
+				       NULL),
+				path, "needs pool, priority or tenant");
+		if (r->tenant && !cfg_is_rule_name(r->tenant))
+			return config_check_fail(
+				cx,
+				cfg_at(root, "router", "pool_rules", (int)i,
+				       "tenant"),
+				path, "tenant: letters, digits, '.', '_' and "
+				"'-' only");
+		if (r->pool == NULL || config_find_pool(c, r->pool))
 			continue;
 		snprintf(path, sizeof(path), "router.pool_rules[%zu].pool", i);
 		return config_check_fail(
@@ -341,6 +355,16 @@ cfg_check_pools(struct cfg_ctx *cx, const struct config *c,
 		return config_check_fail(
 			cx, cfg_at(root, "router", "pool_header", -1, NULL),
 			"router.pool_header",
+			"expected a header field name (no spaces or colon)");
+	if (!cfg_is_field_name(c->router.priority_header))
+		return config_check_fail(
+			cx, cfg_at(root, "router", "priority_header", -1, NULL),
+			"router.priority_header",
+			"expected a header field name (no spaces or colon)");
+	if (!cfg_is_field_name(c->router.tenant_header))
+		return config_check_fail(
+			cx, cfg_at(root, "router", "tenant_header", -1, NULL),
+			"router.tenant_header",
 			"expected a header field name (no spaces or colon)");
 	return 0;
 }

@@ -74,7 +74,8 @@ envelope_validate(const Shoal__Envelope *env, const char **why)
 	    !envelope_str_ok(env->client_addr, ENVELOPE_TEXT_MAX) ||
 	    !envelope_str_ok(env->helo, ENVELOPE_TEXT_MAX) ||
 	    !envelope_str_ok(env->auth_user, ENVELOPE_TEXT_MAX) ||
-	    !envelope_str_ok(env->pool, 64)) {
+	    !envelope_str_ok(env->pool, 64) ||
+	    !envelope_str_ok(env->tenant, 64)) {
 		*why = "field too long";
 		return -EPROTO;
 	}
@@ -82,10 +83,13 @@ envelope_validate(const Shoal__Envelope *env, const char **why)
 		*why = "control character in envid";
 		return -EPROTO;
 	}
-	if (!envelope_str_is_clean(env->pool)) {
-		*why = "control character in pool";
+	if (!envelope_str_is_clean(env->pool) ||
+	    !envelope_str_is_clean(env->tenant)) {
+		*why = "control character in pool or tenant";
 		return -EPROTO;
 	}
+	/* a priority this version does not know is served as normal
+	 * (envelope_class()): a newer router's mail still goes */
 	return 0;
 }
 
@@ -95,4 +99,18 @@ envelope_domain(const char *addr)
 	const char *at = strrchr(addr, '@');
 
 	return at ? at + 1 : "";
+}
+
+uint32_t
+envelope_class(const Shoal__Envelope *env)
+{
+	if (env == NULL)
+		return SHOAL__PRIORITY__PRIORITY_NORMAL;
+	switch (env->priority) {
+	case SHOAL__PRIORITY__PRIORITY_HIGH:
+	case SHOAL__PRIORITY__PRIORITY_BULK:
+		return (uint32_t)env->priority;
+	default:
+		return SHOAL__PRIORITY__PRIORITY_NORMAL;
+	}
 }

@@ -5,6 +5,7 @@
 #define SHOAL_ENVELOPE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "proto/queue.pb-c.h"
 
@@ -21,5 +22,9 @@ int envelope_validate(const Shoal__Envelope *env, const char **why);
 /* The domain of a mailbox (after the last '@'), or "" when it has none.
  * Points into addr. */
 const char *envelope_domain(const char *addr);
+
+/* The message's priority class as the due index keeps it (proto
+ * Priority; 0, normal, for NULL or a value this version does not know). */
+uint32_t envelope_class(const Shoal__Envelope *env);
 
 #endif

@@ -1,6 +1,9 @@
-/* IP pool choice: strip the pool header, apply the rules. */
+/* How a message is classified: strip the pool, priority and tenant
+ * headers, apply the rules. */
 #include "router/pool.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -101,31 +104,99 @@ pool_same_domain(const char *mail_from, const char *domain)
 	return at && strcasecmp(at + 1, domain) == 0;
 }
 
+/* Whether r applies to the message: its user (when it names one) is the
+ * authenticated user, its sender domain (when it names one) the sender's.
+ * by_user: the pass over rules that name a user, else over the others. */
+static bool
+pool_rule_applies(const struct cfg_pool_rule *r, bool by_user,
+		  const char *auth_user, const char *mail_from)
+{
+	if (by_user)
+		return r->user && auth_user[0] &&
+		       strcmp(r->user, auth_user) == 0 &&
+		       (!r->sender_domain ||
+			pool_same_domain(mail_from, r->sender_domain));
+	return !r->user && r->sender_domain &&
+	       pool_same_domain(mail_from, r->sender_domain);
+}
+
+static enum cfg_priority
+pool_priority_named(const char *v)
+{
+	if (strcasecmp(v, "high") == 0)
+		return CFG_PRIORITY_HIGH;
+	if (strcasecmp(v, "normal") == 0)
+		return CFG_PRIORITY_NORMAL;
+	if (strcasecmp(v, "bulk") == 0)
+		return CFG_PRIORITY_BULK;
+	return CFG_PRIORITY_UNSET;
+}
+
+static bool
+pool_is_tenant(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n >= POOL_VALUE_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)v[i]) && !strchr("._-", v[i]))
+			return false;
+	return true;
+}
+
+void
+pool_classify(const struct config *cfg, const char *pool_hdr,
+	      const char *priority_hdr, const char *tenant_hdr,
+	      bool is_trusted, const char *auth_user, const char *mail_from,
+	      struct pool_choice *out)
+{
+	const struct cfg_pool *p;
+	bool has_tenant = false;
+
+	memset(out, 0, sizeof(*out));
+	if (is_trusted && pool_hdr && (p = config_find_pool(cfg, pool_hdr)))
+		out->pool = p->name;
+	if (is_trusted && priority_hdr)
+		out->priority = pool_priority_named(priority_hdr);
+	if (is_trusted && tenant_hdr && pool_is_tenant(tenant_hdr)) {
+		snprintf(out->tenant, sizeof(out->tenant), "%s", tenant_hdr);
+		has_tenant = true;
+	}
+	for (int by_user = 1; by_user >= 0; by_user--) {
+		for (size_t i = 0; i < cfg->router.n_pool_rules; i++) {
+			const struct cfg_pool_rule *r =
+				&cfg->router.pool_rules[i];
+
+			if (!pool_rule_applies(r, by_user, auth_user,
+					       mail_from))
+				continue;
+			if (!out->pool && r->pool)
+				out->pool = r->pool;
+			if (out->priority == CFG_PRIORITY_UNSET)
+				out->priority = r->priority;
+			if (!has_tenant && r->tenant) {
+				snprintf(out->tenant, sizeof(out->tenant), "%s",
+					 r->tenant);
+				has_tenant = true;
+			}
+		}
+	}
+	if (!out->pool && config_find_pool(cfg, cfg->delivery.default_pool))
+		out->pool = cfg->delivery.default_pool;
+	if (out->priority == CFG_PRIORITY_UNSET)
+		out->priority = CFG_PRIORITY_NORMAL;
+	if (!has_tenant)
+		snprintf(out->tenant, sizeof(out->tenant), "%s", auth_user);
+}
+
 const char *
 pool_choose(const struct config *cfg, const char *header_value, bool is_trusted,
 	    const char *auth_user, const char *mail_from)
 {
-	const struct cfg_pool *p;
+	struct pool_choice c;
 
-	if (is_trusted && header_value &&
-	    (p = config_find_pool(cfg, header_value)) != NULL)
-		return p->name;
-	for (size_t i = 0; auth_user[0] && i < cfg->router.n_pool_rules; i++) {
-		const struct cfg_pool_rule *r = &cfg->router.pool_rules[i];
-
-		if (r->user && strcmp(r->user, auth_user) == 0 &&
-		    (!r->sender_domain ||
-		     pool_same_domain(mail_from, r->sender_domain)))
-			return r->pool;
-	}
-	for (size_t i = 0; i < cfg->router.n_pool_rules; i++) {
-		const struct cfg_pool_rule *r = &cfg->router.pool_rules[i];
-
-		if (!r->user && r->sender_domain &&
-		    pool_same_domain(mail_from, r->sender_domain))
-			return r->pool;
-	}
-	return config_find_pool(cfg, cfg->delivery.default_pool) ?
-		       cfg->delivery.default_pool :
-		       NULL;
+	pool_classify(cfg, header_value, NULL, NULL, is_trusted, auth_user,
+		      mail_from, &c);
+	return c.pool;
 }

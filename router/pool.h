@@ -23,6 +23,26 @@
 size_t pool_strip_header(struct buf *body, size_t from, const char *name,
 			 char *value, size_t vlen);
 
+/* How a message is classified (docs/shaping.md, docs/pools.md). */
+struct pool_choice {
+	const char *pool;             /* NULL = none; lives as long as cfg */
+	enum cfg_priority priority;   /* never unset: normal by default */
+	char tenant[POOL_VALUE_MAX];  /* "" = none */
+};
+
+/* Classify a message. The header values (NULL: the message had none)
+ * count only when the client may choose (is_trusted): a pool header that
+ * names a pool, a priority header saying high, normal or bulk (any case),
+ * a tenant header of letters, digits, '.', '_' and '-'. Else, per field,
+ * the first rule for auth_user (a rule with both keys needs both to
+ * match), then the first for the sender's domain, that sets it; else
+ * delivery.default_pool, normal, and the authenticated user as the
+ * tenant. */
+void pool_classify(const struct config *cfg, const char *pool_hdr,
+		   const char *priority_hdr, const char *tenant_hdr,
+		   bool is_trusted, const char *auth_user,
+		   const char *mail_from, struct pool_choice *out);
+
 /* The pool for a message, or NULL for none: the header's value when the
  * client may choose (is_trusted: relay network or authenticated) and it
  * names a pool; else the first rule for auth_user (a rule with both keys

@@ -156,32 +156,50 @@ transfer_on_durable(int result, void *arg)
 	session_leave(s);
 }
 
-/* Take the pool header out of the message (before anything signs it) and
- * name the message's IP pool; NULL for none. Only a client we relay for
- * (relay network or AUTH) may choose a pool by header: anyone else could
- * otherwise pick the addresses whose reputation they want to borrow. */
-static const char *
-transfer_choose_pool(struct session *s)
+/* Take the pool, priority and tenant headers out of the message (before
+ * anything signs it) and classify it. Only a client we relay for (relay
+ * network or AUTH) may classify by header: anyone else could otherwise
+ * pick the addresses whose reputation they want to borrow, or jump the
+ * queue. */
+static void
+transfer_classify(struct session *s, struct pool_choice *c)
 {
 	const struct config *cfg = s->env->cfg;
-	char value[POOL_VALUE_MAX];
+	const char *names[3] = { cfg->router.pool_header,
+				 cfg->router.priority_header,
+				 cfg->router.tenant_header };
+	char value[3][POOL_VALUE_MAX];
 	bool is_trusted = s->is_relay_client || s->is_authed;
-	const char *pool;
-	size_t n = 0;
+	size_t n[3] = { 0, 0, 0 };
 
-	value[0] = '\0';
-	if (cfg->router.pool_header[0])
-		n = pool_strip_header(&s->body, s->header_len,
-				      cfg->router.pool_header, value,
-				      sizeof(value));
-	pool = pool_choose(cfg, n ? value : NULL, is_trusted, s->auth_user,
-			   s->mail.from.mailbox);
-	if (n && (!is_trusted || !pool || strcmp(pool, value) != 0))
+	for (int i = 0; i < 3; i++) {
+		value[i][0] = '\0';
+		if (names[i][0])
+			n[i] = pool_strip_header(&s->body, s->header_len,
+						 names[i], value[i],
+						 sizeof(value[i]));
+	}
+	pool_classify(cfg, n[0] ? value[0] : NULL, n[1] ? value[1] : NULL,
+		      n[2] ? value[2] : NULL, is_trusted, s->auth_user,
+		      s->mail.from.mailbox, c);
+	if ((n[0] || n[1] || n[2]) && !is_trusted)
 		log_debug(LOG_SUB_SMTP,
-			  "qid=%s client=%s event=pool_header_ignored "
-			  "trusted=%d",
-			  s->qid, s->client, (int)is_trusted);
-	return pool;
+			  "qid=%s client=%s event=class_headers_ignored "
+			  "trusted=0",
+			  s->qid, s->client);
+}
+
+static Shoal__Priority
+transfer_priority(enum cfg_priority p)
+{
+	switch (p) {
+	case CFG_PRIORITY_HIGH:
+		return SHOAL__PRIORITY__PRIORITY_HIGH;
+	case CFG_PRIORITY_BULK:
+		return SHOAL__PRIORITY__PRIORITY_BULK;
+	default:
+		return SHOAL__PRIORITY__PRIORITY_NORMAL;
+	}
 }
 
 /* The message is complete and good: hand it to its node. has_8bit: the
@@ -192,7 +210,7 @@ transfer_submit(struct session *s, bool has_8bit)
 	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
 	Shoal__Recipient *rs = xcalloc(s->n_rcpts, sizeof(*rs));
 	Shoal__Recipient **rp = xcalloc(s->n_rcpts, sizeof(*rp));
-	const char *pool;
+	struct pool_choice cls;
 	size_t len;
 	char *body;
 
@@ -223,8 +241,10 @@ transfer_submit(struct session *s, bool has_8bit)
 	env.client_addr = s->client;
 	env.helo = s->helo;
 	env.auth_user = s->auth_user;
-	pool = transfer_choose_pool(s);
-	env.pool = (char *)(pool ? pool : "");
+	transfer_classify(s, &cls);
+	env.pool = (char *)(cls.pool ? cls.pool : "");
+	env.priority = transfer_priority(cls.priority);
+	env.tenant = cls.tenant;
 	transfer_finish_message(s);
 	body = buf_steal(&s->body, &len);
 	s->msg_size = len;

@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "lib/clock.h"
+#include "lib/envelope.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/qid.h"
@@ -169,7 +170,8 @@ owner_due_one(const char *qid, uint32_t shard, const void *meta,
 		return 0;
 	}
 	if (!sm->held && sm->due != 0) {
-		rc = d->add ? store_due_add(d->t, sm->due, qid) :
+		rc = d->add ? store_due_put(d->t, sm->due, qid,
+					    envelope_class(sm->envelope)) :
 			      store_due_del(d->t, sm->due, qid);
 		d->n++;
 	}

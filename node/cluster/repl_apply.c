@@ -21,6 +21,7 @@
 
 #include "lib/be.h"
 #include "lib/clock.h"
+#include "lib/envelope.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/qid.h"
@@ -70,6 +71,7 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 	size_t len;
 	uint64_t due = 0;
 	bool held = false;
+	uint32_t cls;
 	int rc = store_msg_get_meta(t, rec->qid, &p, &len);
 
 	if (rc != 0 && rc != -ENOENT)
@@ -111,12 +113,13 @@ repl_apply_handback(struct repl_apply *a, struct store_txn *t,
 	}
 	due = sm->due;
 	held = sm->held;
+	cls = envelope_class(sm->envelope);
 	shoal__stored_message__free_unpacked(sm, NULL);
 	rc = store_msg_put(t, rec->qid, rec->shard, rec->meta.data,
 			   rec->meta.len, rec->body.data, rec->body.len);
 	if (rc == 0 && !held)
-		rc = store_due_add(t, due ? due : (uint64_t)time(NULL),
-				   rec->qid);
+		rc = store_due_put(t, due ? due : (uint64_t)time(NULL),
+				   rec->qid, cls);
 	if (rc == 0) {
 		a->adopted = true;
 		*note = REPL_NOTE_HANDBACK_ADOPTED;

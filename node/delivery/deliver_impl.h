@@ -25,6 +25,7 @@
 #include "node/delivery/adapt.h"
 #include "node/delivery/deliver.h"
 #include "node/delivery/dns.h"
+#include "node/delivery/dqueue.h"
 #include "node/delivery/outcome.h"
 #include "node/delivery/shaping.h"
 #include "node/delivery/smtpc.h"
@@ -78,8 +79,7 @@ struct dest {
 	uint64_t av_version;      /* 0: not checked yet */
 	struct shaping shape;
 	enum smtpc_tls tls;
-	struct job *head, *tail;  /* waiting jobs */
-	size_t queued;
+	struct dqueue q;          /* waiting jobs, by class and tenant */
 	struct dconn *conns;      /* all connections */
 	uint32_t n_conns, n_connecting;
 	struct event *wake;       /* rate limit timer */

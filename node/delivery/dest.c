@@ -171,7 +171,7 @@ dest_unlink_free(struct dest *ds)
 static void
 dest_maybe_free(struct dest *ds)
 {
-	if (ds->queued || ds->n_conns)
+	if (ds->q.n || ds->n_conns)
 		return;
 	if (guard_free(&ds->guard))
 		dest_unlink_free(ds);
@@ -192,28 +192,18 @@ dest_enqueue(struct dest *ds, struct job *j)
 		ds->tls = dest_tls_mode(s.tls);
 		ds->av_version = 0; /* the caps again */
 	}
-	j->next = NULL;
-	if (ds->tail)
-		ds->tail->next = j;
-	else
-		ds->head = j;
-	ds->tail = j;
-	ds->queued++;
+	dqueue_push(&ds->q, j);
 	dest_pump(ds);
 }
 
+/* The next job in service order, taken out; NULL when none waits. */
 static struct job *
 dest_pop(struct dest *ds)
 {
-	struct job *j = ds->head;
+	struct job *j = dqueue_next(&ds->q, NULL, NULL);
 
-	if (j == NULL)
-		return NULL;
-	ds->head = j->next;
-	if (ds->head == NULL)
-		ds->tail = NULL;
-	j->next = NULL;
-	ds->queued--;
+	if (j != NULL)
+		dqueue_remove(&ds->q, j);
 	return j;
 }
 
@@ -396,11 +386,7 @@ dconn_send(struct dconn *dc, struct job *j)
 		 * the head of the line and another connection takes it */
 		dc->send.job = NULL;
 		dconn_free(dc);
-		j->next = ds->head;
-		ds->head = j;
-		if (ds->tail == NULL)
-			ds->tail = j;
-		ds->queued++;
+		dqueue_push_front(&ds->q, j);
 	}
 }
 
@@ -436,7 +422,7 @@ dest_fail(struct dest *ds, enum smtpc_phase phase,
 	if (ds->n_conns > ds->n_connecting)
 		return; /* a live connection will take them */
 	log_info("dest=%s event=all_hosts_failed queued=%zu error=%s",
-		 ds->key, ds->queued,
+		 ds->key, ds->q.n,
 		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
 	outcome_of_setup_failure(phase, reply, &v);
 	while ((j = dest_pop(ds)) != NULL)
@@ -608,7 +594,10 @@ dest_connect(struct dest *ds)
 static void
 dest_pump_jobs(struct dest *ds)
 {
-	while (ds->head) {
+	struct job *j;
+
+	/* in service order: classes, then tenants in turn (dqueue.h) */
+	while ((j = dqueue_next(&ds->q, NULL, NULL)) != NULL) {
 		struct dconn *idle = NULL, *next;
 		struct outcome_verdict hold;
 		char why[DEST_HOLD_TEXT_MAX];
@@ -617,15 +606,16 @@ dest_pump_jobs(struct dest *ds)
 		/* the lease, ownership and freezes, checked now: a paused
 		 * or handed-over node starts nothing, reused connection or
 		 * not (node/cluster/owner.h owner_may_start()) */
-		if (!deliver_may_start(ds->d, ds->head)) {
-			deliver_abandon(ds->d, dest_pop(ds));
+		if (!deliver_may_start(ds->d, j)) {
+			dqueue_remove(&ds->q, j);
+			deliver_abandon(ds->d, j);
 			continue;
 		}
 		/* adaptive shaping or warm-up holds it back */
-		if (dest_hold_check(ds, ds->head, &hold, why, sizeof(why))) {
+		if (dest_hold_check(ds, j, &hold, why, sizeof(why))) {
+			dqueue_remove(&ds->q, j);
 			ds->d->held++;
-			deliver_finish_all(ds->d, dest_pop(ds), &hold, 0, why,
-					   "", NULL);
+			deliver_finish_all(ds->d, j, &hold, 0, why, "", NULL);
 			continue;
 		}
 
@@ -645,7 +635,7 @@ dest_pump_jobs(struct dest *ds)
 		if (idle == NULL) {
 			/* one new connection per waiting job, within limits */
 			while (ds->n_conns < shaping_max_conns(&ds->shape) &&
-			       ds->n_connecting < ds->queued)
+			       ds->n_connecting < ds->q.n)
 				dest_connect(ds);
 			return;
 		}
@@ -658,7 +648,8 @@ dest_pump_jobs(struct dest *ds)
 				evtimer_add(ds->wake, &tv);
 			return;
 		}
-		dconn_send(idle, dest_pop(ds));
+		dqueue_remove(&ds->q, j);
+		dconn_send(idle, j);
 	}
 }
 
@@ -709,10 +700,8 @@ dest_set_addrs(struct dest *ds, const struct dns_result *r, uint16_t port)
 void
 dest_recheck(struct dest *ds)
 {
-	struct job *all = ds->head, *j;
+	struct job *all = dqueue_take_all(&ds->q), *j;
 
-	ds->head = ds->tail = NULL;
-	ds->queued = 0;
 	while ((j = all) != NULL) {
 		all = j->next;
 		j->next = NULL;
@@ -720,12 +709,7 @@ dest_recheck(struct dest *ds)
 			deliver_abandon(ds->d, j);
 			continue;
 		}
-		if (ds->tail)
-			ds->tail->next = j;
-		else
-			ds->head = j;
-		ds->tail = j;
-		ds->queued++;
+		dqueue_push(&ds->q, j);
 	}
 	dest_maybe_free(ds);
 }

@@ -37,6 +37,10 @@ struct job_result {
 				      adaptive shaping, not an attempt */
 };
 
+#define JOB_TENANT_MAX 65         /* a tenant's name, 64 + NUL */
+
+struct dq_tenant;
+
 struct job {
 	struct job_msg *msg;
 	char domain[256];          /* lower case */
@@ -46,6 +50,7 @@ struct job {
 	uint64_t started;          /* unix seconds */
 	uint64_t started_us;       /* clock_mono_us(), for metrics */
 	struct job *next;          /* delivery's queue link */
+	struct dq_tenant *dq;      /* its tenant's queue (dqueue.c) */
 };
 
 /* Drop a reference to a message (frees it with the last one). */

@@ -83,7 +83,8 @@ act_save(struct store_txn *t, Shoal__StoredMessage *sm, uint64_t old_due)
 	if (old_due != sm->due && old_due != 0)
 		rc = store_due_del(t, old_due, sm->qid);
 	if (rc == 0 && old_due != sm->due && sm->due != 0)
-		rc = store_due_add(t, sm->due, sm->qid);
+		rc = store_due_put(t, sm->due, sm->qid,
+				   envelope_class(sm->envelope));
 	shoal__stored_message__pack(sm, p);
 	if (rc == 0)
 		rc = store_msg_set_meta(t, sm->qid, p, len);

@@ -90,6 +90,7 @@ struct ingest_item {
 	struct ingest_item *next;      /* in the holder's followers */
 	Shoal__Status turned;  /* ingest_admit() said no at commit time */
 	uint32_t n_suppressed; /* recipients to bounce without an attempt */
+	uint32_t cls;          /* envelope_class(), for the due index */
 	struct dsn_slot dsn;   /* their DSN, drawn at the request */
 	void *meta;
 	size_t meta_len;
@@ -367,7 +368,7 @@ ingest_apply(struct store_txn *t, void *arg)
 				   it->meta_len, zmq_msg_data(&it->body),
 				   zmq_msg_size(&it->body));
 	if (rc == 0)
-		rc = store_due_add(t, it->now, it->qid);
+		rc = store_due_put(t, it->now, it->qid, it->cls);
 	if (rc == 0 && it->n_suppressed)
 		rc = ingest_bounce_suppressed(it, t);
 	it->seq = store_txn_journal_seq(t);
@@ -651,6 +652,7 @@ ingest_enqueue(struct ingest *in, const struct rpc_ticket *tk,
 	if (it->n_suppressed)
 		scheduler_dsn_draw(in->d.sched, &it->dsn);
 	it->now = (uint64_t)time(NULL);
+	it->cls = envelope_class(eq->envelope);
 	it->meta = ingest_pack_meta(eq->qid, eq->shard, eq->envelope, it->now,
 				    body_len, &it->meta_len);
 	zmq_msg_init(&it->body);

@@ -48,8 +48,38 @@
 
 struct sched_due {
 	uint64_t due;
+	uint32_t cls;              /* proto Priority, from the due index */
 	char qid[QID_MAX];
 };
+
+/* How full the in-flight table may be when a message of a class is
+ * picked, in percent of SCHED_INFLIGHT_MAX and SCHED_INFLIGHT_BYTES:
+ * bulk leaves a quarter to the others, normal a tenth to high, so that
+ * a throttled campaign waiting at its destination cannot keep a password
+ * reset from being picked (delivery then serves it first, dqueue.h). */
+static unsigned
+sched_class_pct(uint32_t cls)
+{
+	switch (cls) {
+	case SHOAL__PRIORITY__PRIORITY_HIGH:
+		return 100;
+	case SHOAL__PRIORITY__PRIORITY_BULK:
+		return 75;
+	default:
+		return 90;
+	}
+}
+
+/* Whether the in-flight table has room for one more message of cls. */
+static bool
+sched_has_room(const struct scheduler *s, uint32_t cls)
+{
+	unsigned pct = sched_class_pct(cls);
+
+	return (uint64_t)idmap_count(s->inflight) * 100 <
+		       (uint64_t)SCHED_INFLIGHT_MAX * pct &&
+	       s->inflight_bytes * 100 < (uint64_t)SCHED_INFLIGHT_BYTES * pct;
+}
 
 struct sched_scan {
 	struct sched_due *v;
@@ -64,7 +94,7 @@ sched_dsn_mine(void *arg, uint32_t shard)
 }
 
 static int
-sched_collect(uint64_t due, const char *qid, void *arg)
+sched_collect(uint64_t due, const char *qid, uint32_t cls, void *arg)
 {
 	struct sched_scan *sc = arg;
 
@@ -73,6 +103,7 @@ sched_collect(uint64_t due, const char *qid, void *arg)
 		sc->v = xrealloc(sc->v, sc->cap * sizeof(*sc->v));
 	}
 	sc->v[sc->n].due = due;
+	sc->v[sc->n].cls = cls;
 	/* the store checked that qid ends within QID_MAX */
 	memcpy(sc->v[sc->n].qid, qid, strlen(qid) + 1);
 	sc->n++;
@@ -290,11 +321,13 @@ sched_run(evutil_socket_t fd, short what, void *arg)
 		/* the next pass starts here: everything before is in flight
 		 * or not ours to deliver now */
 		sched_resume_at(s, sc.v[i].due, qid);
-		if (idmap_count(s->inflight) >= SCHED_INFLIGHT_MAX ||
-		    s->inflight_bytes >= SCHED_INFLIGHT_BYTES) {
+		if (!sched_has_room(s, SHOAL__PRIORITY__PRIORITY_HIGH)) {
 			more = false;
 			break;
 		}
+		/* full for its class: the next full pass looks again */
+		if (!sched_has_room(s, sc.v[i].cls))
+			continue;
 		m = idmap_get(s->inflight, shard_hash(qid, strlen(qid)));
 		if (m && strcmp(m->qid, qid) == 0)
 			continue;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/envelope.h"
 #include "lib/err.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
@@ -259,7 +260,8 @@ sched_save(struct sched_res *sr, struct store_txn *t, Shoal__StoredMessage *sm)
 	} else if (due != sm->due && !sm->held && is_mine) {
 		rc = store_due_del(t, sm->due, sm->qid);
 		if (rc == 0)
-			rc = store_due_add(t, due, sm->qid);
+			rc = store_due_put(t, due, sm->qid,
+					   envelope_class(sm->envelope));
 		sr->has_due = rc == 0;
 		sr->due = due;
 		sm->due = due;

@@ -14,7 +14,7 @@
  * transaction:
  *   msg   qid\0                -> be32(shard) || meta
  *   body  qid\0                -> body
- *   due   be64(due) || qid\0   -> empty
+ *   due   be64(due) || qid\0   -> class(1), or empty for class 0
  *   shard be32(shard) || qid\0 -> empty
  *   meta  name                 -> value
  *   jseq  be64(seq)            -> flags(1) || be64(noted) || qid\0
@@ -714,16 +714,25 @@ store_msg_count(struct store_txn *t)
 }
 
 int
-store_due_add(struct store_txn *t, uint64_t due, const char *qid)
+store_due_put(struct store_txn *t, uint64_t due, const char *qid,
+	      uint32_t cls)
 {
-	unsigned char buf[STORE_KEY_MAX];
-	MDB_val key, none = { 0, NULL };
+	unsigned char buf[STORE_KEY_MAX], c = (unsigned char)cls;
+	MDB_val key, val = { cls ? 1 : 0, cls ? &c : NULL };
 	int rc;
 
+	if (cls > UINT8_MAX)
+		return -EINVAL;
 	if ((rc = store_writable(t)) != 0 ||
 	    (rc = store_key(buf, due, 8, qid, &key)) != 0)
 		return rc;
-	return store_put(t, STORE_DB_DUE, &key, &none, 0);
+	return store_put(t, STORE_DB_DUE, &key, &val, 0);
+}
+
+int
+store_due_add(struct store_txn *t, uint64_t due, const char *qid)
+{
+	return store_due_put(t, due, qid, 0);
 }
 
 int
@@ -774,7 +783,10 @@ store_due_foreach(struct store_txn *t, uint64_t from_due,
 		}
 		due = be64_get(key.mv_data);
 		if (due > now ||
-		    (rc = fn(due, (const char *)key.mv_data + 8, arg)) != 0)
+		    (rc = fn(due, (const char *)key.mv_data + 8,
+			     val.mv_size ? *(const unsigned char *)val.mv_data :
+					   0,
+			     arg)) != 0)
 			break;
 	}
 	mdb_cursor_close(cur);

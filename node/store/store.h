@@ -121,12 +121,19 @@ int store_shard_foreach_after(struct store_txn *t, uint32_t shard,
 uint64_t store_msg_count(struct store_txn *t);
 
 /* Add or remove a due-index entry: qid is due at time `due` (unix seconds).
- * Adding an existing entry and removing a missing one are not errors. */
+ * Adding an existing entry and removing a missing one are not errors.
+ * store_due_put() keeps the message's priority class with the entry (the
+ * proto Priority value, so the scheduler sees it without reading the
+ * message); store_due_add() is class 0, normal (DSNs, tests). */
+int store_due_put(struct store_txn *t, uint64_t due, const char *qid,
+		  uint32_t cls);
 int store_due_add(struct store_txn *t, uint64_t due, const char *qid);
 int store_due_del(struct store_txn *t, uint64_t due, const char *qid);
 
-/* Called for each due entry in time order; same stop rule as store_msg_fn. */
-typedef int (*store_due_fn)(uint64_t due, const char *qid, void *arg);
+/* Called for each due entry in time order with its class (0 for an entry
+ * written without one); same stop rule as store_msg_fn. */
+typedef int (*store_due_fn)(uint64_t due, const char *qid, uint32_t cls,
+			    void *arg);
 
 /* Walk due entries with time <= now, at most max of them, oldest first,
  * starting at the entry (from_due, from_qid) or the first one after it

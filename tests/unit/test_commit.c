@@ -105,8 +105,9 @@ t_idle(void)
 }
 
 static int
-t_see(uint64_t due, const char *qid, void *arg)
+t_see(uint64_t due, const char *qid, uint32_t cls, void *arg)
 {
+	(void)cls;
 	const char **want = arg;
 
 	(void)due;
@@ -121,8 +122,9 @@ struct t_dues {
 };
 
 static int
-t_see_due(uint64_t due, const char *qid, void *arg)
+t_see_due(uint64_t due, const char *qid, uint32_t cls, void *arg)
 {
+	(void)cls;
 	struct t_dues *d = arg;
 	size_t n = strlen(d->out);
 

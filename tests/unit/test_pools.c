@@ -135,6 +135,18 @@ static const struct bad_case bad_cases[] = {
 	  "router.pool_rules[0].pool: no pool named \"nope\"" },
 	{ N1 POOLS "router: { pool_rules = ( { pool = \"bulk\"; } ); };\n",
 	  "router.pool_rules[0]: needs sender_domain or user" },
+	{ N1 POOLS "router: { pool_rules = ( { user = \"a\"; } ); };\n",
+	  "router.pool_rules[0]: needs pool, priority or tenant" },
+	{ N1 POOLS "router: { pool_rules = ( { user = \"a\"; priority = "
+	     "\"urgent\"; } ); };\n",
+	  "router.pool_rules[0].priority: unknown value \"urgent\"" },
+	{ N1 POOLS "router: { pool_rules = ( { user = \"a\"; tenant = "
+	     "\"a b\"; } ); };\n",
+	  "tenant: letters, digits" },
+	{ N1 "router: { priority_header = \"X Prio\"; };\n",
+	  "router.priority_header: expected a header field name" },
+	{ N1 "router: { tenant_header = \"X-T:\"; };\n",
+	  "router.tenant_header: expected a header field name" },
 	{ N1 "router: { pool_header = \"X Pool\"; };\n",
 	  "router.pool_header: expected a header field name" },
 	{ N1 "router: { pool_header = \"X-Pool:\"; };\n",
@@ -232,6 +244,60 @@ START_TEST(test_pools_choose_none_without_default)
 	ck_assert_ptr_null(pool_choose(cfg, NULL, 1, "", "x@y.example"));
 	ck_assert_ptr_null(pool_choose(cfg, "b", 1, "", "x@y.example"));
 	ck_assert_str_eq(pool_choose(cfg, "a", 1, "", "x@y.example"), "a");
+	config_free(cfg);
+}
+END_TEST
+
+#define CLASSES                                                              \
+	"router: {\n"                                                        \
+	"  pool_rules = (\n"                                                 \
+	"    { sender_domain = \"news.example.com\"; pool = \"bulk\";\n"   \
+	"      priority = \"bulk\"; tenant = \"news\"; },\n"                 \
+	"    { user = \"alice\"; priority = \"high\"; },\n"                  \
+	"    { sender_domain = \"shop.example\"; tenant = \"shop\"; }\n"     \
+	"  );\n"                                                             \
+	"};\n"
+
+START_TEST(test_pools_classify_priority_and_tenant)
+{
+	struct config *cfg = load_ok(N1 POOLS CLASSES);
+	struct pool_choice c;
+
+	/* nothing says: normal, the default pool, no tenant */
+	pool_classify(cfg, NULL, NULL, NULL, true, "", "a@x.example", &c);
+	ck_assert_str_eq(c.pool, "tx");
+	ck_assert_int_eq(c.priority, CFG_PRIORITY_NORMAL);
+	ck_assert_str_eq(c.tenant, "");
+	/* a rule sets all three */
+	pool_classify(cfg, NULL, NULL, NULL, true, "", "n@news.example.com",
+		      &c);
+	ck_assert_str_eq(c.pool, "bulk");
+	ck_assert_int_eq(c.priority, CFG_PRIORITY_BULK);
+	ck_assert_str_eq(c.tenant, "news");
+	/* per field: the user's rule gives the class, the domain's rule
+	 * the pool and tenant the user's rule leaves open */
+	pool_classify(cfg, NULL, NULL, NULL, true, "alice",
+		      "a@news.example.com", &c);
+	ck_assert_int_eq(c.priority, CFG_PRIORITY_HIGH);
+	ck_assert_str_eq(c.pool, "bulk");
+	ck_assert_str_eq(c.tenant, "news");
+	/* no rule names a tenant: the authenticated user */
+	pool_classify(cfg, NULL, NULL, NULL, true, "alice", "a@x.example", &c);
+	ck_assert_str_eq(c.tenant, "alice");
+	/* headers from a trusted client win, any case */
+	pool_classify(cfg, NULL, "HIGH", "acme-2", true, "",
+		      "n@news.example.com", &c);
+	ck_assert_int_eq(c.priority, CFG_PRIORITY_HIGH);
+	ck_assert_str_eq(c.tenant, "acme-2");
+	ck_assert_str_eq(c.pool, "bulk");
+	/* not from anyone else, and not when they say nothing valid */
+	pool_classify(cfg, NULL, "high", "acme", false, "", "a@x.example", &c);
+	ck_assert_int_eq(c.priority, CFG_PRIORITY_NORMAL);
+	ck_assert_str_eq(c.tenant, "");
+	pool_classify(cfg, NULL, "urgent!", "a b", true, "",
+		      "s@shop.example", &c);
+	ck_assert_int_eq(c.priority, CFG_PRIORITY_NORMAL);
+	ck_assert_str_eq(c.tenant, "shop");
 	config_free(cfg);
 }
 END_TEST
@@ -526,6 +592,7 @@ pools_suite(void)
 	tcase_add_test(tc, test_pools_sources_round_robin_by_family);
 	tcase_add_test(tc, test_pools_sources_cool_down_and_come_back);
 	tcase_add_test(tc, test_pools_sources_family_missing);
+	tcase_add_test(tc, test_pools_classify_priority_and_tenant);
 	tcase_add_test(tc, test_pools_warmup_allowance_by_day);
 	tcase_add_test(tc, test_pools_warmup_counts_per_provider_and_day);
 	tcase_add_test(tc, test_pools_warmup_bounded_providers);

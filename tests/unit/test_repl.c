@@ -586,8 +586,9 @@ t_store_own(const char *qid)
 static bool t_due_has_cb_found;
 
 static int
-t_due_one(uint64_t due, const char *qid, void *arg)
+t_due_one(uint64_t due, const char *qid, uint32_t cls, void *arg)
 {
+	(void)cls;
 	(void)due;
 	if (strcmp(qid, arg) == 0)
 		t_due_has_cb_found = true;

@@ -322,8 +322,9 @@ struct t_dues {
 };
 
 static int
-t_due_one(uint64_t due, const char *qid, void *arg)
+t_due_one(uint64_t due, const char *qid, uint32_t cls, void *arg)
 {
+	(void)cls;
 	struct t_dues *d = arg;
 
 	ck_assert_uint_lt(d->n, 16);

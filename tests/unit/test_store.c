@@ -93,8 +93,9 @@ t_see_msg(const char *qid, uint32_t shard, const void *meta, size_t meta_len,
 }
 
 static int
-t_see_due(uint64_t due, const char *qid, void *arg)
+t_see_due(uint64_t due, const char *qid, uint32_t cls, void *arg)
 {
+	(void)cls;
 	struct t_seen *s = arg;
 
 	ck_assert_uint_lt(s->n, T_SEEN_MAX);

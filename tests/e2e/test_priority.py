@@ -1,0 +1,102 @@
+"""Priorities (docs/shaping.md, "Priorities and tenants"), end to end: a
+campaign of 20,000 bulk messages (router.pool_rules classify its sender's
+domain as bulk) waits at a destination limited to one message a second
+(delivery.limits); a password reset to the same destination, marked
+X-Shoal-Priority: high by a trusted client, overtakes the whole campaign:
+it is the next message the destination gets, within 2 s of its 250. The
+MX is tests/fixtures/capture_smtpd.py through delivery.routes; the
+campaign comes from Postfix's smtp-source.
+"""
+
+import datetime
+import smtplib
+import unittest
+
+from shoaltest import ShoalTestCase, make_message, wait_for
+from test_pools import Capture, dlog_lines
+
+DOMAIN = "bigmail.test"
+BULK = 20000
+TIMEOUT = 60
+SMTP_SOURCE = "/usr/sbin/smtp-source"
+
+
+def dlog_time(doc):
+    return datetime.datetime.strptime(
+        doc["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+
+
+class PriorityTest(ShoalTestCase):
+
+    def test_1_high_priority_overtakes_a_throttled_campaign(self):
+        c = self.cluster(start=False, nodes=1, node_metrics=True,
+                         router_extra=(
+                             'pool_rules = ( { sender_domain = '
+                             '"campaign.example"; priority = "bulk"; '
+                             'tenant = "campaign"; } );'))
+        cap = Capture(self, c)
+        c.delivery = (
+            f'  helo_name = "mta.e2e.example";\n'
+            f'  dns_servers = [ "127.0.0.1:{c.dead_dns_port}" ];\n'
+            f'  routes = ( {{ domain = "{DOMAIN}"; host = "{cap.host}";'
+            f' tls = "none"; }} );\n'
+            f'  limits = ( {{ domain = "*"; }}, {{ domain = "{DOMAIN}";'
+            f' max_msgs_per_sec = 1.0; }} );\n')
+        c.write_config()
+        cap.start()
+        c.start()
+
+        src = c.spawn("smtp-source", [
+            SMTP_SOURCE, "-s", "20", "-m", str(BULK), "-l", "512",
+            "-f", "news@campaign.example", "-t", f"reader@{DOMAIN}",
+            f"127.0.0.1:{c.port}"])
+        wait_for(lambda: src.popen.poll() is not None, 300,
+                 "smtp-source to send the campaign")
+        self.assertEqual(src.popen.returncode, 0, src.log_text()[-2000:])
+        wait_for(lambda: c.metric("n1", "shoal_messages_stored_total")
+                 >= BULK, TIMEOUT, f"{BULK} messages stored")
+        # positive control: the campaign goes out, one a second
+        wait_for(lambda: len(cap.messages()) >= 2, TIMEOUT,
+                 "the campaign reaching the MX")
+
+        # the same sender domain, so the same tenant as the campaign (by
+        # the rule): only its class sets it apart
+        with smtplib.SMTP("127.0.0.1", c.port, timeout=30) as s:
+            msg = make_message("Your password reset",
+                               sender="reset@campaign.example",
+                               rcpt=f"vip@{DOMAIN}",
+                               extra="X-Shoal-Priority: high\r\n")
+            s.sendmail("reset@campaign.example", [f"vip@{DOMAIN}"], msg)
+            t_250 = datetime.datetime.now(
+                datetime.timezone.utc).timestamp()
+
+        def vip_line():
+            for d in dlog_lines(c, "n1"):
+                if d.get("rcpt") == f"vip@{DOMAIN}" and \
+                        d["result"] == "delivered":
+                    return d
+            return None
+        vip = wait_for(vip_line, TIMEOUT, "the high-priority message")
+        t_vip = dlog_time(vip)
+        self.assertLessEqual(t_vip - t_250, 2.0,
+                             f"delivered {t_vip - t_250:.2f}s after its 250")
+        # it took the first message the throttle allowed after its 250
+        bulk_between = [d for d in dlog_lines(c, "n1")
+                        if d.get("rcpt") == f"reader@{DOMAIN}" and
+                        d["result"] == "delivered" and
+                        t_250 < dlog_time(d) < t_vip]
+        self.assertEqual(bulk_between, [], "no bulk message went first")
+        # the campaign was really there, and still is
+        got = [m for m in cap.messages()
+               if m["rcpt_tos"] == [f"vip@{DOMAIN}"]]
+        self.assertEqual(len(got), 1)
+        self.assertNotIn(b"x-shoal-priority", got[0]["content"].lower(),
+                         "the header is removed")
+        depth = c.metric("n1", "shoal_queue_messages")
+        self.assertGreater(depth, BULK - 100,
+                           "the campaign is still queued behind it")
+
+
+if __name__ == "__main__":
+    unittest.main()
