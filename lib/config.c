@@ -123,6 +123,13 @@ static const struct cfg_key cfg_pool_keys[] = {
 	END
 };
 
+static const struct cfg_key cfg_tenant_limit_keys[] = {
+	{ "tenant", CT_STR, offsetof(struct cfg_tenant_limit, tenant), 0, 1, 64, NULL, NULL, NULL, 0, true },
+	{ "domain", CT_STR, offsetof(struct cfg_tenant_limit, domain), 0, 1, 255, NULL, NULL, NULL, 0, false },
+	{ "max_msgs_per_sec", CT_DBL, offsetof(struct cfg_tenant_limit, max_msgs_per_sec), 0, 0.001, 1000000, NULL, NULL, NULL, 0, true },
+	END
+};
+
 static const struct cfg_key cfg_pool_rule_keys[] = {
 	{ "sender_domain", CT_STR, offsetof(struct cfg_pool_rule, sender_domain), 0, 1, 255, NULL, NULL, NULL, 0, false },
 	{ "user", CT_STR, offsetof(struct cfg_pool_rule, user), 0, 1, 255, NULL, NULL, NULL, 0, false },
@@ -181,6 +188,7 @@ static const struct cfg_key cfg_delivery_keys[] = {
 	{ "default_pool", CT_STR, OFF(delivery.default_pool), 0, 1, 64, NULL, NULL, NULL, 0, false },
 	{ "pool_cooldown", CT_U32, OFF(delivery.pool_cooldown), 0, 1, 86400, "60", NULL, NULL, 0, false },
 	{ "shaping_rules", CT_STR, OFF(delivery.shaping_rules), 0, 1, 1024, NULL, NULL, NULL, 0, false },
+	{ "tenant_limits", CT_LIST, OFF(delivery.tenant_limits), OFF(delivery.n_tenant_limits), 0, 100000, NULL, NULL, cfg_tenant_limit_keys, sizeof(struct cfg_tenant_limit), false },
 	END
 };
 
@@ -220,7 +228,7 @@ static const struct cfg_key cfg_shaping_rule_keys[] = {
 	{ "enhanced", CT_STR, SOFF(enhanced), 0, 5, 11, NULL, NULL, NULL, 0, false },
 	{ "text", CT_STR, SOFF(text), 0, 1, 128, NULL, NULL, NULL, 0, false },
 	{ "action", CT_ENUM, SOFF(action), 0, 0, 0, NULL, cfg_shaping_kind_names, NULL, 0, true },
-	{ "rate", CT_DBL, SOFF(rate), 0, 0, 1e6, "0", NULL, NULL, 0, false },
+	{ "rate", CT_DBL, SOFF(rate), 0, 0, 1e6, "0", NULL, NULL, 0, false }, /* >= 0.001 when set: config_check.c */
 	{ "connections", CT_U32, SOFF(connections), 0, 0, 100000, "0", NULL, NULL, 0, false },
 	{ "duration", CT_U32, SOFF(duration), 0, 1, 604800, NULL, NULL, NULL, 0, true },
 	END

@@ -101,6 +101,15 @@ struct cfg_limit {
 	enum cfg_tls tls;          /* default opportunistic */
 };
 
+/* A tenant's delivery rate (docs/shaping.md), cluster-wide: with a
+ * domain, to that domain's destination ("*": to each destination); without,
+ * in total. The most specific entry applies. */
+struct cfg_tenant_limit {
+	char *tenant;              /* required: a tenant, or "*" for any */
+	char *domain;              /* NULL = in total */
+	double max_msgs_per_sec;   /* required, > 0 */
+};
+
 /* IP pools (docs/pools.md): named sets of source addresses. */
 struct cfg_pool_addr {
 	char *address;             /* required, an IPv4 or IPv6 literal */
@@ -240,6 +249,8 @@ struct config {
 		char *default_pool;        /* NULL = no pool */
 		uint32_t pool_cooldown;    /* seconds a failed source is skipped, default 60 */
 		char *shaping_rules;       /* rules file, NULL = the built-in one */
+		struct cfg_tenant_limit *tenant_limits;
+		size_t n_tenant_limits;    /* default none */
 	} delivery;
 
 	struct {

@@ -526,9 +526,9 @@ cfg_check_rule(struct cfg_ctx *cx, const struct cfg_shaping *sh, size_t i,
 	if (!found)
 		return config_check_fail(cx, at, path, "provider \"%s\" is "
 					 "not in providers", r->provider);
-	if (r->action == CFG_SHAPING_RATE && !(r->rate > 0))
+	if (r->action == CFG_SHAPING_RATE && !(r->rate >= 0.001))
 		return config_check_fail(cx, at, path, "action \"rate\" "
-					 "needs rate > 0 (messages/s)");
+					 "needs rate >= 0.001 (messages/s)");
 	if (r->action == CFG_SHAPING_CONNECTIONS && r->connections == 0)
 		return config_check_fail(cx, at, path, "action "
 					 "\"connections\" needs connections "

@@ -21,7 +21,8 @@ struct adapt {
 	struct adapt_action *v;
 	size_t n;
 	uint64_t version;
-	uint64_t refused;          /* copies refused: the table was full */
+	uint64_t rules_gen;
+	uint64_t evicted;          /* copies dropped to make room */
 	uint64_t fired[CFG_SHAPING_SUSPEND_SOURCE + 1]; /* by our rules */
 };
 
@@ -53,6 +54,7 @@ adapt_set_rules(struct adapt *a, struct cfg_shaping *rules)
 	config_shaping_free(a->rules);
 	a->rules = rules;
 	a->version++;
+	a->rules_gen++;
 }
 
 const struct cfg_shaping *
@@ -164,6 +166,29 @@ adapt_is_live(const struct adapt_action *x, uint64_t now_ms)
 	return !x->cleared && x->expires_ms > now_ms;
 }
 
+/* Room for one more copy in a full table: the copy that expires first
+ * goes, cleared ones before live ones (a resume is worth less than a
+ * suspension). */
+static void
+adapt_evict(struct adapt *a, const struct adapt_action *x)
+{
+	size_t victim = 0;
+
+	for (size_t i = 1; i < a->n; i++) {
+		const struct adapt_action *v = &a->v[victim], *c = &a->v[i];
+
+		if (c->cleared != v->cleared ? c->cleared :
+					       c->expires_ms < v->expires_ms)
+			victim = i;
+	}
+	if (a->evicted++ % 1000 == 0)
+		log_warn("shaping event=table_full actions=%d evicted=%llu "
+			 "key=%.64s for=%.64s",
+			 ADAPT_ACTIONS_MAX, (unsigned long long)a->evicted,
+			 a->v[victim].key, x->key);
+	a->v[victim] = a->v[--a->n];
+}
+
 /* Put x in (its key in lower case, as every key in the table): over its
  * older copy, or in a free slot. */
 static bool
@@ -175,24 +200,20 @@ adapt_put(struct adapt *a, const struct adapt_action *in)
 	for (char *p = lc.key; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	cur = adapt_find(a, x);
-
 	if (cur != NULL) {
 		if (!adapt_newer(x, cur))
 			return false;
 		*cur = *x;
-	} else if (a->n < ADAPT_ACTIONS_MAX) {
-		a->v[a->n++] = *x;
 	} else {
-		if (a->refused++ % 1000 == 0)
-			log_warn("shaping event=table_full actions=%d "
-				 "refused=%llu key=%.64s",
-				 ADAPT_ACTIONS_MAX,
-				 (unsigned long long)a->refused, x->key);
-		return false;
+		if (a->n == ADAPT_ACTIONS_MAX)
+			adapt_evict(a, x);
+		a->v[a->n++] = *x;
 	}
 	a->version++;
 	return true;
 }
+
+static bool adapt_str_ok(const char *s, size_t size, bool need, char cls);
 
 bool
 adapt_observe(struct adapt *a, const char *provider, const char *mx,
@@ -212,6 +233,9 @@ adapt_observe(struct adapt *a, const char *provider, const char *mx,
 	if (rule == NULL)
 		return false;
 	snprintf(x.key, sizeof(x.key), "%s", provider ? provider : mx);
+	/* a host name no other node would take (adapt_action_valid) */
+	if (!adapt_str_ok(x.key, sizeof(x.key), true, 'k'))
+		return false;
 	x.kind = rule->action;
 	if (x.kind == CFG_SHAPING_SUSPEND_SOURCE) {
 		if (has_pool && source[0])
@@ -259,7 +283,8 @@ adapt_suspend(struct adapt *a, const char *key, uint32_t seconds,
 	 * stamped by a node whose clock runs ahead), or it would lose */
 	cur = adapt_find(a, &x);
 	if (cur && cur->stamp_ms >= now_ms)
-		x.stamp_ms = cur->stamp_ms + 1;
+		x.stamp_ms = cur->stamp_ms < UINT64_MAX ? cur->stamp_ms + 1 :
+							  UINT64_MAX;
 	x.expires_ms = now_ms + (uint64_t)seconds * 1000;
 	snprintf(x.origin, sizeof(x.origin), "%s", a->node_id);
 	snprintf(x.rule, sizeof(x.rule), "manual");
@@ -276,28 +301,55 @@ adapt_lookup(const struct adapt *a, const struct adapt_action *x)
 	return adapt_find((struct adapt *)a, x);
 }
 
+/* s, NUL-terminated within size, non-empty when need, every character
+ * in the class: 'k' a key (letters, digits, '.', '_', '-'), 'n' a name
+ * (printable, no space, quote or backslash), 'a' an address (hex digits,
+ * '.', ':'), 't' any text (the logs escape it). */
 static bool
-adapt_str_ok(const char *s, size_t size, bool need)
+adapt_str_ok(const char *s, size_t size, bool need, char cls)
 {
 	size_t n = strnlen(s, size);
 
-	return n < size && (!need || n > 0);
+	if (n == size || (need && n == 0))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool ok;
+
+		switch (cls) {
+		case 'k':
+			ok = isalnum(c) || c == '.' || c == '_' || c == '-';
+			break;
+		case 'n':
+			ok = c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+			break;
+		case 'a':
+			ok = isxdigit(c) || c == '.' || c == ':';
+			break;
+		default:
+			ok = true;
+			break;
+		}
+		if (!ok)
+			return false;
+	}
+	return true;
 }
 
 bool
 adapt_action_valid(const struct adapt_action *x)
 {
-	if (!adapt_str_ok(x->key, sizeof(x->key), true) ||
-	    !adapt_str_ok(x->source, sizeof(x->source), false) ||
-	    !adapt_str_ok(x->origin, sizeof(x->origin), true) ||
-	    !adapt_str_ok(x->rule, sizeof(x->rule), true) ||
-	    !adapt_str_ok(x->trigger, sizeof(x->trigger), false))
+	if (!adapt_str_ok(x->key, sizeof(x->key), true, 'k') ||
+	    !adapt_str_ok(x->source, sizeof(x->source), false, 'a') ||
+	    !adapt_str_ok(x->origin, sizeof(x->origin), true, 'n') ||
+	    !adapt_str_ok(x->rule, sizeof(x->rule), true, 'n') ||
+	    !adapt_str_ok(x->trigger, sizeof(x->trigger), false, 't'))
 		return false;
 	switch (x->kind) {
 	case CFG_SHAPING_SUSPEND:
 		return true;
 	case CFG_SHAPING_RATE:
-		return isfinite(x->rate) && x->rate > 0;
+		return isfinite(x->rate) && x->rate >= ADAPT_RATE_MIN;
 	case CFG_SHAPING_CONNECTIONS:
 		return x->connections > 0;
 	case CFG_SHAPING_SUSPEND_SOURCE:
@@ -309,7 +361,11 @@ adapt_action_valid(const struct adapt_action *x)
 bool
 adapt_merge(struct adapt *a, const struct adapt_action *x, uint64_t now_ms)
 {
-	if (!adapt_action_valid(x) || x->expires_ms <= now_ms)
+	uint64_t latest = now_ms + ADAPT_SKEW_MS;
+
+	if (!adapt_action_valid(x) || x->expires_ms <= now_ms ||
+	    x->stamp_ms > latest ||
+	    x->expires_ms > latest + (uint64_t)ADAPT_DURATION_MAX * 1000)
 		return false;
 	return adapt_put(a, x);
 }
@@ -327,7 +383,9 @@ adapt_clear(struct adapt *a, const char *key, uint64_t now_ms,
 			continue;
 		x->cleared = true;
 		/* newer than every copy of it elsewhere, however skewed */
-		x->stamp_ms = now_ms > x->stamp_ms ? now_ms : x->stamp_ms + 1;
+		x->stamp_ms = now_ms > x->stamp_ms ? now_ms :
+			      x->stamp_ms < UINT64_MAX ? x->stamp_ms + 1 :
+							 UINT64_MAX;
 		snprintf(x->origin, sizeof(x->origin), "%s", a->node_id);
 		a->version++;
 		n++;
@@ -453,6 +511,12 @@ uint64_t
 adapt_version(const struct adapt *a)
 {
 	return a->version;
+}
+
+uint64_t
+adapt_rules_gen(const struct adapt *a)
+{
+	return a->rules_gen;
 }
 
 size_t

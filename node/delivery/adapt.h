@@ -36,6 +36,8 @@
 #define ADAPT_SOURCE_MAX 64      /* an IPv6 literal fits */
 #define ADAPT_TRIGGER_MAX 256    /* of the reply that fired a rule */
 #define ADAPT_DURATION_MAX 604800 /* seconds: a rule's and by hand */
+#define ADAPT_SKEW_MS 600000     /* clocks of two nodes may differ this much */
+#define ADAPT_RATE_MIN 0.001     /* msgs/s: a slower cap is a suspension */
 
 struct adapt;
 
@@ -94,18 +96,25 @@ bool adapt_observe(struct adapt *a, const char *provider, const char *mx,
 		   struct adapt_action *out);
 
 /* Whether a copy from outside (another node, an operator) is well formed:
- * a key, a known kind, a source for a source suspension, rate or
- * connections where the kind needs one, NUL-terminated strings. */
+ * NUL-terminated strings; a key of letters, digits, '.', '_' and '-'; an
+ * origin and rule of printable characters without quotes or spaces; a
+ * source of an address's characters; a known kind, with the source,
+ * rate (>= ADAPT_RATE_MIN) or connections it needs. */
 bool adapt_action_valid(const struct adapt_action *x);
 
-/* Take a copy (adapt_action_valid): kept when it is newer than what the
- * table holds for its identity. Returns true when the table changed. */
+/* Take a copy (adapt_action_valid, stamped no later than now_ms +
+ * ADAPT_SKEW_MS, expiring no later than ADAPT_DURATION_MAX after that):
+ * kept when it is newer than what the table holds for its identity.
+ * When the table is full, the copy that expires first makes room
+ * (cleared copies before live ones). Returns true when the table
+ * changed. */
 bool adapt_merge(struct adapt *a, const struct adapt_action *x,
 		 uint64_t now_ms);
 
 /* Suspend key by hand for seconds from now_ms (origin this node, rule
- * "manual"), stamped after any copy of it in the table so that it wins.
- * Returns false when the table is full; else *out is the action. */
+ * "manual"), stamped after any copy of it in the table so that it wins
+ * (a full table makes room as for adapt_merge()). Returns true and sets
+ * *out to the action. */
 bool adapt_suspend(struct adapt *a, const char *key, uint32_t seconds,
 		   uint64_t now_ms, struct adapt_action *out);
 
@@ -146,6 +155,9 @@ uint64_t adapt_next_expiry(const struct adapt *a);
 
 /* Grows with every change of the table (for caches of adapt_check). */
 uint64_t adapt_version(const struct adapt *a);
+
+/* Grows with every change of the rules (for caches of adapt_provider). */
+uint64_t adapt_rules_gen(const struct adapt *a);
 
 /* Every copy in the table (cleared ones too), in no order. */
 size_t adapt_count(const struct adapt *a);

@@ -409,10 +409,16 @@ deliver_observe(struct deliver *d, struct dest *ds, const char *mx,
 {
 	struct adapt_action x;
 
+	const char *provider;
+
 	if (r->code == 0 || (r->code >= 200 && r->code < 300))
 		return;
-	if (!adapt_observe(d->adapt, ds->provider[0] ? ds->provider : NULL,
-			   mx, source, ds->pool >= 0, r, clock_wall_ms(), &x))
+	/* the provider of the host that replied, not of the destination:
+	 * anyone can list a provider's host beside their own MX, and their
+	 * server's reply must not speak for that provider */
+	provider = adapt_provider(d->adapt, &mx, 1);
+	if (!adapt_observe(d->adapt, provider, mx, source, ds->pool >= 0, r,
+			   clock_wall_ms(), &x))
 		return;
 	if (d->hooks.shaping_action)
 		d->hooks.shaping_action(d->hooks.arg, &x);
@@ -501,6 +507,7 @@ deliver_new(struct event_base *base, const struct config *cfg,
 	d->smtpc = smtpc_ctx_new(base);
 	d->share = shaping_share(map, node_id);
 	d->adapt = adapt_new(node_id, NULL);
+	d->tenant_totals = tenant_set_new();
 	d->adapt_timer = evtimer_new(base, deliver_on_adapt_timer, d);
 	{
 		char err[1024];
@@ -553,6 +560,7 @@ deliver_free(struct deliver *d)
 	if (d->adapt_timer)
 		event_free(d->adapt_timer);
 	adapt_free(d->adapt);
+	tenant_set_free(d->tenant_totals);
 	smtpc_ctx_free(d->smtpc); /* after every connection was closed */
 	egress_free(d->egress);
 	dns_free(d->dns);

@@ -29,6 +29,7 @@
 #include "node/delivery/outcome.h"
 #include "node/delivery/shaping.h"
 #include "node/delivery/smtpc.h"
+#include "node/delivery/tenant.h"
 
 #define DELIVER_ADDRS_MAX (DNS_HOSTS_MAX * DNS_ADDRS_MAX)
 #define DELIVER_KEY_MAX 1024
@@ -54,6 +55,7 @@ struct deliver {
 	struct egress *egress;    /* IP pools' source addresses */
 	uint64_t unknown_pools;   /* messages naming a pool we lack */
 	struct adapt *adapt;      /* adaptive shaping: rules and actions */
+	struct tenant_set *tenant_totals; /* tenants' limits in total */
 	struct event *adapt_timer; /* the next action's expiry */
 	uint64_t held;            /* jobs deferred by a suspension */
 };
@@ -75,11 +77,13 @@ struct dest {
 	size_t n_addrs;
 	const char *mx[DELIVER_ADDRS_MAX]; /* addrs[i].mx, for adapt.h */
 	char provider[ADAPT_NAME_MAX]; /* adapt_provider(), "" = none */
+	uint64_t provider_gen;    /* adapt_rules_gen() it was found at */
 	struct adapt_verdict av;  /* adapt_check() at av_version */
 	uint64_t av_version;      /* 0: not checked yet */
 	struct shaping shape;
 	enum smtpc_tls tls;
 	struct dqueue q;          /* waiting jobs, by class and tenant */
+	struct tenant_set *tenants; /* tenants' limits here (tenant.h) */
 	struct dconn *conns;      /* all connections */
 	uint32_t n_conns, n_connecting;
 	struct event *wake;       /* rate limit timer */
@@ -108,9 +112,10 @@ bool deliver_may_start(const struct deliver *d, const struct job *j);
 void deliver_abandon(struct deliver *d, struct job *j);
 
 /* A reply from host mx of ds, sent from source, that ended an attempt or
- * a connection's setup: adaptive shaping's rules see it (adapt.h); a new
- * action goes up through hooks.shaping_action and every destination
- * looks at the table again. */
+ * a connection's setup: adaptive shaping's rules see it (adapt.h) as a
+ * reply of the provider mx itself belongs to (not ds's: a domain may list
+ * a provider's host beside its own); a new action goes up through
+ * hooks.shaping_action and every destination looks at the table again. */
 void deliver_observe(struct deliver *d, struct dest *ds, const char *mx,
 		     const char *source, const struct smtpc_reply *r);
 

@@ -142,6 +142,7 @@ dest_new(struct deliver *d, const char *key, const char *domain, ssize_t pool,
 			 &ds->shape);
 	ds->tls = dest_tls_mode(route_tls ? *route_tls : ds->shape.tls);
 	ds->wake = evtimer_new(d->base, dest_on_wake, ds);
+	ds->tenants = tenant_set_new();
 	ds->next = d->dests;
 	d->dests = ds;
 	log_debug(LOG_SUB_SMTP, "dest=%s event=created max_conns=%u", key,
@@ -162,6 +163,7 @@ dest_unlink_free(struct dest *ds)
 		}
 	}
 	event_free(ds->wake);
+	tenant_set_free(ds->tenants);
 	free(ds);
 }
 
@@ -186,8 +188,7 @@ dest_enqueue(struct dest *ds, struct job *j)
 	shaping_for_pool(ds->d->cfg, dest_pool_name(ds), j->domain,
 			 ds->d->share, &s);
 	if (s.is_specific && !ds->shape.is_specific) {
-		s.tokens = ds->shape.tokens;
-		s.refilled_us = ds->shape.refilled_us;
+		s.bucket = ds->shape.bucket;
 		ds->shape = s;
 		ds->tls = dest_tls_mode(s.tls);
 		ds->av_version = 0; /* the caps again */
@@ -591,13 +592,47 @@ dest_connect(struct dest *ds)
 	dconn_open(dc);
 }
 
+/* dqueue_next()'s test: may the job's tenant send here now? The
+ * shortest wait of those that may not is kept for the wake timer. */
+struct dest_pick {
+	struct dest *ds;
+	uint64_t now_us;
+	uint64_t wait;
+};
+
+static bool
+dest_tenant_ok(void *arg, const struct job *j)
+{
+	struct dest_pick *p = arg;
+	struct deliver *d = p->ds->d;
+	uint64_t w = tenant_wait(d->cfg, p->ds->tenants, d->tenant_totals,
+				 p->ds->domain, j, d->share, p->now_us);
+
+	if (w && (p->wait == 0 || w < p->wait))
+		p->wait = w;
+	return w == 0;
+}
+
+/* Wake ds in wait_us (unless a wake is due sooner already). */
+static void
+dest_wake_in(struct dest *ds, uint64_t wait_us)
+{
+	struct timeval tv = { (time_t)(wait_us / 1000000),
+			      (suseconds_t)(wait_us % 1000000) };
+
+	if (!evtimer_pending(ds->wake, NULL))
+		evtimer_add(ds->wake, &tv);
+}
+
 static void
 dest_pump_jobs(struct dest *ds)
 {
+	struct dest_pick pick = { ds, dest_now_us(), 0 };
 	struct job *j;
 
-	/* in service order: classes, then tenants in turn (dqueue.h) */
-	while ((j = dqueue_next(&ds->q, NULL, NULL)) != NULL) {
+	/* in service order: classes, then tenants in turn (dqueue.h), each
+	 * tenant within its limits (tenant.h) */
+	while ((j = dqueue_next(&ds->q, dest_tenant_ok, &pick)) != NULL) {
 		struct dconn *idle = NULL, *next;
 		struct outcome_verdict hold;
 		char why[DEST_HOLD_TEXT_MAX];
@@ -639,18 +674,19 @@ dest_pump_jobs(struct dest *ds)
 				dest_connect(ds);
 			return;
 		}
-		wait = shaping_take(&ds->shape, dest_now_us());
+		wait = shaping_take(&ds->shape, pick.now_us);
 		if (wait) {
-			struct timeval tv = { (time_t)(wait / 1000000),
-					      (suseconds_t)(wait % 1000000) };
-
-			if (!evtimer_pending(ds->wake, NULL))
-				evtimer_add(ds->wake, &tv);
+			dest_wake_in(ds, wait);
 			return;
 		}
+		tenant_take(ds->d->cfg, ds->tenants, ds->d->tenant_totals,
+			    ds->domain, j, ds->d->share, pick.now_us);
 		dqueue_remove(&ds->q, j);
 		dconn_send(idle, j);
 	}
+	/* jobs wait only for their tenants' limits: look again then */
+	if (ds->q.n && pick.wait)
+		dest_wake_in(ds, pick.wait);
 }
 
 /* Start what waits, within the limits. Frees ds when nothing is left to

@@ -44,8 +44,14 @@ dest_refresh_verdict(struct dest *ds)
 
 	if (ds->av_version == adapt_version(a))
 		return;
-	p = adapt_provider(a, ds->mx, ds->n_addrs);
-	snprintf(ds->provider, sizeof(ds->provider), "%s", p ? p : "");
+	/* the provider only when the rules or the MX hosts changed: a
+	 * rules file may hold thousands of patterns */
+	if (ds->provider_gen != adapt_rules_gen(a)) {
+		p = adapt_provider(a, ds->mx, ds->n_addrs);
+		snprintf(ds->provider, sizeof(ds->provider), "%s", p ? p : "");
+		ds->provider_gen = adapt_rules_gen(a);
+	}
+	p = ds->provider[0] ? ds->provider : NULL;
 	adapt_check(a, p, ds->mx, ds->n_addrs, clock_wall_ms(), &ds->av);
 	if (ds->av.connections) {
 		double c = floor((double)ds->av.connections * share);
@@ -163,7 +169,8 @@ dest_hold_check(struct dest *ds, const struct job *j,
 			 "until %s",
 			 why->key,
 			 strcmp(why->rule, "manual") ? "rule " : "an operator",
-			 strcmp(why->rule, "manual") ? why->rule : "", when);
+			 strcmp(why->rule, "manual") ? why->rule : "",
+			 when);
 	else
 		snprintf(text, len,
 			 "held: every source address of pool %s is suspended "

@@ -64,8 +64,9 @@ shaping_for_pool(const struct config *cfg, const char *pool,
 	if (out->max_msgs_per_conn == 0)
 		out->max_msgs_per_conn = 1;
 	shaping_set_share(out, share);
-	out->tokens = out->max_msgs_per_sec > 1 ? out->max_msgs_per_sec : 1;
-	out->refilled_us = 0;
+	out->bucket.tokens =
+		out->max_msgs_per_sec > 1 ? out->max_msgs_per_sec : 1;
+	out->bucket.refilled_us = 0;
 }
 
 void
@@ -81,8 +82,8 @@ shaping_set_share(struct shaping *s, double share)
 	s->max_connections = conns < 1 ? 1 : (uint32_t)conns;
 	s->max_msgs_per_sec = (l ? l->max_msgs_per_sec : 0) * share;
 	cap = s->max_msgs_per_sec > 1 ? s->max_msgs_per_sec : 1;
-	if (s->tokens > cap)
-		s->tokens = cap;
+	if (s->bucket.tokens > cap)
+		s->bucket.tokens = cap;
 }
 
 double
@@ -121,24 +122,50 @@ shaping_rate(const struct shaping *s)
 	return s->max_msgs_per_sec;
 }
 
+/* Refill b at rate up to now_us. */
+static void
+bucket_refill(struct bucket *b, double rate, uint64_t now_us)
+{
+	double cap = rate > 1 ? rate : 1;
+
+	/* a clock that stepped back means no time passed, not ~2^64 us */
+	if (b->refilled_us == 0 || now_us < b->refilled_us) {
+		if (b->refilled_us == 0 && b->tokens == 0)
+			b->tokens = cap; /* a new bucket starts full */
+		b->refilled_us = now_us;
+	}
+	b->tokens += (double)(now_us - b->refilled_us) / 1e6 * rate;
+	if (b->tokens > cap)
+		b->tokens = cap;
+	b->refilled_us = now_us;
+}
+
+uint64_t
+bucket_wait(struct bucket *b, double rate, uint64_t now_us)
+{
+	bucket_refill(b, rate, now_us);
+	if (b->tokens >= 1)
+		return 0;
+	return (uint64_t)((1 - b->tokens) / rate * 1e6) + 1;
+}
+
+bool
+bucket_is_full(struct bucket *b, double rate, uint64_t now_us)
+{
+	bucket_refill(b, rate, now_us);
+	return b->tokens >= (rate > 1 ? rate : 1);
+}
+
 uint64_t
 shaping_take(struct shaping *s, uint64_t now_us)
 {
 	double rate = shaping_rate(s);
-	double cap = rate > 1 ? rate : 1;
+	uint64_t wait;
 
 	if (rate <= 0)
 		return 0;
-	/* a clock that stepped back means no time passed, not ~2^64 us */
-	if (s->refilled_us == 0 || now_us < s->refilled_us)
-		s->refilled_us = now_us;
-	s->tokens += (double)(now_us - s->refilled_us) / 1e6 * rate;
-	if (s->tokens > cap)
-		s->tokens = cap;
-	s->refilled_us = now_us;
-	if (s->tokens >= 1) {
-		s->tokens -= 1;
-		return 0;
-	}
-	return (uint64_t)((1 - s->tokens) / rate * 1e6) + 1;
+	wait = bucket_wait(&s->bucket, rate, now_us);
+	if (wait == 0)
+		s->bucket.tokens -= 1;
+	return wait;
 }

@@ -19,6 +19,13 @@
 #include "lib/config.h"
 #include "proto/queue.pb-c.h"
 
+/* A token bucket of rate tokens per second (at most max(rate, 1) kept),
+ * refilled up to now_us (a monotonic clock; a step back is no time). */
+struct bucket {
+	double tokens;
+	uint64_t refilled_us;
+};
+
 struct shaping {
 	const struct cfg_limit *limit; /* the entry applied, NULL = built-in;
 					  valid while the config lives */
@@ -31,9 +38,7 @@ struct shaping {
 	 * share already applied; 0 = none */
 	double cap_rate;
 	uint32_t cap_conns;
-	/* token bucket for the rate */
-	double tokens;
-	uint64_t refilled_us;
+	struct bucket bucket;        /* for the rate */
 };
 
 /* The limits that apply to jobs of `domain`, scaled by share (0..1]:
@@ -72,6 +77,12 @@ void shaping_set_caps(struct shaping *s, double rate, uint32_t conns);
 
 /* The connections s allows now: the limit, or a smaller cap. */
 uint32_t shaping_max_conns(const struct shaping *s);
+
+/* Microseconds until b has a token at rate (> 0): 0 when it has one. */
+uint64_t bucket_wait(struct bucket *b, double rate, uint64_t now_us);
+
+/* Whether b is full at rate: as good as new, so it may be dropped. */
+bool bucket_is_full(struct bucket *b, double rate, uint64_t now_us);
 
 /* Take one message token at now_us (a monotonic clock's reading; should
  * it go back, no time has passed). Returns 0 when a message may go now,

@@ -40,6 +40,7 @@
 #include "node/delivery/job.h"
 #include "node/queue/dsn.h"
 #include "node/queue/scheduler_int.h"
+#include "node/queue/tenants.h"
 #include "node/store/store.h"
 
 #define SCHED_SCAN_MAX 1000              /* due entries looked at per pass */
@@ -523,6 +524,7 @@ scheduler_new(const struct scheduler_deps *deps)
 	qid_gen_init(&s->qids);
 	s->timer = evtimer_new(s->base, sched_run, s);
 	s->recheck_ev = event_new(s->base, -1, 0, sched_on_recheck, s);
+	s->tenants = tenants_new();
 	scheduler_kick(s);
 	return s;
 }
@@ -538,5 +540,12 @@ scheduler_free(struct scheduler *s)
 	/* the table holds no references: delivery's jobs do, and it drops
 	 * them when it is freed (before us) */
 	idmap_free(s->inflight);
+	tenants_free(s->tenants);
 	free(s);
+}
+
+const struct tenants *
+scheduler_tenants(const struct scheduler *s)
+{
+	return s->tenants;
 }

@@ -123,4 +123,8 @@ uint64_t scheduler_in_flight(const struct scheduler *s);
 uint64_t scheduler_in_flight_of(const struct scheduler *s,
 				const uint8_t *shards, size_t n);
 
+/* Results per tenant since start (node/queue/tenants.h). */
+struct tenants;
+const struct tenants *scheduler_tenants(const struct scheduler *s);
+
 #endif

@@ -34,6 +34,7 @@ struct scheduler {
 	struct dlog *dlog;
 	struct scheduler_hooks hooks;
 	struct sched_window recent;
+	struct tenants *tenants;  /* results per tenant (tenants.h) */
 	struct event *timer;
 	struct idmap *inflight;   /* shard_hash(qid) -> struct job_msg */
 	uint64_t inflight_bytes;

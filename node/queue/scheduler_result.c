@@ -35,6 +35,7 @@
 #include "node/queue/dsn.h"
 #include "node/queue/scheduler.h"
 #include "node/queue/scheduler_int.h"
+#include "node/queue/tenants.h"
 #include "node/store/commit.h"
 #include "node/store/store.h"
 #include "node/suppress/suppress.h"
@@ -125,12 +126,21 @@ sched_record_one(const struct sched_res *sr, size_t k,
 		r->state = SHOAL__RCPT_STATE__RCPT_DEFERRED;
 		/* the jitter is drawn afresh if the apply runs again: either
 		 * draw is as good, and nothing outside the txn changes */
-		r->next_try = res->retry_at ?
-				      res->retry_at :
-				      outcome_next_try(
-					      sr->now, r->attempts,
-					      cfg->delivery.retry_schedule,
-					      cfg->delivery.n_retry_schedule);
+		if (res->retry_at) {
+			/* held: due when the hold ends, but never past the
+			 * queue lifetime, where it bounces as any deferral */
+			uint64_t end = env->arrival_time +
+				       cfg->delivery.max_queue_lifetime;
+
+			r->next_try = res->retry_at < end ? res->retry_at :
+							    end;
+			if (r->next_try <= sr->now)
+				r->next_try = sr->now + 1;
+			return;
+		}
+		r->next_try = outcome_next_try(sr->now, r->attempts,
+					       cfg->delivery.retry_schedule,
+					       cfg->delivery.n_retry_schedule);
 		return;
 	}
 	if (bounce_wanted(env, r, a))
@@ -536,6 +546,8 @@ scheduler_job_done(struct scheduler *s, struct job *j)
 		if (r != NULL) {
 			dlog_attempt(s->dlog, j->msg, j, r, &j->res[k]);
 			sched_count(s, j->res[k].outcome);
+			tenants_count(s->tenants, env->tenant,
+				      j->res[k].outcome);
 		}
 	}
 	if (s->hooks.results)

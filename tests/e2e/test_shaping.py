@@ -23,6 +23,7 @@ import smtplib
 import unittest
 
 from shoaltest import ShoalTestCase, make_message, wait_for
+from test_delivery import Peers
 from test_pools import Capture, dlog_lines, peer_ip
 
 DOMAIN = "bigmail.test"
@@ -323,6 +324,56 @@ class ShapingTest(ShoalTestCase):
             if "rcpt" in d:
                 self.assertEqual((d["result"], d["attempt"]),
                                  ("delivered", 1), d)
+
+    def test_5_only_the_provider_speaks_for_the_provider(self):
+        # evil.test lists its own MX first and bigmail's host second; its
+        # server answers with bigmail's throttling reply. That must not
+        # suspend bigmail for the cluster: only bigmail's own host may.
+        rules = """
+providers = ( { name = "bigmail"; mx = [ "*.bigmail.test" ]; } );
+rules = ( { name = "rate-limited"; code = "421"; enhanced = "4.7.28";
+            action = "suspend"; duration = 600; } );
+"""
+        d = self.tempdir("shoal-shaping-")
+        rules_path = os.path.join(d, "shaping.rules")
+        with open(rules_path, "w", encoding="utf-8") as f:
+            f.write(rules)
+        c = self.cluster(start=False, nodes=1)
+        peers = Peers(self, c)
+        peers.mx += [("evil.test", "mx.evil.test", 10),
+                     ("evil.test", "mx1.bigmail.test", 20),
+                     ("victim.test", "mx1.bigmail.test", 10)]
+        peers.hosts += [("mx.evil.test", "127.0.0.5"),
+                        ("mx1.bigmail.test", "127.0.0.6")]
+        evil = peers.capture("evil", ips=("127.0.0.5",), rules=[
+            {"cmd": "RCPT", "reply": THROTTLE}])
+        big = peers.capture("big", ips=("127.0.0.6",))
+        peers.start()
+        c.delivery = peers.delivery() + \
+            f'\n  shaping_rules = "{rules_path}";'
+        c.write_config()
+        c.start()
+        peers.adopt()
+        with smtplib.SMTP("127.0.0.1", c.port, timeout=30) as s:
+            s.sendmail("shop@sender.test", ["u@evil.test"],
+                       make_message("evil", rcpt="u@evil.test"))
+        # the rule fired, for the host that replied only
+        m = c.node("n1").wait_log(r"shaping event=action key=(\S+)", TIMEOUT)
+        self.assertEqual(m.group(1), "mx.evil.test")
+        with smtplib.SMTP("127.0.0.1", c.port, timeout=30) as s:
+            s.sendmail("shop@sender.test", ["v@victim.test"],
+                       make_message("victim", rcpt="v@victim.test"))
+        wait_for(lambda: big.to("v@victim.test"), TIMEOUT,
+                 "the provider's own mail goes on")
+        # positive control: the provider's own host saying it suspends it
+        off = c.node("n1").log_offset()
+        big.set_rules([{"cmd": "RCPT", "reply": THROTTLE, "times": 1}])
+        with smtplib.SMTP("127.0.0.1", c.port, timeout=30) as s:
+            s.sendmail("shop@sender.test", ["w@victim.test"],
+                       make_message("victim 2", rcpt="w@victim.test"))
+        c.node("n1").wait_log(r"shaping event=action key=bigmail ",
+                              TIMEOUT, since=off)
+        self.assertEqual(len(evil.messages()), 0)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ START_TEST(test_adapt_rules_file_errors)
 		  "provider \"nope\" is not in providers" },
 		{ "rules = ( { name = \"a\"; text = \"x\"; action = \"rate\"; "
 		  "duration = 5; } );",
-		  "needs rate > 0" },
+		  "needs rate >= 0.001" },
 		{ "rules = ( { name = \"a\"; text = \"x\"; "
 		  "action = \"connections\"; duration = 5; } );",
 		  "needs connections >= 1" },
@@ -341,7 +341,37 @@ START_TEST(test_adapt_merge_refuses_bad_copies)
 	ck_assert(!adapt_merge(a, &x, NOW));
 	x = action("k", CFG_SHAPING_SUSPEND, NOW, NOW + 1000, "");
 	ck_assert(!adapt_merge(a, &x, NOW));
+	/* bytes that would forge log lines, in key, origin or rule */
+	x = action("k\nFAKE", CFG_SHAPING_SUSPEND, NOW, NOW + 1000, "n2");
+	ck_assert(!adapt_merge(a, &x, NOW));
+	x = action("k", CFG_SHAPING_SUSPEND, NOW, NOW + 1000, "n2 x");
+	ck_assert(!adapt_merge(a, &x, NOW));
+	x = action("k", CFG_SHAPING_SUSPEND, NOW, NOW + 1000, "n2");
+	snprintf(x.rule, sizeof(x.rule), "a\"b");
+	ck_assert(!adapt_merge(a, &x, NOW));
+	x = action("k", CFG_SHAPING_SUSPEND_SOURCE, NOW, NOW + 1000, "n2");
+	snprintf(x.source, sizeof(x.source), "1.2.3.4 x");
+	ck_assert(!adapt_merge(a, &x, NOW));
+	/* a rate so small it would hold mail unseen */
+	x = action("k", CFG_SHAPING_RATE, NOW, NOW + 1000, "n2");
+	x.rate = 1e-300;
+	ck_assert(!adapt_merge(a, &x, NOW));
+	/* stamped or expiring beyond any clock skew: pinned for ever, or
+	 * a resume that could not win */
+	x = action("k", CFG_SHAPING_SUSPEND, UINT64_MAX, NOW + 1000, "n2");
+	ck_assert(!adapt_merge(a, &x, NOW));
+	x = action("k", CFG_SHAPING_SUSPEND, NOW, UINT64_MAX, "n2");
+	ck_assert(!adapt_merge(a, &x, NOW));
+	x = action("k", CFG_SHAPING_SUSPEND, NOW,
+		   NOW + ADAPT_SKEW_MS + ADAPT_DURATION_MAX * 1000ull + 1, "n2");
+	ck_assert(!adapt_merge(a, &x, NOW));
 	ck_assert_uint_eq(adapt_count(a), 0);
+	/* the bounds themselves are fine */
+	x = action("k", CFG_SHAPING_SUSPEND, NOW + ADAPT_SKEW_MS,
+		   NOW + ADAPT_SKEW_MS + ADAPT_DURATION_MAX * 1000ull, "n2");
+	ck_assert(adapt_merge(a, &x, NOW));
+	adapt_free(a);
+	a = adapt_new("n1", NULL);
 	/* positive control */
 	x = action("k", CFG_SHAPING_SUSPEND, NOW, NOW + 1000, "n2");
 	ck_assert(adapt_merge(a, &x, NOW));
@@ -349,21 +379,37 @@ START_TEST(test_adapt_merge_refuses_bad_copies)
 }
 END_TEST
 
-START_TEST(test_adapt_table_is_bounded)
+START_TEST(test_adapt_table_evicts_what_expires_first)
 {
 	struct adapt *a = adapt_new("n1", NULL);
 
-	for (size_t i = 0; i <= ADAPT_ACTIONS_MAX; i++) {
-		struct adapt_action x;
+	struct adapt_action x;
+
+	/* full of copies, one expiring sooner than the rest */
+	for (size_t i = 0; i < ADAPT_ACTIONS_MAX; i++) {
 		char key[32];
 
 		snprintf(key, sizeof(key), "k%zu.test", i);
-		x = action(key, CFG_SHAPING_SUSPEND, NOW, NOW + 1000, "n2");
-		ck_assert(adapt_merge(a, &x, NOW) == (i < ADAPT_ACTIONS_MAX));
+		x = action(key, CFG_SHAPING_SUSPEND, NOW,
+			   NOW + (i == 7 ? 500 : 1000), "n2");
+		ck_assert(adapt_merge(a, &x, NOW));
 	}
 	ck_assert_uint_eq(adapt_count(a), ADAPT_ACTIONS_MAX);
-	ck_assert_uint_eq(adapt_expire(a, NOW + 1000), ADAPT_ACTIONS_MAX);
-	ck_assert_uint_eq(adapt_count(a), 0);
+	/* one more: the copy expiring first makes room, no more */
+	x = action("new.test", CFG_SHAPING_SUSPEND, NOW, NOW + 2000, "n2");
+	ck_assert(adapt_merge(a, &x, NOW));
+	ck_assert_uint_eq(adapt_count(a), ADAPT_ACTIONS_MAX);
+	ck_assert_ptr_null(adapt_domain_suspended(a, "k7.test", NOW));
+	ck_assert_ptr_nonnull(adapt_domain_suspended(a, "k8.test", NOW));
+	ck_assert_ptr_nonnull(adapt_domain_suspended(a, "new.test", NOW));
+	/* a cleared copy goes before any live one */
+	ck_assert_uint_eq(adapt_clear(a, "k9.test", NOW + 1, NULL, NULL), 1);
+	x = action("newer.test", CFG_SHAPING_SUSPEND, NOW, NOW + 2000, "n2");
+	ck_assert(adapt_merge(a, &x, NOW + 1));
+	x = action("k9.test", CFG_SHAPING_SUSPEND, NOW, NOW + 1000, "n2");
+	ck_assert_ptr_null(adapt_lookup(a, &x));
+	ck_assert_uint_eq(adapt_expire(a, NOW + 1000), ADAPT_ACTIONS_MAX - 2);
+	ck_assert_uint_eq(adapt_count(a), 2);
 	adapt_free(a);
 }
 END_TEST
@@ -524,7 +570,7 @@ adapt_suite(void)
 	tcase_add_test(tc, test_adapt_source_rule_needs_a_pool);
 	tcase_add_test(tc, test_adapt_merge_newest_wins);
 	tcase_add_test(tc, test_adapt_merge_refuses_bad_copies);
-	tcase_add_test(tc, test_adapt_table_is_bounded);
+	tcase_add_test(tc, test_adapt_table_evicts_what_expires_first);
 	tcase_add_test(tc, test_adapt_check_applies_by_provider_host_and_domain);
 	tcase_add_test(tc, test_adapt_source_suspension);
 	tcase_add_test(tc, test_adapt_clear_and_expire);

@@ -74,8 +74,8 @@ START_TEST(test_shaping_no_limits_gives_builtin_defaults)
 	ck_assert(s.max_msgs_per_sec == 0);
 	ck_assert_int_eq(s.tls, CFG_TLS_OPPORTUNISTIC);
 	ck_assert(!s.is_specific);
-	ck_assert(s.tokens == 1);
-	ck_assert_uint_eq(s.refilled_us, 0);
+	ck_assert(s.bucket.tokens == 1);
+	ck_assert_uint_eq(s.bucket.refilled_us, 0);
 }
 END_TEST
 
@@ -297,12 +297,12 @@ START_TEST(test_shaping_bucket_starts_full)
 	struct shaping s;
 
 	s = bucket(5);
-	ck_assert(s.tokens == 5);
-	ck_assert_uint_eq(s.refilled_us, 0);
+	ck_assert(s.bucket.tokens == 5);
+	ck_assert_uint_eq(s.bucket.refilled_us, 0);
 	s = bucket(0.5);
-	ck_assert(s.tokens == 1);
+	ck_assert(s.bucket.tokens == 1);
 	s = bucket(0);
-	ck_assert(s.tokens == 1);
+	ck_assert(s.bucket.tokens == 1);
 }
 END_TEST
 
@@ -572,17 +572,17 @@ START_TEST(test_shaping_set_share_rescales_from_the_entry)
 	ck_assert_ptr_eq(s.limit, &l);
 	ck_assert_uint_eq(s.max_connections, 2);
 	ck_assert(s.max_msgs_per_sec == 5);
-	ck_assert(s.tokens == 5);
+	ck_assert(s.bucket.tokens == 5);
 	(void)shaping_take(&s, T0);
 	shaping_set_share(&s, 1.0);		/* failover: all shards */
 	ck_assert_uint_eq(s.max_connections, 4);
 	ck_assert(s.max_msgs_per_sec == 10);
-	ck_assert(s.tokens == 4);		/* kept, not refilled */
-	ck_assert_uint_eq(s.refilled_us, T0);
+	ck_assert(s.bucket.tokens == 4);		/* kept, not refilled */
+	ck_assert_uint_eq(s.bucket.refilled_us, T0);
 	shaping_set_share(&s, 1.0 / 16);	/* shards moved away */
 	ck_assert_uint_eq(s.max_connections, 1);
 	ck_assert(s.max_msgs_per_sec == 10.0 / 16);
-	ck_assert(s.tokens == 1);		/* capped to the new burst */
+	ck_assert(s.bucket.tokens == 1);		/* capped to the new burst */
 	shaping_set_share(&s, 0.5);
 	ck_assert_uint_eq(s.max_connections, 2);
 	ck_assert_uint_eq(s.max_msgs_per_conn, 7);	/* never split */

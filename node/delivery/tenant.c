@@ -1,0 +1,185 @@
+/* Tenants' limits in delivery (see tenant.h). A set is an array of
+ * (tenant, bucket); lookups walk it, and when it is full the buckets that
+ * refilled are dropped to make room. */
+#include "node/delivery/tenant.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/xmalloc.h"
+#include "node/delivery/job.h"
+#include "node/delivery/shaping.h"
+
+struct tenant_bucket {
+	char tenant[JOB_TENANT_MAX];
+	double rate;              /* the rate it was made for */
+	struct bucket b;
+};
+
+struct tenant_set {
+	struct tenant_bucket *v;
+	size_t n, cap;
+};
+
+struct tenant_set *
+tenant_set_new(void)
+{
+	return xcalloc(1, sizeof(struct tenant_set));
+}
+
+void
+tenant_set_free(struct tenant_set *ts)
+{
+	if (ts == NULL)
+		return;
+	free(ts->v);
+	free(ts);
+}
+
+double
+tenant_limit(const struct config *cfg, const char *tenant, const char *domain)
+{
+	/* best[rank]: 0 tenant+domain, 1 tenant+"*", 2 "*"+domain, 3 "*"+"*";
+	 * in total (domain NULL): 0 tenant, 2 "*" */
+	const struct cfg_tenant_limit *best[4] = { NULL, NULL, NULL, NULL };
+
+	for (size_t i = 0; i < cfg->delivery.n_tenant_limits; i++) {
+		const struct cfg_tenant_limit *l = &cfg->delivery.tenant_limits[i];
+		bool any_tenant = strcmp(l->tenant, "*") == 0;
+		int rank;
+
+		if (!any_tenant && strcmp(l->tenant, tenant) != 0)
+			continue;
+		if (domain == NULL) {
+			if (l->domain != NULL)
+				continue;
+			rank = any_tenant ? 2 : 0;
+		} else if (l->domain == NULL) {
+			continue;
+		} else if (strcmp(l->domain, "*") == 0) {
+			rank = any_tenant ? 3 : 1;
+		} else if (strcasecmp(l->domain, domain) == 0) {
+			rank = any_tenant ? 2 : 0;
+		} else {
+			continue;
+		}
+		if (best[rank] == NULL)
+			best[rank] = l;
+	}
+	for (int r = 0; r < 4; r++)
+		if (best[r])
+			return best[r]->max_msgs_per_sec;
+	return 0;
+}
+
+/* Drop the buckets that refilled; returns whether room was made. */
+static bool
+tenant_set_prune(struct tenant_set *ts, uint64_t now_us)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < ts->n; i++)
+		if (!bucket_is_full(&ts->v[i].b, ts->v[i].rate, now_us))
+			ts->v[o++] = ts->v[i];
+	ts->n = o;
+	return ts->n < TENANT_BUCKETS_MAX;
+}
+
+/* tenant's bucket at rate, made if need be; NULL when the set is full of
+ * buckets that still owe tokens (the tenant then waits: no limit is
+ * ever skipped). */
+static struct bucket *
+tenant_bucket(struct tenant_set *ts, const char *tenant, double rate,
+	      uint64_t now_us)
+{
+	struct tenant_bucket *tb;
+
+	for (size_t i = 0; i < ts->n; i++) {
+		tb = &ts->v[i];
+		if (strncmp(tb->tenant, tenant, sizeof(tb->tenant) - 1) != 0)
+			continue;
+		tb->rate = rate;
+		return &tb->b;
+	}
+	if (ts->n == TENANT_BUCKETS_MAX && !tenant_set_prune(ts, now_us))
+		return NULL;
+	if (ts->n == ts->cap) {
+		ts->cap = ts->cap ? ts->cap * 2 : 8;
+		ts->v = xrealloc(ts->v, ts->cap * sizeof(*ts->v));
+	}
+	tb = &ts->v[ts->n++];
+	memset(tb, 0, sizeof(*tb));
+	snprintf(tb->tenant, sizeof(tb->tenant), "%s", tenant);
+	tb->rate = rate;
+	return &tb->b;
+}
+
+static const char *
+tenant_of(const struct job *j)
+{
+	const char *t = j->msg->sm->envelope->tenant;
+
+	return t ? t : "";
+}
+
+/* The wait for one scope: 0 without a limit. */
+static uint64_t
+tenant_scope_wait(const struct config *cfg, struct tenant_set *ts,
+		  const char *tenant, const char *domain, double share,
+		  uint64_t now_us, struct bucket **out, double *rate)
+{
+	double r = tenant_limit(cfg, tenant, domain) * share;
+
+	*out = NULL;
+	if (r <= 0)
+		return 0;
+	*rate = r;
+	*out = tenant_bucket(ts, tenant, r, now_us);
+	if (*out == NULL)
+		return 1000000; /* no room: look again in a second */
+	return bucket_wait(*out, r, now_us);
+}
+
+uint64_t
+tenant_wait(const struct config *cfg, struct tenant_set *per_dest,
+	    struct tenant_set *total, const char *dest_domain,
+	    const struct job *j, double share, uint64_t now_us)
+{
+	const char *tenant = tenant_of(j);
+	struct bucket *b;
+	double rate;
+	uint64_t w1, w2;
+
+	if (cfg->delivery.n_tenant_limits == 0)
+		return 0;
+	if (!(share > 0 && share <= 1))
+		share = 1;
+	w1 = tenant_scope_wait(cfg, per_dest, tenant, dest_domain, share,
+			       now_us, &b, &rate);
+	w2 = tenant_scope_wait(cfg, total, tenant, NULL, share, now_us, &b,
+			       &rate);
+	return w1 > w2 ? w1 : w2;
+}
+
+void
+tenant_take(const struct config *cfg, struct tenant_set *per_dest,
+	    struct tenant_set *total, const char *dest_domain,
+	    const struct job *j, double share, uint64_t now_us)
+{
+	const char *tenant = tenant_of(j);
+	struct bucket *b;
+	double rate;
+
+	if (cfg->delivery.n_tenant_limits == 0)
+		return;
+	if (!(share > 0 && share <= 1))
+		share = 1;
+	if (tenant_scope_wait(cfg, per_dest, tenant, dest_domain, share, now_us,
+			      &b, &rate) == 0 && b)
+		b->tokens -= 1;
+	if (tenant_scope_wait(cfg, total, tenant, NULL, share, now_us, &b,
+			      &rate) == 0 && b)
+		b->tokens -= 1;
+}
