@@ -28,6 +28,7 @@
 #include "node/ops/admin.h"
 #include "node/queue/ingest.h"
 #include "node/queue/scheduler.h"
+#include "node/queue/tenants.h"
 #include "node/store/commit.h"
 #include "node/store/store.h"
 
@@ -210,6 +211,62 @@ metrics_render_queue(struct metrics *m, struct buf *b)
 		      "Messages of this node's primary shards.", d.messages);
 }
 
+/* Tenants with a label of their own in shoal_tenant_deliveries_total:
+ * the first ones seen; the rest are summed under tenant="other". */
+#define METRICS_TENANT_LABELS 50
+
+struct metrics_tenant_walk {
+	struct buf *b;
+	size_t seen;
+	uint64_t other[3];
+};
+
+static void
+metrics_tenant_one(void *arg, const char *tenant, uint64_t delivered,
+		   uint64_t deferred, uint64_t bounced)
+{
+	struct metrics_tenant_walk *w = arg;
+	const uint64_t n[3] = { delivered, deferred, bounced };
+	static const char *const results[3] = { "delivered", "deferred",
+						"bounced" };
+	struct metrics_label l[2];
+
+	if (w->seen++ >= METRICS_TENANT_LABELS ||
+	    strcmp(tenant, TENANTS_OTHER) == 0) {
+		for (int i = 0; i < 3; i++)
+			w->other[i] += n[i];
+		return;
+	}
+	for (int i = 0; i < 3; i++) {
+		l[0] = (struct metrics_label){ "tenant", tenant };
+		l[1] = (struct metrics_label){ "result", results[i] };
+		metrics_sample(w->b, "shoal_tenant_deliveries_total", l, 2,
+			       n[i]);
+	}
+}
+
+/* Results per tenant since start (node/queue/tenants.h). */
+static void
+metrics_render_tenants(struct metrics *m, struct buf *b)
+{
+	struct metrics_tenant_walk w = { b, 0, { 0, 0, 0 } };
+	static const char *const results[3] = { "delivered", "deferred",
+						"bounced" };
+	struct metrics_label l[2];
+
+	metrics_family(b, "shoal_tenant_deliveries_total", "counter",
+		       "Recipient results by the message's tenant (\"\" for "
+		       "none; past the first 50 tenants, \"other\").");
+	tenants_foreach(scheduler_tenants(m->d.sched), metrics_tenant_one, &w);
+	if (w.other[0] || w.other[1] || w.other[2])
+		for (int i = 0; i < 3; i++) {
+			l[0] = (struct metrics_label){ "tenant", "other" };
+			l[1] = (struct metrics_label){ "result", results[i] };
+			metrics_sample(b, "shoal_tenant_deliveries_total", l,
+				       2, w.other[i]);
+		}
+}
+
 /* Adaptive shaping (docs/shaping.md): what this node's rules did, what
  * the cluster's table holds now, and the jobs held back. */
 static void
@@ -334,6 +391,7 @@ metrics_render(struct buf *b, void *arg)
 	metrics_render_queue(m, b);
 	metrics_render_delivery(m, b);
 	metrics_render_shaping(m, b);
+	metrics_render_tenants(m, b);
 }
 
 struct metrics *

@@ -97,6 +97,61 @@ class PriorityTest(ShoalTestCase):
         self.assertGreater(depth, BULK - 100,
                            "the campaign is still queued behind it")
 
+    def test_2_tenants_progress_in_proportion_to_their_limits(self):
+        c = self.cluster(start=False, nodes=1, node_metrics=True,
+                         router_extra=(
+                             'pool_rules = ( { sender_domain = "big.example";'
+                             ' tenant = "big"; }, { sender_domain = '
+                             '"small.example"; tenant = "small"; } );'))
+        cap = Capture(self, c)
+        c.delivery = (
+            f'  helo_name = "mta.e2e.example";\n'
+            f'  dns_servers = [ "127.0.0.1:{c.dead_dns_port}" ];\n'
+            f'  routes = ( {{ domain = "{DOMAIN}"; host = "{cap.host}";'
+            f' tls = "none"; }} );\n'
+            f'  tenant_limits = ( {{ tenant = "big"; domain = "*";'
+            f' max_msgs_per_sec = 4.0; }}, {{ tenant = "small";'
+            f' domain = "*"; max_msgs_per_sec = 2.0; }} );\n')
+        c.write_config()
+        cap.start()
+        c.start()
+        # ten times the volume for big, sent first
+        with smtplib.SMTP("127.0.0.1", c.port, timeout=30) as s:
+            for i in range(100):
+                s.sendmail("news@big.example", [f"b{i}@{DOMAIN}"],
+                           make_message(f"b{i}", rcpt=f"b{i}@{DOMAIN}"))
+            for i in range(10):
+                s.sendmail("news@small.example", [f"s{i}@{DOMAIN}"],
+                           make_message(f"s{i}", rcpt=f"s{i}@{DOMAIN}"))
+
+        def delivered(prefix):
+            return sorted(dlog_time(d) for d in dlog_lines(c, "n1")
+                          if d.get("result") == "delivered" and
+                          d["rcpt"].startswith(prefix))
+        # small is not starved behind big's backlog: its ten go at its
+        # own pace while big goes at twice that
+        small = wait_for(lambda: len(delivered("s")) == 10 and
+                         delivered("s"), TIMEOUT, "small's 10 messages")
+        start = min(small[0], delivered("b")[0])
+        window = small[-1] - start
+        big_in_window = [t for t in delivered("b") if t <= small[-1]]
+        self.assertGreaterEqual(window, 3.0,
+                                f"small's limit paced it: {window:.2f}s")
+        ratio = len(big_in_window) / 10
+        self.assertTrue(1.4 <= ratio <= 2.8,
+                        f"big {len(big_in_window)} vs small 10 in "
+                        f"{window:.2f}s: ratio {ratio:.2f}, want about 2")
+        self.assertLess(len(big_in_window), 100, "big still had a backlog")
+        # each tenant's counts in /metrics
+        wait_for(lambda: c.metric("n1", "shoal_tenant_deliveries_total",
+                                  tenant="small", result="delivered") == 10,
+                 TIMEOUT, "small's counter")
+        self.assertGreaterEqual(
+            c.metric("n1", "shoal_tenant_deliveries_total", tenant="big",
+                     result="delivered"), len(big_in_window))
+        wait_for(lambda: len(delivered("b")) == 100, TIMEOUT,
+                 "big's 100 messages, in the end")
+
 
 if __name__ == "__main__":
     unittest.main()
