@@ -134,6 +134,48 @@ cli_peers_free(struct cli_peer *p, size_t n)
 }
 
 int
+cli_peers_open_slow(struct cli *c, int wait_ms, struct cli_peer **out,
+		    size_t *n)
+{
+	Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+	Shoal__StatusRequest sr = SHOAL__STATUS_REQUEST__INIT;
+	Shoal__AdminRequest **reqs;
+	Shoal__AdminReply **replies;
+	struct cli_peer *probe = NULL, *p = NULL;
+	size_t np = 0, k = 0;
+	int saved = c->timeout_ms, rc;
+
+	if (cli_peers_open(c, NULL, &probe, &np) != 0)
+		return -1;
+	req.body_case = SHOAL__ADMIN_REQUEST__BODY_STATUS;
+	req.status = &sr;
+	reqs = xcalloc(np ? np : 1, sizeof(*reqs));
+	replies = xcalloc(np ? np : 1, sizeof(*replies));
+	for (size_t i = 0; i < np; i++)
+		reqs[i] = &req;
+	cli_peers_call_all(probe, np, reqs, replies);
+	if (!c->has_timeout)
+		c->timeout_ms = wait_ms;
+	rc = cli_peers_open(c, NULL, &p, &k);
+	c->timeout_ms = saved;
+	/* both in config order, one per node */
+	for (size_t i = 0; rc == 0 && i < np && i < k; i++)
+		if (replies[i] == NULL)
+			p[i].err = probe[i].err;
+	for (size_t i = 0; i < np; i++)
+		if (replies[i] != NULL)
+			shoal__admin_reply__free_unpacked(replies[i], NULL);
+	free(replies);
+	free(reqs);
+	cli_peers_free(probe, np);
+	if (rc != 0)
+		return -1;
+	*out = p;
+	*n = k;
+	return 0;
+}
+
+int
 cli_peer_call(struct cli_peer *p, Shoal__AdminRequest *req,
 	      Shoal__AdminReply **out)
 {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "lib/config.h"
+#include "lib/envelope.h"
 #include "proto/cli_node.pb-c.h"
 
 /* Exit statuses (DESIGN.md "Command lines"). */
@@ -21,6 +22,7 @@
 #define CLI_CONFIG_DEFAULT "/etc/shoal/shoal.conf"
 #define CLI_TIMEOUT_MAX_MS 3600000   /* --timeout bound: one hour */
 #define CLI_DOMAIN_MAX 255           /* RFC 1035 2.3.4 */
+#define CLI_TENANT_MAX ENVELOPE_TENANT_MAX
 
 /* Command options, given anywhere on the line; each command says which
  * it takes (CLI_OPT_* bits) and main.c refuses the others. */
@@ -36,16 +38,19 @@ enum cli_opt {
 	CLI_OPT_LIMIT = 1 << 8,  /* --limit N */
 	CLI_OPT_REASON = 1 << 9, /* --reason TEXT */
 	CLI_OPT_FOR = 1 << 10,   /* --for DURATION (shaping suspend) */
+	CLI_OPT_TENANT = 1 << 11, /* --tenant T */
 };
 
 struct cli {
 	const char *config_path;
 	bool is_json;
 	int timeout_ms;
+	bool has_timeout;        /* --timeout given */
 	const char *opt_node, *opt_domain, *opt_state, *opt_to;
 	const char *opt_type, *opt_bits, *opt_out;  /* dkim keygen */
 	const char *opt_limit, *opt_reason;
 	const char *opt_for;     /* shaping suspend */
+	const char *opt_tenant;  /* queue list, flush and actions */
 	unsigned opts_given;     /* CLI_OPT_* */
 	struct config *cfg;      /* set by cli_load() */
 	void *zctx;              /* set by cli_load() */
@@ -83,6 +88,15 @@ int cli_not_available(const char *command);
 int cli_peers_open(struct cli *c, const char *only, struct cli_peer **out,
 		   size_t *n);
 void cli_peers_free(struct cli_peer *p, size_t n);
+
+/* The same, for every node, for a request that may keep a node busy for
+ * long (a walk of its whole queue): each node is first asked a status
+ * within --timeout, and the peers returned wait wait_ms for an answer
+ * (--timeout instead, when it was given), except those of nodes that
+ * did not answer the status, which keep its error. So a node that is
+ * down costs one short timeout. Same returns. */
+int cli_peers_open_slow(struct cli *c, int wait_ms, struct cli_peer **out,
+			size_t *n);
 
 /* Ask peer p: returns 0 with *out set, or an error (also kept in p->err
  * once the link is unusable). A reply whose status is not OK is returned

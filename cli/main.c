@@ -39,14 +39,16 @@ static const struct main_cmd main_cmds[] = {
 	{ "dkim", "keygen",
 	  CLI_OPT_TYPE | CLI_OPT_BITS | CLI_OPT_OUT | CLI_OPT_FORCE,
 	  dkim_keygen_run, NULL },
-	{ "queue", "list", CLI_OPT_NODE | CLI_OPT_DOMAIN | CLI_OPT_STATE,
+	{ "queue", "list",
+	  CLI_OPT_NODE | CLI_OPT_DOMAIN | CLI_OPT_STATE | CLI_OPT_TENANT,
 	  queue_list_run, NULL },
 	{ "queue", "show", 0, queue_show_run, NULL },
-	{ "queue", "flush", CLI_OPT_DOMAIN, queue_flush_run, NULL },
-	{ "queue", "hold", 0, NULL, queue_action_run },
-	{ "queue", "release", 0, NULL, queue_action_run },
-	{ "queue", "delete", 0, NULL, queue_action_run },
-	{ "queue", "bounce", 0, NULL, queue_action_run },
+	{ "queue", "flush", CLI_OPT_DOMAIN | CLI_OPT_TENANT, queue_flush_run,
+	  NULL },
+	{ "queue", "hold", CLI_OPT_TENANT, NULL, queue_action_run },
+	{ "queue", "release", CLI_OPT_TENANT, NULL, queue_action_run },
+	{ "queue", "delete", CLI_OPT_TENANT, NULL, queue_action_run },
+	{ "queue", "bounce", CLI_OPT_TENANT, NULL, queue_action_run },
 	{ "shard", "list", 0, shard_list_run, NULL },
 	{ "shard", "move", CLI_OPT_TO, shard_move_run, NULL },
 	{ "node", "drain", 0, NULL, node_cmd_run },
@@ -80,12 +82,19 @@ main_usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  status                      nodes, epoch, queue depth, "
-		"shards, pairs\n"
+		"shards, pairs;\n"
+		"                              results per tenant\n"
 		"  queue list [--node ID] [--domain D] "
 		"[--state queued|deferred|held]\n"
+		"             [--tenant T]\n"
 		"  queue show QID\n"
-		"  queue flush [--domain D]    retry now\n"
+		"  queue flush [--domain D] [--tenant T]\n"
+		"                              retry now (T's messages "
+		"only)\n"
 		"  queue hold|release|delete|bounce QID...\n"
+		"  queue hold|release|delete|bounce --tenant T\n"
+		"                              every message of tenant T, "
+		"on every node\n"
 		"  shard list                  each shard's primary, replica, "
 		"messages\n"
 		"  shard move SHARD --to NODE  its messages to NODE, then "
@@ -127,7 +136,7 @@ main_usage(FILE *f)
 static const char *const main_opt_names[] = {
 	"--node", "--domain", "--state", "--to",
 	"--type", "--bits", "--out", "--force",
-	"--limit", "--reason", "--for",
+	"--limit", "--reason", "--for", "--tenant",
 };
 
 #define MAIN_N_OPTS (sizeof(main_opt_names) / sizeof(*main_opt_names))
@@ -139,7 +148,7 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 {
 	enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_NODE, OPT_DOMAIN, OPT_STATE,
 	       OPT_TO, OPT_TYPE, OPT_BITS, OPT_OUT, OPT_FORCE, OPT_LIMIT,
-	       OPT_REASON, OPT_FOR };
+	       OPT_REASON, OPT_FOR, OPT_TENANT };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -156,6 +165,7 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "reason", required_argument, NULL, OPT_REASON },
 		{ "for", required_argument, NULL, OPT_FOR },
+		{ "tenant", required_argument, NULL, OPT_TENANT },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long v;
@@ -181,6 +191,7 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 					"--timeout needs milliseconds, 1 to %d",
 					CLI_TIMEOUT_MAX_MS);
 			c->timeout_ms = (int)v;
+			c->has_timeout = true;
 			break;
 		case 'h':
 			main_usage(stdout);
@@ -227,6 +238,10 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 		case OPT_FOR:
 			c->opt_for = optarg;
 			c->opts_given |= CLI_OPT_FOR;
+			break;
+		case OPT_TENANT:
+			c->opt_tenant = optarg;
+			c->opts_given |= CLI_OPT_TENANT;
 			break;
 		case ':':
 			return cli_usage_error("%s needs a value",

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "lib/envelope.h"
 #include "lib/json.h"
 #include "lib/wire.h"
 #include "cli/text.h"
@@ -64,6 +65,16 @@ queue_parse_domain(const char *d)
 	return d;
 }
 
+/* --tenant: a name envelope_tenant_ok() takes (the router's and the
+ * node's rule). Returns it, "" without one, or NULL. */
+const char *
+queue_parse_tenant(const char *t)
+{
+	if (t == NULL)
+		return "";
+	return envelope_tenant_ok(t) ? t : NULL;
+}
+
 static void
 queue_print_rcpt_line(const Shoal__Recipient *r)
 {
@@ -101,7 +112,12 @@ queue_print_entry(struct queue_listing *l, const char *node,
 	       (unsigned)e->shard, (unsigned long long)e->size,
 	       text_time(when, e->arrival_time));
 	text_print(stdout, e->sender, strlen(e->sender));
-	fputs(e->held ? ">  (held)\n" : ">\n", stdout);
+	fputc('>', stdout);
+	if (e->tenant[0] != '\0') {
+		fputs("  tenant=", stdout);
+		text_print(stdout, e->tenant, strnlen(e->tenant, 200));
+	}
+	fputs(e->held ? "  (held)\n" : "\n", stdout);
 	for (size_t i = 0; i < e->n_rcpts; i++)
 		queue_print_rcpt_line(e->rcpts[i]);
 }
@@ -146,6 +162,7 @@ queue_json_entry(struct json *j, const char *node, const Shoal__QueueEntry *e)
 	json_kv_u64(j, "size", e->size);
 	json_kv_u64(j, "arrival", e->arrival_time);
 	json_kv_bool(j, "held", e->held);
+	json_kv_str(j, "tenant", e->tenant);
 	json_key(j, "recipients");
 	json_array_begin(j);
 	for (size_t i = 0; i < e->n_rcpts; i++)
@@ -273,7 +290,7 @@ queue_list_run(struct cli *c, int argc, char **argv)
 	struct cli_peer *peers = NULL;
 	bool *failed = NULL;
 	size_t n = 0, answered = 0;
-	const char *domain;
+	const char *domain, *tenant;
 	int rc = CLI_EXIT_FAIL;
 
 	(void)argv;
@@ -288,6 +305,13 @@ queue_list_run(struct cli *c, int argc, char **argv)
 				       "characters",
 				       CLI_DOMAIN_MAX);
 	lr.domain = (char *)domain;
+	tenant = queue_parse_tenant(c->opt_tenant);
+	if (tenant == NULL)
+		return cli_usage_error("--tenant needs a tenant of 1 to %d "
+				       "printable characters, no spaces or "
+				       "quotes",
+				       ENVELOPE_TENANT_MAX);
+	lr.tenant = (char *)tenant;
 	if (cli_load(c) != 0)
 		return CLI_EXIT_FAIL;
 	if (cli_peers_open(c, c->opt_node, &peers, &n) != 0)
@@ -333,8 +357,9 @@ queue_list_run(struct cli *c, int argc, char **argv)
 	} else if (answered == 0) {
 		/* nothing to sum up: the errors above say it all */
 	} else if (l.messages == 0) {
-		fputs(domain[0] || c->opt_state ? "no matching messages\n" :
-						  "queue is empty\n",
+		fputs(domain[0] || tenant[0] || c->opt_state ?
+			      "no matching messages\n" :
+			      "queue is empty\n",
 		      stdout);
 	} else {
 		printf("-- %llu message%s, %llu recipient%s\n",

@@ -1,7 +1,10 @@
 /* shoalctl status: asks every node of the config at once for a
  * StatusReply and shows one row per node: queue depth, shards it is
- * primary and replica for, and its side of the pair (state, lag). Handles untrusted input: replies are checked before
- * use and their strings escaped before they are shown. */
+ * primary and replica for, and its side of the pair (state, lag); below
+ * the table, the degraded pairs, the routers heard and the delivery
+ * results per tenant summed over the nodes. Handles untrusted input:
+ * replies are checked before use and their strings escaped before they
+ * are shown. */
 #include "cli/status.h"
 
 #include <stdio.h>
@@ -100,6 +103,24 @@ status_is_degraded(const Shoal__StatusReply *st)
 	       strcmp(st->replication->state, "off") != 0;
 }
 
+static void
+status_json_tenants(struct json *j, const Shoal__StatusReply *st)
+{
+	json_key(j, "tenants");
+	json_array_begin(j);
+	for (size_t k = 0; k < st->n_tenants; k++) {
+		const Shoal__TenantCount *tc = st->tenants[k];
+
+		json_object_begin(j);
+		json_kv_str(j, "tenant", tc->tenant);
+		json_kv_u64(j, "delivered", tc->delivered);
+		json_kv_u64(j, "deferred", tc->deferred);
+		json_kv_u64(j, "bounced", tc->bounced);
+		json_object_end(j);
+	}
+	json_array_end(j);
+}
+
 static int
 status_print_json(const struct cli *c, const struct status_row *rows,
 		  size_t n, uint64_t epoch)
@@ -152,6 +173,7 @@ status_print_json(const struct cli *c, const struct status_row *rows,
 			json_object_end(&j);
 		}
 		json_array_end(&j);
+		status_json_tenants(&j, st);
 		if (st->replication)
 			status_json_repl(&j, st->replication);
 		json_object_end(&j);
@@ -223,6 +245,81 @@ status_print_footer(const struct status_row *rows, size_t n)
 	printf("%s\n", n_seen ? "" : " none");
 }
 
+/* A tenant's counts, summed over the nodes. */
+struct status_tenant {
+	const char *name;           /* borrowed from a reply */
+	uint64_t delivered, deferred, bounced;
+};
+
+static int
+status_tenant_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct status_tenant *)a)->name,
+		      ((const struct status_tenant *)b)->name);
+}
+
+/* Results per tenant, summed over the nodes that report them, by name
+ * ("" is mail without a tenant); nothing when none does. */
+static void
+status_print_tenants(const struct status_row *rows, size_t n)
+{
+	char name[TEXT_CLEAN_BUF(CLI_TENANT_MAX)];
+	struct status_tenant *v;
+	size_t total = 0, k = 0;
+	int w = 6;
+
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].st != NULL)
+			total += rows[i].st->n_tenants;
+	if (total == 0)
+		return;
+	v = xcalloc(total, sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		for (size_t t = 0; rows[i].st && t < rows[i].st->n_tenants;
+		     t++) {
+			const Shoal__TenantCount *tc = rows[i].st->tenants[t];
+
+			v[k++] = (struct status_tenant){ tc->tenant,
+							 tc->delivered,
+							 tc->deferred,
+							 tc->bounced };
+		}
+	qsort(v, total, sizeof(*v), status_tenant_cmp);
+	/* fold each name's rows into its first */
+	k = 0;
+	for (size_t i = 0; i < total; i++) {
+		if (k > 0 && strcmp(v[k - 1].name, v[i].name) == 0) {
+			v[k - 1].delivered += v[i].delivered;
+			v[k - 1].deferred += v[i].deferred;
+			v[k - 1].bounced += v[i].bounced;
+			continue;
+		}
+		v[k++] = v[i];
+	}
+	for (size_t i = 0; i < k; i++) {
+		size_t len = strnlen(v[i].name, CLI_TENANT_MAX);
+
+		text_clean(name, sizeof(name), v[i].name, len);
+		if ((int)strlen(name) > w)
+			w = (int)strlen(name);
+	}
+	printf("tenants (results since each node started):\n");
+	printf("  %-*s  %10s  %10s  %10s\n", w, "TENANT", "DELIVERED",
+	       "DEFERRED", "BOUNCED");
+	for (size_t i = 0; i < k; i++) {
+		if (v[i].name[0] == '\0')
+			snprintf(name, sizeof(name), "(none)");
+		else
+			text_clean(name, sizeof(name), v[i].name,
+				   strnlen(v[i].name, CLI_TENANT_MAX));
+		printf("  %-*s  %10llu  %10llu  %10llu\n", w, name,
+		       (unsigned long long)v[i].delivered,
+		       (unsigned long long)v[i].deferred,
+		       (unsigned long long)v[i].bounced);
+	}
+	free(v);
+}
+
 static void
 status_print_table(const struct cli *c, const struct status_row *rows,
 		   size_t n, uint64_t epoch)
@@ -282,6 +379,7 @@ status_print_table(const struct cli *c, const struct status_row *rows,
 		       (unsigned long long)st->deferred_1m);
 	}
 	status_print_footer(rows, n);
+	status_print_tenants(rows, n);
 }
 
 int

@@ -75,7 +75,7 @@ envelope_validate(const Shoal__Envelope *env, const char **why)
 	    !envelope_str_ok(env->helo, ENVELOPE_TEXT_MAX) ||
 	    !envelope_str_ok(env->auth_user, ENVELOPE_TEXT_MAX) ||
 	    !envelope_str_ok(env->pool, 64) ||
-	    !envelope_str_ok(env->tenant, 64)) {
+	    (env->tenant[0] && !envelope_tenant_ok(env->tenant))) {
 		*why = "field too long";
 		return -EPROTO;
 	}
@@ -113,4 +113,20 @@ envelope_class(const Shoal__Envelope *env)
 	default:
 		return SHOAL__PRIORITY__PRIORITY_NORMAL;
 	}
+}
+
+bool
+envelope_tenant_ok(const char *t)
+{
+	size_t n = t ? strnlen(t, ENVELOPE_TENANT_MAX + 1) : 0;
+
+	if (n == 0 || n > ENVELOPE_TENANT_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)t[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			return false;
+	}
+	return true;
 }

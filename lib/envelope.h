@@ -4,6 +4,7 @@
 #ifndef SHOAL_ENVELOPE_H
 #define SHOAL_ENVELOPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,14 @@ int envelope_validate(const Shoal__Envelope *env, const char **why);
 /* The domain of a mailbox (after the last '@'), or "" when it has none.
  * Points into addr. */
 const char *envelope_domain(const char *addr);
+
+#define ENVELOPE_TENANT_MAX 64     /* a tenant's name, bytes */
+
+/* Whether t may name a tenant (Envelope.tenant, docs/shaping.md): 1 to
+ * ENVELOPE_TENANT_MAX bytes of printable ASCII without spaces, quotes or
+ * backslashes. The one rule for the router's header and user, the node's
+ * checks and shoalctl's --tenant. */
+bool envelope_tenant_ok(const char *t);
 
 /* The message's priority class as the due index keeps it (proto
  * Priority; 0, normal, for NULL or a value this version does not know). */

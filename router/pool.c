@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/envelope.h"
+
 /* The end of the line starting at p (after its CRLF or LF), or end. */
 static size_t
 pool_line_end(const char *d, size_t p, size_t end)
@@ -132,19 +134,6 @@ pool_priority_named(const char *v)
 	return CFG_PRIORITY_UNSET;
 }
 
-static bool
-pool_is_tenant(const char *v)
-{
-	size_t n = strlen(v);
-
-	if (n == 0 || n >= POOL_VALUE_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)v[i]) && !strchr("._-", v[i]))
-			return false;
-	return true;
-}
-
 void
 pool_classify(const struct config *cfg, const char *pool_hdr,
 	      const char *priority_hdr, const char *tenant_hdr,
@@ -159,7 +148,7 @@ pool_classify(const struct config *cfg, const char *pool_hdr,
 		out->pool = p->name;
 	if (is_trusted && priority_hdr)
 		out->priority = pool_priority_named(priority_hdr);
-	if (is_trusted && tenant_hdr && pool_is_tenant(tenant_hdr)) {
+	if (is_trusted && tenant_hdr && envelope_tenant_ok(tenant_hdr)) {
 		snprintf(out->tenant, sizeof(out->tenant), "%s", tenant_hdr);
 		has_tenant = true;
 	}
@@ -186,7 +175,8 @@ pool_classify(const struct config *cfg, const char *pool_hdr,
 		out->pool = cfg->delivery.default_pool;
 	if (out->priority == CFG_PRIORITY_UNSET)
 		out->priority = CFG_PRIORITY_NORMAL;
-	if (!has_tenant)
+	/* a user name that is no tenant name leaves the mail without one */
+	if (!has_tenant && envelope_tenant_ok(auth_user))
 		snprintf(out->tenant, sizeof(out->tenant), "%s", auth_user);
 }
 

@@ -36,6 +36,7 @@
 #include "node/cluster/owner.h"
 #include "node/cluster/repl.h"
 #include "node/queue/scheduler.h"
+#include "node/queue/tenants.h"
 #include "node/rpc/rpc.h"
 #include "node/store/store.h"
 #include "proto/cli_node.pb-c.h"
@@ -115,6 +116,19 @@ admin_log_unreadable(uint64_t request_id, uint64_t n, const char *first)
 			 "count=%llu first_qid=%s",
 			 (unsigned long long)request_id, (unsigned long long)n,
 			 first);
+}
+
+/* A tenant a request names: "" (none), or a name envelope_tenant_ok()
+ * takes (what the router can have stored). NULL when it may be used,
+ * else why not. */
+static const char *
+admin_tenant_check(const char *tenant)
+{
+	if (tenant[0] == '\0')
+		return NULL;
+	if (strnlen(tenant, ADMIN_TENANT_MAX + 1) > ADMIN_TENANT_MAX)
+		return "tenant too long";
+	return envelope_tenant_ok(tenant) ? NULL : "bad tenant";
 }
 
 /* ---- status ---------------------------------------------------------- */
@@ -209,6 +223,52 @@ admin_shards_of(const Shoal__ShardMap *map, const char *id, bool primary,
 				  v);
 }
 
+/* The scheduler's results per tenant, as StatusReply.tenants: names
+ * borrowed from it for the reply. */
+struct admin_tenants {
+	Shoal__TenantCount *v;
+	Shoal__TenantCount **ptrs;
+	size_t n, cap;
+};
+
+static void
+admin_tenant_one(void *arg, const char *tenant, uint64_t delivered,
+		 uint64_t deferred, uint64_t bounced)
+{
+	struct admin_tenants *ts = arg;
+	Shoal__TenantCount *tc;
+
+	if (ts->n == ts->cap) {
+		ts->cap = ts->cap ? ts->cap * 2 : 16;
+		ts->v = xrealloc(ts->v, ts->cap * sizeof(*ts->v));
+	}
+	tc = &ts->v[ts->n++];
+	shoal__tenant_count__init(tc);
+	tc->tenant = (char *)tenant;
+	tc->delivered = delivered;
+	tc->deferred = deferred;
+	tc->bounced = bounced;
+}
+
+/* Fill sr's tenants from the scheduler's (none without one); the caller
+ * frees ts->v and ts->ptrs after the reply. */
+static void
+admin_status_tenants(const struct admin_ctx *ctx, Shoal__StatusReply *sr,
+		     struct admin_tenants *ts)
+{
+	const struct tenants *t =
+		ctx->sched ? scheduler_tenants(ctx->sched) : NULL;
+
+	if (t != NULL)
+		tenants_foreach(t, admin_tenant_one, ts);
+	/* pointers only once v has stopped moving */
+	ts->ptrs = xcalloc(ts->n ? ts->n : 1, sizeof(*ts->ptrs));
+	for (size_t i = 0; i < ts->n; i++)
+		ts->ptrs[i] = &ts->v[i];
+	sr->n_tenants = ts->n;
+	sr->tenants = ts->ptrs;
+}
+
 struct admin_routers {
 	Shoal__RouterSeen v[OWNER_ROUTERS_MAX];
 	Shoal__RouterSeen *ptrs[OWNER_ROUTERS_MAX];
@@ -236,6 +296,7 @@ admin_status(const struct admin_ctx *ctx, const struct rpc_ticket *tk,
 	Shoal__StatusReply sr = SHOAL__STATUS_REPLY__INIT;
 	Shoal__Replication repl = SHOAL__REPLICATION__INIT;
 	struct admin_routers routers = { 0 };
+	struct admin_tenants tenants = { 0 };
 	struct admin_count c;
 	struct store_txn *t;
 	uint64_t now = (uint64_t)time(NULL);
@@ -287,9 +348,12 @@ admin_status(const struct admin_ctx *ctx, const struct rpc_ticket *tk,
 	sr.routers = routers.ptrs;
 	sr.n_shard_messages = ctx->map->n_shards;
 	sr.shard_messages = c.per_shard;
+	admin_status_tenants(ctx, &sr, &tenants);
 	r->body_case = SHOAL__ADMIN_REPLY__BODY_STATUS_REPLY;
 	r->status_reply = &sr;
 	rpc_reply_admin(ctx->rpc, tk, r);
+	free(tenants.ptrs);
+	free(tenants.v);
 	free(sr.primary_shards);
 	free(sr.replica_shards);
 	free(c.per_shard);
@@ -337,10 +401,11 @@ struct admin_list {
 	char first_unreadable[QID_MAX];
 };
 
-/* A message matches when the held test passes and one recipient matches
- * both the domain (if given) and the state (for QUEUED / DEFERRED): so
- * "--domain d --state deferred" means "deferred for d", not "deferred for
- * someone and also addressed to d". */
+/* A message matches when it is of the tenant (if given, exactly), the
+ * held test passes and one recipient matches both the domain (if given)
+ * and the state (for QUEUED / DEFERRED): so "--domain d --state deferred"
+ * means "deferred for d", not "deferred for someone and also addressed to
+ * d". */
 static bool
 admin_list_match(const Shoal__QueueListRequest *req,
 		 const Shoal__StoredMessage *sm)
@@ -348,6 +413,8 @@ admin_list_match(const Shoal__QueueListRequest *req,
 	const Shoal__Envelope *env = sm->envelope;
 	int want = -1;
 
+	if (req->tenant[0] != '\0' && strcmp(env->tenant, req->tenant) != 0)
+		return false;
 	switch (req->state) {
 	case SHOAL__STATE_FILTER__FILTER_ANY:
 		break;
@@ -426,6 +493,7 @@ admin_list_one(const char *qid, uint32_t shard, const void *meta,
 	it->entry.size = sm->envelope->size;
 	it->entry.arrival_time = sm->envelope->arrival_time;
 	it->entry.held = sm->held;
+	it->entry.tenant = sm->envelope->tenant;
 	size = shoal__queue_entry__get_packed_size(&it->entry) +
 	       ADMIN_ENTRY_OVERHEAD;
 	if (l->n > 0 && l->bytes + size > ADMIN_LIST_BYTES_MAX) {
@@ -451,7 +519,7 @@ admin_list_check(const Shoal__QueueListRequest *req)
 		return "bad after_qid";
 	if ((unsigned)req->state > SHOAL__STATE_FILTER__FILTER_HELD)
 		return "bad state filter";
-	return NULL;
+	return admin_tenant_check(req->tenant);
 }
 
 static void
@@ -600,6 +668,8 @@ done:
 static const char *
 admin_defer_check(const Shoal__AdminRequest *rq)
 {
+	const char *why;
+
 	switch (rq->body_case) {
 	case SHOAL__ADMIN_REQUEST__BODY_FAILOVER:
 		if (strnlen(rq->failover->node_id, 256) > 255)
@@ -609,6 +679,13 @@ admin_defer_check(const Shoal__AdminRequest *rq)
 		if ((unsigned)rq->action->action >
 		    SHOAL__QUEUE_ACTION__ACTION_BOUNCE)
 			return "unknown action";
+		if ((why = admin_tenant_check(rq->action->tenant)) != NULL)
+			return why;
+		/* a tenant means "all its messages": never with qids */
+		if (rq->action->tenant[0] != '\0')
+			return rq->action->n_qids ? "tenant and queue ids "
+						    "together" :
+						    NULL;
 		if (rq->action->n_qids == 0 ||
 		    rq->action->n_qids > ADMIN_ACTION_QIDS_MAX)
 			return "bad number of queue ids";
@@ -621,7 +698,7 @@ admin_defer_check(const Shoal__AdminRequest *rq)
 		if (strnlen(rq->flush->domain, ADMIN_DOMAIN_MAX + 1) >
 		    ADMIN_DOMAIN_MAX)
 			return "domain too long";
-		return NULL;
+		return admin_tenant_check(rq->flush->tenant);
 	case SHOAL__ADMIN_REQUEST__BODY_MOVE:
 		if (strnlen(rq->move->to, 256) > 255)
 			return "node id too long";

@@ -44,6 +44,11 @@ struct rpc_ticket;
 /* Longest recipient domain a list filter may name (RFC 1035 2.3.4). */
 #define ADMIN_DOMAIN_MAX 255
 
+/* Longest tenant a list, flush or action may name: what the router stores
+ * (router.pool_rules' tenant and the tenant header are at most 64; an
+ * authenticated user's name is cut to 64). No control characters. */
+#define ADMIN_TENANT_MAX ENVELOPE_TENANT_MAX
+
 /* The header section a QueueShowReply carries is cut to this size. */
 #define ADMIN_HEADERS_MAX (64u * 1024)
 
@@ -79,6 +84,10 @@ struct admin_ctx {
  *
  * Only messages of shards this node is primary for are counted, listed or
  * shown: the copies it holds as a replica belong to its peer's answers.
+ * Status also carries the scheduler's results per tenant since start
+ * (node/queue/tenants.h; none when ctx->sched is NULL). A list, flush or
+ * action may name a tenant (ADMIN_TENANT_MAX); an action names queue ids
+ * or a tenant, never both.
  * A failover, move, queue action, flush or suppress request is handed to
  * ctx->defer, which answers when it is done. Each request runs in one
  * read-only store transaction. Status reads the store's queue counts,

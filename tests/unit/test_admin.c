@@ -30,6 +30,7 @@ static Shoal__ShardAssignment t_shards[T_SHARDS];
 static Shoal__ShardAssignment *t_shard_ptrs[T_SHARDS];
 static struct admin_ctx t_ctx;
 static struct rpc_peer t_peer;
+static const char *t_tenant, *t_want_tenant; /* stored / listed tenant */
 
 /* The admin link's handler, as node.c registers it. */
 static void
@@ -73,6 +74,7 @@ t_setup(void)
 	t_ctx.node_id = "n1";
 	t_ctx.map = &t_map;
 	t_ctx.started_at = (uint64_t)time(NULL) - 5;
+	t_tenant = t_want_tenant = "";
 }
 
 static void
@@ -130,6 +132,7 @@ t_put_raw(const char *qid, uint32_t shard, const char *sender,
 	env.size = body_len;
 	env.helo = "client.example";
 	env.client_addr = "192.0.2.1";
+	env.tenant = (char *)t_tenant;
 	sm.qid = (char *)qid;
 	sm.shard = shard;
 	sm.envelope = &env;
@@ -217,6 +220,7 @@ t_list(const char *domain, Shoal__StateFilter state, const char *after,
 	lr.state = state;
 	lr.after_qid = (char *)after;
 	lr.limit = limit;
+	lr.tenant = (char *)t_want_tenant;
 	req.request_id = 42;
 	req.body_case = SHOAL__ADMIN_REQUEST__BODY_LIST;
 	req.list = &lr;
@@ -323,6 +327,7 @@ START_TEST(test_status_of_empty_store)
 	ck_assert_uint_lt(s->uptime_s, 60);
 	ck_assert_ptr_nonnull(s->map);
 	ck_assert_uint_eq(s->map->n_shards, T_SHARDS);
+	ck_assert_uint_eq(s->n_tenants, 0); /* no scheduler, no results */
 	shoal__admin_reply__free_unpacked(r, NULL);
 }
 END_TEST
@@ -800,6 +805,45 @@ START_TEST(test_deferred_request_without_hook_is_refused)
 }
 END_TEST
 
+/* --tenant is an exact match, bounded, and never goes with queue ids. */
+START_TEST(test_list_tenant_is_exact_and_checked)
+{
+	Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
+	Shoal__QueueActionRequest qa = SHOAL__QUEUE_ACTION_REQUEST__INIT;
+	char qid[QID_LEN + 1], *qids[1] = { qid };
+	const char *cases[][2] = { { "alpha", "1,2" }, { "Alpha", "" },
+				   { "alph", "" }, { "x\ty", NULL } };
+	Shoal__AdminReply *r;
+
+	t_tenant = "alpha";
+	t_put(1, "s@a.example", t_q_gmail, false, 1);
+	t_put(2, "s@a.example", t_q_gmail, true, 2);
+	t_tenant = "alpha2";
+	t_put(3, "s@a.example", t_q_gmail, false, 3);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		t_want_tenant = cases[i][0];
+		r = t_list("", SHOAL__STATE_FILTER__FILTER_ANY, "", 0);
+		if (cases[i][1] == NULL)
+			ck_assert_str_eq(r->message, "bad tenant");
+		else
+			ck_assert_str_eq(t_list_ids(r), cases[i][1]);
+		if (i == 0)
+			ck_assert_str_eq(r->list->entries[1]->tenant, "alpha");
+		shoal__admin_reply__free_unpacked(r, NULL);
+	}
+	t_ctx.defer = t_defer;
+	t_qid(qid, 1);
+	qa.tenant = "alpha";
+	qa.n_qids = 1;
+	qa.qids = qids;
+	req.body_case = SHOAL__ADMIN_REQUEST__BODY_ACTION;
+	req.action = &qa;
+	r = t_call(&req);
+	ck_assert_str_eq(r->message, "tenant and queue ids together");
+	shoal__admin_reply__free_unpacked(r, NULL);
+}
+END_TEST
+
 /* A message of another shape is dropped, not answered. */
 START_TEST(test_wrong_frame_count_is_dropped)
 {
@@ -834,6 +878,7 @@ admin_suite(void)
 	tcase_add_test(tc, test_list_more_is_false_when_page_is_exactly_full);
 	tcase_add_test(tc, test_list_caps_limit_at_1000);
 	tcase_add_test(tc, test_list_rejects_bad_fields);
+	tcase_add_test(tc, test_list_tenant_is_exact_and_checked);
 	tcase_add_test(tc, test_replica_copies_are_not_reported);
 	tcase_add_test(tc, test_show_returns_message_and_header_section);
 	tcase_add_test(tc, test_show_cuts_headers_at_64k);
