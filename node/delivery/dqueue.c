@@ -1,8 +1,7 @@
 /* A destination's waiting jobs by class and tenant (see dqueue.h). Each
  * class is a ring of tenants with jobs; cur is the tenant whose turn it
- * is. A tenant leaves the ring when its last job goes. Finding a job's
- * tenant on push walks the ring from its newest member, which is the
- * tenant of the previous push in a run of one tenant's mail. */
+ * is. A tenant leaves the ring when its last job goes. A job's tenant is
+ * found on push by a hash of its name and class. */
 #include "node/delivery/dqueue.h"
 
 #include <stdio.h>
@@ -10,12 +9,15 @@
 #include <string.h>
 
 #include "lib/envelope.h"
+#include "lib/idmap.h"
+#include "lib/qid.h"
 #include "lib/xmalloc.h"
 #include "node/delivery/job.h"
 
 struct dq_tenant {
 	char name[JOB_TENANT_MAX];
 	unsigned cls;
+	uint64_t key;                  /* in the index */
 	struct job *head, *tail;
 	struct dq_tenant *prev, *next; /* the class's ring */
 };
@@ -41,23 +43,31 @@ dqueue_tenant_of(const struct job *j)
 	return t ? t : "";
 }
 
-/* j's tenant in its class's ring, made (and put last in turn) if new. */
+/* The index key of a tenant in a class (never 0). */
+static uint64_t
+dqueue_key(const char *name, unsigned c)
+{
+	return (shard_hash(name, strnlen(name, JOB_TENANT_MAX - 1)) << 2 |
+		c) + 1;
+}
+
+/* j's tenant in its class's ring, made (and put last in turn) if new. Two
+ * names with one hash (2^-62) share a member: fair to both, as one. */
 static struct dq_tenant *
 dqueue_tenant(struct dqueue *q, unsigned c, const char *name)
 {
 	struct dq_tenant *first = q->cur[c], *t;
+	uint64_t key = dqueue_key(name, c);
 
-	if (first != NULL) {
-		t = first->prev; /* the newest */
-		do {
-			if (strncmp(t->name, name, sizeof(t->name) - 1) == 0)
-				return t;
-			t = t->prev;
-		} while (t != first->prev);
-	}
+	if (q->index == NULL)
+		q->index = idmap_new();
+	if ((t = idmap_get(q->index, key)) != NULL)
+		return t;
 	t = xcalloc(1, sizeof(*t));
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	t->cls = c;
+	t->key = key;
+	idmap_put(q->index, key, t);
 	if (first == NULL) {
 		t->prev = t->next = t;
 		q->cur[c] = t;
@@ -68,6 +78,27 @@ dqueue_tenant(struct dqueue *q, unsigned c, const char *name)
 		first->prev = t;
 	}
 	return t;
+}
+
+/* t has no job left: out of its ring and the index. */
+static void
+dqueue_drop(struct dqueue *q, struct dq_tenant *t)
+{
+	unsigned c = t->cls;
+
+	if (t->next == t) {
+		q->cur[c] = NULL;
+	} else {
+		t->prev->next = t->next;
+		t->next->prev = t->prev;
+		q->cur[c] = t->next;
+	}
+	idmap_del(q->index, t->key);
+	free(t);
+	if (q->n == 0) {
+		idmap_free(q->index);
+		q->index = NULL;
+	}
 }
 
 void
@@ -136,14 +167,7 @@ dqueue_remove(struct dqueue *q, struct job *j)
 		q->cur[c] = t->next;
 		return;
 	}
-	if (t->next == t) {
-		q->cur[c] = NULL;
-	} else {
-		t->prev->next = t->next;
-		t->next->prev = t->prev;
-		q->cur[c] = t->next;
-	}
-	free(t);
+	dqueue_drop(q, t);
 }
 
 struct job *
@@ -160,16 +184,11 @@ dqueue_take_all(struct dqueue *q)
 			*tail = t->head;
 			while (*tail)
 				tail = &(*tail)->next;
-			if (t->next == t) {
-				q->cur[c] = NULL;
-			} else {
-				t->prev->next = t->next;
-				t->next->prev = t->prev;
-				q->cur[c] = t->next;
-			}
-			free(t);
+			dqueue_drop(q, t);
 		}
 	}
 	q->n = 0;
+	idmap_free(q->index);
+	q->index = NULL;
 	return all;
 }

@@ -6,7 +6,8 @@
  * others.
  *
  * Bounded by the jobs it holds: one small record per tenant with jobs
- * waiting. No I/O. */
+ * waiting, found by a hash of its name (thousands of tenants at one
+ * destination cost no more per job than one). No I/O. */
 #ifndef SHOAL_NODE_DQUEUE_H
 #define SHOAL_NODE_DQUEUE_H
 
@@ -18,8 +19,12 @@
 struct job;
 struct dq_tenant;
 
+struct idmap;
+
+/* Zeroed is empty. Holds memory only while it holds jobs. */
 struct dqueue {
 	struct dq_tenant *cur[DQUEUE_CLASSES]; /* ring, next to serve */
+	struct idmap *index;       /* (tenant, class) -> its ring member */
 	size_t n;
 };
 

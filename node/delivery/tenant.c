@@ -1,6 +1,6 @@
-/* Tenants' limits in delivery (see tenant.h). A set is an array of
- * (tenant, bucket); lookups walk it, and when it is full the buckets that
- * refilled are dropped to make room. */
+/* Tenants' limits in delivery (see tenant.h). A set maps a hash of the
+ * tenant's name to its bucket; when it is full the buckets that refilled
+ * are dropped to make room. */
 #include "node/delivery/tenant.h"
 
 #include <stdio.h>
@@ -8,25 +8,38 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/idmap.h"
+#include "lib/qid.h"
 #include "lib/xmalloc.h"
 #include "node/delivery/job.h"
 #include "node/delivery/shaping.h"
 
 struct tenant_bucket {
 	char tenant[JOB_TENANT_MAX];
+	uint64_t key;             /* in the index */
 	double rate;              /* the rate it was made for */
 	struct bucket b;
 };
 
 struct tenant_set {
-	struct tenant_bucket *v;
-	size_t n, cap;
+	struct idmap *index;      /* hash of the name -> struct tenant_bucket */
 };
 
 struct tenant_set *
 tenant_set_new(void)
 {
-	return xcalloc(1, sizeof(struct tenant_set));
+	struct tenant_set *ts = xcalloc(1, sizeof(*ts));
+
+	ts->index = idmap_new();
+	return ts;
+}
+
+static void
+tenant_free_one(uint64_t key, void *value, void *arg)
+{
+	(void)key;
+	(void)arg;
+	free(value);
 }
 
 void
@@ -34,7 +47,8 @@ tenant_set_free(struct tenant_set *ts)
 {
 	if (ts == NULL)
 		return;
-	free(ts->v);
+	idmap_foreach(ts->index, tenant_free_one, NULL);
+	idmap_free(ts->index);
 	free(ts);
 }
 
@@ -74,45 +88,61 @@ tenant_limit(const struct config *cfg, const char *tenant, const char *domain)
 	return 0;
 }
 
+struct tenant_prune {
+	uint64_t now_us;
+	uint64_t *full;
+	size_t n;
+};
+
+static void
+tenant_prune_one(uint64_t key, void *value, void *arg)
+{
+	struct tenant_prune *p = arg;
+	struct tenant_bucket *tb = value;
+
+	if (bucket_is_full(&tb->b, tb->rate, p->now_us))
+		p->full[p->n++] = key;
+}
+
 /* Drop the buckets that refilled; returns whether room was made. */
 static bool
 tenant_set_prune(struct tenant_set *ts, uint64_t now_us)
 {
-	size_t o = 0;
+	struct tenant_prune p = { now_us, NULL, 0 };
 
-	for (size_t i = 0; i < ts->n; i++)
-		if (!bucket_is_full(&ts->v[i].b, ts->v[i].rate, now_us))
-			ts->v[o++] = ts->v[i];
-	ts->n = o;
-	return ts->n < TENANT_BUCKETS_MAX;
+	p.full = xcalloc(idmap_count(ts->index) + 1, sizeof(*p.full));
+	idmap_foreach(ts->index, tenant_prune_one, &p);
+	for (size_t i = 0; i < p.n; i++)
+		free(idmap_del(ts->index, p.full[i]));
+	free(p.full);
+	return idmap_count(ts->index) < TENANT_BUCKETS_MAX;
 }
 
 /* tenant's bucket at rate, made if need be; NULL when the set is full of
- * buckets that still owe tokens (the tenant then waits: no limit is
- * ever skipped). */
+ * buckets that still owe tokens, or (2^-63) another name has the hash:
+ * the tenant then waits, no limit is ever skipped. */
 static struct bucket *
 tenant_bucket(struct tenant_set *ts, const char *tenant, double rate,
 	      uint64_t now_us)
 {
-	struct tenant_bucket *tb;
+	uint64_t key = shard_hash(tenant, strnlen(tenant, JOB_TENANT_MAX - 1)) |
+		       1;
+	struct tenant_bucket *tb = idmap_get(ts->index, key);
 
-	for (size_t i = 0; i < ts->n; i++) {
-		tb = &ts->v[i];
+	if (tb != NULL) {
 		if (strncmp(tb->tenant, tenant, sizeof(tb->tenant) - 1) != 0)
-			continue;
+			return NULL;
 		tb->rate = rate;
 		return &tb->b;
 	}
-	if (ts->n == TENANT_BUCKETS_MAX && !tenant_set_prune(ts, now_us))
+	if (idmap_count(ts->index) >= TENANT_BUCKETS_MAX &&
+	    !tenant_set_prune(ts, now_us))
 		return NULL;
-	if (ts->n == ts->cap) {
-		ts->cap = ts->cap ? ts->cap * 2 : 8;
-		ts->v = xrealloc(ts->v, ts->cap * sizeof(*ts->v));
-	}
-	tb = &ts->v[ts->n++];
-	memset(tb, 0, sizeof(*tb));
+	tb = xcalloc(1, sizeof(*tb));
 	snprintf(tb->tenant, sizeof(tb->tenant), "%s", tenant);
+	tb->key = key;
 	tb->rate = rate;
+	idmap_put(ts->index, key, tb);
 	return &tb->b;
 }
 
