@@ -152,7 +152,9 @@ pool_classify(const struct config *cfg, const char *pool_hdr,
 		snprintf(out->tenant, sizeof(out->tenant), "%s", tenant_hdr);
 		has_tenant = true;
 	}
-	for (int by_user = 1; by_user >= 0; by_user--) {
+	/* a stranger may name any sender: rules are for clients we relay
+	 * for (a user rule needs AUTH anyway) */
+	for (int by_user = 1; is_trusted && by_user >= 0; by_user--) {
 		for (size_t i = 0; i < cfg->router.n_pool_rules; i++) {
 			const struct cfg_pool_rule *r =
 				&cfg->router.pool_rules[i];

@@ -14,6 +14,9 @@
 #include "lib/config.h"
 
 #define POOL_VALUE_MAX 65 /* a pool name (64, config bound) + NUL */
+/* A header value as read: longer than any name it may hold, so that a
+ * value too long is refused whole instead of cut to a valid one. */
+#define POOL_HEADER_MAX 257
 
 /* Remove every field called name (any case, with its continuation lines)
  * from the header section of body, which starts at offset from and ends
@@ -33,11 +36,11 @@ struct pool_choice {
 /* Classify a message. The header values (NULL: the message had none)
  * count only when the client may choose (is_trusted): a pool header that
  * names a pool, a priority header saying high, normal or bulk (any case),
- * a tenant header of letters, digits, '.', '_' and '-'. Else, per field,
- * the first rule for auth_user (a rule with both keys needs both to
- * match), then the first for the sender's domain, that sets it; else
- * delivery.default_pool, normal, and the authenticated user as the
- * tenant. */
+ * a tenant header envelope_tenant_ok() takes. Else, for a trusted client
+ * only (anyone may name any sender), per field, the first rule for
+ * auth_user (a rule with both keys needs both to match), then the first
+ * for the sender's domain, that sets it; else delivery.default_pool,
+ * normal, and the authenticated user as the tenant. */
 void pool_classify(const struct config *cfg, const char *pool_hdr,
 		   const char *priority_hdr, const char *tenant_hdr,
 		   bool is_trusted, const char *auth_user,

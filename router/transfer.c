@@ -168,7 +168,7 @@ transfer_classify(struct session *s, struct pool_choice *c)
 	const char *names[3] = { cfg->router.pool_header,
 				 cfg->router.priority_header,
 				 cfg->router.tenant_header };
-	char value[3][POOL_VALUE_MAX];
+	char value[3][POOL_HEADER_MAX];
 	bool is_trusted = s->is_relay_client || s->is_authed;
 	size_t n[3] = { 0, 0, 0 };
 

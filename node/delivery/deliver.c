@@ -507,7 +507,7 @@ deliver_new(struct event_base *base, const struct config *cfg,
 	d->smtpc = smtpc_ctx_new(base);
 	d->share = shaping_share(map, node_id);
 	d->adapt = adapt_new(node_id, NULL);
-	d->tenant_totals = tenant_set_new();
+	d->tenants = tenant_set_new();
 	d->adapt_timer = evtimer_new(base, deliver_on_adapt_timer, d);
 	{
 		char err[1024];
@@ -560,7 +560,7 @@ deliver_free(struct deliver *d)
 	if (d->adapt_timer)
 		event_free(d->adapt_timer);
 	adapt_free(d->adapt);
-	tenant_set_free(d->tenant_totals);
+	tenant_set_free(d->tenants);
 	smtpc_ctx_free(d->smtpc); /* after every connection was closed */
 	egress_free(d->egress);
 	dns_free(d->dns);

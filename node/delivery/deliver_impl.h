@@ -55,7 +55,7 @@ struct deliver {
 	struct egress *egress;    /* IP pools' source addresses */
 	uint64_t unknown_pools;   /* messages naming a pool we lack */
 	struct adapt *adapt;      /* adaptive shaping: rules and actions */
-	struct tenant_set *tenant_totals; /* tenants' limits in total */
+	struct tenant_set *tenants; /* tenants' buckets (tenant.h) */
 	struct event *adapt_timer; /* the next action's expiry */
 	uint64_t held;            /* jobs deferred by a suspension */
 };
@@ -83,10 +83,10 @@ struct dest {
 	struct shaping shape;
 	enum smtpc_tls tls;
 	struct dqueue q;          /* waiting jobs, by class and tenant */
-	struct tenant_set *tenants; /* tenants' limits here (tenant.h) */
 	struct dconn *conns;      /* all connections */
 	uint32_t n_conns, n_connecting;
 	struct event *wake;       /* rate limit timer */
+	uint64_t wake_at_us;      /* when it fires (clock_mono_us) */
 	struct guard guard;       /* held while dest_pump() runs */
 	struct dest *next;
 };

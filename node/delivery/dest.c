@@ -42,6 +42,9 @@
 
 #define DELIVER_IDLE_MS 5000      /* keep an idle connection this long */
 #define DELIVER_DOWN_S 60         /* skip an address that just failed */
+/* jobs of one tenant at its limit waiting here in memory (the rest is
+ * held back, dest_tenant_overflow()) */
+#define DEST_TENANT_QUEUE 100
 /* failed recipient replies of one transaction that adaptive shaping's
  * rules look at (the first ones; a provider says the same to all) */
 #define DELIVER_OBSERVE_MAX 4
@@ -142,7 +145,6 @@ dest_new(struct deliver *d, const char *key, const char *domain, ssize_t pool,
 			 &ds->shape);
 	ds->tls = dest_tls_mode(route_tls ? *route_tls : ds->shape.tls);
 	ds->wake = evtimer_new(d->base, dest_on_wake, ds);
-	ds->tenants = tenant_set_new();
 	ds->next = d->dests;
 	d->dests = ds;
 	log_debug(LOG_SUB_SMTP, "dest=%s event=created max_conns=%u", key,
@@ -163,7 +165,6 @@ dest_unlink_free(struct dest *ds)
 		}
 	}
 	event_free(ds->wake);
-	tenant_set_free(ds->tenants);
 	free(ds);
 }
 
@@ -179,6 +180,36 @@ dest_maybe_free(struct dest *ds)
 		dest_unlink_free(ds);
 }
 
+/* A tenant at its limit here keeps at most DEST_TENANT_QUEUE jobs
+ * waiting in memory: the rest is held back (deferred without an attempt)
+ * until about when its turn comes, so that its backlog does not fill
+ * the scheduler's in-flight table and hold up other tenants' mail. */
+static bool
+dest_tenant_overflow(struct dest *ds, struct job *j)
+{
+	struct deliver *d = ds->d;
+	struct outcome_verdict v;
+	char text[DEST_HOLD_TEXT_MAX];
+	size_t waiting = dqueue_tenant_len(&ds->q, j);
+	double rate;
+	uint64_t now = (uint64_t)time(NULL), until;
+
+	if (waiting < DEST_TENANT_QUEUE ||
+	    tenant_wait(d->cfg, d->tenants, ds->key, ds->domain, j, d->share,
+			dest_now_us(), &rate) == 0 ||
+	    rate <= 0)
+		return false;
+	until = now + (uint64_t)((double)waiting / rate) + 1;
+	snprintf(text, sizeof(text),
+		 "held: tenant %.64s is at its limit for this destination "
+		 "(%.3g msgs/s here)",
+		 j->msg->sm->envelope->tenant, rate);
+	outcome_of_suspension(now, until, &v);
+	d->held++;
+	deliver_finish_all(d, j, &v, 0, text, "", NULL);
+	return true;
+}
+
 void
 dest_enqueue(struct dest *ds, struct job *j)
 {
@@ -192,6 +223,10 @@ dest_enqueue(struct dest *ds, struct job *j)
 		ds->shape = s;
 		ds->tls = dest_tls_mode(s.tls);
 		ds->av_version = 0; /* the caps again */
+	}
+	if (dest_tenant_overflow(ds, j)) {
+		dest_maybe_free(ds);
+		return;
 	}
 	dqueue_push(&ds->q, j);
 	dest_pump(ds);
@@ -605,23 +640,28 @@ dest_tenant_ok(void *arg, const struct job *j)
 {
 	struct dest_pick *p = arg;
 	struct deliver *d = p->ds->d;
-	uint64_t w = tenant_wait(d->cfg, p->ds->tenants, d->tenant_totals,
-				 p->ds->domain, j, d->share, p->now_us);
+	double rate;
+	uint64_t w = tenant_wait(d->cfg, d->tenants, p->ds->key, p->ds->domain,
+				 j, d->share, p->now_us, &rate);
 
 	if (w && (p->wait == 0 || w < p->wait))
 		p->wait = w;
 	return w == 0;
 }
 
-/* Wake ds in wait_us (unless a wake is due sooner already). */
+/* Wake ds in wait_us, unless a wake is due sooner already (a long wait
+ * of one tenant must not put off a shorter one of another). */
 static void
 dest_wake_in(struct dest *ds, uint64_t wait_us)
 {
 	struct timeval tv = { (time_t)(wait_us / 1000000),
 			      (suseconds_t)(wait_us % 1000000) };
+	uint64_t at = dest_now_us() + wait_us;
 
-	if (!evtimer_pending(ds->wake, NULL))
-		evtimer_add(ds->wake, &tv);
+	if (evtimer_pending(ds->wake, NULL) && ds->wake_at_us <= at)
+		return;
+	ds->wake_at_us = at;
+	evtimer_add(ds->wake, &tv);
 }
 
 static void
@@ -679,8 +719,8 @@ dest_pump_jobs(struct dest *ds)
 			dest_wake_in(ds, wait);
 			return;
 		}
-		tenant_take(ds->d->cfg, ds->tenants, ds->d->tenant_totals,
-			    ds->domain, j, ds->d->share, pick.now_us);
+		tenant_take(ds->d->cfg, ds->d->tenants, ds->key, ds->domain, j,
+			    ds->d->share, pick.now_us);
 		dqueue_remove(&ds->q, j);
 		dconn_send(idle, j);
 	}

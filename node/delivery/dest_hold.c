@@ -19,17 +19,14 @@
 #include "node/delivery/outcome.h"
 #include "node/delivery/shaping.h"
 
-/* The destination's name for warm-up counts: its provider, else its MX
- * hosts (the key without a pool's prefix). */
+/* The destination's name for warm-up counts: its provider (the rules
+ * file's), else "(other)": every destination of no big provider shares
+ * one allowance, so that an address reaching thousands of small domains
+ * a day stays within EGRESS_WARM_KEYS. */
 static const char *
 dest_hold_key(const struct dest *ds)
 {
-	const char *bar;
-
-	if (ds->provider[0])
-		return ds->provider;
-	bar = ds->pool >= 0 ? strchr(ds->key, '|') : NULL;
-	return bar ? bar + 1 : ds->key;
+	return ds->provider[0] ? ds->provider : "(other)";
 }
 
 /* adapt_check() again when the table changed since: the provider of the

@@ -18,6 +18,7 @@ struct dq_tenant {
 	char name[JOB_TENANT_MAX];
 	unsigned cls;
 	uint64_t key;                  /* in the index */
+	size_t n;                      /* its jobs */
 	struct job *head, *tail;
 	struct dq_tenant *prev, *next; /* the class's ring */
 };
@@ -114,6 +115,7 @@ dqueue_push(struct dqueue *q, struct job *j)
 	else
 		t->head = j;
 	t->tail = j;
+	t->n++;
 	q->n++;
 }
 
@@ -129,6 +131,7 @@ dqueue_push_front(struct dqueue *q, struct job *j)
 	if (t->tail == NULL)
 		t->tail = j;
 	q->cur[c] = t;
+	t->n++;
 	q->n++;
 }
 
@@ -162,6 +165,7 @@ dqueue_remove(struct dqueue *q, struct job *j)
 		t->tail = NULL;
 	j->next = NULL;
 	j->dq = NULL;
+	t->n--;
 	q->n--;
 	if (t->head != NULL) {
 		q->cur[c] = t->next;
@@ -191,4 +195,16 @@ dqueue_take_all(struct dqueue *q)
 	idmap_free(q->index);
 	q->index = NULL;
 	return all;
+}
+
+size_t
+dqueue_tenant_len(const struct dqueue *q, const struct job *j)
+{
+	const struct dq_tenant *t;
+	unsigned c = dqueue_class(j);
+
+	if (q->index == NULL)
+		return 0;
+	t = idmap_get(q->index, dqueue_key(dqueue_tenant_of(j), c));
+	return t ? t->n : 0;
 }

@@ -48,6 +48,9 @@ struct job *dqueue_next(const struct dqueue *q,
  * the tenant after j's. */
 void dqueue_remove(struct dqueue *q, struct job *j);
 
+/* Jobs waiting of j's tenant in j's class. */
+size_t dqueue_tenant_len(const struct dqueue *q, const struct job *j);
+
 /* Remove every job, as a list linked by job->next in service order of
  * classes (tenants interleaved no more). The queue is empty after. */
 struct job *dqueue_take_all(struct dqueue *q);

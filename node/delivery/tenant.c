@@ -16,6 +16,7 @@
 
 struct tenant_bucket {
 	char tenant[JOB_TENANT_MAX];
+	uint64_t scope;           /* hash of its destination's key, 0 total */
 	uint64_t key;             /* in the index */
 	double rate;              /* the rate it was made for */
 	struct bucket b;
@@ -122,15 +123,17 @@ tenant_set_prune(struct tenant_set *ts, uint64_t now_us)
  * buckets that still owe tokens, or (2^-63) another name has the hash:
  * the tenant then waits, no limit is ever skipped. */
 static struct bucket *
-tenant_bucket(struct tenant_set *ts, const char *tenant, double rate,
-	      uint64_t now_us)
+tenant_bucket(struct tenant_set *ts, uint64_t scope, const char *tenant,
+	      double rate, uint64_t now_us)
 {
-	uint64_t key = shard_hash(tenant, strnlen(tenant, JOB_TENANT_MAX - 1)) |
+	uint64_t key = (scope * 0x9e3779b97f4a7c15ull ^
+			shard_hash(tenant, strnlen(tenant, JOB_TENANT_MAX - 1))) |
 		       1;
 	struct tenant_bucket *tb = idmap_get(ts->index, key);
 
 	if (tb != NULL) {
-		if (strncmp(tb->tenant, tenant, sizeof(tb->tenant) - 1) != 0)
+		if (tb->scope != scope ||
+		    strncmp(tb->tenant, tenant, sizeof(tb->tenant) - 1) != 0)
 			return NULL;
 		tb->rate = rate;
 		return &tb->b;
@@ -140,6 +143,7 @@ tenant_bucket(struct tenant_set *ts, const char *tenant, double rate,
 		return NULL;
 	tb = xcalloc(1, sizeof(*tb));
 	snprintf(tb->tenant, sizeof(tb->tenant), "%s", tenant);
+	tb->scope = scope;
 	tb->key = key;
 	tb->rate = rate;
 	idmap_put(ts->index, key, tb);
@@ -154,49 +158,54 @@ tenant_of(const struct job *j)
 	return t ? t : "";
 }
 
-/* The wait for one scope: 0 without a limit. */
+/* The wait for one scope (dest: a destination's key, NULL in total): 0
+ * without a limit. */
 static uint64_t
 tenant_scope_wait(const struct config *cfg, struct tenant_set *ts,
-		  const char *tenant, const char *domain, double share,
-		  uint64_t now_us, struct bucket **out, double *rate)
+		  const char *dest, const char *tenant, const char *domain,
+		  double share, uint64_t now_us, struct bucket **out,
+		  double *rate)
 {
 	double r = tenant_limit(cfg, tenant, domain) * share;
+	uint64_t scope = dest ? shard_hash(dest, strlen(dest)) | 1 : 0;
 
 	*out = NULL;
 	if (r <= 0)
 		return 0;
 	*rate = r;
-	*out = tenant_bucket(ts, tenant, r, now_us);
+	*out = tenant_bucket(ts, scope, tenant, r, now_us);
 	if (*out == NULL)
 		return 1000000; /* no room: look again in a second */
 	return bucket_wait(*out, r, now_us);
 }
 
 uint64_t
-tenant_wait(const struct config *cfg, struct tenant_set *per_dest,
-	    struct tenant_set *total, const char *dest_domain,
-	    const struct job *j, double share, uint64_t now_us)
+tenant_wait(const struct config *cfg, struct tenant_set *ts, const char *dest,
+	    const char *dest_domain, const struct job *j, double share,
+	    uint64_t now_us, double *rate)
 {
 	const char *tenant = tenant_of(j);
 	struct bucket *b;
-	double rate;
+	double r1 = 0, r2 = 0;
 	uint64_t w1, w2;
 
+	*rate = 0;
 	if (cfg->delivery.n_tenant_limits == 0)
 		return 0;
 	if (!(share > 0 && share <= 1))
 		share = 1;
-	w1 = tenant_scope_wait(cfg, per_dest, tenant, dest_domain, share,
-			       now_us, &b, &rate);
-	w2 = tenant_scope_wait(cfg, total, tenant, NULL, share, now_us, &b,
-			       &rate);
+	w1 = tenant_scope_wait(cfg, ts, dest, tenant, dest_domain, share,
+			       now_us, &b, &r1);
+	w2 = tenant_scope_wait(cfg, ts, NULL, tenant, NULL, share, now_us, &b,
+			       &r2);
+	*rate = r1 > 0 && (r2 <= 0 || r1 < r2) ? r1 : r2;
 	return w1 > w2 ? w1 : w2;
 }
 
 void
-tenant_take(const struct config *cfg, struct tenant_set *per_dest,
-	    struct tenant_set *total, const char *dest_domain,
-	    const struct job *j, double share, uint64_t now_us)
+tenant_take(const struct config *cfg, struct tenant_set *ts, const char *dest,
+	    const char *dest_domain, const struct job *j, double share,
+	    uint64_t now_us)
 {
 	const char *tenant = tenant_of(j);
 	struct bucket *b;
@@ -206,10 +215,10 @@ tenant_take(const struct config *cfg, struct tenant_set *per_dest,
 		return;
 	if (!(share > 0 && share <= 1))
 		share = 1;
-	if (tenant_scope_wait(cfg, per_dest, tenant, dest_domain, share, now_us,
+	if (tenant_scope_wait(cfg, ts, dest, tenant, dest_domain, share, now_us,
 			      &b, &rate) == 0 && b)
 		b->tokens -= 1;
-	if (tenant_scope_wait(cfg, total, tenant, NULL, share, now_us, &b,
+	if (tenant_scope_wait(cfg, ts, NULL, tenant, NULL, share, now_us, &b,
 			      &rate) == 0 && b)
 		b->tokens -= 1;
 }

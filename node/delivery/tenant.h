@@ -17,12 +17,14 @@
 
 #include "lib/config.h"
 
-#define TENANT_BUCKETS_MAX 4096   /* per destination, and in total */
+#define TENANT_BUCKETS_MAX 65536  /* in one set */
 
 struct job;
 struct tenant_set;
 
-/* Buckets for one scope (a destination, or the node's totals). */
+/* The buckets of one delivery: per destination and in total. They live
+ * as long as delivery does, so a destination freed while idle keeps its
+ * tenants' debts. */
 struct tenant_set *tenant_set_new(void);
 
 /* tenant_set_free(NULL) does nothing. */
@@ -33,17 +35,18 @@ void tenant_set_free(struct tenant_set *ts);
 double tenant_limit(const struct config *cfg, const char *tenant,
 		    const char *domain);
 
-/* Microseconds until j's tenant may send another message to the
- * destination of domain dest_domain: 0 when it may now. per_dest and
- * total are the destination's and the node's buckets; rates are scaled
- * by share. */
-uint64_t tenant_wait(const struct config *cfg, struct tenant_set *per_dest,
-		     struct tenant_set *total, const char *dest_domain,
-		     const struct job *j, double share, uint64_t now_us);
+/* Microseconds until j's tenant may send another message to destination
+ * dest (its key; dest_domain the domain its limits name): 0 when it may
+ * now. Rates are scaled by share; *rate is the smaller of the two that
+ * apply here (0: none). */
+uint64_t tenant_wait(const struct config *cfg, struct tenant_set *ts,
+		     const char *dest, const char *dest_domain,
+		     const struct job *j, double share, uint64_t now_us,
+		     double *rate);
 
 /* j starts: one token from each bucket its tenant has. */
-void tenant_take(const struct config *cfg, struct tenant_set *per_dest,
-		 struct tenant_set *total, const char *dest_domain,
+void tenant_take(const struct config *cfg, struct tenant_set *ts,
+		 const char *dest, const char *dest_domain,
 		 const struct job *j, double share, uint64_t now_us);
 
 #endif

@@ -256,11 +256,12 @@ metrics_render_tenants(struct metrics *m, struct buf *b)
 
 	metrics_family(b, "shoal_tenant_deliveries_total", "counter",
 		       "Recipient results by the message's tenant (\"\" for "
-		       "none; past the first 50 tenants, \"other\").");
+		       "none; past the first 50 seen, \"(other tenants)\").");
 	tenants_foreach(scheduler_tenants(m->d.sched), metrics_tenant_one, &w);
 	if (w.other[0] || w.other[1] || w.other[2])
 		for (int i = 0; i < 3; i++) {
-			l[0] = (struct metrics_label){ "tenant", "other" };
+			l[0] = (struct metrics_label){ "tenant",
+						       "(other tenants)" };
 			l[1] = (struct metrics_label){ "result", results[i] };
 			metrics_sample(b, "shoal_tenant_deliveries_total", l,
 				       2, w.other[i]);

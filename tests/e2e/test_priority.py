@@ -152,6 +152,49 @@ class PriorityTest(ShoalTestCase):
         wait_for(lambda: len(delivered("b")) == 100, TIMEOUT,
                  "big's 100 messages, in the end")
 
+    def test_3_a_slow_tenant_holds_up_no_other(self):
+        # a tenant allowed one message in 1000 s waits; another tenant at
+        # the same destination goes at its own pace meanwhile (the long
+        # wake of the one must not put off the other's short ones), and
+        # the slow one's backlog past 100 waiting is held back, not kept
+        # in memory
+        c = self.cluster(start=False, nodes=1, node_metrics=True,
+                         router_extra=(
+                             'pool_rules = ( { sender_domain = "slow.example";'
+                             ' tenant = "slow"; }, { sender_domain = '
+                             '"fast.example"; tenant = "fast"; } );'))
+        cap = Capture(self, c)
+        c.delivery = (
+            f'  helo_name = "mta.e2e.example";\n'
+            f'  dns_servers = [ "127.0.0.1:{c.dead_dns_port}" ];\n'
+            f'  routes = ( {{ domain = "{DOMAIN}"; host = "{cap.host}";'
+            f' tls = "none"; }} );\n'
+            f'  tenant_limits = ( {{ tenant = "slow"; domain = "*";'
+            f' max_msgs_per_sec = 0.001; }}, {{ tenant = "fast";'
+            f' domain = "*"; max_msgs_per_sec = 2.0; }} );\n')
+        c.write_config()
+        cap.start()
+        c.start()
+        with smtplib.SMTP("127.0.0.1", c.port, timeout=30) as s:
+            for i in range(103):
+                s.sendmail("a@slow.example", [f"s{i}@{DOMAIN}"],
+                           make_message(f"s{i}", rcpt=f"s{i}@{DOMAIN}"))
+        wait_for(lambda: len(cap.messages()) == 1, TIMEOUT,
+                 "the slow tenant's first message")
+        with smtplib.SMTP("127.0.0.1", c.port, timeout=30) as s:
+            for i in range(10):
+                s.sendmail("a@fast.example", [f"f{i}@{DOMAIN}"],
+                           make_message(f"f{i}", rcpt=f"f{i}@{DOMAIN}"))
+        wait_for(lambda: sum(1 for m in cap.messages()
+                             if m["rcpt_tos"][0].startswith("f")) == 10,
+                 TIMEOUT, "the fast tenant's 10 at 2/s")
+        self.assertEqual(sum(1 for m in cap.messages()
+                             if m["rcpt_tos"][0].startswith("s")), 1,
+                         "the slow one kept to its limit")
+        held = [d for d in dlog_lines(c, "n1")
+                if d.get("held") and "tenant slow" in d["text"]]
+        self.assertGreaterEqual(len(held), 1, "its backlog held back")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -76,38 +76,42 @@ START_TEST(test_tenant_waits_per_destination_and_in_total)
 	struct cfg_tenant_limit l[] = { { "acme", "*", 2 },
 					{ "acme", NULL, 3 } };
 	struct config c = cfg_with(l, 2);
-	struct tenant_set *here = tenant_set_new(), *there = tenant_set_new();
-	struct tenant_set *total = tenant_set_new();
+	struct tenant_set *ts = tenant_set_new();
 	struct t_job a, b;
+	double r;
 	int sent = 0;
 
 	t_job(&a, "acme");
 	t_job(&b, "beta");
 	/* a new bucket starts full: 2 here */
-	while (tenant_wait(&c, here, total, "x.test", &a.j, 1, T0) == 0 &&
+	while (tenant_wait(&c, ts, "dest-x", "x.test", &a.j, 1, T0, &r) == 0 &&
 	       sent < 10) {
-		tenant_take(&c, here, total, "x.test", &a.j, 1, T0);
+		tenant_take(&c, ts, "dest-x", "x.test", &a.j, 1, T0);
 		sent++;
 	}
 	ck_assert_int_eq(sent, 2);
-	ck_assert_uint_gt(tenant_wait(&c, here, total, "x.test", &a.j, 1, T0),
+	ck_assert(r == 2); /* the smaller rate that applies */
+	ck_assert_uint_gt(tenant_wait(&c, ts, "dest-x", "x.test", &a.j, 1, T0,
+				      &r),
 			  0);
 	/* elsewhere the total (3) still has one */
-	ck_assert_uint_eq(tenant_wait(&c, there, total, "y.test", &a.j, 1, T0),
+	ck_assert_uint_eq(tenant_wait(&c, ts, "dest-y", "y.test", &a.j, 1, T0,
+				      &r),
 			  0);
-	tenant_take(&c, there, total, "y.test", &a.j, 1, T0);
-	ck_assert_uint_gt(tenant_wait(&c, there, total, "y.test", &a.j, 1, T0),
+	tenant_take(&c, ts, "dest-y", "y.test", &a.j, 1, T0);
+	ck_assert_uint_gt(tenant_wait(&c, ts, "dest-y", "y.test", &a.j, 1, T0,
+				      &r),
 			  0);
 	/* another tenant has no limit at all */
-	ck_assert_uint_eq(tenant_wait(&c, here, total, "x.test", &b.j, 1, T0),
+	ck_assert_uint_eq(tenant_wait(&c, ts, "dest-x", "x.test", &b.j, 1, T0,
+				      &r),
 			  0);
+	ck_assert(r == 0);
 	/* half a second later at 2/s here and 3/s in total: one again */
-	ck_assert_uint_eq(tenant_wait(&c, here, total, "x.test", &a.j, 1,
-				      T0 + 500000),
+	ck_assert_uint_eq(tenant_wait(&c, ts, "dest-x", "x.test", &a.j, 1,
+				      T0 + 500000, &r),
 			  0);
-	tenant_set_free(here);
-	tenant_set_free(there);
-	tenant_set_free(total);
+	tenant_set_free(ts);
 }
 END_TEST
 
@@ -115,27 +119,27 @@ START_TEST(test_tenant_many_tenants_stay_bounded)
 {
 	struct cfg_tenant_limit l[] = { { "*", "*", 1 } };
 	struct config c = cfg_with(l, 1);
-	struct tenant_set *here = tenant_set_new(), *total = tenant_set_new();
+	struct tenant_set *ts = tenant_set_new();
 	struct t_job t;
 	char name[32];
+	double r;
 
-	/* twice the bound, each owing a token: the later ones wait */
-	for (int i = 0; i < 2 * TENANT_BUCKETS_MAX; i++) {
+	/* more tenants than buckets, each owing a token: the later wait */
+	for (int i = 0; i < TENANT_BUCKETS_MAX + 10; i++) {
 		snprintf(name, sizeof(name), "t%d", i);
 		t_job(&t, name);
-		if (tenant_wait(&c, here, total, "x.test", &t.j, 1, T0) == 0)
-			tenant_take(&c, here, total, "x.test", &t.j, 1, T0);
+		if (tenant_wait(&c, ts, "d", "x.test", &t.j, 1, T0, &r) == 0)
+			tenant_take(&c, ts, "d", "x.test", &t.j, 1, T0);
 	}
-	snprintf(name, sizeof(name), "t%d", 2 * TENANT_BUCKETS_MAX - 1);
+	snprintf(name, sizeof(name), "t%d", TENANT_BUCKETS_MAX + 9);
 	t_job(&t, name);
-	ck_assert_uint_gt(tenant_wait(&c, here, total, "x.test", &t.j, 1, T0),
+	ck_assert_uint_gt(tenant_wait(&c, ts, "d", "x.test", &t.j, 1, T0, &r),
 			  0);
 	/* once they refilled, room again */
-	ck_assert_uint_eq(tenant_wait(&c, here, total, "x.test", &t.j, 1,
-				      T0 + 2000000),
+	ck_assert_uint_eq(tenant_wait(&c, ts, "d", "x.test", &t.j, 1,
+				      T0 + 2000000, &r),
 			  0);
-	tenant_set_free(here);
-	tenant_set_free(total);
+	tenant_set_free(ts);
 }
 END_TEST
 
