@@ -29,23 +29,28 @@ def dlog_time(doc):
 
 class PriorityTest(ShoalTestCase):
 
-    def test_1_high_priority_overtakes_a_throttled_campaign(self):
+    def start(self, pool_rules, delivery_extra):
+        """One node, the router's pool_rules (raw entries), the MX route
+        and delivery_extra; returns the cluster and its capture MX."""
         c = self.cluster(start=False, nodes=1, node_metrics=True,
-                         router_extra=(
-                             'pool_rules = ( { sender_domain = '
-                             '"campaign.example"; priority = "bulk"; '
-                             'tenant = "campaign"; } );'))
+                         router_extra=f"pool_rules = ( {pool_rules} );")
         cap = Capture(self, c)
         c.delivery = (
             f'  helo_name = "mta.e2e.example";\n'
             f'  dns_servers = [ "127.0.0.1:{c.dead_dns_port}" ];\n'
             f'  routes = ( {{ domain = "{DOMAIN}"; host = "{cap.host}";'
-            f' tls = "none"; }} );\n'
-            f'  limits = ( {{ domain = "*"; }}, {{ domain = "{DOMAIN}";'
-            f' max_msgs_per_sec = 1.0; }} );\n')
+            f' tls = "none"; }} );\n' + delivery_extra)
         c.write_config()
         cap.start()
         c.start()
+        return c, cap
+
+    def test_1_high_priority_overtakes_a_throttled_campaign(self):
+        c, cap = self.start(
+            '{ sender_domain = "campaign.example"; priority = "bulk"; '
+            'tenant = "campaign"; }',
+            f'  limits = ( {{ domain = "*"; }}, {{ domain = "{DOMAIN}";'
+            f' max_msgs_per_sec = 1.0; }} );\n')
 
         src = c.spawn("smtp-source", [
             SMTP_SOURCE, "-s", "20", "-m", str(BULK), "-l", "512",
@@ -101,23 +106,12 @@ class PriorityTest(ShoalTestCase):
                            "the campaign is still queued behind it")
 
     def test_2_tenants_progress_in_proportion_to_their_limits(self):
-        c = self.cluster(start=False, nodes=1, node_metrics=True,
-                         router_extra=(
-                             'pool_rules = ( { sender_domain = "big.example";'
-                             ' tenant = "big"; }, { sender_domain = '
-                             '"small.example"; tenant = "small"; } );'))
-        cap = Capture(self, c)
-        c.delivery = (
-            f'  helo_name = "mta.e2e.example";\n'
-            f'  dns_servers = [ "127.0.0.1:{c.dead_dns_port}" ];\n'
-            f'  routes = ( {{ domain = "{DOMAIN}"; host = "{cap.host}";'
-            f' tls = "none"; }} );\n'
+        c, cap = self.start(
+            '{ sender_domain = "big.example"; tenant = "big"; }, '
+            '{ sender_domain = "small.example"; tenant = "small"; }',
             f'  tenant_limits = ( {{ tenant = "big"; domain = "*";'
             f' max_msgs_per_sec = 4.0; }}, {{ tenant = "small";'
             f' domain = "*"; max_msgs_per_sec = 2.0; }} );\n')
-        c.write_config()
-        cap.start()
-        c.start()
         # ten times the volume for big, sent first
         with smtplib.SMTP("127.0.0.1", c.port, timeout=30) as s:
             for i in range(100):
@@ -161,23 +155,12 @@ class PriorityTest(ShoalTestCase):
         # wake of the one must not put off the other's short ones), and
         # the slow one's backlog past 100 waiting is held back, not kept
         # in memory
-        c = self.cluster(start=False, nodes=1, node_metrics=True,
-                         router_extra=(
-                             'pool_rules = ( { sender_domain = "slow.example";'
-                             ' tenant = "slow"; }, { sender_domain = '
-                             '"fast.example"; tenant = "fast"; } );'))
-        cap = Capture(self, c)
-        c.delivery = (
-            f'  helo_name = "mta.e2e.example";\n'
-            f'  dns_servers = [ "127.0.0.1:{c.dead_dns_port}" ];\n'
-            f'  routes = ( {{ domain = "{DOMAIN}"; host = "{cap.host}";'
-            f' tls = "none"; }} );\n'
+        c, cap = self.start(
+            '{ sender_domain = "slow.example"; tenant = "slow"; }, '
+            '{ sender_domain = "fast.example"; tenant = "fast"; }',
             f'  tenant_limits = ( {{ tenant = "slow"; domain = "*";'
             f' max_msgs_per_sec = 0.001; }}, {{ tenant = "fast";'
             f' domain = "*"; max_msgs_per_sec = 2.0; }} );\n')
-        c.write_config()
-        cap.start()
-        c.start()
         with smtplib.SMTP("127.0.0.1", c.port, timeout=30) as s:
             for i in range(103):
                 s.sendmail("a@slow.example", [f"s{i}@{DOMAIN}"],
