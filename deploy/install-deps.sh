@@ -9,6 +9,8 @@ PKGS=(
 	libc-ares-dev libssl-dev libevent-dev libconfig-dev check libsystemd-dev
 	postfix swaks dnsmasq-base python3 python3-aiosmtpd python3-dkim
 	python3-dnspython python3-yaml python3-prometheus-client
+	libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev  # HTTP API, webhooks
+	prometheus  # promtool: deploy/prometheus rules are checked and tested
 	iproute2 procps openssl haproxy
 	curl time strace valgrind  # bench/: scale.sh, profile.sh
 )
@@ -32,4 +34,8 @@ $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The package may start a system Postfix; we never want it listening.
 if command -v postfix >/dev/null 2>&1; then
 	$SUDO postfix stop >/dev/null 2>&1 || true
+fi
+# Only promtool is wanted from the prometheus package, not its server.
+if [ -x /etc/init.d/prometheus ]; then
+	$SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
 fi

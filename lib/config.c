@@ -123,6 +123,22 @@ static const struct cfg_key cfg_pool_keys[] = {
 	END
 };
 
+#define WOFF(f) offsetof(struct cfg_webhook, f)
+static const struct cfg_key cfg_webhook_keys[] = {
+	{ "name", CT_STR, WOFF(name), 0, 1, 64, NULL, NULL, NULL, 0, true },
+	{ "url", CT_STR, WOFF(url), 0, 8, 2048, NULL, NULL, NULL, 0, true },
+	{ "events", CT_STRS, WOFF(events), WOFF(n_events), 1, 16, NULL, NULL, NULL, 0, false },
+	{ "batch_size", CT_U32, WOFF(batch_size), 0, 1, 10000, "100", NULL, NULL, 0, false },
+	{ "max_delay_ms", CT_U32, WOFF(max_delay_ms), 0, 0, 3600000, "1000", NULL, NULL, 0, false },
+	{ "secret", CT_STR, WOFF(secret), 0, 1, 1024, NULL, NULL, NULL, 0, false },
+	{ "tls_verify", CT_BOOL, WOFF(tls_verify), 0, 0, 0, "true", NULL, NULL, 0, false },
+	{ "ca_file", CT_STR, WOFF(ca_file), 0, 1, 1024, NULL, NULL, NULL, 0, false },
+	{ "max_backlog", CT_U32, WOFF(max_backlog), 0, 1, 100000000, "100000", NULL, NULL, 0, false },
+	{ "timeout_ms", CT_U32, WOFF(timeout_ms), 0, 100, 600000, "10000", NULL, NULL, 0, false },
+	END
+};
+#undef WOFF
+
 static const struct cfg_key cfg_tenant_limit_keys[] = {
 	{ "tenant", CT_STR, offsetof(struct cfg_tenant_limit, tenant), 0, 1, 64, NULL, NULL, NULL, 0, true },
 	{ "domain", CT_STR, offsetof(struct cfg_tenant_limit, domain), 0, 1, 255, NULL, NULL, NULL, 0, false },
@@ -149,6 +165,7 @@ static const struct cfg_key cfg_cluster_keys[] = {
 static const struct cfg_key cfg_router_keys[] = {
 	{ "hostname", CT_STR, OFF(router.hostname), 0, 1, 255, NULL, NULL, NULL, 0, false },
 	{ "listen", CT_LIST, OFF(router.listen), OFF(router.n_listen), 0, 64, NULL, NULL, cfg_listen_keys, sizeof(struct cfg_listen), false },
+	{ "http_listen", CT_LIST, OFF(router.http_listen), OFF(router.n_http_listen), 0, 64, NULL, NULL, cfg_listen_keys, sizeof(struct cfg_listen), false },
 	{ "tls_cert", CT_STR, OFF(router.tls_cert), 0, 1, 1024, NULL, NULL, NULL, 0, false },
 	{ "tls_key", CT_STR, OFF(router.tls_key), 0, 1, 1024, NULL, NULL, NULL, 0, false },
 	{ "relay_networks", CT_STRS, OFF(router.relay_networks), OFF(router.n_relay_networks), 0, 4096, NULL, NULL, NULL, 0, false },
@@ -189,6 +206,7 @@ static const struct cfg_key cfg_delivery_keys[] = {
 	{ "pool_cooldown", CT_U32, OFF(delivery.pool_cooldown), 0, 1, 86400, "60", NULL, NULL, 0, false },
 	{ "shaping_rules", CT_STR, OFF(delivery.shaping_rules), 0, 1, 1024, NULL, NULL, NULL, 0, false },
 	{ "tenant_limits", CT_LIST, OFF(delivery.tenant_limits), OFF(delivery.n_tenant_limits), 0, 100000, NULL, NULL, cfg_tenant_limit_keys, sizeof(struct cfg_tenant_limit), false },
+	{ "webhooks", CT_LIST, OFF(delivery.webhooks), OFF(delivery.n_webhooks), 0, 16, NULL, NULL, cfg_webhook_keys, sizeof(struct cfg_webhook), false },
 	END
 };
 

@@ -110,6 +110,22 @@ struct cfg_tenant_limit {
 	double max_msgs_per_sec;   /* required, > 0 */
 };
 
+/* A delivery webhook (docs/webhooks.md): events POSTed in JSON batches. */
+struct cfg_webhook {
+	char *name;                /* required, unique */
+	char *url;                 /* required, http:// or https:// */
+	char **events;             /* delivered, deferred, bounced, expired,
+				    * suppressed, shaping; NULL = all */
+	size_t n_events;
+	uint32_t batch_size;       /* events per POST, default 100 */
+	uint32_t max_delay_ms;     /* a batch waits at most this, default 1000 */
+	char *secret;              /* HMAC-SHA256 key, NULL = unsigned */
+	bool tls_verify;           /* default true */
+	char *ca_file;             /* NULL = the system store */
+	uint32_t max_backlog;      /* events kept per node, default 100000 */
+	uint32_t timeout_ms;       /* per POST, default 10000 */
+};
+
 /* IP pools (docs/pools.md): named sets of source addresses. */
 struct cfg_pool_addr {
 	char *address;             /* required, an IPv4 or IPv6 literal */
@@ -203,6 +219,8 @@ struct config {
 		char *hostname;       /* default: gethostname() */
 		struct cfg_listen *listen;
 		size_t n_listen;      /* default: one listener on 127.0.0.1:2525 */
+		struct cfg_listen *http_listen; /* the HTTP API (docs/http.md) */
+		size_t n_http_listen; /* default none */
 		char *tls_cert, *tls_key;
 		char **relay_networks; /* default 127.0.0.0/8, ::1/128 */
 		size_t n_relay_networks;
@@ -251,6 +269,8 @@ struct config {
 		char *shaping_rules;       /* rules file, NULL = the built-in one */
 		struct cfg_tenant_limit *tenant_limits;
 		size_t n_tenant_limits;    /* default none */
+		struct cfg_webhook *webhooks;
+		size_t n_webhooks;         /* default none */
 	} delivery;
 
 	struct {

@@ -185,6 +185,33 @@ cfg_check_addrs(struct cfg_ctx *cx, const struct config *c,
 			cx, cfg_at(root, "router", "listen", (int)i, "address"),
 			path, "expected IPv4:port or [IPv6]:port");
 	}
+	for (size_t i = 0; i < c->router.n_http_listen; i++) {
+		const struct cfg_listen *l = &c->router.http_listen[i];
+		const char *why = NULL;
+		const char *key = "address";
+
+		if (!cfg_is_hostport(l->address, CFG_HOST_PORT)) {
+			why = "expected IPv4:port or [IPv6]:port";
+		} else if (l->tls == CFG_TLS_STARTTLS ||
+			   l->tls == CFG_TLS_REQUIRED ||
+			   l->tls == CFG_TLS_OPPORTUNISTIC) {
+			key = "tls";
+			why = "HTTP takes \"none\" or \"implicit\"";
+		} else if (l->tls == CFG_TLS_IMPLICIT &&
+			   (c->router.tls_cert == NULL ||
+			    c->router.tls_key == NULL)) {
+			key = "tls";
+			why = "\"implicit\" needs router.tls_cert and "
+			      "router.tls_key";
+		}
+		if (why == NULL)
+			continue;
+		snprintf(path, sizeof(path), "router.http_listen[%zu].%s", i,
+			 key);
+		return config_check_fail(
+			cx, cfg_at(root, "router", "http_listen", (int)i, key),
+			path, "%s", why);
+	}
 	for (size_t i = 0; i < c->router.n_relay_networks; i++) {
 		if (cidr_parse(c->router.relay_networks[i], &net) == 0)
 			continue;
@@ -369,6 +396,70 @@ cfg_check_pools(struct cfg_ctx *cx, const struct config *c,
 	return 0;
 }
 
+/* The event names a webhook may ask for (docs/webhooks.md). */
+static const char *const cfg_webhook_events[] = {
+	"delivered", "deferred", "bounced", "expired", "suppressed", "shaping",
+	NULL
+};
+
+static bool
+cfg_is_webhook_event(const char *e)
+{
+	for (size_t i = 0; cfg_webhook_events[i]; i++)
+		if (strcmp(cfg_webhook_events[i], e) == 0)
+			return true;
+	return false;
+}
+
+static int
+cfg_check_webhooks(struct cfg_ctx *cx, const struct config *c,
+		   const config_setting_t *root)
+{
+	char path[CFG_PATH_MAX];
+
+	for (size_t i = 0; i < c->delivery.n_webhooks; i++) {
+		const struct cfg_webhook *w = &c->delivery.webhooks[i];
+
+		snprintf(path, sizeof(path), "delivery.webhooks[%zu].name", i);
+		if (!cfg_is_rule_name(w->name))
+			return config_check_fail(
+				cx,
+				cfg_at(root, "delivery", "webhooks", (int)i,
+				       "name"),
+				path, "expected letters, digits, '-', '_', '.'");
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c->delivery.webhooks[j].name, w->name) == 0)
+				return config_check_fail(
+					cx,
+					cfg_at(root, "delivery", "webhooks",
+					       (int)i, "name"),
+					path, "duplicate webhook \"%s\"",
+					w->name);
+		snprintf(path, sizeof(path), "delivery.webhooks[%zu].url", i);
+		if (strncmp(w->url, "http://", 7) != 0 &&
+		    strncmp(w->url, "https://", 8) != 0)
+			return config_check_fail(
+				cx,
+				cfg_at(root, "delivery", "webhooks", (int)i,
+				       "url"),
+				path, "expected an http:// or https:// URL");
+		for (size_t j = 0; j < w->n_events; j++) {
+			if (cfg_is_webhook_event(w->events[j]))
+				continue;
+			snprintf(path, sizeof(path),
+				 "delivery.webhooks[%zu].events[%zu]", i, j);
+			return config_check_fail(
+				cx,
+				cfg_at(root, "delivery", "webhooks", (int)i,
+				       "events"),
+				path,
+				"expected delivered, deferred, bounced, "
+				"expired, suppressed or shaping");
+		}
+	}
+	return 0;
+}
+
 int
 config_check_all(struct cfg_ctx *cx, const struct config *c,
 		 const config_setting_t *root)
@@ -414,6 +505,8 @@ config_check_all(struct cfg_ctx *cx, const struct config *c,
 		}
 	}
 	if ((rc = cfg_check_pools(cx, c, root)) != 0)
+		return rc;
+	if ((rc = cfg_check_webhooks(cx, c, root)) != 0)
 		return rc;
 	return cfg_check_addrs(cx, c, root);
 }
