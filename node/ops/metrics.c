@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/metrics_http.h"
+#include "lib/qid.h"
 #include "lib/shardmap.h"
 #include "lib/xmalloc.h"
 #include "node/cluster/owner.h"
@@ -312,14 +314,25 @@ metrics_render(struct buf *b, void *arg)
 	struct store_txn *t;
 	struct metrics_label l[3];
 	uint64_t stored = 0, refused = 0, held = 0, primary = 0, replica = 0;
+	uint64_t oldest = 0, used = 0, capacity = 0;
 	uint64_t batches, items, syncs;
 
 	repl_status(m->d.repl, &r);
 	ingest_counts(m->d.ingest, &stored, &refused);
 	if (store_txn_begin(m->d.store, true, &t) == 0) {
+		char qid[QID_LEN + 1];
+
 		held = store_msg_count(t);
+		if (store_msg_oldest(t, qid) == 0) {
+			uint64_t born = qid_time_us(qid) / 1000000;
+			uint64_t now = (uint64_t)time(NULL);
+
+			oldest = now > born ? now - born : 0;
+		}
 		store_txn_abort(t);
 	}
+	if (store_usage(m->d.store, &used, &capacity) != 0)
+		used = capacity = 0;
 	primary = shardmap_shards_of(map, id, SHARDMAP_PRIMARY, NULL);
 	replica = shardmap_shards_of(map, id, SHARDMAP_REPLICA, NULL);
 	metrics_family(b, "shoal_node_info", "gauge",
@@ -370,6 +383,16 @@ metrics_render(struct buf *b, void *arg)
 		      "Shards this node is the replica for.", replica);
 	metrics_gauge(b, "shoal_store_messages",
 		      "Messages held, replica copies included.", held);
+	metrics_gauge(b, "shoal_store_oldest_message_seconds",
+		      "Age of the oldest message held, replica copies "
+		      "included (0 when none).",
+		      oldest);
+	metrics_gauge(b, "shoal_store_used_bytes",
+		      "Bytes the queue file uses.", used);
+	metrics_gauge(b, "shoal_store_capacity_bytes",
+		      "The most the queue file can hold now: what it uses "
+		      "plus what the map size and the disk still allow.",
+		      capacity);
 	metrics_gauge(b, "shoal_scheduler_in_flight",
 		      "Messages with a delivery attempt in flight.",
 		      scheduler_in_flight(m->d.sched));

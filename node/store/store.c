@@ -794,6 +794,27 @@ store_due_foreach(struct store_txn *t, uint64_t from_due,
 }
 
 int
+store_msg_oldest(struct store_txn *t, char qid[QID_LEN + 1])
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	int rc;
+
+	if ((rc = store_cursor_open(t, STORE_DB_MSG, &cur)) != 0)
+		return rc;
+	rc = store_cursor_get(t, cur, &key, &val, MDB_FIRST);
+	if (rc == 0 && key.mv_data == NULL)
+		rc = -ENOENT;
+	else if (rc == 0 && (key.mv_size != QID_LEN + 1 ||
+			     !qid_valid(key.mv_data, QID_LEN)))
+		rc = store_corrupt(t->st, "msg", &key);
+	else if (rc == 0)
+		memcpy(qid, key.mv_data, QID_LEN + 1);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int
 store_due_first(struct store_txn *t, uint64_t *due)
 {
 	MDB_cursor *cur;

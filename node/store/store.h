@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/qid.h"
+
 struct store;
 struct store_txn;
 
@@ -119,6 +121,11 @@ int store_shard_foreach_after(struct store_txn *t, uint32_t shard,
 
 /* Number of messages held. */
 uint64_t store_msg_count(struct store_txn *t);
+
+/* The oldest message held (qids sort by time: the first key), replica
+ * copies included: 0 with its qid, -ENOENT when there is none, or an
+ * error. */
+int store_msg_oldest(struct store_txn *t, char qid[QID_LEN + 1]);
 
 /* Add or remove a due-index entry: qid is due at time `due` (unix seconds).
  * Adding an existing entry and removing a missing one are not errors.
@@ -255,6 +262,10 @@ enum store_admit {
  * estimate, which a rerun lowers once more (erring toward a refusal until
  * the next measurement, at most 100 ms later), and logs transitions only. */
 int store_admit(struct store_txn *t, size_t bytes, enum store_admit kind);
+
+/* What the store uses now and the most it could hold (used plus what the
+ * map and the file system still allow), in bytes: 0, or -EIO. */
+int store_usage(struct store *st, uint64_t *used, uint64_t *capacity);
 
 /* ---- tombstones (node/store/store_tomb.c says what they cost) ----
  *   tomb  qid\0 -> empty

@@ -86,6 +86,17 @@ store_room_growth(struct store *st, uint64_t *growth, uint64_t *capacity)
 	return 0;
 }
 
+int
+store_usage(struct store *st, uint64_t *used, uint64_t *capacity)
+{
+	uint64_t growth;
+	int rc = store_room_growth(st, &growth, capacity);
+
+	if (rc == 0)
+		*used = *capacity - growth;
+	return rc;
+}
+
 static uint64_t
 store_room_reserve(uint64_t capacity)
 {
