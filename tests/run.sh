@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the test suites and print, as the very last line, "N passed, N failed"
-# over all of them. `tests/run.sh` runs unit, the layout check, a short fuzz
-# run, then e2e; `tests/run.sh unit|layout|fuzz|e2e` runs one kind.
+# over all of them. `tests/run.sh` runs unit, the layout check, the
+# monitoring rules, a short fuzz run, then e2e; `tests/run.sh
+# unit|layout|rules|fuzz|e2e` runs one kind.
 # SHOAL_BUILD / SHOAL_BIN pick the build (the asan build sets them).
 set -u
 cd "$(dirname "$0")/.."
@@ -76,6 +77,44 @@ run_layout() {
 	failed=$((failed + $(echo "$out" | grep -cE '^layout: .* FAIL$')))
 }
 
+# The Prometheus alerts and the Grafana dashboard (docs/dashboards.md):
+# promtool checks the rules and the example config and runs the rules'
+# unit tests (each alert firing and not), then tests/rules_check.py holds
+# the dashboard and the rules against the metrics Shoal exports, after its
+# self-test. Each "rules: NAME ok|FAIL" line is one pass or failure.
+rules_promtool() { # NAME COMMAND...: one check line, output on failure
+	local name=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		echo "rules: $name ok"
+	else
+		echo "rules: $name FAIL"
+		echo "$out" | sed 's/^/    /'
+	fi
+}
+
+run_rules() {
+	local out
+	if ! command -v promtool >/dev/null 2>&1; then
+		echo "rules: promtool not found (deploy/install-deps.sh installs it)"
+		failed=$((failed + 1))
+		return
+	fi
+	out=$({
+		rules_promtool check_rules \
+			promtool check rules deploy/prometheus/shoal-alerts.yml
+		rules_promtool check_config \
+			promtool check config deploy/prometheus/prometheus.yml
+		rules_promtool test_rules \
+			promtool test rules deploy/prometheus/shoal-alerts.test.yml
+		python3 tests/rules_check.py --self-test
+		python3 tests/rules_check.py
+	} 2>&1)
+	echo "$out" | grep -E '^rules: |^    ' || true
+	passed=$((passed + $(echo "$out" | grep -cE '^rules: .* ok$')))
+	failed=$((failed + $(echo "$out" | grep -cE '^rules: .* FAIL$')))
+}
+
 # A short run of every libFuzzer harness (build-fuzz/, `make fuzz-build`),
 # each a pass or a failure; `make fuzz` runs them longer.
 run_fuzz() {
@@ -97,10 +136,11 @@ run_fuzz() {
 case "$what" in
 unit) run_unit; run_layout ;;
 layout) run_layout ;;
+rules) run_rules ;;
 e2e) run_e2e ;;
 fuzz) run_fuzz ;;
-all) run_unit; run_layout; run_fuzz; run_e2e ;;
-*) echo "usage: tests/run.sh [unit|layout|fuzz|e2e|all]" >&2; exit 2 ;;
+all) run_unit; run_layout; run_rules; run_fuzz; run_e2e ;;
+*) echo "usage: tests/run.sh [unit|layout|rules|fuzz|e2e|all]" >&2; exit 2 ;;
 esac
 
 echo "$passed passed, $failed failed"
