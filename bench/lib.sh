@@ -25,6 +25,14 @@ bench_need() {
 	done
 }
 
+# bench_positive N...: exit 2 unless every argument is a positive integer.
+bench_positive() {
+	local v
+	for v in "$@"; do
+		[[ $v =~ ^[1-9][0-9]*$ ]] || { echo "not a positive number: $v" >&2; exit 2; }
+	done
+}
+
 # bench_build: make -j2 when a binary is missing; retries a failed build
 # (others may be editing sources) a few times, a minute apart.
 bench_build() {
@@ -128,10 +136,12 @@ sink_count() {
 }
 
 # shoal_conf DIR SMTP_PORT SINK_PORT: writes DIR/shoal.conf for one router and
-# a node pair (sync replication, fsync) routing sink.test to the sink.
+# a node pair (sync replication, fsync) routing sink.test to the sink; with
+# HTTP_PORT set, the router's HTTP API listens there too.
 shoal_conf() {
-	local dir=$1 smtp=$2 sink=$3 p1 p2
+	local dir=$1 smtp=$2 sink=$3 p1 p2 http=""
 	p1=$(free_port) p2=$(free_port)
+	[ -n "${HTTP_PORT:-}" ] && http="http_listen = ( { address = \"127.0.0.1:$HTTP_PORT\"; } );"
 	# metrics (read only when asked: bench/profile.sh -t cpu)
 	N1_METRICS=$(free_port) N2_METRICS=$(free_port)
 	cat >"$dir/shoal.conf" <<CONF
@@ -140,7 +150,7 @@ nodes = (
   { id = "n1"; endpoint = "tcp://127.0.0.1:$p1"; peer = "n2"; data_dir = "$dir/n1"; metrics = "127.0.0.1:$N1_METRICS"; },
   { id = "n2"; endpoint = "tcp://127.0.0.1:$p2"; peer = "n1"; data_dir = "$dir/n2"; metrics = "127.0.0.1:$N2_METRICS"; }
 );
-router: { hostname = "bench.local"; listen = ( { address = "127.0.0.1:$smtp"; } ); };
+router: { hostname = "bench.local"; listen = ( { address = "127.0.0.1:$smtp"; } ); $http };
 delivery: {
   helo_name = "bench.local";
   routes = ( { domain = "sink.test"; host = "127.0.0.1:$sink"; } );

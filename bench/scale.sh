@@ -53,9 +53,7 @@ while getopts "n:c:s:l:k" o; do
 	*) sed -n '/^#   bench\/scale.sh/,/^#   -k/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 	esac
 done
-for v in "$TOTAL" "$CHUNK" "$SESS" "$LEN"; do
-	[[ $v =~ ^[1-9][0-9]*$ ]] || { echo "not a positive number: $v" >&2; exit 2; }
-done
+bench_positive "$TOTAL" "$CHUNK" "$SESS" "$LEN"
 bench_need smtp-source smtp-sink python3 curl
 bench_build
 bench_init shoal-scale

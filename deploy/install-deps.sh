@@ -12,7 +12,7 @@ PKGS=(
 	libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev  # HTTP API, webhooks
 	prometheus  # promtool: deploy/prometheus rules are checked and tested
 	iproute2 procps openssl haproxy
-	curl time strace valgrind  # bench/: scale.sh, profile.sh
+	curl time strace valgrind apache2-utils  # bench/: scale.sh, profile.sh, http.sh (ab)
 )
 
 missing=()

@@ -404,3 +404,15 @@ auth_failed(struct auth *a, const char *client)
 	delay = c->failures * AUTH_DELAY_STEP_MS;
 	return delay > AUTH_DELAY_MAX_MS ? AUTH_DELAY_MAX_MS : delay;
 }
+
+bool
+auth_offered(const struct auth *a, const struct cfg_listen *ls, bool is_tls,
+	     const char *client)
+{
+	bool is_loopback = strncmp(client, "127.", 4) == 0 ||
+			   strcmp(client, "::1") == 0;
+
+	if (a == NULL || ls->auth == CFG_AUTH_NONE)
+		return false;
+	return is_tls || (ls->auth_plaintext && is_loopback);
+}

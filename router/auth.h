@@ -65,6 +65,14 @@ int auth_check_start(struct auth *a, const char *client, const char *user,
 /* arg is going away: the checks started with it complete with arg NULL. */
 void auth_check_forget(struct auth *a, const void *arg);
 
+/* Whether a client (its printable address) may send a password on
+ * listener ls, by SMTP AUTH or HTTP Basic: there are users, the listener
+ * takes AUTH, and the connection is TLS, or the listener allows
+ * plaintext (auth_plaintext) and the client is on loopback. The one
+ * rule for both protocols. */
+bool auth_offered(const struct auth *a, const struct cfg_listen *ls,
+		  bool is_tls, const char *client);
+
 /* Failures from a client address: record one, and how long the reply to
  * it should wait (grows with recent failures, capped). Counts decay by
  * one a minute. The table is bounded: the oldest entry makes room. */

@@ -200,3 +200,16 @@ limits_message(struct limits *l, const char *client, const char *user)
 		u->now_count++;
 	return true;
 }
+
+bool
+limits_connection_start(struct limits *l, const char *client,
+			bool is_relay_client, bool *slot)
+{
+	*slot = false;
+	if (is_relay_client)
+		return true;
+	if (!limits_session_start(l, client))
+		return false;
+	*slot = true;
+	return true;
+}

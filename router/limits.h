@@ -24,6 +24,14 @@ void limits_free(struct limits *l);
 bool limits_session_start(struct limits *l, const char *client);
 void limits_session_end(struct limits *l, const char *client);
 
+/* A connection (an SMTP session, an HTTP connection) from client
+ * starts: the one rule for both. Clients in relay_networks (the senders
+ * behind the balancer) are not limited per address, like Postfix's
+ * mynetworks. Returns false when over max_sessions_per_ip (refuse it);
+ * *slot says whether limits_session_end() is owed at its end. */
+bool limits_connection_start(struct limits *l, const char *client,
+			     bool is_relay_client, bool *slot);
+
 /* A message from client ("" for one not limited by address) and user (""
  * when not authenticated) starts at MAIL: false when either is over its
  * rate; counted only when true. */

@@ -21,6 +21,7 @@
 #include "lib/proc.h"
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
+#include "router/http.h"
 #include "router/listener.h"
 #include "router/metrics.h"
 #include "router/auth.h"
@@ -54,9 +55,20 @@ router_on_ready(void *arg)
 {
 	struct router *r = arg;
 
-	log_info("router event=ready listeners=%zu shards=%u",
-		 r->env.cfg->router.n_listen, r->env.cfg->cluster.shards);
+	r->env.is_ready = true;
+	log_info("router event=ready listeners=%zu http_listeners=%zu "
+		 "shards=%u",
+		 r->env.cfg->router.n_listen, r->env.cfg->router.n_http_listen,
+		 r->env.cfg->cluster.shards);
 	sd_notify(0, "READY=1\nSTATUS=Accepting mail");
+}
+
+/* Nothing left to answer: no SMTP session, no HTTP request waiting for
+ * its node. */
+static bool
+router_is_idle(const struct router *r)
+{
+	return r->env.sessions == 0 && http_server_busy(r->env.http) == 0;
 }
 
 static void
@@ -64,7 +76,7 @@ router_on_session_close(void *arg)
 {
 	struct router *r = arg;
 
-	if (r->stopping && r->env.sessions == 0)
+	if (r->stopping && router_is_idle(r))
 		event_base_loopbreak(r->env.base);
 }
 
@@ -96,7 +108,7 @@ router_on_drain_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	log_warn("router event=drain_timeout sessions=%u", r->env.sessions);
 	session_shutdown_all(&r->env, true);
-	if (r->env.sessions == 0) {
+	if (router_is_idle(r)) {
 		event_base_loopbreak(r->env.base);
 		return;
 	}
@@ -127,8 +139,9 @@ router_on_signal(evutil_socket_t sig, short what, void *arg)
 		 "shutdown_timeout=%u",
 		 (int)sig, r->env.sessions, r->env.cfg->router.shutdown_timeout);
 	listener_stop(r->listener);
+	http_server_stop(r->env.http);
 	session_shutdown_all(&r->env, false);
-	if (r->env.sessions == 0) {
+	if (router_is_idle(r)) {
 		event_base_loopbreak(r->env.base);
 		return;
 	}
@@ -310,6 +323,12 @@ main(int argc, char **argv)
 			"the nodes (see the log)\n");
 		goto out;
 	}
+	r.env.http = http_server_new(&r.env, &rc);
+	if (rc != 0) {
+		fprintf(stderr, "shoal-router: cannot start the HTTP API "
+			"(see the log)\n");
+		goto out;
+	}
 	r.metrics = router_metrics_new(&r.env);
 	r.listener = listener_new(&r.env);
 	if (r.listener == NULL) {
@@ -328,6 +347,7 @@ main(int argc, char **argv)
 	status = 0;
 out:
 	listener_free(r.listener);
+	http_server_free(r.env.http); /* before the node links and auth */
 	router_metrics_free(r.metrics);
 	enqueue_free(r.env.enq);
 	if (r.sig_term)

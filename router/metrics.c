@@ -5,6 +5,7 @@
 #include "router/metrics.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "lib/clock.h"
@@ -12,6 +13,7 @@
 #include "lib/metrics_http.h"
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
+#include "router/http.h"
 #include "router/session.h"
 
 /* Seconds from the end of DATA (or the last BDAT chunk) until the node
@@ -100,6 +102,53 @@ router_stats_enqueued(struct session_env *env, int result, uint64_t data_end_us,
 		st->rejected[ROUTER_REJECT_NODE_UNAVAILABLE]++;
 }
 
+static const unsigned router_http_codes[ROUTER_HTTP_OTHER] = {
+	200, 400, 401, 403, 404, 405, 413, 429, 503,
+};
+
+void
+router_stats_http(struct router_stats *st, unsigned code)
+{
+	size_t i = 0;
+
+	while (i < ROUTER_HTTP_OTHER && router_http_codes[i] != code)
+		i++;
+	st->http[i]++;
+}
+
+static void
+router_metrics_http(const struct router_stats *st, const struct session_env *env,
+		    struct buf *b)
+{
+	struct metrics_label l;
+	char code[16];
+
+	metrics_gauge(b, "shoal_router_http_connections",
+		      "HTTP API connections open now.",
+		      http_server_conns(env->http));
+	metrics_family(b, "shoal_router_http_requests_total", "counter",
+		       "HTTP API answers by status code.");
+	for (size_t i = 0; i < ROUTER_HTTP_N; i++) {
+		if (i < ROUTER_HTTP_OTHER)
+			snprintf(code, sizeof(code), "%u",
+				 router_http_codes[i]);
+		else
+			snprintf(code, sizeof(code), "other");
+		l = (struct metrics_label){ "code", code };
+		metrics_sample(b, "shoal_router_http_requests_total", &l, 1,
+			       st->http[i]);
+	}
+	metrics_family(b, "shoal_router_http_messages_total", "counter",
+		       "Messages of HTTP injections: queued (durable on "
+		       "their node) or failed (not stored).");
+	l = (struct metrics_label){ "result", "queued" };
+	metrics_sample(b, "shoal_router_http_messages_total", &l, 1,
+		       st->http_queued);
+	l = (struct metrics_label){ "result", "failed" };
+	metrics_sample(b, "shoal_router_http_messages_total", &l, 1,
+		       st->http_failed);
+}
+
 /* ---- rendering ------------------------------------------------------- */
 
 static void
@@ -174,6 +223,7 @@ router_metrics_render(struct buf *b, void *arg)
 		       "node answered.");
 	metrics_hist_write(b, "shoal_router_enqueue_seconds", NULL, 0,
 			   &st->enqueue);
+	router_metrics_http(st, env, b);
 }
 
 struct router_metrics *

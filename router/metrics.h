@@ -46,6 +46,14 @@ enum router_enqueue_result {
 	ROUTER_ENQ_N
 };
 
+/* HTTP API answers by status code (the `code` label; HTTP_CODE_OTHER
+ * for a code not listed). */
+enum router_http_code {
+	ROUTER_HTTP_200 = 0, ROUTER_HTTP_400, ROUTER_HTTP_401, ROUTER_HTTP_403,
+	ROUTER_HTTP_404, ROUTER_HTTP_405, ROUTER_HTTP_413, ROUTER_HTTP_429,
+	ROUTER_HTTP_503, ROUTER_HTTP_OTHER, ROUTER_HTTP_N
+};
+
 struct router_stats {
 	uint64_t sessions_total;
 	uint64_t rejected[ROUTER_REJECT_N];
@@ -54,7 +62,12 @@ struct router_stats {
 	uint64_t tls_ok, tls_failed;
 	uint64_t auth_ok, auth_failed;
 	struct metrics_hist enqueue; /* seconds, end of data to answer */
+	uint64_t http[ROUTER_HTTP_N];  /* HTTP API answers by code */
+	uint64_t http_queued, http_failed; /* messages by the HTTP API */
 };
+
+/* An HTTP API answer with this status code was sent. */
+void router_stats_http(struct router_stats *st, unsigned code);
 
 /* Start the counters (the histogram's buckets). */
 void router_stats_init(struct router_stats *st);

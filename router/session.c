@@ -545,10 +545,8 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 	cidr_addr_str(peer, s->client, sizeof(s->client));
 	s->is_relay_client =
 		cidr_match(env->relay_nets, env->n_relay_nets, peer);
-	/* clients in relay_networks (the senders behind the balancer) are
-	 * not limited per address, like Postfix's mynetworks */
-	if (!s->is_relay_client &&
-	    !limits_session_start(env->limits, s->client)) {
+	if (!limits_connection_start(env->limits, s->client,
+				     s->is_relay_client, &s->has_limit_slot)) {
 		static const char busy[] = "421 4.7.0 Error: too many "
 					   "connections from your address\r\n";
 
@@ -563,7 +561,6 @@ session_start(struct session_env *env, const struct cfg_listen *ls, int fd,
 		free(s);
 		return;
 	}
-	s->has_limit_slot = !s->is_relay_client;
 	snprintf(s->helo, sizeof(s->helo), "unknown");
 	if (tls_listener_implicit(ls) && env->tls != NULL) {
 		SSL *ssl = tls_server_ssl(env->tls);

@@ -39,7 +39,9 @@ struct session_env {
 	void (*on_close)(void *arg);  /* a session ended */
 	void *on_close_arg;
 	struct session *all;          /* every open session (shutdown) */
+	bool is_ready;                /* the first shard map has come */
 	bool is_stopping;             /* SIGTERM: 421 at command boundaries */
+	struct http_server *http;     /* the HTTP API, NULL without one */
 	bool is_past_deadline;        /* router.shutdown_timeout passed */
 };
 

@@ -26,19 +26,10 @@
 
 static const char *const sa_mech_names[] = { "", "PLAIN", "LOGIN", "LOGIN" };
 
-static bool
-sa_is_loopback(const struct session *s)
-{
-	return strncmp(s->client, "127.", 4) == 0 ||
-	       strcmp(s->client, "::1") == 0;
-}
-
 bool
 session_auth_offered(const struct session *s)
 {
-	if (s->env->auth == NULL || s->ls->auth == CFG_AUTH_NONE)
-		return false;
-	return s->is_tls || (s->ls->auth_plaintext && sa_is_loopback(s));
+	return auth_offered(s->env->auth, s->ls, s->is_tls, s->client);
 }
 
 /* Strict base64 into out (NUL-terminated). Returns the decoded length, or

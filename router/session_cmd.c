@@ -23,6 +23,7 @@
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
 #include "router/limits.h"
+#include "router/message.h"
 #include "router/session_auth.h"
 #include "router/session_int.h"
 #include "router/tls.h"
@@ -161,14 +162,15 @@ session_add_rcpt(struct session *s)
 	session_reply(s, "250 2.1.5 Ok");
 }
 
-/* The suppression list's answer (docs/suppression.md). Anything but a
- * clear answer fails open: suppression must never lose or delay mail. */
+/* The suppression list's answer (docs/suppression.md), read by
+ * message_check_verdict() as the HTTP API reads it. */
 static void
 session_on_checked(int result, const struct enqueue_check_result *res,
 		   void *arg)
 {
 	struct session *s = arg;
 	struct session_rcpt *sr = &s->checking;
+	char refusal[ENQUEUE_CHECK_REPLY_MAX + 400];
 
 	guard_enter(&s->guard);
 	s->check_id = 0;
@@ -181,40 +183,20 @@ session_on_checked(int result, const struct enqueue_check_result *res,
 		return;
 	}
 	session_set_state(s, s->resume_state);
-	if (result != 0) {
-		/* warned about in router/enqueue.c, rate-limited */
-		log_debug(LOG_SUB_SMTP,
-			  "client=%s rcpt=<%s> "
-			  "event=suppress_check_failed action=accept "
-			  "error=\"%s\"",
-			  s->client, sr->addr, shoal_strerror(result));
-		session_add_rcpt(s);
-	} else if (res->suppressed &&
-		   s->env->cfg->suppression.mode == CFG_SUPP_REFUSE) {
-		char q[LOG_QUOTE_BUF];
-
-		log_info("client=%s rcpt=<%s> event=suppressed action=refuse "
-			 "reply=%s",
-			 s->client, sr->addr,
-			 log_quote(q, sizeof(q), res->reply,
-				   strlen(res->reply)));
+	switch (message_check_verdict(s->env->cfg, result, res, s->client,
+				      sr->addr, &sr->suppressed_reply, refusal,
+				      sizeof(refusal))) {
+	case MESSAGE_CHECK_REFUSE:
 		s->env->stats.rejected[ROUTER_REJECT_SUPPRESSED]++;
-		/* the stored reply is printable ASCII and bounded */
-		session_reply(s, "550 5.1.1 <%s>: suppressed: %.300s", sr->addr,
-			      res->reply);
+		session_reply(s, "%s", refusal);
 		free(sr->addr);
 		free(sr->orcpt);
 		memset(sr, 0, sizeof(*sr));
-	} else {
-		if (res->suppressed) {
-			log_info("client=%s rcpt=<%s> event=suppressed "
-				 "action=bounce",
-				 s->client, sr->addr);
-			sr->suppressed_reply =
-				xstrdup(res->reply[0] ? res->reply :
-							"550 5.1.1 suppressed");
-		}
+		break;
+	case MESSAGE_CHECK_ACCEPT:
+	case MESSAGE_CHECK_BOUNCE:
 		session_add_rcpt(s);
+		break;
 	}
 	session_process(s);
 	session_leave(s);

@@ -27,23 +27,16 @@
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 #include "router/enqueue.h"
-#include "router/pool.h"
+#include "router/message.h"
 #include "router/session_int.h"
-#include "router/signer.h"
 
 /* ---- the Received header ------------------------------------------- */
 
 static void
 transfer_add_received(struct session *s)
 {
-	const struct config *cfg = s->env->cfg;
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
 	const char *proto;
 
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
 	/* RFC 3848 / RFC 6531 protocol names */
 	if (s->mail.smtputf8)
 		proto = s->is_tls ? "UTF8SMTPS" : "UTF8SMTP";
@@ -53,14 +46,10 @@ transfer_add_received(struct session *s)
 		proto = s->is_tls ? "ESMTPS" : "ESMTP";
 	else
 		proto = "SMTP";
-	buf_printf(&s->body,
-		   "Received: from %s ([%s])\r\n\tby %s (Shoal) "
-		   "with %s id %s",
-		   s->helo, s->client, cfg->router.hostname, proto, s->qid);
-	if (s->n_rcpts == 1)
-		buf_printf(&s->body, "\r\n\tfor <%s>", s->rcpts[0].addr);
-	buf_printf(&s->body, "; %s\r\n", date);
-	s->header_len = s->body.len;
+	s->header_len = message_received(&s->body, s->env->cfg, s->helo,
+					 s->client, proto, s->qid,
+					 s->n_rcpts == 1 ? s->rcpts[0].addr :
+							   NULL);
 }
 
 /* A message begins: a qid, our Received header, and the content checker
@@ -76,42 +65,6 @@ transfer_begin_body(struct session *s, unsigned flags)
 	if (cfg->router.bare_lf == CFG_BARE_LF_NORMALIZE)
 		flags |= SMTP_DATA_NORMALIZE_LF;
 	smtp_data_init(&s->data, &s->body, cfg->router.max_message_size, flags);
-}
-
-/* ---- the finished message ------------------------------------------ */
-
-#define TRANSFER_SIGS_MAX (32u * 1024) /* our DKIM-Signature fields */
-
-/* DKIM-sign the client's message (after our Received header) and put the
- * signatures in front of everything. A message that cannot be signed goes
- * on unsigned (signer_sign() logs why). Only mail of a client we relay for
- * is signed: anyone may write to our postmaster, and a copy of such mail
- * signed with the operator's keys (returned in a bounce, say) would let
- * them pass off their text as the operator's own. */
-static void
-transfer_sign(struct session *s)
-{
-	struct buf sigs;
-
-	if (s->env->signer == NULL || !(s->is_relay_client || s->is_authed))
-		return;
-	buf_init(&sigs, TRANSFER_SIGS_MAX);
-	if (signer_sign(s->env->signer, s->qid, s->body.data + s->header_len,
-			s->body.len - s->header_len, &sigs) > 0 &&
-	    buf_insert(&s->body, 0, sigs.data, sigs.len) != 0)
-		log_warn("qid=%s dkim=not_signed reason=\"no room for the "
-			 "signature\"",
-			 s->qid);
-	buf_free(&sigs);
-}
-
-/* The one place the received message is changed before it is queued:
- * header fields the router removes (e.g. X-Shoal-Pool) go first, then
- * DKIM signs what is left, which is what gets delivered. */
-static void
-transfer_finish_message(struct session *s)
-{
-	transfer_sign(s);
 }
 
 /* ---- hand-off to the node ------------------------------------------ */
@@ -156,103 +109,39 @@ transfer_on_durable(int result, void *arg)
 	session_leave(s);
 }
 
-/* Take the pool, priority and tenant headers out of the message (before
- * anything signs it) and classify it. Only a client we relay for (relay
- * network or AUTH) may classify by header: anyone else could otherwise
- * pick the addresses whose reputation they want to borrow, or jump the
- * queue. */
-static void
-transfer_classify(struct session *s, struct pool_choice *c)
-{
-	const struct config *cfg = s->env->cfg;
-	const char *names[3] = { cfg->router.pool_header,
-				 cfg->router.priority_header,
-				 cfg->router.tenant_header };
-	char value[3][POOL_HEADER_MAX];
-	bool is_trusted = s->is_relay_client || s->is_authed;
-	size_t n[3] = { 0, 0, 0 };
-
-	for (int i = 0; i < 3; i++) {
-		value[i][0] = '\0';
-		if (names[i][0])
-			n[i] = pool_strip_header(&s->body, s->header_len,
-						 names[i], value[i],
-						 sizeof(value[i]));
-	}
-	pool_classify(cfg, n[0] ? value[0] : NULL, n[1] ? value[1] : NULL,
-		      n[2] ? value[2] : NULL, is_trusted, s->auth_user,
-		      s->mail.from.mailbox, c);
-	if ((n[0] || n[1] || n[2]) && !is_trusted)
-		log_debug(LOG_SUB_SMTP,
-			  "qid=%s client=%s event=class_headers_ignored "
-			  "trusted=0",
-			  s->qid, s->client);
-}
-
-static Shoal__Priority
-transfer_priority(enum cfg_priority p)
-{
-	switch (p) {
-	case CFG_PRIORITY_HIGH:
-		return SHOAL__PRIORITY__PRIORITY_HIGH;
-	case CFG_PRIORITY_BULK:
-		return SHOAL__PRIORITY__PRIORITY_BULK;
-	default:
-		return SHOAL__PRIORITY__PRIORITY_NORMAL;
-	}
-}
-
 /* The message is complete and good: hand it to its node. has_8bit: the
  * content checker saw an octet >= 0x80. */
 static void
 transfer_submit(struct session *s, bool has_8bit)
 {
-	Shoal__Envelope env = SHOAL__ENVELOPE__INIT;
-	Shoal__Recipient *rs = xcalloc(s->n_rcpts, sizeof(*rs));
-	Shoal__Recipient **rp = xcalloc(s->n_rcpts, sizeof(*rp));
-	struct pool_choice cls;
-	size_t len;
-	char *body;
+	struct message_rcpt *rs = xcalloc(s->n_rcpts, sizeof(*rs));
+	struct message_from m = {
+		.mail_from = s->mail.from.mailbox,
+		.rcpts = rs,
+		.n_rcpts = s->n_rcpts,
+		.ret = s->mail.ret,
+		.envid = s->mail.envid,
+		.smtputf8 = s->mail.smtputf8,
+		.body = s->mail.body,
+		.client = s->client,
+		.helo = s->helo,
+		.auth_user = s->auth_user,
+		.is_trusted = s->is_relay_client || s->is_authed,
+	};
 
 	s->data_end_us = clock_mono_us();
-	for (size_t i = 0; i < s->n_rcpts; i++) {
-		shoal__recipient__init(&rs[i]);
-		rs[i].address = s->rcpts[i].addr;
-		rs[i].notify = s->rcpts[i].notify;
-		rs[i].orcpt = s->rcpts[i].orcpt ? s->rcpts[i].orcpt : "";
-		if (s->rcpts[i].suppressed_reply) {
-			rs[i].suppressed = true;
-			rs[i].suppressed_reply = s->rcpts[i].suppressed_reply;
-		}
-		rp[i] = &rs[i];
-	}
-	env.mail_from = s->mail.from.mailbox;
-	env.n_rcpts = s->n_rcpts;
-	env.rcpts = rp;
-	env.ret = (Shoal__Ret)s->mail.ret;
-	env.envid = s->mail.envid;
-	env.smtputf8 = s->mail.smtputf8;
-	env.body = (Shoal__BodyType)s->mail.body;
-	/* 8-bit data sent without BODY=8BITMIME is accepted (as Postfix
-	 * does) but recorded as 8-bit so delivery treats it right */
-	if (has_8bit && env.body == SHOAL__BODY_TYPE__BODY_7BIT)
-		env.body = SHOAL__BODY_TYPE__BODY_8BITMIME;
-	env.arrival_time = (uint64_t)time(NULL);
-	env.client_addr = s->client;
-	env.helo = s->helo;
-	env.auth_user = s->auth_user;
-	transfer_classify(s, &cls);
-	env.pool = (char *)(cls.pool ? cls.pool : "");
-	env.priority = transfer_priority(cls.priority);
-	env.tenant = cls.tenant;
-	transfer_finish_message(s);
-	body = buf_steal(&s->body, &len);
-	s->msg_size = len;
+	for (size_t i = 0; i < s->n_rcpts; i++)
+		rs[i] = (struct message_rcpt){
+			.addr = s->rcpts[i].addr,
+			.notify = s->rcpts[i].notify,
+			.orcpt = s->rcpts[i].orcpt,
+			.suppressed_reply = s->rcpts[i].suppressed_reply,
+		};
 	session_set_state(s, SESSION_ST_WAIT);
-	s->request_id = enqueue_submit(s->env->enq, s->qid, &env, body, len,
+	s->request_id = message_submit(s->env, s->qid, &m, &s->body,
+				       s->header_len, has_8bit, &s->msg_size,
 				       transfer_on_durable, s);
 	free(rs);
-	free(rp);
 }
 
 /* ---- DATA ----------------------------------------------------------- */

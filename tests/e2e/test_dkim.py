@@ -105,7 +105,7 @@ class DkimTest(ShoalTestCase):
         self.assertTrue(all(len(s) <= 255 for s in doc["txt_strings"]))
         return doc
 
-    def setup_cluster(self, router_extra=""):
+    def setup_cluster(self, router_extra="", **kw):
         entries, txt = [], []
         for domain, sel, ktype, canon, extra in KEYS:
             doc = self.keygen(domain, sel, ktype)
@@ -115,7 +115,7 @@ class DkimTest(ShoalTestCase):
                            f'canonicalization = "{canon}"; {extra} }}')
         c = self.cluster(start=False, router_extra="dkim = (\n    " +
                          ",\n    ".join(entries) + "\n  );\n  " +
-                         router_extra)
+                         router_extra, **kw)
         p = DkimPeers(self, c, txt)
         self.capture = p.capture()
         p.start()

@@ -458,6 +458,7 @@ class Checker:
     def check_router(self, dep, c, router):
         name = dep["metadata"]["name"]
         listen = router.get("listen") or [{"address": "127.0.0.1:2525"}]
+        listen = list(listen) + list(router.get("http_listen") or [])
         want = {_host_port(ls["address"])[1] for ls in listen}
         have = {p["containerPort"] for p in c.get("ports") or []}
         if want != have:
