@@ -360,6 +360,12 @@ int store_whev_count_foreach(struct store_txn *t, const char *hook,
 /* Journal every event of the journaled shards again (a full resync),
  * adding their number to *n. Returns 0 or a store error. */
 int store_whev_touch(struct store_txn *t, uint64_t *n);
+
+/* Delete every event of shard (moved away: its new pair sends them),
+ * adding their number to *n. A walk of every event held: for shard moves
+ * and purges, not for the loop's steady work. Returns 0 or a store
+ * error. */
+int store_whev_purge(struct store_txn *t, uint32_t shard, uint64_t *n);
 /* ---- queue counts (node/store/store_counts.c) ----
  * Per shard: messages, recipients queued and deferred of messages not
  * held, and held messages, as node/ops/admin.c reports them. Kept in the

@@ -20,9 +20,11 @@
  * Keys come from node/webhook/ or from the peer's stream (checked by
  * store_whev_key_parse() before use); we bound lengths. */
 #include <lmdb.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lib/be.h"
+#include "lib/xmalloc.h"
 #include "node/store/store.h"
 #include "node/store/store_int.h"
 
@@ -300,4 +302,44 @@ store_whev_touch(struct store_txn *t, uint64_t *n)
 		return rc;
 	rc = store_whev_foreach(t, NULL, NULL, store_whev_touch_one, &wt);
 	return rc ? store_fail(t, rc) : 0;
+}
+
+struct store_whev_purge {
+	uint32_t shard;
+	char (*keys)[STORE_WHEV_KEY_MAX];
+	size_t n, cap;
+};
+
+static int
+store_whev_purge_one(const char *key, uint32_t shard, const void *ev,
+		     size_t len, void *arg)
+{
+	struct store_whev_purge *p = arg;
+
+	(void)ev;
+	(void)len;
+	if (shard != p->shard)
+		return 0;
+	if (p->n == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 64;
+		p->keys = xrealloc(p->keys, p->cap * sizeof(*p->keys));
+	}
+	memcpy(p->keys[p->n++], key, STORE_WHEV_KEY_MAX);
+	return 0;
+}
+
+int
+store_whev_purge(struct store_txn *t, uint32_t shard, uint64_t *n)
+{
+	struct store_whev_purge p = { .shard = shard };
+	int rc;
+
+	if ((rc = store_writable(t)) != 0)
+		return rc;
+	rc = store_whev_foreach(t, NULL, NULL, store_whev_purge_one, &p);
+	for (size_t i = 0; rc == 0 && i < p.n; i++)
+		rc = store_whev_del(t, p.keys[i]);
+	*n += p.n;
+	free(p.keys);
+	return rc;
 }

@@ -17,6 +17,9 @@ on a free port that checks the X-Shoal-Signature of every POST
    crashes or wedges nothing: the node keeps serving, its memory stays
    bounded, the last error is shown escaped, and once the receiver
    behaves every event arrives.
+5. the other event types (expired, suppressed, shaping), and a shard
+   moved to another pair while its events wait (the receiver answers
+   503): the new owner sends them, the old one drops its copies.
 """
 
 import hashlib
@@ -31,7 +34,8 @@ import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from shoaltest import ShoalTestCase, free_port, make_message, wait_for
+from shoaltest import (ShoalTestCase, free_port, make_message, shard_of,
+                       wait_for)
 from test_pools import Capture
 
 DOMAIN = "hooks.test"
@@ -373,6 +377,116 @@ class WebhooksTest(ShoalTestCase):
         self.expect_events_long(recv, outs)
         self.assertLess(rss_kb(pid) - rss0, 64 * 1024,
                         "n1's memory grew by less than 64 MiB")
+        self.assertEqual(recv.bad_signatures, 0)
+
+
+SHAPING_RULES = """
+providers = ( { name = "hookmail"; mx = [ "127.0.0.1" ]; } );
+rules = (
+  { name = "hookmail-rate-limited"; provider = "hookmail"; code = "421";
+     enhanced = "4.7.28"; action = "suspend"; duration = 2; }
+);
+"""
+
+
+class MoreEventsTest(ShoalTestCase):
+
+    def test_5_expired_suppressed_shaping_and_a_shard_move(self):
+        recv = Receiver()
+        recv.mode = "fail"
+        recv.start()
+        self.addCleanup(recv.stop)
+        d = self.tempdir("shoal-e2e-hooks-")
+        rules_path = os.path.join(d, "shaping.rules")
+        with open(rules_path, "w", encoding="utf-8") as f:
+            f.write(SHAPING_RULES)
+        c = self.cluster(start=False, nodes=4, node_metrics=True,
+                         replication=FAST,
+                         extra='suppression: { mode = "bounce"; };')
+        cap = Capture(self, c, rules=[
+            {"cmd": "RCPT", "match": "expire@", "reply": "451 4.3.0 later"},
+            {"cmd": "RCPT", "match": "throttle@", "times": 1,
+             "reply": "421 4.7.28 Our system has detected an unusual rate"
+                      " of mail; rate limited"}])
+        c.delivery = (f'  helo_name = "mta.e2e.example";\n'
+                      f'  dns_servers = [ "127.0.0.1:{c.dead_dns_port}" ];\n'
+                      f'  retry_schedule = [ 1 ];\n'
+                      f'  max_queue_lifetime = 3;\n'
+                      f'  shaping_rules = "{rules_path}";\n'
+                      f'  routes = ( {{ domain = "{DOMAIN}"; '
+                      f'host = "{cap.host}"; tls = "none"; }} );\n'
+                      + webhook_conf(recv))
+        c.write_config()
+        cap.start()
+        c.start()
+        c.ctl_ok("suppress", "add", f"supp@{DOMAIN}", "--reason",
+                 "550 5.1.1 gone")
+        rcpts = ([f"expire@{DOMAIN}", f"supp@{DOMAIN}",
+                  f"throttle@{DOMAIN}"] +
+                 [f"m{i}@{DOMAIN}" for i in range(24)])
+        WebhooksTest.send(self, c, rcpts)
+        # every normal message delivered (after the 2 s suspension)
+        want = {f"m{i}@{DOMAIN}" for i in range(24)} | {f"throttle@{DOMAIN}"}
+        wait_for(lambda: want <= {r for m in cap.messages()
+                                  for r in m["rcpt_tos"]},
+                 TIMEOUT, "deliveries at the MX")
+
+        def backlog(nid):
+            return c.metric(nid, "shoal_webhook_backlog", webhook="main")
+
+        # the types wait in the backlogs: expired and suppressed by their
+        # message's primary, shaping by the node whose rule fired
+        def typed():
+            got = set()
+            for nid in c.node_ids:
+                for dl in WebhooksTest.dlog(self, c, nid):
+                    if dl.get("event") == "shaping" or \
+                            dl.get("category") == "shaping":
+                        got.add("shaping")
+                    if dl.get("rcpt") == f"expire@{DOMAIN}" and \
+                            dl.get("result") == "bounced":
+                        got.add("expired")
+            return {"expired"} <= got and got
+        wait_for(typed, TIMEOUT, "the expiry in the delivery log")
+        # a shard with events waiting on its primary moves to the other pair
+        n1_shards = [s for s, n in c.owners().items() if n == "n1"]
+        qids = [dl["qid"] for dl in WebhooksTest.dlog(self, c, "n1")
+                if dl.get("result") == "delivered"]
+        self.assertTrue(qids, "n1 delivered some (positive control)")
+        shard = shard_of(qids[0], c.shards)
+        self.assertIn(shard, n1_shards)
+        moved = [q for q in qids if shard_of(q, c.shards) == shard]
+        wait_for(lambda: backlog("n1") > 0, TIMEOUT, "n1's backlog")
+        c.ctl_ok("shard", "move", str(shard), "--to", "n3")
+        wait_for(lambda: c.owners().get(shard) == "n3", 60,
+                 f"shard {shard} owned by n3")
+        sent_n3 = c.metric("n3", "shoal_webhook_events_total",
+                           webhook="main", result="sent")
+        recv.mode = "ok"
+        kinds = ("delivered", "expired", "suppressed", "shaping")
+
+        def all_kinds():
+            got = recv.snapshot().values()
+            have = {e["type"] for e in got}
+            qs = {e.get("qid") for e in got if e["type"] == "delivered"}
+            return set(kinds) <= have and set(moved) <= qs
+        wait_for(all_kinds, 90, "every kind, and the moved shard's events")
+        got = list(recv.snapshot().values())
+        exp = [e for e in got if e["type"] == "expired"]
+        self.assertEqual({e["recipient"] for e in exp}, {f"expire@{DOMAIN}"})
+        sup = [e for e in got if e["type"] == "suppressed"]
+        self.assertEqual({e["recipient"] for e in sup}, {f"supp@{DOMAIN}"})
+        sh = [e for e in got if e["type"] == "shaping"]
+        self.assertTrue(any(e.get("action") == "suspend" and
+                            e.get("rule") == "hookmail-rate-limited"
+                            for e in sh), sh)
+        # the moved shard's events went out from n3, and n1 dropped its
+        # copies (none of them waits there any more)
+        wait_for(lambda: c.metric("n3", "shoal_webhook_events_total",
+                                  webhook="main", result="sent") > sent_n3,
+                 TIMEOUT, "n3 sent the moved shard's events")
+        wait_for(lambda: sum(backlog(n) for n in c.node_ids) == 0,
+                 TIMEOUT, "every backlog empty")
         self.assertEqual(recv.bad_signatures, 0)
 
 
