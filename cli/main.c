@@ -16,6 +16,7 @@
 #include "cli/queue.h"
 #include "cli/user.h"
 #include "cli/shaping.h"
+#include "cli/webhooks.h"
 #include "cli/shard.h"
 #include "cli/status.h"
 #include "cli/suppress.h"
@@ -64,6 +65,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "shaping", "list", 0, NULL, shaping_cmd_run },
 	{ "shaping", "suspend", CLI_OPT_FOR, NULL, shaping_cmd_run },
 	{ "shaping", "resume", 0, NULL, shaping_cmd_run },
+	{ "webhooks", "status", 0, NULL, webhooks_cmd_run },
 };
 
 #define MAIN_N_CMDS (sizeof(main_cmds) / sizeof(*main_cmds))
@@ -121,6 +123,10 @@ main_usage(FILE *f)
 		"15m, 2h, 1d\n"
 		"                              (default 1h, at most 7d)\n"
 		"  shaping resume DEST         clear every action on DEST\n"
+		"  webhooks status             per node and webhook: backlog, "
+		"sent, dropped,\n"
+		"                              last success, last error "
+		"(docs/webhooks.md)\n"
 		"  keygen FILE                 a cluster key pair for "
 		"cluster.curve_keys\n"
 		"  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] "

@@ -25,6 +25,7 @@
 #include "node/queue/actions.h"
 #include "node/ops/adapt_ops.h"
 #include "node/ops/admin.h"
+#include "node/ops/webhook_ops.h"
 #include "node/store/commit.h"
 #include "node/delivery/deliver.h"
 #include "node/queue/dlog.h"
@@ -38,6 +39,7 @@
 #include "node/rpc/rpc.h"
 #include "node/store/store.h"
 #include "node/suppress/suppress.h"
+#include "node/webhook/webhook.h"
 
 #define NODE_TOMB_MARGIN_S 86400 /* tombstones: past max_queue_lifetime */
 
@@ -56,6 +58,8 @@ node_on_admin_defer(void *arg, const struct rpc_ticket *t,
 		suppress_admin(n->supp, t, rq);
 	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHAPING)
 		adapt_ops_admin(n->adapt_ops, t, rq);
+	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS)
+		webhook_ops_status(n->rpc, n->me->id, n->wh, t);
 	else
 		actions_handle(n->actions, t, rq);
 }
@@ -260,7 +264,31 @@ node_deliver_dns_done(void *arg, enum dns_status st)
 	metrics_dns(n->metrics, st);
 }
 
-/* A shaping rule fired here: the cluster hears of it. */
+/* A shaping action fired here: a "shaping" webhook event, in a commit of
+ * its own (no message transaction reports it). */
+static void
+node_webhook_shaping(struct node *n, const struct adapt_action *x)
+{
+	uint64_t now_ms = clock_wall_ms();
+	struct webhook_event ev = {
+		.type = WEBHOOK_SHAPING,
+		.time = now_ms / 1000,
+		.node = n->me->id,
+		.destination = x->key,
+		.provider = x->key,
+		.response = x->trigger,
+		.action = config_shaping_kind_name(x->kind),
+		.rule = x->rule,
+		.duration = x->expires_ms > now_ms ?
+				    (x->expires_ms - now_ms + 999) / 1000 :
+				    0,
+	};
+
+	if (n->wh != NULL && !x->cleared)
+		webhooks_emit(n->wh, &ev);
+}
+
+/* A shaping rule fired here: the cluster hears of it, and webhooks. */
 static void
 node_deliver_shaping_action(void *arg, const struct adapt_action *x)
 {
@@ -268,6 +296,7 @@ node_deliver_shaping_action(void *arg, const struct adapt_action *x)
 
 	if (n->adapt_ops)
 		adapt_ops_fired(n->adapt_ops, x);
+	node_webhook_shaping(n, x);
 }
 
 /* Delivery is a leaf (node/delivery/deliver.h): what it needs of the node
@@ -379,6 +408,7 @@ node_queue_new(struct node *n)
 		.store = n->store,
 		.commit = n->commit,
 		.supp = n->supp,
+		.wh = n->wh,
 		.hooks = {
 			.may_deliver = node_sched_may_deliver,
 			.may_start = node_sched_may_start,
@@ -399,6 +429,7 @@ node_queue_new(struct node *n)
 		.owner = n->owner,
 		.repl = n->repl,
 		.supp = n->supp,
+		.wh = n->wh,
 	};
 	struct actions_deps ad = {
 		.node_id = n->me->id,
@@ -431,8 +462,8 @@ node_ops_new(struct node *n)
 		.ingest = n->ingest,
 		.sched = n->sched,
 		.deliver = n->deliver,
+		.wh = n->wh,
 	};
-
 	const struct adapt_ops_deps ad = {
 		.base = n->base,
 		.zctx = n->zctx,
@@ -592,6 +623,18 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 		goto fail;
 	}
 	n->supp = node_suppress_new(n);
+	n->wh = webhooks_new(&(struct webhooks_deps){
+		.base = base,
+		.cfg = cfg,
+		.node_id = me->id,
+		.store = n->store,
+		.commit = n->commit,
+		.owner = n->owner,
+	});
+	if (n->wh == NULL && cfg->delivery.n_webhooks > 0) {
+		rc = SHOAL_E_CONFIG;
+		goto fail;
+	}
 	node_queue_new(n);
 	n->metrics = node_ops_new(n);
 	rpc_on(n->rpc, WIRE_TAG_ROUTER, node_on_router_link, n);
@@ -668,6 +711,8 @@ node_free(struct node *n)
 	if (n->zctx)
 		zmq_ctx_term(n->zctx);
 	commit_free(n->commit);
+	/* after the last commit: a deletion's done callback is its */
+	webhooks_free(n->wh);
 	owner_free(n->owner); /* and the map n->map points to */
 	n->map = NULL;
 	store_close(n->store);

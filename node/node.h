@@ -27,6 +27,7 @@ struct metrics;
 struct move;
 struct suppress;
 struct adapt_ops;
+struct webhooks;
 
 struct node {
 	const struct config *cfg;
@@ -47,6 +48,7 @@ struct node {
 	struct move *move;         /* shard moves, both directions */
 	struct suppress *supp;     /* the suppression list */
 	struct adapt_ops *adapt_ops; /* shaping actions across the cluster */
+	struct webhooks *wh;       /* delivery webhooks, NULL = none */
 	Shoal__ShardMap *map;      /* owner_map(owner), borrowed: kept
 				    * current by node.c's map_changed hook
 				    * for the modules that still read it */

@@ -39,8 +39,13 @@ ALLOWED = {
     "delivery": set(),
     "cluster": {"store", "rpc"},
     "suppress": {"cluster", "store", "rpc"},
-    "queue": {"cluster", "suppress", "store", "rpc", "delivery"},
-    "ops": {"queue", "suppress", "cluster", "store", "rpc", "delivery"},
+    # webhook (issue 19): events are stored and replicated with the queue
+    # (store) and sent by the primary of their shard (cluster: owner).
+    "webhook": {"cluster", "store"},
+    # queue writes webhook events in its result transactions.
+    "queue": {"cluster", "suppress", "store", "rpc", "delivery", "webhook"},
+    "ops": {"queue", "suppress", "cluster", "store", "rpc", "delivery",
+            "webhook"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"node/([^"]+)"', re.M)

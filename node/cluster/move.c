@@ -213,6 +213,7 @@ move_new_map(struct move *m)
 
 struct move_build {
 	struct store_txn *t;
+	uint32_t shard;
 	Shoal__ReplRecord *recs;
 	Shoal__ReplRecord **ptrs;
 	size_t n, bytes;
@@ -237,6 +238,18 @@ move_collect(const char *qid, uint32_t shard, const void *meta,
 	return 0;
 }
 
+/* A webhook event goes with its shard (the rest are walked past). */
+static int
+move_collect_whev(const char *key, uint32_t shard, const void *ev, size_t len,
+		  void *arg)
+{
+	struct move_build *b = arg;
+
+	(void)ev;
+	(void)len;
+	return shard == b->shard ? move_collect(key, shard, NULL, 0, b) : 0;
+}
+
 /* (Re)send the batch after the cursor, or the last one with the map. */
 static void
 move_send_batch(struct move *m)
@@ -254,13 +267,16 @@ move_send_batch(struct move *m)
 		return;
 	b.recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.recs));
 	b.ptrs = xcalloc(REPL_BATCH_RECORDS, sizeof(*b.ptrs));
-	/* the shard's messages, then its suppression entries (whose keys
-	 * start with SUPPRESS_KEY_TAG, so the cursor tells the phase) */
+	/* the shard's messages, then its suppression entries, then its
+	 * webhook events not sent yet (keys starting with SUPPRESS_KEY_TAG
+	 * and STORE_WHEV_TAG: the cursor tells the phase) */
 	rc = 0;
-	if (o->cursor[0] != SUPPRESS_KEY_TAG)
+	b.shard = o->shard;
+	if (o->cursor[0] != SUPPRESS_KEY_TAG &&
+	    o->cursor[0] != STORE_WHEV_TAG)
 		rc = store_shard_foreach_after(b.t, o->shard, o->cursor,
 					       move_collect, &b);
-	if (rc == 0) {
+	if (rc == 0 && o->cursor[0] != STORE_WHEV_TAG) {
 		char prefix[10];
 
 		suppress_key_prefix(o->shard, prefix);
@@ -269,6 +285,11 @@ move_send_batch(struct move *m)
 						o->cursor : "",
 					move_collect, &b);
 	}
+	if (rc == 0)
+		rc = store_whev_foreach(b.t, NULL,
+					o->cursor[0] == STORE_WHEV_TAG ?
+						o->cursor : "",
+					move_collect_whev, &b);
 	mb.from = m->me->id;
 	mb.shard = o->shard;
 	mb.move_id = o->id;

@@ -117,8 +117,9 @@ owner_collect(const char *qid, uint32_t shard, const void *meta,
 	return 0;
 }
 
-/* Drop every message of a shard this node neither owns nor replicates
- * (moved away, or a move here that did not finish). Not journaled: the
+/* Drop every message, webhook event and suppression entry of a shard
+ * this node neither owns nor replicates (moved away, or a move here that
+ * did not finish). Not journaled: the
  * shard is not ours. Returns 0 or a store error; *n counts. */
 static int
 owner_purge_in(struct owner *o, struct store_txn *t, uint32_t shard,
@@ -144,6 +145,8 @@ owner_purge_in(struct owner *o, struct store_txn *t, uint32_t shard,
 	}
 	*n += d.n_qids;
 	free(d.qids);
+	if (rc == 0)
+		rc = store_whev_purge(t, shard, n);
 	return rc ? rc : o->hooks.supp_purge(o->hooks.arg, t, shard, n);
 }
 

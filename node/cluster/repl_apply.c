@@ -135,6 +135,15 @@ repl_record_apply(struct repl *r, struct store_txn *t,
 	int rc;
 
 	*note = REPL_NOTE_NONE;
+	if (rec->webhook) {
+		/* an event as it is, for any shard: sent, or still to send */
+		if (rec->deleted) {
+			rc = store_whev_del(t, rec->qid);
+			return rc == -ENOENT ? 0 : rc;
+		}
+		return store_whev_put(t, rec->qid, rec->meta.data,
+				      rec->meta.len);
+	}
 	if (rec->suppression) {
 		rc = r->hooks.supp_apply(r->hooks.arg, t, rec);
 		if (rc > 0) {
@@ -252,8 +261,9 @@ repl_apply(struct store_txn *t, void *arg)
 
 		if (rec->seq <= a->have)
 			continue; /* applied already (a resend) */
-		/* suppression entries: the record as it is, either way */
-		if (!rec->suppression &&
+		/* suppression entries and webhook events: the record as it
+		 * is, either way */
+		if (!rec->suppression && !rec->webhook &&
 		    owner_is_primary(a->r->owner, rec->shard))
 			rc = repl_apply_handback(a, t, rec, &a->notes[i]);
 		else
@@ -406,6 +416,12 @@ repl_record_ok(const Shoal__ReplRecord *rec, uint32_t shards)
 	size_t ql = strnlen(rec->qid, QID_MAX);
 	uint32_t shard;
 
+	if (rec->webhook) /* an event: its key names its shard */
+		return store_whev_key_parse(rec->qid, &shard) &&
+		       shard == rec->shard && shard < shards &&
+		       !rec->has_body && !rec->suppression &&
+		       (rec->deleted || (rec->meta.len > 0 &&
+					 rec->meta.len <= STORE_WHEV_MAX));
 	if (rec->suppression) /* an entry: its key names its shard */
 		return suppress_key_parse(rec->qid, &shard) &&
 		       shard == rec->shard && shard < shards &&

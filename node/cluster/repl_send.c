@@ -40,6 +40,18 @@ repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
 	shoal__repl_record__init(rec);
 	rec->qid = (char *)qid;
 	rec->shard = shard;
+	if (qid[0] == STORE_WHEV_TAG) {
+		/* a webhook event (node/store/store_whev.c): no body; gone
+		 * once sent (or dropped) */
+		rec->webhook = true;
+		if (store_whev_get(t, qid, &p, &len) != 0) {
+			rec->deleted = true;
+			return bytes;
+		}
+		rec->meta.data = (uint8_t *)p;
+		rec->meta.len = len;
+		return bytes + len;
+	}
 	if (qid[0] == SUPPRESS_KEY_TAG) {
 		/* a suppression entry (node/suppress/suppress.h): no body */
 		rec->suppression = true;
@@ -72,14 +84,17 @@ repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
 
 /* ---- batches, the window and go-back-N --------------------------------- */
 
-/* The shard of a journal key: a qid's, or the one a suppression key
- * names. */
+/* The shard of a journal key: a qid's, or the one a suppression key or
+ * a webhook event key names. */
 static uint32_t
 repl_key_shard(const char *key, uint32_t shards)
 {
 	uint32_t shard;
 
-	return suppress_key_parse(key, &shard) ? shard : shard_of(key, shards);
+	if (suppress_key_parse(key, &shard) ||
+	    store_whev_key_parse(key, &shard))
+		return shard;
+	return shard_of(key, shards);
 }
 
 struct repl_build {
@@ -310,6 +325,8 @@ repl_resync_apply(struct store_txn *t, void *arg)
 		rc = store_journal_skip(t, rs->r->resync_floor - head);
 	if (rc == 0)
 		rc = store_msg_foreach(t, repl_resync_one, rs);
+	if (rc == 0)
+		rc = store_whev_touch(t, &rs->n);
 	return rc ? rc : rs->r->hooks.supp_touch(rs->r->hooks.arg, t, &rs->n);
 }
 

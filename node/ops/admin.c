@@ -58,6 +58,7 @@ static const char *const admin_kind_names[] = {
 	[SHOAL__ADMIN_REQUEST__BODY_MOVE] = "move",
 	[SHOAL__ADMIN_REQUEST__BODY_SUPPRESS] = "suppress",
 	[SHOAL__ADMIN_REQUEST__BODY_SHAPING] = "shaping",
+	[SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS] = "webhooks",
 };
 
 /* Answer with an error: no body, a status and a message. */
@@ -707,6 +708,8 @@ admin_defer_check(const Shoal__AdminRequest *rq)
 		return NULL;	/* node/suppress/suppress.c checks the rest */
 	case SHOAL__ADMIN_REQUEST__BODY_SHAPING:
 		return NULL;	/* node/ops/adapt_ops.c checks the rest */
+	case SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS:
+		return NULL;	/* no fields */
 	default:
 		return "unknown request";
 	}
@@ -752,7 +755,8 @@ admin_handle(const struct admin_ctx *ctx, zmq_msg_t *frames, size_t nframes)
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_FLUSH ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SUPPRESS ||
-	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHAPING)
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHAPING ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS)
 		log_debug(LOG_SUB_MAIN, "admin request_id=%llu event=request "
 			  "kind=%s",
 			  (unsigned long long)rq->request_id,
@@ -773,6 +777,7 @@ admin_handle(const struct admin_ctx *ctx, zmq_msg_t *frames, size_t nframes)
 	case SHOAL__ADMIN_REQUEST__BODY_MOVE:
 	case SHOAL__ADMIN_REQUEST__BODY_SUPPRESS:
 	case SHOAL__ADMIN_REQUEST__BODY_SHAPING:
+	case SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS:
 		why = admin_defer_check(rq);
 		if (ctx->defer == NULL)
 			admin_bad(ctx, &tk, &r, "not possible on this node");

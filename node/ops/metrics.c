@@ -33,6 +33,7 @@
 #include "node/queue/tenants.h"
 #include "node/store/commit.h"
 #include "node/store/store.h"
+#include "node/webhook/webhook.h"
 
 #define METRICS_OUTCOMES 3		  /* enum outcome */
 #define METRICS_DNS_RESULTS 5		  /* enum dns_status */
@@ -304,6 +305,59 @@ metrics_render_shaping(struct metrics *m, struct buf *b)
 			deliver_held(m->d.deliver));
 }
 
+/* Delivery webhooks (docs/webhooks.md), one series per webhook. */
+static void
+metrics_render_webhooks(struct metrics *m, struct buf *b)
+{
+	size_t n = webhooks_count(m->d.wh);
+	struct webhook_stats st;
+	struct metrics_label l[2];
+
+	if (n == 0)
+		return;
+	metrics_family(b, "shoal_webhook_backlog", "gauge",
+		       "Webhook events this node is to send (its shards).");
+	for (size_t i = 0; i < n; i++) {
+		webhooks_stats(m->d.wh, i, &st);
+		l[0] = (struct metrics_label){ "webhook", st.name };
+		metrics_sample(b, "shoal_webhook_backlog", l, 1, st.backlog);
+	}
+	metrics_family(b, "shoal_webhook_events_total", "counter",
+		       "Webhook events sent (confirmed by a 2xx) or dropped "
+		       "(backlog over max_backlog).");
+	for (size_t i = 0; i < n; i++) {
+		webhooks_stats(m->d.wh, i, &st);
+		l[0] = (struct metrics_label){ "webhook", st.name };
+		l[1] = (struct metrics_label){ "result", "sent" };
+		metrics_sample(b, "shoal_webhook_events_total", l, 2, st.sent);
+		l[1] = (struct metrics_label){ "result", "dropped" };
+		metrics_sample(b, "shoal_webhook_events_total", l, 2,
+			       st.dropped);
+	}
+	metrics_family(b, "shoal_webhook_posts_total", "counter",
+		       "Webhook POSTs, by outcome (ok: a 2xx).");
+	for (size_t i = 0; i < n; i++) {
+		webhooks_stats(m->d.wh, i, &st);
+		l[0] = (struct metrics_label){ "webhook", st.name };
+		l[1] = (struct metrics_label){ "result", "ok" };
+		metrics_sample(b, "shoal_webhook_posts_total", l, 2,
+			       st.posts_ok);
+		l[1] = (struct metrics_label){ "result", "failed" };
+		metrics_sample(b, "shoal_webhook_posts_total", l, 2,
+			       st.posts_failed);
+	}
+	metrics_family(b, "shoal_webhook_last_success_timestamp_seconds",
+		       "gauge",
+		       "When a POST of the webhook last got a 2xx (unix "
+		       "seconds; 0: not since start).");
+	for (size_t i = 0; i < n; i++) {
+		webhooks_stats(m->d.wh, i, &st);
+		l[0] = (struct metrics_label){ "webhook", st.name };
+		metrics_sample(b, "shoal_webhook_last_success_timestamp_seconds",
+			       l, 1, st.last_success);
+	}
+}
+
 static void
 metrics_render(struct buf *b, void *arg)
 {
@@ -416,6 +470,7 @@ metrics_render(struct buf *b, void *arg)
 	metrics_render_delivery(m, b);
 	metrics_render_shaping(m, b);
 	metrics_render_tenants(m, b);
+	metrics_render_webhooks(m, b);
 }
 
 struct metrics *

@@ -31,6 +31,8 @@ struct deliver;
 struct metrics;
 
 /* What a scrape reads; every pointer borrowed, outliving the metrics. */
+struct webhooks;
+
 struct metrics_deps {
 	struct event_base *base;
 	const struct cfg_node *me;       /* its id and metrics address */
@@ -41,6 +43,7 @@ struct metrics_deps {
 	const struct ingest *ingest;
 	const struct scheduler *sched;
 	const struct deliver *deliver;
+	struct webhooks *wh;             /* may be NULL: none configured */
 };
 
 /* The counters, and the listener when the node has a metrics address

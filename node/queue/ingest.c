@@ -58,6 +58,7 @@
 #include "node/store/commit.h"
 #include "node/store/store.h"
 #include "node/suppress/suppress.h"
+#include "node/webhook/webhook.h"
 #include "proto/router_node.pb-c.h"
 
 struct ingest {
@@ -92,6 +93,8 @@ struct ingest_item {
 	uint32_t n_suppressed; /* recipients to bounce without an attempt */
 	uint32_t cls;          /* envelope_class(), for the due index */
 	struct dsn_slot dsn;   /* their DSN, drawn at the request */
+	char (*wh_ids)[QID_LEN + 1]; /* their webhook events' ids, or NULL */
+	struct webhook_note wh_note;
 	void *meta;
 	size_t meta_len;
 	zmq_msg_t body;
@@ -339,6 +342,7 @@ ingest_apply(struct store_txn *t, void *arg)
 	it->known = it->finished = false;
 	it->seq = 0;
 	dsn_slot_clear(&it->dsn);
+	webhooks_note_clear(&it->wh_note);
 	/* the map may have changed since the request was checked */
 	it->turned = ingest_admit(it->in, it->shard);
 	if (it->turned != SHOAL__STATUS__STATUS_OK)
@@ -371,6 +375,10 @@ ingest_apply(struct store_txn *t, void *arg)
 		rc = store_due_put(t, it->now, it->qid, it->cls);
 	if (rc == 0 && it->n_suppressed)
 		rc = ingest_bounce_suppressed(it, t);
+	if (rc == 0 && it->n_suppressed)
+		rc = webhooks_write_suppressed(it->in->d.wh, t, it->meta,
+					       it->meta_len, it->wh_ids,
+					       &it->wh_note);
 	it->seq = store_txn_journal_seq(t);
 	return rc;
 }
@@ -393,6 +401,7 @@ ingest_item_free(struct ingest_item *it)
 	it->in->pending--;
 	zmq_msg_close(&it->body);
 	free(it->meta);
+	free(it->wh_ids);
 	free(it);
 }
 
@@ -510,6 +519,7 @@ ingest_done(int result, void *arg)
 		in->stored++;
 		if (it->n_suppressed)
 			ingest_log_suppressed(it);
+		webhooks_noted(in->d.wh, &it->wh_note, result);
 		scheduler_dsn_done(in->d.sched, &it->dsn, result);
 		log_info("qid=%s event=stored shard=%u size=%zu rcpts=%u",
 			 it->qid, it->shard, zmq_msg_size(&it->body),
@@ -651,6 +661,12 @@ ingest_enqueue(struct ingest *in, const struct rpc_ticket *tk,
 			it->n_suppressed++;
 	if (it->n_suppressed)
 		scheduler_dsn_draw(in->d.sched, &it->dsn);
+	if (it->n_suppressed && webhooks_wants(in->d.wh, WEBHOOK_SUPPRESSED)) {
+		it->wh_ids = xcalloc(it->n_rcpts, sizeof(*it->wh_ids));
+		for (size_t i = 0; i < it->n_rcpts; i++)
+			if (eq->envelope->rcpts[i]->suppressed)
+				webhooks_draw_id(in->d.wh, it->wh_ids[i]);
+	}
 	it->now = (uint64_t)time(NULL);
 	it->cls = envelope_class(eq->envelope);
 	it->meta = ingest_pack_meta(eq->qid, eq->shard, eq->envelope, it->now,

@@ -21,6 +21,8 @@ struct suppress;
 struct ingest;
 
 /* What ingest needs of the node; every pointer borrowed, outliving it. */
+struct webhooks;
+
 struct ingest_deps {
 	const struct config *cfg;
 	const struct cfg_node *me;  /* its id, and its peer's */
@@ -31,6 +33,7 @@ struct ingest_deps {
 	struct repl *repl;          /* answers wait for the peer */
 	struct scheduler *sched;    /* new mail is due; DSNs */
 	struct suppress *supp;      /* routers' RCPT checks */
+	struct webhooks *wh;        /* "suppressed" events; may be NULL */
 };
 
 /* deps is copied. */

@@ -519,6 +519,7 @@ scheduler_new(const struct scheduler_deps *deps)
 	s->commit = deps->commit;
 	s->supp = deps->supp;
 	s->dlog = deps->dlog;
+	s->wh = deps->wh;
 	s->hooks = deps->hooks;
 	s->inflight = idmap_new();
 	qid_gen_init(&s->qids);

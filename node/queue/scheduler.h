@@ -28,6 +28,7 @@ struct store_txn;
 struct commit;
 struct suppress;
 struct dlog;
+struct webhooks;
 struct job;
 struct scheduler;
 
@@ -63,6 +64,9 @@ struct scheduler_deps {
 	struct commit *commit;
 	struct suppress *supp;         /* "no such user" bounces; may be NULL */
 	struct dlog *dlog;             /* may be NULL */
+	struct webhooks *wh;           /* events with the results
+					  (node/webhook/webhook.h); may be
+					  NULL */
 	struct scheduler_hooks hooks;  /* submit, recheck and the three
 					  ownership hooks must be set */
 };

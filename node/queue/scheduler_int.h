@@ -32,6 +32,7 @@ struct scheduler {
 	struct commit *commit;
 	struct suppress *supp;
 	struct dlog *dlog;
+	struct webhooks *wh;      /* may be NULL */
 	struct scheduler_hooks hooks;
 	struct sched_window recent;
 	struct tenants *tenants;  /* results per tenant (tenants.h) */

@@ -39,6 +39,7 @@
 #include "node/store/commit.h"
 #include "node/store/store.h"
 #include "node/suppress/suppress.h"
+#include "node/webhook/webhook.h"
 
 enum { SCHED_DSN_FAILED = 0, SCHED_DSN_RELAYED, SCHED_DSNS };
 
@@ -63,7 +64,15 @@ struct sched_res {
 	uint64_t due;
 	uint32_t failed_saves;         /* saves that failed so far */
 	struct sched_res *next;        /* in s->unsaved */
+	/* webhook events (node/webhook/webhook.h): per result its type or
+	 * SCHED_WH_NONE and its id, drawn before the commit; what the
+	 * writes did, for the done callback */
+	uint8_t *wh_types;             /* j->n of them, or NULL */
+	char (*wh_ids)[QID_LEN + 1];
+	struct webhook_note wh_note;
 };
+
+#define SCHED_WH_NONE 0xff
 
 /* The recipients a job's DSNs report (pointing into the transaction's
  * record and the job), and the reply line of each result. */
@@ -169,12 +178,60 @@ sched_note_no_such_user(struct sched_res *sr, struct store_txn *t, size_t k,
 				    &sr->notes[k]);
 }
 
-/* Every result of the job into the message's record. */
+static const char *
+sched_priority_name(Shoal__Priority p)
+{
+	switch (p) {
+	case SHOAL__PRIORITY__PRIORITY_HIGH:
+		return "high";
+	case SHOAL__PRIORITY__PRIORITY_BULK:
+		return "bulk";
+	default:
+		return "normal";
+	}
+}
+
+/* The webhook event of result k, recorded in r, in this transaction
+ * (only t and sr->wh_note change). */
 static int
-sched_record(struct sched_res *sr, struct store_txn *t, Shoal__Envelope *env,
-	     struct sched_dsns *d)
+sched_webhook(struct sched_res *sr, struct store_txn *t, size_t k,
+	      const Shoal__StoredMessage *sm, const Shoal__Recipient *r)
 {
 	const struct job *j = sr->j;
+	const struct job_result *res = &j->res[k];
+	const Shoal__Envelope *env = sm->envelope;
+	struct webhook_event ev = {
+		.time = sr->now,
+		.node = sr->s->node_id,
+		.qid = j->msg->qid,
+		.sender = env->mail_from,
+		.recipient = r->address,
+		.destination = j->domain,
+		.mx = res->mx,
+		.response = res->reply.text,
+		.code = res->reply.code > 0 ? (uint32_t)res->reply.code : 0,
+		.enhanced = res->reply.enhanced[0] ? res->reply.enhanced :
+						     res->status,
+		.attempt = r->attempts,
+		.tenant = env->tenant,
+		.pool = env->pool,
+		.priority = sched_priority_name(env->priority),
+	};
+
+	if (sr->wh_types == NULL || sr->wh_types[k] == SCHED_WH_NONE)
+		return 0;
+	ev.type = (enum webhook_type)sr->wh_types[k];
+	memcpy(ev.id, sr->wh_ids[k], sizeof(ev.id));
+	return webhooks_write(sr->s->wh, t, &ev, sm->shard, &sr->wh_note);
+}
+
+/* Every result of the job into the message's record. */
+static int
+sched_record(struct sched_res *sr, struct store_txn *t,
+	     Shoal__StoredMessage *sm, struct sched_dsns *d)
+{
+	const struct job *j = sr->j;
+	Shoal__Envelope *env = sm->envelope;
 	int rc = 0;
 
 	for (size_t k = 0; rc == 0 && k < j->n; k++) {
@@ -187,6 +244,8 @@ sched_record(struct sched_res *sr, struct store_txn *t, Shoal__Envelope *env,
 			continue; /* already final (applied twice) */
 		sched_record_one(sr, k, env, r, d);
 		rc = sched_note_no_such_user(sr, t, k, r, d->texts[k]);
+		if (rc == 0)
+			rc = sched_webhook(sr, t, k, sm, r);
 	}
 	return rc;
 }
@@ -289,6 +348,7 @@ sched_res_clear(struct sched_res *sr)
 		dsn_slot_clear(&sr->dsn[i]);
 	if (sr->notes)
 		memset(sr->notes, 0, sr->j->n * sizeof(*sr->notes));
+	webhooks_note_clear(&sr->wh_note);
 }
 
 /* Group commit apply: the job's results into the message as the
@@ -320,7 +380,7 @@ sched_apply(struct store_txn *t, void *arg)
 	for (size_t i = 0; i < SCHED_DSNS; i++)
 		d.v[i] = xcalloc(j->n + 1, sizeof(*d.v[i]));
 	d.texts = xcalloc(j->n + 1, sizeof(*d.texts));
-	rc = sched_record(sr, t, sm->envelope, &d);
+	rc = sched_record(sr, t, sm, &d);
 	if (rc == 0)
 		rc = sched_queue_dsns(sr, t, sm->envelope, &d);
 	if (rc == 0)
@@ -334,8 +394,50 @@ sched_apply(struct store_txn *t, void *arg)
 
 /* Before the commit: the qids of the DSNs the results may ask for (the
  * apply draws nothing), and room for suppression notes. */
+/* The webhook event each result makes, if a webhook wants it, and its
+ * id: none for a recipient held back by shaping (no attempt). expired[k]:
+ * the result became a bounce at the queue lifetime. */
+static void
+sched_res_webhooks(struct sched_res *sr, const uint8_t *expired)
+{
+	const struct job *j = sr->j;
+
+	if (sr->s->wh == NULL || expired == NULL)
+		return;
+	sr->wh_types = xmalloc(j->n ? j->n : 1);
+	sr->wh_ids = xcalloc(j->n ? j->n : 1, sizeof(*sr->wh_ids));
+	for (size_t k = 0; k < j->n; k++) {
+		const struct job_result *res = &j->res[k];
+		enum webhook_type t;
+
+		sr->wh_types[k] = SCHED_WH_NONE;
+		if (res->retry_at != 0)
+			continue;
+		if (res->outcome == OUTCOME_DELIVERED)
+			t = WEBHOOK_DELIVERED;
+		else if (res->outcome == OUTCOME_BOUNCED)
+			t = expired[k] ? WEBHOOK_EXPIRED : WEBHOOK_BOUNCED;
+		else
+			t = WEBHOOK_DEFERRED;
+		if (!webhooks_wants(sr->s->wh, t))
+			continue;
+		sr->wh_types[k] = (uint8_t)t;
+		webhooks_draw_id(sr->s->wh, sr->wh_ids[k]);
+	}
+}
+
+static void
+sched_res_free(struct sched_res *sr)
+{
+	free(sr->notes);
+	free(sr->wh_types);
+	free(sr->wh_ids);
+	free(sr);
+}
+
 static struct sched_res *
-sched_res_new(struct scheduler *s, struct job *j, uint64_t now)
+sched_res_new(struct scheduler *s, struct job *j, uint64_t now,
+	      const uint8_t *expired)
 {
 	struct sched_res *sr = xcalloc(1, sizeof(*sr));
 	bool is_bounced = false, is_relayed = false;
@@ -356,6 +458,7 @@ sched_res_new(struct scheduler *s, struct job *j, uint64_t now)
 	}
 	if (is_relayed)
 		scheduler_dsn_draw(s, &sr->dsn[SCHED_DSN_RELAYED]);
+	sched_res_webhooks(sr, expired);
 	return sr;
 }
 
@@ -434,9 +537,8 @@ sched_unsaved_free(struct scheduler *s)
 		log_error("qid=%s event=result_not_saved note=\"given up at "
 			  "shutdown: may be delivered again after a restart\"",
 			  sr->j->msg->qid);
-		free(sr->notes);
 		job_free(sr->j);
-		free(sr);
+		sched_res_free(sr);
 		sr = next;
 	}
 	s->unsaved = NULL;
@@ -465,6 +567,7 @@ sched_applied(int result, void *arg)
 		s->resave_ms = 0; /* saves work again */
 	for (size_t k = 0; result == 0 && sr->notes && k < j->n; k++)
 		suppress_noted(s->supp, &sr->notes[k]);
+	webhooks_noted(s->wh, &sr->wh_note, result);
 	for (size_t i = 0; i < SCHED_DSNS; i++)
 		scheduler_dsn_done(s, &sr->dsn[i], result);
 	if (sr->is_not_ours)
@@ -482,8 +585,7 @@ sched_applied(int result, void *arg)
 			  "it\"",
 			  j->msg->qid, shoal_strerror(result));
 	s->applied++;
-	free(sr->notes);
-	free(sr);
+	sched_res_free(sr);
 	sched_job_closed(s, j);
 	if (result != 0)
 		scheduler_kick(s); /* its due entry may lie behind the resume point */
@@ -527,6 +629,7 @@ scheduler_job_done(struct scheduler *s, struct job *j)
 {
 	const Shoal__Envelope *env = j->msg->sm->envelope;
 	uint64_t now = sched_now();
+	uint8_t *expired = s->wh ? xcalloc(j->n ? j->n : 1, 1) : NULL;
 
 	for (size_t k = 0; k < j->n; k++) {
 		const Shoal__Recipient *r = j->rcpt[k] < env->n_rcpts ?
@@ -540,9 +643,12 @@ scheduler_job_done(struct scheduler *s, struct job *j)
 		j->res[k].outcome = outcome_final(
 			oc, now, env->arrival_time,
 			s->cfg->delivery.max_queue_lifetime);
-		if (j->res[k].outcome != oc)
+		if (j->res[k].outcome != oc) {
 			log_info("qid=%s rcpt=<%s> event=expired", j->msg->qid,
 				 r ? r->address : "");
+			if (expired)
+				expired[k] = 1;
+		}
 		if (r != NULL) {
 			dlog_attempt(s->dlog, j->msg, j, r, &j->res[k]);
 			sched_count(s, j->res[k].outcome);
@@ -553,5 +659,6 @@ scheduler_job_done(struct scheduler *s, struct job *j)
 	if (s->hooks.results)
 		s->hooks.results(s->hooks.arg, j);
 	commit_add(s->commit, sched_apply, sched_applied,
-		   sched_res_new(s, j, now));
+		   sched_res_new(s, j, now, expired));
+	free(expired);
 }

@@ -3,11 +3,11 @@
  * and the primitives every section of node/store/ writes through (LMDB's
  * errors mapped onto Shoal's, qid keys; node/store/store_int.h). The other
  * sections live beside it: the replication journal (store_journal.c), the
- * suppression list (store_supp.c), tombstones (store_tomb.c) and the
- * queue counts (store_counts.c). Group commit belongs to
- * node/store/commit.c. meta is an opaque packed protobuf here; only the
- * queue counts read it (store_count_record). Qids come from peers through
- * callers that validated them; we bound length.
+ * suppression list (store_supp.c), tombstones (store_tomb.c), the queue
+ * counts (store_counts.c) and webhook events (store_whev.c). Group commit
+ * belongs to node/store/commit.c. meta is an opaque packed protobuf
+ * here; only the queue counts read it (store_count_record). Qids come
+ * from peers through callers that validated them; we bound length.
  *
  * Layout, the whole on-disk format. Every qid in a key keeps its NUL, so
  * walkers hand out the key itself as a C string living as long as the
@@ -22,14 +22,17 @@
  *   supp  key\0                -> be32(shard) || packed SuppressEntry
  *   tomb  qid\0                -> empty
  *   counts be32(shard)         -> be64 messages, queued, deferred, held
+ *   whev  "^" hook id shard\0  -> event (JSON text)
+ *   whcnt hook [|| be32(shard)] -> be64 events
  * jseq/jqid are the replication journal (store_journal.c), supp the
  * suppression list (store_supp.c), tomb the qids this node finished
- * (store_tomb.c), counts the queue counts per shard (store_counts.c). A
- * database added since (tomb, counts) is created empty at the next open
- * of an older environment. The shard in front of meta lets replace and
- * delete find the shard index entry without unpacking meta, and the
- * walkers report it. Integers are big-endian (lib/be.h), so keys sort as
- * their numbers.
+ * (store_tomb.c), counts the queue counts per shard (store_counts.c),
+ * whev/whcnt the webhook events not yet sent and their counts
+ * (store_whev.c). A database added since (tomb, counts, whev, whcnt) is
+ * created empty at the next open of an older environment. The shard in
+ * front of meta lets replace and delete find the shard index entry
+ * without unpacking meta, and the walkers report it. Integers are
+ * big-endian (lib/be.h), so keys sort as their numbers.
  *
  * Durability: MDB_NOMETASYNC, no MDB_NOSYNC. Every commit writes its pages
  * and fdatasyncs them before it writes the meta page that makes them the
@@ -66,6 +69,7 @@
 
 static const char *const store_db_names[STORE_DB_COUNT] = {
 	"msg", "body", "due", "shard", "meta", "jseq", "jqid", "supp", "tomb", "counts",
+	"whev", "whcnt",
 };
 
 /* LMDB's result (0, MDB_* < 0, errno > 0) as ours. */

@@ -9,9 +9,9 @@
  *   shard be32(shard) || qid -> empty          (shard moves, listings)
  *   meta  name -> value                        (node id, shard map, ...)
  *   counts be32(shard) -> queue counts         (status, /metrics: below)
- * and the journal, suppression list and tombstones (sections below). The
- * whole on-disk layout: node/store/store.c; each section has its own file
- * there.
+ * and the journal, suppression list, tombstones and webhook events
+ * (sections below). The whole on-disk layout: node/store/store.c; each
+ * section has its own file there.
  *
  * Memory: values handed out by a transaction are LMDB's and live only until
  * that transaction ends (in a write transaction: until its next write).
@@ -300,6 +300,72 @@ int store_tomb_trim(struct store_txn *t, uint64_t now, size_t max);
 
 /* Tombstones held. */
 uint64_t store_tomb_count(struct store_txn *t);
+/* ---- webhook events (node/store/store_whev.c; node/webhook/ owns them) ----
+ *   whev  "^" || hook(4) || id(21) || shard(4 hex) \0 -> event (JSON text)
+ *   whcnt hook(4) [|| be32(shard)] -> be64 events held
+ * One record per event and webhook, journaled under its key in the shard
+ * it names (as a message under its qid), so it replicates with the queue.
+ * Counts include the peer's copies held here. */
+
+#define STORE_WHEV_TAG '^'
+#define STORE_WHEV_HOOK_LEN 4                           /* base32 digits */
+#define STORE_WHEV_KEY_LEN (1 + STORE_WHEV_HOOK_LEN + QID_LEN + 4) /* 30 */
+#define STORE_WHEV_KEY_MAX (STORE_WHEV_KEY_LEN + 1)
+#define STORE_WHEV_MAX 16384 /* bytes of one event: fields bounded by
+				node/webhook/webhook_event.c */
+
+/* The key of event id (QID_LEN characters) for the webhook whose digits
+ * are hook (STORE_WHEV_HOOK_LEN characters), sent by shard's primary. */
+void store_whev_key(const char *hook, const char *id, uint32_t shard,
+		    char out[STORE_WHEV_KEY_MAX]);
+
+/* Whether key (a NUL-terminated string, maybe from a peer) is an event
+ * key, and if so its shard (shard may be NULL). */
+bool store_whev_key_parse(const char *key, uint32_t *shard);
+
+/* Put (or replace) an event; journaled. Returns 0, -EINVAL (bad key,
+ * empty or over STORE_WHEV_MAX), SHOAL_E_STORAGE_FULL or -errno. */
+int store_whev_put(struct store_txn *t, const char *key, const void *ev,
+		   size_t len);
+
+/* Borrow an event until the txn ends. Returns 0, -ENOENT, -EINVAL or
+ * -errno. */
+int store_whev_get(struct store_txn *t, const char *key, const void **p,
+		   size_t *len);
+
+/* Remove an event; journaled. Returns 0, -ENOENT, -EINVAL or -errno. */
+int store_whev_del(struct store_txn *t, const char *key);
+
+/* Called for each event in key order: its key (a C string living until
+ * the txn ends), shard and JSON text. Same stop rule as store_msg_fn. */
+typedef int (*store_whev_fn)(const char *key, uint32_t shard, const void *ev,
+			     size_t len, void *arg);
+
+/* Walk the events of the webhook hook (NULL: of all), from the first key
+ * after `after` (NULL or "" for all). fn must not change whev through t.
+ * Returns 0, the callback's stop value, or -errno (-EIO: a bad key). */
+int store_whev_foreach(struct store_txn *t, const char *hook,
+		       const char *after, store_whev_fn fn, void *arg);
+
+/* Events of the webhook hook held here, O(1). */
+uint64_t store_whev_count(struct store_txn *t, const char *hook);
+
+/* Called for each shard holding events of a webhook, in shard order. */
+typedef int (*store_whev_count_fn)(uint32_t shard, uint64_t n, void *arg);
+
+/* Walk a webhook's counts per shard: O(shards holding its events). */
+int store_whev_count_foreach(struct store_txn *t, const char *hook,
+			     store_whev_count_fn fn, void *arg);
+
+/* Journal every event of the journaled shards again (a full resync),
+ * adding their number to *n. Returns 0 or a store error. */
+int store_whev_touch(struct store_txn *t, uint64_t *n);
+
+/* Delete every event of shard (moved away: its new pair sends them),
+ * adding their number to *n. A walk of every event held: for shard moves
+ * and purges, not for the loop's steady work. Returns 0 or a store
+ * error. */
+int store_whev_purge(struct store_txn *t, uint32_t shard, uint64_t *n);
 /* ---- queue counts (node/store/store_counts.c) ----
  * Per shard: messages, recipients queued and deferred of messages not
  * held, and held messages, as node/ops/admin.c reports them. Kept in the
