@@ -125,7 +125,7 @@ static const struct cfg_key cfg_pool_keys[] = {
 
 #define WOFF(f) offsetof(struct cfg_webhook, f)
 static const struct cfg_key cfg_webhook_keys[] = {
-	{ "name", CT_STR, WOFF(name), 0, 1, 64, NULL, NULL, NULL, 0, true },
+	{ "name", CT_STR, WOFF(name), 0, 1, 64, NULL, NULL, NULL, 0, false },
 	{ "url", CT_STR, WOFF(url), 0, 8, 2048, NULL, NULL, NULL, 0, true },
 	{ "events", CT_STRS, WOFF(events), WOFF(n_events), 1, 16, NULL, NULL, NULL, 0, false },
 	{ "batch_size", CT_U32, WOFF(batch_size), 0, 1, 10000, "100", NULL, NULL, 0, false },
@@ -593,6 +593,14 @@ cfg_finish(struct cfg_ctx *cx, struct config *c, const config_setting_t *root)
 		gethostname(host, sizeof(host) - 1);
 		host[sizeof(host) - 1] = '\0';
 		c->router.hostname = xstrdup(host);
+	}
+	for (size_t i = 0; i < c->delivery.n_webhooks; i++) {
+		char name[32];
+
+		if (c->delivery.webhooks[i].name)
+			continue;
+		snprintf(name, sizeof(name), "webhook%zu", i + 1);
+		c->delivery.webhooks[i].name = xstrdup(name);
 	}
 	if (c->delivery.helo_name == NULL)
 		c->delivery.helo_name = xstrdup(c->router.hostname);

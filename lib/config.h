@@ -112,7 +112,7 @@ struct cfg_tenant_limit {
 
 /* A delivery webhook (docs/webhooks.md): events POSTed in JSON batches. */
 struct cfg_webhook {
-	char *name;                /* required, unique */
+	char *name;                /* unique; default "webhook1", "webhook2"... */
 	char *url;                 /* required, http:// or https:// */
 	char **events;             /* delivered, deferred, bounced, expired,
 				    * suppressed, shaping; NULL = all */

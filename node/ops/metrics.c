@@ -368,7 +368,7 @@ metrics_render(struct buf *b, void *arg)
 	struct store_txn *t;
 	struct metrics_label l[3];
 	uint64_t stored = 0, refused = 0, held = 0, primary = 0, replica = 0;
-	uint64_t oldest = 0, used = 0, capacity = 0;
+	uint64_t oldest = 0, used = 0, capacity = 0, room = 0;
 	uint64_t batches, items, syncs;
 
 	repl_status(m->d.repl, &r);
@@ -385,8 +385,8 @@ metrics_render(struct buf *b, void *arg)
 		}
 		store_txn_abort(t);
 	}
-	if (store_usage(m->d.store, &used, &capacity) != 0)
-		used = capacity = 0;
+	if (store_usage(m->d.store, &used, &capacity, &room) != 0)
+		used = capacity = room = 0;
 	primary = shardmap_shards_of(map, id, SHARDMAP_PRIMARY, NULL);
 	replica = shardmap_shards_of(map, id, SHARDMAP_REPLICA, NULL);
 	metrics_family(b, "shoal_node_info", "gauge",
@@ -447,6 +447,11 @@ metrics_render(struct buf *b, void *arg)
 		      "The most the queue file can hold now: what it uses "
 		      "plus what the map size and the disk still allow.",
 		      capacity);
+	metrics_gauge(b, "shoal_store_free_bytes",
+		      "Room left for new mail: what the queue file may grow "
+		      "by plus the pages freed inside it (the file never "
+		      "shrinks); free / capacity is how empty the store is.",
+		      room);
 	metrics_gauge(b, "shoal_scheduler_in_flight",
 		      "Messages with a delivery attempt in flight.",
 		      scheduler_in_flight(m->d.sched));

@@ -263,9 +263,13 @@ enum store_admit {
  * the next measurement, at most 100 ms later), and logs transitions only. */
 int store_admit(struct store_txn *t, size_t bytes, enum store_admit kind);
 
-/* What the store uses now and the most it could hold (used plus what the
- * map and the file system still allow), in bytes: 0, or -EIO. */
-int store_usage(struct store *st, uint64_t *used, uint64_t *capacity);
+/* What the queue file uses now, the most it could hold (used plus what
+ * the map and the file system still allow), and the room left for new
+ * mail (what it may grow by plus the pages LMDB freed for reuse, as
+ * store_admit() last measured it), in bytes: 0, or -EIO. The file never
+ * shrinks: room, not used, says how full the store is. */
+int store_usage(struct store *st, uint64_t *used, uint64_t *capacity,
+		uint64_t *room);
 
 /* ---- tombstones (node/store/store_tomb.c says what they cost) ----
  *   tomb  qid\0 -> empty

@@ -87,14 +87,26 @@ store_room_growth(struct store *st, uint64_t *growth, uint64_t *capacity)
 }
 
 int
-store_usage(struct store *st, uint64_t *used, uint64_t *capacity)
+store_usage(struct store *st, uint64_t *used, uint64_t *capacity,
+	    uint64_t *room)
 {
 	uint64_t growth;
 	int rc = store_room_growth(st, &growth, capacity);
 
-	if (rc == 0)
-		*used = *capacity - growth;
-	return rc;
+	if (rc != 0)
+		return rc;
+	*used = *capacity - growth;
+	/* the last measure (with the free list once growth runs short), or
+	 * growth when none is recent */
+	*room = st->room_at_ms != 0 && st->room != UINT64_MAX &&
+				clock_mono_ms() - st->room_at_ms <
+					STORE_ROOM_RECHECK_MS * 100 &&
+				st->room > growth ?
+			st->room :
+			growth;
+	if (*room > *capacity)
+		*room = *capacity;
+	return 0;
 }
 
 static uint64_t
