@@ -11,6 +11,7 @@
 #include "router/auth.h"
 
 #include <crypt.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,4 +416,38 @@ auth_offered(const struct auth *a, const struct cfg_listen *ls, bool is_tls,
 	if (a == NULL || ls->auth == CFG_AUTH_NONE)
 		return false;
 	return is_tls || (ls->auth_plaintext && is_loopback);
+}
+
+/* Strict base64 into out (NUL-terminated). Returns the decoded length, or
+ * -1 for anything that is not base64 of at most max octets. */
+int
+auth_b64_decode(const char *in, size_t len, char *out, size_t max)
+{
+	unsigned char *tmp;
+	size_t pad = 0;
+	int n;
+
+	if (len == 0) {
+		out[0] = '\0';
+		return 0;
+	}
+	if (len % 4 != 0 || len / 4 * 3 > max)
+		return -1;
+	if (in[len - 1] == '=')
+		pad++;
+	if (len >= 2 && in[len - 2] == '=')
+		pad++;
+	tmp = malloc(len / 4 * 3 + 1);
+	if (tmp == NULL)
+		return -1;
+	n = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)len);
+	if (n < 0 || (size_t)n < pad) {
+		free(tmp);
+		return -1;
+	}
+	n -= (int)pad;
+	memcpy(out, tmp, (size_t)n);
+	out[n] = '\0';
+	free(tmp);
+	return n;
 }

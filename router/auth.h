@@ -73,6 +73,11 @@ void auth_check_forget(struct auth *a, const void *arg);
 bool auth_offered(const struct auth *a, const struct cfg_listen *ls,
 		  bool is_tls, const char *client);
 
+/* Strict base64 (RFC 4648, padded) of in[0..len) into out, NUL added:
+ * the decoded length, or -1 for anything that is not base64 of at most
+ * max octets. SMTP AUTH's and HTTP Basic's one decoder. */
+int auth_b64_decode(const char *in, size_t len, char *out, size_t max);
+
 /* Failures from a client address: record one, and how long the reply to
  * it should wait (grows with recent failures, capped). Counts decay by
  * one a minute. The table is bounded: the oldest entry makes room. */

@@ -2,14 +2,25 @@
  * listening sockets of their own (router/listener.c accepts), polled
  * through their epoll descriptor on the router's libevent loop; one for
  * plain HTTP and one for TLS, each made only when a listener needs it.
- * Requests are routed here; a request waits suspended while its handler
- * waits (for a password check or a node) and is resumed with its answer.
+ *
+ * A request is judged when its headers are in, before any of its body is
+ * read: the route (404, 405), its framing (two Content-Lengths, both
+ * Content-Length and Transfer-Encoding, a coding we do not take, no Host:
+ * refused, so that nothing behind a proxy can read it differently), the
+ * bound of its body (413) and who asks (router/http_inject.c: the relay
+ * rule and the password check). Only then is the body read, and the
+ * request handed to its handler, which answers now or later (the
+ * connection waits suspended meanwhile).
  *
  * Bounds: headers live in a connection's memory pool (HTTP_CONN_MEMORY),
  * a body may be twice router.max_message_size plus HTTP_BODY_SLACK (JSON
  * escapes the message it carries), a connection idles at most
- * router.idle_timeout, and connections count toward router.max_sessions
- * and router.max_sessions_per_ip like SMTP sessions. */
+ * router.idle_timeout, the head of each request must be in within
+ * HTTP_HEAD_MAX_S of the connection or the previous answer (a client
+ * trickling headers holds no slot for long), and connections count
+ * toward router.max_sessions and router.max_sessions_per_ip like SMTP
+ * sessions. A sweep each second enforces the head deadline and closes a
+ * connection whose client hung up in the middle of its body. */
 #include "router/http.h"
 
 #include <errno.h>
@@ -20,9 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "lib/cidr.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/workq.h"
 #include "lib/xmalloc.h"
@@ -33,10 +47,16 @@
 #define HTTP_CONN_MEMORY (64u * 1024) /* request line and headers */
 #define HTTP_BODY_SLACK (64u * 1024)
 #define HTTP_PEM_MAX (1u << 20)
-/* Workers that read requests (parse, build): few, below the loop. */
+#define HTTP_HEAD_MAX_S 60            /* or router.idle_timeout if less */
+#define HTTP_SWEEP_MS 1000
+/* Workers that read requests (parse, build, sign): few, below the loop. */
 #define HTTP_WORKERS 2
 #define HTTP_WORK_QUEUED 256
 #define HTTP_WORK_NICE 5
+/* Messages held at once, all requests together: this many times
+ * router.max_message_size, and at least HTTP_HELD_MIN. */
+#define HTTP_HELD_FACTOR 8
+#define HTTP_HELD_MIN (64ull << 20)
 
 enum {
 	HTTP_ROUTE_NONE = 0, /* 404 */
@@ -56,11 +76,16 @@ struct http_daemon {
 struct http_server {
 	struct session_env *env;
 	struct http_daemon plain, tls;
-	struct workq *wq;          /* reads requests off the loop */
+	struct workq *wq;           /* reads requests off the loop */
+	struct event *sweep;
 	struct http_conn *adding;   /* being added: NOTIFY_STARTED takes it */
+	struct http_conn *conns;    /* every open connection */
 	struct http_req *reqs;      /* every open request */
-	unsigned conns, busy;
+	unsigned n_conns, busy;
 	size_t body_max;
+	uint64_t head_max_ms;
+	_Atomic uint64_t held;      /* see http_held() */
+	uint64_t held_max;
 	bool is_stopping;
 };
 
@@ -82,10 +107,22 @@ http_is_stopping(const struct http_server *h)
 	return h->is_stopping;
 }
 
+_Atomic uint64_t *
+http_held(struct http_server *h)
+{
+	return &h->held;
+}
+
+uint64_t
+http_held_max(const struct http_server *h)
+{
+	return h->held_max;
+}
+
 unsigned
 http_server_conns(const struct http_server *h)
 {
-	return h ? h->conns : 0;
+	return h ? h->n_conns : 0;
 }
 
 unsigned
@@ -132,6 +169,16 @@ http_daemon_of(struct http_req *r)
 	return r->conn->is_tls ? &r->h->tls : &r->h->plain;
 }
 
+static void
+http_resume(struct http_req *r)
+{
+	if (!r->is_suspended)
+		return;
+	r->is_suspended = false;
+	MHD_resume_connection(r->c);
+	http_kick(http_daemon_of(r));
+}
+
 /* ---- answers -------------------------------------------------------- */
 
 void
@@ -140,11 +187,8 @@ http_answer(struct http_req *r, unsigned code, char *json)
 	free(r->reply);
 	r->code = code;
 	r->reply = json;
-	if (r->is_suspended) {
-		r->is_suspended = false;
-		MHD_resume_connection(r->c);
-		http_kick(http_daemon_of(r));
-	}
+	r->is_waiting = false;
+	http_resume(r);
 }
 
 void
@@ -160,11 +204,24 @@ http_answer_error(struct http_req *r, unsigned code, const char *field,
 }
 
 void
-http_set_waiting_node(struct http_req *r, bool on)
+http_wait(struct http_req *r)
 {
-	if (on == r->is_waiting_node)
+	r->is_waiting = true;
+}
+
+void
+http_go_on(struct http_req *r)
+{
+	r->is_waiting = false;
+	http_resume(r);
+}
+
+void
+http_set_busy(struct http_req *r, bool on)
+{
+	if (on == r->is_busy)
 		return;
-	r->is_waiting_node = on;
+	r->is_busy = on;
 	if (on) {
 		r->h->busy++;
 		return;
@@ -197,7 +254,10 @@ http_send(struct http_req *r)
 					"charset=\"UTF-8\"");
 	if (r->allow)
 		MHD_add_response_header(resp, "Allow", r->allow);
-	if (r->h->is_stopping)
+	/* an answer before the body, or while stopping: the connection
+	 * closes (a body we did not read must not be taken for the next
+	 * request) */
+	if (r->h->is_stopping || !r->is_headers_done)
 		MHD_add_response_header(resp, "Connection", "close");
 	router_stats_http(&r->h->env->stats, r->code);
 	rc = MHD_queue_response(r->c, r->code, resp);
@@ -205,7 +265,7 @@ http_send(struct http_req *r)
 	return rc;
 }
 
-/* ---- requests ------------------------------------------------------- */
+/* ---- judging a request by its headers -------------------------------- */
 
 /* The route of a request; *allow gets the methods of a known path. */
 static int
@@ -224,6 +284,86 @@ http_route(const char *url, const char *method, const char **allow)
 	}
 	return HTTP_ROUTE_NONE;
 }
+
+struct http_framing {
+	unsigned content_length, transfer_encoding, host;
+	bool is_chunked_only;
+};
+
+static enum MHD_Result
+http_count_header(void *arg, enum MHD_ValueKind kind, const char *key,
+		  const char *value)
+{
+	struct http_framing *f = arg;
+
+	(void)kind;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->content_length++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		f->host++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->transfer_encoding++;
+		f->is_chunked_only = value && strcasecmp(value, "chunked") == 0;
+	}
+	return MHD_YES;
+}
+
+/* A request whose length two readers could take differently (RFC 9112
+ * 6.3: request smuggling) is refused whole. 0, or an answer given. */
+static int
+http_check_framing(struct http_req *r, const char *version)
+{
+	struct http_framing f = { 0 };
+
+	MHD_get_connection_values(r->c, MHD_HEADER_KIND, http_count_header,
+				  &f);
+	if (f.content_length > 1 ||
+	    (f.content_length && f.transfer_encoding)) {
+		http_answer_error(r, 400, NULL,
+				  "ambiguous message length (RFC 9112 6.3)");
+		return -1;
+	}
+	if (f.transfer_encoding > 1 ||
+	    (f.transfer_encoding && !f.is_chunked_only)) {
+		http_answer_error(r, 501, NULL,
+				  "only the chunked transfer coding is taken");
+		return -1;
+	}
+	if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && f.host != 1) {
+		http_answer_error(r, 400, NULL,
+				  "HTTP/1.1 needs one Host header");
+		return -1;
+	}
+	return 0;
+}
+
+/* The first call for a request: judged before its body is read. */
+static void
+http_admit(struct http_req *r, const char *version)
+{
+	const char *cl;
+
+	if (r->route == HTTP_ROUTE_NONE) {
+		http_answer_error(r, 404, NULL, "not found");
+		return;
+	}
+	if (r->route == HTTP_ROUTE_METHOD) {
+		http_answer_error(r, 405, NULL, "method not allowed");
+		return;
+	}
+	if (http_check_framing(r, version) != 0)
+		return;
+	cl = MHD_lookup_connection_value(r->c, MHD_HEADER_KIND,
+					 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && strtoull(cl, NULL, 10) > r->h->body_max) {
+		http_answer_error(r, 413, NULL, "request body too large");
+		return;
+	}
+	if (r->route == HTTP_ROUTE_INJECT)
+		http_inject_admit(r);
+}
+
+/* ---- requests ------------------------------------------------------- */
 
 static void
 http_health(struct http_req *r)
@@ -247,37 +387,24 @@ http_health(struct http_req *r)
 	json_decref(o);
 }
 
-/* Hand a complete request to its handler; it answers now or later. */
+/* The body is in: hand the request to its handler; it answers now or
+ * later. */
 static void
 http_dispatch(struct http_req *r)
 {
 	r->is_started = true;
-	switch (r->route) {
-	case HTTP_ROUTE_HEALTH:
+	if (r->route == HTTP_ROUTE_HEALTH) {
 		http_health(r);
-		break;
-	case HTTP_ROUTE_INJECT:
-		if (r->is_too_big) {
-			http_answer_error(r, 413, NULL,
-					  "request body too large");
-		} else if (r->h->is_stopping) {
-			r->retry_after = 5;
-			http_answer_error(r, 503, NULL, "shutting down");
-		} else {
-			http_inject_start(r);
-		}
-		break;
-	case HTTP_ROUTE_METHOD:
-		http_answer_error(r, 405, NULL, "method not allowed");
-		break;
-	default:
-		http_answer_error(r, 404, NULL, "not found");
-		break;
+	} else if (r->is_too_big) {
+		http_answer_error(r, 413, NULL, "request body too large");
+	} else if (r->h->is_stopping) {
+		r->retry_after = 5;
+		http_answer_error(r, 503, NULL, "shutting down");
+	} else {
+		http_inject_start(r);
 	}
 }
 
-/* The first call for a request: a Content-Length over the bound is
- * refused before a byte of the body is read. */
 static struct http_req *
 http_req_new(struct http_server *h, struct MHD_Connection *c, const char *url,
 	     const char *method)
@@ -285,7 +412,7 @@ http_req_new(struct http_server *h, struct MHD_Connection *c, const char *url,
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	struct http_req *r = xcalloc(1, sizeof(*r));
-	const char *cl, *allow = NULL;
+	const char *allow = NULL;
 
 	r->h = h;
 	r->c = c;
@@ -294,14 +421,12 @@ http_req_new(struct http_server *h, struct MHD_Connection *c, const char *url,
 	if (r->route == HTTP_ROUTE_METHOD)
 		r->allow = allow;
 	buf_init(&r->body, h->body_max);
-	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-					 MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && strtoull(cl, NULL, 10) > h->body_max)
-		r->is_too_big = true;
 	r->next = h->reqs;
 	if (h->reqs)
 		h->reqs->prev = r;
 	h->reqs = r;
+	if (r->conn)
+		r->conn->req = r;
 	return r;
 }
 
@@ -311,13 +436,17 @@ http_req_free(struct http_req *r)
 	struct http_server *h = r->h;
 
 	http_inject_free(r);
-	http_set_waiting_node(r, false);
+	http_set_busy(r, false);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
 		h->reqs = r->next;
 	if (r->next)
 		r->next->prev = r->prev;
+	if (r->conn && r->conn->req == r) {
+		r->conn->req = NULL;
+		r->conn->since_ms = clock_mono_ms();
+	}
 	buf_free(&r->body);
 	free(r->reply);
 	free(r);
@@ -331,19 +460,26 @@ http_on_request(void *cls, struct MHD_Connection *c, const char *url,
 	struct http_server *h = cls;
 	struct http_req *r = *req_cls;
 
-	(void)version;
 	if (r == NULL) {
 		r = http_req_new(h, c, url, method);
 		*req_cls = r;
 		if (r->conn == NULL)
 			return MHD_NO; /* cannot happen: see http_server_add */
-		if (r->is_too_big) {
-			/* answered before the body: the connection closes */
-			http_dispatch(r);
-			return http_send(r);
+		http_admit(r, version);
+	}
+	if (!r->is_headers_done && *upload_size == 0) {
+		/* the first call, or the same again after a wait in it */
+		if (r->code)
+			return http_send(r); /* the body is never read */
+		if (r->is_waiting) {
+			r->is_suspended = true;
+			MHD_suspend_connection(c);
+			return MHD_YES;
 		}
+		r->is_headers_done = true;
 		return MHD_YES;
 	}
+	r->is_headers_done = true;
 	if (*upload_size > 0) {
 		if (!r->is_too_big &&
 		    buf_append(&r->body, upload_data, *upload_size) != 0)
@@ -396,9 +532,16 @@ http_on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 
 	(void)c;
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-		*socket_context = h->adding;
+		hc = h->adding;
+		*socket_context = hc;
 		h->adding = NULL;
-		h->conns++;
+		if (hc == NULL)
+			return;
+		hc->next = h->conns;
+		if (h->conns)
+			h->conns->prev = hc;
+		h->conns = hc;
+		h->n_conns++;
 		return;
 	}
 	hc = *socket_context;
@@ -406,11 +549,59 @@ http_on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 		return;
 	if (hc->has_limit_slot)
 		limits_session_end(h->env->limits, hc->client);
-	h->conns--;
+	if (hc->prev)
+		hc->prev->next = hc->next;
+	else
+		h->conns = hc->next;
+	if (hc->next)
+		hc->next->prev = hc->prev;
+	h->n_conns--;
 	free(hc);
 	*socket_context = NULL;
 	if (h->is_stopping && h->env->on_close)
 		h->env->on_close(h->env->on_close_arg);
+}
+
+/* Whether the client of a connection has hung up (its FIN is read). */
+static bool
+http_conn_hung_up(const struct http_conn *hc)
+{
+	char b;
+	ssize_t n = recv(hc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return n == 0;
+}
+
+/* Each second: a connection whose request head is late, or whose client
+ * hung up in the middle of a body, is shut down (libmicrohttpd then sees
+ * the error and closes it). A request waiting for its answer is left
+ * alone. */
+static void
+http_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *h = arg;
+	uint64_t now = clock_mono_ms();
+
+	(void)fd;
+	(void)what;
+	for (struct http_conn *hc = h->conns; hc; hc = hc->next) {
+		const struct http_req *r = hc->req;
+		const char *why = NULL;
+
+		if (r == NULL || (!r->is_headers_done && !r->is_waiting)) {
+			if (now - hc->since_ms > h->head_max_ms)
+				why = "head_timeout";
+		} else if (!r->is_started && !r->is_waiting &&
+			   http_conn_hung_up(hc)) {
+			why = "hung_up_in_body";
+		}
+		if (why == NULL)
+			continue;
+		log_info("client=%s event=http_closed reason=%s", hc->client,
+			 why);
+		shutdown(hc->fd, SHUT_RDWR);
+		hc->since_ms = now; /* once */
+	}
 }
 
 void
@@ -423,6 +614,8 @@ http_server_add(struct http_server *h, const struct cfg_listen *ls, int fd,
 
 	hc->h = h;
 	hc->ls = ls;
+	hc->fd = fd;
+	hc->since_ms = clock_mono_ms();
 	hc->is_tls = ls->tls == CFG_TLS_IMPLICIT;
 	cidr_addr_str(client, hc->client, sizeof(hc->client));
 	hc->is_relay_client =
@@ -564,6 +757,10 @@ http_server_new(struct session_env *env, int *err)
 	const struct config *cfg = env->cfg;
 	struct http_server *h;
 	bool want_plain = false, want_tls = false;
+	struct timeval sweep = { 0, HTTP_SWEEP_MS * 1000 };
+	uint64_t head_s = cfg->router.idle_timeout < HTTP_HEAD_MAX_S ?
+				  cfg->router.idle_timeout :
+				  HTTP_HEAD_MAX_S;
 
 	*err = 0;
 	if (cfg->router.n_http_listen == 0)
@@ -577,6 +774,11 @@ http_server_new(struct session_env *env, int *err)
 	h = xcalloc(1, sizeof(*h));
 	h->env = env;
 	h->body_max = cfg->router.max_message_size * 2 + HTTP_BODY_SLACK;
+	h->head_max_ms = head_s * 1000;
+	h->held_max = cfg->router.max_message_size * HTTP_HELD_FACTOR;
+	if (h->held_max < HTTP_HELD_MIN)
+		h->held_max = HTTP_HELD_MIN;
+	atomic_init(&h->held, 0);
 	if ((*err = workq_new(env->base, HTTP_WORKERS, HTTP_WORK_QUEUED,
 			      HTTP_WORK_NICE, &h->wq)) != 0) {
 		free(h);
@@ -587,6 +789,8 @@ http_server_new(struct session_env *env, int *err)
 		http_server_free(h);
 		return NULL;
 	}
+	h->sweep = event_new(env->base, -1, EV_PERSIST, http_on_sweep, h);
+	event_add(h->sweep, &sweep);
 	return h;
 }
 
@@ -624,7 +828,8 @@ http_server_free(struct http_server *h)
 			http_answer_error(r, 503, NULL, "shutting down");
 		}
 	}
-	/* jobs still on a worker finish and are dropped */
+	/* jobs still on a worker stop at their next message, and are
+	 * dropped */
 	workq_free(h->wq);
 	if (h->plain.mhd)
 		MHD_run(h->plain.mhd);
@@ -632,5 +837,7 @@ http_server_free(struct http_server *h)
 		MHD_run(h->tls.mhd);
 	http_daemon_free(&h->plain);
 	http_daemon_free(&h->tls);
+	if (h->sweep)
+		event_free(h->sweep);
 	free(h);
 }

@@ -342,8 +342,9 @@ main(int argc, char **argv)
 	event_add(r.sig_int, NULL);
 	event_add(r.sig_hup, NULL);
 	event_base_dispatch(r.env.base);
-	log_info("router event=stopped accepted=%llu",
-		 (unsigned long long)r.env.accepted);
+	log_info("router event=stopped accepted=%llu http_queued=%llu",
+		 (unsigned long long)r.env.accepted,
+		 (unsigned long long)r.env.stats.http_queued);
 	status = 0;
 out:
 	listener_free(r.listener);

@@ -113,16 +113,27 @@ message_sign(struct signer *sg, const char *qid, const struct message_from *m,
 	buf_free(&sigs);
 }
 
-uint64_t
-message_submit(struct session_env *env, const char *qid,
+void
+message_finish(const struct config *cfg, struct signer *sg, const char *qid,
 	       const struct message_from *m, struct buf *body,
-	       size_t header_len, bool has_8bit, size_t *size,
-	       enqueue_done_fn done, void *arg)
+	       size_t header_len, struct pool_choice *cls)
+{
+	/* the one place the received message is changed before it is
+	 * queued: the class headers go first, then DKIM signs what is
+	 * left, which is what gets delivered */
+	message_classify(cfg, qid, m, body, header_len, cls);
+	message_sign(sg, qid, m, body, header_len);
+}
+
+uint64_t
+message_enqueue(struct session_env *env, const char *qid,
+		const struct message_from *m, const struct pool_choice *cls,
+		struct buf *body, bool has_8bit, size_t *size,
+		enqueue_done_fn done, void *arg)
 {
 	Shoal__Envelope e = SHOAL__ENVELOPE__INIT;
 	Shoal__Recipient *rs = xcalloc(m->n_rcpts, sizeof(*rs));
 	Shoal__Recipient **rp = xcalloc(m->n_rcpts, sizeof(*rp));
-	struct pool_choice cls;
 	uint64_t id;
 	size_t len;
 	char *data;
@@ -155,20 +166,28 @@ message_submit(struct session_env *env, const char *qid,
 	e.client_addr = (char *)m->client;
 	e.helo = (char *)m->helo;
 	e.auth_user = (char *)m->auth_user;
-	/* the one place the received message is changed before it is
-	 * queued: the class headers go first, then DKIM signs what is
-	 * left, which is what gets delivered */
-	message_classify(env->cfg, qid, m, body, header_len, &cls);
-	e.pool = (char *)(cls.pool ? cls.pool : "");
-	e.priority = message_priority(cls.priority);
-	e.tenant = cls.tenant;
-	message_sign(env->signer, qid, m, body, header_len);
+	e.pool = (char *)(cls->pool ? cls->pool : "");
+	e.priority = message_priority(cls->priority);
+	e.tenant = (char *)cls->tenant;
 	data = buf_steal(body, &len);
 	*size = len;
 	id = enqueue_submit(env->enq, qid, &e, data, len, done, arg);
 	free(rs);
 	free(rp);
 	return id;
+}
+
+uint64_t
+message_submit(struct session_env *env, const char *qid,
+	       const struct message_from *m, struct buf *body,
+	       size_t header_len, bool has_8bit, size_t *size,
+	       enqueue_done_fn done, void *arg)
+{
+	struct pool_choice cls;
+
+	message_finish(env->cfg, env->signer, qid, m, body, header_len, &cls);
+	return message_enqueue(env, qid, m, &cls, body, has_8bit, size, done,
+			       arg);
 }
 
 enum message_check_verdict

@@ -16,8 +16,10 @@
 #include "lib/buf.h"
 #include "lib/config.h"
 #include "router/enqueue.h"
+#include "router/pool.h"
 
 struct session_env;
+struct signer;
 
 /* One recipient of a message being queued. */
 struct message_rcpt {
@@ -56,10 +58,24 @@ size_t message_received(struct buf *body, const struct config *cfg,
 
 /* The message in body (our Received header is its first header_len
  * octets) is complete and its content checked: take out the class
- * headers, classify, sign, and hand it to the primary of qid's shard.
- * body is taken (left empty). has_8bit: the content checker saw an octet
- * >= 0x80. *size gets the octets handed on. Returns enqueue_submit()'s
- * request id; done is called as enqueue_submit() says. */
+ * headers, classify (into cls) and DKIM-sign it. Safe on a worker thread
+ * (cfg is read only; the signer locks its keys). */
+void message_finish(const struct config *cfg, struct signer *sg,
+		    const char *qid, const struct message_from *m,
+		    struct buf *body, size_t header_len,
+		    struct pool_choice *cls);
+
+/* Hand a finished message to the primary of qid's shard. body is taken
+ * (left empty). has_8bit: the content checker saw an octet >= 0x80.
+ * *size gets the octets handed on. Returns enqueue_submit()'s request
+ * id; done is called as enqueue_submit() says. */
+uint64_t message_enqueue(struct session_env *env, const char *qid,
+			 const struct message_from *m,
+			 const struct pool_choice *cls, struct buf *body,
+			 bool has_8bit, size_t *size, enqueue_done_fn done,
+			 void *arg);
+
+/* message_finish() then message_enqueue(), on the loop (SMTP). */
 uint64_t message_submit(struct session_env *env, const char *qid,
 			const struct message_from *m, struct buf *body,
 			size_t header_len, bool has_8bit, size_t *size,

@@ -11,7 +11,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,40 +29,6 @@ bool
 session_auth_offered(const struct session *s)
 {
 	return auth_offered(s->env->auth, s->ls, s->is_tls, s->client);
-}
-
-/* Strict base64 into out (NUL-terminated). Returns the decoded length, or
- * -1 for anything that is not base64 of at most max octets. */
-static int
-sa_decode(const char *in, size_t len, char *out, size_t max)
-{
-	unsigned char *tmp;
-	size_t pad = 0;
-	int n;
-
-	if (len == 0) {
-		out[0] = '\0';
-		return 0;
-	}
-	if (len % 4 != 0 || len / 4 * 3 > max)
-		return -1;
-	if (in[len - 1] == '=')
-		pad++;
-	if (len >= 2 && in[len - 2] == '=')
-		pad++;
-	tmp = malloc(len / 4 * 3 + 1);
-	if (tmp == NULL)
-		return -1;
-	n = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)len);
-	if (n < 0 || (size_t)n < pad) {
-		free(tmp);
-		return -1;
-	}
-	n -= (int)pad;
-	memcpy(out, tmp, (size_t)n);
-	out[n] = '\0';
-	free(tmp);
-	return n;
 }
 
 /* A failure's 535, after its delay. */
@@ -186,7 +151,7 @@ static void
 sa_plain(struct session *s, const char *b64, size_t len)
 {
 	char buf[AUTH_USER_MAX * 2 + AUTH_PASS_MAX + 3];
-	int n = sa_decode(b64, len, buf, sizeof(buf) - 1);
+	int n = auth_b64_decode(b64, len, buf, sizeof(buf) - 1);
 	const char *authz, *user, *pass;
 	size_t zl, ul;
 
@@ -235,7 +200,7 @@ sa_response(struct session *s, const char *line, size_t len)
 		sa_plain(s, line, len);
 		break;
 	case SESSION_AUTH_LOGIN_USER:
-		if (sa_decode(line, len, user, sizeof(user) - 1) < 0) {
+		if (auth_b64_decode(line, len, user, sizeof(user) - 1) < 0) {
 			sa_malformed(s, "", "501 5.5.2 Error: cannot decode "
 					    "response");
 			return;
@@ -247,7 +212,7 @@ sa_response(struct session *s, const char *line, size_t len)
 		break;
 	default:
 		pass = xmalloc(AUTH_PASS_MAX + 1);
-		if (sa_decode(line, len, pass, AUTH_PASS_MAX) < 0)
+		if (auth_b64_decode(line, len, pass, AUTH_PASS_MAX) < 0)
 			sa_malformed(s, s->auth_login_user,
 				     "501 5.5.2 Error: cannot decode response");
 		else

@@ -5,6 +5,7 @@
 #include "router/signer.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,10 +25,13 @@ struct signer_entry {
 	const char **headers; /* NULL-terminated, or NULL for the default */
 };
 
+/* Signing may run on worker threads (the HTTP API's) while SIGHUP
+ * reloads the keys on the loop: keys are read under lock. */
 struct signer {
 	const struct config *cfg;
 	struct signer_entry *e;
 	size_t n;
+	pthread_rwlock_t lock;
 };
 
 /* The canonicalizations of a CFG_DKIM_* value, in its order. */
@@ -134,6 +138,7 @@ signer_new(const struct config *cfg, struct signer **out, char *err,
 	sg = xcalloc(1, sizeof(*sg));
 	sg->cfg = cfg;
 	sg->n = n;
+	pthread_rwlock_init(&sg->lock, NULL);
 	sg->e = xcalloc(n, sizeof(*sg->e));
 	for (size_t i = 0; i < n; i++) {
 		const struct cfg_dkim *d = &cfg->router.dkim[i];
@@ -176,10 +181,16 @@ signer_reload(struct signer *sg)
 		free(keys);
 		return -1;
 	}
+	pthread_rwlock_wrlock(&sg->lock);
 	for (size_t i = 0; i < sg->n; i++) {
-		dkim_key_free(sg->e[i].key);
+		struct dkim_key *old = sg->e[i].key;
+
 		sg->e[i].key = keys[i];
+		keys[i] = old;
 	}
+	pthread_rwlock_unlock(&sg->lock);
+	for (size_t i = 0; i < sg->n; i++)
+		dkim_key_free(keys[i]);
 	free(keys);
 	log_info("dkim event=reloaded keys=%zu", sg->n);
 	return 0;
@@ -270,7 +281,9 @@ signer_sign(struct signer *sg, const char *qid, const char *msg, size_t len,
 		dkim_msg_free(m);
 		return 0;
 	}
+	pthread_rwlock_rdlock(&sg->lock);
 	made = signer_sign_domain(sg, qid, m, domain, out);
+	pthread_rwlock_unlock(&sg->lock);
 	log_debug(LOG_SUB_SMTP, "qid=%s dkim=signed domain=%s signatures=%d",
 		  qid, domain, made);
 	dkim_msg_free(m);
@@ -286,6 +299,7 @@ signer_free(struct signer *sg)
 		dkim_key_free(sg->e[i].key);
 		free(sg->e[i].headers);
 	}
+	pthread_rwlock_destroy(&sg->lock);
 	free(sg->e);
 	free(sg);
 }

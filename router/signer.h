@@ -28,7 +28,8 @@ int signer_reload(struct signer *sg);
  * its From domain: appends one DKIM-Signature field per key to out.
  * Returns the number of signatures appended; a message without keys, or
  * without one readable From, gets none (logged at debug), and a failed
- * signature is logged and left out. qid is for the log. */
+ * signature is logged and left out. qid is for the log. Safe on any
+ * thread, beside a signer_reload() on the loop (the keys are locked). */
 int signer_sign(struct signer *sg, const char *qid, const char *msg, size_t len,
 		struct buf *out);
 

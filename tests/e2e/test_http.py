@@ -17,6 +17,10 @@ keys in that dnsmasq (test_dkim.py's rig, reused).
   takes over and delivers it.
 - test_4: authentication (HTTP Basic, users file, TLS), health, the
   per-user rate (429) and node loss (503 with Retry-After).
+- test_5: what is judged before a body is read: an outsider without
+  credentials, ambiguous framing (request smuggling), an unknown path;
+  a connection trickling its head is closed at its deadline, and one
+  whose client hung up in the middle of a body at once.
 """
 
 import base64
@@ -30,14 +34,18 @@ import subprocess
 import urllib.error
 import urllib.request
 
+import socket
+import time
+
+import test_dkim
 from shoaltest import ShoalTestCase, free_port, wait_for
-from test_dkim import DkimTest
 from test_tls import make_cert
 
 TIMEOUT = 60
 
 
-def post(url, body, user=None, ctx=None, method="POST", timeout=30):
+def post(url, body, user=None, ctx=None, method="POST", timeout=30,
+         authorization=None):
     """(status, headers, parsed JSON or None) of one request."""
     if isinstance(body, str):
         body = body.encode("utf-8")
@@ -46,6 +54,8 @@ def post(url, body, user=None, ctx=None, method="POST", timeout=30):
     if user:
         tok = base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()
         req.add_header("Authorization", "Basic " + tok)
+    if authorization:
+        req.add_header("Authorization", authorization)
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=ctx) as r:
             status, headers, data = r.status, dict(r.headers), r.read()
@@ -61,12 +71,14 @@ def post(url, body, user=None, ctx=None, method="POST", timeout=30):
 class HttpTest(ShoalTestCase):
 
     # test_dkim.py's rig: keys, dnsmasq with their TXT records, the MX
-    setUp = DkimTest.setUp
-    keygen = DkimTest.keygen
-    setup_cluster = DkimTest.setup_cluster
-    dnsfunc = DkimTest.dnsfunc
-    verify_all = DkimTest.verify_all
-    delivered = DkimTest.delivered
+    # (the module, not the class, is imported: the runner would run the
+    # class's own tests here again)
+    setUp = test_dkim.DkimTest.setUp
+    keygen = test_dkim.DkimTest.keygen
+    setup_cluster = test_dkim.DkimTest.setup_cluster
+    dnsfunc = test_dkim.DkimTest.dnsfunc
+    verify_all = test_dkim.DkimTest.verify_all
+    delivered = test_dkim.DkimTest.delivered
 
     def http_cluster(self, extra="", **kw):
         self.http_port = free_port()
@@ -251,6 +263,11 @@ class HttpTest(ShoalTestCase):
             (structured(attachments=[{"data": "x", "content_type": "a/b",
                                       "file_name": "a\r\nX-Evil: 1"}]),
              400, "content.attachments[0].file_name"),
+            # five messages of 90 kB: each fits, together over 4 x 100 kB
+            (structured(text_body=("t" * 70 + "\n") * 1260) .replace(
+                json.dumps(ok_rcpt), json.dumps(
+                    [{"email": f"r{i}@dest.test"} for i in range(5)])),
+             400, "recipients"),
         ]
         for body, status, field in cases:
             with self.subTest(body=str(body)[:120]):
@@ -340,13 +357,25 @@ class HttpTest(ShoalTestCase):
             status, _, doc = post(tls_base + "/inject", body,
                                   user=("alice", "s3cret pass"), ctx=ctx)
             self.assertEqual(status, 200, doc)
+        # the scheme in any case (RFC 7617); a NUL in the password or
+        # bad base64 is refused, never cut short or ignored
+        b64 = base64.b64encode(b"bob:other pw").decode()
+        status, _, doc = post(tls_base + "/inject", body, ctx=ctx,
+                              authorization="basic " + b64)
+        self.assertEqual(status, 200, doc)
+        for bad in ("Basic " + base64.b64encode(
+                        b"alice:s3cret pass\x00junk").decode(),
+                    "Basic ***", "Basic " + b64[:-2], "Bearer " + b64):
+            status, _, doc = post(tls_base + "/inject", body, ctx=ctx,
+                                  authorization=bad)
+            self.assertEqual(status, 401, (bad, doc))
         # the third within the minute is over the user's rate
         status, h, doc = post(tls_base + "/inject", body,
                               user=("alice", "s3cret pass"), ctx=ctx)
         self.assertEqual(status, 429, doc)
         self.assertEqual(h.get("Retry-After"), "60")
         self.assertEqual(c.metric("router", "shoal_router_http_messages_total",
-                                  result="queued"), 2)
+                                  result="queued"), 3)
         # both nodes gone: 503 with Retry-After, as SMTP gets 451
         for nid in c.node_ids:
             c.kill_node(nid, signal.SIGKILL)
@@ -356,3 +385,104 @@ class HttpTest(ShoalTestCase):
         self.assertEqual(h.get("Retry-After"), "5")
         self.assertEqual(doc["success_count"], 0)
         self.assertEqual(doc["failed_recipients"], ["r@dest.test"])
+
+    def test_5_judged_before_the_body_and_dead_connections(self):
+        c = self.cluster(relay_networks=("127.0.0.1/32",),
+                         router_metrics=True, start=False,
+                         router_extra=f'idle_timeout = 2; http_listen = ( '
+                                      f'{{ address = "127.0.0.1:'
+                                      f'{free_port()}"; }} );')
+        c.write_config()
+        c.start()
+        port = int(open(c.conf).read().split("http_listen = ( { address "
+                                             '= "127.0.0.1:')[1]
+                   .split('"')[0])
+
+        def raw(head, src="127.0.0.1", timeout=10):
+            """Send a request head (and nothing else); the reply."""
+            s = socket.create_connection(("127.0.0.1", port), timeout,
+                                         source_address=(src, 0))
+            s.sendall(head)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                got = s.recv(65536)
+                if not got:
+                    break
+                data += got
+            s.close()
+            return data
+
+        big = ("POST /api/v1/inject HTTP/1.1\r\nHost: x\r\n"
+               "Content-Type: application/json\r\n"
+               "Content-Length: 100000\r\n")
+        # an outsider without credentials: 401 before its body is read,
+        # and no 100 Continue
+        r = raw((big + "Expect: 100-continue\r\n\r\n").encode(),
+                src="127.0.0.3")
+        self.assertTrue(r.startswith(b"HTTP/1.1 401"), r)
+        self.assertNotIn(b"100 Continue", r)
+        # the positive control: a relay client is told to go on
+        r = raw((big + "Expect: 100-continue\r\n\r\n").encode())
+        self.assertTrue(r.startswith(b"HTTP/1.1 100"), r)
+        # framing two readers could take differently: refused
+        for extra, code in (("Transfer-Encoding: chunked\r\n", b"400"),
+                            ("Content-Length: 100000\r\n", b"400")):
+            r = raw((big + extra + "\r\n").encode())
+            self.assertTrue(r.startswith(b"HTTP/1.1 " + code), r)
+        r = raw(b"POST /api/v1/inject HTTP/1.1\r\nHost: x\r\n"
+                b"Transfer-Encoding: gzip, chunked\r\n\r\n")
+        self.assertTrue(r.startswith(b"HTTP/1.1 501"), r)
+        r = raw(b"POST /api/v1/inject HTTP/1.1\r\n"
+                b"Content-Length: 2\r\n\r\n")
+        self.assertTrue(r.startswith(b"HTTP/1.1 400"), r)   # no Host
+        r = raw(b"POST /elsewhere HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: 100000\r\n\r\n")
+        self.assertTrue(r.startswith(b"HTTP/1.1 404"), r)
+
+        def conns():
+            return c.metric("router", "shoal_router_http_connections")
+        wait_for(lambda: conns() == 0, 10, "every connection closed")
+        # a head trickled one byte every half second (never idle for the
+        # 2 s idle_timeout) is cut at its deadline (idle_timeout here)
+        s = socket.create_connection(("127.0.0.1", port), 10)
+        s.setblocking(False)
+        t0 = time.monotonic()
+        closed = None
+        head = b"GET /api/v1/health HTTP/1.1\r\nX-Slow: " + b"a" * 100
+        for i in range(len(head)):
+            try:
+                s.send(head[i:i + 1])
+                if s.recv(1) == b"":
+                    closed = time.monotonic() - t0
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = time.monotonic() - t0
+                break
+            time.sleep(0.5)  # the attack's own pace, not a wait
+        s.close()
+        self.assertIsNotNone(closed, "the trickling head was cut")
+        self.assertLess(closed, 10)
+
+    def test_6_a_client_hung_up_in_its_body_frees_its_slot_at_once(self):
+        http = free_port()
+        c = self.cluster(router_metrics=True,
+                         router_extra=f'idle_timeout = 120; http_listen = '
+                                      f'( {{ address = "127.0.0.1:{http}";'
+                                      f' }} );')
+
+        def conns():
+            return c.metric("router", "shoal_router_http_connections")
+        # the head, part of the body and the FIN arrive together
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", http), 10)
+            s.sendall(b"POST /api/v1/inject HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 10000\r\n\r\n{\"a\":")
+            s.close()
+        # every request ends (logged), and not at the idle timeout
+        # (120 s): the sweep sees the hang-ups libmicrohttpd misses
+        wait_for(lambda: c.router.log_text().count(
+            "code=0 event=ended") == 20, 5,
+            "the 20 hung-up requests ended")
+        wait_for(lambda: conns() == 0, 5, "no connection left")
