@@ -629,7 +629,7 @@ class K8sTest(ShoalTestCase):
                                                  "/etc/tls"),
                              "tls.crt is not on a Secret mount"),
             "router port": (lambda f: container(f, "Deployment")["ports"]
-                            .pop(), "container ports [25, 465], "),
+                            .pop(), "container ports [25, 465, 587], "),
             "service port": (lambda f: first(f, "Service", "shoal-router")
                              ["spec"]["ports"][0].update(targetPort="smtpx"),
                              "targetPort smtpx is not a container port"),
@@ -665,7 +665,7 @@ class K8sTest(ShoalTestCase):
             ("metrics", '"0.0.0.0:9100"', '"0.0.0.0:9200"',
              "metrics port 9200: a probe is not GET /metrics"),
             ("listener", '"0.0.0.0:587"', '"0.0.0.0:2587"',
-             "router.listen ports [25, 465, 2587]"),
+             "router.listen ports [25, 465, 2587, 8080]"),
             ("curve path", "/etc/shoal/curve/", "/etc/shoal/keys/",
              "keys/curve.keys is not on a Secret mount"),
             ("bad config", "shards = 256;", "shards = 256; shard = 1;",
