@@ -14,7 +14,9 @@
  *
  * Bounds: headers live in a connection's memory pool (HTTP_CONN_MEMORY),
  * a body may be twice router.max_message_size plus HTTP_BODY_SLACK (JSON
- * escapes the message it carries), a connection idles at most
+ * escapes the message it carries; only inject takes one), bodies and the
+ * messages built from them count toward one bound for all requests
+ * (http_held_max()), a connection idles at most
  * router.idle_timeout, the head of each request must be in within
  * HTTP_HEAD_MAX_S of the connection or the previous answer (a client
  * trickling headers holds no slot for long), and connections count
@@ -288,6 +290,7 @@ http_route(const char *url, const char *method, const char **allow)
 struct http_framing {
 	unsigned content_length, transfer_encoding, host;
 	bool is_chunked_only;
+	bool has_bad_name;    /* white space in a field name */
 };
 
 static enum MHD_Result
@@ -297,6 +300,10 @@ http_count_header(void *arg, enum MHD_ValueKind kind, const char *key,
 	struct http_framing *f = arg;
 
 	(void)kind;
+	/* RFC 9112 5.1: "Content-Length :" must be refused, not taken
+	 * for another field (the next request would hide in its body) */
+	if (strpbrk(key, " \t") != NULL)
+		f->has_bad_name = true;
 	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
 		f->content_length++;
 	else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
@@ -317,6 +324,22 @@ http_check_framing(struct http_req *r, const char *version)
 
 	MHD_get_connection_values(r->c, MHD_HEADER_KIND, http_count_header,
 				  &f);
+	if (f.has_bad_name) {
+		http_answer_error(r, 400, NULL,
+				  "white space in a header field name");
+		return -1;
+	}
+	if (r->route == HTTP_ROUTE_HEALTH &&
+	    (f.transfer_encoding || f.content_length)) {
+		const char *cl = MHD_lookup_connection_value(
+			r->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		if (f.transfer_encoding || (cl && strcmp(cl, "0") != 0)) {
+			http_answer_error(r, 400, NULL,
+					  "no body is taken here");
+			return -1;
+		}
+	}
 	if (f.content_length > 1 ||
 	    (f.content_length && f.transfer_encoding)) {
 		http_answer_error(r, 400, NULL,
@@ -397,6 +420,10 @@ http_dispatch(struct http_req *r)
 		http_health(r);
 	} else if (r->is_too_big) {
 		http_answer_error(r, 413, NULL, "request body too large");
+	} else if (r->is_over_held) {
+		r->retry_after = 1;
+		http_answer_error(r, 503, NULL,
+				  "too much mail being read, try again");
 	} else if (r->h->is_stopping) {
 		r->retry_after = 5;
 		http_answer_error(r, 503, NULL, "shutting down");
@@ -447,9 +474,32 @@ http_req_free(struct http_req *r)
 		r->conn->req = NULL;
 		r->conn->since_ms = clock_mono_ms();
 	}
+	atomic_fetch_sub(&h->held, r->body_held);
 	buf_free(&r->body);
 	free(r->reply);
 	free(r);
+}
+
+/* A piece of the body: kept within the request's bound and, counted
+ * with the messages being built, the server's (the rest is read and
+ * dropped, and the request answered 413 or 503). Only inject takes a
+ * body. */
+static void
+http_take_body(struct http_req *r, const char *p, size_t n)
+{
+	_Atomic uint64_t *held = &r->h->held;
+
+	if (r->route != HTTP_ROUTE_INJECT || r->is_too_big ||
+	    r->is_over_held)
+		return;
+	if (atomic_fetch_add(held, n) + n > r->h->held_max) {
+		atomic_fetch_sub(held, n);
+		r->is_over_held = true;
+		return;
+	}
+	r->body_held += n;
+	if (buf_append(&r->body, p, n) != 0)
+		r->is_too_big = true;
 }
 
 static enum MHD_Result
@@ -481,9 +531,7 @@ http_on_request(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	r->is_headers_done = true;
 	if (*upload_size > 0) {
-		if (!r->is_too_big &&
-		    buf_append(&r->body, upload_data, *upload_size) != 0)
-			r->is_too_big = true; /* the rest is read and dropped */
+		http_take_body(r, upload_data, *upload_size);
 		*upload_size = 0;
 		return MHD_YES;
 	}

@@ -352,6 +352,7 @@ struct hi_job {
 	uint64_t held_max;
 	char *body;
 	size_t body_len;
+	uint64_t body_held;         /* of body, counted in held */
 	char client[64];
 	char auth_user[AUTH_USER_MAX + 1];
 	bool is_tls;
@@ -378,7 +379,7 @@ hi_msgs_free(struct hi_msg *msgs, size_t n)
 static void
 hi_job_free(struct hi_job *j)
 {
-	atomic_fetch_sub(j->held, j->total);
+	atomic_fetch_sub(j->held, j->total + j->body_held);
 	free(j->body);
 	inject_free(j->req);
 	hi_msgs_free(j->msgs, j->n_msgs);
@@ -601,6 +602,8 @@ http_inject_start(struct http_req *r)
 	j->held_max = http_held_max(r->h);
 	j->body = buf_steal(&r->body, &len);
 	j->body_len = len;
+	j->body_held = r->body_held; /* the job holds it now */
+	r->body_held = 0;
 	snprintf(j->client, sizeof(j->client), "%s", hc->client);
 	snprintf(j->auth_user, sizeof(j->auth_user), "%s", hi->auth_user);
 	j->is_tls = hc->is_tls;

@@ -45,7 +45,9 @@ struct http_req {
 	int route;                    /* HTTP_ROUTE_* (http.c) */
 	const char *allow;            /* 405: the methods the path takes */
 	struct buf body;              /* the request body, bounded */
+	uint64_t body_held;           /* of it, counted in http_held() */
 	bool is_too_big;              /* the body passed its bound */
+	bool is_over_held;            /* ... or http_held_max() */
 	bool is_headers_done;         /* judged; the body may come */
 	bool is_waiting;              /* http_wait(): before the body */
 	bool is_started;              /* handed to its handler */

@@ -141,8 +141,12 @@ repl_record_apply(struct repl *r, struct store_txn *t,
 			rc = store_whev_del(t, rec->qid);
 			return rc == -ENOENT ? 0 : rc;
 		}
-		return store_whev_put(t, rec->qid, rec->meta.data,
-				      rec->meta.len);
+		rc = store_whev_put(t, rec->qid, rec->meta.data,
+				    rec->meta.len);
+		/* no room to spare: the copy is not kept (the peer still
+		 * sends it; a failover before then loses it), the stream
+		 * goes on */
+		return rc == -EDQUOT ? 0 : rc;
 	}
 	if (rec->suppression) {
 		rc = r->hooks.supp_apply(r->hooks.arg, t, rec);

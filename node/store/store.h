@@ -263,6 +263,12 @@ enum store_admit {
  * the next measurement, at most 100 ms later), and logs transitions only. */
 int store_admit(struct store_txn *t, size_t bytes, enum store_admit kind);
 
+/* May t add bytes of what can be dropped (webhook events) and still
+ * leave half of what the store can hold (and at least twice the
+ * reserve)? Such records never take the room new mail, results and
+ * retirements need. Measures as store_admit() does. */
+bool store_room_for_extras(struct store_txn *t, size_t bytes);
+
 /* What the queue file uses now, the most it could hold (used plus what
  * the map and the file system still allow), and the room left for new
  * mail (what it may grow by plus the pages LMDB freed for reuse, as
@@ -328,7 +334,9 @@ void store_whev_key(const char *hook, const char *id, uint32_t shard,
 bool store_whev_key_parse(const char *key, uint32_t *shard);
 
 /* Put (or replace) an event; journaled. Returns 0, -EINVAL (bad key,
- * empty or over STORE_WHEV_MAX), SHOAL_E_STORAGE_FULL or -errno. */
+ * empty or over STORE_WHEV_MAX), -EDQUOT (not written, t unharmed: the
+ * store has too little room to spare for events,
+ * store_room_for_extras()), SHOAL_E_STORAGE_FULL or -errno. */
 int store_whev_put(struct store_txn *t, const char *key, const void *ev,
 		   size_t len);
 

@@ -59,6 +59,7 @@ struct store {
 	 * the reserve kept for what frees space, and whether new mail is
 	 * being refused */
 	uint64_t room, room_at_ms, reserve;
+	uint64_t capacity;	/* what the store can hold, when measured */
 	uint64_t free_bytes;	/* LMDB's free list when last walked, */
 	uint64_t free_next_ms;	/* when it may be walked again, */
 	uint64_t admitted_since_walk; /* and what was admitted since */

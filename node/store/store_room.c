@@ -31,6 +31,8 @@
  * copied branch and leaf pages of each table it touches, the journal, the
  * free list. Counted against the known room between measurements. */
 #define STORE_ROOM_TXN_PAGES (64u << 10)
+/* What a small record (a webhook event) costs besides itself, about. */
+#define STORE_ROOM_PAGE 4096u
 /* The free list is walked again no sooner than this many times the last
  * walk took (2% of the time at most). */
 #define STORE_ROOM_WALK_SHARE 50
@@ -138,6 +140,7 @@ store_room_measure(struct store_txn *t, uint64_t now_ms)
 		return;
 	}
 	st->reserve = store_room_reserve(capacity);
+	st->capacity = capacity;
 	st->room = growth;
 	if (growth >= st->reserve + STORE_ROOM_BURST)
 		return;
@@ -167,6 +170,42 @@ store_room_measure(struct store_txn *t, uint64_t now_ms)
 	st->room += st->free_bytes > st->admitted_since_walk ?
 			    st->free_bytes - st->admitted_since_walk :
 			    0;
+}
+
+/* Room that what can be dropped must leave: half of what the store can
+ * hold, and at least twice the reserve. Mail's own state (messages in
+ * flight, the journal until the peer has it, tombstones) takes room
+ * too; events that filled the store to the reserve's edge left mail
+ * refused (with a dead endpoint and a small map). */
+static uint64_t
+store_room_extras_floor(const struct store *st)
+{
+	uint64_t half = st->capacity / 2;
+
+	return half > 2 * st->reserve ? half : 2 * st->reserve;
+}
+
+bool
+store_room_for_extras(struct store_txn *t, size_t bytes)
+{
+	struct store *st = t->st;
+	uint64_t now_ms = clock_mono_ms();
+	uint64_t need = (uint64_t)bytes + STORE_ROOM_PAGE;
+	uint64_t floor;
+
+	if (t->is_read_only)
+		return false;
+	floor = store_room_extras_floor(st);
+	if (st->room_at_ms == 0 ||
+	    now_ms - st->room_at_ms >= STORE_ROOM_RECHECK_MS ||
+	    st->room < floor + need)
+		store_room_measure(t, now_ms);
+	floor = store_room_extras_floor(st);
+	if (st->room < floor + need)
+		return false;
+	st->room -= need;
+	st->admitted_since_walk += need;
+	return true;
 }
 
 static const char *const store_admit_names[STORE_ADMIT_KINDS] = {

@@ -144,6 +144,10 @@ store_whev_put(struct store_txn *t, const char *key, const void *ev,
 	if (rc != 0 && rc != -ENOENT)
 		return rc;
 	is_new = rc == -ENOENT;
+	/* events wait; mail, results and retirements may not: a new one
+	 * takes no room they need */
+	if (is_new && !store_room_for_extras(t, STORE_WHEV_KEY_MAX + len))
+		return -EDQUOT;
 	val.mv_size = len;
 	val.mv_data = (void *)ev;
 	if ((rc = store_put(t, STORE_DB_WHEV, &k, &val, 0)) != 0)

@@ -22,6 +22,9 @@
 #include "node/webhook/webhook_int.h"
 #include "proto/queue.pb-c.h"
 
+/* Keys a trim walks past (the peer's copies) looking for one of ours. */
+#define WEBHOOK_TRIM_WALK 1024
+
 #define WEBHOOK_DROP_LOG_MS 10000
 
 /* A webhook's digits in store keys: 4 Crockford base32 digits of the
@@ -35,6 +38,33 @@ webhook_tag(const char *name, char out[STORE_WHEV_HOOK_LEN + 1])
 	for (int i = 0; i < STORE_WHEV_HOOK_LEN; i++)
 		out[i] = b32[(h >> (5 * i)) & 31];
 	out[STORE_WHEV_HOOK_LEN] = '\0';
+}
+
+/* The URL as status shows it: credentials in it ("user:pass@") become
+ * "***@". */
+static char *
+webhook_url_shown(const char *url)
+{
+	const char *host = strstr(url, "://");
+	size_t end;
+	const char *at;
+
+	if (host == NULL)
+		return xstrdup(url);
+	host += 3;
+	end = strcspn(host, "/?#");
+	at = memchr(host, '@', end);
+	if (at == NULL)
+		return xstrdup(url);
+	while (memchr(at + 1, '@', end - (size_t)(at + 1 - host)))
+		at = memchr(at + 1, '@', end - (size_t)(at + 1 - host));
+	{
+		size_t n = strlen(url) + 4;
+		char *out = xmalloc(n);
+
+		snprintf(out, n, "%.*s***%s", (int)(host - url), url, at);
+		return out;
+	}
 }
 
 struct webhooks *
@@ -60,6 +90,7 @@ webhooks_new(const struct webhooks_deps *deps)
 		h->wh = wh;
 		h->cfg = &cfg->delivery.webhooks[i];
 		h->index = i;
+		h->url_shown = webhook_url_shown(h->cfg->url);
 		webhook_tag(h->cfg->name, h->tag);
 		for (size_t k = 0; k < h->cfg->n_events; k++) {
 			enum webhook_type t;
@@ -76,13 +107,13 @@ webhooks_new(const struct webhooks_deps *deps)
 					  "those of webhook %s: rename one\"",
 					  h->cfg->name, h->tag,
 					  wh->hooks[k].cfg->name);
-				free(wh);
+				webhooks_free(wh);
 				return NULL;
 			}
 	}
 	wh->http = webhook_http_new(deps->base);
 	if (wh->http == NULL) {
-		free(wh);
+		webhooks_free(wh);
 		return NULL;
 	}
 	for (size_t i = 0; i < wh->n; i++) {
@@ -102,8 +133,10 @@ webhooks_free(struct webhooks *wh)
 {
 	if (wh == NULL)
 		return;
-	for (size_t i = 0; i < wh->n; i++)
+	for (size_t i = 0; i < wh->n; i++) {
 		webhook_send_stop(&wh->hooks[i]);
+		free(wh->hooks[i].url_shown);
+	}
 	webhook_http_free(wh->http);
 	free(wh);
 }
@@ -133,37 +166,76 @@ webhooks_note_clear(struct webhook_note *n)
 	memset(n, 0, sizeof(*n));
 }
 
-/* The first (oldest) event of a webhook. */
-static int
-webhook_first(const char *key, uint32_t shard, const void *ev, size_t len,
-	      void *arg)
+/* The first (oldest) event of a webhook that this node sends (of a
+ * shard it is primary for), within WEBHOOK_TRIM_WALK keys. */
+struct webhook_oldest {
+	struct webhook_hook *h;
+	char key[STORE_WHEV_KEY_MAX];
+	unsigned visited;
+};
+
+/* Whether this node sends shard's events (no owner: a test, all). */
+static bool
+webhook_is_ours(const struct webhook_hook *h, uint32_t shard)
 {
-	(void)shard;
+	return h->wh->d.owner == NULL ||
+	       owner_is_primary(h->wh->d.owner, shard);
+}
+
+static int
+webhook_oldest_ours(const char *key, uint32_t shard, const void *ev,
+		    size_t len, void *arg)
+{
+	struct webhook_oldest *o = arg;
+
 	(void)ev;
 	(void)len;
-	memcpy(arg, key, STORE_WHEV_KEY_MAX);
+	if (!webhook_is_ours(o->h, shard))
+		return ++o->visited >= WEBHOOK_TRIM_WALK ? 2 : 0;
+	memcpy(o->key, key, STORE_WHEV_KEY_MAX);
 	return 1;
 }
 
-/* Over its max_backlog, a webhook loses its oldest events (a few per
- * write), in t. */
+struct webhook_ours {
+	struct webhook_hook *h;
+	uint64_t n;
+};
+
+static int
+webhook_count_ours(uint32_t shard, uint64_t n, void *arg)
+{
+	struct webhook_ours *o = arg;
+
+	if (webhook_is_ours(o->h, shard))
+		o->n += n;
+	return 0;
+}
+
+/* Over its max_backlog (or, full: the store has no room to spare), a
+ * webhook loses its oldest events, a few per write, in t. Only events
+ * this node sends: their deletion is journaled, and the peer's copies
+ * are the peer's to trim (trimming them here counted each drop twice
+ * and left the peer to send them anyway). */
 static int
 webhook_trim(struct webhook_hook *h, struct store_txn *t,
-	     struct webhook_note *note)
+	     struct webhook_note *note, bool full)
 {
-	uint64_t n = store_whev_count(t, h->tag);
+	struct webhook_ours ours = { h, 0 };
+	int rc = store_whev_count_foreach(t, h->tag, webhook_count_ours,
+					  &ours);
 
-	for (int k = 0; n > h->cfg->max_backlog && k < WEBHOOK_DROP_PER_WRITE;
-	     k++, n--) {
-		char key[STORE_WHEV_KEY_MAX];
-		int rc = store_whev_foreach(t, h->tag, NULL, webhook_first,
-					    key);
+	if (rc != 0)
+		return rc;
+	for (int k = 0; (full || ours.n > h->cfg->max_backlog) &&
+			k < WEBHOOK_DROP_PER_WRITE && ours.n > 0;
+	     k++, ours.n--) {
+		struct webhook_oldest o = { .h = h };
 
-		if (rc == 0)
-			break; /* counted more than there is */
+		rc = store_whev_foreach(t, h->tag, NULL, webhook_oldest_ours,
+					&o);
 		if (rc != 1)
-			return rc;
-		if ((rc = store_whev_del(t, key)) != 0)
+			return rc == 0 || rc == 2 ? 0 : rc;
+		if ((rc = store_whev_del(t, o.key)) != 0)
 			return rc;
 		note->dropped[h->index]++;
 	}
@@ -193,9 +265,14 @@ webhooks_write(struct webhooks *wh, struct store_txn *t,
 			break; /* cannot happen: fields are bounded */
 		store_whev_key(h->tag, ev->id, shard, key);
 		rc = store_whev_put(t, key, text, len);
-		if (rc == 0) {
+		if (rc == -EDQUOT) {
+			/* the store has no room to spare: the event is
+			 * dropped, never the mail */
+			note->dropped[h->index]++;
+			rc = webhook_trim(h, t, note, true);
+		} else if (rc == 0) {
 			note->written++;
-			rc = webhook_trim(h, t, note);
+			rc = webhook_trim(h, t, note, false);
 		}
 	}
 	free(text);
@@ -395,7 +472,7 @@ webhooks_stats(struct webhooks *wh, size_t i, struct webhook_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->name = h->cfg->name;
-	out->url = h->cfg->url;
+	out->url = h->url_shown;
 	out->sent = h->sent;
 	out->dropped = h->dropped;
 	out->posts_ok = h->posts_ok;

@@ -194,8 +194,11 @@ webhook_http_collect(struct webhook_http *h)
 		if (c == NULL)
 			continue;
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-		if (c->is_cut)
+		if (c->is_cut && (status < 200 || status > 299))
 			error = "response body too large";
+		else if (c->is_cut)
+			error = ""; /* a 2xx took the batch; its body is
+				     * nothing to us */
 		else if (msg->data.result != CURLE_OK)
 			error = c->err[0] ? c->err :
 					    curl_easy_strerror(msg->data.result);

@@ -23,6 +23,7 @@ struct webhook_hook {
 	const struct cfg_webhook *cfg;
 	size_t index;
 	char tag[STORE_WHEV_HOOK_LEN + 1]; /* its digits in store keys */
+	char *url_shown;                /* the URL, a password masked */
 	uint32_t mask;                  /* 1 << webhook_type wanted */
 	struct event *timer;            /* the next round */
 	uint64_t timer_at_ms;           /* when it fires (monotonic), 0 */

@@ -6,7 +6,8 @@
  * webhook_http.c, and on a 2xx deletes the batch's events through group
  * commit (journaled: the replica drops its copies). The next round
  * starts when that deletion is done: at once when the batch was full,
- * else after max_delay_ms or when enough new events are written. A
+ * else when batch_size events wait or the oldest has waited
+ * max_delay_ms. A
  * failed POST (no answer, not 2xx, a timeout) is retried after a backoff
  * (1 s doubling to 60 s); meanwhile events accumulate in the store up to
  * max_backlog. An idle sender looks again every max_delay_ms (at most
@@ -25,6 +26,7 @@
 #include "lib/clock.h"
 #include "lib/err.h"
 #include "lib/log.h"
+#include "lib/qid.h"
 #include "lib/xmalloc.h"
 #include "node/cluster/owner.h"
 #include "node/store/commit.h"
@@ -35,6 +37,7 @@
 
 #define WEBHOOK_WALK_MAX 4096   /* events visited per round */
 #define WEBHOOK_IDLE_MS 1000    /* an idle sender looks again */
+#define WEBHOOK_IDLE_MIN_MS 50  /* ... but never sooner (max_delay_ms 0) */
 #define WEBHOOK_FAIL_LOG_EVERY 10 /* failed POSTs in a row: log 1 of n */
 
 static void webhook_round(struct webhook_hook *h);
@@ -70,8 +73,22 @@ webhook_arm(struct webhook_hook *h, uint64_t ms)
 static uint64_t
 webhook_idle_ms(const struct webhook_hook *h)
 {
-	return h->cfg->max_delay_ms < WEBHOOK_IDLE_MS ? h->cfg->max_delay_ms :
-							WEBHOOK_IDLE_MS;
+	uint64_t ms = h->cfg->max_delay_ms;
+
+	if (ms > WEBHOOK_IDLE_MS)
+		ms = WEBHOOK_IDLE_MS;
+	return ms < WEBHOOK_IDLE_MIN_MS ? WEBHOOK_IDLE_MIN_MS : ms;
+}
+
+/* How long the oldest event of a batch (its first key: keys sort by id,
+ * and an id is a qid, which tells its time) has waited, in ms. */
+static uint64_t
+webhook_waited_ms(const char *key)
+{
+	uint64_t born = qid_time_us(key + 1 + STORE_WHEV_HOOK_LEN) / 1000;
+	uint64_t now = clock_wall_ms();
+
+	return now > born ? now - born : 0;
 }
 
 /* ---- reading a batch ---- */
@@ -309,6 +326,22 @@ webhook_round(struct webhook_hook *h)
 		return;
 	}
 	h->was_full = w.is_full || rc == 2;
+	if (!h->was_full) {
+		/* a batch not full waits for max_delay_ms from its oldest
+		 * event, for more to join it */
+		uint64_t waited = webhook_waited_ms(h->keys[0]);
+
+		if (waited < h->cfg->max_delay_ms) {
+			uint64_t left = h->cfg->max_delay_ms - waited;
+
+			buf_free(&w.body);
+			h->n_keys = 0;
+			webhook_arm(h, left < WEBHOOK_IDLE_MIN_MS ?
+					       WEBHOOK_IDLE_MIN_MS :
+					       left);
+			return;
+		}
+	}
 	webhook_post(h, &w);
 	buf_free(&w.body);
 }

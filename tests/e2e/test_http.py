@@ -398,13 +398,14 @@ class HttpTest(ShoalTestCase):
                                              '= "127.0.0.1:')[1]
                    .split('"')[0])
 
-        def raw(head, src="127.0.0.1", timeout=10):
-            """Send a request head (and nothing else); the reply."""
+        def raw(head, src="127.0.0.1", timeout=10, to_end=False):
+            """Send a request head (and nothing else); the reply's head
+            (to_end: all the server sends until it closes)."""
             s = socket.create_connection(("127.0.0.1", port), timeout,
                                          source_address=(src, 0))
             s.sendall(head)
             data = b""
-            while b"\r\n\r\n" not in data:
+            while to_end or b"\r\n\r\n" not in data:
                 got = s.recv(65536)
                 if not got:
                     break
@@ -438,6 +439,19 @@ class HttpTest(ShoalTestCase):
         r = raw(b"POST /elsewhere HTTP/1.1\r\nHost: x\r\n"
                 b"Content-Length: 100000\r\n\r\n")
         self.assertTrue(r.startswith(b"HTTP/1.1 404"), r)
+        # a body where none is taken (anyone may ask for health): not
+        # read into memory
+        r = raw(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: 100000\r\n\r\n", src="127.0.0.3")
+        self.assertTrue(r.startswith(b"HTTP/1.1 400"), r)
+        # "Content-Length :" hides the next request in its body
+        smuggled = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+        r = raw(b"POST /api/v1/inject HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length : %d\r\n\r\n" % len(smuggled) +
+                smuggled, to_end=True)
+        self.assertTrue(r.startswith(b"HTTP/1.1 400"), r)
+        self.assertIn(b"white space in a header field name", r)
+        self.assertEqual(r.count(b"HTTP/1.1 "), 1, r)  # one answer
 
         def conns():
             return c.metric("router", "shoal_router_http_connections")

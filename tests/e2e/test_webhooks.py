@@ -20,6 +20,8 @@ on a free port that checks the X-Shoal-Signature of every POST
 5. the other event types (expired, suppressed, shaping), and a shard
    moved to another pair while its events wait (the receiver answers
    503): the new owner sends them, the old one drops its copies.
+(A store too small for the backlog is tests/unit/test_webhook.c's: the
+events stop at half the store, mail goes on.)
 """
 
 import hashlib

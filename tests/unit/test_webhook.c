@@ -496,6 +496,40 @@ START_TEST(test_store_backlog_drops_oldest)
 }
 END_TEST
 
+/* A store too small for the backlog: events stop (dropped, counted)
+ * while half of it is still free, and new mail is still admitted. */
+START_TEST(test_store_events_leave_room_for_mail)
+{
+	struct webhooks *wh;
+	uint32_t written = 0, dropped = 0;
+	struct store_txn *t;
+	uint64_t used, capacity, room;
+
+	store_close(t_st);
+	check_rmtree(t_dir);
+	check_mkdtemp(t_dir, sizeof(t_dir), "webhook");
+	ck_assert_int_eq(store_open(t_dir, 2 << 20, &t_st), 0);
+	t_hooks[0].max_backlog = 1000000; /* the store is the bound */
+	wh = t_webhooks();
+	for (int i = 0; i < 20000 && dropped == 0; i++) {
+		struct webhook_note n =
+			t_write(wh, WEBHOOK_DELIVERED, T_ON, NULL);
+
+		written += n.written;
+		dropped += n.dropped[0];
+	}
+	/* the positive control: some fitted, then they were dropped */
+	ck_assert_uint_gt(written, 100);
+	ck_assert_uint_gt(dropped, 0);
+	ck_assert_int_eq(store_usage(t_st, &used, &capacity, &room), 0);
+	ck_assert_uint_ge(room + (256u << 10), capacity / 2);
+	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
+	ck_assert_int_eq(store_admit(t, 64 << 10, STORE_ADMIT_MAIL), 0);
+	store_txn_abort(t);
+	webhooks_free(wh);
+}
+END_TEST
+
 /* An event of a journaled shard travels to the peer, its deletion too;
  * one of another shard stays local. */
 START_TEST(test_store_journaled_and_replicated)
@@ -564,6 +598,7 @@ webhook_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_store_type_filter);
 	tcase_add_test(tc, test_store_backlog_drops_oldest);
+	tcase_add_test(tc, test_store_events_leave_room_for_mail);
 	tcase_add_test(tc, test_store_journaled_and_replicated);
 	suite_add_tcase(s, tc);
 	return s;
