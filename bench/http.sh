@@ -10,7 +10,9 @@
 # request carries the same RFC 5322 text as "content"). Ingest rate:
 # messages / time until the client has every answer (250 or 200); end to
 # end: until smtp-sink has counted them all. Prints the table and the
-# ratio HTTP/SMTP and writes bench/results/http-<UTC time>.txt.
+# ratio HTTP/SMTP and writes bench/results/http-<UTC time>.txt. As in
+# bench/compare.sh, smtp-source opens a connection per message; ab keeps
+# its 50 connections alive (what an application's HTTP client does).
 #
 #   bench/http.sh [-m N] [-s SESSIONS] [-l BYTES] [-t SECS]
 #
