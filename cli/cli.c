@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "cli/client.h"
+#include "cli/text.h"
 #include "lib/xmalloc.h"
 
 int
@@ -266,6 +267,54 @@ cli_ret_name(int ret)
 	case SHOAL__RET__RET_HDRS: return "hdrs";
 	}
 	return "unknown";
+}
+
+bool
+cli_reply_ok(const struct cli_peer *p, const Shoal__AdminReply *r,
+	     int body_case)
+{
+	char q[TEXT_CLEAN_BUF(CLI_MESSAGE_MAX)];
+
+	if (r == NULL) {
+		cli_error("node %s did not answer (%s)", p->node->id,
+			  cli_peer_strerror(p->err));
+		return false;
+	}
+	if (r->status != SHOAL__STATUS__STATUS_OK) {
+		cli_error("node %s: %s: %s", p->node->id,
+			  cli_status_name(r->status),
+			  text_clean(q, sizeof(q), r->message,
+				     strnlen(r->message, CLI_MESSAGE_MAX)));
+		return false;
+	}
+	if ((int)r->body_case != body_case) {
+		cli_error("node %s: malformed reply", p->node->id);
+		return false;
+	}
+	return true;
+}
+
+size_t
+cli_ask_all(struct cli_peer *peers, size_t n, Shoal__AdminRequest *req,
+	    Shoal__AdminReply **replies, int body_case)
+{
+	Shoal__AdminRequest **reqs = xcalloc(n ? n : 1, sizeof(*reqs));
+	size_t answered = 0;
+
+	for (size_t i = 0; i < n; i++)
+		reqs[i] = req;
+	cli_peers_call_all(peers, n, reqs, replies);
+	for (size_t i = 0; i < n; i++) {
+		if (cli_reply_ok(&peers[i], replies[i], body_case)) {
+			answered++;
+			continue;
+		}
+		if (replies[i] != NULL)
+			shoal__admin_reply__free_unpacked(replies[i], NULL);
+		replies[i] = NULL;
+	}
+	free(reqs);
+	return answered;
 }
 
 const char *

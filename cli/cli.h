@@ -116,6 +116,20 @@ void cli_peers_call_all(struct cli_peer *p, size_t n,
  * for a bad endpoint. Static. */
 const char *cli_peer_strerror(int err);
 
+/* Whether r, node p's reply (NULL: none came), is OK and carries the
+ * body it should (body_case: protobuf-c sets the body's message whenever
+ * its case is set); says why not on stderr, the node's message cleaned
+ * and cut to CLI_MESSAGE_MAX. */
+#define CLI_MESSAGE_MAX 512
+bool cli_reply_ok(const struct cli_peer *p, const Shoal__AdminReply *r,
+		  int body_case);
+
+/* The same request to every peer: replies[i] is node i's reply if it is
+ * one cli_reply_ok() takes, else NULL (why said on stderr). Returns how
+ * many answered. */
+size_t cli_ask_all(struct cli_peer *peers, size_t n, Shoal__AdminRequest *req,
+		   Shoal__AdminReply **replies, int body_case);
+
 /* Enum names as shoalctl shows them ("queued", "8bitmime", "hdrs"). Out of
  * range values from a newer node read "unknown". Static. */
 const char *cli_rcpt_state_name(int state);

@@ -23,7 +23,6 @@
 #include "lib/json.h"
 #include "lib/xmalloc.h"
 
-#define SHAPING_MESSAGE_MAX 200 /* of a node's error message, shown */
 
 /* ---- pure parts ------------------------------------------------------ */
 
@@ -330,57 +329,6 @@ shaping_request(Shoal__AdminRequest *req, Shoal__ShapingRequest *sr,
 	req->shaping = sr;
 }
 
-/* Whether r, node p's reply, is a ShapingReply; says why not on stderr. */
-static bool
-shaping_reply_ok(const struct cli_peer *p, const Shoal__AdminReply *r)
-{
-	char q[TEXT_CLEAN_BUF(SHAPING_MESSAGE_MAX)];
-
-	if (r == NULL) {
-		cli_error("node %s did not answer (%s)", p->node->id,
-			  cli_peer_strerror(p->err));
-		return false;
-	}
-	if (r->status != SHOAL__STATUS__STATUS_OK) {
-		cli_error("node %s: %s: %s", p->node->id,
-			  cli_status_name(r->status),
-			  text_clean(q, sizeof(q), r->message,
-				     strnlen(r->message, SHAPING_MESSAGE_MAX)));
-		return false;
-	}
-	if (r->body_case != SHOAL__ADMIN_REPLY__BODY_SHAPING ||
-	    r->shaping == NULL) {
-		cli_error("node %s: malformed reply", p->node->id);
-		return false;
-	}
-	return true;
-}
-
-/* The same request to every node: replies[i] is node i's ShapingReply,
- * or NULL (why said on stderr). Returns how many answered. */
-static size_t
-shaping_ask_all(struct cli_peer *peers, size_t n, Shoal__AdminRequest *req,
-		Shoal__AdminReply **replies)
-{
-	Shoal__AdminRequest **reqs = xcalloc(n ? n : 1, sizeof(*reqs));
-	size_t answered = 0;
-
-	for (size_t i = 0; i < n; i++)
-		reqs[i] = req;
-	cli_peers_call_all(peers, n, reqs, replies);
-	for (size_t i = 0; i < n; i++) {
-		if (shaping_reply_ok(&peers[i], replies[i])) {
-			answered++;
-			continue;
-		}
-		if (replies[i] != NULL)
-			shoal__admin_reply__free_unpacked(replies[i], NULL);
-		replies[i] = NULL;
-	}
-	free(reqs);
-	return answered;
-}
-
 static void
 shaping_replies_free(Shoal__AdminReply **replies, size_t n)
 {
@@ -410,7 +358,8 @@ shaping_list(struct cli *c)
 		goto done;
 	shaping_request(&req, &sr, SHOAL__SHAPING_OP__SHAPING_LIST, "", 0);
 	replies = xcalloc(n ? n : 1, sizeof(*replies));
-	answered = shaping_ask_all(peers, n, &req, replies);
+	answered = cli_ask_all(peers, n, &req, replies,
+			       SHOAL__ADMIN_REPLY__BODY_SHAPING);
 	if (answered == 0) {
 		cli_error("no node answered");
 		goto done;
@@ -479,7 +428,8 @@ shaping_suspend(struct cli *c, const char *key, uint32_t duration_s)
 
 		if (cli_peer_call(&peers[i], &req, &r) != 0)
 			r = NULL;
-		if (!shaping_reply_ok(&peers[i], r)) {
+		if (!cli_reply_ok(&peers[i], r,
+				  SHOAL__ADMIN_REPLY__BODY_SHAPING)) {
 			/* checked here as the node checks it: a node that
 			 * still refuses it will not be alone */
 			is_refused =
@@ -557,7 +507,8 @@ shaping_resume(struct cli *c, const char *key)
 		goto done;
 	shaping_request(&req, &sr, SHOAL__SHAPING_OP__SHAPING_RESUME, key, 0);
 	replies = xcalloc(n ? n : 1, sizeof(*replies));
-	answered = shaping_ask_all(peers, n, &req, replies);
+	answered = cli_ask_all(peers, n, &req, replies,
+			       SHOAL__ADMIN_REPLY__BODY_SHAPING);
 	if (answered == 0) {
 		cli_error("no node answered");
 		goto done;

@@ -24,30 +24,6 @@ webhooks_clean(char out[TEXT_CLEAN_BUF(WEBHOOKS_TEXT_MAX)], const char *s)
 			  strnlen(s, WEBHOOKS_TEXT_MAX));
 }
 
-static bool
-webhooks_reply_ok(const struct cli_peer *p, const Shoal__AdminReply *r)
-{
-	char q[TEXT_CLEAN_BUF(WEBHOOKS_TEXT_MAX)];
-
-	if (r == NULL) {
-		cli_error("node %s did not answer (%s)", p->node->id,
-			  cli_peer_strerror(p->err));
-		return false;
-	}
-	if (r->status != SHOAL__STATUS__STATUS_OK) {
-		cli_error("node %s: %s: %s", p->node->id,
-			  cli_status_name(r->status),
-			  webhooks_clean(q, r->message));
-		return false;
-	}
-	if (r->body_case != SHOAL__ADMIN_REPLY__BODY_WEBHOOKS ||
-	    r->webhooks == NULL) {
-		cli_error("node %s: malformed reply", p->node->id);
-		return false;
-	}
-	return true;
-}
-
 static void
 webhooks_json_row(struct json *j, const char *node,
 		  const Shoal__WebhookStatus *w)
@@ -142,7 +118,6 @@ webhooks_status(struct cli *c)
 {
 	Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
 	Shoal__WebhooksRequest wr = SHOAL__WEBHOOKS_REQUEST__INIT;
-	Shoal__AdminRequest **reqs = NULL;
 	Shoal__AdminReply **replies = NULL;
 	struct cli_peer *peers = NULL;
 	size_t n = 0, answered = 0;
@@ -154,20 +129,9 @@ webhooks_status(struct cli *c)
 		goto done;
 	req.body_case = SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS;
 	req.webhooks = &wr;
-	reqs = xcalloc(n ? n : 1, sizeof(*reqs));
 	replies = xcalloc(n ? n : 1, sizeof(*replies));
-	for (size_t i = 0; i < n; i++)
-		reqs[i] = &req;
-	cli_peers_call_all(peers, n, reqs, replies);
-	for (size_t i = 0; i < n; i++) {
-		if (webhooks_reply_ok(&peers[i], replies[i])) {
-			answered++;
-			continue;
-		}
-		if (replies[i] != NULL)
-			shoal__admin_reply__free_unpacked(replies[i], NULL);
-		replies[i] = NULL;
-	}
+	answered = cli_ask_all(peers, n, &req, replies,
+			       SHOAL__ADMIN_REPLY__BODY_WEBHOOKS);
 	if (answered == 0) {
 		cli_error("no node answered");
 		goto done;
@@ -186,7 +150,6 @@ done:
 		if (replies[i] != NULL)
 			shoal__admin_reply__free_unpacked(replies[i], NULL);
 	free(replies);
-	free(reqs);
 	cli_peers_free(peers, n);
 	cli_unload(c);
 	return rc;
