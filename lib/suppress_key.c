@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,14 +11,62 @@
 
 #define SUPPRESS_HASH_CHARS 22 /* 110 bits of the digest */
 
+/* RFC 5322 atext, and RFC 6531's UTF-8 octets. */
+static bool
+suppress_is_atext(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c >= 0x80 ||
+	       (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+/* A quoted local part that holds a dot-atom is that dot-atom (RFC 5321
+ * 4.1.2: "dead"@example.com is dead@example.com): written unquoted into
+ * tmp, so that one entry matches however a client writes the address.
+ * Returns the new length, or 0 when addr is left as it is. */
+static size_t
+suppress_unquote(const char *addr, size_t len, char *tmp)
+{
+	const char *at = NULL;
+	size_t n = 0;
+
+	for (size_t i = len; i > 0; i--)
+		if (addr[i - 1] == '@') {
+			at = addr + i - 1;
+			break;
+		}
+	if (at == NULL || at - addr < 2 || addr[0] != '"' || at[-1] != '"')
+		return 0;
+	for (const char *p = addr + 1; p < at - 1; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '\\' && p + 1 < at - 1)
+			c = (unsigned char)*++p;
+		if (c == '.' ? n == 0 || tmp[n - 1] == '.' :
+			       !suppress_is_atext(c))
+			return 0;
+		tmp[n++] = (char)c;
+	}
+	if (n == 0 || tmp[n - 1] == '.')
+		return 0;
+	memcpy(tmp + n, at, (size_t)(addr + len - at));
+	return n + (size_t)(addr + len - at);
+}
+
 int
 suppress_addr_norm(const char *addr, size_t len,
 		   char out[SUPPRESS_ADDR_MAX + 1])
 {
+	char tmp[SUPPRESS_ADDR_MAX + 1];
 	bool has_at = false;
+	size_t n;
 
 	if (addr == NULL || len == 0 || len > SUPPRESS_ADDR_MAX)
 		return -EINVAL;
+	if ((n = suppress_unquote(addr, len, tmp)) > 0) {
+		addr = tmp;
+		len = n;
+	}
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)addr[i];
 

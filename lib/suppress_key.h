@@ -20,9 +20,10 @@
 #define SUPPRESS_KEY_TAG '~'	 /* an entry */
 #define SUPPRESS_PENDING_TAG '+' /* an add not yet acknowledged (local) */
 
-/* Lower-case addr into out[SUPPRESS_ADDR_MAX + 1]. Returns 0, or -EINVAL
- * when it is empty, too long, has no '@' or holds a control character or
- * space. */
+/* Lower-case addr into out[SUPPRESS_ADDR_MAX + 1]; a quoted local part
+ * that holds a dot-atom is unquoted ("Dead"@x and dead@x are one
+ * mailbox). Returns 0, or -EINVAL when it is empty, too long, has no '@'
+ * or holds a control character or space. */
 int suppress_addr_norm(const char *addr, size_t len,
 		       char out[SUPPRESS_ADDR_MAX + 1]);
 

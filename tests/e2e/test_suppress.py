@@ -88,8 +88,11 @@ class SuppressTest(ShoalTestCase):
         self.assertTrue(r.text.startswith("5.1.1"), r)
         self.assertIn("suppressed", r.text, r)
         self.assertIn("User unknown", r.text, r)
-        # case does not matter; other recipients are not affected
+        # case and quoting do not matter ("ghost"@ is ghost@); other
+        # recipients are not affected
         self.assertEqual(self.rcpt(c, ghost.upper()).code, 550)
+        local, domain = ghost.split("@")
+        self.assertEqual(self.rcpt(c, f'"{local}"@{domain}').code, 550)
         self.assertEqual(self.rcpt(c, f"alive@{DEST}").code, 250)
 
         # show, then remove: mail goes through again

@@ -83,6 +83,18 @@ START_TEST(test_norm_lowercases_and_refuses_bad_addresses)
 	ck_assert_int_eq(suppress_addr_norm("nobody", 6, out), -EINVAL);
 	ck_assert_int_eq(suppress_addr_norm("a b@c", 5, out), -EINVAL);
 	ck_assert_int_eq(suppress_addr_norm("a\x01@c", 4, out), -EINVAL);
+	/* a quoted local part that holds a dot-atom is that dot-atom */
+	ck_assert_int_eq(suppress_addr_norm("\"Dead\"@X.test", 13, out), 0);
+	ck_assert_str_eq(out, "dead@x.test");
+	ck_assert_int_eq(suppress_addr_norm("\"a.b\\c\"@x", 9, out), 0);
+	ck_assert_str_eq(out, "a.bc@x");
+	/* ... and nothing else is unquoted (negative controls) */
+	ck_assert_int_eq(suppress_addr_norm("\"a..b\"@x", 8, out), 0);
+	ck_assert_str_eq(out, "\"a..b\"@x");
+	ck_assert_int_eq(suppress_addr_norm("\"a@b\"@x", 7, out), 0);
+	ck_assert_str_eq(out, "\"a@b\"@x");
+	ck_assert_int_eq(suppress_addr_norm("\"\"@x", 4, out), 0);
+	ck_assert_str_eq(out, "\"\"@x");
 	ck_assert_int_eq(suppress_addr_norm("a\0@c", 4, out), -EINVAL);
 	memset(big, 'a', sizeof(big));
 	big[5] = '@';
