@@ -49,7 +49,7 @@
 #define HTTP_CONN_MEMORY (64u * 1024) /* request line and headers */
 #define HTTP_BODY_SLACK (64u * 1024)
 #define HTTP_PEM_MAX (1u << 20)
-#define HTTP_HEAD_MAX_S 60            /* or router.idle_timeout if less */
+#define HTTP_HEAD_MAX_S 10            /* or router.idle_timeout if less */
 #define HTTP_SWEEP_MS 1000
 /* Workers that read requests (parse, build, sign): few, below the loop. */
 #define HTTP_WORKERS 2

@@ -32,7 +32,6 @@ import signal
 import smtplib
 import socket
 import threading
-import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -56,7 +55,8 @@ class Receiver:
     """The webhook endpoint. mode: "ok" (200), "fail" (503), or one of
     the hostile ones: "huge" (200 with a 5 MB body after the headers
     promise it... and a status that is not 2xx), "garbage" (not HTTP),
-    "close" (closes mid-response), "slow" (answers after timeout_ms).
+    "close" (closes mid-response), "slow" (never answers: waits until the
+    node gives up at timeout_ms and hangs up).
     Every POST is counted; an accepted one has its events recorded by id
     and its signature checked (a bad one is counted, and refused)."""
 
@@ -67,6 +67,7 @@ class Receiver:
         self.events = {}          # id -> event
         self.deliveries = []      # every event received, duplicates too
         self.posts = 0
+        self.hung_up = 0          # "slow": the node gave up waiting
         self.refused = 0
         self.bad_signatures = 0
         self.names = set()
@@ -102,7 +103,18 @@ class Receiver:
                     self.close_connection = True
                     return
                 if mode == "slow":
-                    time.sleep(3)  # past the webhook's timeout_ms (1 s)
+                    # answer nothing: wait until the node gives up
+                    # (timeout_ms) and hangs up, then count that
+                    self.connection.settimeout(30)
+                    try:
+                        while self.connection.recv(4096):
+                            pass
+                    except OSError:
+                        return
+                    with outer.lock:
+                        outer.hung_up += 1
+                    self.close_connection = True
+                    return
                 if mode == "huge":
                     chunk = b"\x1b[31mX\x00" * 65536
                     self.send_response(500)
@@ -374,6 +386,9 @@ class WebhooksTest(ShoalTestCase):
                                 err)
                 self.assertLessEqual(len(err), 200)
         self.assertTrue(c.node("n1").running() and c.node("n2").running())
+        # the slow receiver saw the node give up (its timeout_ms)
+        wait_for(lambda: recv.hung_up >= 1, TIMEOUT,
+                 "a node hanging up on the slow receiver")
         recv.mode = "ok"
         outs = self.outcomes(c, set(rcpts))
         self.expect_events_long(recv, outs)
