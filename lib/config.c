@@ -50,7 +50,8 @@ struct cfg_key {
 #define END { NULL, 0, 0, 0, 0, 0, NULL, NULL, NULL, 0, false }
 
 static const char *const cfg_tls_names[] = { "", "none", "starttls",
-	"implicit", "required", "opportunistic", NULL };
+	"implicit", "required", "opportunistic", "verify", "dane", "mta-sts",
+	NULL };
 static const char *const cfg_auth_names[] = { "optional", "required", "none",
 	NULL };
 static const char *const cfg_bare_lf_names[] = { "reject", "normalize", NULL };
@@ -92,10 +93,17 @@ static const struct cfg_key cfg_dkim_keys[] = {
 	END
 };
 
+static const struct cfg_key cfg_tls_report_keys[] = {
+	{ "organization", CT_STR, OFF(delivery.tls_report.organization), 0, 1, 255, NULL, NULL, NULL, 0, false },
+	{ "contact", CT_STR, OFF(delivery.tls_report.contact), 0, 1, 255, NULL, NULL, NULL, 0, false },
+	{ "from", CT_STR, OFF(delivery.tls_report.from), 0, 3, 255, NULL, NULL, NULL, 0, false },
+	END
+};
+
 static const struct cfg_key cfg_route_keys[] = {
 	{ "domain", CT_STR, offsetof(struct cfg_route, domain), 0, 1, 255, NULL, NULL, NULL, 0, true },
 	{ "host", CT_STR, offsetof(struct cfg_route, host), 0, 1, 300, NULL, NULL, NULL, 0, true },
-	{ "tls", CT_ENUM, offsetof(struct cfg_route, tls), 0, 0, 0, "opportunistic", cfg_tls_names, NULL, 0, false },
+	{ "tls", CT_ENUM, offsetof(struct cfg_route, tls), 0, 0, 0, "", cfg_tls_names, NULL, 0, false },
 	END
 };
 
@@ -105,7 +113,7 @@ static const struct cfg_key cfg_limit_keys[] = {
 	{ "max_connections", CT_U32, offsetof(struct cfg_limit, max_connections), 0, 1, 100000, "20", NULL, NULL, 0, false },
 	{ "max_msgs_per_conn", CT_U32, offsetof(struct cfg_limit, max_msgs_per_conn), 0, 1, 1000000, "100", NULL, NULL, 0, false },
 	{ "max_msgs_per_sec", CT_DBL, offsetof(struct cfg_limit, max_msgs_per_sec), 0, 0, 1e6, "0", NULL, NULL, 0, false },
-	{ "tls", CT_ENUM, offsetof(struct cfg_limit, tls), 0, 0, 0, "opportunistic", cfg_tls_names, NULL, 0, false },
+	{ "tls", CT_ENUM, offsetof(struct cfg_limit, tls), 0, 0, 0, "", cfg_tls_names, NULL, 0, false },
 	END
 };
 
@@ -207,6 +215,9 @@ static const struct cfg_key cfg_delivery_keys[] = {
 	{ "shaping_rules", CT_STR, OFF(delivery.shaping_rules), 0, 1, 1024, NULL, NULL, NULL, 0, false },
 	{ "tenant_limits", CT_LIST, OFF(delivery.tenant_limits), OFF(delivery.n_tenant_limits), 0, 100000, NULL, NULL, cfg_tenant_limit_keys, sizeof(struct cfg_tenant_limit), false },
 	{ "webhooks", CT_LIST, OFF(delivery.webhooks), OFF(delivery.n_webhooks), 0, 16, NULL, NULL, cfg_webhook_keys, sizeof(struct cfg_webhook), false },
+	{ "tls_ca_file", CT_STR, OFF(delivery.tls_ca_file), 0, 1, 1024, NULL, NULL, NULL, 0, false },
+	{ "mta_sts_port", CT_U32, OFF(delivery.mta_sts_port), 0, 1, 65535, "443", NULL, NULL, 0, false },
+	{ "tls_report", CT_GROUP, 0, 0, 0, 0, NULL, NULL, cfg_tls_report_keys, 0, false },
 	END
 };
 
@@ -604,6 +615,18 @@ cfg_finish(struct cfg_ctx *cx, struct config *c, const config_setting_t *root)
 	}
 	if (c->delivery.helo_name == NULL)
 		c->delivery.helo_name = xstrdup(c->router.hostname);
+	if (c->delivery.tls_report.organization == NULL)
+		c->delivery.tls_report.organization = xstrdup(c->cluster.name);
+	for (int i = 0; i < 2; i++) {
+		char **f = i ? &c->delivery.tls_report.from :
+			       &c->delivery.tls_report.contact;
+		char a[300];
+
+		if (*f != NULL)
+			continue;
+		snprintf(a, sizeof(a), "postmaster@%s", c->delivery.helo_name);
+		*f = xstrdup(a);
+	}
 	if (c->router.postmaster == NULL) {
 		/* RFC 5321 4.5.1: the postmaster of the name we greet with */
 		size_t n = sizeof("postmaster@") + strlen(c->router.hostname);
@@ -636,7 +659,7 @@ cfg_finish(struct cfg_ctx *cx, struct config *c, const config_setting_t *root)
 		c->delivery.limits[0].domain = xstrdup("*");
 		c->delivery.limits[0].max_connections = 20;
 		c->delivery.limits[0].max_msgs_per_conn = 100;
-		c->delivery.limits[0].tls = CFG_TLS_OPPORTUNISTIC;
+		c->delivery.limits[0].tls = CFG_TLS_DEFAULT;
 		c->delivery.n_limits = 1;
 	}
 	return config_check_all(cx, c, root);

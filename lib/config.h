@@ -19,8 +19,16 @@ enum cfg_tls {
 	CFG_TLS_STARTTLS,      /* "starttls" */
 	CFG_TLS_IMPLICIT,      /* "implicit" (listeners only) */
 	CFG_TLS_REQUIRED,      /* "required" (delivery routes and limits) */
-	CFG_TLS_OPPORTUNISTIC, /* "opportunistic" (delivery, the default) */
+	CFG_TLS_OPPORTUNISTIC, /* "opportunistic" (delivery): STARTTLS when
+				* offered, no DANE, no MTA-STS */
+	CFG_TLS_VERIFY,        /* "verify" (delivery): CA-verified, name checked */
+	CFG_TLS_DANE,          /* "dane" (delivery): secure TLSA required */
+	CFG_TLS_MTA_STS,       /* "mta-sts" (delivery): the domain's MTA-STS
+				* policy, no DANE */
 };
+/* Delivery (routes, limits) reads CFG_TLS_DEFAULT as opportunistic
+ * STARTTLS plus DANE where the MX host has DNSSEC-secure TLSA records plus
+ * the recipient domain's MTA-STS policy (docs/tls.md). */
 
 enum cfg_auth {
 	CFG_AUTH_OPTIONAL = 0, /* "optional" */
@@ -89,7 +97,8 @@ struct cfg_dkim {
 struct cfg_route {
 	char *domain;       /* required */
 	char *host;         /* required, host:port */
-	enum cfg_tls tls;   /* default opportunistic */
+	enum cfg_tls tls;   /* default CFG_TLS_DEFAULT (DANE, no MTA-STS:
+			     * a route is not the domain's MX) */
 };
 
 struct cfg_limit {
@@ -98,7 +107,7 @@ struct cfg_limit {
 	uint32_t max_connections;  /* default 20 */
 	uint32_t max_msgs_per_conn; /* default 100 */
 	double max_msgs_per_sec;   /* 0 = unlimited */
-	enum cfg_tls tls;          /* default opportunistic */
+	enum cfg_tls tls;          /* default CFG_TLS_DEFAULT */
 };
 
 /* A tenant's delivery rate (docs/shaping.md), cluster-wide: with a
@@ -271,6 +280,16 @@ struct config {
 		size_t n_tenant_limits;    /* default none */
 		struct cfg_webhook *webhooks;
 		size_t n_webhooks;         /* default none */
+		char *tls_ca_file;         /* MTA-STS fetches and MX
+					    * verification; NULL = the system
+					    * store */
+		uint32_t mta_sts_port;     /* HTTPS port of policy fetches,
+					    * default 443 */
+		struct {                   /* TLS-RPT (RFC 8460) reports */
+			char *organization; /* default cluster.name */
+			char *contact;     /* default postmaster@helo_name */
+			char *from;        /* default postmaster@helo_name */
+		} tls_report;
 	} delivery;
 
 	struct {

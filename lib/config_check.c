@@ -178,6 +178,17 @@ cfg_check_addrs(struct cfg_ctx *cx, const struct config *c,
 	}
 	/* router.listen is filled with a valid default when absent */
 	for (size_t i = 0; i < c->router.n_listen; i++) {
+		enum cfg_tls t = c->router.listen[i].tls;
+
+		if (t == CFG_TLS_VERIFY || t == CFG_TLS_DANE ||
+		    t == CFG_TLS_MTA_STS) {
+			snprintf(path, sizeof(path), "router.listen[%zu].tls",
+				 i);
+			return config_check_fail(
+				cx, cfg_at(root, "router", "listen", (int)i, "tls"),
+				path, "a listener takes \"none\", "
+				      "\"starttls\" or \"implicit\"");
+		}
 		if (cfg_is_hostport(c->router.listen[i].address, CFG_HOST_PORT))
 			continue;
 		snprintf(path, sizeof(path), "router.listen[%zu].address", i);
@@ -192,9 +203,9 @@ cfg_check_addrs(struct cfg_ctx *cx, const struct config *c,
 
 		if (!cfg_is_hostport(l->address, CFG_HOST_PORT)) {
 			why = "expected IPv4:port or [IPv6]:port";
-		} else if (l->tls == CFG_TLS_STARTTLS ||
-			   l->tls == CFG_TLS_REQUIRED ||
-			   l->tls == CFG_TLS_OPPORTUNISTIC) {
+		} else if (l->tls != CFG_TLS_DEFAULT &&
+			   l->tls != CFG_TLS_NONE &&
+			   l->tls != CFG_TLS_IMPLICIT) {
 			key = "tls";
 			why = "HTTP takes \"none\" or \"implicit\"";
 		} else if (l->tls == CFG_TLS_IMPLICIT &&

@@ -36,16 +36,26 @@ SOURCE_ROOTS = ("lib", "router", "node", "cli")
 ALLOWED = {
     "rpc": set(),
     "store": set(),
-    "delivery": set(),
+    # http: the node's HTTP client (libcurl on the loop), for webhooks and
+    # the TLS policies. tls: MTA-STS and TLS-RPT texts, parsed and built
+    # (pure functions).
+    "http": set(),
+    "tls": set(),
+    # delivery applies the policies (types from tls/) that policy/ finds.
+    "delivery": {"tls"},
     "cluster": {"store", "rpc"},
     "suppress": {"cluster", "store", "rpc"},
     # webhook (issue 19): events are stored and replicated with the queue
     # (store) and sent by the primary of their shard (cluster: owner).
-    "webhook": {"cluster", "store"},
+    "webhook": {"cluster", "store", "http"},
+    # policy (issue 20): MTA-STS policies fetched and cached, TLS-RPT
+    # counted and sent; looks names up through delivery's resolver and
+    # queues mailto: reports like DSNs (queue).
+    "policy": {"tls", "delivery", "http", "store", "queue", "cluster"},
     # queue writes webhook events in its result transactions.
     "queue": {"cluster", "suppress", "store", "rpc", "delivery", "webhook"},
     "ops": {"queue", "suppress", "cluster", "store", "rpc", "delivery",
-            "webhook"},
+            "webhook", "policy"},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"node/([^"]+)"', re.M)

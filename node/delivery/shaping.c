@@ -58,7 +58,7 @@ shaping_for_pool(const struct config *cfg, const char *pool,
 	memset(out, 0, sizeof(*out));
 	out->limit = l;
 	out->is_specific = l && strcmp(l->domain, "*") != 0;
-	out->tls = l ? l->tls : CFG_TLS_OPPORTUNISTIC;
+	out->tls = l ? l->tls : CFG_TLS_DEFAULT;
 	out->max_msgs_per_conn =
 		l ? l->max_msgs_per_conn : SHAPING_DEFAULT_PER_CONN;
 	if (out->max_msgs_per_conn == 0)

@@ -69,7 +69,7 @@
 
 static const char *const store_db_names[STORE_DB_COUNT] = {
 	"msg", "body", "due", "shard", "meta", "jseq", "jqid", "supp", "tomb", "counts",
-	"whev", "whcnt",
+	"whev", "whcnt", "local",
 };
 
 /* LMDB's result (0, MDB_* < 0, errno > 0) as ours. */

@@ -415,4 +415,28 @@ int store_count_foreach(struct store_txn *t, store_count_fn fn, void *arg);
  * differing shard logged), or the store's error. */
 int store_count_check(struct store_txn *t);
 
+/* ---- node-local records (node/store/store_local.c) ----
+ *   local  name \0 -> bytes
+ * Records of this node alone, never journaled nor replicated: cached
+ * MTA-STS policies, TLS-RPT counts. Names are text of 1..STORE_LOCAL_NAME_MAX
+ * bytes; values at most STORE_LOCAL_MAX bytes. */
+
+#define STORE_LOCAL_NAME_MAX 512
+#define STORE_LOCAL_MAX (256u << 10)
+
+int store_local_put(struct store_txn *t, const char *name, const void *p,
+		    size_t len);
+/* 0 with *p borrowed until the txn ends, or -ENOENT */
+int store_local_get(struct store_txn *t, const char *name, const void **p,
+		    size_t *len);
+/* a missing name is no error */
+int store_local_del(struct store_txn *t, const char *name);
+
+/* Call fn for every record whose name starts with prefix, in name order,
+ * until it returns non-zero (returned). */
+typedef int (*store_local_fn)(const char *name, const void *p, size_t len,
+			      void *arg);
+int store_local_foreach(struct store_txn *t, const char *prefix,
+			store_local_fn fn, void *arg);
+
 #endif

@@ -3,7 +3,7 @@
  * through (LMDB errors mapped and logged, qid keys built, a failed write
  * spoiling its transaction). The primitives live in store.c; the sections
  * beside it (store_journal.c, store_supp.c, store_tomb.c,
- * store_counts.c, store_whev.c) add their hooks below. Nothing outside
+ * store_counts.c, store_whev.c, store_local.c) add their hooks below. Nothing outside
  * node/store/ includes this: store.h is the interface. */
 #ifndef SHOAL_NODE_STORE_INT_H
 #define SHOAL_NODE_STORE_INT_H
@@ -37,6 +37,7 @@ enum store_db {
 	STORE_DB_COUNTS,
 	STORE_DB_WHEV,
 	STORE_DB_WHCNT,
+	STORE_DB_LOCAL,
 	STORE_DB_COUNT,
 };
 

@@ -18,7 +18,7 @@
 #include "node/cluster/owner.h"
 #include "node/store/commit.h"
 #include "node/store/store.h"
-#include "node/webhook/webhook_http.h"
+#include "node/http/http_client.h"
 #include "node/webhook/webhook_int.h"
 #include "proto/queue.pb-c.h"
 
@@ -111,7 +111,7 @@ webhooks_new(const struct webhooks_deps *deps)
 				return NULL;
 			}
 	}
-	wh->http = webhook_http_new(deps->base);
+	wh->http = http_client_new(deps->base);
 	if (wh->http == NULL) {
 		webhooks_free(wh);
 		return NULL;
@@ -137,7 +137,7 @@ webhooks_free(struct webhooks *wh)
 		webhook_send_stop(&wh->hooks[i]);
 		free(wh->hooks[i].url_shown);
 	}
-	webhook_http_free(wh->http);
+	http_client_free(wh->http);
 	free(wh);
 }
 

@@ -12,10 +12,11 @@
 #include "node/webhook/webhook.h"
 
 struct event;
-struct webhook_call;
-struct webhook_http;
+struct http_call;
+struct http_client;
 
 #define WEBHOOK_ERROR_MAX 200 /* last error text kept, escaped */
+#define WEBHOOK_RESP_KEEP 256 /* response body bytes kept for the error */
 
 /* One configured webhook and its sender. */
 struct webhook_hook {
@@ -28,7 +29,7 @@ struct webhook_hook {
 	struct event *timer;            /* the next round */
 	uint64_t timer_at_ms;           /* when it fires (monotonic), 0 */
 	bool is_busy;                   /* a POST or its deletion runs */
-	struct webhook_call *call;
+	struct http_call *call;
 	char (*keys)[STORE_WHEV_KEY_MAX]; /* the batch in flight */
 	size_t n_keys;
 	bool was_full;                  /* it filled a batch: more wait */
@@ -46,7 +47,7 @@ struct webhook_hook {
 
 struct webhooks {
 	struct webhooks_deps d;
-	struct webhook_http *http;
+	struct http_client *http;
 	struct qid_gen ids;
 	struct webhook_hook hooks[WEBHOOK_MAX];
 	size_t n;

@@ -3,7 +3,7 @@
  * A round reads a batch of the webhook's events from the store (those of
  * the shards this node is primary for, and only while the node may
  * deliver: a fenced node sends nothing), POSTs it through
- * webhook_http.c, and on a 2xx deletes the batch's events through group
+ * node/http/http_client.c, and on a 2xx deletes the batch's events through group
  * commit (journaled: the replica drops its copies). The next round
  * starts when that deletion is done: at once when the batch was full,
  * else when batch_size events wait or the oldest has waited
@@ -32,7 +32,7 @@
 #include "node/store/commit.h"
 #include "node/store/store.h"
 #include "node/webhook/webhook_batch.h"
-#include "node/webhook/webhook_http.h"
+#include "node/http/http_client.h"
 #include "node/webhook/webhook_int.h"
 
 #define WEBHOOK_WALK_MAX 4096   /* events visited per round */
@@ -229,15 +229,18 @@ webhook_failed(struct webhook_hook *h, long status, const char *error,
 }
 
 static void
-webhook_on_post(void *arg, long status, const char *error, const char *body,
-		size_t body_len)
+webhook_on_post(void *arg, const struct http_response *r)
 {
 	struct webhook_hook *h = arg;
 	struct webhook_del *d;
+	/* a 2xx took the batch even when its body was cut: the body is
+	 * nothing to us */
+	const char *error = r->is_cut && webhook_status_ok(r->status) ? "" :
+								     r->error;
 
 	h->call = NULL;
-	if (error[0] != '\0' || !webhook_status_ok(status)) {
-		webhook_failed(h, status, error, body, body_len);
+	if (error[0] != '\0' || !webhook_status_ok(r->status)) {
+		webhook_failed(h, r->status, error, r->body, r->body_len);
 		return;
 	}
 	if (h->failures > 0)
@@ -263,7 +266,7 @@ webhook_post(struct webhook_hook *h, struct webhook_walk *w)
 	char name_h[128];
 	const char *headers[5];
 	size_t n = 0;
-	struct webhook_post p = {
+	struct http_request p = {
 		.url = h->cfg->url,
 		.body = w->body.data,
 		.body_len = w->body.len,
@@ -271,6 +274,8 @@ webhook_post(struct webhook_hook *h, struct webhook_walk *w)
 		.timeout_ms = h->cfg->timeout_ms,
 		.tls_verify = h->cfg->tls_verify,
 		.ca_file = h->cfg->ca_file,
+		.keep = WEBHOOK_RESP_KEEP,
+		.user_agent = "shoal-webhook/1",
 	};
 
 	headers[n++] = "Content-Type: application/json";
@@ -282,7 +287,7 @@ webhook_post(struct webhook_hook *h, struct webhook_walk *w)
 		headers[n++] = sig_h;
 	}
 	headers[n] = NULL;
-	h->call = webhook_http_post(h->wh->http, &p, webhook_on_post, h);
+	h->call = http_client_start(h->wh->http, &p, webhook_on_post, h);
 	if (h->call == NULL) {
 		webhook_failed(h, 0, "could not start the request", "", 0);
 		return;
@@ -360,7 +365,7 @@ void
 webhook_send_stop(struct webhook_hook *h)
 {
 	if (h->call != NULL)
-		webhook_http_cancel(h->wh->http, h->call);
+		http_client_cancel(h->wh->http, h->call);
 	h->call = NULL;
 	if (h->timer != NULL)
 		event_free(h->timer);

@@ -220,13 +220,13 @@ START_TEST(test_config_design_example_loads_every_value)
 	ck_assert_uint_eq(c->delivery.n_routes, 1);
 	ck_assert_str_eq(c->delivery.routes[0].domain, "relay.example");
 	ck_assert_str_eq(c->delivery.routes[0].host, "127.0.0.1:2626");
-	ck_assert_int_eq(c->delivery.routes[0].tls, CFG_TLS_OPPORTUNISTIC);
+	ck_assert_int_eq(c->delivery.routes[0].tls, CFG_TLS_DEFAULT);
 	ck_assert_uint_eq(c->delivery.n_limits, 1);
 	ck_assert_str_eq(c->delivery.limits[0].domain, "*");
 	ck_assert_uint_eq(c->delivery.limits[0].max_connections, 20);
 	ck_assert_uint_eq(c->delivery.limits[0].max_msgs_per_conn, 100);
 	ck_assert_double_eq(c->delivery.limits[0].max_msgs_per_sec, 0.0);
-	ck_assert_int_eq(c->delivery.limits[0].tls, CFG_TLS_OPPORTUNISTIC);
+	ck_assert_int_eq(c->delivery.limits[0].tls, CFG_TLS_DEFAULT);
 
 	ck_assert_int_eq(c->replication.mode, CFG_REPL_SYNC);
 	ck_assert_uint_eq(c->replication.heartbeat_ms, 500);
@@ -343,7 +343,7 @@ START_TEST(test_config_every_other_key_lands)
 	ck_assert_uint_eq(c->delivery.limits[0].max_connections, 20);
 	ck_assert_uint_eq(c->delivery.limits[0].max_msgs_per_conn, 100);
 	ck_assert_double_eq(c->delivery.limits[0].max_msgs_per_sec, 0.0);
-	ck_assert_int_eq(c->delivery.limits[0].tls, CFG_TLS_OPPORTUNISTIC);
+	ck_assert_int_eq(c->delivery.limits[0].tls, CFG_TLS_DEFAULT);
 	ck_assert_str_eq(c->delivery.limits[1].domain, "gmail.com");
 	ck_assert_uint_eq(c->delivery.limits[1].max_connections, 5);
 	ck_assert_uint_eq(c->delivery.limits[1].max_msgs_per_conn, 7);
@@ -473,7 +473,13 @@ START_TEST(test_config_minimal_gets_every_default)
 	ck_assert_uint_eq(c->delivery.limits[0].max_connections, 20);
 	ck_assert_uint_eq(c->delivery.limits[0].max_msgs_per_conn, 100);
 	ck_assert_double_eq(c->delivery.limits[0].max_msgs_per_sec, 0.0);
-	ck_assert_int_eq(c->delivery.limits[0].tls, CFG_TLS_OPPORTUNISTIC);
+	ck_assert_int_eq(c->delivery.limits[0].tls, CFG_TLS_DEFAULT);
+	ck_assert_ptr_null(c->delivery.tls_ca_file);
+	ck_assert_uint_eq(c->delivery.mta_sts_port, 443);
+	ck_assert_str_eq(c->delivery.tls_report.organization,
+			 c->cluster.name);
+	ck_assert_str_eq(c->delivery.tls_report.contact, c->delivery.tls_report.from);
+	ck_assert_int_eq(strncmp(c->delivery.tls_report.from, "postmaster@", 11), 0);
 
 	ck_assert_int_eq(c->replication.mode, CFG_REPL_SYNC);
 	ck_assert_uint_eq(c->replication.heartbeat_ms, 500);
@@ -531,6 +537,36 @@ START_TEST(test_config_postmaster_default_and_value)
 	c = load_ok(N1 "router: { hostname = \"mx.example\";\n"
 		       "  postmaster = \"abuse-desk@ops.example\"; };\n");
 	ck_assert_str_eq(c->router.postmaster, "abuse-desk@ops.example");
+	config_free(c);
+}
+END_TEST
+
+/* Issue 20: the delivery TLS policy keys and values. */
+START_TEST(test_config_delivery_tls_policy_keys)
+{
+	struct config *c = load_ok(
+		N1 "cluster: { name = \"blue\"; };\n"
+		"delivery: { helo_name = \"out.example\";\n"
+		"  tls_ca_file = \"/etc/test-ca.pem\"; mta_sts_port = 8443;\n"
+		"  tls_report = { organization = \"Blue Mail\";\n"
+		"                 contact = \"mailto:tls@blue.example\"; };\n"
+		"  routes = ( { domain = \"a.example\"; host = \"h:25\"; tls = \"dane\"; },\n"
+		"             { domain = \"b.example\"; host = \"h:25\"; tls = \"verify\"; },\n"
+		"             { domain = \"c.example\"; host = \"h:25\"; tls = \"mta-sts\"; },\n"
+		"             { domain = \"d.example\"; host = \"h:25\"; } );\n"
+		"  limits = ( { domain = \"*\"; tls = \"opportunistic\"; } ); };\n");
+
+	ck_assert_str_eq(c->delivery.tls_ca_file, "/etc/test-ca.pem");
+	ck_assert_uint_eq(c->delivery.mta_sts_port, 8443);
+	ck_assert_str_eq(c->delivery.tls_report.organization, "Blue Mail");
+	ck_assert_str_eq(c->delivery.tls_report.contact,
+			 "mailto:tls@blue.example");
+	ck_assert_str_eq(c->delivery.tls_report.from, "postmaster@out.example");
+	ck_assert_int_eq(c->delivery.routes[0].tls, CFG_TLS_DANE);
+	ck_assert_int_eq(c->delivery.routes[1].tls, CFG_TLS_VERIFY);
+	ck_assert_int_eq(c->delivery.routes[2].tls, CFG_TLS_MTA_STS);
+	ck_assert_int_eq(c->delivery.routes[3].tls, CFG_TLS_DEFAULT);
+	ck_assert_int_eq(c->delivery.limits[0].tls, CFG_TLS_OPPORTUNISTIC);
 	config_free(c);
 }
 END_TEST
@@ -885,6 +921,11 @@ static const struct bad cross_checks[] = {
 	  NODE("n2", "7102", " peer = \"n3\";") ",\n"
 	  NODE("n3", "7103", " peer = \"n2\";") "\n);\n",
 	  2, "nodes[0].peer: peer \"n2\" does not name \"n1\" as its peer" },
+	/* a delivery policy is no listener mode */
+	{ N1 "router: { listen = (\n  { address = \"127.0.0.1:25\"; tls = \"dane\"; } ); };\n",
+	  3, "router.listen[0].tls: a listener takes \"none\", \"starttls\" or \"implicit\"" },
+	{ N1 "router: { http_listen = (\n  { address = \"127.0.0.1:80\"; tls = \"verify\"; } ); };\n",
+	  3, "router.http_listen[0].tls: HTTP takes \"none\" or \"implicit\"" },
 	/* libconfig itself refuses a key given twice */
 	{ N1 "cluster: { shards = 1;\n  shards = 2; };\n", 3,
 	  "duplicate setting name" },
@@ -1483,6 +1524,7 @@ config_suite(void)
 
 	tc = tcase_create("defaults");
 	tcase_add_test(tc, test_config_minimal_gets_every_default);
+	tcase_add_test(tc, test_config_delivery_tls_policy_keys);
 	tcase_add_test(tc, test_config_suppression_defaults_values_and_errors);
 	tcase_add_test(tc, test_config_empty_groups_get_defaults);
 	tcase_add_test(tc, test_config_helo_name_defaults_to_hostname);

@@ -72,7 +72,7 @@ START_TEST(test_shaping_no_limits_gives_builtin_defaults)
 	ck_assert_uint_eq(s.max_connections, 20);
 	ck_assert_uint_eq(s.max_msgs_per_conn, 100);
 	ck_assert(s.max_msgs_per_sec == 0);
-	ck_assert_int_eq(s.tls, CFG_TLS_OPPORTUNISTIC);
+	ck_assert_int_eq(s.tls, CFG_TLS_DEFAULT);
 	ck_assert(!s.is_specific);
 	ck_assert(s.bucket.tokens == 1);
 	ck_assert_uint_eq(s.bucket.refilled_us, 0);
@@ -198,7 +198,7 @@ START_TEST(test_shaping_named_only_falls_back_to_builtin)
 	ck_assert_uint_eq(s.max_connections, 20);
 	ck_assert_uint_eq(s.max_msgs_per_conn, 100);
 	ck_assert(s.max_msgs_per_sec == 0);
-	ck_assert_int_eq(s.tls, CFG_TLS_OPPORTUNISTIC);
+	ck_assert_int_eq(s.tls, CFG_TLS_DEFAULT);
 	ck_assert(!s.is_specific);
 }
 END_TEST

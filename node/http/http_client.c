@@ -1,4 +1,4 @@
-/* libcurl multi on libevent (webhook_http.h). The pattern is curl's own
+/* libcurl multi on libevent (http_client.h). The pattern is curl's own
  * (docs/examples/hiperfifo.c): CURLMOPT_SOCKETFUNCTION tells which
  * sockets to watch, each gets a libevent event; CURLMOPT_TIMERFUNCTION
  * sets one timer; both call curl_multi_socket_action() and then collect
@@ -6,11 +6,11 @@
  * returned, so a callback may start or cancel calls.
  *
  * Handles untrusted input: a receiver's response (status line, headers,
- * body) is parsed by curl; we keep WEBHOOK_RESP_KEEP bytes of the body
- * and cut the transfer past WEBHOOK_RESP_READ_MAX, and curl bounds the
+ * body) is parsed by curl; we keep the request's `keep` bytes of the
+ * body and cut the transfer past its read_max, and curl bounds the
  * headers (CURL_MAX_HTTP_HEADER). A slow or silent receiver ends at the
  * call's timeout. */
-#include "node/webhook/webhook_http.h"
+#include "node/http/http_client.h"
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -21,45 +21,49 @@
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
-#define WEBHOOK_CONNECT_MS_MAX 5000 /* connect within the request's time */
+#define HTTP_CONNECT_MS_MAX 5000 /* connect within the request's time */
 
-struct webhook_call {
-	struct webhook_http *h;
+const char HTTP_ERR_TOO_BIG[] = "response body too large";
+
+struct http_call {
+	struct http_client *h;
 	CURL *easy;
 	struct curl_slist *headers;
+	struct curl_slist *resolve;     /* CURLOPT_RESOLVE's one entry */
 	char *body;                     /* the request body (curl reads it) */
-	char resp[WEBHOOK_RESP_KEEP];   /* start of the response body */
-	size_t resp_len;                /* bytes kept */
+	char *resp;                     /* start of the response body */
+	size_t resp_keep, resp_len;     /* bytes to keep, kept */
+	size_t read_max;
 	size_t resp_seen;               /* bytes received */
 	bool is_cut;                    /* stopped reading: too big */
 	char err[CURL_ERROR_SIZE];
-	webhook_http_done_fn done;
+	http_done_fn done;
 	void *arg;
-	struct webhook_call *next, *prev;
+	struct http_call *next, *prev;
 };
 
-struct webhook_http {
+struct http_client {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;
-	struct webhook_call *calls;
+	struct http_call *calls;
 	size_t n_calls;
 	int running;
 };
 
 /* One watched socket: its event, made and changed by the socket
  * callback, freed when curl says CURL_POLL_REMOVE. */
-struct webhook_sock {
+struct http_sock {
 	struct event *ev;
 	curl_socket_t fd;
 };
 
-static void webhook_http_collect(struct webhook_http *h);
+static void http_client_collect(struct http_client *h);
 
 static void
-webhook_http_on_sock(evutil_socket_t fd, short what, void *arg)
+http_client_on_sock(evutil_socket_t fd, short what, void *arg)
 {
-	struct webhook_http *h = arg;
+	struct http_client *h = arg;
 	int flags = 0;
 
 	if (what & EV_READ)
@@ -67,27 +71,27 @@ webhook_http_on_sock(evutil_socket_t fd, short what, void *arg)
 	if (what & EV_WRITE)
 		flags |= CURL_CSELECT_OUT;
 	curl_multi_socket_action(h->multi, fd, flags, &h->running);
-	webhook_http_collect(h);
+	http_client_collect(h);
 }
 
 static void
-webhook_http_on_timer(evutil_socket_t fd, short what, void *arg)
+http_client_on_timer(evutil_socket_t fd, short what, void *arg)
 {
-	struct webhook_http *h = arg;
+	struct http_client *h = arg;
 
 	(void)fd;
 	(void)what;
 	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &h->running);
-	webhook_http_collect(h);
+	http_client_collect(h);
 }
 
 /* CURLMOPT_SOCKETFUNCTION: watch s for what curl asks, or stop. */
 static int
-webhook_http_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
+http_client_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
 		     void *socketp)
 {
-	struct webhook_http *h = userp;
-	struct webhook_sock *ws = socketp;
+	struct http_client *h = userp;
+	struct http_sock *ws = socketp;
 	short kind;
 
 	(void)e;
@@ -108,7 +112,7 @@ webhook_http_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
 	} else {
 		event_free(ws->ev);
 	}
-	ws->ev = event_new(h->base, s, kind, webhook_http_on_sock, h);
+	ws->ev = event_new(h->base, s, kind, http_client_on_sock, h);
 	SHOAL_ASSERT(ws->ev != NULL);
 	event_add(ws->ev, NULL);
 	return 0;
@@ -116,9 +120,9 @@ webhook_http_sock_cb(CURL *e, curl_socket_t s, int what, void *userp,
 
 /* CURLMOPT_TIMERFUNCTION: one timer, -1 = none. */
 static int
-webhook_http_timer_cb(CURLM *m, long timeout_ms, void *userp)
+http_client_timer_cb(CURLM *m, long timeout_ms, void *userp)
 {
-	struct webhook_http *h = userp;
+	struct http_client *h = userp;
 	struct timeval tv;
 
 	(void)m;
@@ -135,13 +139,13 @@ webhook_http_timer_cb(CURLM *m, long timeout_ms, void *userp)
 /* CURLOPT_WRITEFUNCTION: keep the start of the body, count the rest, and
  * stop (a write error) once too much came. */
 static size_t
-webhook_http_write(char *p, size_t size, size_t n, void *arg)
+http_client_write(char *p, size_t size, size_t n, void *arg)
 {
-	struct webhook_call *c = arg;
+	struct http_call *c = arg;
 	size_t len = size * n;
 
-	if (c->resp_len < sizeof(c->resp)) {
-		size_t k = sizeof(c->resp) - c->resp_len;
+	if (c->resp_len < c->resp_keep) {
+		size_t k = c->resp_keep - c->resp_len;
 
 		if (k > len)
 			k = len;
@@ -149,7 +153,7 @@ webhook_http_write(char *p, size_t size, size_t n, void *arg)
 		c->resp_len += k;
 	}
 	c->resp_seen += len;
-	if (c->resp_seen > WEBHOOK_RESP_READ_MAX) {
+	if (c->resp_seen > c->read_max) {
 		c->is_cut = true;
 		return 0;
 	}
@@ -157,9 +161,9 @@ webhook_http_write(char *p, size_t size, size_t n, void *arg)
 }
 
 static void
-webhook_call_free(struct webhook_call *c)
+http_call_free(struct http_call *c)
 {
-	struct webhook_http *h = c->h;
+	struct http_client *h = c->h;
 
 	if (c->prev)
 		c->prev->next = c->next;
@@ -171,21 +175,26 @@ webhook_call_free(struct webhook_call *c)
 	curl_multi_remove_handle(h->multi, c->easy);
 	curl_easy_cleanup(c->easy);
 	curl_slist_free_all(c->headers);
+	curl_slist_free_all(c->resolve);
 	free(c->body);
+	free(c->resp);
 	free(c);
 }
 
 /* The finished transfers: their outcome to their owners. */
 static void
-webhook_http_collect(struct webhook_http *h)
+http_client_collect(struct http_client *h)
 {
 	CURLMsg *msg;
 	int left;
 
 	while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
-		struct webhook_call *c = NULL;
+		struct http_call *c = NULL;
 		long status = 0;
 		const char *error = "";
+
+		struct http_response r = { 0 };
+		char *ct = NULL;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
@@ -194,28 +203,32 @@ webhook_http_collect(struct webhook_http *h)
 		if (c == NULL)
 			continue;
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
-		if (c->is_cut && (status < 200 || status > 299))
-			error = "response body too large";
-		else if (c->is_cut)
-			error = ""; /* a 2xx took the batch; its body is
-				     * nothing to us */
+		curl_easy_getinfo(c->easy, CURLINFO_CONTENT_TYPE, &ct);
+		if (c->is_cut)
+			error = HTTP_ERR_TOO_BIG;
 		else if (msg->data.result != CURLE_OK)
 			error = c->err[0] ? c->err :
 					    curl_easy_strerror(msg->data.result);
-		c->done(c->arg, status, error, c->resp, c->resp_len);
-		webhook_call_free(c);
+		r.status = status;
+		r.error = error;
+		r.body = c->resp ? c->resp : "";
+		r.body_len = c->resp_len;
+		r.is_cut = c->is_cut;
+		r.content_type = ct ? ct : "";
+		c->done(c->arg, &r);
+		http_call_free(c);
 	}
 }
 
-struct webhook_http *
-webhook_http_new(struct event_base *base)
+struct http_client *
+http_client_new(struct event_base *base)
 {
-	struct webhook_http *h;
+	struct http_client *h;
 	static bool is_global_done;
 
 	if (!is_global_done) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-			log_error("webhook event=curl_init_failed");
+			log_error("http event=curl_init_failed");
 			return NULL;
 		}
 		is_global_done = true;
@@ -223,28 +236,28 @@ webhook_http_new(struct event_base *base)
 	h = xcalloc(1, sizeof(*h));
 	h->base = base;
 	h->multi = curl_multi_init();
-	h->timer = evtimer_new(base, webhook_http_on_timer, h);
+	h->timer = evtimer_new(base, http_client_on_timer, h);
 	if (h->multi == NULL || h->timer == NULL) {
-		log_error("webhook event=curl_init_failed");
-		webhook_http_free(h);
+		log_error("http event=curl_init_failed");
+		http_client_free(h);
 		return NULL;
 	}
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION,
-			  webhook_http_sock_cb);
+			  http_client_sock_cb);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION,
-			  webhook_http_timer_cb);
+			  http_client_timer_cb);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
 	return h;
 }
 
 void
-webhook_http_free(struct webhook_http *h)
+http_client_free(struct http_client *h)
 {
 	if (h == NULL)
 		return;
 	while (h->calls != NULL)
-		webhook_call_free(h->calls);
+		http_call_free(h->calls);
 	if (h->multi)
 		curl_multi_cleanup(h->multi);
 	if (h->timer)
@@ -253,12 +266,12 @@ webhook_http_free(struct webhook_http *h)
 }
 
 static bool
-webhook_http_setup(struct webhook_call *c, const struct webhook_post *p)
+http_client_setup(struct http_call *c, const struct http_request *p)
 {
 	CURL *e = c->easy;
-	long connect_ms = p->timeout_ms < WEBHOOK_CONNECT_MS_MAX ?
+	long connect_ms = p->timeout_ms < HTTP_CONNECT_MS_MAX ?
 				  (long)p->timeout_ms :
-				  WEBHOOK_CONNECT_MS_MAX;
+				  HTTP_CONNECT_MS_MAX;
 	bool ok = true;
 
 	for (size_t i = 0; p->headers && p->headers[i]; i++) {
@@ -278,10 +291,19 @@ webhook_http_setup(struct webhook_call *c, const struct webhook_post *p)
 			   CURLE_OK;
 	ok = ok && curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
 	ok = ok && curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
-	ok = ok && curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK;
-	ok = ok && curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body) == CURLE_OK;
-	ok = ok && curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-				    (curl_off_t)p->body_len) == CURLE_OK;
+	if (c->body != NULL) {
+		ok = ok && curl_easy_setopt(e, CURLOPT_POST, 1L) == CURLE_OK;
+		ok = ok && curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body) ==
+				   CURLE_OK;
+		ok = ok && curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+					    (curl_off_t)p->body_len) == CURLE_OK;
+	}
+	if (p->resolve != NULL) {
+		c->resolve = curl_slist_append(NULL, p->resolve);
+		ok = ok && c->resolve != NULL &&
+		     curl_easy_setopt(e, CURLOPT_RESOLVE, c->resolve) ==
+			     CURLE_OK;
+	}
 	ok = ok && curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers) ==
 			   CURLE_OK;
 	ok = ok && curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
@@ -296,34 +318,41 @@ webhook_http_setup(struct webhook_call *c, const struct webhook_post *p)
 		ok = ok && curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file) ==
 				   CURLE_OK;
 	ok = ok && curl_easy_setopt(e, CURLOPT_WRITEFUNCTION,
-				    webhook_http_write) == CURLE_OK;
+				    http_client_write) == CURLE_OK;
 	ok = ok && curl_easy_setopt(e, CURLOPT_WRITEDATA, c) == CURLE_OK;
 	ok = ok && curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->err) == CURLE_OK;
 	ok = ok && curl_easy_setopt(e, CURLOPT_PRIVATE, c) == CURLE_OK;
-	ok = ok && curl_easy_setopt(e, CURLOPT_USERAGENT, "shoal-webhook/1") ==
+	ok = ok && curl_easy_setopt(e, CURLOPT_USERAGENT,
+				    p->user_agent ? p->user_agent : "shoal/1") ==
 			   CURLE_OK;
 	return ok;
 }
 
-struct webhook_call *
-webhook_http_post(struct webhook_http *h, const struct webhook_post *p,
-		  webhook_http_done_fn done, void *arg)
+struct http_call *
+http_client_start(struct http_client *h, const struct http_request *q,
+		  http_done_fn done, void *arg)
 {
-	struct webhook_call *c = xcalloc(1, sizeof(*c));
+	struct http_call *c = xcalloc(1, sizeof(*c));
 
 	c->h = h;
 	c->done = done;
 	c->arg = arg;
-	c->body = xmalloc(p->body_len ? p->body_len : 1);
-	memcpy(c->body, p->body, p->body_len);
+	if (q->body != NULL) {
+		c->body = xmalloc(q->body_len ? q->body_len : 1);
+		memcpy(c->body, q->body, q->body_len);
+	}
+	c->resp_keep = q->keep < HTTP_KEEP_MAX ? q->keep : HTTP_KEEP_MAX;
+	if (c->resp_keep > 0)
+		c->resp = xmalloc(c->resp_keep);
+	c->read_max = q->read_max ? q->read_max : HTTP_READ_MAX_DEFAULT;
 	c->easy = curl_easy_init();
-	if (c->easy == NULL || !webhook_http_setup(c, p)) {
-		log_error("webhook event=curl_setup_failed url_len=%zu",
-			  strlen(p->url));
+	if (c->easy == NULL || !http_client_setup(c, q)) {
+		log_error("http event=curl_setup_failed url_len=%zu",
+			  strlen(q->url));
 		goto fail;
 	}
 	if (curl_multi_add_handle(h->multi, c->easy) != CURLM_OK) {
-		log_error("webhook event=curl_add_failed");
+		log_error("http event=curl_add_failed");
 		goto fail;
 	}
 	c->next = h->calls;
@@ -338,21 +367,23 @@ fail:
 	if (c->easy)
 		curl_easy_cleanup(c->easy);
 	curl_slist_free_all(c->headers);
+	curl_slist_free_all(c->resolve);
 	free(c->body);
+	free(c->resp);
 	free(c);
 	return NULL;
 }
 
 void
-webhook_http_cancel(struct webhook_http *h, struct webhook_call *c)
+http_client_cancel(struct http_client *h, struct http_call *c)
 {
 	(void)h;
 	if (c != NULL)
-		webhook_call_free(c);
+		http_call_free(c);
 }
 
 size_t
-webhook_http_active(const struct webhook_http *h)
+http_client_active(const struct http_client *h)
 {
 	return h ? h->n_calls : 0;
 }
