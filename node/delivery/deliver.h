@@ -24,6 +24,28 @@
 struct event_base;
 struct job;
 struct deliver;
+struct sts_policy;
+
+/* The TLS of one SMTP session as TLS-RPT (RFC 8460) counts it: under
+ * which policy, with which result. Lives during the call. */
+struct deliver_tls_session {
+	const char *domain;      /* the policy domain: the recipient domain */
+	const char *policy_type; /* "sts", "tlsa" or "no-policy-found" */
+	const struct sts_policy *sts; /* "sts": the policy applied */
+	const char *const *tlsa; /* "tlsa": the records, presentation form */
+	size_t n_tlsa;
+	const char *mx;          /* the receiving MX host, or "" */
+	const char *ip;          /* its address, or "" */
+	const char *source;      /* our address, or "" */
+	const char *result;      /* "" for a success, else an RFC 8460
+				  * result-type ("starttls-not-supported"...) */
+};
+
+/* The MTA-STS policy of a domain, once looked up: p is NULL when the
+ * domain has none (or none could be had); id is the policy's id; p stays
+ * valid until handed back with hooks.sts_release. */
+typedef void (*deliver_sts_fn)(void *cbarg, const struct sts_policy *p,
+			       const char *id);
 
 /* How delivery reports to the layer above. A hook may run from inside
  * deliver_submit() (a job refused before any lookup) or deliver_recheck()
@@ -46,6 +68,16 @@ struct deliver_hooks {
 	 * one lengthened) in this node's table, to be logged and spread to
 	 * the other nodes. May be NULL. */
 	void (*shaping_action)(void *arg, const struct adapt_action *x);
+	/* MTA-STS (node/policy/sts.h): start looking up domain's policy;
+	 * fn is called once, never from inside the call. Returns an id for
+	 * sts_cancel. All three NULL: no MTA-STS. */
+	uint64_t (*sts_get)(void *arg, const char *domain, deliver_sts_fn fn,
+			    void *cbarg);
+	void (*sts_cancel)(void *arg, uint64_t id);
+	void (*sts_release)(void *arg, const struct sts_policy *p);
+	/* A session's TLS outcome under a policy, for TLS-RPT; may be
+	 * NULL. */
+	void (*tls_session)(void *arg, const struct deliver_tls_session *s);
 	void *arg;
 };
 
