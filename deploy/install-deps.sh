@@ -14,6 +14,7 @@ PKGS=(
 	prometheus  # promtool: deploy/prometheus rules are checked and tested
 	iproute2 procps openssl haproxy
 	curl time strace valgrind apache2-utils  # bench/: scale.sh, profile.sh, http.sh (ab)
+	unbound ldnsutils bind9-dnsutils  # e2e DANE rig: DNSSEC zones, validating resolver, dig
 )
 
 missing=()
@@ -39,4 +40,17 @@ fi
 # Only promtool is wanted from the prometheus package, not its server.
 if [ -x /etc/init.d/prometheus ]; then
 	$SUDO /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+fi
+# Only the unbound binary is wanted (tests/e2e/tlsrig.py runs its own on
+# free loopback ports), not a system resolver holding port 53.
+if [ -e /lib/systemd/system/unbound.service ]; then
+	if [ -d /run/systemd/system ]; then
+		$SUDO systemctl disable --now unbound >/dev/null 2>&1 || true
+	else
+		$SUDO systemctl disable unbound >/dev/null 2>&1 || true
+	fi
+fi
+if [ -x /etc/init.d/unbound ]; then
+	$SUDO /etc/init.d/unbound stop >/dev/null 2>&1 || true
+	$SUDO update-rc.d unbound disable >/dev/null 2>&1 || true
 fi

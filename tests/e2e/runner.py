@@ -160,7 +160,8 @@ SERIAL = ("test_faults", "test_pair_faults", "test_replication",
 WEIGHT = {"test_suppress": 46, "test_delivery": 38, "test_shoalctl": 23,
           "test_ops": 14, "test_ingest": 13, "test_haproxy": 13,
           "test_wire": 8, "test_hostile": 8, "test_metrics": 7,
-          "test_queue_counts": 7, "test_session": 6, "test_dkim": 6}
+          "test_queue_counts": 7, "test_session": 6, "test_dkim": 6,
+          "test_mta_sts": 60, "test_dane": 25}
 
 TEST_END = re.compile(r"^\S+ \.\.\. (ok|FAIL|ERROR|skipped)")
 SUMMARY = re.compile(r"^e2e: (\d+) passed, (\d+) failed$")

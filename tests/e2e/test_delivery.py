@@ -185,7 +185,9 @@ class Capture:
         for ip in self.ips:
             argv += ["--listen", f"{ip}:{self.port}"]
         if self.tls:
-            cert, key = self.peers.certificate()
+            # tls: True (the peers' self-signed certificate) or (cert, key)
+            cert, key = self.tls if isinstance(self.tls, tuple) else \
+                self.peers.certificate()
             argv += ["--tls-cert", cert, "--tls-key", key]
         self.proc = self.peers.proc(self.name, argv)
         self.proc.start(ready_re=r"capture event=ready",
