@@ -503,7 +503,7 @@ deliver_new(struct event_base *base, const struct config *cfg,
 		goto fail;
 	if ((d->egress = egress_new(cfg)) == NULL)
 		goto fail;
-	d->ssl = smtpc_ssl_ctx_new();
+	d->ssl = smtpc_ssl_ctx_new(NULL);
 	d->smtpc = smtpc_ctx_new(base);
 	d->share = shaping_share(map, node_id);
 	d->adapt = adapt_new(node_id, NULL);

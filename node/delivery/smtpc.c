@@ -465,16 +465,12 @@ smtpc_on_event(struct bufferevent *bev, short what, void *arg)
 	if (c->state == ST_HANDSHAKE) {
 		unsigned long e = bufferevent_get_openssl_error(c->bev);
 		char ebuf[120] = "handshake failed";
+		struct smtpc_reply r;
 
 		if (e)
 			ERR_error_string_n(e, ebuf, sizeof(ebuf));
-		snprintf(why, sizeof(why), "TLS: %s", ebuf);
-		{
-			struct smtpc_reply r;
-
-			smtpc_local(&r, 0, "4.7.5", "%s", why);
-			smtpc_fail(c, SMTPC_PH_TLS, &r);
-		}
+		smtpc_tls_handshake_failed(c, ebuf, &r);
+		smtpc_fail(c, SMTPC_PH_TLS, &r);
 		return;
 	}
 	if (what & BEV_EVENT_EOF)
@@ -538,6 +534,7 @@ smtpc_open(struct smtpc_ctx *x, const struct smtpc_opts *o,
 		 o->helo_name && o->helo_name[0] ? o->helo_name : "localhost");
 	snprintf(c->info.mx_name, sizeof(c->info.mx_name), "%s",
 		 o->mx_name ? o->mx_name : "");
+	smtpc_tls_init(c, o);
 	smtpc_addr_text(o->addr, c->info.peer_ip, sizeof(c->info.peer_ip));
 	c->timer = evtimer_new(base, smtpc_on_timer, c);
 	c->later = event_new(base, -1, 0, smtpc_on_later, c);
@@ -626,6 +623,7 @@ smtpc_free(struct smtpc *c)
 	free(c->res.rcpt);
 	free(c->plan);
 	free(c->rcpt_ok);
+	free(c->tlsa);
 	free(c);
 }
 
@@ -637,6 +635,13 @@ smtpc_close(struct smtpc *c)
 	if (c->later)
 		event_del(c->later);
 	c->ready_pending = c->done_pending = false;
+	if (c->state == ST_DEAD && c->quit_on_close) {
+		/* the certificate failed its check over a working TLS
+		 * session: nothing but QUIT goes over it */
+		c->quit_on_close = false;
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		c->state = ST_READY;
+	}
 	if (c->state == ST_READY) {
 		/* polite QUIT; freed on its reply, on EOF or after a while */
 		guard_close(&c->guard);
@@ -658,21 +663,6 @@ smtpc_close(struct smtpc *c)
 		return;
 	}
 	smtpc_free(c);
-}
-
-SSL_CTX *
-smtpc_ssl_ctx_new(void)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-	if (ctx == NULL) {
-		log_error("smtpc: cannot create a TLS client context");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	return ctx;
 }
 
 struct smtpc_ctx *

@@ -2,7 +2,9 @@
  * carry several messages in turn (connection reuse). RFC 5321 client side
  * with EHLO (HELO fallback), STARTTLS (RFC 3207, OpenSSL), PIPELINING (RFC
  * 2920), SIZE (RFC 1870), 8BITMIME, SMTPUTF8 (RFC 6531), DSN (RFC 3461),
- * and the timeouts of RFC 5321 4.5.3.2.
+ * and the timeouts of RFC 5321 4.5.3.2. The server's certificate is
+ * checked, once per connection, against the CA store (MTA-STS, RFC 8461)
+ * or its TLSA records (DANE, RFC 7672) when the caller asks.
  *
  * It reports what the server said; it decides nothing about retries or
  * bounces (node/delivery/outcome.c does). One state per expected reply;
@@ -23,11 +25,26 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 #define SMTPC_REPLY_TEXT_MAX 512   /* kept of a reply (lines joined) */
 #define SMTPC_REPLY_LINES_MAX 100  /* more lines: protocol error */
+#define SMTPC_TLSA_MAX 16          /* TLSA records kept; the rest ignored */
+#define SMTPC_TLSA_DATA_MAX 4096   /* longer data: the record is unusable */
 
 enum smtpc_tls {
 	SMTPC_TLS_OPPORTUNISTIC = 0, /* STARTTLS when offered, else plain */
 	SMTPC_TLS_REQUIRED,          /* no STARTTLS or a failed handshake: fail */
 	SMTPC_TLS_NONE,              /* never */
+	SMTPC_TLS_VERIFY,            /* as REQUIRED, and the certificate must
+					chain to the CA store and be valid
+					for verify_name (MTA-STS, "verify") */
+	SMTPC_TLS_DANE,              /* as REQUIRED, and the certificate must
+					match a usable TLSA record (RFC 7672;
+					none usable: TLS unauthenticated) */
+};
+
+/* One TLSA record (RFC 6698 2.1), as DNS gave it. */
+struct smtpc_tlsa {
+	uint8_t usage, selector, mtype;
+	const unsigned char *data;   /* certificate association data */
+	size_t len;
 };
 
 /* Where a connection-level failure happened. */
@@ -35,7 +52,8 @@ enum smtpc_phase {
 	SMTPC_PH_CONNECT = 0,  /* TCP connect refused / unreachable / timeout */
 	SMTPC_PH_GREETING,     /* no, or a non-2xx, banner */
 	SMTPC_PH_EHLO,         /* EHLO and HELO refused */
-	SMTPC_PH_TLS,          /* STARTTLS refused / handshake failed / required but not offered */
+	SMTPC_PH_TLS,          /* STARTTLS refused / handshake failed / required
+				  but not offered / certificate check failed */
 	SMTPC_PH_MAIL,
 	SMTPC_PH_RCPT,
 	SMTPC_PH_DATA,         /* the DATA command */
@@ -93,8 +111,19 @@ struct smtpc_info {
 	bool esmtp, pipelining, starttls, size, eightbit, smtputf8, dsn;
 	uint64_t max_size;            /* SIZE value, 0 = none given */
 	bool tls_active;
+	bool tls_verified;            /* VERIFY / DANE: the certificate passed */
 	char tls_version[32];         /* "TLSv1.3" or "" */
 	char tls_cipher[64];
+	/* RFC 8460 4.3 result-type of a failure of the server's TLS in the
+	 * modes that require it (REQUIRED, VERIFY, DANE), or "":
+	 * "starttls-not-supported" (not offered, or refused),
+	 * "certificate-host-mismatch", "certificate-expired",
+	 * "certificate-not-trusted", "validation-failure" (any other
+	 * certificate error, no TLSA record matched, the handshake failed);
+	 * and "tlsa-invalid" on a DANE connection that is ready but
+	 * unauthenticated because no TLSA record was usable. Our own
+	 * failures (no TLS context, out of memory, timeouts) leave it "". */
+	char tls_failure[40];
 	char peer_ip[64];
 	char source_ip[64];           /* the bound source address, or "" */
 	bool source_failed;           /* failed for the source's sake: bind(),
@@ -116,9 +145,22 @@ typedef void (*smtpc_done_fn)(struct smtpc *c, const struct smtpc_result *res,
 
 struct smtpc_opts {
 	const char *helo_name;
-	const char *mx_name;          /* for SNI and logs */
+	const char *mx_name;          /* for SNI, logs and the DANE TLSA base
+					 domain (RFC 7672 2.2.2) */
 	enum smtpc_tls tls;
-	SSL_CTX *ssl_ctx;             /* client context; NULL = no TLS at all */
+	SSL_CTX *ssl_ctx;             /* from smtpc_ssl_ctx_new(); NULL = no
+					 TLS at all */
+	const char *verify_name;      /* VERIFY: the name the certificate must
+					 be valid for; DANE: a name a DANE-TA
+					 chain may be valid for besides
+					 mx_name; NULL = mx_name */
+	const struct smtpc_tlsa *tlsa; /* DANE: the host's DNSSEC-secure TLSA
+					  records, copied at open (at most
+					  SMTPC_TLSA_MAX) */
+	size_t n_tlsa;
+	const char *policy;           /* leads failure texts: "MTA-STS",
+					 "DANE", ...; NULL = "DANE" in DANE
+					 mode, else "TLS" */
 	const struct sockaddr *addr;  /* with port set */
 	const struct sockaddr *source; /* bind address (IP pools) or NULL */
 	uint32_t timeout_scale_pct;   /* 100 = RFC 5321 4.5.3.2 values (tests shrink them) */
@@ -148,22 +190,28 @@ struct smtpc *smtpc_open(struct smtpc_ctx *x, const struct smtpc_opts *o,
 int smtpc_send(struct smtpc *c, const struct smtpc_msg *m, smtpc_done_fn done,
 	       void *arg);
 
-/* What the server offered (valid after a successful ready). */
+/* What the server offered (valid after a successful ready); the TLS
+ * fields (tls_failure above all) also in and after ready(false). */
 const struct smtpc_info *smtpc_info(const struct smtpc *c);
 
 /* Whether the connection can take another message. */
 bool smtpc_is_usable(const struct smtpc *c);
 
-/* Send QUIT (if usable) and free the connection when done or after a short
- * timeout (smtpc_ctx_free() frees it at shutdown); no callbacks are called
- * afterwards. Safe to call from inside this connection's callbacks: then
- * the connection is freed on their way out. smtpc_close(NULL) does
- * nothing. */
+/* Send QUIT (if usable, or if the server's certificate failed its check
+ * over a working TLS session) and free the connection when done or after
+ * a short timeout (smtpc_ctx_free() frees it at shutdown); no callbacks
+ * are called afterwards. Safe to call from inside this connection's
+ * callbacks: then the connection is freed on their way out.
+ * smtpc_close(NULL) does nothing. */
 void smtpc_close(struct smtpc *c);
 
-/* Build a client SSL_CTX: TLS 1.2+ with OpenSSL's defaults, no
- * certificate verification (opportunistic, RFC 7435). Returns NULL and
- * logs on failure. */
-SSL_CTX *smtpc_ssl_ctx_new(void);
+/* Build the client SSL_CTX of every mode: TLS 1.2+ with OpenSSL's
+ * defaults, DANE enabled, trusting the CA certificates of ca_file (PEM)
+ * or, when NULL, OpenSSL's default paths (the system store). The
+ * handshake never fails on the certificate (RFC 7435); smtpc checks it
+ * afterwards in VERIFY and DANE mode. Returns NULL and logs when the
+ * context cannot be built or ca_file not read; the caller frees the
+ * result with SSL_CTX_free(). */
+SSL_CTX *smtpc_ssl_ctx_new(const char *ca_file);
 
 #endif

@@ -1,4 +1,4 @@
-/* The SMTP client's insides, shared by its three files and by nothing
+/* The SMTP client's insides, shared by its four files and by nothing
  * else (the interface is smtpc.h):
  *
  *   smtpc.c          the connection: life cycle, per-state timeouts,
@@ -7,6 +7,9 @@
  *                    STARTTLS and the TLS handshake (RFC 5321, RFC 3207)
  *   smtpc_msg.c      one message: the command plan (RSET, MAIL, RCPT...,
  *                    DATA; pipelined per RFC 2920), the body, the replies
+ *   smtpc_tls.c      the TLS policy: the SSL_CTX, each SSL's set-up and
+ *                    the certificate check after the handshake (VERIFY,
+ *                    DANE: RFC 8461, RFC 7672), TLS failure reasons
  *
  * One state per expected reply (enum smtpc_state); smtpc.c hands each
  * complete reply to the file that owns the state. */
@@ -17,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
+
+#include <openssl/ssl.h>
 
 #include "lib/guard.h"
 #include "node/delivery/smtpc.h"
@@ -68,8 +73,9 @@ struct smtpc {
 	struct event *timer;     /* the current state's timeout */
 	struct event *later;     /* runs deferred callbacks */
 	enum smtpc_state state;
-	bool tls_wanted;         /* opportunistic or required, with a ctx */
+	bool tls_wanted;         /* any mode but NONE, with a ctx */
 	bool tls_tried;          /* STARTTLS sent once */
+	bool quit_on_close;      /* failed check: smtpc_close() says QUIT */
 	struct guard guard;      /* closing: smtpc_close() called, no more
 				    callbacks; sections: caller callbacks */
 	/* Output of one read callback (or one smtpc_send) gathers in pend
@@ -81,6 +87,11 @@ struct smtpc {
 	bool first_msg_sent;
 	enum smtpc_tls tls;
 	SSL_CTX *ssl_ctx;
+	char policy[32];         /* smtpc_opts.policy, leads failure texts */
+	char verify_name[256];   /* VERIFY: the name checked */
+	struct smtpc_tlsa *tlsa; /* DANE: copies, data in the same block */
+	size_t n_tlsa;           /* <= SMTPC_TLSA_MAX */
+	size_t dane_usable;      /* records OpenSSL took */
 	uint32_t scale_pct;
 	char helo[256];
 	struct smtpc_info info;
@@ -158,6 +169,28 @@ bool smtpc_session_on_reply(struct smtpc *c);
 
 /* The TLS handshake finished: EHLO again (RFC 3207 4.2). */
 void smtpc_session_tls_up(struct smtpc *c);
+
+/* ---- smtpc_tls.c: the TLS policy --------------------------------------- */
+
+/* Copy o's policy name, verify name and TLSA records (bounded) into c;
+ * c->info.mx_name and c->tls must be set. */
+void smtpc_tls_init(struct smtpc *c, const struct smtpc_opts *o);
+/* whether TLS is required (REQUIRED, VERIFY, DANE): never plain text */
+bool smtpc_tls_is_required(const struct smtpc *c);
+/* Set ssl up for c's mode before the handshake. Returns 0, or -EIO when
+ * OpenSSL refused (no name to check, DANE not enabled in the ctx). */
+int smtpc_tls_prepare(struct smtpc *c, SSL *ssl);
+/* After the handshake: true when c's mode accepts the certificate (sets
+ * info.tls_verified, or tls_failure "tlsa-invalid"); false with the
+ * local reply in r and info.tls_failure set. */
+bool smtpc_tls_check(struct smtpc *c, SSL *ssl, struct smtpc_reply *r);
+/* TLS required and STARTTLS not offered (or no ctx): the reply in r */
+void smtpc_tls_not_offered(struct smtpc *c, struct smtpc_reply *r);
+/* STARTTLS refused by the server: the result-type when TLS is required */
+void smtpc_tls_refused(struct smtpc *c);
+/* The handshake failed with OpenSSL's err: the reply in r */
+void smtpc_tls_handshake_failed(struct smtpc *c, const char *err,
+				struct smtpc_reply *r);
 
 /* ---- smtpc_msg.c: one message ------------------------------------------ */
 

@@ -1,9 +1,10 @@
 /* The SMTP client's session before messages (see smtpc_impl.h): the
  * greeting, EHLO with a fall back to HELO, STARTTLS (RFC 3207) and the TLS
  * handshake, then EHLO again; ready() once the connection can take a
- * message. Owns what the server offers (struct smtpc_info) and the TLS
- * policy of the connection (opportunistic or required); leaves the socket
- * and the timeouts to smtpc.c and messages to smtpc_msg.c.
+ * message. Owns what the server offers (struct smtpc_info) and when TLS
+ * must be up; leaves how an SSL is set up and its certificate checked to
+ * smtpc_tls.c, the socket and the timeouts to smtpc.c and messages to
+ * smtpc_msg.c.
  * Handles untrusted input: EHLO keywords, parsed by smtpc_proto.c. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -68,8 +69,10 @@ smtpc_session_on_reply(struct smtpc *c)
 			return smtpc_fail(c, SMTPC_PH_EHLO, r);
 		break;
 	case ST_STARTTLS:
-		if (cls != 2)
+		if (cls != 2) {
+			smtpc_tls_refused(c);
 			return smtpc_fail(c, SMTPC_PH_TLS, r);
+		}
 		return smtpc_session_start_tls(c);
 	default:
 		return smtpc_fail_local(c, "reply in an unexpected state");
@@ -82,15 +85,12 @@ smtpc_session_on_reply(struct smtpc *c)
 		smtpc_enter(c, ST_STARTTLS);
 		return true;
 	}
-	if (c->tls == SMTPC_TLS_REQUIRED && !c->info.tls_active) {
+	if (smtpc_tls_is_required(c) && !c->info.tls_active) {
 		/* without a client context TLS cannot happen: never fall
 		 * back to plain text for a destination that requires it */
 		struct smtpc_reply l;
 
-		smtpc_local(&l, 0, "4.7.10", "%s",
-			    c->ssl_ctx ?
-				    "TLS required but STARTTLS not offered" :
-				    "TLS required but no TLS context");
+		smtpc_tls_not_offered(c, &l);
 		return smtpc_fail(c, SMTPC_PH_TLS, &l);
 	}
 	return smtpc_session_ready(c);
@@ -124,6 +124,10 @@ smtpc_session_start_tls(struct smtpc *c)
 	smtpc_flush(c);
 	if (ssl == NULL)
 		return smtpc_fail_local(c, "cannot create TLS session");
+	if (smtpc_tls_prepare(c, ssl) != 0) {
+		SSL_free(ssl);
+		return smtpc_fail_local(c, "cannot set the TLS session up");
+	}
 	if (c->info.mx_name[0] && inet_pton(AF_INET, c->info.mx_name, &a4) != 1 &&
 	    inet_pton(AF_INET6, c->info.mx_name, &a6) != 1)
 		SSL_set_tlsext_host_name(ssl, c->info.mx_name);
@@ -148,12 +152,19 @@ void
 smtpc_session_tls_up(struct smtpc *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	struct smtpc_reply r;
 
 	c->info.tls_active = true;
 	snprintf(c->info.tls_version, sizeof(c->info.tls_version), "%s",
 		 SSL_get_version(ssl));
 	snprintf(c->info.tls_cipher, sizeof(c->info.tls_cipher), "%s",
 		 SSL_get_cipher_name(ssl));
+	if (!smtpc_tls_check(c, ssl, &r)) {
+		/* once per connection, before any command over TLS */
+		c->quit_on_close = true;
+		smtpc_fail(c, SMTPC_PH_TLS, &r);
+		return;
+	}
 	/* RFC 3207 4.2: forget what the server said before; ask again */
 	smtpc_session_ehlo(c);
 }
