@@ -8,7 +8,7 @@ BUILD    ?= build
 BINDIR   ?= bin
 PKGS     := lmdb libzmq libprotobuf-c libcares openssl libevent \
             libevent_openssl libconfig libsystemd jansson libmicrohttpd \
-            libcurl
+            libcurl zlib
 CPPFLAGS += -I. -I$(BUILD) -D_GNU_SOURCE
 # OPT: optimization and debug flags; SAN: sanitizer flags for compiling and
 # linking. The asan build sets both on the command line; CFLAGS itself is

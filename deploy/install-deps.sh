@@ -10,6 +10,7 @@ PKGS=(
 	postfix swaks dnsmasq-base python3 python3-aiosmtpd python3-dkim
 	python3-dnspython python3-yaml python3-prometheus-client
 	libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev  # HTTP API, webhooks
+	zlib1g-dev  # TLS reports: gzip (RFC 8460 5.2)
 	prometheus  # promtool: deploy/prometheus rules are checked and tested
 	iproute2 procps openssl haproxy
 	curl time strace valgrind apache2-utils  # bench/: scale.sh, profile.sh, http.sh (ab)
