@@ -9,7 +9,8 @@
  * outcome.c.
  * Handles untrusted input: every DNS answer, bounded to DNS_HOSTS_MAX
  * hosts of DNS_ADDRS_MAX addresses. Callbacks always run from their own
- * event, never inside c-ares or inside dns_resolve_*(). */
+ * event, never inside c-ares or inside dns_resolve_*() or dns_query()
+ * (dns_rr.c). */
 #include "node/delivery/dns.h"
 
 #include <arpa/inet.h>
@@ -154,7 +155,7 @@ dns_on_sock_state(void *arg, ares_socket_t fd, int readable, int writable)
 		log_error("dns fd=%d result=event_failed", (int)fd);
 }
 
-static void
+void
 dns_req_free(struct dns *d, struct dns_req *r)
 {
 	dns_cache_htab_del(&d->reqs, &r->hn);
@@ -221,23 +222,69 @@ dns_req_fire(evutil_socket_t fd, short what, void *arg)
 	fn(&res, fn_arg);
 }
 
+struct dns_req *
+dns_req_new(struct dns *d, event_callback_fn fire)
+{
+	struct dns_req *r = xcalloc(1, sizeof(*r));
+
+	r->d = d;
+	r->id = ++d->next_id;
+	r->hn.hash = r->id * 0x9e3779b97f4a7c15ULL;
+	r->ev = event_new(d->base, -1, 0, fire, r);
+	SHOAL_ASSERT(r->ev != NULL);
+	dns_cache_htab_add(&d->reqs, &r->hn);
+	return r;
+}
+
+void
+dns_req_ready(struct dns_req *r, struct dns_answer *a, uint32_t ttl)
+{
+	r->ans = a; /* released in dns_req_free() */
+	r->ttl = ttl;
+	event_active(r->ev, 0, 0);
+}
+
+void
+dns_req_lookup(struct dns_req *r, enum dns_kind kind, uint16_t rrtype,
+	       const char *name)
+{
+	struct dns *d = r->d;
+	struct dns_entry *e = dns_cache_find(&d->cache, kind, rrtype, name);
+	bool is_new = e == NULL;
+
+	if (e && e->ans) {
+		uint64_t left_ms = e->expire_ms - dns_cache_now_ms();
+
+		e->ans->refs++; /* released in dns_req_free() */
+		dns_req_ready(r, e->ans, (uint32_t)((left_ms + 999) / 1000));
+		return;
+	}
+	if (is_new) {
+		e = dns_cache_add(&d->cache, kind, rrtype, name);
+		dns_flight_new(d, e);
+	}
+	/* a waiter before the start: it may end inside ares_query() */
+	r->f = e->f;
+	r->next = e->f->waiters;
+	if (r->next)
+		r->next->prev = r;
+	e->f->waiters = r;
+	if (is_new)
+		dns_flight_start(e->f);
+	dns_timer_reset(d);
+}
+
 static uint64_t
 dns_resolve(struct dns *d, enum dns_kind kind, const char *name, dns_mx_fn fn,
 	    void *arg)
 {
-	struct dns_req *r = xcalloc(1, sizeof(*r));
-	struct dns_entry *e;
+	struct dns_req *r = dns_req_new(d, dns_req_fire);
+	struct dns_answer *a;
 	struct dns_addr lit;
 	size_t len = strlen(name);
 
-	r->d = d;
-	r->id = ++d->next_id;
 	r->fn = fn;
 	r->arg = arg;
-	r->hn.hash = r->id * 0x9e3779b97f4a7c15ULL;
-	r->ev = event_new(d->base, -1, 0, dns_req_fire, r);
-	SHOAL_ASSERT(r->ev != NULL);
-	dns_cache_htab_add(&d->reqs, &r->hn);
 	if (log_enabled(LOG_LVL_DEBUG, LOG_SUB_DNS)) {
 		char q[LOG_QUOTE_BUF];
 
@@ -250,40 +297,21 @@ dns_resolve(struct dns *d, enum dns_kind kind, const char *name, dns_mx_fn fn,
 	    (inet_pton(AF_INET, name, lit.ip) == 1 ||
 	     inet_pton(AF_INET6, name, lit.ip) == 1)) {
 		lit.family = strchr(name, ':') ? AF_INET6 : AF_INET;
-		r->ans = dns_cache_answer_new(DNS_OK, "");
-		r->ans->hosts[0].name = xstrdup(name);
-		r->ans->hosts[0].addrs[0] = lit;
-		r->ans->hosts[0].n_addrs = 1;
-		r->ans->n_hosts = 1;
-		r->ttl = r->ans->ttl = DNS_TTL_MAX;
+		a = dns_cache_answer_new(DNS_OK, "");
+		a->hosts = xcalloc(1, sizeof(*a->hosts));
+		a->hosts[0].name = xstrdup(name);
+		a->hosts[0].addrs[0] = lit;
+		a->hosts[0].n_addrs = 1;
+		a->n_hosts = 1;
+		a->ttl = DNS_TTL_MAX;
+		dns_req_ready(r, a, a->ttl);
 	} else if (len == 0 || len > DNS_NAME_MAX) {
-		r->ans = dns_cache_answer_new(DNS_NXDOMAIN, DNS_ERR_BAD_NAME);
-		r->ttl = r->ans->ttl = DNS_TTL_MIN;
-	} else if ((e = dns_cache_find(&d->cache, kind, name)) != NULL &&
-		   e->ans) {
-		r->ans = e->ans;
-		r->ans->refs++; /* released in dns_req_free() */
-		r->ttl = (uint32_t)((e->expire_ms - dns_cache_now_ms() + 999) /
-				    1000);
+		a = dns_cache_answer_new(DNS_NXDOMAIN, DNS_ERR_BAD_NAME);
+		a->ttl = DNS_TTL_MIN;
+		dns_req_ready(r, a, a->ttl);
 	} else {
-		bool is_new = e == NULL;
-
-		if (is_new) {
-			e = dns_cache_add(&d->cache, kind, name);
-			dns_flight_new(d, e);
-		}
-		/* a waiter before the start: it may end inside ares_query() */
-		r->f = e->f;
-		r->next = e->f->waiters;
-		if (r->next)
-			r->next->prev = r;
-		e->f->waiters = r;
-		if (is_new)
-			dns_flight_start(e->f);
-		dns_timer_reset(d);
-		return r->id;
+		dns_req_lookup(r, kind, 0, name);
 	}
-	event_active(r->ev, 0, 0);
 	return r->id;
 }
 

@@ -1,9 +1,9 @@
 /* The answer cache of dns.c and dns_query.c: a hash table by (kind,
  * name) and a heap by expiry for eviction.
  *
- * Owns the entries, their answers' cache refs and the bound of
- * DNS_CACHE_MAX entries with answers; leaves what to cache and for how
- * long to dns_query.c. Handles untrusted input: names from mail senders and
+ * Owns the entries, their answers' cache refs and the bounds of
+ * DNS_CACHE_MAX entries with answers and DNS_CACHE_BYTES_MAX bytes held by
+ * them; leaves what to cache and for how long to dns_query.c and dns_rr.c. Handles untrusted input: names from mail senders and
  * DNS, hence the seeded hash. */
 #include "node/delivery/dns_cache.h"
 
@@ -31,7 +31,6 @@ dns_cache_answer_new(enum dns_status status, const char *error)
 	a->refs = 1;
 	a->status = status;
 	a->error = error;
-	a->hosts = xcalloc(DNS_HOSTS_MAX, sizeof(*a->hosts));
 	return a;
 }
 
@@ -43,6 +42,7 @@ dns_cache_answer_unref(struct dns_answer *a)
 	for (size_t i = 0; i < a->n_hosts; i++)
 		free(a->hosts[i].name);
 	free(a->hosts);
+	free(a->rr_data);
 	free(a);
 }
 
@@ -51,9 +51,9 @@ dns_cache_answer_unref(struct dns_answer *a)
 /* FNV-1a, seeded: the names come from mail senders and DNS */
 static uint64_t
 dns_cache_hash_name(const struct dns_cache *c, enum dns_kind kind,
-		    const char *name)
+		    uint16_t rrtype, const char *name)
 {
-	uint64_t h = c->hash_seed ^ (uint64_t)kind;
+	uint64_t h = c->hash_seed ^ (uint64_t)kind ^ (uint64_t)rrtype << 8;
 
 	for (const char *p = name; *p; p++)
 		h = (h ^ (unsigned char)(*p | 0x20)) * 0x100000001b3ULL;
@@ -179,6 +179,7 @@ dns_cache_del(struct dns_cache *c, struct dns_entry *e)
 		c->heap[i]->heap_i = i;
 		if (i < c->n_heap)
 			dns_cache_heap_fix(c, i);
+		c->bytes -= e->bytes;
 		dns_cache_answer_unref(e->ans);
 	}
 	free(e->name);
@@ -186,13 +187,15 @@ dns_cache_del(struct dns_cache *c, struct dns_entry *e)
 }
 
 struct dns_entry *
-dns_cache_add(struct dns_cache *c, enum dns_kind kind, const char *name)
+dns_cache_add(struct dns_cache *c, enum dns_kind kind, uint16_t rrtype,
+	      const char *name)
 {
 	struct dns_entry *e = xcalloc(1, sizeof(*e));
 
 	e->kind = kind;
+	e->rrtype = rrtype;
 	e->name = xstrdup(name);
-	e->hn.hash = dns_cache_hash_name(c, kind, name);
+	e->hn.hash = dns_cache_hash_name(c, kind, rrtype, name);
 	dns_cache_htab_add(&c->entries, &e->hn);
 	return e;
 }
@@ -205,6 +208,8 @@ dns_cache_put(struct dns_cache *c, struct dns_entry *e, struct dns_answer *a)
 	e->ans = a;
 	a->refs++; /* released in dns_cache_del() */
 	e->expire_ms = now + (uint64_t)a->ttl * 1000;
+	e->bytes = sizeof(*e) + strlen(e->name) + 1 + sizeof(*a) + a->bytes;
+	c->bytes += e->bytes;
 	if (c->n_heap == c->cap_heap) {
 		c->cap_heap = c->cap_heap ? c->cap_heap * 2 : 64;
 		c->heap = xrealloc(c->heap, c->cap_heap * sizeof(*c->heap));
@@ -214,20 +219,22 @@ dns_cache_put(struct dns_cache *c, struct dns_entry *e, struct dns_answer *a)
 	dns_cache_heap_fix(c, e->heap_i);
 	/* expired answers go first; when none, the one expiring soonest */
 	while (c->n_heap > 0 &&
-	       (c->heap[0]->expire_ms <= now || c->n_heap > DNS_CACHE_MAX))
+	       (c->heap[0]->expire_ms <= now || c->n_heap > DNS_CACHE_MAX ||
+		c->bytes > DNS_CACHE_BYTES_MAX))
 		dns_cache_del(c, c->heap[0]);
 }
 
 struct dns_entry *
-dns_cache_find(struct dns_cache *c, enum dns_kind kind, const char *name)
+dns_cache_find(struct dns_cache *c, enum dns_kind kind, uint16_t rrtype,
+	       const char *name)
 {
-	uint64_t h = dns_cache_hash_name(c, kind, name);
+	uint64_t h = dns_cache_hash_name(c, kind, rrtype, name);
 
 	for (struct dns_hnode *n = dns_cache_htab_first(&c->entries, h); n;
 	     n = n->next) {
 		struct dns_entry *e = (struct dns_entry *)n;
 
-		if (n->hash != h || e->kind != kind ||
+		if (n->hash != h || e->kind != kind || e->rrtype != rrtype ||
 		    strcasecmp(e->name, name) != 0)
 			continue;
 		if (e->ans && e->expire_ms <= dns_cache_now_ms()) {

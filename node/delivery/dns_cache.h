@@ -2,14 +2,16 @@
  * to the resolver.
  *
  * Owns the refcounted answer (struct dns_answer), the entries that hold
- * one per (kind, name) for its TTL, the hash table that finds them (dns.c
- * also files its lookups by id in one) and the heap by expiry that evicts
- * past DNS_CACHE_MAX. Leaves querying, TTL choice and what gets cached to
- * dns_query.c. Names come from mail senders and DNS: they are hashed with
- * a random seed and compared case-blind. */
+ * one per (kind, record type, name) for its TTL, the hash table that finds
+ * them (dns.c also files its lookups by id in one) and the heap by expiry
+ * that evicts past DNS_CACHE_MAX entries or DNS_CACHE_BYTES_MAX bytes.
+ * Leaves querying, TTL choice and what gets cached to dns_query.c and
+ * dns_rr.c. Names come from mail senders and DNS: they are hashed with a
+ * random seed and compared case-blind. */
 #ifndef SHOAL_NODE_DNS_CACHE_H
 #define SHOAL_NODE_DNS_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,7 +19,8 @@
 
 struct dns_flight;
 
-enum dns_kind { DNS_KIND_MX, DNS_KIND_HOST };
+/* MX and host lookups (dns_resolve_*()), records of one type (dns_query()) */
+enum dns_kind { DNS_KIND_MX, DNS_KIND_HOST, DNS_KIND_RR };
 
 struct dns_addr {
 	uint8_t family; /* AF_INET or AF_INET6 */
@@ -37,10 +40,17 @@ struct dns_answer {
 	int refs;
 	enum dns_status status;
 	const char *error;
-	int implicit_mx;
 	uint32_t ttl;
+	size_t bytes;            /* heap held beyond the struct (cache bound) */
+	/* DNS_KIND_MX and DNS_KIND_HOST */
+	int implicit_mx;
 	size_t n_hosts;
 	struct dns_ahost *hosts; /* by preference; cut to n_hosts when done */
+	/* DNS_KIND_RR */
+	bool is_secure;          /* the response had AD=1 */
+	uint16_t n_rrs, n_dropped;
+	uint16_t rr_len[DNS_RR_MAX];
+	unsigned char *rr_data;  /* the n_rrs records back to back */
 };
 
 /* Intrusive: embed first in the struct filed, with hash set before adding. */
@@ -58,11 +68,13 @@ struct dns_htab {
 struct dns_entry {
 	struct dns_hnode hn; /* first: the table holds &hn */
 	enum dns_kind kind;
+	uint16_t rrtype;      /* DNS_KIND_RR: the type asked; else 0 */
 	char *name;
 	struct dns_flight *f; /* dns.c's; the cache only carries it */
 	struct dns_answer *ans;
 	uint64_t expire_ms;
 	size_t heap_i;
+	size_t bytes;         /* counted in the cache's bytes while ans is set */
 };
 
 /* Embedded in struct dns. */
@@ -70,6 +82,7 @@ struct dns_cache {
 	struct dns_htab entries;
 	struct dns_entry **heap; /* cached answers, soonest expiry first */
 	size_t n_heap, cap_heap;
+	size_t bytes;            /* entries with answers: names, answers */
 	uint64_t hash_seed;
 };
 
@@ -77,8 +90,8 @@ struct dns_cache {
 uint64_t dns_cache_now_ms(void);
 
 /* A new answer with one ref (the caller's, dropped with
- * dns_cache_answer_unref()) and room for DNS_HOSTS_MAX hosts. error is
- * static text. */
+ * dns_cache_answer_unref()), no hosts and no records (hosts, when wanted,
+ * is the caller's to allocate). error is static text. */
 struct dns_answer *dns_cache_answer_new(enum dns_status status,
 					const char *error);
 
@@ -101,20 +114,21 @@ void dns_cache_init(struct dns_cache *c, uint64_t hash_seed);
 /* Delete every entry and release the memory. Flights must be over. */
 void dns_cache_free(struct dns_cache *c);
 
-/* The entry for (kind, name), or NULL. One whose answer has expired is
- * deleted and NULL returned. Valid until dns_cache_del() or the next
- * dns_cache_put(), which may evict it. */
+/* The entry for (kind, rrtype, name), or NULL; rrtype is 0 unless kind
+ * is DNS_KIND_RR. One whose answer has expired is deleted and NULL
+ * returned. Valid until dns_cache_del() or the next dns_cache_put(),
+ * which may evict it. */
 struct dns_entry *dns_cache_find(struct dns_cache *c, enum dns_kind kind,
-				 const char *name);
+				 uint16_t rrtype, const char *name);
 
-/* A new entry for (kind, name), which must not be in c yet, with neither
- * answer nor flight. Lives until dns_cache_del(). */
+/* A new entry for (kind, rrtype, name), which must not be in c yet, with
+ * neither answer nor flight. Lives until dns_cache_del(). */
 struct dns_entry *dns_cache_add(struct dns_cache *c, enum dns_kind kind,
-				const char *name);
+				uint16_t rrtype, const char *name);
 
 /* Give entry e the answer a for a->ttl seconds (takes a ref on a), then
- * delete expired answers and, past DNS_CACHE_MAX, those expiring soonest:
- * e itself may go. */
+ * delete expired answers and, past DNS_CACHE_MAX entries or
+ * DNS_CACHE_BYTES_MAX bytes, those expiring soonest: e itself may go. */
 void dns_cache_put(struct dns_cache *c, struct dns_entry *e,
 		   struct dns_answer *a);
 

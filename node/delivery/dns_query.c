@@ -6,6 +6,8 @@
  * RFC 5321 5.1 (MX order, equal preferences shuffled, implicit MX) and
  * RFC 7505 (null MX). Leaves the lookups, the channel and the event glue
  * to dns.c, the cache to dns_cache.c.
+ * Also the end of dns_rr.c's one-query flights, and the raw message
+ * walker both use.
  * Handles untrusted input: every DNS answer (the raw message is walked
  * for its TTLs with bounds checked), kept to DNS_HOSTS_MAX hosts of
  * DNS_ADDRS_MAX addresses. */
@@ -28,21 +30,22 @@
 
 #define DNS_NEG_TTL_MAX (DNS_TTL_MIN * 12) /* NXDOMAIN / NODATA */
 
-static const char DNS_ERR_NX[] =
+const char DNS_ERR_NX[] =
 	"Host or domain name not found (NXDOMAIN)";
 static const char DNS_ERR_NULL_MX[] =
 	"Domain accepts no mail (null MX, RFC 7505)";
 static const char DNS_ERR_NO_MX_HOSTS[] = "No address found for any MX host";
 static const char DNS_ERR_NO_ADDR[] = "Domain has no MX and no A/AAAA records";
 const char DNS_ERR_BAD_NAME[] = "Invalid domain name";
-static const char DNS_ERR_MALFORMED[] =
+const char DNS_ERR_MALFORMED[] =
 	"DNS temporary failure: malformed answer";
 static const char *const DNS_STATUS_NAMES[] = { "ok", "nxdomain", "no_hosts",
 						"null_mx", "tempfail" };
+static const char *const DNS_KIND_NAMES[] = { "mx", "host", "rr" };
 
 static void dns_flight_hosts(struct dns_flight *f);
 
-static const char *
+const char *
 dns_ares_error(int status)
 {
 	switch (status) {
@@ -64,13 +67,10 @@ dns_ares_error(int status)
 	}
 }
 
-/* RFC 2308 5: a negative answer lives min(SOA TTL, SOA MINIMUM); no SOA
- * in the authority section leaves DNS_NEG_TTL_MAX. Answer-section TTLs
- * go to *pos. Returns -1 when the message is malformed. */
-static int
-dns_msg_ttls(const unsigned char *m, int len, uint32_t *pos, uint32_t *neg)
+int
+dns_msg_walk(const unsigned char *m, int len, dns_msg_rr_fn fn, void *arg)
 {
-	int off = 12, qd, an, ns;
+	int off = 12, qd, an, ns, rc;
 
 	if (m == NULL || len < 12 || !(m[2] & 0x80)) /* QR: a response */
 		return -1;
@@ -78,9 +78,10 @@ dns_msg_ttls(const unsigned char *m, int len, uint32_t *pos, uint32_t *neg)
 	an = be16_get(m + 6);
 	ns = be16_get(m + 8);
 	for (int i = 0; i < qd + an + ns; i++) {
-		uint32_t ttl;
-		int type, rdlen;
+		struct dns_msg_rr rr;
 
+		/* labels up to the root or a pointer, never followed: no
+		 * compression loop can hold us */
 		while (off < len && m[off] != 0 && (m[off] & 0xc0) == 0)
 			off += m[off] + 1;
 		if (off >= len || (m[off] & 0xc0) == 0x40 ||
@@ -89,30 +90,53 @@ dns_msg_ttls(const unsigned char *m, int len, uint32_t *pos, uint32_t *neg)
 		off += (m[off] & 0xc0) ? 2 : 1;
 		if (i < qd) {
 			off += 4;
+			if (off > len)
+				return -1;
 			continue;
 		}
 		if (off + 10 > len)
 			return -1;
-		type = be16_get(m + off);
-		ttl = be32_get(m + off + 4);
-		ttl = ttl > INT32_MAX ? 0 : ttl; /* RFC 2181 8 */
-		rdlen = be16_get(m + off + 8);
-		off += 10 + rdlen;
+		rr.is_answer = i < qd + an;
+		rr.type = be16_get(m + off);
+		rr.rrclass = be16_get(m + off + 2);
+		rr.ttl = be32_get(m + off + 4);
+		rr.ttl = rr.ttl > INT32_MAX ? 0 : rr.ttl; /* RFC 2181 8 */
+		rr.rdlen = be16_get(m + off + 8);
+		rr.rdata = m + off + 10;
+		off += 10 + rr.rdlen;
 		if (off > len)
 			return -1;
-		if (i < qd + an) {
-			*pos = ttl < *pos ? ttl : *pos;
-		} else if (type == 6 && rdlen >= 22) { /* SOA, MINIMUM last */
-			uint32_t min = be32_get(m + off - 4);
-
-			ttl = min < ttl ? min : ttl;
-			*neg = ttl < *neg ? ttl : *neg;
-		}
+		if ((rc = fn(&rr, arg)) != 0)
+			return rc;
 	}
 	return 0;
 }
 
-static void
+void
+dns_msg_rr_ttls(const struct dns_msg_rr *rr, uint32_t *pos, uint32_t *neg)
+{
+	uint32_t ttl = rr->ttl;
+
+	if (rr->is_answer) {
+		*pos = ttl < *pos ? ttl : *pos;
+	} else if (rr->type == 6 && rr->rdlen >= 22) { /* SOA, MINIMUM last */
+		uint32_t min = be32_get(rr->rdata + rr->rdlen - 4);
+
+		ttl = min < ttl ? min : ttl;
+		*neg = ttl < *neg ? ttl : *neg;
+	}
+}
+
+static int
+dns_flight_rr_ttls(const struct dns_msg_rr *rr, void *arg)
+{
+	struct dns_flight *f = arg;
+
+	dns_msg_rr_ttls(rr, &f->ttl, &f->neg_ttl);
+	return 0;
+}
+
+void
 dns_warn_malformed(struct dns_flight *f, const char *query, int rc)
 {
 	char q[LOG_QUOTE_BUF];
@@ -135,7 +159,9 @@ dns_flight_check(struct dns_flight *f, const char *query, int status,
 	if (status != ARES_SUCCESS && status != ARES_ENODATA &&
 	    status != ARES_ENOTFOUND)
 		return status;
-	if (dns_msg_ttls(abuf, alen, &f->ttl, &f->neg_ttl) == 0)
+	/* RFC 2308 5: a negative answer lives min(SOA TTL, SOA MINIMUM); no
+	 * SOA in the authority section leaves DNS_NEG_TTL_MAX */
+	if (dns_msg_walk(abuf, alen, dns_flight_rr_ttls, f) == 0)
 		return status;
 	dns_warn_malformed(f, query, ARES_EBADRESP);
 	return ARES_EBADRESP;
@@ -163,9 +189,11 @@ dns_flight_finish(struct dns_flight *f)
 		     k++)
 			h->addrs[h->n_addrs++] = f->v6[i][k];
 		n_with_addrs += h->n_addrs > 0;
+		a->bytes += sizeof(*h) + strlen(h->name) + 1;
 	}
-	a->hosts = xrealloc(a->hosts, (a->n_hosts ? a->n_hosts : 1) *
-					      sizeof(*a->hosts));
+	if (e->kind != DNS_KIND_RR)
+		a->hosts = xrealloc(a->hosts, (a->n_hosts ? a->n_hosts : 1) *
+						      sizeof(*a->hosts));
 	if (!f->is_decided) {
 		if (n_with_addrs > 0) {
 			a->status = DNS_OK;
@@ -194,12 +222,14 @@ dns_flight_finish(struct dns_flight *f)
 		char q[LOG_QUOTE_BUF];
 
 		log_debug(LOG_SUB_DNS,
-			  "dns domain=%s kind=%s result=%s hosts=%zu "
-			  "with_addrs=%zu ttl=%u error=\"%s\"",
+			  "dns domain=%s kind=%s type=%u result=%s hosts=%zu "
+			  "with_addrs=%zu records=%u dropped=%u secure=%d "
+			  "ttl=%u error=\"%s\"",
 			  log_quote(q, sizeof(q), e->name, strlen(e->name)),
-			  e->kind == DNS_KIND_MX ? "mx" : "host",
+			  DNS_KIND_NAMES[e->kind], (unsigned)e->rrtype,
 			  DNS_STATUS_NAMES[a->status], a->n_hosts, n_with_addrs,
-			  (unsigned)a->ttl, a->error);
+			  (unsigned)a->n_rrs, (unsigned)a->n_dropped,
+			  (int)a->is_secure, (unsigned)a->ttl, a->error);
 	}
 	e->f = NULL;
 	if (a->status == DNS_TEMPFAIL)
@@ -221,8 +251,7 @@ dns_flight_finish(struct dns_flight *f)
 	free(f);
 }
 
-/* One query came back (or c-ares is being destroyed). */
-static void
+void
 dns_flight_done(struct dns_flight *f)
 {
 	if (--f->pending > 0)
@@ -237,7 +266,7 @@ dns_flight_done(struct dns_flight *f)
 	dns_flight_finish(f);
 }
 
-static void
+void
 dns_flight_decide(struct dns_flight *f, enum dns_status st, const char *err)
 {
 	f->is_decided = true;
@@ -418,6 +447,8 @@ dns_flight_new(struct dns *d, struct dns_entry *e)
 	f->d = d;
 	f->e = e;
 	f->ans = dns_cache_answer_new(DNS_TEMPFAIL, "");
+	if (e->kind != DNS_KIND_RR)
+		f->ans->hosts = xcalloc(DNS_HOSTS_MAX, sizeof(*f->ans->hosts));
 	f->ttl = DNS_TTL_MAX;
 	f->neg_ttl = DNS_NEG_TTL_MAX;
 	e->f = f;
@@ -426,6 +457,10 @@ dns_flight_new(struct dns *d, struct dns_entry *e)
 void
 dns_flight_start(struct dns_flight *f)
 {
+	if (f->e->kind == DNS_KIND_RR) {
+		dns_rr_flight_start(f);
+		return;
+	}
 	if (f->e->kind == DNS_KIND_HOST) {
 		f->ans->hosts[0].name = xstrdup(f->e->name);
 		f->ans->n_hosts = 1;
