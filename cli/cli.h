@@ -39,6 +39,7 @@ enum cli_opt {
 	CLI_OPT_REASON = 1 << 9, /* --reason TEXT */
 	CLI_OPT_FOR = 1 << 10,   /* --for DURATION (shaping suspend) */
 	CLI_OPT_TENANT = 1 << 11, /* --tenant T */
+	CLI_OPT_SEND = 1 << 12,  /* --send (tls report) */
 };
 
 struct cli {

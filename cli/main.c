@@ -20,6 +20,7 @@
 #include "cli/shard.h"
 #include "cli/status.h"
 #include "cli/suppress.h"
+#include "cli/tls.h"
 #include "lib/log.h"
 
 typedef int (*main_run_fn)(struct cli *c, int argc, char **argv);
@@ -66,6 +67,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "shaping", "suspend", CLI_OPT_FOR, NULL, shaping_cmd_run },
 	{ "shaping", "resume", 0, NULL, shaping_cmd_run },
 	{ "webhooks", "status", 0, NULL, webhooks_cmd_run },
+	{ "tls", "report", CLI_OPT_SEND, NULL, tls_cmd_run },
 };
 
 #define MAIN_N_CMDS (sizeof(main_cmds) / sizeof(*main_cmds))
@@ -127,6 +129,11 @@ main_usage(FILE *f)
 		"sent, dropped,\n"
 		"                              last success, last error "
 		"(docs/webhooks.md)\n"
+		"  tls report DOMAIN [--send]  today's TLS report (RFC 8460) "
+		"of DOMAIN,\n"
+		"                              merged over the nodes; --send: "
+		"each node\n"
+		"                              sends its own now (docs/tls.md)\n"
 		"  keygen FILE                 a cluster key pair for "
 		"cluster.curve_keys\n"
 		"  dkim keygen DOMAIN SELECTOR [--type rsa|ed25519] "
@@ -142,7 +149,7 @@ main_usage(FILE *f)
 static const char *const main_opt_names[] = {
 	"--node", "--domain", "--state", "--to",
 	"--type", "--bits", "--out", "--force",
-	"--limit", "--reason", "--for", "--tenant",
+	"--limit", "--reason", "--for", "--tenant", "--send",
 };
 
 #define MAIN_N_OPTS (sizeof(main_opt_names) / sizeof(*main_opt_names))
@@ -154,7 +161,7 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 {
 	enum { OPT_JSON = 256, OPT_TIMEOUT, OPT_NODE, OPT_DOMAIN, OPT_STATE,
 	       OPT_TO, OPT_TYPE, OPT_BITS, OPT_OUT, OPT_FORCE, OPT_LIMIT,
-	       OPT_REASON, OPT_FOR, OPT_TENANT };
+	       OPT_REASON, OPT_FOR, OPT_TENANT, OPT_SEND };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -172,6 +179,7 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 		{ "reason", required_argument, NULL, OPT_REASON },
 		{ "for", required_argument, NULL, OPT_FOR },
 		{ "tenant", required_argument, NULL, OPT_TENANT },
+		{ "send", no_argument, NULL, OPT_SEND },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long v;
@@ -248,6 +256,9 @@ main_parse_opts(struct cli *c, int argc, char **argv)
 		case OPT_TENANT:
 			c->opt_tenant = optarg;
 			c->opts_given |= CLI_OPT_TENANT;
+			break;
+		case OPT_SEND:
+			c->opts_given |= CLI_OPT_SEND;
 			break;
 		case ':':
 			return cli_usage_error("%s needs a value",

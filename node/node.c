@@ -25,6 +25,7 @@
 #include "node/queue/actions.h"
 #include "node/ops/adapt_ops.h"
 #include "node/ops/admin.h"
+#include "node/ops/tls_ops.h"
 #include "node/ops/webhook_ops.h"
 #include "node/store/commit.h"
 #include "node/delivery/deliver.h"
@@ -60,6 +61,9 @@ node_on_admin_defer(void *arg, const struct rpc_ticket *t,
 		adapt_ops_admin(n->adapt_ops, t, rq);
 	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS)
 		webhook_ops_status(n->rpc, n->me->id, n->wh, t);
+	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_TLS_REPORT)
+		tls_ops_report(n->rpc, n->cfg, n->me->id, n->tlsrpt, t,
+			       rq->tls_report);
 	else
 		actions_handle(n->actions, t, rq);
 }

@@ -28,6 +28,7 @@ struct move;
 struct suppress;
 struct adapt_ops;
 struct webhooks;
+struct tlsrpt;
 
 struct node {
 	const struct config *cfg;
@@ -49,6 +50,8 @@ struct node {
 	struct suppress *supp;     /* the suppression list */
 	struct adapt_ops *adapt_ops; /* shaping actions across the cluster */
 	struct webhooks *wh;       /* delivery webhooks, NULL = none */
+	struct tlsrpt *tlsrpt;     /* TLS reports (node/policy/tlsrpt.h),
+				    * NULL = none */
 	Shoal__ShardMap *map;      /* owner_map(owner), borrowed: kept
 				    * current by node.c's map_changed hook
 				    * for the modules that still read it */

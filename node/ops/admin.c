@@ -59,6 +59,7 @@ static const char *const admin_kind_names[] = {
 	[SHOAL__ADMIN_REQUEST__BODY_SUPPRESS] = "suppress",
 	[SHOAL__ADMIN_REQUEST__BODY_SHAPING] = "shaping",
 	[SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS] = "webhooks",
+	[SHOAL__ADMIN_REQUEST__BODY_TLS_REPORT] = "tls_report",
 };
 
 /* Answer with an error: no body, a status and a message. */
@@ -710,6 +711,11 @@ admin_defer_check(const Shoal__AdminRequest *rq)
 		return NULL;	/* node/ops/adapt_ops.c checks the rest */
 	case SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS:
 		return NULL;	/* no fields */
+	case SHOAL__ADMIN_REQUEST__BODY_TLS_REPORT:
+		if (strnlen(rq->tls_report->domain, ADMIN_DOMAIN_MAX + 1) >
+		    ADMIN_DOMAIN_MAX)
+			return "domain too long";
+		return NULL;	/* node/ops/tls_ops.c checks the rest */
 	default:
 		return "unknown request";
 	}
@@ -756,7 +762,8 @@ admin_handle(const struct admin_ctx *ctx, zmq_msg_t *frames, size_t nframes)
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_MOVE ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SUPPRESS ||
 	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_SHAPING ||
-	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS)
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS ||
+	    rq->body_case == SHOAL__ADMIN_REQUEST__BODY_TLS_REPORT)
 		log_debug(LOG_SUB_MAIN, "admin request_id=%llu event=request "
 			  "kind=%s",
 			  (unsigned long long)rq->request_id,
@@ -778,6 +785,7 @@ admin_handle(const struct admin_ctx *ctx, zmq_msg_t *frames, size_t nframes)
 	case SHOAL__ADMIN_REQUEST__BODY_SUPPRESS:
 	case SHOAL__ADMIN_REQUEST__BODY_SHAPING:
 	case SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS:
+	case SHOAL__ADMIN_REQUEST__BODY_TLS_REPORT:
 		why = admin_defer_check(rq);
 		if (ctx->defer == NULL)
 			admin_bad(ctx, &tk, &r, "not possible on this node");

@@ -28,6 +28,7 @@
 #include "node/delivery/deliver.h"
 #include "node/delivery/outcome.h"
 #include "node/ops/admin.h"
+#include "node/policy/tlsrpt.h"
 #include "node/queue/ingest.h"
 #include "node/queue/scheduler.h"
 #include "node/queue/tenants.h"
@@ -359,6 +360,29 @@ metrics_render_webhooks(struct metrics *m, struct buf *b)
 }
 
 static void
+metrics_tls_one(void *arg, const char *policy, const char *result,
+		uint64_t n)
+{
+	struct metrics_label l[2] = {
+		{ "policy", policy },
+		{ "result", result },
+	};
+
+	metrics_sample(arg, "shoal_tls_sessions_total", l, 2, n);
+}
+
+/* SMTP sessions under a TLS policy, as TLS-RPT counts them
+ * (node/policy/tlsrpt.h): a fixed set of series. */
+static void
+metrics_render_tls(struct metrics *m, struct buf *b)
+{
+	metrics_family(b, "shoal_tls_sessions_total", "counter",
+		       "Delivery SMTP sessions by TLS policy (sts, tlsa, "
+		       "no-policy-found) and RFC 8460 result, since start.");
+	tlsrpt_sessions(m->d.tlsrpt, metrics_tls_one, b);
+}
+
+static void
 metrics_render(struct buf *b, void *arg)
 {
 	struct metrics *m = arg;
@@ -476,6 +500,7 @@ metrics_render(struct buf *b, void *arg)
 	metrics_render_shaping(m, b);
 	metrics_render_tenants(m, b);
 	metrics_render_webhooks(m, b);
+	metrics_render_tls(m, b);
 }
 
 struct metrics *

@@ -32,6 +32,7 @@ struct metrics;
 
 /* What a scrape reads; every pointer borrowed, outliving the metrics. */
 struct webhooks;
+struct tlsrpt;
 
 struct metrics_deps {
 	struct event_base *base;
@@ -44,6 +45,9 @@ struct metrics_deps {
 	const struct scheduler *sched;
 	const struct deliver *deliver;
 	struct webhooks *wh;             /* may be NULL: none configured */
+	const struct tlsrpt *tlsrpt;     /* TLS-RPT session counts
+					  * (node/policy/tlsrpt.h); may be
+					  * NULL: all 0 */
 };
 
 /* The counters, and the listener when the node has a metrics address

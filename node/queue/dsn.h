@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/buf.h"
 #include "lib/config.h"
 #include "lib/envelope.h"
 #include "lib/qid.h"
@@ -39,6 +40,7 @@ struct dsn_slot {
 	enum bounce_action action;
 	char to[ENVELOPE_ADDR_MAX + 1];
 	char orig_qid[QID_MAX];
+	bool is_report;            /* dsn_store_report() wrote it */
 };
 
 /* What a DSN reports: the message orig_qid (its envelope env and, when
@@ -67,6 +69,39 @@ void dsn_draw(struct qid_gen *g, uint32_t shards, dsn_mine_fn mine,
 int dsn_store(struct store_txn *t, const struct config *cfg,
 	      dsn_mine_fn mine, void *arg, struct dsn_slot *slot,
 	      const struct dsn_about *a);
+
+/* A report of our own, sent by mail like a DSN: RFC 8460 5.3 (TLS-RPT).
+ * Every string is ours or checked by the caller: from and to mailboxes
+ * (to from DNS, checked with smtp_mailbox_parse()), domain and submitter
+ * host names; report_id and unique printable ASCII without blanks. */
+struct dsn_report {
+	const char *from;          /* envelope sender and From: */
+	const char *to;            /* the one recipient and To: */
+	const char *domain;        /* TLS-Report-Domain: the policy domain */
+	const char *submitter;     /* TLS-Report-Submitter: our domain */
+	const char *report_id;
+	uint64_t start, end;       /* the report's period, unix seconds */
+	const char *unique;        /* the file name's unique-id (node id) */
+	const void *gz;            /* the report, application/tlsrpt+gzip */
+	size_t gz_len;
+	uint64_t now;              /* unix seconds: Date:, arrival and due */
+};
+
+#define DSN_REPORT_MAX (8u << 20) /* bytes of a report message */
+
+/* Append the report message (RFC 8460 5.3: multipart/report;
+ * report-type="tlsrpt", a text/plain part and the gzip report as a
+ * base64 attachment named "<submitter>!<domain>!<start>!<end>!<unique>
+ * .json.gz"; CRLF line ends) to out. Returns 0 or -EMSGSIZE. */
+int dsn_report_build(const struct dsn_report *r, struct buf *out);
+
+/* Store the report message in t under slot's qid (dsn_draw()), a
+ * normal queued message from r->from to r->to (NOTIFY=NEVER: no DSN
+ * about a report), due at r->now. Only t and slot change. Returns as
+ * dsn_store() does, and -EMSGSIZE past DSN_REPORT_MAX. */
+int dsn_store_report(struct store_txn *t, const struct config *cfg,
+		     dsn_mine_fn mine, void *arg, struct dsn_slot *slot,
+		     const struct dsn_report *r);
 
 /* Forget what dsn_store() wrote (an apply function that runs again
  * starts afresh); the qid stays. */

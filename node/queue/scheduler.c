@@ -414,6 +414,14 @@ scheduler_dsn_store(const struct scheduler *s, struct store_txn *t,
 	return dsn_store(t, s->cfg, sched_dsn_mine, (void *)s, slot, a);
 }
 
+int
+scheduler_report_store(const struct scheduler *s, struct store_txn *t,
+		       struct dsn_slot *slot, const struct dsn_report *r)
+{
+	return dsn_store_report(t, s->cfg, sched_dsn_mine, (void *)s, slot,
+				r);
+}
+
 void
 scheduler_dsn_done(struct scheduler *s, const struct dsn_slot *slot,
 		   int result)

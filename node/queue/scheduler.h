@@ -112,6 +112,10 @@ int scheduler_dsn_store(const struct scheduler *s, struct store_txn *t,
 			struct dsn_slot *slot, const struct dsn_about *a);
 void scheduler_dsn_done(struct scheduler *s, const struct dsn_slot *slot,
 			int result);
+/* The same for a report of our own (dsn_store_report(), TLS-RPT): draw
+ * with scheduler_dsn_draw(), end with scheduler_dsn_done(). */
+int scheduler_report_store(const struct scheduler *s, struct store_txn *t,
+			   struct dsn_slot *slot, const struct dsn_report *r);
 
 /* Recipient results of the last 60 seconds. */
 void scheduler_last_minute(const struct scheduler *s, uint64_t *delivered,
