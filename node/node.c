@@ -27,6 +27,9 @@
 #include "node/ops/admin.h"
 #include "node/ops/tls_ops.h"
 #include "node/ops/webhook_ops.h"
+#include "node/http/http_client.h"
+#include "node/policy/sts.h"
+#include "node/policy/tlsrpt.h"
 #include "node/store/commit.h"
 #include "node/delivery/deliver.h"
 #include "node/queue/dlog.h"
@@ -303,6 +306,72 @@ node_deliver_shaping_action(void *arg, const struct adapt_action *x)
 	node_webhook_shaping(n, x);
 }
 
+/* ---- TLS policies: MTA-STS lookups and TLS-RPT counts for delivery.
+ * Made after delivery (they use its resolver); its hooks reach them
+ * only from jobs, which start after node_new(). ---- */
+
+static uint64_t
+node_sts_get(void *arg, const char *domain, deliver_sts_fn fn, void *cbarg)
+{
+	struct node *n = arg;
+
+	return sts_get(n->sts, domain, fn, cbarg);
+}
+
+static void
+node_sts_cancel(void *arg, uint64_t id)
+{
+	struct node *n = arg;
+
+	sts_cancel(n->sts, id);
+}
+
+static void
+node_sts_release(void *arg, const struct sts_policy *p)
+{
+	struct node *n = arg;
+
+	sts_release(n->sts, p);
+}
+
+static void
+node_tls_session(void *arg, const struct deliver_tls_session *s)
+{
+	struct node *n = arg;
+
+	if (n->tlsrpt != NULL)
+		tlsrpt_count(n->tlsrpt, s);
+}
+
+static int
+node_policy_new(struct node *n)
+{
+	n->http = http_client_new(n->base);
+	if (n->http == NULL)
+		return -ENOMEM;
+	n->tlsrpt = tlsrpt_new(&(struct tlsrpt_deps){
+		.base = n->base,
+		.cfg = n->cfg,
+		.node_id = n->me->id,
+		.store = n->store,
+		.commit = n->commit,
+		.dns = deliver_dns(n->deliver),
+		.http = n->http,
+		.sched = n->sched,
+	});
+	n->sts = sts_new(&(struct sts_deps){
+		.base = n->base,
+		.cfg = n->cfg,
+		.dns = deliver_dns(n->deliver),
+		.http = n->http,
+		.store = n->store,
+		.commit = n->commit,
+		.report = node_tls_session,
+		.report_arg = n,
+	});
+	return n->tlsrpt == NULL || n->sts == NULL ? -ENOMEM : 0;
+}
+
 /* Delivery is a leaf (node/delivery/deliver.h): what it needs of the node
  * is handed over here. The hooks run only once the scheduler hands out
  * jobs, after node_new(), when the scheduler and metrics exist. */
@@ -315,6 +384,10 @@ node_deliver_new(struct node *n)
 		.job_abandon = node_deliver_abandon,
 		.dns_done = node_deliver_dns_done,
 		.shaping_action = node_deliver_shaping_action,
+		.sts_get = node_sts_get,
+		.sts_cancel = node_sts_cancel,
+		.sts_release = node_sts_release,
+		.tls_session = node_tls_session,
 		.arg = n,
 	};
 
@@ -467,6 +540,7 @@ node_ops_new(struct node *n)
 		.sched = n->sched,
 		.deliver = n->deliver,
 		.wh = n->wh,
+		.tlsrpt = n->tlsrpt,
 	};
 	const struct adapt_ops_deps ad = {
 		.base = n->base,
@@ -640,6 +714,9 @@ node_new(const struct config *cfg, const struct cfg_node *me,
 		goto fail;
 	}
 	node_queue_new(n);
+	rc = node_policy_new(n);
+	if (rc != 0)
+		goto fail;
 	n->metrics = node_ops_new(n);
 	rpc_on(n->rpc, WIRE_TAG_ROUTER, node_on_router_link, n);
 	rpc_on(n->rpc, WIRE_TAG_ADMIN, node_on_admin_link, n);
@@ -672,9 +749,18 @@ node_free(struct node *n)
 	n->metrics = NULL; /* delivery's teardown must not count into it */
 	adapt_ops_free(n->adapt_ops); /* reads delivery's table */
 	n->adapt_ops = NULL;
-	/* delivery first: it holds the jobs in flight */
+	/* TLS-RPT's counts go to the store; the policy lookups stop while
+	 * delivery's resolver still runs; delivery, which holds the jobs in
+	 * flight, cancels its waits and hands its policies back */
+	tlsrpt_free(n->tlsrpt);
+	n->tlsrpt = NULL;
+	sts_stop(n->sts);
 	deliver_free(n->deliver);
 	n->deliver = NULL;
+	sts_free(n->sts);
+	n->sts = NULL;
+	http_client_free(n->http);
+	n->http = NULL;
 	/* Then in dependency order: commit items and peer waits call back
 	 * into ingest, the scheduler, moves, suppression and the front socket
 	 * (replies), so all of those outlive them. Commit what is queued

@@ -28,6 +28,8 @@ struct move;
 struct suppress;
 struct adapt_ops;
 struct webhooks;
+struct http_client;
+struct sts;
 struct tlsrpt;
 
 struct node {
@@ -50,8 +52,9 @@ struct node {
 	struct suppress *supp;     /* the suppression list */
 	struct adapt_ops *adapt_ops; /* shaping actions across the cluster */
 	struct webhooks *wh;       /* delivery webhooks, NULL = none */
-	struct tlsrpt *tlsrpt;     /* TLS reports (node/policy/tlsrpt.h),
-				    * NULL = none */
+	struct http_client *http;  /* MTA-STS fetches, TLS-RPT posts */
+	struct sts *sts;           /* MTA-STS policies (node/policy/sts.h) */
+	struct tlsrpt *tlsrpt;     /* TLS reports (node/policy/tlsrpt.h) */
 	Shoal__ShardMap *map;      /* owner_map(owner), borrowed: kept
 				    * current by node.c's map_changed hook
 				    * for the modules that still read it */

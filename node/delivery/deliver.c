@@ -33,12 +33,16 @@
 #include "node/delivery/outcome.h"
 #include "node/delivery/shaping.h"
 #include "node/delivery/smtpc.h"
+#include "node/tls/sts_policy.h"
 
 /* A job waiting for its DNS answer. */
 struct dwait {
 	struct deliver *d;
 	struct job *job;
 	uint64_t lookup;          /* for dns_cancel() */
+	uint64_t sts_lookup;      /* for hooks.sts_cancel, while it runs */
+	const struct sts_policy *sts; /* the domain's MTA-STS policy, or NULL */
+	char sts_id[STS_ID_MAX + 1];
 	struct dwait *prev, *next;
 	char route_key[DELIVER_KEY_MAX];
 	uint16_t route_port;
@@ -175,6 +179,20 @@ dwait_unlink(struct dwait *w)
 		w->next->prev = w->prev;
 }
 
+/* A wait is over: the policy it holds goes back. */
+static void
+dwait_free(struct dwait *w)
+{
+	if (w->sts != NULL)
+		w->d->hooks.sts_release(w->d->hooks.arg, w->sts);
+	free(w);
+}
+
+static const struct dns_result *
+deliver_sts_filter(struct dwait *w, const struct dns_result *r,
+		   struct dns_result **out);
+static void deliver_sts_refuse(struct deliver *d, struct dwait *w);
+
 static void
 deliver_on_dns(const struct dns_result *r, void *arg)
 {
@@ -183,6 +201,7 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	struct job *j = w->job;
 	char key[DELIVER_KEY_MAX], mxkey[DELIVER_KEY_MAX];
 	struct outcome_verdict v;
+	struct dns_result *filtered = NULL;
 	ssize_t pool;
 	struct dest *ds;
 	uint16_t port = w->route_key[0] ? w->route_port :
@@ -192,15 +211,31 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	if (d->hooks.dns_done)
 		d->hooks.dns_done(d->hooks.arg, r->status);
 	if (outcome_of_dns(r->status, &v)) {
-		free(w);
+		dwait_free(w);
 		deliver_finish_all(d, j, &v, 0, r->error, "", NULL);
 		return;
+	}
+	if (w->sts != NULL && w->sts->mode == STS_MODE_ENFORCE) {
+		r = deliver_sts_filter(w, r, &filtered);
+		if (r == NULL) {
+			deliver_sts_refuse(d, w);
+			return;
+		}
 	}
 	pool = deliver_pool(d, j);
 	if (w->route_key[0])
 		snprintf(mxkey, sizeof(mxkey), "%s", w->route_key);
 	else
 		deliver_key(r, mxkey, sizeof(mxkey));
+	/* a domain's MTA-STS policy has destinations of its own: its
+	 * connections are checked against it, and TLS-RPT counts them for
+	 * that domain */
+	if (w->sts != NULL) {
+		size_t o = strlen(mxkey);
+
+		snprintf(mxkey + o, sizeof(mxkey) - o, "|sts:%s:%s:%s",
+			 sts_mode_name(w->sts->mode), j->domain, w->sts_id);
+	}
 	/* a pool's mail has destinations, connections and limits of its
 	 * own: a connection from one pool never carries another's mail */
 	if (pool >= 0)
@@ -210,12 +245,64 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	else
 		snprintf(key, sizeof(key), "%s", mxkey);
 	ds = dest_find(d, key);
-	if (ds == NULL)
+	if (ds == NULL) {
 		ds = dest_new(d, key, j->domain, pool,
 			      w->route_key[0] ? &w->route_tls : NULL);
+		ds->sts = w->sts; /* the destination keeps the reference */
+		w->sts = NULL;
+	}
 	dest_set_addrs(ds, r, port);
-	free(w);
+	free(filtered);
+	dwait_free(w);
 	dest_enqueue(ds, j);
+}
+
+/* The MX hosts of r that the enforced policy of w allows (RFC 8461
+ * 4.1), in *out (freed by the caller), or NULL when none is. */
+static const struct dns_result *
+deliver_sts_filter(struct dwait *w, const struct dns_result *r,
+		   struct dns_result **out)
+{
+	struct dns_result *f = xmalloc(sizeof(*f));
+
+	*f = *r;
+	f->n_hosts = 0;
+	for (size_t i = 0; i < r->n_hosts; i++)
+		if (sts_mx_match(w->sts, r->hosts[i].name))
+			f->hosts[f->n_hosts++] = r->hosts[i];
+	*out = f;
+	return f->n_hosts ? f : NULL;
+}
+
+/* No MX host of the domain matches its enforced policy: deferred, never
+ * sent elsewhere (RFC 8461 5.1), and counted for TLS-RPT. */
+static void
+deliver_sts_refuse(struct deliver *d, struct dwait *w)
+{
+	struct job *j = w->job;
+	struct smtpc_reply r = { 0 };
+	struct outcome_verdict v;
+
+	snprintf(r.enhanced, sizeof(r.enhanced), "4.7.5");
+	snprintf(r.text, sizeof(r.text),
+		 "MTA-STS: no MX host of %s matches the policy", j->domain);
+	if (d->hooks.tls_session) {
+		struct deliver_tls_session ts = {
+			.domain = j->domain,
+			.policy_type = "sts",
+			.sts = w->sts,
+			.mx = "",
+			.ip = "",
+			.source = "",
+			.result = "validation-failure",
+		};
+
+		d->hooks.tls_session(d->hooks.arg, &ts);
+	}
+	snprintf(j->tls_policy, sizeof(j->tls_policy), "mta-sts");
+	dwait_free(w);
+	outcome_of_setup_failure(SMTPC_PH_TLS, &r, &v);
+	deliver_finish_all(d, j, &v, 0, r.text, "", NULL);
 }
 
 static const struct cfg_route *
@@ -276,6 +363,35 @@ deliver_wait(struct deliver *d, struct dwait *w)
 	d->waits = w;
 }
 
+/* Whether j's domain has its MTA-STS policy looked up: MX delivery
+ * (not a route) whose limits' tls is the default or "mta-sts". */
+static bool
+deliver_wants_sts(const struct deliver *d, const struct job *j)
+{
+	ssize_t pool = egress_find(d->egress, j->msg->sm->envelope->pool);
+	const struct cfg_limit *l = shaping_match(
+		d->cfg, pool >= 0 ? egress_pool(d->egress, (size_t)pool)->name :
+				    NULL,
+		j->domain);
+	enum cfg_tls t = l ? l->tls : CFG_TLS_DEFAULT;
+
+	return d->hooks.sts_get != NULL &&
+	       (t == CFG_TLS_DEFAULT || t == CFG_TLS_MTA_STS);
+}
+
+/* The domain's MTA-STS policy is known: now its MX hosts. */
+static void
+deliver_on_sts(void *cbarg, const struct sts_policy *p, const char *id)
+{
+	struct dwait *w = cbarg;
+
+	w->sts_lookup = 0;
+	w->sts = p;
+	snprintf(w->sts_id, sizeof(w->sts_id), "%s", id);
+	w->lookup = dns_resolve_mx(w->d->dns, w->job->domain, deliver_on_dns,
+				   w);
+}
+
 void
 deliver_submit(struct deliver *d, struct job *j)
 {
@@ -331,7 +447,18 @@ deliver_submit(struct deliver *d, struct job *j)
 		return;
 	}
 	deliver_wait(d, w);
+	if (deliver_wants_sts(d, j)) {
+		w->sts_lookup = d->hooks.sts_get(d->hooks.arg, j->domain,
+						 deliver_on_sts, w);
+		return;
+	}
 	w->lookup = dns_resolve_mx(d->dns, j->domain, deliver_on_dns, w);
+}
+
+struct dns *
+deliver_dns(struct deliver *d)
+{
+	return d->dns;
 }
 
 void
@@ -503,7 +630,11 @@ deliver_new(struct event_base *base, const struct config *cfg,
 		goto fail;
 	if ((d->egress = egress_new(cfg)) == NULL)
 		goto fail;
-	d->ssl = smtpc_ssl_ctx_new(NULL);
+	/* no client context means no TLS at all: with a CA file named, a
+	 * node that cannot read it does not start */
+	d->ssl = smtpc_ssl_ctx_new(cfg->delivery.tls_ca_file);
+	if (d->ssl == NULL && cfg->delivery.tls_ca_file != NULL)
+		goto fail;
 	d->smtpc = smtpc_ctx_new(base);
 	d->share = shaping_share(map, node_id);
 	d->adapt = adapt_new(node_id, NULL);
@@ -553,9 +684,12 @@ deliver_free(struct deliver *d)
 		struct dwait *w = d->waits;
 
 		d->waits = w->next;
-		dns_cancel(d->dns, w->lookup);
+		if (w->sts_lookup != 0)
+			d->hooks.sts_cancel(d->hooks.arg, w->sts_lookup);
+		else
+			dns_cancel(d->dns, w->lookup);
 		job_free(w->job);
-		free(w);
+		dwait_free(w);
 	}
 	if (d->adapt_timer)
 		event_free(d->adapt_timer);

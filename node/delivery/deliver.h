@@ -103,6 +103,10 @@ void deliver_free(struct deliver *d);
  * nothing. */
 void deliver_map_changed(struct deliver *d, const Shoal__ShardMap *map);
 
+/* The resolver delivery owns, for the modules that look names up beside
+ * it (node/policy/); it lives until deliver_free(). */
+struct dns *deliver_dns(struct deliver *d);
+
 /* Take a job; its results go to hooks.job_done. Before the job starts
  * (on a new or a reused connection) delivery asks hooks.job_may_start; a
  * job that may not start is handed back with hooks.job_abandon. */

@@ -9,6 +9,8 @@
  *              fallback, the TLS retry, IP-pool sources, reuse and idling
  *   dest_hold.c what holds a destination's jobs back or steers them to
  *              another source: adaptive shaping's actions, IP warm-up
+ *   dest_tls.c the TLS policy of one connection (DANE, MTA-STS, verify,
+ *              opportunistic) and its TLS-RPT count
  *
  * outcome.c judges every result either file hands out. */
 #ifndef SHOAL_NODE_DELIVER_IMPL_H
@@ -81,7 +83,12 @@ struct dest {
 	struct adapt_verdict av;  /* adapt_check() at av_version */
 	uint64_t av_version;      /* 0: not checked yet */
 	struct shaping shape;
-	enum smtpc_tls tls;
+	enum cfg_tls tls_cfg;     /* the route's or the limits' tls */
+	bool is_route;            /* a delivery.routes relay */
+	const char *last_policy;  /* of the last failed connection (static) */
+	const struct sts_policy *sts; /* the domain's MTA-STS policy (a
+				   * reference, hooks.sts_release), or NULL:
+				   * such a destination serves one domain */
 	struct dqueue q;          /* waiting jobs, by class and tenant */
 	struct dconn *conns;      /* all connections */
 	uint32_t n_conns, n_connecting;
@@ -149,6 +156,50 @@ void dest_set_share(struct dest *ds, double share);
 /* The shaping actions or rules changed: ds looks at them again on the
  * next loop pass. */
 void dest_shaping_changed(struct dest *ds);
+
+/* ---- dest_tls.c: one connection's TLS policy ------------------------------ */
+
+#define DEST_TLSA_MAX SMTPC_TLSA_MAX
+
+/* What TLS one connection attempt to one address asks for. Ready at once,
+ * or after a TLSA lookup (then fn(arg) is called from the loop). */
+struct dest_tls {
+	struct dest *ds;
+	char mx[DNS_NAME_MAX + 1];
+	int family;
+	bool is_ready;
+	uint64_t lookup;          /* dns_query() in flight, or 0 */
+	void (*fn)(void *arg);
+	void *arg;
+	enum smtpc_tls mode;
+	const char *policy;       /* job.tls_policy: "none", "opportunistic",
+				   * "required", "verify", "dane", "mta-sts",
+				   * "mta-sts-testing" */
+	const char *rpt_type;     /* TLS-RPT policy-type, NULL: not counted */
+	bool evaluate;            /* opportunistic, checked for the report */
+	const char *fail_type;    /* refused before connecting: RFC 8460 type */
+	char fail_text[SMTPC_REPLY_TEXT_MAX];
+	size_t n_tlsa;
+	struct smtpc_tlsa tlsa[DEST_TLSA_MAX];
+	unsigned char *tlsa_data;
+	char *tlsa_text[DEST_TLSA_MAX]; /* "3 1 1 AB..." for the report */
+};
+
+/* The policy of a connection of ds to ds->addrs[addr_idx]. */
+struct dest_tls *dest_tls_new(struct dest *ds, size_t addr_idx,
+			      void (*fn)(void *arg), void *arg);
+/* Cancels a lookup in flight. dest_tls_free(NULL) does nothing. */
+void dest_tls_free(struct dest_tls *t);
+/* Fill o's TLS fields (mode, names, TLSA records) from a ready t. */
+void dest_tls_opts(const struct dest_tls *t, struct smtpc_opts *o);
+/* The RFC 8460 result of a session under t: "" for a success. info may
+ * be NULL (no connection was made); ok: the session became ready. */
+const char *dest_tls_result(const struct dest_tls *t,
+			    const struct smtpc_info *info, bool ok);
+/* Count a session for domain through hooks.tls_session (nothing for a
+ * policy TLS-RPT does not cover). */
+void dest_tls_report(const struct dest_tls *t, const char *domain,
+		     const struct smtpc_info *info, const char *result);
 
 /* ---- dest_hold.c: what holds jobs back ---------------------------------- */
 

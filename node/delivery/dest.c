@@ -71,6 +71,8 @@ struct dconn {
 	size_t addr_idx;          /* which address this attempt uses */
 	size_t tried;             /* addresses tried by this connection */
 	bool tls_off;             /* retrying this address without TLS */
+	struct dest_tls *tls;     /* this address's TLS policy, or NULL */
+	uint32_t counted[4];      /* domains counted for TLS-RPT (hashes) */
 	ssize_t src;              /* pool source address, -1 = none yet */
 	size_t src_tries;         /* sources tried for this MX address */
 	uint32_t msgs;
@@ -118,19 +120,6 @@ dest_pool_name(const struct dest *ds)
 			       NULL;
 }
 
-static enum smtpc_tls
-dest_tls_mode(enum cfg_tls t)
-{
-	switch (t) {
-	case CFG_TLS_REQUIRED:
-		return SMTPC_TLS_REQUIRED;
-	case CFG_TLS_NONE:
-		return SMTPC_TLS_NONE;
-	default:
-		return SMTPC_TLS_OPPORTUNISTIC;
-	}
-}
-
 struct dest *
 dest_new(struct deliver *d, const char *key, const char *domain, ssize_t pool,
 	 const enum cfg_tls *route_tls)
@@ -143,7 +132,8 @@ dest_new(struct deliver *d, const char *key, const char *domain, ssize_t pool,
 	snprintf(ds->domain, sizeof(ds->domain), "%s", domain);
 	shaping_for_pool(d->cfg, dest_pool_name(ds), domain, d->share,
 			 &ds->shape);
-	ds->tls = dest_tls_mode(route_tls ? *route_tls : ds->shape.tls);
+	ds->tls_cfg = route_tls ? *route_tls : ds->shape.tls;
+	ds->is_route = route_tls != NULL;
 	ds->wake = evtimer_new(d->base, dest_on_wake, ds);
 	ds->next = d->dests;
 	d->dests = ds;
@@ -165,6 +155,8 @@ dest_unlink_free(struct dest *ds)
 		}
 	}
 	event_free(ds->wake);
+	if (ds->sts != NULL)
+		d->hooks.sts_release(d->hooks.arg, ds->sts);
 	free(ds);
 }
 
@@ -221,7 +213,8 @@ dest_enqueue(struct dest *ds, struct job *j)
 	if (s.is_specific && !ds->shape.is_specific) {
 		s.bucket = ds->shape.bucket;
 		ds->shape = s;
-		ds->tls = dest_tls_mode(s.tls);
+		if (!ds->is_route)
+			ds->tls_cfg = s.tls;
 		ds->av_version = 0; /* the caps again */
 	}
 	if (dest_tenant_overflow(ds, j)) {
@@ -246,6 +239,7 @@ dest_pop(struct dest *ds)
 /* ---- connections ----------------------------------------------------- */
 
 static void dconn_open(struct dconn *dc);
+static void dconn_on_tls(void *arg);
 
 static void
 dconn_free(struct dconn *dc)
@@ -264,6 +258,7 @@ dconn_free(struct dconn *dc)
 	ds->n_conns--;
 	ds->d->n_conns--;
 	smtpc_close(dc->c);
+	dest_tls_free(dc->tls);
 	if (dc->idle)
 		event_free(dc->idle);
 	free(dc->send.rcpts);
@@ -316,6 +311,29 @@ dconn_observe(struct dconn *dc, const struct smtpc_result *res,
 	deliver_observe(ds->d, ds, mx, source, &res->msg_reply);
 }
 
+/* TLS-RPT: a session counts once for each domain it carries mail for
+ * (the first few; a connection rarely serves more). */
+static void
+dconn_count_domain(struct dconn *dc, const char *domain,
+		   const struct smtpc_info *info)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	if (dc->tls == NULL || dc->tls->rpt_type == NULL || dc->tls_off)
+		return;
+	for (const char *p = domain; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	h |= 1; /* never 0, the empty slot */
+	for (i = 0; i < 4 && dc->counted[i] != 0; i++)
+		if (dc->counted[i] == h)
+			return;
+	if (i < 4)
+		dc->counted[i] = h;
+	dest_tls_report(dc->tls, domain, info,
+			dest_tls_result(dc->tls, info, true));
+}
+
 static void
 dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 {
@@ -335,6 +353,9 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 		return;
 	}
 	dc->msgs++;
+	dconn_count_domain(dc, j->domain, info);
+	snprintf(j->tls_policy, sizeof(j->tls_policy), "%s",
+		 dc->tls && !dc->tls_off ? dc->tls->policy : "none");
 	for (size_t k = 0; k < j->n; k++) {
 		struct job_result *r = &j->res[k];
 		const struct smtpc_reply *rep =
@@ -436,6 +457,8 @@ dconn_next_addr(struct dconn *dc)
 
 	for (size_t i = dc->tried; i < ds->n_addrs; i++) {
 		if (ds->addrs[i].down_until <= now || i + 1 == ds->n_addrs) {
+			dest_tls_free(dc->tls);
+			dc->tls = NULL;
 			dc->addr_idx = i;
 			dc->tried = i + 1;
 			dc->src = -1;
@@ -461,9 +484,12 @@ dest_fail(struct dest *ds, enum smtpc_phase phase,
 		 ds->key, ds->q.n,
 		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
 	outcome_of_setup_failure(phase, reply, &v);
-	while ((j = dest_pop(ds)) != NULL)
+	while ((j = dest_pop(ds)) != NULL) {
+		snprintf(j->tls_policy, sizeof(j->tls_policy), "%s",
+			 ds->last_policy ? ds->last_policy : "");
 		deliver_finish_all(ds->d, j, &v, reply->code, reply->text, mx,
 				   source);
+	}
 }
 
 /* This connection could not be set up at its address: the next MX
@@ -478,6 +504,7 @@ dconn_fail(struct dconn *dc, enum smtpc_phase phase,
 	char mx[DNS_NAME_MAX + 1], src[64];
 
 	dc->tls_off = false;
+	ds->last_policy = dc->tls ? dc->tls->policy : NULL;
 	if (outcome_try_next_host(phase, reply) && dconn_next_addr(dc)) {
 		dconn_open(dc);
 		return;
@@ -504,7 +531,8 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 
 	if (ok) {
 		/* the job it was opened for may have gone to another
-		 * connection meanwhile: then it idles out like any other */
+		 * connection meanwhile: then it idles out like any other.
+		 * TLS-RPT counts the session with its first message. */
 		ds->n_connecting--;
 		dconn_set_idle(dc);
 		a->down_until = 0;
@@ -519,6 +547,9 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 		 (int)phase, reply->code,
 		 log_quote(q, sizeof(q), reply->text, strlen(reply->text)));
 	snprintf(source, sizeof(source), "%s", info->source_ip);
+	if (phase == SMTPC_PH_TLS && dc->tls != NULL && !dc->tls_off)
+		dest_tls_report(dc->tls, ds->domain, info,
+				dest_tls_result(dc->tls, info, false));
 	deliver_observe(ds->d, ds, a->mx, source, reply);
 	smtpc_close(dc->c);
 	dc->c = NULL;
@@ -544,7 +575,9 @@ dconn_on_ready(struct smtpc *c, bool ok, enum smtpc_phase phase,
 		return;
 	}
 	/* opportunistic TLS that failed: this host again, in plain text */
-	if (outcome_retry_plain(phase, ds->tls == SMTPC_TLS_OPPORTUNISTIC,
+	if (outcome_retry_plain(phase,
+				dc->tls != NULL &&
+					dc->tls->mode == SMTPC_TLS_OPPORTUNISTIC,
 				dc->tls_off)) {
 		dc->tls_off = true;
 		dconn_open(dc);
@@ -564,6 +597,20 @@ dconn_open(struct dconn *dc)
 	struct dest_addr *a = &ds->addrs[dc->addr_idx];
 	struct smtpc_opts o = { 0 };
 
+	if (dc->tls == NULL)
+		dc->tls = dest_tls_new(ds, dc->addr_idx, dconn_on_tls, dc);
+	if (!dc->tls->is_ready)
+		return; /* dconn_on_tls() comes back */
+	if (dc->tls->fail_type != NULL) {
+		struct smtpc_reply r = { 0 };
+
+		snprintf(r.enhanced, sizeof(r.enhanced), "4.7.5");
+		snprintf(r.text, sizeof(r.text), "%s", dc->tls->fail_text);
+		dest_tls_report(dc->tls, ds->domain, NULL, dc->tls->fail_type);
+		a->down_until = dest_now() + DELIVER_DOWN_S;
+		dconn_fail(dc, SMTPC_PH_TLS, &r, "");
+		return;
+	}
 	o.helo_name = cfg->delivery.helo_name;
 	if (ds->pool >= 0) {
 		size_t pool = (size_t)ds->pool;
@@ -588,7 +635,9 @@ dconn_open(struct dconn *dc)
 			o.helo_name = pa->ehlo;
 	}
 	o.mx_name = a->mx;
-	o.tls = dc->tls_off ? SMTPC_TLS_NONE : ds->tls;
+	dest_tls_opts(dc->tls, &o);
+	if (dc->tls_off)
+		o.tls = SMTPC_TLS_NONE;
 	o.ssl_ctx = d->ssl;
 	o.addr = (const struct sockaddr *)&a->sa;
 	o.timeout_scale_pct = 100;
@@ -601,6 +650,19 @@ dconn_open(struct dconn *dc)
 		dest_fail(ds, SMTPC_PH_CONNECT, &r, a->mx, "");
 		dest_maybe_free(ds);
 	}
+}
+
+/* The TLS policy's lookup is back: open the connection. */
+static void
+dconn_on_tls(void *arg)
+{
+	struct dconn *dc = arg;
+	struct dest *ds = dc->dest;
+
+	guard_enter(&ds->guard);
+	dconn_open(dc);
+	(void)guard_leave(&ds->guard);
+	dest_maybe_free(ds);
 }
 
 static void

@@ -51,6 +51,8 @@ struct job {
 	uint64_t started_us;       /* clock_mono_us(), for metrics */
 	struct job *next;          /* delivery's queue link */
 	struct dq_tenant *dq;      /* its tenant's queue (dqueue.c) */
+	char tls_policy[16];       /* the TLS policy of its last attempt
+				    * (dest_tls.h names), "" = none asked */
 };
 
 /* Drop a reference to a message (frees it with the last one). */

@@ -53,6 +53,9 @@ const struct smtpc_state_info smtpc_states[ST_COUNT] = {
 	[ST_DEAD] = { "closed", 0, SMTPC_PH_QUIT },
 };
 
+static void smtpc_addr_text(const struct sockaddr *sa, char *out,
+			    size_t outlen);
+
 static void smtpc_free(struct smtpc *c);
 
 struct timeval
@@ -437,6 +440,15 @@ smtpc_on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == ST_CONNECT) {
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof(ss);
+
+			/* our end, for TLS reports (sending-mta-ip) */
+			if (getsockname(bufferevent_getfd(c->bev),
+					(struct sockaddr *)&ss, &sl) == 0)
+				smtpc_addr_text((struct sockaddr *)&ss,
+						c->info.local_ip,
+						sizeof(c->info.local_ip));
 			smtpc_enter(c, ST_GREETING);
 			return;
 		}

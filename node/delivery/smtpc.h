@@ -126,6 +126,7 @@ struct smtpc_info {
 	char tls_failure[40];
 	char peer_ip[64];
 	char source_ip[64];           /* the bound source address, or "" */
+	char local_ip[64];            /* our end once connected, or "" */
 	bool source_failed;           /* failed for the source's sake: bind(),
 					 EADDRNOTAVAIL, ENETUNREACH (IP pools) */
 	char mx_name[256];
@@ -158,6 +159,10 @@ struct smtpc_opts {
 					  records, copied at open (at most
 					  SMTPC_TLSA_MAX) */
 	size_t n_tlsa;
+	bool evaluate;                /* OPPORTUNISTIC: check the certificate
+					 as VERIFY would, for a report only
+					 (tls_verified / tls_failure), never
+					 failing on it (MTA-STS testing) */
 	const char *policy;           /* leads failure texts: "MTA-STS",
 					 "DANE", ...; NULL = "DANE" in DANE
 					 mode, else "TLS" */

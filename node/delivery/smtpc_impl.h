@@ -88,6 +88,7 @@ struct smtpc {
 	enum smtpc_tls tls;
 	SSL_CTX *ssl_ctx;
 	char policy[32];         /* smtpc_opts.policy, leads failure texts */
+	bool evaluate;           /* smtpc_opts.evaluate */
 	char verify_name[256];   /* VERIFY: the name checked */
 	struct smtpc_tlsa *tlsa; /* DANE: copies, data in the same block */
 	size_t n_tlsa;           /* <= SMTPC_TLSA_MAX */

@@ -52,6 +52,7 @@ smtpc_tls_init(struct smtpc *c, const struct smtpc_opts *o)
 	snprintf(c->policy, sizeof(c->policy), "%s", o_policy);
 	snprintf(c->verify_name, sizeof(c->verify_name), "%s",
 		 o->verify_name ? o->verify_name : c->info.mx_name);
+	c->evaluate = o->evaluate && o->tls == SMTPC_TLS_OPPORTUNISTIC;
 	if (o->tls != SMTPC_TLS_DANE || n == 0 || o->tlsa == NULL)
 		return;
 	if (n > SMTPC_TLSA_MAX) {
@@ -128,7 +129,7 @@ smtpc_tls_not_offered(struct smtpc *c, struct smtpc_reply *r)
 void
 smtpc_tls_refused(struct smtpc *c)
 {
-	if (smtpc_tls_is_required(c))
+	if (smtpc_tls_is_required(c) || c->evaluate)
 		smtpc_tls_set_failure(c, "starttls-not-supported");
 }
 
@@ -138,7 +139,7 @@ smtpc_tls_handshake_failed(struct smtpc *c, const char *err,
 {
 	char text[SMTPC_REPLY_TEXT_MAX];
 
-	if (smtpc_tls_is_required(c))
+	if (smtpc_tls_is_required(c) || c->evaluate)
 		smtpc_tls_set_failure(c, "validation-failure");
 	if (smtpc_tls_is_checked(c))
 		snprintf(text, sizeof(text),
@@ -195,7 +196,7 @@ smtpc_tls_prepare(struct smtpc *c, SSL *ssl)
 
 	/* every mode: the handshake never fails on the certificate */
 	SSL_set_verify(ssl, SSL_VERIFY_NONE, NULL);
-	switch (c->tls) {
+	switch (c->evaluate ? SMTPC_TLS_VERIFY : c->tls) {
 	case SMTPC_TLS_VERIFY:
 		/* an empty name would switch the name check off */
 		if (c->verify_name[0] == '\0' ||
@@ -245,6 +246,16 @@ smtpc_tls_check(struct smtpc *c, SSL *ssl, struct smtpc_reply *r)
 	const char *type, *name;
 	char text[SMTPC_REPLY_TEXT_MAX];
 
+	if (c->evaluate) {
+		/* MTA-STS testing: what VERIFY would say, reported only */
+		if (SSL_get0_peer_certificate(ssl) == NULL && err == X509_V_OK)
+			err = X509_V_ERR_UNSPECIFIED;
+		if (err == X509_V_OK)
+			c->info.tls_verified = true;
+		else
+			smtpc_tls_set_failure(c, smtpc_tls_result_type(err));
+		return true;
+	}
 	if (!smtpc_tls_is_checked(c))
 		return true;
 	if (c->tls == SMTPC_TLS_DANE && c->dane_usable == 0) {

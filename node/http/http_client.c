@@ -214,6 +214,8 @@ http_client_collect(struct http_client *h)
 		r.body = c->resp ? c->resp : "";
 		r.body_len = c->resp_len;
 		r.is_cut = c->is_cut;
+		r.is_tls_untrusted =
+			msg->data.result == CURLE_PEER_FAILED_VERIFICATION;
 		r.content_type = ct ? ct : "";
 		c->done(c->arg, &r);
 		http_call_free(c);

@@ -37,6 +37,7 @@ struct http_response {
 	const char *body;
 	size_t body_len;
 	bool is_cut;              /* the body passed read_max */
+	bool is_tls_untrusted;    /* the server's certificate did not verify */
 	const char *content_type;
 };
 

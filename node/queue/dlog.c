@@ -202,6 +202,7 @@ dlog_attempt(struct dlog *d, const struct job_msg *m, const struct job *j,
 	json_kv_u64(&js, "delay", (uint64_t)tv.tv_sec > arrival ?
 					  (uint64_t)tv.tv_sec - arrival : 0);
 	json_kv_str(&js, "tls", res->tls);
+	json_kv_str(&js, "tls_policy", j->tls_policy);
 	json_kv_u64(&js, "size", m->body_len);
 	if (res->retry_at)
 		json_kv_bool(&js, "held", true); /* not an attempt */
