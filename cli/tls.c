@@ -281,6 +281,24 @@ tls_today(char out[11])
 	strftime(out, 11, "%Y-%m-%d", &tm);
 }
 
+#define TLS_NOTHING "nothing counted today" /* node/ops/tls_ops.c's */
+
+/* Nodes that had a report and could not send it. */
+static size_t
+tls_not_sent(size_t n, Shoal__AdminReply **replies)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const Shoal__TlsReportReply *tr =
+			replies[i] ? replies[i]->tls_report : NULL;
+
+		if (tr && !tr->sent && strcmp(tr->error, TLS_NOTHING) != 0)
+			k++;
+	}
+	return k;
+}
+
 static int
 tls_print_sent(struct cli *c, struct cli_peer *peers, size_t n,
 	       Shoal__AdminReply **replies)
@@ -398,6 +416,11 @@ tls_report(struct cli *c, const char *domain, bool send)
 	if ((send ? tls_print_sent(c, peers, n, replies) :
 		    tls_print_report(c, domain, n, replies)) != 0)
 		goto done;
+	if (send && tls_not_sent(n, replies) > 0) {
+		cli_error("tls report: %zu node(s) could not send their report",
+			  tls_not_sent(n, replies));
+		goto done;
+	}
 	if (answered < n) {
 		cli_error("%zu of %zu nodes did not answer: the report is "
 			  "incomplete",

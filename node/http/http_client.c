@@ -389,3 +389,9 @@ http_client_active(const struct http_client *h)
 {
 	return h ? h->n_calls : 0;
 }
+
+struct event_base *
+http_client_base(const struct http_client *h)
+{
+	return h->base;
+}

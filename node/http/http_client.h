@@ -75,6 +75,9 @@ struct http_call *http_client_start(struct http_client *h,
 /* Drop a call in flight without calling back. */
 void http_client_cancel(struct http_client *h, struct http_call *c);
 
+/* The loop h runs on. */
+struct event_base *http_client_base(const struct http_client *h);
+
 /* Calls in flight. */
 size_t http_client_active(const struct http_client *h);
 

@@ -6,7 +6,6 @@
  * node/tls/sts_policy.c; the HTTPS answer is bounded by http_client. */
 #include "node/policy/sts.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <stdbool.h>
@@ -20,6 +19,7 @@
 #include "lib/xmalloc.h"
 #include "node/delivery/dns.h"
 #include "node/http/http_client.h"
+#include "node/policy/policy_http.h"
 #include "node/store/commit.h"
 #include "node/store/store.h"
 #include "node/tls/sts_policy.h"
@@ -61,7 +61,7 @@ struct sts_entry {
 	uint32_t txt_ttl;
 	char txt_id[STS_ID_MAX + 1]; /* the record's id, while fetching */
 	uint64_t dns_id;          /* TXT or host lookup in flight, or 0 */
-	struct http_call *call;   /* fetch in flight, or NULL */
+	struct policy_http *call; /* fetch in flight, or NULL */
 	struct sts_waiter *waiters;
 	struct sts_entry *hnext;  /* bucket chain */
 	struct sts_entry *lprev, *lnext; /* recency: head = newest */
@@ -471,32 +471,21 @@ sts_on_fetch(void *arg, const struct http_response *r)
 }
 
 static void
-sts_on_host(const struct dns_result *r, void *arg)
+sts_fetch(struct sts *s, struct sts_entry *e)
 {
-	struct sts_entry *e = arg;
-	struct sts *s = e->s;
 	const struct config *cfg = s->deps.cfg;
-	char url[DNS_NAME_MAX + 96], resolve[DNS_NAME_MAX + 96];
-	char ip[INET6_ADDRSTRLEN];
-	const struct sockaddr_storage *sa;
-	struct http_request q = { 0 };
+	char url[DNS_NAME_MAX + 96];
 	unsigned port = cfg->delivery.mta_sts_port;
+	struct http_request q = {
+		.url = url,
+		.timeout_ms = STS_FETCH_TIMEOUT_MS,
+		.tls_verify = true,
+		.ca_file = cfg->delivery.tls_ca_file,
+		.keep = STS_POLICY_MAX,
+		.read_max = STS_POLICY_MAX,
+		.user_agent = "shoal-mta-sts/1",
+	};
 
-	e->dns_id = 0;
-	if (r->status != DNS_OK || r->n_hosts == 0 ||
-	    r->hosts[0].n_addrs == 0) {
-		sts_fetch_failed(s, e, "sts-policy-fetch-error", r->error ?
-				 r->error : "no address for the policy host");
-		return;
-	}
-	sa = &r->hosts[0].addrs[0];
-	if (sa->ss_family == AF_INET6)
-		inet_ntop(AF_INET6,
-			  &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
-			  sizeof(ip));
-	else
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-			  ip, sizeof(ip));
 	if (port == 443)
 		snprintf(url, sizeof(url),
 			 "https://mta-sts.%s/.well-known/mta-sts.txt",
@@ -505,37 +494,11 @@ sts_on_host(const struct dns_result *r, void *arg)
 		snprintf(url, sizeof(url),
 			 "https://mta-sts.%s:%u/.well-known/mta-sts.txt",
 			 e->domain, port);
-	snprintf(resolve, sizeof(resolve),
-		 sa->ss_family == AF_INET6 ? "mta-sts.%s:%u:[%s]" :
-					     "mta-sts.%s:%u:%s",
-		 e->domain, port, ip);
-	q.url = url;
-	q.timeout_ms = STS_FETCH_TIMEOUT_MS;
-	q.tls_verify = true;
-	q.ca_file = cfg->delivery.tls_ca_file;
-	q.resolve = resolve;
-	q.keep = STS_POLICY_MAX;
-	q.read_max = STS_POLICY_MAX;
-	q.user_agent = "shoal-mta-sts/1";
-	e->call = http_client_start(s->deps.http, &q, sts_on_fetch, e);
-	if (e->call == NULL)
+	if (s->deps.http == NULL ||
+	    (e->call = policy_http_start(s->deps.dns, s->deps.http, &q,
+					 sts_on_fetch, e)) == NULL)
 		sts_fetch_failed(s, e, "sts-policy-fetch-error",
 				 "could not start the request");
-}
-
-static void
-sts_fetch(struct sts *s, struct sts_entry *e)
-{
-	char host[DNS_NAME_MAX + 1];
-
-	if (s->deps.http == NULL ||
-	    snprintf(host, sizeof(host), "mta-sts.%s", e->domain) >=
-		    (int)sizeof(host)) {
-		sts_fetch_failed(s, e, "sts-policy-fetch-error",
-				 "no HTTP client or name too long");
-		return;
-	}
-	e->dns_id = dns_resolve_host(s->deps.dns, host, sts_on_host, e);
 }
 
 /* ---- the record ---- */
@@ -677,8 +640,7 @@ sts_stop(struct sts *s)
 	for (struct sts_entry *e = s->lru_head; e; e = e->lnext) {
 		if (e->dns_id != 0)
 			dns_cancel(s->deps.dns, e->dns_id);
-		if (e->call != NULL)
-			http_client_cancel(s->deps.http, e->call);
+		policy_http_cancel(e->call);
 		e->dns_id = 0;
 		e->call = NULL;
 	}

@@ -28,6 +28,7 @@
 #include "lib/xmalloc.h"
 #include "node/delivery/dns.h"
 #include "node/http/http_client.h"
+#include "node/policy/policy_http.h"
 #include "node/policy/tlsrpt_int.h"
 #include "node/queue/dsn.h"
 #include "node/queue/scheduler.h"
@@ -73,7 +74,7 @@ struct tr_job {
 	uint64_t dns_id;
 	struct tlsrpt_rua rua;
 	size_t pending, n_ok, n_failed;
-	struct http_call *calls[TLSRPT_RUA_MAX];
+	struct policy_http *calls[TLSRPT_RUA_MAX];
 	struct tr_post posts[TLSRPT_RUA_MAX];
 	enum tr_outcome outcome;   /* when nothing was sent */
 	char error[200];
@@ -231,6 +232,8 @@ tr_done_mail(int result, void *arg)
 
 	scheduler_dsn_done(j->r->d.sched, &m->slot, result);
 	if (result == 0 && m->slot.is_stored) {
+		/* due now: the scheduler sends it at once */
+		scheduler_kick_due(j->r->d.sched, m->slot.due, m->slot.qid);
 		j->n_ok++;
 	} else {
 		j->n_failed++;
@@ -297,8 +300,8 @@ tr_send_post(struct tr_job *j, size_t i)
 	};
 
 	j->posts[i] = (struct tr_post){ j, i };
-	j->calls[i] = http_client_start(j->r->d.http, &q, tr_on_post,
-					&j->posts[i]);
+	j->calls[i] = policy_http_start(j->r->d.dns, j->r->d.http, &q,
+					tr_on_post, &j->posts[i]);
 	if (j->calls[i] == NULL) {
 		j->n_failed++;
 		tr_job_fail(j, TR_FAILED, "https: request refused");
@@ -448,8 +451,7 @@ tr_jobs_cancel(struct tlsrpt *r)
 		if (j->dns_id)
 			dns_cancel(r->d.dns, j->dns_id);
 		for (size_t i = 0; i < TLSRPT_RUA_MAX; i++)
-			if (j->calls[i])
-				http_client_cancel(r->d.http, j->calls[i]);
+			policy_http_cancel(j->calls[i]);
 		if (j->fn)
 			j->fn(j->arg, -ECANCELED, "the node is stopping");
 		tr_job_free(j);

@@ -242,6 +242,23 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
                                              rcpt=r1))
         first = self.dlog_deferred(c, q1, r1, "MTA-STS: no MX host")
         self.assertTrue(p.sts.requests(f"mta-sts.{DEST}"), "fetched once")
+        # the cache is per node (a node that never had the policy and
+        # cannot fetch it has none, RFC 8461 3.3): every node fetches it
+        # before the host goes away; a message lands on a node by its
+        # qid's shard, so more messages until each node has fetched
+        warm = [(q1, r1)]
+        for k in range(24):
+            if all("event=policy_fetched" in c.node(n).log_text()
+                   for n in c.node_ids):
+                break
+            rk = f"warm{k}@{DEST}"
+            qk = self.send(c, [rk], make_message("warm", sender=SENDER,
+                                                 rcpt=rk))
+            self.dlog_deferred(c, qk, rk, "MTA-STS: no MX host")
+            warm.append((qk, rk))
+        for n in c.node_ids:
+            self.assertIn("event=policy_fetched", c.node(n).log_text(),
+                          f"node {n} fetched the policy")
 
         # the policy host goes away, and DNS announces a new policy id:
         # the fetch fails, the cached (fresh) policy still applies
@@ -267,8 +284,8 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
         p.sts.restart()
         p.mta_sts(DEST, "enforce", mx=DEST_MX, policy_id="3")
         p.restart_dns()
-        self.assertDeliveredOverTls(c, cap, q1, r1, "mta-sts")
-        self.assertDeliveredOverTls(c, cap, q2, r2, "mta-sts")
+        for q, r in warm + [(q2, r2)]:
+            self.assertDeliveredOverTls(c, cap, q, r, "mta-sts")
 
     # ---- 7 ----
 
@@ -305,19 +322,31 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
         self.assertEqual(pol["policy"]["policy-domain"], DEST)
         self.assertIn(f"mx: {DEST_MX}", pol["policy"]["policy-string"], pol)
 
-        rc, _, err = c.shoalctl("tls", "report", DEST, "--send")
+        # each node sends its own report (its sessions): together they
+        # are the cluster's, the one shown
+        rc, res, err = c.shoalctl("tls", "report", DEST, "--send")
         self.assertEqual(rc, 0, err)
-        got = wait_for(lambda: p.sts.reports(), 20,
-                       "the report POSTed to the rua", interval=POLL)[0]
-        self.assertEqual(got["path"], "/tlsrpt", got)
-        self.assertEqual(got["host"], tlsrig.REPORTS_HOST, got)
-        self.assertEqual(got["content_type"].split(";")[0].strip().lower(),
-                         "application/tlsrpt+gzip", got)
-        self.assertTrue(got["gzip"], f"a gzip body: {got}")
-        sent = json.loads(got["report"].decode("utf-8"))
-        self.assertTlsReport(sent, DEST)
-        self.assertEqual(self.sts_counts(sent)[:2], (ok, failed),
-                         "the report sent is the one shown")
+        senders = [x["node"] for x in res["nodes"] if x["sent"]]
+        self.assertTrue(senders, res)
+        posts = wait_for(lambda: len(p.sts.reports()) >= len(senders) and
+                         p.sts.reports(), 20,
+                         "every node's report POSTed to the rua",
+                         interval=POLL)
+        self.assertEqual(len(posts), len(senders), posts)
+        total_ok = total_failed = 0
+        for got in posts:
+            self.assertEqual(got["path"], "/tlsrpt", got)
+            self.assertEqual(got["host"], tlsrig.REPORTS_HOST, got)
+            self.assertEqual(
+                got["content_type"].split(";")[0].strip().lower(),
+                "application/tlsrpt+gzip", got)
+            self.assertTrue(got["gzip"], f"a gzip body: {got}")
+            sent = json.loads(got["report"].decode("utf-8"))
+            self.assertTlsReport(sent, DEST)
+            total_ok += self.sts_counts(sent)[0]
+            total_failed += self.sts_counts(sent)[1]
+        self.assertEqual((total_ok, total_failed), (ok, failed),
+                         "the reports sent add up to the one shown")
 
     # ---- 8 ----
 
@@ -336,15 +365,24 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
         self.dlog_final(c, qid, rcpt, "delivered")
         doc = self.report_with(c, DEST, lambda d: self.sts_counts(d)[1] >= 1,
                                "the failure reported")
-        rc, _, err = c.shoalctl("tls", "report", DEST, "--send")
+        rc, res, err = c.shoalctl("tls", "report", DEST, "--send")
         self.assertEqual(rc, 0, err)
-        got, = self.wait_captured(
-            cap, lambda m: "tlsrpt@reports.test" in m["rcpt_tos"], 1, 20,
-            "the report mail at reports.test's MX")
-        sent = tlsrig.report_from_mail(self, got["content"], DEST)
-        self.assertTlsReport(sent, DEST)
-        self.assertEqual(self.sts_counts(sent), self.sts_counts(doc))
-        self.assertIn("starttls-not-supported", self.sts_counts(sent)[2])
+        senders = [x["node"] for x in res["nodes"] if x["sent"]]
+        self.assertTrue(senders, res)
+        mails = self.wait_captured(
+            cap, lambda m: "tlsrpt@reports.test" in m["rcpt_tos"],
+            len(senders), 20, "every node's report mail at reports.test's MX")
+        ok = failed = 0
+        kinds = {}
+        for got in mails:
+            sent = tlsrig.report_from_mail(self, got["content"], DEST)
+            self.assertTlsReport(sent, DEST)
+            o, f, k = self.sts_counts(sent)
+            ok, failed = ok + o, failed + f
+            for name, n in k.items():
+                kinds[name] = kinds.get(name, 0) + n
+        self.assertEqual((ok, failed, kinds), self.sts_counts(doc))
+        self.assertIn("starttls-not-supported", kinds)
 
 
 if __name__ == "__main__":
