@@ -540,6 +540,7 @@ node_ops_new(struct node *n)
 		.sched = n->sched,
 		.deliver = n->deliver,
 		.wh = n->wh,
+		.sts = n->sts,
 		.tlsrpt = n->tlsrpt,
 	};
 	const struct adapt_ops_deps ad = {

@@ -28,6 +28,7 @@
 #include "node/delivery/deliver.h"
 #include "node/delivery/outcome.h"
 #include "node/ops/admin.h"
+#include "node/policy/sts.h"
 #include "node/policy/tlsrpt.h"
 #include "node/queue/ingest.h"
 #include "node/queue/scheduler.h"
@@ -380,6 +381,28 @@ metrics_render_tls(struct metrics *m, struct buf *b)
 		       "Delivery SMTP sessions by TLS policy (sts, tlsa, "
 		       "no-policy-found) and RFC 8460 result, since start.");
 	tlsrpt_sessions(m->d.tlsrpt, metrics_tls_one, b);
+	if (m->d.sts != NULL) {
+		struct sts_stats st = sts_stats(m->d.sts);
+		const struct {
+			const char *result;
+			uint64_t n;
+		} rows[] = {
+			{ "fetched", st.fetched },
+			{ "fetch_failed", st.fetch_failed },
+			{ "cached", st.from_cache },
+		};
+
+		metrics_family(b, "shoal_mta_sts_lookups_total", "counter",
+			       "MTA-STS policy lookups that fetched a policy, "
+			       "failed to fetch one, or kept the cached one "
+			       "(same id), since start.");
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+			struct metrics_label l = { "result", rows[i].result };
+
+			metrics_sample(b, "shoal_mta_sts_lookups_total", &l, 1,
+				       rows[i].n);
+		}
+	}
 }
 
 static void

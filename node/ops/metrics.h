@@ -33,6 +33,7 @@ struct metrics;
 /* What a scrape reads; every pointer borrowed, outliving the metrics. */
 struct webhooks;
 struct tlsrpt;
+struct sts;
 
 struct metrics_deps {
 	struct event_base *base;
@@ -45,6 +46,7 @@ struct metrics_deps {
 	const struct scheduler *sched;
 	const struct deliver *deliver;
 	struct webhooks *wh;             /* may be NULL: none configured */
+	const struct sts *sts;           /* MTA-STS lookups; may be NULL */
 	const struct tlsrpt *tlsrpt;     /* TLS-RPT session counts
 					  * (node/policy/tlsrpt.h); may be
 					  * NULL: all 0 */

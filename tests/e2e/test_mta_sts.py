@@ -52,6 +52,26 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
     def assertNothingCaptured(self, cap, rcpt):
         self.assertEqual(cap.to(rcpt), [], "nothing reached the MX")
 
+    def warm_every_node(self, c):
+        """The cache is per node (a node that never had the policy and
+        cannot fetch it has none, RFC 8461 3.3): send messages (each
+        lands on a node by its qid's shard) until every node has fetched
+        the enforced, non-matching policy. Returns the (qid, rcpt) sent."""
+        sent = []
+        for k in range(24):
+            if all("event=policy_fetched" in c.node(n).log_text()
+                   for n in c.node_ids):
+                break
+            rk = f"warm{k}@{DEST}"
+            qk = self.send(c, [rk], make_message("warm", sender=SENDER,
+                                                 rcpt=rk))
+            self.dlog_deferred(c, qk, rk, "MTA-STS: no MX host")
+            sent.append((qk, rk))
+        for n in c.node_ids:
+            self.assertIn("event=policy_fetched", c.node(n).log_text(),
+                          f"node {n} fetched the policy")
+        return sent
+
     def report_with(self, c, domain, pred, what, timeout=20):
         """Poll shoalctl tls report DOMAIN until pred(doc) holds."""
         def ok():
@@ -242,23 +262,7 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
                                              rcpt=r1))
         first = self.dlog_deferred(c, q1, r1, "MTA-STS: no MX host")
         self.assertTrue(p.sts.requests(f"mta-sts.{DEST}"), "fetched once")
-        # the cache is per node (a node that never had the policy and
-        # cannot fetch it has none, RFC 8461 3.3): every node fetches it
-        # before the host goes away; a message lands on a node by its
-        # qid's shard, so more messages until each node has fetched
-        warm = [(q1, r1)]
-        for k in range(24):
-            if all("event=policy_fetched" in c.node(n).log_text()
-                   for n in c.node_ids):
-                break
-            rk = f"warm{k}@{DEST}"
-            qk = self.send(c, [rk], make_message("warm", sender=SENDER,
-                                                 rcpt=rk))
-            self.dlog_deferred(c, qk, rk, "MTA-STS: no MX host")
-            warm.append((qk, rk))
-        for n in c.node_ids:
-            self.assertIn("event=policy_fetched", c.node(n).log_text(),
-                          f"node {n} fetched the policy")
+        warm = [(q1, r1)] + self.warm_every_node(c)
 
         # the policy host goes away, and DNS announces a new policy id:
         # the fetch fails, the cached (fresh) policy still applies
@@ -286,6 +290,53 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
         p.restart_dns()
         for q, r in warm + [(q2, r2)]:
             self.assertDeliveredOverTls(c, cap, q, r, "mta-sts")
+
+    # ---- 6b ----
+
+    def test_06b_cached_policy_survives_a_restart(self):
+        """The cache is in the node's store: after kill -9 and a restart,
+        with the policy host down, the enforced policy still holds."""
+        def peers(p):
+            self.mx(p, self.good_cert(p))
+            p.mta_sts(DEST, "enforce", mx="mx.elsewhere.test",
+                      max_age=86400, policy_id="7")
+        c, p = self.setup(peers)
+        cap = p.captures[0]
+        r1 = f"first@{DEST}"
+        q1 = self.send(c, [r1], make_message("restart 1", sender=SENDER,
+                                             rcpt=r1))
+        self.dlog_deferred(c, q1, r1, "MTA-STS: no MX host")
+        self.warm_every_node(c)
+        # a later deferral of the first message: the commits after the
+        # policy's (group commit runs in order) are done
+        wait_for(lambda: sum(1 for ln in self.dlog(c, q1)
+                             if ln["rcpt"] == r1) >= 3, 20,
+                 "the first message deferred three times", interval=POLL)
+        p.sts.stop()
+        self.assertTrue(port_closed(p.sts.port), "the policy host is down")
+        for n in c.node_ids:
+            c.kill_node(n)
+        for n in c.node_ids:
+            c.start_node(n)
+        r2 = f"after@{DEST}"
+        q2 = self.send(c, [r2], make_message("restart 2", sender=SENDER,
+                                             rcpt=r2))
+        line = self.dlog_deferred(c, q2, r2, "MTA-STS: no MX host")
+        self.assertEqual(line["tls_policy"], "mta-sts", line)
+        self.assertNothingCaptured(cap, r2)
+        # the restarted nodes took the stored policy (the same id): no
+        # fetch was even tried
+        for n in c.node_ids:
+            text = c.node(n).log_text()
+            restart = text.rfind("event=ready")
+            self.assertNotIn("event=fetch_failed", text[restart:],
+                             f"node {n} used its stored policy")
+        # positive control: a matching policy under a new id is fetched
+        # once the host is back, and the mail goes
+        p.sts.restart()
+        p.mta_sts(DEST, "enforce", mx=DEST_MX, policy_id="8")
+        p.restart_dns()
+        self.assertDeliveredOverTls(c, cap, q2, r2, "mta-sts")
 
     # ---- 7 ----
 
