@@ -188,9 +188,11 @@ dwait_free(struct dwait *w)
 	free(w);
 }
 
-static const struct dns_result *
-deliver_sts_filter(struct dwait *w, const struct dns_result *r,
-		   struct dns_result **out);
+static bool deliver_sts_any_match(const struct sts_policy *p,
+				  const struct dns_result *r);
+static bool deliver_may_dane(const struct deliver *d, const struct job *j);
+static enum cfg_tls deliver_limit_tls(const struct deliver *d,
+				      const struct job *j);
 static void deliver_sts_refuse(struct deliver *d, struct dwait *w);
 
 static void
@@ -201,7 +203,6 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	struct job *j = w->job;
 	char key[DELIVER_KEY_MAX], mxkey[DELIVER_KEY_MAX];
 	struct outcome_verdict v;
-	struct dns_result *filtered = NULL;
 	ssize_t pool;
 	struct dest *ds;
 	uint16_t port = w->route_key[0] ? w->route_port :
@@ -215,12 +216,13 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 		deliver_finish_all(d, j, &v, 0, r->error, "", NULL);
 		return;
 	}
-	if (w->sts != NULL && w->sts->mode == STS_MODE_ENFORCE) {
-		r = deliver_sts_filter(w, r, &filtered);
-		if (r == NULL) {
-			deliver_sts_refuse(d, w);
-			return;
-		}
+	/* an enforced policy that names none of the MX hosts: deferred
+	 * at once, unless a host has DANE (it wins, RFC 8461 2: then
+	 * dest_tls.c decides per host) */
+	if (w->sts != NULL && w->sts->mode == STS_MODE_ENFORCE &&
+	    !deliver_sts_any_match(w->sts, r) && !deliver_may_dane(d, j)) {
+		deliver_sts_refuse(d, w);
+		return;
 	}
 	pool = deliver_pool(d, j);
 	if (w->route_key[0])
@@ -252,26 +254,26 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 		w->sts = NULL;
 	}
 	dest_set_addrs(ds, r, port);
-	free(filtered);
 	dwait_free(w);
 	dest_enqueue(ds, j);
 }
 
-/* The MX hosts of r that the enforced policy of w allows (RFC 8461
- * 4.1), in *out (freed by the caller), or NULL when none is. */
-static const struct dns_result *
-deliver_sts_filter(struct dwait *w, const struct dns_result *r,
-		   struct dns_result **out)
+/* Whether an MX host of r matches policy p (RFC 8461 4.1). */
+static bool
+deliver_sts_any_match(const struct sts_policy *p, const struct dns_result *r)
 {
-	struct dns_result *f = xmalloc(sizeof(*f));
-
-	*f = *r;
-	f->n_hosts = 0;
 	for (size_t i = 0; i < r->n_hosts; i++)
-		if (sts_mx_match(w->sts, r->hosts[i].name))
-			f->hosts[f->n_hosts++] = r->hosts[i];
-	*out = f;
-	return f->n_hosts ? f : NULL;
+		if (sts_mx_match(p, r->hosts[i].name))
+			return true;
+	return false;
+}
+
+/* Whether j's destination looks for DANE (dest_tls.c): the default
+ * policy of its limits. */
+static bool
+deliver_may_dane(const struct deliver *d, const struct job *j)
+{
+	return deliver_limit_tls(d, j) == CFG_TLS_DEFAULT;
 }
 
 /* No MX host of the domain matches its enforced policy: deferred, never
@@ -363,17 +365,25 @@ deliver_wait(struct deliver *d, struct dwait *w)
 	d->waits = w;
 }
 
-/* Whether j's domain has its MTA-STS policy looked up: MX delivery
- * (not a route) whose limits' tls is the default or "mta-sts". */
-static bool
-deliver_wants_sts(const struct deliver *d, const struct job *j)
+/* The tls of the limits that apply to j's (MX-delivered) domain. */
+static enum cfg_tls
+deliver_limit_tls(const struct deliver *d, const struct job *j)
 {
 	ssize_t pool = egress_find(d->egress, j->msg->sm->envelope->pool);
 	const struct cfg_limit *l = shaping_match(
 		d->cfg, pool >= 0 ? egress_pool(d->egress, (size_t)pool)->name :
 				    NULL,
 		j->domain);
-	enum cfg_tls t = l ? l->tls : CFG_TLS_DEFAULT;
+
+	return l ? l->tls : CFG_TLS_DEFAULT;
+}
+
+/* Whether j's domain has its MTA-STS policy looked up: MX delivery
+ * (not a route) whose limits' tls is the default or "mta-sts". */
+static bool
+deliver_wants_sts(const struct deliver *d, const struct job *j)
+{
+	enum cfg_tls t = deliver_limit_tls(d, j);
 
 	return d->hooks.sts_get != NULL &&
 	       (t == CFG_TLS_DEFAULT || t == CFG_TLS_MTA_STS);

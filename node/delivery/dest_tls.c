@@ -4,9 +4,11 @@
  * the connection opens, and the TLS-RPT count of what the session met.
  *
  * The order, for the default policy: DNSSEC-secure TLSA records of the
- * host → DANE (it wins over MTA-STS, RFC 8461 2); else the domain's
- * MTA-STS policy (enforce: a CA-verified certificate for the MX name;
- * testing: opportunistic, checked for the report); else opportunistic.
+ * host → DANE (it wins over MTA-STS, RFC 8461 2, also for a host the
+ * policy does not name); else the domain's MTA-STS policy (enforce: only
+ * a host matching its mx patterns, with a CA-verified certificate for
+ * the MX name; testing: opportunistic, checked for the report); else
+ * opportunistic.
  * A TLSA lookup that fails while the host's own address records are
  * DNSSEC-secure defers the host (an attacker may be hiding the records);
  * with insecure addresses it means no DANE.
@@ -77,6 +79,17 @@ dest_tls_no_dane(struct dest_tls *t)
 		t->mode = SMTPC_TLS_VERIFY;
 		t->policy = "mta-sts";
 		t->rpt_type = "sts";
+		/* RFC 8461 4.1: only the hosts the policy names (a host with
+		 * secure TLSA got DANE above: DANE wins, RFC 8461 2) */
+		if (!sts_mx_match(ds->sts, t->mx)) {
+			char text[SMTPC_REPLY_TEXT_MAX];
+
+			snprintf(text, sizeof(text),
+				 "MTA-STS: MX host %.200s of %.200s does not "
+				 "match the policy",
+				 t->mx, ds->domain);
+			dest_tls_fail(t, "validation-failure", text);
+		}
 	} else if (ds->sts != NULL) {
 		t->mode = SMTPC_TLS_OPPORTUNISTIC;
 		t->evaluate = true;

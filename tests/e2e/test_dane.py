@@ -28,7 +28,8 @@ GOOD_IP = "127.0.0.21"
 
 class DaneTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
 
-    def dane_peers(self, mx_tls=True, tlsa_cert=None, extra=None):
+    def dane_peers(self, mx_tls=True, tlsa_cert=None, extra=None,
+                   records=()):
         """peers_fn for setup(): the zone dane.test (signed): MX
         mx1.dane.test (DANE_IP), whose capture offers STARTTLS with its
         own certificate (mx_tls) or not, and TLSA 3 1 1 of tlsa_cert
@@ -47,7 +48,7 @@ class DaneTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
                 rig.tlsa(DANE_MX, tcert[0]),
                 f"{GOOD}. 5 IN MX 10 {GOOD_MX}.",
                 f"{GOOD_MX}. 5 IN A {GOOD_IP}",
-                rig.tlsa(GOOD_MX, good[0])])
+                rig.tlsa(GOOD_MX, good[0])] + list(records))
             p.tls_capture("mx", (DANE_IP,), own if mx_tls else None)
             p.tls_capture("good", (GOOD_IP,), good)
             if extra:
@@ -98,6 +99,33 @@ class DaneTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
             rf"_{p.smtp_port}\._tcp\.{DANE_MX}\. TLSA IN", 5,
             what="the node's TLSA query")
         self.wait_queue_empty(c, what="after the DANE delivery")
+
+    # ---- 1b ----
+
+    def test_01b_dane_wins_over_mta_sts(self):
+        """dane.test also publishes an enforced MTA-STS policy that names
+        another MX: the host's secure TLSA records win (RFC 8461 2), the
+        mail goes under DANE. Positive control: the policy was fetched
+        (so it was there to lose to)."""
+        def extra(p):
+            p.host(f"mta-sts.{DANE}", "127.0.0.1")  # in the policy cert
+            srv = p.sts_server()
+            srv.set_policy(DANE, tlsrig.sts_policy(
+                "enforce", "mx.elsewhere.test", 86400))
+        c, p = self.setup(self.dane_peers(extra=extra, records=[
+            f'_mta-sts.{DANE}. 5 IN TXT "v=STSv1; id=1"',
+            f"mta-sts.{DANE}. 5 IN A 127.0.0.1"]))
+        rcpt = f"both@{DANE}"
+        qid = self.send(c, [rcpt], make_message("dane and sts",
+                                                sender=SENDER, rcpt=rcpt))
+        line = self.dlog_final(c, qid, rcpt, "delivered", timeout=30)
+        self.assertEqual(line.get("tls_policy"), "dane", line)
+        self.assertTrue(str(line.get("tls", "")).startswith("TLS"), line)
+        self.assertTrue(p.sts.requests(f"mta-sts.{DANE}"),
+                        "the MTA-STS policy was fetched")
+        self.assertTrue(any("event=policy_fetched" in c.node(n).log_text()
+                            and f"domain={DANE}" in c.node(n).log_text()
+                            for n in c.node_ids), "and taken")
 
     # ---- 2 ----
 

@@ -65,7 +65,7 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
             rk = f"warm{k}@{DEST}"
             qk = self.send(c, [rk], make_message("warm", sender=SENDER,
                                                  rcpt=rk))
-            self.dlog_deferred(c, qk, rk, "MTA-STS: no MX host")
+            self.dlog_deferred(c, qk, rk, "MTA-STS: MX host")
             sent.append((qk, rk))
         for n in c.node_ids:
             self.assertIn("event=policy_fetched", c.node(n).log_text(),
@@ -124,6 +124,7 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
                                                 rcpt=rcpt))
         line = self.dlog_deferred(c, qid, rcpt, "MTA-STS")
         self.assertIn(DEST, line["text"], line)
+        self.assertIn("does not match the policy", line["text"], line)
         # the policy was fetched (the reason the attempt stopped), and
         # the MX never got the message
         self.assertTrue(p.sts.requests(f"mta-sts.{DEST}"),
@@ -260,7 +261,7 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
         r1 = f"first@{DEST}"
         q1 = self.send(c, [r1], make_message("cached 1", sender=SENDER,
                                              rcpt=r1))
-        first = self.dlog_deferred(c, q1, r1, "MTA-STS: no MX host")
+        first = self.dlog_deferred(c, q1, r1, "MTA-STS: MX host")
         self.assertTrue(p.sts.requests(f"mta-sts.{DEST}"), "fetched once")
         warm = [(q1, r1)] + self.warm_every_node(c)
 
@@ -277,7 +278,7 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
                                              rcpt=r2))
         dns.wait_log(r"query\[TXT\] _mta-sts\.dest\.test", 20, since=since,
                      what="the node looking up the new policy id")
-        line = self.dlog_deferred(c, q2, r2, "MTA-STS: no MX host")
+        line = self.dlog_deferred(c, q2, r2, "MTA-STS: MX host")
         self.assertEqual(line["text"], first["text"],
                          "the same policy reason (not DNS, not the fetch)")
         self.assertNothingCaptured(cap, r1)
@@ -305,7 +306,7 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
         r1 = f"first@{DEST}"
         q1 = self.send(c, [r1], make_message("restart 1", sender=SENDER,
                                              rcpt=r1))
-        self.dlog_deferred(c, q1, r1, "MTA-STS: no MX host")
+        self.dlog_deferred(c, q1, r1, "MTA-STS: MX host")
         self.warm_every_node(c)
         # a later deferral of the first message: the commits after the
         # policy's (group commit runs in order) are done
@@ -321,7 +322,7 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
         r2 = f"after@{DEST}"
         q2 = self.send(c, [r2], make_message("restart 2", sender=SENDER,
                                              rcpt=r2))
-        line = self.dlog_deferred(c, q2, r2, "MTA-STS: no MX host")
+        line = self.dlog_deferred(c, q2, r2, "MTA-STS: MX host")
         self.assertEqual(line["tls_policy"], "mta-sts", line)
         self.assertNothingCaptured(cap, r2)
         # the restarted nodes took the stored policy (the same id): no
