@@ -148,6 +148,8 @@ queue_json_rcpt(struct json *j, const Shoal__Recipient *r, bool is_full)
 	json_kv_u64(j, "next_try", r->next_try);
 	json_kv_str(j, "last_reply", r->last_reply);
 	json_kv_str(j, "category", r->category);
+	json_kv_str(j, "last_tls_policy", r->last_tls_policy);
+	json_kv_str(j, "last_tls", r->last_tls);
 	json_object_end(j);
 }
 
@@ -486,6 +488,10 @@ queue_show_text(const char *node, const Shoal__QueueShowReply *sh)
 		queue_field_text(2, "last reply:", r->last_reply);
 		if (r->category[0] != '\0')
 			queue_field_text(2, "category:", r->category);
+		if (r->last_tls_policy[0] != '\0')
+			queue_field(2, "last tls:", "%s, %s",
+				    r->last_tls_policy,
+				    r->last_tls[0] ? r->last_tls : "no TLS");
 	}
 	printf("\nheaders:\n");
 	text_print_lines(stdout, sh->headers.data, sh->headers.len);

@@ -207,6 +207,7 @@ act_bounce(struct act_item *it, struct store_txn *t, Shoal__StoredMessage *sm,
 			brs[n++] = (struct bounce_rcpt){
 				r->address, r->orcpt, BOUNCE_FAILED,
 				ACT_BOUNCE_STATUS, "", 0, ACT_BOUNCE_TEXT, "",
+				r->last_tls_policy, r->last_tls,
 			};
 	}
 	if (n > 0) {

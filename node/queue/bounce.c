@@ -148,6 +148,13 @@ bounce_status_part(const struct bounce_info *bi, struct buf *out)
 		if (r->category && r->category[0])
 			rc |= buf_printf(out, "X-Shoal-Category: %s\r\n",
 					 r->category);
+		/* the TLS of the last attempt: which policy applied, and
+		 * what the session used (ours, plain tokens) */
+		if (r->tls_policy && r->tls_policy[0])
+			rc |= buf_printf(out, "X-Shoal-TLS: %s; %s\r\n",
+					 r->tls_policy,
+					 r->tls && r->tls[0] ? r->tls :
+							       "no TLS");
 	}
 	return rc;
 }

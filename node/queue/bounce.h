@@ -28,6 +28,8 @@ struct bounce_rcpt {
 	int code;                 /* remote reply code, 0 for a local reason */
 	const char *text;         /* remote reply text or local reason (untrusted) */
 	const char *category;     /* node/delivery/classify.h name, "" or NULL for none */
+	const char *tls_policy;   /* the last attempt's TLS policy, "" or NULL */
+	const char *tls;          /* its TLS version and cipher, "" or NULL */
 };
 
 struct bounce_info {

@@ -291,7 +291,7 @@ ingest_bounce_suppressed(struct ingest_item *it, struct store_txn *t)
 			brs[n++] = (struct bounce_rcpt){
 				r->address, r->orcpt, BOUNCE_FAILED, v.status,
 				"", 0, r->last_reply,
-				classify_name(v.category),
+				classify_name(v.category), "", "",
 			};
 	}
 	if (n > 0) {

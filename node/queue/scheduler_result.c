@@ -120,6 +120,8 @@ sched_record_one(const struct sched_res *sr, size_t k,
 	sched_format_reply(res, d->texts[k], sizeof(d->texts[k]));
 	sched_set_str(&r->last_reply, d->texts[k]);
 	sched_set_str(&r->category, classify_name(res->category));
+	sched_set_str(&r->last_tls_policy, sr->j->tls_policy);
+	sched_set_str(&r->last_tls, res->tls);
 	switch (res->outcome) {
 	case OUTCOME_DELIVERED:
 		r->state = SHOAL__RCPT_STATE__RCPT_DELIVERED;
@@ -157,6 +159,7 @@ sched_record_one(const struct sched_res *sr, size_t k,
 			r->address, r->orcpt, a, res->status, res->mx,
 			res->reply.code, res->reply.text,
 			a == BOUNCE_FAILED ? classify_name(res->category) : "",
+			sr->j->tls_policy, res->tls,
 		};
 }
 

@@ -179,6 +179,15 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
         self.assertNothingCaptured(cap, rcpt)
         self.assertEqual(cap.stats()["messages"], 0,
                          "never sent in plain text")
+        # the queue's record says which policy held it back
+        def recorded():
+            rs = [r for r in c.queue_show(qid)["recipients"]
+                  if r["address"] == rcpt]
+            return rs[0] if rs and rs[0].get("last_tls_policy") else None
+        r = wait_for(recorded, 10, "last_tls_policy in queue show",
+                     interval=POLL)
+        self.assertEqual(r["last_tls_policy"], "mta-sts", r)
+        self.assertEqual(r["last_tls"], "", r)
 
     # ---- 4 ----
 

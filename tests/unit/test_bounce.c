@@ -521,6 +521,47 @@ START_TEST(test_bounce_failed_recipient_fields)
 }
 END_TEST
 
+/* The TLS of the last attempt (docs/tls.md): which policy applied and
+ * what the session used, in an X- field of the recipient's group; none
+ * when no policy was asked. */
+START_TEST(test_bounce_tls_policy_field)
+{
+	struct bounce_rcpt r = rcpt_failed();
+	struct bounce_info bi;
+	struct dsn d;
+	char *g[GROUPS_MAX];
+	size_t n;
+
+	r.tls_policy = "mta-sts";
+	r.tls = "TLSv1.3 TLS_AES_256_GCM_SHA384";
+	bi = info(&r, 1, 0);
+	dsn_parse(&d, &bi);
+	n = status_groups(&d.parts[1], g);
+	ck_assert_uint_eq(n, 2);
+	assert_field(g[1], "X-Shoal-TLS",
+		     "mta-sts; TLSv1.3 TLS_AES_256_GCM_SHA384");
+	groups_free(g, n);
+	dsn_free(&d);
+
+	r.tls_policy = "dane";
+	r.tls = "";
+	bi = info(&r, 1, 0);
+	dsn_parse(&d, &bi);
+	n = status_groups(&d.parts[1], g);
+	assert_field(g[1], "X-Shoal-TLS", "dane; no TLS");
+	groups_free(g, n);
+	dsn_free(&d);
+
+	r.tls_policy = NULL;
+	bi = info(&r, 1, 0);
+	dsn_parse(&d, &bi);
+	n = status_groups(&d.parts[1], g);
+	ck_assert_ptr_null(strstr(g[1], "X-Shoal-TLS"));
+	groups_free(g, n);
+	dsn_free(&d);
+}
+END_TEST
+
 /* One group per recipient, in the order given, each with its own action,
  * status and diagnostic; optional fields only when there is a value. */
 START_TEST(test_bounce_recipients_in_order)
@@ -1189,6 +1230,7 @@ bounce_suite(void)
 	tc = tcase_create("delivery_status");
 	tcase_add_test(tc, test_bounce_per_message_fields);
 	tcase_add_test(tc, test_bounce_failed_recipient_fields);
+	tcase_add_test(tc, test_bounce_tls_policy_field);
 	tcase_add_test(tc, test_bounce_recipients_in_order);
 	tcase_add_test(tc, test_bounce_envid_and_orcpt_pass_through);
 	tcase_add_test(tc, test_bounce_dates_are_rfc5322);
