@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "cli/text.h"
+#include "lib/smtp_addr.h"
 #include "lib/xmalloc.h"
 
 #define TLS_SEND_WAIT_MS 60000 /* a node sends: DNS, then a POST of 30 s */
@@ -24,36 +25,7 @@
 int
 tls_cmd_domain(const char *domain, char out[TLS_CMD_DOMAIN_MAX + 1])
 {
-	char tmp[TLS_CMD_DOMAIN_MAX + 1];
-	size_t n = strnlen(domain, TLS_CMD_DOMAIN_MAX + 2), label = 0;
-
-	if (n > 0 && domain[n - 1] == '.')
-		n--;
-	if (n == 0 || n > TLS_CMD_DOMAIN_MAX)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		char ch = domain[i];
-
-		if (ch >= 'A' && ch <= 'Z')
-			ch = (char)(ch - 'A' + 'a');
-		if (ch == '.') {
-			if (label == 0)
-				return -EINVAL;
-			label = 0;
-		} else if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-			   ch == '-' || ch == '_') {
-			if (++label > 63)
-				return -EINVAL;
-		} else {
-			return -EINVAL;
-		}
-		tmp[i] = ch;
-	}
-	if (label == 0)
-		return -EINVAL;
-	tmp[n] = '\0';
-	memcpy(out, tmp, n + 1);
-	return 0;
+	return smtp_name_norm(domain, out);
 }
 
 /* ---- the merge ---- */

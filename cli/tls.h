@@ -7,8 +7,9 @@
 #include <stddef.h>
 
 #include "cli/cli.h"
+#include "lib/smtp_addr.h"
 
-#define TLS_CMD_DOMAIN_MAX 253   /* RFC 1035 2.3.4, as text */
+#define TLS_CMD_DOMAIN_MAX SMTP_NAME_TEXT_MAX
 #define TLS_CMD_JSON_MAX (4u << 20) /* bytes of one node's report read */
 #define TLS_CMD_POLICIES_MAX 4096   /* policies of the merged report */
 #define TLS_CMD_FAILS_MAX 4096      /* failure-details of one policy */

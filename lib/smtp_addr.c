@@ -12,6 +12,7 @@
 #include "lib/smtp_addr.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <string.h>
 
 #define ADDR_LABEL_MAX 63   /* RFC 1035 2.3.4, octets */
@@ -558,4 +559,40 @@ smtp_addr_strerror(int err, bool is_rcpt)
 	if (err > 0 || err <= -(int)n)
 		return t[-SMTP_ADDR_E_SYNTAX];
 	return t[-err];
+}
+
+int
+smtp_name_norm(const char *in, char out[SMTP_NAME_TEXT_MAX + 1])
+{
+	char tmp[SMTP_NAME_TEXT_MAX + 1];
+	size_t n = in == NULL ? 0 : strnlen(in, SMTP_NAME_TEXT_MAX + 2);
+	size_t label = 0;
+
+	if (n > 0 && in[n - 1] == '.')
+		n--;
+	if (n == 0 || n > SMTP_NAME_TEXT_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c - 'A' + 'a');
+		if (c == '.') {
+			if (label == 0)
+				return -EINVAL;
+			label = 0;
+		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+			   c == '-' || c == '_') {
+			if (++label > 63)
+				return -EINVAL;
+		} else {
+			return -EINVAL;
+		}
+		tmp[i] = c;
+	}
+	if (label == 0)
+		return -EINVAL;
+	tmp[n] = '\0';
+	memcpy(out, tmp, n + 1);
+	return 0;
 }

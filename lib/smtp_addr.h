@@ -67,4 +67,12 @@ bool smtp_utf8_valid(const char *s, size_t len);
  * recipient (is_rcpt) or a sender. Static string. */
 const char *smtp_addr_strerror(int err, bool is_rcpt);
 
+#define SMTP_NAME_TEXT_MAX 253 /* RFC 1035 2.3.4, a name as text */
+
+/* A DNS name as text: letters, digits, '-' and '_', labels of 1..63, at
+ * most SMTP_NAME_TEXT_MAX in all, one trailing dot dropped; written
+ * lower-cased into out. Returns 0, or -EINVAL (out untouched). For the
+ * names an operator or a peer hands us (a report's domain). */
+int smtp_name_norm(const char *in, char out[SMTP_NAME_TEXT_MAX + 1]);
+
 #endif

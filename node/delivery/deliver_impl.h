@@ -177,6 +177,7 @@ struct dest_tls {
 				   * "mta-sts-testing" */
 	const char *rpt_type;     /* TLS-RPT policy-type, NULL: not counted */
 	bool evaluate;            /* opportunistic, checked for the report */
+	bool is_unlisted;         /* testing: a host the policy does not name */
 	const char *fail_type;    /* refused before connecting: RFC 8460 type */
 	char fail_text[SMTPC_REPLY_TEXT_MAX];
 	size_t n_tlsa;

@@ -93,6 +93,8 @@ dest_tls_no_dane(struct dest_tls *t)
 	} else if (ds->sts != NULL) {
 		t->mode = SMTPC_TLS_OPPORTUNISTIC;
 		t->evaluate = true;
+		/* testing: delivered anyway, reported as a failure */
+		t->is_unlisted = !sts_mx_match(ds->sts, t->mx);
 		t->policy = "mta-sts-testing";
 		t->rpt_type = "sts";
 	} else {
@@ -265,7 +267,7 @@ dest_tls_result(const struct dest_tls *t, const struct smtpc_info *info,
 {
 	if (t->fail_type != NULL)
 		return t->fail_type;
-	if (info == NULL)
+	if (info == NULL || t->is_unlisted)
 		return "validation-failure";
 	if (info->tls_failure[0] != '\0' &&
 	    strcmp(info->tls_failure, "tlsa-invalid") != 0)

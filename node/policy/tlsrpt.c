@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lib/smtp_addr.h"
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
@@ -71,37 +72,7 @@ tr_warn_ok(struct tlsrpt *r, uint64_t *folded)
 int
 tlsrpt_domain_norm(const char *in, char out[TLSRPT_DOMAIN_MAX + 1])
 {
-	char tmp[TLSRPT_DOMAIN_MAX + 1];
-	size_t n = in == NULL ? 0 : strnlen(in, TLSRPT_DOMAIN_MAX + 2);
-	size_t label = 0;
-
-	if (n > 0 && in[n - 1] == '.')
-		n--;
-	if (n == 0 || n > TLSRPT_DOMAIN_MAX)
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		char c = in[i];
-
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c - 'A' + 'a');
-		if (c == '.') {
-			if (label == 0)
-				return -EINVAL;
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			   c == '-' || c == '_') {
-			if (++label > 63)
-				return -EINVAL;
-		} else {
-			return -EINVAL;
-		}
-		tmp[i] = c;
-	}
-	if (label == 0)
-		return -EINVAL;
-	tmp[n] = '\0';
-	memcpy(out, tmp, n + 1);
-	return 0;
+	return smtp_name_norm(in, out);
 }
 
 /* ---- dates ---- */

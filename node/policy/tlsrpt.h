@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "lib/config.h"
+#include "lib/smtp_addr.h"
 #include "node/delivery/deliver.h"
 
 struct event_base;
@@ -43,7 +44,7 @@ struct tlsrpt;
 #define TLSRPT_FAILS_MAX 32       /* failure-details kept per policy */
 #define TLSRPT_FLUSH_MS 10000     /* counts reach the store this often */
 #define TLSRPT_KEEP_DAYS 7        /* records older than this are deleted */
-#define TLSRPT_DOMAIN_MAX 253     /* RFC 1035 2.3.4, as text */
+#define TLSRPT_DOMAIN_MAX SMTP_NAME_TEXT_MAX
 #define TLSRPT_HTTP_TIMEOUT_MS 30000 /* one https: report POST */
 #define TLSRPT_JITTER_S 1800      /* the daily run: 00:00 UTC + up to this */
 

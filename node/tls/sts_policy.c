@@ -11,15 +11,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "node/tls/txt_record.h"
+
 #define STS_EXT_NAME_MAX 32   /* RFC 8461 3.1, 3.2: 1 + *31 characters */
 #define STS_LABEL_MAX 63      /* RFC 1035 2.3.4 */
 #define STS_MAX_AGE_DIGITS 10 /* RFC 8461 3.2: 1*10(DIGIT) */
-
-static bool
-sts_is_wsp(unsigned char c)
-{
-	return c == ' ' || c == '\t';
-}
 
 static bool
 sts_is_alnum(unsigned char c)
@@ -93,7 +89,7 @@ sts_txt_field(const char *txt, size_t len, size_t *i, char *idbuf, bool *has_id)
 		return false;
 	/* the value ends at a blank, a ';' or the end: anything else ('=',
 	 * a control character, a NUL, a high byte) is not in the grammar */
-	if (*i < len && !sts_is_wsp((unsigned char)txt[*i]) && txt[*i] != ';')
+	if (*i < len && !txt_is_wsp((unsigned char)txt[*i]) && txt[*i] != ';')
 		return false;
 	if (name_len != 2 || memcmp(txt + name, "id", 2) != 0)
 		return true; /* an extension: ignored */
@@ -121,17 +117,11 @@ sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1])
 		return -EINVAL;
 	i = vlen;
 	for (;;) {
-		/* *WSP ";" *WSP field, or *WSP [";"] *WSP at the end */
-		while (i < len && sts_is_wsp((unsigned char)txt[i]))
-			i++;
-		if (i == len)
-			break;
-		if (txt[i] != ';')
+		int more = txt_record_next(txt, len, &i);
+
+		if (more < 0)
 			return -EINVAL;
-		i++;
-		while (i < len && sts_is_wsp((unsigned char)txt[i]))
-			i++;
-		if (i == len)
+		if (more == 0)
 			break;
 		if (!sts_txt_field(txt, len, &i, idbuf, &has_id))
 			return -EINVAL;
@@ -146,23 +136,9 @@ int
 sts_txt_pick(const char *const *txts, const size_t *lens, size_t n,
 	     char id[STS_ID_MAX + 1])
 {
-	static const char version[] = "v=STSv1";
-	const size_t vlen = sizeof(version) - 1;
-	size_t found = 0, which = 0;
+	long which = txt_record_pick(txts, lens, n, "v=STSv1");
 
-	for (size_t i = 0; txts != NULL && lens != NULL && i < n; i++) {
-		const char *t = txts[i];
-
-		if (t == NULL || lens[i] < vlen ||
-		    memcmp(t, version, vlen) != 0)
-			continue;
-		if (lens[i] > vlen && t[vlen] != ';' &&
-		    !sts_is_wsp((unsigned char)t[vlen]))
-			continue; /* "v=STSv10;": another version */
-		found++;
-		which = i;
-	}
-	if (found != 1)
+	if (which < 0)
 		return -ENOENT;
 	return sts_txt_parse(txts[which], lens[which], id);
 }
@@ -330,7 +306,7 @@ sts_policy_line(struct sts_parse *st, const char *s, size_t n)
 {
 	size_t k = 0, v;
 
-	while (n > 0 && sts_is_wsp((unsigned char)s[n - 1]))
+	while (n > 0 && txt_is_wsp((unsigned char)s[n - 1]))
 		n--; /* RFC 8461 3.2: sts-policy-field *WSP */
 	if (n == 0)
 		return 0;
@@ -341,7 +317,7 @@ sts_policy_line(struct sts_parse *st, const char *s, size_t n)
 		return -EINVAL;
 	}
 	v = k + 1;
-	while (v < n && sts_is_wsp((unsigned char)s[v]))
+	while (v < n && txt_is_wsp((unsigned char)s[v]))
 		v++; /* field-delim = ":" *WSP */
 	/* only the known keys' names, never peer bytes, reach err */
 	return sts_policy_field(st, s, k, s + v, n - v);

@@ -16,18 +16,13 @@
 #include <zlib.h>
 
 #include "lib/json.h"
+#include "node/tls/txt_record.h"
 
 #define TLSRPT_EXT_NAME_MAX 32		/* RFC 8460 3: 1 + *31 characters */
 #define TLSRPT_TIME_MAX 253402300799ull /* 9999-12-31T23:59:59Z */
 #define TLSRPT_DATE_MAX 32 /* "9999-12-31T23:59:59Z" and NUL, rounded */
 #define TLSRPT_GZ_CHUNK 16384
 #define TLSRPT_COUNT_MAX 9007199254740991ull /* 2^53 - 1: RFC 7493 2.2 */
-
-static bool
-tlsrpt_is_wsp(unsigned char c)
-{
-	return c == ' ' || c == '\t';
-}
 
 static bool
 tlsrpt_is_alnum(unsigned char c)
@@ -176,16 +171,16 @@ tlsrpt_rua_list(const char *txt, size_t len, size_t *i, struct tlsrpt_rua *r)
 		if (*i == start)
 			return false; /* an empty URI */
 		if (*i < len && txt[*i] != ',' && txt[*i] != ';' &&
-		    !tlsrpt_is_wsp((unsigned char)txt[*i]))
+		    !txt_is_wsp((unsigned char)txt[*i]))
 			return false; /* a byte no URI holds */
 		tlsrpt_add_uri(r, txt + start, *i - start);
 		j = *i;
-		while (j < len && tlsrpt_is_wsp((unsigned char)txt[j]))
+		while (j < len && txt_is_wsp((unsigned char)txt[j]))
 			j++;
 		if (j == len || txt[j] != ',')
 			return true; /* the field ends; blanks are the caller's */
 		j++;
-		while (j < len && tlsrpt_is_wsp((unsigned char)txt[j]))
+		while (j < len && txt_is_wsp((unsigned char)txt[j]))
 			j++;
 		*i = j;
 	}
@@ -216,7 +211,7 @@ tlsrpt_txt_field(const char *txt, size_t len, size_t *i, struct tlsrpt_rua *r,
 	       txt[*i] != '=')
 		(*i)++;
 	return *i > val && (*i == len || txt[*i] == ';' ||
-			    tlsrpt_is_wsp((unsigned char)txt[*i]));
+			    txt_is_wsp((unsigned char)txt[*i]));
 }
 
 int
@@ -233,17 +228,11 @@ tlsrpt_txt_parse(const char *txt, size_t len, struct tlsrpt_rua *out)
 	memset(&r, 0, sizeof(r));
 	i = vlen;
 	for (;;) {
-		/* field-delim = *WSP ";" *WSP; [field-delim] at the end */
-		while (i < len && tlsrpt_is_wsp((unsigned char)txt[i]))
-			i++;
-		if (i == len)
-			break;
-		if (txt[i] != ';')
+		int more = txt_record_next(txt, len, &i);
+
+		if (more < 0)
 			return -EINVAL;
-		i++;
-		while (i < len && tlsrpt_is_wsp((unsigned char)txt[i]))
-			i++;
-		if (i == len)
+		if (more == 0)
 			break;
 		if (!tlsrpt_txt_field(txt, len, &i, &r, &has_rua))
 			return -EINVAL;
@@ -260,23 +249,9 @@ int
 tlsrpt_txt_pick(const char *const *txts, const size_t *lens, size_t n,
 		struct tlsrpt_rua *out)
 {
-	static const char version[] = "v=TLSRPTv1";
-	const size_t vlen = sizeof(version) - 1;
-	size_t found = 0, which = 0;
+	long which = txt_record_pick(txts, lens, n, "v=TLSRPTv1");
 
-	for (size_t i = 0; txts != NULL && lens != NULL && i < n; i++) {
-		const char *t = txts[i];
-
-		if (t == NULL || lens[i] < vlen ||
-		    memcmp(t, version, vlen) != 0)
-			continue;
-		if (lens[i] > vlen && t[vlen] != ';' &&
-		    !tlsrpt_is_wsp((unsigned char)t[vlen]))
-			continue; /* "v=TLSRPTv10": another version */
-		found++;
-		which = i;
-	}
-	if (found != 1)
+	if (which < 0)
 		return -ENOENT;
 	return tlsrpt_txt_parse(txts[which], lens[which], out);
 }

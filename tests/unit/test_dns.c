@@ -442,8 +442,9 @@ fake_on_accept(evutil_socket_t fd, short what, void *arg)
 	close(cfd);
 }
 
-/* The TCP side of the fake, at the UDP side's port. */
-static void
+/* The TCP side of the fake, at the UDP side's port; false when another
+ * program holds that TCP port (the caller picks another pair). */
+static bool
 fake_tcp_start(int port)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET,
@@ -455,26 +456,37 @@ fake_tcp_start(int port)
 	ck_assert_int_ge(fx.fake_tcp_fd, 0);
 	setsockopt(fx.fake_tcp_fd, SOL_SOCKET, SO_REUSEADDR, &one,
 		   sizeof(one));
-	ck_assert_int_eq(bind(fx.fake_tcp_fd, (struct sockaddr *)&a,
-			      sizeof(a)), 0);
+	if (bind(fx.fake_tcp_fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+		ck_assert_int_eq(errno, EADDRINUSE);
+		close(fx.fake_tcp_fd);
+		fx.fake_tcp_fd = -1;
+		return false;
+	}
 	ck_assert_int_eq(listen(fx.fake_tcp_fd, 8), 0);
 	fx.fake_tcp_ev = event_new(fx.base, fx.fake_tcp_fd,
 				   EV_READ | EV_PERSIST, fake_on_accept, NULL);
 	event_add(fx.fake_tcp_ev, NULL);
+	return true;
 }
 
 static void
 fake_start(enum fake_mode mode, int rcode)
 {
-	int port;
+	int port, tries = 0;
 
-	fx.fake_fd = udp_bound(&port);
+	/* a free UDP port whose TCP twin is free too */
+	for (;;) {
+		fx.fake_fd = udp_bound(&port);
+		if (fake_tcp_start(port))
+			break;
+		close(fx.fake_fd);
+		ck_assert_int_lt(++tries, 100);
+	}
 	fx.fake_mode = mode;
 	fx.fake_rcode = rcode;
 	fx.fake_ev = event_new(fx.base, fx.fake_fd, EV_READ | EV_PERSIST,
 			       fake_on_read, NULL);
 	event_add(fx.fake_ev, NULL);
-	fake_tcp_start(port);
 	fx.dns = dns_at(port);
 }
 
