@@ -22,6 +22,7 @@
 #include <strings.h>
 
 #include "lib/clock.h"
+#include "lib/err.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "node/delivery/adapt.h"
@@ -44,7 +45,7 @@ struct dwait {
 	const struct sts_policy *sts; /* the domain's MTA-STS policy, or NULL */
 	char sts_id[STS_ID_MAX + 1];
 	struct dwait *prev, *next;
-	char route_key[DELIVER_KEY_MAX];
+	char route_key[DELIVER_MXKEY_MAX + 1]; /* "route:HOST:PORT" */
 	uint16_t route_port;
 	enum cfg_tls route_tls;
 };
@@ -128,27 +129,34 @@ deliver_cmp_names(const void *a, const void *b)
 	return strcasecmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The destination key of a DNS answer: its MX host names, sorted. */
+/* The destination key of a DNS answer: its MX host names, sorted and
+ * lower-cased; a list longer than DELIVER_MXKEY_MAX is named by its hash
+ * instead ("mx#" and 16 hex digits), so that what follows it in the full
+ * key is never cut off. */
 static void
-deliver_key(const struct dns_result *r, char *key, size_t keylen)
+deliver_key(const struct dns_result *r, char key[DELIVER_MXKEY_MAX + 1])
 {
 	const char *names[DNS_HOSTS_MAX];
+	char all[DNS_HOSTS_MAX * (DNS_NAME_MAX + 1) + 1];
 	size_t n = 0, o = 0;
+	uint64_t h = 14695981039346656037ull;
 
 	for (size_t i = 0; i < r->n_hosts; i++)
 		names[n++] = r->hosts[i].name;
 	qsort(names, n, sizeof(*names), deliver_cmp_names);
-	key[0] = '\0';
-	for (size_t i = 0; i < n && o + 2 < keylen; i++) {
-		int w = snprintf(key + o, keylen - o, "%s%s", i ? "," : "",
-				 names[i]);
-
-		if (w < 0)
-			break;
-		o += (size_t)w;
-	}
-	for (char *p = key; *p; p++)
+	all[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)snprintf(all + o, sizeof(all) - o, "%s%s",
+				      i ? "," : "", names[i]);
+	for (char *p = all; *p; p++) {
 		*p = (char)tolower((unsigned char)*p);
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	}
+	if (o <= DELIVER_MXKEY_MAX)
+		memcpy(key, all, o + 1);
+	else
+		snprintf(key, DELIVER_MXKEY_MAX + 1, "mx#%016llx",
+			 (unsigned long long)h);
 }
 
 /* The pool a job's message goes out from, or -1: none asked, or one this
@@ -201,7 +209,10 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	struct dwait *w = arg;
 	struct deliver *d = w->d;
 	struct job *j = w->job;
-	char key[DELIVER_KEY_MAX], mxkey[DELIVER_KEY_MAX];
+	char key[DELIVER_KEY_MAX], mxkey[DELIVER_MXKEY_MAX + 1];
+	char tls[24] = "", sts[DNS_NAME_MAX + STS_ID_MAX + 32] = "";
+	enum cfg_tls tls_cfg = w->route_key[0] ? w->route_tls :
+						deliver_limit_tls(d, j);
 	struct outcome_verdict v;
 	ssize_t pool;
 	struct dest *ds;
@@ -228,24 +239,24 @@ deliver_on_dns(const struct dns_result *r, void *arg)
 	if (w->route_key[0])
 		snprintf(mxkey, sizeof(mxkey), "%s", w->route_key);
 	else
-		deliver_key(r, mxkey, sizeof(mxkey));
-	/* a domain's MTA-STS policy has destinations of its own: its
-	 * connections are checked against it, and TLS-RPT counts them for
-	 * that domain */
-	if (w->sts != NULL) {
-		size_t o = strlen(mxkey);
-
-		snprintf(mxkey + o, sizeof(mxkey) - o, "|sts:%s:%s:%s",
+		deliver_key(r, mxkey);
+	/* what a connection must check is part of the key, in front of
+	 * the MX list: a destination's TLS setting (limits may differ for
+	 * two domains of one MX set), and a domain's MTA-STS policy (its
+	 * connections are checked against it, TLS-RPT counts them for that
+	 * domain) */
+	if (tls_cfg != CFG_TLS_DEFAULT)
+		snprintf(tls, sizeof(tls), "tls:%d|", (int)tls_cfg);
+	if (w->sts != NULL)
+		snprintf(sts, sizeof(sts), "sts:%s:%s:%s|",
 			 sts_mode_name(w->sts->mode), j->domain, w->sts_id);
-	}
 	/* a pool's mail has destinations, connections and limits of its
 	 * own: a connection from one pool never carries another's mail */
-	if (pool >= 0)
-		snprintf(key, sizeof(key), "pool:%s|%.*s",
-			 egress_pool(d->egress, (size_t)pool)->name,
-			 (int)(sizeof(mxkey) - 80), mxkey);
-	else
-		snprintf(key, sizeof(key), "%s", mxkey);
+	if (snprintf(key, sizeof(key), "%s%s%s%s%s%s",
+		     pool >= 0 ? "pool:" : "",
+		     pool >= 0 ? egress_pool(d->egress, (size_t)pool)->name : "",
+		     pool >= 0 ? "|" : "", tls, sts, mxkey) >= (int)sizeof(key))
+		SHOAL_ASSERT(!"destination key cut short"); /* sizes add up */
 	ds = dest_find(d, key);
 	if (ds == NULL) {
 		ds = dest_new(d, key, j->domain, pool,

@@ -35,6 +35,7 @@
 
 #define DELIVER_ADDRS_MAX (DNS_HOSTS_MAX * DNS_ADDRS_MAX)
 #define DELIVER_KEY_MAX 1024
+#define DELIVER_MXKEY_MAX 512   /* longer MX lists are keyed by a hash */
 
 struct event;
 struct event_base;

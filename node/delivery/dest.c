@@ -355,7 +355,7 @@ dconn_on_sent(struct smtpc *c, const struct smtpc_result *res, void *arg)
 	dc->msgs++;
 	dconn_count_domain(dc, j->domain, info);
 	snprintf(j->tls_policy, sizeof(j->tls_policy), "%s",
-		 dc->tls && !dc->tls_off ? dc->tls->policy : "none");
+		 dc->tls ? dc->tls->policy : "none");
 	for (size_t k = 0; k < j->n; k++) {
 		struct job_result *r = &j->res[k];
 		const struct smtpc_reply *rep =

@@ -10,8 +10,9 @@
  * the MX name; testing: opportunistic, checked for the report); else
  * opportunistic.
  * A TLSA lookup that fails while the host's own address records are
- * DNSSEC-secure defers the host (an attacker may be hiding the records);
- * with insecure addresses it means no DANE.
+ * DNSSEC-secure, or cannot be looked up either, defers the host (an
+ * attacker may be hiding the records); with insecure addresses it means
+ * no DANE.
  * Handles untrusted input: TLSA records (bounded by dns.c, checked by
  * smtpc.c / OpenSSL). */
 #include <arpa/inet.h>
@@ -149,12 +150,18 @@ dest_tls_on_addr(const struct dns_rrset *r, void *arg)
 	struct dest_tls *t = arg;
 
 	dest_tls_ready(t);
-	if (r->secure) {
+	/* secure, or not known to be insecure (the lookup failed too):
+	 * the host may have TLSA records someone hides, so no plain
+	 * opportunistic session */
+	if (r->secure || r->status == DNS_TEMPFAIL) {
 		char text[SMTPC_REPLY_TEXT_MAX];
 
 		snprintf(text, sizeof(text),
-			 "DANE: TLSA lookup for %s failed in a DNSSEC-signed "
-			 "zone", t->mx);
+			 r->secure ? "DANE: TLSA lookup for %s failed in a "
+				     "DNSSEC-signed zone" :
+				     "DANE: TLSA lookup for %s failed and its "
+				     "zone's DNSSEC status is unknown",
+			 t->mx);
 		t->policy = "dane";
 		t->rpt_type = "tlsa";
 		dest_tls_fail(t, "dnssec-invalid", text);

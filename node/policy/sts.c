@@ -40,6 +40,7 @@ struct sts_pol {
 };
 
 struct sts_entry;
+struct sts_sweep;
 
 /* One sts_get() until its callback runs or it is cancelled. */
 struct sts_waiter {
@@ -62,6 +63,8 @@ struct sts_entry {
 	char txt_id[STS_ID_MAX + 1]; /* the record's id, while fetching */
 	uint64_t dns_id;          /* TXT or host lookup in flight, or 0 */
 	struct policy_http *call; /* fetch in flight, or NULL */
+	bool is_fetching;         /* counted in sts.n_fetching */
+	struct sts_entry *fnext;  /* waiting for a fetch slot */
 	struct sts_waiter *waiters;
 	struct sts_entry *hnext;  /* bucket chain */
 	struct sts_entry *lprev, *lnext; /* recency: head = newest */
@@ -73,9 +76,14 @@ struct sts {
 	struct sts_entry *lru_head, *lru_tail;
 	size_t n_entries;
 	struct sts_waiter *ready; /* answered, waiting for the event */
+	size_t n_fetching;        /* fetches under way, <= STS_FETCH_MAX */
+	struct sts_entry *fq_head, *fq_tail; /* waiting for a slot */
 	struct event *ev_ready;
 	struct sts_stats stats;
 	uint64_t warn_next;       /* unix s: next fetch warning allowed */
+	struct event *ev_sweep;   /* STS_SWEEP_S */
+	struct sts_sweep *sweep;  /* the sweep item queued, or NULL */
+	char sweep_from[STORE_LOCAL_NAME_MAX + 1];
 };
 
 static uint64_t
@@ -165,13 +173,20 @@ struct sts_write {
 	size_t len;
 };
 
+/* A policy is kept only while the store has room to spare (more than
+ * half of it free, store_room_for_extras()): a domain's policy never
+ * costs a message its place. Without room the policy lives in memory
+ * only. */
 static int
 sts_write_apply(struct store_txn *t, void *arg)
 {
 	struct sts_write *w = arg;
 
-	return w->rec ? store_local_put(t, w->name, w->rec, w->len) :
-			store_local_del(t, w->name);
+	if (w->rec == NULL)
+		return store_local_del(t, w->name);
+	if (!store_room_for_extras(t, w->len + STORE_LOCAL_NAME_MAX))
+		return 0;
+	return store_local_put(t, w->name, w->rec, w->len);
 }
 
 static void
@@ -186,23 +201,30 @@ sts_write_done(int result, void *arg)
 	free(w);
 }
 
+/* The record of pol (NULL: delete the domain's): its id and expiry,
+ * then the policy as its RFC 8460 policy-string lines, which
+ * sts_policy_parse() reads back (a few hundred bytes, whatever the
+ * server sent around them). */
 static void
-sts_store_put(struct sts *s, const char *domain, const struct sts_pol *pol,
-	      const char *body, size_t len)
+sts_store_put(struct sts *s, const char *domain, const struct sts_pol *pol)
 {
+	char lines[STS_LINES_MAX][STS_LINE_MAX];
 	struct sts_write *w;
-	int n;
+	size_t n, o;
 
 	if (s->deps.commit == NULL)
 		return;
 	w = xcalloc(1, sizeof(*w));
 	snprintf(w->name, sizeof(w->name), STS_REC_PREFIX "%s", domain);
 	if (pol != NULL) {
-		w->rec = xmalloc(len + STS_ID_MAX + 48);
-		n = snprintf(w->rec, STS_ID_MAX + 48, STS_REC_VERSION "\n%s\n%llu\n",
-			     pol->id, (unsigned long long)pol->expires);
-		memcpy(w->rec + n, body, len);
-		w->len = (size_t)n + len;
+		n = sts_policy_strings(&pol->p, lines, STS_LINES_MAX);
+		w->rec = xmalloc(STS_ID_MAX + 48 + n * (STS_LINE_MAX + 1));
+		o = (size_t)snprintf(w->rec, STS_ID_MAX + 48,
+				     STS_REC_VERSION "\n%s\n%llu\n", pol->id,
+				     (unsigned long long)pol->expires);
+		for (size_t i = 0; i < n; i++)
+			o += (size_t)sprintf(w->rec + o, "%s\n", lines[i]);
+		w->len = o;
 	}
 	commit_add(s->deps.commit, sts_write_apply, sts_write_done, w);
 }
@@ -223,9 +245,97 @@ sts_store_load(struct sts *s, struct sts_entry *e)
 	if (store_local_get(t, name, &p, &len) == 0) {
 		e->pol = sts_pol_parse_record(p, len, sts_now());
 		if (e->pol == NULL) /* expired or unreadable: forget it */
-			sts_store_put(s, e->domain, NULL, NULL, 0);
+			sts_store_put(s, e->domain, NULL);
 	}
 	store_txn_abort(t);
+}
+
+/* ---- the sweep: expired records leave the store ----
+ * Once per STS_SWEEP_S a commit item walks at most STS_SWEEP_VISIT
+ * records from where the last one stopped and deletes those past their
+ * max_age (or unreadable), at most STS_SWEEP_DEL of them. */
+
+#define STS_SWEEP_S 600
+#define STS_SWEEP_VISIT 2048
+#define STS_SWEEP_DEL 256
+
+struct sts_sweep {
+	struct sts *s;
+	char from[STORE_LOCAL_NAME_MAX + 1]; /* resume here ("" = start) */
+	char next[STORE_LOCAL_NAME_MAX + 1]; /* where this run stopped */
+	size_t visited, n_del;
+	uint64_t now;
+	char del[STS_SWEEP_DEL][STORE_LOCAL_NAME_MAX + 1];
+};
+
+static int
+sts_sweep_one(const char *name, const void *p, size_t len, void *arg)
+{
+	struct sts_sweep *sw = arg;
+	struct sts_pol *pol;
+
+	if (sw->visited++ >= STS_SWEEP_VISIT || sw->n_del >= STS_SWEEP_DEL) {
+		snprintf(sw->next, sizeof(sw->next), "%s", name);
+		return 1;
+	}
+	pol = sts_pol_parse_record(p, len, sw->now);
+	if (pol == NULL)
+		snprintf(sw->del[sw->n_del++], sizeof(sw->del[0]), "%s", name);
+	free(pol);
+	return 0;
+}
+
+static int
+sts_sweep_apply(struct store_txn *t, void *arg)
+{
+	struct sts_sweep *sw = arg;
+	int rc;
+
+	sw->visited = sw->n_del = 0;
+	sw->next[0] = '\0';
+	rc = store_local_foreach_from(t, STS_REC_PREFIX,
+				      sw->from[0] ? sw->from : STS_REC_PREFIX,
+				      sts_sweep_one, sw);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < sw->n_del; i++)
+		if ((rc = store_local_del(t, sw->del[i])) != 0)
+			return rc;
+	return 0;
+}
+
+static void
+sts_sweep_done(int result, void *arg)
+{
+	struct sts_sweep *sw = arg;
+	struct sts *s = sw->s;
+
+	if (result == 0 && sw->n_del > 0)
+		log_info("sts event=swept expired=%zu", sw->n_del);
+	if (s != NULL) { /* NULL: sts_free() came first */
+		snprintf(s->sweep_from, sizeof(s->sweep_from), "%s",
+			 result == 0 ? sw->next : "");
+		s->sweep = NULL;
+	}
+	free(sw);
+}
+
+static void
+sts_on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct sts *s = arg;
+	struct sts_sweep *sw;
+
+	(void)fd;
+	(void)what;
+	if (s->sweep != NULL || s->deps.commit == NULL)
+		return;
+	sw = xcalloc(1, sizeof(*sw));
+	sw->s = s;
+	sw->now = sts_now();
+	snprintf(sw->from, sizeof(sw->from), "%s", s->sweep_from);
+	s->sweep = sw;
+	commit_add(s->deps.commit, sts_sweep_apply, sts_sweep_done, sw);
 }
 
 /* ---- entries ---- */
@@ -356,9 +466,16 @@ sts_answer(struct sts *s, struct sts_entry *e)
 }
 
 /* The flight of e ended: every waiter gets the policy in force. */
+static void sts_fetch_next(struct sts *s);
+
 static void
 sts_finish(struct sts *s, struct sts_entry *e, uint32_t fresh_s)
 {
+	if (e->is_fetching) {
+		e->is_fetching = false;
+		s->n_fetching--;
+		sts_fetch_next(s);
+	}
 	e->is_busy = false;
 	e->dns_id = 0;
 	e->call = NULL;
@@ -466,12 +583,12 @@ sts_on_fetch(void *arg, const struct http_response *r)
 	s->stats.fetched++;
 	sts_pol_unref(e->pol);
 	e->pol = pol;
-	sts_store_put(s, e->domain, pol, r->body, r->body_len);
+	sts_store_put(s, e->domain, pol);
 	sts_finish(s, e, sts_clamp_ttl(e->txt_ttl));
 }
 
 static void
-sts_fetch(struct sts *s, struct sts_entry *e)
+sts_fetch_start(struct sts *s, struct sts_entry *e)
 {
 	const struct config *cfg = s->deps.cfg;
 	char url[DNS_NAME_MAX + 96];
@@ -494,11 +611,44 @@ sts_fetch(struct sts *s, struct sts_entry *e)
 		snprintf(url, sizeof(url),
 			 "https://mta-sts.%s:%u/.well-known/mta-sts.txt",
 			 e->domain, port);
+	e->is_fetching = true;
+	s->n_fetching++;
 	if (s->deps.http == NULL ||
 	    (e->call = policy_http_start(s->deps.dns, s->deps.http, &q,
 					 sts_on_fetch, e)) == NULL)
 		sts_fetch_failed(s, e, "sts-policy-fetch-error",
 				 "could not start the request");
+}
+
+/* Start the fetches waiting for a slot, while there are slots. */
+static void
+sts_fetch_next(struct sts *s)
+{
+	while (s->fq_head != NULL && s->n_fetching < STS_FETCH_MAX) {
+		struct sts_entry *e = s->fq_head;
+
+		s->fq_head = e->fnext;
+		if (s->fq_head == NULL)
+			s->fq_tail = NULL;
+		e->fnext = NULL;
+		sts_fetch_start(s, e);
+	}
+}
+
+/* At most STS_FETCH_MAX fetches at once (each costs a TLS handshake and
+ * memory); the others wait their turn. */
+static void
+sts_fetch(struct sts *s, struct sts_entry *e)
+{
+	if (s->n_fetching < STS_FETCH_MAX) {
+		sts_fetch_start(s, e);
+		return;
+	}
+	if (s->fq_tail)
+		s->fq_tail->fnext = e;
+	else
+		s->fq_head = e;
+	s->fq_tail = e;
 }
 
 /* ---- the record ---- */
@@ -624,11 +774,17 @@ sts_new(const struct sts_deps *deps)
 
 	s->deps = *deps;
 	s->ev_ready = event_new(deps->base, -1, 0, sts_on_ready, s);
-	if (s->ev_ready == NULL) {
+	s->ev_sweep = event_new(deps->base, -1, EV_PERSIST, sts_on_sweep, s);
+	if (s->ev_ready == NULL || s->ev_sweep == NULL) {
 		log_error("sts event=start_failed");
+		if (s->ev_ready)
+			event_free(s->ev_ready);
+		if (s->ev_sweep)
+			event_free(s->ev_sweep);
 		free(s);
 		return NULL;
 	}
+	event_add(s->ev_sweep, &(struct timeval){ STS_SWEEP_S, 0 });
 	return s;
 }
 
@@ -637,12 +793,14 @@ sts_stop(struct sts *s)
 {
 	if (s == NULL)
 		return;
+	s->fq_head = s->fq_tail = NULL; /* their waiters stay */
 	for (struct sts_entry *e = s->lru_head; e; e = e->lnext) {
 		if (e->dns_id != 0)
 			dns_cancel(s->deps.dns, e->dns_id);
 		policy_http_cancel(e->call);
 		e->dns_id = 0;
 		e->call = NULL;
+		e->fnext = NULL;
 	}
 }
 
@@ -671,5 +829,8 @@ sts_free(struct sts *s)
 		sts_entry_free(s, e);
 	}
 	event_free(s->ev_ready);
+	event_free(s->ev_sweep);
+	if (s->sweep != NULL) /* its commit runs after us */
+		s->sweep->s = NULL;
 	free(s);
 }

@@ -41,6 +41,7 @@ struct sts;
 #define STS_ENTRIES_MAX 20000     /* domains kept in memory */
 #define STS_FETCH_TIMEOUT_MS 20000
 #define STS_RETRY_S 10            /* after a failure, look again after */
+#define STS_FETCH_MAX 32          /* policy fetches at once; more wait */
 
 struct sts_deps {
 	struct event_base *base;

@@ -438,5 +438,9 @@ typedef int (*store_local_fn)(const char *name, const void *p, size_t len,
 			      void *arg);
 int store_local_foreach(struct store_txn *t, const char *prefix,
 			store_local_fn fn, void *arg);
+/* The same, from the first name at or after from (which starts with
+ * prefix), to resume a walk. */
+int store_local_foreach_from(struct store_txn *t, const char *prefix,
+			     const char *from, store_local_fn fn, void *arg);
 
 #endif

@@ -65,17 +65,26 @@ int
 store_local_foreach(struct store_txn *t, const char *prefix,
 		    store_local_fn fn, void *arg)
 {
-	size_t plen = strlen(prefix);
+	return store_local_foreach_from(t, prefix, prefix, fn, arg);
+}
+
+int
+store_local_foreach_from(struct store_txn *t, const char *prefix,
+			 const char *from, store_local_fn fn, void *arg)
+{
+	size_t plen = strlen(prefix), flen = strlen(from);
 	MDB_cursor *cur;
 	MDB_val key, val;
 	int rc;
 
+	if (flen < plen || memcmp(from, prefix, plen) != 0)
+		return -EINVAL;
 	if ((rc = store_cursor_open(t, STORE_DB_LOCAL, &cur)) != 0)
 		return rc;
-	key.mv_data = (void *)prefix;
-	key.mv_size = plen;
+	key.mv_data = (void *)from;
+	key.mv_size = flen;
 	rc = store_cursor_get(t, cur, &key, &val,
-			      plen ? MDB_SET_RANGE : MDB_FIRST);
+			      flen ? MDB_SET_RANGE : MDB_FIRST);
 	while (rc == 0 && key.mv_data != NULL) {
 		const char *name = key.mv_data;
 
