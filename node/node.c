@@ -25,6 +25,7 @@
 #include "node/queue/actions.h"
 #include "node/ops/adapt_ops.h"
 #include "node/ops/admin.h"
+#include "node/ops/sts_ops.h"
 #include "node/ops/tls_ops.h"
 #include "node/ops/webhook_ops.h"
 #include "node/http/http_client.h"
@@ -67,6 +68,8 @@ node_on_admin_defer(void *arg, const struct rpc_ticket *t,
 	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_TLS_REPORT)
 		tls_ops_report(n->rpc, n->cfg, n->me->id, n->tlsrpt, t,
 			       rq->tls_report);
+	else if (rq->body_case == SHOAL__ADMIN_REQUEST__BODY_STS_POLICY)
+		sts_ops_admin(n->sts_ops, t, rq);
 	else
 		actions_handle(n->actions, t, rq);
 }
@@ -334,6 +337,16 @@ node_sts_release(void *arg, const struct sts_policy *p)
 	sts_release(n->sts, p);
 }
 
+/* A policy fetched here: every other node hears of it. */
+static void
+node_sts_fetched(void *arg, const char *domain, const char *id,
+		 uint64_t fetched, const char *text, size_t len)
+{
+	struct node *n = arg;
+
+	sts_ops_fetched(n->sts_ops, domain, id, fetched, text, len);
+}
+
 static void
 node_tls_session(void *arg, const struct deliver_tls_session *s)
 {
@@ -366,10 +379,22 @@ node_policy_new(struct node *n)
 		.http = n->http,
 		.store = n->store,
 		.commit = n->commit,
+		.fetched = node_sts_fetched,
+		.fetched_arg = n,
 		.report = node_tls_session,
 		.report_arg = n,
 	});
-	return n->tlsrpt == NULL || n->sts == NULL ? -ENOMEM : 0;
+	if (n->tlsrpt == NULL || n->sts == NULL)
+		return -ENOMEM;
+	n->sts_ops = sts_ops_new(&(struct sts_ops_deps){
+		.base = n->base,
+		.zctx = n->zctx,
+		.node_id = n->me->id,
+		.rpc = n->rpc,
+		.owner = n->owner,
+		.sts = n->sts,
+	});
+	return 0;
 }
 
 /* Delivery is a leaf (node/delivery/deliver.h): what it needs of the node
@@ -756,6 +781,8 @@ node_free(struct node *n)
 	tlsrpt_free(n->tlsrpt);
 	n->tlsrpt = NULL;
 	sts_stop(n->sts);
+	sts_ops_free(n->sts_ops);
+	n->sts_ops = NULL;
 	deliver_free(n->deliver);
 	n->deliver = NULL;
 	sts_free(n->sts);

@@ -30,6 +30,7 @@ struct adapt_ops;
 struct webhooks;
 struct http_client;
 struct sts;
+struct sts_ops;
 struct tlsrpt;
 
 struct node {
@@ -54,6 +55,7 @@ struct node {
 	struct webhooks *wh;       /* delivery webhooks, NULL = none */
 	struct http_client *http;  /* MTA-STS fetches, TLS-RPT posts */
 	struct sts *sts;           /* MTA-STS policies (node/policy/sts.h) */
+	struct sts_ops *sts_ops;   /* ... told to and by the other nodes */
 	struct tlsrpt *tlsrpt;     /* TLS reports (node/policy/tlsrpt.h) */
 	Shoal__ShardMap *map;      /* owner_map(owner), borrowed: kept
 				    * current by node.c's map_changed hook

@@ -152,18 +152,8 @@ adapt_ops_send(struct adapt_ops *o, Shoal__ShapingAction **v, size_t n)
 	len = shoal__admin_request__get_packed_size(&rq);
 	p = xmalloc(len ? len : 1);
 	shoal__admin_request__pack(&rq, p);
-	for (size_t i = 0; i < map->n_nodes; i++) {
-		const void *bufs[2] = { WIRE_TAG_ADMIN, p };
-		size_t lens[2] = { WIRE_TAG_LEN, len };
-		struct zsock *zs;
-
-		if (strcmp(map->nodes[i]->id, o->d.node_id) == 0)
-			continue;
-		zs = links_get(o->links, map, map->nodes[i]->id);
-		/* a node that is away learns it from a later round */
-		if (zs != NULL)
-			(void)zsock_send(zs, bufs, lens, 2, NULL);
-	}
+	/* a node that is away learns it from a later round */
+	links_send_admin_all(o->links, map, o->d.node_id, p, len);
 	free(p);
 }
 

@@ -60,6 +60,7 @@ static const char *const admin_kind_names[] = {
 	[SHOAL__ADMIN_REQUEST__BODY_SHAPING] = "shaping",
 	[SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS] = "webhooks",
 	[SHOAL__ADMIN_REQUEST__BODY_TLS_REPORT] = "tls_report",
+	[SHOAL__ADMIN_REQUEST__BODY_STS_POLICY] = "sts_policy",
 };
 
 /* Answer with an error: no body, a status and a message. */
@@ -716,6 +717,8 @@ admin_defer_check(const Shoal__AdminRequest *rq)
 		    ADMIN_DOMAIN_MAX)
 			return "domain too long";
 		return NULL;	/* node/ops/tls_ops.c checks the rest */
+	case SHOAL__ADMIN_REQUEST__BODY_STS_POLICY:
+		return NULL;	/* node/policy/sts.c sts_learn() checks it */
 	default:
 		return "unknown request";
 	}
@@ -786,6 +789,7 @@ admin_handle(const struct admin_ctx *ctx, zmq_msg_t *frames, size_t nframes)
 	case SHOAL__ADMIN_REQUEST__BODY_SHAPING:
 	case SHOAL__ADMIN_REQUEST__BODY_WEBHOOKS:
 	case SHOAL__ADMIN_REQUEST__BODY_TLS_REPORT:
+	case SHOAL__ADMIN_REQUEST__BODY_STS_POLICY:
 		why = admin_defer_check(rq);
 		if (ctx->defer == NULL)
 			admin_bad(ctx, &tk, &r, "not possible on this node");

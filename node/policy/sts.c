@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "lib/log.h"
+#include "lib/smtp_addr.h"
 #include "lib/xmalloc.h"
 #include "node/delivery/dns.h"
 #include "node/http/http_client.h"
@@ -205,26 +206,37 @@ sts_write_done(int result, void *arg)
  * then the policy as its RFC 8460 policy-string lines, which
  * sts_policy_parse() reads back (a few hundred bytes, whatever the
  * server sent around them). */
+/* p as its policy-string lines, one per line, into out (malloc'd);
+ * returns the length. sts_policy_parse() reads it back. */
+static size_t
+sts_pol_text(const struct sts_policy *p, size_t head, char **out)
+{
+	char lines[STS_LINES_MAX][STS_LINE_MAX];
+	size_t n = sts_policy_strings(p, lines, STS_LINES_MAX), o = head;
+
+	*out = xmalloc(head + n * (STS_LINE_MAX + 1) + 1);
+	for (size_t i = 0; i < n; i++)
+		o += (size_t)sprintf(*out + o, "%s\n", lines[i]);
+	return o - head;
+}
+
 static void
 sts_store_put(struct sts *s, const char *domain, const struct sts_pol *pol)
 {
-	char lines[STS_LINES_MAX][STS_LINE_MAX];
+	char head[STS_ID_MAX + 48];
 	struct sts_write *w;
-	size_t n, o;
+	size_t n;
 
 	if (s->deps.commit == NULL)
 		return;
 	w = xcalloc(1, sizeof(*w));
 	snprintf(w->name, sizeof(w->name), STS_REC_PREFIX "%s", domain);
 	if (pol != NULL) {
-		n = sts_policy_strings(&pol->p, lines, STS_LINES_MAX);
-		w->rec = xmalloc(STS_ID_MAX + 48 + n * (STS_LINE_MAX + 1));
-		o = (size_t)snprintf(w->rec, STS_ID_MAX + 48,
+		n = (size_t)snprintf(head, sizeof(head),
 				     STS_REC_VERSION "\n%s\n%llu\n", pol->id,
 				     (unsigned long long)pol->expires);
-		for (size_t i = 0; i < n; i++)
-			o += (size_t)sprintf(w->rec + o, "%s\n", lines[i]);
-		w->len = o;
+		w->len = n + sts_pol_text(&pol->p, n, &w->rec);
+		memcpy(w->rec, head, n);
 	}
 	commit_add(s->deps.commit, sts_write_apply, sts_write_done, w);
 }
@@ -584,6 +596,14 @@ sts_on_fetch(void *arg, const struct http_response *r)
 	sts_pol_unref(e->pol);
 	e->pol = pol;
 	sts_store_put(s, e->domain, pol);
+	if (s->deps.fetched != NULL) {
+		char *text;
+		size_t len = sts_pol_text(&pol->p, 0, &text);
+
+		s->deps.fetched(s->deps.fetched_arg, e->domain, pol->id,
+				pol->expires - pol->p.max_age, text, len);
+		free(text);
+	}
 	sts_finish(s, e, sts_clamp_ttl(e->txt_ttl));
 }
 
@@ -765,6 +785,49 @@ struct sts_stats
 sts_stats(const struct sts *s)
 {
 	return s->stats;
+}
+
+int
+sts_learn(struct sts *s, const char *domain, const char *id,
+	  uint64_t fetched, const char *text, size_t len)
+{
+	char name[SMTP_NAME_TEXT_MAX + 1], err[80];
+	size_t idlen = strnlen(id, STS_ID_MAX + 1);
+	struct sts_pol *pol;
+	struct sts_entry *e;
+
+	if (smtp_name_norm(domain, name) != 0 || idlen == 0 ||
+	    idlen > STS_ID_MAX || strspn(id, "abcdefghijklmnopqrstuvwxyz"
+				       "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				       "0123456789") != idlen)
+		return -EINVAL;
+	pol = xcalloc(1, sizeof(*pol));
+	if (sts_policy_parse(text, len, &pol->p, err, sizeof(err)) != 0) {
+		free(pol);
+		return -EINVAL;
+	}
+	pol->refs = 1;
+	memcpy(pol->id, id, idlen + 1);
+	pol->expires = fetched + pol->p.max_age;
+	e = sts_entry_get(s, name);
+	if (!e->is_loaded)
+		sts_store_load(s, e);
+	/* a later fetch wins; one stamped past our clock (a minute's
+	 * skew allowed) or already expired is refused */
+	if (pol->expires <= sts_now() || fetched > sts_now() + 60 ||
+	    (e->pol != NULL &&
+	     e->pol->expires - e->pol->p.max_age >= fetched)) {
+		free(pol);
+		return 1;
+	}
+	log_info("sts domain=%s event=policy_learned id=%s mode=%s mx=%zu "
+		 "max_age=%u",
+		 name, pol->id, sts_mode_name(pol->p.mode), pol->p.n_mx,
+		 pol->p.max_age);
+	sts_pol_unref(e->pol);
+	e->pol = pol;
+	sts_store_put(s, name, pol);
+	return 0;
 }
 
 struct sts *

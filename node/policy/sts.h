@@ -50,6 +50,11 @@ struct sts_deps {
 	struct http_client *http;
 	struct store *store;
 	struct commit *commit;
+	/* a policy fetched here (new to this node), for the other nodes;
+	 * text is its policy-string lines (may be NULL) */
+	void (*fetched)(void *arg, const char *domain, const char *id,
+			uint64_t fetched, const char *text, size_t len);
+	void *fetched_arg;
 	/* a failed fetch, for TLS-RPT (may be NULL) */
 	void (*report)(void *arg, const struct deliver_tls_session *s);
 	void *report_arg;
@@ -83,5 +88,13 @@ void sts_cancel(struct sts *s, uint64_t id);
 void sts_release(struct sts *s, const struct sts_policy *p);
 
 struct sts_stats sts_stats(const struct sts *s);
+
+/* Another node fetched domain's policy (id, at unix time fetched, text
+ * its policy-string lines): taken into this node's cache (memory and
+ * store) unless the cache holds one fetched later, or it has expired.
+ * Returns 0 when taken, 1 when ours is as new, -EINVAL when domain, id
+ * or text do not parse. */
+int sts_learn(struct sts *s, const char *domain, const char *id,
+	      uint64_t fetched, const char *text, size_t len);
 
 #endif

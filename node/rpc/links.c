@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "lib/wire.h"
 #include "lib/shardmap.h"
 #include "lib/xmalloc.h"
 
@@ -76,4 +77,21 @@ links_get(struct links *l, const Shoal__ShardMap *map, const char *id)
 	l->v[l->n].zs = zs;
 	l->n++;
 	return zs;
+}
+
+void
+links_send_admin_all(struct links *l, const Shoal__ShardMap *map,
+		     const char *self, const void *payload, size_t len)
+{
+	for (size_t i = 0; map != NULL && i < map->n_nodes; i++) {
+		const void *bufs[2] = { WIRE_TAG_ADMIN, payload };
+		size_t lens[2] = { WIRE_TAG_LEN, len };
+		struct zsock *zs;
+
+		if (strcmp(map->nodes[i]->id, self) == 0)
+			continue;
+		zs = links_get(l, map, map->nodes[i]->id);
+		if (zs != NULL)
+			(void)zsock_send(zs, bufs, lens, 2, NULL);
+	}
 }

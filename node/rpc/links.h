@@ -29,4 +29,10 @@ void links_free(struct links *l);
 struct zsock *links_get(struct links *l, const Shoal__ShardMap *map,
 			const char *id);
 
+/* Send an admin request (packed, len bytes) to every node of map but
+ * self; a node that cannot be reached now is skipped (the caller's next
+ * round or its own lookups make up for it). */
+void links_send_admin_all(struct links *l, const Shoal__ShardMap *map,
+			  const char *self, const void *payload, size_t len);
+
 #endif

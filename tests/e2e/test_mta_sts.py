@@ -53,14 +53,18 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
         self.assertEqual(cap.to(rcpt), [], "nothing reached the MX")
 
     def warm_every_node(self, c):
-        """The cache is per node (a node that never had the policy and
-        cannot fetch it has none, RFC 8461 3.3): send messages (each
-        lands on a node by its qid's shard) until every node has fetched
-        the enforced, non-matching policy. Returns the (qid, rcpt) sent."""
+        """A node that never had the policy and cannot fetch it has none
+        (RFC 8461 3.3): send messages (each lands on a node by its qid's
+        shard) until every node has fetched the enforced, non-matching
+        policy or learned it from the one that did. Returns the (qid,
+        rcpt) sent."""
+        def has(n):
+            text = c.node(n).log_text()
+            return "event=policy_fetched" in text or \
+                "event=policy_learned" in text
         sent = []
         for k in range(24):
-            if all("event=policy_fetched" in c.node(n).log_text()
-                   for n in c.node_ids):
+            if all(has(n) for n in c.node_ids):
                 break
             rk = f"warm{k}@{DEST}"
             qk = self.send(c, [rk], make_message("warm", sender=SENDER,
@@ -68,8 +72,7 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
             self.dlog_deferred(c, qk, rk, "MTA-STS: MX host")
             sent.append((qk, rk))
         for n in c.node_ids:
-            self.assertIn("event=policy_fetched", c.node(n).log_text(),
-                          f"node {n} fetched the policy")
+            self.assertTrue(has(n), f"node {n} has the policy")
         return sent
 
     def report_with(self, c, domain, pred, what, timeout=20):
@@ -347,6 +350,54 @@ class MtaStsTest(tlsrig.TlsDeliveryMixin, ShoalTestCase):
         p.mta_sts(DEST, "enforce", mx=DEST_MX, policy_id="8")
         p.restart_dns()
         self.assertDeliveredOverTls(c, cap, q2, r2, "mta-sts")
+
+    # ---- 6c ----
+
+    def test_06c_a_fetched_policy_reaches_every_node(self):
+        """One node fetches the policy and tells the others: with the TXT
+        record gone and the policy host down afterwards, mail on every
+        node is still held to it (none sent in plain text), though only
+        one node ever fetched."""
+        def peers(p):
+            self.mx(p, None)                 # no STARTTLS: plain if lost
+            p.mta_sts(DEST, "enforce", mx=DEST_MX, max_age=86400,
+                      policy_id="5")
+        c, p = self.setup(peers)
+        cap = p.captures[0]
+        r1 = f"first@{DEST}"
+        q1 = self.send(c, [r1], make_message("spread 1", sender=SENDER,
+                                             rcpt=r1))
+        self.dlog_deferred(c, q1, r1, "MTA-STS")
+        fetched = [n for n in c.node_ids
+                   if "event=policy_fetched" in c.node(n).log_text()]
+        self.assertEqual(len(fetched), 1, "one node fetched")
+        for n in c.node_ids:
+            if n not in fetched:
+                c.node(n).wait_log(r"sts domain=dest\.test "
+                                   r"event=policy_learned id=5", 10,
+                                   what=f"{n} learning the policy")
+        # the attacker: no TXT record, no policy host
+        p.sts.stop()
+        p.set_txt(f"_mta-sts.{DEST}", None)
+        p.restart_dns()
+        sent, nodes = [], set()
+        for k in range(24):
+            rk = f"after{k}@{DEST}"
+            qk = self.send(c, [rk], make_message("spread", sender=SENDER,
+                                                 rcpt=rk))
+            self.dlog_deferred(c, qk, rk, "MTA-STS")
+            sent.append(rk)
+            nodes.add(c.owner_of(qk))
+            if nodes == set(c.node_ids):
+                break
+        self.assertEqual(nodes, set(c.node_ids), "mail on every node")
+        for r in sent + [r1]:
+            self.assertNothingCaptured(cap, r)
+        self.assertEqual(cap.stats()["messages"], 0, "nothing in plain")
+        for n in c.node_ids:
+            if n not in fetched:
+                self.assertNotIn("event=policy_fetched",
+                                 c.node(n).log_text(), f"{n} never fetched")
 
     # ---- 7 ----
 
