@@ -419,9 +419,14 @@ tls_cmd_run(struct cli *c, const char *verb, int argc, char **argv)
 		return cli_usage_error("tls: unknown command %s", verb);
 	if (argc != 1)
 		return cli_usage_error("tls report takes one DOMAIN");
-	if (tls_cmd_domain(argv[0], domain) != 0)
+	if (tls_cmd_domain(argv[0], domain) != 0) {
+		char shown[TEXT_CLEAN_BUF(64)];
+
+		/* the argument as it came, but never its control bytes */
 		return cli_usage_error("tls report: %s is not a domain name "
 				       "(letters, digits, '-', at most 253)",
-				       argv[0]);
+				       text_clean(shown, sizeof(shown), argv[0],
+						  strnlen(argv[0], 64)));
+	}
 	return tls_report(c, domain, (c->opts_given & CLI_OPT_SEND) != 0);
 }
