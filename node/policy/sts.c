@@ -350,6 +350,12 @@ sts_on_sweep(evutil_socket_t fd, short what, void *arg)
 	commit_add(s->deps.commit, sts_sweep_apply, sts_sweep_done, sw);
 }
 
+void
+sts_sweep_now(struct sts *s)
+{
+	sts_on_sweep(-1, 0, s);
+}
+
 /* ---- entries ---- */
 
 static void

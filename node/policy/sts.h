@@ -89,6 +89,9 @@ void sts_release(struct sts *s, const struct sts_policy *p);
 
 struct sts_stats sts_stats(const struct sts *s);
 
+/* Test hook: queue the sweep of expired records now. */
+void sts_sweep_now(struct sts *s);
+
 /* Another node fetched domain's policy (id, at unix time fetched, text
  * its policy-string lines): taken into this node's cache (memory and
  * store) unless the cache holds one fetched later, or it has expired.
