@@ -1,7 +1,7 @@
 /* MTA-STS policies for delivery (sts.h): the entries by domain, one
- * flight per domain (TXT record, then maybe the host and the HTTPS
- * fetch), the cache in memory and in the store, and the answers handed
- * to the waiting lookups from the loop.
+ * flight per domain (TXT record, then maybe the HTTPS fetch), the cache
+ * in memory (its records in the store: sts_store.c), and the answers
+ * handed to the waiting lookups from the loop.
  * Handles untrusted input: TXT records and policy bodies go through
  * node/tls/sts_policy.c; the HTTPS answer is bounded by http_client. */
 #include "node/policy/sts.h"
@@ -21,77 +21,10 @@
 #include "node/delivery/dns.h"
 #include "node/http/http_client.h"
 #include "node/policy/policy_http.h"
+#include "node/policy/sts_int.h"
 #include "node/store/commit.h"
 #include "node/store/store.h"
 #include "node/tls/sts_policy.h"
-
-#define STS_BUCKETS 4096
-#define STS_TXT_TYPE 16           /* TXT */
-#define STS_REC_PREFIX "sts/"
-#define STS_REC_VERSION "sts1"
-#define STS_TTL_MIN DNS_TTL_MIN   /* look at the TXT record again after */
-#define STS_TTL_MAX 3600
-
-/* A policy shared by the lookups that were given it. */
-struct sts_pol {
-	int refs;
-	char id[STS_ID_MAX + 1];
-	uint64_t expires;         /* unix seconds: fetched + max_age */
-	struct sts_policy p;
-};
-
-struct sts_entry;
-struct sts_sweep;
-
-/* One sts_get() until its callback runs or it is cancelled. */
-struct sts_waiter {
-	struct sts *s;
-	struct sts_entry *e;      /* NULL once on the ready list */
-	deliver_sts_fn fn;
-	void *cbarg;
-	struct sts_pol *pol;      /* the answer (a reference), or NULL */
-	struct sts_waiter *prev, *next;
-};
-
-struct sts_entry {
-	struct sts *s;
-	char domain[DNS_NAME_MAX + 1];
-	struct sts_pol *pol;      /* cached policy (a reference), or NULL */
-	bool is_loaded;           /* the store was read */
-	bool is_busy;             /* a flight is under way */
-	uint64_t fresh_until;     /* unix s: no new lookup before */
-	uint32_t txt_ttl;
-	char txt_id[STS_ID_MAX + 1]; /* the record's id, while fetching */
-	uint64_t dns_id;          /* TXT or host lookup in flight, or 0 */
-	struct policy_http *call; /* fetch in flight, or NULL */
-	bool is_fetching;         /* counted in sts.n_fetching */
-	struct sts_entry *fnext;  /* waiting for a fetch slot */
-	struct sts_waiter *waiters;
-	struct sts_entry *hnext;  /* bucket chain */
-	struct sts_entry *lprev, *lnext; /* recency: head = newest */
-};
-
-struct sts {
-	struct sts_deps deps;
-	struct sts_entry *buckets[STS_BUCKETS];
-	struct sts_entry *lru_head, *lru_tail;
-	size_t n_entries;
-	struct sts_waiter *ready; /* answered, waiting for the event */
-	size_t n_fetching;        /* fetches under way, <= STS_FETCH_MAX */
-	struct sts_entry *fq_head, *fq_tail; /* waiting for a slot */
-	struct event *ev_ready;
-	struct sts_stats stats;
-	uint64_t warn_next;       /* unix s: next fetch warning allowed */
-	struct event *ev_sweep;   /* STS_SWEEP_S */
-	struct sts_sweep *sweep;  /* the sweep item queued, or NULL */
-	char sweep_from[STORE_LOCAL_NAME_MAX + 1];
-};
-
-static uint64_t
-sts_now(void)
-{
-	return (uint64_t)time(NULL);
-}
 
 static uint32_t
 sts_hash(const char *domain)
@@ -101,259 +34,6 @@ sts_hash(const char *domain)
 	for (const char *p = domain; *p; p++)
 		h = (h ^ (unsigned char)*p) * 16777619u;
 	return h % STS_BUCKETS;
-}
-
-/* ---- policies ---- */
-
-static struct sts_pol *
-sts_pol_ref(struct sts_pol *pol)
-{
-	if (pol)
-		pol->refs++;
-	return pol;
-}
-
-static void
-sts_pol_unref(struct sts_pol *pol)
-{
-	if (pol && --pol->refs == 0)
-		free(pol);
-}
-
-/* The stored record of a policy: version, id, expiry, then the body as
- * fetched, one per line; parsed again at load. */
-static struct sts_pol *
-sts_pol_parse_record(const char *rec, size_t len, uint64_t now)
-{
-	char id[STS_ID_MAX + 1], err[80];
-	unsigned long long expires;
-	struct sts_pol *pol;
-	const char *body;
-	int n = 0;
-
-	if (len < 8 || memcmp(rec, STS_REC_VERSION "\n", 5) != 0 ||
-	    memchr(rec, '\0', len) != NULL)
-		return NULL;
-	body = memchr(rec + 5, '\n', len - 5);
-	if (body == NULL || (body = memchr(body + 1, '\n',
-					  len - (size_t)(body + 1 - rec))) ==
-				    NULL)
-		return NULL;
-	body++;
-	{
-		char head[STS_ID_MAX + 48];
-		size_t hl = (size_t)(body - rec);
-
-		if (hl >= sizeof(head))
-			return NULL;
-		memcpy(head, rec, hl);
-		head[hl] = '\0';
-		if (sscanf(head, STS_REC_VERSION "\n%32[A-Za-z0-9]\n%llu\n%n",
-			   id, &expires, &n) != 2 || (size_t)n != hl)
-			return NULL;
-	}
-	if (expires <= now)
-		return NULL;
-	pol = xcalloc(1, sizeof(*pol));
-	if (sts_policy_parse(body, len - (size_t)(body - rec), &pol->p, err,
-			     sizeof(err)) != 0) {
-		free(pol);
-		return NULL;
-	}
-	pol->refs = 1;
-	snprintf(pol->id, sizeof(pol->id), "%s", id);
-	pol->expires = expires;
-	return pol;
-}
-
-/* ---- the store ---- */
-
-struct sts_write {
-	char name[STORE_LOCAL_NAME_MAX + 1];
-	char *rec;                /* NULL: delete */
-	size_t len;
-};
-
-/* A policy is kept only while the store has room to spare (more than
- * half of it free, store_room_for_extras()): a domain's policy never
- * costs a message its place. Without room the policy lives in memory
- * only. */
-static int
-sts_write_apply(struct store_txn *t, void *arg)
-{
-	struct sts_write *w = arg;
-
-	if (w->rec == NULL)
-		return store_local_del(t, w->name);
-	if (!store_room_for_extras(t, w->len + STORE_LOCAL_NAME_MAX))
-		return 0;
-	return store_local_put(t, w->name, w->rec, w->len);
-}
-
-static void
-sts_write_done(int result, void *arg)
-{
-	struct sts_write *w = arg;
-
-	if (result != 0)
-		log_warn("sts record=%s event=store_failed rc=%d", w->name,
-			 result);
-	free(w->rec);
-	free(w);
-}
-
-/* The record of pol (NULL: delete the domain's): its id and expiry,
- * then the policy as its RFC 8460 policy-string lines, which
- * sts_policy_parse() reads back (a few hundred bytes, whatever the
- * server sent around them). */
-/* p as its policy-string lines, one per line, into out (malloc'd);
- * returns the length. sts_policy_parse() reads it back. */
-static size_t
-sts_pol_text(const struct sts_policy *p, size_t head, char **out)
-{
-	char lines[STS_LINES_MAX][STS_LINE_MAX];
-	size_t n = sts_policy_strings(p, lines, STS_LINES_MAX), o = head;
-
-	*out = xmalloc(head + n * (STS_LINE_MAX + 1) + 1);
-	for (size_t i = 0; i < n; i++)
-		o += (size_t)sprintf(*out + o, "%s\n", lines[i]);
-	return o - head;
-}
-
-static void
-sts_store_put(struct sts *s, const char *domain, const struct sts_pol *pol)
-{
-	char head[STS_ID_MAX + 48];
-	struct sts_write *w;
-	size_t n;
-
-	if (s->deps.commit == NULL)
-		return;
-	w = xcalloc(1, sizeof(*w));
-	snprintf(w->name, sizeof(w->name), STS_REC_PREFIX "%s", domain);
-	if (pol != NULL) {
-		n = (size_t)snprintf(head, sizeof(head),
-				     STS_REC_VERSION "\n%s\n%llu\n", pol->id,
-				     (unsigned long long)pol->expires);
-		w->len = n + sts_pol_text(&pol->p, n, &w->rec);
-		memcpy(w->rec, head, n);
-	}
-	commit_add(s->deps.commit, sts_write_apply, sts_write_done, w);
-}
-
-static void
-sts_store_load(struct sts *s, struct sts_entry *e)
-{
-	char name[STORE_LOCAL_NAME_MAX + 1];
-	struct store_txn *t;
-	const void *p;
-	size_t len;
-
-	e->is_loaded = true;
-	if (s->deps.store == NULL ||
-	    store_txn_begin(s->deps.store, true, &t) != 0)
-		return;
-	snprintf(name, sizeof(name), STS_REC_PREFIX "%s", e->domain);
-	if (store_local_get(t, name, &p, &len) == 0) {
-		e->pol = sts_pol_parse_record(p, len, sts_now());
-		if (e->pol == NULL) /* expired or unreadable: forget it */
-			sts_store_put(s, e->domain, NULL);
-	}
-	store_txn_abort(t);
-}
-
-/* ---- the sweep: expired records leave the store ----
- * Once per STS_SWEEP_S a commit item walks at most STS_SWEEP_VISIT
- * records from where the last one stopped and deletes those past their
- * max_age (or unreadable), at most STS_SWEEP_DEL of them. */
-
-#define STS_SWEEP_S 600
-#define STS_SWEEP_VISIT 2048
-#define STS_SWEEP_DEL 256
-
-struct sts_sweep {
-	struct sts *s;
-	char from[STORE_LOCAL_NAME_MAX + 1]; /* resume here ("" = start) */
-	char next[STORE_LOCAL_NAME_MAX + 1]; /* where this run stopped */
-	size_t visited, n_del;
-	uint64_t now;
-	char del[STS_SWEEP_DEL][STORE_LOCAL_NAME_MAX + 1];
-};
-
-static int
-sts_sweep_one(const char *name, const void *p, size_t len, void *arg)
-{
-	struct sts_sweep *sw = arg;
-	struct sts_pol *pol;
-
-	if (sw->visited++ >= STS_SWEEP_VISIT || sw->n_del >= STS_SWEEP_DEL) {
-		snprintf(sw->next, sizeof(sw->next), "%s", name);
-		return 1;
-	}
-	pol = sts_pol_parse_record(p, len, sw->now);
-	if (pol == NULL)
-		snprintf(sw->del[sw->n_del++], sizeof(sw->del[0]), "%s", name);
-	free(pol);
-	return 0;
-}
-
-static int
-sts_sweep_apply(struct store_txn *t, void *arg)
-{
-	struct sts_sweep *sw = arg;
-	int rc;
-
-	sw->visited = sw->n_del = 0;
-	sw->next[0] = '\0';
-	rc = store_local_foreach_from(t, STS_REC_PREFIX,
-				      sw->from[0] ? sw->from : STS_REC_PREFIX,
-				      sts_sweep_one, sw);
-	if (rc < 0)
-		return rc;
-	for (size_t i = 0; i < sw->n_del; i++)
-		if ((rc = store_local_del(t, sw->del[i])) != 0)
-			return rc;
-	return 0;
-}
-
-static void
-sts_sweep_done(int result, void *arg)
-{
-	struct sts_sweep *sw = arg;
-	struct sts *s = sw->s;
-
-	if (result == 0 && sw->n_del > 0)
-		log_info("sts event=swept expired=%zu", sw->n_del);
-	if (s != NULL) { /* NULL: sts_free() came first */
-		snprintf(s->sweep_from, sizeof(s->sweep_from), "%s",
-			 result == 0 ? sw->next : "");
-		s->sweep = NULL;
-	}
-	free(sw);
-}
-
-static void
-sts_on_sweep(evutil_socket_t fd, short what, void *arg)
-{
-	struct sts *s = arg;
-	struct sts_sweep *sw;
-
-	(void)fd;
-	(void)what;
-	if (s->sweep != NULL || s->deps.commit == NULL)
-		return;
-	sw = xcalloc(1, sizeof(*sw));
-	sw->s = s;
-	sw->now = sts_now();
-	snprintf(sw->from, sizeof(sw->from), "%s", s->sweep_from);
-	s->sweep = sw;
-	commit_add(s->deps.commit, sts_sweep_apply, sts_sweep_done, sw);
-}
-
-void
-sts_sweep_now(struct sts *s)
-{
-	sts_on_sweep(-1, 0, s);
 }
 
 /* ---- entries ---- */
@@ -793,14 +473,102 @@ sts_stats(const struct sts *s)
 	return s->stats;
 }
 
+/* ---- policies other nodes fetched ---- */
+
+/* One policy another node sent, while its id is checked against the
+ * domain's TXT record. */
+struct sts_learning {
+	struct sts *s;
+	char domain[SMTP_NAME_TEXT_MAX + 1];
+	struct sts_pol *pol;
+	uint64_t dns_id;
+	struct sts_learning *prev, *next;
+};
+
+static const int sts_mode_rank[] = {
+	[STS_MODE_NONE] = 0, [STS_MODE_TESTING] = 1, [STS_MODE_ENFORCE] = 2,
+};
+
+int
+sts_adopt(struct sts *s, const char *domain, struct sts_pol *pol)
+{
+	struct sts_entry *e = sts_entry_get(s, domain);
+	const struct sts_pol *have;
+	uint64_t fetched = pol->expires - pol->p.max_age;
+
+	if (!e->is_loaded)
+		sts_store_load(s, e);
+	have = e->pol && e->pol->expires > sts_now() ? e->pol : NULL;
+	/* a later fetch wins, but never one that weakens the policy in
+	 * force: a domain that relaxes its policy publishes a new id, and
+	 * every node fetches that itself */
+	if (have != NULL &&
+	    (have->expires - have->p.max_age >= fetched ||
+	     sts_mode_rank[pol->p.mode] < sts_mode_rank[have->p.mode])) {
+		sts_pol_unref(pol);
+		return 1;
+	}
+	log_info("sts domain=%s event=policy_learned id=%s mode=%s mx=%zu "
+		 "max_age=%u",
+		 domain, pol->id, sts_mode_name(pol->p.mode), pol->p.n_mx,
+		 pol->p.max_age);
+	sts_pol_unref(e->pol);
+	e->pol = pol;
+	sts_store_put(s, domain, pol);
+	return 0;
+}
+
+static void
+sts_learning_free(struct sts_learning *l)
+{
+	struct sts *s = l->s;
+
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		s->learning = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	s->n_learning--;
+	sts_pol_unref(l->pol);
+	free(l);
+}
+
+/* The domain's TXT record now: the policy is taken only under the id
+ * the domain itself publishes (not on a node's or a forger's word). */
+static void
+sts_on_learn_txt(const struct dns_rrset *r, void *arg)
+{
+	struct sts_learning *l = arg;
+	const char *txts[DNS_RR_MAX];
+	size_t lens[DNS_RR_MAX];
+	char id[STS_ID_MAX + 1];
+
+	l->dns_id = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		txts[i] = (const char *)r->rr[i].data;
+		lens[i] = r->rr[i].len;
+	}
+	if (r->status == DNS_OK && r->n_dropped == 0 &&
+	    sts_txt_pick(txts, lens, r->n, id) == 0 &&
+	    strcmp(id, l->pol->id) == 0) {
+		(void)sts_adopt(l->s, l->domain, sts_pol_ref(l->pol));
+	} else {
+		log_info("sts domain=%s event=policy_not_learned id=%s "
+			 "reason=\"not the id of the domain's TXT record\"",
+			 l->domain, l->pol->id);
+	}
+	sts_learning_free(l);
+}
+
 int
 sts_learn(struct sts *s, const char *domain, const char *id,
 	  uint64_t fetched, const char *text, size_t len)
 {
-	char name[SMTP_NAME_TEXT_MAX + 1], err[80];
+	char err[80], name[DNS_NAME_MAX + 16];
 	size_t idlen = strnlen(id, STS_ID_MAX + 1);
+	struct sts_learning *l;
 	struct sts_pol *pol;
-	struct sts_entry *e;
 
 	if (smtp_name_norm(domain, name) != 0 || idlen == 0 ||
 	    idlen > STS_ID_MAX || strspn(id, "abcdefghijklmnopqrstuvwxyz"
@@ -815,24 +583,25 @@ sts_learn(struct sts *s, const char *domain, const char *id,
 	pol->refs = 1;
 	memcpy(pol->id, id, idlen + 1);
 	pol->expires = fetched + pol->p.max_age;
-	e = sts_entry_get(s, name);
-	if (!e->is_loaded)
-		sts_store_load(s, e);
-	/* a later fetch wins; one stamped past our clock (a minute's
-	 * skew allowed) or already expired is refused */
+	/* already expired, or stamped past our clock (a minute's skew
+	 * allowed), or too many waiting for their check */
 	if (pol->expires <= sts_now() || fetched > sts_now() + 60 ||
-	    (e->pol != NULL &&
-	     e->pol->expires - e->pol->p.max_age >= fetched)) {
+	    s->n_learning >= STS_LEARN_MAX || s->deps.dns == NULL) {
 		free(pol);
 		return 1;
 	}
-	log_info("sts domain=%s event=policy_learned id=%s mode=%s mx=%zu "
-		 "max_age=%u",
-		 name, pol->id, sts_mode_name(pol->p.mode), pol->p.n_mx,
-		 pol->p.max_age);
-	sts_pol_unref(e->pol);
-	e->pol = pol;
-	sts_store_put(s, name, pol);
+	l = xcalloc(1, sizeof(*l));
+	l->s = s;
+	l->pol = pol;
+	memcpy(l->domain, name, strlen(name) + 1);
+	l->next = s->learning;
+	if (s->learning)
+		s->learning->prev = l;
+	s->learning = l;
+	s->n_learning++;
+	snprintf(name, sizeof(name), "_mta-sts.%s", l->domain);
+	l->dns_id = dns_query(s->deps.dns, name, STS_TXT_TYPE,
+			      sts_on_learn_txt, l);
 	return 0;
 }
 
@@ -863,6 +632,11 @@ sts_stop(struct sts *s)
 	if (s == NULL)
 		return;
 	s->fq_head = s->fq_tail = NULL; /* their waiters stay */
+	while (s->learning != NULL) {
+		if (s->learning->dns_id != 0)
+			dns_cancel(s->deps.dns, s->learning->dns_id);
+		sts_learning_free(s->learning);
+	}
 	for (struct sts_entry *e = s->lru_head; e; e = e->lnext) {
 		if (e->dns_id != 0)
 			dns_cancel(s->deps.dns, e->dns_id);
@@ -900,6 +674,6 @@ sts_free(struct sts *s)
 	event_free(s->ev_ready);
 	event_free(s->ev_sweep);
 	if (s->sweep != NULL) /* its commit runs after us */
-		s->sweep->s = NULL;
+		sts_sweep_orphan(s->sweep);
 	free(s);
 }

@@ -93,10 +93,12 @@ struct sts_stats sts_stats(const struct sts *s);
 void sts_sweep_now(struct sts *s);
 
 /* Another node fetched domain's policy (id, at unix time fetched, text
- * its policy-string lines): taken into this node's cache (memory and
- * store) unless the cache holds one fetched later, or it has expired.
- * Returns 0 when taken, 1 when ours is as new, -EINVAL when domain, id
- * or text do not parse. */
+ * its policy-string lines): once the domain's own `_mta-sts` TXT record
+ * (looked up here) shows that id, it is taken into this node's cache
+ * (memory and store), unless the cache holds one fetched later or one in
+ * a stronger mode. Returns 0 when the check started, 1 when refused at
+ * once (expired, stamped in the future, too many waiting), -EINVAL when
+ * domain, id or text do not parse. */
 int sts_learn(struct sts *s, const char *domain, const char *id,
 	      uint64_t fetched, const char *text, size_t len);
 

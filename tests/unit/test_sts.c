@@ -1,7 +1,8 @@
 /* node/policy/sts: the policy cache in the store. A policy learned from
  * another node (sts_learn) is kept in the store and read back by the
  * next start; a later fetch wins over an earlier one, in either order;
- * hostile or stale policies are refused; the sweep removes expired and
+ * a weaker mode never replaces a stronger one; hostile or stale
+ * policies are refused; the sweep removes expired and
  * unreadable records and leaves the rest. Each test gets a fresh
  * mkdtemp() store. (Lookups and fetches run in tests/e2e/test_mta_sts.py
  * against real DNS and HTTPS servers.) */
@@ -15,6 +16,8 @@
 
 #include "lib/config.h"
 #include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "node/policy/sts_int.h"
 #include "node/store/commit.h"
 #include "node/store/store.h"
 #include "tests/unit/check_helpers.h"
@@ -75,6 +78,24 @@ t_learn(struct sts *s, const char *domain, const char *id, uint64_t fetched,
 	return sts_learn(s, domain, id, fetched, text, strlen(text));
 }
 
+/* What sts_learn() does once the domain's TXT record confirmed the id. */
+static int
+t_adopt(struct sts *s, const char *domain, const char *id, uint64_t fetched,
+	const char *text)
+{
+	struct sts_pol *pol = xcalloc(1, sizeof(*pol));
+
+	ck_assert_int_eq(sts_policy_parse(text, strlen(text), &pol->p, NULL,
+					  0),
+			 0);
+	pol->refs = 1;
+	snprintf(pol->id, sizeof(pol->id), "%s", id);
+	pol->expires = fetched + pol->p.max_age;
+	return sts_adopt(s, domain, pol);
+}
+
+#define T_NONE "version: STSv1\nmode: none\nmax_age: 31557600\n"
+
 static int
 t_count_one(const char *name, const void *p, size_t len, void *arg)
 {
@@ -104,9 +125,9 @@ START_TEST(test_sts_learned_policy_survives_a_restart)
 	struct sts *s = t_new();
 	uint64_t now = t_now();
 
-	ck_assert_int_eq(t_learn(s, "Dest.Test.", "A1", now - 100, T_POLICY),
+	ck_assert_int_eq(t_adopt(s, "dest.test", "A1", now - 100, T_POLICY),
 			 0);
-	ck_assert_int_eq(t_learn(s, "dest.test", "A0", now - 200, T_POLICY),
+	ck_assert_int_eq(t_adopt(s, "dest.test", "A0", now - 200, T_POLICY),
 			 1);
 	sts_free(s);
 	commit_flush(t_c);
@@ -114,10 +135,12 @@ START_TEST(test_sts_learned_policy_survives_a_restart)
 
 	s = t_new();
 	/* the stored one (fetched at now - 100) is newer than this */
-	ck_assert_int_eq(t_learn(s, "dest.test", "B0", now - 150, T_POLICY),
+	ck_assert_int_eq(t_adopt(s, "dest.test", "B0", now - 150, T_POLICY),
 			 1);
+	/* a later one in a weaker mode never replaces it */
+	ck_assert_int_eq(t_adopt(s, "dest.test", "B2", now - 5, T_NONE), 1);
 	/* and older than this */
-	ck_assert_int_eq(t_learn(s, "dest.test", "B1", now - 10, T_POLICY), 0);
+	ck_assert_int_eq(t_adopt(s, "dest.test", "B1", now - 10, T_POLICY), 0);
 	sts_free(s);
 	commit_flush(t_c);
 	ck_assert_uint_eq(t_count_records(), 1);
@@ -154,6 +177,9 @@ START_TEST(test_sts_learn_refuses_hostile_input)
 			 1);
 	ck_assert_int_eq(t_learn(s, "dest.test", "A1", now + 3600, T_POLICY),
 			 1);
+	/* well formed, but nothing is taken without the domain's own TXT
+	 * record (no resolver here: refused) */
+	ck_assert_int_eq(t_learn(s, "dest.test", "A1", now, T_POLICY), 1);
 	sts_free(s);
 	commit_flush(t_c);
 	ck_assert_uint_eq(t_count_records(), 0);
@@ -170,7 +196,7 @@ START_TEST(test_sts_sweep_removes_expired_records)
 	char rec[256];
 	int n;
 
-	ck_assert_int_eq(t_learn(s, "live.test", "L1", now, T_POLICY), 0);
+	ck_assert_int_eq(t_adopt(s, "live.test", "L1", now, T_POLICY), 0);
 	commit_flush(t_c);
 	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
 	n = snprintf(rec, sizeof(rec), "sts1\nX1\n%llu\n%s",
