@@ -110,27 +110,6 @@ adapt_ops_log(struct adapt_ops *o, const char *event,
 
 /* ---- spreading -------------------------------------------------------- */
 
-static void
-adapt_ops_on_reply(struct zsock *zs, zmq_msg_t *frames, size_t nframes,
-		   void *arg)
-{
-	Shoal__AdminReply *r;
-
-	(void)zs;
-	(void)arg;
-	if (nframes != 1)
-		return;
-	r = shoal__admin_reply__unpack(NULL, zmq_msg_size(&frames[0]),
-				       zmq_msg_data(&frames[0]));
-	if (r == NULL)
-		return;
-	if (r->status != SHOAL__STATUS__STATUS_OK)
-		log_debug(LOG_SUB_MAIN, "shaping event=merge_refused node=%.64s "
-			  "reason=\"%.128s\"",
-			  r->node_id, r->message);
-	shoal__admin_reply__free_unpacked(r, NULL);
-}
-
 /* One MERGE request with v[0..n) to every other node of the map. */
 static void
 adapt_ops_send(struct adapt_ops *o, Shoal__ShapingAction **v, size_t n)
@@ -413,7 +392,7 @@ adapt_ops_new(const struct adapt_ops_deps *deps)
 
 	o->d = *deps;
 	o->links = links_new(o->d.base, o->d.zctx, 1u << 20,
-			     adapt_ops_on_reply, o);
+			     links_log_refusals, (void *)"shaping");
 	o->round = event_new(o->d.base, -1, EV_PERSIST, adapt_ops_on_round, o);
 	event_add(o->round, &tv);
 	return o;

@@ -21,27 +21,6 @@ struct sts_ops {
 	uint64_t next_id;
 };
 
-static void
-sts_ops_on_reply(struct zsock *zs, zmq_msg_t *frames, size_t nframes,
-		 void *arg)
-{
-	Shoal__AdminReply *r;
-
-	(void)zs;
-	(void)arg;
-	if (nframes != 1)
-		return;
-	r = shoal__admin_reply__unpack(NULL, zmq_msg_size(&frames[0]),
-				       zmq_msg_data(&frames[0]));
-	if (r == NULL)
-		return;
-	if (r->status != SHOAL__STATUS__STATUS_OK)
-		log_debug(LOG_SUB_MAIN, "sts event=policy_refused node=%.64s "
-			  "reason=\"%.128s\"",
-			  r->node_id, r->message);
-	shoal__admin_reply__free_unpacked(r, NULL);
-}
-
 void
 sts_ops_fetched(void *arg, const char *domain, const char *id,
 		uint64_t fetched, const char *text, size_t len)
@@ -103,8 +82,8 @@ sts_ops_new(const struct sts_ops_deps *deps)
 	struct sts_ops *o = xcalloc(1, sizeof(*o));
 
 	o->d = *deps;
-	o->links = links_new(o->d.base, o->d.zctx, 1u << 20, sts_ops_on_reply,
-			     o);
+	o->links = links_new(o->d.base, o->d.zctx, 1u << 20,
+			     links_log_refusals, (void *)"sts");
 	return o;
 }
 

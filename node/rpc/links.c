@@ -6,9 +6,11 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "lib/wire.h"
+#include "lib/log.h"
 #include "lib/shardmap.h"
+#include "lib/wire.h"
 #include "lib/xmalloc.h"
+#include "proto/cli_node.pb-c.h"
 
 struct link {
 	char *id;
@@ -94,4 +96,24 @@ links_send_admin_all(struct links *l, const Shoal__ShardMap *map,
 		if (zs != NULL)
 			(void)zsock_send(zs, bufs, lens, 2, NULL);
 	}
+}
+
+void
+links_log_refusals(struct zsock *zs, zmq_msg_t *frames, size_t nframes,
+		   void *arg)
+{
+	Shoal__AdminReply *r;
+
+	(void)zs;
+	if (nframes != 1)
+		return;
+	r = shoal__admin_reply__unpack(NULL, zmq_msg_size(&frames[0]),
+				       zmq_msg_data(&frames[0]));
+	if (r == NULL)
+		return;
+	if (r->status != SHOAL__STATUS__STATUS_OK)
+		log_debug(LOG_SUB_MAIN, "%s event=refused node=%.64s "
+			  "reason=\"%.128s\"",
+			  (const char *)arg, r->node_id, r->message);
+	shoal__admin_reply__free_unpacked(r, NULL);
 }

@@ -29,6 +29,12 @@ void links_free(struct links *l);
 struct zsock *links_get(struct links *l, const Shoal__ShardMap *map,
 			const char *id);
 
+/* A zsock_msg_fn for requests whose answers matter only when refused
+ * (shaping actions and policies sent round): arg is the static name of
+ * the sender for the debug line, e.g. "shaping". */
+void links_log_refusals(struct zsock *zs, zmq_msg_t *frames, size_t nframes,
+			void *arg);
+
 /* Send an admin request (packed, len bytes) to every node of map but
  * self; a node that cannot be reached now is skipped (the caller's next
  * round or its own lookups make up for it). */
