@@ -125,7 +125,7 @@ run_fuzz() {
 		return
 	fi
 	out=$(mktemp)
-	FUZZ_TIME=${SHOAL_FUZZ_TIME:-8} FUZZ_JOBS=$(nproc 2>/dev/null || echo 1) \
+	FUZZ_TIME=${SHOAL_FUZZ_TIME:-5} FUZZ_JOBS=$(nproc 2>/dev/null || echo 1) \
 		bash fuzz/run.sh >"$out" 2>&1
 	grep -E '^fuzz: ' "$out" || tail -n 40 "$out"
 	passed=$((passed + $(grep -cE '^fuzz: .* result=ok$' "$out")))
