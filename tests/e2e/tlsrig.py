@@ -479,6 +479,9 @@ remote-control:
                                 "\n".join(auth_zones))
         self.auth = self._unbound("auth", conf, logp, self.auth_port,
                                   self.zones[0][0])
+        # unbound.conf's stub-zone (its name for "ask these servers for
+        # this zone", nothing unfinished): the validator sends each test
+        # zone's queries to the authoritative unbound
         stub_text = "".join(f'stub-zone:\n    name: "{n}"\n'
                             f"    stub-addr: 127.0.0.1@{self.auth_port}\n"
                             f"    stub-first: no\n"

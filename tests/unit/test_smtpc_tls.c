@@ -149,6 +149,7 @@ tls_setup(void)
 			  24 * HOUR, true);
 	pki.rogue = cert_new("Rogue CA", NULL, pki.rogue_key, NULL, NULL, -HOUR,
 			     24 * HOUR, true);
+	/* the XXXXXX is mkstemp()'s template */
 	snprintf(pki.ca_path, sizeof(pki.ca_path),
 		 "/tmp/shoal-test-smtpc-ca-XXXXXX");
 	fd = mkstemp(pki.ca_path);
