@@ -2,25 +2,29 @@
 # Two builds of Shoal against each other, taking turns, so that load from
 # elsewhere on the machine falls on both alike:
 #
-#   bench/ab.sh A_BIN B_BIN [-r ROUNDS] [-m N] [-s N] [-l BYTES]
+#   bench/ab.sh A_BIN B_BIN [-r ROUNDS] [-m N] [-s N] [-l BYTES] [-a CONF] [-b CONF]
 #
 # A_BIN and B_BIN are directories holding shoal-node and shoal-router (for
 # an older commit: git archive REV | tar -x -C DIR, make -C DIR). Each round
 # runs bench/profile.sh -t cpu once with A, then once with B (default 3
 # rounds of 10,000 1 KiB messages over 50 sessions): end-to-end rate and
-# CPU seconds of every process. Writes bench/results/ab-<UTC time>.txt.
+# CPU seconds of every process. -a / -b append CONF (config lines) to A's /
+# B's shoal.conf, so one build can be A/B'd against itself with a setting
+# changed. Writes bench/results/ab-<UTC time>.txt.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 [ $# -ge 2 ] || { sed -n '/^#   bench\/ab.sh/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 A=$(cd "$1" && pwd) B=$(cd "$2" && pwd)
 shift 2
-ROUNDS=3 MSGS=10000 SESS=50 LEN=1024
-while getopts "r:m:s:l:" o; do
+ROUNDS=3 MSGS=10000 SESS=50 LEN=1024 CONF_A="" CONF_B=""
+while getopts "r:m:s:l:a:b:" o; do
 	case $o in
 	r) ROUNDS=$OPTARG ;;
 	m) MSGS=$OPTARG ;;
 	s) SESS=$OPTARG ;;
 	l) LEN=$OPTARG ;;
+	a) CONF_A=$OPTARG ;;
+	b) CONF_B=$OPTARG ;;
 	*) exit 2 ;;
 	esac
 done
@@ -36,11 +40,13 @@ mkdir -p "$HERE/results"
 	echo "Shoal A/B — $(date -u +%FT%TZ), $ROUNDS rounds of $MSGS messages of $LEN bytes over $SESS sessions, taking turns"
 	echo "A=$A"
 	echo "B=$B"
+	[ -z "$CONF_A" ] || echo "A conf: $CONF_A"
+	[ -z "$CONF_B" ] || echo "B conf: $CONF_B"
 	for i in $(seq 1 "$ROUNDS"); do
 		for x in A B; do
-			[ $x = A ] && d=$A || d=$B
+			if [ $x = A ]; then d=$A c=$CONF_A; else d=$B c=$CONF_B; fi
 			echo "== round $i $x (load $(cut -d' ' -f1 /proc/loadavg))"
-			SHOAL_BIN=$d "$HERE/profile.sh" -t cpu -m "$MSGS" -s "$SESS" -l "$LEN" 2>&1
+			BENCH_CONF=$c SHOAL_BIN=$d "$HERE/profile.sh" -t cpu -m "$MSGS" -s "$SESS" -l "$LEN" 2>&1
 		done
 	done
 } | tee "$OUT"

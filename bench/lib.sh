@@ -137,7 +137,8 @@ sink_count() {
 
 # shoal_conf DIR SMTP_PORT SINK_PORT: writes DIR/shoal.conf for one router and
 # a node pair (sync replication, fsync) routing sink.test to the sink; with
-# HTTP_PORT set, the router's HTTP API listens there too.
+# HTTP_PORT set, the router's HTTP API listens there too; BENCH_CONF (if
+# set) is appended, so a setting can be A/B'd (bench/ab.sh -c).
 shoal_conf() {
 	local dir=$1 smtp=$2 sink=$3 p1 p2 http=""
 	p1=$(free_port) p2=$(free_port)
@@ -158,6 +159,7 @@ delivery: {
 };
 replication: { mode = "sync"; };
 log: { level = "warn"; };
+${BENCH_CONF:-}
 CONF
 }
 
