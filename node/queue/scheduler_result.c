@@ -43,6 +43,17 @@
 
 enum { SCHED_DSN_FAILED = 0, SCHED_DSN_RELAYED, SCHED_DSNS };
 
+/* A job's results join the next batch that commits for other items (an
+ * enqueue, a replica's apply) when one comes within this delay, else they
+ * commit alone: one sync for both instead of one each. At one client
+ * sending one message at a time that cut each node's commits from about
+ * 2.0 to 1.25 per message and raised the rate 8-13 % (bench/results/
+ * ab-20261207T082034Z.txt; at 50 sessions batches come anyway and commits
+ * fell 15-20 %, ab-20261207T082117Z.txt). The price:
+ * a message delivered in the last 5 ms before a node dies may be sent
+ * again (at-least-once; docs/replication.md, "Why duplicates stay rare"). */
+#define SCHED_RESULT_JOIN_MS 5
+
 /* Saving failed results again: the first wait, the longest, and how
  * often a result that still cannot be saved is logged again. */
 #define SCHED_RESAVE_MS_MIN 100
@@ -661,7 +672,7 @@ scheduler_job_done(struct scheduler *s, struct job *j)
 	}
 	if (s->hooks.results)
 		s->hooks.results(s->hooks.arg, j);
-	commit_add(s->commit, sched_apply, sched_applied,
-		   sched_res_new(s, j, now, expired));
+	commit_add_later(s->commit, sched_apply, sched_applied,
+			 sched_res_new(s, j, now, expired), SCHED_RESULT_JOIN_MS);
 	free(expired);
 }
