@@ -142,3 +142,30 @@ suppress_key_prefix(uint32_t shard, char out[10])
 {
 	snprintf(out, 10, "%c%08X", SUPPRESS_KEY_TAG, (unsigned)shard);
 }
+
+/* Two 64-bit hashes of the key's digest characters (uniform already:
+ * they are SHA-256), one of each half, combined as h1 + i * h2 (Kirsch and Mitzenmacher). */
+void
+suppress_filter_pos(const char *key, uint32_t log2,
+		    uint32_t pos[SUPPRESS_FILTER_K])
+{
+	uint64_t h1 = shard_hash(key + 9, SUPPRESS_HASH_CHARS / 2);
+	uint64_t h2 = shard_hash(key + 9 + SUPPRESS_HASH_CHARS / 2,
+				 SUPPRESS_HASH_CHARS / 2) | 1;
+	uint64_t mask = (UINT64_C(1) << log2) - 1;
+
+	for (uint32_t i = 0; i < SUPPRESS_FILTER_K; i++)
+		pos[i] = (uint32_t)((h1 + i * h2) & mask);
+}
+
+bool
+suppress_filter_has(const uint8_t *bits, uint32_t log2, const char *key)
+{
+	uint32_t pos[SUPPRESS_FILTER_K];
+
+	suppress_filter_pos(key, log2, pos);
+	for (uint32_t i = 0; i < SUPPRESS_FILTER_K; i++)
+		if (!(bits[pos[i] >> 3] & (1u << (pos[i] & 7))))
+			return false;
+	return true;
+}

@@ -42,4 +42,38 @@ bool suppress_key_parse(const char *s, uint32_t *shard);
  * out[10]. */
 void suppress_key_prefix(uint32_t shard, char out[10]);
 
+/* The membership filter of a node's entries (docs/suppression.md, "The
+ * routers' filter"): a Bloom filter of 2^log2 bits over the keys' hash
+ * digits, SUPPRESS_FILTER_K bits per key. A node sets the bits of every
+ * entry it stores; a router that finds one of a key's bits clear knows
+ * the key is not among them. Bits are never cleared. */
+#define SUPPRESS_FILTER_K 4
+/* A router believes a node's filter only this long after a reply of
+ * the node said the router's copy is current; so an entry is known to
+ * every router at most this long after its write (plus the reply's way
+ * over the network), and shoalctl's add is answered after twice this. */
+#define SUPPRESS_FILTER_TRUST_MS 20
+#define SUPPRESS_FILTER_LOG2_MIN 10
+#define SUPPRESS_FILTER_LOG2_MAX 27
+
+/* The bit positions of an entry key (SUPPRESS_KEY_LEN characters). */
+void suppress_filter_pos(const char *key, uint32_t log2,
+			 uint32_t pos[SUPPRESS_FILTER_K]);
+
+/* Whether every bit of key is set in bits (2^log2 bits). */
+bool suppress_filter_has(const uint8_t *bits, uint32_t log2,
+			 const char *key);
+
+/* Set bit pos; returns whether it was clear. pos < 2^log2. */
+static inline bool
+suppress_filter_set(uint8_t *bits, uint32_t pos)
+{
+	uint8_t m = (uint8_t)(1u << (pos & 7));
+
+	if (bits[pos >> 3] & m)
+		return false;
+	bits[pos >> 3] |= m;
+	return true;
+}
+
 #endif

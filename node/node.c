@@ -189,8 +189,9 @@ static int
 node_cluster_supp_apply(void *arg, struct store_txn *t,
 			const Shoal__ReplRecord *rec)
 {
-	(void)arg;
-	return suppress_record_apply(t, rec);
+	struct node *n = arg;
+
+	return suppress_record_apply(n->supp, t, rec);
 }
 
 static int

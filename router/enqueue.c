@@ -138,6 +138,10 @@ enq_try_send(struct enq_req *r)
 	int rc = r->e->map ? enq_send(r->e, r) : -EAGAIN;
 	struct timeval tv;
 
+	if (rc == 0 && r->is_ruled_out) {
+		r->unsent = false; /* answered: enq_send_check() armed it */
+		return;
+	}
 	if (rc == 0) {
 		uint64_t left = r->deadline_ms > now ? r->deadline_ms - now : 1;
 
@@ -170,6 +174,10 @@ enq_on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (r->is_ruled_out) {
+		enq_req_finish(r, 0); /* cres: not listed */
+		return;
+	}
 	if (r->result == 0 && r->unsent) {
 		enq_try_send(r);
 		return;
@@ -202,6 +210,19 @@ enq_send_check(struct enqueue *e, struct enq_req *r, struct enq_conn *c)
 	Shoal__SuppressCheck ck = SHOAL__SUPPRESS_CHECK__INIT;
 	int rc;
 
+	/* the owner's filter says the address is not listed: no question,
+	 * answered from the loop as a reply would be */
+	if (enq_filter_rules_out(e, c, r->check_addr)) {
+		struct timeval now = { 0, 0 };
+
+		e->checks_filtered++;
+		r->is_ruled_out = true;
+		r->sent_to = c->id;
+		event_del(&r->timer);
+		event_add(&r->timer, &now);
+		return 0;
+	}
+	e->checks_asked++;
 	ck.address = r->check_addr;
 	req.request_id = r->id;
 	req.epoch = e->map->epoch;
@@ -326,6 +347,14 @@ enqueue_cancel(struct enqueue *e, uint64_t request_id)
 
 	if (r)
 		enq_req_free(r);
+}
+
+void
+enqueue_check_counts(const struct enqueue *e, uint64_t *asked,
+		     uint64_t *filtered)
+{
+	*asked = e->checks_asked;
+	*filtered = e->checks_filtered;
 }
 
 size_t

@@ -79,4 +79,9 @@ void enqueue_foreach_node(const struct enqueue *e, enqueue_node_fn fn,
 /* Number of requests waiting for a node. */
 size_t enqueue_pending(const struct enqueue *e);
 
+/* Suppression checks so far: sent to a node, and answered by the node's
+ * filter without asking (docs/suppression.md, "The routers' filter"). */
+void enqueue_check_counts(const struct enqueue *e, uint64_t *asked,
+			  uint64_t *filtered);
+
 #endif

@@ -24,6 +24,21 @@
 #define ENQ_RESTARTS_MAX 3	/* resends after a node restarted */
 #define ENQ_MAP_RETRY_MS 100	/* map fetch retry while we have none */
 #define ENQ_HB_BIT (1ull << 63) /* request ids of heartbeats */
+#define ENQ_SF_BIT (1ull << 62) /* and of suppression filter fetches */
+#define ENQ_FILTER_ASK_MS 500	/* a fetch unanswered this long: again */
+#define ENQ_FILTER_LOG2_MAX 24	/* a bigger filter from a node: refused */
+
+/* A node's filter of its suppression entries (lib/suppress_key.h), as
+ * its replies describe it and as far as we hold it. */
+struct enq_filter {
+	uint8_t *bits;		/* NULL: none held */
+	uint32_t log2;
+	uint64_t id, gen;	/* what we hold */
+	uint64_t heard_id;	/* what the node's last reply said */
+	uint64_t heard_gen;
+	uint64_t heard_ms;	/* monotonic, when that reply came */
+	uint64_t asked_ms;	/* a fetch is out since (0: none) */
+};
 
 /* A body shared between us and libzmq's I/O thread. */
 struct enq_body {
@@ -43,6 +58,7 @@ struct enq_conn {
 	uint64_t incarnation;  /* the node process answering; 0 unknown */
 	uint64_t node_sent_ms; /* its clock in that reply: echoed back */
 	uint64_t results[ROUTER_ENQ_N]; /* finished requests, metrics */
+	struct enq_filter sf;
 };
 
 struct enq_req {
@@ -64,6 +80,7 @@ struct enq_req {
 	uint64_t deadline_ms; /* monotonic: node_timeout_ms after submit */
 	struct event timer;
 	char *check_addr; /* a suppression check, not an enqueue */
+	bool is_ruled_out; /* the node's filter answered it: not listed */
 	enqueue_check_fn check_done;
 	struct enqueue_check_result cres;
 };
@@ -89,6 +106,8 @@ struct enqueue {
 	 * since */
 	uint64_t check_warned_ms;
 	uint64_t check_folded;
+	uint64_t sf_seq;	/* filter fetch ids */
+	uint64_t checks_asked, checks_filtered; /* metrics */
 };
 
 /* In router/enqueue.c, called by the link when the nodes speak (the
@@ -102,6 +121,11 @@ void enq_req_on_reply(struct enqueue *e, const Shoal__NodeReply *rep,
 /* A new map was adopted: requests sent to a node that no longer owns
  * their shard go to the new owner now. */
 void enq_reqs_on_map(struct enqueue *e);
+
+/* In router/enqueue_link.c: whether c's filter says the normalised
+ * address addr is not on the list (and may be believed now). */
+bool enq_filter_rules_out(const struct enqueue *e, const struct enq_conn *c,
+			  const char *addr);
 
 /* Node id restarted (its new incarnation inc): what its old process took
  * is sent again. Returns how many requests were. */

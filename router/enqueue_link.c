@@ -19,6 +19,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/shardmap.h"
+#include "lib/suppress_key.h"
 #include "lib/wire.h"
 #include "lib/xmalloc.h"
 #include "lib/zsock.h"
@@ -38,6 +39,101 @@ enq_conn_find(struct enqueue *e, const char *id)
 
 static void enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes,
 		       void *arg);
+
+/* ---- the nodes' suppression filters --------------------------------- */
+
+bool
+enq_filter_rules_out(const struct enqueue *e, const struct enq_conn *c,
+		     const char *addr)
+{
+	const struct enq_filter *f = &c->sf;
+	char key[SUPPRESS_KEY_MAX];
+
+	if (f->bits == NULL || f->id == 0 || f->id != f->heard_id ||
+	    f->gen != f->heard_gen ||
+	    clock_mono_ms() - f->heard_ms > SUPPRESS_FILTER_TRUST_MS)
+		return false;
+	suppress_key(addr, e->cfg->cluster.shards, SUPPRESS_KEY_TAG, key);
+	return !suppress_filter_has(f->bits, f->log2, key);
+}
+
+/* Ask c for its filter: the bits after ours, or all of it. */
+static void
+enq_filter_fetch(struct enqueue *e, struct enq_conn *c, uint64_t now)
+{
+	Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;
+	Shoal__SuppFilterRequest q = SHOAL__SUPP_FILTER_REQUEST__INIT;
+
+	q.filter_id = c->sf.bits ? c->sf.id : 0;
+	q.since_gen = c->sf.bits ? c->sf.gen : 0;
+	req.request_id = ENQ_SF_BIT | ++e->sf_seq;
+	req.epoch = e->map ? e->map->epoch : 0;
+	req.router_id = e->router_id;
+	req.body_case = SHOAL__ROUTER_REQUEST__BODY_SUPP_FILTER;
+	req.supp_filter = &q;
+	if (enq_send_small(c, &req) == 0)
+		c->sf.asked_ms = now ? now : 1;
+}
+
+/* A filter (or the bits after ours) from c: checked whole before use. */
+static void
+enq_filter_take(struct enq_conn *c, const Shoal__SuppFilter *sf)
+{
+	struct enq_filter *f = &c->sf;
+	size_t len;
+
+	f->asked_ms = 0;
+	if (sf->filter_id == 0 || sf->log2_bits < SUPPRESS_FILTER_LOG2_MIN ||
+	    sf->log2_bits > ENQ_FILTER_LOG2_MAX)
+		goto bad;
+	len = (size_t)1 << (sf->log2_bits - 3);
+	if (sf->bits.len > 0) {
+		if (sf->bits.len != len || sf->n_positions != 0)
+			goto bad;
+		if (f->bits == NULL || f->log2 != sf->log2_bits)
+			f->bits = xrealloc(f->bits, len);
+		memcpy(f->bits, sf->bits.data, len);
+		f->log2 = sf->log2_bits;
+		f->id = sf->filter_id;
+		f->gen = sf->gen;
+		return;
+	}
+	/* the bits after ours: only onto the same filter, no gap */
+	if (f->bits == NULL || f->id != sf->filter_id ||
+	    f->log2 != sf->log2_bits || sf->since_gen != f->gen ||
+	    sf->gen < sf->since_gen || sf->gen - sf->since_gen != sf->n_positions)
+		return; /* a late answer: the next reply makes us ask again */
+	for (size_t i = 0; i < sf->n_positions; i++)
+		if (sf->positions[i] >> sf->log2_bits)
+			goto bad;
+	for (size_t i = 0; i < sf->n_positions; i++)
+		suppress_filter_set(f->bits, sf->positions[i]);
+	f->gen = sf->gen;
+	return;
+bad:
+	log_warn("zmq event=bad_reply node=%s reason=\"suppression filter "
+		 "out of bounds\"", c->id);
+}
+
+/* What c's reply says of its filter; fetch what we lack. */
+static void
+enq_filter_heard(struct enqueue *e, struct enq_conn *c,
+		 const Shoal__NodeReply *rep, uint64_t now)
+{
+	struct enq_filter *f = &c->sf;
+
+	if (rep->supp_filter != NULL && (rep->request_id & ENQ_SF_BIT))
+		enq_filter_take(c, rep->supp_filter);
+	f->heard_id = rep->supp_filter_id;
+	f->heard_gen = rep->supp_gen;
+	f->heard_ms = now;
+	if (f->heard_id == 0 || !e->cfg->suppression.enabled)
+		return;
+	if (f->bits != NULL && f->id == f->heard_id && f->gen >= f->heard_gen)
+		return;
+	if (f->asked_ms == 0 || now - f->asked_ms >= ENQ_FILTER_ASK_MS)
+		enq_filter_fetch(e, c, now);
+}
 
 static struct enq_conn *
 enq_conn_add(struct enqueue *e, const char *id, const char *endpoint)
@@ -218,6 +314,8 @@ enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 	for (size_t i = 0; i < e->n_conns; i++) {
 		if (e->conns[i].zs == zs) {
 			e->conns[i].heard_ms = clock_mono_ms();
+			enq_filter_heard(e, &e->conns[i], rep,
+					 e->conns[i].heard_ms);
 			e->conns[i].epoch = rep->epoch;
 			e->conns[i].node_sent_ms = rep->sent_ms;
 			snprintf(e->conns[i].author, sizeof(e->conns[i].author),
@@ -228,7 +326,7 @@ enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 	}
 	m = enq_reply_map(e, rep);
 	if (rep->request_id != e->map_request_id &&
-	    !(rep->request_id & ENQ_HB_BIT))
+	    !(rep->request_id & (ENQ_HB_BIT | ENQ_SF_BIT)))
 		enq_req_on_reply(e, rep, m != NULL);
 	shardmap_free(m);
 	shoal__node_reply__free_unpacked(rep, NULL);
@@ -343,6 +441,7 @@ enq_link_close(struct enqueue *e)
 		event_free(e->hb_timer);
 	for (size_t i = 0; i < e->n_conns; i++) {
 		zsock_free(e->conns[i].zs);
+		free(e->conns[i].sf.bits);
 		free(e->conns[i].id);
 		free(e->conns[i].endpoint);
 	}

@@ -174,6 +174,7 @@ router_metrics_render(struct buf *b, void *arg)
 	const struct session_env *env = m->env;
 	const struct router_stats *st = &env->stats;
 	struct metrics_label l;
+	uint64_t asked, filtered;
 
 	metrics_gauge(b, "shoal_router_sessions", "SMTP sessions open now.",
 		      env->sessions);
@@ -223,6 +224,15 @@ router_metrics_render(struct buf *b, void *arg)
 		       "node answered.");
 	metrics_hist_write(b, "shoal_router_enqueue_seconds", NULL, 0,
 			   &st->enqueue);
+	enqueue_check_counts(env->enq, &asked, &filtered);
+	metrics_family(b, "shoal_router_suppress_checks_total", "counter",
+		       "RCPT suppression checks: asked of the owner node, or "
+		       "answered by its filter (not listed).");
+	l = (struct metrics_label){ "via", "node" };
+	metrics_sample(b, "shoal_router_suppress_checks_total", &l, 1, asked);
+	l = (struct metrics_label){ "via", "filter" };
+	metrics_sample(b, "shoal_router_suppress_checks_total", &l, 1,
+		       filtered);
 	router_metrics_http(st, env, b);
 }
 

@@ -118,6 +118,7 @@ ingest_reply(struct ingest *in, const struct rpc_ticket *t,
 	r.author = map->author;
 	r.incarnation = in->d.incarnation;
 	r.sent_ms = clock_mono_ms(); /* echoed: our lease (node/cluster/owner.c) */
+	suppress_stamp(in->d.supp, &r);
 	if (with_map)
 		r.map = (Shoal__ShardMap *)map;
 	len = shoal__node_reply__get_packed_size(&r);
@@ -756,6 +757,9 @@ ingest_handle(struct ingest *in, zmq_msg_t *frames, size_t nframes)
 		break;
 	case SHOAL__ROUTER_REQUEST__BODY_CHECK:
 		suppress_check(in->d.supp, &tk, req->check);
+		break;
+	case SHOAL__ROUTER_REQUEST__BODY_SUPP_FILTER:
+		suppress_filter_request(in->d.supp, &tk, req->supp_filter);
 		break;
 	default:
 		ingest_reply(in, &tk, SHOAL__STATUS__STATUS_BAD_REQUEST,

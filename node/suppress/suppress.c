@@ -24,6 +24,7 @@
 #include "node/cluster/owner.h"
 #include "node/rpc/rpc.h"
 #include "node/store/store.h"
+#include "node/suppress/suppress_filter.h"
 #include "node/suppress/suppress_int.h"
 
 #define SUPP_TICK_MS 1000 /* pending adds are (re)sent this often */
@@ -159,6 +160,8 @@ suppress_entry_put(const struct suppress *sp, struct store_txn *t, char tag,
 				    STORE_SHARD_NONE,
 			    p, len);
 	free(p);
+	if (rc == 0)
+		supp_filter_note(sp->filter, key); /* only "~" keys count */
 	return rc;
 }
 
@@ -218,7 +221,8 @@ suppress_record_ok(const Shoal__ReplRecord *rec, uint32_t shards)
 }
 
 int
-suppress_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec)
+suppress_record_apply(struct suppress *sp, struct store_txn *t,
+		      const Shoal__ReplRecord *rec)
 {
 	Shoal__SuppressEntry *e;
 	char key[SUPPRESS_KEY_MAX];
@@ -244,9 +248,13 @@ suppress_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec)
 			memcpy(key + 1, rec->qid + 1, 8);
 		}
 		shoal__suppress_entry__free_unpacked(e, NULL);
-		if (strcmp(key, rec->qid) == 0)
-			return store_supp_put(t, rec->qid, rec->shard,
-					      rec->meta.data, rec->meta.len);
+		if (strcmp(key, rec->qid) == 0) {
+			rc = store_supp_put(t, rec->qid, rec->shard,
+					    rec->meta.data, rec->meta.len);
+			if (rc == 0 && sp != NULL)
+				supp_filter_note(sp->filter, rec->qid);
+			return rc;
+		}
 	}
 	return SUPPRESS_RECORD_SKIPPED; /* logged after the commit */
 }
@@ -310,6 +318,35 @@ suppress_touch(const struct suppress *sp, struct store_txn *t,
 
 /* ---- the routers' RCPT check ------------------------------------------- */
 
+static void
+supp_reply_init(const struct suppress *sp, const struct rpc_ticket *tk,
+		const Shoal__ShardMap *map, Shoal__NodeReply *r)
+{
+	r->request_id = tk->request_id;
+	r->node_id = (char *)sp->d.node_id;
+	r->epoch = map->epoch;
+	r->author = map->author;
+	r->status = SHOAL__STATUS__STATUS_OK;
+}
+
+/* Stamp, pack and send a reply to a router. */
+static void
+supp_reply(struct suppress *sp, const struct rpc_ticket *tk,
+	   Shoal__NodeReply *r)
+{
+	unsigned char small[1024], *p = small;
+	size_t len;
+
+	suppress_stamp(sp, r);
+	len = shoal__node_reply__get_packed_size(r);
+	if (len > sizeof(small))
+		p = xmalloc(len);
+	shoal__node_reply__pack(r, p);
+	rpc_reply(sp->d.rpc, tk, p, len);
+	if (p != small)
+		free(p);
+}
+
 void
 suppress_check(struct suppress *sp, const struct rpc_ticket *tk,
 	       const Shoal__SuppressCheck *c)
@@ -320,16 +357,11 @@ suppress_check(struct suppress *sp, const struct rpc_ticket *tk,
 	Shoal__SuppressEntry *e = NULL;
 	char norm[SUPPRESS_ADDR_MAX + 1], key[SUPPRESS_KEY_MAX];
 	struct store_txn *t = NULL;
-	unsigned char small[1024], *p = small;
 	const void *v;
-	size_t len, vlen;
+	size_t vlen;
 	uint32_t shard;
 
-	r.request_id = tk->request_id;
-	r.node_id = (char *)sp->d.node_id;
-	r.epoch = map->epoch;
-	r.author = map->author;
-	r.status = SHOAL__STATUS__STATUS_OK;
+	supp_reply_init(sp, tk, map, &r);
 	if (suppress_addr_norm(c->address,
 			       strnlen(c->address, SUPPRESS_ADDR_MAX + 1),
 			       norm) != 0) {
@@ -357,16 +389,34 @@ suppress_check(struct suppress *sp, const struct rpc_ticket *tk,
 		sp->refused_checks++;
 	}
 reply:
-	len = shoal__node_reply__get_packed_size(&r);
-	if (len > sizeof(small))
-		p = xmalloc(len);
-	shoal__node_reply__pack(&r, p);
-	rpc_reply(sp->d.rpc, tk, p, len);
-	if (p != small)
-		free(p);
+	supp_reply(sp, tk, &r);
 	if (e)
 		shoal__suppress_entry__free_unpacked(e, NULL);
 	store_txn_abort(t);
+}
+
+void
+suppress_stamp(const struct suppress *sp, Shoal__NodeReply *r)
+{
+	if (sp != NULL)
+		supp_filter_stamp(sp->filter, r);
+}
+
+void
+suppress_filter_request(struct suppress *sp, const struct rpc_ticket *tk,
+			const Shoal__SuppFilterRequest *q)
+{
+	const Shoal__ShardMap *map = owner_map(sp->d.owner);
+	Shoal__NodeReply r = SHOAL__NODE_REPLY__INIT;
+	Shoal__SuppFilter sf = SHOAL__SUPP_FILTER__INIT;
+
+	supp_reply_init(sp, tk, map, &r);
+	if (supp_filter_answer(sp->filter, q, &sf))
+		r.supp_filter = &sf;
+	else
+		r.message = "filter not ready"; /* the router asks again */
+	supp_reply(sp, tk, &r);
+	free(sf.positions);
 }
 
 struct suppress *
@@ -377,6 +427,7 @@ suppress_new(const struct suppress_deps *deps)
 			      (SUPP_TICK_MS % 1000) * 1000 };
 
 	sp->d = *deps;
+	sp->filter = supp_filter_new(sp->d.base, sp->d.store);
 	sp->timer = event_new(sp->d.base, -1, EV_PERSIST,
 			      suppress_pending_tick, sp);
 	event_add(sp->timer, &tv);
@@ -391,5 +442,6 @@ suppress_free(struct suppress *sp)
 	suppress_pending_stop(sp);
 	if (sp->timer)
 		event_free(sp->timer);
+	supp_filter_free(sp->filter);
 	free(sp);
 }

@@ -98,6 +98,16 @@ void suppress_noted(struct suppress *sp, const struct suppress_note *note);
 void suppress_check(struct suppress *sp, const struct rpc_ticket *t,
 		    const Shoal__SuppressCheck *c);
 
+/* Answer a router's SuppFilterRequest: the routers' filter of our
+ * entries, or the bits set since the router's copy
+ * (node/suppress/suppress_filter.c). */
+void suppress_filter_request(struct suppress *sp, const struct rpc_ticket *t,
+			     const Shoal__SuppFilterRequest *q);
+
+/* Put the filter's id and gen in a reply to a router (every reply
+ * carries them, so that a router knows when its copy is behind). */
+void suppress_stamp(const struct suppress *sp, Shoal__NodeReply *r);
+
 /* Handle an AdminRequest with a SuppressRequest body; the reply goes to
  * t (now or after the commit; t is copied). */
 void suppress_admin(struct suppress *sp, const struct rpc_ticket *t,
@@ -110,7 +120,8 @@ void suppress_admin(struct suppress *sp, const struct rpc_ticket *t,
  * its commit is done: an apply logs nothing), or a store error. */
 #define SUPPRESS_RECORD_SKIPPED 1
 bool suppress_record_ok(const Shoal__ReplRecord *rec, uint32_t shards);
-int suppress_record_apply(struct store_txn *t, const Shoal__ReplRecord *rec);
+int suppress_record_apply(struct suppress *sp, struct store_txn *t,
+			  const Shoal__ReplRecord *rec);
 
 /* Drop every entry of a shard (it moved away); not journaled. */
 int suppress_purge_shard(struct store_txn *t, uint32_t shard, uint64_t *n);

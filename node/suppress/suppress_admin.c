@@ -41,6 +41,8 @@ struct supp_req {
 	bool found;
 	int result;
 	uint64_t seq; /* journal seq of the change */
+	struct event *settle_ev; /* an add: routers' filters catch up */
+	bool durable;
 };
 
 static void
@@ -81,12 +83,38 @@ supp_req_apply(struct store_txn *t, void *arg)
 	return rc;
 }
 
+static void supp_req_answer(bool durable, void *arg);
+
+static void
+supp_req_settled(evutil_socket_t fd, short what, void *arg)
+{
+	struct supp_req *q = arg;
+
+	(void)fd;
+	(void)what;
+	supp_req_answer(q->durable, q);
+}
+
 static void
 supp_req_answer(bool durable, void *arg)
 {
 	struct supp_req *q = arg;
 	Shoal__SuppressReply body = SHOAL__SUPPRESS_REPLY__INIT;
 	int result = q->result;
+
+	/* a router may skip the check of an address for a moment after the
+	 * add (its filter: SUPPRESS_FILTER_TRUST_MS); shoalctl's answer
+	 * waits that out, so that mail sent after it meets the entry (a
+	 * node's pending add has no sender waiting on it) */
+	if (q->op == SHOAL__SUPPRESS_OP__SUPPRESS_ADD && result == 0 &&
+	    strcmp(q->source, "admin") == 0 && q->settle_ev == NULL) {
+		struct timeval tv = { 0, 2 * SUPPRESS_FILTER_TRUST_MS * 1000 };
+
+		q->durable = durable;
+		q->settle_ev = evtimer_new(q->sp->d.base, supp_req_settled, q);
+		if (q->settle_ev != NULL && evtimer_add(q->settle_ev, &tv) == 0)
+			return;
+	}
 
 	/* not on the peer (require_peer): the change stays here and travels
 	 * later; the requester is told it is not durable yet */
@@ -106,6 +134,8 @@ supp_req_answer(bool durable, void *arg)
 				  SHOAL__STATUS__STATUS_STORAGE_FULL :
 				  SHOAL__STATUS__STATUS_INTERNAL,
 		    result ? shoal_strerror(result) : "", &body);
+	if (q->settle_ev)
+		event_free(q->settle_ev);
 	free(q);
 }
 

@@ -16,6 +16,7 @@
 #define SUPP_ENH_MAX 15 /* "5.1.1"; RFC 3463 allows 3.3.3 digits */
 
 struct links;
+struct supp_filter;
 
 struct suppress {
 	struct suppress_deps d;  /* what it was given at suppress_new() */
@@ -31,6 +32,7 @@ struct suppress {
 	size_t n_settling;       /* settles waiting for their commit */
 	bool is_round_full;      /* more may wait: next round when settled */
 	uint64_t added, refused_checks;
+	struct supp_filter *filter; /* the routers' (suppress_filter.c) */
 };
 
 /* An entry read from the store or a peer, unpacked and its fields in

@@ -366,3 +366,59 @@ class SuppressTest(ShoalTestCase):
             self.assertNotIn(f"rcpt=<{ghost}> event=suppress_",
                              c.node(n).log_text(), n)
         self.assertNotIn("suppress_check", c.router.log_text())
+
+    # ---- 11 ----
+
+    def rcpts(self, conn, addrs):
+        """RCPT TO each of addrs in one open transaction: their codes."""
+        return [conn.cmd(f"RCPT TO:<{a}>").code for a in addrs]
+
+    def checks(self, c):
+        return (c.metric("router", "shoal_router_suppress_checks_total",
+                         via="node"),
+                c.metric("router", "shoal_router_suppress_checks_total",
+                         via="filter"))
+
+    def test_11_router_filter_skips_checks_and_learns_adds(self):
+        """RCPTs in quick succession are answered by the owner's filter
+        (docs/suppression.md, "The routers' filter") without a question
+        to the node; a listed address is still refused, also one added
+        while the router was answering from the filter."""
+        c, p = self.setup(lambda p: p.capture(),
+                          cluster_kw={"router_metrics": True})
+        listed = f"listed@{DEST}"
+        c.ctl_ok("suppress", "add", listed)
+        # the filters are fetched after the first replies that offer them
+        wait_for(lambda: all(f"event=filter_ready" in c.node(n).log_text()
+                             for n in c.node_ids), 10, "filters ready",
+                 interval=POLL)
+        with SMTPConn(c.port, timeout=15) as conn:
+            conn.ehlo()
+            conn.expect(f"MAIL FROM:<{SENDER}>", 250)
+
+            def burst(tag, n=30):
+                return self.rcpts(conn, [f"{tag}{i}@{DEST}"
+                                         for i in range(n)])
+
+            wait_for(lambda: burst("warm") and self.checks(c)[1] > 0, 10,
+                     "a check answered by the filter", interval=POLL)
+            asked0, filtered0 = self.checks(c)
+            self.assertEqual(burst("open"), [250] * 30)
+            self.assertEqual(self.rcpts(conn, [listed]), [550],
+                             "listed: the filter sends it to the node")
+            asked1, filtered1 = self.checks(c)
+            self.assertGreater(filtered1 - filtered0, 0, (asked1, filtered1))
+            self.assertGreater(asked1 - asked0, 0, "the listed one at least")
+            # an add while the filter is in use: answered only once no
+            # router may still skip the check for it
+            late = f"late@{DEST}"
+            c.ctl_ok("suppress", "add", late)
+            self.assertEqual(self.rcpts(conn, [late]), [550])
+            burst("again")
+            self.assertEqual(self.rcpts(conn, [late]), [550],
+                             "right after RCPTs the filter answered")
+            asked2, filtered2 = self.checks(c)
+            self.assertGreater(filtered2 - filtered1, 0,
+                               "the filter is believed again after the add")
+            conn.cmd("RSET")
+            conn.cmd("QUIT")

@@ -377,19 +377,19 @@ START_TEST(test_record_apply_refuses_entry_not_matching_its_key)
 	rec.meta.data = e;
 	rec.meta.len = elen;
 	ck_assert_int_eq(store_txn_begin(t_st, false, &t), 0);
-	ck_assert_int_eq(suppress_record_apply(t, &rec),
+	ck_assert_int_eq(suppress_record_apply(NULL, t, &rec),
 			 SUPPRESS_RECORD_SKIPPED);
 	ck_assert_int_eq(store_supp_get(t, key, &p, &len), -ENOENT);
 	free(e);
 	e = t_entry("r@x.test", &elen);
 	rec.meta.data = e;
 	rec.meta.len = elen;
-	ck_assert_int_eq(suppress_record_apply(t, &rec), 0);
+	ck_assert_int_eq(suppress_record_apply(NULL, t, &rec), 0);
 	ck_assert_int_eq(store_supp_get(t, key, &p, &len), 0);
 	rec.deleted = true;
-	ck_assert_int_eq(suppress_record_apply(t, &rec), 0);
+	ck_assert_int_eq(suppress_record_apply(NULL, t, &rec), 0);
 	ck_assert_int_eq(store_supp_get(t, key, &p, &len), -ENOENT);
-	ck_assert_int_eq(suppress_record_apply(t, &rec), 0);	/* twice */
+	ck_assert_int_eq(suppress_record_apply(NULL, t, &rec), 0);	/* twice */
 	ck_assert_int_eq(store_txn_commit(t), 0);
 	free(e);
 }

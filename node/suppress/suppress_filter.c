@@ -1,0 +1,191 @@
+/* The routers' filter of this node's suppression entries
+ * (docs/suppression.md, "The routers' filter"): a Bloom filter
+ * (lib/suppress_key.h) holding every entry key this node stores, its own
+ * and its peer's. A router that holds the filter at the gen the node's
+ * latest reply names, and finds a bit of the address clear, accepts the
+ * RCPT without asking (router/enqueue.c); otherwise it asks as before.
+ *
+ * Every write of an entry sets its bits here (suppress_entry_put and
+ * suppress_record_apply), inside the transaction, before the commit: a bit
+ * set for a write that is then undone only costs a router a question, and
+ * setting it again changes nothing, so an apply that runs twice
+ * (node/store/commit.h) sets nothing twice. Bits are never cleared: a
+ * removed or expired entry leaves its bits until the next start, and its
+ * address is asked about, as every address was before.
+ *
+ * Every bit that turns on is appended to a ring (the gen counts them), so
+ * that a router that holds gen G gets the bits after G instead of the
+ * whole filter. At start the filter walks the store in slices of
+ * SUPP_FILTER_SLICE keys, one per pass of the loop; until the walk ends
+ * it is not offered (id 0 in the replies) and routers ask for every
+ * address. */
+#include "node/suppress/suppress_filter.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "lib/clock.h"
+#include "lib/err.h"
+#include "lib/log.h"
+#include "lib/suppress_key.h"
+#include "lib/xmalloc.h"
+#include "node/store/store.h"
+
+/* 2^23 bits (1 MiB): with 4 bits a key, 1 false positive in 40 at a
+ * million entries, 1 in 10^5 at 100,000 */
+#define SUPP_FILTER_LOG2 23
+#define SUPP_FILTER_RING 65536 /* positions a router may catch up on */
+#define SUPP_FILTER_SLICE 8192 /* keys walked per pass at start */
+
+struct supp_filter {
+	uint8_t *bits;
+	uint32_t log2;
+	uint64_t id;		/* random, nonzero */
+	uint64_t gen;		/* positions set since made */
+	uint32_t *ring;		/* ring[g % SUPP_FILTER_RING]: position g */
+	bool is_ready;		/* the walk of the store ended */
+	struct store *store;
+	struct event *walk_ev;
+	char cursor[SUPPRESS_KEY_MAX]; /* the walk's last key */
+	uint64_t walked;
+	uint64_t walk_started_ms;
+};
+
+void
+supp_filter_note(struct supp_filter *f, const char *key)
+{
+	uint32_t pos[SUPPRESS_FILTER_K];
+
+	if (f == NULL || key[0] != SUPPRESS_KEY_TAG)
+		return;
+	suppress_filter_pos(key, f->log2, pos);
+	for (uint32_t i = 0; i < SUPPRESS_FILTER_K; i++)
+		if (suppress_filter_set(f->bits, pos[i]))
+			f->ring[f->gen++ % SUPP_FILTER_RING] = pos[i];
+}
+
+struct supp_walk {
+	struct supp_filter *f;
+	size_t n;
+};
+
+static int
+supp_filter_walk_one(const char *key, uint32_t shard, const void *meta,
+		     size_t len, void *arg)
+{
+	struct supp_walk *w = arg;
+
+	(void)shard;
+	(void)meta;
+	(void)len;
+	if (w->n == SUPP_FILTER_SLICE)
+		return 1;
+	supp_filter_note(w->f, key);
+	snprintf(w->f->cursor, sizeof(w->f->cursor), "%s", key);
+	w->n++;
+	return 0;
+}
+
+/* One slice of the walk; the next pass does the next. */
+static void
+supp_filter_walk(evutil_socket_t fd, short what, void *arg)
+{
+	struct supp_filter *f = arg;
+	struct supp_walk w = { f, 0 };
+	struct store_txn *t;
+	char prefix[2] = { SUPPRESS_KEY_TAG, '\0' };
+	int rc;
+
+	(void)fd;
+	(void)what;
+	rc = store_txn_begin(f->store, true, &t);
+	if (rc == 0) {
+		rc = store_supp_foreach(t, prefix, f->cursor,
+					supp_filter_walk_one, &w);
+		store_txn_abort(t);
+	}
+	f->walked += w.n;
+	if (rc == 1 || (rc != 0 && rc != -ENOENT)) {
+		/* more to walk, or the store failed for now: again soon */
+		struct timeval tv = { 0, rc == 1 ? 0 : 100000 };
+
+		event_add(f->walk_ev, &tv);
+		return;
+	}
+	f->is_ready = true;
+	log_info("suppress event=filter_ready entries=%llu bits_set=%llu "
+		 "ms=%llu",
+		 (unsigned long long)f->walked, (unsigned long long)f->gen,
+		 (unsigned long long)(clock_mono_ms() - f->walk_started_ms));
+}
+
+struct supp_filter *
+supp_filter_new(struct event_base *base, struct store *store)
+{
+	struct supp_filter *f = xcalloc(1, sizeof(*f));
+	struct timeval now = { 0, 0 };
+
+	f->log2 = SUPP_FILTER_LOG2;
+	f->bits = xcalloc((size_t)1 << (f->log2 - 3), 1);
+	f->ring = xcalloc(SUPP_FILTER_RING, sizeof(*f->ring));
+	while (f->id == 0)
+		if (getrandom(&f->id, sizeof(f->id), 0) != sizeof(f->id))
+			f->id = ((uint64_t)time(NULL) << 20) ^ clock_mono_us();
+	f->store = store;
+	f->walk_started_ms = clock_mono_ms();
+	f->walk_ev = evtimer_new(base, supp_filter_walk, f);
+	SHOAL_ASSERT(f->walk_ev != NULL);
+	evtimer_add(f->walk_ev, &now);
+	return f;
+}
+
+void
+supp_filter_free(struct supp_filter *f)
+{
+	if (f == NULL)
+		return;
+	event_free(f->walk_ev);
+	free(f->bits);
+	free(f->ring);
+	free(f);
+}
+
+void
+supp_filter_stamp(const struct supp_filter *f, Shoal__NodeReply *r)
+{
+	if (f == NULL || !f->is_ready)
+		return;
+	r->supp_filter_id = f->id;
+	r->supp_gen = f->gen;
+}
+
+bool
+supp_filter_answer(const struct supp_filter *f,
+		   const Shoal__SuppFilterRequest *q, Shoal__SuppFilter *out)
+{
+	if (f == NULL || !f->is_ready)
+		return false;
+	out->filter_id = f->id;
+	out->gen = f->gen;
+	out->log2_bits = f->log2;
+	if (q->filter_id == f->id && q->since_gen <= f->gen &&
+	    f->gen - q->since_gen <= SUPP_FILTER_RING) {
+		uint64_t n = f->gen - q->since_gen;
+
+		out->since_gen = q->since_gen;
+		out->n_positions = (size_t)n;
+		out->positions = xmalloc((n ? n : 1) * sizeof(uint32_t));
+		for (uint64_t i = 0; i < n; i++)
+			out->positions[i] =
+				f->ring[(q->since_gen + i) % SUPP_FILTER_RING];
+		return true;
+	}
+	out->bits.data = f->bits;
+	out->bits.len = (size_t)1 << (f->log2 - 3);
+	return true;
+}
