@@ -49,9 +49,12 @@ enq_filter_rules_out(const struct enqueue *e, const struct enq_conn *c,
 	const struct enq_filter *f = &c->sf;
 	char key[SUPPRESS_KEY_MAX];
 
+	/* and only a node at our map's epoch: one that is behind may no
+	 * longer own the shard, and the owner's entries are not in it */
 	if (f->bits == NULL || f->id == 0 || f->id != f->heard_id ||
 	    f->gen != f->heard_gen ||
-	    clock_mono_ms() - f->heard_ms > SUPPRESS_FILTER_TRUST_MS)
+	    clock_mono_ms() - f->heard_ms > SUPPRESS_FILTER_TRUST_MS ||
+	    e->map == NULL || c->epoch != e->map->epoch)
 		return false;
 	suppress_key(addr, e->cfg->cluster.shards, SUPPRESS_KEY_TAG, key);
 	return !suppress_filter_has(f->bits, f->log2, key);
