@@ -173,13 +173,21 @@ commit_committed(struct commit *c, struct commit_item *items, size_t n,
 	commit_arm_sync(c);
 }
 
-/* Items that waited for a batch join this one. */
+/* Items that waited for a batch join this one, in front: they were
+ * queued first, and an item queued since may act on what they write (a
+ * queue flush after a delivery's result: the flush must come last). */
 static void
 commit_take_later(struct commit *c)
 {
-	for (size_t i = 0; i < c->later.n; i++)
-		commit_list_add(&c->queued, c->later.v[i]);
-	c->later.n = 0;
+	struct commit_list l = c->later;
+
+	if (l.n == 0)
+		return;
+	for (size_t i = 0; i < c->queued.n; i++)
+		commit_list_add(&l, c->queued.v[i]);
+	free(c->queued.v);
+	c->queued = l;
+	c->later = (struct commit_list){ 0 };
 	evtimer_del(c->later_ev);
 }
 
