@@ -36,8 +36,11 @@ struct enq_filter {
 	uint64_t id, gen;	/* what we hold */
 	uint64_t heard_id;	/* what the node's last reply said */
 	uint64_t heard_gen;
-	uint64_t heard_ms;	/* monotonic, when that reply came */
+	uint64_t heard_ms;	/* monotonic: when we sent the request that
+				 * reply answered (the node said the gen
+				 * after it); 0 unknown */
 	uint64_t asked_ms;	/* a fetch is out since (0: none) */
+	uint64_t ask_id;	/* and its request id */
 };
 
 /* A body shared between us and libzmq's I/O thread. */
@@ -78,6 +81,7 @@ struct enq_req {
 	uint64_t sent_inc;    /* its incarnation then (0 unknown) */
 	int restarts;	      /* resends because it restarted */
 	uint64_t deadline_ms; /* monotonic: node_timeout_ms after submit */
+	uint64_t sent_ms;     /* monotonic: last sent to sent_to */
 	struct event timer;
 	char *check_addr; /* a suppression check, not an enqueue */
 	bool is_ruled_out; /* the node's filter answered it: not listed */
@@ -101,6 +105,7 @@ struct enqueue {
 	uint64_t map_request_id;
 	struct event *hb_timer;
 	uint64_t hb_seq;
+	uint64_t hb_sent_ms;	/* when heartbeat hb_seq went out */
 	uint64_t unsent_results[ROUTER_ENQ_N]; /* never reached a node */
 	/* failed suppression checks: the last warning, and those not logged
 	 * since */

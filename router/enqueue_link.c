@@ -49,12 +49,14 @@ enq_filter_rules_out(const struct enqueue *e, const struct enq_conn *c,
 	const struct enq_filter *f = &c->sf;
 	char key[SUPPRESS_KEY_MAX];
 
-	/* and only a node at our map's epoch: one that is behind may no
-	 * longer own the shard, and the owner's entries are not in it */
+	/* and only a node at our map (epoch and author): one that is not
+	 * may no longer own the shard, and the owner's entries are not in
+	 * its filter */
 	if (f->bits == NULL || f->id == 0 || f->id != f->heard_id ||
-	    f->gen != f->heard_gen ||
+	    f->gen != f->heard_gen || f->heard_ms == 0 ||
 	    clock_mono_ms() - f->heard_ms > SUPPRESS_FILTER_TRUST_MS ||
-	    e->map == NULL || c->epoch != e->map->epoch)
+	    e->map == NULL || c->epoch != e->map->epoch ||
+	    strncmp(c->author, e->map->author, sizeof(c->author) - 1) != 0)
 		return false;
 	suppress_key(addr, e->cfg->cluster.shards, SUPPRESS_KEY_TAG, key);
 	return !suppress_filter_has(f->bits, f->log2, key);
@@ -74,62 +76,100 @@ enq_filter_fetch(struct enqueue *e, struct enq_conn *c, uint64_t now)
 	req.router_id = e->router_id;
 	req.body_case = SHOAL__ROUTER_REQUEST__BODY_SUPP_FILTER;
 	req.supp_filter = &q;
-	if (enq_send_small(c, &req) == 0)
+	if (enq_send_small(c, &req) == 0) {
 		c->sf.asked_ms = now ? now : 1;
+		c->sf.ask_id = req.request_id;
+	}
 }
 
-/* A filter (or the bits after ours) from c: checked whole before use. */
+/* A filter (or the bits after ours) from c, the whole one in bits (the
+ * reply's second frame, len bytes; NULL without): checked whole before
+ * use. A bad one is logged and not asked for again before
+ * ENQ_FILTER_ASK_MS. */
 static void
-enq_filter_take(struct enq_conn *c, const Shoal__SuppFilter *sf)
+enq_filter_take(struct enq_conn *c, const Shoal__SuppFilter *sf,
+		const void *bits, size_t bits_len)
 {
 	struct enq_filter *f = &c->sf;
 	size_t len;
 
-	f->asked_ms = 0;
 	if (sf->filter_id == 0 || sf->log2_bits < SUPPRESS_FILTER_LOG2_MIN ||
 	    sf->log2_bits > ENQ_FILTER_LOG2_MAX)
 		goto bad;
 	len = (size_t)1 << (sf->log2_bits - 3);
-	if (sf->bits.len > 0) {
-		if (sf->bits.len != len || sf->n_positions != 0)
+	if (sf->bits_in_frame) {
+		if (bits == NULL || bits_len != len || sf->n_positions != 0)
 			goto bad;
 		if (f->bits == NULL || f->log2 != sf->log2_bits)
 			f->bits = xrealloc(f->bits, len);
-		memcpy(f->bits, sf->bits.data, len);
+		memcpy(f->bits, bits, len);
 		f->log2 = sf->log2_bits;
 		f->id = sf->filter_id;
 		f->gen = sf->gen;
+		f->asked_ms = 0;
 		return;
 	}
 	/* the bits after ours: only onto the same filter, no gap */
 	if (f->bits == NULL || f->id != sf->filter_id ||
 	    f->log2 != sf->log2_bits || sf->since_gen != f->gen ||
-	    sf->gen < sf->since_gen || sf->gen - sf->since_gen != sf->n_positions)
-		return; /* a late answer: the next reply makes us ask again */
+	    sf->gen < sf->since_gen || sf->gen - sf->since_gen != sf->n_positions) {
+		f->asked_ms = 0; /* a late answer: the next reply asks again */
+		return;
+	}
 	for (size_t i = 0; i < sf->n_positions; i++)
 		if (sf->positions[i] >> sf->log2_bits)
 			goto bad;
 	for (size_t i = 0; i < sf->n_positions; i++)
 		suppress_filter_set(f->bits, sf->positions[i]);
 	f->gen = sf->gen;
+	f->asked_ms = 0;
 	return;
 bad:
 	log_warn("zmq event=bad_reply node=%s reason=\"suppression filter "
 		 "out of bounds\"", c->id);
 }
 
-/* What c's reply says of its filter; fetch what we lack. */
+/* When we sent the request rep answers (to c): the node stamped its
+ * filter's gen after that. 0 when not known (a map fetch, an older
+ * heartbeat, a request gone). */
+static uint64_t
+enq_reply_asked_ms(const struct enqueue *e, const struct enq_conn *c,
+		   const Shoal__NodeReply *rep)
+{
+	const struct enq_req *r;
+
+	if (rep->request_id & ENQ_SF_BIT)
+		return rep->request_id == c->sf.ask_id ? c->sf.asked_ms : 0;
+	if (rep->request_id & ENQ_HB_BIT)
+		return (rep->request_id & ~ENQ_HB_BIT) == e->hb_seq ?
+			       e->hb_sent_ms :
+			       0;
+	r = idmap_get(e->pending, rep->request_id);
+	return r != NULL && r->sent_to == c->id ? r->sent_ms : 0;
+}
+
+/* What c's reply says of its filter; fetch what we lack. The filter is
+ * believed from the time we sent the request the reply answers (the
+ * reply's stamp is later), not from when the reply came: a reply that
+ * waited in a queue or on the wire extends nothing. */
 static void
 enq_filter_heard(struct enqueue *e, struct enq_conn *c,
-		 const Shoal__NodeReply *rep, uint64_t now)
+		 const Shoal__NodeReply *rep, const void *bits,
+		 size_t bits_len, uint64_t now)
 {
 	struct enq_filter *f = &c->sf;
+	uint64_t asked = enq_reply_asked_ms(e, c, rep);
 
-	if (rep->supp_filter != NULL && (rep->request_id & ENQ_SF_BIT))
-		enq_filter_take(c, rep->supp_filter);
+	if (rep->supp_filter != NULL && (rep->request_id & ENQ_SF_BIT) &&
+	    rep->request_id == f->ask_id)
+		enq_filter_take(c, rep->supp_filter, bits, bits_len);
+	if (f->heard_id != rep->supp_filter_id ||
+	    f->heard_gen != rep->supp_gen)
+		f->heard_ms = asked;
+	else if (asked > f->heard_ms)
+		f->heard_ms = asked;
 	f->heard_id = rep->supp_filter_id;
 	f->heard_gen = rep->supp_gen;
-	f->heard_ms = now;
 	if (f->heard_id == 0 || !e->cfg->suppression.enabled)
 		return;
 	if (f->bits != NULL && f->id == f->heard_id && f->gen >= f->heard_gen)
@@ -304,7 +344,8 @@ enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 	Shoal__NodeReply *rep;
 	Shoal__ShardMap *m;
 
-	if (nframes != 1) {
+	/* one frame, or two: a whole suppression filter after the reply */
+	if (nframes != 1 && nframes != 2) {
 		log_warn("zmq event=bad_reply reason=\"%zu frames\"", nframes);
 		return;
 	}
@@ -317,13 +358,19 @@ enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 	for (size_t i = 0; i < e->n_conns; i++) {
 		if (e->conns[i].zs == zs) {
 			e->conns[i].heard_ms = clock_mono_ms();
-			enq_filter_heard(e, &e->conns[i], rep,
-					 e->conns[i].heard_ms);
 			e->conns[i].epoch = rep->epoch;
-			e->conns[i].node_sent_ms = rep->sent_ms;
+			/* a reply without it (0) keeps the last: echoed in
+			 * our heartbeats, the node's lease */
+			if (rep->sent_ms != 0)
+				e->conns[i].node_sent_ms = rep->sent_ms;
 			snprintf(e->conns[i].author, sizeof(e->conns[i].author),
 				 "%s", rep->author);
 			enq_note_incarnation(e, i, rep->incarnation);
+			enq_filter_heard(
+				e, &e->conns[i], rep,
+				nframes == 2 ? zmq_msg_data(&frames[1]) : NULL,
+				nframes == 2 ? zmq_msg_size(&frames[1]) : 0,
+				e->conns[i].heard_ms);
 			break;
 		}
 	}
@@ -386,6 +433,7 @@ enq_heartbeat(evutil_socket_t fd, short what, void *arg)
 		    now - e->conns[i].heard_ms <= window)
 			seen[n_seen++] = e->conns[i].id;
 	e->hb_seq++;
+	e->hb_sent_ms = now;
 	for (size_t i = 0; i < e->n_conns; i++) {
 		struct enq_conn *c = &e->conns[i];
 		Shoal__RouterRequest req = SHOAL__ROUTER_REQUEST__INIT;

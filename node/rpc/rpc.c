@@ -224,6 +224,20 @@ rpc_reply(struct rpc *r, const struct rpc_ticket *t, const void *payload,
 }
 
 int
+rpc_reply_tail(struct rpc *r, const struct rpc_ticket *t, const void *payload,
+	       size_t len, zmq_msg_t *tail)
+{
+	const void *bufs[3] = { t->id, payload, NULL };
+	size_t lens[3] = { t->id_len, len, 0 };
+	int rc = zsock_send(r->front, bufs, lens, 3, tail);
+
+	if (rc != 0)
+		log_debug(LOG_SUB_ZMQ, "zmq event=reply_dropped error=\"%s\"",
+			  shoal_strerror(rc));
+	return rc;
+}
+
+int
 rpc_reply_admin(struct rpc *r, const struct rpc_ticket *t,
 		Shoal__AdminReply *rep)
 {

@@ -59,6 +59,11 @@ int rpc_ticket_set(struct rpc_ticket *t, const zmq_msg_t *id_frame,
 int rpc_reply(struct rpc *r, const struct rpc_ticket *t, const void *payload,
 	      size_t len);
 
+/* The same, with a second frame sent as it is (zero copy; closed by the
+ * call whatever the result): a large buffer many replies share. */
+int rpc_reply_tail(struct rpc *r, const struct rpc_ticket *t,
+		   const void *payload, size_t len, zmq_msg_t *tail);
+
 /* Answer an admin request (proto/cli_node.proto) with rep, its request_id
  * set from t: packed as it is, or, when it would exceed what a client
  * takes (WIRE_META_MAX), as STATUS_INTERNAL "reply too large". */

@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "lib/qid.h"
 #include "lib/suppress_key.h"
@@ -327,12 +328,14 @@ supp_reply_init(const struct suppress *sp, const struct rpc_ticket *tk,
 	r->epoch = map->epoch;
 	r->author = map->author;
 	r->status = SHOAL__STATUS__STATUS_OK;
+	r->sent_ms = clock_mono_ms(); /* echoed: the node's lease */
 }
 
-/* Stamp, pack and send a reply to a router. */
+/* Stamp, pack and send a reply to a router, with tail as its second
+ * frame when given (sent or closed). */
 static void
 supp_reply(struct suppress *sp, const struct rpc_ticket *tk,
-	   Shoal__NodeReply *r)
+	   Shoal__NodeReply *r, zmq_msg_t *tail)
 {
 	unsigned char small[1024], *p = small;
 	size_t len;
@@ -342,7 +345,10 @@ supp_reply(struct suppress *sp, const struct rpc_ticket *tk,
 	if (len > sizeof(small))
 		p = xmalloc(len);
 	shoal__node_reply__pack(r, p);
-	rpc_reply(sp->d.rpc, tk, p, len);
+	if (tail != NULL)
+		rpc_reply_tail(sp->d.rpc, tk, p, len, tail);
+	else
+		rpc_reply(sp->d.rpc, tk, p, len);
 	if (p != small)
 		free(p);
 }
@@ -389,7 +395,7 @@ suppress_check(struct suppress *sp, const struct rpc_ticket *tk,
 		sp->refused_checks++;
 	}
 reply:
-	supp_reply(sp, tk, &r);
+	supp_reply(sp, tk, &r, NULL);
 	if (e)
 		shoal__suppress_entry__free_unpacked(e, NULL);
 	store_txn_abort(t);
@@ -410,12 +416,16 @@ suppress_filter_request(struct suppress *sp, const struct rpc_ticket *tk,
 	Shoal__NodeReply r = SHOAL__NODE_REPLY__INIT;
 	Shoal__SuppFilter sf = SHOAL__SUPP_FILTER__INIT;
 
+	zmq_msg_t frame;
+
 	supp_reply_init(sp, tk, map, &r);
-	if (supp_filter_answer(sp->filter, q, &sf))
-		r.supp_filter = &sf;
-	else
+	if (!supp_filter_answer(sp->filter, q, &sf, &frame)) {
 		r.message = "filter not ready"; /* the router asks again */
-	supp_reply(sp, tk, &r);
+		supp_reply(sp, tk, &r, NULL);
+		return;
+	}
+	r.supp_filter = &sf;
+	supp_reply(sp, tk, &r, sf.bits_in_frame ? &frame : NULL);
 	free(sf.positions);
 }
 
@@ -440,6 +450,7 @@ suppress_free(struct suppress *sp)
 	if (sp == NULL)
 		return;
 	suppress_pending_stop(sp);
+	suppress_admin_stop(sp);
 	if (sp->timer)
 		event_free(sp->timer);
 	supp_filter_free(sp->filter);

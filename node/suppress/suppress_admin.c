@@ -43,6 +43,7 @@ struct supp_req {
 	uint64_t seq; /* journal seq of the change */
 	struct event *settle_ev; /* an add: routers' filters catch up */
 	bool durable;
+	struct supp_req *next_settling; /* sp->settling */
 };
 
 static void
@@ -86,13 +87,37 @@ supp_req_apply(struct store_txn *t, void *arg)
 static void supp_req_answer(bool durable, void *arg);
 
 static void
+supp_settling_del(struct supp_req *q)
+{
+	struct supp_req **pp = &q->sp->settling;
+
+	while (*pp != NULL && *pp != q)
+		pp = &(*pp)->next_settling;
+	if (*pp == q)
+		*pp = q->next_settling;
+}
+
+static void
 supp_req_settled(evutil_socket_t fd, short what, void *arg)
 {
 	struct supp_req *q = arg;
 
 	(void)fd;
 	(void)what;
+	supp_settling_del(q);
 	supp_req_answer(q->durable, q);
+}
+
+void
+suppress_admin_stop(struct suppress *sp)
+{
+	while (sp->settling != NULL) {
+		struct supp_req *q = sp->settling;
+
+		sp->settling = q->next_settling;
+		event_free(q->settle_ev);
+		free(q);
+	}
 }
 
 static void
@@ -112,8 +137,12 @@ supp_req_answer(bool durable, void *arg)
 
 		q->durable = durable;
 		q->settle_ev = evtimer_new(q->sp->d.base, supp_req_settled, q);
-		if (q->settle_ev != NULL && evtimer_add(q->settle_ev, &tv) == 0)
+		if (q->settle_ev != NULL &&
+		    evtimer_add(q->settle_ev, &tv) == 0) {
+			q->next_settling = q->sp->settling;
+			q->sp->settling = q;
 			return;
+		}
 	}
 
 	/* not on the peer (require_peer): the change stays here and travels

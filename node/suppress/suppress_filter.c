@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,25 @@
 #define SUPP_FILTER_LOG2 23
 #define SUPP_FILTER_RING 65536 /* positions a router may catch up on */
 #define SUPP_FILTER_SLICE 8192 /* keys walked per pass at start */
+/* A whole filter goes out as a copy that every reply carrying it shares
+ * (a frame of its own, zero copy). A new copy is made when the filter
+ * changed, at most every SUPP_SNAP_MIN_MS, and only while fewer than
+ * SUPP_SNAPS_LIVE copies are alive (held by libzmq in frames not yet
+ * sent); otherwise the last copy goes again, older, and the router asks
+ * for the bits after it. A requester that asks and never reads so costs
+ * a few MiB, not one a request. */
+#define SUPP_SNAP_MIN_MS 100
+#define SUPP_SNAPS_LIVE 4
+
+struct supp_snap {
+	atomic_int refs;	/* the filter's (while current) + a frame's */
+	uint64_t gen;
+	uint64_t made_ms;
+	uint8_t bits[];
+};
+
+/* Copies alive in this process; libzmq's I/O thread counts them out. */
+static atomic_int supp_snaps_live;
 
 struct supp_filter {
 	uint8_t *bits;
@@ -54,6 +74,7 @@ struct supp_filter {
 	char cursor[SUPPRESS_KEY_MAX]; /* the walk's last key */
 	uint64_t walked;
 	uint64_t walk_started_ms;
+	struct supp_snap *snap;	/* the last shared copy, or NULL */
 };
 
 void
@@ -124,6 +145,43 @@ supp_filter_walk(evutil_socket_t fd, short what, void *arg)
 		 (unsigned long long)(clock_mono_ms() - f->walk_started_ms));
 }
 
+/* A reference to a copy is dropped (libzmq's I/O thread may call it). */
+static void
+supp_snap_unref(void *data, void *hint)
+{
+	struct supp_snap *sn = hint;
+
+	(void)data;
+	if (atomic_fetch_sub(&sn->refs, 1) == 1) {
+		free(sn);
+		atomic_fetch_sub(&supp_snaps_live, 1);
+	}
+}
+
+/* The copy to send now. */
+static struct supp_snap *
+supp_snap_get(struct supp_filter *f)
+{
+	size_t len = (size_t)1 << (f->log2 - 3);
+	uint64_t now = clock_mono_ms();
+	struct supp_snap *sn = f->snap;
+
+	if (sn == NULL ||
+	    (sn->gen != f->gen && now - sn->made_ms >= SUPP_SNAP_MIN_MS &&
+	     atomic_load(&supp_snaps_live) < SUPP_SNAPS_LIVE)) {
+		sn = xmalloc(sizeof(*sn) + len);
+		atomic_init(&sn->refs, 1);
+		atomic_fetch_add(&supp_snaps_live, 1);
+		sn->gen = f->gen;
+		sn->made_ms = now;
+		memcpy(sn->bits, f->bits, len);
+		if (f->snap != NULL)
+			supp_snap_unref(NULL, f->snap);
+		f->snap = sn;
+	}
+	return sn;
+}
+
 struct supp_filter *
 supp_filter_new(struct event_base *base, struct store *store)
 {
@@ -150,6 +208,8 @@ supp_filter_free(struct supp_filter *f)
 	if (f == NULL)
 		return;
 	event_free(f->walk_ev);
+	if (f->snap != NULL)
+		supp_snap_unref(NULL, f->snap);
 	free(f->bits);
 	free(f->ring);
 	free(f);
@@ -165,18 +225,20 @@ supp_filter_stamp(const struct supp_filter *f, Shoal__NodeReply *r)
 }
 
 bool
-supp_filter_answer(const struct supp_filter *f,
-		   const Shoal__SuppFilterRequest *q, Shoal__SuppFilter *out)
+supp_filter_answer(struct supp_filter *f, const Shoal__SuppFilterRequest *q,
+		   Shoal__SuppFilter *out, zmq_msg_t *frame)
 {
+	struct supp_snap *sn;
+
 	if (f == NULL || !f->is_ready)
 		return false;
 	out->filter_id = f->id;
-	out->gen = f->gen;
 	out->log2_bits = f->log2;
 	if (q->filter_id == f->id && q->since_gen <= f->gen &&
 	    f->gen - q->since_gen <= SUPP_FILTER_RING) {
 		uint64_t n = f->gen - q->since_gen;
 
+		out->gen = f->gen;
 		out->since_gen = q->since_gen;
 		out->n_positions = (size_t)n;
 		out->positions = xmalloc((n ? n : 1) * sizeof(uint32_t));
@@ -185,7 +247,14 @@ supp_filter_answer(const struct supp_filter *f,
 				f->ring[(q->since_gen + i) % SUPP_FILTER_RING];
 		return true;
 	}
-	out->bits.data = f->bits;
-	out->bits.len = (size_t)1 << (f->log2 - 3);
+	sn = supp_snap_get(f);
+	atomic_fetch_add(&sn->refs, 1);
+	if (zmq_msg_init_data(frame, sn->bits, (size_t)1 << (f->log2 - 3),
+			      supp_snap_unref, sn) != 0) {
+		supp_snap_unref(NULL, sn);
+		return false;
+	}
+	out->gen = sn->gen;
+	out->bits_in_frame = true;
 	return true;
 }

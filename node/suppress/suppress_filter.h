@@ -4,6 +4,7 @@
 #define SHOAL_NODE_SUPPRESS_FILTER_H
 
 #include <stdbool.h>
+#include <zmq.h>
 
 #include "proto/router_node.pb-c.h"
 
@@ -28,10 +29,12 @@ void supp_filter_stamp(const struct supp_filter *f, Shoal__NodeReply *r);
 
 /* Answer a router's SuppFilterRequest in out: the positions after
  * q->since_gen when q names this filter and the ring still holds them
- * (out->positions: the caller frees), else the whole filter (out->bits
- * borrows f's bits until the next note). false: not offered yet. */
-bool supp_filter_answer(const struct supp_filter *f,
+ * (out->positions: the caller frees), else the whole filter as a shared
+ * copy in *frame (out->bits_in_frame: the caller sends or closes it; the
+ * copy may be older than the filter, out->gen says). false: not offered
+ * yet, frame untouched. */
+bool supp_filter_answer(struct supp_filter *f,
 			const Shoal__SuppFilterRequest *q,
-			Shoal__SuppFilter *out);
+			Shoal__SuppFilter *out, zmq_msg_t *frame);
 
 #endif

@@ -17,6 +17,7 @@
 
 struct links;
 struct supp_filter;
+struct supp_req;
 
 struct suppress {
 	struct suppress_deps d;  /* what it was given at suppress_new() */
@@ -33,6 +34,7 @@ struct suppress {
 	bool is_round_full;      /* more may wait: next round when settled */
 	uint64_t added, refused_checks;
 	struct supp_filter *filter; /* the routers' (suppress_filter.c) */
+	struct supp_req *settling;  /* adds answered soon (suppress_admin.c) */
 };
 
 /* An entry read from the store or a peer, unpacked and its fields in
@@ -58,5 +60,8 @@ void suppress_pending_tick(evutil_socket_t fd, short what, void *arg);
 
 /* Close the links to other nodes. */
 void suppress_pending_stop(struct suppress *sp);
+
+/* Drop the adds still waiting to be answered (shutdown: no answer). */
+void suppress_admin_stop(struct suppress *sp);
 
 #endif
