@@ -213,14 +213,7 @@ int
 rpc_reply(struct rpc *r, const struct rpc_ticket *t, const void *payload,
 	  size_t len)
 {
-	const void *bufs[2] = { t->id, payload };
-	size_t lens[2] = { t->id_len, len };
-	int rc = zsock_send(r->front, bufs, lens, 2, NULL);
-
-	if (rc != 0)
-		log_debug(LOG_SUB_ZMQ, "zmq event=reply_dropped error=\"%s\"",
-			  shoal_strerror(rc));
-	return rc;
+	return rpc_reply_tail(r, t, payload, len, NULL);
 }
 
 int
@@ -229,7 +222,7 @@ rpc_reply_tail(struct rpc *r, const struct rpc_ticket *t, const void *payload,
 {
 	const void *bufs[3] = { t->id, payload, NULL };
 	size_t lens[3] = { t->id_len, len, 0 };
-	int rc = zsock_send(r->front, bufs, lens, 3, tail);
+	int rc = zsock_send(r->front, bufs, lens, tail ? 3 : 2, tail);
 
 	if (rc != 0)
 		log_debug(LOG_SUB_ZMQ, "zmq event=reply_dropped error=\"%s\"",

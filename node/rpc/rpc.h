@@ -59,8 +59,9 @@ int rpc_ticket_set(struct rpc_ticket *t, const zmq_msg_t *id_frame,
 int rpc_reply(struct rpc *r, const struct rpc_ticket *t, const void *payload,
 	      size_t len);
 
-/* The same, with a second frame sent as it is (zero copy; closed by the
- * call whatever the result): a large buffer many replies share. */
+/* The same, with a second frame sent as it is when tail is given (zero
+ * copy; closed by the call whatever the result): a large buffer many
+ * replies share. */
 int rpc_reply_tail(struct rpc *r, const struct rpc_ticket *t,
 		   const void *payload, size_t len, zmq_msg_t *tail);
 
