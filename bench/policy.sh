@@ -21,9 +21,12 @@
 # find dK.test's MX through dnsmasq on 127.0.0.1 (MX mx.dK.test, A
 # 127.0.0.1, nothing else: TLSA and _mta-sts TXT are NXDOMAIN, the common
 # case; --no-resolv and --local=/test/, so no query leaves it) and deliver
-# to smtp-sink on 127.0.0.1 (delivery.smtp_port). dnsmasq answers with
-# TTL 0, so the node's 5 s floor is what caches a TXT answer: the most TXT
-# queries the default policy makes.
+# to smtp-sink on 127.0.0.1 (delivery.smtp_port). Every query goes through
+# the node's DNS cache (node/delivery/dns_query.c): dnsmasq's records have
+# TTL 0 and are kept 5 s (DNS_TTL_MIN), its NXDOMAINs carry no SOA and are
+# kept 60 s (DNS_NEG_TTL_MAX, the most any negative answer is kept). So a
+# run shorter than a minute asks one TXT per domain and one TLSA per MX
+# host on each node, however many jobs and connections there are.
 #
 # Per run: end-to-end msg/s (from the first message until smtp-sink
 # counted all), CPU seconds of n1 and n2 (and router, dnsmasq) from the
