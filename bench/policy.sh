@@ -8,7 +8,7 @@
 #   A  limits = ( { domain = "*"; max_connections = 20; max_msgs_per_conn = 1000; } );
 #   B  the same with tls = "opportunistic"
 #
-#   bench/policy.sh [-r ROUNDS] [-s SESSIONS,...] [-m N,...] [-D DOMAINS,...] [-l BYTES] [-k]
+#   bench/policy.sh [-r ROUNDS] [-s SESSIONS,...] [-m N,...] [-D DOMAINS,...] [-l BYTES] [-c] [-k]
 #
 # For each sessions count S (default 1,50) and domain count D (default
 # 1,50): ROUNDS rounds (default 5) of A and B taking turns (A first in odd
@@ -33,19 +33,27 @@
 # first message until both nodes logged every delivery, and the queries
 # dnsmasq answered by type (--log-queries; the warm-up domain left out).
 # Per (S, D): medians of A and B, and the median of each round's B/A.
+# -c runs both nodes under callgrind and adds their instructions per
+# message (start-up and the warm-up included: keep -m the same), and the
+# part of them spent in the policy's own files (self cost of the functions
+# in node/policy/sts*.c, tlsrpt*.c, node/delivery/dest_tls.c,
+# node/tls/sts_policy.c, tlsrpt_json.c and their headers; what they call in libc, libevent
+# or c-ares not counted). Instruction counts do not move with the load;
+# rates and CPU under callgrind mean nothing. Try -c -r 2 -m 3000 -s 50.
 # Writes bench/results/policy-<UTC time>.txt. -k keeps the run's dirs.
 # Only 127.0.0.1 on free ports; every process is stopped by PID at exit.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
-ROUNDS=5 MSGS_LIST=20000,60000 SESS_LIST=1,50 DOM_LIST=1,50 LEN=1024 KEEP=""
-while getopts "r:m:s:D:l:k" o; do
+ROUNDS=5 MSGS_LIST=20000,60000 SESS_LIST=1,50 DOM_LIST=1,50 LEN=1024 KEEP="" CG=""
+while getopts "r:m:s:D:l:ck" o; do
 	case $o in
 	r) ROUNDS=$OPTARG ;;
 	m) MSGS_LIST=$OPTARG ;;
 	s) SESS_LIST=$OPTARG ;;
 	D) DOM_LIST=$OPTARG ;;
 	l) LEN=$OPTARG ;;
+	c) CG=1 ;;
 	k) KEEP=1 ;;
 	*) sed -n '/^#   bench\/policy.sh/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 	esac
@@ -62,6 +70,7 @@ for n in "${MSGS[@]}"; do
 	done
 done
 bench_need smtp-source smtp-sink dnsmasq dig python3
+[ -z "$CG" ] || bench_need valgrind callgrind_annotate
 bench_build
 bench_init shoal-policy
 ROWS=$BENCH_DIR/rows
@@ -139,16 +148,36 @@ wait_until() {
 	done
 }
 
+# cg_stop: stop both nodes and wait for them: callgrind writes its file at
+# their exit (not in $(...): a subshell cannot wait for them).
+cg_stop() {
+	kill "$N1_PID" "$N2_PID"
+	wait "$N1_PID" "$N2_PID" || true
+}
+
+# cg_count DIR: the nodes' instructions summed, "TOTAL POLICY" (-c above).
+cg_count() {
+	for f in "$1"/cg.n1 "$1"/cg.n2; do callgrind_annotate --auto=no --threshold=100 "$f"; done | awk '
+		/PROGRAM TOTALS/ { v = $1; gsub(",", "", v); t += v }
+		/node\/(policy\/(sts|tlsrpt)|delivery\/dest_tls|tls\/(sts_policy|tlsrpt_json))[a-z_]*\.[ch]:/ {
+			v = $1; gsub(",", "", v); p += v }
+		END { printf "%d %d", t, p }'
+}
+
 # run_one X N S D ROUND: one run of config X (A or B), N messages; prints
 # its line and appends its figures to $ROWS.
 run_one() {
-	local x=$1 n=$2 s=$3 d=$4 r=$5 dir tls="" load t0 t1 c0 c1 secs
+	local x=$1 n=$2 s=$3 d=$4 r=$5 dir tls="" load t0 t1 c0 c1 secs ir="0 0"
 	dir=$BENCH_DIR/s$s-d$d-r$r-$x
 	mkdir -p "$dir"
 	[ "$x" = B ] && tls=' tls = "opportunistic";'
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	dns_start "$dir" "$d"
 	SINK=$(free_port) SMTP=$(free_port)
+	if [ -n "$CG" ]; then
+		WRAP_N1=(valgrind --tool=callgrind --callgrind-out-file="$dir/cg.n1" -q)
+		WRAP_N2=(valgrind --tool=callgrind --callgrind-out-file="$dir/cg.n2" -q)
+	fi
 	BENCH_DELIVERY="  dns_servers = [ \"127.0.0.1:$DNS\" ];
   smtp_port = $SINK;
   limits = ( { $LIMIT$tls } );" shoal_conf "$dir" "$SMTP" "$SINK"
@@ -168,14 +197,19 @@ run_one() {
 	t1=$(now)
 	wait_until "deliveries logged" $((n + 1)) shoal_delivered "$dir"
 	c1="$(cpu_s "$N1_PID") $(cpu_s "$N2_PID") $(cpu_s "$ROUTER_PID") $(cpu_s "$DNS_PID")"
+	if [ -n "$CG" ]; then
+		cg_stop
+		ir=$(cg_count "$dir")
+	fi
 	bench_stop_all
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-	# S D round X msgs secs cpu(n1 n2 router dnsmasq) MX A AAAA TLSA TXT other load
+	# S D round X msgs secs cpu(n1 n2 router dnsmasq) MX A AAAA TLSA TXT other load Ir(total policy)
 	echo "$s $d $r $x $n $secs $(awk -v a="$c0" -v b="$c1" 'BEGIN {
-		split(a, p); split(b, q); for (i = 1; i <= 4; i++) printf "%.2f ", q[i] - p[i] }')$(dns_counts "$dir/dns.log") $load" |
+		split(a, p); split(b, q); for (i = 1; i <= 4; i++) printf "%.2f ", q[i] - p[i] }')$(dns_counts "$dir/dns.log") $load $ir" |
 		tee -a "$ROWS" | awk '{
 		m = $5; printf "  round %d %s: %6.0f msg/s  cpu s n1 %.2f n2 %.2f (%.3f ms/msg) router %.2f dnsmasq %.2f  queries MX %d A %d AAAA %d TLSA %d TXT %d other %d  load %s\n",
-			$3, $4, m / $6, $7, $8, ($7 + $8) * 1000 / m, $9, $10, $11, $12, $13, $14, $15, $16, $17 }' |
+			$3, $4, m / $6, $7, $8, ($7 + $8) * 1000 / m, $9, $10, $11, $12, $13, $14, $15, $16, $17
+		if ($18 > 0) printf "    n1+n2 Ir/msg %.0f, in the policy files %.0f\n", $18 / m, $19 / m }' |
 		tee -a "$OUT"
 	[ -n "$KEEP" ] || rm -rf "$dir"
 }
@@ -209,7 +243,8 @@ for line in open(sys.argv[1]):
     n1, n2 = float(f[6]), float(f[7])
     runs.setdefault((s, d), {}).setdefault(x, {})[r] = {
         "rate": m / secs, "cpu": (n1 + n2) * 1000 / m,
-        "dns": [int(v) * 1000 / m for v in f[10:16]]}
+        "dns": [int(v) * 1000 / m for v in f[10:16]],
+        "ir": int(f[17]) / m, "ir_pol": int(f[18]) / m}
 
 
 def med(x, key):
@@ -238,6 +273,18 @@ for (s, d), xs in sorted(runs.items()):
         if x in xs:
             row = [median(v["dns"][i] for v in xs[x].values()) for i in range(len(TYPES))]
             print(f"{s:>4} {d:>4} {x} " + " ".join(f"{v:6.2f}" for v in row))
+if any(v["ir"] > 0 for xs in runs.values() for x in xs.values() for v in x.values()):
+    print("\ncallgrind: n1+n2 instructions per message (start-up included), median over the rounds;")
+    print("  policy: self cost of the policy's own files; B-A: median of each round's difference")
+    print(f"{'S':>4} {'D':>4} | {'Ir/msg A':>10} {'B':>10} {'A-B':>8} {'(A-B)/B':>8} | {'policy A':>8} {'B':>6}")
+    for (s, d), xs in sorted(runs.items()):
+        a, b = xs.get("A", {}), xs.get("B", {})
+        rounds = sorted(set(a) & set(b))
+        if not rounds:
+            continue
+        diff = median(a[r]["ir"] - b[r]["ir"] for r in rounds)
+        print(f"{s:>4} {d:>4} | {med(a, 'ir'):10.0f} {med(b, 'ir'):10.0f} {diff:8.0f} {diff / med(b, 'ir'):8.2%} |"
+              f" {med(a, 'ir_pol'):8.0f} {med(b, 'ir_pol'):6.0f}")
 PY
 echo "written to bench/results/${OUT##*/}" >&2
 if [ -n "$KEEP" ]; then
