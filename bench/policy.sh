@@ -36,10 +36,10 @@
 # -c runs both nodes under callgrind and adds their instructions per
 # message (start-up and the warm-up included: keep -m the same), and the
 # part of them spent in the policy's own files (self cost of the functions
-# in node/policy/sts*.c, tlsrpt*.c, node/delivery/dest_tls.c,
-# node/tls/sts_policy.c, tlsrpt_json.c and their headers; what they call in libc, libevent
-# or c-ares not counted). Instruction counts do not move with the load;
-# rates and CPU under callgrind mean nothing. Try -c -r 2 -m 3000 -s 50.
+# in node/policy/sts*, tlsrpt*, node/delivery/dest_tls.c,
+# node/tls/sts_policy.c and tlsrpt_json.c; what they call in libc,
+# libevent or c-ares not counted). Instruction counts do not move with the
+# load; rates and CPU under callgrind mean nothing. Try -c -r 2 -m 3000 -s 50.
 # Writes bench/results/policy-<UTC time>.txt. -k keeps the run's dirs.
 # Only 127.0.0.1 on free ports; every process is stopped by PID at exit.
 set -euo pipefail
