@@ -285,7 +285,7 @@ for (s, d), xs in sorted(runs.items()):
             print(f"{s:>4} {d:>4} {x} " + " ".join(f"{v:6.2f}" for v in row))
 if any(v["ir"] > 0 for xs in runs.values() for x in xs.values() for v in x.values()):
     print("\ncallgrind: n1+n2 instructions per message (start-up included), median over the rounds;")
-    print("  policy: self cost of the policy's own files; B-A: median of each round's difference")
+    print("  policy: self cost of the policy's own files; A-B: median of each round's difference")
     print(f"{'S':>4} {'D':>4} | {'Ir/msg A':>10} {'B':>10} {'A-B':>8} {'(A-B)/B':>8} | {'policy A':>8} {'B':>6}")
     for (s, d), xs in sorted(runs.items()):
         a, b = xs.get("A", {}), xs.get("B", {})
