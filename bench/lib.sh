@@ -138,10 +138,15 @@ sink_count() {
 # shoal_conf DIR SMTP_PORT SINK_PORT: writes DIR/shoal.conf for one router and
 # a node pair (sync replication, fsync) routing sink.test to the sink; with
 # HTTP_PORT set, the router's HTTP API listens there too; BENCH_CONF (if
-# set) is appended, so a setting can be A/B'd (bench/ab.sh -c).
+# set) is appended, so a setting can be A/B'd (bench/ab.sh -c);
+# BENCH_DELIVERY (if set) replaces the routes and limits lines of delivery
+# (libconfig refuses a second delivery group, so BENCH_CONF cannot).
 shoal_conf() {
-	local dir=$1 smtp=$2 sink=$3 p1 p2 http=""
+	local dir=$1 smtp=$2 sink=$3 p1 p2 http="" dlv
 	p1=$(free_port) p2=$(free_port)
+	dlv="  routes = ( { domain = \"sink.test\"; host = \"127.0.0.1:$sink\"; } );
+  limits = ( { domain = \"*\"; max_connections = 20; max_msgs_per_conn = 1000; } );"
+	[ -n "${BENCH_DELIVERY:-}" ] && dlv=$BENCH_DELIVERY
 	[ -n "${HTTP_PORT:-}" ] && http="http_listen = ( { address = \"127.0.0.1:$HTTP_PORT\"; } );"
 	# metrics (read only when asked: bench/profile.sh -t cpu)
 	N1_METRICS=$(free_port) N2_METRICS=$(free_port)
@@ -154,8 +159,7 @@ nodes = (
 router: { hostname = "bench.local"; listen = ( { address = "127.0.0.1:$smtp"; } ); $http };
 delivery: {
   helo_name = "bench.local";
-  routes = ( { domain = "sink.test"; host = "127.0.0.1:$sink"; } );
-  limits = ( { domain = "*"; max_connections = 20; max_msgs_per_conn = 1000; } );
+$dlv
 };
 replication: { mode = "sync"; };
 log: { level = "warn"; };
