@@ -435,6 +435,7 @@ node_suppress_new(struct node *n)
 		.rpc = n->rpc,
 		.owner = n->owner,
 		.repl = n->repl,
+		.incarnation = n->incarnation,
 	};
 
 	return suppress_new(&deps);

@@ -232,7 +232,8 @@ enq_send_check(struct enqueue *e, struct enq_req *r, struct enq_conn *c)
 	rc = enq_send_small(c, &req);
 	if (rc == 0) {
 		r->sent_to = c->id;
-		r->sent_ms = enq_now_ms();
+		if (r->first_sent_ms == 0)
+			r->first_sent_ms = enq_now_ms();
 		r->sent_inc = c->incarnation;
 	}
 	return rc;
@@ -283,7 +284,8 @@ enq_send(struct enqueue *e, struct enq_req *r)
 	free(packed);
 	if (rc == 0) {
 		r->sent_to = c->id;
-		r->sent_ms = enq_now_ms();
+		if (r->first_sent_ms == 0)
+			r->first_sent_ms = enq_now_ms();
 		r->sent_inc = c->incarnation;
 	}
 	/* not connected yet: enq_try_send() tries again until the deadline */

@@ -25,6 +25,9 @@
 #define ENQ_MAP_RETRY_MS 100	/* map fetch retry while we have none */
 #define ENQ_HB_BIT (1ull << 63) /* request ids of heartbeats */
 #define ENQ_SF_BIT (1ull << 62) /* and of suppression filter fetches */
+/* a node id (at most 64) and one more: an author cut to fit never equals
+ * a map's */
+#define ENQ_AUTHOR_MAX 66
 #define ENQ_FILTER_ASK_MS 500	/* a fetch unanswered this long: again */
 #define ENQ_FILTER_LOG2_MAX 24	/* a bigger filter from a node: refused */
 
@@ -57,7 +60,7 @@ struct enq_conn {
 	struct enqueue *e;
 	uint64_t heard_ms;     /* monotonic, last reply; 0 = never */
 	uint64_t epoch;	       /* the node's epoch in that reply */
-	char author[64];       /* and its author */
+	char author[ENQ_AUTHOR_MAX]; /* and its author */
 	uint64_t incarnation;  /* the node process answering; 0 unknown */
 	uint64_t node_sent_ms; /* its clock in that reply: echoed back */
 	uint64_t results[ROUTER_ENQ_N]; /* finished requests, metrics */
@@ -81,7 +84,9 @@ struct enq_req {
 	uint64_t sent_inc;    /* its incarnation then (0 unknown) */
 	int restarts;	      /* resends because it restarted */
 	uint64_t deadline_ms; /* monotonic: node_timeout_ms after submit */
-	uint64_t sent_ms;     /* monotonic: last sent to sent_to */
+	uint64_t first_sent_ms; /* monotonic: first sent (a reply to this id
+				 * was stamped after it, whichever send it
+				 * answers) */
 	struct event timer;
 	char *check_addr; /* a suppression check, not an enqueue */
 	bool is_ruled_out; /* the node's filter answered it: not listed */

@@ -56,7 +56,7 @@ enq_filter_rules_out(const struct enqueue *e, const struct enq_conn *c,
 	    f->gen != f->heard_gen || f->heard_ms == 0 ||
 	    clock_mono_ms() - f->heard_ms > SUPPRESS_FILTER_TRUST_MS ||
 	    e->map == NULL || c->epoch != e->map->epoch ||
-	    strncmp(c->author, e->map->author, sizeof(c->author) - 1) != 0)
+	    strcmp(c->author, e->map->author) != 0)
 		return false;
 	suppress_key(addr, e->cfg->cluster.shards, SUPPRESS_KEY_TAG, key);
 	return !suppress_filter_has(f->bits, f->log2, key);
@@ -145,7 +145,7 @@ enq_reply_asked_ms(const struct enqueue *e, const struct enq_conn *c,
 			       e->hb_sent_ms :
 			       0;
 	r = idmap_get(e->pending, rep->request_id);
-	return r != NULL && r->sent_to == c->id ? r->sent_ms : 0;
+	return r != NULL ? r->first_sent_ms : 0;
 }
 
 /* What c's reply says of its filter; fetch what we lack. The filter is
@@ -155,14 +155,19 @@ enq_reply_asked_ms(const struct enqueue *e, const struct enq_conn *c,
 static void
 enq_filter_heard(struct enqueue *e, struct enq_conn *c,
 		 const Shoal__NodeReply *rep, const void *bits,
-		 size_t bits_len, uint64_t now)
+		 size_t bits_len, uint64_t asked, uint64_t now)
 {
 	struct enq_filter *f = &c->sf;
-	uint64_t asked = enq_reply_asked_ms(e, c, rep);
 
 	if (rep->supp_filter != NULL && (rep->request_id & ENQ_SF_BIT) &&
-	    rep->request_id == f->ask_id)
+	    rep->request_id == f->ask_id) {
 		enq_filter_take(c, rep->supp_filter, bits, bits_len);
+		/* a whole filter older than the node's (a copy it shares):
+		 * the bits after it, but not at once, or a node that keeps
+		 * sending the old copy would have us ask in a loop */
+		if (f->gen < rep->supp_gen && f->asked_ms == 0)
+			f->asked_ms = now ? now : 1;
+	}
 	if (f->heard_id != rep->supp_filter_id ||
 	    f->heard_gen != rep->supp_gen)
 		f->heard_ms = asked;
@@ -357,6 +362,10 @@ enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 	}
 	for (size_t i = 0; i < e->n_conns; i++) {
 		if (e->conns[i].zs == zs) {
+			/* before a restart the reply reveals resends them */
+			uint64_t asked =
+				enq_reply_asked_ms(e, &e->conns[i], rep);
+
 			e->conns[i].heard_ms = clock_mono_ms();
 			e->conns[i].epoch = rep->epoch;
 			/* a reply without it (0) keeps the last: echoed in
@@ -370,7 +379,7 @@ enq_on_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 				e, &e->conns[i], rep,
 				nframes == 2 ? zmq_msg_data(&frames[1]) : NULL,
 				nframes == 2 ? zmq_msg_size(&frames[1]) : 0,
-				e->conns[i].heard_ms);
+				asked, e->conns[i].heard_ms);
 			break;
 		}
 	}

@@ -329,6 +329,7 @@ supp_reply_init(const struct suppress *sp, const struct rpc_ticket *tk,
 	r->author = map->author;
 	r->status = SHOAL__STATUS__STATUS_OK;
 	r->sent_ms = clock_mono_ms(); /* echoed: the node's lease */
+	r->incarnation = sp->d.incarnation; /* a restart seen at once */
 }
 
 /* Stamp, pack and send a reply to a router, with tail as its second

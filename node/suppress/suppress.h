@@ -59,6 +59,7 @@ struct suppress_deps {
 	struct rpc *rpc;            /* replies to routers and shoalctl */
 	struct owner *owner;        /* the map in force, primary, frozen */
 	struct repl *repl;          /* shoalctl's changes wait for the peer */
+	uint64_t incarnation;       /* this process's, in replies to routers */
 };
 
 /* deps is copied. */

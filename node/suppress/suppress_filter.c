@@ -166,7 +166,9 @@ supp_snap_get(struct supp_filter *f)
 	uint64_t now = clock_mono_ms();
 	struct supp_snap *sn = f->snap;
 
-	if (sn == NULL ||
+	/* a copy more than the ring behind could never be caught up from:
+	 * then a new one whatever holds the old */
+	if (sn == NULL || f->gen - sn->gen > SUPP_FILTER_RING ||
 	    (sn->gen != f->gen && now - sn->made_ms >= SUPP_SNAP_MIN_MS &&
 	     atomic_load(&supp_snaps_live) < SUPP_SNAPS_LIVE)) {
 		sn = xmalloc(sizeof(*sn) + len);
