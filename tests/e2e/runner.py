@@ -281,6 +281,20 @@ def _run_workers(modules, jobs, out):
     return total["passed"], total["failed"]
 
 
+def _discover(loader, filters):
+    """Every test module's tests; when each filter names a whole module
+    ("test_x.", what a worker is given) only those modules are loaded, as
+    importing all of them again in every worker costs a few tenths of a
+    second each time."""
+    names = [f[:-1] for f in filters if re.fullmatch(r"test_\w+\.", f)]
+    if not filters or len(names) != len(filters) or not all(
+            os.path.isfile(os.path.join(HERE, n + ".py")) for n in names):
+        return loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+    return unittest.TestSuite(
+        loader.discover(HERE, pattern=n + ".py", top_level_dir=HERE)
+        for n in names)
+
+
 def main(argv):
     os.chdir(REPO)
     sys.path.insert(0, HERE)
@@ -292,7 +306,7 @@ def main(argv):
     signal.signal(signal.SIGHUP, _on_term)
 
     loader = unittest.TestLoader()
-    suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+    suite = _discover(loader, filters)
     tests = [t for t in _flatten(suite)
              if not filters or any(f in t.id() for f in filters)]
     result = Result(timeout)
