@@ -4,6 +4,8 @@
 # monitoring rules, a short fuzz run, then e2e; `tests/run.sh
 # unit|layout|rules|fuzz|e2e` runs one kind.
 # SHOAL_BUILD / SHOAL_BIN pick the build (the asan build sets them).
+# SHOAL_FUZZ_BUILD=1 (make test) runs `make fuzz-build` meanwhile, see
+# fuzz_build_start.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${SHOAL_BUILD:-build}
@@ -55,7 +57,7 @@ unit_count() {
 # are independent processes, each on ports and temp files of its own, and
 # mostly wait on timers), while their results are printed and counted in
 # name order, each once it and every one before it have ended. Waits for
-# the exits of its own jobs only.
+# the exits of its own jobs only (the fuzz build may run meanwhile).
 run_unit() {
 	local jobs=${UNIT_JOBS:-$(nproc 2>/dev/null || echo 1)}
 	local dir t i next=0 done_pid=
@@ -197,13 +199,47 @@ run_fuzz() {
 	rm -f "$out"
 }
 
+# `make fuzz-build` in the background, niced, while the unit tests, the
+# layout and the rules run: those mostly wait on timers and leave the
+# cores to the compilers (a unit test that wakes up comes first), where
+# one after the other they took the build's time and then the tests'.
+# fuzz_build_wait waits for it before the fuzz run and prints its output;
+# a failed build is a failure, and its harnesses are not run.
+fuzz_build_pid=
+fuzz_build_start() {
+	fuzz_build_log=$(mktemp)
+	nice -n 10 make --no-print-directory fuzz-build >"$fuzz_build_log" 2>&1 &
+	fuzz_build_pid=$!
+}
+
+fuzz_build_wait() {
+	local rc=0
+	wait "$fuzz_build_pid" || rc=$?
+	cat "$fuzz_build_log"
+	rm -f "$fuzz_build_log"
+	fuzz_build_pid=
+	if [ "$rc" -ne 0 ]; then
+		echo "fuzz: make fuzz-build failed (status $rc)"
+		failed=$((failed + 1))
+		return 1
+	fi
+}
+
 case "$what" in
 unit) run_unit; run_layout ;;
 layout) run_layout ;;
 rules) run_rules ;;
 e2e) run_e2e ;;
 fuzz) run_fuzz ;;
-all) run_unit; run_layout; run_rules; run_fuzz; run_e2e ;;
+all)
+	if [ "${SHOAL_FUZZ_BUILD:-}" = 1 ]; then
+		fuzz_build_start
+		run_unit; run_layout; run_rules
+		fuzz_build_wait && run_fuzz
+	else
+		run_unit; run_layout; run_rules; run_fuzz
+	fi
+	run_e2e ;;
 *) echo "usage: tests/run.sh [unit|layout|rules|fuzz|e2e|all]" >&2; exit 2 ;;
 esac
 
