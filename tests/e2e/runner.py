@@ -163,9 +163,9 @@ SERIAL = ("test_faults", "test_pair_faults", "test_replication",
 # only how long the run takes.
 WEIGHT = {"test_webhooks": 70, "test_suppress": 50, "test_mta_sts": 45,
           "test_delivery": 38, "test_priority": 35, "test_lost_commit": 30,
-          "test_http": 28, "test_shoalctl": 24, "test_ops": 16,
-          "test_ingest": 15, "test_haproxy": 13, "test_shaping": 10,
-          "test_dane": 9, "test_hostile": 9, "test_metrics": 8,
+          "test_http": 28, "test_ops": 16, "test_ingest": 15,
+          "test_haproxy": 13, "test_shaping": 10, "test_dane": 9,
+          "test_hostile": 9, "test_metrics": 8, "test_shoalctl": 8,
           "test_wire": 8, "test_queue_counts": 7, "test_session": 7,
           "test_tls": 7, "test_dkim": 6}
 
