@@ -4,6 +4,8 @@
 # monitoring rules, a short fuzz run, then e2e; `tests/run.sh
 # unit|layout|rules|fuzz|e2e` runs one kind.
 # SHOAL_BUILD / SHOAL_BIN pick the build (the asan build sets them).
+# SHOAL_FUZZ_BUILD=1 (make test) runs `make fuzz-build` meanwhile, see
+# fuzz_build_start.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${SHOAL_BUILD:-build}
@@ -23,30 +25,94 @@ unit_stale() {
 	done
 }
 
+# One unit binary's output (stdout and stderr) into $2, captured as it
+# always was (a crash is reported by the missing summary line, not by
+# bash); its exit status is not used, the Check summary line is.
+unit_one() {
+	local out
+	out=$("$1" 2>&1)
+	printf '%s\n' "$out" >"$2"
+}
+
+# The counting of one unit binary's output, as each used to be counted
+# when they ran one after another.
+unit_count() {
+	local t=$1 out=$2 line checks fails errs
+	echo "$out" | grep -E '^[0-9]+%: Checks|:[EF]:' || true
+	line=$(echo "$out" | grep -E '^[0-9]+%: Checks:' | tail -n 1)
+	if [ -z "$line" ]; then
+		echo "unit: $(basename "$t"): no result (crashed?)"
+		echo "$out" | tail -n 20
+		failed=$((failed + 1))
+		return
+	fi
+	checks=$(echo "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
+	fails=$(echo "$line" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
+	errs=$(echo "$line" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
+	passed=$((passed + checks - fails - errs))
+	failed=$((failed + fails + errs))
+}
+
+# The unit binaries run UNIT_JOBS at a time (default: one per core; they
+# are independent processes, each on ports and temp files of its own, and
+# mostly wait on timers), while their results are printed and counted in
+# name order, each once it and every one before it have ended. Waits for
+# the exits of its own jobs only (the fuzz build may run meanwhile).
 run_unit() {
-	local t out line checks fails errs newer
+	local jobs=${UNIT_JOBS:-$(nproc 2>/dev/null || echo 1)}
+	local dir t i next=0 done_pid=
+	local -a tests=() stale=() pids=()
+	[[ $jobs =~ ^[1-9][0-9]*$ ]] || jobs=1
+	dir=$(mktemp -d)
 	for t in "$BUILD"/tests/test_*; do
 		[ -x "$t" ] || continue
-		newer=$(unit_stale "$t")
-		if [ -n "$newer" ]; then
-			echo "unit: $(basename "$t"): stale, $newer is newer (make all)"
+		tests+=("$t")
+		stale+=("$(unit_stale "$t")")
+	done
+	for ((i = 0; i < ${#tests[@]}; i++)); do
+		# a stale binary is not run; its line comes in its turn
+		[ -n "${stale[i]}" ] && continue
+		while [ "${#pids[@]}" -ge "$jobs" ]; do
+			wait -n -p done_pid "${pids[@]}"
+			unit_forget "$done_pid"
+			unit_report
+		done
+		( unit_one "${tests[i]}" "$dir/$i.out"; : >"$dir/$i.done" ) &
+		pids+=("$!")
+	done
+	while [ "${#pids[@]}" -gt 0 ]; do
+		wait -n -p done_pid "${pids[@]}"
+		unit_forget "$done_pid"
+	done
+	unit_report
+	rm -rf "$dir"
+}
+
+# Drops an ended job from run_unit's pids.
+unit_forget() {
+	local -a left=()
+	local p
+	for p in "${pids[@]}"; do
+		[ "$p" = "$1" ] || left+=("$p")
+	done
+	pids=("${left[@]}")
+}
+
+# Prints and counts, in order, every result from $next on that is there
+# (run_unit's tests, stale, dir and next: bash lets a called function see
+# its caller's locals).
+unit_report() {
+	while [ "$next" -lt "${#tests[@]}" ]; do
+		t=${tests[next]}
+		if [ -n "${stale[next]}" ]; then
+			echo "unit: $(basename "$t"): stale, ${stale[next]} is newer (make all)"
 			failed=$((failed + 1))
-			continue
+		elif [ -e "$dir/$next.done" ]; then
+			unit_count "$t" "$(cat "$dir/$next.out")"
+		else
+			return
 		fi
-		out=$("$t" 2>&1)
-		echo "$out" | grep -E '^[0-9]+%: Checks|:[EF]:' || true
-		line=$(echo "$out" | grep -E '^[0-9]+%: Checks:' | tail -n 1)
-		if [ -z "$line" ]; then
-			echo "unit: $(basename "$t"): no result (crashed?)"
-			echo "$out" | tail -n 20
-			failed=$((failed + 1))
-			continue
-		fi
-		checks=$(echo "$line" | sed -E 's/.*Checks: ([0-9]+).*/\1/')
-		fails=$(echo "$line" | sed -E 's/.*Failures: ([0-9]+).*/\1/')
-		errs=$(echo "$line" | sed -E 's/.*Errors: ([0-9]+).*/\1/')
-		passed=$((passed + checks - fails - errs))
-		failed=$((failed + fails + errs))
+		next=$((next + 1))
 	done
 }
 
@@ -133,13 +199,47 @@ run_fuzz() {
 	rm -f "$out"
 }
 
+# `make fuzz-build` in the background, niced, while the unit tests, the
+# layout and the rules run: those mostly wait on timers and leave the
+# cores to the compilers (a unit test that wakes up comes first), where
+# one after the other they took the build's time and then the tests'.
+# fuzz_build_wait waits for it before the fuzz run and prints its output;
+# a failed build is a failure, and its harnesses are not run.
+fuzz_build_pid=
+fuzz_build_start() {
+	fuzz_build_log=$(mktemp)
+	nice -n 10 make --no-print-directory fuzz-build >"$fuzz_build_log" 2>&1 &
+	fuzz_build_pid=$!
+}
+
+fuzz_build_wait() {
+	local rc=0
+	wait "$fuzz_build_pid" || rc=$?
+	cat "$fuzz_build_log"
+	rm -f "$fuzz_build_log"
+	fuzz_build_pid=
+	if [ "$rc" -ne 0 ]; then
+		echo "fuzz: make fuzz-build failed (status $rc)"
+		failed=$((failed + 1))
+		return 1
+	fi
+}
+
 case "$what" in
 unit) run_unit; run_layout ;;
 layout) run_layout ;;
 rules) run_rules ;;
 e2e) run_e2e ;;
 fuzz) run_fuzz ;;
-all) run_unit; run_layout; run_rules; run_fuzz; run_e2e ;;
+all)
+	if [ "${SHOAL_FUZZ_BUILD:-}" = 1 ]; then
+		fuzz_build_start
+		run_unit; run_layout; run_rules
+		fuzz_build_wait && run_fuzz
+	else
+		run_unit; run_layout; run_rules; run_fuzz
+	fi
+	run_e2e ;;
 *) echo "usage: tests/run.sh [unit|layout|rules|fuzz|e2e|all]" >&2; exit 2 ;;
 esac
 

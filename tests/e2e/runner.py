@@ -10,10 +10,11 @@ and counted in neither). Re-executes itself under Debian's /usr/bin/python3,
 which has aiosmtpd and dkim. Env: SHOAL_BIN (binaries, default "bin" under
 the repo root), SHOAL_E2E_TIMEOUT (seconds per test, default 300),
 SHOAL_E2E_KEEP=1 keeps temp dirs, SHOAL_E2E_LOGS=1 prints logs always,
-SHOAL_E2E_JOBS=N runs the modules not in SERIAL in N worker processes
-(whole modules each; each test's lines are printed together), then the
-SERIAL ones alone: those time faults, failovers or latencies, which a
-busy neighbour would distort.
+SHOAL_E2E_JOBS=N runs the modules not in SERIAL N at a time, each in a
+worker process of its own (longest first, the next one as soon as a
+worker ends; each test's lines are printed together), then the SERIAL
+ones alone: those time faults, failovers or latencies, which a busy
+neighbour would distort.
 """
 
 import os
@@ -155,13 +156,18 @@ def _flatten(suite):
 SERIAL = ("test_faults", "test_pair_faults", "test_replication",
           "test_promises", "test_auth", "test_local")
 
-# Rough seconds per module (a quiet run), to balance the workers; an
-# unknown module counts as 5.
-WEIGHT = {"test_suppress": 46, "test_delivery": 38, "test_shoalctl": 23,
-          "test_ops": 14, "test_ingest": 13, "test_haproxy": 13,
-          "test_wire": 8, "test_hostile": 8, "test_metrics": 7,
-          "test_queue_counts": 7, "test_session": 6, "test_dkim": 6,
-          "test_mta_sts": 60, "test_dane": 25}
+# Rough seconds per module (its tests' times in a 2-core CI run), to
+# start the long ones first: modules are handed out one at a time, and a
+# long one started last would keep one worker busy while the other has
+# nothing left to do. An unknown module counts as 5; the order changes
+# only how long the run takes.
+WEIGHT = {"test_webhooks": 70, "test_suppress": 50, "test_mta_sts": 45,
+          "test_delivery": 38, "test_priority": 35, "test_lost_commit": 30,
+          "test_http": 28, "test_ops": 16, "test_ingest": 15,
+          "test_haproxy": 13, "test_shaping": 10, "test_dane": 9,
+          "test_hostile": 9, "test_metrics": 8, "test_shoalctl": 8,
+          "test_wire": 8, "test_queue_counts": 7, "test_session": 7,
+          "test_tls": 7, "test_dkim": 6}
 
 TEST_END = re.compile(r"^\S+ \.\.\. (ok|FAIL|ERROR|skipped)")
 SUMMARY = re.compile(r"^e2e: (\d+) passed, (\d+) failed$")
@@ -171,22 +177,19 @@ def _module(test):
     return test.id().split(".", 1)[0]
 
 
-def _buckets(modules, n):
-    """modules split into n lists of about equal weight, heaviest first."""
-    out = [[] for _ in range(n)]
-    load = [0] * n
-    for m in sorted(modules, key=lambda m: -WEIGHT.get(m, 5)):
-        i = load.index(min(load))
-        out[i].append(m)
-        load[i] += WEIGHT.get(m, 5)
-    return [b for b in out if b]
+def _longest_first(modules):
+    """modules in the order to start them: heaviest first, then by name
+    (the same order every run)."""
+    return sorted(modules, key=lambda m: (-WEIGHT.get(m, 5), m))
 
 
-def _run_workers(buckets, out):
-    """Run one worker process per bucket; print each one's lines test by
-    test as they come. Returns (passed, failed) over all workers. Waits on
-    events only: a worker's output pipe becoming readable, or its process
-    ending (a pidfd), whichever comes first."""
+def _run_workers(modules, jobs, out):
+    """Run each module in a worker process of its own, `jobs` at a time,
+    the longest first and the next one as soon as a worker ends; print
+    each one's lines test by test as they come. Returns (passed, failed)
+    over all workers. Waits on events only: a worker's output pipe
+    becoming readable, or its process ending (a pidfd), whichever comes
+    first."""
     import codecs
     import selectors
     import subprocess
@@ -240,12 +243,11 @@ def _run_workers(buckets, out):
         w["p"].stdout.close()
         live.remove(w)
 
-    for b in buckets:
+    def spawn(module):
         env = dict(os.environ, SHOAL_E2E_JOBS="1", SHOAL_E2E_REEXEC="1")
         p = subprocess.Popen(
-            [sys.executable, "-u", os.path.abspath(__file__)] +
-            [m + "." for m in b], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, env=env)
+            [sys.executable, "-u", os.path.abspath(__file__), module + "."],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         os.set_blocking(p.stdout.fileno(), False)
         w = {"p": p, "buf": [], "part": "", "out_open": True,
              "dec": codecs.getincrementaldecoder("utf-8")("replace"),
@@ -253,8 +255,12 @@ def _run_workers(buckets, out):
         sel.register(p.stdout, selectors.EVENT_READ, ("out", w))
         sel.register(w["pidfd"], selectors.EVENT_READ, ("exit", w))
         live.append(w)
+
+    todo = _longest_first(modules)
     try:
-        while live:
+        while todo or live:
+            while todo and len(live) < jobs:
+                spawn(todo.pop(0))
             for key, _ in sel.select():
                 kind, w = key.data
                 if w not in live:
@@ -275,6 +281,20 @@ def _run_workers(buckets, out):
     return total["passed"], total["failed"]
 
 
+def _discover(loader, filters):
+    """Every test module's tests; when each filter names a whole module
+    ("test_x.", what a worker is given) only those modules are loaded, as
+    importing all of them again in every worker costs a few tenths of a
+    second each time."""
+    names = [f[:-1] for f in filters if re.fullmatch(r"test_\w+\.", f)]
+    if not filters or len(names) != len(filters) or not all(
+            os.path.isfile(os.path.join(HERE, n + ".py")) for n in names):
+        return loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+    return unittest.TestSuite(
+        loader.discover(HERE, pattern=n + ".py", top_level_dir=HERE)
+        for n in names)
+
+
 def main(argv):
     os.chdir(REPO)
     sys.path.insert(0, HERE)
@@ -286,7 +306,7 @@ def main(argv):
     signal.signal(signal.SIGHUP, _on_term)
 
     loader = unittest.TestLoader()
-    suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+    suite = _discover(loader, filters)
     tests = [t for t in _flatten(suite)
              if not filters or any(f in t.id() for f in filters)]
     result = Result(timeout)
@@ -297,8 +317,8 @@ def main(argv):
         if jobs > 1:
             parallel = sorted({_module(t) for t in tests} - set(SERIAL))
             if len(parallel) > 1:
-                w_passed, w_failed = _run_workers(
-                    _buckets(parallel, jobs), result._out)
+                w_passed, w_failed = _run_workers(parallel, jobs,
+                                                  result._out)
                 tests = [t for t in tests if _module(t) not in parallel]
         # one suite keeps setUpClass/setUpModule semantics
         unittest.TestSuite(tests).run(result)

@@ -42,6 +42,11 @@ READY_TIMEOUT = 10.0          # seconds a process has to log event=ready
 STOP_TIMEOUT = 5.0            # seconds between SIGTERM and SIGKILL
 START_ATTEMPTS = 3            # port collisions tolerated per cluster start
 LOG_DUMP_MAX_LINES = 3000     # per log, on failure: head and tail kept
+# How long shoalctl waits for each node (--timeout) where a test has just
+# killed one: 1 s, not its default 3 s on every call (twice in queue
+# list), for each poll. The nodes still up answer in milliseconds; one
+# that did not would fail the test, not pass it.
+DOWN_MS = 1000
 
 # Crockford base32 without I L O U, 21 characters (lib/qid.h).
 QID_RE = re.compile(r"queued as ([0-9A-HJKMNP-TV-Z]{21})\b")
@@ -836,20 +841,28 @@ class Cluster:
                                  f"exit {rc}, json {doc!r}, stderr {err!r}")
         return doc
 
-    def status(self):
-        return self.ctl_ok("status")
+    @staticmethod
+    def _wait_arg(wait_ms):
+        """shoalctl's --timeout for wait_ms, or nothing (its default, 3 s,
+        for each node that does not answer)."""
+        return ("--timeout", str(int(wait_ms))) if wait_ms else ()
 
-    def queue_list(self, *args):
-        return self.ctl_ok("queue", "list", *args)
+    def status(self, wait_ms=None):
+        """shoalctl status; wait_ms: how long it waits for each node
+        (DOWN_MS once the test killed one)."""
+        return self.ctl_ok(*self._wait_arg(wait_ms), "status")
+
+    def queue_list(self, *args, wait_ms=None):
+        return self.ctl_ok(*self._wait_arg(wait_ms), "queue", "list", *args)
 
     def queue_show(self, qid):
         return self.ctl_ok("queue", "show", qid)
 
-    def owners(self, status=None):
+    def owners(self, status=None, wait_ms=None):
         """{shard: node id} from status' primary_shards, as the nodes at
         the newest epoch say (a restarted node may still hold an older
         map for a moment)."""
-        st = status or self.status()
+        st = status or self.status(wait_ms)
         top = max([n.get("epoch", 0) for n in st.get("nodes", [])] or [0])
         m = {}
         for n in st.get("nodes", []):

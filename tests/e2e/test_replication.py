@@ -15,8 +15,8 @@ import unittest
 import urllib.error
 import urllib.request
 
-from shoaltest import (SMTPConn, ShoalTestCase, make_message, shard_of,
-                       tcp_queues, wait_for)
+from shoaltest import (DOWN_MS, SMTPConn, ShoalTestCase, make_message,
+                       shard_of, tcp_queues, wait_for)
 
 FAST = ('heartbeat_ms = 200; failover_after_ms = 1500; '
         'peer_timeout_ms = 800;')
@@ -40,15 +40,15 @@ def send(c, n, tag="m"):
     return qids, other
 
 
-def node_status(c, nid):
-    for n in c.status()["nodes"]:
+def node_status(c, nid, wait_ms=None):
+    for n in c.status(wait_ms)["nodes"]:
         if n["id"] == nid:
             return n
     raise AssertionError(f"no {nid} in status")
 
 
-def repl(c, nid):
-    return node_status(c, nid).get("replication", {})
+def repl(c, nid, wait_ms=None):
+    return node_status(c, nid, wait_ms).get("replication", {})
 
 
 class ReplicationTest(ShoalTestCase):
@@ -87,17 +87,17 @@ class ReplicationTest(ShoalTestCase):
                  "n1's pair healthy")
         before, _ = send(c, 10, "before")
         c.kill_node("n2", signal.SIGKILL)
-        wait_for(lambda: repl(c, "n1").get("state") == "degraded", 10,
-                 "n1 degraded without its peer")
+        wait_for(lambda: repl(c, "n1", DOWN_MS).get("state") ==
+                 "degraded", 10, "n1 degraded without its peer")
         # n1 takes n2's shards (the router no longer hears n2) and
         # acknowledges alone: everything journaled for n2
-        wait_for(lambda: set(c.owners().values()) == {"n1"}, 15,
-                 "n1 owning every shard")
+        wait_for(lambda: set(c.owners(wait_ms=DOWN_MS).values()) ==
+                 {"n1"}, 15, "n1 owning every shard")
         during, other = send(c, 30, "during")
         self.assertEqual((len(during), other), (30, []))
-        r = repl(c, "n1")
+        r = repl(c, "n1", DOWN_MS)
         self.assertGreaterEqual(r["lag_ops"], 30, "changes waiting for n2")
-        self.assertIn("n1", c.status()["degraded"])
+        self.assertIn("n1", c.status(DOWN_MS)["degraded"])
         c.start_node("n2")
         wait_for(lambda: repl(c, "n1").get("state") == "healthy", 20,
                  "n1's pair healthy again")
@@ -107,9 +107,10 @@ class ReplicationTest(ShoalTestCase):
                          "n2 caught up with all 40 messages")
         # the copies are good: n2 takes over and holds every message
         c.kill_node("n1", signal.SIGKILL)
-        wait_for(lambda: set(c.owners().values()) == {"n2"}, 15,
-                 "n2 owning every shard")
-        listed = {m["qid"] for m in c.queue_list()["messages"]}
+        wait_for(lambda: set(c.owners(wait_ms=DOWN_MS).values()) ==
+                 {"n2"}, 15, "n2 owning every shard")
+        listed = {m["qid"] for m in
+                  c.queue_list(wait_ms=DOWN_MS)["messages"]}
         self.assertEqual(listed, set(before) | set(during))
 
     def test_3_require_peer_refuses_without_the_peer(self):
@@ -120,14 +121,15 @@ class ReplicationTest(ShoalTestCase):
         ok, _ = send(c, 4, "ok")
         self.assertEqual(len(ok), 4)
         c.kill_node("n2", signal.SIGKILL)
-        wait_for(lambda: repl(c, "n1").get("state") == "degraded", 10,
-                 "n1 degraded")
+        wait_for(lambda: repl(c, "n1", DOWN_MS).get("state") ==
+                 "degraded", 10, "n1 degraded")
         qids, other = send(c, 6, "refused")
         self.assertEqual(qids, [], "nothing acknowledged without a peer")
         self.assertEqual({r.code for r in other}, {451})
         self.assertTrue(all("4.3.0" in r.text for r in other), other)
         # refused messages were withdrawn: only the first four remain
-        listed = {m["qid"] for m in c.queue_list()["messages"]}
+        listed = {m["qid"] for m in
+                  c.queue_list(wait_ms=DOWN_MS)["messages"]}
         self.assertEqual(listed, set(ok))
 
     def test_4_async_mode_replicates_after_the_reply(self):
@@ -202,7 +204,7 @@ class ReplicationTest(ShoalTestCase):
         self.assertEqual(rc, 0, err)
         self.assertTrue(doc["forced"])
         self.assertIn("n1 does not answer", err)
-        self.assertEqual(set(c.owners().values()), {"n2"})
+        self.assertEqual(set(c.owners(wait_ms=DOWN_MS).values()), {"n2"})
 
     def test_8_failover_bad_input(self):
         c = self.cluster(replication=f'mode = "sync"; {FAST}')
@@ -227,7 +229,7 @@ class ReplicationTest(ShoalTestCase):
         c.kill_node("n4", signal.SIGKILL)
 
         def settled():
-            st = c.status()
+            st = c.status(DOWN_MS)
             live = [n for n in st["nodes"] if n.get("reachable")]
             return (len({n["epoch"] for n in live}) == 1 and
                     set(c.owners(st).values()) == {"n1", "n3"} and
@@ -236,7 +238,8 @@ class ReplicationTest(ShoalTestCase):
                  interval=0.3)
         after, other = send(c, 20, "after")
         self.assertEqual((len(after), other), (20, []))
-        listed = {m["qid"] for m in c.queue_list()["messages"]}
+        listed = {m["qid"] for m in
+                  c.queue_list(wait_ms=DOWN_MS)["messages"]}
         self.assertEqual(listed, set(before) | set(after))
 
     def test_10_metrics_show_the_pair(self):

@@ -10,8 +10,8 @@ import subprocess
 import time
 import unittest
 
-from shoaltest import (SMTPConn, ShoalTestCase, bin_path, make_message,
-                       shard_of, wait_for)
+from shoaltest import (DOWN_MS, SMTPConn, ShoalTestCase, bin_path,
+                       make_message, shard_of, wait_for)
 
 FAST = ('heartbeat_ms = 200; failover_after_ms = 1500; '
         'peer_timeout_ms = 800;')
@@ -155,7 +155,8 @@ class ShoalctlTest(ShoalTestCase):
         self.assertEqual(rc, 2)
         # n2 down: n1's messages can still be held; shoalctl names n2
         c.kill_node("n2", signal.SIGKILL)
-        mine = [q for q in qids if c.owner_of(q) == "n1"]
+        st = c.status(DOWN_MS)
+        mine = [q for q in qids if c.owner_of(q, st) == "n1"]
         self.assertTrue(mine)
         rc, doc, err = c.shoalctl("--timeout", "1000", "queue", "hold",
                                   mine[0])

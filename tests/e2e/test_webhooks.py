@@ -35,8 +35,8 @@ import threading
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from shoaltest import (ShoalTestCase, free_port, make_message, shard_of,
-                       wait_for)
+from shoaltest import (DOWN_MS, ShoalTestCase, free_port, make_message,
+                       shard_of, wait_for)
 from test_pools import Capture
 
 DOMAIN = "hooks.test"
@@ -352,8 +352,8 @@ class WebhooksTest(ShoalTestCase):
         pending = c.metric("n1", "shoal_webhook_backlog", webhook="main")
         self.assertGreater(pending, 0, "n1 had events to send")
         c.kill_node("n1", signal.SIGKILL)
-        wait_for(lambda: set(c.owners().values()) == {"n2"}, 30,
-                 "n2 owning every shard")
+        wait_for(lambda: set(c.owners(wait_ms=DOWN_MS).values()) ==
+                 {"n2"}, 30, "n2 owning every shard")
         recv.mode = "ok"
         outs = self.outcomes(c, set(rcpts))
         self.assertEqual(len(outs), 40)

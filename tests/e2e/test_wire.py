@@ -23,7 +23,8 @@ import signal
 import subprocess
 import threading
 
-from shoaltest import SMTPConn, ShoalTestCase, log, make_message, wait_for
+from shoaltest import (DOWN_MS, SMTPConn, ShoalTestCase, log, make_message,
+                       wait_for)
 from test_delivery import DEST, SENDER, Peers, read_json_lines
 
 MDB_LOAD = "/usr/bin/mdb_load"
@@ -177,8 +178,8 @@ class WireTest(ShoalTestCase):
                              "healthy" for n in c.status()["nodes"]), 10,
                  "the pair healthy", interval=POLL)
         c.kill_node("n1", signal.SIGKILL)
-        wait_for(lambda: set(c.owners().values()) == {"n2"}, 15,
-                 "n2 owning every shard", interval=POLL)
+        wait_for(lambda: set(c.owners(wait_ms=DOWN_MS).values()) ==
+                 {"n2"}, 15, "n2 owning every shard", interval=POLL)
 
         errors = []
 
