@@ -98,17 +98,23 @@ links_send_admin_all(struct links *l, const Shoal__ShardMap *map,
 	}
 }
 
+Shoal__AdminReply *
+links_admin_reply(const zmq_msg_t *frames, size_t nframes)
+{
+	if (nframes != 1)
+		return NULL;
+	return shoal__admin_reply__unpack(
+		NULL, zmq_msg_size((zmq_msg_t *)&frames[0]),
+		zmq_msg_data((zmq_msg_t *)&frames[0]));
+}
+
 void
 links_log_refusals(struct zsock *zs, zmq_msg_t *frames, size_t nframes,
 		   void *arg)
 {
-	Shoal__AdminReply *r;
+	Shoal__AdminReply *r = links_admin_reply(frames, nframes);
 
 	(void)zs;
-	if (nframes != 1)
-		return;
-	r = shoal__admin_reply__unpack(NULL, zmq_msg_size(&frames[0]),
-				       zmq_msg_data(&frames[0]));
 	if (r == NULL)
 		return;
 	if (r->status != SHOAL__STATUS__STATUS_OK)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "lib/zsock.h"
+#include "proto/cli_node.pb-c.h"
 #include "proto/queue.pb-c.h"
 
 struct event_base;
@@ -28,6 +29,10 @@ void links_free(struct links *l);
  * when map does not know id or the socket cannot be made (logged). */
 struct zsock *links_get(struct links *l, const Shoal__ShardMap *map,
 			const char *id);
+
+/* A node's answer on a link: one frame, an AdminReply (the caller frees
+ * it with shoal__admin_reply__free_unpacked), or NULL when it is not. */
+Shoal__AdminReply *links_admin_reply(const zmq_msg_t *frames, size_t nframes);
 
 /* A zsock_msg_fn for requests whose answers matter only when refused
  * (shaping actions and policies sent round): arg is the static name of

@@ -200,13 +200,9 @@ static void
 supp_on_link_msg(struct zsock *zs, zmq_msg_t *frames, size_t nframes, void *arg)
 {
 	struct suppress *sp = arg;
-	Shoal__AdminReply *r;
+	Shoal__AdminReply *r = links_admin_reply(frames, nframes);
 
 	(void)zs;
-	if (nframes != 1)
-		return;
-	r = shoal__admin_reply__unpack(NULL, zmq_msg_size(&frames[0]),
-				       zmq_msg_data(&frames[0]));
 	if (r == NULL)
 		return;
 	for (size_t i = 0; i < sp->n_sent; i++) {
