@@ -256,11 +256,11 @@ def _run_workers(modules, jobs, out):
         sel.register(w["pidfd"], selectors.EVENT_READ, ("exit", w))
         live.append(w)
 
-    todo = _longest_first(modules)
+    waiting = _longest_first(modules)  # modules not started yet
     try:
-        while todo or live:
-            while todo and len(live) < jobs:
-                spawn(todo.pop(0))
+        while waiting or live:
+            while waiting and len(live) < jobs:
+                spawn(waiting.pop(0))
             for key, _ in sel.select():
                 kind, w = key.data
                 if w not in live:

@@ -18,8 +18,9 @@ one SMTP port at distinct loopback addresses):
   contract (delivery.tls_ca_file, delivery.mta_sts_port).
 - DnssecRig: zones signed with ldns-keygen/ldns-signzone (and one with a
   broken signature, and unsigned ones) served by an authoritative unbound
-  (auth-zone), and a validating unbound in front: stub-zone per zone to
-  the authoritative one, a trust anchor (the KSK's DS) per signed zone,
+  (auth-zone), and a validating unbound in front that sends each test
+  zone's queries to the authoritative one (unbound's "stub-zone"
+  directive), a trust anchor (the KSK's DS) per signed zone,
   domain-insecure for the unsigned ones, and a forward-zone "." to the
   peers' dnsmasq for every other name (dest.test, sender.test, ...), which
   have no trust anchor and so come back insecure. The node's dns_servers
@@ -479,17 +480,17 @@ remote-control:
                                 "\n".join(auth_zones))
         self.auth = self._unbound("auth", conf, logp, self.auth_port,
                                   self.zones[0][0])
-        # unbound.conf's stub-zone (its name for "ask these servers for
-        # this zone", nothing unfinished): the validator sends each test
-        # zone's queries to the authoritative unbound
-        stub_text = "".join(f'stub-zone:\n    name: "{n}"\n'
+        # the validator sends each test zone's queries to the
+        # authoritative unbound (unbound.conf's directive for that is
+        # called stub-zone, with stub-addr and stub-first)
+        zone_routes = "".join(f'stub-zone:\n    name: "{n}"\n'
                             f"    stub-addr: 127.0.0.1@{self.auth_port}\n"
                             f"    stub-first: no\n"
                             for n, _, _ in self.zones)
         fwd = (f'forward-zone:\n    name: "."\n'
                f"    forward-addr: 127.0.0.1@{forward_port}\n")
         conf, logp = self._conf("validator", self.port,
-                                "\n".join(val_body) + "\n\n" + stub_text +
+                                "\n".join(val_body) + "\n\n" + zone_routes +
                                 fwd)
         # the apex SOA is signed right in a bogus zone too
         self.validator = self._unbound("validator", conf, logp, self.port,
