@@ -125,13 +125,6 @@ node_on_move_link(void *arg, zmq_msg_t *frames, size_t nframes)
 	move_handle(n->move, frames, nframes);
 }
 
-/* After each group commit (written, not yet synced): ship the journal. */
-static void
-node_commit_hook(void *arg)
-{
-	repl_kick(arg);
-}
-
 /* ---- cluster's hooks: what a change of ownership means above it ---- */
 
 static void
@@ -226,6 +219,7 @@ node_cluster_new(struct node *n, Shoal__ShardMap *map)
 		.supp_touch = node_cluster_supp_touch,
 		.arg = n,
 	};
+	struct commit_hook ship;
 
 	n->owner = owner_new(n->base, n->cfg, n->me, n->store, n->rpc, map,
 			     &hooks);
@@ -235,7 +229,8 @@ node_cluster_new(struct node *n, Shoal__ShardMap *map)
 	if (n->repl == NULL)
 		return -EIO;
 	owner_set_repl(n->owner, n->repl);
-	commit_set_hook(n->commit, node_commit_hook, n->repl);
+	ship = repl_commit_hook(n->repl);
+	commit_set_hook(n->commit, &ship);
 	n->move = move_new(n->base, n->cfg, n->me, n->zctx, n->store,
 			   n->commit, n->rpc, n->owner, n->repl, &hooks);
 	return 0;
@@ -799,7 +794,7 @@ node_free(struct node *n)
 	 * too. The hook ships the journal through repl: off before it goes. */
 	if (n->commit) {
 		commit_flush(n->commit);
-		commit_set_hook(n->commit, NULL, NULL);
+		commit_set_hook(n->commit, NULL);
 	}
 	repl_free(n->repl);
 	n->repl = NULL;

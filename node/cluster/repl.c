@@ -452,6 +452,7 @@ repl_on_timer(evutil_socket_t fd, short what, void *arg)
 		r->rewinds++;
 	}
 	repl_apply_tick(r, now);
+	repl_repair_start(r);
 	repl_send_heartbeat(r);
 	repl_pump(r);
 	repl_report_behind(r, now);
@@ -552,9 +553,10 @@ repl_load(struct repl *r)
 		be64_put(v, r->stream);
 		rc = store_meta_put(t, REPL_META_STREAM, v, sizeof(v));
 	}
-	/* The journal ships a batch as soon as its commit is written, while
-	 * the commit's last fdatasync still runs (commit.c): a machine that
-	 * crashes then may come back without a batch its peer applied. Its
+	/* The journal ships a batch before the commit that holds it writes
+	 * and syncs it (commit.h, the hook): a node killed in that commit, or
+	 * a machine that crashes before its sync, may come back without a
+	 * batch its peer applied. Its
 	 * seqs must never be given out again, or the peer would take the new
 	 * changes for the ones it has and skip them: start past them, stored
 	 * durably before anything is journaled. (The first start of a store
@@ -659,6 +661,8 @@ repl_free(struct repl *r)
 	zsock_free(r->link);
 	free(r->batch_recs);
 	free(r->batch_ptrs);
+	free(r->prov.v);
+	free(r->repair.v);
 	free(r->w);
 	free(r);
 }

@@ -28,6 +28,7 @@
 
 #include "lib/config.h"
 #include "node/cluster/hooks.h"
+#include "node/store/commit.h"
 #include "proto/cli_node.pb-c.h"
 #include "proto/node_node.pb-c.h"
 
@@ -64,6 +65,17 @@ void repl_handle(struct repl *r, zmq_msg_t *frames, size_t nframes);
 
 /* The journal grew (a commit with journaled changes): ship it soon. */
 void repl_kick(struct repl *r);
+
+/* The group commit's hook (node/store/commit.h) for r: each transaction
+ * about to commit ships the journal it holds, so that the peer writes its
+ * copy while we write and sync ours. The peer may thus apply a change we
+ * then fail to commit: the keys of such a commit are journaled again
+ * (event=shipped_uncommitted, then event=repaired), and the peer gets
+ * their state here. A crash that cuts a commit short after it shipped
+ * leaves the peer ahead of us instead: seqs are never given out twice
+ * (REPL_RESTART_SEQ_GAP), and docs/replication.md says what the peer's
+ * copy then holds. */
+struct commit_hook repl_commit_hook(struct repl *r);
 
 /* Outcome of a wait: durable as asked, or not (require_peer). */
 typedef void (*repl_wait_fn)(bool durable, void *arg);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "lib/config.h"
+#include "lib/qid.h"
 #include "node/cluster/hooks.h"
 #include "node/cluster/repl.h"
 #include "proto/node_node.pb-c.h"
@@ -44,6 +45,13 @@ struct repl_flight {
 	size_t bytes;
 };
 
+/* Journal keys (qids, suppression and webhook event keys), each shorter
+ * than QID_MAX. */
+struct repl_keys {
+	char (*v)[QID_MAX];
+	size_t n, cap;
+};
+
 struct repl {
 	const struct config *cfg;
 	const struct cfg_node *me;
@@ -69,6 +77,13 @@ struct repl {
 	bool resync_again; /* asked past the floor of the one running */
 	uint64_t trimmed;
 	uint64_t resync_floor; /* the resync's seqs start past this */
+	/* keys shipped from the transaction now committing (the group
+	 * commit's hook), and those of commits that failed after shipping,
+	 * to be journaled again (repl_repair_start) */
+	struct repl_keys prov, repair;
+	bool repair_busy;
+	uint64_t repair_retry_ms; /* not before: the last repair failed */
+	uint64_t repair_dropped;  /* keys beyond REPL_REPAIR_MAX, not logged */
 
 	/* enqueues waiting for the peer, in seq order (a ring) */
 	struct repl_waiter *w;
@@ -155,6 +170,15 @@ uint64_t repl_stall_ms(const struct repl *r);
  * shipped; either way we resync), and maybe asks for a resend from
  * there. */
 void repl_on_ack(struct repl *r, uint64_t seq, bool resend);
+
+/* Add key to ks unless ks holds max keys once duplicates are dropped;
+ * false when it did not fit. */
+bool repl_keys_add(struct repl_keys *ks, const char *key, size_t max);
+
+/* Journal again the keys of commits that failed after shipping, in a
+ * batch of their own, unless one is under way or the last failed less
+ * than REPL_REPAIR_RETRY_MS ago (repl.c's timer calls it again). */
+void repl_repair_start(struct repl *r);
 
 /* Waiters for seqs above `above` wait for seq `to` instead (repl.c). */
 void repl_waits_move(struct repl *r, uint64_t above, uint64_t to);

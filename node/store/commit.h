@@ -50,7 +50,7 @@ typedef int (*commit_apply_fn)(struct store_txn *t, void *arg);
 /* The item's outcome: 0 when its writes are durable, else
  * SHOAL_E_STORAGE_FULL, -errno or the apply's error (nothing of the item
  * kept). Called exactly once per item, never from inside commit_add();
- * for a durable item after the hook (commit_set_hook). It is where the
+ * after the hook (commit_set_hook) heard of its commit. It is where the
  * item's side effects go (logs, counters, replies, kicks) and where arg
  * is freed; it may queue new items with commit_add(). */
 typedef void (*commit_done_fn)(int result, void *arg);
@@ -82,13 +82,27 @@ void commit_add_later(struct commit *c, commit_apply_fn apply,
  * the apply work of every batch. */
 void commit_set_rehearse(struct commit *c, bool on);
 
-/* Call fn(arg) after each commit, as soon as it is written: before the
- * sync that makes it durable and before its items' done callbacks. To
- * ship the journal, so that the peer's writes overlap that sync; what fn
- * reads may therefore be undone by a crash of the machine (node/cluster/
- * repl.c says how the stream allows for that). One hook; NULL removes
- * it. */
-void commit_set_hook(struct commit *c, void (*fn)(void *), void *arg);
+/* Who ships the journal (node/cluster/repl.c) hears of every real commit
+ * (never of a rehearsal):
+ * - ship(arg, t): t holds a batch's writes, all applies done, about to be
+ *   committed: the commit writes its pages, fdatasyncs them and writes
+ *   the meta page. What ship reads from t and sends leaves before that
+ *   sync, so that the peer's writes overlap it. It may read t, never
+ *   write it, and call nothing of this module.
+ * - then committed(arg) when that commit succeeded (its items wait for
+ *   the next sync), or failed(arg) when it did not: nothing of t was
+ *   kept, and what ship sent from it must be put right.
+ * A crash of the process or the machine may also cut a commit short
+ * after ship: node/cluster/repl.h says how the stream allows for that. */
+struct commit_hook {
+	void (*ship)(void *arg, struct store_txn *t);
+	void (*committed)(void *arg);
+	void (*failed)(void *arg);
+	void *arg;
+};
+
+/* Set the hook (copied); NULL removes it. */
+void commit_set_hook(struct commit *c, const struct commit_hook *h);
 
 /* Batches committed, items in them, and explicit syncs (a batch no later
  * batch carried), since start. */

@@ -66,6 +66,9 @@ static uint64_t t_node_head;	/* the newest seq of it that it sent */
 static uint64_t t_node_base;	/* its journal head when it started */
 static uint64_t t_node_prev;	/* prev_seq of the last batch it sent */
 static size_t t_node_records;	/* records in the last batch it sent */
+static char t_node_qid[QID_MAX]; /* that batch's first record: its key, */
+static bool t_node_deleted;	 /* whether it says deleted, */
+static bool t_node_body;	 /* and whether it carries the body */
 
 /* What the cluster asked of the node above it. */
 static int t_due; /* work_due: a handback adopted messages */
@@ -145,10 +148,13 @@ static const struct cluster_hooks t_hooks = {
 	.supp_touch = t_hook_supp_touch,
 };
 
+/* The node's hook: each commit ships the journal it holds first. */
 static void
-t_commit_hook(void *arg)
+t_set_hook(void)
 {
-	repl_kick(arg);
+	struct commit_hook h = repl_commit_hook(t_repl);
+
+	commit_set_hook(t_commit, &h);
 }
 
 /* A TCP port that was free on 127.0.0.1 a moment ago. */
@@ -222,7 +228,7 @@ t_setup(void)
 			  t_owner, &t_hooks);
 	ck_assert_ptr_nonnull(t_repl);
 	owner_set_repl(t_owner, t_repl);
-	commit_set_hook(t_commit, t_commit_hook, t_repl);
+	t_set_hook();
 	/* qids of n2's shards (odd ones): replica copies on n1 */
 	{
 		struct qid_gen g;
@@ -256,7 +262,7 @@ t_teardown(void)
 {
 	/* node_free()'s order: commit, answer the waits, commit again */
 	commit_flush(t_commit);
-	commit_set_hook(t_commit, NULL, NULL);
+	commit_set_hook(t_commit, NULL);
 	repl_free(t_repl);
 	commit_flush(t_commit);
 	commit_free(t_commit);
@@ -306,6 +312,16 @@ t_read_peer(void)
 				t_node_head = pm->batch->last_seq;
 				t_node_prev = pm->batch->prev_seq;
 				t_node_records = pm->batch->n_records;
+				t_node_qid[0] = '\0';
+				if (pm->batch->n_records > 0) {
+					const Shoal__ReplRecord *rec =
+						pm->batch->records[0];
+
+					snprintf(t_node_qid, sizeof(t_node_qid),
+						 "%s", rec->qid);
+					t_node_deleted = rec->deleted;
+					t_node_body = rec->has_body;
+				}
 			}
 			shoal__peer_message__free_unpacked(pm, NULL);
 		}
@@ -1029,14 +1045,14 @@ t_restart_repl(void)
 	const struct cfg_node *me = config_find_node(t_cfg, "n1");
 
 	commit_flush(t_commit);
-	commit_set_hook(t_commit, NULL, NULL);
+	commit_set_hook(t_commit, NULL);
 	repl_free(t_repl);
 	commit_flush(t_commit);
 	t_repl = repl_new(t_base, t_cfg, me, t_zctx, t_store, t_commit,
 			  t_owner, &t_hooks);
 	ck_assert_ptr_nonnull(t_repl);
 	owner_set_repl(t_owner, t_repl);
-	commit_set_hook(t_commit, t_commit_hook, t_repl);
+	t_set_hook();
 }
 
 /* A start skips 2^32 seqs (a commit lost in a crash may have shipped
@@ -1097,6 +1113,121 @@ START_TEST(test_an_ack_past_our_head_sends_everything_again)
 	}
 END_TEST
 
+/* A transaction that ships its journal and then fails to commit (a full
+ * disk, an I/O error), through the hook as the group commit calls it. */
+static void
+t_ship_and_fail(const char *del, const char *put)
+{
+	struct commit_hook h = repl_commit_hook(t_repl);
+	Shoal__ReplRecord rec;
+	struct store_txn *t;
+
+	ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
+	if (del != NULL)
+		ck_assert_int_eq(store_msg_del(t, del,
+					       shard_of(del, T_SHARDS)), 0);
+	if (put != NULL) {
+		t_record(&rec, 0, put, 100, false);
+		ck_assert_int_eq(store_msg_put(t, put, rec.shard,
+					       rec.meta.data, rec.meta.len,
+					       rec.body.data, rec.body.len),
+				 0);
+		free(rec.meta.data);
+		free(rec.body.data);
+	}
+	h.ship(h.arg, t);
+	store_txn_abort(t);
+	h.failed(h.arg);
+}
+
+/* Read what the node sent, without running its loop (nothing it would
+ * do next happens meanwhile), until a batch up to seq came. */
+static void
+t_read_head(uint64_t seq)
+{
+	uint64_t until = clock_mono_ms() + 5000;
+
+	while (t_node_head < seq && clock_mono_ms() < until) {
+		t_read_peer();
+		usleep(1000);
+	}
+	ck_assert_uint_ge(t_node_head, seq);
+}
+
+/* The journal leaves before the commit that holds it (the hook): when
+ * that commit then fails, the peer has applied changes n1 does not have.
+ * Each key it shipped is journaled again, and the peer gets n1's state:
+ * a message it never stored comes as a withdrawal, one whose deletion
+ * failed comes back whole, with its body. */
+START_TEST(test_a_commit_that_fails_after_shipping_is_put_right)
+	{
+		uint64_t head;
+
+		t_store_own(t_own[0]);
+		repl_kick(t_repl);
+		t_wait_link();
+		t_wait_head(t_node_base + 1);
+		t_ack(t_node_head);
+		/* a new message, shipped, its commit failed */
+		head = t_node_head;
+		t_ship_and_fail(NULL, t_own[1]);
+		t_read_head(head + 1);
+		ck_assert_uint_eq(t_node_head, head + 1);
+		ck_assert_str_eq(t_node_qid, t_own[1]);
+		ck_assert(!t_node_deleted);
+		t_wait_head(head + 2);
+		ck_assert_str_eq(t_node_qid, t_own[1]);
+		ck_assert_msg(t_node_deleted,
+			      "the peer was not told that n1 lacks %s",
+			      t_own[1]);
+		ck_assert(!t_has(t_own[1]));
+		/* a deletion of a stored message, shipped, its commit failed */
+		head = t_node_head;
+		t_ship_and_fail(t_own[0], NULL);
+		t_read_head(head + 1);
+		ck_assert_str_eq(t_node_qid, t_own[0]);
+		ck_assert(t_node_deleted);
+		t_wait_head(head + 2);
+		ck_assert_str_eq(t_node_qid, t_own[0]);
+		ck_assert_msg(!t_node_deleted && t_node_body,
+			      "the peer did not get %s back whole", t_own[0]);
+		ck_assert(t_has(t_own[0]));
+	}
+END_TEST
+
+/* Positive control of the repair: a commit that succeeds after shipping
+ * sends its change once, and nothing is journaled again. */
+START_TEST(test_a_commit_that_succeeds_after_shipping_is_sent_once)
+	{
+		struct commit_hook h = repl_commit_hook(t_repl);
+		Shoal__ReplRecord rec;
+		struct store_txn *t;
+		uint64_t head;
+		bool synced;
+
+		t_wait_link();
+		head = t_node_head;
+		ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
+		t_record(&rec, 0, t_own[2], 100, false);
+		ck_assert_int_eq(store_msg_put(t, t_own[2], rec.shard,
+					       rec.meta.data, rec.meta.len,
+					       rec.body.data, rec.body.len),
+				 0);
+		free(rec.meta.data);
+		free(rec.body.data);
+		h.ship(h.arg, t);
+		ck_assert_int_eq(store_txn_commit_lazy(t, &synced), 0);
+		h.committed(h.arg);
+		t_read_head(head + 1);
+		ck_assert_str_eq(t_node_qid, t_own[2]);
+		head = t_node_head;
+		t_ack(head);
+		t_run(400); /* the repair would come after REPL_TRIM_DELAY_MS */
+		ck_assert_uint_eq(t_node_head, head);
+		ck_assert_uint_eq(store_journal_seq(t_store), head);
+	}
+END_TEST
+
 static Suite *
 repl_suite(void)
 {
@@ -1119,6 +1250,8 @@ repl_suite(void)
 	tcase_add_test(tc, test_an_ack_during_a_trim_is_trimmed_after_it);
 	tcase_add_test(tc, test_a_start_skips_seqs_and_an_empty_batch_acks_them);
 	tcase_add_test(tc, test_an_ack_past_our_head_sends_everything_again);
+	tcase_add_test(tc, test_a_commit_that_fails_after_shipping_is_put_right);
+	tcase_add_test(tc, test_a_commit_that_succeeds_after_shipping_is_sent_once);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("lease");
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
