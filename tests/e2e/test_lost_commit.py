@@ -2,13 +2,14 @@
 it must not leave the peer believing it has changes it never got
 (node/cluster/repl.c, repl_load; node/cluster/repl_send.c, repl_resync).
 
-The journal ships a commit as soon as it is written, before the fdatasync
-that makes it durable (node/store/commit.c): after a power cut the primary
-may come back without a batch its peer has applied. Had the primary
-handed the same seqs to new changes, the peer would take them for the
-ones it has, skip them and acknowledge them: mail answered 250 after the
-restart would be missing on the peer, and lost when the peer takes over.
-Two defences, one method each:
+The journal ships a commit before it is written and fdatasynced
+(node/store/commit.h, the hook): after kill -9 in that commit, or a power
+cut, the primary may come back without a batch its peer has applied. Had
+the primary handed the same seqs to new changes, the peer would take them
+for the ones it has, skip them and acknowledge them: mail answered 250
+after the restart would be missing on the peer, and lost when the peer
+takes over. Two defences, one method each, and a third method for what
+the peer answers for meanwhile:
 
 test_restored_primary_does_not_reuse_seqs_its_peer_applied (a crash):
     the node skips 2^32 seqs at every start, stored durably before
@@ -27,8 +28,16 @@ test_primary_restored_from_backup_resyncs_its_peer (a restored backup):
     result=success`; only once n2 acknowledged that resync (and batch
     C) does n2 take over.
 
-The scenario (shared; the methods differ in step 3 and the checks of 5
-and 6):
+test_copy_answered_by_the_peer_survives_the_failback (a resend in
+between): the peer takes over and the routers resend what the crash left
+unanswered; the peer finds copies it adopted and answers OK. It must
+journal each again with its body (node/queue/ingest.c, ingest_known), or
+the primary, back without them, never gets them, and once its shards are
+handed back they stay on the peer as replica copies, never delivered.
+Its own steps are in its docstring.
+
+The scenario of the first two (shared; the methods differ in step 3 and
+the checks of 5 and 6):
 
 1. n1 <-> n2 (sync) and a router; the test domain routes to a port where
    nothing listens yet, so every message stays queued on its primary and
@@ -75,6 +84,7 @@ import unittest
 
 from shoaltest import (REPO, SMTPConn, ShoalTestCase, log, make_message,
                        shard_of, sink_delivered, wait_for)
+from test_promises import FakeRouter, qid_for
 
 PYTHON = "/usr/bin/python3"
 CAPTURE = os.path.join(REPO, "tests", "fixtures", "capture_smtpd.py")
@@ -105,6 +115,90 @@ class LostCommitTest(ShoalTestCase):
 
     def test_primary_restored_from_backup_resyncs_its_peer(self):
         self.lose_commits(copy_before_restart=True)
+
+    def test_copy_answered_by_the_peer_survives_the_failback(self):
+        """n1's batch reaches n2 and n1 is killed in the commit that
+        would have made it durable (the journal leaves before that
+        commit's fdatasync), so no router had an answer. n2 takes over;
+        the routers resend to n2, which finds the copies it adopted and
+        answers OK. n1 comes back without them, and gets its shards back:
+        every message n2 answered for must be delivered.
+
+        The cut commit is made by putting back a copy of n1's store
+        taken before the batch (mdb_copy of the running node: what a
+        crash keeps), the lost answers by a router of the test's own
+        (FakeRouter), whose replies stand for those a crash cut short."""
+        if not os.access(MDB_COPY, os.X_OK):
+            self.skipTest(f"needs {MDB_COPY} (lmdb-utils)")
+        c = self.cluster(replication=REPLICATION, node_timeout_ms=10000)
+        initial = {s: c.initial_owner(s)[0] for s in range(c.shards)}
+        n1, n2 = c.node("n1"), c.node("n2")
+        self.wait_healthy(c, initial)
+        snap = os.path.join(self.tempdir("shoal-lost-commit-"), "n1")
+        self.snapshot(c, "n1", snap)
+
+        # the batch: stored on n1, applied by n2 (their answers "lost")
+        fr = FakeRouter(c.node_port["n1"])
+        self.addCleanup(fr.close)
+        epoch, _ = fr.node_map()
+        batch = [qid_for(c, "n1") for _ in range(5)]
+        for q in batch:
+            status, _ = fr.enqueue(q, epoch, c.shards, f"cut {q}")
+            self.assertEqual(status, "OK", f"{q} on n1")
+        fr.close()
+        self.wait_acked(c, "after the batch n1 is to lose")
+
+        # n1 killed in that commit: it comes back without the batch
+        c.kill_node("n1", signal.SIGKILL)
+        shutil.rmtree(c.data_dir("n1"))
+        shutil.copytree(snap, c.data_dir("n1"))
+        rc, doc, err = c.shoalctl("--timeout", "1000", "node", "failover",
+                                  "n1")
+        self.assertEqual(rc, 0, f"forced failover of n1: {err}")
+        wait_for(lambda: set(c.owners().values()) == {"n2"}, WAIT,
+                 "n2 primary of every shard", interval=0.1)
+
+        # the routers' resends: n2 holds each copy and answers for it
+        off2 = n2.log_offset()
+        fr = FakeRouter(c.node_port["n2"])
+        self.addCleanup(fr.close)
+        epoch, _ = fr.node_map()
+        for q in batch:
+            status, _ = fr.enqueue(q, epoch, c.shards, f"resent {q}")
+            self.assertEqual(status, "OK", f"{q} resent to n2")
+        fr.close()
+        for q in batch:
+            n2.wait_log(rf"qid={q} event=stored_already shard=\d+ "
+                        r"state=queued", WAIT, since=off2,
+                        what=f"n2 answering for its copy of {q}")
+
+        # n1 back without the batch, then its shards given back
+        c.start_node("n1")
+        wait_for(lambda: all(
+            n.get("replication", {}).get("state") == "healthy"
+            for n in c.status()["nodes"]), WAIT, "the pair healthy again",
+            interval=0.1)
+        c.ctl_ok("node", "failback", "n1", timeout=60)
+        wait_for(lambda: c.owners() == initial, WAIT,
+                 "n1 primary of its shards again", interval=0.1)
+
+        # the MX comes up: every message answered for is delivered
+        dump = os.path.join(c.dir, "sink")
+        os.mkdir(dump)
+        c.spawn("capture", [PYTHON, CAPTURE, "--dir", dump, "--listen",
+                            f"127.0.0.1:{c.dead_port}"],
+                ready_re=r"capture event=ready")
+        c.ctl_ok("queue", "flush")
+        wait_for(lambda: c.queue_list()["messages"] == [], WAIT,
+                 "every queue empty", interval=0.2)
+        got = sink_delivered(dump)
+        missing = [q for q in batch if q not in got]
+        log(f"lost_commit: answered by n2 and delivered after the "
+            f"failback: {len(batch) - len(missing)}/{len(batch)}")
+        self.assertEqual(missing, [], "messages n2 answered OK for, "
+                         "never delivered after n1 took its shards back")
+        self.assertEqual([q for q in batch if got[q] != 1], [],
+                         "delivered more than once")
 
     # -- helpers --
 
