@@ -183,15 +183,7 @@ class LostCommitTest(ShoalTestCase):
                  "n1 primary of its shards again", interval=0.1)
 
         # the MX comes up: every message answered for is delivered
-        dump = os.path.join(c.dir, "sink")
-        os.mkdir(dump)
-        c.spawn("capture", [PYTHON, CAPTURE, "--dir", dump, "--listen",
-                            f"127.0.0.1:{c.dead_port}"],
-                ready_re=r"capture event=ready")
-        c.ctl_ok("queue", "flush")
-        wait_for(lambda: c.queue_list()["messages"] == [], WAIT,
-                 "every queue empty", interval=0.2)
-        got = sink_delivered(dump)
+        got = self.deliver_all(c)
         missing = [q for q in batch if q not in got]
         log(f"lost_commit: answered by n2 and delivered after the "
             f"failback: {len(batch) - len(missing)}/{len(batch)}")
@@ -261,6 +253,21 @@ class LostCommitTest(ShoalTestCase):
         r = subprocess.run([MDB_COPY, src, dest], capture_output=True,
                            text=True, timeout=60)
         self.assertEqual(r.returncode, 0, f"mdb_copy {src}: {r.stderr}")
+
+    def deliver_all(self, c):
+        """The sink on the route's port and a queue flush; once every
+        primary's queue is empty, {qid: copies} at the sink (it writes a
+        message before its 250, so whatever was delivered is there)."""
+        dump = os.path.join(c.dir, "sink")
+        os.mkdir(dump)
+        c.spawn("capture", [PYTHON, CAPTURE, "--dir", dump, "--listen",
+                            f"127.0.0.1:{c.dead_port}"],
+                ready_re=r"capture event=ready")
+        c.ctl_ok("queue", "flush")
+        wait_for(lambda: c.queue_list()["messages"] == [], WAIT,
+                 "every primary's queue empty: everything delivered",
+                 interval=0.2)
+        return sink_delivered(dump)
 
     def resyncs(self, n1, since):
         """n1's resync lines from log offset `since` on: (the asking
@@ -401,18 +408,7 @@ class LostCommitTest(ShoalTestCase):
                  "n2 primary of every shard", interval=0.1)
 
         # 8: the sink on the route's port, deliver everything n2 holds
-        dump = os.path.join(c.dir, "sink")
-        os.mkdir(dump)
-        c.spawn("capture", [PYTHON, CAPTURE, "--dir", dump, "--listen",
-                            f"127.0.0.1:{c.dead_port}"],
-                ready_re=r"capture event=ready")
-        c.ctl_ok("queue", "flush")
-        # the sink writes a message before its 250: with n2's queue
-        # empty, whatever n2 delivered is there
-        wait_for(lambda: c.queue_list()["messages"] == [], WAIT,
-                 "n2's queue empty: everything it held delivered",
-                 interval=0.2)
-        got = sink_delivered(dump)
+        got = self.deliver_all(c)
         counts = {name: len(set(b) & set(got)) for name, b in
                   (("A", batch_a), ("B", batch_b), ("C", batch_c))}
         log(f"lost_commit: at the sink: A {counts['A']}/{len(batch_a)}, "

@@ -1115,10 +1115,10 @@ END_TEST
 
 /* A transaction that ships its journal and then fails to commit (a full
  * disk, an I/O error), through the hook as the group commit calls it. */
-static void
-t_ship_and_fail(const char *del, const char *put)
+/* A write transaction that deletes del and stores put (either NULL). */
+static struct store_txn *
+t_change(const char *del, const char *put)
 {
-	struct commit_hook h = repl_commit_hook(t_repl);
 	Shoal__ReplRecord rec;
 	struct store_txn *t;
 
@@ -1135,6 +1135,15 @@ t_ship_and_fail(const char *del, const char *put)
 		free(rec.meta.data);
 		free(rec.body.data);
 	}
+	return t;
+}
+
+static void
+t_ship_and_fail(const char *del, const char *put)
+{
+	struct commit_hook h = repl_commit_hook(t_repl);
+	struct store_txn *t = t_change(del, put);
+
 	h.ship(h.arg, t);
 	store_txn_abort(t);
 	h.failed(h.arg);
@@ -1200,21 +1209,13 @@ END_TEST
 START_TEST(test_a_commit_that_succeeds_after_shipping_is_sent_once)
 	{
 		struct commit_hook h = repl_commit_hook(t_repl);
-		Shoal__ReplRecord rec;
 		struct store_txn *t;
 		uint64_t head;
 		bool synced;
 
 		t_wait_link();
 		head = t_node_head;
-		ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
-		t_record(&rec, 0, t_own[2], 100, false);
-		ck_assert_int_eq(store_msg_put(t, t_own[2], rec.shard,
-					       rec.meta.data, rec.meta.len,
-					       rec.body.data, rec.body.len),
-				 0);
-		free(rec.meta.data);
-		free(rec.body.data);
+		t = t_change(NULL, t_own[2]);
 		h.ship(h.arg, t);
 		ck_assert_int_eq(store_txn_commit_lazy(t, &synced), 0);
 		h.committed(h.arg);
