@@ -1,7 +1,8 @@
 /* What node/cluster/repl.c (the link, pair health, waits, status),
- * repl_send.c (our stream, acks, trim, resync) and repl_apply.c (applying
- * the peer's stream) share: the state of the pair. Nothing outside those
- * three files includes this. */
+ * repl_send.c (our stream, acks, trim, resync), repl_hook.c (shipping
+ * from the group commit, putting right a failed commit) and
+ * repl_apply.c (applying the peer's stream) share: the state of the
+ * pair. Nothing outside those four files includes this. */
 #ifndef SHOAL_NODE_REPL_INT_H
 #define SHOAL_NODE_REPL_INT_H
 
@@ -77,13 +78,16 @@ struct repl {
 	bool resync_again; /* asked past the floor of the one running */
 	uint64_t trimmed;
 	uint64_t resync_floor; /* the resync's seqs start past this */
-	/* keys shipped from the transaction now committing (the group
-	 * commit's hook), and those of commits that failed after shipping,
-	 * to be journaled again (repl_repair_start) */
+	/* repl_hook.c: keys shipped from the transaction now committing,
+	 * and those of commits that failed after shipping, to be journaled
+	 * again; while any wait, the journal leaves after its commits */
 	struct repl_keys prov, repair;
 	bool repair_busy;
+	bool ship_late;
 	uint64_t repair_retry_ms; /* not before: the last repair failed */
 	uint64_t repair_dropped;  /* keys beyond REPL_REPAIR_MAX, not logged */
+	uint64_t repair_logged_ms; /* last repair_failed line */
+	uint64_t repair_failures;  /* since that line */
 
 	/* enqueues waiting for the peer, in seq order (a ring) */
 	struct repl_waiter *w;
@@ -171,9 +175,28 @@ uint64_t repl_stall_ms(const struct repl *r);
  * there. */
 void repl_on_ack(struct repl *r, uint64_t seq, bool resend);
 
-/* Add key to ks unless ks holds max keys once duplicates are dropped;
- * false when it did not fit. */
-bool repl_keys_add(struct repl_keys *ks, const char *key, size_t max);
+/* The shard of a journal key: a qid's, or the one a suppression key or
+ * a webhook event key names. */
+uint32_t repl_key_shard(const char *key, uint32_t shards);
+
+/* r->batch_recs and r->batch_ptrs, made on first use. */
+void repl_batch_arrays(struct repl *r);
+
+/* Send r->batch_ptrs[0..n) (about bytes) as the batch after r->sent, up
+ * to seq last, and count it in flight. The window must have room. */
+void repl_ship(struct repl *r, size_t n, size_t bytes, uint64_t last);
+
+/* Ship what the window allows, from wt (a transaction about to commit)
+ * or, NULL, from what is committed. A peer that is not connected makes
+ * the send fail with EAGAIN inside zsock; the go-back timer sends
+ * again. */
+void repl_pump_from(struct repl *r, struct store_txn *wt);
+
+/* ---- repl_hook.c ---- */
+
+/* A record for key left in a batch read from a transaction not yet
+ * committed. */
+void repl_hook_shipped(struct repl *r, const char *key);
 
 /* Journal again the keys of commits that failed after shipping, in a
  * batch of their own, unless one is under way or the last failed less

@@ -1,9 +1,8 @@
 /* Our stream to the peer: the journal read from the last seq sent and
  * shipped in batches, each record a message's (or suppression entry's)
  * state now, mostly from a transaction about to commit (the group
- * commit's hook), so that the peer's writes overlap our own; what such a
- * commit that then failed had shipped is journaled again (repair);
- * at most REPL_WINDOW batches unacknowledged; the peer's acks,
+ * commit's hook: repl_hook.c); at most REPL_WINDOW batches
+ * unacknowledged; the peer's acks,
  * which free the window, answer the waits and trim the journal; go-back-N
  * to the ack on a resend request or a stall (repl.c's timer); and a full
  * resync when the peer has less than it once acknowledged. The link, the
@@ -30,10 +29,6 @@
 #define REPL_REWIND_SHIFT_MAX 3		/* stall rewinds: backoff up to 8x */
 /* The seq a wait moved behind a resync waits for until it is committed */
 #define REPL_SEQ_RESYNC UINT64_MAX
-/* Keys of failed commits waiting to be journaled again: four windows'
- * worth (a failed commit ships at most one) */
-#define REPL_REPAIR_MAX (4 * REPL_WINDOW * REPL_BATCH_RECORDS)
-#define REPL_REPAIR_RETRY_MS 250	/* after a repair that failed */
 
 /* ---- records ------------------------------------------------------------ */
 
@@ -89,47 +84,11 @@ repl_record_fill(struct store_txn *t, const char *qid, uint32_t shard,
 	return bytes;
 }
 
-/* ---- keys: those shipped from a transaction not yet committed -------- */
-
-static int
-repl_key_cmp(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-/* Add key (a journal key: shorter than QID_MAX) unless ks holds max keys
- * even once duplicates are dropped. Returns false when it did not fit. */
-bool
-repl_keys_add(struct repl_keys *ks, const char *key, size_t max)
-{
-	size_t len = strlen(key);
-
-	if (len >= QID_MAX)
-		return true; /* no such journal key: nothing to put right */
-	if (ks->n >= max) {
-		size_t k = 0;
-
-		qsort(ks->v, ks->n, sizeof(*ks->v), repl_key_cmp);
-		for (size_t i = 0; i < ks->n; i++)
-			if (k == 0 || strcmp(ks->v[k - 1], ks->v[i]) != 0)
-				memmove(ks->v[k++], ks->v[i], QID_MAX);
-		ks->n = k;
-		if (ks->n >= max)
-			return false;
-	}
-	if (ks->n == ks->cap) {
-		ks->cap = ks->cap ? ks->cap * 2 : 64;
-		ks->v = xrealloc(ks->v, ks->cap * sizeof(*ks->v));
-	}
-	memcpy(ks->v[ks->n++], key, len + 1);
-	return true;
-}
-
 /* ---- batches, the window and go-back-N --------------------------------- */
 
 /* The shard of a journal key: a qid's, or the one a suppression key or
  * a webhook event key names. */
-static uint32_t
+uint32_t
 repl_key_shard(const char *key, uint32_t shards)
 {
 	uint32_t shard;
@@ -172,14 +131,46 @@ repl_collect(uint64_t seq, const char *qid, bool body, uint64_t noted,
 	return 0;
 }
 
+void
+repl_batch_arrays(struct repl *r)
+{
+	if (r->batch_recs == NULL) {
+		r->batch_recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*r->batch_recs));
+		r->batch_ptrs = xcalloc(REPL_BATCH_RECORDS, sizeof(*r->batch_ptrs));
+	}
+}
+
+void
+repl_ship(struct repl *r, size_t n, size_t bytes, uint64_t last)
+{
+	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
+	Shoal__ReplBatch batch = SHOAL__REPL_BATCH__INIT;
+
+	repl_header(r, &pm);
+	batch.prev_seq = r->sent;
+	batch.last_seq = last;
+	batch.n_records = n;
+	batch.records = r->batch_ptrs;
+	pm.body_case = SHOAL__PEER_MESSAGE__BODY_BATCH;
+	pm.batch = &batch;
+	repl_send_msg(r, &pm);
+	r->want_resend = false;
+	if (r->sent == r->acked)
+		r->progress_ms = clock_mono_ms();
+	r->fl[r->n_fl++] = (struct repl_flight){ last, bytes };
+	log_debug(LOG_SUB_REPL, "repl event=batch_sent prev=%llu last=%llu "
+		  "records=%zu bytes=%zu",
+		  (unsigned long long)r->sent, (unsigned long long)last, n,
+		  bytes);
+	r->sent = last;
+}
+
 /* Send one batch from r->sent on, read from wt (a transaction about to
- * commit: its keys are noted in r->prov) or, NULL, from what is
+ * commit: its keys are noted, repl_hook.c) or, NULL, from what is
  * committed. Returns true when one was sent. */
 static bool
 repl_send_batch(struct repl *r, struct store_txn *wt)
 {
-	Shoal__PeerMessage pm = SHOAL__PEER_MESSAGE__INIT;
-	Shoal__ReplBatch batch = SHOAL__REPL_BATCH__INIT;
 	struct repl_build b = { .r = r, .t = wt };
 	bool is_sent;
 	int rc;
@@ -190,10 +181,7 @@ repl_send_batch(struct repl *r, struct store_txn *wt)
 		return false;
 	if (wt == NULL && store_txn_begin(r->store, true, &b.t) != 0)
 		return false;
-	if (r->batch_recs == NULL) {
-		r->batch_recs = xcalloc(REPL_BATCH_RECORDS, sizeof(*r->batch_recs));
-		r->batch_ptrs = xcalloc(REPL_BATCH_RECORDS, sizeof(*r->batch_ptrs));
-	}
+	repl_batch_arrays(r);
 	b.recs = r->batch_recs;
 	b.ptrs = r->batch_ptrs;
 	rc = store_journal_foreach(b.t, r->sent, REPL_BATCH_RECORDS, repl_collect,
@@ -206,36 +194,17 @@ repl_send_batch(struct repl *r, struct store_txn *wt)
 		b.last = store_journal_head(b.t);
 	is_sent = (rc == 0 || rc == 1) && b.last > r->sent;
 	if (is_sent) {
-		repl_header(r, &pm);
-		batch.prev_seq = r->sent;
-		batch.last_seq = b.last;
-		batch.n_records = b.n;
-		batch.records = b.ptrs;
-		pm.body_case = SHOAL__PEER_MESSAGE__BODY_BATCH;
-		pm.batch = &batch;
 		/* packed while the transaction still lends meta and bodies */
-		repl_send_msg(r, &pm);
-		r->want_resend = false;
-		if (r->sent == r->acked)
-			r->progress_ms = clock_mono_ms();
-		r->fl[r->n_fl++] = (struct repl_flight){ b.last, b.bytes };
-		r->sent = b.last;
+		repl_ship(r, b.n, b.bytes, b.last);
 		for (size_t i = 0; wt != NULL && i < b.n; i++)
-			repl_keys_add(&r->prov, b.ptrs[i]->qid, SIZE_MAX);
-		log_debug(LOG_SUB_REPL, "repl event=batch_sent prev=%llu "
-			  "last=%llu records=%zu bytes=%zu",
-			  (unsigned long long)batch.prev_seq,
-			  (unsigned long long)b.last, b.n, b.bytes);
+			repl_hook_shipped(r, b.ptrs[i]->qid);
 	}
 	if (wt == NULL)
 		store_txn_abort(b.t);
 	return is_sent;
 }
 
-/* Ship what the window allows, from wt or (NULL) what is committed. A
- * peer that is not connected makes the send fail with EAGAIN inside
- * zsock; the go-back timer sends again. */
-static void
+void
 repl_pump_from(struct repl *r, struct store_txn *wt)
 {
 	if (!r->on)
@@ -440,130 +409,6 @@ repl_resync(struct repl *r, uint64_t peer_has, const char *event)
 	rs->r = r;
 	r->resync_busy = true;
 	commit_add(r->commit, repl_resync_apply, repl_resync_done, rs);
-}
-
-/* ---- the group commit's hook, and putting right a failed commit ------- */
-
-/* A commit that failed after its journal left (a full disk, an I/O
- * error): the peer may have applied changes we do not have. Every key it
- * shipped is journaled again, so that the peer gets its state here now
- * (unchanged from before, or gone). A batch of its own: joins the next
- * one or runs after a short delay; tried again every REPL_REPAIR_RETRY_MS
- * (repl.c's timer) while it fails. */
-struct repl_repair {
-	struct repl *r;
-	struct repl_keys keys;
-};
-
-static int
-repl_repair_apply(struct store_txn *t, void *arg)
-{
-	struct repl_repair *rp = arg;
-	uint32_t shards = rp->r->cfg->cluster.shards;
-
-	for (size_t i = 0; i < rp->keys.n; i++) {
-		const char *key = rp->keys.v[i];
-		int rc = store_journal_touch(t, key, repl_key_shard(key, shards));
-
-		if (rc != 0)
-			return rc;
-	}
-	return 0;
-}
-
-static void
-repl_repair_done(int result, void *arg)
-{
-	struct repl_repair *rp = arg;
-	struct repl *r = rp->r;
-
-	r->repair_busy = false;
-	if (result == 0) {
-		log_info("repl node=%s peer=%s event=repaired keys=%zu",
-			 r->me->id, r->peer->id, rp->keys.n);
-	} else {
-		log_warn("repl node=%s peer=%s event=repair_failed keys=%zu "
-			 "error=\"%s\"",
-			 r->me->id, r->peer->id, rp->keys.n,
-			 shoal_strerror(result));
-		for (size_t i = 0; i < rp->keys.n; i++)
-			if (!repl_keys_add(&r->repair, rp->keys.v[i],
-					   REPL_REPAIR_MAX)) {
-				r->repair_dropped += rp->keys.n - i;
-				break;
-			}
-		r->repair_retry_ms = clock_mono_ms() + REPL_REPAIR_RETRY_MS;
-	}
-	free(rp->keys.v);
-	free(rp);
-	repl_repair_start(r);
-}
-
-void
-repl_repair_start(struct repl *r)
-{
-	struct repl_repair *rp;
-
-	if (r->repair_dropped > 0) {
-		log_warn("repl node=%s peer=%s event=repair_dropped keys=%llu",
-			 r->me->id, r->peer->id,
-			 (unsigned long long)r->repair_dropped);
-		r->repair_dropped = 0;
-	}
-	if (r->repair_busy || r->repair.n == 0 ||
-	    clock_mono_ms() < r->repair_retry_ms)
-		return;
-	rp = xmalloc(sizeof(*rp));
-	rp->r = r;
-	rp->keys = r->repair;
-	r->repair = (struct repl_keys){ 0 };
-	r->repair_busy = true;
-	commit_add_later(r->commit, repl_repair_apply, repl_repair_done, rp,
-			 REPL_TRIM_DELAY_MS);
-}
-
-static void
-repl_hook_ship(void *arg, struct store_txn *t)
-{
-	struct repl *r = arg;
-
-	r->prov.n = 0;
-	repl_pump_from(r, t);
-}
-
-static void
-repl_hook_committed(void *arg)
-{
-	struct repl *r = arg;
-
-	r->prov.n = 0;
-}
-
-static void
-repl_hook_failed(void *arg)
-{
-	struct repl *r = arg;
-
-	if (r->prov.n == 0)
-		return;
-	log_warn("repl node=%s peer=%s event=shipped_uncommitted keys=%zu "
-		 "sent=%llu",
-		 r->me->id, r->peer->id, r->prov.n,
-		 (unsigned long long)r->sent);
-	for (size_t i = 0; i < r->prov.n; i++)
-		if (!repl_keys_add(&r->repair, r->prov.v[i], REPL_REPAIR_MAX)) {
-			r->repair_dropped += r->prov.n - i;
-			break;
-		}
-	r->prov.n = 0;
-	repl_repair_start(r);
-}
-
-struct commit_hook
-repl_commit_hook(struct repl *r)
-{
-	return (struct commit_hook){ repl_hook_ship, repl_hook_committed,
-				     repl_hook_failed, r };
 }
 
 /* ---- acks of our stream ------------------------------------------------ */

@@ -398,6 +398,8 @@ store_txn_finish(struct store_txn *t, bool durable, bool *synced)
 	 * full that is the disk being full */
 	if (rc == EIO && store_disk_nearly_full(st))
 		rc = ENOSPC;
+	if (rc == ENOSPC) /* the next commit may find the pages it pinned */
+		store_readers_clear(st);
 	if (rc != 0)
 		return store_err(st, rc, "txn_commit", "-");
 	if (is_write && durable && (rc = mdb_env_sync(st->env, 1)) != 0)

@@ -184,6 +184,12 @@ uint64_t store_journal_seq(const struct store *st);
 int store_journal_seq_of(struct store_txn *t, const char *qid, uint64_t *seq,
 			 bool *body);
 
+/* Give out n seqs (n >= 1) with no journal entry, for records sent to
+ * the peer as they are (node/cluster/repl_hook.c); returns the first.
+ * Never given out again: the next change that is journaled stores the
+ * highest seq, and a start skips past any a crash lost (repl.c). */
+uint64_t store_journal_take(struct store *st, uint64_t n);
+
 /* Give out no seq up to the current one + n: the next change gets a seq
  * above that. Stored in t like any change of the seq (repl.c: a restart
  * never gives a seq out twice, not even one a lost commit had shipped). */

@@ -152,6 +152,12 @@ int store_msg_visit(struct store_txn *t, const MDB_val *key,
 int store_journal_mark(struct store_txn *t, MDB_val *qkey, uint32_t shard,
 		       bool body);
 
+/* store_room.c: free the reader slots of dead processes (an operator's
+ * mdb_dump killed, say), which keep the pages freed since they began from
+ * being reused for as long as this node runs: when room runs short and
+ * when a commit finds the disk full. Logged when it freed any. */
+void store_readers_clear(struct store *st);
+
 /* store_counts.c: at open, check the counts and rebuild them if they
  * cannot be trusted (logged; never fails the open). */
 void store_count_open(struct store *st);

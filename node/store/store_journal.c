@@ -245,6 +245,15 @@ store_journal_seq(const struct store *st)
 	return st->journal_seq;
 }
 
+uint64_t
+store_journal_take(struct store *st, uint64_t n)
+{
+	uint64_t first = st->journal_seq + 1;
+
+	st->journal_seq += n;
+	return first;
+}
+
 int
 store_journal_seq_of(struct store_txn *t, const char *qid, uint64_t *seq,
 		     bool *body)

@@ -123,6 +123,16 @@ store_room_reserve(uint64_t capacity)
 	return r;
 }
 
+void
+store_readers_clear(struct store *st)
+{
+	int dead;
+
+	if (mdb_reader_check(st->env, &dead) == 0 && dead > 0)
+		log_warn("store dir=%s event=stale_readers_cleared count=%d",
+			 st->dir, dead);
+}
+
 /* The room now: growth, and the free list when growth is not enough. */
 static void
 store_room_measure(struct store_txn *t, uint64_t now_ms)
@@ -130,7 +140,6 @@ store_room_measure(struct store_txn *t, uint64_t now_ms)
 	struct store *st = t->st;
 	uint64_t growth, capacity;
 	MDB_stat stat;
-	int dead;
 
 	st->room_at_ms = now_ms ? now_ms : 1; /* 0: never measured */
 	if (store_room_growth(st, &growth, &capacity) != 0) {
@@ -144,12 +153,9 @@ store_room_measure(struct store_txn *t, uint64_t now_ms)
 	st->room = growth;
 	if (growth >= st->reserve + STORE_ROOM_BURST)
 		return;
-	/* short of growth: the free pages count, and a reader slot left by
-	 * a killed process (an operator's mdb_dump, say) would keep them
-	 * from being reused for as long as this node runs */
-	if (mdb_reader_check(st->env, &dead) == 0 && dead > 0)
-		log_warn("store dir=%s event=stale_readers_cleared count=%d",
-			 st->dir, dead);
+	/* short of growth: the free pages count, unless a dead reader
+	 * pins them */
+	store_readers_clear(st);
 	if (now_ms >= st->free_next_ms && mdb_env_stat(st->env, &stat) == 0) {
 		uint64_t t0 = clock_mono_us(), took_ms;
 

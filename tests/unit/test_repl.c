@@ -1163,11 +1163,23 @@ t_read_head(uint64_t seq)
 	ck_assert_uint_ge(t_node_head, seq);
 }
 
+/* The last batch came after the one before it (prev_seq) and holds key,
+ * deleted or whole with its body. */
+static void
+t_assert_batch(uint64_t prev, const char *key, bool deleted)
+{
+	ck_assert_uint_eq(t_node_prev, prev);
+	ck_assert_str_eq(t_node_qid, key);
+	ck_assert_msg(t_node_deleted == deleted && t_node_body == !deleted,
+		      "%s: deleted %d body %d, not %s", key, t_node_deleted,
+		      t_node_body, deleted ? "deleted" : "whole");
+}
+
 /* The journal leaves before the commit that holds it (the hook): when
  * that commit then fails, the peer has applied changes n1 does not have.
- * Each key it shipped is journaled again, and the peer gets n1's state:
- * a message it never stored comes as a withdrawal, one whose deletion
- * failed comes back whole, with its body. */
+ * It gets n1's state at once (sent as it is, no commit needed) and again
+ * from the journal: a message n1 never stored comes as a withdrawal, one
+ * whose deletion failed comes back whole, with its body. */
 START_TEST(test_a_commit_that_fails_after_shipping_is_put_right)
 	{
 		uint64_t head;
@@ -1177,30 +1189,58 @@ START_TEST(test_a_commit_that_fails_after_shipping_is_put_right)
 		t_wait_link();
 		t_wait_head(t_node_base + 1);
 		t_ack(t_node_head);
-		/* a new message, shipped, its commit failed */
+		/* a new message, shipped, its commit failed: the withdrawal
+		 * follows the batch at once, and from the journal later */
 		head = t_node_head;
 		t_ship_and_fail(NULL, t_own[1]);
-		t_read_head(head + 1);
-		ck_assert_uint_eq(t_node_head, head + 1);
-		ck_assert_str_eq(t_node_qid, t_own[1]);
-		ck_assert(!t_node_deleted);
-		t_wait_head(head + 2);
-		ck_assert_str_eq(t_node_qid, t_own[1]);
-		ck_assert_msg(t_node_deleted,
-			      "the peer was not told that n1 lacks %s",
-			      t_own[1]);
+		t_read_head(head + 2);
+		t_assert_batch(head + 1, t_own[1], true);
+		head = t_node_head;
+		t_wait_head(head + 1);
+		t_assert_batch(head, t_own[1], true);
 		ck_assert(!t_has(t_own[1]));
-		/* a deletion of a stored message, shipped, its commit failed */
+		t_ack(t_node_head);
+		t_run(300); /* the repair's sync: shipping first again */
+		/* a deletion of a stored message, shipped, its commit failed:
+		 * the message follows whole */
 		head = t_node_head;
 		t_ship_and_fail(t_own[0], NULL);
-		t_read_head(head + 1);
-		ck_assert_str_eq(t_node_qid, t_own[0]);
-		ck_assert(t_node_deleted);
-		t_wait_head(head + 2);
-		ck_assert_str_eq(t_node_qid, t_own[0]);
-		ck_assert_msg(!t_node_deleted && t_node_body,
-			      "the peer did not get %s back whole", t_own[0]);
+		t_read_head(head + 2);
+		t_assert_batch(head + 1, t_own[0], false);
+		head = t_node_head;
+		t_wait_head(head + 1);
+		t_assert_batch(head, t_own[0], false);
 		ck_assert(t_has(t_own[0]));
+	}
+END_TEST
+
+/* After a commit failed, until its repair is committed, a transaction
+ * ships nothing before its commit (a full disk would fail each, and the
+ * peer would get mail we refuse): its journal leaves once committed. */
+START_TEST(test_after_a_failed_commit_the_journal_leaves_after_commits)
+	{
+		struct commit_hook h = repl_commit_hook(t_repl);
+		struct store_txn *t;
+		uint64_t head;
+		bool synced;
+
+		t_wait_link();
+		t_ship_and_fail(NULL, t_own[1]);
+		t_read_head(t_node_base + 2);
+		head = t_node_head;
+		t = t_change(NULL, t_own[2]);
+		h.ship(h.arg, t);
+		for (int i = 0; i < 50; i++) {
+			t_read_peer();
+			usleep(1000);
+		}
+		ck_assert_msg(t_node_head == head,
+			      "shipped before its commit while a repair waits");
+		ck_assert_int_eq(store_txn_commit_lazy(t, &synced), 0);
+		h.committed(h.arg);
+		/* the positive control: once committed, it leaves */
+		t_read_head(head + 1);
+		ck_assert_str_eq(t_node_qid, t_own[2]);
 	}
 END_TEST
 
@@ -1253,6 +1293,7 @@ repl_suite(void)
 	tcase_add_test(tc, test_an_ack_past_our_head_sends_everything_again);
 	tcase_add_test(tc, test_a_commit_that_fails_after_shipping_is_put_right);
 	tcase_add_test(tc, test_a_commit_that_succeeds_after_shipping_is_sent_once);
+	tcase_add_test(tc, test_after_a_failed_commit_the_journal_leaves_after_commits);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("lease");
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
