@@ -243,19 +243,22 @@ ingest_follow(struct ingest_item *it)
 /* A resend of a qid stored here: is the message durable on the peer?
  * Then it->seq = 0 and it is answered OK at once (the copy stands, with
  * whatever delivery state it has). It is when its journal entry, one
- * that carries the body, is acknowledged. Else it waits for the entry's
- * seq as a new message would, held back from delivery meanwhile (the
- * hold taken at the request stays): after a restart the copy is due at
- * once, and a copy delivered while its answer turns out a refusal would
- * be delivered twice.
+ * that carries the body, is acknowledged. Such an entry not yet
+ * acknowledged makes the resend wait for its seq as a new message would,
+ * held back from delivery meanwhile (the hold taken at the request
+ * stays): after a restart the copy is due at once, and a copy delivered
+ * while its answer turns out a refusal would be delivered twice.
  *
  * A copy with no such entry (trimmed after the ack, or never journaled
- * here: one adopted from the peer's stream at a takeover) is journaled
- * again with its body first. The peer may not have it: its stream ships
- * a change before the commit that makes it durable there (node/cluster/
- * repl.h), so a peer killed in that commit has come back without what
- * we adopted. Answered on our word alone, such a copy would stay only
- * here, as a replica's, once the shard is handed back. */
+ * here: one adopted from the peer's stream at a takeover) is answered at
+ * once too, and journaled again with its body. The peer may not have
+ * it: its stream ships a change before the commit that makes it durable
+ * there (node/cluster/repl.h), so a peer killed in that commit comes back
+ * without what we adopted, and once the shard is handed back the copy
+ * would stay here as a replica's, never delivered (a failback waits for
+ * our journal's ack). Not a wait and maybe a refusal: the peer, paused
+ * rather than dead, may have answered OK for its copy already, and a
+ * refusal withdraws ours. */
 static int
 ingest_known(struct ingest_item *it, struct store_txn *t)
 {
@@ -269,13 +272,8 @@ ingest_known(struct ingest_item *it, struct store_txn *t)
 			it->seq = 0;
 		return 0;
 	}
-	if ((rc = store_journal_touch(t, it->qid, it->shard)) != 0)
-		return rc;
-	/* not journaled (no peer, or not our shard): nothing to wait for */
-	rc = store_journal_seq_of(t, it->qid, &it->seq, &body);
-	if (rc == -ENOENT)
-		it->seq = 0;
-	return rc == -ENOENT ? 0 : rc;
+	it->seq = 0;
+	return store_journal_touch(t, it->qid, it->shard);
 }
 
 /* Mode "bounce" of the suppression list: the DSN for the recipients the
