@@ -91,7 +91,9 @@ void commit_set_rehearse(struct commit *c, bool on);
  *   write it, and call nothing of this module.
  * - then committed(arg) when that commit succeeded (its items wait for
  *   the next sync), or failed(arg) when it did not: nothing of t was
- *   kept, and what ship sent from it must be put right.
+ *   kept, and what ship sent from it must be put right. failed may
+ *   queue items (commit_add, commit_add_later); they run in a later
+ *   batch.
  * A crash of the process or the machine may also cut a commit short
  * after ship: node/cluster/repl.h says how the stream allows for that. */
 struct commit_hook {
