@@ -94,7 +94,10 @@ repl_hook_shipped(struct repl *r, const char *key)
 /* ---- the state here, sent as it is --------------------------------------- */
 
 /* Send the peer what is committed for each key of ks, in batches after
- * r->sent under seqs of their own, while the window has room. */
+ * r->sent under seqs of their own, past the window if need be (a failed
+ * commit's own batches may have filled it). What finds no room, or a
+ * batch the link drops or the peer refuses (go-back-N finds no journal
+ * entry for these seqs), waits for the journaled repair. */
 static void
 repl_send_state(struct repl *r, const struct repl_keys *ks)
 {
@@ -105,7 +108,7 @@ repl_send_state(struct repl *r, const struct repl_keys *ks)
 	if (store_txn_begin(r->store, true, &t) != 0)
 		return; /* the journaled repair still comes */
 	repl_batch_arrays(r);
-	while (i < ks->n && r->n_fl < REPL_WINDOW) {
+	while (i < ks->n && r->n_fl < REPL_FLIGHTS) {
 		size_t n = 0, bytes = 0;
 		uint64_t first;
 
@@ -125,6 +128,11 @@ repl_send_state(struct repl *r, const struct repl_keys *ks)
 		repl_ship(r, n, bytes, first + n - 1);
 	}
 	store_txn_abort(t);
+	if (i < ks->n)
+		log_warn("repl node=%s peer=%s event=state_incomplete sent=%zu "
+			 "keys=%zu reason=\"no room in flight: the rest waits "
+			 "for the journaled repair\"",
+			 r->me->id, r->peer->id, i, ks->n);
 }
 
 /* ---- the journaled repair ------------------------------------------------ */

@@ -26,6 +26,10 @@ struct zsock;
  * commit_add_later): an idle pair pays no sync per ack. */
 #define REPL_TRIM_DELAY_MS 100
 #define REPL_META_ACKED "repl_acked" /* be64: highest ack of our stream */
+/* Batches in flight: the window (repl_pump stops there), and as much
+ * again for the state sent after a failed commit (repl_hook.c), which
+ * must go even when that commit's own batches filled the window. */
+#define REPL_FLIGHTS (2 * REPL_WINDOW)
 
 enum repl_state {
 	REPL_OFF,
@@ -72,7 +76,7 @@ struct repl {
 	uint64_t sent, acked;
 	uint64_t progress_ms;         /* last ack progress or first send */
 	uint32_t rewinds;	      /* go-backs without progress: backoff */
-	struct repl_flight fl[REPL_WINDOW];
+	struct repl_flight fl[REPL_FLIGHTS];
 	size_t n_fl;
 	bool trim_busy, resync_busy;
 	bool resync_again; /* asked past the floor of the one running */

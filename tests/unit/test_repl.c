@@ -1244,6 +1244,33 @@ START_TEST(test_after_a_failed_commit_the_journal_leaves_after_commits)
 	}
 END_TEST
 
+/* The failed commit's own batch fills the window (the peer acks
+ * nothing): the state after it still goes, past the window. */
+START_TEST(test_the_state_after_a_failed_commit_goes_past_a_full_window)
+	{
+		struct store_txn *t;
+		uint64_t head;
+
+		t_store_own(t_own[0]);
+		repl_kick(t_repl);
+		t_wait_link();
+		t_wait_head(t_node_base + 1);
+		/* REPL_WINDOW - 1 batches in flight, one change each */
+		for (int i = 1; i < REPL_WINDOW - 1; i++) {
+			ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
+			ck_assert_int_eq(store_journal_touch(t, t_own[0],
+				shard_of(t_own[0], T_SHARDS)), 0);
+			ck_assert_int_eq(store_txn_commit(t), 0);
+			repl_kick(t_repl);
+			t_wait_head(t_node_head + 1);
+		}
+		head = t_node_head;
+		t_ship_and_fail(NULL, t_own[1]);
+		t_read_head(head + 2);
+		t_assert_batch(head + 1, t_own[1], true);
+	}
+END_TEST
+
 /* Positive control of the repair: a commit that succeeds after shipping
  * sends its change once, and nothing is journaled again. */
 START_TEST(test_a_commit_that_succeeds_after_shipping_is_sent_once)
@@ -1294,6 +1321,7 @@ repl_suite(void)
 	tcase_add_test(tc, test_a_commit_that_fails_after_shipping_is_put_right);
 	tcase_add_test(tc, test_a_commit_that_succeeds_after_shipping_is_sent_once);
 	tcase_add_test(tc, test_after_a_failed_commit_the_journal_leaves_after_commits);
+	tcase_add_test(tc, test_the_state_after_a_failed_commit_goes_past_a_full_window);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("lease");
 	tcase_add_checked_fixture(tc, t_setup, t_teardown);
