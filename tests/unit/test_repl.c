@@ -69,6 +69,8 @@ static size_t t_node_records;	/* records in the last batch it sent */
 static char t_node_qid[QID_MAX]; /* that batch's first record: its key, */
 static bool t_node_deleted;	 /* whether it says deleted, */
 static bool t_node_body;	 /* and whether it carries the body */
+static uint64_t t_node_hb_head;	 /* the highest head_seq a heartbeat
+				    of it carried */
 
 /* What the cluster asked of the node above it. */
 static int t_due; /* work_due: a handback adopted messages */
@@ -254,6 +256,7 @@ t_setup(void)
 	t_node_base = store_journal_seq(t_store);
 	t_node_prev = 0;
 	t_node_records = 0;
+	t_node_hb_head = 0;
 	t_due = 0;
 }
 
@@ -307,6 +310,10 @@ t_read_peer(void)
 				 pm->apply_error ? pm->apply_error : "");
 			t_node_sent = pm->sent_ms;
 			t_node_stream = pm->stream;
+			if (pm->body_case ==
+				    SHOAL__PEER_MESSAGE__BODY_HEARTBEAT &&
+			    pm->head_seq > t_node_hb_head)
+				t_node_hb_head = pm->head_seq;
 			if (pm->body_case == SHOAL__PEER_MESSAGE__BODY_BATCH &&
 			    pm->batch->last_seq > t_node_head) {
 				t_node_head = pm->batch->last_seq;
@@ -1150,17 +1157,27 @@ t_ship_and_fail(const char *del, const char *put)
 }
 
 /* Read what the node sent, without running its loop (nothing it would
- * do next happens meanwhile), until a batch up to seq came. */
+ * do next happens meanwhile), until *v (a t_node_ figure) reaches seq:
+ * each pass waits for the peer socket to have something. */
 static void
-t_read_head(uint64_t seq)
+t_read_upto(const uint64_t *v, uint64_t seq)
 {
 	uint64_t until = clock_mono_ms() + 5000;
 
-	while (t_node_head < seq && clock_mono_ms() < until) {
+	while (*v < seq && clock_mono_ms() < until) {
+		zmq_pollitem_t pi = { t_peer, 0, ZMQ_POLLIN, 0 };
+
+		zmq_poll(&pi, 1, (long)(until - clock_mono_ms()));
 		t_read_peer();
-		usleep(1000);
 	}
-	ck_assert_uint_ge(t_node_head, seq);
+	ck_assert_uint_ge(*v, seq);
+}
+
+/* ... until a batch up to seq came. */
+static void
+t_read_head(uint64_t seq)
+{
+	t_read_upto(&t_node_head, seq);
 }
 
 /* The last batch came after the one before it (prev_seq) and holds key,
@@ -1230,10 +1247,10 @@ START_TEST(test_after_a_failed_commit_the_journal_leaves_after_commits)
 		head = t_node_head;
 		t = t_change(NULL, t_own[2]);
 		h.ship(h.arg, t);
-		for (int i = 0; i < 50; i++) {
-			t_read_peer();
-			usleep(1000);
-		}
+		/* a heartbeat after the ship, carrying the new head: anything
+		 * the ship sent on the link came before it */
+		repl_heartbeat_now(t_repl);
+		t_read_upto(&t_node_hb_head, store_journal_seq(t_store));
 		ck_assert_msg(t_node_head == head,
 			      "shipped before its commit while a repair waits");
 		ck_assert_int_eq(store_txn_commit_lazy(t, &synced), 0);
