@@ -251,7 +251,8 @@ node_deliver_may_start(void *arg, const struct job *j)
 {
 	struct node *n = arg;
 
-	return owner_may_start(n->owner, j->msg->sm->shard);
+	return owner_may_start(n->owner, j->msg->sm->shard) &&
+	       scheduler_results_savable(n->sched);
 }
 
 static void

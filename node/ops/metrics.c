@@ -502,6 +502,10 @@ metrics_render(struct buf *b, void *arg)
 	metrics_gauge(b, "shoal_scheduler_in_flight",
 		      "Messages with a delivery attempt in flight.",
 		      scheduler_in_flight(m->d.sched));
+	metrics_gauge(b, "shoal_scheduler_paused_storage_full",
+		      "1 while no delivery starts because delivery results "
+		      "cannot be saved (storage full).",
+		      !scheduler_results_savable(m->d.sched));
 	metrics_counter(b, "shoal_messages_stored_total",
 			"Messages stored for routers.", stored);
 	metrics_counter(b, "shoal_messages_refused_total",

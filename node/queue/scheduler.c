@@ -296,8 +296,10 @@ sched_run(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!s->hooks.may_deliver(s->hooks.arg)) {
-		/* fenced: owner kicks us when that ends; look again anyway */
+	if (!s->hooks.may_deliver(s->hooks.arg) ||
+	    !scheduler_results_savable(s)) {
+		/* fenced (owner kicks us when that ends) or results waiting
+		 * for room (their save kicks us): look again anyway */
 		struct timeval tv = { 1, 0 };
 
 		evtimer_add(s->timer, &tv);
@@ -443,7 +445,7 @@ sched_on_recheck(evutil_socket_t fd, short what, void *arg)
 	s->hooks.recheck(s->hooks.arg);
 	if (s->abandoned != before)
 		log_info("node id=%s event=attempts_dropped count=%llu "
-			 "reason=\"fenced, frozen or no longer primary\"",
+			 "reason=\"fenced, frozen, no longer primary or storage full\"",
 			 s->node_id,
 			 (unsigned long long)(s->abandoned - before));
 }

@@ -56,6 +56,11 @@ struct scheduler {
 	size_t n_unsaved;
 	uint32_t resave_ms;
 	struct event *resave_ev;
+	/* scheduler_results_savable(): false while saves fail for want of
+	 * room; when the pause was last logged, and pauses since */
+	bool store_full;
+	uint64_t full_logged;
+	uint64_t full_pauses;
 };
 
 static inline uint64_t

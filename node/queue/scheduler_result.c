@@ -509,12 +509,61 @@ sched_resave(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* How often, at most, a new pause for a full store is logged. */
+#define SCHED_FULL_LOG_SECS 10
+
+/* A result save failed for want of room: no delivery starts until a save
+ * succeeds (scheduler_results_savable()). Jobs waiting in delivery are
+ * handed back. A store at the edge of full may pause and resume often,
+ * so a pause is logged at most every SCHED_FULL_LOG_SECS. */
+static void
+sched_store_full(struct scheduler *s)
+{
+	uint64_t now = sched_now();
+
+	if (s->store_full)
+		return;
+	s->store_full = true;
+	s->full_pauses++;
+	if (s->full_logged == 0 || now - s->full_logged >= SCHED_FULL_LOG_SECS) {
+		log_warn("node id=%s event=deliveries_paused reason=\"results "
+			 "cannot be saved: storage full\" in_flight=%llu "
+			 "pauses=%llu",
+			 s->node_id,
+			 (unsigned long long)scheduler_in_flight(s),
+			 (unsigned long long)s->full_pauses);
+		s->full_logged = now;
+		s->full_pauses = 0;
+	}
+	scheduler_recheck(s);
+}
+
+/* A result save succeeded: deliveries may start again. */
+static void
+sched_store_room(struct scheduler *s)
+{
+	if (!s->store_full)
+		return;
+	s->store_full = false;
+	log_info("node id=%s event=deliveries_resumed", s->node_id);
+	scheduler_kick(s);
+}
+
+bool
+scheduler_results_savable(const struct scheduler *s)
+{
+	return s == NULL || !s->store_full;
+}
+
 /* The save failed: keep the results (and the message in flight) and save
  * them again after a backoff that doubles while saves keep failing. */
 static void
 sched_unsaved(struct scheduler *s, struct sched_res *sr, int result)
 {
 	struct timeval tv;
+
+	if (result == SHOAL_E_STORAGE_FULL)
+		sched_store_full(s);
 
 	if (sr->failed_saves++ % SCHED_RESAVE_LOG_EVERY == 0)
 		log_error("qid=%s event=result_not_saved error=\"%s\" "
@@ -579,6 +628,8 @@ sched_applied(int result, void *arg)
 			 sr->failed_saves);
 	if (result == 0 && s->n_unsaved == 0)
 		s->resave_ms = 0; /* saves work again */
+	if (result == 0)
+		sched_store_room(s);
 	for (size_t k = 0; result == 0 && sr->notes && k < j->n; k++)
 		suppress_noted(s->supp, &sr->notes[k]);
 	webhooks_noted(s->wh, &sr->wh_note, result);

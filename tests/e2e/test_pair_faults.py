@@ -1,7 +1,8 @@
 """Pair faults where two paths meet (issue 15, items 12 to 14): a primary
 paused past its lease, a failback under load, a replica whose disk was
 full, a primary whose disk is full keeping its results until it can save
-them, then handing its shards over. Built on test_faults.Rig (network namespaces as root, loopback
+them, then handing its shards over, and (16) starting no delivery it
+cannot record before it is killed. Built on test_faults.Rig (network namespaces as root, loopback
 otherwise): a node pair, a router, dnsmasq and an MX, with
 tests/fixtures/tracked_sender.py recording every 250. The MX is
 smtp-sink, or for 12 and 13 a slow one (SlowRig: capture_smtpd.py with
@@ -28,6 +29,7 @@ from test_faults import PYTHON, Rig
 CAPTURE = os.path.join(REPO, "tests", "fixtures", "capture_smtpd.py")
 HOLD_MS = 50                 # the MX answers each end of data this late
 MX_CONNECTIONS = 8           # cluster-wide: 4 per node of the pair
+FULL_CONNECTIONS = 4         # test 16: connections per node to the MX
 
 
 class SlowRig(Rig):
@@ -69,10 +71,7 @@ class SlowRig(Rig):
         return out
 
     def backlog(self, nid):
-        for n in self.c.status()["nodes"]:
-            if n["id"] == nid:
-                return n.get("messages", 0)
-        return 0
+        return backlog_of(self, nid)
 
 
 def fill_disk(path, chunk=1 << 20):
@@ -118,6 +117,14 @@ def results_after(log_text, t):
             if ts + int(m.group(2)) / 1000.0 >= t:
                 out.add(m.group(3))
     return out
+
+
+def backlog_of(rig, nid):
+    """Messages node nid owns (its shards' queue)."""
+    for n in rig.c.status()["nodes"]:
+        if n["id"] == nid:
+            return n.get("messages", 0)
+    return 0
 
 
 def repl_of(rig, nid):
@@ -349,6 +356,74 @@ class PairFaultTest(ShoalTestCase):
         row = rig.finish("full primary: results kept, then failover",
                          took)
         self.assertEqual(row["duplicated"], 0)
+
+    # ---- a full primary starts no delivery it cannot record ----
+
+    def test_16_full_primary_starts_no_delivery_it_cannot_record(self):
+        """n1 holds a backlog (the MX down) when its disk fills to the last
+        byte and a reader pins its freed pages: nothing can be saved. Once
+        a result fails to save, n1 starts no delivery (each would be one
+        more whose result a crash loses), while n2 delivers its own
+        backlog. Then n1 is killed: n2 takes over and delivers again only
+        what n1 had in flight when it paused, never its whole backlog
+        (before, n1 went on delivering everything, and all of it came
+        twice)."""
+        if os.geteuid() != 0:
+            self.skipTest("a real full disk needs root (tmpfs)")
+        rig = Rig(self, map_size={"n1": 64 << 20}, sink_first=False,
+                  size=20000)
+        rig.c.delivery += (
+            f"\n  limits = ( {{ domain = \"*\"; max_connections = "
+            f"{FULL_CONNECTIONS}; max_msgs_per_conn = 100000; }} );")
+        d = rig.c.data_dir("n1")
+        self.mount_tmpfs(d, 24 << 20)
+        rig.start()
+        rig.start_load(source=False)
+        wait_for(lambda: backlog_of(rig, "n1") >= 150 and
+                 backlog_of(rig, "n2") >= 150, 60,
+                 "a backlog of 150 messages on each node")
+        rig.sender.stop(timeout=40)
+        rig.sender = None
+        held = backlog_of(rig, "n1")
+        n1, n2 = rig.c.node("n1"), rig.c.node("n2")
+        pin = subprocess.Popen(["mdb_dump", "-a", d],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (pin.kill(), pin.wait()))
+        wait_for(lambda: str(pin.pid) in subprocess.run(
+            ["mdb_stat", "-r", d], capture_output=True,
+            text=True).stdout, 10, "mdb_dump holding a read txn")
+        filler = os.path.join(d, "filler")
+        log(f"filled n1's disk with {fill_disk(filler)} bytes; "
+            f"n1 holds {held}")
+        rig.start_sink()
+        wait_for(lambda: "event=deliveries_paused" in n1.log_text(), 30,
+                 "n1 pausing its deliveries")
+        paused = [ln for ln in n1.log_text().splitlines()
+                  if "event=deliveries_paused" in ln][0]
+        log(f"n1: {paused}")
+        # the window in which n1 would have sent its backlog: the MX took
+        # n2's whole backlog meanwhile
+        wait_for(lambda: backlog_of(rig, "n2") == 0, 60,
+                 "n2 delivering its backlog")
+        self.assertGreaterEqual(len(rig.delivered()), 150,
+                                "the MX took mail during the window")
+        self.assertGreater(backlog_of(rig, "n1"), held // 2,
+                           "n1 kept its backlog while its disk was full")
+        rig.c.kill_node("n1", signal.SIGKILL)
+        pin.kill()
+        pin.wait()
+        os.unlink(filler)
+        wait_for(lambda: "event=takeover" in n2.log_text(), 15,
+                 "n2 taking over n1's shards")
+        rig.c.start_node("n1")
+        row = rig.finish("full primary paused, then killed", 0.0)
+        # sent twice: only what n1's connections sent while the first
+        # failed save ran (the results join for 5 ms, then the commit),
+        # a few per connection; without the pause, its whole backlog
+        self.assertLess(row["duplicated"], held // 4,
+                        f"n1 held {held}; {paused}")
+
 
 if __name__ == "__main__":
     import unittest

@@ -812,6 +812,52 @@ START_TEST(test_result_of_a_full_store_is_saved_later_not_redelivered)
 }
 END_TEST
 
+/* While a result waits for room, no other delivery starts: each would
+ * be one more result the full store cannot save, lost in a crash and
+ * sent again by the peer. B is kept back (held, in memory) until the
+ * store is full, then let go: not picked until A's result is saved. */
+START_TEST(test_full_store_starts_no_delivery_until_a_result_is_saved)
+{
+	char a[QID_LEN + 1], b[QID_LEN + 1];
+	struct store_txn *reader;
+	unsigned rechecks;
+
+	t_put(a, t_one, t_now() - 1, false, t_now(), 0);
+	t_put(b, t_one, t_now() - 1, false, t_now(), 0);
+	snprintf(t_held, sizeof(t_held), "%s", b);
+	t_run();
+	ck_assert(t_submitted(a));
+	ck_assert(!t_submitted(b));
+	ck_assert(scheduler_results_savable(t_sched));
+	reader = t_fill();
+	rechecks = t_rechecks;
+	t_finish(t_take(a), OUTCOME_DELIVERED, 250, "2.0.0", "ok");
+	ck_assert_uint_eq(t_log_count("event=result_not_saved", a), 1);
+	ck_assert(t_logged("event=deliveries_paused", NULL));
+	ck_assert(!scheduler_results_savable(t_sched));
+	t_run();
+	ck_assert_uint_gt(t_rechecks, rechecks); /* waiting jobs handed back */
+	t_held[0] = '\0';
+	t_n_jobs = 0;
+	for (int i = 0; i < 5; i++) {
+		scheduler_kick(t_sched);
+		t_run();
+	}
+	ck_assert_msg(!t_submitted(b), "a delivery started on a full store");
+	t_unpin(reader);
+	/* A's result saved by the backoff timer; then B goes out */
+	for (int i = 0; i < 200 && !t_submitted(b); i++) {
+		event_base_loop(t_base, EVLOOP_ONCE);
+		commit_flush(t_commit);
+	}
+	ck_assert_uint_eq(t_log_count("event=result_saved", a), 1);
+	ck_assert(t_logged("event=deliveries_resumed", NULL));
+	ck_assert(scheduler_results_savable(t_sched));
+	ck_assert_msg(t_submitted(b), "B picked once there is room");
+	ck_assert(!t_submitted(a));
+}
+END_TEST
+
 /* A message deleted while in flight (queue delete): its result is
  * dropped, nothing comes back. */
 START_TEST(test_result_of_deleted_message_is_dropped)
@@ -863,6 +909,9 @@ scheduler_suite(void)
 		tcase_add_test(tc, test_bounce_without_dsn_for_notify_never);
 		tcase_add_test(tc, test_hold_during_attempt_keeps_it_held);
 		tcase_add_test(tc, test_unsaved_result_leaves_message_as_it_was);
+		tcase_add_test(
+			tc,
+			test_full_store_starts_no_delivery_until_a_result_is_saved);
 		tcase_add_test(tc, test_result_of_a_full_store_is_saved_later_not_redelivered);
 		tcase_add_test(tc, test_result_of_deleted_message_is_dropped);
 		suite_add_tcase(s, tc);
