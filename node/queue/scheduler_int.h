@@ -54,6 +54,7 @@ struct scheduler {
 	 * are not delivered again */
 	struct sched_res *unsaved;
 	size_t n_unsaved;
+	size_t n_kept;	/* failed once, not finished: unsaved or resaving */
 	uint32_t resave_ms;
 	struct event *resave_ev;
 	/* scheduler_results_savable(): false while saves fail for want of

@@ -538,7 +538,9 @@ sched_store_full(struct scheduler *s)
 	scheduler_recheck(s);
 }
 
-/* A result save succeeded: deliveries may start again. */
+/* A result save succeeded, or no result is kept any more (the last was
+ * refused as not ours): deliveries may start again. If the store is
+ * still full, the next result that fails to save pauses them again. */
 static void
 sched_store_room(struct scheduler *s)
 {
@@ -564,7 +566,8 @@ sched_unsaved(struct scheduler *s, struct sched_res *sr, int result)
 
 	if (result == SHOAL_E_STORAGE_FULL)
 		sched_store_full(s);
-
+	if (sr->failed_saves == 0)
+		s->n_kept++;
 	if (sr->failed_saves++ % SCHED_RESAVE_LOG_EVERY == 0)
 		log_error("qid=%s event=result_not_saved error=\"%s\" "
 			  "failures=%u note=\"saved again soon; not "
@@ -623,12 +626,16 @@ sched_applied(int result, void *arg)
 		sched_unsaved(s, sr, result);
 		return;
 	}
+	if (sr->failed_saves > 0) {
+		SHOAL_ASSERT(s->n_kept > 0);
+		s->n_kept--;
+	}
 	if (sr->failed_saves > 0 && result == 0)
 		log_warn("qid=%s event=result_saved failures=%u", j->msg->qid,
 			 sr->failed_saves);
 	if (result == 0 && s->n_unsaved == 0)
 		s->resave_ms = 0; /* saves work again */
-	if (result == 0)
+	if (result == 0 || s->n_kept == 0)
 		sched_store_room(s);
 	for (size_t k = 0; result == 0 && sr->notes && k < j->n; k++)
 		suppress_noted(s->supp, &sr->notes[k]);

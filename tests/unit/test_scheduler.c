@@ -858,6 +858,38 @@ START_TEST(test_full_store_starts_no_delivery_until_a_result_is_saved)
 }
 END_TEST
 
+/* The pause ends when no result is kept any more, even with the store
+ * still full: here the only kept result (a bounce) is refused as not
+ * ours once every shard failed over. Without that the node would stay
+ * paused for good, with nothing left whose save could end it. */
+START_TEST(test_full_store_pause_ends_when_no_result_is_kept)
+{
+	char a[QID_LEN + 1];
+	struct store_txn *reader;
+
+	t_put(a, t_one, t_now() - 1, false, t_now(), 0);
+	t_run();
+	ck_assert(t_submitted(a));
+	reader = t_fill();
+	t_finish(t_take(a), OUTCOME_BOUNCED, 550, "5.1.1", "no such user");
+	ck_assert_uint_eq(t_log_count("event=result_not_saved", a), 1);
+	ck_assert(!scheduler_results_savable(t_sched));
+	for (size_t i = 0; i < T_SHARDS; i++)
+		t_primary[i] = false;
+	/* the resave: refused, the store still full */
+	for (int i = 0; i < 200 && !t_logged("event=dsn_not_queued", a); i++) {
+		event_base_loop(t_base, EVLOOP_ONCE);
+		commit_flush(t_commit);
+	}
+	ck_assert(t_logged("event=dsn_not_queued", a));
+	ck_assert(!t_logged("event=result_saved", a));
+	ck_assert(t_logged("event=deliveries_resumed", NULL));
+	ck_assert(scheduler_results_savable(t_sched));
+	ck_assert_uint_eq(scheduler_in_flight(t_sched), 0);
+	t_unpin(reader);
+}
+END_TEST
+
 /* A message deleted while in flight (queue delete): its result is
  * dropped, nothing comes back. */
 START_TEST(test_result_of_deleted_message_is_dropped)
@@ -912,6 +944,8 @@ scheduler_suite(void)
 		tcase_add_test(
 			tc,
 			test_full_store_starts_no_delivery_until_a_result_is_saved);
+		tcase_add_test(tc,
+			       test_full_store_pause_ends_when_no_result_is_kept);
 		tcase_add_test(tc, test_result_of_a_full_store_is_saved_later_not_redelivered);
 		tcase_add_test(tc, test_result_of_deleted_message_is_dropped);
 		suite_add_tcase(s, tc);
