@@ -142,6 +142,20 @@ class PairFaultTest(ShoalTestCase):
                         "tmpfs", d], check=True)
         self.addCleanup(subprocess.run, ["umount", "-l", d])
 
+    def pin_pages(self, d):
+        """A reader of the store in d from outside (mdb_dump into a pipe
+        nobody reads): it pins every page freed from now on, as a slow
+        delivery's read txn would. Returns the process, once its read
+        txn shows in the reader table."""
+        pin = subprocess.Popen(["mdb_dump", "-a", d],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (pin.kill(), pin.wait()))
+        wait_for(lambda: str(pin.pid) in subprocess.run(
+            ["mdb_stat", "-r", d], capture_output=True,
+            text=True).stdout, 10, "mdb_dump holding a read txn")
+        return pin
+
     # ---- 12 ----
 
     def test_12_paused_primary_does_not_deliver_what_its_peer_took(self):
@@ -320,17 +334,9 @@ class PairFaultTest(ShoalTestCase):
         n1 = rig.c.node("n1")
         wait_for(lambda: "event=reserve_reached" in n1.log_text(), 60,
                  "n1's store at its reserve")
-        # a reader of n1's store from outside (mdb_dump into a pipe
-        # nobody reads) pins every page freed from now on, as a slow
-        # delivery's read txn would: with the disk full too, nothing can
-        # be written until it ends
-        pin = subprocess.Popen(["mdb_dump", "-a", d],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL)
-        self.addCleanup(lambda: (pin.kill(), pin.wait()))
-        wait_for(lambda: str(pin.pid) in subprocess.run(
-            ["mdb_stat", "-r", d], capture_output=True,
-            text=True).stdout, 10, "mdb_dump holding a read txn")
+        # a reader pins every page freed from now on: with the disk
+        # full too, nothing can be written until it ends
+        pin = self.pin_pages(d)
         filler = os.path.join(d, "filler")
         log(f"filled n1's disk with {fill_disk(filler)} bytes")
         rig.start_sink()
@@ -386,13 +392,7 @@ class PairFaultTest(ShoalTestCase):
         rig.sender = None
         held = backlog_of(rig, "n1")
         n1, n2 = rig.c.node("n1"), rig.c.node("n2")
-        pin = subprocess.Popen(["mdb_dump", "-a", d],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL)
-        self.addCleanup(lambda: (pin.kill(), pin.wait()))
-        wait_for(lambda: str(pin.pid) in subprocess.run(
-            ["mdb_stat", "-r", d], capture_output=True,
-            text=True).stdout, 10, "mdb_dump holding a read txn")
+        pin = self.pin_pages(d)
         filler = os.path.join(d, "filler")
         log(f"filled n1's disk with {fill_disk(filler)} bytes; "
             f"n1 holds {held}")

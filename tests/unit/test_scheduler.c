@@ -765,6 +765,24 @@ t_unpin(struct store_txn *reader)
 	store_txn_abort(reader);
 }
 
+/* A message picked and sent, then the store filled (t_fill()) before its
+ * result comes back with oc: the save fails. Returns the pinning reader. */
+static struct store_txn *
+t_unsaved(char q[QID_LEN + 1], enum outcome oc, int code,
+	  const char *enhanced, const char *text)
+{
+	struct store_txn *reader;
+
+	t_put(q, t_one, t_now() - 1, false, t_now(), 0);
+	t_run();
+	ck_assert(t_submitted(q));
+	reader = t_fill();
+	t_finish(t_take(q), oc, code, enhanced, text);
+	/* the positive control: the save did fail */
+	ck_assert_uint_eq(t_log_count("event=result_not_saved", q), 1);
+	return reader;
+}
+
 /* A delivered result that cannot be saved (the store is full) keeps its
  * message in flight: not delivered again, however often the scheduler
  * passes, and saved by itself once there is room. Before, the message was
@@ -775,13 +793,7 @@ START_TEST(test_result_of_a_full_store_is_saved_later_not_redelivered)
 	char q[QID_LEN + 1];
 	struct store_txn *reader;
 
-	t_put(q, t_one, t_now() - 1, false, t_now(), 0);
-	t_run();
-	ck_assert(t_submitted(q));
-	reader = t_fill();
-	t_finish(t_take(q), OUTCOME_DELIVERED, 250, "2.0.0", "ok");
-	/* the positive control: the save did fail */
-	ck_assert_uint_eq(t_log_count("event=result_not_saved", q), 1);
+	reader = t_unsaved(q, OUTCOME_DELIVERED, 250, "2.0.0", "ok");
 	ck_assert_uint_eq(scheduler_in_flight(t_sched), 1);
 	/* a handover waits for it (bounded there): handed over unsaved,
 	 * the new owner would deliver it again */
@@ -822,17 +834,12 @@ START_TEST(test_full_store_starts_no_delivery_until_a_result_is_saved)
 	struct store_txn *reader;
 	unsigned rechecks;
 
-	t_put(a, t_one, t_now() - 1, false, t_now(), 0);
 	t_put(b, t_one, t_now() - 1, false, t_now(), 0);
 	snprintf(t_held, sizeof(t_held), "%s", b);
-	t_run();
-	ck_assert(t_submitted(a));
-	ck_assert(!t_submitted(b));
 	ck_assert(scheduler_results_savable(t_sched));
-	reader = t_fill();
 	rechecks = t_rechecks;
-	t_finish(t_take(a), OUTCOME_DELIVERED, 250, "2.0.0", "ok");
-	ck_assert_uint_eq(t_log_count("event=result_not_saved", a), 1);
+	reader = t_unsaved(a, OUTCOME_DELIVERED, 250, "2.0.0", "ok");
+	ck_assert(!t_submitted(b));
 	ck_assert(t_logged("event=deliveries_paused", NULL));
 	ck_assert(!scheduler_results_savable(t_sched));
 	t_run();
@@ -867,12 +874,7 @@ START_TEST(test_full_store_pause_ends_when_no_result_is_kept)
 	char a[QID_LEN + 1];
 	struct store_txn *reader;
 
-	t_put(a, t_one, t_now() - 1, false, t_now(), 0);
-	t_run();
-	ck_assert(t_submitted(a));
-	reader = t_fill();
-	t_finish(t_take(a), OUTCOME_BOUNCED, 550, "5.1.1", "no such user");
-	ck_assert_uint_eq(t_log_count("event=result_not_saved", a), 1);
+	reader = t_unsaved(a, OUTCOME_BOUNCED, 550, "5.1.1", "no such user");
 	ck_assert(!scheduler_results_savable(t_sched));
 	for (size_t i = 0; i < T_SHARDS; i++)
 		t_primary[i] = false;
