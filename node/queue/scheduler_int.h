@@ -54,12 +54,12 @@ struct scheduler {
 	 * are not delivered again */
 	struct sched_res *unsaved;
 	size_t n_unsaved;
-	size_t n_kept;	/* failed once, not finished: unsaved or resaving */
 	uint32_t resave_ms;
 	struct event *resave_ev;
-	/* scheduler_results_savable(): false while saves fail for want of
-	 * room; when the pause was last logged, and pauses since */
-	bool store_full;
+	/* results kept (unsaved, or being saved again) whose last save
+	 * failed for want of room: scheduler_results_savable() while none;
+	 * when a pause was last logged, and pauses since */
+	size_t n_kept_full;
 	uint64_t full_logged;
 	uint64_t full_pauses;
 };

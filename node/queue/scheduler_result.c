@@ -74,6 +74,7 @@ struct sched_res {
 	bool has_due;                  /* a due entry at `due` was written */
 	uint64_t due;
 	uint32_t failed_saves;         /* saves that failed so far */
+	bool is_kept_full;             /* the last for want of room */
 	struct sched_res *next;        /* in s->unsaved */
 	/* webhook events (node/webhook/webhook.h): per result its type or
 	 * SCHED_WH_NONE and its id, drawn before the commit; what the
@@ -512,18 +513,33 @@ sched_resave(evutil_socket_t fd, short what, void *arg)
 /* How often, at most, a new pause for a full store is logged. */
 #define SCHED_FULL_LOG_SECS 10
 
-/* A result save failed for want of room: no delivery starts until a save
- * succeeds (scheduler_results_savable()). Jobs waiting in delivery are
- * handed back. A store at the edge of full may pause and resume often,
- * so a pause is logged at most every SCHED_FULL_LOG_SECS. */
+/* Results kept because their last save failed for want of room: while
+ * there is one, no delivery starts (scheduler_results_savable()). The
+ * first pauses deliveries and hands back the jobs waiting in delivery;
+ * the last to end (saved, refused as not ours, its message gone) lets
+ * them start again. One save that succeeds at the edge of full while
+ * others still fail does not: a burst of deliveries would follow whose
+ * results fail too. A store at the edge may still pause and resume
+ * often, so a pause is logged at most every SCHED_FULL_LOG_SECS. */
 static void
-sched_store_full(struct scheduler *s)
+sched_kept_full(struct scheduler *s, struct sched_res *sr, bool full)
 {
 	uint64_t now = sched_now();
 
-	if (s->store_full)
+	if (sr->is_kept_full == full)
 		return;
-	s->store_full = true;
+	sr->is_kept_full = full;
+	if (!full) {
+		SHOAL_ASSERT(s->n_kept_full > 0);
+		if (--s->n_kept_full == 0) {
+			log_info("node id=%s event=deliveries_resumed",
+				 s->node_id);
+			scheduler_kick(s);
+		}
+		return;
+	}
+	if (s->n_kept_full++ > 0)
+		return;
 	s->full_pauses++;
 	if (s->full_logged == 0 || now - s->full_logged >= SCHED_FULL_LOG_SECS) {
 		log_warn("node id=%s event=deliveries_paused reason=\"results "
@@ -538,23 +554,10 @@ sched_store_full(struct scheduler *s)
 	scheduler_recheck(s);
 }
 
-/* A result save succeeded, or no result is kept any more (the last was
- * refused as not ours): deliveries may start again. If the store is
- * still full, the next result that fails to save pauses them again. */
-static void
-sched_store_room(struct scheduler *s)
-{
-	if (!s->store_full)
-		return;
-	s->store_full = false;
-	log_info("node id=%s event=deliveries_resumed", s->node_id);
-	scheduler_kick(s);
-}
-
 bool
 scheduler_results_savable(const struct scheduler *s)
 {
-	return s == NULL || !s->store_full;
+	return s == NULL || s->n_kept_full == 0;
 }
 
 /* The save failed: keep the results (and the message in flight) and save
@@ -564,10 +567,7 @@ sched_unsaved(struct scheduler *s, struct sched_res *sr, int result)
 {
 	struct timeval tv;
 
-	if (result == SHOAL_E_STORAGE_FULL)
-		sched_store_full(s);
-	if (sr->failed_saves == 0)
-		s->n_kept++;
+	sched_kept_full(s, sr, result == SHOAL_E_STORAGE_FULL);
 	if (sr->failed_saves++ % SCHED_RESAVE_LOG_EVERY == 0)
 		log_error("qid=%s event=result_not_saved error=\"%s\" "
 			  "failures=%u note=\"saved again soon; not "
@@ -626,17 +626,12 @@ sched_applied(int result, void *arg)
 		sched_unsaved(s, sr, result);
 		return;
 	}
-	if (sr->failed_saves > 0) {
-		SHOAL_ASSERT(s->n_kept > 0);
-		s->n_kept--;
-	}
+	sched_kept_full(s, sr, false);
 	if (sr->failed_saves > 0 && result == 0)
 		log_warn("qid=%s event=result_saved failures=%u", j->msg->qid,
 			 sr->failed_saves);
 	if (result == 0 && s->n_unsaved == 0)
 		s->resave_ms = 0; /* saves work again */
-	if (result == 0 || s->n_kept == 0)
-		sched_store_room(s);
 	for (size_t k = 0; result == 0 && sr->notes && k < j->n; k++)
 		suppress_noted(s->supp, &sr->notes[k]);
 	webhooks_noted(s->wh, &sr->wh_note, result);

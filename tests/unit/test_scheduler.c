@@ -892,6 +892,50 @@ START_TEST(test_full_store_pause_ends_when_no_result_is_kept)
 }
 END_TEST
 
+/* At the edge of full one save may succeed while another still fails:
+ * deliveries stay paused until no result is kept for want of room (a
+ * resume then would let a burst out whose results fail too). Here C's
+ * message is deleted in a moment of room, so its resave has nothing to
+ * write and succeeds; A's still fails. */
+START_TEST(test_full_store_one_save_at_the_edge_does_not_resume)
+{
+	char a[QID_LEN + 1], c[QID_LEN + 1];
+	struct store_txn *reader, *t;
+	Shoal__StoredMessage *sm;
+
+	t_put(c, t_one, t_now() - 1, false, t_now(), 0);
+	reader = t_unsaved(a, OUTCOME_DELIVERED, 250, "2.0.0", "ok");
+	ck_assert(t_submitted(c));
+	t_finish(t_take(c), OUTCOME_DELIVERED, 250, "2.0.0", "ok");
+	ck_assert_uint_eq(t_log_count("event=result_not_saved", c), 1);
+	ck_assert(!scheduler_results_savable(t_sched));
+	t_unpin(reader);
+	sm = t_get(c);
+	ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
+	ck_assert_int_eq(store_due_del(t, sm->due, c), 0);
+	ck_assert_int_eq(store_msg_del(t, c, sm->shard), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	shoal__stored_message__free_unpacked(sm, NULL);
+	reader = t_fill();
+	for (int i = 0; i < 200 && !t_logged("event=result_saved", c); i++) {
+		event_base_loop(t_base, EVLOOP_ONCE);
+		commit_flush(t_commit);
+	}
+	ck_assert(t_logged("event=result_saved", c));
+	ck_assert(!t_logged("event=result_saved", a));
+	ck_assert(!scheduler_results_savable(t_sched));
+	ck_assert(!t_logged("event=deliveries_resumed", NULL));
+	t_unpin(reader);
+	for (int i = 0; i < 200 && !t_logged("event=result_saved", a); i++) {
+		event_base_loop(t_base, EVLOOP_ONCE);
+		commit_flush(t_commit);
+	}
+	ck_assert(t_logged("event=deliveries_resumed", NULL));
+	ck_assert(scheduler_results_savable(t_sched));
+	ck_assert_uint_eq(scheduler_in_flight(t_sched), 0);
+}
+END_TEST
+
 /* A message deleted while in flight (queue delete): its result is
  * dropped, nothing comes back. */
 START_TEST(test_result_of_deleted_message_is_dropped)
@@ -948,6 +992,8 @@ scheduler_suite(void)
 			test_full_store_starts_no_delivery_until_a_result_is_saved);
 		tcase_add_test(tc,
 			       test_full_store_pause_ends_when_no_result_is_kept);
+		tcase_add_test(
+			tc, test_full_store_one_save_at_the_edge_does_not_resume);
 		tcase_add_test(tc, test_result_of_a_full_store_is_saved_later_not_redelivered);
 		tcase_add_test(tc, test_result_of_deleted_message_is_dropped);
 		suite_add_tcase(s, tc);
