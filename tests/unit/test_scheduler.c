@@ -765,6 +765,20 @@ t_unpin(struct store_txn *reader)
 	store_txn_abort(reader);
 }
 
+/* Delete q's records, as `shoalctl queue delete` does. */
+static void
+t_delete(const char *q)
+{
+	Shoal__StoredMessage *sm = t_get(q);
+	struct store_txn *t;
+
+	ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
+	ck_assert_int_eq(store_due_del(t, sm->due, q), 0);
+	ck_assert_int_eq(store_msg_del(t, q, sm->shard), 0);
+	ck_assert_int_eq(store_txn_commit(t), 0);
+	shoal__stored_message__free_unpacked(sm, NULL);
+}
+
 /* A message picked and sent, then the store filled (t_fill()) before its
  * result comes back with oc: the save fails. Returns the pinning reader. */
 static struct store_txn *
@@ -900,8 +914,7 @@ END_TEST
 START_TEST(test_full_store_one_save_at_the_edge_does_not_resume)
 {
 	char a[QID_LEN + 1], c[QID_LEN + 1];
-	struct store_txn *reader, *t;
-	Shoal__StoredMessage *sm;
+	struct store_txn *reader;
 
 	t_put(c, t_one, t_now() - 1, false, t_now(), 0);
 	reader = t_unsaved(a, OUTCOME_DELIVERED, 250, "2.0.0", "ok");
@@ -910,12 +923,7 @@ START_TEST(test_full_store_one_save_at_the_edge_does_not_resume)
 	ck_assert_uint_eq(t_log_count("event=result_not_saved", c), 1);
 	ck_assert(!scheduler_results_savable(t_sched));
 	t_unpin(reader);
-	sm = t_get(c);
-	ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
-	ck_assert_int_eq(store_due_del(t, sm->due, c), 0);
-	ck_assert_int_eq(store_msg_del(t, c, sm->shard), 0);
-	ck_assert_int_eq(store_txn_commit(t), 0);
-	shoal__stored_message__free_unpacked(sm, NULL);
+	t_delete(c);
 	reader = t_fill();
 	for (int i = 0; i < 200 && !t_logged("event=result_saved", c); i++) {
 		event_base_loop(t_base, EVLOOP_ONCE);
@@ -941,17 +949,10 @@ END_TEST
 START_TEST(test_result_of_deleted_message_is_dropped)
 {
 	char q[QID_LEN + 1];
-	struct store_txn *t;
-	Shoal__StoredMessage *sm;
 
 	t_put(q, t_one, t_now() - 1, false, t_now(), 0);
 	t_run();
-	sm = t_get(q);
-	ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
-	ck_assert_int_eq(store_due_del(t, sm->due, q), 0);
-	ck_assert_int_eq(store_msg_del(t, q, sm->shard), 0);
-	ck_assert_int_eq(store_txn_commit(t), 0);
-	shoal__stored_message__free_unpacked(sm, NULL);
+	t_delete(q);
 	t_finish(t_take(q), OUTCOME_DEFERRED, 451, "4.7.1", "try later");
 	ck_assert_uint_eq(t_count(), 0);
 	ck_assert_uint_eq(scheduler_in_flight(t_sched), 0);
