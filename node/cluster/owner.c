@@ -246,6 +246,7 @@ owner_adopt(struct owner *o, Shoal__ShardMap *m, const char *why)
 		return rc;
 	}
 	o->map = m;
+	o->is_map_behind = false;
 	owner_set_journal(o);
 	log_info("node id=%s event=shard_map epoch=%llu old_epoch=%llu "
 		 "author=%s why=\"%s\" due_gained=%llu due_dropped=%llu",
@@ -339,7 +340,10 @@ owner_offer(struct owner *o, const Shoal__ShardMap *m)
 		shardmap_free(copy);
 		return false;
 	}
-	return owner_adopt(o, copy, "newer map") == 0;
+	if (owner_adopt(o, copy, "newer map") == 0)
+		return true;
+	o->is_map_behind = true; /* owner_may_deliver() fences */
+	return false;
 }
 
 int
@@ -549,13 +553,13 @@ owner_may_deliver(struct owner *o)
 	bool has_lease, ok;
 
 	if (!o->active)
-		return true;
+		return !o->is_map_behind;
 	owner_check_stall(o, now);
 	has_lease = o->contact_ms != 0 && now - o->contact_ms <= lease;
 	if (!has_lease && o->contact_ms != 0)
 		owner_relearn(o, o->contact_ms + lease, true, "lease lapsed",
 			      now - o->contact_ms);
-	ok = has_lease &&
+	ok = has_lease && !o->is_map_behind &&
 	     (o->peer_map_heard ||
 	      now - o->relearn_ms >= cfg->replication.failover_after_ms);
 	if (ok == o->fenced) {
@@ -566,6 +570,8 @@ owner_may_deliver(struct owner *o)
 			log_warn("node id=%s event=fenced reason=\"%s\"",
 				 o->me->id,
 				 !has_lease ? "neither peer nor router heard" :
+				 o->is_map_behind ?
+					      "a newer shard map not stored" :
 					      "waiting for the peer's map");
 		/* fenced: deliveries waiting to start are dropped, still
 		 * due */

@@ -64,6 +64,10 @@ struct owner {
 	struct owner_router routers[OWNER_ROUTERS_MAX];
 	size_t n_routers;
 	bool fenced;                  /* last answer of owner_may_deliver */
+	/* a newer map was offered and could not be stored (a full disk):
+	 * which shards are ours is not known, so nothing is delivered until
+	 * a map is adopted (the peer offers its map with every heartbeat) */
+	bool is_map_behind;
 	struct owner_handover ho;
 	uint8_t *handing; /* per shard: the handover gives it */
 	size_t n_handing;

@@ -27,6 +27,7 @@
 #include "node/store/store.h"
 #include "proto/cli_node.pb-c.h"
 #include "tests/unit/check_helpers.h"
+#include "tests/unit/store_helper.h"
 
 #define T_SHARDS 4 /* n1 primary of 0 and 2, n2 of 1 and 3 */
 #define T_MINE 0
@@ -515,6 +516,45 @@ START_TEST(test_a_peer_without_echo_counts_from_arrival)
 	}
 END_TEST
 
+/* The peer took our shards (a newer map) while our disk was full: the
+ * map cannot be stored, so which shards are ours is not known and the
+ * node stays fenced however often it hears the peer, until the map is
+ * stored. Before, hearing the peer's map unfenced it with the old map,
+ * under which it still owned the shards the peer now delivers. */
+START_TEST(test_a_newer_map_not_stored_fences)
+	{
+		struct store_txn *reader;
+		Shoal__ShardMap *m;
+
+		t_start();
+		t_peer_map(t_now());
+		ck_assert(owner_may_deliver(t_owner));
+		ck_assert(owner_is_primary(t_owner, T_MINE));
+		reader = store_helper_fill(t_store);
+		m = t_map(2, "n2", "n2");
+		ck_assert(!owner_offer(t_owner, m));
+		ck_assert_int_eq(owner_map(t_owner)->epoch, 1); /* the control */
+		t_pass_ms(t_cfg->replication.heartbeat_ms);
+		t_peer_map(t_now());
+		owner_heard_router(t_owner, "r1", true, t_now());
+		ck_assert_msg(!owner_may_deliver(t_owner),
+			      "unfenced with a map older than the peer's");
+		ck_assert(!t_last_fence);
+		/* failover_after_ms does not lift it either */
+		t_pass_ms(t_after_ms() + 100);
+		t_peer_map(t_now());
+		owner_heard_router(t_owner, "r1", true, t_now());
+		ck_assert(!owner_may_deliver(t_owner));
+		/* room again: the next offer is stored and the fence lifts */
+		store_helper_unpin(reader);
+		ck_assert(owner_offer(t_owner, m));
+		shardmap_free(m);
+		t_peer_map(t_now());
+		ck_assert(owner_may_deliver(t_owner));
+		ck_assert(!owner_is_primary(t_owner, T_MINE));
+	}
+END_TEST
+
 /* No peer to fear (replication.mode = "none"): never fenced. */
 START_TEST(test_never_fenced_without_replication)
 	{
@@ -645,6 +685,7 @@ owner_suite(void)
 		test_lease_counts_from_echoes_and_a_lapse_needs_the_peers_map);
 	tcase_add_test(tc, test_a_stalled_loop_fences);
 	tcase_add_test(tc, test_a_peer_without_echo_counts_from_arrival);
+	tcase_add_test(tc, test_a_newer_map_not_stored_fences);
 	tcase_add_test(tc, test_never_fenced_without_replication);
 	suite_add_tcase(s, tc);
 

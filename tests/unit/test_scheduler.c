@@ -26,6 +26,7 @@
 #include "node/store/store.h"
 #include "proto/queue.pb-c.h"
 #include "tests/unit/check_helpers.h"
+#include "tests/unit/store_helper.h"
 
 #define T_SHARDS 4
 #define T_MAP_SIZE (64u * 1024 * 1024)
@@ -723,46 +724,16 @@ START_TEST(test_unsaved_result_leaves_message_as_it_was)
 }
 END_TEST
 
-/* Fill the store until not even half a KiB more fits, with a reader
- * open from before: the pages the filling freed stay pinned by it (as a
- * delivery's read txn pins them while it sends a body), so nothing can
- * be written until t_unpin() ends it. */
 static struct store_txn *
 t_fill(void)
 {
-	static char chunk[1u << 20];
-	struct store_txn *reader;
-	size_t len = sizeof(chunk);
-	int n = 0;
-
-	ck_assert_int_eq(store_txn_begin(t_store, true, &reader), 0);
-	while (len >= 512) {
-		struct store_txn *t;
-		char name[32];
-		int rc;
-
-		snprintf(name, sizeof(name), "fill%d", n);
-		ck_assert_int_eq(store_txn_begin(t_store, false, &t), 0);
-		rc = store_meta_put(t, name, chunk, len);
-		if (rc == 0)
-			rc = store_txn_commit(t);
-		else
-			store_txn_abort(t);
-		if (rc == 0)
-			n++;
-		else if (rc == SHOAL_E_STORAGE_FULL)
-			len /= 2;
-		else
-			ck_abort_msg("filling the store: %d", rc);
-	}
-	ck_assert_int_gt(n, 0);
-	return reader;
+	return store_helper_fill(t_store);
 }
 
 static void
 t_unpin(struct store_txn *reader)
 {
-	store_txn_abort(reader);
+	store_helper_unpin(reader);
 }
 
 /* Delete q's records, as `shoalctl queue delete` does. */
