@@ -50,6 +50,11 @@
 #include "node/cluster/repl.h"
 #include "node/store/store.h"
 
+/* A map that cannot be stored (a full disk) comes again with each of the
+ * peer's messages: its failure is logged once per epoch, then at most this
+ * often. */
+#define OWNER_MAP_FAIL_LOG_MS 10000
+
 bool
 owner_is_primary(const struct owner *o, uint32_t shard)
 {
@@ -238,10 +243,20 @@ owner_adopt(struct owner *o, Shoal__ShardMap *m, const char *why)
 	int rc = owner_store_map(o, m, &gained, &lost);
 
 	if (rc != 0) {
-		log_error("node id=%s event=map_not_stored epoch=%llu "
-			  "error=\"%s\"",
-			  o->me->id, (unsigned long long)m->epoch,
-			  shoal_strerror(rc));
+		uint64_t now = owner_now(o);
+
+		o->map_fails++;
+		if (m->epoch != o->map_fail_epoch ||
+		    now - o->map_fail_logged_ms >= OWNER_MAP_FAIL_LOG_MS) {
+			log_error("node id=%s event=map_not_stored epoch=%llu "
+				  "failures=%llu error=\"%s\"",
+				  o->me->id, (unsigned long long)m->epoch,
+				  (unsigned long long)o->map_fails,
+				  shoal_strerror(rc));
+			o->map_fail_epoch = m->epoch;
+			o->map_fail_logged_ms = now;
+			o->map_fails = 0;
+		}
 		shardmap_free(m);
 		return rc;
 	}

@@ -68,6 +68,9 @@ struct owner {
 	 * which shards are ours is not known, so nothing is delivered until
 	 * a map is adopted (the peer offers its map with every heartbeat) */
 	bool is_map_behind;
+	/* map_not_stored is logged once per epoch, then at most every
+	 * OWNER_MAP_FAIL_LOG_MS with the failures since */
+	uint64_t map_fail_epoch, map_fail_logged_ms, map_fails;
 	struct owner_handover ho;
 	uint8_t *handing; /* per shard: the handover gives it */
 	size_t n_handing;
