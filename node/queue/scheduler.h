@@ -127,12 +127,12 @@ bool scheduler_shard_busy(const struct scheduler *s, uint32_t shard);
 /* Messages in flight now. */
 uint64_t scheduler_in_flight(const struct scheduler *s);
 
-/* False while a result is kept because its save failed for want of room
- * (a full disk): from the first such failure until none is kept (saved,
- * refused as not ours, its message gone). Meanwhile no delivery starts:
- * each would add a result that cannot be saved, which a crash loses and
- * the peer then delivers again. The scheduler picks nothing, and
- * delivery asks before each job (node.c, beside owner_may_start()). */
+/* False from a result save that failed for want of room (a full disk)
+ * until a save succeeds or no result is kept for want of room any more
+ * (scheduler_result.c says why). Meanwhile no delivery starts: each would
+ * add a result that cannot be saved, which a crash loses and the peer
+ * then delivers again. The scheduler picks nothing, and delivery asks
+ * before each job (node.c, beside owner_may_start()). */
 bool scheduler_results_savable(const struct scheduler *s);
 
 /* Messages in flight whose shard s has shards[s] set (s < n). */

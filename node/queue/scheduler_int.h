@@ -56,9 +56,10 @@ struct scheduler {
 	size_t n_unsaved;
 	uint32_t resave_ms;
 	struct event *resave_ev;
-	/* results kept (unsaved, or being saved again) whose last save
-	 * failed for want of room: scheduler_results_savable() while none;
-	 * when a pause was last logged, and pauses since */
+	/* scheduler_results_savable() while not paused; results kept
+	 * (unsaved, or being saved again) whose last save failed for want
+	 * of room; when a pause was last logged, and pauses since */
+	bool is_paused;
 	size_t n_kept_full;
 	uint64_t full_logged;
 	uint64_t full_pauses;

@@ -513,33 +513,24 @@ sched_resave(evutil_socket_t fd, short what, void *arg)
 /* How often, at most, a new pause for a full store is logged. */
 #define SCHED_FULL_LOG_SECS 10
 
-/* Results kept because their last save failed for want of room: while
- * there is one, no delivery starts (scheduler_results_savable()). The
- * first pauses deliveries and hands back the jobs waiting in delivery;
- * the last to end (saved, refused as not ours, its message gone) lets
- * them start again. One save that succeeds at the edge of full while
- * others still fail does not: a burst of deliveries would follow whose
- * results fail too. A store at the edge may still pause and resume
- * often, so a pause is logged at most every SCHED_FULL_LOG_SECS. */
+/* Delivery pauses (scheduler_results_savable() false) at a result save
+ * that fails for want of room, and the jobs waiting in delivery are
+ * handed back. It resumes at the next save that succeeds, or when no
+ * result is kept for want of room any more (the last one refused as not
+ * ours, say). A save that succeeds shows room for results like it: one
+ * too big for what is left (the bounce of a large message) must not hold
+ * up every other delivery. At the edge of full a few deliveries then go
+ * out between a lucky save and the next failure, as often as the resave
+ * backoff lets a save through. A pause is logged at most every
+ * SCHED_FULL_LOG_SECS. */
 static void
-sched_kept_full(struct scheduler *s, struct sched_res *sr, bool full)
+sched_pause(struct scheduler *s)
 {
 	uint64_t now = sched_now();
 
-	if (sr->is_kept_full == full)
+	if (s->is_paused)
 		return;
-	sr->is_kept_full = full;
-	if (!full) {
-		SHOAL_ASSERT(s->n_kept_full > 0);
-		if (--s->n_kept_full == 0) {
-			log_info("node id=%s event=deliveries_resumed",
-				 s->node_id);
-			scheduler_kick(s);
-		}
-		return;
-	}
-	if (s->n_kept_full++ > 0)
-		return;
+	s->is_paused = true;
 	s->full_pauses++;
 	if (s->full_logged == 0 || now - s->full_logged >= SCHED_FULL_LOG_SECS) {
 		log_warn("node id=%s event=deliveries_paused reason=\"results "
@@ -554,10 +545,35 @@ sched_kept_full(struct scheduler *s, struct sched_res *sr, bool full)
 	scheduler_recheck(s);
 }
 
+static void
+sched_resume(struct scheduler *s)
+{
+	if (!s->is_paused)
+		return;
+	s->is_paused = false;
+	log_info("node id=%s event=deliveries_resumed", s->node_id);
+	scheduler_kick(s);
+}
+
+/* Count sr among the results kept for want of room (full) or not. */
+static void
+sched_kept_full(struct scheduler *s, struct sched_res *sr, bool full)
+{
+	if (sr->is_kept_full == full)
+		return;
+	sr->is_kept_full = full;
+	if (full) {
+		s->n_kept_full++;
+	} else {
+		SHOAL_ASSERT(s->n_kept_full > 0);
+		s->n_kept_full--;
+	}
+}
+
 bool
 scheduler_results_savable(const struct scheduler *s)
 {
-	return s == NULL || s->n_kept_full == 0;
+	return s == NULL || !s->is_paused;
 }
 
 /* The save failed: keep the results (and the message in flight) and save
@@ -568,6 +584,8 @@ sched_unsaved(struct scheduler *s, struct sched_res *sr, int result)
 	struct timeval tv;
 
 	sched_kept_full(s, sr, result == SHOAL_E_STORAGE_FULL);
+	if (result == SHOAL_E_STORAGE_FULL)
+		sched_pause(s);
 	if (sr->failed_saves++ % SCHED_RESAVE_LOG_EVERY == 0)
 		log_error("qid=%s event=result_not_saved error=\"%s\" "
 			  "failures=%u note=\"saved again soon; not "
@@ -627,6 +645,8 @@ sched_applied(int result, void *arg)
 		return;
 	}
 	sched_kept_full(s, sr, false);
+	if (result == 0 || s->n_kept_full == 0)
+		sched_resume(s);
 	if (sr->failed_saves > 0 && result == 0)
 		log_warn("qid=%s event=result_saved failures=%u", j->msg->qid,
 			 sr->failed_saves);
