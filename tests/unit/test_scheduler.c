@@ -736,6 +736,17 @@ t_unpin(struct store_txn *reader)
 	store_helper_unpin(reader);
 }
 
+/* Run the loop (timers: the resave backoff) until w1 (and w2) is logged,
+ * at most 200 turns. */
+static void
+t_loop_until_logged(const char *w1, const char *w2)
+{
+	for (int i = 0; i < 200 && !t_logged(w1, w2); i++) {
+		event_base_loop(t_base, EVLOOP_ONCE);
+		commit_flush(t_commit);
+	}
+}
+
 /* Delete q's records, as `shoalctl queue delete` does. */
 static void
 t_delete(const char *q)
@@ -864,10 +875,7 @@ START_TEST(test_full_store_pause_ends_when_no_result_is_kept)
 	for (size_t i = 0; i < T_SHARDS; i++)
 		t_primary[i] = false;
 	/* the resave: refused, the store still full */
-	for (int i = 0; i < 200 && !t_logged("event=dsn_not_queued", a); i++) {
-		event_base_loop(t_base, EVLOOP_ONCE);
-		commit_flush(t_commit);
-	}
+	t_loop_until_logged("event=dsn_not_queued", a);
 	ck_assert(t_logged("event=dsn_not_queued", a));
 	ck_assert(!t_logged("event=result_saved", a));
 	ck_assert(t_logged("event=deliveries_resumed", NULL));
@@ -900,10 +908,7 @@ START_TEST(test_full_store_a_save_that_succeeds_ends_the_pause)
 	reader = t_fill();
 	t_held[0] = '\0';
 	t_n_jobs = 0;
-	for (int i = 0; i < 200 && !t_logged("event=result_saved", c); i++) {
-		event_base_loop(t_base, EVLOOP_ONCE);
-		commit_flush(t_commit);
-	}
+	t_loop_until_logged("event=result_saved", c);
 	ck_assert(t_logged("event=result_saved", c));
 	ck_assert(!t_logged("event=result_saved", a));
 	ck_assert(t_logged("event=deliveries_resumed", NULL));
@@ -914,12 +919,8 @@ START_TEST(test_full_store_a_save_that_succeeds_ends_the_pause)
 	t_finish(t_take(d), OUTCOME_DELIVERED, 250, "2.0.0", "ok");
 	ck_assert(!scheduler_results_savable(t_sched));
 	t_unpin(reader);
-	for (int i = 0; i < 200 && (!t_logged("event=result_saved", a) ||
-				    !t_logged("event=result_saved", d));
-	     i++) {
-		event_base_loop(t_base, EVLOOP_ONCE);
-		commit_flush(t_commit);
-	}
+	t_loop_until_logged("event=result_saved", a);
+	t_loop_until_logged("event=result_saved", d);
 	ck_assert(scheduler_results_savable(t_sched));
 	ck_assert_uint_eq(scheduler_in_flight(t_sched), 0);
 	ck_assert_uint_eq(t_count(), 0);
