@@ -555,6 +555,22 @@ sched_resume(struct scheduler *s)
 	scheduler_kick(s);
 }
 
+/* Whether sr's failed save pauses deliveries: it failed for want of room
+ * and wrote no DSN. A DSN is a new message, the original's whole text
+ * with RET=FULL, far bigger than a result: one that does not fit in what
+ * is left says little about the rest, and the deliveries that go on
+ * retire messages and free the room it needs. */
+static bool
+sched_res_pauses(const struct sched_res *sr, int result)
+{
+	if (result != SHOAL_E_STORAGE_FULL)
+		return false;
+	for (size_t i = 0; i < SCHED_DSNS; i++)
+		if (sr->dsn[i].qid[0] != '\0')
+			return false;
+	return true;
+}
+
 /* Count sr among the results kept for want of room (full) or not. */
 static void
 sched_kept_full(struct scheduler *s, struct sched_res *sr, bool full)
@@ -583,8 +599,8 @@ sched_unsaved(struct scheduler *s, struct sched_res *sr, int result)
 {
 	struct timeval tv;
 
-	sched_kept_full(s, sr, result == SHOAL_E_STORAGE_FULL);
-	if (result == SHOAL_E_STORAGE_FULL)
+	sched_kept_full(s, sr, sched_res_pauses(sr, result));
+	if (sr->is_kept_full)
 		sched_pause(s);
 	if (sr->failed_saves++ % SCHED_RESAVE_LOG_EVERY == 0)
 		log_error("qid=%s event=result_not_saved error=\"%s\" "
