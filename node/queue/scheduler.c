@@ -445,7 +445,8 @@ sched_on_recheck(evutil_socket_t fd, short what, void *arg)
 	s->hooks.recheck(s->hooks.arg);
 	if (s->abandoned != before)
 		log_info("node id=%s event=attempts_dropped count=%llu "
-			 "reason=\"fenced, frozen, no longer primary or storage full\"",
+			 "reason=\"fenced, frozen, no longer primary or "
+			 "storage full\"",
 			 s->node_id,
 			 (unsigned long long)(s->abandoned - before));
 }

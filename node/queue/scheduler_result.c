@@ -514,15 +514,15 @@ sched_resave(evutil_socket_t fd, short what, void *arg)
 #define SCHED_FULL_LOG_SECS 10
 
 /* Delivery pauses (scheduler_results_savable() false) at a result save
- * that fails for want of room, and the jobs waiting in delivery are
- * handed back. It resumes at the next save that succeeds, or when no
- * result is kept for want of room any more (the last one refused as not
- * ours, say). A save that succeeds shows room for results like it: one
- * too big for what is left (the bounce of a large message) must not hold
- * up every other delivery. At the edge of full a few deliveries then go
- * out between a lucky save and the next failure, as often as the resave
- * backoff lets a save through. A pause is logged at most every
- * SCHED_FULL_LOG_SECS. */
+ * that fails for want of room (sched_res_pauses()), and the jobs waiting
+ * in delivery are handed back. It resumes at the next save that
+ * succeeds, or when no result is kept for want of room any more (the
+ * next failure of the last one was another error, say). A save that
+ * succeeds shows room for results like it: one too big for what is left
+ * must not hold up every other delivery. At the edge of full a few
+ * deliveries then go out between a lucky save and the next failure, as
+ * often as the resave backoff lets a save through. A pause is logged at
+ * most every SCHED_FULL_LOG_SECS. */
 static void
 sched_pause(struct scheduler *s)
 {
