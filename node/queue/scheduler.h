@@ -128,8 +128,8 @@ bool scheduler_shard_busy(const struct scheduler *s, uint32_t shard);
 uint64_t scheduler_in_flight(const struct scheduler *s);
 
 /* False from a result save (one storing no DSN) that failed for want of
- * room (a full disk) until a save succeeds or no such result is kept any
- * more (scheduler_result.c says why). Meanwhile no delivery starts: each
+ * room (a full disk) until no such result is kept any more
+ * (scheduler_result.c says why). Meanwhile no delivery starts: each
  * would add a result that cannot be saved, which a crash loses and the
  * peer then delivers again. The scheduler picks nothing, and delivery
  * asks before each job (node.c, beside owner_may_start()). */

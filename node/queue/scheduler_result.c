@@ -515,14 +515,13 @@ sched_resave(evutil_socket_t fd, short what, void *arg)
 
 /* Delivery pauses (scheduler_results_savable() false) at a result save
  * that fails for want of room (sched_res_pauses()), and the jobs waiting
- * in delivery are handed back. It resumes at the next save that
- * succeeds, or when no result is kept for want of room any more (the
- * next failure of the last one was another error, say). A save that
- * succeeds shows room for results like it: one too big for what is left
- * must not hold up every other delivery. At the edge of full a few
- * deliveries then go out between a lucky save and the next failure, as
- * often as the resave backoff lets a save through. A pause is logged at
- * most every SCHED_FULL_LOG_SECS. */
+ * in delivery are handed back. It resumes when no result is kept for
+ * want of room any more: all saved, their messages gone, or their next
+ * failure another error. Not at the first save that succeeds: at the
+ * edge of full (pages pinned by a reader) single saves get through while
+ * the rest fail, and each resume let a burst of deliveries out whose
+ * results failed too (103 of 175 sent twice after a kill in one run).
+ * A pause is logged at most every SCHED_FULL_LOG_SECS. */
 static void
 sched_pause(struct scheduler *s)
 {
@@ -661,7 +660,7 @@ sched_applied(int result, void *arg)
 		return;
 	}
 	sched_kept_full(s, sr, false);
-	if (result == 0 || s->n_kept_full == 0)
+	if (s->n_kept_full == 0)
 		sched_resume(s);
 	if (sr->failed_saves > 0 && result == 0)
 		log_warn("qid=%s event=result_saved failures=%u", j->msg->qid,
