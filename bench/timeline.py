@@ -12,18 +12,21 @@ order:
   body    the router reads the message (a readv of >= BYTES)
   enq     a node's ZeroMQ thread receives the enqueue (>= BYTES): the
           primary
-  p_sync  the primary's first fdatasync after it ends (its commit)
   ship    the primary's ZeroMQ thread sends the batch (>= BYTES)
   r_recv  the replica's ZeroMQ thread receives it
   r_sync  the replica's second fdatasync after that ends (commit, meta)
   ack     the replica's ZeroMQ thread sends its ack
+  p_sync  the primary's first fdatasync after the enqueue ends (its
+          commit; since the batch leaves before the commit, this runs
+          beside ship .. ack)
   reply   the primary's ZeroMQ thread sends the answer to the router (on
           the connection the enqueue came in on)
   250     the router writes the 250
 
 and prints the median time from body to each step, the median of each
-step's own share (the time since the step before), and with --show N the
-syscalls of the first N messages. perf trace adds some 20 us to every
+step's own share (the time since the step it waits for: p_sync waits for
+enq, reply for the later of ack and p_sync, the rest for the step
+before), and with --show N the syscalls of the first N messages. perf trace adds some 20 us to every
 syscall it sees: compare the shares, not the absolute times, with runs of
 other builds.
 """
@@ -35,7 +38,15 @@ import sys
 LINE = re.compile(r"^\s*([\d.]+) \(\s*([\d.]+) ms\): (\S+)/(\d+) "
                   r"(?:\.\.\. \[continued\]: )?(\w+)\((?:fd: (\d+))?.*\)"
                   r"\s+= (-?\d+)")
-STEPS = ["enq", "p_sync", "ship", "r_recv", "r_sync", "ack", "reply", "250"]
+STEPS = ["enq", "ship", "r_recv", "r_sync", "ack", "p_sync", "reply", "250"]
+# what each step waits for: its own share is the time since that
+AFTER = {"enq": "body", "ship": "enq", "r_recv": "ship", "r_sync": "r_recv",
+         "ack": "r_sync", "p_sync": "enq", "reply": "ack|p_sync",
+         "250": "reply"}
+
+
+def since(m, s):
+    return max(m[x] for x in AFTER[s].split("|"))
 
 
 def load(trace, tids):
@@ -130,8 +141,7 @@ def main():
             at, end = message(ev, i, a.size)
             if at is None:
                 break
-            order = ["body"] + STEPS
-            if all(at[x] <= at[y] + 1e-9 for x, y in zip(order, order[1:])):
+            if all(since(at, s) <= at[s] + 1e-9 for s in STEPS):
                 msgs.append(at)
                 if shown < a.show:
                     shown += 1
@@ -147,12 +157,10 @@ def main():
     print(f"messages: {len(msgs)} (one session; medians in ms, perf trace "
           f"adds ~0.02 ms a syscall)")
     print(f"{'step':8} {'since body':>10} {'own share':>10}")
-    prev = "body"
     for s in STEPS:
-        since = statistics.median(m[s] - m["body"] for m in msgs)
-        share = statistics.median(m[s] - m[prev] for m in msgs)
-        print(f"{s:8} {since:10.3f} {share:10.3f}")
-        prev = s
+        total = statistics.median(m[s] - m["body"] for m in msgs)
+        share = statistics.median(m[s] - since(m, s) for m in msgs)
+        print(f"{s:8} {total:10.3f} {share:10.3f}")
 
 
 if __name__ == "__main__":
