@@ -56,7 +56,8 @@ qa_take(struct qa_result *res, size_t n, const char *node,
 	}
 }
 
-/* Ask every node about res[0..n); marks unanswered nodes in down[]. */
+/* Ask every node about res[0..n); marks the nodes that did not answer, or
+ * answered with an error, in down[] and says why on stderr. */
 static void
 qa_ask(struct cli_peer *peers, size_t np, Shoal__QueueAction action,
        struct qa_result *res, size_t n, bool *down)
@@ -78,12 +79,13 @@ qa_ask(struct cli_peer *peers, size_t np, Shoal__QueueAction action,
 		reqs[i] = &req;
 	cli_peers_call_all(peers, np, reqs, replies);
 	for (size_t i = 0; i < np; i++) {
-		if (replies[i] == NULL ||
-		    replies[i]->status != SHOAL__STATUS__STATUS_OK ||
-		    replies[i]->body_case != SHOAL__ADMIN_REPLY__BODY_ACTION)
-			down[i] = true;
-		else
+		if (replies[i] != NULL &&
+		    replies[i]->status == SHOAL__STATUS__STATUS_OK &&
+		    replies[i]->body_case == SHOAL__ADMIN_REPLY__BODY_ACTION)
 			qa_take(res, n, peers[i].node->id, replies[i]->action);
+		else if (!down[i]) /* why, once per node: storage full, ... */
+			down[i] = !cli_reply_ok(&peers[i], replies[i],
+					SHOAL__ADMIN_REPLY__BODY_ACTION);
 		if (replies[i])
 			shoal__admin_reply__free_unpacked(replies[i], NULL);
 	}
@@ -399,11 +401,6 @@ queue_action_run(struct cli *c, const char *verb, int argc, char **argv)
 		cli_error("cannot write output");
 		goto done;
 	}
-	for (size_t i = 0; i < np; i++)
-		if (down[i])
-			cli_error("node %s did not answer (%s)",
-				  peers[i].node->id,
-				  cli_peer_strerror(peers[i].err));
 	for (int i = 0; i < argc; i++)
 		missing += res[i].node == NULL;
 	if (missing > 0)

@@ -86,7 +86,9 @@ store_code(int rc)
 }
 
 /* Map and log. Full is logged when it starts, not once per message;
- * MDB_NOTFOUND is an answer, not a failure. */
+ * MDB_NOTFOUND is an answer, not a failure. Full, whether the disk or the
+ * map, also clears the slots of dead readers (a killed mdb_dump, say):
+ * the pages they pin are the room the next write looks for. */
 int
 store_err(struct store *st, int rc, const char *op, const char *db)
 {
@@ -98,8 +100,10 @@ store_err(struct store *st, int rc, const char *op, const char *db)
 	else if (err != SHOAL_E_STORAGE_FULL && err != -ENOENT)
 		log_error("store dir=%s op=%s db=%s error=\"%s\"", st->dir, op,
 			  db, mdb_strerror(rc));
-	if (err == SHOAL_E_STORAGE_FULL)
+	if (err == SHOAL_E_STORAGE_FULL) {
 		st->is_full = true;
+		store_readers_clear(st);
+	}
 	return err;
 }
 
@@ -398,8 +402,6 @@ store_txn_finish(struct store_txn *t, bool durable, bool *synced)
 	 * full that is the disk being full */
 	if (rc == EIO && store_disk_nearly_full(st))
 		rc = ENOSPC;
-	if (rc == ENOSPC) /* the next commit may find the pages it pinned */
-		store_readers_clear(st);
 	if (rc != 0)
 		return store_err(st, rc, "txn_commit", "-");
 	if (is_write && durable && (rc = mdb_env_sync(st->env, 1)) != 0)

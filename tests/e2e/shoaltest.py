@@ -422,6 +422,20 @@ class ShoalTestCase(unittest.TestCase):
         self.addCleanup(shutil.rmtree, d, True)
         return d
 
+    def pin_pages(self, d):
+        """A reader of the store in d from outside (mdb_dump into a pipe
+        nobody reads): it pins every page freed from now on, as a slow
+        delivery's read txn would. Returns the process, once its read
+        txn shows in the reader table."""
+        pin = subprocess.Popen(["mdb_dump", "-a", d],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (pin.kill(), pin.wait()))
+        wait_for(lambda: str(pin.pid) in subprocess.run(
+            ["mdb_stat", "-r", d], capture_output=True,
+            text=True).stdout, 10, "mdb_dump holding a read txn")
+        return pin
+
     def cluster(self, start=True, **kw):
         c = Cluster(self, **kw)
         if start:

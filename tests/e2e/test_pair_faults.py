@@ -142,20 +142,6 @@ class PairFaultTest(ShoalTestCase):
                         "tmpfs", d], check=True)
         self.addCleanup(subprocess.run, ["umount", "-l", d])
 
-    def pin_pages(self, d):
-        """A reader of the store in d from outside (mdb_dump into a pipe
-        nobody reads): it pins every page freed from now on, as a slow
-        delivery's read txn would. Returns the process, once its read
-        txn shows in the reader table."""
-        pin = subprocess.Popen(["mdb_dump", "-a", d],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL)
-        self.addCleanup(lambda: (pin.kill(), pin.wait()))
-        wait_for(lambda: str(pin.pid) in subprocess.run(
-            ["mdb_stat", "-r", d], capture_output=True,
-            text=True).stdout, 10, "mdb_dump holding a read txn")
-        return pin
-
     # ---- 12 ----
 
     def test_12_paused_primary_does_not_deliver_what_its_peer_took(self):

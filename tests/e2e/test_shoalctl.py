@@ -164,6 +164,45 @@ class ShoalctlTest(ShoalTestCase):
         self.assertIn("n2", doc["unreachable"])
         self.assertIn("node n2 did not answer", err)
 
+    def test_4c_storage_full_is_named(self):
+        """A node that cannot store an action says so, and shoalctl
+        passes that on: not "did not answer", which sends an operator
+        looking for a network fault."""
+        c = self.cluster(map_size=1048576)
+        body = make_message("fill") + (b"x" * 98 + b"\r\n") * 8
+        qids = []
+        pin = None
+        with SMTPConn(c.port, timeout=30) as s:
+            s.ehlo()
+            for i in range(5000):
+                r = s.mail(SENDER, [RCPT], body)
+                if r.code != 250:
+                    break
+                qids.append(r.qid)
+                if len(qids) == 150:
+                    # from here no page n1 frees can be used again: the
+                    # map fills for good (its dump by now is more than a
+                    # pipe holds, so mdb_dump stays in its read txn)
+                    pin = self.pin_pages(c.data_dir("n1"))
+        self.assertIsNotNone(pin)
+        self.assertEqual(r.code, 452, r)  # the map is full
+        st = c.status()
+        mine = [q for q in qids if c.owner_of(q, st) == "n1"]
+        rc, doc, err = c.shoalctl("queue", "hold", mine[-1])
+        self.assertEqual(rc, 1, (doc, err))
+        self.assertIn("node n1: storage full", err)
+        self.assertNotIn("did not answer", err)
+        self.assertIn("n1", doc["unreachable"])
+        # the positive control: the same request once pages are free
+        pin.kill()
+        pin.wait()
+        wait_for(lambda: "event=stale_readers_cleared" in
+                 c.node("n1").log_text(), 30,
+                 "n1 clearing the dead reader's slot")
+        rc, doc, err = c.shoalctl("queue", "hold", mine[-1])
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(doc["results"][0]["node"], "n1")
+
     def test_5_shard_list(self):
         c = self.cluster_up()
         qids = send(c, 12)
