@@ -54,6 +54,7 @@ struct move_out {
 	bool last_sent;
 	Shoal__ShardMap *map;      /* the map the last batch carries */
 	uint64_t sent_ms, heard_ms, retry_ms;
+	uint64_t drain_ms;         /* when MOVE_DRAIN began */
 	uint64_t messages;
 	bool has_reply;
 	struct rpc_ticket asker;   /* shoalctl, answered when done */
@@ -339,7 +340,7 @@ move_restart(struct move *m)
 	o->last_sent = false;
 	shardmap_free(o->map);
 	o->map = NULL;
-	o->heard_ms = clock_mono_ms();
+	o->heard_ms = o->drain_ms = clock_mono_ms();
 	o->phase = MOVE_DRAIN;
 	owner_set_frozen(m->owner, o->shard);
 	log_info("node id=%s event=move_start shard=%u to=%s", m->me->id,
@@ -447,6 +448,9 @@ move_out_tick(struct move *m, uint64_t now)
 		if (!move_shard_busy(m, o->shard)) {
 			o->phase = MOVE_COPY;
 			move_next_batch(m);
+		} else if (now - o->drain_ms >= OWNER_IN_FLIGHT_WAIT_MS) {
+			move_out_end(m, SHOAL__STATUS__STATUS_INTERNAL,
+				     OWNER_IN_FLIGHT_GIVEUP);
 		}
 		break;
 	case MOVE_COPY:

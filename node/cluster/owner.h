@@ -36,6 +36,14 @@ struct store;
 /* The store's meta key of the map in force (join.c stores the first). */
 #define OWNER_META_MAP "shard_map"
 
+/* A planned failover or a shard move freezes the shards it gives away,
+ * then waits this long for their deliveries in flight to finish (a result
+ * that cannot be saved on a full disk stays in flight); after that it
+ * gives up and unfreezes them, and the operator hears why. */
+#define OWNER_IN_FLIGHT_WAIT_MS 30000
+#define OWNER_IN_FLIGHT_GIVEUP "deliveries still in flight after 30 s; " \
+			       "nothing moved"
+
 /* Routers remembered for fencing and failover decisions; more are
  * ignored until one goes quiet. */
 #define OWNER_ROUTERS_MAX 256

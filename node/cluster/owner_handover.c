@@ -23,7 +23,6 @@
 #include "node/rpc/rpc.h"
 #include "node/store/store.h"
 
-#define OWNER_HANDOVER_MAX_MS 30000   /* deliveries in flight may finish */
 #define OWNER_LAG_WAIT_MS 5000        /* then the handback carries the rest */
 
 bool
@@ -98,15 +97,14 @@ owner_handover_step(struct owner *o)
 	if (!ho->active)
 		return;
 	busy = o->hooks.in_flight(o->hooks.arg, o->handing, o->n_handing);
-	if (busy > 0 && waited >= OWNER_HANDOVER_MAX_MS) {
+	if (busy > 0 && waited >= OWNER_IN_FLIGHT_WAIT_MS) {
 		ho->active = false;
 		owner_handing_end(o);
 		log_warn("node id=%s event=failover_abandoned in_flight=%llu",
 			 o->me->id, (unsigned long long)busy);
 		owner_failover_answer(o, &ho->asker,
 				      SHOAL__STATUS__STATUS_INTERNAL,
-				      "deliveries still in flight after 30 s; "
-				      "nothing moved", 0, false);
+				      OWNER_IN_FLIGHT_GIVEUP, 0, false);
 		o->hooks.work_due(o->hooks.arg);
 		return;
 	}
