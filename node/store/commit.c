@@ -245,8 +245,14 @@ commit_on_sync(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (c->queued.n > 0) {
-		/* the next batch is here: its fdatasync ends the wait */
+		/* the next batch is here: its fdatasync ends the wait. If it
+		 * commits nothing (it failed: a full store), nothing else
+		 * would end it, so sync now. */
+		uint64_t commits = c->commits;
+
 		commit_run(c);
+		if (c->commits == commits)
+			commit_sync_now(c);
 		return;
 	}
 	if (c->commits != c->armed_at &&

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lib/be.h"
+#include "lib/err.h"
 #include "lib/log.h"
 #include "node/store/store.h"
 #include "tests/unit/check_helpers.h"
@@ -248,6 +249,42 @@ START_TEST(test_a_failed_batch_leaves_no_item_stranded)
 	t_idle();
 	ck_assert_int_eq(t_items[2].done, 1);
 	ck_assert_int_eq(t_items[2].result, 0);
+}
+END_TEST
+
+static void
+t_add_failing(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	t_items[1].fail = SHOAL_E_STORAGE_FULL;
+	t_add(1, "0B");
+}
+
+/* The wait's end is due (sync_ev) and, in the same pass but before it, a
+ * callback queues the next batch, which then fails (a full store). The
+ * batch ran from the sync's callback: the waiting item must still be
+ * synced and told. (A second priority lets the test order the pass.) */
+START_TEST(test_a_failed_batch_run_by_the_sync_strands_nothing)
+{
+	struct timeval now = { 0, 0 };
+	struct event *first;
+
+	ck_assert_int_eq(event_base_priority_init(t_base, 2), 0);
+	commit_free(t_c); /* again, its events at the new default priority */
+	t_c = commit_new(t_base, t_st);
+	t_add(0, "0A");
+	t_pass(); /* 0A committed, its sync due in the next pass */
+	ck_assert_int_eq(t_items[0].done, 0);
+	first = evtimer_new(t_base, t_add_failing, NULL);
+	ck_assert_int_eq(event_priority_set(first, 0), 0);
+	evtimer_add(first, &now);
+	t_idle();
+	ck_assert_int_eq(t_items[1].done, 1);
+	ck_assert_int_eq(t_items[1].result, SHOAL_E_STORAGE_FULL);
+	ck_assert_int_eq(t_items[0].done, 1);
+	ck_assert_int_eq(t_items[0].result, 0);
+	event_free(first);
 }
 END_TEST
 
@@ -515,6 +552,7 @@ commit_suite(void)
 		       test_batches_that_write_nothing_cannot_starve_the_wait);
 	tcase_add_test(tc, test_a_failing_item_fails_alone);
 	tcase_add_test(tc, test_a_failed_batch_leaves_no_item_stranded);
+	tcase_add_test(tc, test_a_failed_batch_run_by_the_sync_strands_nothing);
 	tcase_add_test(tc, test_flush_finishes_everything_at_once);
 	tcase_add_test(tc, test_flush_runs_items_queued_by_done_callbacks);
 	suite_add_tcase(s, tc);
