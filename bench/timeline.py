@@ -133,14 +133,16 @@ def main():
     ap.add_argument("--show", type=int, default=0)
     a = ap.parse_args()
     ev = load(a.trace, a.tids)
-    msgs, i, shown = [], 0, 0
+    msgs, i, shown, seen = [], 0, 0, 0
     while i < len(ev):
         e = ev[i]
         if e[2] == "router" and not e[3] and e[4] == "readv" and \
                 e[5] >= a.size:
+            seen += 1
             at, end = message(ev, i, a.size)
-            if at is None:
-                break
+            if at is None:  # a step perf lost, or the trace's end
+                i += 1
+                continue
             if all(since(at, s) <= at[s] + 1e-9 for s in STEPS):
                 msgs.append(at)
                 if shown < a.show:
@@ -154,8 +156,9 @@ def main():
         i += 1
     if not msgs:
         sys.exit("no complete message found")
-    print(f"messages: {len(msgs)} (one session; medians in ms, perf trace "
-          f"adds ~0.02 ms a syscall)")
+    print(f"messages: {len(msgs)} of {seen} (one session; medians in ms, "
+          f"perf trace adds ~0.02 ms a syscall; the others had a step "
+          f"missing or out of order)")
     print(f"{'step':8} {'since body':>10} {'own share':>10}")
     for s in STEPS:
         total = statistics.median(m[s] - m["body"] for m in msgs)
