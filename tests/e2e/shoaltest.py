@@ -443,6 +443,103 @@ class ShoalTestCase(unittest.TestCase):
         return c
 
 
+class ScriptedMX:
+    """A small SMTP server on loopback that misbehaves on purpose. With
+    late_conn=N, connection N (from 0) waits delay seconds before its
+    greeting. With stall_at_dot, it never answers the end of DATA: the
+    delivery stays in flight (the client's timeout for that is 10 min),
+    and the socket waits in .stalled until the test closes it. Otherwise
+    it accepts every message. Records, per connection, the commands it
+    got and when it closed."""
+
+    def __init__(self, late_conn=None, delay=0.0, stall_at_dot=False):
+        self.late_conn = late_conn
+        self.delay = delay
+        self.stall_at_dot = stall_at_dot
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.conns = []           # per connection: {"cmds": [], "closed"}
+        self.stalled = []         # sockets waiting for their 250
+        self.stop = False
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+        self.release()
+
+    def release(self):
+        """Hang up on every stalled delivery."""
+        with self.lock:
+            stalled, self.stalled = self.stalled, []
+        for s in stalled:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _accept(self):
+        while not self.stop:
+            try:
+                s, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                rec = {"cmds": [], "closed": None}
+                n = len(self.conns)
+                self.conns.append(rec)
+            threading.Thread(target=self._serve, args=(s, rec, n),
+                             daemon=True).start()
+
+    def _serve(self, s, rec, n):
+        s.settimeout(None if self.stall_at_dot else 60)
+        try:
+            if n == self.late_conn:
+                time.sleep(self.delay)
+            f = s.makefile("rb")
+            s.sendall(b"220 mx.test ESMTP\r\n")
+            in_data = False
+            for line in f:
+                if in_data:
+                    if line != b".\r\n":
+                        continue
+                    if self.stall_at_dot:
+                        with self.lock:
+                            self.stalled.append(s)
+                        f.read()  # until the test hangs up
+                        break
+                    in_data = False
+                    s.sendall(b"250 2.0.0 kept\r\n")
+                    continue
+                cmd = line.decode("ascii", "replace").strip().upper()
+                with self.lock:
+                    rec["cmds"].append(cmd.split(" ")[0])
+                if cmd.startswith("EHLO"):
+                    s.sendall(b"250-mx.test\r\n250 PIPELINING\r\n")
+                elif cmd.startswith("DATA"):
+                    in_data = True
+                    s.sendall(b"354 go on\r\n")
+                elif cmd.startswith("QUIT"):
+                    s.sendall(b"221 2.0.0 bye\r\n")
+                    break
+                else:
+                    s.sendall(b"250 2.0.0 ok\r\n")
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                rec["closed"] = time.monotonic()
+            s.close()
+
+    def snapshot(self):
+        with self.lock:
+            return [dict(r, cmds=list(r["cmds"])) for r in self.conns]
+
+
 # ---- the cluster ----------------------------------------------------------
 
 def _cfg_int(v):

@@ -30,8 +30,8 @@ import tempfile
 import threading
 import time
 
-from shoaltest import (REPO, PortInUse, Proc, SMTPConn, ShoalTestCase,
-                       StartError, free_port, log, make_message,
+from shoaltest import (REPO, PortInUse, Proc, SMTPConn, ScriptedMX,
+                       ShoalTestCase, StartError, free_port, log, make_message,
                        qid_from_reply, received_block, wait_for)
 
 PYTHON = "/usr/bin/python3"
@@ -430,80 +430,6 @@ class Peers:
                      'max_msgs_per_conn = 100; max_msgs_per_sec = 0.0; }')
                      + " );")
         return "\n".join(lines)
-
-
-class SlowGreeter:
-    """A small SMTP server on loopback whose second connection waits
-    before its greeting, so that a delivery job queued for it has long
-    been taken by the first. It accepts every message and records, per
-    connection, the commands it got and when it closed."""
-
-    def __init__(self, delay=2.0):
-        self.delay = delay
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.lock = threading.Lock()
-        self.conns = []           # per connection: {"cmds": [], "closed"}
-        self.stop = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.stop = True
-        self.sock.close()
-
-    def _accept(self):
-        while not self.stop:
-            try:
-                s, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                rec = {"cmds": [], "closed": None}
-                n = len(self.conns)
-                self.conns.append(rec)
-            threading.Thread(target=self._serve, args=(s, rec, n),
-                             daemon=True).start()
-
-    def _serve(self, s, rec, n):
-        s.settimeout(60)
-        try:
-            if n == 1:
-                time.sleep(self.delay)
-            f = s.makefile("rb")
-            s.sendall(b"220 slow.test ESMTP\r\n")
-            in_data = False
-            for line in f:
-                if in_data:
-                    if line == b".\r\n":
-                        in_data = False
-                        s.sendall(b"250 2.0.0 kept\r\n")
-                    continue
-                cmd = line.decode("ascii", "replace").strip().upper()
-                with self.lock:
-                    rec["cmds"].append(cmd.split(" ")[0])
-                if cmd.startswith("EHLO"):
-                    s.sendall(b"250-slow.test\r\n250 PIPELINING\r\n")
-                elif cmd.startswith("DATA"):
-                    in_data = True
-                    s.sendall(b"354 go on\r\n")
-                elif cmd.startswith("QUIT"):
-                    s.sendall(b"221 2.0.0 bye\r\n")
-                    break
-                else:
-                    s.sendall(b"250 2.0.0 ok\r\n")
-        except OSError:
-            pass
-        finally:
-            with self.lock:
-                rec["closed"] = time.monotonic()
-            s.close()
-
-    def snapshot(self):
-        with self.lock:
-            return [dict(r, cmds=list(r["cmds"])) for r in self.conns]
 
 
 # ---- the tests ------------------------------------------------------------
@@ -1121,7 +1047,7 @@ class DeliveryTest(ShoalTestCase):
         # second greets late, after the first took both jobs. It must
         # still close when idle (5 s), like one that has sent mail. One
         # node, so that both jobs meet at one node's delivery.
-        srv = SlowGreeter(delay=2.0)
+        srv = ScriptedMX(late_conn=1, delay=2.0)
         self.addCleanup(srv.close)
         c, p = self.setup(cluster_kw={"nodes": 1},
                           routes=[("slow.test", f"127.0.0.1:{srv.port}")])

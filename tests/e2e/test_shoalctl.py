@@ -6,14 +6,12 @@ default), so mail stays queued and deferred where a test can see it.
 
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 import unittest
 
-from shoaltest import (DOWN_MS, SMTPConn, ShoalTestCase, bin_path,
-                       make_message, shard_of, wait_for)
+from shoaltest import (DOWN_MS, SMTPConn, ScriptedMX, ShoalTestCase,
+                       bin_path, make_message, shard_of, wait_for)
 
 FAST = ('heartbeat_ms = 200; failover_after_ms = 1500; '
         'peer_timeout_ms = 800;')
@@ -294,61 +292,19 @@ class ShoalctlTest(ShoalTestCase):
         drain had no end: an MX that never answers the end of DATA (for
         its 10 minutes) or a result that cannot be saved on a full disk
         froze the shard as long."""
-        tarpit = socket.socket()
-        tarpit.bind(("127.0.0.1", 0))
-        tarpit.listen(64)
-        held = []
-        stalled = []
-
-        def stall(conn):  # a whole transaction, then no answer to the dot
-            f = conn.makefile("rb")
-            conn.sendall(b"220 stall.test ESMTP\r\n")
-            in_data = False
-            for line in f:
-                if in_data:
-                    if line == b".\r\n":
-                        stalled.append(conn)
-                        return
-                    continue
-                verb = line[:4].upper()
-                if verb == b"DATA":
-                    in_data = True
-                    conn.sendall(b"354 go on\r\n")
-                elif verb == b"QUIT":
-                    conn.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    conn.sendall(b"250 ok\r\n")
-
-        def accept():
-            while True:
-                try:
-                    conn = tarpit.accept()[0]
-                except OSError:
-                    return
-                held.append(conn)
-                threading.Thread(target=stall, args=(conn,),
-                                 daemon=True).start()
-        threading.Thread(target=accept, daemon=True).start()
-
-        def close():
-            tarpit.shutdown(socket.SHUT_RDWR)
-            tarpit.close()
-            for s in held:
-                s.close()
-        self.addCleanup(close)
-        port = tarpit.getsockname()[1]
+        mx = ScriptedMX(stall_at_dot=True)
+        self.addCleanup(mx.close)
         c = self.cluster_up(delivery=(
             'helo_name = "mta.e2e.example";\n'
             f'routes = ({{ domain = "example.net"; '
-            f'host = "127.0.0.1:{port}"; }});'))
+            f'host = "127.0.0.1:{mx.port}"; }});'))
         st = c.status()
         qids = []
         while not qids or c.owner_of(qids[-1], st) != "n1":
             qids += send(c, 1)
         shard = shard_of(qids[-1], c.shards)
         # every message in flight: n1's among them
-        wait_for(lambda: len(stalled) >= len(qids), 10,
+        wait_for(lambda: len(mx.stalled) >= len(qids), 10,
                  "each delivery waiting for the MX's answer to its dot")
         t0 = time.monotonic()
         rc, doc, err = c.shoalctl("shard", "move", shard, "--to", "n2",
@@ -363,8 +319,7 @@ class ShoalctlTest(ShoalTestCase):
         # the control: once the MX hangs up, the delivery ends and the
         # same move goes through (the first one ended, it is not "in
         # progress")
-        for conn in stalled:
-            conn.shutdown(socket.SHUT_RDWR)
+        mx.release()
         doc = c.ctl_ok("shard", "move", shard, "--to", "n2")
         self.assertEqual((doc["from"], doc["to"]), ("n1", "n2"))
         self.assertEqual(c.owners()[shard], "n2")
