@@ -37,9 +37,18 @@
 #include "lib/xmalloc.h"
 #include "node/store/store.h"
 
-/* 2^23 bits (1 MiB): with 4 bits a key, 1 false positive in 40 at a
- * million entries, 1 in 10^5 at 100,000 */
+/* The size: SUPP_FILTER_BITS_PER_KEY bits for each entry the store holds
+ * at start, at least 2^SUPP_FILTER_LOG2_LOW bits (8 KiB), at most
+ * 2^SUPP_FILTER_LOG2 (1 MiB: with 4 bits a key, 1 false positive in 40 at
+ * a million entries, 1 in 10^5 at 100,000). Every router holds a copy of
+ * every node's, so an empty list costs 8 KiB a node, not 1 MiB. When a
+ * fill of SUPP_FILTER_FILL_PCT % is passed (16 bits a key: 1 address in
+ * 400 not listed is asked about), the filter grows 4x: a new one, with a
+ * new id, walked from the store like the first. */
+#define SUPP_FILTER_LOG2_LOW 16
 #define SUPP_FILTER_LOG2 23
+#define SUPP_FILTER_BITS_PER_KEY 32
+#define SUPP_FILTER_FILL_PCT 22
 #define SUPP_FILTER_RING 65536 /* positions a router may catch up on */
 #define SUPP_FILTER_SLICE 8192 /* keys walked per pass at start */
 /* A whole filter goes out as a copy that every reply carrying it shares
@@ -71,6 +80,7 @@ struct supp_filter {
 	bool is_ready;		/* the walk of the store ended */
 	struct store *store;
 	struct event *walk_ev;
+	struct event *grow_ev;	/* past the fill: a bigger one, next pass */
 	char cursor[SUPPRESS_KEY_MAX]; /* the walk's last key */
 	uint64_t walked;
 	uint64_t walk_started_ms;
@@ -80,6 +90,7 @@ struct supp_filter {
 void
 supp_filter_note(struct supp_filter *f, const char *key)
 {
+	static const struct timeval now = { 0, 0 };
 	uint32_t pos[SUPPRESS_FILTER_K];
 
 	if (f == NULL || key[0] != SUPPRESS_KEY_TAG)
@@ -88,6 +99,12 @@ supp_filter_note(struct supp_filter *f, const char *key)
 	for (uint32_t i = 0; i < SUPPRESS_FILTER_K; i++)
 		if (suppress_filter_set(f->bits, pos[i]))
 			f->ring[f->gen++ % SUPP_FILTER_RING] = pos[i];
+	/* gen counts the bits set (none is cleared); the growth waits for
+	 * the next pass: we may be inside a write transaction here */
+	if (f->log2 < SUPP_FILTER_LOG2 &&
+	    f->gen * 100 > ((uint64_t)SUPP_FILTER_FILL_PCT << f->log2) &&
+	    !evtimer_pending(f->grow_ev, NULL))
+		evtimer_add(f->grow_ev, &now);
 }
 
 struct supp_walk {
@@ -140,8 +157,9 @@ supp_filter_walk(evutil_socket_t fd, short what, void *arg)
 	}
 	f->is_ready = true;
 	log_info("suppress event=filter_ready entries=%llu bits_set=%llu "
-		 "ms=%llu",
+		 "log2_bits=%u ms=%llu",
 		 (unsigned long long)f->walked, (unsigned long long)f->gen,
+		 f->log2,
 		 (unsigned long long)(clock_mono_ms() - f->walk_started_ms));
 }
 
@@ -184,23 +202,76 @@ supp_snap_get(struct supp_filter *f)
 	return sn;
 }
 
+/* A new, empty filter of 2^log2 bits with a new id, not offered until
+ * its walk of the store (which starts in the next pass) ends. */
+static void
+supp_filter_start(struct supp_filter *f, uint32_t log2)
+{
+	uint64_t id = f->id;
+	struct timeval now = { 0, 0 };
+
+	free(f->bits);
+	f->log2 = log2;
+	f->bits = xcalloc((size_t)1 << (log2 - 3), 1);
+	f->gen = 0;
+	f->is_ready = false;
+	f->cursor[0] = '\0';
+	f->walked = 0;
+	f->walk_started_ms = clock_mono_ms();
+	if (f->snap != NULL) { /* the old size: frames keep their own refs */
+		supp_snap_unref(NULL, f->snap);
+		f->snap = NULL;
+	}
+	while (f->id == 0 || f->id == id)
+		if (getrandom(&f->id, sizeof(f->id), 0) != sizeof(f->id))
+			f->id = ((uint64_t)time(NULL) << 20) ^ clock_mono_us();
+	evtimer_add(f->walk_ev, &now);
+}
+
+static void
+supp_filter_grow(evutil_socket_t fd, short what, void *arg)
+{
+	struct supp_filter *f = arg;
+	uint32_t log2 = f->log2 + 2 < SUPP_FILTER_LOG2 ? f->log2 + 2 :
+							   SUPP_FILTER_LOG2;
+
+	(void)fd;
+	(void)what;
+	log_info("suppress event=filter_grow log2_bits=%u bits_set=%llu "
+		 "new_log2_bits=%u",
+		 f->log2, (unsigned long long)f->gen, log2);
+	supp_filter_start(f, log2);
+}
+
+/* The size for the entries the store holds now (counted, not walked). */
+static uint32_t
+supp_filter_log2_for(struct store *store)
+{
+	struct store_txn *t;
+	uint64_t want, entries = 0;
+	uint32_t log2 = SUPP_FILTER_LOG2_LOW;
+
+	if (store_txn_begin(store, true, &t) == 0) {
+		entries = store_supp_count(t);
+		store_txn_abort(t);
+	}
+	want = entries * SUPP_FILTER_BITS_PER_KEY;
+	while (log2 < SUPP_FILTER_LOG2 && ((uint64_t)1 << log2) < want)
+		log2++;
+	return log2;
+}
+
 struct supp_filter *
 supp_filter_new(struct event_base *base, struct store *store)
 {
 	struct supp_filter *f = xcalloc(1, sizeof(*f));
-	struct timeval now = { 0, 0 };
 
-	f->log2 = SUPP_FILTER_LOG2;
-	f->bits = xcalloc((size_t)1 << (f->log2 - 3), 1);
 	f->ring = xcalloc(SUPP_FILTER_RING, sizeof(*f->ring));
-	while (f->id == 0)
-		if (getrandom(&f->id, sizeof(f->id), 0) != sizeof(f->id))
-			f->id = ((uint64_t)time(NULL) << 20) ^ clock_mono_us();
 	f->store = store;
-	f->walk_started_ms = clock_mono_ms();
 	f->walk_ev = evtimer_new(base, supp_filter_walk, f);
-	SHOAL_ASSERT(f->walk_ev != NULL);
-	evtimer_add(f->walk_ev, &now);
+	f->grow_ev = evtimer_new(base, supp_filter_grow, f);
+	SHOAL_ASSERT(f->walk_ev != NULL && f->grow_ev != NULL);
+	supp_filter_start(f, supp_filter_log2_for(store));
 	return f;
 }
 
@@ -210,6 +281,7 @@ supp_filter_free(struct supp_filter *f)
 	if (f == NULL)
 		return;
 	event_free(f->walk_ev);
+	event_free(f->grow_ev);
 	if (f->snap != NULL)
 		supp_snap_unref(NULL, f->snap);
 	free(f->bits);

@@ -20,7 +20,8 @@
 #define T_MAP_SIZE (256ull << 20)
 #define T_SHARDS 64
 #define T_STORED 20000 /* more than two slices of the walk */
-#define T_LOG2 23      /* the node's filter (suppress_filter.c) */
+#define T_LOG2_LOW 16  /* the node's filter (suppress_filter.c): 8 KiB */
+#define T_LOG2_MAX 23  /* ... to 1 MiB */
 
 static void
 t_key(const char *fmt, int i, char key[SUPPRESS_KEY_MAX])
@@ -61,6 +62,17 @@ START_TEST(test_positions_in_range_and_stable)
 END_TEST
 
 /* ---- the node's filter -------------------------------------------------- */
+
+/* The size the node picks for n entries: 32 bits each, within bounds. */
+static uint32_t
+t_log2_for(uint64_t n)
+{
+	uint32_t l = T_LOG2_LOW;
+
+	while (l < T_LOG2_MAX && ((uint64_t)1 << l) < n * 32)
+		l++;
+	return l;
+}
 
 static char t_dir[64];
 static struct store *t_st;
@@ -166,22 +178,23 @@ START_TEST(test_walk_offers_every_stored_key)
 	ck_assert_int_ge(t_walk(f, &sf), T_STORED / 8192); /* in slices */
 	fprintf(stderr, "walk of %d keys: %llu ms\n", T_STORED,
 		(unsigned long long)(clock_mono_ms() - t0));
-	ck_assert_uint_eq(sf.log2_bits, T_LOG2);
-	ck_assert_uint_eq(sf.bits.len, 1u << (T_LOG2 - 3));
+	ck_assert_uint_eq(sf.log2_bits, t_log2_for(T_STORED)); /* 2^20 */
+	ck_assert_uint_eq(sf.bits.len, 1u << (sf.log2_bits - 3));
 	ck_assert_uint_ne(sf.filter_id, 0);
 	ck_assert_uint_gt(sf.gen, T_STORED);
 	for (int i = 0; i < T_STORED; i++) {
 		t_key("s%d@x.test", i, key);
-		ck_assert_msg(suppress_filter_has(sf.bits.data, T_LOG2, key),
+		ck_assert_msg(suppress_filter_has(sf.bits.data, sf.log2_bits,
+						  key),
 			      "stored key %d", i);
 	}
 	t_key("during%d@x.test", 0, key);
-	ck_assert(suppress_filter_has(sf.bits.data, T_LOG2, key));
+	ck_assert(suppress_filter_has(sf.bits.data, sf.log2_bits, key));
 	for (int i = 0; i < 10000; i++) {
 		t_key("never%d@x.test", i, key);
-		fp += suppress_filter_has(sf.bits.data, T_LOG2, key);
+		fp += suppress_filter_has(sf.bits.data, sf.log2_bits, key);
 	}
-	ck_assert_int_lt(fp, 10);	/* ~0 at 20,000 of 2^23 bits */
+	ck_assert_int_lt(fp, 10);	/* 1 in 35,000 at 20,000 of 2^20 */
 	/* other tags are not entries */
 	key[0] = SUPPRESS_PENDING_TAG;
 	{
@@ -204,6 +217,8 @@ START_TEST(test_answers_the_bits_after_a_gen_or_all)
 	uint8_t *copy;
 	uint64_t gen;
 
+	/* big enough that the 20,100 keys noted below do not make it grow */
+	t_store("s%d@x.test", T_STORED);
 	f = supp_filter_new(t_base, t_st);
 	t_walk(f, &sf);
 	gen = sf.gen;
@@ -227,7 +242,7 @@ START_TEST(test_answers_the_bits_after_a_gen_or_all)
 		ck_assert(suppress_filter_set(copy, d.positions[i]));
 	for (int i = 0; i < 100; i++) {
 		t_key("new%d@x.test", i, key);
-		ck_assert(suppress_filter_has(copy, T_LOG2, key));
+		ck_assert(suppress_filter_has(copy, sf.log2_bits, key));
 	}
 	/* a whole filter now is the same, or (a copy is made at most
 	 * every 100 ms) the one before, which says its older gen */
@@ -260,6 +275,65 @@ START_TEST(test_answers_the_bits_after_a_gen_or_all)
 }
 END_TEST
 
+/* A filter past its fill grows 4x: a new one with a new id, offered once
+ * it has walked the store again, with every entry in it. */
+START_TEST(test_grows_past_its_fill)
+{
+	Shoal__SuppFilter sf;
+	struct supp_filter *f;
+	char key[SUPPRESS_KEY_MAX];
+	uint64_t id;
+	int fp = 0;
+
+	f = supp_filter_new(t_base, t_st); /* an empty list: the least */
+	t_walk(f, &sf);
+	ck_assert_uint_eq(sf.log2_bits, T_LOG2_LOW);
+	ck_assert_uint_eq(sf.bits.len, 8192);
+	id = sf.filter_id;
+	/* 3,000 entries written (stored and noted, as a write does): 12,000
+	 * bits, 17 % of 2^16, not yet past the fill */
+	t_store("a%d@x.test", 3000);
+	for (int i = 0; i < 3000; i++) {
+		t_key("a%d@x.test", i, key);
+		supp_filter_note(f, key);
+	}
+	ck_assert(t_fetch(f, &sf));
+	event_base_loop(t_base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	ck_assert(t_fetch(f, &sf));
+	ck_assert_uint_eq(sf.filter_id, id);
+	/* 1,500 more: past 22 %; from the next pass a bigger one walks */
+	t_store("b%d@x.test", 1500);
+	for (int i = 0; i < 1500; i++) {
+		t_key("b%d@x.test", i, key);
+		supp_filter_note(f, key);
+	}
+	event_base_loop(t_base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	ck_assert(!t_fetch(f, &sf)); /* not offered while it walks */
+	t_key("c%d@x.test", 0, key);
+	supp_filter_note(f, key);	/* written while it walks */
+	t_walk(f, &sf);
+	ck_assert_uint_eq(sf.log2_bits, T_LOG2_LOW + 2);
+	ck_assert_uint_eq(sf.bits.len, 32768);
+	ck_assert_uint_ne(sf.filter_id, id);
+	for (int i = 0; i < 3000; i++) {
+		t_key("a%d@x.test", i, key);
+		ck_assert(suppress_filter_has(sf.bits.data, sf.log2_bits, key));
+	}
+	for (int i = 0; i < 1500; i++) {
+		t_key("b%d@x.test", i, key);
+		ck_assert(suppress_filter_has(sf.bits.data, sf.log2_bits, key));
+	}
+	t_key("c%d@x.test", 0, key);
+	ck_assert(suppress_filter_has(sf.bits.data, sf.log2_bits, key));
+	for (int i = 0; i < 10000; i++) {
+		t_key("never%d@x.test", i, key);
+		fp += suppress_filter_has(sf.bits.data, sf.log2_bits, key);
+	}
+	ck_assert_int_lt(fp, 30);	/* 4,501 keys in 2^18: 1 in 2,000 */
+	supp_filter_free(f);
+}
+END_TEST
+
 static Suite *
 supp_filter_suite(void)
 {
@@ -272,6 +346,7 @@ supp_filter_suite(void)
 	tcase_set_timeout(node, 60);
 	tcase_add_test(node, test_walk_offers_every_stored_key);
 	tcase_add_test(node, test_answers_the_bits_after_a_gen_or_all);
+	tcase_add_test(node, test_grows_past_its_fill);
 	suite_add_tcase(s, pure);
 	suite_add_tcase(s, node);
 	return s;
