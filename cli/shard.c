@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -189,10 +190,11 @@ shard_current_map(struct cli *c)
 	return out;
 }
 
-/* One MoveRequest to node `id`; returns 0 with *out, or the client error. */
+/* One MoveRequest to node `id`, as part of the run ask_id; returns 0 with
+ * *out, or the client error. */
 static int
 shard_ask_move(struct cli *c, const char *id, uint32_t shard, const char *to,
-	       Shoal__AdminReply **out)
+	       uint64_t ask_id, Shoal__AdminReply **out)
 {
 	Shoal__AdminRequest req = SHOAL__ADMIN_REQUEST__INIT;
 	Shoal__MoveRequest mr = SHOAL__MOVE_REQUEST__INIT;
@@ -202,6 +204,7 @@ shard_ask_move(struct cli *c, const char *id, uint32_t shard, const char *to,
 
 	mr.shard = shard;
 	mr.to = (char *)to;
+	mr.ask_id = ask_id;
 	req.body_case = SHOAL__ADMIN_REQUEST__BODY_MOVE;
 	req.move = &mr;
 	c->timeout_ms = SHARD_MOVE_WAIT_MS;
@@ -220,8 +223,14 @@ shard_move_one(struct cli *c, uint32_t shard, const char *to,
 {
 	int64_t deadline = (int64_t)cli_now() + SHARD_MOVE_DEADLINE_S;
 	char q[TEXT_CLEAN_BUF(200)];
+	uint64_t ask_id = 0;
 
 	memset(res, 0, sizeof(*res));
+	/* one id for all our asks: the source answers a move that failed
+	 * between two of them instead of starting it again */
+	while (ask_id == 0)
+		if (getrandom(&ask_id, sizeof(ask_id), 0) != sizeof(ask_id))
+			ask_id = ((uint64_t)getpid() << 32) ^ (uint64_t)cli_now();
 	while ((int64_t)cli_now() < deadline) {
 		Shoal__ShardMap *m = shard_current_map(c);
 		Shoal__AdminReply *r = NULL;
@@ -242,7 +251,7 @@ shard_move_one(struct cli *c, uint32_t shard, const char *to,
 			res->already = true;
 			return CLI_EXIT_OK;
 		}
-		rc = shard_ask_move(c, from, shard, to, &r);
+		rc = shard_ask_move(c, from, shard, to, ask_id, &r);
 		if (rc == -ETIMEDOUT) {
 			/* a long move, or a source that died: ask again, from
 			 * the map's primary then (a live source takes the

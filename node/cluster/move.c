@@ -58,6 +58,11 @@ struct move_out {
 	uint64_t messages;
 	bool has_reply;
 	struct rpc_ticket asker;   /* shoalctl, answered when done */
+	uint64_t ask_id;           /* its MoveRequest.ask_id (0: none) */
+	/* the last move that failed, for an ask that comes after its end */
+	uint64_t failed_ask_id;
+	char failed_why[128];
+	bool is_forget_due;        /* a failed forget: again at each tick */
 };
 
 /* A shard being moved here. */
@@ -141,13 +146,16 @@ move_answer(struct move *m, Shoal__Status status, const char *message)
 	o->has_reply = false;
 }
 
-/* Keep (or forget, shard < 0) the move across restarts. */
+/* Keep (or forget, shard < 0) the move across restarts. A forget that
+ * fails (a full store) is tried again at every tick: a move that was
+ * answered "nothing moved" must not resume after a restart. */
 static void
 move_remember(struct move *m, int64_t shard, const char *to)
 {
 	unsigned char v[4 + MOVE_ID_MAX];
 	struct store_txn *t;
 	size_t len = 0;
+	int rc;
 
 	if (shard >= 0) {
 		be32_put(v, (uint32_t)shard);
@@ -155,12 +163,22 @@ move_remember(struct move *m, int64_t shard, const char *to)
 		memcpy(v + 4, to, len);
 		len += 4;
 	}
-	if (store_txn_begin(m->store, false, &t) != 0)
-		return;
-	if (store_meta_put(t, MOVE_META, v, len) != 0)
+	rc = store_txn_begin(m->store, false, &t);
+	if (rc == 0 && (rc = store_meta_put(t, MOVE_META, v, len)) != 0)
 		store_txn_abort(t);
-	else
-		store_txn_commit(t);
+	else if (rc == 0)
+		rc = store_txn_commit(t);
+	if (shard < 0 && rc != 0 && !m->out.is_forget_due)
+		log_warn("node id=%s event=move_not_forgotten error=\"%s\" "
+			 "note=\"tried again every %d ms; a restart before "
+			 "then resumes the move\"",
+			 m->me->id, shoal_strerror(rc), MOVE_TICK_MS);
+	else if (shard < 0 && rc == 0 && m->out.is_forget_due)
+		log_info("node id=%s event=move_forgotten", m->me->id);
+	if (shard < 0)
+		m->out.is_forget_due = rc != 0;
+	else if (rc == 0)
+		m->out.is_forget_due = false;
 }
 
 static void
@@ -179,6 +197,10 @@ move_out_end(struct move *m, Shoal__Status status, const char *why)
 		log_warn("node id=%s event=move_failed shard=%u to=%s "
 			 "error=\"%s\"",
 			 m->me->id, o->shard, o->to, why);
+	if (status != SHOAL__STATUS__STATUS_OK) {
+		o->failed_ask_id = o->ask_id;
+		snprintf(o->failed_why, sizeof(o->failed_why), "%s", why);
+	}
 	move_answer(m, status, why);
 	owner_set_frozen(m->owner, -1);
 	move_remember(m, -1, "");
@@ -490,6 +512,14 @@ move_request(struct move *m, const struct rpc_ticket *t,
 		 * answer this request when it is done */
 		o->has_reply = true;
 		o->asker = *t;
+		o->ask_id = req->ask_id;
+		return;
+	}
+	if (o->phase == MOVE_IDLE && req->ask_id != 0 &&
+	    req->ask_id == o->failed_ask_id) {
+		/* it failed between two asks: say so, start nothing */
+		move_reply(m, t, req->shard, 0, SHOAL__STATUS__STATUS_INTERNAL,
+			   o->failed_why);
 		return;
 	}
 	if (req->shard >= map->n_shards)
@@ -514,6 +544,7 @@ move_request(struct move *m, const struct rpc_ticket *t,
 	}
 	o->has_reply = true;
 	o->asker = *t;
+	o->ask_id = req->ask_id;
 }
 
 /* ---- target -------------------------------------------------------------- */
@@ -732,6 +763,8 @@ move_on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (m->out.is_forget_due && m->out.phase == MOVE_IDLE)
+		move_remember(m, -1, "");
 	move_out_tick(m, now);
 	if (m->in.active && now - m->in.heard_ms >= 2 * move_giveup_ms(m)) {
 		log_warn("node id=%s event=move_abandoned shard=%u from=%s",

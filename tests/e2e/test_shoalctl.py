@@ -288,13 +288,14 @@ class ShoalctlTest(ShoalTestCase):
     def test_6c_move_gives_up_on_a_delivery_that_never_ends(self):
         """A move waits for the deliveries of its shard in flight, as a
         planned failover does, and like it gives up after 30 s: the shard
-        stays where it was, unfrozen, and shoalctl says why. Before, the
-        drain had no end: an MX that never answers the end of DATA (for
-        its 10 minutes) or a result that cannot be saved on a full disk
-        froze the shard as long."""
+        stays where it was, unfrozen, and shoalctl says why, even when the
+        give-up falls between two of its asks. Before, the drain had no
+        end: an MX that never answers the end of DATA (for its 10
+        minutes) or a result that cannot be saved on a full disk froze
+        the shard as long."""
         mx = ScriptedMX(stall_at_dot=True)
         self.addCleanup(mx.close)
-        c = self.cluster_up(delivery=(
+        c = self.cluster_up(nodes=4, delivery=(
             'helo_name = "mta.e2e.example";\n'
             f'routes = ({{ domain = "example.net"; '
             f'host = "127.0.0.1:{mx.port}"; }});'))
@@ -306,21 +307,30 @@ class ShoalctlTest(ShoalTestCase):
         # every message in flight: n1's among them
         wait_for(lambda: len(mx.stalled) >= len(qids), 10,
                  "each delivery waiting for the MX's answer to its dot")
+        # n4 down: each of shoalctl's reads of the map between its 5 s
+        # asks waits 3 s for it, and the give-up at 30 s falls between
+        # two asks (asks at 0, 8, 16, 24 and 32 s). The answer must
+        # still reach shoalctl, and the next ask must not start the move
+        # again.
+        c.kill_node("n4", signal.SIGKILL)
         t0 = time.monotonic()
-        rc, doc, err = c.shoalctl("shard", "move", shard, "--to", "n2",
-                                  timeout=90)
+        rc, doc, err = c.shoalctl("--timeout", "3000", "shard", "move",
+                                  shard, "--to", "n2", timeout=90)
         took = time.monotonic() - t0
         self.assertEqual(rc, 1, (doc, err))
         self.assertIn("deliveries still in flight after 30 s", err)
         self.assertGreater(took, 29)
+        self.assertLess(took, 60, "one drain, not a second")
         self.assertEqual(c.owners()[shard], "n1")
         log = c.node("n1").log_text()
         self.assertIn(f"event=move_failed shard={shard} to=n2", log)
+        self.assertEqual(log.count(f"event=move_start shard={shard} "),
+                         1, "the move started once")
         # the control: once the MX hangs up, the delivery ends and the
-        # same move goes through (the first one ended, it is not "in
-        # progress")
+        # same move goes through (a new run of shoalctl, a new move)
         mx.release()
-        doc = c.ctl_ok("shard", "move", shard, "--to", "n2")
+        doc = c.ctl_ok("--timeout", "3000", "shard", "move", shard,
+                       "--to", "n2")
         self.assertEqual((doc["from"], doc["to"]), ("n1", "n2"))
         self.assertEqual(c.owners()[shard], "n2")
 
