@@ -461,16 +461,11 @@ queue_flush_run(struct cli *c, int argc, char **argv)
 	}
 	for (size_t i = 0; i < np; i++) {
 		const Shoal__AdminReply *r = replies[i];
-		bool ok = r && r->status == SHOAL__STATUS__STATUS_OK &&
-			  r->body_case == SHOAL__ADMIN_REPLY__BODY_FLUSH;
 
-		if (!ok) {
-			cli_error("node %s did not answer (%s)",
-				  peers[i].node->id,
-				  r ? cli_status_name(r->status) :
-				      cli_peer_strerror(peers[i].err));
+		/* says why not: no answer, or the node's error */
+		if (!cli_reply_ok(&peers[i], r,
+				  SHOAL__ADMIN_REPLY__BODY_FLUSH))
 			continue;
-		}
 		answered++;
 		total += r->flush->messages;
 		if (c->is_json) {

@@ -197,6 +197,11 @@ class ShoalctlTest(ShoalTestCase):
         self.assertIn("node n1: storage full", err)
         self.assertNotIn("did not answer", err)
         self.assertIn("n1", doc["unreachable"])
+        # a flush the same (it makes n1's deferred mail due: writes)
+        rc, doc, err = c.shoalctl("queue", "flush")
+        self.assertIn("node n1: storage full", err)
+        self.assertNotIn("did not answer", err)
+        self.assertEqual([n["id"] for n in doc["nodes"]], ["n2"], err)
         # the positive control: the same request once pages are free.
         # The dead reader's slot is cleared at the next storage-full
         # error, so the first try after the kill may still fail.
