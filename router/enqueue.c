@@ -92,6 +92,7 @@ enq_check_failed(struct enq_req *r, int result)
 	struct enqueue *e = r->e;
 	uint64_t now = clock_mono_ms();
 
+	e->checks_failed_open++;
 	if (e->check_warned_ms != 0 && now - e->check_warned_ms < 1000) {
 		e->check_folded++;
 		return;
@@ -100,6 +101,19 @@ enq_check_failed(struct enq_req *r, int result)
 		 "shard=%u node=%s error=\"%s\" folded=%llu",
 		 r->check_addr, r->shard, r->sent_to ? r->sent_to : "-",
 		 shoal_strerror(result), (unsigned long long)e->check_folded);
+	e->check_warned_ms = now;
+	e->check_folded = 0;
+}
+
+void
+enq_check_failed_flush(struct enqueue *e, uint64_t now)
+{
+	if (e->check_folded == 0 || now - e->check_warned_ms < 1000)
+		return;
+	log_warn("event=suppress_check_failed action=accept folded=%llu "
+		 "note=\"recipients accepted unchecked since the last "
+		 "warning\"",
+		 (unsigned long long)e->check_folded);
 	e->check_warned_ms = now;
 	e->check_folded = 0;
 }
@@ -355,10 +369,11 @@ enqueue_cancel(struct enqueue *e, uint64_t request_id)
 
 void
 enqueue_check_counts(const struct enqueue *e, uint64_t *asked,
-		     uint64_t *filtered)
+		     uint64_t *filtered, uint64_t *failed_open)
 {
 	*asked = e->checks_asked;
 	*filtered = e->checks_filtered;
+	*failed_open = e->checks_failed_open;
 }
 
 size_t

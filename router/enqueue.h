@@ -79,9 +79,11 @@ void enqueue_foreach_node(const struct enqueue *e, enqueue_node_fn fn,
 /* Number of requests waiting for a node. */
 size_t enqueue_pending(const struct enqueue *e);
 
-/* Suppression checks so far: sent to a node, and answered by the node's
- * filter without asking (docs/suppression.md, "The routers' filter"). */
+/* Suppression checks so far: sent to a node, answered by the node's
+ * filter without asking (docs/suppression.md, "The routers' filter"),
+ * and those of the first kind that got no answer in time, whose recipient
+ * was accepted unchecked (fail open). */
 void enqueue_check_counts(const struct enqueue *e, uint64_t *asked,
-			  uint64_t *filtered);
+			  uint64_t *filtered, uint64_t *failed_open);
 
 #endif

@@ -113,11 +113,13 @@ struct enqueue {
 	uint64_t hb_sent_ms;	/* when heartbeat hb_seq went out */
 	uint64_t unsent_results[ROUTER_ENQ_N]; /* never reached a node */
 	/* failed suppression checks: the last warning, and those not logged
-	 * since */
+	 * since (enq_check_failed_flush() logs them within a heartbeat of
+	 * the second after it) */
 	uint64_t check_warned_ms;
 	uint64_t check_folded;
 	uint64_t sf_seq;	/* filter fetch ids */
 	uint64_t checks_asked, checks_filtered; /* metrics */
+	uint64_t checks_failed_open;		/* metrics */
 };
 
 /* In router/enqueue.c, called by the link when the nodes speak (the
@@ -140,5 +142,9 @@ bool enq_filter_rules_out(const struct enqueue *e, const struct enq_conn *c,
 /* Node id restarted (its new incarnation inc): what its old process took
  * is sent again. Returns how many requests were. */
 size_t enq_reqs_on_restart(struct enqueue *e, const char *id, uint64_t inc);
+
+/* Log the failed suppression checks folded since the last warning, once
+ * a second has passed since it (the heartbeat calls it). */
+void enq_check_failed_flush(struct enqueue *e, uint64_t now);
 
 #endif

@@ -437,6 +437,7 @@ enq_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	enq_check_failed_flush(e, now);
 	for (size_t i = 0; i < e->n_conns; i++)
 		if (e->conns[i].heard_ms &&
 		    now - e->conns[i].heard_ms <= window)

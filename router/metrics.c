@@ -174,7 +174,7 @@ router_metrics_render(struct buf *b, void *arg)
 	const struct session_env *env = m->env;
 	const struct router_stats *st = &env->stats;
 	struct metrics_label l;
-	uint64_t asked, filtered;
+	uint64_t asked, filtered, failed_open;
 
 	metrics_gauge(b, "shoal_router_sessions", "SMTP sessions open now.",
 		      env->sessions);
@@ -224,7 +224,7 @@ router_metrics_render(struct buf *b, void *arg)
 		       "node answered.");
 	metrics_hist_write(b, "shoal_router_enqueue_seconds", NULL, 0,
 			   &st->enqueue);
-	enqueue_check_counts(env->enq, &asked, &filtered);
+	enqueue_check_counts(env->enq, &asked, &filtered, &failed_open);
 	metrics_family(b, "shoal_router_suppress_checks_total", "counter",
 		       "RCPT suppression checks: asked of the owner node, or "
 		       "answered by its filter (not listed).");
@@ -233,6 +233,12 @@ router_metrics_render(struct buf *b, void *arg)
 	l = (struct metrics_label){ "via", "filter" };
 	metrics_sample(b, "shoal_router_suppress_checks_total", &l, 1,
 		       filtered);
+	metrics_family(b, "shoal_router_suppress_checks_failed_open_total",
+		       "counter",
+		       "RCPT suppression checks the owner node did not answer "
+		       "in time: the recipient was accepted unchecked.");
+	metrics_sample(b, "shoal_router_suppress_checks_failed_open_total",
+		       NULL, 0, failed_open);
 	router_metrics_http(st, env, b);
 }
 

@@ -11,6 +11,7 @@ recipient a test names, and keeps every message it accepts). The helpers
 and peers are those of test_delivery.py.
 """
 
+import re
 import time
 
 import test_delivery as td
@@ -214,6 +215,7 @@ class SuppressTest(ShoalTestCase):
         c, p = self.setup(
             lambda p: p.capture(),
             cluster_kw={"replication": "failover_after_ms = 600000;",
+                        "router_metrics": True,
                         "extra": "suppression = { check_timeout_ms = 300; "
                                  "};"})
         addr = f"someone@{DEST}"
@@ -226,6 +228,25 @@ class SuppressTest(ShoalTestCase):
         self.assertEqual(r.code, 250, r)
         self.assertLess(spent, 5.0, "bounded by the check's timeout")
         self.assertIn("suppress_check", c.router.log_text())
+        # two more within the second: folded into the first warning's
+        # count, and logged within a heartbeat after that second, not
+        # only when a later failure comes (none does here)
+        with SMTPConn(c.port, timeout=15) as conn:
+            conn.ehlo()
+            conn.expect(f"MAIL FROM:<{SENDER}>", 250)
+            for _ in range(2):
+                self.assertEqual(conn.cmd(f"RCPT TO:<{addr}>").code, 250)
+        wait_for(lambda: "folded=2 " in c.router.log_text(), 5,
+                 "the folded failures logged")
+        lines = [ln for ln in c.router.log_text().splitlines()
+                 if "event=suppress_check_failed" in ln]
+        # a line with rcpt= is one failure and those folded before it;
+        # the heartbeat's line only those folded
+        self.assertEqual(sum(("rcpt=" in ln) +
+                             int(re.search(r"folded=(\d+)", ln).group(1))
+                             for ln in lines), 3, lines)
+        self.assertEqual(c.metric(
+            "router", "shoal_router_suppress_checks_failed_open_total"), 3)
 
     # ---- 6 ----
 
