@@ -178,6 +178,14 @@ node_cluster_in_flight(void *arg, const uint8_t *shards, size_t count)
 			scheduler_in_flight(n->sched);
 }
 
+static bool
+node_cluster_results_unsaved(void *arg)
+{
+	struct node *n = arg;
+
+	return n->sched != NULL && !scheduler_results_savable(n->sched);
+}
+
 static int
 node_cluster_supp_apply(void *arg, struct store_txn *t,
 			const Shoal__ReplRecord *rec)
@@ -214,6 +222,7 @@ node_cluster_new(struct node *n, Shoal__ShardMap *map)
 		.starts_revoked = node_cluster_starts_revoked,
 		.work_due = node_cluster_work_due,
 		.in_flight = node_cluster_in_flight,
+		.results_unsaved = node_cluster_results_unsaved,
 		.supp_apply = node_cluster_supp_apply,
 		.supp_purge = node_cluster_supp_purge,
 		.supp_touch = node_cluster_supp_touch,

@@ -39,6 +39,10 @@ struct cluster_hooks {
 	/* Deliveries in flight of the shards flagged in shards[0..n), or of
 	 * every shard when shards is NULL. */
 	uint64_t (*in_flight)(void *arg, const uint8_t *shards, size_t n);
+	/* Deliveries are paused because results cannot be saved (a full
+	 * store, node/queue/scheduler_result.c): what is in flight then
+	 * waits for room, not for the remote MXs. */
+	bool (*results_unsaved)(void *arg);
 	/* The suppression entries of the shards in the pair's stream and
 	 * moves (node/suppress/suppress.h): apply one record in t; drop
 	 * every entry of shard in t, adding their number to *n; journal

@@ -472,7 +472,7 @@ move_out_tick(struct move *m, uint64_t now)
 			move_next_batch(m);
 		} else if (now - o->drain_ms >= OWNER_IN_FLIGHT_WAIT_MS) {
 			move_out_end(m, SHOAL__STATUS__STATUS_INTERNAL,
-				     OWNER_IN_FLIGHT_GIVEUP);
+				     owner_in_flight_giveup(&m->hooks));
 		}
 		break;
 	case MOVE_COPY:

@@ -39,10 +39,9 @@ struct store;
 /* A planned failover or a shard move freezes the shards it gives away,
  * then waits this long for their deliveries in flight to finish (a result
  * that cannot be saved on a full disk stays in flight); after that it
- * gives up and unfreezes them, and the operator hears why. */
+ * gives up and unfreezes them, and the operator hears why: */
 #define OWNER_IN_FLIGHT_WAIT_MS 30000
-#define OWNER_IN_FLIGHT_GIVEUP "deliveries still in flight after 30 s; " \
-			       "nothing moved"
+const char *owner_in_flight_giveup(const struct cluster_hooks *h);
 
 /* Routers remembered for fencing and failover decisions; more are
  * ignored until one goes quiet. */

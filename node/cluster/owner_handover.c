@@ -25,6 +25,15 @@
 
 #define OWNER_LAG_WAIT_MS 5000        /* then the handback carries the rest */
 
+const char *
+owner_in_flight_giveup(const struct cluster_hooks *h)
+{
+	if (h->results_unsaved(h->arg))
+		return "deliveries still in flight after 30 s: their results "
+		       "cannot be saved (storage full); nothing moved";
+	return "deliveries still in flight after 30 s; nothing moved";
+}
+
 bool
 owner_is_handing(const struct owner *o, uint32_t shard)
 {
@@ -104,7 +113,8 @@ owner_handover_step(struct owner *o)
 			 o->me->id, (unsigned long long)busy);
 		owner_failover_answer(o, &ho->asker,
 				      SHOAL__STATUS__STATUS_INTERNAL,
-				      OWNER_IN_FLIGHT_GIVEUP, 0, false);
+				      owner_in_flight_giveup(&o->hooks), 0,
+				      false);
 		o->hooks.work_due(o->hooks.arg);
 		return;
 	}

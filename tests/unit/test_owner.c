@@ -84,6 +84,15 @@ t_hook_in_flight(void *arg, const uint8_t *shards, size_t n)
 	return t_busy;
 }
 
+static bool t_unsaved; /* what results_unsaved says */
+
+static bool
+t_hook_results_unsaved(void *arg)
+{
+	(void)arg;
+	return t_unsaved;
+}
+
 static int
 t_hook_supp_apply(void *arg, struct store_txn *t, const Shoal__ReplRecord *rec)
 {
@@ -118,6 +127,7 @@ static const struct cluster_hooks t_hooks = {
 	.starts_revoked = t_hook_starts_revoked,
 	.work_due = t_hook_work_due,
 	.in_flight = t_hook_in_flight,
+	.results_unsaved = t_hook_results_unsaved,
 	.supp_apply = t_hook_supp_apply,
 	.supp_purge = t_hook_supp_purge,
 	.supp_touch = t_hook_supp_touch,
@@ -162,6 +172,7 @@ t_setup(void)
 	t_map_changes = t_fence_changes = t_revoked = t_due = 0;
 	t_last_fence = false;
 	t_busy = 0;
+	t_unsaved = false;
 	t_owner = NULL;
 }
 
@@ -651,6 +662,18 @@ START_TEST(test_primary_shards_counts_and_masks)
 	}
 END_TEST
 
+/* A failover or move that gives up says why its deliveries did not end:
+ * on a full store their results wait for room, not for remote MXs. */
+START_TEST(test_giveup_names_results_that_cannot_be_saved)
+{
+	ck_assert_str_eq(owner_in_flight_giveup(&t_hooks),
+			 "deliveries still in flight after 30 s; nothing moved");
+	t_unsaved = true;
+	ck_assert_ptr_nonnull(strstr(owner_in_flight_giveup(&t_hooks),
+				     "results cannot be saved (storage full)"));
+}
+END_TEST
+
 static Suite *
 owner_suite(void)
 {
@@ -696,6 +719,7 @@ owner_suite(void)
 			    (int)(sizeof(t_start_rows) /
 				  sizeof(t_start_rows[0])));
 	tcase_add_test(tc, test_primary_shards_counts_and_masks);
+	tcase_add_test(tc, test_giveup_names_results_that_cannot_be_saved);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -111,6 +111,15 @@ t_hook_in_flight(void *arg, const uint8_t *shards, size_t n)
 	return 0;
 }
 
+static bool t_unsaved; /* what results_unsaved says */
+
+static bool
+t_hook_results_unsaved(void *arg)
+{
+	(void)arg;
+	return t_unsaved;
+}
+
 static int
 t_hook_supp_apply(void *arg, struct store_txn *t, const Shoal__ReplRecord *rec)
 {
@@ -145,6 +154,7 @@ static const struct cluster_hooks t_hooks = {
 	.starts_revoked = t_hook_starts_revoked,
 	.work_due = t_hook_work_due,
 	.in_flight = t_hook_in_flight,
+	.results_unsaved = t_hook_results_unsaved,
 	.supp_apply = t_hook_supp_apply,
 	.supp_purge = t_hook_supp_purge,
 	.supp_touch = t_hook_supp_touch,
