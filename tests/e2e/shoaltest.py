@@ -78,11 +78,25 @@ def log(msg):
 _ports_given = set()
 
 
+def _tcp_free(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def free_port(kind=socket.SOCK_STREAM):
     """A port that was free on 127.0.0.1 a moment ago (bind 0, close), and
     never one this test was already given: bind 0 hands a port out again
-    while nothing listens on it yet. Someone else may still take it before
-    we use it: starters retry on EADDRINUSE."""
+    while nothing listens on it yet. A UDP port is for a DNS server, which
+    listens on TCP too: it must be free there as well (the other tests'
+    connections hold many TCP ports of the range, in TIME_WAIT too; in
+    one run dnsmasq failed three starts in a row on them). Someone else
+    may still take it before we use it: starters retry on EADDRINUSE."""
     for _ in range(100):
         s = socket.socket(socket.AF_INET, kind)
         try:
@@ -90,6 +104,8 @@ def free_port(kind=socket.SOCK_STREAM):
             port = s.getsockname()[1]
         finally:
             s.close()
+        if kind == socket.SOCK_DGRAM and not _tcp_free(port):
+            continue
         if port not in _ports_given:
             _ports_given.add(port)
             return port
