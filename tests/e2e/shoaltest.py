@@ -78,8 +78,9 @@ def log(msg):
 _ports_given = set()
 
 
-def _tcp_free(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def port_free(port, kind=socket.SOCK_STREAM):
+    """Whether port can be bound on 127.0.0.1 now (TCP or UDP)."""
+    s = socket.socket(socket.AF_INET, kind)
     try:
         s.bind(("127.0.0.1", port))
         return True
@@ -104,7 +105,7 @@ def free_port(kind=socket.SOCK_STREAM):
             port = s.getsockname()[1]
         finally:
             s.close()
-        if kind == socket.SOCK_DGRAM and not _tcp_free(port):
+        if kind == socket.SOCK_DGRAM and not port_free(port):
             continue
         if port not in _ports_given:
             _ports_given.add(port)
@@ -461,22 +462,27 @@ class ShoalTestCase(unittest.TestCase):
 
 class ScriptedMX:
     """A small SMTP server on loopback that misbehaves on purpose. With
-    late_conn=N, connection N (from 0) waits delay seconds before its
-    greeting. With stall_at_dot, it never answers the end of DATA: the
+    late_conn=N, connection N (from 0) greets only once the connections
+    before it have taken late_after MAIL commands between them (or after
+    late_cap seconds, so a test that is wrong fails, not hangs). With
+    stall_at_dot, it never answers the end of DATA: the
     delivery stays in flight (the client's timeout for that is 10 min),
     and the socket waits in .stalled until the test closes it. Otherwise
     it accepts every message. Records, per connection, the commands it
     got and when it closed."""
 
-    def __init__(self, late_conn=None, delay=0.0, stall_at_dot=False):
+    def __init__(self, late_conn=None, late_after=0, late_cap=30.0,
+                 stall_at_dot=False):
         self.late_conn = late_conn
-        self.delay = delay
+        self.late_after = late_after
+        self.late_cap = late_cap
         self.stall_at_dot = stall_at_dot
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)  # a command came
         self.conns = []           # per connection: {"cmds": [], "closed"}
         self.stalled = []         # sockets waiting for their 250
         self.stop = False
@@ -515,7 +521,11 @@ class ScriptedMX:
         s.settimeout(None if self.stall_at_dot else 60)
         try:
             if n == self.late_conn:
-                time.sleep(self.delay)
+                with self.changed:
+                    self.changed.wait_for(
+                        lambda: sum(c["cmds"].count("MAIL")
+                                    for c in self.conns[:n]) >=
+                        self.late_after, self.late_cap)
             f = s.makefile("rb")
             s.sendall(b"220 mx.test ESMTP\r\n")
             in_data = False
@@ -532,8 +542,9 @@ class ScriptedMX:
                     s.sendall(b"250 2.0.0 kept\r\n")
                     continue
                 cmd = line.decode("ascii", "replace").strip().upper()
-                with self.lock:
+                with self.changed:
                     rec["cmds"].append(cmd.split(" ")[0])
+                    self.changed.notify_all()
                 if cmd.startswith("EHLO"):
                     s.sendall(b"250-mx.test\r\n250 PIPELINING\r\n")
                 elif cmd.startswith("DATA"):

@@ -1047,7 +1047,8 @@ class DeliveryTest(ShoalTestCase):
         # second greets late, after the first took both jobs. It must
         # still close when idle (5 s), like one that has sent mail. One
         # node, so that both jobs meet at one node's delivery.
-        srv = ScriptedMX(late_conn=1, delay=2.0)
+        # the second greets once the first has taken both jobs
+        srv = ScriptedMX(late_conn=1, late_after=2)
         self.addCleanup(srv.close)
         c, p = self.setup(cluster_kw={"nodes": 1},
                           routes=[("slow.test", f"127.0.0.1:{srv.port}")])

@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 
-from shoaltest import REPO, ShoalTestCase, bin_dir, wait_for
+from shoaltest import REPO, ShoalTestCase, bin_dir, port_free, wait_for
 
 SCRIPT = os.path.join(REPO, "deploy", "local", "cluster.sh")
 TCP_PORTS = [2525, 2526, 2625] + [7101, 7102, 7103, 7104] + \
@@ -26,22 +26,12 @@ UDP_PORTS = [5354]
 PROCS = ["dnsmasq", "mx-sink", "n1", "n2", "n3", "n4", "router1", "router2"]
 
 
-def _free(port, kind):
-    s = socket.socket(socket.AF_INET, kind)
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def free_offset():
     for _ in range(50):
         off = random.randrange(1000, 20000)
-        if all(_free(p + off, socket.SOCK_STREAM) for p in TCP_PORTS) and \
-                all(_free(p + off, socket.SOCK_DGRAM) for p in UDP_PORTS):
+        if all(port_free(p + off) for p in TCP_PORTS) and \
+                all(port_free(p + off, socket.SOCK_DGRAM)
+                    for p in UDP_PORTS):
             return off
     raise AssertionError("no free set of demo ports")
 
